@@ -1,0 +1,6 @@
+"""The retail platform's Pulumi component library (AWS): network, cluster, databases, edge, DNS, registry.
+
+Named ``shop_platform`` (not ``platform``) so it never shadows the standard library's ``platform`` module.
+Every module holds one concern; pure builders (policy documents, WAF rules, CIDR math, tags) live beside
+the component that uses them so they can be tested without Pulumi's mocks.
+"""

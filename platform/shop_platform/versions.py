@@ -1,0 +1,61 @@
+"""Every pinned engine, add-on, chart and image version the platform uses, with the reason for each pin.
+
+One place so an upgrade is one reviewed diff (and so Renovate can find them: each pin carries a
+``# renovate:`` hint where a datasource exists). Other modules import names from here; nothing else in
+the platform spells a version string.
+
+Pins were chosen on 2026-11-24 without network access to AWS: before changing one, check it against
+``aws eks describe-addon-versions --kubernetes-version <EKS_VERSION>`` and
+``aws rds describe-db-engine-versions --engine postgres``; a wrong pin fails at ``pulumi up``, never silently.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- EKS ------------------------------------------------------------------------------------------------
+# The cluster version is a stack config key (``cluster.version``) so dev can run one minor ahead of prod
+# during an upgrade; these are the versions config may name. Only versions in EKS standard support are
+# allowed (FSBP EKS.2): extended support costs 6x per cluster-hour and delays security fixes.
+SUPPORTED_EKS_VERSIONS: Final[tuple[str, ...]] = ("1.32", "1.33", "1.34")
+# Default for new stacks: the newest version every add-on below has a build for.
+DEFAULT_EKS_VERSION: Final = "1.33"
+
+# Managed add-ons (``aws eks describe-addon-versions``). Pinned, not "latest": an add-on upgrade restarts
+# node-level daemons (vpc-cni, kube-proxy) and must be a reviewed change, rolled through dev first.
+# renovate: datasource=custom.eks-addons
+EKS_ADDON_VERSIONS: Final[dict[str, str]] = {
+    "vpc-cni": "v1.20.4-eksbuild.1",
+    "coredns": "v1.12.2-eksbuild.4",
+    "kube-proxy": "v1.33.3-eksbuild.4",
+    "eks-pod-identity-agent": "v1.3.8-eksbuild.2",
+    # Needed for PersistentVolumes (Prometheus, Elasticsearch): EBS volumes created by Kubernetes.
+    "aws-ebs-csi-driver": "v1.48.0-eksbuild.2",
+}
+
+# Node AMI family: AL2023 (AL2 reached end of support for EKS 1.33+). Bottlerocket would harden further
+# but changes node debugging; revisit with the observability issue.
+NODE_AMI_TYPE: Final = "AL2023_ARM_64_STANDARD"
+
+# --- RDS ------------------------------------------------------------------------------------------------
+# PostgreSQL 17: the newest major in RDS standard support with a long runway (community EOL 2029-11).
+# The minor is pinned (auto minor upgrades stay on, so RDS moves it forward in the maintenance window;
+# ``engine_version`` is the floor). The family must match the major (parameter group).
+# renovate: datasource=custom.rds-postgres
+POSTGRES_ENGINE_VERSION: Final = "17.6"
+POSTGRES_PARAMETER_FAMILY: Final = "postgres17"
+
+# --- Edge -----------------------------------------------------------------------------------------------
+# ALB TLS policy: TLS 1.3 + TLS 1.2 with forward-secret AEAD ciphers only ("Res" = restricted). Clients that
+# only speak TLS 1.0/1.1 are refused on purpose (PCI DSS, FSBP ELB.17).
+ALB_SSL_POLICY: Final = "ELBSecurityPolicy-TLS13-1-2-Res-2021-06"
+# CloudFront viewer policy for the maintenance site: the newest SNI-only TLS 1.2 policy.
+CLOUDFRONT_MIN_PROTOCOL: Final = "TLSv1.2_2021"
+
+# --- Kubernetes charts (later issues add theirs here) ---------------------------------------------------
+# The AWS Load Balancer Controller registers NGINX Gateway pods in the ALB's target group via a
+# TargetGroupBinding. Its IAM role is created by the cluster component; the chart is installed later.
+# renovate: datasource=helm depName=aws-load-balancer-controller registryUrl=https://aws.github.io/eks-charts
+AWS_LOAD_BALANCER_CONTROLLER_CHART: Final = "1.14.1"
+# renovate: datasource=helm depName=cluster-autoscaler registryUrl=https://kubernetes.github.io/autoscaler
+CLUSTER_AUTOSCALER_CHART: Final = "9.50.1"

@@ -1,0 +1,1 @@
+"""The retail platform's services and the kit they share."""

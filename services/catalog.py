@@ -1,0 +1,173 @@
+"""The service catalog: the only place a service is named.
+
+Everything that differs per service is derived from this table: gateway routes, databases (local,
+in-cluster or RDS), security-group rules, IAM roles for service accounts, network policies, Prometheus
+scrape targets, dashboards and alert rules, and each deployment's chart values. Adding a service is one
+entry here, not ten edits elsewhere.
+
+It is plain data with no third-party imports so the Pulumi program, the policy pack and the services can
+all import it cheaply.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cache
+
+_NAME = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
+
+
+@dataclass(frozen=True, slots=True)
+class Scaling:
+    """Replica bounds for the horizontal autoscaler (cluster modes)."""
+
+    min_replicas: int = 2
+    max_replicas: int = 6
+    target_cpu_percent: int = 70
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_replicas <= self.max_replicas:
+            raise ValueError(f"scaling: need 1 <= min_replicas <= max_replicas, got {self}")
+        if not 10 <= self.target_cpu_percent <= 95:
+            raise ValueError(f"scaling: target_cpu_percent must be 10..95, got {self.target_cpu_percent}")
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    """One deployable service.
+
+    ``calls`` lists the services this one may call on their ``/internal/*`` or public routes; it is the
+    allow-list for service-to-service authentication and for network policies. ``public_prefixes`` are
+    the path prefixes the gateway forwards to this service.
+    """
+
+    name: str
+    port: int
+    owns_database: bool
+    description: str
+    calls: tuple[str, ...] = ()
+    public_prefixes: tuple[str, ...] = ()
+    scaling: Scaling = field(default_factory=Scaling)
+    # Per-route upstream timeout the gateway applies (seconds). Orders run a saga, so they get longer.
+    gateway_timeout_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.name):
+            raise ValueError(f"service name {self.name!r} must be a DNS label (lowercase, digits, '-')")
+        if not 1024 <= self.port <= 65535:
+            raise ValueError(f"service {self.name}: port {self.port} must be 1024..65535")
+        if self.name in self.calls:
+            raise ValueError(f"service {self.name} lists itself in calls")
+        for prefix in self.public_prefixes:
+            if not prefix.startswith("/") or prefix.startswith("/internal"):
+                raise ValueError(f"service {self.name}: public prefix {prefix!r} must start with '/' "
+                                 "and never expose /internal")
+
+    @property
+    def database_name(self) -> str:
+        """The PostgreSQL database this service owns (one per service, never shared)."""
+        if not self.owns_database:
+            raise ValueError(f"service {self.name} owns no database")
+        return self.name.replace("-", "_")
+
+
+GATEWAY = "gateway"
+
+SERVICES: tuple[Service, ...] = (
+    Service(
+        name="gateway",
+        port=8000,
+        owns_database=False,
+        description="Public API gateway: routing, JWT verification, rate limits, circuit breakers",
+        calls=("users", "products", "search", "orders", "payments"),
+        scaling=Scaling(min_replicas=2, max_replicas=10),
+    ),
+    Service(
+        name="users",
+        port=8001,
+        owns_database=True,
+        description="Accounts, argon2id passwords, sessions and asymmetric JWTs (JWKS)",
+        public_prefixes=("/api/v1/users", "/api/v1/sessions", "/.well-known/jwks.json"),
+    ),
+    Service(
+        name="products",
+        port=8002,
+        owns_database=True,
+        description="Catalogue and inventory: reservations that never oversell, change feed",
+        public_prefixes=("/api/v1/products",),
+    ),
+    Service(
+        name="search",
+        port=8003,
+        owns_database=True,
+        description="Full-text product search fed by the products change feed",
+        calls=("products",),
+        public_prefixes=("/api/v1/search",),
+    ),
+    Service(
+        name="orders",
+        port=8004,
+        owns_database=True,
+        description="Orders and the checkout saga (reserve, charge, commit, confirm)",
+        calls=("products", "payments"),
+        public_prefixes=("/api/v1/orders",),
+        gateway_timeout_s=15.0,
+    ),
+    Service(
+        name="payments",
+        port=8005,
+        owns_database=True,
+        description="Simulated card processor, idempotent charges and refunds, double-entry ledger",
+        public_prefixes=("/api/v1/payments",),
+    ),
+)
+
+
+def _validate(services: tuple[Service, ...]) -> None:
+    names = [s.name for s in services]
+    if len(set(names)) != len(names):
+        raise ValueError(f"duplicate service names in catalog: {names}")
+    ports = [s.port for s in services]
+    if len(set(ports)) != len(ports):
+        raise ValueError(f"duplicate ports in catalog: {ports}")
+    known = set(names)
+    for s in services:
+        unknown = set(s.calls) - known
+        if unknown:
+            raise ValueError(f"service {s.name} calls unknown services {sorted(unknown)}")
+    prefixes = [p for s in services for p in s.public_prefixes]
+    if len(set(prefixes)) != len(prefixes):
+        raise ValueError("two services claim the same public prefix")
+
+
+_validate(SERVICES)
+
+
+@cache
+def by_name() -> dict[str, Service]:
+    return {s.name: s for s in SERVICES}
+
+
+def get(name: str) -> Service:
+    try:
+        return by_name()[name]
+    except KeyError:
+        raise KeyError(f"unknown service {name!r}; the catalog has {sorted(by_name())}") from None
+
+
+def database_services() -> tuple[Service, ...]:
+    """Services that own a database, in catalog order."""
+    return tuple(s for s in SERVICES if s.owns_database)
+
+
+def callers_of(name: str) -> tuple[str, ...]:
+    """Services allowed to call ``name`` (service-to-service auth and network policy allow-list)."""
+    get(name)
+    return tuple(s.name for s in SERVICES if name in s.calls)
+
+
+def route_table() -> tuple[tuple[str, Service], ...]:
+    """Public prefix -> service, longest prefix first so the gateway's first match is the right one."""
+    pairs = [(p, s) for s in SERVICES for p in s.public_prefixes]
+    return tuple(sorted(pairs, key=lambda pair: len(pair[0]), reverse=True))

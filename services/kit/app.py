@@ -1,0 +1,216 @@
+"""``create_app``: the one way a service is assembled, so every service has the same shape.
+
+It wires settings, JSON logging, the problem handlers, the observability middleware, the database pool
+and migrations, token verification, and the operational routes (``/healthz``, ``/readyz``,
+``/metrics``). A service passes its routers and, if it needs them, start-up hooks (background workers,
+bootstrap) and extra readiness checks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.kit import metrics
+from services.kit.auth import JWKSClient, ServiceTokenIssuer, ServiceTokenVerifier, TokenVerifier
+from services.kit.context import request_id_var, traceparent_var, user_id_var
+from services.kit.db import Database
+from services.kit.errors import PROBLEM_JSON, Problem, install_problem_handlers, problem_body, problem_responses
+from services.kit.logging import configure_logging
+from services.kit.migrate import apply as apply_migrations
+from services.kit.settings import KitSettings
+
+log = logging.getLogger("kit.app")
+
+Hook = Callable[[FastAPI], Awaitable[None]]
+
+_SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
+_QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+class ObservabilityMiddleware:
+    """Request ID, trace context, metrics by route template, and one JSON access-log line per request.
+
+    Pure ASGI (not ``BaseHTTPMiddleware``) because it runs on every request and must stay cheap.
+    """
+
+    def __init__(self, app: ASGIApp, service: str, base_uri: str) -> None:
+        self.app = app
+        self.service = service
+        self.base_uri = base_uri
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = traceparent = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                rid = value.decode("latin-1")
+            elif name == b"traceparent":
+                traceparent = value.decode("latin-1")
+        if not rid or not _SANE_REQUEST_ID.match(rid):
+            rid = uuid.uuid4().hex
+        rid_token = request_id_var.set(rid)
+        tp_token = traceparent_var.set(traceparent if traceparent and _TRACEPARENT.match(traceparent) else None)
+        user_token = user_id_var.set(None)
+        status = 500
+        started = False
+        raw_rid = rid.encode()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, started
+            if message["type"] == "http.response.start":
+                status, started = message["status"], True
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", raw_rid)]
+            await send(message)
+
+        start = time.perf_counter()
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            # Handled here rather than by Starlette's outermost handler so the body still carries the
+            # request ID and the failure is counted; the details go to the log, never to the client.
+            log.exception("unhandled error", extra={"event": "unhandled_error", "error_type": type(exc).__name__})
+            if not started:
+                body = problem_body(self.base_uri, 500, "An unexpected error occurred; it was logged "
+                                    "under this request_id.", scope["path"])
+                await JSONResponse(body, status_code=500, media_type=PROBLEM_JSON)(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - start
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "<unmatched>"
+            method = scope["method"]
+            metrics.HTTP_REQUESTS.labels(self.service, method, template, str(status)).inc()
+            metrics.HTTP_DURATION.labels(self.service, method, template).observe(elapsed)
+            if scope["path"] not in _QUIET_PATHS:
+                log.info("request", extra={"event": "request", "method": method, "route": template,
+                                           "status": status, "duration_ms": round(elapsed * 1000, 2)})
+            request_id_var.reset(rid_token)
+            traceparent_var.reset(tp_token)
+            user_id_var.reset(user_token)
+
+
+def _operation_id(route: APIRoute) -> str:
+    # Stable operation ids: the endpoint function's name, unique per service (checked at start-up).
+    return route.name
+
+
+def create_app(
+    settings: KitSettings,
+    *,
+    title: str,
+    description: str,
+    routers: Sequence[APIRouter],
+    migrations: Path | None = None,
+    on_startup: Sequence[Hook] = (),
+    on_shutdown: Sequence[Hook] = (),
+    readiness: Sequence[Hook] = (),
+) -> FastAPI:
+    configure_logging(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db: Database | None = None
+        if settings.has_database:
+            db = Database(settings)
+            app.state.pool = await db.connect()
+            metrics.register_pool(settings.service_name, lambda: db.pool if db else None)
+            if migrations is not None:
+                await apply_migrations(app.state.pool, migrations)
+        jwks: JWKSClient | None = None
+        if settings.jwks_url:
+            jwks = JWKSClient(settings.jwks_url, ttl=settings.jwks_cache_ttl_s,
+                              min_refresh_interval=settings.jwks_min_refresh_interval_s)
+            app.state.token_verifier = TokenVerifier(jwks, issuer=settings.jwt_issuer,
+                                                     audience=settings.jwt_audience)
+        for hook in on_startup:
+            await hook(app)
+        log.info("service started", extra={"event": "started"})
+        try:
+            yield
+        finally:
+            for hook in reversed(on_shutdown):
+                await hook(app)
+            if jwks is not None:
+                await jwks.aclose()
+            if db is not None:
+                await db.close()
+
+    app = FastAPI(
+        title=title,
+        description=description,
+        version="1.0.0",
+        lifespan=lifespan,
+        generate_unique_id_function=_operation_id,
+    )
+    app.state.settings = settings
+    app.state.pool = None
+    app.state.service_verifier = ServiceTokenVerifier(settings.service_name, settings.service_public_keys)
+    app.state.service_issuer = (
+        ServiceTokenIssuer(settings.service_name, settings.service_private_key.get_secret_value())
+        if settings.service_private_key else None
+    )
+    install_problem_handlers(app, settings.problem_base_uri)
+    app.add_middleware(ObservabilityMiddleware, service=settings.service_name,
+                       base_uri=settings.problem_base_uri)
+    app.include_router(_ops_router(readiness))
+    for router in routers:
+        app.include_router(router)
+    ids = [r.name for r in app.routes if isinstance(r, APIRoute)]
+    duplicates = {i for i in ids if ids.count(i) > 1}
+    if duplicates:
+        raise RuntimeError(f"duplicate operation ids {sorted(duplicates)}: endpoint names must be unique")
+    return app
+
+
+async def check_database(app: FastAPI) -> None:
+    pool = app.state.pool
+    if pool is None:
+        raise RuntimeError("database pool not started")
+    async with asyncio.timeout(1.0):
+        await pool.fetchval("SELECT 1")
+
+
+def _ops_router(readiness: Sequence[Hook]) -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz", summary="Liveness: the process is up")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz", summary="Readiness: the database and dependencies answer",
+                responses=problem_responses(503))
+    async def readyz(request: Request) -> dict[str, Any]:
+        app: FastAPI = request.app
+        checks: list[Hook] = [check_database] if app.state.settings.has_database else []
+        checks.extend(readiness)
+        failed = []
+        for check in checks:
+            try:
+                await check(app)
+            except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
+                failed.append(f"{check.__name__}: {type(exc).__name__}")
+        if failed:
+            raise Problem(503, "Not ready: " + "; ".join(failed), kind="not-ready")
+        return {"status": "ready"}
+
+    @router.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
+
+    return router

@@ -1,0 +1,141 @@
+"""The asyncpg pool: credentials from a URL or the RDS-managed secret, TLS that verifies the server,
+retry while the database comes up, and a fresh secret read when the password has rotated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import ssl
+import time
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import asyncpg
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
+
+from services.kit.settings import KitSettings
+
+log = logging.getLogger("kit.db")
+
+# Errors that mean "not up yet" (or "just restarted"): worth retrying at start-up.
+_TRANSIENT = (OSError, asyncio.TimeoutError, asyncpg.CannotConnectNowError,
+              asyncpg.TooManyConnectionsError, asyncpg.InvalidPasswordError)
+
+
+class SecretCredentials:
+    """Reads ``{"username", "password"}`` from the Secrets Manager secret RDS manages.
+
+    The value is cached for ``ttl`` seconds and dropped at once when the server rejects the password,
+    so a rotation is picked up on the next connection attempt without a restart.
+    """
+
+    def __init__(self, arn: str, region: str | None, endpoint_url: str | None, ttl: float) -> None:
+        import boto3
+
+        self.arn = arn
+        self.ttl = ttl
+        self._client = boto3.client("secretsmanager", region_name=region, endpoint_url=endpoint_url)
+        self._value: tuple[str, str] | None = None
+        self._read_at = 0.0
+        self._lock = asyncio.Lock()
+
+    def invalidate(self) -> None:
+        self._value = None
+
+    async def get(self) -> tuple[str, str]:
+        async with self._lock:
+            if self._value is None or time.monotonic() - self._read_at > self.ttl:
+                response = await asyncio.to_thread(self._client.get_secret_value, SecretId=self.arn)
+                try:
+                    doc = json.loads(response["SecretString"])
+                    self._value = (str(doc["username"]), str(doc["password"]))
+                except (KeyError, ValueError, TypeError) as exc:
+                    raise RuntimeError(f"secret {self.arn} is not an RDS credentials secret") from exc
+                self._read_at = time.monotonic()
+                log.info("database credentials read", extra={"event": "db_secret_read"})
+            return self._value
+
+
+def _ssl_context(settings: KitSettings) -> ssl.SSLContext | bool:
+    if settings.db_sslmode == "disable":
+        return False
+    ctx = ssl.create_default_context(cafile=str(settings.db_ssl_root_cert))
+    ctx.check_hostname = True
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
+
+
+class Database:
+    """Owns the pool. ``connect_kwargs`` are fixed; the password may change under us (rotation)."""
+
+    def __init__(self, settings: KitSettings) -> None:
+        self.settings = settings
+        self.pool: asyncpg.Pool | None = None
+        self._secret: SecretCredentials | None = None
+        self._kwargs: dict[str, Any] = {"ssl": _ssl_context(settings), "timeout": settings.db_connect_timeout_s}
+        if settings.db_secret_arn:
+            self._secret = SecretCredentials(settings.db_secret_arn, settings.aws_region,
+                                             settings.aws_endpoint_url, settings.db_secret_ttl_s)
+            self._kwargs.update(host=settings.db_host, port=settings.db_port, database=settings.db_name)
+        elif settings.database_url:
+            self._kwargs.update(_parse_url(settings.database_url.get_secret_value()))
+        else:
+            raise ValueError(f"{settings.service_name}: set DATABASE_URL or DB_SECRET_ARN")
+
+    async def _connect(self, *args: Any, **kwargs: Any) -> asyncpg.Connection:
+        """Pool connect hook: fetch the current password; on rejection re-read the secret once."""
+        params = {**self._kwargs, **kwargs}
+        if self._secret is None:
+            return await asyncpg.connect(**params)
+        user, password = await self._secret.get()
+        try:
+            return await asyncpg.connect(user=user, password=password, **params)
+        except asyncpg.InvalidPasswordError:
+            self._secret.invalidate()
+            user, password = await self._secret.get()
+            log.warning("password rejected; secret re-read (rotation)", extra={"event": "db_secret_rotated"})
+            return await asyncpg.connect(user=user, password=password, **params)
+
+    async def connect(self) -> asyncpg.Pool:
+        """Create the pool, retrying with back-off until ``db_startup_timeout_s`` (the DB may start later)."""
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(_TRANSIENT),
+            wait=wait_exponential(multiplier=0.1, max=2.0),
+            stop=stop_after_delay(self.settings.db_startup_timeout_s),
+            reraise=True,
+        ):
+            with attempt:
+                if attempt.retry_state.attempt_number > 1:
+                    log.warning("database not reachable yet; retrying",
+                                extra={"event": "db_connect_retry",
+                                       "attempt": attempt.retry_state.attempt_number})
+                self.pool = await asyncpg.create_pool(
+                    connect=self._connect,
+                    min_size=self.settings.db_pool_min,
+                    max_size=self.settings.db_pool_max,
+                    # Recycle idle connections so a failover or rotation is absorbed gradually.
+                    max_inactive_connection_lifetime=60.0,
+                )
+        assert self.pool is not None
+        return self.pool
+
+    async def close(self) -> None:
+        if self.pool is not None:
+            await self.pool.close()
+            self.pool = None
+
+
+def _parse_url(url: str) -> dict[str, Any]:
+    """Split a ``postgresql://user:pass@host:port/db`` URL into asyncpg keyword arguments."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgres", "postgresql") or not parts.path.strip("/"):
+        raise ValueError("DATABASE_URL must look like postgresql://user:password@host:port/database")
+    kwargs: dict[str, Any] = {"host": parts.hostname or "localhost", "port": parts.port or 5432,
+                              "database": unquote(parts.path.lstrip("/"))}
+    if parts.username:
+        kwargs["user"] = unquote(parts.username)
+    if parts.password:
+        kwargs["password"] = unquote(parts.password)
+    return kwargs

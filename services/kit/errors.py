@@ -1,0 +1,166 @@
+"""RFC 9457 problem details: every non-2xx body of every service has this shape.
+
+Routes raise :class:`Problem`; the handlers below also turn framework errors (validation, 404 on an
+unknown path, 405) into problems. Nothing here ever puts a stack trace, SQL text or input value in a
+body: validation errors carry only the location and the message, never the offending input (it may be
+a card number or a password).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from services.kit.context import request_id_var
+
+PROBLEM_JSON = "application/problem+json"
+
+# Default kind (the last segment of `type`) per status, for errors raised without an explicit kind.
+_DEFAULT_KIND = {
+    400: "bad-request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    409: "conflict",
+    413: "payload-too-large",
+    415: "unsupported-media-type",
+    422: "validation",
+    429: "rate-limited",
+    500: "internal",
+    502: "bad-gateway",
+    503: "upstream-unavailable",
+    504: "upstream-timeout",
+}
+
+_TITLES = {
+    400: "Bad request",
+    401: "Authentication required",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Payload too large",
+    415: "Unsupported media type",
+    422: "Validation failed",
+    429: "Too many requests",
+    500: "Internal error",
+    502: "Bad gateway",
+    503: "Service unavailable",
+    504: "Upstream timeout",
+}
+
+
+class Problem(Exception):
+    """An error a route wants the client to see, with a stable ``kind`` and optional extension members."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        kind: str | None = None,
+        title: str | None = None,
+        headers: dict[str, str] | None = None,
+        **extensions: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.kind = kind or _DEFAULT_KIND.get(status, "error")
+        self.title = title or _TITLES.get(status, "Error")
+        self.headers = headers or {}
+        self.extensions = extensions
+
+
+class ValidationItem(BaseModel):
+    loc: list[str | int]
+    msg: str
+
+
+class ProblemBody(BaseModel):
+    """The documented shape of every error body (extension members are allowed)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str
+    request_id: str
+    errors: list[ValidationItem] | None = None
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` entries for the problems a route can return (so schema checks know them)."""
+    return {
+        s: {"model": ProblemBody, "description": _TITLES.get(s, "Error"),
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemBody"}}}}
+        for s in statuses
+    }
+
+
+def problem_response(
+    request: Request,
+    status: int,
+    detail: str,
+    *,
+    kind: str | None = None,
+    title: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extensions: Any,
+) -> JSONResponse:
+    base = getattr(request.app.state, "problem_base_uri", "about:blank/")
+    body = problem_body(base, status, detail, request.url.path, kind=kind, title=title, **extensions)
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+def problem_body(base_uri: str, status: int, detail: str, instance: str, *, kind: str | None = None,
+                 title: str | None = None, **extensions: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": f"{base_uri}{kind or _DEFAULT_KIND.get(status, 'error')}",
+        "title": title or _TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+        "request_id": request_id_var.get(),
+    }
+    body.update(extensions)
+    return body
+
+
+def _loc(loc: tuple[Any, ...]) -> list[str | int]:
+    return [p if isinstance(p, int) else str(p) for p in loc]
+
+
+async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Problem)
+    return problem_response(request, exc.status, exc.detail, kind=exc.kind, title=exc.title,
+                            headers=exc.headers, **exc.extensions)
+
+
+async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [{"loc": _loc(tuple(e.get("loc", ()))), "msg": str(e.get("msg", "invalid"))} for e in exc.errors()]
+    # A body that is not JSON at all is a client error too; say so plainly.
+    detail = "The request is not valid: see `errors`."
+    return problem_response(request, 422, detail, errors=errors)
+
+
+async def _on_http(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "Error")
+    return problem_response(request, exc.status_code, detail, headers=dict(exc.headers or {}))
+
+
+def install_problem_handlers(app: FastAPI, base_uri: str) -> None:
+    app.state.problem_base_uri = base_uri
+    app.add_exception_handler(Problem, _on_problem)
+    app.add_exception_handler(RequestValidationError, _on_validation)
+    app.add_exception_handler(StarletteHTTPException, _on_http)

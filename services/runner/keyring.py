@@ -1,0 +1,73 @@
+"""The keys one deployment needs, generated once and handed to every process that needs them.
+
+- user-token signing keys (the users service signs; everyone else verifies through its JWKS),
+- one Ed25519 key per service for service-to-service tokens (each callee gets only its callers'
+  public keys, as the catalog allows),
+- the card fingerprint key (payments; an HMAC key, never a card number).
+
+The one-machine stack keeps them in a directory readable only by the user; a cluster keeps them in
+Kubernetes Secrets fed from Secrets Manager. Either way a replica never invents its own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from services import catalog
+from services.kit import keys
+
+
+@dataclass(frozen=True)
+class KeyRing:
+    jwt_keys: dict[str, str]  # kid -> private PEM
+    active_kid: str
+    service_keys: dict[str, str]  # service -> private PEM
+    card_fingerprint_key: str
+
+    @classmethod
+    def generate(cls) -> KeyRing:
+        pem = keys.generate_private_pem()
+        kid = keys.thumbprint_kid(pem)
+        return cls(
+            jwt_keys={kid: pem},
+            active_kid=kid,
+            service_keys={s.name: keys.generate_private_pem() for s in catalog.SERVICES},
+            card_fingerprint_key=secrets.token_hex(32),
+        )
+
+    def rotated(self) -> KeyRing:
+        """A new active signing key; the old one stays in the JWKS so issued tokens keep verifying."""
+        pem = keys.generate_private_pem()
+        kid = keys.thumbprint_kid(pem)
+        return KeyRing({**self.jwt_keys, kid: pem}, kid, self.service_keys, self.card_fingerprint_key)
+
+    def env_for(self, service: str) -> dict[str, str]:
+        """The key-related environment of one service: only what that service needs."""
+        env = {
+            "SERVICE_PRIVATE_KEY": self.service_keys[service],
+            "SERVICE_PUBLIC_KEYS": json.dumps(
+                {caller: keys.public_pem(self.service_keys[caller]) for caller in catalog.callers_of(service)}
+            ),
+        }
+        if service == "users":
+            env["JWT_SIGNING_KEYS"] = json.dumps(self.jwt_keys)
+            env["JWT_ACTIVE_KID"] = self.active_kid
+        if service == "payments":
+            env["CARD_FINGERPRINT_KEY"] = self.card_fingerprint_key
+        return env
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump({"jwt_keys": self.jwt_keys, "active_kid": self.active_kid,
+                       "service_keys": self.service_keys, "card_fingerprint_key": self.card_fingerprint_key}, f)
+
+    @classmethod
+    def load(cls, path: Path) -> KeyRing:
+        doc = json.loads(path.read_text())
+        return cls(doc["jwt_keys"], doc["active_kid"], doc["service_keys"], doc["card_fingerprint_key"])

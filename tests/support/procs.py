@@ -1,0 +1,87 @@
+"""Real service processes for tests: uvicorn subprocesses on free ports, with their logs kept."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class ServiceProcess:
+    """One service running as its own process, as in production (``uvicorn services.<name>.main:app``)."""
+
+    name: str
+    env: dict[str, str]
+    logdir: Path
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def logfile(self) -> Path:
+        return self.logdir / f"{self.name}-{self.port}.log"
+
+    def start(self, wait: bool = True, timeout: float = 30.0) -> ServiceProcess:
+        env = {**os.environ, "PYTHONPATH": str(ROOT), **self.env}
+        log = self.logfile.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", f"services.{self.name}.main:app", "--host", "127.0.0.1",
+             "--port", str(self.port), "--no-access-log", "--log-level", "warning"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        if wait:
+            self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.tail()}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name} not ready after {timeout}s:\n{self.tail()}")
+
+    def tail(self, chars: int = 4000) -> str:
+        return self.logfile.read_text(errors="replace")[-chars:] if self.logfile.exists() else ""
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+    def kill(self) -> None:
+        """Crash it (SIGKILL): no shutdown hooks run, as when a node dies."""
+        self.stop(signal.SIGKILL)
+
+    def restart(self) -> ServiceProcess:
+        self.stop()
+        return self.start()
