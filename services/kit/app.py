@@ -27,7 +27,13 @@ from services.kit import metrics
 from services.kit.auth import JWKSClient, ServiceTokenIssuer, ServiceTokenVerifier, TokenVerifier
 from services.kit.context import request_id_var, traceparent_var, user_id_var
 from services.kit.db import Database
-from services.kit.errors import PROBLEM_JSON, Problem, install_problem_handlers, problem_body, problem_responses
+from services.kit.errors import (
+    PROBLEM_JSON,
+    Problem,
+    install_problem_handlers,
+    problem_body,
+    problem_responses,
+)
 from services.kit.logging import configure_logging
 from services.kit.migrate import apply as apply_migrations
 from services.kit.settings import KitSettings
@@ -167,10 +173,10 @@ def create_app(
     install_problem_handlers(app, settings.problem_base_uri)
     app.add_middleware(ObservabilityMiddleware, service=settings.service_name,
                        base_uri=settings.problem_base_uri)
-    app.include_router(_ops_router(readiness))
-    for router in routers:
+    all_routers = [_ops_router(readiness), *routers]
+    for router in all_routers:
         app.include_router(router)
-    ids = [r.name for r in app.routes if isinstance(r, APIRoute)]
+    ids = [r.name for router in all_routers for r in router.routes if isinstance(r, APIRoute)]
     duplicates = {i for i in ids if ids.count(i) > 1}
     if duplicates:
         raise RuntimeError(f"duplicate operation ids {sorted(duplicates)}: endpoint names must be unique")
@@ -202,7 +208,7 @@ def _ops_router(readiness: Sequence[Hook]) -> APIRouter:
         for check in checks:
             try:
                 await check(app)
-            except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
+            except Exception as exc:
                 failed.append(f"{check.__name__}: {type(exc).__name__}")
         if failed:
             raise Problem(503, "Not ready: " + "; ".join(failed), kind="not-ready")

@@ -8,8 +8,8 @@ extra whose name says it is a secret, so a careless ``extra={"password": ...}`` 
 from __future__ import annotations
 
 import logging
-import time
 import sys
+import time
 from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-class PostgresNotFound(RuntimeError):
+class PostgresNotFoundError(RuntimeError):
     pass
 
 
@@ -31,7 +31,7 @@ def find_bindir() -> Path:
     found = shutil.which("initdb")
     if found:
         return Path(found).parent
-    raise PostgresNotFound(
+    raise PostgresNotFoundError(
         "PostgreSQL server binaries not found: install them (Debian/Ubuntu: apt-get install postgresql) "
         "or set PG_BINDIR to the directory holding initdb and pg_ctl."
     )
@@ -44,6 +44,9 @@ class PostgresServer:
     bindir: Path = field(default_factory=find_bindir)
     user: str = "postgres"
     extra_settings: dict[str, str] = field(default_factory=dict)
+    # Authentication for TCP connections. "trust" suits throwaway servers; tests of password handling
+    # (rotation) use "scram-sha-256". The local socket always trusts the OS user, for administration.
+    host_auth: str = "trust"
 
     def _as_owner(self, args: list[str]) -> list[str]:
         if os.geteuid() == 0:
@@ -67,11 +70,15 @@ class PostgresServer:
         self.datadir.mkdir(parents=True, exist_ok=True)
         self._chown(self.datadir)
         pgdata = self.datadir / "data"
-        subprocess.run(
-            self._as_owner([str(self.bindir / "initdb"), "-D", str(pgdata), "--auth=trust", "--no-sync",
+        result = subprocess.run(
+            self._as_owner([str(self.bindir / "initdb"), "-D", str(pgdata), "--auth-local=trust",
+                            f"--auth-host={self.host_auth}", "--no-sync",
                             f"--username={self.user}", "--encoding=UTF8", "--locale=C.UTF-8"]),
-            check=True, capture_output=True,
+            capture_output=True, text=True,
         )
+        if result.returncode != 0:
+            # As root the server runs as `postgres`, which must be able to reach the data directory.
+            raise RuntimeError(f"initdb failed for {pgdata}: {result.stderr.strip() or result.stdout.strip()}")
         self.socket_dir.mkdir(exist_ok=True)
         self._chown(self.socket_dir)
 
@@ -105,7 +112,7 @@ class PostgresServer:
     def psql(self, sql: str, database: str = "postgres") -> str:
         result = subprocess.run(
             [str(self.bindir / "psql"), "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1",
-             "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, "-d", database, "-c", sql],
+             "-h", str(self.socket_dir), "-p", str(self.port), "-U", self.user, "-d", database, "-c", sql],
             capture_output=True, text=True, check=False,
         )
         if result.returncode != 0:

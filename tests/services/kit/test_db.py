@@ -1,0 +1,129 @@
+"""Database credentials from the RDS-managed secret, and recovery when the password rotates."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from services.kit.db import Database, _parse_url
+from services.kit.settings import KitSettings
+from services.runner.postgres import PostgresServer
+from tests.support.procs import free_port
+
+
+@pytest.fixture(scope="module")
+def scram_pg() -> Iterator[PostgresServer]:
+    """A server that really checks passwords on TCP (the session server trusts everyone)."""
+    server = PostgresServer(port=free_port(), host_auth="scram-sha-256")
+    server.init()
+    server.start()
+    server.psql("CREATE ROLE app LOGIN PASSWORD 'first-password'")
+    server.psql("CREATE DATABASE appdb OWNER app")
+    yield server
+    server.destroy()
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+def _secrets(moto_url: str) -> object:
+    return boto3.client("secretsmanager", region_name="eu-west-1", endpoint_url=moto_url,
+                        aws_access_key_id="test", aws_secret_access_key="test")
+
+
+def test_credentials_come_from_the_rds_secret_and_survive_rotation(
+    scram_pg: PostgresServer, moto_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RDS rotates the master password inside its Secrets Manager secret. A service must pick the new one
+    up on its next connection, without a restart, or every replica fails once its pool recycles."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    client = _secrets(moto_url)
+    arn = client.create_secret(  # type: ignore[attr-defined]
+        Name="rds!db-test", SecretString=json.dumps({"username": "app", "password": "first-password"})
+    )["ARN"]
+    settings = KitSettings(service_name="products", db_secret_arn=arn, db_host="127.0.0.1",
+                           db_port=scram_pg.port, db_name="appdb", aws_region="eu-west-1",
+                           aws_endpoint_url=moto_url, db_pool_min=0, db_pool_max=2, db_startup_timeout_s=5)
+
+    async def run() -> None:
+        db = Database(settings)
+        pool = await db.connect()
+        try:
+            assert await pool.fetchval("SELECT current_user") == "app"
+            # Rotate: the server and the secret change; cached credentials are now wrong.
+            scram_pg.psql("ALTER ROLE app PASSWORD 'second-password'")
+            client.put_secret_value(  # type: ignore[attr-defined]
+                SecretId=arn, SecretString=json.dumps({"username": "app", "password": "second-password"})
+            )
+            await pool.expire_connections()
+            assert await pool.fetchval("SELECT 42") == 42
+        finally:
+            await db.close()
+
+    asyncio.run(run())
+
+
+def test_a_wrong_password_is_not_retried_forever(scram_pg: PostgresServer, moto_url: str,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Start-up retries have a deadline: a secret that is simply wrong must fail the start, not hang it."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    arn = _secrets(moto_url).create_secret(  # type: ignore[attr-defined]
+        Name="rds!db-wrong", SecretString=json.dumps({"username": "app", "password": "nope"})
+    )["ARN"]
+    settings = KitSettings(service_name="products", db_secret_arn=arn, db_host="127.0.0.1",
+                           db_port=scram_pg.port, db_name="appdb", aws_region="eu-west-1",
+                           aws_endpoint_url=moto_url, db_startup_timeout_s=1.0)
+    import asyncpg
+
+    with pytest.raises(asyncpg.InvalidPasswordError):
+        asyncio.run(Database(settings).connect())
+
+
+def test_database_url_is_parsed_and_validated() -> None:
+    """A malformed DATABASE_URL fails with a message saying what shape is expected."""
+    assert _parse_url("postgresql://u:p%40ss@db.internal:6543/shop") == {
+        "host": "db.internal", "port": 6543, "database": "shop", "user": "u", "password": "p@ss"}
+    with pytest.raises(ValueError, match="postgresql://user:password@host:port/database"):
+        _parse_url("mysql://u@h/db")
+
+
+def test_verify_full_builds_a_hostname_checking_tls_context(tmp_path: Path) -> None:
+    """On AWS the connection must verify the server against the RDS CA bundle (verify-full): a context
+    without hostname checking would accept any certificate the CA ever signed."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "test-ca")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    bundle = tmp_path / "rds-ca.pem"
+    bundle.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    settings = KitSettings(service_name="products", database_url="postgresql://u@db.example/x",
+                           db_sslmode="verify-full", db_ssl_root_cert=bundle)
+    ctx = Database(settings)._kwargs["ssl"]
+    import ssl
+
+    assert isinstance(ctx, ssl.SSLContext)
+    assert ctx.check_hostname is True
+    assert ctx.verify_mode == ssl.CERT_REQUIRED
