@@ -1,0 +1,44 @@
+# One entry point for people and CI. `make test` on a fresh Debian/Ubuntu machine installs what the tests
+# need (system packages when run as root or with sudo, then a virtualenv) and runs lint, types and tests.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# Debian packages the tests start for real: PostgreSQL (server + contrib for pg_trgm).
+APT_PACKAGES := postgresql postgresql-contrib
+PYTEST_ARGS ?=
+
+.PHONY: help deps venv lint typecheck unit test clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+deps: ## Install the system packages the tests use (only those missing; needs root or sudo)
+	@missing=""; \
+	for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then echo "system packages present: $(APT_PACKAGES)"; exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null; then SUDO="sudo"; \
+	else echo "missing system packages:$$missing — install them as root (apt-get install$$missing)"; exit 1; fi; \
+	echo "installing:$$missing"; \
+	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[services,platform,dev]'
+	touch $@
+
+venv: $(VENV)/.installed ## Create the virtualenv with every pinned dependency
+
+lint: venv ## ruff
+	$(VENV)/bin/ruff check .
+
+typecheck: venv ## mypy --strict over services, platform, stacks, policies and tests
+	$(VENV)/bin/mypy services platform/shop_platform stacks tests
+
+test: deps venv lint typecheck ## Everything CI runs: lint, types, and the whole test suite
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+clean: ## Remove the virtualenv and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
