@@ -1,0 +1,1 @@
+"""Search: full-text product search over its own index, fed by the products change feed."""
