@@ -1,0 +1,205 @@
+"""Public routes of the users service: accounts, sessions (login, refresh, logout) and the JWKS."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Annotated, Any
+
+import asyncpg
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
+
+from services.kit.auth import CurrentUser, Principal
+from services.kit.errors import Problem, problem_responses
+from services.users import store
+from services.users.models import Jwks, Login, ProfilePatch, RefreshRequest, SignUp, TokenPair, UserOut
+from services.users.passwords import Passwords
+from services.users.settings import Settings
+from services.users.throttle import LOGINS, Throttle, account_key, client_address
+from services.users.tokens import Signer, new_refresh_token, refresh_digest
+
+log = logging.getLogger("users")
+
+router = APIRouter()
+
+_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def _responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    responses = problem_responses(*statuses)
+    if 429 in responses:
+        responses[429]["headers"] = {
+            "Retry-After": {"description": "Seconds until an attempt may succeed", "schema": {"type": "integer"}}}
+    if 401 in responses:
+        responses[401]["headers"] = {
+            "WWW-Authenticate": {"description": "Bearer challenge (token problems)", "schema": {"type": "string"}}}
+    return responses
+
+
+def _pool(request: Request) -> asyncpg.Pool:
+    pool: asyncpg.Pool = request.app.state.pool
+    return pool
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _passwords(request: Request) -> Passwords:
+    passwords: Passwords = request.app.state.passwords
+    return passwords
+
+
+def _signer(request: Request) -> Signer:
+    signer: Signer = request.app.state.signer
+    return signer
+
+
+def _throttle(request: Request) -> Throttle:
+    throttle: Throttle = request.app.state.throttle
+    return throttle
+
+
+async def _active_user(request: Request, principal: CurrentUser) -> Principal:
+    """The token is valid *and* its session has not been revoked (this service can check that cheaply;
+    other services accept an access token until it expires, at most ACCESS_TOKEN_TTL_S)."""
+    if not await store.session_is_active(_pool(request), principal.session_id, principal.user_id):
+        raise Problem(401, "The session has ended; log in again.",
+                      headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    return principal
+
+
+ActiveUser = Annotated[Principal, Depends(_active_user)]
+
+
+def _bad_credentials() -> Problem:
+    return Problem(401, "The e-mail or password is not correct.", kind="invalid-credentials")
+
+
+def _token_pair(request: Request, user: store.User, session_id: uuid.UUID, refresh_token: str) -> JSONResponse:
+    signer = _signer(request)
+    body = TokenPair(access_token=signer.access_token(user.id, session_id, user.roles), expires_in=signer.ttl,
+                     refresh_token=refresh_token)
+    return JSONResponse(body.model_dump(), status_code=201, headers=_NO_STORE)
+
+
+@router.post("/api/v1/users", status_code=201, response_model=UserOut, tags=["users"],
+             summary="Sign up (the account gets the customer role)", responses=_responses(409, 422))
+async def create_user(body: SignUp, request: Request, response: Response) -> dict[str, Any]:
+    password_hash = await _passwords(request).hash(body.password)
+    try:
+        user = await store.create_user(_pool(request), body.email, body.name, password_hash)
+    except store.EmailTaken:
+        raise Problem(409, "An account with this e-mail already exists.", kind="email-taken") from None
+    log.info("user created", extra={"event": "user_created", "user_id": str(user.id)})
+    response.headers["Location"] = f"/api/v1/users/{user.id}"
+    return user.public()
+
+
+@router.post("/api/v1/sessions", status_code=201, response_model=TokenPair, tags=["sessions"],
+             summary="Log in: an access token and a refresh token", responses=_responses(401, 422, 429))
+async def create_session(body: Login, request: Request) -> JSONResponse:
+    pool, throttle, passwords = _pool(request), _throttle(request), _passwords(request)
+    account = account_key(body.email)
+    client = client_address(request, _settings(request).trusted_proxies)
+    attempt = await throttle.begin_attempt(pool, account, client)
+    user = await store.user_by_email(pool, body.email)
+    ok = await passwords.verify(user.password_hash if user else None, body.password)
+    if user is None or not ok:
+        LOGINS.labels("bad_credentials").inc()
+        log.info("login failed", extra={"event": "login_failed", "client_ip": str(client)})
+        raise _bad_credentials()
+    await throttle.succeeded(pool, attempt, account)
+    if passwords.needs_rehash(user.password_hash):
+        await store.update_password_hash(pool, user.id, user.password_hash, await passwords.hash(body.password))
+        log.info("password hash upgraded", extra={"event": "password_rehashed", "user_id": str(user.id)})
+    refresh_token, digest = new_refresh_token()
+    session_id = await store.start_session(pool, user.id, digest, _settings(request).refresh_token_ttl_s)
+    LOGINS.labels("success").inc()
+    log.info("login", extra={"event": "login", "user_id": str(user.id), "session_id": str(session_id)})
+    return _token_pair(request, user, session_id, refresh_token)
+
+
+@router.post("/api/v1/sessions/refresh", status_code=201, response_model=TokenPair, tags=["sessions"],
+             summary="Exchange a refresh token for a new pair (the old refresh token stops working)",
+             responses=_responses(401, 422))
+async def refresh_session(body: RefreshRequest, request: Request) -> JSONResponse:
+    new_token, new_digest = new_refresh_token()
+    result = await store.rotate_refresh_token(_pool(request), refresh_digest(body.refresh_token), new_digest,
+                                              _settings(request).refresh_token_ttl_s)
+    if result.outcome == "reused":
+        log.warning("refresh token reused; session revoked",
+                    extra={"event": "refresh_token_reuse", "session_id": str(result.session_id)})
+    if result.outcome != "rotated" or result.user is None or result.session_id is None:
+        raise Problem(401, "The refresh token is not valid; log in again.", kind="invalid-refresh-token")
+    return _token_pair(request, result.user, result.session_id, new_token)
+
+
+@router.delete("/api/v1/sessions/current", status_code=204, response_class=Response, tags=["sessions"],
+               summary="Log out: revoke this session (its refresh tokens stop working)",
+               responses=_responses(401))
+async def delete_current_session(principal: ActiveUser, request: Request) -> Response:
+    await store.revoke_session(_pool(request), principal.session_id, principal.user_id)
+    log.info("logout", extra={"event": "logout", "session_id": str(principal.session_id)})
+    return Response(status_code=204)
+
+
+@router.get("/api/v1/users/me", response_model=UserOut, tags=["users"], summary="Own profile",
+            responses=_responses(401))
+async def get_me(principal: ActiveUser, request: Request) -> dict[str, Any]:
+    user = await store.user_by_id(_pool(request), principal.user_id)
+    if user is None:
+        raise Problem(401, "The account no longer exists.")
+    return user.public()
+
+
+@router.patch("/api/v1/users/me", response_model=UserOut, tags=["users"],
+              summary="Change the name, or the password (with current_password)",
+              description="A wrong `current_password` is a 403 (kind `invalid-current-password`): the caller is "
+                          "authenticated, so a 401 would wrongly tell clients to drop their token. Wrong "
+                          "current passwords count as failed logins of the account (429 when too many). "
+                          "A password change revokes every other session of the account.",
+              responses=_responses(401, 403, 422, 429))
+async def update_me(body: ProfilePatch, principal: ActiveUser, request: Request) -> dict[str, Any]:
+    pool, passwords = _pool(request), _passwords(request)
+    user = await store.user_by_id(pool, principal.user_id)
+    if user is None:
+        raise Problem(401, "The account no longer exists.")
+    new_hash = None
+    if body.password is not None and body.current_password is not None:
+        throttle = _throttle(request)
+        account = account_key(user.email)
+        client = client_address(request, _settings(request).trusted_proxies)
+        attempt = await throttle.begin_attempt(pool, account, client)
+        if not await passwords.verify(user.password_hash, body.current_password):
+            raise Problem(403, "The current password is not correct.", kind="invalid-current-password")
+        await throttle.succeeded(pool, attempt, account)
+        new_hash = await passwords.hash(body.password)
+    updated = await store.update_profile(pool, user.id, name=body.name, password_hash=new_hash,
+                                         keep_session=principal.session_id)
+    if updated is None:
+        raise Problem(401, "The account no longer exists.")
+    if new_hash is not None:
+        log.info("password changed; other sessions revoked",
+                 extra={"event": "password_changed", "user_id": str(user.id)})
+    return updated.public()
+
+
+@router.get("/api/v1/users/{user_id}", response_model=UserOut, tags=["users"],
+            summary="A user's profile (admin, or the user)", responses=_responses(401, 404, 422))
+async def get_user(user_id: uuid.UUID, principal: ActiveUser, request: Request) -> dict[str, Any]:
+    if not principal.is_admin and principal.user_id != user_id:
+        raise Problem(404, "No such user.")  # never reveal whether someone else's account exists
+    user = await store.user_by_id(_pool(request), user_id)
+    if user is None:
+        raise Problem(404, "No such user.")
+    return user.public()
+
+
+@router.get("/.well-known/jwks.json", response_model=Jwks, tags=["keys"],
+            summary="Public keys that verify access tokens (the active key and those still verifying)")
+async def get_jwks(request: Request, response: Response) -> dict[str, Any]:
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return _signer(request).jwks()

@@ -1,0 +1,111 @@
+"""Request and response bodies. Request bodies forbid unknown fields; every string has explicit bounds
+and a character set, so bad input is a 422 and never reaches the database or the hasher as a surprise."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from services.users.settings import PASSWORD_MAX, PASSWORD_MIN
+
+# ASCII addresses: a dot-atom local part and a host name with a letter TLD. Internationalised domains
+# are accepted in their punycode form (xn--...); SMTPUTF8 local parts are not accepted.
+EMAIL_PATTERN = (
+    r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$"
+)
+EMAIL_MAX = 254
+_EMAIL = re.compile(EMAIL_PATTERN)
+# A display name: no control characters, no leading or trailing white space.
+NAME_PATTERN = r"^[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$"
+
+Role = Literal["customer", "admin"]
+
+
+def check_email(value: str) -> str:
+    if len(value) > EMAIL_MAX or not _EMAIL.fullmatch(value):
+        raise ValueError("not an e-mail address")
+    return value
+
+
+Email = Annotated[str, Field(max_length=EMAIL_MAX, pattern=EMAIL_PATTERN, examples=["ada@example.com"])]
+Name = Annotated[str, Field(min_length=1, max_length=100, pattern=NAME_PATTERN, examples=["Ada Lovelace"])]
+NewPassword = Annotated[str, Field(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX,
+                                   description=f"{PASSWORD_MIN} to {PASSWORD_MAX} characters")]
+# A password offered for checking: any length up to the maximum (a short one simply does not match).
+GivenPassword = Annotated[str, Field(min_length=1, max_length=PASSWORD_MAX)]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+class SignUp(_Body):
+    email: Email
+    password: NewPassword
+    name: Name
+
+
+class Login(_Body):
+    email: Email
+    password: GivenPassword
+
+
+class RefreshRequest(_Body):
+    refresh_token: str = Field(min_length=1, max_length=512)
+
+
+class ProfilePatch(_Body):
+    """``name``, or ``password`` together with ``current_password``, or both."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "minProperties": 1,
+            "dependentRequired": {"password": ["current_password"], "current_password": ["password"]},
+        },
+    )
+
+    name: Name | None = None
+    password: NewPassword | None = None
+    current_password: GivenPassword | None = None
+
+    @model_validator(mode="after")
+    def _check_combination(self) -> Self:
+        if self.name is None and self.password is None:
+            raise ValueError("give `name`, or `password` with `current_password`")
+        if (self.password is None) != (self.current_password is None):
+            raise ValueError("`password` and `current_password` go together")
+        return self
+
+
+class UserOut(BaseModel):
+    id: uuid.UUID
+    email: str
+    name: str
+    roles: list[Role]
+    created_at: datetime
+
+
+class TokenPair(BaseModel):
+    access_token: str
+    token_type: Literal["Bearer"] = "Bearer"  # noqa: S105 - the OAuth token type, not a secret
+    expires_in: int = Field(description="Access token lifetime in seconds")
+    refresh_token: str
+
+
+class Jwk(BaseModel):
+    kty: Literal["OKP"]
+    crv: Literal["Ed25519"]
+    x: str
+    kid: str
+    use: Literal["sig"]
+    alg: Literal["EdDSA"]
+
+
+class Jwks(BaseModel):
+    keys: list[Jwk]

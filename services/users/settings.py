@@ -1,0 +1,125 @@
+"""Settings of the users service (environment variables are the upper-case field names).
+
+The signing keys are the deployment's (``services.runner.keyring`` or a Kubernetes Secret), never
+generated here: every replica must sign with, and publish, the same keys.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from typing import Annotated, Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
+
+from services.kit import keys
+from services.kit.settings import KitSettings
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+PASSWORD_MIN = 10
+PASSWORD_MAX = 256
+
+
+class Settings(KitSettings):
+    # Never echo an input value in a validation error: these inputs are private keys and passwords.
+    model_config = SettingsConfigDict(hide_input_in_errors=True)  # merged with KitSettings' config
+
+    service_name: str = "users"
+
+    # Token signing: JSON {kid: Ed25519 private key PEM}; every key is published in the JWKS, the active
+    # one signs. Rotation: add a key and make it active; drop the old one after the access-token lifetime.
+    jwt_signing_keys: SecretStr | None = None
+    jwt_active_kid: str | None = None
+    access_token_ttl_s: int = Field(default=15 * 60, ge=60, le=24 * 3600)
+    refresh_token_ttl_s: int = Field(default=30 * 24 * 3600, ge=300, le=365 * 24 * 3600)
+
+    # The first admin (created at start-up when both are set; never reset afterwards).
+    admin_email: str | None = None
+    admin_password: SecretStr | None = None
+
+    # Login throttling (failures stored in PostgreSQL, so the limits hold across replicas).
+    login_failure_window_s: int = Field(default=15 * 60, ge=1, le=24 * 3600)
+    login_max_failures_per_account: int = Field(default=5, ge=1, le=1000)
+    login_max_failures_per_client: int = Field(default=20, ge=1, le=100_000)
+    # Peers whose X-Forwarded-For is believed (the gateway, the edge). JSON list or comma-separated CIDRs.
+    trusted_proxies: Annotated[list[IPNetwork], NoDecode] = Field(default_factory=list)
+
+    # argon2id parameters. Defaults: OWASP Password Storage Cheat Sheet (m=19 MiB, t=2, p=1), about 40 ms
+    # on one core here. Hashes made with other parameters are upgraded at the next successful login.
+    argon2_time_cost: int = Field(default=2, ge=1, le=10)
+    argon2_memory_kib: int = Field(default=19 * 1024, ge=8 * 1024, le=1024 * 1024)
+    argon2_parallelism: int = Field(default=1, ge=1, le=8)
+    # At most this many hashes at once per replica (each takes argon2_memory_kib of RAM).
+    hash_concurrency: int = Field(default=4, ge=1, le=64)
+
+    _signing_keys: dict[str, Ed25519PrivateKey] = PrivateAttr(default_factory=dict)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _parse_proxies(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("admin_email")
+    @classmethod
+    def _admin_email(cls, value: str | None) -> str | None:
+        if value is not None:
+            from services.users.models import check_email
+
+            check_email(value)
+        return value
+
+    @model_validator(mode="after")
+    def _check_users(self) -> Settings:
+        self._signing_keys = _load_signing_keys(self.jwt_signing_keys, self.jwt_active_kid)
+        if (self.admin_email is None) != (self.admin_password is None):
+            raise ValueError("set both ADMIN_EMAIL and ADMIN_PASSWORD, or neither")
+        if self.admin_password is not None:
+            length = len(self.admin_password.get_secret_value())
+            if not PASSWORD_MIN <= length <= PASSWORD_MAX:
+                raise ValueError(f"ADMIN_PASSWORD must be {PASSWORD_MIN}..{PASSWORD_MAX} characters")
+        return self
+
+    @property
+    def signing_keys(self) -> dict[str, Ed25519PrivateKey]:
+        return dict(self._signing_keys)
+
+    @property
+    def active_kid(self) -> str:
+        assert self.jwt_active_kid is not None
+        return self.jwt_active_kid
+
+
+def _load_signing_keys(raw: SecretStr | None, active: str | None) -> dict[str, Ed25519PrivateKey]:
+    if raw is None:
+        raise ValueError("JWT_SIGNING_KEYS is required: JSON {kid: Ed25519 private key PEM} "
+                         "(python -m services.runner.keyring, or the deployment's secret)")
+    try:
+        doc = json.loads(raw.get_secret_value())
+    except json.JSONDecodeError:
+        raise ValueError("JWT_SIGNING_KEYS must be a JSON object {kid: private key PEM}") from None
+    if not isinstance(doc, dict) or not doc:
+        raise ValueError("JWT_SIGNING_KEYS must be a non-empty JSON object {kid: private key PEM}")
+    loaded: dict[str, Ed25519PrivateKey] = {}
+    for kid, pem in doc.items():
+        if not isinstance(kid, str) or not kid or len(kid) > 64:
+            raise ValueError("JWT_SIGNING_KEYS: every kid must be a non-empty string of at most 64 characters")
+        if not isinstance(pem, str):
+            raise ValueError(f"JWT_SIGNING_KEYS[{kid!r}] must be a PEM string")
+        try:
+            loaded[kid] = keys.load_private(pem)
+        except ValueError as exc:
+            # The message names the kid, never the key material.
+            raise ValueError(f"JWT_SIGNING_KEYS[{kid!r}]: {exc}") from None
+    if not active:
+        raise ValueError("JWT_ACTIVE_KID is required: the kid (in JWT_SIGNING_KEYS) that signs new tokens")
+    if active not in loaded:
+        raise ValueError(f"JWT_ACTIVE_KID {active!r} is not one of the kids in JWT_SIGNING_KEYS {sorted(loaded)}")
+    return loaded
