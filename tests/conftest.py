@@ -6,12 +6,16 @@ binaries (``services.runner.postgres``), and each service gets a database of its
 
 from __future__ import annotations
 
+import json
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
 
+from services.kit import keys
 from services.runner.keyring import KeyRing
 from services.runner.postgres import PostgresServer
 from tests.support.procs import ServiceProcess, free_port
@@ -55,3 +59,38 @@ def admin_token(users: ServiceProcess) -> str:
     r = httpx.post(f"{users.url}/api/v1/sessions", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
     assert r.status_code == 201, r.text
     return str(r.json()["access_token"])
+
+
+@pytest.fixture(scope="session")
+def keyring_jwks_url(keyring: KeyRing) -> Iterator[str]:
+    """A JWKS of the keyring's user-token keys (the same keys the users service signs with), served from
+    the test process: services that only verify tokens can be tested without starting users."""
+    body = json.dumps({"keys": [keys.jwk(keys.load_private(pem).public_key(), kid)
+                                for kid, pem in keyring.jwt_keys.items()]}).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:  # quiet
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json"
+    server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def products(stack: TestStack, keyring_jwks_url: str) -> ServiceProcess:
+    """The products service, started once per session. It verifies user tokens against the users service
+    when that runs already, else against the keyring's JWKS (same keys, so tokens from either verify)."""
+    if "products" in stack.running:
+        return stack.running["products"]
+    extra = {} if "users" in stack.running else {"JWKS_URL": keyring_jwks_url}
+    return stack.start("products", **extra)

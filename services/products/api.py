@@ -1,0 +1,92 @@
+"""Public routes: the catalogue (read by anyone, written by admins) and stock on hand (admin)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import AfterValidator
+
+from services.kit.auth import AdminUser
+from services.kit.errors import Problem, problem_responses
+from services.products import store
+from services.products.models import (
+    Product,
+    ProductCreate,
+    ProductPage,
+    ProductPatch,
+    StockUpdate,
+    storable_text,
+)
+
+router = APIRouter(prefix="/api/v1/products", tags=["products"])
+
+_JSON = "application/json"
+
+
+def _dumps(value: object) -> bytes:
+    # asyncpg's UUID is not a uuid.UUID to orjson: the fallback turns it (and only it) into its string.
+    return orjson.dumps(value, default=str)
+_MAX_PRICE = 100_000_000_000
+
+
+@router.get("", response_model=ProductPage, responses=problem_responses(422),
+            summary="List products in a stable order (keyset pagination)")
+async def list_products(
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=512, description="next_cursor of the previous page")] = None,
+    category: Annotated[str | None, Query(min_length=1, max_length=64), AfterValidator(storable_text)] = None,
+    min_price_cents: Annotated[int | None, Query(ge=0, le=_MAX_PRICE)] = None,
+    max_price_cents: Annotated[int | None, Query(ge=0, le=_MAX_PRICE)] = None,
+) -> Response:
+    items, next_cursor = await store.list_products(
+        request.app.state.pool, limit=limit, cursor=cursor, category=category,
+        min_price_cents=min_price_cents, max_price_cents=max_price_cents)
+    return Response(_dumps({"items": items, "next_cursor": next_cursor}), media_type=_JSON)
+
+
+@router.get("/{product_id}", response_model=Product, responses=problem_responses(404, 422),
+            summary="One product with its stock")
+async def get_product(product_id: uuid.UUID, request: Request) -> Response:
+    # The hot path: one prepared point select, rows serialised straight to JSON bytes by orjson (the
+    # Product model documents the shape; validating our own row again would only cost time).
+    row = await request.app.state.pool.fetchrow(store.GET_PRODUCT_SQL, product_id)
+    if row is None:
+        raise Problem(404, f"Product {product_id} does not exist.", kind="product-not-found",
+                      product_ids=[str(product_id)])
+    return Response(_dumps(dict(row.items())), media_type=_JSON)
+
+
+@router.post("", status_code=201, response_model=Product, responses=problem_responses(401, 403, 409, 422),
+             summary="Create a product (admin)")
+async def create_product(body: ProductCreate, request: Request, _admin: AdminUser) -> Response:
+    product = await store.create_product(request.app.state.pool, body, request.app.state.settings.change_feed_lock_key)
+    return Response(_dumps(product), status_code=201, media_type=_JSON,
+                    headers={"Location": f"/api/v1/products/{product['id']}"})
+
+
+@router.patch("/{product_id}", response_model=Product, responses=problem_responses(401, 403, 404, 409, 422),
+              summary="Change some fields of a product (admin)")
+async def update_product(product_id: uuid.UUID, body: ProductPatch, request: Request,
+                         _admin: AdminUser) -> Response:
+    product = await store.update_product(request.app.state.pool, product_id, body.changes(),
+                                         request.app.state.settings.change_feed_lock_key)
+    return Response(_dumps(product), media_type=_JSON)
+
+
+@router.delete("/{product_id}", status_code=204, response_class=Response,
+               responses=problem_responses(401, 403, 404, 422), summary="Delete a product (admin; soft delete)")
+async def delete_product(product_id: uuid.UUID, request: Request, _admin: AdminUser) -> Response:
+    await store.delete_product(request.app.state.pool, product_id, request.app.state.settings.change_feed_lock_key)
+    return Response(status_code=204)
+
+
+@router.put("/{product_id}/stock", response_model=Product, responses=problem_responses(401, 403, 404, 409, 422),
+            summary="Set stock on hand (admin); never below what is reserved")
+async def set_product_stock(product_id: uuid.UUID, body: StockUpdate, request: Request,
+                            _admin: AdminUser) -> Response:
+    product = await store.set_stock(request.app.state.pool, product_id, body.quantity)
+    return Response(_dumps(product), media_type=_JSON)

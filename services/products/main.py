@@ -1,0 +1,25 @@
+"""The products service app: ``uvicorn services.products.main:app``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from services.kit.app import create_app
+from services.products import api, internal
+from services.products.settings import Settings
+
+
+def build_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    return create_app(
+        settings,
+        title="Products",
+        description="Catalogue and inventory: products, stock, reservations that never oversell, change feed.",
+        routers=[api.router, internal.router],
+        migrations=Path(__file__).parent / "migrations",
+    )
+
+
+app = build_app()
