@@ -1,0 +1,265 @@
+"""Payments routes: internal charges, refunds and lookups (callers: orders) and the public read."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import asyncpg
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import JSONResponse
+from prometheus_client import Counter
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.kit.auth import CurrentUser, ServiceCaller
+from services.kit.cards import Card, fingerprint
+from services.kit.errors import PROBLEM_JSON, Problem, problem_body, problem_responses
+from services.payments import idempotency
+from services.payments.idempotency import Claim, Stored
+from services.payments.processor import decide
+from services.payments.settings import Settings
+
+log = logging.getLogger("payments")
+
+PAYMENTS_TOTAL = Counter("payments_total", "Charges and refunds by outcome", ["outcome"])
+
+router = APIRouter()
+
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code")]
+Cents = Annotated[int, Field(gt=0, le=100_000_000_000)]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)]
+
+
+class ChargeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    order_id: uuid.UUID
+    user_id: uuid.UUID
+    amount_cents: Cents
+    currency: Currency
+    card: Card
+
+
+class RefundRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    amount_cents: Cents
+
+
+class CardOut(BaseModel):
+    brand: str
+    last4: str
+    exp_month: int
+    exp_year: int
+
+
+class PublicPayment(BaseModel):
+    id: uuid.UUID
+    order_id: uuid.UUID
+    status: Literal["captured", "declined"]
+    amount_cents: int
+    refunded_cents: int
+    currency: str
+    card: CardOut
+    created_at: datetime
+
+
+class Payment(PublicPayment):
+    user_id: uuid.UUID
+    decline_reason: Literal["card_declined", "insufficient_funds"] | None = None
+
+
+class PaymentList(BaseModel):
+    items: list[Payment]
+
+
+class Refund(BaseModel):
+    id: uuid.UUID
+    payment_id: uuid.UUID
+    amount_cents: int
+    created_at: datetime
+
+
+def _payment(row: asyncpg.Record) -> Payment:
+    return Payment(
+        id=row["id"], order_id=row["order_id"], user_id=row["user_id"], status=row["status"],
+        decline_reason=row["decline_reason"], amount_cents=row["amount_cents"],
+        refunded_cents=row["refunded_cents"], currency=row["currency"],
+        card=CardOut(brand=row["card_brand"], last4=row["card_last4"], exp_month=row["card_exp_month"],
+                     exp_year=row["card_exp_year"]),
+        created_at=row["created_at"],
+    )
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _respond(status: int, body: dict[str, Any], *, replayed: bool = False) -> JSONResponse:
+    headers = {"Idempotent-Replayed": "true"} if replayed else None
+    return JSONResponse(body, status_code=status, headers=headers,
+                        media_type=PROBLEM_JSON if status >= 400 else "application/json")
+
+
+_TITLES = {"payment-declined": "Payment declined", "refund-exceeds-capture": "Refund exceeds capture",
+           "payment-not-captured": "Payment not captured"}
+
+
+def _problem(request: Request, status: int, detail: str, kind: str, **ext: Any) -> dict[str, Any]:
+    return problem_body(_settings(request).problem_base_uri, status, detail, request.url.path, kind=kind,
+                        title=_TITLES.get(kind), **ext)
+
+
+def _require_key(key: str | None) -> str:
+    if not key:
+        raise Problem(400, "The Idempotency-Key header is required.", kind="idempotency-key-required")
+    return key
+
+
+async def _claim(request: Request, caller: str, key: str, operation: str,
+                 body: dict[str, Any]) -> Claim | Stored:
+    settings = _settings(request)
+    req_hash = idempotency.request_hash(settings.card_fingerprint_key.get_secret_value(), operation, body)
+    return await idempotency.claim(request.app.state.pool, caller, key, req_hash, settings.idempotency_stale_s)
+
+
+@router.post(
+    "/internal/v1/charges", status_code=201, response_model=Payment, tags=["internal"],
+    summary="Charge a card (idempotent per Idempotency-Key and caller)",
+    responses=problem_responses(400, 401, 402, 409, 422),
+)
+async def create_charge(request: Request, body: ChargeRequest, caller: ServiceCaller,
+                        idempotency_key: IdempotencyKey = None) -> JSONResponse:
+    key = _require_key(idempotency_key)
+    claimed = await _claim(request, caller, key, "charge", body.model_dump(mode="json"))
+    if isinstance(claimed, Stored):
+        return _respond(claimed.status_code, claimed.body, replayed=True)
+    pool: asyncpg.Pool = request.app.state.pool
+    card = body.card
+    reason = decide(card.number)
+    payment_id = uuid.uuid4()
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                """INSERT INTO payments (id, order_id, user_id, status, decline_reason, amount_cents, currency,
+                                         card_brand, card_last4, card_exp_month, card_exp_year, card_fingerprint)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING *""",
+                payment_id, body.order_id, body.user_id, "declined" if reason else "captured", reason,
+                body.amount_cents, body.currency, card.brand, card.last4, card.exp_month, card.exp_year,
+                fingerprint(_settings(request).card_fingerprint_key.get_secret_value(), card.number),
+            )
+            assert row is not None
+            if reason is None:
+                txn = uuid.uuid4()
+                await conn.execute(
+                    "INSERT INTO ledger_transactions (id, payment_id, kind) VALUES ($1, $2, 'capture')",
+                    txn, payment_id)
+                await conn.execute(
+                    """INSERT INTO ledger_entries (transaction_id, payment_id, account, amount_cents, currency)
+                       VALUES ($1, $2, 'customer_funds', -$3::bigint, $4),
+                              ($1, $2, 'merchant_revenue', $3::bigint, $4)""",
+                    txn, payment_id, body.amount_cents, body.currency)
+                status, out = 201, _payment(row).model_dump(mode="json")
+            else:
+                status = 402
+                out = _problem(request, 402, "The card was declined.", "payment-declined",
+                               payment_id=str(payment_id), reason=reason)
+            await idempotency.complete(conn, claimed, status, out)
+    except BaseException:
+        await idempotency.release(pool, claimed)
+        raise
+    outcome = "captured" if reason is None else "declined"
+    PAYMENTS_TOTAL.labels(outcome).inc()
+    log.info("charge " + outcome, extra={"event": f"charge_{outcome}", "order_id": str(body.order_id),
+                                         "payment_id": str(payment_id), "amount_cents": body.amount_cents,
+                                         "decline_reason": reason})
+    return _respond(status, out)
+
+
+@router.post(
+    "/internal/v1/payments/{payment_id}/refunds", status_code=201, response_model=Refund, tags=["internal"],
+    summary="Refund part or all of a capture (idempotent per Idempotency-Key and caller)",
+    responses=problem_responses(400, 401, 404, 409, 422),
+)
+async def create_refund(request: Request, payment_id: uuid.UUID, body: RefundRequest, caller: ServiceCaller,
+                        idempotency_key: IdempotencyKey = None) -> JSONResponse:
+    key = _require_key(idempotency_key)
+    claimed = await _claim(request, caller, key, f"refund {payment_id}", body.model_dump(mode="json"))
+    if isinstance(claimed, Stored):
+        return _respond(claimed.status_code, claimed.body, replayed=True)
+    pool: asyncpg.Pool = request.app.state.pool
+    refund_id = uuid.uuid4()
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            # Conditional UPDATE: concurrent refunds can never add up past the capture (and the CHECK
+            # refunded_cents <= amount_cents backs it in the schema).
+            payment = await conn.fetchrow(
+                """UPDATE payments SET refunded_cents = refunded_cents + $2
+                    WHERE id = $1 AND status = 'captured' AND refunded_cents + $2 <= amount_cents
+                    RETURNING id, order_id, currency""",
+                payment_id, body.amount_cents)
+            if payment is None:
+                current = await conn.fetchrow(
+                    "SELECT status, amount_cents, refunded_cents FROM payments WHERE id = $1", payment_id)
+                if current is None:
+                    status, out = 404, _problem(request, 404, "No such payment.", "not-found")
+                elif current["status"] != "captured":
+                    status, out = 409, _problem(request, 409, "A declined payment cannot be refunded.",
+                                                "payment-not-captured")
+                else:
+                    refundable = int(current["amount_cents"] - current["refunded_cents"])
+                    status, out = 409, _problem(
+                        request, 409, "The refund would exceed what was captured and not yet refunded.",
+                        "refund-exceeds-capture", refundable_cents=refundable)
+            else:
+                row = await conn.fetchrow(
+                    "INSERT INTO refunds (id, payment_id, amount_cents) VALUES ($1, $2, $3) RETURNING *",
+                    refund_id, payment_id, body.amount_cents)
+                assert row is not None
+                txn = uuid.uuid4()
+                await conn.execute(
+                    """INSERT INTO ledger_transactions (id, payment_id, refund_id, kind)
+                       VALUES ($1, $2, $3, 'refund')""", txn, payment_id, refund_id)
+                await conn.execute(
+                    """INSERT INTO ledger_entries (transaction_id, payment_id, account, amount_cents, currency)
+                       VALUES ($1, $2, 'refunds', -$3::bigint, $4),
+                              ($1, $2, 'customer_funds', $3::bigint, $4)""",
+                    txn, payment_id, body.amount_cents, payment["currency"])
+                status = 201
+                out = Refund(id=row["id"], payment_id=row["payment_id"], amount_cents=row["amount_cents"],
+                             created_at=row["created_at"]).model_dump(mode="json")
+            await idempotency.complete(conn, claimed, status, out)
+    except BaseException:
+        await idempotency.release(pool, claimed)
+        raise
+    if status == 201 and payment is not None:
+        PAYMENTS_TOTAL.labels("refunded").inc()
+        log.info("refund made", extra={"event": "refund_created", "order_id": str(payment["order_id"]),
+                                       "payment_id": str(payment_id), "amount_cents": body.amount_cents})
+    return _respond(status, out)
+
+
+@router.get(
+    "/internal/v1/payments", response_model=PaymentList, tags=["internal"],
+    summary="Payments of an order, oldest first (the orders recovery loop uses it)",
+    responses=problem_responses(401, 422),
+)
+async def list_order_payments(request: Request, caller: ServiceCaller, order_id: uuid.UUID = Query()) -> PaymentList:
+    rows = await request.app.state.pool.fetch(
+        "SELECT * FROM payments WHERE order_id = $1 ORDER BY created_at, id", order_id)
+    return PaymentList(items=[_payment(r) for r in rows])
+
+
+@router.get(
+    "/api/v1/payments/{payment_id}", response_model=PublicPayment, tags=["payments"],
+    summary="A payment, for its owner or an admin (anyone else: 404)",
+    responses=problem_responses(401, 404, 422),
+)
+async def get_payment(request: Request, payment_id: uuid.UUID, user: CurrentUser) -> PublicPayment:
+    row = await request.app.state.pool.fetchrow("SELECT * FROM payments WHERE id = $1", payment_id)
+    if row is None or (row["user_id"] != user.user_id and not user.is_admin):
+        raise Problem(404, "No such payment.")
+    return PublicPayment.model_validate(_payment(row).model_dump(exclude={"user_id", "decline_reason"}))

@@ -1,0 +1,111 @@
+"""Idempotency keys with Stripe's semantics, stored in PostgreSQL.
+
+1. :func:`claim` inserts ``(caller, key, request_hash, claim)`` in its own transaction. Winning the
+   insert means this request owns the key (it is now "in flight").
+2. The effect and the final response are written in ONE transaction; :func:`complete` is part of it and
+   only succeeds while this request still holds the claim, so a taken-over claim rolls the effect back.
+3. A later request with the key gets the stored response (replay), 422 ``idempotency-conflict`` when its
+   body differs, or 409 ``idempotency-in-flight`` while the first is still running.
+4. :func:`release` deletes an unfinished claim (an unexpected error): the client may retry.
+
+A claim left behind by a crashed process is taken over after ``stale_s``; since the effect is atomic
+with the response, nothing half-done stands behind such a claim.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from services.kit.errors import Problem
+
+
+def request_hash(key: str, operation: str, body: dict[str, Any]) -> str:
+    """A keyed hash of the request (operation + canonical JSON body). Keyed because bodies hold card
+    numbers: an unkeyed hash of a card number can be brute-forced."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return hmac.new(key.encode(), f"{operation}\n{canonical}".encode(), hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class Stored:
+    status_code: int
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Claim:
+    caller: str
+    key: str
+    token: uuid.UUID
+
+
+async def claim(pool: asyncpg.Pool, caller: str, key: str, req_hash: str, stale_s: float) -> Claim | Stored:
+    """Own the key (a :class:`Claim`) or get the stored first response (a :class:`Stored`)."""
+    token = uuid.uuid4()
+    for _ in range(3):
+        inserted = await pool.fetchval(
+            """INSERT INTO idempotency_keys (caller, key, request_hash, claim) VALUES ($1, $2, $3, $4)
+               ON CONFLICT DO NOTHING RETURNING true""",
+            caller, key, req_hash, token,
+        )
+        if inserted:
+            return Claim(caller, key, token)
+        row = await pool.fetchrow(
+            """SELECT request_hash, status_code, response_body, claim,
+                      created_at < now() - make_interval(secs => $3) AS stale
+                 FROM idempotency_keys WHERE caller = $1 AND key = $2""",
+            caller, key, stale_s,
+        )
+        if row is None:  # released between our insert and select: try again
+            continue
+        if row["request_hash"] != req_hash:
+            raise Problem(422, "This Idempotency-Key was already used with a different request.",
+                          kind="idempotency-conflict")
+        if row["status_code"] is not None:
+            return Stored(int(row["status_code"]), json.loads(row["response_body"]))
+        if row["stale"]:
+            taken = await pool.fetchval(
+                """UPDATE idempotency_keys SET claim = $4, created_at = now()
+                    WHERE caller = $1 AND key = $2 AND claim = $3 AND status_code IS NULL RETURNING true""",
+                caller, key, row["claim"], token,
+            )
+            if taken:
+                return Claim(caller, key, token)
+        raise Problem(409, "A request with this Idempotency-Key is still being processed; retry shortly.",
+                      kind="idempotency-in-flight")
+    raise Problem(409, "A request with this Idempotency-Key is still being processed; retry shortly.",
+                  kind="idempotency-in-flight")
+
+
+async def complete(conn: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy, c: Claim, status_code: int,
+                   body: dict[str, Any]) -> None:
+    """Store the final response; call inside the effect's transaction."""
+    done = await conn.fetchval(
+        """UPDATE idempotency_keys SET status_code = $4, response_body = $5::json, completed_at = now()
+            WHERE caller = $1 AND key = $2 AND claim = $3 AND status_code IS NULL RETURNING true""",
+        c.caller, c.key, c.token, status_code, json.dumps(body),
+    )
+    if not done:
+        raise RuntimeError("idempotency claim lost (taken over as stale); rolling the effect back")
+
+
+async def release(pool: asyncpg.Pool, c: Claim) -> None:
+    """Forget an unfinished claim so the request can be retried with the same key."""
+    await pool.execute(
+        "DELETE FROM idempotency_keys WHERE caller = $1 AND key = $2 AND claim = $3 AND status_code IS NULL",
+        c.caller, c.key, c.token,
+    )
+
+
+async def prune(pool: asyncpg.Pool, retention_s: float) -> int:
+    result = await pool.execute(
+        "DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $1)", retention_s
+    )
+    return int(result.split()[-1])

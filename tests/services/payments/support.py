@@ -1,0 +1,173 @@
+"""Helpers shared by the payments and orders tests: tokens, a JWKS endpoint, database checks.
+
+User tokens are minted with the deployment's signing key from the keyring, exactly as the users service
+signs them (EdDSA, kid, iss, aud, sub, sid, roles, exp, iat, jti), and served from a small JWKS endpoint;
+so these tests need nothing from the users service and can also forge the bad tokens they must refuse.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import jwt
+
+from services.kit import keys
+from services.kit.auth import ServiceTokenIssuer
+from services.runner.keyring import KeyRing
+from services.runner.postgres import PostgresServer
+
+ISSUER = "retail-platform"
+AUDIENCE = "retail-api"
+
+# Test cards. The CVCs are chosen so a grep for them cannot match amounts, years or timestamps by chance.
+VISA_OK = "4242424242424242"
+DECLINED = "4000000000000002"
+INSUFFICIENT = "4000000000009995"
+MASTERCARD_OK = "5555555555554444"
+ALL_NUMBERS = (VISA_OK, DECLINED, INSUFFICIENT, MASTERCARD_OK)
+CVC = "8537"
+
+
+def card(number: str = VISA_OK, *, exp_month: int = 12, exp_year: int = 2031, cvc: str = CVC) -> dict[str, Any]:
+    return {"number": number, "exp_month": exp_month, "exp_year": exp_year, "cvc": cvc}
+
+
+def mint_token(keyring: KeyRing, user_id: uuid.UUID, *, roles: tuple[str, ...] = ("customer",),
+               lifetime: int = 900, **overrides: Any) -> str:
+    now = int(time.time())
+    claims: dict[str, Any] = {"iss": ISSUER, "aud": AUDIENCE, "sub": str(user_id), "sid": str(uuid.uuid4()),
+                              "roles": list(roles), "iat": now, "exp": now + lifetime, "jti": str(uuid.uuid4())}
+    claims.update(overrides)
+    key = keys.load_private(keyring.jwt_keys[keyring.active_kid])
+    return jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": keyring.active_kid})
+
+
+def bad_tokens(keyring: KeyRing, user_id: uuid.UUID) -> dict[str, str]:
+    """Tokens every service must refuse with 401."""
+    good = mint_token(keyring, user_id)
+    head, body, sig = good.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    claims["roles"] = ["admin"]
+    forged_body = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    none_head = base64.urlsafe_b64encode(
+        json.dumps({"alg": "none", "typ": "JWT", "kid": keyring.active_kid}).encode()).rstrip(b"=").decode()
+    other_key = keys.load_private(keys.generate_private_pem())
+    return {
+        "tampered": f"{head}.{forged_body}.{sig}",
+        "expired": mint_token(keyring, user_id, iat=int(time.time()) - 3600, exp=int(time.time()) - 60),
+        "alg-none": f"{none_head}.{body}.",
+        "hs256": jwt.encode({**claims, "roles": ["customer"]}, "secret-for-hmac-confusion-tests-0123456789",
+                            algorithm="HS256", headers={"kid": keyring.active_kid}),
+        "wrong-key": jwt.encode(claims, other_key, algorithm="EdDSA", headers={"kid": keyring.active_kid}),
+        "wrong-audience": mint_token(keyring, user_id, aud="someone-else"),
+        "garbage": "not-a-jwt",
+    }
+
+
+def service_token(keyring: KeyRing, caller: str, callee: str) -> str:
+    return ServiceTokenIssuer(caller, keyring.service_keys[caller]).token_for(callee)
+
+
+@dataclass
+class JWKSServer:
+    url: str
+    server: ThreadingHTTPServer
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def serve_jwks(keyring: KeyRing) -> JWKSServer:
+    doc = json.dumps({"keys": [keys.jwk(keys.load_private(pem).public_key(), kid)
+                               for kid, pem in keyring.jwt_keys.items()]}).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(doc)))
+            self.end_headers()
+            self.wfile.write(doc)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return JWKSServer(f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json", server)
+
+
+def database_of(url: str) -> str:
+    return urlsplit(url).path.lstrip("/")
+
+
+def ledger_problems(pg: PostgresServer, database: str) -> list[str]:
+    """Every way the payments ledger can be out of balance; empty when it balances."""
+    problems: list[str] = []
+    unbalanced = pg.psql("SELECT transaction_id || ':' || sum(amount_cents) FROM ledger_entries "
+                         "GROUP BY transaction_id HAVING sum(amount_cents) <> 0", database)
+    if unbalanced:
+        problems.append(f"unbalanced transactions: {unbalanced}")
+    total = pg.psql("SELECT coalesce(sum(amount_cents), 0) FROM ledger_entries", database)
+    if total != "0":
+        problems.append(f"ledger total is {total}, not 0")
+    thin = pg.psql("SELECT t.id FROM ledger_transactions t LEFT JOIN ledger_entries e ON e.transaction_id = t.id "
+                   "GROUP BY t.id HAVING count(e.id) < 2", database)
+    if thin:
+        problems.append(f"transactions with fewer than two legs: {thin}")
+    # Per payment: what the merchant keeps (revenue + refunds accounts) == captured - refunded.
+    mismatched = pg.psql(
+        """SELECT p.id || ' ' || p.status || ' ' || p.amount_cents || '-' || p.refunded_cents || ' vs '
+                  || coalesce(sum(e.amount_cents) FILTER (WHERE e.account IN ('merchant_revenue', 'refunds')), 0)
+             FROM payments p LEFT JOIN ledger_entries e ON e.payment_id = p.id
+            GROUP BY p.id
+           HAVING coalesce(sum(e.amount_cents) FILTER (WHERE e.account IN ('merchant_revenue', 'refunds')), 0)
+                  <> CASE WHEN p.status = 'captured' THEN p.amount_cents - p.refunded_cents ELSE 0 END""",
+        database)
+    if mismatched:
+        problems.append(f"payments whose ledger differs from captured - refunded: {mismatched}")
+    refunds = pg.psql(
+        """SELECT p.id FROM payments p LEFT JOIN refunds r ON r.payment_id = p.id GROUP BY p.id
+           HAVING coalesce(sum(r.amount_cents), 0) <> p.refunded_cents""", database)
+    if refunds:
+        problems.append(f"payments whose refunds do not add up to refunded_cents: {refunds}")
+    return problems
+
+
+def dump_database(pg: PostgresServer, database: str) -> str:
+    """Every row of every table, as pg_dump writes it."""
+    result = subprocess.run(
+        [str(pg.bindir / "pg_dump"), "--data-only", "-h", "127.0.0.1", "-p", str(pg.port), "-U", pg.user, database],
+        capture_output=True, text=True, check=True,
+    )
+    return result.stdout
+
+
+def card_data_in(text: str, numbers: tuple[str, ...] = ALL_NUMBERS, cvc: str = CVC) -> list[str]:
+    """Card numbers (with or without spaces) or the test CVC (as a separate token) found in ``text``."""
+    found = []
+    for number in numbers:
+        spaced = " ".join(number[i:i + 4] for i in range(0, len(number), 4))
+        if number in text or spaced in text:
+            found.append(f"number ending {number[-4:]}")
+    if re.search(rf"(?<![0-9A-Za-z]){cvc}(?![0-9A-Za-z])", text):
+        found.append("cvc")
+    return found
+
+
+def log_texts(logdir: Path) -> Iterator[tuple[str, str]]:
+    for path in sorted(logdir.glob("*.log")):
+        yield path.name, path.read_text(errors="replace")
