@@ -1,0 +1,140 @@
+"""Databases: one RDS PostgreSQL instance per catalog service that owns data, and its IRSA role.
+
+Practices encoded (FSBP RDS controls in brackets):
+- Isolated subnets only, never publicly accessible [RDS.2, RDS.18]; one security group per database whose
+  only ingress is 5432 from the cluster's security group.
+- Storage, Performance Insights and the master secret encrypted with the database's own KMS key [RDS.3].
+- ``manage_master_user_password``: RDS creates and rotates the password in Secrets Manager, so it is never
+  in Pulumi state or config. Custom admin username [RDS.25].
+- Parameter group forcing TLS (``rds.force_ssl``) [RDS.38], logging slow statements and connections.
+- Backups >= 7 days [RDS.11], copy tags to snapshots [RDS.17], auto minor upgrades [RDS.13], enhanced
+  monitoring [RDS.6], logs exported to CloudWatch [RDS.9], IAM database authentication available [RDS.10].
+- Prod: multi-AZ [RDS.5], deletion protection [RDS.8] and a final snapshot.
+- Each service's IRSA role may read only its own database secret and decrypt it only via Secrets Manager.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from services.catalog import Service
+from shop_platform import iam, versions
+from shop_platform.context import StackContext
+from shop_platform.irsa import service_account_role
+from shop_platform.storage import encryption_key
+
+POSTGRES_PORT = 5432
+ADMIN_USERNAME = "shop_admin"
+# Parameters every instance gets. rds.force_ssl refuses plaintext connections.
+POSTGRES_PARAMETERS: dict[str, str] = {
+    "rds.force_ssl": "1",
+    "log_connections": "1",
+    "log_min_duration_statement": "500",
+    "password_encryption": "scram-sha-256",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class DatabasesArgs:
+    ctx: StackContext
+    services: tuple[Service, ...]
+    vpc_id: pulumi.Input[str]
+    isolated_subnet_ids: Sequence[pulumi.Input[str]]
+    cluster_security_group_id: pulumi.Input[str]
+    oidc_provider_arn: pulumi.Input[str]
+    oidc_issuer: pulumi.Input[str]
+    instance_class: str = "db.t4g.medium"
+    allocated_gib: int = 20
+    max_allocated_gib: int = 100
+    multi_az: bool = True
+    deletion_protection: bool = True
+    backup_retention_days: int = 14
+    namespace: str = "shop"
+
+    def __post_init__(self) -> None:
+        if not self.services or any(not s.owns_database for s in self.services):
+            raise ValueError("DatabasesArgs: services must be non-empty and all own a database")
+        if self.backup_retention_days < 7:
+            raise ValueError("DatabasesArgs: backups must be kept >= 7 days")
+        if self.ctx.prod and not (self.multi_az and self.deletion_protection):
+            raise ValueError("DatabasesArgs: prod databases must be multi-AZ and deletion-protected")
+        if len(self.isolated_subnet_ids) < 2:
+            raise ValueError("DatabasesArgs: an RDS subnet group needs subnets in >= 2 AZs")
+
+
+class Databases(pulumi.ComponentResource):
+    """One encrypted, private PostgreSQL per service; exposes endpoints, secret ARNs and IRSA role ARNs."""
+
+    endpoints: dict[str, pulumi.Output[str]]
+    secret_arns: dict[str, pulumi.Output[str]]
+    role_arns: dict[str, pulumi.Output[str]]
+
+    def __init__(self, name: str, args: DatabasesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("shop:databases:Databases", name, None, opts)
+        ctx, tags = args.ctx, args.ctx.tags
+        child = pulumi.ResourceOptions(parent=self)
+
+        subnet_group = aws.rds.SubnetGroup(f"{name}-subnets", subnet_ids=args.isolated_subnet_ids,
+                                           description="isolated subnets: no route out of the VPC",
+                                           tags=tags(), opts=child)
+        params = aws.rds.ParameterGroup(
+            f"{name}-postgres-params", family=versions.POSTGRES_PARAMETER_FAMILY,
+            description="TLS forced, connections and slow statements logged",
+            parameters=[aws.rds.ParameterGroupParameterArgs(name=k, value=v, apply_method="pending-reboot")
+                        for k, v in POSTGRES_PARAMETERS.items()], tags=tags(), opts=child)
+        monitoring_role = aws.iam.Role(
+            f"{name}-monitoring-role",
+            assume_role_policy=json.dumps(iam.service_assume_role("monitoring.rds.amazonaws.com")),
+            tags=tags(), opts=child)
+        aws.iam.RolePolicyAttachment(
+            f"{name}-monitoring-policy", role=monitoring_role.name,
+            policy_arn=f"arn:{ctx.partition}:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole", opts=child)
+
+        self.endpoints, self.secret_arns, self.role_arns = {}, {}, {}
+        for svc in args.services:
+            base = f"{name}-{svc.name}"
+            stags = tags(svc.name)
+            key = encryption_key(f"{base}-key", ctx, f"{svc.name} database, its secret and PI", parent=self,
+                                 service=svc.name)
+            sg = aws.ec2.SecurityGroup(f"{base}-sg", vpc_id=args.vpc_id,
+                                       description=f"{svc.name} database: 5432 from the cluster only",
+                                       tags=stags, opts=child)
+            aws.vpc.SecurityGroupIngressRule(
+                f"{base}-from-cluster", security_group_id=sg.id, ip_protocol="tcp", from_port=POSTGRES_PORT,
+                to_port=POSTGRES_PORT, referenced_security_group_id=args.cluster_security_group_id,
+                description="PostgreSQL from EKS nodes and pods", tags=stags, opts=child)
+            db = aws.rds.Instance(
+                f"{base}-db", identifier=f"{ctx.tags.stack}-{svc.name}", engine="postgres",
+                engine_version=versions.POSTGRES_ENGINE_VERSION, instance_class=args.instance_class,
+                allocated_storage=args.allocated_gib, max_allocated_storage=args.max_allocated_gib,
+                storage_type="gp3", storage_encrypted=True, kms_key_id=key.arn,
+                db_name=svc.database_name, username=ADMIN_USERNAME, port=POSTGRES_PORT,
+                manage_master_user_password=True, master_user_secret_kms_key_id=key.arn,
+                db_subnet_group_name=subnet_group.name, vpc_security_group_ids=[sg.id], publicly_accessible=False,
+                parameter_group_name=params.name, multi_az=args.multi_az,
+                deletion_protection=args.deletion_protection,
+                skip_final_snapshot=not ctx.prod,
+                final_snapshot_identifier=f"{ctx.tags.stack}-{svc.name}-final" if ctx.prod else None,
+                backup_retention_period=args.backup_retention_days, copy_tags_to_snapshot=True,
+                auto_minor_version_upgrade=True, iam_database_authentication_enabled=True,
+                performance_insights_enabled=True, performance_insights_kms_key_id=key.arn,
+                performance_insights_retention_period=7,
+                monitoring_interval=60, monitoring_role_arn=monitoring_role.arn,
+                enabled_cloudwatch_logs_exports=["postgresql", "upgrade"],
+                apply_immediately=not ctx.prod, tags=stags, opts=child)
+            secret_arn = db.master_user_secrets.apply(lambda s: s[0].secret_arn if s and s[0].secret_arn else "")
+            policy = pulumi.Output.all(secret_arn, key.arn).apply(
+                lambda v: json.dumps(iam.secret_reader(v[0], v[1], ctx.region)))
+            role = service_account_role(f"{base}-role", ctx, oidc_provider_arn=args.oidc_provider_arn,
+                                        oidc_issuer=args.oidc_issuer, namespace=args.namespace,
+                                        service_account=svc.name, parent=self, inline_policy=policy,
+                                        service=svc.name)
+            self.endpoints[svc.name] = db.address
+            self.secret_arns[svc.name] = secret_arn
+            self.role_arns[svc.name] = role.arn
+        self.register_outputs({"endpoints": self.endpoints, "role_arns": self.role_arns})

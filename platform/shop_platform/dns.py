@@ -1,0 +1,124 @@
+"""DNS: the hosted zone, the API's health check and alarm, and failover records for ``api.<domain>``.
+
+- ``Zone`` creates the public hosted zone, or looks up an existing one (``createZone: false``).
+- ``ApiDns``: an HTTPS Route 53 health check on the ALB's ``/healthz``; a CloudWatch alarm on it that
+  notifies an encrypted SNS topic; ``api.<domain>`` as failover alias records: PRIMARY the ALB (carrying the
+  health check), SECONDARY the maintenance site (503 problem+json) so clients get an answer, not a timeout.
+
+The health check targets the ALB's own DNS name, not ``api.<domain>``: checking the failover name would,
+once failed over, probe the maintenance site and never fail back. Route 53 health-check metrics exist only in
+us-east-1, so the alarm, its topic and the topic's key are declared there (pulumi-aws v7 per-resource region).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from shop_platform.context import StackContext
+from shop_platform.maintenance import CLOUDFRONT_REGION, MaintenanceSite, MaintenanceSiteArgs
+from shop_platform.storage import encryption_key
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneArgs:
+    ctx: StackContext
+    domain: str
+    create: bool
+
+
+class Zone(pulumi.ComponentResource):
+    """The public hosted zone for the stack's domain; exposes ``zone_id`` and ``zone_arn``."""
+
+    zone_id: pulumi.Output[str]
+    zone_arn: pulumi.Output[str]
+
+    def __init__(self, name: str, args: ZoneArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("shop:dns:Zone", name, None, opts)
+        if args.create:
+            # force_destroy stays off: destroying a zone with records in it must be a deliberate act.
+            zone = aws.route53.Zone(f"{name}-zone", name=args.domain, comment=f"shop {args.ctx.tags.stack}",
+                                    force_destroy=False, tags=args.ctx.tags(),
+                                    opts=pulumi.ResourceOptions(parent=self, protect=args.ctx.prod))
+            self.zone_id = zone.zone_id
+            self.zone_arn = zone.arn
+        else:
+            found = aws.route53.get_zone_output(name=args.domain, private_zone=False)
+            self.zone_id = found.zone_id
+            self.zone_arn = found.arn
+        self.register_outputs({"zone_id": self.zone_id})
+
+
+@dataclass(frozen=True, slots=True)
+class ApiDnsArgs:
+    ctx: StackContext
+    api_domain: str
+    zone_id: pulumi.Input[str]
+    alb_dns_name: pulumi.Input[str]
+    alb_zone_id: pulumi.Input[str]
+    alert_email: str | None = None
+    health_check_path: str = "/healthz"
+    failure_threshold: int = 3
+    request_interval: int = 30
+
+    def __post_init__(self) -> None:
+        if self.request_interval not in (10, 30):
+            raise ValueError("ApiDnsArgs: Route 53 health checks run every 10 or 30 seconds")
+        if not 1 <= self.failure_threshold <= 10:
+            raise ValueError("ApiDnsArgs: failure_threshold must be 1..10")
+
+
+class ApiDns(pulumi.ComponentResource):
+    """Health check, alarm, maintenance site and failover records; exposes the health check id/ARN."""
+
+    health_check_id: pulumi.Output[str]
+    health_check_arn: pulumi.Output[str]
+    maintenance_distribution_arn: pulumi.Output[str]
+    api_url: pulumi.Output[str]
+
+    def __init__(self, name: str, args: ApiDnsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("shop:dns:ApiDns", name, None, opts)
+        ctx, tags = args.ctx, args.ctx.tags
+        child = pulumi.ResourceOptions(parent=self)
+
+        check = aws.route53.HealthCheck(
+            f"{name}-health", type="HTTPS", fqdn=args.alb_dns_name, port=443, resource_path=args.health_check_path,
+            enable_sni=True, failure_threshold=args.failure_threshold, request_interval=args.request_interval,
+            reference_name=f"shop-{ctx.tags.stack}-api"[:64], tags=tags(Name=f"{args.api_domain} ALB /healthz"),
+            opts=child)
+
+        key = encryption_key(f"{name}-alerts-key", ctx, "API health alerts topic", parent=self,
+                             region=CLOUDFRONT_REGION, service_principals=("cloudwatch.amazonaws.com",))
+        topic = aws.sns.Topic(f"{name}-alerts", kms_master_key_id=key.arn, region=CLOUDFRONT_REGION, tags=tags(),
+                              opts=child)
+        if args.alert_email:
+            aws.sns.TopicSubscription(f"{name}-alerts-email", topic=topic.arn, protocol="email",
+                                      endpoint=args.alert_email, region=CLOUDFRONT_REGION, opts=child)
+        aws.cloudwatch.MetricAlarm(
+            f"{name}-health-alarm", alarm_description=f"{args.api_domain}: the ALB health check is failing; "
+            "traffic has failed over to the maintenance page",
+            namespace="AWS/Route53", metric_name="HealthCheckStatus", dimensions={"HealthCheckId": check.id},
+            statistic="Minimum", period=60, evaluation_periods=2, threshold=1, comparison_operator="LessThanThreshold",
+            treat_missing_data="breaching", alarm_actions=[topic.arn], ok_actions=[topic.arn],
+            region=CLOUDFRONT_REGION, tags=tags(), opts=child)
+
+        site = MaintenanceSite(f"{name}-maintenance", MaintenanceSiteArgs(ctx=ctx, api_domain=args.api_domain,
+                                                                          zone_id=args.zone_id), opts=child)
+        aws.route53.Record(
+            f"{name}-api-primary", zone_id=args.zone_id, name=args.api_domain, type="A", set_identifier="primary",
+            failover_routing_policies=[{"type": "PRIMARY"}], health_check_id=check.id,
+            aliases=[{"name": args.alb_dns_name, "zone_id": args.alb_zone_id, "evaluate_target_health": True}],
+            opts=child)
+        aws.route53.Record(
+            f"{name}-api-secondary", zone_id=args.zone_id, name=args.api_domain, type="A",
+            set_identifier="secondary", failover_routing_policies=[{"type": "SECONDARY"}],
+            aliases=[{"name": site.domain_name, "zone_id": site.hosted_zone_id, "evaluate_target_health": False}],
+            opts=child)
+
+        self.health_check_id = check.id
+        self.health_check_arn = check.arn
+        self.maintenance_distribution_arn = site.distribution_arn
+        self.api_url = pulumi.Output.from_input(f"https://{args.api_domain}")
+        self.register_outputs({"health_check_id": self.health_check_id, "api_url": self.api_url})

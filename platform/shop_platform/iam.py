@@ -1,0 +1,119 @@
+"""Pure IAM and KMS policy-document builders (plain dicts: testable without Pulumi, rendered with json).
+
+Least privilege is the rule: every document names its resources; ``"Resource": "*"`` appears only for
+read-only ``Describe*`` calls that IAM cannot scope, and each such place says so.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PolicyDoc = dict[str, Any]
+
+
+def _doc(*statements: dict[str, Any]) -> PolicyDoc:
+    return {"Version": "2012-10-17", "Statement": list(statements)}
+
+
+def service_assume_role(service: str) -> PolicyDoc:
+    """Trust policy letting one AWS service principal (e.g. ``eks.amazonaws.com``) assume the role."""
+    return _doc({"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"})
+
+
+def irsa_trust(oidc_provider_arn: str, issuer_url: str, namespace: str, service_account: str) -> PolicyDoc:
+    """Trust policy for IAM roles for service accounts: exactly one Kubernetes service account may assume it.
+
+    Both ``sub`` and ``aud`` are pinned: without ``sub`` any pod in the cluster could take the role.
+    """
+    host = issuer_url.removeprefix("https://")
+    return _doc({
+        "Effect": "Allow",
+        "Principal": {"Federated": oidc_provider_arn},
+        "Action": "sts:AssumeRoleWithWebIdentity",
+        "Condition": {"StringEquals": {
+            f"{host}:sub": f"system:serviceaccount:{namespace}:{service_account}",
+            f"{host}:aud": "sts.amazonaws.com",
+        }},
+    })
+
+
+def secret_reader(secret_arn: str, kms_key_arn: str, region: str) -> PolicyDoc:
+    """Read one Secrets Manager secret (and decrypt it through Secrets Manager only), nothing else."""
+    return _doc(
+        {"Sid": "ReadOwnDatabaseSecret", "Effect": "Allow",
+         "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"], "Resource": secret_arn},
+        {"Sid": "DecryptOwnDatabaseSecret", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": kms_key_arn,
+         "Condition": {"StringEquals": {"kms:ViaService": f"secretsmanager.{region}.amazonaws.com"}}},
+    )
+
+
+def flow_log_writer(log_group_arn: str) -> PolicyDoc:
+    """What VPC Flow Logs needs to deliver into one log group."""
+    return _doc({"Effect": "Allow",
+                 "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                 "Resource": [log_group_arn, f"{log_group_arn}:*"]})
+
+
+def cluster_autoscaler(cluster_name: str) -> PolicyDoc:
+    """Cluster Autoscaler: may resize only the node groups EKS tagged as belonging to this cluster."""
+    return _doc(
+        # Describe calls cannot be scoped to resources (IAM service authorization reference).
+        {"Sid": "Discover", "Effect": "Allow", "Resource": "*", "Action": [
+            "autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeAutoScalingInstances",
+            "autoscaling:DescribeLaunchConfigurations", "autoscaling:DescribeScalingActivities",
+            "autoscaling:DescribeTags", "ec2:DescribeImages", "ec2:DescribeInstanceTypes",
+            "ec2:DescribeLaunchTemplateVersions", "ec2:GetInstanceTypesFromInstanceRequirements",
+            "eks:DescribeNodegroup"]},
+        {"Sid": "ScaleOwnNodeGroups", "Effect": "Allow", "Resource": "*",
+         "Action": ["autoscaling:SetDesiredCapacity", "autoscaling:TerminateInstanceInAutoScalingGroup"],
+         "Condition": {"StringEquals": {f"aws:ResourceTag/k8s.io/cluster-autoscaler/{cluster_name}": "owned"}}},
+    )
+
+
+def target_group_binder(target_group_arn: str) -> PolicyDoc:
+    """AWS Load Balancer Controller limited to TargetGroupBinding on one target group.
+
+    The controller never creates load balancers, listeners or security-group rules here (Pulumi owns
+    them), so it gets register/deregister on the one target group plus the read-only calls it needs.
+    """
+    return _doc(
+        {"Sid": "Read", "Effect": "Allow", "Resource": "*", "Action": [
+            "elasticloadbalancing:DescribeTargetGroups", "elasticloadbalancing:DescribeTargetHealth",
+            "elasticloadbalancing:DescribeLoadBalancers", "elasticloadbalancing:DescribeListeners",
+            "elasticloadbalancing:DescribeTags", "ec2:DescribeInstances", "ec2:DescribeNetworkInterfaces",
+            "ec2:DescribeSecurityGroups", "ec2:DescribeSubnets", "ec2:DescribeVpcs"]},
+        {"Sid": "RegisterTargets", "Effect": "Allow", "Resource": target_group_arn,
+         "Action": ["elasticloadbalancing:RegisterTargets", "elasticloadbalancing:DeregisterTargets"]},
+    )
+
+
+def kms_key_policy(account_id: str, *, partition: str = "aws",
+                   service_principals: tuple[str, ...] = (), encryption_context: dict[str, str] | None = None,
+                   ) -> PolicyDoc:
+    """Key policy: the account administers the key through IAM; named AWS services may use it.
+
+    ``service_principals`` (e.g. ``logs.eu-west-1.amazonaws.com``) get encrypt/decrypt limited to this
+    account by ``aws:SourceAccount`` (confused-deputy protection).
+    """
+    statements: list[dict[str, Any]] = [{
+        "Sid": "AccountAdministersThroughIam", "Effect": "Allow",
+        "Principal": {"AWS": f"arn:{partition}:iam::{account_id}:root"}, "Action": "kms:*", "Resource": "*"}]
+    if service_principals:
+        condition: dict[str, Any] = {"StringEquals": {"aws:SourceAccount": account_id}}
+        if encryption_context:
+            condition["ArnLike"] = encryption_context
+        statements.append({
+            "Sid": "ServicesUseKey", "Effect": "Allow", "Principal": {"Service": list(service_principals)},
+            "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+            "Resource": "*", "Condition": condition})
+    return _doc(*statements)
+
+
+def s3_tls_only(bucket_arn: str) -> dict[str, Any]:
+    """Statement denying any request to the bucket that is not over TLS (FSBP S3.5)."""
+    return {"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+            "Resource": [bucket_arn, f"{bucket_arn}/*"], "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
+
+
+def bucket_policy(*statements: dict[str, Any]) -> PolicyDoc:
+    return _doc(*statements)

@@ -1,0 +1,96 @@
+"""The AWS composition (dev and prod): network -> cluster -> registry, databases -> zone -> edge -> DNS -> Shield.
+
+Every per-service resource comes from ``services.catalog``: no service is named here.
+Dependency notes for ``pulumi destroy`` (see platform/README.md): the cluster depends on the NAT routes,
+Kubernetes objects go through ``cluster.k8s_provider`` (which depends on node groups and add-ons), so
+Pulumi deletes Kubernetes objects, then add-ons and nodes, then the cluster, then the network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pulumi_aws as aws_sdk
+from shop_platform.cluster import Cluster, ClusterArgs, NodeGroupSpec
+from shop_platform.config import StackConfig
+from shop_platform.context import StackContext
+from shop_platform.databases import Databases, DatabasesArgs
+from shop_platform.dns import ApiDns, ApiDnsArgs, Zone, ZoneArgs
+from shop_platform.edge import Edge, EdgeArgs
+from shop_platform.network import Network, NetworkArgs
+from shop_platform.registry import Registry, RegistryArgs
+from shop_platform.shield import ShieldArgs, ShieldProtections
+from shop_platform.tags import Tagger
+
+from services import catalog
+
+
+def build(cfg: StackConfig) -> Mapping[str, Any]:
+    """Declare the whole AWS platform for one stack and return its stack outputs."""
+    identity = aws_sdk.get_caller_identity()
+    ctx = StackContext(account_id=identity.account_id, region=cfg.region, prod=cfg.is_prod,
+                       tags=Tagger(stack=cfg.stack, owner=cfg.owner, environment=cfg.environment))
+    zones = aws_sdk.get_availability_zones(state="available").names
+    if len(zones) < cfg.network.az_count:
+        raise ValueError(f"{cfg.region} has {len(zones)} available AZs, network.azCount wants {cfg.network.az_count}")
+
+    network = Network("network", NetworkArgs(
+        ctx=ctx, cidr=cfg.network.cidr, availability_zones=tuple(zones[:cfg.network.az_count]),
+        cluster_name=cfg.cluster_name, nat_gateways=cfg.network.nat_gateways,
+        flow_log_retention_days=cfg.network.flow_log_retention_days))
+
+    cluster = Cluster("cluster", ClusterArgs(
+        ctx=ctx, cluster_name=cfg.cluster_name, version=cfg.cluster.version, vpc_id=network.vpc_id,
+        private_subnet_ids=network.private_subnet_ids, admin_role_arns=cfg.cluster.admin_role_arns,
+        public_access_cidrs=cfg.cluster.public_access_cidrs, log_retention_days=cfg.cluster.log_retention_days,
+        node_groups=tuple(NodeGroupSpec(g.name, g.instance_types, g.min_size, g.max_size, g.desired_size, g.disk_gib)
+                          for g in cfg.cluster.node_groups),
+        network_dependencies=network.egress))
+
+    registry = Registry("registry", RegistryArgs(ctx=ctx, services=catalog.SERVICES))
+
+    databases = Databases("databases", DatabasesArgs(
+        ctx=ctx, services=catalog.database_services(), vpc_id=network.vpc_id,
+        isolated_subnet_ids=network.isolated_subnet_ids, cluster_security_group_id=cluster.cluster_security_group_id,
+        oidc_provider_arn=cluster.oidc_provider_arn, oidc_issuer=cluster.oidc_issuer,
+        instance_class=cfg.databases.instance_class, allocated_gib=cfg.databases.allocated_gib,
+        max_allocated_gib=cfg.databases.max_allocated_gib, multi_az=cfg.databases.multi_az,
+        deletion_protection=cfg.databases.deletion_protection,
+        backup_retention_days=cfg.databases.backup_retention_days))
+
+    zone = Zone("zone", ZoneArgs(ctx=ctx, domain=cfg.domain, create=cfg.create_zone))
+
+    edge = Edge("edge", EdgeArgs(
+        ctx=ctx, api_domain=cfg.api_domain, zone_id=zone.zone_id, vpc_id=network.vpc_id,
+        public_subnet_ids=network.public_subnet_ids, cluster_security_group_id=cluster.cluster_security_group_id,
+        oidc_provider_arn=cluster.oidc_provider_arn, oidc_issuer=cluster.oidc_issuer,
+        rate_limit_per_5min=cfg.edge.rate_limit_per_5min, login_rate_limit_per_5min=cfg.edge.login_rate_limit_per_5min,
+        login_path=cfg.edge.login_path, log_retention_days=cfg.edge.log_retention_days))
+
+    api_dns = ApiDns("dns", ApiDnsArgs(
+        ctx=ctx, api_domain=cfg.api_domain, zone_id=zone.zone_id, alb_dns_name=edge.alb_dns_name,
+        alb_zone_id=edge.alb_zone_id, alert_email=cfg.edge.alert_email))
+
+    if cfg.edge.shield_advanced:
+        ShieldProtections("shield", ShieldArgs(
+            ctx=ctx, alb_arn=edge.alb_arn, zone_arn=zone.zone_arn,
+            distribution_arn=api_dns.maintenance_distribution_arn, health_check_arn=api_dns.health_check_arn))
+
+    return {
+        "apiUrl": api_dns.api_url,
+        "clusterName": cluster.cluster_name,
+        "kubeconfig": cluster.kubeconfig,  # secret
+        "databaseEndpoints": databases.endpoints,
+        "databaseRoleArns": databases.role_arns,
+        "repositoryUrls": registry.repository_urls,
+        "webAclArn": edge.web_acl_arn,
+        "healthCheckId": api_dns.health_check_id,
+        "targetGroupArn": edge.target_group_arn,
+        "loadBalancerControllerRoleArn": edge.lb_controller_role_arn,
+        "clusterAutoscalerRoleArn": cluster.autoscaler_role_arn,
+        "zoneId": zone.zone_id,
+    }
+
+
+__all__ = ["build"]
