@@ -87,3 +87,19 @@ def assert_problem(r: httpx.Response, status: int, kind: str | None = None) -> d
         assert body["type"].endswith(f"/{kind}"), body
     assert "Traceback" not in r.text
     return body
+
+
+def db_fetch(database_url: str, query: str, *args: Any) -> list[Any]:
+    """Run one parameterised statement against a service's database (to inspect, or to age rows)."""
+    import asyncio
+
+    import asyncpg
+
+    async def run() -> list[Any]:
+        conn = await asyncpg.connect(database_url)
+        try:
+            return list(await conn.fetch(query, *args))
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
