@@ -5,8 +5,9 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-# Debian packages the tests start for real: PostgreSQL (server + contrib for pg_trgm).
-APT_PACKAGES := postgresql postgresql-contrib
+# Debian packages the tests start for real: PostgreSQL (server + contrib for pg_trgm), nginx (the TLS
+# edge), Prometheus (promtool checks and alert-rule tests), wrk (benchmarks).
+APT_PACKAGES := postgresql postgresql-contrib nginx-light prometheus wrk
 PYTEST_ARGS ?=
 
 .PHONY: help deps venv lint typecheck unit test clean

@@ -1,0 +1,243 @@
+"""``python -m services.runner up|down|status|logs``: the whole platform on one machine, no containers.
+
+``make up`` / ``make down`` / ``make status`` call this. See the README's "Run it on one machine".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from services import catalog
+from services.runner import seed, stack
+from services.runner.layout import Layout
+from services.runner.postgres import PostgresServer
+from services.runner.supervisor import Child, Supervisor, configure_logging, pid_alive, read_state
+
+EXIT_NOT_RUNNING = 3
+
+
+def _layout(args: argparse.Namespace) -> Layout:
+    try:
+        return Layout(Path(args.run_dir).resolve(), args.port_offset)
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
+
+
+def _running(layout: Layout) -> dict[str, object] | None:
+    state = read_state(layout)
+    if state and isinstance(state.get("supervisor_pid"), int) and pid_alive(state["supervisor_pid"]):
+        return state
+    return None
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    began = time.monotonic()
+    layout = _layout(args)
+    if state := _running(layout):
+        print(f"error: the stack in {layout.run_dir} is already running (supervisor pid {state['supervisor_pid']});"
+              " run `make down` (or `python -m services.runner down`) first.", file=sys.stderr)
+        return 1
+    layout.run_dir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    try:
+        db = stack.resolve_database(layout, env)
+        keyring = stack.load_keyring(layout)
+        admin = stack.admin_credentials(layout, env)
+        db_names = {s.name: db.url_for(s.database_name) for s in catalog.database_services()}
+        plan = stack.plan(layout, keyring, db_names, admin, env, gateway_workers=args.gateway_workers)
+        busy = stack.busy_ports(layout, plan, db)
+        if busy:
+            raise stack.StackError("ports already in use: " + ", ".join(busy) +
+                                   ". Stop what uses them, or run a second stack with --port-offset N.")
+        if db.embedded is not None:
+            _start_embedded(db.embedded)
+        stack.ensure_databases(db)
+    except (stack.StackError, RuntimeError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+    _write_plan(layout, plan.children, db)
+    layout.logs.mkdir(parents=True, exist_ok=True)
+    layout.state_file.unlink(missing_ok=True)
+    with (layout.logs / "supervisor.out").open("ab") as out:
+        supervisor = subprocess.Popen(
+            [sys.executable, "-m", "services.runner", "--run-dir", str(layout.run_dir),
+             "--port-offset", str(layout.port_offset), "supervise"],
+            cwd=stack.ROOT, env={**env, "PYTHONPATH": str(stack.ROOT)}, start_new_session=True,
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+        )
+    while True:
+        state = read_state(layout) or {}
+        if state.get("phase") == "ready":
+            break
+        if state.get("phase") == "failed" or supervisor.poll() is not None:
+            supervisor.wait()
+            if db.embedded is not None:
+                db.embedded.stop()
+            detail = state.get("error") or (layout.logs / "supervisor.out").read_text(errors="replace")[-2000:]
+            print(f"error: start-up failed; everything was stopped.\n{detail}", file=sys.stderr)
+            return 1
+        time.sleep(0.1)
+    ready_in = time.monotonic() - began
+
+    info = stack.describe(layout, plan, db)
+    if not args.no_seed:
+        try:
+            seeded = seed.run(layout, admin)
+        except Exception as exc:
+            print(f"warning: seeding failed ({exc}); the stack is up without demo data", file=sys.stderr)
+        else:
+            info["seed"] = seeded
+    print(f"retail platform is up in {ready_in:.1f}s (all services ready)")
+    for name, url in info["urls"].items():
+        print(f"  {name:<11} {url}")
+    print(f"  database    {info['database']}")
+    print(f"  logs        {info['logs']}/<service>.log")
+    if info.get("ca_file"):
+        print(f"  TLS CA      {info['ca_file']}  (curl --cacert {info['ca_file']} https://localhost:"
+              f"{layout.edge_https}/healthz)")
+    print(f"  admin       {admin.email}  (credentials in {layout.admin_file}, mode 0600)")
+    if admin.generated:
+        print(f"  admin password (shown once): {admin.password}")
+    for note in plan.skipped:
+        print(f"  skipped     {note}")
+    if "seed" in info:
+        print(f"  seed        {info['seed']}")
+    return 0
+
+
+def _start_embedded(server: PostgresServer) -> None:
+    if not (server.datadir / "data" / "PG_VERSION").exists():
+        server.init()
+    server.start()
+
+
+def _write_plan(layout: Layout, children: list[Child], db: stack.Database) -> None:
+    doc = {
+        "children": [{"name": c.name, "argv": c.argv, "env": c.env, "logfile": str(c.logfile),
+                      "ready_url": c.ready_url} for c in children],
+        "embedded_pg": {"port": db.embedded.port, "datadir": str(db.embedded.datadir),
+                        "bindir": str(db.embedded.bindir)} if db.embedded else None,
+    }
+    path = layout.run_dir / "plan.json"
+    # It holds the services' keys: readable by the user only.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(doc, f)
+
+
+def cmd_supervise(args: argparse.Namespace) -> int:
+    layout = _layout(args)
+    configure_logging(layout.logs / "supervisor.log")
+    doc = json.loads((layout.run_dir / "plan.json").read_text())
+    children = [Child(c["name"], c["argv"], c["env"], Path(c["logfile"]), c["ready_url"]) for c in doc["children"]]
+    on_stop = []
+    if doc["embedded_pg"]:
+        pg = doc["embedded_pg"]
+        server = PostgresServer(port=pg["port"], datadir=Path(pg["datadir"]), bindir=Path(pg["bindir"]))
+        on_stop.append(server.stop)
+    extra = {"run_dir": str(layout.run_dir), "port_offset": layout.port_offset}
+    return Supervisor(layout, children, cwd=stack.ROOT, extra_state=extra, on_stop=on_stop).run()
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    layout = _layout(args)
+    state = _running(layout)
+    if state is None:
+        print(f"not running ({layout.run_dir})")
+        _stop_leftover_pg(layout)
+        return 0
+    pid = int(state["supervisor_pid"])  # type: ignore[call-overload]
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 40
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if pid_alive(pid):
+        os.killpg(pid, signal.SIGKILL)
+        print("supervisor did not stop in 40s; killed its process group", file=sys.stderr)
+    _stop_leftover_pg(layout)
+    layout.state_file.unlink(missing_ok=True)
+    print("stopped")
+    return 0
+
+
+def _stop_leftover_pg(layout: Layout) -> None:
+    plan = layout.run_dir / "plan.json"
+    if not plan.exists():
+        return
+    pg = json.loads(plan.read_text()).get("embedded_pg")
+    if pg and (Path(pg["datadir"]) / "data" / "postmaster.pid").exists():
+        PostgresServer(port=pg["port"], datadir=Path(pg["datadir"]), bindir=Path(pg["bindir"])).stop()
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    layout = _layout(args)
+    state = _running(layout)
+    if state is None:
+        print(f"not running ({layout.run_dir})")
+        return EXIT_NOT_RUNNING
+    children = state.get("children", {})
+    assert isinstance(children, dict)
+    all_ready = True
+    print(f"phase: {state.get('phase')}   supervisor pid {state.get('supervisor_pid')}")
+    for name, info in children.items():
+        child = Child(name, [], {}, Path(info["log"]), info.get("ready_url"))
+        alive = bool(info.get("pid")) and pid_alive(int(info["pid"]))
+        ready = alive and child.ready_url is not None and _probe(child)
+        all_ready &= ready
+        print(f"  {name:<11} pid {info.get('pid')!s:<8} {'ready' if ready else 'NOT READY':<10} "
+              f"restarts {info.get('restarts', 0):<3} {info.get('ready_url') or ''}")
+    return 0 if all_ready else 1
+
+
+def _probe(child: Child) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(child.ready_url or "", timeout=2.0, verify=False).status_code == 200  # noqa: S501
+    except httpx.HTTPError:
+        return False
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    layout = _layout(args)
+    path = layout.logs / f"{args.service}.log"
+    if not path.exists():
+        known = sorted(p.stem for p in layout.logs.glob("*.log")) if layout.logs.exists() else []
+        print(f"error: no log for {args.service!r}; logs exist for: {', '.join(known) or 'nothing yet'}",
+              file=sys.stderr)
+        return 1
+    lines = path.read_text(errors="replace").splitlines()[-args.lines:]
+    print("\n".join(lines))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m services.runner", description=__doc__)
+    parser.add_argument("--run-dir", default=str(stack.ROOT / ".run"), help="where state, logs and data live")
+    parser.add_argument("--port-offset", type=int, default=0,
+                        help="shift every port (e.g. 20000) to run a second stack beside the first")
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start everything and wait until all is ready")
+    up.add_argument("--no-seed", action="store_true", help="do not load demo customers and products")
+    up.add_argument("--gateway-workers", type=int, default=2, choices=range(1, 9), metavar="1..8")
+    sub.add_parser("down", help="stop everything")
+    sub.add_parser("status", help="what runs and whether it is ready (exit 0 all ready, 1 degraded, 3 stopped)")
+    logs = sub.add_parser("logs", help="the last lines of one process's log")
+    logs.add_argument("service")
+    logs.add_argument("-n", "--lines", type=int, default=50)
+    sub.add_parser("supervise", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    handlers = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "logs": cmd_logs, "supervise": cmd_supervise}
+    return handlers[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

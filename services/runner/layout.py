@@ -1,0 +1,77 @@
+"""Where the one-machine stack puts things: ports (from the contract, optionally shifted) and files.
+
+Everything lives under one run directory (default ``.run/`` in the repository, git-ignored) so ``down``
+and a fresh start are predictable, and tests can run a second, isolated stack next to a developer's
+with ``--port-offset`` and ``--run-dir``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from services import catalog
+
+# Fixed by the contract so tools and docs agree.
+EDGE_HTTPS = 8443
+EDGE_HTTP = 8080
+PROMETHEUS = 9090
+POSTGRES_EXISTING = 5432
+POSTGRES_EMBEDDED = 5433
+
+
+@dataclass(frozen=True)
+class Layout:
+    run_dir: Path
+    port_offset: int = 0
+
+    def __post_init__(self) -> None:
+        highest = max([s.port for s in catalog.SERVICES] + [EDGE_HTTPS, PROMETHEUS, POSTGRES_EMBEDDED])
+        if not 0 <= self.port_offset <= 65535 - highest:
+            raise ValueError(f"--port-offset must be 0..{65535 - highest}, got {self.port_offset}")
+
+    def port(self, service: str) -> int:
+        return catalog.get(service).port + self.port_offset
+
+    @property
+    def edge_https(self) -> int:
+        return EDGE_HTTPS + self.port_offset
+
+    @property
+    def edge_http(self) -> int:
+        return EDGE_HTTP + self.port_offset
+
+    @property
+    def prometheus(self) -> int:
+        return PROMETHEUS + self.port_offset
+
+    @property
+    def postgres_embedded(self) -> int:
+        return POSTGRES_EMBEDDED + self.port_offset
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.port(service)}"
+
+    @property
+    def logs(self) -> Path:
+        return self.run_dir / "logs"
+
+    @property
+    def secrets(self) -> Path:
+        return self.run_dir / "secrets"
+
+    @property
+    def state_file(self) -> Path:
+        return self.run_dir / "state.json"
+
+    @property
+    def keyring_file(self) -> Path:
+        return self.secrets / "keyring.json"
+
+    @property
+    def admin_file(self) -> Path:
+        return self.secrets / "admin.json"
+
+    @property
+    def tls(self) -> Path:
+        return self.run_dir / "tls"

@@ -1,0 +1,238 @@
+"""What the one-machine stack runs, decided from the catalog: databases, services, edge, Prometheus."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from services import catalog
+from services.runner import nginx, prometheus, tls
+from services.runner.keyring import KeyRing
+from services.runner.layout import POSTGRES_EXISTING, Layout
+from services.runner.postgres import PostgresNotFoundError, PostgresServer, find_bindir
+from services.runner.supervisor import Child
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_ADMIN_EMAIL = "admin@shop.local"
+
+
+class StackError(RuntimeError):
+    """A start-up problem with a message a person can act on."""
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@dataclass
+class Database:
+    admin_url: str
+    source: str  # "DATABASE_URL", "existing :5432", "embedded :5433"
+    embedded: PostgresServer | None = None
+
+    def url_for(self, database: str) -> str:
+        parts = urlsplit(self.admin_url)
+        return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+def resolve_database(layout: Layout, env: dict[str, str]) -> Database:
+    """DATABASE_URL wins; else a PostgreSQL already on 5432; else an embedded one on 5433."""
+    if url := env.get("DATABASE_URL"):
+        if urlsplit(url).scheme not in ("postgres", "postgresql"):
+            raise StackError("DATABASE_URL must look like postgresql://user:password@host:port/postgres")
+        return Database(url, "DATABASE_URL")
+    if layout.port_offset == 0 and port_in_use(POSTGRES_EXISTING) and _can_connect(POSTGRES_EXISTING):
+        return Database(f"postgresql://postgres@127.0.0.1:{POSTGRES_EXISTING}/postgres", "existing :5432")
+    try:
+        bindir = find_bindir()
+    except PostgresNotFoundError as exc:
+        raise StackError(str(exc)) from None
+    datadir = layout.run_dir / "pg"
+    if os.geteuid() == 0 and not _traversable_by_postgres(datadir.parent):
+        # As root the server runs as `postgres`, which cannot enter a private home directory.
+        # A private temporary directory, remembered in the run directory so data survives down/up.
+        pointer = layout.run_dir / "pg-location"
+        if pointer.exists() and Path(pointer.read_text().strip()).is_dir():
+            datadir = Path(pointer.read_text().strip())
+        else:
+            datadir = Path(tempfile.mkdtemp(prefix="retail-platform-pg-"))
+            pointer.write_text(str(datadir))
+    server = PostgresServer(port=layout.postgres_embedded, datadir=datadir, bindir=bindir)
+    return Database(server.url(), f"embedded :{layout.postgres_embedded} ({datadir})", server)
+
+
+def _can_connect(port: int) -> bool:
+    import asyncio
+
+    import asyncpg
+
+    async def probe() -> bool:
+        try:
+            conn = await asyncpg.connect(host="127.0.0.1", port=port, user="postgres", database="postgres",
+                                         timeout=2)
+        except (TimeoutError, OSError, asyncpg.PostgresError):
+            return False
+        await conn.close()
+        return True
+
+    return asyncio.run(probe())
+
+
+def _traversable_by_postgres(path: Path) -> bool:
+    path = path.resolve()
+    return all(not (p.exists() and not p.stat().st_mode & 1) for p in [path, *path.parents])
+
+
+def ensure_databases(db: Database) -> dict[str, str]:
+    """One database per service that owns data; created if missing. Returns service -> URL."""
+    import asyncio
+
+    import asyncpg
+
+    async def create() -> None:
+        conn = await asyncpg.connect(db.admin_url, timeout=10)
+        try:
+            existing = {r["datname"] for r in await conn.fetch("SELECT datname FROM pg_database")}
+            for service in catalog.database_services():
+                if service.database_name not in existing:
+                    await conn.execute(f'CREATE DATABASE "{service.database_name}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    return {s.name: db.url_for(s.database_name) for s in catalog.database_services()}
+
+
+@dataclass
+class Admin:
+    email: str
+    password: str
+    generated: bool
+
+
+def admin_credentials(layout: Layout, env: dict[str, str]) -> Admin:
+    """ADMIN_EMAIL / ADMIN_PASSWORD from the environment, else the saved ones, else a generated password
+    (printed once by ``up``, kept in a file only the user can read)."""
+    if env.get("ADMIN_PASSWORD"):
+        admin = Admin(env.get("ADMIN_EMAIL", DEFAULT_ADMIN_EMAIL), env["ADMIN_PASSWORD"], generated=False)
+    elif layout.admin_file.exists():
+        doc = json.loads(layout.admin_file.read_text())
+        return Admin(doc["email"], doc["password"], generated=False)
+    else:
+        admin = Admin(env.get("ADMIN_EMAIL", DEFAULT_ADMIN_EMAIL), secrets.token_urlsafe(18), generated=True)
+    layout.secrets.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(layout.admin_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump({"email": admin.email, "password": admin.password}, f)
+    return admin
+
+
+def load_keyring(layout: Layout) -> KeyRing:
+    if layout.keyring_file.exists():
+        return KeyRing.load(layout.keyring_file)
+    layout.secrets.mkdir(parents=True, exist_ok=True, mode=0o700)
+    ring = KeyRing.generate()
+    ring.save(layout.keyring_file)
+    return ring
+
+
+@dataclass
+class Plan:
+    children: list[Child]
+    skipped: list[str] = field(default_factory=list)
+    edge: bool = False
+    prometheus: bool = False
+
+
+def service_env(layout: Layout, service: str, keyring: KeyRing, db_urls: dict[str, str], admin: Admin,
+                base_env: dict[str, str]) -> dict[str, str]:
+    env = {
+        **base_env,
+        "PYTHONPATH": str(ROOT),
+        "ENVIRONMENT": "dev",
+        "LOG_LEVEL": base_env.get("LOG_LEVEL", "INFO"),
+        **keyring.env_for(service),
+        "SERVICE_URLS": json.dumps({s.name: layout.url(s.name) for s in catalog.SERVICES}),
+    }
+    env.pop("DATABASE_URL", None)
+    if service in db_urls:
+        env["DATABASE_URL"] = db_urls[service]
+    if service == "users":
+        env.update(ADMIN_EMAIL=admin.email, ADMIN_PASSWORD=admin.password)
+    else:
+        env["JWKS_URL"] = f"{layout.url('users')}/.well-known/jwks.json"
+    if service == "gateway":
+        # Only the local nginx edge may tell the gateway who the client is.
+        env.setdefault("TRUSTED_PROXIES", json.dumps(["127.0.0.1/32"]))
+    return env
+
+
+def plan(layout: Layout, keyring: KeyRing, db_urls: dict[str, str], admin: Admin, base_env: dict[str, str],
+         *, gateway_workers: int = 2) -> Plan:
+    children: list[Child] = []
+    for service in catalog.SERVICES:
+        argv = [sys.executable, "-m", "uvicorn", f"services.{service.name}.main:app", "--host", "127.0.0.1",
+                "--port", str(layout.port(service.name)), "--no-access-log", "--log-level", "warning"]
+        if service.name == "gateway" and gateway_workers > 1:
+            argv += ["--workers", str(gateway_workers)]
+        children.append(Child(service.name, argv, service_env(layout, service.name, keyring, db_urls, admin, base_env),
+                              layout.logs / f"{service.name}.log", ready_url=f"{layout.url(service.name)}/readyz"))
+    result = Plan(children)
+
+    nginx_bin = nginx.find_nginx()
+    if nginx_bin:
+        _ca, cert, key = tls.ensure_certificates(layout.tls)
+        conf = nginx.write(layout, cert, key)
+        nginx.check(nginx_bin, conf)
+        children.append(Child("nginx", nginx.command(nginx_bin, conf), dict(base_env), layout.logs / "nginx.log",
+                              ready_url=f"https://127.0.0.1:{layout.edge_https}/healthz"))
+        result.edge = True
+    else:
+        result.skipped.append(f"nginx edge (https://localhost:{layout.edge_https}): nginx not found; "
+                              f"{nginx.INSTALL_HINT}")
+
+    prom = prometheus.find_prometheus()
+    if prom:
+        targets = {s.name: f"127.0.0.1:{layout.port(s.name)}" for s in catalog.SERVICES}
+        conf = prometheus.write(layout, targets)
+        prometheus.check(prom[1], conf)
+        children.append(Child("prometheus", prometheus.command(prom[0], conf, layout), dict(base_env),
+                              layout.logs / "prometheus.log",
+                              ready_url=f"http://127.0.0.1:{layout.prometheus}/-/ready"))
+        result.prometheus = True
+    else:
+        result.skipped.append(f"Prometheus (http://localhost:{layout.prometheus}): not found; "
+                              f"{prometheus.INSTALL_HINT}")
+    return result
+
+
+def busy_ports(layout: Layout, p: Plan, db: Database) -> list[str]:
+    wanted = {layout.port(s.name): s.name for s in catalog.SERVICES}
+    if p.edge:
+        wanted.update({layout.edge_https: "nginx https", layout.edge_http: "nginx http"})
+    if p.prometheus:
+        wanted[layout.prometheus] = "prometheus"
+    if db.embedded is not None:
+        wanted[layout.postgres_embedded] = "embedded postgresql"
+    return [f"{port} ({what})" for port, what in sorted(wanted.items()) if port_in_use(port)]
+
+
+def describe(layout: Layout, p: Plan, db: Database) -> dict[str, Any]:
+    urls = {s.name: layout.url(s.name) for s in catalog.SERVICES}
+    if p.edge:
+        urls["edge"] = f"https://localhost:{layout.edge_https}"
+    if p.prometheus:
+        urls["prometheus"] = f"http://localhost:{layout.prometheus}"
+    return {"urls": urls, "database": db.source, "skipped": p.skipped, "logs": str(layout.logs),
+            "admin_file": str(layout.admin_file), "ca_file": str(layout.tls / "ca.pem") if p.edge else None,
+            "port_offset": layout.port_offset}

@@ -1,0 +1,201 @@
+"""The supervisor: starts every process of the one-machine stack, keeps them running, stops them all.
+
+It runs detached (``up`` spawns it) and records what it runs in ``state.json``. A child that dies is
+restarted with back-off; a child that cannot start at all fails the whole start-up, and the supervisor
+then stops everything it started, so nothing is left half-running.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from services.runner.layout import Layout
+
+log = logging.getLogger("runner")
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    logfile: Path
+    ready_url: str | None = None
+    proc: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    next_restart: float = 0.0
+    started_at: float = field(default=0.0)
+
+    def start(self, cwd: Path) -> None:
+        self.logfile.parent.mkdir(parents=True, exist_ok=True)
+        out = self.logfile.open("ab")
+        self.proc = subprocess.Popen(self.argv, cwd=cwd, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL)
+        out.close()
+        self.started_at = time.monotonic()
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if not self.alive:
+            return
+        assert self.proc is not None
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+    def is_ready(self) -> bool:
+        if not self.alive:
+            return False
+        if self.ready_url is None:
+            return True
+        try:
+            return httpx.get(self.ready_url, timeout=1.0, verify=False).status_code == 200  # noqa: S501 - loopback
+        except httpx.HTTPError:
+            return False
+
+    def tail(self, chars: int = 2500) -> str:
+        try:
+            return self.logfile.read_text(errors="replace")[-chars:]
+        except FileNotFoundError:
+            return ""
+
+
+def write_state(layout: Layout, **state: Any) -> None:
+    tmp = layout.state_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2))
+    tmp.replace(layout.state_file)
+
+
+def read_state(layout: Layout) -> dict[str, Any] | None:
+    try:
+        state: dict[str, Any] = json.loads(layout.state_file.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    return state
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Supervisor:
+    def __init__(self, layout: Layout, children: list[Child], *, cwd: Path, extra_state: dict[str, Any],
+                 startup_timeout: float = 60.0, on_stop: list[Any] | None = None) -> None:
+        self.layout = layout
+        self.children = children
+        self.cwd = cwd
+        self.extra_state = extra_state
+        self.startup_timeout = startup_timeout
+        self.on_stop = on_stop or []
+        self._stopping = False
+
+    def _state(self, phase: str, **extra: Any) -> None:
+        write_state(self.layout, phase=phase, supervisor_pid=os.getpid(),
+                    children={c.name: {"pid": c.proc.pid if c.proc else None, "restarts": c.restarts,
+                                       "ready_url": c.ready_url, "log": str(c.logfile)} for c in self.children},
+                    **self.extra_state, **extra)
+
+    def _signal(self, signum: int, frame: object) -> None:
+        self._stopping = True
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self._signal)
+        signal.signal(signal.SIGINT, self._signal)
+        began = time.monotonic()
+        self._state("starting")
+        for child in self.children:
+            child.start(self.cwd)
+        error = self._wait_ready()
+        if error:
+            log.error("start-up failed: %s", error)
+            self.shutdown()
+            self._state("failed", error=error)
+            return 1
+        self._state("ready", startup_seconds=round(time.monotonic() - began, 2))
+        log.info("all ready in %.1fs", time.monotonic() - began)
+        while not self._stopping:
+            self._watch()
+            time.sleep(0.5)
+        self.shutdown()
+        self.layout.state_file.unlink(missing_ok=True)
+        return 0
+
+    def _wait_ready(self) -> str | None:
+        deadline = time.monotonic() + self.startup_timeout
+        pending = list(self.children)
+        while pending:
+            if self._stopping:
+                return "interrupted during start-up"
+            for child in list(pending):
+                if not child.alive:
+                    code = child.proc.returncode if child.proc else None
+                    return f"{child.name} exited during start-up (code {code}); its log:\n{child.tail()}"
+                if child.is_ready():
+                    pending.remove(child)
+            if time.monotonic() > deadline:
+                names = ", ".join(c.name for c in pending)
+                return f"not ready after {self.startup_timeout:.0f}s: {names}\n{pending[0].tail()}"
+            time.sleep(0.1)
+        return None
+
+    def _watch(self) -> None:
+        changed = False
+        for child in self.children:
+            if child.alive:
+                continue
+            now = time.monotonic()
+            if child.next_restart == 0.0:
+                # Back-off grows with restarts in quick succession: 1, 2, 4 ... 30 s.
+                delay = min(30.0, 2.0 ** min(child.restarts, 5))
+                child.next_restart = now + delay
+                log.warning("%s exited (code %s); restarting in %.0fs", child.name,
+                            child.proc.returncode if child.proc else None, delay)
+            elif now >= child.next_restart:
+                child.restarts += 1
+                child.next_restart = 0.0
+                child.start(self.cwd)
+                changed = True
+        if changed:
+            self._state("ready")
+
+    def shutdown(self) -> None:
+        # Edge first, data last: reverse start order.
+        for child in reversed(self.children):
+            child.stop()
+        for hook in self.on_stop:
+            hook()
+
+
+def configure_logging(logfile: Path) -> None:
+    logfile.parent.mkdir(parents=True, exist_ok=True)
+    from pythonjsonlogger.json import JsonFormatter
+
+    handler = logging.FileHandler(logfile)
+    handler.setFormatter(JsonFormatter("%(asctime)s %(levelname)s %(message)s",
+                                       rename_fields={"asctime": "ts", "levelname": "level", "message": "event"}))
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(logging.INFO)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
