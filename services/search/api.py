@@ -44,7 +44,7 @@ async def search_products(
     )],
     limit: Annotated[int, Query(ge=1, le=50, description="Maximum hits to return")] = 20,
     category: Annotated[str | None, Query(
-        min_length=1, max_length=100, pattern=query.CATEGORY_PATTERN,
+        min_length=1, max_length=64, pattern=query.CATEGORY_PATTERN,
         description="Only products in this category (case-insensitive exact match)",
     )] = None,
 ) -> SearchResults:

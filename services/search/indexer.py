@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 import asyncpg
 from prometheus_client import Counter, Gauge
 
+from services.kit.context import request_id_var
 from services.search.feed import Change, ChangeFeed
 
 log = logging.getLogger("search.indexer")
@@ -133,6 +134,8 @@ class Indexer:
     async def run(self) -> None:
         log.info("indexer started", extra={"event": "indexer_started"})
         while not self._stopping.is_set():
+            # Each poll gets its own request ID: it is sent to products and appears in both services' logs.
+            rid = request_id_var.set(f"search-indexer-{uuid.uuid4().hex[:16]}")
             try:
                 result = await self.poll_once()
             except asyncio.CancelledError:
@@ -155,6 +158,8 @@ class Indexer:
                 # A full batch (or a lost compare-and-set) means more is waiting: go again at once.
                 delay = 0.0 if result.fetched >= self.batch_size or (result.fetched and not result.applied) \
                     else self.poll_interval
+            finally:
+                request_id_var.reset(rid)
             if delay:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), delay)

@@ -4,18 +4,23 @@ tiny in-memory change feed with the agreed ``/internal/v1/changes`` semantics.""
 from __future__ import annotations
 
 import asyncio
+import random
+import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 
 from services.kit import migrate
 from services.runner.postgres import PostgresServer
 from services.search.feed import Change, ChangeBatch, FeedError, FeedProduct
-from tests.support.procs import ROOT
+from tests.support.procs import ROOT, ServiceProcess
+from tests.support.stack import TestStack
 
 # Not imported from services.search.main: importing it builds the app (and reconfigures logging).
 MIGRATIONS = ROOT / "services" / "search" / "migrations"
@@ -94,3 +99,78 @@ class FakeFeed:
 
     async def aclose(self) -> None:
         self.closed = True
+
+
+# --- real services (integration) --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def products(stack: TestStack, users: ServiceProcess) -> ServiceProcess:
+    """The real products service, started after users so it verifies admin tokens against the JWKS."""
+    return stack.running.get("products") or stack.start("products")
+
+
+@pytest.fixture(scope="session")
+def search(stack: TestStack, products: ServiceProcess) -> ServiceProcess:
+    """The search service, started after products so its SERVICE_URLS point at the real change feed."""
+    return stack.running.get("search") or stack.start("search")
+
+
+class Catalogue:
+    """Admin writes through the products public API (what a real catalogue change looks like)."""
+
+    def __init__(self, products_url: str, admin_token: str) -> None:
+        self.client = httpx.Client(base_url=products_url, timeout=10.0,
+                                   headers={"authorization": f"Bearer {admin_token}"})
+
+    def create(self, name: str, *, description: str = "", category: str = "misc",
+               price_cents: int = 1999) -> dict[str, Any]:
+        body = {"sku": f"SKU-{uuid.uuid4().hex[:12]}", "name": name, "description": description,
+                "category": category, "price_cents": price_cents, "currency": "EUR"}
+        r = self.client.post("/api/v1/products", json=body)
+        assert r.status_code == 201, r.text
+        return dict(r.json())
+
+    def patch(self, product_id: str, **fields: Any) -> dict[str, Any]:
+        r = self.client.patch(f"/api/v1/products/{product_id}", json=fields)
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    def delete(self, product_id: str) -> None:
+        r = self.client.delete(f"/api/v1/products/{product_id}")
+        assert r.status_code == 204, r.text
+
+
+@pytest.fixture(scope="session")
+def catalogue(products: ServiceProcess, admin_token: str) -> Iterator[Catalogue]:
+    c = Catalogue(products.url, admin_token)
+    yield c
+    c.client.close()
+
+
+def unique_word() -> str:
+    """A word no other product has (letters only, so tokenising and stemming leave it whole)."""
+    return "zq" + "".join(random.choice("bcdfghjklmnpqrstvwxz") for _ in range(10))
+
+
+def search_ids(search_url: str, q: str, **params: Any) -> list[str]:
+    r = httpx.get(f"{search_url}/api/v1/search", params={"q": q, **params}, timeout=5.0)
+    assert r.status_code == 200, r.text
+    return [item["product_id"] for item in r.json()["items"]]
+
+
+def wait_for(condition: Callable[[], bool], *, within: float, started: float | None = None) -> float:
+    """Poll ``condition`` until it holds; return the seconds it took (from ``started``), or fail after
+    ``within`` seconds with the elapsed time in the message."""
+    started = time.monotonic() if started is None else started
+    deadline = started + within
+    while True:
+        if condition():
+            return time.monotonic() - started
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {within}s")
+        time.sleep(0.02)
+
+
+def database_name(url: str) -> str:
+    return url.rsplit("/", 1)[1]
