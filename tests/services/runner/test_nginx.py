@@ -38,16 +38,10 @@ class _Echo(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture(scope="module")
-def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Layout, Path]]:
-    binary = nginx.find_nginx()
-    assert binary, f"nginx missing: {nginx.INSTALL_HINT} (`make deps` does it)"
+def _start_edge(base: Path, binary: str) -> tuple[Layout, Path, subprocess.Popen[bytes], ThreadingHTTPServer]:
     # Offset the contract ports so the edge's gateway upstream is our echo server.
     echo_port = free_port()
-    offset = echo_port - 8000
-    if offset < 0 or echo_port + 1443 > 65535:
-        pytest.fail(f"free port {echo_port} cannot host the offset layout; rerun")
-    layout = Layout(tmp_path_factory.mktemp("edge"), port_offset=offset)
+    layout = Layout(base / str(echo_port), port_offset=echo_port - 8000)
     server = ThreadingHTTPServer(("127.0.0.1", echo_port), _Echo)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     ca, cert, key = tls.ensure_certificates(layout.tls)
@@ -55,12 +49,30 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Layout, Pat
     nginx.check(binary, conf)
     proc = subprocess.Popen(nginx.command(binary, conf), stderr=subprocess.PIPE)
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and proc.poll() is None:
         try:
             httpx.get(f"https://127.0.0.1:{layout.edge_https}/healthz", verify=_ctx(ca), timeout=1)
-            break
+            return layout, ca, proc, server
         except httpx.HTTPError:
             time.sleep(0.05)
+    proc.kill()
+    server.shutdown()
+    raise RuntimeError(f"nginx did not serve: {proc.stderr.read().decode() if proc.stderr else ''}")
+
+
+@pytest.fixture(scope="module")
+def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Layout, Path]]:
+    binary = nginx.find_nginx()
+    assert binary, f"nginx missing: {nginx.INSTALL_HINT} (`make deps` does it)"
+    base = tmp_path_factory.mktemp("edge")
+    for attempt in range(3):
+        try:
+            layout, ca, proc, server = _start_edge(base, binary)
+            break
+        except (RuntimeError, OSError):
+            # The offset edge ports are chosen blindly; another process may hold one. Try other ports.
+            if attempt == 2:
+                raise
     yield layout, ca
     proc.terminate()
     proc.wait(10)

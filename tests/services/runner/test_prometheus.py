@@ -8,8 +8,6 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from services import catalog
 from services.runner import prometheus
 from services.runner.layout import Layout
