@@ -50,6 +50,9 @@ class RecordedResource:
     provider: str | None
     deps: tuple[str, ...]
     inputs: dict[str, Any]
+    # What the mocks answered (placeholders shaped like AWS's): used by tests to follow references.
+    id: str | None = None
+    outputs: dict[str, Any] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         return {"type": self.type, "name": self.name, "urn": self.urn, "parent": self.parent,
@@ -70,6 +73,9 @@ class Recording:
         if len(found) != 1:
             raise AssertionError(f"expected one {type_}, found {[r.name for r in found]}")
         return found[0]
+
+    def by_id(self) -> dict[str, RecordedResource]:
+        return {r.id: r for r in self.resources if r.id}
 
     def by_urn(self) -> dict[str, RecordedResource]:
         return {r.urn: r for r in self.resources}
@@ -96,6 +102,8 @@ class RecordingMonitor(mocks.MockMonitor):
                 custom=bool(request.custom), provider=request.provider or None,
                 deps=tuple(request.dependencies),
                 inputs=redact(rpc.deserialize_properties(request.object, keep_unknowns=True)),
+                id=response.id or None,
+                outputs=redact(dict(self.resources[response.urn].state)) if response.urn in self.resources else {},
             ))
         return response
 
@@ -111,6 +119,11 @@ class PlatformMocks(pulumi.runtime.Mocks):
         self.region = region
         self.azs = [f"{region}{s}" for s in "abc"]
 
+    @staticmethod
+    def cluster_security_group_id(cluster_name: str) -> str:
+        """The id the mocks give the security group EKS creates for a cluster (control plane + nodes)."""
+        return f"sg-{cluster_name}-cluster"
+
     # -- resources ------------------------------------------------------------------------------------------
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         t, name, i = args.typ, args.name, dict(args.inputs)
@@ -120,13 +133,16 @@ class PlatformMocks(pulumi.runtime.Mocks):
         if t.startswith("pulumi:providers:"):
             return rid, out
         out.setdefault("arn", _arn(t.split(":")[1].split("/")[0], region, f"{name}"))
+        # Pulumi auto-names resources whose ``name`` is not given; mimic it so references resolve.
+        out.setdefault("name", name)
         if t == "aws:eks/cluster:Cluster":
             cname = i.get("name", name)
             out["arn"] = _arn("eks", region, f"cluster/{cname}")
             out["endpoint"] = f"https://{cname}.gr7.{region}.eks.amazonaws.com"
             out["certificateAuthority"] = {"data": "TU9DSy1DQQ=="}
             out["identities"] = [{"oidcs": [{"issuer": f"https://oidc.eks.{region}.amazonaws.com/id/MOCK{cname}"}]}]
-            out["vpcConfig"] = {**(i.get("vpcConfig") or {}), "clusterSecurityGroupId": f"sg-{cname}-cluster"}
+            out["vpcConfig"] = {**(i.get("vpcConfig") or {}),
+                                "clusterSecurityGroupId": self.cluster_security_group_id(cname)}
             rid = cname
         elif t == "aws:rds/instance:Instance":
             ident = i.get("identifier", name)

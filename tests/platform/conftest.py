@@ -8,9 +8,15 @@ from collections.abc import Callable
 import pytest
 from shop_platform.context import StackContext
 from shop_platform.offline import Recording, run_program
+from shop_platform.plan import PlanResult, run_plan
 from shop_platform.tags import Tagger
 
 REGION = "eu-west-1"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # pulumi-aws warns about its own deprecated aliases when a submodule is imported; not ours to fix.
+    config.addinivalue_line("filterwarnings", "ignore::DeprecationWarning:pulumi_aws.*")
 ACCOUNT = "111122223333"
 
 
@@ -38,3 +44,20 @@ def run() -> Callable[..., Recording]:
         return run_program(program, project="retail-platform", stack=stack, config={}, region=REGION)
 
     return _run
+
+
+# The whole program, run once per session per stack (each run sets its own mocks; afterwards the graph is
+# plain data, so no mock state leaks into other tests).
+@pytest.fixture(scope="session")
+def dev_plan() -> PlanResult:
+    return run_plan("dev")
+
+
+@pytest.fixture(scope="session")
+def prod_plan() -> PlanResult:
+    return run_plan("prod")
+
+
+@pytest.fixture(scope="session", params=["dev", "prod"])
+def plan(request: pytest.FixtureRequest, dev_plan: PlanResult, prod_plan: PlanResult) -> PlanResult:
+    return dev_plan if request.param == "dev" else prod_plan

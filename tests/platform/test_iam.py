@@ -1,0 +1,77 @@
+"""IAM and KMS policy builders (pure): least privilege is checked on the documents themselves."""
+
+from __future__ import annotations
+
+from shop_platform import iam
+from shop_platform.tags import REQUIRED_TAG_KEYS, Tagger, missing_required_tags
+
+ISSUER = "https://oidc.eks.eu-west-1.amazonaws.com/id/ABC"
+PROVIDER = "arn:aws:iam::111122223333:oidc-provider/oidc.eks.eu-west-1.amazonaws.com/id/ABC"
+
+
+def test_irsa_trust_pins_both_subject_and_audience() -> None:
+    """Without the `sub` condition every pod in the cluster could assume the role."""
+    doc = iam.irsa_trust(PROVIDER, ISSUER, "shop", "orders")
+    cond = doc["Statement"][0]["Condition"]["StringEquals"]
+    host = ISSUER.removeprefix("https://")
+    assert cond[f"{host}:sub"] == "system:serviceaccount:shop:orders"
+    assert cond[f"{host}:aud"] == "sts.amazonaws.com"
+    assert doc["Statement"][0]["Principal"] == {"Federated": PROVIDER}
+
+
+def test_secret_reader_names_one_secret_and_decrypts_only_via_secrets_manager() -> None:
+    """A service must read only its own database credentials; kms:Decrypt without ViaService would let the
+    role decrypt anything else encrypted with that key."""
+    doc = iam.secret_reader("arn:secret:orders", "arn:key:orders", "eu-west-1")
+    resources = [s["Resource"] for s in doc["Statement"]]
+    assert resources == ["arn:secret:orders", "arn:key:orders"]
+    assert doc["Statement"][1]["Condition"]["StringEquals"]["kms:ViaService"] == \
+        "secretsmanager.eu-west-1.amazonaws.com"
+
+
+def test_cluster_autoscaler_may_only_resize_this_clusters_groups() -> None:
+    """An unscoped SetDesiredCapacity would let the autoscaler (or whoever holds its token) resize any ASG."""
+    doc = iam.cluster_autoscaler("shop-dev")
+    scale = next(s for s in doc["Statement"] if s["Sid"] == "ScaleOwnNodeGroups")
+    assert scale["Condition"]["StringEquals"] == {"aws:ResourceTag/k8s.io/cluster-autoscaler/shop-dev": "owned"}
+
+
+def test_load_balancer_controller_only_registers_targets_on_one_target_group() -> None:
+    """With TargetGroupBinding the controller never needs to create load balancers or edit security groups."""
+    doc = iam.target_group_binder("arn:tg")
+    writes = [s for s in doc["Statement"] if s["Resource"] != "*"]
+    assert writes == [{"Sid": "RegisterTargets", "Effect": "Allow", "Resource": "arn:tg", "Action": [
+        "elasticloadbalancing:RegisterTargets", "elasticloadbalancing:DeregisterTargets"]}]
+    read_only = next(s for s in doc["Statement"] if s["Resource"] == "*")
+    assert all(":Describe" in a for a in read_only["Action"])
+
+
+def test_kms_service_grants_are_limited_to_this_account() -> None:
+    """aws:SourceAccount blocks the confused-deputy case: another account's log group using our key."""
+    doc = iam.kms_key_policy("111122223333", service_principals=("logs.eu-west-1.amazonaws.com",))
+    grant = doc["Statement"][1]
+    assert grant["Condition"]["StringEquals"]["aws:SourceAccount"] == "111122223333"
+    assert "kms:*" not in grant["Action"]
+
+
+def test_s3_policy_denies_plain_http() -> None:
+    """FSBP S3.5: a bucket must refuse requests that are not over TLS."""
+    stmt = iam.s3_tls_only("arn:aws:s3:::b")
+    assert stmt["Effect"] == "Deny"
+    assert stmt["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_tagger_always_sets_every_required_tag() -> None:
+    """Cost allocation and incident routing rely on stack/service/owner on every resource."""
+    tags = Tagger(stack="dev", owner="platform-team", environment="dev")("orders", Name="x")
+    assert not missing_required_tags(tags)
+    assert tags["service"] == "orders"
+    assert tags.keys() >= REQUIRED_TAG_KEYS
+
+
+def test_extra_tags_cannot_override_required_ones() -> None:
+    """A caller passing service=... by keyword must not silently mislabel a resource."""
+    import pytest
+
+    with pytest.raises(ValueError, match="required"):
+        Tagger(stack="dev", owner="o", environment="dev")(**{"owner": "someone-else"})

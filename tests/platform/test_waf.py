@@ -1,0 +1,68 @@
+"""WAF rule builders (pure)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from shop_platform import waf
+
+
+def _rules() -> list[dict[str, Any]]:
+    return waf.build_web_acl_rules(2000, 100, "/api/v1/sessions")
+
+
+def test_all_required_aws_managed_groups_are_present() -> None:
+    """Common, known-bad-inputs, SQLi and IP reputation are the baseline the issue (and FSBP WAF.10) require."""
+    names = {r["Statement"]["ManagedRuleGroupStatement"]["Name"] for r in _rules()
+             if "ManagedRuleGroupStatement" in r["Statement"]}
+    assert names == {"AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet",
+                     "AWSManagedRulesSQLiRuleSet", "AWSManagedRulesAmazonIpReputationList"}
+
+
+def test_priorities_are_unique_and_rate_limits_run_before_content_inspection() -> None:
+    """WAF rejects duplicate priorities; floods must be cut by the cheap rate rules before body inspection."""
+    rules = _rules()
+    priorities = [r["Priority"] for r in rules]
+    assert len(set(priorities)) == len(priorities)
+    by_name = {r["Name"]: r["Priority"] for r in rules}
+    assert by_name["rate-per-ip"] < by_name["AWSManagedRulesCommonRuleSet"]
+    assert by_name["rate-login"] < by_name["AWSManagedRulesSQLiRuleSet"]
+
+
+def test_login_rule_is_stricter_and_scoped_to_post_on_the_login_path() -> None:
+    """Credential stuffing targets POST /api/v1/sessions; a stricter per-IP limit there must not throttle
+    reads elsewhere."""
+    login = next(r for r in _rules() if r["Name"] == "rate-login")
+    stmt = login["Statement"]["RateBasedStatement"]
+    assert stmt["Limit"] == 100
+    assert stmt["AggregateKeyType"] == "IP"
+    parts = stmt["ScopeDownStatement"]["AndStatement"]["Statements"]
+    searches = {p["ByteMatchStatement"]["SearchString"] for p in parts}
+    assert searches == {"/api/v1/sessions", "POST"}
+
+
+def test_rate_limited_requests_get_429_not_403() -> None:
+    """The API contract promises 429 for rate limiting; a 403 would read as an authorization failure."""
+    for rule in _rules():
+        if "RateBasedStatement" in rule["Statement"]:
+            assert rule["Action"]["Block"]["CustomResponse"]["ResponseCode"] == 429
+
+
+def test_managed_groups_keep_their_own_actions_and_every_rule_emits_metrics() -> None:
+    """OverrideAction None keeps the groups blocking (Count would silently disable them); metrics = FSBP WAF.12."""
+    for rule in _rules():
+        assert rule["VisibilityConfig"]["CloudWatchMetricsEnabled"] is True
+        if "ManagedRuleGroupStatement" in rule["Statement"]:
+            assert rule["OverrideAction"] == {"None": {}}
+
+
+def test_login_limit_must_be_stricter() -> None:
+    """A login limit at or above the general one would be a no-op rule that looks like protection."""
+    with pytest.raises(ValueError, match="stricter"):
+        waf.build_web_acl_rules(100, 100, "/api/v1/sessions")
+
+
+def test_authorization_header_is_redacted_from_logs() -> None:
+    """Bearer tokens in WAF logs would let anyone with log access impersonate users."""
+    assert "authorization" in waf.REDACTED_HEADERS
