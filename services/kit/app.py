@@ -208,6 +208,8 @@ def _ops_router(readiness: Sequence[Hook]) -> APIRouter:
         for check in checks:
             try:
                 await check(app)
+            except Problem:
+                raise  # a check that explains itself (e.g. the gateway's list of failing upstreams)
             except Exception as exc:
                 failed.append(f"{check.__name__}: {type(exc).__name__}")
         if failed:

@@ -1,0 +1,141 @@
+"""One OpenAPI document for the public API: each upstream's own document, cut down to its public
+prefixes and merged, with the answers the gateway itself can give added to every operation."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from services import catalog
+from services.gateway.proxy import is_clean_public_path
+
+_PROBLEM_REF = {"$ref": "#/components/schemas/ProblemBody"}
+_GATEWAY_ANSWERS = {
+    "404": "Not found (the gateway refuses paths that are not clean public paths)",
+    "413": "Payload too large",
+    "429": "Too many requests (rate limited; see Retry-After)",
+    "502": "Bad gateway",
+    "503": "Service unavailable (upstream down or its circuit open; see Retry-After)",
+    "504": "Upstream timeout",
+}
+_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+
+def _is_public(path: str, prefixes: tuple[str, ...]) -> bool:
+    template_free = path.replace("{", "").replace("}", "")
+    return is_clean_public_path(template_free) and any(
+        path == p or path.startswith(p.rstrip("/") + "/") for p in prefixes
+    )
+
+
+def _rewrite_refs(node: Any, renames: Mapping[str, str]) -> Any:
+    if isinstance(node, dict):
+        out = {}
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str) and value in renames:
+                out[key] = renames[value]
+            else:
+                out[key] = _rewrite_refs(value, renames)
+        return out
+    if isinstance(node, list):
+        return [_rewrite_refs(v, renames) for v in node]
+    return node
+
+
+def _refs(node: Any, found: set[str]) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str):
+                found.add(value)
+            else:
+                _refs(value, found)
+    elif isinstance(node, list):
+        for v in node:
+            _refs(v, found)
+
+
+def _prune_components(doc: dict[str, Any]) -> None:
+    """Drop components no public operation reaches (schemas of internal routes must not leak)."""
+    components: dict[str, dict[str, Any]] = doc.get("components", {})
+    reachable: set[str] = set()
+    frontier: set[str] = set()
+    _refs(doc["paths"], frontier)
+    while frontier:
+        ref = frontier.pop()
+        if ref in reachable:
+            continue
+        reachable.add(ref)
+        parts = ref.removeprefix("#/components/").split("/", 1)
+        if len(parts) == 2 and parts[1] in components.get(parts[0], {}):
+            _refs(components[parts[0]][parts[1]], frontier)
+    for section, entries in components.items():
+        if section == "securitySchemes":
+            continue
+        for name in list(entries):
+            if f"#/components/{section}/{name}" not in reachable:
+                del entries[name]
+
+
+def _add_gateway_answers(operation: dict[str, Any], path: str, has_global_security: bool) -> None:
+    responses = operation.setdefault("responses", {})
+    wanted = dict(_GATEWAY_ANSWERS)
+    if "{" not in path:
+        wanted.pop("404")
+    if "requestBody" not in operation:
+        wanted.pop("413")
+    if operation.get("security") or has_global_security:
+        wanted["401"] = "Authentication required (the token is missing, malformed, expired or not valid)"
+    for status, description in wanted.items():
+        if status not in responses:
+            responses[status] = {"description": description,
+                                 "content": {"application/problem+json": {"schema": dict(_PROBLEM_REF)}}}
+
+
+def merge(own: dict[str, Any], upstream_docs: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
+    """``own`` is the gateway's document (its operational routes and ProblemBody); ``upstream_docs`` maps
+    service name to that service's ``/openapi.json``. Services merge in catalog order."""
+    merged: dict[str, Any] = {
+        "openapi": own.get("openapi", "3.1.0"),
+        "info": {"title": "Retail platform API", "version": own.get("info", {}).get("version", "1.0.0"),
+                 "description": "The public API, as served through the API gateway."},
+        "paths": {p: v for p, v in own.get("paths", {}).items() if p in ("/healthz", "/readyz")},
+        "components": copy.deepcopy(own.get("components", {})),
+    }
+    components: dict[str, dict[str, Any]] = merged["components"]
+    operation_ids = {op.get("operationId") for item in merged["paths"].values() for op in item.values()
+                     if isinstance(op, dict)}
+    for service in catalog.SERVICES:
+        doc = upstream_docs.get(service.name)
+        if doc is None or not service.public_prefixes:
+            continue
+        paths = {p: item for p, item in doc.get("paths", {}).items() if _is_public(p, service.public_prefixes)}
+        if not paths:
+            continue
+        renames: dict[str, str] = {}
+        theirs: dict[str, dict[str, Any]] = doc.get("components", {})
+        for section, entries in theirs.items():
+            mine = components.setdefault(section, {})
+            for name, definition in entries.items():
+                if name in mine and json.dumps(mine[name], sort_keys=True) != json.dumps(definition, sort_keys=True):
+                    renames[f"#/components/{section}/{name}"] = f"#/components/{section}/{name}_{service.name}"
+        for section, entries in theirs.items():
+            for name, definition in entries.items():
+                target = renames.get(f"#/components/{section}/{name}", f"#/components/{section}/{name}")
+                components[section][target.rsplit("/", 1)[1]] = _rewrite_refs(definition, renames)
+        global_security = bool(doc.get("security"))
+        for path, item in paths.items():
+            item = _rewrite_refs(copy.deepcopy(item), renames)
+            for method in _METHODS:
+                operation = item.get(method)
+                if not isinstance(operation, dict):
+                    continue
+                op_id = operation.get("operationId")
+                if op_id in operation_ids:
+                    operation["operationId"] = f"{service.name}_{op_id}"
+                operation_ids.add(operation.get("operationId"))
+                _add_gateway_answers(operation, path, global_security)
+            merged["paths"][path] = item
+    _prune_components(merged)
+    return merged

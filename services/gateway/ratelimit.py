@@ -1,0 +1,132 @@
+"""Token buckets shared by every gateway worker process on a host.
+
+``uvicorn --workers N`` runs N processes; a limit kept in each process's memory would let a client through
+N times over. The buckets therefore live in one small file mapped into every worker (``mmap``, on tmpfs
+by default, so it is memory, not disk), and an exclusive ``flock`` on that file serialises the few
+hundred nanoseconds of arithmetic each check needs. Why this and not the alternatives:
+
+- a SQLite WAL file would work too, but every check is a write transaction (a journal append and a
+  page write): tens of microseconds and a filesystem sync policy to tune, for a table that needs none
+  of SQL's features and may be lost on reboot without harm;
+- ``multiprocessing`` shared memory with a ``Lock`` needs the parent to create it before forking, and
+  uvicorn's workers are spawned, not forked, from a parent we do not control;
+- Redis would be the choice across hosts, but it is another moving part; across replicas the edge
+  (WAF rate rules / NGINX Gateway) enforces the global limit and each replica enforces its share here.
+
+The table is a fixed-size open-addressing hash table of ``(key hash, tokens, last refill)`` slots. Keys
+are hashed with a salt kept in the file header (so nobody can aim collisions at a slot). When all probe
+slots of a key are taken, the least recently touched one is reused: under that pressure a stale bucket
+restarts full, which errs towards letting a request through rather than blocking an innocent client.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import math
+import mmap
+import os
+import secrets
+import stat
+import struct
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+_MAGIC = b"RGRLv001"
+_HEADER = struct.Struct("<8sQ16s")  # magic, slot count, salt
+_HEADER_SIZE = 64
+_SLOT = struct.Struct("<Qdd")  # key hash (0 = empty), tokens, last refill (CLOCK_MONOTONIC, host-wide)
+_PROBES = 8
+
+
+def _private_dir(directory: Path) -> None:
+    """The table's directory must be ours and closed to others (it may sit in world-writable /dev/shm)."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = os.lstat(directory)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o022:
+        raise PermissionError(f"{directory} must be a directory owned by this user and not writable by others")
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    per_s: float
+    burst: int
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    retry_after_s: int = 0  # whole seconds until one token is back (for Retry-After), when not allowed
+
+
+class SharedTokenBuckets:
+    """Token buckets in a file mapped by every worker; safe across processes, one lock per check."""
+
+    def __init__(self, path: Path, slots: int = 65536) -> None:
+        self.slots = 1 << max(6, (slots - 1).bit_length())  # a power of two, for masking
+        self.path = path
+        size = _HEADER_SIZE + self.slots * _SLOT.size
+        _private_dir(path.parent)
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        if os.fstat(self._fd).st_uid != os.getuid():
+            os.close(self._fd)
+            raise PermissionError(f"{path} belongs to another user: refusing to share rate-limit state with it")
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        try:
+            if os.fstat(self._fd).st_size != size or not self._header_ok():
+                # New file, or one written with another layout: start empty (every bucket full).
+                os.ftruncate(self._fd, 0)
+                os.ftruncate(self._fd, size)
+                os.pwrite(self._fd, _HEADER.pack(_MAGIC, self.slots, secrets.token_bytes(16)), 0)
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._map = mmap.mmap(self._fd, size)
+        _, _, self._salt = _HEADER.unpack_from(self._map, 0)
+
+    def _header_ok(self) -> bool:
+        raw = os.pread(self._fd, _HEADER.size, 0)
+        if len(raw) != _HEADER.size:
+            return False
+        magic, slots, _ = _HEADER.unpack(raw)
+        return bool(magic == _MAGIC and slots == self.slots)
+
+    def _hash(self, key: str) -> int:
+        digest = hashlib.blake2b(key.encode(), digest_size=8, key=self._salt).digest()
+        return int.from_bytes(digest, "little") or 1
+
+    def acquire(self, key: str, limit: Limit) -> Decision:
+        """Take one token from ``key``'s bucket if there is one."""
+        h = self._hash(key)
+        mask = self.slots - 1
+        m = self._map
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        try:
+            now = time.monotonic()
+            chosen = -1
+            oldest = math.inf
+            tokens = float(limit.burst)
+            for i in range(_PROBES):
+                offset = _HEADER_SIZE + ((h + i) & mask) * _SLOT.size
+                slot_key, slot_tokens, stamp = _SLOT.unpack_from(m, offset)
+                if slot_key == h:
+                    chosen = offset
+                    if stamp <= now:  # a stamp from the future means the host rebooted: start full
+                        tokens = min(float(limit.burst), slot_tokens + (now - stamp) * limit.per_s)
+                    break
+                if slot_key == 0:  # slots are never emptied, so the key is not further along
+                    chosen = offset
+                    break
+                if stamp < oldest:
+                    chosen, oldest = offset, stamp
+            if tokens >= 1.0:
+                _SLOT.pack_into(m, chosen, h, tokens - 1.0, now)
+                return Decision(True)
+            _SLOT.pack_into(m, chosen, h, tokens, now)
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        return Decision(False, max(1, math.ceil((1.0 - tokens) / limit.per_s)))
+
+    def close(self) -> None:
+        self._map.close()
+        os.close(self._fd)
