@@ -24,6 +24,7 @@ from services.products.models import (
 router = APIRouter(prefix="/api/v1/products", tags=["products"])
 
 _JSON = "application/json"
+# Bodies that are not even text (undecodable bytes) are 400 from the framework; invalid JSON or values 422.
 
 
 def _dumps(value: object) -> bytes:
@@ -60,7 +61,7 @@ async def get_product(product_id: uuid.UUID, request: Request) -> Response:
     return Response(_dumps(dict(row.items())), media_type=_JSON)
 
 
-@router.post("", status_code=201, response_model=Product, responses=problem_responses(401, 403, 409, 422),
+@router.post("", status_code=201, response_model=Product, responses=problem_responses(400, 401, 403, 409, 422),
              summary="Create a product (admin)")
 async def create_product(body: ProductCreate, request: Request, _admin: AdminUser) -> Response:
     product = await store.create_product(request.app.state.pool, body, request.app.state.settings.change_feed_lock_key)
@@ -68,7 +69,8 @@ async def create_product(body: ProductCreate, request: Request, _admin: AdminUse
                     headers={"Location": f"/api/v1/products/{product['id']}"})
 
 
-@router.patch("/{product_id}", response_model=Product, responses=problem_responses(401, 403, 404, 409, 422),
+@router.patch("/{product_id}", response_model=Product,
+              responses=problem_responses(400, 401, 403, 404, 409, 422),
               summary="Change some fields of a product (admin)")
 async def update_product(product_id: uuid.UUID, body: ProductPatch, request: Request,
                          _admin: AdminUser) -> Response:
@@ -84,7 +86,8 @@ async def delete_product(product_id: uuid.UUID, request: Request, _admin: AdminU
     return Response(status_code=204)
 
 
-@router.put("/{product_id}/stock", response_model=Product, responses=problem_responses(401, 403, 404, 409, 422),
+@router.put("/{product_id}/stock", response_model=Product,
+            responses=problem_responses(400, 401, 403, 404, 409, 422),
             summary="Set stock on hand (admin); never below what is reserved")
 async def set_product_stock(product_id: uuid.UUID, body: StockUpdate, request: Request,
                             _admin: AdminUser) -> Response:

@@ -33,7 +33,7 @@ _AUTH = problem_responses(401, 403)
 
 @router.post("/reservations", status_code=201, response_model=Reservation,
              responses={200: {"model": Reservation, "description": "Replay of an earlier reservation"},
-                        **_AUTH, **problem_responses(404, 409, 422)},
+                        **_AUTH, **problem_responses(400, 404, 409, 422)},
              summary="Reserve stock for an order: all lines or none, idempotent per order id")
 async def create_reservation(body: ReservationRequest, request: Request, response: Response,
                              caller: ServiceCaller) -> dict[str, Any]:

@@ -34,9 +34,12 @@ Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(storab
 Description = Annotated[str, Field(max_length=5000), AfterValidator(storable_text)]
 Category = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(storable_text),
                      AfterValidator(_not_blank)]
-PriceCents = Annotated[int, Field(ge=1, le=100_000_000_000, description="Unit price in minor units")]
+PriceCents = Annotated[int, Field(strict=True, ge=1, le=100_000_000_000, description="Unit price in minor units")]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code", examples=["EUR"])]
-StockQuantity = Annotated[int, Field(ge=0, le=1_000_000_000)]
+StockQuantity = Annotated[int, Field(strict=True, ge=0, le=1_000_000_000)]
+
+
+# Integers in bodies are strict: "12" or 12.0 for a price is a client bug to report, not to guess at.
 
 
 class ProductCreate(BaseModel):
@@ -108,7 +111,7 @@ class ReservationLine(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     product_id: uuid.UUID
-    quantity: int = Field(ge=1, le=1000)
+    quantity: int = Field(strict=True, ge=1, le=1000)
 
 
 class ReservationRequest(BaseModel):
