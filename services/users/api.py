@@ -27,6 +27,8 @@ _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 def _responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """Problem responses of a route. 400 is FastAPI's answer to a body that is not even decodable
+    (not UTF-8); a decodable but invalid body is a 422."""
     responses = problem_responses(*statuses)
     if 429 in responses:
         responses[429]["headers"] = {
@@ -86,7 +88,7 @@ def _token_pair(request: Request, user: store.User, session_id: uuid.UUID, refre
 
 
 @router.post("/api/v1/users", status_code=201, response_model=UserOut, tags=["users"],
-             summary="Sign up (the account gets the customer role)", responses=_responses(409, 422))
+             summary="Sign up (the account gets the customer role)", responses=_responses(400, 409, 422))
 async def create_user(body: SignUp, request: Request, response: Response) -> dict[str, Any]:
     password_hash = await _passwords(request).hash(body.password)
     try:
@@ -99,7 +101,7 @@ async def create_user(body: SignUp, request: Request, response: Response) -> dic
 
 
 @router.post("/api/v1/sessions", status_code=201, response_model=TokenPair, tags=["sessions"],
-             summary="Log in: an access token and a refresh token", responses=_responses(401, 422, 429))
+             summary="Log in: an access token and a refresh token", responses=_responses(400, 401, 422, 429))
 async def create_session(body: Login, request: Request) -> JSONResponse:
     pool, throttle, passwords = _pool(request), _throttle(request), _passwords(request)
     account = account_key(body.email)
@@ -124,7 +126,7 @@ async def create_session(body: Login, request: Request) -> JSONResponse:
 
 @router.post("/api/v1/sessions/refresh", status_code=201, response_model=TokenPair, tags=["sessions"],
              summary="Exchange a refresh token for a new pair (the old refresh token stops working)",
-             responses=_responses(401, 422))
+             responses=_responses(400, 401, 422))
 async def refresh_session(body: RefreshRequest, request: Request) -> JSONResponse:
     new_token, new_digest = new_refresh_token()
     result = await store.rotate_refresh_token(_pool(request), refresh_digest(body.refresh_token), new_digest,
@@ -161,7 +163,7 @@ async def get_me(principal: ActiveUser, request: Request) -> dict[str, Any]:
                           "authenticated, so a 401 would wrongly tell clients to drop their token. Wrong "
                           "current passwords count as failed logins of the account (429 when too many). "
                           "A password change revokes every other session of the account.",
-              responses=_responses(401, 403, 422, 429))
+              responses=_responses(400, 401, 403, 422, 429))
 async def update_me(body: ProfilePatch, principal: ActiveUser, request: Request) -> dict[str, Any]:
     pool, passwords = _pool(request), _passwords(request)
     user = await store.user_by_id(pool, principal.user_id)

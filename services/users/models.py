@@ -6,9 +6,10 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from services.users.settings import PASSWORD_MAX, PASSWORD_MIN
 
@@ -70,9 +71,17 @@ class ProfilePatch(_Body):
         },
     )
 
-    name: Name | None = None
-    password: NewPassword | None = None
-    current_password: GivenPassword | None = None
+    # Absent, not null: an explicit null is refused (the schema does not offer it either).
+    name: Name | SkipJsonSchema[None] = None
+    password: NewPassword | SkipJsonSchema[None] = None
+    current_password: GivenPassword | SkipJsonSchema[None] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data: Any) -> Any:
+        if isinstance(data, dict) and any(value is None for value in data.values()):
+            raise ValueError("omit a field rather than sending null")
+        return data
 
     @model_validator(mode="after")
     def _check_combination(self) -> Self:
