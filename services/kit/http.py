@@ -43,8 +43,10 @@ class ServiceClient:
             headers["traceparent"] = traceparent
         return headers
 
-    async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        return await self._client.request(method, path, headers=self._headers(), **kwargs)
+    async def request(self, method: str, path: str, *, headers: dict[str, str] | None = None,
+                      **kwargs: Any) -> httpx.Response:
+        # Call-specific headers (e.g. Idempotency-Key) are added; the credential and context win.
+        return await self._client.request(method, path, headers={**(headers or {}), **self._headers()}, **kwargs)
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -1,8 +1,8 @@
 """Helpers shared by the payments and orders tests: tokens, a JWKS endpoint, database checks.
 
 User tokens are minted with the deployment's signing key from the keyring, exactly as the users service
-signs them (EdDSA, kid, iss, aud, sub, sid, roles, exp, iat, jti), and served from a small JWKS endpoint;
-so these tests need nothing from the users service and can also forge the bad tokens they must refuse.
+signs them (EdDSA, kid, iss, aud, sub, sid, roles, exp, iat, jti), and verified by the services against
+the keyring's JWKS (tests/conftest.py), so these tests can also forge the bad tokens they must refuse.
 """
 
 from __future__ import annotations
@@ -11,12 +11,9 @@ import base64
 import json
 import re
 import subprocess
-import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -78,36 +75,6 @@ def bad_tokens(keyring: KeyRing, user_id: uuid.UUID) -> dict[str, str]:
 
 def service_token(keyring: KeyRing, caller: str, callee: str) -> str:
     return ServiceTokenIssuer(caller, keyring.service_keys[caller]).token_for(callee)
-
-
-@dataclass
-class JWKSServer:
-    url: str
-    server: ThreadingHTTPServer
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def serve_jwks(keyring: KeyRing) -> JWKSServer:
-    doc = json.dumps({"keys": [keys.jwk(keys.load_private(pem).public_key(), kid)
-                               for kid, pem in keyring.jwt_keys.items()]}).encode()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(doc)))
-            self.end_headers()
-            self.wfile.write(doc)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return JWKSServer(f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json", server)
 
 
 def database_of(url: str) -> str:

@@ -1,0 +1,46 @@
+"""The orders service: ``uvicorn services.orders.main:app``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from services.kit.app import create_app
+from services.kit.http import ServiceClient
+from services.orders import recovery
+from services.orders.api import router
+from services.orders.saga import Saga
+from services.orders.settings import Settings
+
+
+async def start_saga(app: FastAPI) -> None:
+    settings: Settings = app.state.settings
+    issuer = app.state.service_issuer
+    app.state.products = ServiceClient(settings, "products", issuer, timeout=settings.products_timeout_s)
+    app.state.payments = ServiceClient(settings, "payments", issuer, timeout=settings.payments_timeout_s)
+    app.state.saga = Saga(app.state.pool, settings, app.state.products, app.state.payments)
+
+
+async def stop_saga(app: FastAPI) -> None:
+    for name in ("products", "payments"):
+        client: ServiceClient | None = getattr(app.state, name, None)
+        if client is not None:
+            await client.aclose()
+
+
+def build_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    return create_app(
+        settings,
+        title="orders",
+        description="Orders and the checkout saga: reserve stock, charge, commit, confirm; cancel and ship. "
+                    "A recovery loop finishes or compensates orders a crash left half-way.",
+        routers=[router],
+        migrations=Path(__file__).parent / "migrations",
+        on_startup=[start_saga, recovery.start],
+        on_shutdown=[recovery.stop, stop_saga],
+    )
+
+
+app = build_app()

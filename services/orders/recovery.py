@@ -1,0 +1,162 @@
+"""The recovery loop: finishes or compensates orders a crash left half-way.
+
+Runs in every replica as a background task; ``pg_try_advisory_lock`` lets one replica at a time work.
+It cannot charge (the card is never stored), so for an order untouched for ``RECOVERY_STUCK_AFTER_S``:
+
+- ``pending`` / ``reserved`` and no capture (payments is asked) -> release the stock, ``failed``;
+  a declined charge -> release, ``payment_failed``; a capture -> ``paid`` and on as below;
+- ``paid`` -> commit the stock and confirm (or, when the reservation is gone, refund + ``failed``);
+- ``cancelling`` -> refund, return the stock, ``cancelled``;
+- ``failed`` with ``needs_settle`` (settle pass, once): refund any capture and release any reservation
+  that reached a peer after the saga gave up on it.
+
+Each step is idempotent, so a crash of the loop itself is harmless: the next round repeats it. The
+outcome is also stored as the final response of the order's Idempotency-Key (or the key is dropped when
+the order failed, so the client may retry).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from typing import Any
+
+import asyncpg
+from fastapi import FastAPI
+
+from services.orders import store
+from services.orders.saga import Saga, Unreachable
+from services.orders.settings import Settings
+
+log = logging.getLogger("orders")
+
+_LOCK_KEY = 0x0D3E5  # "orders recovery", one per database
+
+
+async def recover_order(saga: Saga, row: store.OrderRow) -> None:
+    oid = str(row.id)
+    log.info("recovering order", extra={"event": "recovery_order", "order_id": oid, "order_status": row.status})
+    if row.status == "cancelling":
+        assert row.payment_id is not None
+        assert row.total_cents is not None
+        await saga.finish_cancel(row.id, row.payment_id, row.total_cents)
+        return
+    if row.status == "paid":
+        assert row.payment_id is not None
+        assert row.total_cents is not None
+        await saga.finish_paid(row.id, "paid", {"id": str(row.payment_id), "amount_cents": row.total_cents})
+        return
+    payments = await saga.payments_of(row.id)
+    captured = [p for p in payments if p["status"] == "captured"]
+    declined = [p for p in payments if p["status"] == "declined"]
+    if captured:
+        payment = captured[0]
+        if row.status == "pending" and not await _adopt_reservation(saga, row.id):
+            await saga.fail(row.id, "pending", "recovered: capture without reservation", payment)
+            return
+        await saga.finish_paid(row.id, "reserved", payment)
+    elif declined and row.status == "reserved":
+        await saga.release(row.id)
+        body = saga.problem(402, "The card was declined; the order was not placed.", "payment-declined",
+                            order_id=oid, order_status="payment_failed", reason=declined[0].get("decline_reason"),
+                            payment_id=str(declined[0]["id"]))
+        await saga.end(row.id, "reserved", "payment_failed", 402, body,
+                       payment_id=uuid.UUID(str(declined[0]["id"])), failure_reason="payment declined")
+    else:
+        await saga.fail(row.id, row.status, "recovered: interrupted before any capture")
+
+
+async def _adopt_reservation(saga: Saga, order_id: uuid.UUID) -> bool:
+    """A pending order whose reservation exists at products: take its price snapshot (pending -> reserved)."""
+    r = await saga.call(saga.products, "GET", f"/internal/v1/reservations/{order_id}")
+    if r.status_code != 200 or r.json().get("status") != "reserved":
+        return False
+    items: list[dict[str, Any]] = r.json()["items"]
+    if len({i["currency"] for i in items}) != 1:
+        return False
+    total = sum(int(i["unit_price_cents"]) * int(i["quantity"]) for i in items)
+    async with saga.pool.acquire() as conn, conn.transaction():
+        moved = await store.transition(conn, order_id, "pending", "reserved", total_cents=total,
+                                       currency=items[0]["currency"])
+        if moved:
+            await store.set_prices(conn, order_id, items)
+    return moved
+
+
+async def settle(saga: Saga, order_id: uuid.UUID) -> None:
+    """A failed order, checked once more: no capture stands, no stock stays held."""
+    for p in await saga.payments_of(order_id):
+        if p["status"] == "captured" and int(p["refunded_cents"]) < int(p["amount_cents"]):
+            await saga.refund_full(order_id, uuid.UUID(str(p["id"])), int(p["amount_cents"]))
+    r = await saga.call(saga.products, "GET", f"/internal/v1/reservations/{order_id}")
+    if r.status_code == 200 and r.json().get("status") in ("reserved", "committed"):
+        await saga.release(order_id)
+    elif r.status_code not in (200, 404):
+        raise Unreachable("products", True, f"reservation lookup answered {r.status_code}")
+    await saga.pool.execute("UPDATE orders SET needs_settle = false WHERE id = $1 AND status = 'failed'", order_id)
+    log.info("failed order settled", extra={"event": "order_settled", "order_id": str(order_id)})
+
+
+async def recover_once(saga: Saga, settings: Settings) -> int:
+    """One pass; returns how many orders it looked at."""
+    rows = await saga.pool.fetch(
+        """SELECT id, user_id, status, payment_id, total_cents, currency FROM orders
+            WHERE status IN ('pending', 'reserved', 'paid', 'cancelling')
+              AND updated_at < now() - make_interval(secs => $1)
+            ORDER BY updated_at LIMIT $2""", settings.recovery_stuck_after_s, settings.recovery_batch)
+    for r in rows:
+        try:
+            await recover_order(saga, store.OrderRow(**dict(r)))
+        except Unreachable as exc:
+            log.warning("recovery step deferred", extra={"event": "recovery_deferred", "order_id": str(r["id"]),
+                                                         "why": str(exc)})
+    failed = await saga.pool.fetch(
+        """SELECT id FROM orders WHERE status = 'failed' AND needs_settle
+              AND updated_at < now() - make_interval(secs => $1) ORDER BY updated_at LIMIT $2""",
+        settings.recovery_stuck_after_s, settings.recovery_batch)
+    for r in failed:
+        try:
+            await settle(saga, r["id"])
+        except Unreachable as exc:
+            log.warning("settle deferred", extra={"event": "settle_deferred", "order_id": str(r["id"]),
+                                                  "why": str(exc)})
+    return len(rows) + len(failed)
+
+
+async def _loop(app: FastAPI) -> None:
+    settings: Settings = app.state.settings
+    saga: Saga = app.state.saga
+    pool: asyncpg.Pool = app.state.pool
+    rounds = 0
+    while True:
+        await asyncio.sleep(settings.recovery_interval_s)
+        try:
+            async with pool.acquire() as conn:
+                if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _LOCK_KEY):
+                    continue  # another replica is on it
+                try:
+                    await recover_once(saga, settings)
+                    rounds += 1
+                    if rounds % max(1, int(3600 / settings.recovery_interval_s)) == 0:
+                        await store.prune_keys(pool, settings.idempotency_retention_s)
+                finally:
+                    await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the database or a peer may be restarting: next round
+            log.warning("recovery round failed", extra={"event": "recovery_failed",
+                                                        "error_type": type(exc).__name__})
+
+
+async def start(app: FastAPI) -> None:
+    app.state.recovery = asyncio.create_task(_loop(app), name="orders-recovery")
+
+
+async def stop(app: FastAPI) -> None:
+    task: asyncio.Task[None] | None = getattr(app.state, "recovery", None)
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -1,0 +1,178 @@
+"""SQL of the orders service: orders and lines, conditional transitions, idempotency keys, listing."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+from prometheus_client import Counter
+
+from services.kit.errors import Problem
+from services.orders.models import Order, OrderItem, OrderLine
+
+ORDERS_TOTAL = Counter("orders_total", "Orders reaching a state", ["status"])
+
+Conn = asyncpg.Pool | asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+
+
+@dataclass(frozen=True)
+class Stored:
+    """The stored first response of an idempotent request."""
+
+    status_code: int
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class OrderRow:
+    id: uuid.UUID
+    user_id: uuid.UUID
+    status: str
+    payment_id: uuid.UUID | None
+    total_cents: int | None
+    currency: str | None
+
+
+class _KeyTaken(Exception):
+    pass
+
+
+async def claim(pool: asyncpg.Pool, user_id: uuid.UUID, key: str, req_hash: str,
+                lines: list[OrderLine]) -> uuid.UUID | Stored:
+    """Create the pending order together with its idempotency key, or find the key's first request.
+
+    Returns the new order's id (this request owns the key), or the stored final response (a replay).
+    Raises 422 ``idempotency-conflict`` (different body) or 409 ``idempotency-in-flight``.
+    """
+    for _ in range(3):
+        order_id = uuid.uuid4()
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                await conn.execute("INSERT INTO orders (id, user_id, status) VALUES ($1, $2, 'pending')",
+                                   order_id, user_id)
+                await conn.executemany(
+                    "INSERT INTO order_items (order_id, line, product_id, quantity) VALUES ($1, $2, $3, $4)",
+                    [(order_id, n, line.product_id, line.quantity) for n, line in enumerate(lines)])
+                inserted = await conn.fetchval(
+                    """INSERT INTO idempotency_keys (user_id, key, request_hash, order_id) VALUES ($1, $2, $3, $4)
+                       ON CONFLICT DO NOTHING RETURNING true""", user_id, key, req_hash, order_id)
+                if not inserted:
+                    raise _KeyTaken  # rolls the order back
+            ORDERS_TOTAL.labels("pending").inc()
+            return order_id
+        except _KeyTaken:
+            pass
+        row = await pool.fetchrow(
+            "SELECT request_hash, status_code, response_body FROM idempotency_keys WHERE user_id = $1 AND key = $2",
+            user_id, key)
+        if row is None:  # released (a 503 that may be retried) in between: try again
+            continue
+        if row["request_hash"] != req_hash:
+            raise Problem(422, "This Idempotency-Key was already used with a different request.",
+                          kind="idempotency-conflict")
+        if row["status_code"] is not None:
+            return Stored(int(row["status_code"]), json.loads(row["response_body"]))
+        break
+    raise Problem(409, "An order with this Idempotency-Key is still being processed; retry shortly.",
+                  kind="idempotency-in-flight")
+
+
+async def transition(conn: Conn, order_id: uuid.UUID, expected: str, new: str, **fields: Any) -> bool:
+    """Move ``expected -> new`` (setting ``fields``) only if the order is still in ``expected``."""
+    sets = ["status = $3"] + [f"{name} = ${i}" for i, name in enumerate(fields, start=4)]
+    done = await conn.fetchval(
+        f"UPDATE orders SET {', '.join(sets)} WHERE id = $1 AND status = $2 RETURNING true",  # noqa: S608
+        order_id, expected, new, *fields.values())
+    if done:
+        ORDERS_TOTAL.labels(new).inc()
+    return bool(done)
+
+
+async def set_prices(conn: Conn, order_id: uuid.UUID, items: list[dict[str, Any]]) -> None:
+    await conn.executemany(
+        "UPDATE order_items SET name = $3, unit_price_cents = $4 WHERE order_id = $1 AND product_id = $2",
+        [(order_id, uuid.UUID(str(i["product_id"])), i["name"], int(i["unit_price_cents"])) for i in items])
+
+
+async def finalize(conn: Conn, order_id: uuid.UUID, status_code: int, body: dict[str, Any]) -> None:
+    """Store the final response of the request that created ``order_id`` (replays return it)."""
+    await conn.execute(
+        """UPDATE idempotency_keys SET status_code = $2, response_body = $3::json, completed_at = now()
+            WHERE order_id = $1 AND status_code IS NULL""", order_id, status_code, json.dumps(body))
+
+
+async def forget_key(conn: Conn, order_id: uuid.UUID) -> None:
+    """Drop the unfinished key of a failed order: the client may retry it (a new order)."""
+    await conn.execute("DELETE FROM idempotency_keys WHERE order_id = $1 AND status_code IS NULL", order_id)
+
+
+async def row(conn: Conn, order_id: uuid.UUID) -> OrderRow | None:
+    r = await conn.fetchrow(
+        "SELECT id, user_id, status, payment_id, total_cents, currency FROM orders WHERE id = $1", order_id)
+    return OrderRow(**dict(r)) if r else None
+
+
+def _order(r: asyncpg.Record, items: list[asyncpg.Record]) -> Order:
+    return Order(
+        id=r["id"], status=r["status"], total_cents=r["total_cents"], currency=r["currency"],
+        payment_id=r["payment_id"], created_at=r["created_at"], updated_at=r["updated_at"],
+        items=[OrderItem(product_id=i["product_id"], name=i["name"], quantity=i["quantity"],
+                         unit_price_cents=i["unit_price_cents"]) for i in items],
+    )
+
+
+async def load(conn: Conn, order_id: uuid.UUID) -> tuple[Order, uuid.UUID] | None:
+    """The order and its owner."""
+    r = await conn.fetchrow("SELECT * FROM orders WHERE id = $1", order_id)
+    if r is None:
+        return None
+    items = await conn.fetch("SELECT * FROM order_items WHERE order_id = $1 ORDER BY line", order_id)
+    return _order(r, items), r["user_id"]
+
+
+def encode_cursor(created_at: datetime, order_id: uuid.UUID) -> str:
+    raw = json.dumps({"t": created_at.isoformat(), "id": str(order_id)}).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        doc = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return datetime.fromisoformat(doc["t"]), uuid.UUID(doc["id"])
+    except (binascii.Error, ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError):
+        raise Problem(422, "The cursor is not valid; use next_cursor from a previous page.",
+                      errors=[{"loc": ["query", "cursor"], "msg": "malformed cursor"}]) from None
+
+
+async def list_for_user(pool: asyncpg.Pool, user_id: uuid.UUID, limit: int,
+                        cursor: str | None) -> tuple[list[Order], str | None]:
+    """The user's orders, newest first (keyset pagination on created_at, id)."""
+    if cursor:
+        t, last = decode_cursor(cursor)
+        rows = await pool.fetch(
+            """SELECT * FROM orders WHERE user_id = $1 AND (created_at, id) < ($2, $3)
+               ORDER BY created_at DESC, id DESC LIMIT $4""", user_id, t, last, limit + 1)
+    else:
+        rows = await pool.fetch(
+            "SELECT * FROM orders WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2", user_id, limit + 1)
+    page = rows[:limit]
+    items = await pool.fetch("SELECT * FROM order_items WHERE order_id = ANY($1::uuid[]) ORDER BY order_id, line",
+                             [r["id"] for r in page])
+    by_order: dict[uuid.UUID, list[asyncpg.Record]] = {}
+    for i in items:
+        by_order.setdefault(i["order_id"], []).append(i)
+    orders = [_order(r, by_order.get(r["id"], [])) for r in page]
+    next_cursor = encode_cursor(page[-1]["created_at"], page[-1]["id"]) if len(rows) > limit else None
+    return orders, next_cursor
+
+
+async def prune_keys(pool: asyncpg.Pool, retention_s: float) -> None:
+    await pool.execute(
+        "DELETE FROM idempotency_keys WHERE status_code IS NOT NULL AND created_at < now() - make_interval(secs => $1)",
+        retention_s)
