@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 APT_PACKAGES := postgresql postgresql-contrib nginx-light prometheus wrk
 PYTEST_ARGS ?=
 
-.PHONY: help deps venv lint typecheck unit test clean
+.PHONY: help deps venv lint typecheck test up down status bench plan clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -40,6 +40,16 @@ typecheck: venv ## mypy --strict over services, platform, stacks, policies and t
 
 test: deps venv lint typecheck ## Everything CI runs: lint, types, and the whole test suite
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+up: venv ## Run the whole platform on this machine (services, nginx TLS edge, Prometheus, demo data)
+	@-$(MAKE) -s deps || echo "note: could not install system packages; the stack will say what it skips"
+	$(PY) -m services.runner up $(UP_ARGS)
+
+down: ## Stop the one-machine platform
+	$(PY) -m services.runner down
+
+status: ## What runs and whether it is ready
+	$(PY) -m services.runner status
 
 clean: ## Remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

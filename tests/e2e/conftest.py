@@ -1,0 +1,74 @@
+"""The whole platform as a user runs it (`python -m services.runner up`), reached through nginx over TLS.
+
+The stack runs in its own run directory with every port shifted, so it never collides with a developer's
+own stack (or another test run) on the contract ports.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from services.runner.layout import Layout
+from tests.support.procs import ROOT
+
+
+@dataclass(frozen=True)
+class RunningStack:
+    layout: Layout
+    edge: str
+    admin_email: str
+    admin_password: str
+    ca: Path
+    up_output: str
+
+    def client(self, **kwargs: object) -> httpx.Client:
+        return httpx.Client(base_url=self.edge, verify=ssl.create_default_context(cafile=str(self.ca)),
+                            timeout=15.0, **kwargs)  # type: ignore[arg-type]
+
+    def runner(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "services.runner", "--run-dir", str(self.layout.run_dir),
+                               "--port-offset", str(self.layout.port_offset), *args],
+                              cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def _pick_offset() -> int:
+    for offset in (31000, 33000, 35000, 37000, 41000, 43000):
+        ports = [8000 + offset + i for i in range(6)] + [8080 + offset, 8443 + offset, 9090 + offset, 5433 + offset]
+        if all(_free(p) for p in ports):
+            return offset
+    raise RuntimeError("no free port range for the end-to-end stack")
+
+
+@pytest.fixture(scope="session")
+def platform_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    layout = Layout(tmp_path_factory.mktemp("e2e-run"), port_offset=_pick_offset())
+    cmd = [sys.executable, "-m", "services.runner", "--run-dir", str(layout.run_dir),
+           "--port-offset", str(layout.port_offset)]
+    up = subprocess.run([*cmd, "up"], cwd=ROOT, capture_output=True, text=True, timeout=180)
+    if up.returncode != 0:
+        logs = "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-1500:]}"
+                         for p in sorted(layout.logs.glob("*.log")))
+        pytest.fail(f"`up` failed ({up.returncode}):\n{up.stdout}\n{up.stderr}\n{logs}")
+    admin = json.loads(layout.admin_file.read_text())
+    stack = RunningStack(layout, f"https://localhost:{layout.edge_https}", admin["email"], admin["password"],
+                         layout.tls / "ca.pem", up.stdout)
+    try:
+        yield stack
+    finally:
+        down = subprocess.run([*cmd, "down"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert down.returncode == 0, down.stderr
