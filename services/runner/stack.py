@@ -173,7 +173,11 @@ def service_env(layout: Layout, service: str, keyring: KeyRing, db_urls: dict[st
         env["JWKS_URL"] = f"{layout.url('users')}/.well-known/jwks.json"
     if service == "gateway":
         # Only the local nginx edge may tell the gateway who the client is.
-        env.setdefault("TRUSTED_PROXIES", json.dumps(["127.0.0.1/32"]))
+        env.setdefault("TRUSTED_PROXIES", "127.0.0.1/32")
+        # The workers share one rate-limit table; one per stack, so two stacks on a host do not mix limits.
+        state_dir = layout.run_dir / "gateway"
+        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        env.setdefault("RATE_LIMIT_STATE_PATH", str(state_dir / "ratelimit.bin"))
     return env
 
 
