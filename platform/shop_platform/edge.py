@@ -90,7 +90,7 @@ class Edge(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
 
         cert = aws.acm.Certificate(f"{name}-cert", domain_name=args.api_domain, validation_method="DNS",
-                                   tags=tags(), opts=pulumi.ResourceOptions(parent=self, delete_before_replace=False))
+                                   tags=tags(), opts=child)
         option = cert.domain_validation_options.apply(lambda o: o[0])
         record = aws.route53.Record(
             f"{name}-cert-validation", zone_id=args.zone_id, name=option.resource_record_name,

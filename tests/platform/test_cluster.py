@@ -1,0 +1,155 @@
+"""Cluster component: secure defaults and what its config changes (run under mocks)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import pytest
+from shop_platform import versions
+from shop_platform.cluster import Cluster, ClusterArgs, NodeGroupSpec
+from shop_platform.context import StackContext
+from shop_platform.offline import Recording
+
+ADMIN = "arn:aws:iam::111122223333:role/admin"
+
+
+def _args(ctx: StackContext, **over: object) -> ClusterArgs:
+    base: dict[str, object] = dict(
+        ctx=ctx, cluster_name="shop-test", version=versions.DEFAULT_EKS_VERSION, vpc_id="vpc-1",
+        private_subnet_ids=["subnet-a", "subnet-b"], admin_role_arns=(ADMIN,),
+        node_groups=(NodeGroupSpec("general", ("m7g.large",), 2, 5, 2),))
+    base.update(over)
+    return ClusterArgs(**base)  # type: ignore[arg-type]
+
+
+def _run(run: Callable[..., Recording], ctx: StackContext, **over: object) -> Recording:
+    return run(lambda: Cluster("cluster", _args(ctx, **over)))
+
+
+def test_secrets_are_envelope_encrypted_with_a_rotating_customer_key(run: Callable[..., Recording],
+                                                                     dev_ctx: StackContext) -> None:
+    """FSBP EKS.3: Kubernetes secrets (service tokens, DB credentials synced in) must not rest in plain etcd."""
+    rec = _run(run, dev_ctx)
+    enc = rec.one("aws:eks/cluster:Cluster").inputs["encryptionConfig"]
+    assert enc["resources"] == ["secrets"]
+    key = next(k for k in rec.of_type("aws:kms/key:Key") if k.outputs["arn"] == enc["provider"]["keyArn"])
+    assert key.inputs["enableKeyRotation"] is True
+
+
+def test_public_endpoint_is_closed_without_cidrs_and_limited_with_them(run: Callable[..., Recording],
+                                                                        dev_ctx: StackContext) -> None:
+    """FSBP EKS.1: the API server is reachable from the internet only from configured operator/CI ranges."""
+    closed = _run(run, dev_ctx).one("aws:eks/cluster:Cluster").inputs["vpcConfig"]
+    assert closed["endpointPublicAccess"] is False
+    assert closed["endpointPrivateAccess"] is True
+    assert "publicAccessCidrs" not in closed
+    limited = _run(run, dev_ctx, public_access_cidrs=("203.0.113.0/24",)).one(
+        "aws:eks/cluster:Cluster").inputs["vpcConfig"]
+    assert limited["endpointPublicAccess"] is True
+    assert limited["publicAccessCidrs"] == ["203.0.113.0/24"]
+
+
+def test_open_endpoint_unsupported_version_and_no_admin_are_refused(dev_ctx: StackContext) -> None:
+    """The args object refuses what the config parser refuses, so a caller that skips config is still safe."""
+    with pytest.raises(ValueError, match="whole internet"):
+        _args(dev_ctx, public_access_cidrs=("0.0.0.0/0",))
+    with pytest.raises(ValueError, match="not in"):
+        _args(dev_ctx, version="1.20")
+    with pytest.raises(ValueError, match="admin"):
+        _args(dev_ctx, admin_role_arns=())
+
+
+def test_all_control_plane_logs_go_to_an_encrypted_group_with_retention(run: Callable[..., Recording],
+                                                                         dev_ctx: StackContext) -> None:
+    """FSBP EKS.8 (audit logs); without a pre-created group EKS makes one that never expires, unencrypted."""
+    rec = _run(run, dev_ctx, log_retention_days=30)
+    assert set(rec.one("aws:eks/cluster:Cluster").inputs["enabledClusterLogTypes"]) == {
+        "api", "audit", "authenticator", "controllerManager", "scheduler"}
+    group = rec.one("aws:cloudwatch/logGroup:LogGroup")
+    assert group.inputs["name"] == "/aws/eks/shop-test/cluster"
+    assert group.inputs["retentionInDays"] == 30
+    assert group.inputs["kmsKeyId"].startswith("arn:aws:kms:")
+    assert group.urn in rec.one("aws:eks/cluster:Cluster").deps
+
+
+def test_access_is_by_access_entries_only(run: Callable[..., Recording], dev_ctx: StackContext) -> None:
+    """The aws-auth ConfigMap is deprecated and easy to break; the creator gets no hidden admin."""
+    rec = _run(run, dev_ctx, admin_role_arns=(ADMIN, "arn:aws:iam::111122223333:role/ci"))
+    access = rec.one("aws:eks/cluster:Cluster").inputs["accessConfig"]
+    assert access == {"authenticationMode": "API", "bootstrapClusterCreatorAdminPermissions": False}
+    assert len(rec.of_type("aws:eks/accessEntry:AccessEntry")) == 2
+    policies = rec.of_type("aws:eks/accessPolicyAssociation:AccessPolicyAssociation")
+    assert {p.inputs["principalArn"] for p in policies} == {ADMIN, "arn:aws:iam::111122223333:role/ci"}
+    assert all(p.inputs["accessScope"] == {"type": "cluster"} for p in policies)
+
+
+def test_nodes_are_private_require_imdsv2_and_encrypt_their_disks(run: Callable[..., Recording],
+                                                                   dev_ctx: StackContext) -> None:
+    """IMDSv1 (or hop limit 2) lets any pod steal the node role's credentials; nodes never get public subnets."""
+    rec = _run(run, dev_ctx)
+    group = rec.one("aws:eks/nodeGroup:NodeGroup")
+    assert group.inputs["subnetIds"] == ["subnet-a", "subnet-b"]
+    assert group.inputs["scalingConfig"] == {"minSize": 2, "maxSize": 5, "desiredSize": 2}
+    lt = rec.one("aws:ec2/launchTemplate:LaunchTemplate")
+    assert group.inputs["launchTemplate"]["id"] == lt.id
+    meta = lt.inputs["metadataOptions"]
+    assert meta["httpTokens"] == "required"
+    assert meta["httpPutResponseHopLimit"] == 1
+    assert lt.inputs["blockDeviceMappings"][0]["ebs"]["encrypted"] == "true"
+    assert {t["resourceType"] for t in lt.inputs["tagSpecifications"]} >= {"instance", "volume"}
+
+
+def test_one_node_group_per_configured_group(run: Callable[..., Recording], dev_ctx: StackContext) -> None:
+    """Config changes the node groups: each spec becomes its own group and launch template."""
+    rec = _run(run, dev_ctx, node_groups=(NodeGroupSpec("general", ("m7g.large",)),
+                                          NodeGroupSpec("memory", ("r7g.large",), 1, 3, 1)))
+    assert {g.inputs["nodeGroupName"] for g in rec.of_type("aws:eks/nodeGroup:NodeGroup")} == {"general", "memory"}
+    assert len(rec.of_type("aws:ec2/launchTemplate:LaunchTemplate")) == 2
+
+
+def test_addons_are_pinned_and_cni_and_ebs_run_on_their_own_roles(run: Callable[..., Recording],
+                                                                   dev_ctx: StackContext) -> None:
+    """Unpinned add-ons upgrade node daemons behind our back; the CNI policy on the node role would hand
+    ENI management to every pod on the node."""
+    rec = _run(run, dev_ctx)
+    addons = {a.inputs["addonName"]: a for a in rec.of_type("aws:eks/addon:Addon")}
+    assert {n: a.inputs["addonVersion"] for n, a in addons.items()} == versions.EKS_ADDON_VERSIONS
+    roles = {r.outputs["arn"]: r for r in rec.of_type("aws:iam/role:Role")}
+    for name, sa in (("vpc-cni", "aws-node"), ("aws-ebs-csi-driver", "ebs-csi-controller-sa")):
+        trust = json.loads(roles[addons[name].inputs["serviceAccountRoleArn"]].inputs["assumeRolePolicy"])
+        subs = [v for k, v in trust["Statement"][0]["Condition"]["StringEquals"].items() if k.endswith(":sub")]
+        assert subs == [f"system:serviceaccount:kube-system:{sa}"]
+    node_policies = {p.inputs["policyArn"].rsplit("/", 1)[1] for p in rec.of_type(
+        "aws:iam/rolePolicyAttachment:RolePolicyAttachment") if p.name.startswith("cluster-node-")}
+    assert "AmazonEKS_CNI_Policy" not in node_policies
+
+
+def test_autoscaler_role_is_bound_to_its_service_account_and_this_cluster(run: Callable[..., Recording],
+                                                                          dev_ctx: StackContext) -> None:
+    """Node autoscaling acts on the node groups' min/max; its role must not reach other clusters' groups."""
+    rec = _run(run, dev_ctx)
+    policy = json.loads(rec.named("cluster-cluster-autoscaler-role-policy").inputs["policy"])
+    scale = next(s for s in policy["Statement"] if s["Sid"] == "ScaleOwnNodeGroups")
+    assert "k8s.io/cluster-autoscaler/shop-test" in next(iter(scale["Condition"]["StringEquals"]))
+    oidc = rec.one("aws:iam/openIdConnectProvider:OpenIdConnectProvider")
+    assert oidc.inputs["clientIdLists"] == ["sts.amazonaws.com"]
+
+
+def test_prod_cluster_is_deletion_protected(run: Callable[..., Recording], dev_ctx: StackContext,
+                                            prod_ctx: StackContext) -> None:
+    """Deleting the prod control plane by a mistaken destroy takes every workload down."""
+    assert _run(run, dev_ctx).one("aws:eks/cluster:Cluster").inputs["deletionProtection"] is False
+    assert _run(run, prod_ctx).one("aws:eks/cluster:Cluster").inputs["deletionProtection"] is True
+
+
+def test_kubeconfig_uses_short_lived_tokens_and_is_secret(run: Callable[..., Recording],
+                                                         dev_ctx: StackContext) -> None:
+    """A static token in a kubeconfig output would be a long-lived cluster credential in state."""
+    from shop_platform.cluster import build_kubeconfig
+
+    cfg = build_kubeconfig("c", "https://x", "Q0E=", "eu-west-1")
+    assert cfg["users"][0]["user"]["exec"]["args"][:2] == ["eks", "get-token"]
+    assert "token" not in json.dumps(cfg["users"]).replace("get-token", "")
+    rec = _run(run, dev_ctx)
+    assert rec.one("pulumi:providers:kubernetes").inputs["kubeconfig"] == "[secret]"
