@@ -248,3 +248,18 @@ def test_a_login_upgrades_a_hash_made_with_old_parameters(api: Api, usvc: Servic
     stored = db_fetch(url, "SELECT password_hash FROM users WHERE id = $1", uuid.UUID(account.id))[0][0]
     assert stored.startswith("$argon2id$v=19$m=19456,t=2,p=1$"), stored
     assert api.login(account.email, PASSWORD).status_code == 201
+
+
+def test_logs_never_contain_passwords_or_tokens(api: Api, usvc: ServiceProcess) -> None:
+    """Sign-up, login, a failed login, refresh and logout all log events, but never the secrets involved."""
+    password = "log-canary-password-" + uuid.uuid4().hex[:8]
+    account = api.signup(password=password)
+    api.login(account.email, password + "-wrong")
+    tokens = api.tokens(account)
+    rotated = api.refresh(tokens["refresh_token"]).json()
+    api.http.delete("/api/v1/sessions/current", headers=bearer(rotated["access_token"]))
+    time.sleep(0.2)  # let the log lines reach the file
+    log = usvc.logfile.read_text(errors="replace")
+    assert account.id in log  # the events are there...
+    for secret in (password, tokens["access_token"], tokens["refresh_token"], rotated["refresh_token"]):
+        assert secret not in log  # ...the secrets are not
