@@ -97,9 +97,11 @@ def render_counts(recording: Recording) -> str:
     counts = Counter(r.type for r in recording.resources)
     width = max(len(t) for t in counts)
     rows = [f"  {t.ljust(width)}  {n:4d}" for t, n in sorted(counts.items())]
-    custom = sum(1 for r in recording.resources if r.custom)
+    providers = sum(1 for r in recording.resources if r.type.startswith("pulumi:providers:"))
+    cloud = sum(1 for r in recording.resources if r.custom) - providers
+    components = len(recording.resources) - cloud - providers
     return "\n".join([*rows, f"  {'total'.ljust(width)}  {len(recording.resources):4d}  "
-                               f"({custom} cloud resources, {len(recording.resources) - custom} components)"])
+                               f"({cloud} cloud resources, {providers} providers, {components} components)"])
 
 
 def write(result: PlanResult, out: Path) -> Path:
@@ -114,7 +116,7 @@ def write(result: PlanResult, out: Path) -> Path:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m shop_platform.plan", description=__doc__.split("\n\n")[0])
     parser.add_argument("--stack", required=True, help="stack name: Pulumi.<stack>.yaml at the repository root")
-    parser.add_argument("--out", type=Path, help="output directory (default: build/plan/<stack>)")
+    parser.add_argument("--out", type=Path, help="output directory (default: out/plan/<stack>, git-ignored)")
     parser.add_argument("--quiet", action="store_true", help="print only the counts, not the tree")
     args = parser.parse_args(argv)
     try:
@@ -122,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"plan: stack {args.stack}: {exc}", file=sys.stderr)
         return 2
-    out = args.out or REPO_ROOT / "build" / "plan" / args.stack
+    out = args.out or REPO_ROOT / "out" / "plan" / args.stack
     path = write(result, out)
     if not args.quiet:
         print(render_tree(result.recording))
