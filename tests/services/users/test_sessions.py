@@ -263,3 +263,20 @@ def test_logs_never_contain_passwords_or_tokens(api: Api, usvc: ServiceProcess) 
     assert account.id in log  # the events are there...
     for secret in (password, tokens["access_token"], tokens["refresh_token"], rotated["refresh_token"]):
         assert secret not in log  # ...the secrets are not
+
+
+def test_login_outcomes_are_counted(api: Api) -> None:
+    """users_logins_total{outcome} lets a dashboard show credential stuffing (bad_credentials, throttled)."""
+    def counts() -> dict[str, float]:
+        text = api.http.get("/metrics").text
+        return {outcome: sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                             if line.startswith(f'users_logins_total{{outcome="{outcome}"}}'))
+                for outcome in ("success", "bad_credentials")}
+
+    before = counts()
+    account = api.signup()
+    api.login(account.email, "wrong password")
+    api.tokens(account)
+    after = counts()
+    assert after["success"] >= before["success"] + 1
+    assert after["bad_credentials"] >= before["bad_credentials"] + 1
