@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import re
+import string
+import uuid
+from datetime import UTC, datetime
 
 import asyncpg
 from hypothesis import HealthCheck, given, settings
@@ -106,3 +110,42 @@ def test_ranking_prefix_typos_filters_and_totals(search_db: str) -> None:
     laptop = CATALOGUE["laptop"]
     assert (hit.product_id, hit.price_cents, hit.currency, hit.category) == (
         laptop.id, laptop.price_cents, laptop.currency, laptop.category)
+
+
+def test_a_selective_search_uses_both_gin_indexes(search_db: str) -> None:
+    """On a catalogue of realistic size and vocabulary, a selective query must be answered from the GIN
+    indexes (full text and name trigrams), not by scanning and trigram-comparing every product: that is
+    the difference between milliseconds and a search that slows down linearly with the catalogue."""
+    rng = random.Random(7)
+    vocabulary = ["".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(4, 9))) for _ in range(5000)]
+    now = datetime.now(UTC)
+
+    def row(i: int) -> tuple[object, ...]:
+        name = " ".join(rng.sample(vocabulary, 2)).title() + f" {rng.randint(1, 999)}"
+        return (uuid.uuid4(), f"S{i}", name, " ".join(rng.sample(vocabulary, 6)), "misc", 100, "EUR", now, i + 1)
+
+    async def run() -> dict[str, str]:
+        conn = await asyncpg.connect(search_db)
+        try:
+            await conn.copy_records_to_table(
+                "search_documents", records=[row(i) for i in range(50_000)],
+                columns=["product_id", "sku", "name", "description", "category", "price_cents", "currency",
+                         "updated_at", "source_seq"])
+            await conn.execute("ANALYZE search_documents")
+            word = vocabulary[0]
+            plans = {}
+            for q in (word, word[:-1], word[0] + word[2] + word[1] + word[3:]):  # whole, prefix, typo
+                terms = query.tokens(q)
+                async with conn.transaction():
+                    await conn.execute("SELECT set_config('pg_trgm.word_similarity_threshold', '0.5', true)")
+                    plan = await conn.fetch("EXPLAIN " + query._SEARCH_SQL, query.tsquery_text(terms),
+                                            " ".join(terms), None, 20)
+                plans[q] = "\n".join(r[0] for r in plan)
+            return plans
+        finally:
+            await conn.close()
+
+    for q, plan in asyncio.run(run()).items():
+        assert "search_documents_document_idx" in plan, (q, plan)
+        assert "search_documents_name_trgm_idx" in plan, (q, plan)
+        assert "Seq Scan" not in plan, (q, plan)
