@@ -62,7 +62,7 @@ def test_bad_password_and_unknown_email_get_the_same_401(api: Api) -> None:
 def test_unknown_email_takes_as_long_as_a_wrong_password(api: Api) -> None:
     """An unknown e-mail is checked against a dummy argon2 hash; without it the answer would come back in
     a few milliseconds instead of tens, and timing alone would reveal which e-mails are registered."""
-    accounts = [api.signup() for _ in range(6)]
+    accounts = [api.signup() for _ in range(8)]
     known: list[float] = []
     unknown: list[float] = []
     for account in accounts:  # interleaved, so load on the machine affects both series alike
@@ -71,7 +71,8 @@ def test_unknown_email_takes_as_long_as_a_wrong_password(api: Api) -> None:
             assert api.login(email, "not the password").status_code == 401
             series.append(time.perf_counter() - start)
     ratio = statistics.median(unknown) / statistics.median(known)
-    assert 0.5 < ratio < 2.0, (known, unknown)
+    # Without the dummy hash the ratio is about 0.1; the wide band keeps a loaded CI machine from flaking.
+    assert 0.35 < ratio < 3.0, (known, unknown)
 
 
 @pytest.mark.parametrize("body", [{}, {"email": "a@example.com"}, {"email": "not-an-email", "password": "x"},
