@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
-from fastapi import FastAPI
+import asyncpg
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 from services.kit.app import create_app
+from services.kit.errors import problem_response
 from services.kit.http import ServiceClient
 from services.orders import recovery
 from services.orders.api import router
 from services.orders.saga import Saga
 from services.orders.settings import Settings
+
+log = logging.getLogger("orders")
 
 
 async def start_saga(app: FastAPI) -> None:
@@ -29,9 +35,21 @@ async def stop_saga(app: FastAPI) -> None:
             await client.aclose()
 
 
+_DB_DOWN = (OSError, asyncpg.PostgresConnectionError, asyncpg.exceptions.OperatorInterventionError,
+            asyncpg.InterfaceError)
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """The database went away (a restart, a failover): 503 and a hint to retry, not a 500. The pool
+    reconnects by itself once the server is back, so the service needs no restart."""
+    log.warning("database unavailable", extra={"event": "db_unavailable", "error_type": type(exc).__name__})
+    return problem_response(request, 503, "The service's database is unavailable; retry shortly.",
+                            kind="service-unavailable", headers={"Retry-After": "1"})
+
+
 def build_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    return create_app(
+    app = create_app(
         settings,
         title="orders",
         description="Orders and the checkout saga: reserve stock, charge, commit, confirm; cancel and ship. "
@@ -41,6 +59,9 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         on_startup=[start_saga, recovery.start],
         on_shutdown=[recovery.stop, stop_saga],
     )
+    for exc_type in _DB_DOWN:
+        app.add_exception_handler(exc_type, _database_unavailable)
+    return app
 
 
 app = build_app()
