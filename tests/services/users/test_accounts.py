@@ -225,3 +225,11 @@ def test_session_wide_users_fixture_serves_the_admin(users: ServiceProcess, admi
     r = httpx.get(f"{users.url}/api/v1/users/me", headers=bearer(admin_token))
     assert r.status_code == 200, r.text
     assert "admin" in r.json()["roles"]
+
+
+def test_a_wrong_method_is_405_listing_every_allowed_method(api: Api) -> None:
+    """/users/me has two routes (GET, PATCH); the Allow header must name both (RFC 9110), not only the
+    first route's method as Starlette alone would."""
+    r = api.http.request("DELETE", "/api/v1/users/me")
+    assert_problem(r, 405)
+    assert r.headers["allow"] == "GET, PATCH"

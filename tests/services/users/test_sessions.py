@@ -281,3 +281,38 @@ def test_login_outcomes_are_counted(api: Api) -> None:
     after = counts()
     assert after["success"] >= before["success"] + 1
     assert after["bad_credentials"] >= before["bad_credentials"] + 1
+
+
+def test_failures_age_out_of_the_window_and_are_purged(api: Api, usvc: ServiceProcess) -> None:
+    """Only failures within LOGIN_FAILURE_WINDOW_S count: five failures from yesterday do not lock the
+    account, and the housekeeping purge deletes them while keeping recent ones."""
+    from services.users.throttle import Throttle, account_key
+
+    account = api.signup()
+    url, key = usvc.env["DATABASE_URL"], account_key(account.email)
+    for _ in range(5):
+        db_fetch(url, "INSERT INTO login_failures (account_key, client_ip, failed_at) "
+                      "VALUES ($1, '192.0.2.1', now() - interval '1 day')", key)
+    assert api.login(account.email, PASSWORD).status_code == 201  # (the success also clears them)
+    for _ in range(5):
+        db_fetch(url, "INSERT INTO login_failures (account_key, client_ip, failed_at) "
+                      "VALUES ($1, '192.0.2.1', now() - interval '1 day')", key)
+    db_fetch(url, "INSERT INTO login_failures (account_key, client_ip) VALUES ($1, '192.0.2.1')", key)
+
+    class _Window:
+        login_failure_window_s = 900
+        login_max_failures_per_account = 5
+        login_max_failures_per_client = 20
+
+    async def purge() -> int:
+        import asyncpg
+
+        pool = await asyncpg.create_pool(url, min_size=1, max_size=1)
+        try:
+            return await Throttle(_Window()).purge(pool)  # type: ignore[arg-type]
+        finally:
+            await pool.close()
+
+    assert asyncio.run(purge()) >= 5
+    left = db_fetch(url, "SELECT count(*) FROM login_failures WHERE account_key = $1", key)[0][0]
+    assert left == 1
