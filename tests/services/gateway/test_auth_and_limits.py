@@ -3,8 +3,8 @@ worker processes, through real gateway processes in front of the stand-in upstre
 
 from __future__ import annotations
 
-import asyncio
 import base64
+import http.client
 import json
 import os
 import time
@@ -168,13 +168,14 @@ def _socket_inodes(pid: int) -> set[str]:
     return inodes
 
 
-def _inodes_connected_to(port: int) -> set[str]:
+def _established_inodes(port: int, *, local: bool) -> set[str]:
+    """Socket inodes of ESTABLISHED TCP connections whose local (or remote) port is ``port``."""
     found = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         for line in Path(table).read_text().splitlines()[1:]:
             fields = line.split()
-            remote_port = int(fields[2].rsplit(":", 1)[1], 16)
-            if remote_port == port and fields[3] == "01":  # ESTABLISHED
+            address = fields[1] if local else fields[2]
+            if int(address.rsplit(":", 1)[1], 16) == port and fields[3] == "01":
                 found.add(fields[9])
     return found
 
@@ -182,8 +183,8 @@ def _inodes_connected_to(port: int) -> set[str]:
 @pytest.mark.slow
 def test_limit_holds_across_two_worker_processes(start_gateway: GatewayFactory, standin: Proc) -> None:
     """With ``uvicorn --workers 2`` the client still gets exactly its burst, not twice it: the buckets are
-    shared by the workers. (Both workers are shown to have forwarded requests, so the test would catch
-    per-process state.)"""
+    shared by the workers. Both workers are shown to hold client connections that were served, so
+    per-process buckets would have let more than the burst through."""
     burst = 40
     gw = start_gateway(service_urls=standin_urls(standin), workers=2,
                        **{**_HIGH, "RATE_LIMIT_CLIENT_BURST": str(burst), "RATE_LIMIT_CLIENT_PER_S": "0.01"})
@@ -194,20 +195,25 @@ def test_limit_holds_across_two_worker_processes(start_gateway: GatewayFactory, 
     workers = _worker_pids(gw.proc.pid)
     assert len(workers) == 2
 
-    async def burst_of_requests() -> list[int]:
-        # A fresh connection per request, so the kernel spreads them over both workers' accept queues.
-        limits = httpx.Limits(max_keepalive_connections=0)
-        async with httpx.AsyncClient(limits=limits, timeout=10) as client:
-            async def one() -> int:
-                return (await client.get(gw.url + "/api/v1/products/x")).status_code
-            results: list[int] = []
-            for _ in range(6):
-                results += await asyncio.gather(*(one() for _ in range(20)))
-            return results
-
-    statuses = asyncio.run(burst_of_requests())
+    # Connections opened one at a time, so the kernel hands them to either worker; each is kept open
+    # (keep-alive) and used for several requests, so the connection shows which worker served them.
+    connections: list[http.client.HTTPConnection] = []
+    statuses: list[int] = []
+    try:
+        for _ in range(30):
+            conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
+            connections.append(conn)
+            for _ in range(4):
+                conn.request("GET", "/api/v1/products/x")
+                response = conn.getresponse()
+                response.read()
+                statuses.append(response.status)
+            time.sleep(0.005)
+        held = _established_inodes(gw.port, local=True)
+        serving = [pid for pid in workers if _socket_inodes(pid) & held]
+    finally:
+        for conn in connections:
+            conn.close()
     assert statuses.count(200) == burst
     assert statuses.count(429) == len(statuses) - burst
-    upstream_sockets = _inodes_connected_to(standin.port)
-    forwarded_by = [pid for pid in workers if _socket_inodes(pid) & upstream_sockets]
-    assert sorted(forwarded_by) == sorted(workers), "both workers must have served requests"
+    assert sorted(serving) == sorted(workers), "both workers must have served client connections"
