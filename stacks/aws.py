@@ -59,7 +59,8 @@ def build(cfg: StackConfig) -> Mapping[str, Any]:
         deletion_protection=cfg.databases.deletion_protection,
         backup_retention_days=cfg.databases.backup_retention_days))
 
-    zone = Zone("zone", ZoneArgs(ctx=ctx, domain=cfg.domain, create=cfg.create_zone))
+    zone = Zone("zone", ZoneArgs(ctx=ctx, domain=cfg.domain, create=cfg.create_zone,
+                                 query_log_retention_days=cfg.edge.log_retention_days))
 
     edge = Edge("edge", EdgeArgs(
         ctx=ctx, api_domain=cfg.api_domain, zone_id=zone.zone_id, vpc_id=network.vpc_id,

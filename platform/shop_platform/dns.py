@@ -1,6 +1,7 @@
 """DNS: the hosted zone, the API's health check and alarm, and failover records for ``api.<domain>``.
 
-- ``Zone`` creates the public hosted zone, or looks up an existing one (``createZone: false``).
+- ``Zone`` creates the public hosted zone with DNS query logging (FSBP Route53.2; the log group must be in
+  us-east-1), or looks up an existing one (``createZone: false``; its owner logs it).
 - ``ApiDns``: an HTTPS Route 53 health check on the ALB's ``/healthz``; a CloudWatch alarm on it that
   notifies an encrypted SNS topic; ``api.<domain>`` as failover alias records: PRIMARY the ALB (carrying the
   health check), SECONDARY the maintenance site (503 problem+json) so clients get an answer, not a timeout.
@@ -12,11 +13,13 @@ us-east-1, so the alarm, its topic and the topic's key are declared there (pulum
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 
+from shop_platform import iam
 from shop_platform.context import StackContext
 from shop_platform.maintenance import CLOUDFRONT_REGION, MaintenanceSite, MaintenanceSiteArgs
 from shop_platform.storage import encryption_key
@@ -27,6 +30,7 @@ class ZoneArgs:
     ctx: StackContext
     domain: str
     create: bool
+    query_log_retention_days: int = 365
 
 
 class Zone(pulumi.ComponentResource):
@@ -44,11 +48,27 @@ class Zone(pulumi.ComponentResource):
                                     opts=pulumi.ResourceOptions(parent=self, protect=args.ctx.prod))
             self.zone_id = zone.zone_id
             self.zone_arn = zone.arn
+            self._query_logging(name, args, zone)
         else:
             found = aws.route53.get_zone_output(name=args.domain, private_zone=False)
             self.zone_id = found.zone_id
             self.zone_arn = found.arn
         self.register_outputs({"zone_id": self.zone_id})
+
+    def _query_logging(self, name: str, args: ZoneArgs, zone: aws.route53.Zone) -> None:
+        ctx = args.ctx
+        child = pulumi.ResourceOptions(parent=self)
+        key = encryption_key(f"{name}-query-logs-key", ctx, f"{args.domain} DNS query logs", parent=self,
+                             region=CLOUDFRONT_REGION, service_principals=(f"logs.{CLOUDFRONT_REGION}.amazonaws.com",))
+        group = aws.cloudwatch.LogGroup(f"{name}-query-logs", name=f"/aws/route53/{args.domain}",
+                                        retention_in_days=args.query_log_retention_days, kms_key_id=key.arn,
+                                        region=CLOUDFRONT_REGION, tags=ctx.tags(), opts=child)
+        prefix = f"arn:{ctx.partition}:logs:{CLOUDFRONT_REGION}:{ctx.account_id}:log-group:/aws/route53/"
+        policy = aws.cloudwatch.LogResourcePolicy(
+            f"{name}-query-logs-policy", policy_name=f"route53-query-logs-{ctx.tags.stack}",
+            policy_document=json.dumps(iam.route53_query_logging(prefix)), region=CLOUDFRONT_REGION, opts=child)
+        aws.route53.QueryLog(f"{name}-query-log", zone_id=zone.zone_id, cloudwatch_log_group_arn=group.arn,
+                             opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]))
 
 
 @dataclass(frozen=True, slots=True)

@@ -109,6 +109,12 @@ def kms_key_policy(account_id: str, *, partition: str = "aws",
     return _doc(*statements)
 
 
+def route53_query_logging(log_group_arn_prefix: str) -> PolicyDoc:
+    """CloudWatch Logs resource policy letting Route 53 write query logs into ``/aws/route53/*`` groups."""
+    return _doc({"Sid": "Route53QueryLogs", "Effect": "Allow", "Principal": {"Service": "route53.amazonaws.com"},
+                 "Action": ["logs:CreateLogStream", "logs:PutLogEvents"], "Resource": f"{log_group_arn_prefix}*"})
+
+
 def s3_tls_only(bucket_arn: str) -> dict[str, Any]:
     """Statement denying any request to the bucket that is not over TLS (FSBP S3.5)."""
     return {"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",

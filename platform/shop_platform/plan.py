@@ -69,10 +69,11 @@ def validate(stack: str, config: dict[str, str]) -> None:
 
 
 def run_plan(stack: str, root: Path = REPO_ROOT, config: dict[str, str] | None = None) -> PlanResult:
+    """Run ``stacks/`` the way Pulumi's Python host does (the directory, as ``__main__``) under mocks."""
     cfg = stack_config(stack, root) if config is None else config
     validate(stack, cfg)
     started = time.perf_counter()
-    recording = run_program(lambda: runpy.run_path(str(root / "stacks" / "__main__.py"), run_name="__main__"),
+    recording = run_program(lambda: runpy.run_path(str(root / "stacks"), run_name="__main__"),
                             project=PROJECT, stack=stack, config=cfg, region=cfg["aws:region"])
     return PlanResult(stack, recording, time.perf_counter() - started)
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 from shop_platform.context import StackContext
 from shop_platform.offline import Recording, run_program
-from shop_platform.plan import PlanResult, run_plan
+from shop_platform.plan import REPO_ROOT, PlanResult, run_plan
 from shop_platform.tags import Tagger
 
 REGION = "eu-west-1"
@@ -48,16 +48,27 @@ def run() -> Callable[..., Recording]:
 
 # The whole program, run once per session per stack (each run sets its own mocks; afterwards the graph is
 # plain data, so no mock state leaks into other tests).
+# Every stack file in the repository is planned: a new Pulumi.<stack>.yaml is covered without a test edit.
+STACKS = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in REPO_ROOT.glob("Pulumi.*.yaml"))
+_PLANS: dict[str, PlanResult] = {}
+
+
+def _plan(stack: str) -> PlanResult:
+    if stack not in _PLANS:
+        _PLANS[stack] = run_plan(stack)
+    return _PLANS[stack]
+
+
 @pytest.fixture(scope="session")
 def dev_plan() -> PlanResult:
-    return run_plan("dev")
+    return _plan("dev")
 
 
 @pytest.fixture(scope="session")
 def prod_plan() -> PlanResult:
-    return run_plan("prod")
+    return _plan("prod")
 
 
-@pytest.fixture(scope="session", params=["dev", "prod"])
-def plan(request: pytest.FixtureRequest, dev_plan: PlanResult, prod_plan: PlanResult) -> PlanResult:
-    return dev_plan if request.param == "dev" else prod_plan
+@pytest.fixture(scope="session", params=STACKS)
+def plan(request: pytest.FixtureRequest) -> PlanResult:
+    return _plan(request.param)

@@ -29,6 +29,23 @@ def test_zone_is_created_or_looked_up(run: Callable[..., Recording], dev_ctx: St
     assert created.one("aws:route53/zone:Zone").inputs["forceDestroy"] is False
     looked_up = run(lambda: Zone("zone", ZoneArgs(ctx=dev_ctx, domain="shop.example.com", create=False)))
     assert not looked_up.of_type("aws:route53/zone:Zone")
+    assert not looked_up.of_type("aws:route53/queryLog:QueryLog")
+
+
+def test_a_created_zone_logs_dns_queries_in_us_east_1(run: Callable[..., Recording], dev_ctx: StackContext) -> None:
+    """FSBP Route53.2: query logs show who resolves what (reconnaissance, DNS abuse); Route 53 only delivers
+    them to a log group in us-east-1, whose resource policy must let route53.amazonaws.com write."""
+    rec = run(lambda: Zone("zone", ZoneArgs(ctx=dev_ctx, domain="shop.example.com", create=True,
+                                            query_log_retention_days=30)))
+    group = rec.one("aws:cloudwatch/logGroup:LogGroup")
+    assert group.inputs["name"] == "/aws/route53/shop.example.com"
+    assert group.inputs["region"] == "us-east-1"
+    assert group.inputs["retentionInDays"] == 30
+    query_log = rec.one("aws:route53/queryLog:QueryLog")
+    assert query_log.inputs["cloudwatchLogGroupArn"] == group.outputs["arn"]
+    policy = json.loads(rec.one("aws:cloudwatch/logResourcePolicy:LogResourcePolicy").inputs["policyDocument"])
+    assert policy["Statement"][0]["Principal"] == {"Service": "route53.amazonaws.com"}
+    assert group.outputs["arn"].startswith(policy["Statement"][0]["Resource"].rstrip("*"))
 
 
 def test_health_check_probes_the_alb_healthz_over_https(run: Callable[..., Recording],
