@@ -5,7 +5,9 @@ reflect them through the change feed.
 
 from __future__ import annotations
 
+import itertools
 import json
+import statistics
 import time
 from typing import Any
 
@@ -165,27 +167,33 @@ def test_created_changed_and_deleted_products_are_reflected_within_two_seconds(
 ) -> None:
     """The contract: a product created or changed is findable within 2 s, a deleted one disappears
     within 2 s. Measured from just before the write request, through products' outbox, the feed, the
-    indexer and a search request."""
-    old_word, new_word = unique_word(), unique_word()
+    indexer and a search request; several rounds, each one held to the 2 s."""
+    delays: dict[str, list[float]] = {"create": [], "change": [], "delete": []}
+    for _ in range(5):
+        old_word, new_word = unique_word(), unique_word()
 
-    t0 = time.monotonic()
-    created = catalogue.create(f"Fresh {old_word}", category="freshness")
-    delay = wait_for(lambda: search_ids(search.url, old_word) == [created["id"]], within=FRESHNESS_S, started=t0)
-    _report("create", delay)
+        t0 = time.monotonic()
+        created = catalogue.create(f"Fresh {old_word}", category="freshness")
+        delays["create"].append(wait_for(lambda w=old_word, pid=created["id"]: search_ids(search.url, w) == [pid],
+                                         within=FRESHNESS_S, started=t0))
 
-    t0 = time.monotonic()
-    catalogue.patch(created["id"], name=f"Fresh {new_word}", price_cents=2500)
+        t0 = time.monotonic()
+        catalogue.patch(created["id"], name=f"Fresh {new_word}", price_cents=2500)
 
-    def changed() -> bool:
-        r = httpx.get(f"{search.url}/api/v1/search", params={"q": new_word}).json()
-        return [(i["product_id"], i["price_cents"]) for i in r["items"]] == [(created["id"], 2500)] \
-            and search_ids(search.url, old_word) == []
+        def changed(old: str = old_word, new: str = new_word, pid: str = created["id"]) -> bool:
+            r = httpx.get(f"{search.url}/api/v1/search", params={"q": new}).json()
+            return [(i["product_id"], i["price_cents"]) for i in r["items"]] == [(pid, 2500)] \
+                and search_ids(search.url, old) == []
 
-    _report("change", wait_for(changed, within=FRESHNESS_S, started=t0))
+        delays["change"].append(wait_for(changed, within=FRESHNESS_S, started=t0))
 
-    t0 = time.monotonic()
-    catalogue.delete(created["id"])
-    _report("delete", wait_for(lambda: search_ids(search.url, new_word) == [], within=FRESHNESS_S, started=t0))
+        t0 = time.monotonic()
+        catalogue.delete(created["id"])
+        delays["delete"].append(wait_for(lambda w=new_word: search_ids(search.url, w) == [],
+                                         within=FRESHNESS_S, started=t0))
+    for what, values in delays.items():
+        _report(f"{what} (median of {len(values)})", statistics.median(values))
+        _report(f"{what} (max of {len(values)})", max(values))
 
 
 def _feed_after(products: ServiceProcess, keyring: KeyRing, after: int) -> list[dict[str, Any]]:
@@ -216,12 +224,14 @@ def _applied_batches(proc: ServiceProcess, offset: int) -> list[dict[str, Any]]:
     return events
 
 
+@pytest.mark.parametrize("how", ["stop", "kill"])
 def test_the_indexer_resumes_from_its_stored_cursor_after_a_restart(
-    search: ServiceProcess, products: ServiceProcess, catalogue: Catalogue, pg: PostgresServer, keyring: KeyRing
+    search: ServiceProcess, products: ServiceProcess, catalogue: Catalogue, pg: PostgresServer, keyring: KeyRing,
+    how: str,
 ) -> None:
-    """Changes made while search is down arrive once it is back, and the restarted indexer continues
-    from the cursor stored in its database: it applies exactly the feed entries it had not seen — none
-    replayed from before the restart, none skipped."""
+    """Changes made while search is down — stopped, or killed without any shutdown hook — arrive once it
+    is back, and the restarted indexer continues from the cursor stored in its database: it applies
+    exactly the feed entries it had not seen, none replayed from before the restart, none skipped."""
     db = database_name(search.env["DATABASE_URL"])
     changed_word, kept_word, deleted_word, new_word = (unique_word() for _ in range(4))
     changed = catalogue.create(f"Before {changed_word}")
@@ -231,7 +241,10 @@ def test_the_indexer_resumes_from_its_stored_cursor_after_a_restart(
         max(c["seq"] for c in _feed_after(products, keyring, 0))), within=FRESHNESS_S)
     cursor_before = int(pg.psql("SELECT last_seq FROM indexer_cursor", db))
 
-    search.stop()
+    if how == "stop":
+        search.stop()
+    else:
+        search.kill()
     created = catalogue.create(f"While down {new_word}")
     catalogue.patch(changed["id"], name=f"After {kept_word}")
     catalogue.delete(deleted["id"])
@@ -246,7 +259,7 @@ def test_the_indexer_resumes_from_its_stored_cursor_after_a_restart(
                 and search_ids(search.url, changed_word) == []
                 and search_ids(search.url, deleted_word) == [])
 
-    _report("changes made while search was down, after its restart", wait_for(caught_up, within=10))
+    _report(f"changes made while search was down ({how}), after its restart", wait_for(caught_up, within=10))
     batches = _applied_batches(search, offset)
     assert batches[0]["from_seq"] == cursor_before
     assert sum(b["changes"] for b in batches) == len(missed)
@@ -289,3 +302,46 @@ def test_search_stays_ready_and_serves_its_index_when_products_is_down(
     finally:
         replica.stop()
     assert '"event": "indexer_stopped"' in replica.tail(20000)
+
+
+def test_two_replicas_on_one_database_apply_each_change_exactly_once(
+    search: ServiceProcess, products: ServiceProcess, catalogue: Catalogue, stack: TestStack, keyring: KeyRing,
+) -> None:
+    """Replicas share the index and its cursor; both poll the feed, but every feed entry is applied by
+    exactly one of them (the per-batch cursor lock with compare-and-set): the applied ranges of the two
+    logs tile the feed without overlap or gap."""
+    word = unique_word()
+    sentinel = catalogue.create(f"Sentinel {word}")
+    wait_for(lambda: search_ids(search.url, word) == [sentinel["id"]], within=FRESHNESS_S + 1)
+    start_seq = max(c["seq"] for c in _feed_after(products, keyring, 0))
+
+    replica = ServiceProcess("search", stack.env_for("search", search.env["DATABASE_URL"]), stack.logdir)
+    offset = search.logfile.stat().st_size
+    replica.start()
+    try:
+        ids = []
+        for i in range(15):  # spread over several poll intervals, so both replicas get batches to race for
+            ids.append(catalogue.create(f"Replicated {word} {i}")["id"])
+            time.sleep(0.05)
+        catalogue.delete(ids[0])
+        for pid in ids[5:10]:
+            catalogue.patch(pid, price_cents=777)
+        expected = _feed_after(products, keyring, start_seq)
+
+        def done() -> bool:
+            body = httpx.get(f"{replica.url}/api/v1/search", params={"q": word, "limit": 50}).json()
+            prices = {i["product_id"]: i["price_cents"] for i in body["items"]}
+            return set(prices) == {sentinel["id"], *ids[1:]} and all(prices[p] == 777 for p in ids[5:10])
+
+        wait_for(done, within=FRESHNESS_S * 2)
+        wait_for(lambda: sum(b["changes"] for b in _applied_batches(search, offset)
+                             + _applied_batches(replica, 0)) >= len(expected), within=FRESHNESS_S)
+    finally:
+        replica.stop()
+    batches = sorted(_applied_batches(search, offset) + _applied_batches(replica, 0),
+                     key=lambda b: b["from_seq"])
+    ranges = [(b["from_seq"], b["to_seq"]) for b in batches]
+    assert ranges[0][0] == start_seq, ranges
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges)), ranges  # contiguous, no overlap
+    assert ranges[-1][1] == expected[-1]["seq"], ranges
+    assert sum(b["changes"] for b in batches) == len(expected)
