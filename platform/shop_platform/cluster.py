@@ -127,7 +127,7 @@ class Cluster(pulumi.ComponentResource):
         secrets_key = encryption_key(f"{name}-secrets-key", ctx, f"{args.cluster_name} Kubernetes secrets",
                                      parent=self)
         logs_key = encryption_key(f"{name}-logs-key", ctx, f"{args.cluster_name} control-plane logs", parent=self,
-                                  service_principals=(f"logs.{ctx.region}.amazonaws.com",))
+                                  service_grant=iam.logs_key_grant(ctx.account_id, ctx.region, ctx.partition))
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-control-plane-logs", name=f"/aws/eks/{args.cluster_name}/cluster",
             retention_in_days=args.log_retention_days, kms_key_id=logs_key.arn, tags=tags(), opts=child)

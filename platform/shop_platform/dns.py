@@ -59,7 +59,8 @@ class Zone(pulumi.ComponentResource):
         ctx = args.ctx
         child = pulumi.ResourceOptions(parent=self)
         key = encryption_key(f"{name}-query-logs-key", ctx, f"{args.domain} DNS query logs", parent=self,
-                             region=CLOUDFRONT_REGION, service_principals=(f"logs.{CLOUDFRONT_REGION}.amazonaws.com",))
+                             region=CLOUDFRONT_REGION,
+                             service_grant=iam.logs_key_grant(ctx.account_id, CLOUDFRONT_REGION, ctx.partition))
         group = aws.cloudwatch.LogGroup(f"{name}-query-logs", name=f"/aws/route53/{args.domain}",
                                         retention_in_days=args.query_log_retention_days, kms_key_id=key.arn,
                                         region=CLOUDFRONT_REGION, tags=ctx.tags(), opts=child)
@@ -110,9 +111,13 @@ class ApiDns(pulumi.ComponentResource):
             opts=child)
 
         key = encryption_key(f"{name}-alerts-key", ctx, "API health alerts topic", parent=self,
-                             region=CLOUDFRONT_REGION, service_principals=("cloudwatch.amazonaws.com",))
+                             region=CLOUDFRONT_REGION, service_grant=iam.alarm_topic_key_grant())
         topic = aws.sns.Topic(f"{name}-alerts", kms_master_key_id=key.arn, region=CLOUDFRONT_REGION, tags=tags(),
                               opts=child)
+        aws.sns.TopicPolicy(f"{name}-alerts-policy", arn=topic.arn, region=CLOUDFRONT_REGION,
+                            policy=topic.arn.apply(lambda arn: json.dumps(
+                                iam.alarm_topic_policy(arn, ctx.account_id, CLOUDFRONT_REGION, ctx.partition))),
+                            opts=child)
         if args.alert_email:
             aws.sns.TopicSubscription(f"{name}-alerts-email", topic=topic.arn, protocol="email",
                                       endpoint=args.alert_email, region=CLOUDFRONT_REGION, opts=child)

@@ -150,11 +150,16 @@ class Edge(pulumi.ComponentResource):
             inline_policy=target_group.arn.apply(lambda arn: json.dumps(iam.target_group_binder(arn))))
 
         waf_key = encryption_key(f"{name}-waf-logs-key", ctx, "WAF logs", parent=self,
-                                 service_principals=(f"logs.{ctx.region}.amazonaws.com",))
+                                 service_grant=iam.logs_key_grant(ctx.account_id, ctx.region, ctx.partition))
         # WAF only logs to groups whose name starts with aws-waf-logs-.
         waf_logs = aws.cloudwatch.LogGroup(f"{name}-waf-logs", name=f"aws-waf-logs-shop-{ctx.tags.stack}",
                                            retention_in_days=args.log_retention_days, kms_key_id=waf_key.arn,
                                            tags=tags(), opts=child)
+        delivery = aws.cloudwatch.LogResourcePolicy(
+            f"{name}-waf-logs-delivery", policy_name=f"waf-logs-delivery-{ctx.tags.stack}",
+            policy_document=waf_logs.arn.apply(
+                lambda arn: json.dumps(iam.log_delivery_policy(arn, ctx.account_id, ctx.region, ctx.partition))),
+            opts=child)
         rules = waf.build_web_acl_rules(args.rate_limit_per_5min, args.login_rate_limit_per_5min, args.login_path)
         acl = aws.wafv2.WebAcl(
             f"{name}-web-acl", scope="REGIONAL", description=f"API of stack {ctx.tags.stack}",
@@ -164,7 +169,8 @@ class Edge(pulumi.ComponentResource):
             tags=tags(), opts=child)
         aws.wafv2.WebAclLoggingConfiguration(
             f"{name}-web-acl-logging", resource_arn=acl.arn, log_destination_configs=[waf_logs.arn],
-            redacted_fields=[{"single_header": {"name": h}} for h in waf.REDACTED_HEADERS], opts=child)
+            redacted_fields=[{"single_header": {"name": h}} for h in waf.REDACTED_HEADERS],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[delivery]))
         aws.wafv2.WebAclAssociation(f"{name}-web-acl-alb", resource_arn=alb.arn, web_acl_arn=acl.arn, opts=child)
 
         self.alb_arn = alb.arn

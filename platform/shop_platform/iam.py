@@ -87,26 +87,52 @@ def target_group_binder(target_group_arn: str) -> PolicyDoc:
     )
 
 
-def kms_key_policy(account_id: str, *, partition: str = "aws",
-                   service_principals: tuple[str, ...] = (), encryption_context: dict[str, str] | None = None,
+def kms_key_policy(account_id: str, *, partition: str = "aws", service_grant: dict[str, Any] | None = None,
                    ) -> PolicyDoc:
-    """Key policy: the account administers the key through IAM; named AWS services may use it.
-
-    ``service_principals`` (e.g. ``logs.eu-west-1.amazonaws.com``) get encrypt/decrypt limited to this
-    account by ``aws:SourceAccount`` (confused-deputy protection).
-    """
+    """Key policy: the account administers (and delegates use of) the key through IAM; optionally one AWS
+    service principal may use it directly (``service_grant`` from the builders below)."""
     statements: list[dict[str, Any]] = [{
         "Sid": "AccountAdministersThroughIam", "Effect": "Allow",
         "Principal": {"AWS": f"arn:{partition}:iam::{account_id}:root"}, "Action": "kms:*", "Resource": "*"}]
-    if service_principals:
-        condition: dict[str, Any] = {"StringEquals": {"aws:SourceAccount": account_id}}
-        if encryption_context:
-            condition["ArnLike"] = encryption_context
-        statements.append({
-            "Sid": "ServicesUseKey", "Effect": "Allow", "Principal": {"Service": list(service_principals)},
-            "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
-            "Resource": "*", "Condition": condition})
+    if service_grant is not None:
+        statements.append(service_grant)
     return _doc(*statements)
+
+
+def logs_key_grant(account_id: str, region: str, partition: str = "aws") -> dict[str, Any]:
+    """CloudWatch Logs may use the key, only for log groups of this account and region (the encryption
+    context CloudWatch Logs binds to each log group's data; AWS "Encrypt log data using AWS KMS")."""
+    return {"Sid": "CloudWatchLogsUseKey", "Effect": "Allow", "Principal": {"Service": f"logs.{region}.amazonaws.com"},
+            "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+            "Resource": "*", "Condition": {"ArnLike": {
+                "kms:EncryptionContext:aws:logs:arn": f"arn:{partition}:logs:{region}:{account_id}:log-group:*"}}}
+
+
+def alarm_topic_key_grant() -> dict[str, Any]:
+    """CloudWatch alarms need Decrypt + GenerateDataKey to publish to a KMS-encrypted SNS topic (the AWS
+    managed SNS key does not allow it). Who may publish is restricted by the topic policy."""
+    return {"Sid": "CloudWatchAlarmsPublish", "Effect": "Allow", "Principal": {"Service": "cloudwatch.amazonaws.com"},
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey*"], "Resource": "*"}
+
+
+def alarm_topic_policy(topic_arn: str, account_id: str, region: str, partition: str = "aws") -> PolicyDoc:
+    """SNS topic policy: this account's CloudWatch alarms (and the account itself) may publish."""
+    return _doc(
+        {"Sid": "AccountManagesTopic", "Effect": "Allow",
+         "Principal": {"AWS": f"arn:{partition}:iam::{account_id}:root"},
+         "Action": ["sns:Publish", "sns:Subscribe", "sns:GetTopicAttributes"], "Resource": topic_arn},
+        {"Sid": "CloudWatchAlarmsPublish", "Effect": "Allow", "Principal": {"Service": "cloudwatch.amazonaws.com"},
+         "Action": "sns:Publish", "Resource": topic_arn,
+         "Condition": {"ArnLike": {"aws:SourceArn": f"arn:{partition}:cloudwatch:{region}:{account_id}:alarm:*"}}},
+    )
+
+
+def log_delivery_policy(log_group_arn: str, account_id: str, region: str, partition: str = "aws") -> PolicyDoc:
+    """CloudWatch Logs resource policy letting vended-log delivery (WAF logging) write into one log group."""
+    return _doc({"Sid": "VendedLogDelivery", "Effect": "Allow", "Principal": {"Service": "delivery.logs.amazonaws.com"},
+                 "Action": ["logs:CreateLogStream", "logs:PutLogEvents"], "Resource": f"{log_group_arn}:*",
+                 "Condition": {"StringEquals": {"aws:SourceAccount": account_id},
+                               "ArnLike": {"aws:SourceArn": f"arn:{partition}:logs:{region}:{account_id}:*"}}})
 
 
 def route53_query_logging(log_group_arn_prefix: str) -> PolicyDoc:

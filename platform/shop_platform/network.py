@@ -146,7 +146,7 @@ class Network(pulumi.ComponentResource):
                                           route_table_id=isolated_rt.id, opts=child)
 
         logs_key = encryption_key(f"{name}-flow-logs-key", ctx, f"{name} VPC flow logs", parent=self,
-                                  service_principals=(f"logs.{ctx.region}.amazonaws.com",))
+                                  service_grant=iam.logs_key_grant(ctx.account_id, ctx.region, ctx.partition))
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-flow-logs", name=f"/shop/{ctx.tags.stack}/vpc-flow-logs",
             retention_in_days=args.flow_log_retention_days, kms_key_id=logs_key.arn, tags=tags(), opts=child)

@@ -20,14 +20,13 @@ from shop_platform.context import StackContext
 
 
 def encryption_key(name: str, ctx: StackContext, description: str, *, parent: pulumi.Resource,
-                   service_principals: tuple[str, ...] = (), region: str | None = None,
+                   service_grant: dict[str, Any] | None = None, region: str | None = None,
                    service: str | None = None) -> aws.kms.Key:
-    """A rotating customer-managed key; ``service_principals`` may use it for this account only."""
+    """A rotating customer-managed key used through IAM, plus one optional service grant (iam.*_grant)."""
     tags = ctx.tags(service) if service else ctx.tags()
     return aws.kms.Key(
         name, description=description, enable_key_rotation=True, deletion_window_in_days=30,
-        policy=json.dumps(iam.kms_key_policy(ctx.account_id, partition=ctx.partition,
-                                             service_principals=service_principals)),
+        policy=json.dumps(iam.kms_key_policy(ctx.account_id, partition=ctx.partition, service_grant=service_grant)),
         region=region, tags=tags, opts=pulumi.ResourceOptions(parent=parent))
 
 

@@ -69,6 +69,9 @@ def test_alarm_watches_the_health_check_in_us_east_1_and_notifies_an_encrypted_t
     assert alarm["alarmActions"] == [topic.outputs["arn"]]
     assert topic.inputs["region"] == "us-east-1"
     assert topic.inputs["kmsMasterKeyId"].startswith("arn:aws:kms:us-east-1:")
+    key = next(k for k in rec.of_type("aws:kms/key:Key") if k.outputs["arn"] == topic.inputs["kmsMasterKeyId"])
+    assert "cloudwatch.amazonaws.com" in key.inputs["policy"]  # else the alarm cannot publish (encrypted topic)
+    assert rec.one("aws:sns/topicPolicy:TopicPolicy").inputs["arn"] == topic.outputs["arn"]
     assert rec.one("aws:sns/topicSubscription:TopicSubscription").inputs["endpoint"] == "oncall@example.com"
     assert not run(_api(dev_ctx)).of_type("aws:sns/topicSubscription:TopicSubscription")
 

@@ -115,6 +115,9 @@ def test_web_acl_has_managed_groups_rate_rules_and_redacted_logging(run: Callabl
     group = rec.one("aws:cloudwatch/logGroup:LogGroup")
     assert group.inputs["name"].startswith("aws-waf-logs-")
     assert logging["logDestinationConfigs"] == [group.outputs["arn"]]
+    delivery = rec.one("aws:cloudwatch/logResourcePolicy:LogResourcePolicy")
+    assert group.outputs["arn"] in delivery.inputs["policyDocument"]
+    assert delivery.urn in rec.one("aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration").deps
     assoc = rec.one("aws:wafv2/webAclAssociation:WebAclAssociation").inputs
     assert assoc["resourceArn"] == rec.one("aws:lb/loadBalancer:LoadBalancer").outputs["arn"]
 

@@ -50,12 +50,32 @@ def test_load_balancer_controller_only_registers_targets_on_one_target_group() -
     assert all(":Describe" in a for a in read_only["Action"])
 
 
-def test_kms_service_grants_are_limited_to_this_account() -> None:
-    """aws:SourceAccount blocks the confused-deputy case: another account's log group using our key."""
-    doc = iam.kms_key_policy("111122223333", service_principals=("logs.eu-west-1.amazonaws.com",))
+def test_logs_may_use_a_key_only_for_this_accounts_log_groups() -> None:
+    """The encryption-context condition is what CloudWatch Logs documents: without it any account's log group
+    in the region could be encrypted (and read back) with our key."""
+    doc = iam.kms_key_policy("111122223333", service_grant=iam.logs_key_grant("111122223333", "eu-west-1"))
     grant = doc["Statement"][1]
-    assert grant["Condition"]["StringEquals"]["aws:SourceAccount"] == "111122223333"
+    assert grant["Principal"] == {"Service": "logs.eu-west-1.amazonaws.com"}
+    assert grant["Condition"]["ArnLike"] == {
+        "kms:EncryptionContext:aws:logs:arn": "arn:aws:logs:eu-west-1:111122223333:log-group:*"}
     assert "kms:*" not in grant["Action"]
+
+
+def test_only_this_accounts_alarms_may_publish_to_the_alert_topic() -> None:
+    """CloudWatch alarms publish as a service principal; the topic policy narrows it to our alarms."""
+    doc = iam.alarm_topic_policy("arn:aws:sns:us-east-1:111122223333:t", "111122223333", "us-east-1")
+    alarms = next(s for s in doc["Statement"] if s["Sid"] == "CloudWatchAlarmsPublish")
+    assert alarms["Condition"]["ArnLike"]["aws:SourceArn"] == "arn:aws:cloudwatch:us-east-1:111122223333:alarm:*"
+    assert iam.alarm_topic_key_grant()["Action"] == ["kms:Decrypt", "kms:GenerateDataKey*"]
+
+
+def test_waf_log_delivery_is_limited_to_our_account() -> None:
+    """Vended-log delivery writes on behalf of any account; SourceAccount keeps it to ours."""
+    doc = iam.log_delivery_policy("arn:aws:logs:eu-west-1:111122223333:log-group:aws-waf-logs-x", "111122223333",
+                                  "eu-west-1")
+    stmt = doc["Statement"][0]
+    assert stmt["Resource"].endswith("aws-waf-logs-x:*")
+    assert stmt["Condition"]["StringEquals"] == {"aws:SourceAccount": "111122223333"}
 
 
 def test_s3_policy_denies_plain_http() -> None:
