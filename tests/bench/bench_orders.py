@@ -1,0 +1,199 @@
+"""Benchmark (issue 3): confirmed orders per second end-to-end, 32 concurrent buyers, directly against the
+orders service (reserve -> charge -> commit -> confirm through real products and payments processes).
+
+    python -m tests.bench.bench_orders [--duration 15] [--warmup 3] [--buyers 32] [--products 20]
+
+Not a test (pytest does not collect this file). It starts its own PostgreSQL and the three services, runs
+the buyers, then checks zero oversell (per product: on hand == initial - confirmed quantity, nothing left
+reserved) and a balanced payments ledger, prints the figures and writes ``.run/bench/orders-<time>.json``.
+``run_buyers`` is reusable: the gateway benchmark can point it at the gateway for the through-gateway figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from services.kit import keys
+from services.runner.keyring import KeyRing
+from services.runner.postgres import PostgresServer
+from tests.services.payments.support import database_of, ledger_problems, mint_token
+from tests.support.procs import ROOT, free_port
+from tests.support.stack import TestStack
+
+OUT = ROOT / ".run" / "bench"
+CARD = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2031, "cvc": "8537"}
+
+
+@dataclass
+class BuyerStats:
+    statuses: Counter[int] = field(default_factory=Counter)
+    latencies: list[float] = field(default_factory=list)
+    confirmed_qty: Counter[str] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+
+
+async def run_buyers(base_url: str, tokens: list[str], product_ids: list[str], *, buyers: int,
+                     duration: float, seed: int = 7) -> BuyerStats:
+    """``buyers`` concurrent loops, each placing one-line orders (1-2 units of a random product) with a
+    fresh Idempotency-Key until ``duration`` is over."""
+    stats = BuyerStats()
+    rng = random.Random(seed)
+    deadline = time.monotonic() + duration
+    limits = httpx.Limits(max_connections=buyers, max_keepalive_connections=buyers)
+
+    async with httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits) as client:
+        async def buyer(n: int) -> None:
+            headers = {"authorization": f"Bearer {tokens[n % len(tokens)]}"}
+            while time.monotonic() < deadline:
+                pid, qty = rng.choice(product_ids), rng.randint(1, 2)
+                body = {"items": [{"product_id": pid, "quantity": qty}], "payment": {"card": CARD}}
+                started = time.perf_counter()
+                try:
+                    r = await client.post("/api/v1/orders", json=body,
+                                          headers={**headers, "Idempotency-Key": str(uuid.uuid4())})
+                except httpx.HTTPError as exc:
+                    stats.errors[type(exc).__name__] += 1
+                    continue
+                stats.latencies.append(time.perf_counter() - started)
+                stats.statuses[r.status_code] += 1
+                if r.status_code == 201:
+                    stats.confirmed_qty[pid] += qty
+
+        await asyncio.gather(*(buyer(n) for n in range(buyers)))
+    return stats
+
+
+def _serve_jwks(keyring: KeyRing) -> tuple[ThreadingHTTPServer, str]:
+    """The keyring's user-token keys as a JWKS (what the users service would serve)."""
+    doc = json.dumps({"keys": [keys.jwk(keys.load_private(pem).public_key(), kid)
+                               for kid, pem in keyring.jwt_keys.items()]}).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(doc)))
+            self.end_headers()
+            self.wfile.write(doc)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json"
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=15.0)
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--buyers", type=int, default=32)
+    parser.add_argument("--products", type=int, default=20)
+    parser.add_argument("--stock", type=int, default=1_000_000)
+    parser.add_argument("--pool", type=int, default=20, help="asyncpg pool size of each service")
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args()
+
+    keyring = KeyRing.generate()
+    pg = PostgresServer(port=free_port())
+    pg.init()
+    pg.start()
+    logdir = Path(tempfile.mkdtemp(prefix="bench-orders-logs-"))
+    stack = TestStack(pg, keyring, logdir)
+    jwks_server, jwks = _serve_jwks(keyring)
+    try:
+        common = {"JWKS_URL": jwks, "DB_POOL_MAX": str(args.pool), "LOG_LEVEL": args.log_level}
+        products = stack.start("products", **common)
+        payments = stack.start("payments", **common)
+        orders = stack.start("orders", **common, PRODUCTS_TIMEOUT_S="10", PAYMENTS_TIMEOUT_S="10",
+                             RECOVERY_STUCK_AFTER_S="90")
+        admin = {"authorization": f"Bearer {mint_token(keyring, uuid.uuid4(), roles=('admin',))}"}
+        product_ids = []
+        for i in range(args.products):
+            body = {"sku": f"B-{i}-{uuid.uuid4().hex[:8]}", "name": f"Bench product {i}", "category": "bench",
+                    "price_cents": 1000 + i, "currency": "EUR"}
+            product = httpx.post(f"{products.url}/api/v1/products", json=body, headers=admin).json()
+            httpx.put(f"{products.url}/api/v1/products/{product['id']}/stock", json={"quantity": args.stock},
+                      headers=admin).raise_for_status()
+            product_ids.append(product["id"])
+        tokens = [mint_token(keyring, uuid.uuid4(), lifetime=3600) for _ in range(args.buyers)]
+
+        print(f"warm-up {args.warmup:.0f} s, then {args.duration:.0f} s with {args.buyers} concurrent buyers "
+              f"over {args.products} products (direct to orders)")
+        warm = asyncio.run(run_buyers(orders.url, tokens, product_ids, buyers=args.buyers, duration=args.warmup))
+        started = time.monotonic()
+        stats = asyncio.run(run_buyers(orders.url, tokens, product_ids, buyers=args.buyers,
+                                       duration=args.duration, seed=11))
+        elapsed = time.monotonic() - started
+
+        # Consistency after the run: no oversell, nothing left reserved, a balanced ledger.
+        confirmed_qty = warm.confirmed_qty + stats.confirmed_qty
+        oversell = []
+        for pid in product_ids:
+            p = httpx.get(f"{products.url}/api/v1/products/{pid}").json()
+            expected = args.stock - confirmed_qty[pid]
+            if p["stock_on_hand"] != expected or p["stock_available"] != expected:
+                oversell.append({"product_id": pid, "on_hand": p["stock_on_hand"],
+                                 "available": p["stock_available"], "expected": expected})
+        ledger = ledger_problems(pg, database_of(payments.env["DATABASE_URL"]))
+        orders_db = database_of(orders.env["DATABASE_URL"])
+        confirmed_db = int(pg.psql("SELECT count(*) FROM orders WHERE status = 'confirmed'", orders_db))
+        captured = int(pg.psql("SELECT count(*) FROM payments WHERE status = 'captured'",
+                               database_of(payments.env["DATABASE_URL"])))
+
+        confirmed = stats.statuses[201]
+        result: dict[str, Any] = {
+            "when": datetime.now(UTC).isoformat(timespec="seconds"),
+            "target": "orders (direct)",
+            "buyers": args.buyers, "products": args.products, "duration_s": round(elapsed, 2),
+            "confirmed_orders": confirmed,
+            "confirmed_orders_per_s": round(confirmed / elapsed, 1),
+            "statuses": dict(stats.statuses), "client_errors": dict(stats.errors),
+            "latency_p50_ms": round(statistics.median(stats.latencies) * 1000, 1) if stats.latencies else None,
+            "latency_p99_ms": round(_percentile(stats.latencies, 0.99) * 1000, 1),
+            "oversold_products": oversell, "ledger_problems": ledger,
+            "orders_confirmed_in_db": confirmed_db, "payments_captured": captured,
+            "log_level": args.log_level, "pool": args.pool,
+        }
+        OUT.mkdir(parents=True, exist_ok=True)
+        path = OUT / f"orders-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
+        path.write_text(json.dumps(result, indent=2))
+        print(json.dumps(result, indent=2))
+        print(f"\nconfirmed orders/s (direct, {args.buyers} buyers): {result['confirmed_orders_per_s']}  "
+              f"p50 {result['latency_p50_ms']} ms  p99 {result['latency_p99_ms']} ms")
+        print(f"zero oversell: {not oversell}; ledger balanced: {not ledger}; "
+              f"confirmed in DB == captured: {confirmed_db == captured}   -> {path.relative_to(ROOT)}")
+        ok = not oversell and not ledger and confirmed_db == captured and not stats.errors
+        return 0 if ok else 1
+    finally:
+        stack.stop_all()
+        jwks_server.shutdown()
+        pg.destroy()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
