@@ -105,14 +105,9 @@ class FakeFeed:
 
 
 @pytest.fixture(scope="session")
-def products(stack: TestStack, users: ServiceProcess) -> ServiceProcess:
-    """The real products service, started after users so it verifies admin tokens against the JWKS."""
-    return stack.running.get("products") or stack.start("products")
-
-
-@pytest.fixture(scope="session")
 def search(stack: TestStack, products: ServiceProcess) -> ServiceProcess:
-    """The search service, started after products so its SERVICE_URLS point at the real change feed."""
+    """The search service, started after products (the shared session fixture in tests/conftest.py) so
+    its SERVICE_URLS point at the real change feed."""
     return stack.running.get("search") or stack.start("search")
 
 
