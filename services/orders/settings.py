@@ -19,7 +19,6 @@ class Settings(KitSettings):
     recovery_stuck_after_s: float = Field(default=30.0, gt=0)
     recovery_batch: int = Field(default=100, ge=1, le=1000)
     idempotency_retention_s: float = Field(default=48 * 3600.0, ge=24 * 3600.0)
-    list_limit_max: int = Field(default=100, ge=1, le=1000)
 
     @model_validator(mode="after")
     def _stuck_after_exceeds_a_saga(self) -> Settings:
