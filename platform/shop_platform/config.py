@@ -323,6 +323,10 @@ def _edge(raw: Mapping[str, Any], env: str) -> EdgeConfig:
 
 def parse_stack_config(stack: str, raw: Mapping[str, Any], region: str | None) -> StackConfig:
     """Validate the raw ``retail-platform:*`` values (keys without the project prefix) of one stack."""
+    unknown = sorted(set(raw) - set(TOP_LEVEL_KEYS))
+    if unknown:
+        raise ConfigError(unknown[0], "is not a known key (a typo would silently fall back to a default)",
+                          ", ".join(TOP_LEVEL_KEYS))
     env = _choice(raw.get("environment", stack), "environment", ENVIRONMENTS)
     if region is None or not _REGION.match(region):
         raise ConfigError("aws:region", f"{region!r} is not an AWS region", "e.g. eu-west-1 (set aws:region)")
@@ -355,11 +359,11 @@ TOP_LEVEL_KEYS: Final[tuple[str, ...]] = (
 def load_stack_config() -> StackConfig:
     """Read this stack's config from Pulumi (once, in ``stacks/__main__.py``) and validate it."""
     import pulumi
+    from pulumi.runtime.config import CONFIG, get_config_env
 
-    cfg = pulumi.Config(PROJECT)
-    raw: dict[str, Any] = {}
-    for key in TOP_LEVEL_KEYS:
-        value = cfg.get(key)
-        if value is not None:
-            raw[key] = value
+    # Every key of this project, so a misspelt one is reported instead of ignored. The engine hands config to
+    # the program in the runtime's config map (or PULUMI_CONFIG); pulumi.Config offers no way to list keys.
+    prefix = f"{PROJECT}:"
+    raw: dict[str, Any] = {k.removeprefix(prefix): v for k, v in {**get_config_env(), **CONFIG.get()}.items()
+                           if k.startswith(prefix)}
     return parse_stack_config(pulumi.get_stack(), raw, pulumi.Config("aws").get("region"))

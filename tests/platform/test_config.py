@@ -76,6 +76,7 @@ BAD_VALUES: list[tuple[str, str, list[Any], Any, str]] = [
     ("alert-email-malformed", "prod", ["edge", "alertEmail"], "oncall", "edge.alertEmail"),
     ("retention-not-a-cloudwatch-period", "dev", ["edge", "logRetentionDays"], 31, "edge.logRetentionDays"),
     ("typo-in-a-key", "dev", ["databases", "multiAZ"], True, "databases.multiAZ"),
+    ("typo-in-a-top-level-key", "dev", ["domian"], "shop.example.com", "domian"),
     ("bool-as-word", "dev", ["databases", "multiAz"], "yes", "databases.multiAz"),
     ("unknown-environment", "dev", ["environment"], "staging", "environment"),
     ("owner-not-tag-safe", "dev", ["owner"], "Platform Team", "owner"),

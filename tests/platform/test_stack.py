@@ -238,6 +238,21 @@ def test_bad_config_fails_before_any_resource_is_declared() -> None:
         run_plan("prod", config=cfg)
 
 
+def test_program_reports_a_misspelt_top_level_key() -> None:
+    """The program itself (not only the plan's pre-check) reads every key of the project, not just the ones
+    it knows, so a typo is reported instead of silently falling back to a default."""
+    import runpy
+
+    from shop_platform.config import ConfigError
+    from shop_platform.offline import run_program
+    from shop_platform.plan import REPO_ROOT
+
+    cfg = {**stack_config("dev"), "retail-platform:shieldAdvanced": "true"}
+    with pytest.raises(ConfigError, match="shieldAdvanced"):
+        run_program(lambda: runpy.run_path(str(REPO_ROOT / "stacks"), run_name="__main__"),
+                    project="retail-platform", stack="dev", config=cfg, region="eu-west-1")
+
+
 def _resource_counts(rec: Recording) -> dict[str, int]:
     return {"custom": sum(1 for r in rec.resources if r.custom), "all": len(rec.resources)}
 
