@@ -58,7 +58,7 @@ class SecureBucket(pulumi.ComponentResource):
         super().__init__("shop:storage:SecureBucket", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         tags = args.ctx.tags()
-        bucket = aws.s3.Bucket(name, force_destroy=False, tags=tags, opts=child)
+        bucket = aws.s3.Bucket(f"{name}-bucket", force_destroy=False, tags=tags, opts=child)
         block = aws.s3.BucketPublicAccessBlock(
             f"{name}-public-access", bucket=bucket.id, block_public_acls=True, block_public_policy=True,
             ignore_public_acls=True, restrict_public_buckets=True, opts=child)

@@ -40,3 +40,16 @@ def test_too_few_kept_images_is_refused(dev_ctx: StackContext) -> None:
     """Keeping fewer than 5 images would expire the image a rollback needs."""
     with pytest.raises(ValueError, match="rollbacks"):
         RegistryArgs(ctx=dev_ctx, services=catalog.SERVICES, keep_tagged=2)
+
+
+def test_lifecycle_policy_passes_ecr_validation() -> None:
+    """The policy is raw JSON to Pulumi; moto runs ECR's lifecycle-policy validation on it."""
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        ecr = boto3.client("ecr", region_name="eu-west-1")
+        ecr.create_repository(repositoryName="shop/x", imageTagMutability="IMMUTABLE")
+        ecr.put_lifecycle_policy(repositoryName="shop/x", lifecyclePolicyText=json.dumps(lifecycle_policy()))
+        stored = ecr.get_lifecycle_policy(repositoryName="shop/x")["lifecyclePolicyText"]
+    assert json.loads(stored) == lifecycle_policy()

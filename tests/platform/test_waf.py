@@ -66,3 +66,33 @@ def test_login_limit_must_be_stricter() -> None:
 def test_authorization_header_is_redacted_from_logs() -> None:
     """Bearer tokens in WAF logs would let anyone with log access impersonate users."""
     assert "authorization" in waf.REDACTED_HEADERS
+
+
+def test_rules_are_accepted_by_the_wafv2_api_model() -> None:
+    """The web ACL takes these as raw JSON (``rule_json``), which the Pulumi schema does not check; botocore's
+    request validation against the WAFv2 service model (and moto behind it) does: a misspelt member such as
+    ``EvaluationWindowSecs`` fails here instead of at apply time."""
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        client = boto3.client("wafv2", region_name="eu-west-1")
+        acl = client.create_web_acl(
+            Name="api", Scope="REGIONAL", DefaultAction={"Allow": {}}, Rules=_rules(),
+            VisibilityConfig={"SampledRequestsEnabled": True, "CloudWatchMetricsEnabled": True, "MetricName": "api"})
+        rules = client.get_web_acl(Name="api", Scope="REGIONAL", Id=acl["Summary"]["Id"])["WebACL"]["Rules"]
+    assert [r["Name"] for r in rules] == [r["Name"] for r in _rules()]
+
+
+def test_an_invalid_rule_member_is_refused_by_the_model_check() -> None:
+    """Guard: the model check above must actually reject bad members, or it proves nothing."""
+    import boto3
+    from botocore.exceptions import ParamValidationError
+
+    bad = _rules()
+    bad[1]["Statement"]["RateBasedStatement"]["EvaluationWindowSecs"] = 300
+    client = boto3.client("wafv2", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
+    with pytest.raises(ParamValidationError):
+        client.create_web_acl(Name="api", Scope="REGIONAL", DefaultAction={"Allow": {}}, Rules=bad,
+                              VisibilityConfig={"SampledRequestsEnabled": True, "CloudWatchMetricsEnabled": True,
+                                                "MetricName": "api"})
