@@ -137,4 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except BrokenPipeError:  # output piped into head/less that exited early: not an error
+        sys.stderr.close()
+        sys.exit(0)

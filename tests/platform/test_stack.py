@@ -263,3 +263,23 @@ def test_prod_is_a_superset_of_dev_in_resilience(dev_plan: PlanResult, prod_plan
     assert prod["custom"] > dev["custom"]
     assert len(prod_plan.recording.of_type("aws:ec2/natGateway:NatGateway")) == 3
     assert len(dev_plan.recording.of_type("aws:ec2/natGateway:NatGateway")) == 1
+
+
+def test_everything_that_stores_data_is_encrypted_and_expires(plan: PlanResult) -> None:
+    """Encryption at rest (FSBP KMS.4, S3, RDS.3, logs, SNS.1) and bounded retention hold for the whole
+    stack, not just the resources a component test happened to look at."""
+    rec = plan.recording
+    assert all(k.inputs["enableKeyRotation"] is True and k.inputs["deletionWindowInDays"] == 30
+               for k in rec.of_type("aws:kms/key:Key"))
+    for group in rec.of_type("aws:cloudwatch/logGroup:LogGroup"):
+        assert group.inputs["kmsKeyId"].startswith("arn:aws:kms:"), group.name
+        assert group.inputs["retentionInDays"] > 0, group.name
+    buckets = {b.outputs["bucket"] for b in rec.of_type("aws:s3/bucket:Bucket")}
+    sse = "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+    assert {c.inputs["bucket"] for c in rec.of_type(sse)} == buckets
+    assert {p.inputs["bucket"] for p in rec.of_type("aws:s3/bucketPolicy:BucketPolicy")} == buckets
+    assert {v.inputs["bucket"] for v in rec.of_type("aws:s3/bucketVersioning:BucketVersioning")} == buckets
+    assert all(db.inputs["storageEncrypted"] is True for db in rec.of_type(RDS))
+    assert all(t.inputs.get("kmsMasterKeyId") for t in rec.of_type("aws:sns/topic:Topic"))
+    assert all(r.inputs["encryptionConfigurations"] == [{"encryptionType": "KMS"}]
+               for r in rec.of_type("aws:ecr/repository:Repository"))
