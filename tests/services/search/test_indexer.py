@@ -8,6 +8,7 @@ compare-and-set between replicas, the stored cursor, back-off.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 import uuid
 
@@ -185,22 +186,30 @@ def test_the_loop_backs_off_on_feed_errors_counts_them_and_recovers(search_db: s
 
 def test_an_idle_indexer_polls_often_enough_for_two_second_freshness(search_db: str) -> None:
     """With nothing to do the loop still asks the feed several times a second (the contract: changes
-    are searchable within 2 s), and a full batch is followed at once by the next request."""
+    are searchable within 2 s), and a full batch is followed at once by the next request instead of an
+    idle wait (a backlog drains at full speed)."""
     feed = FakeFeed()
     for i in range(5):
         feed.upsert(product(f"Batch {i}"))
+    calls: list[tuple[float, int]] = []  # (time of the request, changes it returned)
 
-    async def run() -> tuple[int, int]:
+    class Timed(FakeFeed):
+        async def changes(self, after: int, limit: int) -> ChangeBatch:
+            batch = await feed.changes(after, limit)
+            calls.append((time.monotonic(), len(batch.items)))
+            return batch
+
+    async def run() -> None:
         async with open_pool(search_db) as pool:
-            indexer = Indexer(pool, feed, batch_size=1, poll_interval=0.2)
+            indexer = Indexer(pool, Timed(), batch_size=1, poll_interval=0.4)
             indexer.start()
-            await asyncio.sleep(0.3)
-            drained = await read_cursor(pool)  # 5 full batches need no idle waits
-            calls_before = feed.calls
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(2.0)
             await indexer.stop()
-            return drained, feed.calls - calls_before
 
-    drained, idle_calls = asyncio.run(run())
-    assert drained == 5
-    assert 3 <= idle_calls <= 7
+    asyncio.run(run())
+    after_full = [b[0] - a[0] for a, b in itertools.pairwise(calls) if a[1] == 1]
+    after_idle = [b[0] - a[0] for a, b in itertools.pairwise(calls) if a[1] == 0]
+    assert [n for _, n in calls[:6]] == [1, 1, 1, 1, 1, 0]
+    assert max(after_full) < 0.2  # no idle wait after a full batch (each gap is one apply transaction)
+    assert after_idle
+    assert all(0.38 <= gap < 1.0 for gap in after_idle), after_idle  # the idle interval, not a busy loop
