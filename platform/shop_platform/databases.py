@@ -23,12 +23,12 @@ import pulumi
 import pulumi_aws as aws
 
 from services.catalog import Service
-from shop_platform import iam, versions
+from shop_platform import firewall, iam, versions
 from shop_platform.context import StackContext
 from shop_platform.irsa import service_account_role
 from shop_platform.storage import encryption_key
 
-POSTGRES_PORT = 5432
+POSTGRES_PORT = firewall.POSTGRES_PORT
 ADMIN_USERNAME = "shop_admin"
 # Parameters every instance gets. rds.force_ssl refuses plaintext connections.
 POSTGRES_PARAMETERS: dict[str, str] = {
@@ -104,10 +104,8 @@ class Databases(pulumi.ComponentResource):
             sg = aws.ec2.SecurityGroup(f"{base}-sg", vpc_id=args.vpc_id,
                                        description=f"{svc.name} database: 5432 from the cluster only",
                                        tags=stags, opts=child)
-            aws.vpc.SecurityGroupIngressRule(
-                f"{base}-from-cluster", security_group_id=sg.id, ip_protocol="tcp", from_port=POSTGRES_PORT,
-                to_port=POSTGRES_PORT, referenced_security_group_id=args.cluster_security_group_id,
-                description="PostgreSQL from EKS nodes and pods", tags=stags, opts=child)
+            firewall.declare(base, firewall.database_flows(),
+                             {"database": sg.id, "cluster": args.cluster_security_group_id}, stags, parent=self)
             db = aws.rds.Instance(
                 f"{base}-db", identifier=f"{ctx.tags.stack}-{svc.name}", engine="postgres",
                 engine_version=versions.POSTGRES_ENGINE_VERSION, instance_class=args.instance_class,

@@ -32,7 +32,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from shop_platform import iam, versions, waf
+from shop_platform import firewall, iam, versions, waf
 from shop_platform.context import StackContext
 from shop_platform.irsa import service_account_role
 from shop_platform.storage import SecureBucket, SecureBucketArgs, encryption_key
@@ -103,19 +103,8 @@ class Edge(pulumi.ComponentResource):
         alb_sg = aws.ec2.SecurityGroup(f"{name}-alb-sg", vpc_id=args.vpc_id,
                                        description="ALB: 80/443 from the internet, out to the gateway only",
                                        tags=tags(), opts=child)
-        for port in (80, 443):
-            aws.vpc.SecurityGroupIngressRule(f"{name}-alb-in-{port}", security_group_id=alb_sg.id,
-                                             ip_protocol="tcp", from_port=port, to_port=port, cidr_ipv4="0.0.0.0/0",
-                                             description=f"public {port}", tags=tags(), opts=child)
-        aws.vpc.SecurityGroupEgressRule(f"{name}-alb-out-gateway", security_group_id=alb_sg.id, ip_protocol="tcp",
-                                        from_port=args.gateway_port, to_port=args.gateway_port,
-                                        referenced_security_group_id=args.cluster_security_group_id,
-                                        description="to NGINX Gateway pods", tags=tags(), opts=child)
-        aws.vpc.SecurityGroupIngressRule(f"{name}-cluster-from-alb",
-                                         security_group_id=args.cluster_security_group_id, ip_protocol="tcp",
-                                         from_port=args.gateway_port, to_port=args.gateway_port,
-                                         referenced_security_group_id=alb_sg.id,
-                                         description="ALB to NGINX Gateway pods", tags=tags(), opts=child)
+        firewall.declare(name, firewall.edge_flows(args.gateway_port),
+                         {"alb": alb_sg.id, "cluster": args.cluster_security_group_id}, tags(), parent=self)
 
         elb_account = aws.elb.get_service_account()
         logs = SecureBucket(f"{name}-alb-logs", SecureBucketArgs(

@@ -91,7 +91,7 @@ def test_traffic_reaches_gateway_pods_through_an_ip_target_group(run: Callable[.
     assert tg["targetType"] == "ip"
     assert tg["port"] == 8080
     assert tg["healthCheck"]["path"] == "/healthz"
-    into_cluster = rec.named("edge-cluster-from-alb").inputs
+    into_cluster = rec.named("edge-cluster-from-alb-8080").inputs
     assert into_cluster["securityGroupId"] == "sg-cluster"
     assert (into_cluster["fromPort"], into_cluster["toPort"]) == (8080, 8080)
     alb_sg = rec.one("aws:ec2/securityGroup:SecurityGroup")
