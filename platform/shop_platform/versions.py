@@ -59,3 +59,51 @@ CLOUDFRONT_MIN_PROTOCOL: Final = "TLSv1.2_2021"
 AWS_LOAD_BALANCER_CONTROLLER_CHART: Final = "1.14.1"
 # renovate: datasource=helm depName=cluster-autoscaler registryUrl=https://kubernetes.github.io/autoscaler
 CLUSTER_AUTOSCALER_CHART: Final = "9.50.1"
+
+# ===== Kubernetes layer (shop_platform.k8s) - issue 6 ====================================================
+# Chart pins for the add-ons the Kubernetes layer installs as Helm releases, the same on EKS and kind.
+# Chosen offline (no chart repository reachable from the build machines): before bumping one, check
+# ``helm show chart <repo>/<chart> --version <v>`` and the chart's values diff; a missing version fails
+# at ``pulumi up`` (the release cannot be fetched), never silently.
+
+# NGINX Gateway Fabric: the maintained NGINX on the Gateway API (the community ingress-nginx controller was
+# retired in March 2026). 2.x provisions one NGINX data-plane Deployment per Gateway.
+# renovate: datasource=docker depName=ghcr.io/nginx/charts/nginx-gateway-fabric
+NGINX_GATEWAY_FABRIC_CHART: Final = "2.1.0"
+NGINX_GATEWAY_FABRIC_REPO: Final = "oci://ghcr.io/nginx/charts"
+# Gateway API CRDs (standard channel) at the version NGF 2.1 is conformant with; installed before NGF.
+# renovate: datasource=github-releases depName=kubernetes-sigs/gateway-api
+GATEWAY_API_VERSION: Final = "v1.3.0"
+
+# kube-prometheus-stack: Prometheus Operator, Prometheus, Alertmanager, Grafana, kube-state-metrics,
+# node-exporter in one release whose CRDs (ServiceMonitor, PrometheusRule) the services' chart uses.
+# renovate: datasource=helm depName=kube-prometheus-stack registryUrl=https://prometheus-community.github.io/helm-charts
+KUBE_PROMETHEUS_STACK_CHART: Final = "77.0.0"
+KUBE_PROMETHEUS_STACK_REPO: Final = "https://prometheus-community.github.io/helm-charts"
+
+# ECK (Elastic Cloud on Kubernetes) operator 3.1: manages Elasticsearch, Kibana and Logstash as custom
+# resources with security (TLS + authentication) on by default; 3.x supports the 9.x stack below.
+# renovate: datasource=helm depName=eck-operator registryUrl=https://helm.elastic.co
+ECK_OPERATOR_CHART: Final = "3.1.0"
+ECK_OPERATOR_REPO: Final = "https://helm.elastic.co"
+# One version for Elasticsearch, Kibana and Logstash (ECK requires them to match).
+ELASTIC_STACK_VERSION: Final = "9.1.0"
+
+# Fluent Bit DaemonSet (container logs -> GELF -> Logstash).
+# renovate: datasource=helm depName=fluent-bit registryUrl=https://fluent.github.io/helm-charts
+FLUENT_BIT_CHART: Final = "0.50.0"
+FLUENT_BIT_REPO: Final = "https://fluent.github.io/helm-charts"
+
+# Repositories of the two charts pinned above for the EKS add-ons (AWS Load Balancer Controller binds the
+# NGINX Gateway pods into the ALB's target group; Cluster Autoscaler resizes node groups).
+AWS_LOAD_BALANCER_CONTROLLER_REPO: Final = "https://aws.github.io/eks-charts"
+CLUSTER_AUTOSCALER_REPO: Final = "https://kubernetes.github.io/autoscaler"
+
+# In-cluster PostgreSQL for the kind stack: the same major/minor as RDS (POSTGRES_ENGINE_VERSION), so
+# migrations see the same server locally and on AWS.
+# renovate: datasource=docker depName=postgres
+LOCAL_POSTGRES_IMAGE: Final = "postgres:17.6-bookworm"
+# The kind node image matching the cluster version the local stack validates manifests for.
+# renovate: datasource=docker depName=kindest/node
+KIND_NODE_IMAGE: Final = "kindest/node:v1.33.4"
+# ===== end Kubernetes layer ===============================================================================
