@@ -180,7 +180,7 @@ class Cluster(pulumi.ComponentResource):
         def addon(addon_name: str, after: list[pulumi.Resource], sa_role: aws.iam.Role | None = None) -> aws.eks.Addon:
             return aws.eks.Addon(
                 f"{name}-addon-{addon_name}", cluster_name=cluster.name, addon_name=addon_name,
-                addon_version=versions.EKS_ADDON_VERSIONS[addon_name],
+                addon_version=versions.EKS_ADDON_VERSIONS[args.version][addon_name],
                 service_account_role_arn=sa_role.arn if sa_role else None,
                 resolve_conflicts_on_create="OVERWRITE", resolve_conflicts_on_update="PRESERVE", tags=tags(),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=after))

@@ -14,24 +14,35 @@ from __future__ import annotations
 from typing import Final
 
 # --- EKS ------------------------------------------------------------------------------------------------
-# The cluster version is a stack config key (``cluster.version``) so dev can run one minor ahead of prod
-# during an upgrade; these are the versions config may name. Only versions in EKS standard support are
-# allowed (FSBP EKS.2): extended support costs 6x per cluster-hour and delays security fixes.
-SUPPORTED_EKS_VERSIONS: Final[tuple[str, ...]] = ("1.32", "1.33", "1.34")
-# Default for new stacks: the newest version every add-on below has a build for.
-DEFAULT_EKS_VERSION: Final = "1.33"
-
-# Managed add-ons (``aws eks describe-addon-versions``). Pinned, not "latest": an add-on upgrade restarts
-# node-level daemons (vpc-cni, kube-proxy) and must be a reviewed change, rolled through dev first.
+# Managed add-ons, pinned per EKS minor (kube-proxy must match the control plane's minor; the others are
+# built per compatibility range). Pinned, not "latest": an add-on upgrade restarts node-level daemons and
+# must be a reviewed change rolled through dev first. kube-proxy and CoreDNS are the latest builds in the
+# EKS user guide's version tables (managing-kube-proxy, managing-coredns) as last read; vpc-cni, the Pod
+# Identity agent and the EBS CSI driver could not be checked offline: confirm them with
+# ``aws eks describe-addon-versions --kubernetes-version <minor> --addon-name <name>`` before the first up.
 # renovate: datasource=custom.eks-addons
-EKS_ADDON_VERSIONS: Final[dict[str, str]] = {
-    "vpc-cni": "v1.20.4-eksbuild.1",
-    "coredns": "v1.12.2-eksbuild.4",
-    "kube-proxy": "v1.33.3-eksbuild.4",
-    "eks-pod-identity-agent": "v1.3.8-eksbuild.2",
-    # Needed for PersistentVolumes (Prometheus, Elasticsearch): EBS volumes created by Kubernetes.
-    "aws-ebs-csi-driver": "v1.48.0-eksbuild.2",
+EKS_ADDON_VERSIONS: Final[dict[str, dict[str, str]]] = {
+    "1.33": {
+        "vpc-cni": "v1.20.0-eksbuild.1",
+        "kube-proxy": "v1.33.5-eksbuild.2",
+        "eks-pod-identity-agent": "v1.3.8-eksbuild.2",
+        "coredns": "v1.12.4-eksbuild.1",
+        # Needed for PersistentVolumes (Prometheus, Elasticsearch): EBS volumes created by Kubernetes.
+        "aws-ebs-csi-driver": "v1.48.0-eksbuild.2",
+    },
+    "1.34": {
+        "vpc-cni": "v1.20.0-eksbuild.1",
+        "kube-proxy": "v1.34.1-eksbuild.2",
+        "eks-pod-identity-agent": "v1.3.8-eksbuild.2",
+        "coredns": "v1.12.4-eksbuild.1",
+        "aws-ebs-csi-driver": "v1.48.0-eksbuild.2",
+    },
 }
+# The cluster version is a stack config key (``cluster.version``) so dev can run one minor ahead of prod
+# during an upgrade. Only minors in EKS standard support (FSBP EKS.2; extended support costs 6x per
+# cluster-hour) with a pinned add-on set above may be named.
+SUPPORTED_EKS_VERSIONS: Final[tuple[str, ...]] = tuple(sorted(EKS_ADDON_VERSIONS))
+DEFAULT_EKS_VERSION: Final = "1.33"
 
 # Node AMI family: AL2023 (AL2 reached end of support for EKS 1.33+). Bottlerocket would harden further
 # but changes node debugging; revisit with the observability issue.

@@ -114,7 +114,8 @@ def test_addons_are_pinned_and_cni_and_ebs_run_on_their_own_roles(run: Callable[
     ENI management to every pod on the node."""
     rec = _run(run, dev_ctx)
     addons = {a.inputs["addonName"]: a for a in rec.of_type("aws:eks/addon:Addon")}
-    assert {n: a.inputs["addonVersion"] for n, a in addons.items()} == versions.EKS_ADDON_VERSIONS
+    assert {n: a.inputs["addonVersion"] for n, a in addons.items()} == versions.EKS_ADDON_VERSIONS[
+        versions.DEFAULT_EKS_VERSION]
     roles = {r.outputs["arn"]: r for r in rec.of_type("aws:iam/role:Role")}
     for name, sa in (("vpc-cni", "aws-node"), ("aws-ebs-csi-driver", "ebs-csi-controller-sa")):
         trust = json.loads(roles[addons[name].inputs["serviceAccountRoleArn"]].inputs["assumeRolePolicy"])
@@ -153,3 +154,24 @@ def test_kubeconfig_uses_short_lived_tokens_and_is_secret(run: Callable[..., Rec
     assert "token" not in json.dumps(cfg["users"]).replace("get-token", "")
     rec = _run(run, dev_ctx)
     assert rec.one("pulumi:providers:kubernetes").inputs["kubeconfig"] == "[secret]"
+
+
+@pytest.mark.parametrize("eks_version", versions.SUPPORTED_EKS_VERSIONS)
+def test_every_supported_eks_version_pins_every_addon_and_a_matching_kube_proxy(eks_version: str) -> None:
+    """kube-proxy must match the control plane's minor; a version config allows without a pinned add-on set
+    would fail at apply time (or install a mismatched kube-proxy)."""
+    from shop_platform.cluster import POST_NODE_ADDONS, PRE_NODE_ADDONS
+
+    pins = versions.EKS_ADDON_VERSIONS[eks_version]
+    assert set(pins) == set(PRE_NODE_ADDONS) | set(POST_NODE_ADDONS)
+    assert pins["kube-proxy"].startswith(f"v{eks_version}.")
+    assert versions.DEFAULT_EKS_VERSION in versions.SUPPORTED_EKS_VERSIONS
+
+
+def test_changing_the_cluster_version_changes_the_addon_pins(run: Callable[..., Recording],
+                                                             dev_ctx: StackContext) -> None:
+    """Config drives the upgrade: a new cluster.version brings its own add-on set with it."""
+    rec = _run(run, dev_ctx, version="1.34")
+    assert rec.one("aws:eks/cluster:Cluster").inputs["version"] == "1.34"
+    proxy = next(a for a in rec.of_type("aws:eks/addon:Addon") if a.inputs["addonName"] == "kube-proxy")
+    assert proxy.inputs["addonVersion"] == versions.EKS_ADDON_VERSIONS["1.34"]["kube-proxy"]
