@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 from shop_platform.context import StackContext
-from shop_platform.offline import Recording, run_program
+from shop_platform.offline import ACCOUNT_ID, Recording, run_program
 from shop_platform.plan import REPO_ROOT, PlanResult, run_plan
 from shop_platform.tags import Tagger
 
@@ -17,12 +17,11 @@ REGION = "eu-west-1"
 def pytest_configure(config: pytest.Config) -> None:
     # pulumi-aws warns about its own deprecated aliases when a submodule is imported; not ours to fix.
     config.addinivalue_line("filterwarnings", "ignore::DeprecationWarning:pulumi_aws.*")
-ACCOUNT = "111122223333"
 
 
 def make_ctx(prod: bool = False) -> StackContext:
     env = "prod" if prod else "dev"
-    return StackContext(account_id=ACCOUNT, region=REGION, tags=Tagger(stack=env, owner="platform-team",
+    return StackContext(account_id=ACCOUNT_ID, region=REGION, tags=Tagger(stack=env, owner="platform-team",
                                                                         environment=env), prod=prod)
 
 
@@ -47,8 +46,8 @@ def run() -> Callable[..., Recording]:
 
 
 # The whole program, run once per session per stack (each run sets its own mocks; afterwards the graph is
-# plain data, so no mock state leaks into other tests).
-# Every stack file in the repository is planned: a new Pulumi.<stack>.yaml is covered without a test edit.
+# plain data, so no mock state leaks into other tests). Every stack file in the repository is planned: a new
+# Pulumi.<stack>.yaml is covered without a test edit.
 STACKS = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in REPO_ROOT.glob("Pulumi.*.yaml"))
 _PLANS: dict[str, PlanResult] = {}
 

@@ -50,7 +50,9 @@ def test_every_rds_instance_is_in_isolated_subnets_and_reached_only_from_the_clu
 
 
 def test_nothing_is_publicly_reachable_except_the_alb_on_80_and_443(plan: PlanResult) -> None:
-    """The ALB (behind WAF) is the only internet entry; any other open port bypasses WAF, TLS policy and logs."""
+    """The ALB (behind WAF) is the only internet entry into the VPC; any other open port bypasses WAF, the TLS
+    policy and access logs. (The maintenance CloudFront distribution is public too, by design: it serves
+    nothing but a static 503 document from a private bucket.)"""
     rec = plan.recording
     albs = rec.of_type("aws:lb/loadBalancer:LoadBalancer")
     assert len(albs) == 1
