@@ -23,8 +23,11 @@ log = logging.getLogger("orders")
 async def start_saga(app: FastAPI) -> None:
     settings: Settings = app.state.settings
     issuer = app.state.service_issuer
-    app.state.products = ServiceClient(settings, "products", issuer, timeout=settings.products_timeout_s)
-    app.state.payments = ServiceClient(settings, "payments", issuer, timeout=settings.payments_timeout_s)
+    # A modest pool per peer: httpcore scans its pool per request, so a huge pool costs CPU under load.
+    app.state.products = ServiceClient(settings, "products", issuer, timeout=settings.products_timeout_s,
+                                       max_connections=settings.peer_max_connections)
+    app.state.payments = ServiceClient(settings, "payments", issuer, timeout=settings.payments_timeout_s,
+                                       max_connections=settings.peer_max_connections)
     app.state.saga = Saga(app.state.pool, settings, app.state.products, app.state.payments)
 
 

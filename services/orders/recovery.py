@@ -77,12 +77,7 @@ async def _adopt_reservation(saga: Saga, order_id: uuid.UUID) -> bool:
     if len({i["currency"] for i in items}) != 1:
         return False
     total = sum(int(i["unit_price_cents"]) * int(i["quantity"]) for i in items)
-    async with saga.pool.acquire() as conn, conn.transaction():
-        moved = await store.transition(conn, order_id, "pending", "reserved", total_cents=total,
-                                       currency=items[0]["currency"])
-        if moved:
-            await store.set_prices(conn, order_id, items)
-    return moved
+    return await store.record_reservation(saga.pool, order_id, total, items[0]["currency"], items)
 
 
 async def settle(saga: Saga, order_id: uuid.UUID) -> None:

@@ -155,6 +155,10 @@ class Saga:
             await self.release(order_id)
         except Unreachable as exc:
             return await self.unavailable(order_id, f"{reason}; compensation pending ({exc})")
+        return await self.mark_failed(order_id, expected, reason)
+
+    async def mark_failed(self, order_id: uuid.UUID, expected: str, reason: str) -> Outcome:
+        """``expected -> failed`` once nothing stands any more; the key is dropped so the client may retry."""
         async with self.pool.acquire() as conn, conn.transaction():
             moved = await store.transition(conn, order_id, expected, "failed",
                                            failure_reason=reason[:200], needs_settle=True)
@@ -173,6 +177,8 @@ class Saga:
             r = await self.call(self.products, "POST", "/internal/v1/reservations",
                                 json={"order_id": oid, "items": items})
         except Unreachable as exc:
+            if not exc.sent:  # the reservation never left: nothing to release
+                return await self.mark_failed(order_id, "pending", f"products unavailable: {exc}")
             return await self.fail(order_id, "pending", f"products unavailable: {exc}")
         if r.status_code == 409 and _kind(r) == "out-of-stock":
             body = self.problem(409, "Not enough stock for some items; the order was rejected.", "out-of-stock",
@@ -205,11 +211,7 @@ class Saga:
                                     order_id=oid, order_status="rejected")
             return await self.end(order_id, "pending", "rejected", 422, body, failure_reason=reason)
         currency = currencies.pop()
-        async with self.pool.acquire() as conn, conn.transaction():
-            moved = await store.transition(conn, order_id, "pending", "reserved", total_cents=total, currency=currency)
-            if moved:
-                await store.set_prices(conn, order_id, reserved)
-        if not moved:
+        if not await store.record_reservation(self.pool, order_id, total, currency, reserved):
             return await self.unavailable(order_id, "order left pending meanwhile")
         log.info("stock reserved", extra={"event": "order_reserved", "order_id": oid, "total_cents": total})
 

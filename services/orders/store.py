@@ -39,10 +39,6 @@ class OrderRow:
     currency: str | None
 
 
-class _KeyTaken(Exception):
-    pass
-
-
 async def claim(pool: asyncpg.Pool, user_id: uuid.UUID, key: str, req_hash: str,
                 lines: list[OrderLine]) -> uuid.UUID | Stored:
     """Create the pending order together with its idempotency key, or find the key's first request.
@@ -52,22 +48,21 @@ async def claim(pool: asyncpg.Pool, user_id: uuid.UUID, key: str, req_hash: str,
     """
     for _ in range(3):
         order_id = uuid.uuid4()
-        try:
-            async with pool.acquire() as conn, conn.transaction():
-                await conn.execute("INSERT INTO orders (id, user_id, status) VALUES ($1, $2, 'pending')",
-                                   order_id, user_id)
-                await conn.executemany(
-                    "INSERT INTO order_items (order_id, line, product_id, quantity) VALUES ($1, $2, $3, $4)",
-                    [(order_id, n, line.product_id, line.quantity) for n, line in enumerate(lines)])
-                inserted = await conn.fetchval(
-                    """INSERT INTO idempotency_keys (user_id, key, request_hash, order_id) VALUES ($1, $2, $3, $4)
-                       ON CONFLICT DO NOTHING RETURNING true""", user_id, key, req_hash, order_id)
-                if not inserted:
-                    raise _KeyTaken  # rolls the order back
+        # One statement: the key first; the order and its lines only if the key was free. (PostgreSQL runs
+        # the foreign-key check of the key row at the end of the statement, after the order exists.)
+        inserted = await pool.fetchval(
+            """WITH k AS (INSERT INTO idempotency_keys (user_id, key, request_hash, order_id)
+                          VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING order_id),
+                    o AS (INSERT INTO orders (id, user_id, status) SELECT order_id, $1, 'pending' FROM k
+                          RETURNING id),
+                    i AS (INSERT INTO order_items (order_id, line, product_id, quantity)
+                          SELECT o.id, t.n - 1, t.product_id, t.quantity
+                            FROM o, unnest($5::uuid[], $6::int[]) WITH ORDINALITY AS t (product_id, quantity, n))
+               SELECT count(*) FROM k""",
+            user_id, key, req_hash, order_id, [line.product_id for line in lines], [line.quantity for line in lines])
+        if inserted:
             ORDERS_TOTAL.labels("pending").inc()
             return order_id
-        except _KeyTaken:
-            pass
         row = await pool.fetchrow(
             "SELECT request_hash, status_code, response_body FROM idempotency_keys WHERE user_id = $1 AND key = $2",
             user_id, key)
@@ -94,10 +89,21 @@ async def transition(conn: Conn, order_id: uuid.UUID, expected: str, new: str, *
     return bool(done)
 
 
-async def set_prices(conn: Conn, order_id: uuid.UUID, items: list[dict[str, Any]]) -> None:
-    await conn.executemany(
-        "UPDATE order_items SET name = $3, unit_price_cents = $4 WHERE order_id = $1 AND product_id = $2",
-        [(order_id, uuid.UUID(str(i["product_id"])), i["name"], int(i["unit_price_cents"])) for i in items])
+async def record_reservation(conn: Conn, order_id: uuid.UUID, total_cents: int, currency: str,
+                             items: list[dict[str, Any]]) -> bool:
+    """pending -> reserved with the price snapshot of the reservation, in one statement."""
+    moved = await conn.fetchval(
+        """WITH o AS (UPDATE orders SET status = 'reserved', total_cents = $2, currency = $3
+                       WHERE id = $1 AND status = 'pending' RETURNING id),
+                i AS (UPDATE order_items it SET name = t.name, unit_price_cents = t.price
+                        FROM o, unnest($4::uuid[], $5::text[], $6::bigint[]) AS t (product_id, name, price)
+                       WHERE it.order_id = o.id AND it.product_id = t.product_id)
+           SELECT count(*) FROM o""",
+        order_id, total_cents, currency, [uuid.UUID(str(i["product_id"])) for i in items],
+        [str(i["name"]) for i in items], [int(i["unit_price_cents"]) for i in items])
+    if moved:
+        ORDERS_TOTAL.labels("reserved").inc()
+    return bool(moved)
 
 
 async def finalize(conn: Conn, order_id: uuid.UUID, status_code: int, body: dict[str, Any]) -> None:
