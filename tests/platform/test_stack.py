@@ -285,3 +285,18 @@ def test_everything_that_stores_data_is_encrypted_and_expires(plan: PlanResult) 
     assert all(t.inputs.get("kmsMasterKeyId") for t in rec.of_type("aws:sns/topic:Topic"))
     assert all(r.inputs["encryptionConfigurations"] == [{"encryptionType": "KMS"}]
                for r in rec.of_type("aws:ecr/repository:Repository"))
+
+
+def test_adding_a_service_is_one_catalog_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The design's spine: a new catalog entry that owns data gets its repository, database, security group,
+    key and secret-reading role with no platform edit."""
+    from services.catalog import Service
+
+    extra = Service(name="reviews", port=8099, owns_database=True, description="test-only extra service")
+    monkeypatch.setattr(catalog, "SERVICES", (*catalog.SERVICES, extra))
+    rec = run_plan("dev").recording
+    assert "dev-reviews" in {r.inputs["identifier"] for r in rec.of_type(RDS)}
+    assert "shop/reviews" in {r.inputs["name"] for r in rec.of_type("aws:ecr/repository:Repository")}
+    role = rec.named("databases-reviews-role")
+    assert "system:serviceaccount:shop:reviews" in role.inputs["assumeRolePolicy"]
+    assert rec.named("databases-reviews-database-from-cluster-5432").inputs["fromPort"] == 5432
