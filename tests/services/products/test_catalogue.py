@@ -232,8 +232,15 @@ def test_list_filters_by_category_and_price(api: httpx.Client,
     assert ids(min_price_cents=900, max_price_cents=100) == []
 
 
-def test_metrics_expose_reservation_outcomes(api: httpx.Client) -> None:
-    """Operators alert on out_of_stock spikes: the business counter exists with every outcome label."""
+def test_metrics_expose_reservation_outcomes_and_route_templates(
+    api: httpx.Client, make_product: Callable[..., dict[str, Any]]
+) -> None:
+    """Operators alert on out_of_stock spikes: the business counter exists with every outcome label; and
+    reads are counted under their route template (bounded cardinality), hot path included."""
+    pid = make_product()["id"]
+    assert api.get(f"/api/v1/products/{pid}").status_code == 200
     text = api.get("/metrics").text
+    assert 'route="/api/v1/products/{product_id}",service="products",status="200"' in text
+    assert pid not in text
     for outcome in ("reserved", "out_of_stock", "replayed", "committed", "released", "returned"):
         assert f'inventory_reservations_total{{outcome="{outcome}"}}' in text
