@@ -300,3 +300,18 @@ def test_adding_a_service_is_one_catalog_entry(monkeypatch: pytest.MonkeyPatch) 
     role = rec.named("databases-reviews-role")
     assert "system:serviceaccount:shop:reviews" in role.inputs["assumeRolePolicy"]
     assert rec.named("databases-reviews-database-from-cluster-5432").inputs["fromPort"] == 5432
+
+
+def test_project_file_points_the_engine_at_this_program() -> None:
+    """The config keys are namespaced by the project name; a renamed project would silently ignore every
+    retail-platform:* value, and a wrong main/virtualenv would run another program or interpreter."""
+    import yaml  # type: ignore[import-untyped]
+    from shop_platform.config import PROJECT
+    from shop_platform.plan import REPO_ROOT
+
+    project = yaml.safe_load((REPO_ROOT / "Pulumi.yaml").read_text())
+    assert project["name"] == PROJECT
+    assert project["main"].rstrip("/") == "stacks"
+    assert project["runtime"]["name"] == "python"
+    assert project["runtime"]["options"]["virtualenv"] == ".venv"
+    assert (REPO_ROOT / project["main"] / "__main__.py").is_file()
