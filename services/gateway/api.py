@@ -140,6 +140,8 @@ async def start(app: FastAPI) -> None:
     verifier = getattr(app.state, "token_verifier", None)
     gateway.verifier = CachedVerifier(verifier) if verifier is not None else None
     app.state.ops_client = httpx.AsyncClient(trust_env=False, timeout=settings.readiness_timeout_s)
+    for upstream in gateway.upstreams.values():
+        upstream.open()
 
 
 async def stop(app: FastAPI) -> None:
