@@ -27,7 +27,9 @@ def _secrets_dir() -> str | None:
 class KitSettings(BaseSettings):
     """What every service reads. Services subclass this and add their own fields."""
 
-    model_config = SettingsConfigDict(extra="ignore", env_ignore_empty=True, secrets_dir=_secrets_dir())
+    # hide_input_in_errors: a rejected DATABASE_URL or PEM must not be printed into the start-up log.
+    model_config = SettingsConfigDict(extra="ignore", env_ignore_empty=True, secrets_dir=_secrets_dir(),
+                                      hide_input_in_errors=True)
 
     service_name: str
     environment: Literal["dev", "test", "prod"] = "dev"

@@ -169,6 +169,9 @@ def service_env(layout: Layout, service: str, keyring: KeyRing, db_urls: dict[st
         env["DATABASE_URL"] = db_urls[service]
     if service == "users":
         env.update(ADMIN_EMAIL=admin.email, ADMIN_PASSWORD=admin.password)
+        # Login throttling is per client: believe the gateway's X-Forwarded-For, or every client would
+        # share the gateway's address and one attacker could lock everyone out.
+        env.setdefault("TRUSTED_PROXIES", "127.0.0.1/32")
     else:
         env["JWKS_URL"] = f"{layout.url('users')}/.well-known/jwks.json"
     if service == "gateway":
@@ -186,7 +189,9 @@ def plan(layout: Layout, keyring: KeyRing, db_urls: dict[str, str], admin: Admin
     children: list[Child] = []
     for service in catalog.SERVICES:
         argv = [sys.executable, "-m", "uvicorn", f"services.{service.name}.main:app", "--host", "127.0.0.1",
-                "--port", str(layout.port(service.name)), "--no-access-log", "--log-level", "warning"]
+                "--port", str(layout.port(service.name)), "--no-access-log", "--log-level", "warning",
+                # The services decide whom to believe about the client address (TRUSTED_PROXIES), not uvicorn.
+                "--no-proxy-headers"]
         if service.name == "gateway" and gateway_workers > 1:
             argv += ["--workers", str(gateway_workers)]
         children.append(Child(service.name, argv, service_env(layout, service.name, keyring, db_urls, admin, base_env),
