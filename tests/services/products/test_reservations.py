@@ -284,3 +284,40 @@ def test_multi_line_reservations_in_opposite_orders_do_not_deadlock(
         assert r.status_code in (200, 404)
         if r.status_code == 200:
             assert len(r.json()["items"]) == 3
+
+
+def test_concurrent_replays_of_one_order_reserve_once(
+    api: httpx.Client, orders_headers: dict[str, str], make_product: Callable[..., dict[str, Any]]
+) -> None:
+    """The saga may retry while its first attempt is still running: twenty simultaneous requests for one
+    order id reserve once (one 201, the rest 200 with the same body), never twenty times."""
+    p = make_product(stock=100)
+    body = {"order_id": str(uuid.uuid4()), "items": [{"product_id": p["id"], "quantity": 3}]}
+
+    async def race() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=str(api.base_url), timeout=30.0) as client:
+            return list(await asyncio.gather(*(client.post(RES, json=body, headers=orders_headers)
+                                               for _ in range(20))))
+
+    responses = asyncio.run(race())
+    assert sorted(r.status_code for r in responses) == [200] * 19 + [201]
+    assert all(r.json() == responses[0].json() for r in responses)
+    assert _stock(api, p["id"]) == (100, 97)
+
+
+def test_reservations_of_a_deleted_product_still_settle(
+    api: httpx.Client, orders_headers: dict[str, str], admin_headers: dict[str, str],
+    make_product: Callable[..., dict[str, Any]], pg: PostgresServer, products_db: str,
+) -> None:
+    """Deleting a product must not strand orders already holding it: their reservations still commit and
+    release, and the stock rows stay consistent (soft delete keeps the row)."""
+    p = make_product(stock=5)
+    committed, released = str(uuid.uuid4()), str(uuid.uuid4())
+    assert _reserve(api, orders_headers, committed, (p["id"], 2)).status_code == 201
+    assert _reserve(api, orders_headers, released, (p["id"], 1)).status_code == 201
+    assert api.delete(f"/api/v1/products/{p['id']}", headers=admin_headers).status_code == 204
+    assert api.post(f"{RES}/{committed}/commit", headers=orders_headers).status_code == 200
+    assert api.post(f"{RES}/{released}/release", headers=orders_headers).status_code == 200
+    pid = uuid.UUID(p["id"])
+    assert pg.psql(f"SELECT stock_on_hand, stock_reserved FROM products WHERE id = '{pid}'",  # noqa: S608
+                   products_db) == "3|0"
