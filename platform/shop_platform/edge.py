@@ -8,7 +8,8 @@ Practices encoded (FSBP ELB/WAF controls in brackets):
 - Its security group takes 80/443 from anywhere and may only talk to the cluster's security group on the
   gateway's port: the ALB is the one thing on the internet.
 - WAFv2 web ACL [ELB.16, WAF.10]: AWS managed groups, a per-IP rate rule, a stricter login rule, metrics on
-  every rule [WAF.12], logging [WAF.11] with the ``authorization`` header (and cookies) redacted.
+  every rule [WAF.12], logging [WAF.11] with the ``authorization`` header (and cookies) redacted. Rules are
+  typed ``rules`` (drift-detected), not ``rule_json``.
 
 Forwarding choice: an ``ip`` target group bound to the NGINX Gateway Fabric Service by the AWS Load Balancer
 Controller's TargetGroupBinding, rather than attaching node groups to an ``instance`` target group:
@@ -152,7 +153,7 @@ class Edge(pulumi.ComponentResource):
         rules = waf.build_web_acl_rules(args.rate_limit_per_5min, args.login_rate_limit_per_5min, args.login_path)
         acl = aws.wafv2.WebAcl(
             f"{name}-web-acl", scope="REGIONAL", description=f"API of stack {ctx.tags.stack}",
-            default_action={"allow": {}}, rule_json=json.dumps(rules),
+            default_action={"allow": {}}, rules=waf.web_acl_rule_args(rules),
             visibility_config={"cloudwatch_metrics_enabled": True, "metric_name": f"shop-{ctx.tags.stack}-api",
                                "sampled_requests_enabled": True},
             tags=tags(), opts=child)

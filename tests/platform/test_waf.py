@@ -96,3 +96,21 @@ def test_an_invalid_rule_member_is_refused_by_the_model_check() -> None:
         client.create_web_acl(Name="api", Scope="REGIONAL", DefaultAction={"Allow": {}}, Rules=bad,
                               VisibilityConfig={"SampledRequestsEnabled": True, "CloudWatchMetricsEnabled": True,
                                                 "MetricName": "api"})
+
+
+def test_rules_translate_to_the_providers_typed_schema() -> None:
+    """Typed ``rules`` (unlike ``rule_json``) are drift-detected; every API member must map onto a field of
+    the provider's schema, down to the byte-match inside the login rule's scope-down statement."""
+    typed = waf.web_acl_rule_args(_rules())
+    login = next(r for r in typed if r.name == "rate-login")
+    scope = login.statement.rate_based_statement.scope_down_statement  # type: ignore[union-attr]
+    assert scope.and_statement.statements[0].byte_match_statement.search_string == "/api/v1/sessions"  # type: ignore[union-attr,index]
+    assert login.action.block.custom_response.response_code == 429  # type: ignore[union-attr]
+
+
+def test_a_member_unknown_to_the_provider_schema_is_refused() -> None:
+    """Guard: the translation must fail on a member the provider does not know instead of dropping it."""
+    bad = _rules()
+    bad[1]["Statement"]["RateBasedStatement"]["EvaluationWindowSecs"] = 300
+    with pytest.raises(TypeError, match="evaluation_window_secs"):
+        waf.web_acl_rule_args(bad)
