@@ -53,11 +53,14 @@ class RecordedResource:
     # What the mocks answered (placeholders shaped like AWS's): used by tests to follow references.
     id: str | None = None
     outputs: dict[str, Any] = field(default_factory=dict)
+    # Resource options the engine would honour (protect blocks destroy; ignore_changes hides drift).
+    protect: bool = False
+    ignore_changes: tuple[str, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
         return {"type": self.type, "name": self.name, "urn": self.urn, "parent": self.parent,
                 "custom": self.custom, "provider": self.provider, "deps": list(self.deps),
-                "inputs": self.inputs}
+                "protect": self.protect, "ignore_changes": list(self.ignore_changes), "inputs": self.inputs}
 
 
 @dataclass
@@ -104,6 +107,7 @@ class RecordingMonitor(mocks.MockMonitor):
                 inputs=redact(rpc.deserialize_properties(request.object, keep_unknowns=True)),
                 id=response.id or None,
                 outputs=redact(dict(self.resources[response.urn].state)) if response.urn in self.resources else {},
+                protect=bool(request.protect), ignore_changes=tuple(request.ignoreChanges),
             ))
         return response
 

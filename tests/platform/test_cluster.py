@@ -175,3 +175,11 @@ def test_changing_the_cluster_version_changes_the_addon_pins(run: Callable[..., 
     assert rec.one("aws:eks/cluster:Cluster").inputs["version"] == "1.34"
     proxy = next(a for a in rec.of_type("aws:eks/addon:Addon") if a.inputs["addonName"] == "kube-proxy")
     assert proxy.inputs["addonVersion"] == versions.EKS_ADDON_VERSIONS["1.34"]["kube-proxy"]
+
+
+def test_pulumi_leaves_the_autoscalers_desired_size_alone(run: Callable[..., Recording],
+                                                          dev_ctx: StackContext) -> None:
+    """The autoscaler moves desiredSize within min/max; if Pulumi reset it on every `up`, each deploy would
+    undo scaling (and could drain busy nodes)."""
+    group = _run(run, dev_ctx).one("aws:eks/nodeGroup:NodeGroup")
+    assert "scalingConfig.desiredSize" in group.ignore_changes

@@ -27,6 +27,17 @@ def test_zone_is_created_or_looked_up(run: Callable[..., Recording], dev_ctx: St
     created = run(lambda: Zone("zone", ZoneArgs(ctx=dev_ctx, domain="shop.example.com", create=True)))
     assert created.one("aws:route53/zone:Zone").inputs["name"] == "shop.example.com"
     assert created.one("aws:route53/zone:Zone").inputs["forceDestroy"] is False
+    assert created.one("aws:route53/zone:Zone").protect is False
+
+
+def test_a_prod_zone_cannot_be_destroyed_by_pulumi(run: Callable[..., Recording], prod_ctx: StackContext) -> None:
+    """Deleting the prod zone takes the domain off the internet until the registrar's NS are fixed again."""
+    rec = run(lambda: Zone("zone", ZoneArgs(ctx=prod_ctx, domain="shop.example.com", create=True)), stack="prod")
+    assert rec.one("aws:route53/zone:Zone").protect is True
+
+
+def test_zone_lookup_declares_nothing(run: Callable[..., Recording], dev_ctx: StackContext) -> None:
+    """A zone owned elsewhere is only read: no zone, no query logging of someone else's zone."""
     looked_up = run(lambda: Zone("zone", ZoneArgs(ctx=dev_ctx, domain="shop.example.com", create=False)))
     assert not looked_up.of_type("aws:route53/zone:Zone")
     assert not looked_up.of_type("aws:route53/queryLog:QueryLog")
