@@ -141,3 +141,32 @@ def test_products_killed_mid_saga_every_order_ends_confirmed_or_compensated(
     assert confirmed >= statuses.count(201)
     assert stock(products, p["id"]) == (100 - confirmed, 100 - confirmed)
     assert ledger_problems(pg, db(payments)) == []
+
+
+def test_a_cancel_interrupted_by_payments_being_down_completes_by_itself(
+        fast_orders: ServiceProcess, products: ServiceProcess, payments: ServiceProcess, pg: PostgresServer,
+        make_product: Callable[..., dict[str, Any]], buyer: Callable[[], Buyer]) -> None:
+    """A cancel that cannot refund now answers 503 and stays 'cancelling' (ship can no longer win);
+    recovery refunds, returns the stock and ends it 'cancelled'."""
+    p = make_product(stock=5)
+    me = buyer()
+    order = place(fast_orders, me, order_body((p["id"], 2))).json()
+    assert stock(products, p["id"]) == (3, 3)
+    payments.stop()
+    try:
+        r = httpx.post(f"{fast_orders.url}/api/v1/orders/{order['id']}/cancel", headers=me.headers)
+        assert r.status_code == 503, r.text
+        assert r.json()["order_status"] == "cancelling"
+    finally:
+        payments.start()
+
+    def cancelled() -> bool:
+        got = httpx.get(f"{fast_orders.url}/api/v1/orders/{order['id']}", headers=me.headers).json()
+        return bool(got["status"] == "cancelled")
+
+    assert wait_until(cancelled, timeout=30)
+    assert stock(products, p["id"]) == (5, 5)
+    refunded = pg.psql(f"SELECT refunded_cents FROM payments WHERE id = '{uuid.UUID(order['payment_id'])}'",  # noqa: S608
+                       db(payments))
+    assert int(refunded) == order["total_cents"]
+    assert ledger_problems(pg, db(payments)) == []
