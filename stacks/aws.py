@@ -84,6 +84,7 @@ def build(cfg: StackConfig) -> Mapping[str, Any]:
         "kubeconfig": cluster.kubeconfig,  # secret
         "databaseEndpoints": databases.endpoints,
         "databaseRoleArns": databases.role_arns,
+        "databaseSecretArns": databases.secret_arns,
         "repositoryUrls": registry.repository_urls,
         "webAclArn": edge.web_acl_arn,
         "healthCheckId": api_dns.health_check_id,

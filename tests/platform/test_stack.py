@@ -201,6 +201,7 @@ def test_stack_outputs_are_complete_and_the_kubeconfig_stays_secret(plan: PlanRe
     assert out["clusterName"] == f"shop-{plan.stack}"
     assert out["kubeconfig"] == "[secret]"
     assert set(out["databaseEndpoints"]) == {s.name for s in catalog.database_services()}
+    assert set(out["databaseSecretArns"]) == set(out["databaseRoleArns"]) == set(out["databaseEndpoints"])
     assert out["webAclArn"].startswith("arn:aws:wafv2:")
     assert out["healthCheckId"]
 
