@@ -16,7 +16,7 @@ DOCS: Final = "https://docs.aws.amazon.com/securityhub/latest/userguide/eks-cont
 # Versions in EKS standard support (https://docs.aws.amazon.com/eks/latest/userguide/kubernetes-versions.html).
 # Extended support costs 6x per cluster-hour and delays fixes. Override per stack with policy config
 # ``supportedVersions``; tests/policies check this list agrees with shop_platform.versions.
-SUPPORTED_VERSIONS: Final = ("1.32", "1.33", "1.34")
+SUPPORTED_VERSIONS: Final = ("1.33", "1.34")
 LOG_TYPES: Final = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 # A public endpoint may list operator/CI egress ranges; anything broader than this is "the world".
 MIN_PUBLIC_PREFIX: Final = 16

@@ -76,17 +76,19 @@ def check_required_tags(props: Any, ctx: Context) -> Iterable[str]:
 
 
 def check_instance_types(props: Any, ctx: Context) -> Iterable[str]:
+    field = INSTANCE_TYPE_FIELDS.get(ctx.resource_type)
+    value = get(props, field) if field else None
+    if field is None or value is None:
+        return
     configured = [str(t) for t in items(ctx.config.get("allowedInstanceTypes"))]
     allowed = frozenset(configured) if configured else ALLOWED_INSTANCE_TYPES.get(
         ctx.environment, ALLOWED_INSTANCE_TYPES_LOCAL)
-    for field in INSTANCE_TYPE_FIELDS.values():
-        value = get(props, field)
-        if value is None:
-            continue
-        for t in items(value) or [value]:
-            if str(t) not in allowed:
-                yield (f"{field} {t} is not allowed in {ctx.environment} stack '{ctx.stack}'; allowed: "
-                       f"{sorted(allowed)} (policy config allowedInstanceTypes overrides per stack)")
+    database = field == "instanceClass"
+    relevant = sorted(t for t in allowed if t.startswith("db.") == database)
+    for t in items(value) or [value]:
+        if str(t) not in allowed:
+            yield (f"{field} {t} is not allowed in {ctx.environment} stack '{ctx.stack}'; allowed: {relevant} "
+                   "(policy config allowedInstanceTypes overrides per stack)")
 
 
 POLICIES: Final[list[Rule]] = [
