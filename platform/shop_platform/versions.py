@@ -39,10 +39,12 @@ EKS_ADDON_VERSIONS: Final[dict[str, dict[str, str]]] = {
     },
 }
 # The cluster version is a stack config key (``cluster.version``) so dev can run one minor ahead of prod
-# during an upgrade. Only minors in EKS standard support (FSBP EKS.2; extended support costs 6x per
-# cluster-hour) with a pinned add-on set above may be named.
+# during an upgrade. Only minors with a pinned add-on set above may be named. Standard support (FSBP EKS.2;
+# extended support costs 6x per cluster-hour) lasts about 14 months from a minor's EKS release, so by late
+# 2026 1.33 has left it and 1.34 is close to leaving: the default is 1.34, and adding the 1.35 set (from
+# describe-addon-versions, which could not be reached from here) is the next upgrade.
 SUPPORTED_EKS_VERSIONS: Final[tuple[str, ...]] = tuple(sorted(EKS_ADDON_VERSIONS))
-DEFAULT_EKS_VERSION: Final = "1.33"
+DEFAULT_EKS_VERSION: Final = "1.34"
 
 # Node AMI family: AL2023 (AL2 reached end of support for EKS 1.33+). Bottlerocket would harden further
 # but changes node debugging; revisit with the observability issue.

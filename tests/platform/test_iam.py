@@ -7,7 +7,6 @@ import json
 from shop_platform import iam
 from shop_platform.offline import Recording
 from shop_platform.plan import PlanResult
-from shop_platform.tags import REQUIRED_TAG_KEYS, Tagger, missing_required_tags
 
 ISSUER = "https://oidc.eks.eu-west-1.amazonaws.com/id/ABC"
 PROVIDER = "arn:aws:iam::111122223333:oidc-provider/oidc.eks.eu-west-1.amazonaws.com/id/ABC"
@@ -83,22 +82,6 @@ def test_s3_policy_denies_plain_http() -> None:
     stmt = iam.s3_tls_only("arn:aws:s3:::b")
     assert stmt["Effect"] == "Deny"
     assert stmt["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
-
-
-def test_tagger_always_sets_every_required_tag() -> None:
-    """Cost allocation and incident routing rely on stack/service/owner on every resource."""
-    tags = Tagger(stack="dev", owner="platform-team", environment="dev")("orders", Name="x")
-    assert not missing_required_tags(tags)
-    assert tags["service"] == "orders"
-    assert tags.keys() >= REQUIRED_TAG_KEYS
-
-
-def test_extra_tags_cannot_override_required_ones() -> None:
-    """A caller passing service=... by keyword must not silently mislabel a resource."""
-    import pytest
-
-    with pytest.raises(ValueError, match="required"):
-        Tagger(stack="dev", owner="o", environment="dev")(**{"owner": "someone-else"})
 
 
 def _iam_documents(rec: Recording) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
