@@ -126,6 +126,8 @@ class ApiDns(pulumi.ComponentResource):
             "traffic has failed over to the maintenance page",
             namespace="AWS/Route53", metric_name="HealthCheckStatus", dimensions={"HealthCheckId": check.id},
             statistic="Minimum", period=60, evaluation_periods=2, threshold=1, comparison_operator="LessThanThreshold",
+            # No data means Route 53 is not reporting the check at all: treat it as down, not as fine (this
+            # also alarms for the first minutes after creation, before the first data point).
             treat_missing_data="breaching", alarm_actions=[topic.arn], ok_actions=[topic.arn],
             region=CLOUDFRONT_REGION, tags=tags(), opts=child)
 
