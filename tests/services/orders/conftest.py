@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,10 +16,10 @@ from tests.services.payments.support import mint_token
 from tests.support.procs import ServiceProcess
 from tests.support.stack import TestStack
 
-# Generous timeouts for the shared instance (200 concurrent orders on two cores must not time out);
-# the fault tests start their own instance with short ones.
-ORDERS_ENV = {"PRODUCTS_TIMEOUT_S": "8", "PAYMENTS_TIMEOUT_S": "8", "RECOVERY_INTERVAL_S": "1",
-              "RECOVERY_STUCK_AFTER_S": "60", "DB_POOL_MAX": "20"}
+# Generous timeouts (200 concurrent orders on two busy cores must not time out); the fault tests start
+# their own instance with short ones.
+ORDERS_ENV = {"PRODUCTS_TIMEOUT_S": "20", "PAYMENTS_TIMEOUT_S": "20", "RECOVERY_INTERVAL_S": "1",
+              "RECOVERY_STUCK_AFTER_S": "150", "DB_POOL_MAX": "20"}
 
 
 @pytest.fixture(scope="session")
@@ -27,9 +28,14 @@ def payments(stack: TestStack, keyring_jwks_url: str) -> ServiceProcess:
 
 
 @pytest.fixture(scope="session")
-def orders(stack: TestStack, products: ServiceProcess, payments: ServiceProcess,
-           keyring_jwks_url: str) -> ServiceProcess:
-    return stack.running.get("orders") or stack.start("orders", JWKS_URL=keyring_jwks_url, **ORDERS_ENV)
+def orders(stack: TestStack, products: ServiceProcess, payments: ServiceProcess, keyring_jwks_url: str,
+           logdir: Path) -> Iterator[ServiceProcess]:
+    """An orders instance of these tests' own (own database, the settings above), whatever other test
+    modules started: the checks below count every row of its database."""
+    env = {**stack.env_for("orders"), "JWKS_URL": keyring_jwks_url, **ORDERS_ENV}
+    proc = ServiceProcess("orders", env, logdir).start()
+    yield proc
+    proc.stop()
 
 
 @pytest.fixture(scope="session")
