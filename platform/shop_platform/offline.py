@@ -13,6 +13,7 @@ real values.
 from __future__ import annotations
 
 import asyncio
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -103,7 +104,7 @@ class RecordingMonitor(mocks.MockMonitor):
             self.recording.resources.append(RecordedResource(
                 urn=response.urn, type=request.type, name=request.name, parent=request.parent or None,
                 custom=bool(request.custom), provider=request.provider or None,
-                deps=tuple(request.dependencies),
+                deps=tuple(sorted(request.dependencies)),  # the SDK collects them in a set
                 inputs=redact(rpc.deserialize_properties(request.object, keep_unknowns=True)),
                 id=response.id or None,
                 outputs=redact(dict(self.resources[response.urn].state)) if response.urn in self.resources else {},
@@ -178,7 +179,7 @@ class PlatformMocks(pulumi.runtime.Mocks):
             rid = f"hc-{name}"
             out["arn"] = f"arn:aws:route53:::healthcheck/{rid}"
         elif t == "aws:cloudfront/distribution:Distribution":
-            out["domainName"] = f"d{abs(hash(name)) % 10**8}.cloudfront.net"
+            out["domainName"] = f"d{zlib.crc32(name.encode()):08x}.cloudfront.net"  # stable across runs
             out["hostedZoneId"] = "Z2FDTNDATAQYW2"
             out["arn"] = f"arn:aws:cloudfront::{ACCOUNT_ID}:distribution/{rid}"
         elif t == "aws:s3/bucket:Bucket":

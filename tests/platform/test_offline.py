@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pulumi
 import pulumi_aws as aws
@@ -47,3 +48,21 @@ def test_each_run_starts_from_a_clean_graph(run: Callable[..., Recording]) -> No
     second = run(lambda: aws.ec2.Vpc("second", cidr_block="10.1.0.0/16"))
     assert [r.name for r in second.resources] == ["second"]
     assert second.outputs == {}
+
+
+def test_the_plan_is_byte_for_byte_reproducible(tmp_path: Path) -> None:
+    """resources.json is diffed in review and CI; noise (set order, hash seeds) would hide real changes."""
+    import os
+    import subprocess
+    import sys
+
+    from shop_platform.plan import REPO_ROOT
+
+    outputs = []
+    for seed in ("1", "2"):
+        out = tmp_path / seed
+        env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(REPO_ROOT / "platform")}
+        subprocess.run([sys.executable, "-m", "shop_platform.plan", "--stack", "dev", "--out", str(out), "--quiet"],
+                       check=True, env=env, capture_output=True, cwd=REPO_ROOT)
+        outputs.append((out / "resources.json").read_bytes())
+    assert outputs[0] == outputs[1]
