@@ -228,6 +228,11 @@ def main() -> int:
         # and nothing left reserved; confirmed orders == captures; a balanced ledger.
         orders_db = database_of(orders.env["DATABASE_URL"])
         payments_db = database_of(payments.env["DATABASE_URL"])
+        # wrk stops on the clock with requests in flight; their sagas run to the end (shielded). Wait for them.
+        quiet_by = time.monotonic() + 60
+        while time.monotonic() < quiet_by and pg.psql(
+                "SELECT count(*) FROM orders WHERE status IN ('pending', 'reserved', 'paid')", orders_db) != "0":
+            time.sleep(0.2)
         sold = dict(line.split("|") for line in pg.psql(
             "SELECT i.product_id, sum(i.quantity) FROM orders o JOIN order_items i ON i.order_id = o.id "
             "WHERE o.status = 'confirmed' GROUP BY i.product_id", orders_db).splitlines())
