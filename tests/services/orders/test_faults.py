@@ -170,3 +170,46 @@ def test_a_cancel_interrupted_by_payments_being_down_completes_by_itself(
                        db(payments))
     assert int(refunded) == order["total_cents"]
     assert ledger_problems(pg, db(payments)) == []
+
+
+def test_orders_itself_killed_mid_saga_recovers_on_restart_and_keys_resolve(
+        fast_orders: ServiceProcess, products: ServiceProcess, payments: ServiceProcess, pg: PostgresServer,
+        make_product: Callable[..., dict[str, Any]], buyer: Callable[[], Buyer]) -> None:
+    """SIGKILL the orders process with sagas in flight, start it again: the recovery loop finishes or
+    compensates every order, and a client retrying its Idempotency-Key gets a final answer (never a
+    second purchase: a confirmed order replays, a failed one's key is free again)."""
+    p = make_product(stock=100, price_cents=300)
+    buyers = [buyer() for _ in range(10)]
+    keys = [str(uuid.uuid4()) for _ in range(30)]
+
+    async def storm() -> list[httpx.Response | BaseException]:
+        async with httpx.AsyncClient(base_url=fast_orders.url, timeout=30) as client:
+            async def one(i: int) -> httpx.Response:
+                await asyncio.sleep(i * 0.01)
+                return await client.post("/api/v1/orders", json=order_body((p["id"], 1)),
+                                         headers={**buyers[i % 10].headers, "Idempotency-Key": keys[i]})
+
+            async def killer() -> None:
+                await asyncio.sleep(0.15)
+                fast_orders.kill()
+
+            results = await asyncio.gather(*(one(i) for i in range(30)), killer(), return_exceptions=True)
+            return [r for r in results[:30] if r is not None]
+
+    results = asyncio.run(storm())
+    fast_orders.start()
+    lost = [i for i, r in enumerate(results) if not isinstance(r, httpx.Response)]
+    assert lost, "the kill did not land mid-saga"
+    assert all(r.status_code == 201 for r in results if isinstance(r, httpx.Response))
+    assert wait_until(lambda: settled(pg, fast_orders, products, payments), timeout=40), \
+        unfinished_problems(pg, fast_orders, products, payments)
+    for i in lost:
+        retry = place(fast_orders, buyers[i % 10], order_body((p["id"], 1)), keys[i])
+        assert retry.status_code == 201, retry.text
+    assert wait_until(lambda: settled(pg, fast_orders, products, payments), timeout=20)
+    confirmed = int(pg.psql("SELECT count(*) FROM orders o JOIN order_items i ON i.order_id = o.id "  # noqa: S608
+                            f"WHERE o.status = 'confirmed' AND i.product_id = '{uuid.UUID(p['id'])}'",
+                            db(fast_orders)))
+    assert confirmed == 30
+    assert stock(products, p["id"]) == (70, 70)
+    assert ledger_problems(pg, db(payments)) == []
