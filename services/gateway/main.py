@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
-
 from services.gateway import api
 from services.gateway.proxy import Gateway, build_upstreams
 from services.gateway.settings import Settings
 from services.kit.app import create_app
 
 
-def build_app(settings: Settings | None = None) -> FastAPI:
+def build_app(settings: Settings | None = None) -> api.EdgeApp:
     settings = settings or Settings()
     app = create_app(
         settings,
@@ -24,7 +22,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
     )
     gateway = Gateway(settings, buckets=None, verifier=None, upstreams=build_upstreams(settings))
     api.install(app, settings, gateway)
-    return app
+    return api.EdgeApp(app, settings, gateway)
 
 
 app = build_app()

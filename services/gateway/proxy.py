@@ -18,6 +18,7 @@ import asyncio
 import functools
 import ipaddress
 import logging
+import random
 import re
 import secrets
 import time
@@ -227,10 +228,11 @@ class _ClientGone(Exception):
 
 def _new_traceparent(incoming: str | None) -> bytes:
     """W3C trace context: keep the caller's trace id and flags, with the gateway's own span as parent."""
-    span = secrets.token_hex(8)
+    # Trace and span ids must be unique, not secret: the PRNG spares a getrandom() call per id.
+    span = f"{random.getrandbits(64) or 1:016x}"
     if incoming:
         return f"{incoming[:36]}{span}{incoming[52:]}".encode()
-    return f"00-{secrets.token_hex(16)}-{span}-01".encode()
+    return f"00-{random.getrandbits(128) or 1:032x}-{span}-01".encode()
 
 
 def _problem_failed(status: int, content_type: bytes | None) -> bool:
