@@ -39,8 +39,8 @@ def own_pg() -> Iterator[PostgresServer]:
 
 @pytest.fixture(scope="module")
 def own_stack(own_pg: PostgresServer, keyring: KeyRing, keyring_jwks_url: str,
-              tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestStack]:
-    s = TestStack(own_pg, keyring, tmp_path_factory.mktemp("db-restart-logs"))
+              logdir: Path) -> Iterator[TestStack]:
+    s = TestStack(own_pg, keyring, logdir)  # the session's log folder: the card-data grep reads these too
     try:
         s.start("products", JWKS_URL=keyring_jwks_url)
         s.start("payments", JWKS_URL=keyring_jwks_url)
