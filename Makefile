@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 APT_PACKAGES := postgresql postgresql-contrib nginx-light prometheus wrk
 PYTEST_ARGS ?=
 
-.PHONY: help deps venv lint typecheck test up down status bench plan clean
+.PHONY: help deps venv checkov lint typecheck test up down status bench plan clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -32,13 +32,23 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed ## Create the virtualenv with every pinned dependency
 
+# checkov pins an old boto3/packaging: it gets a virtualenv of its own (tests call .venv-checkov/bin/checkov).
+CHECKOV_VERSION := 3.3.30
+.venv-checkov/.installed: Makefile
+	$(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/pip install -q --upgrade pip
+	.venv-checkov/bin/pip install -q checkov==$(CHECKOV_VERSION)
+	touch $@
+
+checkov: .venv-checkov/.installed ## Install checkov (Kubernetes manifest scanner) into .venv-checkov
+
 lint: venv ## ruff
 	$(VENV)/bin/ruff check .
 
 typecheck: venv ## mypy --strict over services, platform, stacks, policies and tests
 	$(VENV)/bin/mypy services platform/shop_platform stacks tests
 
-test: deps venv lint typecheck ## Everything CI runs: lint, types, and the whole test suite
+test: deps venv checkov lint typecheck ## Everything CI runs: lint, types, and the whole test suite
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 up: venv ## Run the whole platform on this machine (services, nginx TLS edge, Prometheus, demo data)
@@ -52,4 +62,4 @@ status: ## What runs and whether it is ready
 	$(PY) -m services.runner status
 
 clean: ## Remove the virtualenv and caches
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-checkov .pytest_cache .mypy_cache .ruff_cache

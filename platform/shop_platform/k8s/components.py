@@ -1,0 +1,334 @@
+"""Pulumi components of the Kubernetes layer. Each declares what the pure builders computed.
+
+Types are ``shop:k8s:<Type>``; args are frozen dataclasses validated in ``__post_init__``; children are
+named ``f"{name}-..."`` with ``parent=self``; ``register_outputs`` comes last. Raw objects are applied
+through ``yaml.v2.ConfigGroup`` (one resource per group: the offline plan reads its ``objs``); charts
+through ``helm.v3.Release`` (the services' chart from ``charts/service``, the add-ons pinned in
+``versions``).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from services import catalog
+from services.catalog import Service
+from services.runner.keyring import KeyRing
+from shop_platform.k8s import addons, objects
+from shop_platform.k8s import spec as k
+from shop_platform.k8s.keys import keyring_from_seeds
+from shop_platform.k8s.spec import LayerSpec
+from shop_platform.k8s.values import ServiceInputs, secret_name, service_values
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+SERVICE_CHART_DIR = REPO_ROOT / "charts" / "service"
+
+
+def service_chart_path() -> str:
+    """The chart path as Pulumi's helm provider resolves it (relative to the program's working directory),
+    so state does not carry this machine's absolute path."""
+    return os.path.relpath(SERVICE_CHART_DIR, os.getcwd())
+
+
+def _opts(parent: pulumi.Resource, provider: k8s.Provider | None,
+          depends_on: Sequence[pulumi.Resource] = ()) -> pulumi.ResourceOptions:
+    return pulumi.ResourceOptions(parent=parent, provider=provider, depends_on=list(depends_on))
+
+
+def release(name: str, r: addons.ReleaseSpec, parent: pulumi.Resource, provider: k8s.Provider | None,
+            depends_on: Sequence[pulumi.Resource] = ()) -> k8s.helm.v3.Release:
+    repo = None if r.repo.startswith("oci://") else k8s.helm.v3.RepositoryOptsArgs(repo=r.repo)
+    chart = f"{r.repo}/{r.chart}" if r.repo.startswith("oci://") else r.chart
+    return k8s.helm.v3.Release(
+        name, name=r.name, chart=chart, version=r.version, repository_opts=repo, namespace=r.namespace,
+        values=r.values, atomic=True, cleanup_on_fail=True, timeout=900, max_history=5,
+        opts=_opts(parent, provider, depends_on))
+
+
+@dataclass(frozen=True, slots=True)
+class NamespacesArgs:
+    layer: LayerSpec
+    provider: k8s.Provider | None = None
+
+
+class Namespaces(pulumi.ComponentResource):
+    """Namespaces with Pod Security labels and the services namespace's default-deny policy."""
+
+    def __init__(self, name: str, args: NamespacesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("shop:k8s:Namespaces", name, None, opts)
+        self.namespaces = k8s.yaml.v2.ConfigGroup(f"{name}-namespaces", objs=objects.namespaces(args.layer),
+                                                  opts=_opts(self, args.provider))
+        self.default_deny = k8s.yaml.v2.ConfigGroup(
+            f"{name}-default-deny", objs=[objects.default_deny(k.SERVICES_NS)],
+            opts=_opts(self, args.provider, [self.namespaces]))
+        self.register_outputs({})
+
+
+def _secret_data(service: str, v: list[Any]) -> dict[str, str]:
+    """File name -> content (the kit reads each setting from SECRETS_DIR/<NAME>): the key ring's share for
+    this service plus its extra settings."""
+    ring: KeyRing = v[0]
+    extra: Mapping[str, str] = v[1]
+    return {**ring.env_for(service), **extra}
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSecretsArgs:
+    services: tuple[Service, ...]
+    provider: k8s.Provider | None = None
+    # Extra secret settings per service (kind: DATABASE_URL with the in-cluster password).
+    extra: Mapping[str, Mapping[str, pulumi.Input[str]]] = field(default_factory=dict)
+    depends_on: Sequence[pulumi.Resource] = ()
+
+    def __post_init__(self) -> None:
+        if not self.services:
+            raise ValueError("ServiceSecretsArgs: no services")
+        unknown = set(self.extra) - {s.name for s in self.services}
+        if unknown:
+            raise ValueError(f"ServiceSecretsArgs: extra settings for unknown services {sorted(unknown)}")
+
+
+class ServiceSecrets(pulumi.ComponentResource):
+    """One Secret per service holding only what that service needs: its own private key, its callers' public
+    keys (catalog allow-list), the user-token signing keys (users), the card fingerprint key (payments)."""
+
+    def __init__(self, name: str, args: ServiceSecretsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("shop:k8s:ServiceSecrets", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        jwt_seed = random.RandomBytes(f"{name}-jwt-seed", length=32, opts=child)
+        seeds = {s.name: random.RandomBytes(f"{name}-{s.name}-seed", length=32, opts=child) for s in args.services}
+        card_key = random.RandomBytes(f"{name}-card-fingerprint-key", length=32, opts=child)
+        names = list(seeds)
+        ring = pulumi.Output.all(jwt_seed.base64, card_key.hex, *[seeds[n].base64 for n in names]).apply(
+            lambda v: keyring_from_seeds(v[0], dict(zip(names, v[2:], strict=True)), v[1]))
+        self.secrets: dict[str, k8s.core.v1.Secret] = {}
+        for svc in args.services:
+            data: pulumi.Output[dict[str, str]] = pulumi.Output.secret(
+                pulumi.Output.all(ring, args.extra.get(svc.name, {})).apply(functools.partial(_secret_data, svc.name)))
+            self.secrets[svc.name] = k8s.core.v1.Secret(
+                f"{name}-{svc.name}",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=secret_name(svc), namespace=k.SERVICES_NS,
+                                                    labels={**objects.PART_OF, "app.kubernetes.io/name": svc.name}),
+                type="Opaque", string_data=data,
+                opts=_opts(self, args.provider, args.depends_on))
+        self.register_outputs({})
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceDeploymentArgs:
+    service: Service
+    layer: LayerSpec
+    inputs: pulumi.Input[ServiceInputs]
+    provider: k8s.Provider | None = None
+    depends_on: Sequence[pulumi.Resource] = ()
+
+    def __post_init__(self) -> None:
+        catalog.get(self.service.name)  # only catalog services are deployed
+
+
+class ServiceDeployment(pulumi.ComponentResource):
+    """The services' chart, once per catalog service, with values computed by ``service_values``."""
+
+    def __init__(self, name: str, args: ServiceDeploymentArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("shop:k8s:ServiceDeployment", name, None, opts)
+        svc, layer = args.service, args.layer
+        values = pulumi.Output.from_input(args.inputs).apply(lambda i: service_values(svc, layer, i))
+        self.release = k8s.helm.v3.Release(
+            f"{name}-release", name=svc.name, chart=service_chart_path(), namespace=k.SERVICES_NS,
+            values=values, atomic=True, cleanup_on_fail=True, timeout=600, max_history=5,
+            opts=_opts(self, args.provider, args.depends_on))
+        self.register_outputs({"release": self.release.name})
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayEdgeArgs:
+    layer: LayerSpec
+    provider: k8s.Provider | None = None
+    # EKS only: bind the data plane into the ALB target group through the AWS Load Balancer Controller.
+    target_group_arn: pulumi.Input[str] | None = None
+    lb_controller_role_arn: pulumi.Input[str] | None = None
+    cluster_name: pulumi.Input[str] | None = None
+    vpc_id: pulumi.Input[str] | None = None
+    depends_on: Sequence[pulumi.Resource] = ()
+
+    def __post_init__(self) -> None:
+        eks_inputs = (self.target_group_arn, self.lb_controller_role_arn, self.cluster_name, self.vpc_id)
+        if self.layer.eks and any(v is None for v in eks_inputs):
+            raise ValueError("GatewayEdgeArgs: EKS needs target_group_arn, lb_controller_role_arn, cluster_name, "
+                             "vpc_id (the ALB forwards to the NGINX data plane through a TargetGroupBinding)")
+        if not self.layer.eks and any(v is not None for v in eks_inputs):
+            raise ValueError("GatewayEdgeArgs: kind has no ALB; leave the EKS inputs unset")
+
+
+class GatewayEdge(pulumi.ComponentResource):
+    """Gateway API CRDs, NGINX Gateway Fabric, the Gateway and the HTTPRoute to the gateway service."""
+
+    def __init__(self, name: str, args: GatewayEdgeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("shop:k8s:GatewayEdge", name, None, opts)
+        layer, provider = args.layer, args.provider
+        crds = k8s.yaml.v2.ConfigFile(f"{name}-gateway-api-crds", file=addons.gateway_api_crds_url(),
+                                      opts=_opts(self, provider, args.depends_on))
+        ngf = release(f"{name}-nginx-gateway-fabric", addons.nginx_gateway_fabric(layer), self, provider, [crds])
+        self.routes = k8s.yaml.v2.ConfigGroup(f"{name}-routes", objs=[objects.gateway(layer), objects.http_route()],
+                                              opts=_opts(self, provider, [ngf]))
+        if layer.eks:
+            assert args.cluster_name is not None
+            assert args.lb_controller_role_arn is not None
+            assert args.target_group_arn is not None
+            controller = release(f"{name}-aws-load-balancer-controller", addons.aws_load_balancer_controller(
+                args.cluster_name, args.lb_controller_role_arn, args.vpc_id, layer.region or ""), self, provider,
+                args.depends_on)
+            k8s.yaml.v2.ConfigGroup(f"{name}-target-group-binding",
+                                    objs=[objects.target_group_binding(args.target_group_arn)],
+                                    opts=_opts(self, provider, [controller, self.routes]))
+        self.register_outputs({})
+
+
+@dataclass(frozen=True, slots=True)
+class ObservabilityArgs:
+    layer: LayerSpec
+    provider: k8s.Provider | None = None
+    depends_on: Sequence[pulumi.Resource] = ()
+
+
+class Observability(pulumi.ComponentResource):
+    """kube-prometheus-stack (Grafana on 3002), the catalog's dashboards and the shared alert rules."""
+
+    def __init__(self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("shop:k8s:Observability", name, None, opts)
+        self.stack = release(f"{name}-kube-prometheus-stack", addons.kube_prometheus_stack(args.layer), self,
+                             args.provider, args.depends_on)
+        self.objects = k8s.yaml.v2.ConfigGroup(
+            f"{name}-rules-and-dashboards", objs=[objects.prometheus_rule(), *objects.dashboard_configmaps()],
+            opts=_opts(self, args.provider, [self.stack]))
+        self.register_outputs({})
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingArgs:
+    layer: LayerSpec
+    provider: k8s.Provider | None = None
+    depends_on: Sequence[pulumi.Resource] = ()
+
+
+class Logging(pulumi.ComponentResource):
+    """ECK (Elasticsearch with security and ILM retention, Kibana, Logstash with a GELF input writing an index
+    per service) and Fluent Bit shipping every container's log as GELF to Logstash."""
+
+    def __init__(self, name: str, args: LoggingArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("shop:k8s:Logging", name, None, opts)
+        layer, provider = args.layer, args.provider
+        operator = release(f"{name}-eck-operator", addons.eck_operator(layer), self, provider, args.depends_on)
+        self.elastic = k8s.yaml.v2.ConfigGroup(
+            f"{name}-elastic", objs=[objects.elasticsearch(layer), objects.kibana(layer), objects.logstash(layer),
+                                     *objects.ilm_setup(layer)],
+            opts=_opts(self, provider, [operator]))
+        release(f"{name}-fluent-bit", addons.fluent_bit(layer), self, provider, [self.elastic])
+        self.register_outputs({})
+
+
+@dataclass(frozen=True, slots=True)
+class InClusterPostgresArgs:
+    provider: k8s.Provider | None = None
+    depends_on: Sequence[pulumi.Resource] = ()
+
+
+class InClusterPostgres(pulumi.ComponentResource):
+    """kind: one PostgreSQL with a database per catalog service that owns data, in place of RDS."""
+
+    password: pulumi.Output[str]
+
+    def __init__(self, name: str, args: InClusterPostgresArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("shop:k8s:InClusterPostgres", name, None, opts)
+        pw = random.RandomPassword(f"{name}-password", length=32, special=False,
+                                   opts=pulumi.ResourceOptions(parent=self))
+        self.password = pw.result
+        secret = k8s.core.v1.Secret(
+            f"{name}-admin", metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=objects.POSTGRES_SECRET, namespace=k.DATA_NS, labels=dict(objects.PART_OF)),
+            type="Opaque", string_data={"password": pw.result},  # RandomPassword.result is a secret output
+            opts=_opts(self, args.provider, args.depends_on))
+        self.objects = k8s.yaml.v2.ConfigGroup(f"{name}-objects", objs=objects.postgres(),
+                                               opts=_opts(self, args.provider, [secret]))
+        self.register_outputs({})
+
+
+@dataclass(frozen=True, slots=True)
+class AwsInputs:
+    """What the AWS layer hands the Kubernetes layer on EKS (outputs of Registry, Databases, Edge, Cluster)."""
+
+    repository_urls: Mapping[str, pulumi.Input[str]]
+    database_hosts: Mapping[str, pulumi.Input[str]]
+    database_secret_arns: Mapping[str, pulumi.Input[str]]
+    database_role_arns: Mapping[str, pulumi.Input[str]]
+    target_group_arn: pulumi.Input[str]
+    lb_controller_role_arn: pulumi.Input[str]
+    autoscaler_role_arn: pulumi.Input[str]
+    cluster_name: pulumi.Input[str]
+    vpc_id: pulumi.Input[str]
+
+    def __post_init__(self) -> None:
+        names = {s.name for s in catalog.SERVICES}
+        db_names = {s.name for s in catalog.database_services()}
+        if set(self.repository_urls) != names:
+            raise ValueError("AwsInputs: a repository URL per catalog service is required")
+        for label, mapping in (("database_hosts", self.database_hosts), ("database_secret_arns",
+                               self.database_secret_arns), ("database_role_arns", self.database_role_arns)):
+            if set(mapping) != db_names:
+                raise ValueError(f"AwsInputs: {label} must name exactly the services that own a database")
+
+
+def _service_inputs(v: list[Any]) -> ServiceInputs:
+    return ServiceInputs(image_repository=v[0], role_arn=v[1], db_host=v[2], db_secret_arn=v[3])
+
+
+def deploy_kubernetes_layer(layer: LayerSpec, provider: k8s.Provider | None = None,
+                            aws: AwsInputs | None = None) -> dict[str, Any]:
+    """Declare the whole Kubernetes layer for one stack; returns stack outputs. EKS needs ``aws``."""
+    if layer.eks != (aws is not None):
+        raise ValueError("deploy_kubernetes_layer: EKS needs the AWS inputs; kind must not get them")
+    ns = Namespaces("namespaces", NamespacesArgs(layer, provider))
+    base = [ns.namespaces]
+    observability = Observability("observability", ObservabilityArgs(layer, provider, base))
+    Logging("logging", LoggingArgs(layer, provider, base))
+    if aws is not None:
+        edge = GatewayEdge("edge", GatewayEdgeArgs(
+            layer, provider, target_group_arn=aws.target_group_arn, lb_controller_role_arn=aws.lb_controller_role_arn,
+            cluster_name=aws.cluster_name, vpc_id=aws.vpc_id, depends_on=base))
+        autoscaler = addons.cluster_autoscaler(aws.cluster_name, aws.autoscaler_role_arn, layer.region or "")
+        k8s.helm.v3.Release("cluster-autoscaler", name=autoscaler.name, chart=autoscaler.chart,
+                            version=autoscaler.version,
+                            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=autoscaler.repo),
+                            namespace=autoscaler.namespace, values=autoscaler.values, atomic=True, timeout=600,
+                            opts=pulumi.ResourceOptions(provider=provider))
+        extra: dict[str, Mapping[str, pulumi.Input[str]]] = {}
+        db_deps: list[pulumi.Resource] = []
+    else:
+        edge = GatewayEdge("edge", GatewayEdgeArgs(layer, provider, depends_on=base))
+        pg = InClusterPostgres("postgres", InClusterPostgresArgs(provider, base))
+        extra = {s.name: {"DATABASE_URL": pg.password.apply(functools.partial(objects.database_url, s.name))}
+                 for s in catalog.database_services()}
+        db_deps = [pg.objects]
+    secrets = ServiceSecrets("service-secrets", ServiceSecretsArgs(catalog.SERVICES, provider, extra, base))
+    for svc in catalog.SERVICES:
+        if aws is not None:
+            inputs: pulumi.Input[ServiceInputs] = pulumi.Output.all(
+                aws.repository_urls[svc.name],
+                aws.database_role_arns.get(svc.name, ""), aws.database_hosts.get(svc.name, ""),
+                aws.database_secret_arns.get(svc.name, "")).apply(_service_inputs)
+        else:
+            inputs = ServiceInputs(image_repository=layer.image_repositories.get(svc.name, f"shop/{svc.name}"))
+        ServiceDeployment(f"service-{svc.name}", ServiceDeploymentArgs(
+            svc, layer, inputs, provider,
+            depends_on=[ns.default_deny, secrets.secrets[svc.name], observability.stack, edge.routes, *db_deps]))
+    return {"servicesNamespace": k.SERVICES_NS, "grafanaPort": k.GRAFANA_PORT,
+            "gatewayListenerPort": k.GATEWAY_LISTENER_PORT}

@@ -1,0 +1,330 @@
+"""Kubernetes objects the layer applies itself (not through a chart): pure builders returning manifests.
+
+Namespaces with Pod Security labels, the services' default-deny, the Gateway and its HTTPRoutes, the
+PrometheusRule and dashboards, the ECK resources (Elasticsearch, Kibana, Logstash) with the ILM job, and
+the kind stack's in-cluster PostgreSQL. ``components`` declares them; the offline plan validates them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from services import catalog
+from services.runner.prometheus import alert_rules
+from shop_platform import versions
+from shop_platform.k8s import dashboards
+from shop_platform.k8s import spec as k
+from shop_platform.k8s.spec import LayerSpec
+
+Manifest = dict[str, Any]
+PART_OF = {"app.kubernetes.io/part-of": "retail", "app.kubernetes.io/managed-by": "pulumi"}
+
+# Pod Security Standard enforced per namespace, and why where it is not "restricted". `warn`/`audit` are
+# always "restricted", so any drift shows up in kubectl warnings and the audit log.
+POD_SECURITY: Mapping[str, tuple[str, str]] = {
+    k.SERVICES_NS: ("restricted", "the services' chart sets every restricted field"),
+    k.DATA_NS: ("restricted", "PostgreSQL runs as its image's postgres user with a restricted context"),
+    k.LOGGING_NS: ("restricted", "ECK pod templates below set the restricted context; mmap off, no sysctl init"),
+    k.GATEWAY_NS: ("baseline", "NGINX Gateway Fabric's pods come from a remote chart this repo cannot render; "
+                   "the values ask for a restricted context - enforce restricted once `kubectl label --dry-run"
+                   "=server` shows no warnings"),
+    k.ECK_NS: ("baseline", "the ECK operator's pod comes from a remote chart this repo cannot render; values "
+               "ask for a restricted context - enforce restricted once verified on a cluster"),
+    k.MONITORING_NS: ("privileged", "node-exporter (kube-prometheus-stack) needs hostNetwork, hostPID and "
+                      "hostPath to read node metrics"),
+    k.LOGGING_AGENT_NS: ("privileged", "Fluent Bit reads /var/log/containers through hostPath on every node"),
+}
+
+
+def _meta(name: str, namespace: str | None = None, labels: Mapping[str, str] | None = None,
+          **extra: Any) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "labels": {**PART_OF, **(labels or {})}}
+    if namespace:
+        meta["namespace"] = namespace
+    meta.update(extra)
+    return meta
+
+
+def namespaces(layer: LayerSpec) -> list[Manifest]:
+    out = []
+    for name, (level, reason) in POD_SECURITY.items():
+        if name == k.DATA_NS and layer.eks:
+            continue  # RDS on EKS: no in-cluster database
+        out.append({"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(
+            name, labels={"pod-security.kubernetes.io/enforce": level,
+                          "pod-security.kubernetes.io/enforce-version": f"v{layer.kube_version}",
+                          "pod-security.kubernetes.io/warn": "restricted",
+                          "pod-security.kubernetes.io/audit": "restricted"},
+            annotations={"shop/pod-security-reason": reason})})
+    return out
+
+
+def default_deny(namespace: str) -> Manifest:
+    """Nothing in or out of the namespace unless a policy allows it (each chart release adds its allow-list)."""
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": _meta("default-deny", namespace),
+            "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}}
+
+
+# --- edge -------------------------------------------------------------------------------------------------
+
+def public_path_matches() -> list[dict[str, Any]]:
+    """The paths the edge forwards to the gateway service: the first segment of every catalog public prefix
+    (``/api/``, ``/.well-known/``) plus exact ``/healthz`` (the ALB and Route 53 health checks). Never
+    ``/internal``: the catalog refuses public prefixes under it, and nothing else is routed."""
+    firsts = sorted({"/" + p.strip("/").split("/")[0] + "/" for s in catalog.SERVICES for p in s.public_prefixes})
+    matches = [{"path": {"type": "PathPrefix", "value": f}} for f in firsts]
+    matches.append({"path": {"type": "Exact", "value": "/healthz"}})
+    return matches
+
+
+def gateway(layer: LayerSpec) -> Manifest:
+    return {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+            "metadata": _meta(k.GATEWAY_NAME, k.GATEWAY_NS),
+            "spec": {"gatewayClassName": "nginx", "listeners": [{
+                "name": "http", "protocol": "HTTP", "port": k.GATEWAY_LISTENER_PORT,
+                # TLS ends at the ALB on EKS (ACM certificate); kind serves plain HTTP on localhost.
+                "allowedRoutes": {"namespaces": {"from": "Selector", "selector": {"matchLabels": {
+                    "kubernetes.io/metadata.name": k.SERVICES_NS}}}}}]}}
+
+
+def http_route() -> Manifest:
+    gw = catalog.get(catalog.GATEWAY)
+    return {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+            "metadata": _meta("shop-api", k.SERVICES_NS),
+            "spec": {"parentRefs": [{"name": k.GATEWAY_NAME, "namespace": k.GATEWAY_NS, "sectionName": "http"}],
+                     "rules": [{"matches": public_path_matches(),
+                                "backendRefs": [{"name": gw.name, "port": gw.port}]}]}}
+
+
+def target_group_binding(target_group_arn: Any) -> Manifest:
+    """EKS: the AWS Load Balancer Controller registers the NGINX data-plane pods in the ALB's target group.
+    No ``spec.networking``: Pulumi owns every security-group rule (platform/README.md)."""
+    return {"apiVersion": "elbv2.k8s.aws/v1beta1", "kind": "TargetGroupBinding",
+            "metadata": _meta(k.GATEWAY_NAME, k.GATEWAY_NS),
+            "spec": {"targetGroupARN": target_group_arn, "targetType": "ip",
+                     "serviceRef": {"name": k.GATEWAY_DATA_PLANE_SERVICE, "port": k.GATEWAY_LISTENER_PORT}}}
+
+
+# --- observability ----------------------------------------------------------------------------------------
+
+def prometheus_rule() -> Manifest:
+    """The alert rules of services.runner.prometheus.alert_rules, unchanged (defined once, tested by promtool)."""
+    return {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
+            "metadata": _meta("retail-alerts", k.MONITORING_NS), "spec": alert_rules()}
+
+
+def dashboard_configmaps() -> list[Manifest]:
+    """One ConfigMap per service; Grafana's sidecar loads ConfigMaps labelled grafana_dashboard=1."""
+    return [{"apiVersion": "v1", "kind": "ConfigMap",
+             "metadata": _meta(f"dashboard-{s.name}", k.MONITORING_NS, {"grafana_dashboard": "1"}),
+             "data": {f"shop-{s.name}.json": dashboards.dashboard_json(s)}} for s in catalog.SERVICES]
+
+
+# --- logging (ECK) ----------------------------------------------------------------------------------------
+
+ES_NAME = "logs"
+RESTRICTED_CONTAINER: Mapping[str, Any] = {
+    "allowPrivilegeEscalation": False, "privileged": False, "readOnlyRootFilesystem": True,
+    "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}
+RESTRICTED_POD: Mapping[str, Any] = {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 1000,
+                                     "seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def _pod_template(container: str, cpu: str, memory: str, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    return {"spec": {"securityContext": dict(RESTRICTED_POD), "automountServiceAccountToken": False,
+                     "containers": [{"name": container, "securityContext": dict(RESTRICTED_CONTAINER),
+                                     "resources": {"requests": {"cpu": cpu, "memory": memory},
+                                                   "limits": {"memory": memory}}, **(extra or {})}]}}
+
+
+def elasticsearch(layer: LayerSpec) -> Manifest:
+    memory = "2Gi" if layer.eks else "1Gi"
+    return {"apiVersion": "elasticsearch.k8s.elastic.co/v1", "kind": "Elasticsearch",
+            "metadata": _meta(ES_NAME, k.LOGGING_NS),
+            "spec": {"version": versions.ELASTIC_STACK_VERSION,
+                     # Security (TLS on HTTP and transport, authentication) is ECK's default; kept explicit.
+                     "http": {"tls": {"selfSignedCertificate": {"disabled": False}}},
+                     "nodeSets": [{
+                         "name": "default", "count": layer.elasticsearch_nodes,
+                         # No mmap: no privileged sysctl init container, so the namespace stays restricted.
+                         "config": {"node.store.allow_mmap": False, "xpack.security.enabled": True},
+                         "podTemplate": _pod_template("elasticsearch", "500m" if layer.eks else "100m", memory),
+                         "volumeClaimTemplates": [{"metadata": {"name": "elasticsearch-data"}, "spec": {
+                             "accessModes": ["ReadWriteOnce"],
+                             "resources": {"requests": {"storage": f"{layer.elasticsearch_storage_gib}Gi"}}}}]}]}}
+
+
+def kibana(layer: LayerSpec) -> Manifest:
+    return {"apiVersion": "kibana.k8s.elastic.co/v1", "kind": "Kibana", "metadata": _meta("kibana", k.LOGGING_NS),
+            "spec": {"version": versions.ELASTIC_STACK_VERSION, "count": 1, "elasticsearchRef": {"name": ES_NAME},
+                     "podTemplate": _pod_template("kibana", "100m", "1Gi")}}
+
+
+LOGSTASH_PIPELINE = """input {
+  gelf { port => %(port)d use_udp => true use_tcp => true }
+}
+filter {
+  # The services log JSON with a "service" field (services/kit/logging.py); Fluent Bit keeps it as _service.
+  if ![service] { mutate { add_field => { "service" => "%%{[kubernetes_namespace_name]}" } } }
+  mutate { lowercase => ["service"] }
+}
+output {
+  elasticsearch {
+    # ECK injects LOGS_ES_* for elasticsearchRefs[clusterName=logs]: TLS and the elastic user.
+    hosts => ["${LOGS_ES_HOSTS}"]
+    user => "${LOGS_ES_USER}"
+    password => "${LOGS_ES_PASSWORD}"
+    ssl_certificate_authorities => "${LOGS_ES_SSL_CERTIFICATE_AUTHORITY}"
+    # One index per service and day; the ILM policy "shop-logs" deletes them after the retention.
+    index => "shop-%%{[service]}-%%{+YYYY.MM.dd}"
+    ilm_enabled => false
+  }
+}
+"""
+
+
+def logstash(layer: LayerSpec) -> Manifest:
+    return {"apiVersion": "logstash.k8s.elastic.co/v1alpha1", "kind": "Logstash",
+            "metadata": _meta("logstash", k.LOGGING_NS),
+            "spec": {"version": versions.ELASTIC_STACK_VERSION, "count": 1,
+                     "elasticsearchRefs": [{"name": ES_NAME, "clusterName": "logs"}],
+                     "pipelines": [{"pipeline.id": "gelf", "config.string": LOGSTASH_PIPELINE % {"port": k.GELF_PORT}}],
+                     "services": [{"name": "gelf", "service": {"spec": {"type": "ClusterIP", "ports": [
+                         {"name": "gelf-udp", "port": k.GELF_PORT, "protocol": "UDP", "targetPort": k.GELF_PORT},
+                         {"name": "gelf-tcp", "port": k.GELF_PORT, "protocol": "TCP", "targetPort": k.GELF_PORT}]}}}],
+                     "podTemplate": _pod_template("logstash", "200m", "1Gi")}}
+
+
+def ilm_policy(retention_days: int) -> dict[str, Any]:
+    return {"policy": {"phases": {"hot": {"actions": {}},
+                                  "delete": {"min_age": f"{retention_days}d", "actions": {"delete": {}}}}}}
+
+
+def index_template() -> dict[str, Any]:
+    return {"index_patterns": ["shop-*"], "priority": 200,
+            "template": {"settings": {"index.lifecycle.name": "shop-logs", "number_of_replicas": 0}}}
+
+
+ILM_SCRIPT = """set -eu
+es="https://logs-es-http.logging.svc:9200"
+curl_es() { curl -sf --cacert /es-ca/ca.crt -u "elastic:$(cat /es-user/elastic)" "$@"; }
+until curl_es "$es/_cluster/health?wait_for_status=yellow&timeout=30s"; do sleep 5; done
+json='Content-Type: application/json'
+curl_es -X PUT "$es/_ilm/policy/shop-logs" -H "$json" --data-binary @/ilm/policy.json
+curl_es -X PUT "$es/_index_template/shop-logs" -H "$json" --data-binary @/ilm/template.json
+"""
+
+
+def ilm_setup(layer: LayerSpec) -> list[Manifest]:
+    """Retention: a Job puts the ILM policy (delete after N days) and the index template for shop-* indices.
+    ECK has no ILM resource; the Job is idempotent (PUT) and re-runs when its spec changes."""
+    import json
+
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta("shop-logs-ilm", k.LOGGING_NS),
+          "data": {"policy.json": json.dumps(ilm_policy(layer.log_retention_days)),
+                   "template.json": json.dumps(index_template()), "setup.sh": ILM_SCRIPT}}
+    labels = {"app.kubernetes.io/name": "shop-logs-ilm"}
+    job = {"apiVersion": "batch/v1", "kind": "Job",
+           "metadata": _meta(f"shop-logs-ilm-{layer.log_retention_days}d", k.LOGGING_NS, labels),
+           "spec": {"backoffLimit": 10, "ttlSecondsAfterFinished": 86400, "template": {
+               "metadata": {"labels": {**PART_OF, **labels}},
+               "spec": {"restartPolicy": "OnFailure", "automountServiceAccountToken": False,
+                        # Any UID runs sh + curl; a high one never collides with a host user (CKV_K8S_40).
+                        "securityContext": {**RESTRICTED_POD, "runAsUser": 10001, "runAsGroup": 10001,
+                                            "fsGroup": 10001},
+                        "containers": [{
+                            "name": "ilm", "image": f"docker.elastic.co/elasticsearch/elasticsearch:"
+                                                    f"{versions.ELASTIC_STACK_VERSION}",
+                            "imagePullPolicy": "Always",
+                            "command": ["/bin/sh", "/ilm/setup.sh"],
+                            "securityContext": {**RESTRICTED_CONTAINER, "runAsUser": 10001},
+                            "resources": {"requests": {"cpu": "10m", "memory": "32Mi"},
+                                          "limits": {"cpu": "100m", "memory": "64Mi"}},
+                            "volumeMounts": [{"name": "ilm", "mountPath": "/ilm", "readOnly": True},
+                                             {"name": "es-user", "mountPath": "/es-user", "readOnly": True},
+                                             {"name": "es-ca", "mountPath": "/es-ca", "readOnly": True}]}],
+                        "volumes": [{"name": "ilm", "configMap": {"name": "shop-logs-ilm"}},
+                                    {"name": "es-user", "secret": {"secretName": f"{ES_NAME}-es-elastic-user"}},
+                                    {"name": "es-ca", "secret": {"secretName": f"{ES_NAME}-es-http-certs-public"}}]}}}}
+    policy = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+              "metadata": _meta("shop-logs-ilm", k.LOGGING_NS),
+              "spec": {"podSelector": {"matchLabels": labels}, "policyTypes": ["Ingress", "Egress"], "ingress": [],
+                       "egress": [
+                           {"to": [{"namespaceSelector": {"matchLabels": {
+                                        "kubernetes.io/metadata.name": "kube-system"}},
+                                    "podSelector": {"matchLabels": dict(k.DNS_POD_LABELS)}}],
+                            "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]},
+                           {"to": [{"podSelector": {"matchLabels": {
+                               "elasticsearch.k8s.elastic.co/cluster-name": ES_NAME}}}],
+                            "ports": [{"port": 9200, "protocol": "TCP"}]}]}}
+    return [cm, job, policy]
+
+
+# --- kind: in-cluster PostgreSQL ----------------------------------------------------------------------------
+
+POSTGRES_SECRET = "postgres-admin"  # noqa: S105 - the Secret object's name
+
+
+def postgres_init_sql() -> str:
+    """One database per catalog service that owns data (the same names as on RDS)."""
+    return "".join(f'CREATE DATABASE "{s.database_name}";\n' for s in catalog.database_services())
+
+
+def postgres() -> list[Manifest]:
+    """StatefulSet, Service, init SQL and network policy; the password Secret (POSTGRES_SECRET) is declared
+    as a typed Secret by the component so its value stays a Pulumi secret."""
+    labels = dict(k.POSTGRES_POD_LABELS)
+    init = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta("postgres-init", k.DATA_NS),
+            "data": {"01-databases.sql": postgres_init_sql()}}
+    svc = {"apiVersion": "v1", "kind": "Service", "metadata": _meta("postgres", k.DATA_NS, labels),
+           "spec": {"selector": labels, "ports": [{"name": "postgres", "port": 5432, "targetPort": 5432}]}}
+    sts = {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": _meta("postgres", k.DATA_NS, labels),
+           "spec": {"serviceName": "postgres", "replicas": 1, "selector": {"matchLabels": labels},
+                    "template": {"metadata": {"labels": {**PART_OF, **labels}}, "spec": {
+                        "automountServiceAccountToken": False,
+                        # The official image runs as an arbitrary UID when its data directory is writable
+                        # (fsGroup); a high one never collides with a host user (CKV_K8S_40).
+                        "securityContext": {"runAsNonRoot": True, "runAsUser": 10999, "runAsGroup": 10999,
+                                            "fsGroup": 10999, "seccompProfile": {"type": "RuntimeDefault"}},
+                        "containers": [{
+                            "name": "postgres", "image": versions.LOCAL_POSTGRES_IMAGE,
+                            "imagePullPolicy": "Always",
+                            "env": [{"name": "PGDATA", "value": "/var/lib/postgresql/data/pgdata"},
+                                    {"name": "POSTGRES_PASSWORD_FILE", "value": "/secrets/password"}],
+                            "ports": [{"name": "postgres", "containerPort": 5432}],
+                            "securityContext": {**RESTRICTED_CONTAINER, "runAsUser": 10999},
+                            "resources": {"requests": {"cpu": "100m", "memory": "256Mi"},
+                                          "limits": {"cpu": "1", "memory": "512Mi"}},
+                            "readinessProbe": {"exec": {"command": ["pg_isready", "-U", "postgres"]},
+                                               "periodSeconds": 5},
+                            "livenessProbe": {"exec": {"command": ["pg_isready", "-U", "postgres"]},
+                                              "periodSeconds": 10, "failureThreshold": 6},
+                            "volumeMounts": [
+                                {"name": "data", "mountPath": "/var/lib/postgresql/data"},
+                                {"name": "run", "mountPath": "/var/run/postgresql"},
+                                {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - an emptyDir
+                                {"name": "init", "mountPath": "/docker-entrypoint-initdb.d", "readOnly": True},
+                                {"name": "secrets", "mountPath": "/secrets", "readOnly": True}]}],
+                        "volumes": [{"name": "run", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}},
+                                    {"name": "init", "configMap": {"name": "postgres-init"}},
+                                    {"name": "secrets", "secret": {"secretName": POSTGRES_SECRET}}]}},
+                    "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {
+                        "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "5Gi"}}}}]}}
+    clients = [s.name for s in catalog.database_services()]
+    policy = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+              "metadata": _meta("postgres", k.DATA_NS),
+              "spec": {"podSelector": {"matchLabels": labels}, "policyTypes": ["Ingress", "Egress"],
+                       "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {
+                           "kubernetes.io/metadata.name": k.SERVICES_NS}},
+                           "podSelector": {"matchExpressions": [{"key": "app.kubernetes.io/name", "operator": "In",
+                                                                 "values": clients}]}}],
+                           "ports": [{"port": 5432, "protocol": "TCP"}]}],
+                       "egress": []}}
+    return [init, svc, sts, policy]
+
+
+def database_url(svc_name: str, password: str) -> str:
+    db = catalog.get(svc_name).database_name
+    return f"postgresql://postgres:{password}@postgres.{k.DATA_NS}.svc:5432/{db}"

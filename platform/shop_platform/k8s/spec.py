@@ -1,0 +1,122 @@
+"""What the Kubernetes layer needs to know about a stack: target, versions, sizing, where databases are.
+
+``LayerSpec`` is plain data (no Pulumi outputs), built once per stack and handed to every builder.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+Target = Literal["eks", "kind"]
+
+# Namespaces, by role. One place, so network policies, selectors and releases agree.
+SERVICES_NS = "shop"
+GATEWAY_NS = "nginx-gateway"
+MONITORING_NS = "monitoring"
+LOGGING_NS = "logging"
+LOGGING_AGENT_NS = "logging-agent"
+ECK_NS = "elastic-system"
+DATA_NS = "data"
+
+# The Gateway object NGINX Gateway Fabric serves; its data-plane pods carry the Gateway API's label.
+GATEWAY_NAME = "shop"
+GATEWAY_POD_LABELS: Mapping[str, str] = {"gateway.networking.k8s.io/gateway-name": GATEWAY_NAME}
+# NGINX Gateway Fabric names the data-plane Service of a Gateway "<gateway>-nginx".
+GATEWAY_DATA_PLANE_SERVICE = f"{GATEWAY_NAME}-nginx"
+GATEWAY_LISTENER_PORT = 80
+# kind: the NodePort the data plane listens on, mapped to the host's port 80 by charts/kind/cluster.yaml.
+KIND_GATEWAY_NODE_PORT = 30080
+
+PROMETHEUS_POD_LABELS: Mapping[str, str] = {"app.kubernetes.io/name": "prometheus"}
+DNS_POD_LABELS: Mapping[str, str] = {"k8s-app": "kube-dns"}
+POSTGRES_POD_LABELS: Mapping[str, str] = {"app.kubernetes.io/name": "postgres"}
+GRAFANA_PORT = 3002
+GELF_PORT = 12201
+SECRETS_DIR = "/var/run/secrets/shop"
+RDS_CA_BUNDLE = "/etc/ssl/rds/global-bundle.pem"  # baked into the image (services/Dockerfile)
+
+
+@dataclass(frozen=True, slots=True)
+class Sizing:
+    """Container requests/limits and replica bounds override for a whole stack."""
+
+    cpu_request: str
+    memory_request: str
+    cpu_limit: str
+    memory_limit: str
+    # None: use the catalog's scaling; a number caps the catalog's bounds (laptop sizing).
+    max_replicas_cap: int | None = None
+
+
+DEFAULT_SIZING = Sizing("100m", "192Mi", "1", "384Mi")
+# kind on a laptop: one replica each (catalog max capped at 2), small requests so the whole platform
+# (services, Prometheus, Elasticsearch) fits in ~6 GiB.
+SMALL_SIZING = Sizing("25m", "128Mi", "500m", "256Mi", max_replicas_cap=2)
+
+
+@dataclass(frozen=True, slots=True)
+class AlertReceiver:
+    """Where Alertmanager sends alerts: a webhook URL, or nowhere (the null receiver) when unset."""
+
+    webhook_url: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.webhook_url is not None and not self.webhook_url.startswith("https://"):
+            raise ValueError("alert webhook must be an https:// URL (alerts carry service names and hosts)")
+
+
+@dataclass(frozen=True, slots=True)
+class LayerSpec:
+    target: Target
+    stack: str
+    environment: Literal["dev", "prod"]  # the services' ENVIRONMENT setting
+    kube_version: str  # the cluster's minor version, e.g. "1.33": manifests are validated against it
+    image_tag: str
+    image_repositories: Mapping[str, str] = field(default_factory=dict)  # kind: "shop/<name>"; EKS: ECR URLs
+    image_digests: Mapping[str, str] = field(default_factory=dict)
+    sizing: Sizing = DEFAULT_SIZING
+    # EKS: the VPC (pods have VPC addresses) and the databases' isolated subnets; kind: the pod subnet.
+    vpc_cidr: str | None = None
+    database_cidrs: tuple[str, ...] = ()
+    pod_cidr: str | None = None
+    region: str | None = None
+    alerts: AlertReceiver = AlertReceiver()
+    log_retention_days: int = 7
+    elasticsearch_nodes: int = 1
+    elasticsearch_storage_gib: int = 10
+    prometheus_retention_days: int = 7
+    prometheus_storage_gib: int = 20
+
+    def __post_init__(self) -> None:
+        if self.target == "eks":
+            if not self.vpc_cidr or not self.database_cidrs or not self.region:
+                raise ValueError("LayerSpec: EKS needs vpc_cidr, database_cidrs and region")
+        elif not self.pod_cidr:
+            raise ValueError("LayerSpec: kind needs pod_cidr (the cluster's pod subnet)")
+        for cidr in (self.vpc_cidr, self.pod_cidr, *self.database_cidrs):
+            if cidr is not None:
+                ipaddress.IPv4Network(cidr, strict=True)
+        if not self.image_tag or self.image_tag == "latest":
+            raise ValueError("LayerSpec: image_tag must be a fixed tag (never 'latest')")
+        if self.environment == "prod" and self.target != "eks":
+            raise ValueError("LayerSpec: prod runs on EKS only")
+        if not 1 <= self.log_retention_days <= 3650:
+            raise ValueError("LayerSpec: log_retention_days must be 1..3650")
+        if self.elasticsearch_nodes not in (1, 3, 5):
+            raise ValueError("LayerSpec: elasticsearch_nodes must be 1 (dev) or an odd quorum of 3 or 5")
+        if self.environment == "prod" and self.elasticsearch_nodes < 3:
+            raise ValueError("LayerSpec: prod needs 3 Elasticsearch nodes (losing one must not lose logs)")
+
+    @property
+    def eks(self) -> bool:
+        return self.target == "eks"
+
+    @property
+    def trusted_proxy_cidr(self) -> str:
+        """Where NGINX Gateway pods' addresses come from: the gateway believes X-Forwarded-For only from there."""
+        cidr = self.vpc_cidr if self.eks else self.pod_cidr
+        assert cidr is not None  # checked in __post_init__
+        return cidr

@@ -1,0 +1,117 @@
+"""The services' chart values, computed from the catalog and the stack: a pure function per service.
+
+Everything that differs between services comes from ``services.catalog``: port, scaling, who may call whom
+(network policy allow-lists), whether a database exists. Everything that differs between stacks comes from
+``LayerSpec``. Secret settings never appear here: they are files in the ``<name>-secrets`` Secret.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from services import catalog
+from services.catalog import Service
+from shop_platform.k8s import spec as k
+from shop_platform.k8s.spec import LayerSpec
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceInputs:
+    """Per-service values that exist only once the cloud side is declared (resolved Pulumi outputs)."""
+
+    image_repository: str
+    role_arn: str = ""  # EKS: the IRSA role of the service's database secret
+    db_host: str = ""  # EKS: the RDS address
+    db_secret_arn: str = ""  # EKS: the RDS-managed master secret
+
+
+def secret_name(svc: Service) -> str:
+    return f"{svc.name}-secrets"
+
+
+def jwks_url() -> str:
+    """The JWKS is served by whichever catalog service publishes /.well-known/jwks.json."""
+    for svc in catalog.SERVICES:
+        if any(p.startswith("/.well-known/jwks.json") for p in svc.public_prefixes):
+            return f"http://{svc.name}:{svc.port}/.well-known/jwks.json"
+    raise ValueError("no catalog service publishes /.well-known/jwks.json")
+
+
+def _env(svc: Service, layer: LayerSpec, inputs: ServiceInputs) -> dict[str, str]:
+    env = {
+        "ENVIRONMENT": layer.environment,
+        "LOG_LEVEL": "INFO",
+        # Same namespace: a Service per catalog entry, named after it, on the catalog port.
+        "SERVICE_URL_TEMPLATE": "http://{name}:{port}",
+    }
+    if not any(p.startswith("/.well-known/jwks.json") for p in svc.public_prefixes):
+        env["JWKS_URL"] = jwks_url()
+    if svc.owns_database and layer.eks:
+        # The kit reads the RDS-managed secret itself (IRSA role below) and verifies the server's certificate.
+        env.update(DB_SECRET_ARN=inputs.db_secret_arn, DB_HOST=inputs.db_host, DB_NAME=svc.database_name,
+                   DB_PORT="5432", AWS_REGION=layer.region or "", DB_SSLMODE="verify-full",
+                   DB_SSL_ROOT_CERT=k.RDS_CA_BUNDLE)
+    if svc.name == catalog.GATEWAY:
+        # X-Forwarded-For is believed only from NGINX Gateway pods; the rate-limit table lives on /tmp.
+        env.update(TRUSTED_PROXIES=layer.trusted_proxy_cidr, RATE_LIMIT_STATE_PATH="/tmp/gateway/ratelimit.bin")  # noqa: S108
+    return env
+
+
+def _network_policy(svc: Service, layer: LayerSpec) -> dict[str, Any]:
+    peers: list[dict[str, Any]] = []
+    if svc.name == catalog.GATEWAY:
+        peers.append({"namespace": k.GATEWAY_NS, "podLabels": dict(k.GATEWAY_POD_LABELS)})
+    database: dict[str, Any] = {"enabled": False}
+    if svc.owns_database:
+        if layer.eks:
+            database = {"enabled": True, "port": 5432, "cidrs": list(layer.database_cidrs)}
+        else:
+            database = {"enabled": True, "port": 5432, "namespace": k.DATA_NS,
+                        "podLabels": dict(k.POSTGRES_POD_LABELS)}
+    # EKS: STS (IRSA) and Secrets Manager are HTTPS endpoints outside the VPC; nothing inside the VPC on 443.
+    aws_apis: dict[str, Any] = {"enabled": False}
+    if svc.owns_database and layer.eks:
+        aws_apis = {"enabled": True, "exceptCidrs": [layer.vpc_cidr]}
+    return {
+        "fromServices": list(catalog.callers_of(svc.name)),
+        "fromPeers": peers,
+        "prometheus": {"namespace": k.MONITORING_NS, "podLabels": dict(k.PROMETHEUS_POD_LABELS)},
+        "toServices": [{"name": c, "port": catalog.get(c).port} for c in svc.calls],
+        "dns": {"namespace": "kube-system", "podLabels": dict(k.DNS_POD_LABELS)},
+        "database": database,
+        "awsApis": aws_apis,
+    }
+
+
+def service_values(svc: Service, layer: LayerSpec, inputs: ServiceInputs) -> dict[str, Any]:
+    """The chart values of one service on one stack (validated again by the chart's values.schema.json)."""
+    size = layer.sizing
+    lo, hi = svc.scaling.min_replicas, svc.scaling.max_replicas
+    if size.max_replicas_cap is not None:
+        hi = min(hi, size.max_replicas_cap)
+        lo = 1
+    image: dict[str, Any] = {"repository": inputs.image_repository, "tag": layer.image_tag,
+                             # kind loads images into the nodes (no registry): never pull.
+                             "pullPolicy": "Always" if layer.eks else "IfNotPresent"}
+    if svc.name in layer.image_digests:
+        image["digest"] = layer.image_digests[svc.name]
+    return {
+        "name": svc.name,
+        "port": svc.port,
+        "image": image,
+        "env": _env(svc, layer, inputs),
+        "secretsDir": k.SECRETS_DIR,
+        "secretName": secret_name(svc),
+        "serviceAccount": {"roleArn": inputs.role_arn if layer.eks else ""},
+        "resources": {"requests": {"cpu": size.cpu_request, "memory": size.memory_request},
+                      "limits": {"cpu": size.cpu_limit, "memory": size.memory_limit}},
+        "autoscaling": {"minReplicas": lo, "maxReplicas": hi,
+                        "targetCPUUtilizationPercentage": svc.scaling.target_cpu_percent},
+        "podDisruptionBudget": {"maxUnavailable": 1},
+        # prod has nodes in 3 zones (config requires it): refuse to stack replicas in one zone.
+        "topologySpread": {"zoneWhenUnsatisfiable": "DoNotSchedule" if layer.environment == "prod"
+                           else "ScheduleAnyway"},
+        "networkPolicy": _network_policy(svc, layer),
+        "serviceMonitor": {"enabled": True, "interval": "30s"},
+    }

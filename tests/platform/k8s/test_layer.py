@@ -1,0 +1,133 @@
+"""The Pulumi side of the Kubernetes layer: component shape, pinned releases, keys, args validation, kind files."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from shop_platform import versions
+from shop_platform.k8s import spec as k
+from shop_platform.k8s.components import (
+    GatewayEdgeArgs,
+    ServiceSecretsArgs,
+    _secret_data,
+    deploy_kubernetes_layer,
+)
+from shop_platform.k8s.keys import keyring_from_seeds, pem_from_seed
+from shop_platform.k8s.spec import LayerSpec
+from shop_platform.plan import REPO_ROOT
+
+from services import catalog
+from services.kit import keys
+
+from .conftest import StackRender, layer_for, placeholder_aws
+
+RELEASE = "kubernetes:helm.sh/v3:Release"
+
+
+def test_components_are_typed_shop_k8s_and_every_resource_has_a_parent(stack_render: StackRender) -> None:
+    """Component shape (shop:k8s:<Type>, children parented): `pulumi preview` then shows one tree per concern
+    and a component's deletion takes its children with it."""
+    rec = stack_render.recording
+    components = [r for r in rec.resources if not r.custom]
+    types = {r.type for r in components if r.type.startswith("shop:")}
+    assert types >= {"shop:k8s:Namespaces", "shop:k8s:ServiceSecrets", "shop:k8s:ServiceDeployment",
+                     "shop:k8s:GatewayEdge", "shop:k8s:Observability", "shop:k8s:Logging"}
+    assert ("shop:k8s:InClusterPostgres" in types) is (not stack_render.layer.eks)
+    urns = {r.urn for r in rec.resources}
+    orphans = [r.name for r in rec.resources if r.custom and r.parent not in urns
+               and r.name != "cluster-autoscaler" and not r.type.startswith("pulumi:providers:")]
+    assert orphans == []
+
+
+def test_every_release_is_pinned_to_a_version_from_versions_py(stack_render: StackRender) -> None:
+    """Third-party charts are pinned (chart, version, repository) in one module: an upgrade is one reviewed diff,
+    and nothing floats to "latest" on the next `pulumi up`."""
+    pins = {v for name, v in vars(versions).items() if name.endswith("_CHART") and isinstance(v, str)}
+    for r in stack_render.recording.of_type(RELEASE):
+        if r.inputs["chart"].endswith("charts/service"):
+            assert not r.inputs["chart"].startswith("/"), "no machine-specific absolute path in state"
+            continue
+        assert r.inputs.get("version") in pins, r.inputs["name"]
+        assert r.inputs.get("atomic") is True, "a failed upgrade rolls back instead of leaving a half release"
+
+
+def test_service_secrets_hold_only_what_each_service_needs() -> None:
+    """Each service's Secret has its own private key and its callers' public keys (the catalog allow-list); only
+    users gets the token signing keys and only payments the card fingerprint key; kind adds DATABASE_URL."""
+    seeds = {s.name: pem_seed(i) for i, s in enumerate(catalog.SERVICES)}
+    ring = keyring_from_seeds(pem_seed(99), seeds, "ab" * 32)
+    for svc in catalog.SERVICES:
+        data = _secret_data(svc.name, [ring, {"DATABASE_URL": "postgresql://x"} if svc.owns_database else {}])
+        assert keys.public_pem(data["SERVICE_PRIVATE_KEY"]) == keys.public_pem(ring.service_keys[svc.name])
+        import json
+
+        assert set(json.loads(data["SERVICE_PUBLIC_KEYS"])) == set(catalog.callers_of(svc.name))
+        assert ("JWT_SIGNING_KEYS" in data) is (svc.name == "users")
+        assert ("CARD_FINGERPRINT_KEY" in data) is (svc.name == "payments")
+        assert ("DATABASE_URL" in data) is svc.owns_database
+
+
+def pem_seed(i: int) -> str:
+    import base64
+
+    return base64.b64encode(bytes([i]) * 32).decode()
+
+
+def test_keys_derive_deterministically_from_their_seeds() -> None:
+    """Seeds live (secret) in state and never change unless replaced, so every `pulumi up` yields the same keys:
+    a redeploy never invalidates issued tokens or service credentials by accident."""
+    assert pem_from_seed(pem_seed(1)) == pem_from_seed(pem_seed(1))
+    assert pem_from_seed(pem_seed(1)) != pem_from_seed(pem_seed(2))
+    keys.load_private(pem_from_seed(pem_seed(3)))  # a valid Ed25519 key for the kit
+    with pytest.raises(ValueError, match="32 bytes"):
+        pem_from_seed(pem_seed(1)[:8])
+
+
+def test_layer_refuses_mismatched_targets() -> None:
+    """EKS without the AWS layer's outputs (or kind with them) is a wiring mistake caught before any resource."""
+    with pytest.raises(ValueError, match="EKS needs the AWS inputs"):
+        deploy_kubernetes_layer(layer_for("dev"))
+    with pytest.raises(ValueError, match="kind must not get them"):
+        deploy_kubernetes_layer(layer_for("local"), None, placeholder_aws("dev"))
+    with pytest.raises(ValueError, match="TargetGroupBinding"):
+        GatewayEdgeArgs(layer_for("prod"))
+    with pytest.raises(ValueError, match="unknown services"):
+        ServiceSecretsArgs(catalog.SERVICES, extra={"nope": {}})
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"image_tag": "latest"}, "never 'latest'"),
+    ({"target": "kind", "pod_cidr": None}, "pod_cidr"),
+    ({"elasticsearch_nodes": 2}, "odd quorum"),
+    ({"elasticsearch_nodes": 1}, "prod needs 3"),
+    ({"database_cidrs": ()}, "EKS needs"),
+])
+def test_layer_spec_refuses_unsafe_combinations(change: dict[str, object], message: str) -> None:
+    """Secure defaults are enforced in the args object, not discovered at apply time."""
+    from dataclasses import replace
+
+    with pytest.raises(ValueError, match=message):
+        replace(layer_for("prod"), **change)  # type: ignore[arg-type]
+
+
+def test_kind_files_are_valid_and_agree_with_the_stack() -> None:
+    """The kind config, scripts and YAML lint clean; the pod subnet the gateway trusts is the cluster's."""
+    import yaml  # type: ignore[import-untyped]
+
+    lint = subprocess.run([str(Path(sys.executable).parent / "yamllint"), "-c", "charts/.yamllint.yaml", "charts",
+                           *[p.name for p in REPO_ROOT.glob("Pulumi.*.yaml")]], cwd=REPO_ROOT,
+                          capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout
+    for script in ("up.sh", "down.sh"):
+        assert subprocess.run(["bash", "-n", str(REPO_ROOT / "charts" / "kind" / script)]).returncode == 0
+    cluster = yaml.safe_load((REPO_ROOT / "charts" / "kind" / "cluster.yaml").read_text())
+    layer: LayerSpec = layer_for("local")
+    assert cluster["networking"]["podSubnet"] == layer.pod_cidr == layer.trusted_proxy_cidr
+    assert "image" not in str(cluster["nodes"]), "the node image is pinned once, in versions.KIND_NODE_IMAGE"
+    assert versions.KIND_NODE_IMAGE.split(":v")[1].startswith(layer.kube_version + ".")
+    zones = {n.get("labels", {}).get("topology.kubernetes.io/zone") for n in cluster["nodes"] if n["role"] == "worker"}
+    assert len(zones) == 2, "two zones so the services' zone spread is exercised locally"
+    assert cluster["nodes"][0]["extraPortMappings"][0]["containerPort"] == k.KIND_GATEWAY_NODE_PORT
