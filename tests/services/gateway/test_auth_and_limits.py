@@ -92,6 +92,11 @@ def test_client_limit_answers_429_with_retry_after(start_gateway: GatewayFactory
     assert r.headers["retry-after"].isdigit()
     assert 1 <= int(r.headers["retry-after"]) <= 5
     assert hits(standin, request_id) == 0
+    metrics = httpx.get(gw.url + "/metrics").text  # /metrics itself is not rate limited
+    assert 'gateway_rate_limited_total{scope="client"} 1.0' in metrics
+    assert 'gateway_upstream_requests_total{status="200",upstream="products"} 5.0' in metrics
+    assert 'http_requests_total{method="GET",route="/api/v1/products/{rest:path}",service="gateway",status="429"}' \
+        in metrics
 
 
 def test_login_is_limited_more_strictly(start_gateway: GatewayFactory, standin: Proc) -> None:
