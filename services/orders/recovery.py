@@ -7,8 +7,8 @@ It cannot charge (the card is never stored), so for an order untouched for ``REC
   a declined charge -> release, ``payment_failed``; a capture -> ``paid`` and on as below;
 - ``paid`` -> commit the stock and confirm (or, when the reservation is gone, refund + ``failed``);
 - ``cancelling`` -> refund, return the stock, ``cancelled``;
-- ``failed`` with ``needs_settle`` (settle pass, once): refund any capture and release any reservation
-  that reached a peer after the saga gave up on it.
+- ``failed`` with ``needs_settle`` (settle pass, once, ``RECOVERY_SETTLE_AFTER_S`` after it failed):
+  refund any capture and release any reservation that reached a peer after the saga gave up on it.
 
 Each step is idempotent, so a crash of the loop itself is harmless: the next round repeats it. The
 outcome is also stored as the final response of the order's Idempotency-Key (or the key is dropped when
@@ -110,7 +110,7 @@ async def recover_once(saga: Saga, settings: Settings) -> int:
     failed = await saga.pool.fetch(
         """SELECT id FROM orders WHERE status = 'failed' AND needs_settle
               AND updated_at < now() - make_interval(secs => $1) ORDER BY updated_at LIMIT $2""",
-        settings.recovery_stuck_after_s, settings.recovery_batch)
+        settings.recovery_settle_after_s, settings.recovery_batch)
     for r in failed:
         try:
             await settle(saga, r["id"])

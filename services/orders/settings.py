@@ -18,6 +18,9 @@ class Settings(KitSettings):
     # are finished or compensated (one replica at a time: pg_advisory_lock).
     recovery_interval_s: float = Field(default=5.0, gt=0, le=3600)
     recovery_stuck_after_s: float = Field(default=30.0, gt=0)
+    # A failed order is re-checked once (the settle pass) this long after it failed: long enough for a
+    # request we gave up on to have reached its peer (more than any outbound timeout).
+    recovery_settle_after_s: float = Field(default=30.0, gt=0)
     recovery_batch: int = Field(default=100, ge=1, le=1000)
     idempotency_retention_s: float = Field(default=48 * 3600.0, ge=24 * 3600.0)
 
@@ -27,4 +30,6 @@ class Settings(KitSettings):
         worst = 3 * self.products_timeout_s + 3 * self.payments_timeout_s
         if self.recovery_stuck_after_s <= worst:
             raise ValueError(f"RECOVERY_STUCK_AFTER_S must exceed the worst-case saga time ({worst:.1f} s)")
+        if self.recovery_settle_after_s <= max(self.products_timeout_s, self.payments_timeout_s):
+            raise ValueError("RECOVERY_SETTLE_AFTER_S must exceed every outbound timeout")
         return self

@@ -25,7 +25,7 @@ from tests.support.procs import ServiceProcess, free_port
 from tests.support.stack import TestStack
 
 FAST_ENV = {"PRODUCTS_TIMEOUT_S": "1", "PAYMENTS_TIMEOUT_S": "1", "RECOVERY_INTERVAL_S": "0.5",
-            "RECOVERY_STUCK_AFTER_S": "6.5"}
+            "RECOVERY_STUCK_AFTER_S": "6.5", "RECOVERY_SETTLE_AFTER_S": "2"}
 
 
 @pytest.fixture(scope="module")

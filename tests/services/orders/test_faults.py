@@ -26,7 +26,7 @@ from tests.support.stack import TestStack
 
 TIMEOUT_S = 1.0
 FAST_ENV = {"PRODUCTS_TIMEOUT_S": str(TIMEOUT_S), "PAYMENTS_TIMEOUT_S": str(TIMEOUT_S),
-            "RECOVERY_INTERVAL_S": "0.5", "RECOVERY_STUCK_AFTER_S": "6.5"}
+            "RECOVERY_INTERVAL_S": "0.5", "RECOVERY_STUCK_AFTER_S": "6.5", "RECOVERY_SETTLE_AFTER_S": "2"}
 
 
 @pytest.fixture(scope="module")
