@@ -4,7 +4,8 @@
 
 Writes ``DIR/resources.json`` (every resource: type, name, parent, provider, dependencies, inputs with
 secrets redacted, plus the stack outputs) and prints a tree with counts per type. Exit status: 0 on
-success, 2 on a config error (the message names the key), 1 on any other failure of the program.
+success, 2 on a config error (the message names the key), 3 when the policy pack (``policies/``) finds a
+mandatory violation (``policy-report.txt`` names each, with the fix), 1 on any other failure of the program.
 
 The output directory is shared with later steps: ``manifests/`` (rendered Kubernetes objects) and the policy
 report are written next to ``resources.json`` by writers registered in ``EXTRA_WRITERS``.
@@ -114,6 +115,26 @@ def write(result: PlanResult, out: Path) -> Path:
     return path
 
 
+def write_policy_report(result: PlanResult, out: Path) -> None:
+    """``policy-report.json``/``.txt``: the policy pack run over this graph the way ``pulumi preview
+    --policy-pack policies`` runs it (policies/README.md says what differs offline)."""
+    policies = str(REPO_ROOT / "policies")
+    if policies not in sys.path:
+        sys.path.insert(0, policies)
+    from retail_policies.offline import run_policies, write_report
+
+    write_report(run_policies(result.recording.resources), out)
+
+
+EXTRA_WRITERS.append(write_policy_report)
+
+
+def policy_passed(out: Path) -> bool:
+    """Whether the policy report in ``out`` has no mandatory violation (True when no report was written)."""
+    report = out / "policy-report.json"
+    return not report.is_file() or bool(json.loads(report.read_text()).get("passed"))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m shop_platform.plan", description=__doc__.split("\n\n")[0])
     parser.add_argument("--stack", required=True, help="stack name: Pulumi.<stack>.yaml at the repository root")
@@ -133,7 +154,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"stack {args.stack}: resources by type")
     print(render_counts(result.recording))
     print(f"wrote {path} in {result.seconds:.1f}s (offline: Pulumi mocks, no cloud calls)")
-    return 0
+    if (out / "policy-report.txt").is_file():
+        print((out / "policy-report.txt").read_text().rstrip())
+    return 0 if policy_passed(out) else 3
 
 
 if __name__ == "__main__":
