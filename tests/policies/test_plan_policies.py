@@ -188,3 +188,26 @@ def test_report_round_trips_as_json(tmp_path: Path) -> None:
     saved = json.loads(path.read_text())
     assert saved["by_policy"] == {"kms-key-rotation": 1}
     assert saved["violations"][0]["resource_type"] == "aws:kms/key:Key"
+
+
+def test_the_offline_plan_writes_the_policy_report_and_fails_on_a_mandatory_violation(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`python -m shop_platform.plan` writes policy-report.{json,txt} beside resources.json, prints it, and
+    exits 3 when the pack finds a mandatory violation (0 on the committed stacks)."""
+    from dataclasses import replace
+
+    from shop_platform.offline import Recording
+    from shop_platform.plan import PlanResult, main, policy_passed
+
+    assert main(["--stack", "dev", "--out", str(tmp_path / "dev"), "--quiet"]) == 0
+    assert "0 mandatory" in capsys.readouterr().out
+    assert json.loads((tmp_path / "dev" / "policy-report.json").read_text())["passed"] is True
+
+    result = planned("prod")
+    broken = [replace(r, inputs={**r.inputs, "multiAz": False}) if r.type == "aws:rds/instance:Instance" else r
+              for r in result.recording.resources]
+    write_plan(PlanResult("prod", Recording(broken, result.recording.outputs), result.seconds), tmp_path / "prod")
+    assert not policy_passed(tmp_path / "prod")
+    text = (tmp_path / "prod" / "policy-report.txt").read_text()
+    assert "FAILED" in text
+    assert "[mandatory] rds-prod-multi-az" in text
