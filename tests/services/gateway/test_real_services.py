@@ -4,8 +4,11 @@ over the merged public OpenAPI document."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,7 +24,7 @@ from services.kit.auth import ServiceTokenIssuer
 from services.runner.keyring import KeyRing
 from tests.services.gateway.conftest import GatewayFactory, Proc, make_token
 from tests.support.procs import ServiceProcess
-from tests.support.stack import TestStack
+from tests.support.stack import ADMIN_EMAIL, ADMIN_PASSWORD, TestStack
 
 _RAISED = {"RATE_LIMIT_CLIENT_BURST": "100000", "RATE_LIMIT_CLIENT_PER_S": "100000",
            "RATE_LIMIT_USER_BURST": "100000", "RATE_LIMIT_USER_PER_S": "100000",
@@ -29,13 +32,35 @@ _RAISED = {"RATE_LIMIT_CLIENT_BURST": "100000", "RATE_LIMIT_CLIENT_PER_S": "1000
 
 
 @pytest.fixture(scope="module")
-def services(stack: TestStack, users: ServiceProcess, products: ServiceProcess,
-             keyring_jwks_url: str) -> dict[str, ServiceProcess]:
-    """Every public service, started once per session (shared with the services' own tests)."""
-    payments = stack.running.get("payments") or stack.start("payments", JWKS_URL=keyring_jwks_url)
-    search = stack.running.get("search") or stack.start("search")
-    orders = stack.running.get("orders") or stack.start("orders", JWKS_URL=keyring_jwks_url)
-    return {"users": users, "products": products, "search": search, "orders": orders, "payments": payments}
+def services(stack: TestStack, logdir: Path) -> Iterator[dict[str, ServiceProcess]]:
+    """Every public service, as processes of this module's own (fresh databases, the deployment's keys):
+    the fuzzing and the failed logins here must not throttle, or add products to, the instances the
+    services' own tests share."""
+    running: dict[str, ServiceProcess] = {}
+
+    def start(name: str) -> ServiceProcess:
+        env = stack.env_for(name)
+        env["SERVICE_URLS"] = json.dumps({n: p.url for n, p in running.items()})
+        if name != "users":
+            env["JWKS_URL"] = f"{running['users'].url}/.well-known/jwks.json"
+        running[name] = ServiceProcess(name, env, logdir).start()
+        return running[name]
+
+    try:
+        for name in ("users", "products", "payments", "search", "orders"):
+            start(name)
+        yield dict(running)
+    finally:
+        for proc in running.values():
+            proc.stop()
+
+
+@pytest.fixture(scope="module")
+def admin_token(services: dict[str, ServiceProcess]) -> str:
+    r = httpx.post(f"{services['users'].url}/api/v1/sessions", json={"email": ADMIN_EMAIL,
+                                                                       "password": ADMIN_PASSWORD})
+    assert r.status_code == 201, r.text
+    return str(r.json()["access_token"])
 
 
 def _urls(services: dict[str, ServiceProcess]) -> dict[str, str]:

@@ -178,6 +178,21 @@ def test_request_bodies_are_forwarded_intact(gateway: Proc) -> None:
     assert len(body["body"]) == len(big)
 
 
+def test_response_bodies_small_large_and_empty_arrive_intact(gateway: Proc) -> None:
+    """Large answers are streamed (not buffered), empty ones (204, HEAD) stay empty, bytes are unchanged."""
+    size = 300_000
+    r = httpx.get(gateway.url + f"/api/v1/products/x?size={size}")
+    assert r.status_code == 200
+    assert r.content == bytes(i % 251 for i in range(size))
+    r = httpx.delete(gateway.url + "/api/v1/products/x?empty=204")
+    assert r.status_code == 204
+    assert r.content == b""
+    r = httpx.head(gateway.url + "/api/v1/products/x?size=1000")
+    assert r.status_code == 200
+    assert r.headers["content-length"] == "1000"
+    assert r.content == b""
+
+
 def test_oversized_bodies_are_refused_with_413(gateway: Proc, standin: Proc) -> None:
     """A body above MAX_BODY_BYTES never reaches a service (cheap protection against memory abuse)."""
     request_id = rid()

@@ -67,6 +67,10 @@ async def handle(request: Request) -> Response:
     q = request.query_params
     if "sleep" in q:
         await asyncio.sleep(float(q["sleep"]))
+    if "empty" in q:
+        return Response(status_code=int(q["empty"]))
+    if "size" in q:
+        return Response(bytes(i % 251 for i in range(int(q["size"]))), media_type="application/octet-stream")
     if "status" in q:
         status = int(q["status"])
         return JSONResponse({"type": "about:blank", "title": "told to fail", "status": status, "detail": "x",
