@@ -1,8 +1,8 @@
 """Stack compositions: which components each deployment target wires together.
 
-``COMPOSITIONS`` maps a stack's ``environment`` to the function that declares it. The kind-based ``local``
-target is a later issue: it adds ``stacks/local.py``, a ``"local"`` entry here and ``local`` to
-``shop_platform.config.ENVIRONMENTS``; nothing else in the entry point changes.
+``COMPOSITIONS`` maps a stack's ``environment`` to the function that declares it: ``dev``/``prod`` are AWS
+(``stacks/aws.py``, a ``StackConfig``), ``local`` is kind (``stacks/local.py``, a ``LocalStackConfig``; see
+``shop_platform.config.parse_any_stack_config``). Each composition checks the config type it is given.
 """
 
 from __future__ import annotations
@@ -10,13 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from shop_platform.config import StackConfig
+from stacks import aws, local
 
-from stacks import aws
-
-Composition = Callable[[StackConfig], Mapping[str, Any]]
+Composition = Callable[[Any], Mapping[str, Any]]
 
 COMPOSITIONS: dict[str, Composition] = {
     "dev": aws.build,
     "prod": aws.build,
+    "local": local.build,
 }

@@ -18,6 +18,8 @@ from shop_platform.context import StackContext
 from shop_platform.databases import Databases, DatabasesArgs
 from shop_platform.dns import ApiDns, ApiDnsArgs, Zone, ZoneArgs
 from shop_platform.edge import Edge, EdgeArgs
+from shop_platform.k8s.components import AwsInputs, deploy_kubernetes_layer
+from shop_platform.k8s.stackconfig import layer_spec_for_eks
 from shop_platform.network import Network, NetworkArgs
 from shop_platform.registry import Registry, RegistryArgs
 from shop_platform.shield import ShieldArgs, ShieldProtections
@@ -78,7 +80,16 @@ def build(cfg: StackConfig) -> Mapping[str, Any]:
             ctx=ctx, alb_arn=edge.alb_arn, zone_arn=zone.zone_arn,
             distribution_arn=api_dns.maintenance_distribution_arn, health_check_arn=api_dns.health_check_arn))
 
+    # The Kubernetes layer (charts, gateway, observability, logging) through the cluster's provider, so destroy
+    # removes it while nodes and controllers still run (platform/README.md, destroy order).
+    kube = deploy_kubernetes_layer(layer_spec_for_eks(cfg, cfg.kubernetes), cluster.k8s_provider, AwsInputs(
+        repository_urls=registry.repository_urls, database_hosts=databases.endpoints,
+        database_secret_arns=databases.secret_arns, database_role_arns=databases.role_arns,
+        target_group_arn=edge.target_group_arn, lb_controller_role_arn=edge.lb_controller_role_arn,
+        autoscaler_role_arn=cluster.autoscaler_role_arn, cluster_name=cluster.cluster_name, vpc_id=network.vpc_id))
+
     return {
+        **kube,
         "apiUrl": api_dns.api_url,
         "clusterName": cluster.cluster_name,
         "kubeconfig": cluster.kubeconfig,  # secret

@@ -14,9 +14,12 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from shop_platform import versions
+
+if TYPE_CHECKING:  # the Kubernetes layer's config imports ConfigError from here: import it lazily at run time
+    from shop_platform.k8s.stackconfig import KubernetesConfig, LocalStackConfig
 
 PROJECT: Final = "retail-platform"
 
@@ -111,6 +114,7 @@ class StackConfig:
     cluster: ClusterConfig
     databases: DatabasesConfig
     edge: EdgeConfig
+    kubernetes: KubernetesConfig  # the ``kubernetes`` object: image tag, alerting, log/metric retention
 
     @property
     def is_prod(self) -> bool:
@@ -348,15 +352,35 @@ def parse_stack_config(stack: str, raw: Mapping[str, Any], region: str | None) -
         cluster=_cluster(raw, env),
         databases=_databases(raw, env),
         edge=_edge(raw, env),
+        kubernetes=_kubernetes(raw, env),
     )
 
 
+def _kubernetes(raw: Mapping[str, Any], env: str) -> KubernetesConfig:
+    from shop_platform.k8s.stackconfig import parse_kubernetes_config
+
+    return parse_kubernetes_config(raw, env)
+
+
+LOCAL_ENVIRONMENT: Final = "local"
+
+
+def parse_any_stack_config(stack: str, raw: Mapping[str, Any], region: str | None) -> StackConfig | LocalStackConfig:
+    """A ``local`` (kind) stack has no AWS keys and its own rules (shop_platform.k8s.stackconfig); every other
+    stack is an AWS stack (``parse_stack_config``)."""
+    if raw.get("environment", stack) == LOCAL_ENVIRONMENT:
+        from shop_platform.k8s.stackconfig import parse_local_config
+
+        return parse_local_config(stack, raw)
+    return parse_stack_config(stack, raw, region)
+
+
 TOP_LEVEL_KEYS: Final[tuple[str, ...]] = (
-    "environment", "owner", "domain", "createZone", "network", "cluster", "databases", "edge",
+    "environment", "owner", "domain", "createZone", "network", "cluster", "databases", "edge", "kubernetes",
 )
 
 
-def load_stack_config() -> StackConfig:
+def load_stack_config() -> StackConfig | LocalStackConfig:
     """Read this stack's config from Pulumi (once, in ``stacks/__main__.py``) and validate it."""
     import pulumi
     from pulumi.runtime.config import CONFIG, get_config_env
@@ -366,4 +390,4 @@ def load_stack_config() -> StackConfig:
     prefix = f"{PROJECT}:"
     raw: dict[str, Any] = {k.removeprefix(prefix): v for k, v in {**get_config_env(), **CONFIG.get()}.items()
                            if k.startswith(prefix)}
-    return parse_stack_config(pulumi.get_stack(), raw, pulumi.Config("aws").get("region"))
+    return parse_any_stack_config(pulumi.get_stack(), raw, pulumi.Config("aws").get("region"))

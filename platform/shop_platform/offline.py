@@ -13,6 +13,8 @@ real values.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -205,6 +207,13 @@ class PlatformMocks(pulumi.runtime.Mocks):
             out["latestVersion"] = 1
         elif t == "aws:sns/topic:Topic":
             out["arn"] = _arn("sns", region, name)
+        elif t == "random:index/randomBytes:RandomBytes":
+            # Deterministic placeholders derived from the name (never real key material): the program's
+            # key derivation runs, and resources.json stays reproducible.
+            seed = hashlib.sha256(name.encode()).digest()[: int(i.get("length", 32))]
+            out.update(base64=base64.b64encode(seed).decode(), hex=seed.hex())
+        elif t == "random:index/randomPassword:RandomPassword":
+            out["result"] = hashlib.sha256(name.encode()).hexdigest()[: int(i.get("length", 32))]
         return rid, out
 
     # -- invokes --------------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from typing import Any, Final
 
 import yaml  # type: ignore[import-untyped]  # no types-PyYAML in the venv
 
-from shop_platform.config import PROJECT, ConfigError, parse_stack_config
+from shop_platform.config import PROJECT, ConfigError, parse_any_stack_config
 from shop_platform.offline import Recording, run_program
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[2]
@@ -50,6 +50,17 @@ class PlanResult:
 EXTRA_WRITERS: list[Callable[[PlanResult, Path], None]] = []
 
 
+def write_kubernetes_manifests(result: PlanResult, out: Path) -> None:
+    """``manifests/``: every Kubernetes object the stack would apply (the services' chart rendered with the
+    values the program computed) and ``manifests/releases.json`` listing the remote charts it cannot render."""
+    from shop_platform.k8s.render import render_recording, write_manifests
+
+    write_manifests(render_recording(result.recording), out)
+
+
+EXTRA_WRITERS.append(write_kubernetes_manifests)
+
+
 def stack_config(stack: str, root: Path = REPO_ROOT) -> dict[str, str]:
     """The stack file's config as the engine hands it to a program: full keys, string values (JSON for
     structured values)."""
@@ -66,7 +77,7 @@ def validate(stack: str, config: dict[str, str]) -> None:
     """Fail fast (before any mock runs) exactly as the program would."""
     prefix = f"{PROJECT}:"
     raw = {k.removeprefix(prefix): v for k, v in config.items() if k.startswith(prefix)}
-    parse_stack_config(stack, raw, config.get("aws:region"))
+    parse_any_stack_config(stack, raw, config.get("aws:region"))
 
 
 def run_plan(stack: str, root: Path = REPO_ROOT, config: dict[str, str] | None = None) -> PlanResult:
@@ -75,7 +86,8 @@ def run_plan(stack: str, root: Path = REPO_ROOT, config: dict[str, str] | None =
     validate(stack, cfg)
     started = time.perf_counter()
     recording = run_program(lambda: runpy.run_path(str(root / "stacks"), run_name="__main__"),
-                            project=PROJECT, stack=stack, config=cfg, region=cfg["aws:region"])
+                            # The local (kind) stack has no AWS region; the mocks only use it to shape names.
+                            project=PROJECT, stack=stack, config=cfg, region=cfg.get("aws:region", "eu-west-1"))
     return PlanResult(stack, recording, time.perf_counter() - started)
 
 

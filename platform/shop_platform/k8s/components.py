@@ -263,6 +263,28 @@ class InClusterPostgres(pulumi.ComponentResource):
 
 
 @dataclass(frozen=True, slots=True)
+class ClusterAddonsArgs:
+    layer: LayerSpec
+    cluster_name: pulumi.Input[str]
+    autoscaler_role_arn: pulumi.Input[str]
+    provider: k8s.Provider | None = None
+
+    def __post_init__(self) -> None:
+        if not self.layer.eks:
+            raise ValueError("ClusterAddonsArgs: the Cluster Autoscaler resizes EKS node groups; kind has none")
+
+
+class ClusterAddons(pulumi.ComponentResource):
+    """EKS: the Cluster Autoscaler (its IRSA role comes from the cluster component), pinned in versions.py."""
+
+    def __init__(self, name: str, args: ClusterAddonsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("shop:k8s:ClusterAddons", name, None, opts)
+        spec = addons.cluster_autoscaler(args.cluster_name, args.autoscaler_role_arn, args.layer.region or "")
+        self.autoscaler = release(f"{name}-cluster-autoscaler", spec, self, args.provider)
+        self.register_outputs({})
+
+
+@dataclass(frozen=True, slots=True)
 class AwsInputs:
     """What the AWS layer hands the Kubernetes layer on EKS (outputs of Registry, Databases, Edge, Cluster)."""
 
@@ -304,12 +326,7 @@ def deploy_kubernetes_layer(layer: LayerSpec, provider: k8s.Provider | None = No
         edge = GatewayEdge("edge", GatewayEdgeArgs(
             layer, provider, target_group_arn=aws.target_group_arn, lb_controller_role_arn=aws.lb_controller_role_arn,
             cluster_name=aws.cluster_name, vpc_id=aws.vpc_id, depends_on=base))
-        autoscaler = addons.cluster_autoscaler(aws.cluster_name, aws.autoscaler_role_arn, layer.region or "")
-        k8s.helm.v3.Release("cluster-autoscaler", name=autoscaler.name, chart=autoscaler.chart,
-                            version=autoscaler.version,
-                            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=autoscaler.repo),
-                            namespace=autoscaler.namespace, values=autoscaler.values, atomic=True, timeout=600,
-                            opts=pulumi.ResourceOptions(provider=provider))
+        ClusterAddons("cluster-addons", ClusterAddonsArgs(layer, aws.cluster_name, aws.autoscaler_role_arn, provider))
         extra: dict[str, Mapping[str, pulumi.Input[str]]] = {}
         db_deps: list[pulumi.Resource] = []
     else:

@@ -1,25 +1,22 @@
-"""The Kubernetes layer of each stack, run once per session under the offline mocks and rendered.
+"""Each stack's program, run once per session exactly as the offline plan runs it, and its manifests rendered.
 
-Every stack file at the repository root is covered (dev, prod, local). The layer runs through the same
-recording monitor as the offline plan (shop_platform.offline), and the same ``render_recording`` turns the
-recording into manifests: tests check exactly what the plan writes.
+Every stack file at the repository root is covered (dev, prod, local): the real ``stacks/__main__.py`` under the
+plan's recording monitor (shop_platform.plan.run_plan), and the same ``render_recording`` the plan's
+``manifests/`` writer uses, so tests check exactly what the plan writes.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pulumi
 import pytest
 from shop_platform import offline
 from shop_platform.config import PROJECT, parse_stack_config
-from shop_platform.k8s.components import AwsInputs, deploy_kubernetes_layer
+from shop_platform.k8s.components import AwsInputs
 from shop_platform.k8s.render import Rendered, render_recording
 from shop_platform.k8s.spec import LayerSpec
 from shop_platform.k8s.stackconfig import (
@@ -28,21 +25,18 @@ from shop_platform.k8s.stackconfig import (
     parse_kubernetes_config,
     parse_local_config,
 )
-from shop_platform.offline import Recording, run_program
-from shop_platform.plan import REPO_ROOT
+from shop_platform.offline import Recording
+from shop_platform.plan import REPO_ROOT, run_plan
 
 from services import catalog
 
 STACKS = ("dev", "prod", "local")
-LOCAL_STACK_FILE = REPO_ROOT / "Pulumi.local.yaml"
 
 
 def stack_raw(stack: str) -> tuple[dict[str, Any], str | None]:
     import yaml  # type: ignore[import-untyped]
 
     path = REPO_ROOT / f"Pulumi.{stack}.yaml"
-    if stack == "local" and not path.exists():
-        return {}, None  # TODO(issue 6): Pulumi.local.yaml lands with the stacks/ wiring; until then its defaults
     data = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
     prefix = f"{PROJECT}:"
     return {k.removeprefix(prefix): v for k, v in data.items() if k.startswith(prefix)}, data.get("aws:region")
@@ -73,19 +67,6 @@ def placeholder_aws(stack: str) -> AwsInputs:
         cluster_name=f"shop-{stack}", vpc_id="vpc-0123456789abcdef0")
 
 
-class LayerMocks(offline.PlatformMocks):
-    """The platform mocks plus pulumi-random's outputs (deterministic placeholders, never real keys)."""
-
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
-        rid, out = super().new_resource(args)
-        if args.typ == "random:index/randomBytes:RandomBytes":
-            seed = hashlib.sha256(args.name.encode()).digest()[: int(args.inputs.get("length", 32))]
-            out.update(base64=base64.b64encode(seed).decode(), hex=seed.hex())
-        elif args.typ == "random:index/randomPassword:RandomPassword":
-            out["result"] = hashlib.sha256(args.name.encode()).hexdigest()[: int(args.inputs.get("length", 32))]
-        return rid, out
-
-
 @dataclass(frozen=True)
 class StackRender:
     stack: str
@@ -98,17 +79,10 @@ _CACHE: dict[str, StackRender] = {}
 
 
 def render_stack(stack: str) -> StackRender:
+    """The whole stack program (stacks/__main__.py) under the offline plan's mocks, rendered as the plan does."""
     if stack not in _CACHE:
-        layer = layer_for(stack)
-        aws = placeholder_aws(stack) if layer.eks else None
-        saved = offline.PlatformMocks
-        offline.PlatformMocks = LayerMocks  # type: ignore[misc]
-        try:
-            recording = run_program(lambda: deploy_kubernetes_layer(layer, None, aws), project=PROJECT, stack=stack,
-                                    config={}, region="eu-west-1")
-        finally:
-            offline.PlatformMocks = saved  # type: ignore[misc]
-        _CACHE[stack] = StackRender(stack, layer, recording, render_recording(recording))
+        recording = run_plan(stack).recording
+        _CACHE[stack] = StackRender(stack, layer_for(stack), recording, render_recording(recording))
     return _CACHE[stack]
 
 

@@ -36,9 +36,10 @@ def test_components_are_typed_shop_k8s_and_every_resource_has_a_parent(stack_ren
     assert types >= {"shop:k8s:Namespaces", "shop:k8s:ServiceSecrets", "shop:k8s:ServiceDeployment",
                      "shop:k8s:GatewayEdge", "shop:k8s:Observability", "shop:k8s:Logging"}
     assert ("shop:k8s:InClusterPostgres" in types) is (not stack_render.layer.eks)
+    assert ("shop:k8s:ClusterAddons" in types) is stack_render.layer.eks
     urns = {r.urn for r in rec.resources}
     orphans = [r.name for r in rec.resources if r.custom and r.parent not in urns
-               and r.name != "cluster-autoscaler" and not r.type.startswith("pulumi:providers:")]
+               and not r.type.startswith("pulumi:providers:")]
     assert orphans == []
 
 

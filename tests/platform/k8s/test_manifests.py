@@ -214,3 +214,15 @@ def test_manifests_directory_lists_what_it_could_not_render(tmp_path: Path) -> N
         assert isinstance(r["values"], dict)
     assert index["unrendered_remote_files"][0].endswith("/standard-install.yaml")
     assert len(list((tmp_path / "manifests").glob("*.yaml"))) == len(rendered.objects)
+
+
+def test_offline_plan_writes_the_manifests_directory(tmp_path: Path) -> None:
+    """`python -m shop_platform.plan --stack local` writes manifests/ next to resources.json: the reviewable
+    list of every object `pulumi up` would apply."""
+    from shop_platform.plan import run_plan, write
+
+    write(run_plan("local"), tmp_path)
+    written = {p.name for p in (tmp_path / "manifests").glob("*.yaml")}
+    assert "deployment-shop-gateway.yaml" in written
+    assert "statefulset-data-postgres.yaml" in written
+    assert len(written) == len(render_stack("local").rendered.objects)
