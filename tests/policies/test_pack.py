@@ -142,3 +142,9 @@ def test_a_rule_that_crashes_fails_the_run() -> None:
     report = run_policies(graph("dev")[:3], policies=[crashing])
     assert not report.passed
     assert "KeyError" in report.not_run[0].message
+
+
+def test_readme_lists_every_rule_and_the_cli_command() -> None:
+    readme = (PACK / "README.md").read_text()
+    assert [p.name for p in POLICIES if f"| `{p.name}` |" not in readme] == []
+    assert "pulumi preview --stack dev  --policy-pack policies" in readme
