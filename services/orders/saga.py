@@ -23,13 +23,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-import httpx
 
 from services.kit.cards import Card
 from services.kit.errors import problem_body
-from services.kit.http import ServiceClient
 from services.orders import store
 from services.orders.models import OrderLine
+from services.orders.peers import PeerClient, PeerError, PeerResponse
 from services.orders.settings import Settings
 
 log = logging.getLogger("orders")
@@ -57,7 +56,7 @@ class Outcome:
     body: dict[str, Any]
 
 
-def _kind(response: httpx.Response) -> str:
+def _kind(response: PeerResponse) -> str:
     try:
         return str(response.json().get("type", "")).rsplit("/", 1)[-1]
     except ValueError:
@@ -65,8 +64,8 @@ def _kind(response: httpx.Response) -> str:
 
 
 class Saga:
-    def __init__(self, pool: asyncpg.Pool, settings: Settings, products: ServiceClient,
-                 payments: ServiceClient) -> None:
+    def __init__(self, pool: asyncpg.Pool, settings: Settings, products: PeerClient,
+                 payments: PeerClient) -> None:
         self.pool = pool
         self.settings = settings
         self.products = products
@@ -74,13 +73,11 @@ class Saga:
 
     # ---- plumbing -------------------------------------------------------------------------------
 
-    async def call(self, client: ServiceClient, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    async def call(self, client: PeerClient, method: str, path: str, **kwargs: Any) -> PeerResponse:
         try:
             response = await client.request(method, path, **kwargs)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            raise Unreachable(client.callee, False, type(exc).__name__) from exc
-        except httpx.HTTPError as exc:
-            raise Unreachable(client.callee, True, type(exc).__name__) from exc
+        except PeerError as exc:
+            raise Unreachable(client.callee, exc.sent, str(exc)) from exc
         if response.status_code >= 500:
             raise Unreachable(client.callee, True, f"status {response.status_code}")
         return response

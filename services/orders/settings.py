@@ -13,7 +13,7 @@ class Settings(KitSettings):
     # case is bounded well below the gateway's 15 s for orders.
     products_timeout_s: float = Field(default=3.0, gt=0, le=30)
     payments_timeout_s: float = Field(default=4.0, gt=0, le=30)
-    peer_max_connections: int = Field(default=32, ge=1, le=1000)
+    peer_max_connections: int = Field(default=100, ge=1, le=1000)  # per peer
     # Recovery: every interval, orders untouched for stuck_after seconds in pending/reserved/paid/cancelling
     # are finished or compensated (one replica at a time: pg_advisory_lock).
     recovery_interval_s: float = Field(default=5.0, gt=0, le=3600)
