@@ -112,6 +112,12 @@ FLUENT_BIT_REPO: Final = "https://fluent.github.io/helm-charts"
 AWS_LOAD_BALANCER_CONTROLLER_REPO: Final = "https://aws.github.io/eks-charts"
 CLUSTER_AUTOSCALER_REPO: Final = "https://kubernetes.github.io/autoscaler"
 
+# metrics-server: the resource-metrics API the services' HorizontalPodAutoscalers read (neither EKS nor kind
+# installs it by default; kube-prometheus-stack does not serve metrics.k8s.io).
+# renovate: datasource=helm depName=metrics-server registryUrl=https://kubernetes-sigs.github.io/metrics-server
+METRICS_SERVER_CHART: Final = "3.13.0"
+METRICS_SERVER_REPO: Final = "https://kubernetes-sigs.github.io/metrics-server"
+
 # In-cluster PostgreSQL for the kind stack: the same major/minor as RDS (POSTGRES_ENGINE_VERSION), so
 # migrations see the same server locally and on AWS.
 # renovate: datasource=docker depName=postgres

@@ -175,6 +175,17 @@ def aws_load_balancer_controller(cluster_name: Any, role_arn: Any, vpc_id: Any, 
                        "kube-system", values)
 
 
+def metrics_server(layer: LayerSpec) -> ReleaseSpec:
+    values: dict[str, Any] = {"replicas": 2 if layer.eks else 1,
+                              "podDisruptionBudget": {"enabled": layer.eks, "maxUnavailable": 1},
+                              "containerSecurityContext": RESTRICTED_CONTAINER}
+    if not layer.eks:
+        # kind's kubelets serve self-signed certificates; EKS kubelets' are verifiable.
+        values["args"] = ["--kubelet-insecure-tls"]
+    return ReleaseSpec("metrics-server", "metrics-server", versions.METRICS_SERVER_CHART, versions.METRICS_SERVER_REPO,
+                       "kube-system", values)
+
+
 def cluster_autoscaler(cluster_name: Any, role_arn: Any, region: str) -> ReleaseSpec:
     values = {"autoDiscovery": {"clusterName": cluster_name}, "awsRegion": region,
               "rbac": {"serviceAccount": {"name": "cluster-autoscaler",

@@ -51,6 +51,8 @@ def release(name: str, r: addons.ReleaseSpec, parent: pulumi.Resource, provider:
     return k8s.helm.v3.Release(
         name, name=r.name, chart=chart, version=r.version, repository_opts=repo, namespace=r.namespace,
         values=r.values, atomic=True, cleanup_on_fail=True, timeout=900, max_history=5,
+        # A null value removes a chart default (e.g. kube-prometheus-stack's fixed Grafana admin password).
+        allow_null_values=True,
         opts=_opts(parent, provider, depends_on))
 
 
@@ -265,22 +267,28 @@ class InClusterPostgres(pulumi.ComponentResource):
 @dataclass(frozen=True, slots=True)
 class ClusterAddonsArgs:
     layer: LayerSpec
-    cluster_name: pulumi.Input[str]
-    autoscaler_role_arn: pulumi.Input[str]
     provider: k8s.Provider | None = None
+    # EKS only: the Cluster Autoscaler's cluster and IRSA role.
+    cluster_name: pulumi.Input[str] | None = None
+    autoscaler_role_arn: pulumi.Input[str] | None = None
 
     def __post_init__(self) -> None:
-        if not self.layer.eks:
-            raise ValueError("ClusterAddonsArgs: the Cluster Autoscaler resizes EKS node groups; kind has none")
+        if self.layer.eks != (self.cluster_name is not None and self.autoscaler_role_arn is not None):
+            raise ValueError("ClusterAddonsArgs: the Cluster Autoscaler (EKS only) needs cluster_name and "
+                             "autoscaler_role_arn; kind has no node groups to resize")
 
 
 class ClusterAddons(pulumi.ComponentResource):
-    """EKS: the Cluster Autoscaler (its IRSA role comes from the cluster component), pinned in versions.py."""
+    """metrics-server (the HPAs' resource metrics) everywhere; on EKS the Cluster Autoscaler (IRSA role from the
+    cluster component). Both pinned in versions.py."""
 
     def __init__(self, name: str, args: ClusterAddonsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("shop:k8s:ClusterAddons", name, None, opts)
-        spec = addons.cluster_autoscaler(args.cluster_name, args.autoscaler_role_arn, args.layer.region or "")
-        self.autoscaler = release(f"{name}-cluster-autoscaler", spec, self, args.provider)
+        self.metrics_server = release(f"{name}-metrics-server", addons.metrics_server(args.layer), self,
+                                      args.provider)
+        if args.cluster_name is not None and args.autoscaler_role_arn is not None:
+            spec = addons.cluster_autoscaler(args.cluster_name, args.autoscaler_role_arn, args.layer.region or "")
+            release(f"{name}-cluster-autoscaler", spec, self, args.provider)
         self.register_outputs({})
 
 
@@ -326,11 +334,13 @@ def deploy_kubernetes_layer(layer: LayerSpec, provider: k8s.Provider | None = No
         edge = GatewayEdge("edge", GatewayEdgeArgs(
             layer, provider, target_group_arn=aws.target_group_arn, lb_controller_role_arn=aws.lb_controller_role_arn,
             cluster_name=aws.cluster_name, vpc_id=aws.vpc_id, depends_on=base))
-        ClusterAddons("cluster-addons", ClusterAddonsArgs(layer, aws.cluster_name, aws.autoscaler_role_arn, provider))
+        ClusterAddons("cluster-addons", ClusterAddonsArgs(layer, provider, aws.cluster_name,
+                                                          aws.autoscaler_role_arn))
         extra: dict[str, Mapping[str, pulumi.Input[str]]] = {}
         db_deps: list[pulumi.Resource] = []
     else:
         edge = GatewayEdge("edge", GatewayEdgeArgs(layer, provider, depends_on=base))
+        ClusterAddons("cluster-addons", ClusterAddonsArgs(layer, provider))
         pg = InClusterPostgres("postgres", InClusterPostgresArgs(provider, base))
         extra = {s.name: {"DATABASE_URL": pg.password.apply(functools.partial(objects.database_url, s.name))}
                  for s in catalog.database_services()}

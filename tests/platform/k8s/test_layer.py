@@ -36,7 +36,7 @@ def test_components_are_typed_shop_k8s_and_every_resource_has_a_parent(stack_ren
     assert types >= {"shop:k8s:Namespaces", "shop:k8s:ServiceSecrets", "shop:k8s:ServiceDeployment",
                      "shop:k8s:GatewayEdge", "shop:k8s:Observability", "shop:k8s:Logging"}
     assert ("shop:k8s:InClusterPostgres" in types) is (not stack_render.layer.eks)
-    assert ("shop:k8s:ClusterAddons" in types) is stack_render.layer.eks
+    assert "shop:k8s:ClusterAddons" in types
     urns = {r.urn for r in rec.resources}
     orphans = [r.name for r in rec.resources if r.custom and r.parent not in urns
                and not r.type.startswith("pulumi:providers:")]
@@ -53,6 +53,10 @@ def test_every_release_is_pinned_to_a_version_from_versions_py(stack_render: Sta
             continue
         assert r.inputs.get("version") in pins, r.inputs["name"]
         assert r.inputs.get("atomic") is True, "a failed upgrade rolls back instead of leaving a half release"
+        assert r.inputs.get("allowNullValues") is True, "a null must remove a chart default, not be dropped"
+    names = {r.inputs["name"] for r in stack_render.recording.of_type(RELEASE)}
+    assert "metrics-server" in names, "the HPAs need the resource metrics API"
+    assert ("cluster-autoscaler" in names) is stack_render.layer.eks
 
 
 def test_service_secrets_hold_only_what_each_service_needs() -> None:

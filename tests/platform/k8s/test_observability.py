@@ -69,6 +69,7 @@ def test_dashboards_are_configmaps_grafana_loads() -> None:
     assert len(cms) == len(catalog.SERVICES)
     values = addons.kube_prometheus_stack(layer_for("dev")).values["grafana"]
     assert values["service"]["port"] == 3002
+    assert values["adminPassword"] is None, "null removes the chart's fixed default: Grafana generates one"
     for cm in cms:
         assert cm["metadata"]["namespace"] == values["sidecar"]["dashboards"]["searchNamespace"]
         assert cm["metadata"]["labels"]["grafana_dashboard"] == values["sidecar"]["dashboards"]["labelValue"]
