@@ -93,7 +93,7 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--mix-seconds", type=int, default=30)
     parser.add_argument("--mix-users", type=int, default=32)
-    parser.add_argument("--port-offset", type=int, default=24000)
+    parser.add_argument("--port-offset", type=int, default=22000, help="keep ports below 32768 (ephemeral)")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed for this benchmark: apt-get install wrk (make deps does it)")

@@ -124,8 +124,12 @@ def test_one_request_id_follows_an_order_through_every_service_log(platform_stac
                     seen.add(entry["service"])
         time.sleep(0.2)
     assert seen == {"gateway", "orders", "products", "payments"}
-    access = (platform_stack.layout.logs / "nginx-access.log").read_text()
-    assert rid in access
+    # nginx buffers its access log and flushes it every second.
+    access = platform_stack.layout.logs / "nginx-access.log"
+    while time.monotonic() < deadline + 2 and rid not in access.read_text():
+        time.sleep(0.2)
+    edge_lines = [json.loads(line) for line in access.read_text().splitlines() if rid in line]
+    assert [e["request_id"] for e in edge_lines] == [rid]
 
 
 def test_starting_twice_is_refused_and_status_reports_ready(platform_stack: RunningStack) -> None:
