@@ -174,8 +174,10 @@ def test_created_changed_and_deleted_products_are_reflected_within_two_seconds(
 
         t0 = time.monotonic()
         created = catalogue.create(f"Fresh {old_word}", category="freshness")
-        delays["create"].append(wait_for(lambda w=old_word, pid=created["id"]: search_ids(search.url, w) == [pid],
-                                         within=FRESHNESS_S, started=t0))
+        def found(w: str = old_word, pid: str = created["id"]) -> bool:
+            return search_ids(search.url, w) == [pid]
+
+        delays["create"].append(wait_for(found, within=FRESHNESS_S, started=t0))
 
         t0 = time.monotonic()
         catalogue.patch(created["id"], name=f"Fresh {new_word}", price_cents=2500)
@@ -189,8 +191,10 @@ def test_created_changed_and_deleted_products_are_reflected_within_two_seconds(
 
         t0 = time.monotonic()
         catalogue.delete(created["id"])
-        delays["delete"].append(wait_for(lambda w=new_word: search_ids(search.url, w) == [],
-                                         within=FRESHNESS_S, started=t0))
+        def gone(w: str = new_word) -> bool:
+            return search_ids(search.url, w) == []
+
+        delays["delete"].append(wait_for(gone, within=FRESHNESS_S, started=t0))
     for what, values in delays.items():
         _report(f"{what} (median of {len(values)})", statistics.median(values))
         _report(f"{what} (max of {len(values)})", max(values))
