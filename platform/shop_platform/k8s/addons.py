@@ -40,11 +40,9 @@ def nginx_gateway_fabric(layer: LayerSpec) -> ReleaseSpec:
                                                        "listenerPort": k.GATEWAY_LISTENER_PORT}]}
     values = {
         "nginxGateway": {"gatewayClassName": "nginx", "replicas": 2 if layer.eks else 1,
-                         "securityContext": {"allowPrivilegeEscalation": False, "runAsNonRoot": True}},
+                         "securityContext": {"allowPrivilegeEscalation": False}},
         "nginx": {"replicas": 3 if layer.environment == "prod" else (2 if layer.eks else 1),
-                  "service": service,
-                  # The ALB health-checks /healthz through the data plane; keep connections on drain.
-                  "pod": {"terminationGracePeriodSeconds": 30}},
+                  "service": service},
     }
     return ReleaseSpec("nginx-gateway-fabric", "nginx-gateway-fabric", versions.NGINX_GATEWAY_FABRIC_CHART,
                        versions.NGINX_GATEWAY_FABRIC_REPO, k.GATEWAY_NS, values)

@@ -53,8 +53,12 @@ def _env(svc: Service, layer: LayerSpec, inputs: ServiceInputs) -> dict[str, str
                    DB_PORT="5432", AWS_REGION=layer.region or "", DB_SSLMODE="verify-full",
                    DB_SSL_ROOT_CERT=k.RDS_CA_BUNDLE)
     if svc.name == catalog.GATEWAY:
-        # X-Forwarded-For is believed only from NGINX Gateway pods; the rate-limit table lives on /tmp.
+        # X-Forwarded-For is believed only from pod addresses (the NGINX data plane); rate-limit table on /tmp.
         env.update(TRUSTED_PROXIES=layer.trusted_proxy_cidr, RATE_LIMIT_STATE_PATH="/tmp/gateway/ratelimit.bin")  # noqa: S108
+    elif svc.public_prefixes:
+        # Reached through the gateway (the only caller its network policy admits), which forwards the client
+        # address: per-client limits (login throttling) see the client, not the gateway pod.
+        env["TRUSTED_PROXIES"] = layer.trusted_proxy_cidr
     return env
 
 

@@ -152,6 +152,19 @@ def test_eks_services_with_a_database_get_irsa_and_verified_tls_and_others_get_n
             assert v["networkPolicy"]["awsApis"] == {"enabled": False}
 
 
+def test_services_behind_the_gateway_trust_forwarded_addresses_only_from_pod_addresses() -> None:
+    """Login throttling and rate limits key on the client address: services reached through the gateway believe
+    X-Forwarded-For from the pod network only (the gateway's and NGINX's pods), never from anywhere."""
+    for stack in ("dev", "local"):
+        layer = layer_for(stack)
+        for svc in catalog.SERVICES:
+            env = service_values(svc, layer, ServiceInputs("r"))["env"]
+            expected = layer.trusted_proxy_cidr if (svc.public_prefixes or svc.name == catalog.GATEWAY) else None
+            assert env.get("TRUSTED_PROXIES") == expected, (stack, svc.name)
+    assert layer_for("dev").trusted_proxy_cidr == layer_for("dev").vpc_cidr
+    assert layer_for("local").trusted_proxy_cidr == "10.244.0.0/16"
+
+
 def test_local_sizing_is_small_and_images_are_never_pulled() -> None:
     """kind fits on a laptop (one replica, small requests) and uses the images `kind load` put on the nodes."""
     layer = layer_for("local")
