@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 APT_PACKAGES := postgresql postgresql-contrib nginx-light prometheus wrk
 PYTEST_ARGS ?=
 
-.PHONY: help deps venv checkov actionlint lint typecheck test up down status bench plan clean
+.PHONY: help deps venv checkov actionlint lint typecheck test up down status bench plan clean kind-up kind-down
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -70,6 +70,12 @@ down: ## Stop the one-machine platform
 
 status: ## What runs and whether it is ready
 	$(PY) -m services.runner status
+
+kind-up: venv ## The `local` stack on kind: create the cluster, build + load images, pulumi up -s local
+	charts/kind/up.sh
+
+kind-down: ## Destroy the `local` stack and delete its kind cluster
+	charts/kind/down.sh
 
 clean: ## Remove the virtualenv and caches
 	rm -rf $(VENV) .venv-checkov .pytest_cache .mypy_cache .ruff_cache
