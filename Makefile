@@ -71,6 +71,15 @@ down: ## Stop the one-machine platform
 status: ## What runs and whether it is ready
 	$(PY) -m services.runner status
 
+STACK ?= dev
+plan: venv ## What `pulumi preview` would create for STACK (dev, prod, local), offline: tree, resources.json
+	PYTHONPATH=platform:. $(PY) -m shop_platform.plan --stack $(STACK)
+
+bench: venv ## Every benchmark in one run; report and plot in .run/bench/ (BENCH_ARGS=--quick for a smoke run)
+	@-$(MAKE) -s deps
+	$(PY) -m pip install -q -e '.[services,platform,bench]'
+	$(PY) -m tests.bench.run_all $(BENCH_ARGS)
+
 kind-up: venv ## The `local` stack on kind: create the cluster, build + load images, pulumi up -s local
 	charts/kind/up.sh
 

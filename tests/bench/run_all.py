@@ -1,0 +1,129 @@
+"""``make bench``: every benchmark of the project in one run, and one report with a plot.
+
+Runs, one after the other (they would otherwise compete for the 2 cores):
+products vs. a minimal FastAPI+asyncpg endpoint (issue 2), direct vs. through the gateway and confirmed
+orders per second (issue 3), the nginx edge, the shop mix and start-to-ready (issue 4). Each writes its
+own JSON into ``.run/bench/``; this script reads the newest of each and writes ``report.md`` and
+``report.png`` there. Figures are printed, never asserted: speed is judged by a person reading ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tests.bench.bench_products import OUT
+from tests.support.procs import ROOT
+
+BENCHES = {
+    "products": ["tests.bench.bench_products"],
+    "gateway": ["tests.bench.bench_gateway"],
+    "orders": ["tests.bench.bench_orders"],
+    "stack": ["tests.bench.bench_stack"],
+}
+
+
+def newest(prefix: str, since: float) -> dict[str, Any] | None:
+    files = [p for p in OUT.glob(f"{prefix}-*.json") if p.stat().st_mtime >= since]
+    if not files:
+        return None
+    doc: dict[str, Any] = json.loads(max(files, key=lambda p: p.stat().st_mtime).read_text())
+    return doc
+
+
+def plot(rows: list[tuple[str, float, float]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [r[0] for r in rows]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    left.barh(names, [r[1] for r in rows], color="#4C72B0")
+    left.set_xlabel("requests/s (higher is better)")
+    left.invert_yaxis()
+    right.barh(names, [r[2] for r in rows], color="#DD8452")
+    right.set_xlabel("p99 latency, ms (lower is better)")
+    right.invert_yaxis()
+    right.set_yticklabels([])
+    fig.suptitle("GET /api/v1/products/{id}, 32 connections, 2 cores shared by everything")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", choices=sorted(BENCHES), action="append", help="run only these (repeatable)")
+    parser.add_argument("--quick", action="store_true", help="shorter runs (1 round of 5 s) for a smoke check")
+    args = parser.parse_args()
+    began = time.time()
+    quick = {"products": ["--rounds", "1", "--duration", "5"], "gateway": ["--rounds", "1", "--duration", "5"],
+             "orders": ["--duration", "10"], "stack": ["--rounds", "1", "--duration", "5", "--mix-seconds", "15"]}
+    failed = []
+    for name, module in BENCHES.items():
+        if args.only and name not in args.only:
+            continue
+        extra = quick.get(name, []) if args.quick else []
+        print(f"== {name} ==", flush=True)
+        result = subprocess.run([sys.executable, "-m", *module, *extra], cwd=ROOT)
+        if result.returncode != 0:
+            failed.append(name)
+
+    products, gateway = newest("products", began), newest("gateway", began)
+    orders, stack = newest("orders", began), newest("stack", began)
+    lines = [f"# Benchmark report ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)", "",
+             "All figures from one `make bench` run on this machine; medians of interleaved rounds.", "",
+             "| measure | figure | target |", "|---|---|---|"]
+    rows: list[tuple[str, float, float]] = []
+    if products:
+        s = products["summary"]
+        svc, ceiling = s["products service"], s["minimal FastAPI+asyncpg"]
+        lines.append(f"| products service vs minimal FastAPI+asyncpg (req/s) | {svc['requests_per_s']:.0f} vs "
+                     f"{ceiling['requests_per_s']:.0f} = **{products['ratio']:.2f}** | ≥ 0.80 |")
+        rows += [("minimal FastAPI+asyncpg", ceiling["requests_per_s"], ceiling["p99_ms"]),
+                 ("products service", svc["requests_per_s"], svc["p99_ms"])]
+    if gateway:
+        names = list(gateway["summary"])
+        direct, via = gateway["summary"][names[0]], gateway["summary"][names[1]]
+        lines.append(f"| through the gateway vs direct (req/s) | {via['requests_per_s']:.0f} vs "
+                     f"{direct['requests_per_s']:.0f} = **{gateway['ratio']:.2f}** | ≥ 0.60 |")
+        rows.append(("gateway → products", via["requests_per_s"], via["p99_ms"]))
+    if orders:
+        ok = not orders["oversold_products"] and not orders["ledger_problems"]
+        lines.append(f"| confirmed orders/s, {orders['buyers']} buyers ({orders['target']}) | "
+                     f"**{orders['confirmed_orders_per_s']}** (p99 {orders['latency_p99_ms']} ms; oversell and "
+                     f"ledger {'clean' if ok else 'NOT CLEAN'}) | ≥ 200 |")
+        if "via_gateway" in orders:
+            g = orders["via_gateway"]
+            lines.append(f"| confirmed orders/s through the gateway | **{g['confirmed_orders_per_s']}** | ≥ 200 |")
+    if stack:
+        edge = stack["paths"]["nginx TLS → gateway → products"]
+        gw = stack["paths"]["gateway → products"]
+        lines.append(f"| nginx TLS edge cost on the gateway path | {edge['requests_per_s']:.0f} vs "
+                     f"{gw['requests_per_s']:.0f} req/s = **{stack['edge_cost']:.1%}** | ≤ 10 % |")
+        mix = stack["mix"]
+        lines.append(f"| shop mix through the edge (Locust, {mix['users']} users) | **{mix['requests_per_s']:.0f}"
+                     f" req/s**, p99 {mix['p99_ms']:.0f} ms, {mix['failures']:.0f} failures | — |")
+        lines.append(f"| start-to-ready (cold / warm) | **{stack['startup_cold_s']:.1f} s / "
+                     f"{stack['startup_warm_s']:.1f} s** | < 15 s |")
+        rows.append(("nginx TLS → gateway → products", edge["requests_per_s"], edge["p99_ms"]))
+    if failed:
+        lines += ["", f"Benchmarks that reported a problem (see their output): {', '.join(failed)}"]
+    OUT.mkdir(parents=True, exist_ok=True)
+    if rows:
+        plot(rows, OUT / "report.png")
+        lines += ["", "![req/s and p99 per path](report.png)"]
+    (OUT / "report.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    print(f"\nreport: {OUT / 'report.md'}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
