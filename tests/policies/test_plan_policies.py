@@ -102,6 +102,35 @@ def _untagged_bucket(g: Graph) -> None:
     _of(g, "aws:s3/bucket:Bucket")[0]["inputs"].pop("tags")
 
 
+def _waf_rules(g: Graph) -> list[dict[str, Any]]:
+    rules: list[dict[str, Any]] = _of(g, "aws:wafv2/webAcl:WebAcl")[0]["inputs"]["rules"]
+    return rules
+
+
+def _common_rules_in_count_mode(g: Graph) -> None:
+    rule = next(r for r in _waf_rules(g) if r["name"] == "AWSManagedRulesCommonRuleSet")
+    rule["overrideAction"] = {"count": {}}
+
+
+def _rate_rules_only_count(g: Graph) -> None:
+    for rule in _waf_rules(g):
+        if "rateBasedStatement" in rule["statement"]:
+            rule["action"] = {"count": {}}
+
+
+def _no_waf_logging(g: Graph) -> None:
+    g[:] = [r for r in g if r["type"] != "aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration"]
+
+
+def _bucket_without_public_access_block(g: Graph) -> None:
+    block = _of(g, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")[0]
+    g.remove(block)
+
+
+def _eks_secrets_plaintext(g: Graph) -> None:
+    _of(g, "aws:eks/cluster:Cluster")[0]["inputs"].pop("encryptionConfig")
+
+
 BREAKAGES: dict[str, tuple[Callable[[Graph], None], set[str], str]] = {
     "db-single-az": (_db_multi_az_off, {"rds-prod-multi-az"}, "databases.multiAz: true"),
     "no-waf-on-alb": (_no_waf_association, {"alb-waf-association"}, "WebAclAssociation"),
@@ -116,6 +145,12 @@ BREAKAGES: dict[str, tuple[Callable[[Graph], None], set[str], str]] = {
     "tls-optional": (_tls_not_forced, {"rds-parameter-group-force-ssl", "rds-instance-uses-ssl-parameter-group"},
                      "rds.force_ssl"),
     "untagged": (_untagged_bucket, {"required-tags"}, "tags"),
+    "waf-count-mode": (_common_rules_in_count_mode, {"waf-managed-rule-groups"}, "count mode"),
+    "waf-rate-count-only": (_rate_rules_only_count, {"waf-rate-based-rule"}, "rateBasedStatement"),
+    "waf-no-logging": (_no_waf_logging, {"waf-logging"}, "WebAclLoggingConfiguration"),
+    "bucket-public-access-open": (_bucket_without_public_access_block, {"s3-bucket-public-access-blocked"},
+                                  "BucketPublicAccessBlock"),
+    "eks-secrets-plaintext": (_eks_secrets_plaintext, {"eks-secrets-encryption"}, "encryption_config"),
 }
 
 

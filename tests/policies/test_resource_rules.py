@@ -194,3 +194,22 @@ def test_missing_property_follows_the_cloud_default(case: Case) -> None:
     (unencrypted, 1-day backups, open endpoint...), silence when it is safe (private, defensive)."""
     found = _run(case, _without(case.good, case.missing))
     assert bool(found) is case.missing_violates, found
+
+
+def test_waf_rules_read_the_providers_typed_rules_as_well_as_rule_json() -> None:
+    """The web ACL may carry ``rules`` (camelCase objects) instead of ``ruleJson``: both are read alike."""
+    typed = [{"name": "rate", "priority": 0.0, "action": {"block": {}},
+              "statement": {"rateBasedStatement": {"limit": 2000.0, "aggregateKeyType": "IP"}},
+              "visibilityConfig": {"cloudwatchMetricsEnabled": True, "metricName": "rate"}},
+             *({"name": g, "priority": 1.0, "overrideAction": {"none": {}},
+                "statement": {"managedRuleGroupStatement": {"vendorName": "AWS", "name": g}},
+                "visibilityConfig": {"cloudwatchMetricsEnabled": True, "metricName": g}}
+               for g in ("AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet"))]
+    props = {"scope": "REGIONAL", "rules": typed, "visibilityConfig": {"cloudwatchMetricsEnabled": True}}
+    for rule in ("waf-managed-rule-groups", "waf-rate-based-rule", "waf-metrics"):
+        assert check_resource(rule, ACL, props) == [], rule
+    typed[1]["overrideAction"] = {"count": {}}
+    typed[0]["visibilityConfig"] = {"cloudwatchMetricsEnabled": False}
+    assert check_resource("waf-managed-rule-groups", ACL, props)
+    assert check_resource("waf-metrics", ACL, props) == ["wafv2 WebAcl 'r': rule 'rate' has CloudWatch metrics off; "
+                                                         "enable them [WAF.12]"]
