@@ -198,7 +198,7 @@ def test_missing_property_follows_the_cloud_default(case: Case) -> None:
 
 def test_waf_rules_read_the_providers_typed_rules_as_well_as_rule_json() -> None:
     """The web ACL may carry ``rules`` (camelCase objects) instead of ``ruleJson``: both are read alike."""
-    typed = [{"name": "rate", "priority": 0.0, "action": {"block": {}},
+    typed: list[dict[str, Any]] = [{"name": "rate", "priority": 0.0, "action": {"block": {}},
               "statement": {"rateBasedStatement": {"limit": 2000.0, "aggregateKeyType": "IP"}},
               "visibilityConfig": {"cloudwatchMetricsEnabled": True, "metricName": "rate"}},
              *({"name": g, "priority": 1.0, "overrideAction": {"none": {}},
