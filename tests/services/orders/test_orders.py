@@ -36,7 +36,7 @@ MakeProduct = Callable[..., dict[str, Any]]
 NewBuyer = Callable[[], Buyer]
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def consistent(pg: PostgresServer, orders: ServiceProcess, products: ServiceProcess,
                payments: ServiceProcess) -> Iterator[None]:
     yield
@@ -54,7 +54,7 @@ def payment_of(payments: ServiceProcess, keyring: KeyRing, order_id: str) -> lis
 
 def test_an_order_is_confirmed_with_a_price_snapshot_stock_committed_and_one_capture(
         orders: ServiceProcess, products: ServiceProcess, payments: ServiceProcess, keyring: KeyRing,
-        make_product: MakeProduct, buyer: NewBuyer, admin: dict[str, str], consistent: None) -> None:
+        make_product: MakeProduct, buyer: NewBuyer, admin: dict[str, str]) -> None:
     """201 only once confirmed: stock has left, the card was charged the snapshot total exactly once."""
     a, b = make_product(stock=10, price_cents=1250), make_product(stock=5, price_cents=399)
     me = buyer()
@@ -85,7 +85,7 @@ def test_an_order_is_confirmed_with_a_price_snapshot_stock_committed_and_one_cap
 @pytest.mark.parametrize(("number", "reason"), [(DECLINED, "card_declined"), (INSUFFICIENT, "insufficient_funds")])
 def test_a_declined_card_is_402_and_the_stock_is_released(
         orders: ServiceProcess, products: ServiceProcess, make_product: MakeProduct, buyer: NewBuyer,
-        consistent: None, number: str, reason: str) -> None:
+        number: str, reason: str) -> None:
     p = make_product(stock=3)
     me = buyer()
     r = place(orders, me, order_body((p["id"], 2), number=number))
@@ -101,8 +101,7 @@ def test_a_declined_card_is_402_and_the_stock_is_released(
 
 
 def test_a_shortage_is_409_and_the_order_rejected_without_touching_stock(
-        orders: ServiceProcess, products: ServiceProcess, make_product: MakeProduct, buyer: NewBuyer,
-        consistent: None) -> None:
+        orders: ServiceProcess, products: ServiceProcess, make_product: MakeProduct, buyer: NewBuyer) -> None:
     plenty, scarce = make_product(stock=10), make_product(stock=1)
     me = buyer()
     r = place(orders, me, order_body((plenty["id"], 1), (scarce["id"], 2)))
@@ -116,8 +115,7 @@ def test_a_shortage_is_409_and_the_order_rejected_without_touching_stock(
     assert got["status"] == "rejected"
 
 
-def test_an_unknown_product_is_422(orders: ServiceProcess, make_product: MakeProduct, buyer: NewBuyer,
-                                   consistent: None) -> None:
+def test_an_unknown_product_is_422(orders: ServiceProcess, make_product: MakeProduct, buyer: NewBuyer) -> None:
     known, unknown = make_product(stock=5), str(uuid.uuid4())
     r = place(orders, buyer(), order_body((known["id"], 1), (unknown, 1)))
     assert r.status_code == 422, r.text
@@ -126,8 +124,7 @@ def test_an_unknown_product_is_422(orders: ServiceProcess, make_product: MakePro
 
 
 def test_mixed_currencies_are_422_and_the_stock_is_released(
-        orders: ServiceProcess, products: ServiceProcess, make_product: MakeProduct, buyer: NewBuyer,
-        consistent: None) -> None:
+        orders: ServiceProcess, products: ServiceProcess, make_product: MakeProduct, buyer: NewBuyer) -> None:
     eur, usd = make_product(stock=5, currency="EUR"), make_product(stock=5, currency="USD")
     r = place(orders, buyer(), order_body((eur["id"], 1), (usd["id"], 1)))
     assert r.status_code == 422, r.text
@@ -186,7 +183,7 @@ def test_the_idempotency_key_is_required_and_at_most_255_chars(
 
 def test_a_replayed_order_returns_the_first_response_and_has_no_second_effect(
         orders: ServiceProcess, products: ServiceProcess, payments: ServiceProcess, keyring: KeyRing,
-        make_product: MakeProduct, buyer: NewBuyer, consistent: None) -> None:
+        make_product: MakeProduct, buyer: NewBuyer) -> None:
     """A client retrying after a lost response must not buy twice."""
     p = make_product(stock=5)
     me = buyer()
@@ -208,7 +205,7 @@ def test_a_replayed_order_returns_the_first_response_and_has_no_second_effect(
 
 
 def test_a_replayed_decline_returns_the_same_402(orders: ServiceProcess, make_product: MakeProduct,
-                                                 buyer: NewBuyer, consistent: None) -> None:
+                                                 buyer: NewBuyer) -> None:
     me = buyer()
     body, key = order_body((make_product(stock=5)["id"], 1), number=DECLINED), str(uuid.uuid4())
     first, second = place(orders, me, body, key), place(orders, me, body, key)
@@ -218,8 +215,7 @@ def test_a_replayed_decline_returns_the_same_402(orders: ServiceProcess, make_pr
 
 def test_concurrent_duplicates_place_one_order(orders: ServiceProcess, products: ServiceProcess,
                                                payments: ServiceProcess, keyring: KeyRing,
-                                               make_product: MakeProduct, buyer: NewBuyer,
-                                               consistent: None) -> None:
+                                               make_product: MakeProduct, buyer: NewBuyer) -> None:
     """Ten copies of one order at once (a double-click, a retrying proxy): one order, one charge."""
     p = make_product(stock=10)
     me = buyer()
@@ -244,7 +240,7 @@ def test_concurrent_duplicates_place_one_order(orders: ServiceProcess, products:
 
 
 def test_orders_list_is_own_newest_first_with_opaque_cursor(orders: ServiceProcess, make_product: MakeProduct,
-                                                            buyer: NewBuyer, consistent: None) -> None:
+                                                            buyer: NewBuyer) -> None:
     p = make_product(stock=10)
     me, other = buyer(), buyer()
     mine = [place(orders, me, order_body((p["id"], 1))).json()["id"] for _ in range(3)]
@@ -262,8 +258,7 @@ def test_orders_list_is_own_newest_first_with_opaque_cursor(orders: ServiceProce
 
 
 def test_another_users_order_is_404_for_read_and_cancel(orders: ServiceProcess, make_product: MakeProduct,
-                                                        buyer: NewBuyer, admin: dict[str, str],
-                                                        consistent: None) -> None:
+                                                        buyer: NewBuyer, admin: dict[str, str]) -> None:
     """User B cannot see or cancel A's order, nor learn that it exists."""
     a, b = buyer(), buyer()
     order = place(orders, a, order_body((make_product(stock=2)["id"], 1))).json()
@@ -279,7 +274,7 @@ def test_another_users_order_is_404_for_read_and_cancel(orders: ServiceProcess, 
 
 def test_cancel_refunds_in_full_and_returns_the_stock(
         orders: ServiceProcess, products: ServiceProcess, payments: ServiceProcess, keyring: KeyRing,
-        make_product: MakeProduct, buyer: NewBuyer, admin: dict[str, str], consistent: None) -> None:
+        make_product: MakeProduct, buyer: NewBuyer, admin: dict[str, str]) -> None:
     p = make_product(stock=4)
     me = buyer()
     order = place(orders, me, order_body((p["id"], 3))).json()
@@ -305,7 +300,7 @@ def test_cancel_refunds_in_full_and_returns_the_stock(
 
 def test_ship_is_admin_only_and_a_shipped_order_cannot_be_cancelled(
         orders: ServiceProcess, products: ServiceProcess, make_product: MakeProduct, buyer: NewBuyer,
-        admin: dict[str, str], consistent: None) -> None:
+        admin: dict[str, str]) -> None:
     p = make_product(stock=4)
     me = buyer()
     order = place(orders, me, order_body((p["id"], 1))).json()
@@ -329,7 +324,7 @@ def test_ship_is_admin_only_and_a_shipped_order_cannot_be_cancelled(
 def test_concurrent_cancel_and_ship_leave_one_winner(orders: ServiceProcess, products: ServiceProcess,
                                                      payments: ServiceProcess, keyring: KeyRing,
                                                      make_product: MakeProduct, buyer: NewBuyer,
-                                                     admin: dict[str, str], consistent: None) -> None:
+                                                     admin: dict[str, str]) -> None:
     """Ship and cancel race: either shipped (no refund) or cancelled (refunded, stock back), never both."""
     p = make_product(stock=20)
     me = buyer()

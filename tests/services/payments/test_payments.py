@@ -39,8 +39,9 @@ from tests.services.payments.support import (
 from tests.support.procs import ROOT, ServiceProcess
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def balanced(pg: PostgresServer, payments: ServiceProcess) -> Iterator[None]:
+    """After every test of this module, whatever it did: the ledger balances."""
     yield
     assert ledger_problems(pg, database_of(payments.env["DATABASE_URL"])) == []
 
@@ -69,7 +70,7 @@ def refund(payments: ServiceProcess, svc: dict[str, str], payment_id: str, amoun
 
 
 def test_successful_charge_returns_captured_payment_with_only_safe_card_fields(
-        payments: ServiceProcess, svc: dict[str, str], balanced: None) -> None:
+        payments: ServiceProcess, svc: dict[str, str]) -> None:
     """A capture answers 201 with brand/last4/expiry only: the number and CVC never come back."""
     body = charge_body(amount=2500)
     r = charge(payments, svc, body)
@@ -86,7 +87,7 @@ def test_successful_charge_returns_captured_payment_with_only_safe_card_fields(
 
 
 @pytest.mark.parametrize(("number", "reason"), [(DECLINED, "card_declined"), (INSUFFICIENT, "insufficient_funds")])
-def test_test_numbers_decline_with_their_reason(payments: ServiceProcess, svc: dict[str, str], balanced: None,
+def test_test_numbers_decline_with_their_reason(payments: ServiceProcess, svc: dict[str, str],
                                                 number: str, reason: str) -> None:
     """The contract's decline numbers answer 402 payment-declined with the payment id and the reason."""
     body = charge_body(number)
@@ -103,7 +104,7 @@ def test_test_numbers_decline_with_their_reason(payments: ServiceProcess, svc: d
 
 
 def test_other_valid_numbers_are_approved_and_spaces_are_ignored(
-        payments: ServiceProcess, svc: dict[str, str], balanced: None) -> None:
+        payments: ServiceProcess, svc: dict[str, str]) -> None:
     """Documented choice: any Luhn-valid number other than the decline numbers is approved."""
     r = charge(payments, svc, charge_body("5555 5555 5555 4444"))
     assert r.status_code == 201, r.text
@@ -162,7 +163,7 @@ def test_charge_without_idempotency_key_is_400_and_an_overlong_key_is_422(
 
 
 def test_charge_replay_returns_identical_response_and_charges_once(
-        payments: ServiceProcess, svc: dict[str, str], balanced: None) -> None:
+        payments: ServiceProcess, svc: dict[str, str]) -> None:
     """Retrying a charge (a timeout on the caller's side) must never charge twice."""
     body = charge_body()
     key = str(uuid.uuid4())
@@ -183,8 +184,7 @@ def test_decline_replay_returns_the_same_402(payments: ServiceProcess, svc: dict
     assert first.content == second.content
 
 
-def test_same_key_with_a_different_body_is_422_conflict(payments: ServiceProcess, svc: dict[str, str],
-                                                         balanced: None) -> None:
+def test_same_key_with_a_different_body_is_422_conflict(payments: ServiceProcess, svc: dict[str, str]) -> None:
     body = charge_body()
     key = str(uuid.uuid4())
     assert charge(payments, svc, body, key).status_code == 201
@@ -203,7 +203,7 @@ def test_idempotency_keys_are_scoped_per_caller(payments: ServiceProcess, pg: Po
     assert callers == ["orders"]
 
 
-def test_concurrent_duplicates_charge_once(payments: ServiceProcess, svc: dict[str, str], balanced: None) -> None:
+def test_concurrent_duplicates_charge_once(payments: ServiceProcess, svc: dict[str, str]) -> None:
     """Twenty copies of one charge at once: one capture; every answer is the stored 201 or 409 in flight."""
     body = charge_body()
     key = str(uuid.uuid4())
@@ -226,8 +226,7 @@ def test_concurrent_duplicates_charge_once(payments: ServiceProcess, svc: dict[s
     assert len(listed.json()["items"]) == 1
 
 
-def test_partial_and_full_refunds_never_exceed_the_capture(payments: ServiceProcess, svc: dict[str, str],
-                                                           balanced: None) -> None:
+def test_partial_and_full_refunds_never_exceed_the_capture(payments: ServiceProcess, svc: dict[str, str]) -> None:
     body = charge_body(amount=1000)
     pid = charge(payments, svc, body).json()["id"]
     r = refund(payments, svc, pid, 300)
@@ -244,7 +243,7 @@ def test_partial_and_full_refunds_never_exceed_the_capture(payments: ServiceProc
     assert listed.json()["items"][0]["refunded_cents"] == 1000
 
 
-def test_refund_replay_refunds_once(payments: ServiceProcess, svc: dict[str, str], balanced: None) -> None:
+def test_refund_replay_refunds_once(payments: ServiceProcess, svc: dict[str, str]) -> None:
     body = charge_body(amount=1000)
     pid = charge(payments, svc, body).json()["id"]
     key = str(uuid.uuid4())
@@ -258,8 +257,7 @@ def test_refund_replay_refunds_once(payments: ServiceProcess, svc: dict[str, str
     assert listed.json()["items"][0]["refunded_cents"] == 400
 
 
-def test_concurrent_refunds_cannot_add_up_past_the_capture(payments: ServiceProcess, svc: dict[str, str],
-                                                           balanced: None) -> None:
+def test_concurrent_refunds_cannot_add_up_past_the_capture(payments: ServiceProcess, svc: dict[str, str]) -> None:
     """Ten concurrent refunds of 40% each on one capture: at most two succeed, the rest 409."""
     body = charge_body(amount=1000)
     pid = charge(payments, svc, body).json()["id"]
