@@ -24,6 +24,19 @@ SECRET = "kubernetes:core/v1:Secret"  # noqa: S105 - a type token
 RELEASE = "kubernetes:helm.sh/v3:Release"
 
 
+# API groups served by Kubernetes itself; anything else is a custom resource whose schema comes with a CRD.
+BUILTIN_GROUPS = frozenset({"", "apps", "batch", "autoscaling", "policy", "networking.k8s.io",
+                            "rbac.authorization.k8s.io", "storage.k8s.io", "apiextensions.k8s.io",
+                            "admissionregistration.k8s.io", "scheduling.k8s.io", "coordination.k8s.io",
+                            "discovery.k8s.io", "node.k8s.io", "certificates.k8s.io"})
+
+
+def is_custom_resource(obj: dict[str, Any]) -> bool:
+    api_version = str(obj.get("apiVersion", ""))
+    group = api_version.rsplit("/", 1)[0] if "/" in api_version else ""
+    return group not in BUILTIN_GROUPS
+
+
 @dataclass
 class Rendered:
     objects: list[dict[str, Any]] = field(default_factory=list)
@@ -107,6 +120,11 @@ def write_manifests(rendered: Rendered, out: Path) -> Path:
         (target / fname).write_text(yaml.safe_dump(obj, sort_keys=False))
     (target / "releases.json").write_text(json.dumps({
         "rendered_chart_releases": sorted(rendered.chart_releases),
+        # The repo keeps no CRD schemas: these objects are listed, not schema-checked (built-in kinds are
+        # validated for the stack's Kubernetes version by tests/platform/k8s).
+        "unchecked_custom_resources": sorted(f"{o['apiVersion']} {o['kind']} {o['metadata'].get('namespace')}/"
+                                             f"{o['metadata']['name']}" for o in rendered.objects
+                                             if is_custom_resource(o)),
         "unrendered_releases": rendered.releases,
         "unrendered_remote_files": rendered.remote_files,
         "note": "remote charts and files cannot be fetched offline; their objects are not in this directory",

@@ -56,6 +56,10 @@ def test_builtin_objects_pass_strict_schema_validation_for_the_stacks_cluster_ve
             errors.append(f"{obj['kind']}/{obj['metadata'].get('name')}: {exc}")
     assert errors == []
     assert set(unchecked) <= CUSTOM_KINDS, f"a built-in kind had no schema: {set(unchecked) - CUSTOM_KINDS}"
+    from shop_platform.k8s.render import is_custom_resource
+
+    listed = Counter(o["kind"] for o in stack_render.rendered.objects if is_custom_resource(o))
+    assert listed == unchecked, "the plan's unchecked list is exactly what could not be validated"
     assert checked >= 60
 
 
@@ -213,6 +217,7 @@ def test_manifests_directory_lists_what_it_could_not_render(tmp_path: Path) -> N
         assert r["version"]
         assert isinstance(r["values"], dict)
     assert index["unrendered_remote_files"][0].endswith("/standard-install.yaml")
+    assert any(" HTTPRoute shop/shop-api" in line for line in index["unchecked_custom_resources"])
     assert len(list((tmp_path / "manifests").glob("*.yaml"))) == len(rendered.objects)
 
 
