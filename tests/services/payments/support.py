@@ -130,7 +130,8 @@ def card_data_in(text: str, numbers: tuple[str, ...] = ALL_NUMBERS, cvc: str = C
         spaced = " ".join(number[i:i + 4] for i in range(0, len(number), 4))
         if number in text or spaced in text:
             found.append(f"number ending {number[-4:]}")
-    if re.search(rf"(?<![0-9A-Za-z]){cvc}(?![0-9A-Za-z])", text):
+    # As a token of its own: not inside a longer number, an id or a decimal such as a duration (85.37, 8537.2).
+    if re.search(rf"(?<![0-9A-Za-z.]){cvc}(?![0-9A-Za-z.])", text):
         found.append("cvc")
     return found
 
