@@ -82,8 +82,9 @@ def check_prod_deletion_protection(props: Any, ctx: Context) -> Iterable[str]:
 
 
 def check_managed_password(props: Any, ctx: Context) -> Iterable[str]:
-    if "password" in props and get(props, "password") is not None:
-        yield ("a master password is passed in (password=...): it ends up in Pulumi state; remove it and set "
+    passed = [k for k in ("password", "masterPassword") if k in props and get(props, k) is not None]
+    if passed:
+        yield (f"a master password is passed in ({passed[0]}=...): it ends up in Pulumi state; remove it and set "
                "manage_master_user_password=True so RDS keeps and rotates it in Secrets Manager")
     elif not truthy(get(props, "manageMasterUserPassword")):
         yield ("manageMasterUserPassword is not true; set manage_master_user_password=True (RDS creates and "

@@ -213,3 +213,11 @@ def test_waf_rules_read_the_providers_typed_rules_as_well_as_rule_json() -> None
     assert check_resource("waf-managed-rule-groups", ACL, props)
     assert check_resource("waf-metrics", ACL, props) == ["wafv2 WebAcl 'r': rule 'rate' has CloudWatch metrics off; "
                                                          "enable them [WAF.12]"]
+
+
+def test_aurora_cluster_master_password_is_refused_too() -> None:
+    cluster = {"engine": "aurora-postgresql", "storageEncrypted": True, "backupRetentionPeriod": 7.0,
+               "masterPassword": "[secret]", "manageMasterUserPassword": False}
+    found = check_resource("rds-managed-master-password", "aws:rds/cluster:Cluster", cluster)
+    assert len(found) == 1
+    assert "masterPassword=" in found[0]
