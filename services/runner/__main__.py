@@ -235,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     logs.add_argument("-n", "--lines", type=int, default=50)
     sub.add_parser("supervise", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    # `status | head` should end quietly, not with a BrokenPipeError traceback.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     handlers = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "logs": cmd_logs, "supervise": cmd_supervise}
     return handlers[args.command](args)
 

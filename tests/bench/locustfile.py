@@ -20,7 +20,7 @@ CARD = {"number": "4242 4242 4242 4242", "exp_month": 12, "exp_year": 2031, "cvc
 CA_FILE = os.environ.get("BENCH_CA_FILE")
 
 
-def _ssl_context() -> Any:
+def _ssl_context(*_: Any) -> Any:
     import gevent.ssl
 
     return gevent.ssl.create_default_context(cafile=CA_FILE)
@@ -31,7 +31,7 @@ class Shopper(FastHttpUser):
     product_ids: list[str] = []
     # Verify the edge's certificate against the stack's local CA, as a real client would.
     insecure = CA_FILE is None
-    ssl_context_factory = _ssl_context if CA_FILE else None
+    ssl_context_factory = staticmethod(_ssl_context) if CA_FILE else None
 
     def on_start(self) -> None:
         self.token: str | None = None

@@ -112,7 +112,7 @@ def main() -> int:
                      f" req/s**, p99 {mix['p99_ms']:.0f} ms, {mix['failures']:.0f} failures | — |")
         lines.append(f"| start-to-ready (cold / warm) | **{stack['startup_cold_s']:.1f} s / "
                      f"{stack['startup_warm_s']:.1f} s** | < 15 s |")
-        rows.append(("nginx TLS → gateway → products", edge["requests_per_s"], edge["p99_ms"]))
+        rows += [(f"{name} (stack)", p["requests_per_s"], p["p99_ms"]) for name, p in stack["paths"].items()]
     if failed:
         lines += ["", f"Benchmarks that reported a problem (see their output): {', '.join(failed)}"]
     OUT.mkdir(parents=True, exist_ok=True)
