@@ -195,7 +195,14 @@ class Verifier:
         if not self.expect.shield:
             return True, "not wanted by this stack (edge.shieldAdvanced false)"
         shield = self.client("shield", GLOBAL_REGION)
-        protected = {p["ResourceArn"] for p in shield.list_protections().get("Protections", [])}
+        protected: set[str] = set()
+        kwargs: dict[str, Any] = {}
+        while True:  # list_protections pages with NextToken
+            page = shield.list_protections(**kwargs)
+            protected |= {p["ResourceArn"] for p in page.get("Protections", [])}
+            if not page.get("NextToken"):
+                break
+            kwargs["NextToken"] = page["NextToken"]
         wanted = {"ALB": self.alb_arn(), "hosted zone": f"arn:aws:route53:::hostedzone/{self.outputs['zoneId']}"}
         missing = [what for what, arn in wanted.items() if arn not in protected]
         if missing:
