@@ -48,6 +48,10 @@ def build_account(session: Any, *, stack: str = "prod", eks_version: str | None 
                                    "Statement": {"ManagedRuleGroupStatement": {
                                        "VendorName": "AWS", "Name": "AWSManagedRulesCommonRuleSet"}}}])["Summary"]
     wafv2.associate_web_acl(WebACLArn=acl["ARN"], ResourceArn=alb["LoadBalancerArn"])
+    wafv2.put_logging_configuration(LoggingConfiguration={
+        "ResourceArn": acl["ARN"],
+        "LogDestinationConfigs": [f"arn:aws:logs:{region}:123456789012:log-group:aws-waf-logs-shop-{stack}"],
+        "RedactedFields": [{"SingleHeader": {"Name": "authorization"}}, {"SingleHeader": {"Name": "cookie"}}]})
 
     route53 = session.client("route53", region_name="us-east-1")
     zone = route53.create_hosted_zone(Name=DOMAIN, CallerReference=str(uuid.uuid4()))["HostedZone"]["Id"]

@@ -94,8 +94,8 @@ def test_the_declared_shape_passes_every_check(session: Any, http_get: Callable[
     code, checks, out = run(session, outputs, http_get, tmp_path, capsys)
     assert code == 0, out
     assert failed(checks) == {}
-    assert {"health check", "failover records", "web ACL on ALB", "Shield", "EKS cluster", "ALB listeners",
-            "API /healthz"} <= set(checks)
+    assert {"health check", "failover records", "web ACL on ALB", "web ACL logging", "Shield", "EKS cluster",
+            "ALB listeners", "API /healthz"} <= set(checks)
     assert {n for n in checks if n.startswith("database ")} == {f"database {s}" for s in outputs["databaseEndpoints"]}
     assert out.strip().endswith(f"all {len(checks)} checks passed")
 
@@ -136,6 +136,16 @@ def _alb_arn(s: Any, o: dict[str, Any]) -> str:
 
 def _waf_detached(s: Any, o: dict[str, Any]) -> None:
     s.client("wafv2").disassociate_web_acl(ResourceArn=_alb_arn(s, o))
+
+
+def _waf_logging_removed(s: Any, o: dict[str, Any]) -> None:
+    s.client("wafv2").delete_logging_configuration(ResourceArn=o["webAclArn"])
+
+
+def _waf_logs_carry_tokens(s: Any, o: dict[str, Any]) -> None:
+    s.client("wafv2").put_logging_configuration(LoggingConfiguration={
+        "ResourceArn": o["webAclArn"], "LogDestinationConfigs": ["arn:aws:logs:eu-west-1:1:log-group:aws-waf-logs-x"],
+        "RedactedFields": [{"SingleHeader": {"Name": "cookie"}}]})
 
 
 def _no_shield_on_alb(s: Any, o: dict[str, Any]) -> None:
@@ -181,6 +191,8 @@ BREAKS: dict[str, tuple[Callable[[Any, dict[str, Any]], None], str, str]] = {
     "primary without health check": (_primary_without_health_check, "failover records", "PRIMARY carries"),
     "no secondary": (_no_secondary, "failover records", "no SECONDARY failover record"),
     "web ACL detached": (_waf_detached, "web ACL on ALB", "no web ACL is associated with the ALB"),
+    "WAF logging removed": (_waf_logging_removed, "web ACL logging", "no logging configuration"),
+    "WAF logs carry tokens": (_waf_logs_carry_tokens, "web ACL logging", "['authorization'] header(s)"),
     "no Shield on ALB": (_no_shield_on_alb, "Shield", "no Shield Advanced protection for the ALB"),
     "database stopped": (_db_stopped, "database orders", "status stopped"),
     "database public": (_db_public, "database orders", "publicly accessible"),

@@ -6,7 +6,8 @@
 Checks (each PASS or FAIL with what was found; exit 1 if any fails):
 - the Route 53 health check exists, probes HTTPS ``/healthz``, and every checker region reports it healthy;
 - ``api.<domain>`` has PRIMARY (carrying that health check) and SECONDARY failover records;
-- the web ACL from the outputs is the one associated with the ALB (found through the target group);
+- the web ACL from the outputs is the one associated with the ALB (found through the target group), and
+  it logs, with the ``authorization`` and ``cookie`` headers redacted;
 - Shield Advanced protects the ALB and the zone when the stack wants it (``edge.shieldAdvanced``);
 - every database endpoint is an RDS instance that is available, encrypted and not publicly accessible
   (and multi-AZ / deletion-protected when the stack config says so);
@@ -34,6 +35,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 HttpGet = Callable[[str], int]
 REQUIRED_OUTPUTS: Final = ("apiUrl", "clusterName", "databaseEndpoints", "webAclArn", "healthCheckId",
                            "targetGroupArn", "zoneId")
+# Headers carrying credentials that WAF logs must redact (as the program configures them).
+REDACTED_HEADERS: Final = ("authorization", "cookie")
 # Route 53 health checks and their status are global; their API lives in us-east-1.
 GLOBAL_REGION: Final = "us-east-1"
 
@@ -124,6 +127,7 @@ class Verifier:
         self.guarded("health check", self.health_check)
         self.guarded("failover records", self.failover_records)
         self.guarded("web ACL on ALB", self.web_acl)
+        self.guarded("web ACL logging", self.web_acl_logging)
         self.guarded("Shield", self.shield)
         for service, address in sorted(dict(self.outputs["databaseEndpoints"]).items()):
             self.guarded(f"database {service}", self._database_check(str(address)))
@@ -190,6 +194,23 @@ class Verifier:
         if found.get("ARN") != self.outputs["webAclArn"]:
             return False, f"the ALB has web ACL {found.get('ARN')}, not {self.outputs['webAclArn']}"
         return True, f"{found.get('Name')} on the ALB"
+
+    def web_acl_logging(self) -> tuple[bool, str]:
+        try:
+            cfg = self.client("wafv2").get_logging_configuration(
+                ResourceArn=str(self.outputs["webAclArn"]))["LoggingConfiguration"]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "WAFNonexistentItemException":
+                return False, "the web ACL has no logging configuration"
+            raise
+        destinations = cfg.get("LogDestinationConfigs", [])
+        redacted = {str(f.get("SingleHeader", {}).get("Name", "")).lower() for f in cfg.get("RedactedFields", [])}
+        missing = [h for h in REDACTED_HEADERS if h not in redacted]
+        if not destinations:
+            return False, "logging has no destination"
+        if missing:
+            return False, f"logs would carry the {missing} header(s): redact them"
+        return True, f"to {destinations[0]}, {' and '.join(REDACTED_HEADERS)} redacted"
 
     def shield(self) -> tuple[bool, str]:
         if not self.expect.shield:
