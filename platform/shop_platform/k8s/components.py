@@ -27,7 +27,7 @@ from shop_platform.k8s import addons, objects
 from shop_platform.k8s import spec as k
 from shop_platform.k8s.keys import keyring_from_seeds
 from shop_platform.k8s.spec import LayerSpec
-from shop_platform.k8s.values import ServiceInputs, secret_name, service_values
+from shop_platform.k8s.values import ServiceInputs, secret_name, service_values, token_issuer
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 SERVICE_CHART_DIR = REPO_ROOT / "charts" / "service"
@@ -90,6 +90,8 @@ class ServiceSecretsArgs:
     # Extra secret settings per service (kind: DATABASE_URL with the in-cluster password).
     extra: Mapping[str, Mapping[str, pulumi.Input[str]]] = field(default_factory=dict)
     depends_on: Sequence[pulumi.Resource] = ()
+    # The first administrator: created at start-up by the token-issuing service (password generated here).
+    admin_email: str | None = None
 
     def __post_init__(self) -> None:
         if not self.services:
@@ -110,12 +112,21 @@ class ServiceSecrets(pulumi.ComponentResource):
         seeds = {s.name: random.RandomBytes(f"{name}-{s.name}-seed", length=32, opts=child) for s in args.services}
         card_key = random.RandomBytes(f"{name}-card-fingerprint-key", length=32, opts=child)
         names = list(seeds)
+        extra: dict[str, Mapping[str, pulumi.Input[str]]] = {n: dict(v) for n, v in args.extra.items()}
+        self.admin_password: pulumi.Output[str] | None = None
+        if args.admin_email is not None:
+            admin_pw = random.RandomPassword(f"{name}-admin-password", length=24, special=False, opts=child)
+            # Marked secret here, not only by the provider's schema: it must never reach state or logs in clear.
+            self.admin_password = pulumi.Output.secret(admin_pw.result)
+            issuer = token_issuer().name
+            extra[issuer] = {**extra.get(issuer, {}), "ADMIN_EMAIL": args.admin_email,
+                             "ADMIN_PASSWORD": self.admin_password}
         ring = pulumi.Output.all(jwt_seed.base64, card_key.hex, *[seeds[n].base64 for n in names]).apply(
             lambda v: keyring_from_seeds(v[0], dict(zip(names, v[2:], strict=True)), v[1]))
         self.secrets: dict[str, k8s.core.v1.Secret] = {}
         for svc in args.services:
             data: pulumi.Output[dict[str, str]] = pulumi.Output.secret(
-                pulumi.Output.all(ring, args.extra.get(svc.name, {})).apply(functools.partial(_secret_data, svc.name)))
+                pulumi.Output.all(ring, extra.get(svc.name, {})).apply(functools.partial(_secret_data, svc.name)))
             self.secrets[svc.name] = k8s.core.v1.Secret(
                 f"{name}-{svc.name}",
                 metadata=k8s.meta.v1.ObjectMetaArgs(name=secret_name(svc), namespace=k.SERVICES_NS,
@@ -253,11 +264,11 @@ class InClusterPostgres(pulumi.ComponentResource):
         super().__init__("shop:k8s:InClusterPostgres", name, None, opts)
         pw = random.RandomPassword(f"{name}-password", length=32, special=False,
                                    opts=pulumi.ResourceOptions(parent=self))
-        self.password = pw.result
+        self.password = pulumi.Output.secret(pw.result)
         secret = k8s.core.v1.Secret(
             f"{name}-admin", metadata=k8s.meta.v1.ObjectMetaArgs(
                 name=objects.POSTGRES_SECRET, namespace=k.DATA_NS, labels=dict(objects.PART_OF)),
-            type="Opaque", string_data={"password": pw.result},  # RandomPassword.result is a secret output
+            type="Opaque", string_data={"password": self.password},
             opts=_opts(self, args.provider, args.depends_on))
         self.objects = k8s.yaml.v2.ConfigGroup(f"{name}-objects", objs=objects.postgres(),
                                                opts=_opts(self, args.provider, [secret]))
@@ -345,7 +356,8 @@ def deploy_kubernetes_layer(layer: LayerSpec, provider: k8s.Provider | None = No
         extra = {s.name: {"DATABASE_URL": pg.password.apply(functools.partial(objects.database_url, s.name))}
                  for s in catalog.database_services()}
         db_deps = [pg.objects]
-    secrets = ServiceSecrets("service-secrets", ServiceSecretsArgs(catalog.SERVICES, provider, extra, base))
+    secrets = ServiceSecrets("service-secrets", ServiceSecretsArgs(catalog.SERVICES, provider, extra, base,
+                                                                  admin_email=layer.admin_email))
     for svc in catalog.SERVICES:
         if aws is not None:
             inputs: pulumi.Input[ServiceInputs] = pulumi.Output.all(
@@ -358,4 +370,6 @@ def deploy_kubernetes_layer(layer: LayerSpec, provider: k8s.Provider | None = No
             svc, layer, inputs, provider,
             depends_on=[ns.default_deny, secrets.secrets[svc.name], observability.stack, edge.routes, *db_deps]))
     return {"servicesNamespace": k.SERVICES_NS, "grafanaPort": k.GRAFANA_PORT,
-            "gatewayListenerPort": k.GATEWAY_LISTENER_PORT}
+            "gatewayListenerPort": k.GATEWAY_LISTENER_PORT, "adminEmail": layer.admin_email,
+            # `pulumi stack output adminPassword --show-secrets`; RandomPassword.result is secret.
+            "adminPassword": secrets.admin_password}

@@ -84,6 +84,9 @@ class LayerSpec:
     pod_cidr: str | None = None
     region: str | None = None
     alerts: AlertReceiver = AlertReceiver()
+    # The first administrator the token-issuing service creates at start-up (password generated, a secret
+    # stack output); without one nobody could manage the catalogue of a fresh cluster.
+    admin_email: str = "admin@shop.local"
     log_retention_days: int = 7
     elasticsearch_nodes: int = 1
     elasticsearch_storage_gib: int = 10

@@ -19,7 +19,7 @@ from shop_platform.config import ConfigError, StackConfig
 from shop_platform.k8s.spec import SMALL_SIZING, AlertReceiver, LayerSpec
 from shop_platform.network import plan_subnets
 
-KUBERNETES_KEYS: Final = ("imageTag", "imageDigests", "alertWebhookUrl", "logRetentionDays",
+KUBERNETES_KEYS: Final = ("imageTag", "imageDigests", "alertWebhookUrl", "adminEmail", "logRetentionDays",
                           "elasticsearchNodes", "elasticsearchStorageGib", "prometheusRetentionDays",
                           "prometheusStorageGib")
 LOCAL_KEYS: Final = ("clusterName", "podSubnet", "kubeVersion")
@@ -34,6 +34,7 @@ class KubernetesConfig:
     image_tag: str
     image_digests: Mapping[str, str] = field(default_factory=dict)
     alert_webhook_url: str | None = None
+    admin_email: str = "admin@shop.local"
     log_retention_days: int = 7
     elasticsearch_nodes: int = 1
     elasticsearch_storage_gib: int = 10
@@ -98,12 +99,16 @@ def parse_kubernetes_config(raw: Mapping[str, Any], environment: str) -> Kuberne
     if hook is not None and (not isinstance(hook, str) or not hook.startswith("https://")):
         raise ConfigError("kubernetes.alertWebhookUrl", f"{hook!r} is not an https URL",
                           "an https:// webhook, or unset (alerts then stay in Alertmanager)")
+    admin = obj.get("adminEmail", "admin@shop.local")
+    if not isinstance(admin, str) or not re.fullmatch(r"[^@\s]+@[^@\s]+\.[a-z]{2,}", admin):
+        raise ConfigError("kubernetes.adminEmail", f"{admin!r} is not an e-mail address",
+                          "the first administrator's login, e.g. ops@example.com")
     nodes = _int(obj, "elasticsearchNodes", 3 if prod else 1, 1, 5, "kubernetes")
     if nodes not in (1, 3, 5) or (prod and nodes < 3):
         raise ConfigError("kubernetes.elasticsearchNodes", f"{nodes} is not allowed",
                           "1 (dev/local) or 3/5 (an odd quorum; prod needs >= 3)")
     return KubernetesConfig(
-        image_tag=tag, image_digests=dict(digests), alert_webhook_url=hook,
+        image_tag=tag, image_digests=dict(digests), alert_webhook_url=hook, admin_email=admin,
         log_retention_days=_int(obj, "logRetentionDays", 30 if prod else 7, 1, 3650, "kubernetes"),
         elasticsearch_nodes=nodes,
         elasticsearch_storage_gib=_int(obj, "elasticsearchStorageGib", 100 if prod else 10, 5, 16384, "kubernetes"),
@@ -143,7 +148,8 @@ def layer_spec_for_local(cfg: LocalStackConfig) -> LayerSpec:
     return LayerSpec(target="kind", stack=cfg.stack, environment="dev", kube_version=cfg.kube_version,
                      image_tag=k.image_tag, image_repositories={s.name: f"shop/{s.name}" for s in catalog.SERVICES},
                      image_digests=k.image_digests, sizing=SMALL_SIZING, pod_cidr=cfg.pod_subnet,
-                     alerts=AlertReceiver(k.alert_webhook_url), log_retention_days=k.log_retention_days,
+                     alerts=AlertReceiver(k.alert_webhook_url), admin_email=k.admin_email,
+                     log_retention_days=k.log_retention_days,
                      elasticsearch_nodes=k.elasticsearch_nodes, elasticsearch_storage_gib=k.elasticsearch_storage_gib,
                      prometheus_retention_days=k.prometheus_retention_days,
                      prometheus_storage_gib=k.prometheus_storage_gib)
@@ -154,6 +160,7 @@ def layer_spec_for_eks(cfg: StackConfig, k: KubernetesConfig) -> LayerSpec:
     return LayerSpec(target="eks", stack=cfg.stack, environment=cfg.environment, kube_version=cfg.cluster.version,
                      image_tag=k.image_tag, image_digests=k.image_digests, vpc_cidr=cfg.network.cidr,
                      database_cidrs=tuple(isolated), region=cfg.region, alerts=AlertReceiver(k.alert_webhook_url),
+                     admin_email=k.admin_email,
                      log_retention_days=k.log_retention_days, elasticsearch_nodes=k.elasticsearch_nodes,
                      elasticsearch_storage_gib=k.elasticsearch_storage_gib,
                      prometheus_retention_days=k.prometheus_retention_days,

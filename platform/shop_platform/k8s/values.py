@@ -30,12 +30,17 @@ def secret_name(svc: Service) -> str:
     return f"{svc.name}-secrets"
 
 
-def jwks_url() -> str:
-    """The JWKS is served by whichever catalog service publishes /.well-known/jwks.json."""
+def token_issuer() -> Service:
+    """The service that issues user tokens: whichever catalog service publishes /.well-known/jwks.json."""
     for svc in catalog.SERVICES:
         if any(p.startswith("/.well-known/jwks.json") for p in svc.public_prefixes):
-            return f"http://{svc.name}:{svc.port}/.well-known/jwks.json"
+            return svc
     raise ValueError("no catalog service publishes /.well-known/jwks.json")
+
+
+def jwks_url() -> str:
+    svc = token_issuer()
+    return f"http://{svc.name}:{svc.port}/.well-known/jwks.json"
 
 
 def _env(svc: Service, layer: LayerSpec, inputs: ServiceInputs) -> dict[str, str]:
