@@ -33,7 +33,7 @@ pulumi up --stack local --yes
 
 cat <<MSG
 The shop answers on http://localhost/api/v1/... (NGINX Gateway Fabric on the host's port 80).
-Admin:    \$(pulumi stack output adminEmail -s local) / pulumi stack output adminPassword -s local --show-secrets
+Admin:    pulumi stack output adminEmail -s local; pulumi stack output adminPassword -s local --show-secrets
 Grafana:  kubectl --context kind-$CLUSTER -n monitoring port-forward svc/kps-grafana 3002:3002
           (admin password: kubectl -n monitoring get secret kps-grafana -o jsonpath='{.data.admin-password}' | base64 -d)
 Kibana:   kubectl --context kind-$CLUSTER -n logging port-forward svc/kibana-kb-http 5601:5601
