@@ -67,6 +67,19 @@ def _env(svc: Service, layer: LayerSpec, inputs: ServiceInputs) -> dict[str, str
     return env
 
 
+def allowed_callees(svc: Service) -> tuple[str, ...]:
+    """Where a service's pods may connect inside the namespace: the catalog's ``calls``, plus the token issuer
+    for every other service, which fetches the issuer's public JWKS (``JWKS_URL``) to verify user tokens.
+    The issuer's /internal routes stay closed at the application layer (service tokens, catalog allow-list)."""
+    issuer = token_issuer().name
+    extra = (issuer,) if svc.name != issuer and issuer not in svc.calls else ()
+    return (*svc.calls, *extra)
+
+
+def allowed_callers(svc: Service) -> tuple[str, ...]:
+    return tuple(s.name for s in catalog.SERVICES if svc.name in allowed_callees(s))
+
+
 def _network_policy(svc: Service, layer: LayerSpec) -> dict[str, Any]:
     peers: list[dict[str, Any]] = []
     if svc.name == catalog.GATEWAY:
@@ -83,10 +96,10 @@ def _network_policy(svc: Service, layer: LayerSpec) -> dict[str, Any]:
     if svc.owns_database and layer.eks:
         aws_apis = {"enabled": True, "exceptCidrs": [layer.vpc_cidr]}
     return {
-        "fromServices": list(catalog.callers_of(svc.name)),
+        "fromServices": list(allowed_callers(svc)),
         "fromPeers": peers,
         "prometheus": {"namespace": k.MONITORING_NS, "podLabels": dict(k.PROMETHEUS_POD_LABELS)},
-        "toServices": [{"name": c, "port": catalog.get(c).port} for c in svc.calls],
+        "toServices": [{"name": c, "port": catalog.get(c).port} for c in allowed_callees(svc)],
         "dns": {"namespace": "kube-system", "podLabels": dict(k.DNS_POD_LABELS)},
         "database": database,
         "awsApis": aws_apis,
