@@ -11,9 +11,9 @@ from fastapi.responses import JSONResponse
 
 from services.kit.app import create_app
 from services.kit.errors import problem_response
+from services.kit.http import ServiceClient
 from services.orders import recovery
 from services.orders.api import router
-from services.orders.peers import PeerClient
 from services.orders.saga import Saga
 from services.orders.settings import Settings
 
@@ -23,16 +23,16 @@ log = logging.getLogger("orders")
 async def start_saga(app: FastAPI) -> None:
     settings: Settings = app.state.settings
     issuer = app.state.service_issuer
-    app.state.products = PeerClient(settings, "products", issuer, timeout=settings.products_timeout_s,
+    app.state.products = ServiceClient(settings, "products", issuer, timeout=settings.products_timeout_s,
                                     max_connections=settings.peer_max_connections)
-    app.state.payments = PeerClient(settings, "payments", issuer, timeout=settings.payments_timeout_s,
+    app.state.payments = ServiceClient(settings, "payments", issuer, timeout=settings.payments_timeout_s,
                                     max_connections=settings.peer_max_connections)
     app.state.saga = Saga(app.state.pool, settings, app.state.products, app.state.payments)
 
 
 async def stop_saga(app: FastAPI) -> None:
     for name in ("products", "payments"):
-        client: PeerClient | None = getattr(app.state, name, None)
+        client: ServiceClient | None = getattr(app.state, name, None)
         if client is not None:
             await client.aclose()
 

@@ -26,9 +26,9 @@ import asyncpg
 
 from services.kit.cards import Card
 from services.kit.errors import problem_body
+from services.kit.http import ServiceCallError, ServiceClient, ServiceResponse
 from services.orders import store
 from services.orders.models import OrderLine
-from services.orders.peers import PeerClient, PeerError, PeerResponse
 from services.orders.settings import Settings
 
 log = logging.getLogger("orders")
@@ -56,7 +56,7 @@ class Outcome:
     body: dict[str, Any]
 
 
-def _kind(response: PeerResponse) -> str:
+def _kind(response: ServiceResponse) -> str:
     try:
         return str(response.json().get("type", "")).rsplit("/", 1)[-1]
     except ValueError:
@@ -64,8 +64,8 @@ def _kind(response: PeerResponse) -> str:
 
 
 class Saga:
-    def __init__(self, pool: asyncpg.Pool, settings: Settings, products: PeerClient,
-                 payments: PeerClient) -> None:
+    def __init__(self, pool: asyncpg.Pool, settings: Settings, products: ServiceClient,
+                 payments: ServiceClient) -> None:
         self.pool = pool
         self.settings = settings
         self.products = products
@@ -73,10 +73,10 @@ class Saga:
 
     # ---- plumbing -------------------------------------------------------------------------------
 
-    async def call(self, client: PeerClient, method: str, path: str, **kwargs: Any) -> PeerResponse:
+    async def call(self, client: ServiceClient, method: str, path: str, **kwargs: Any) -> ServiceResponse:
         try:
             response = await client.request(method, path, **kwargs)
-        except PeerError as exc:
+        except ServiceCallError as exc:
             raise Unreachable(client.callee, exc.sent, str(exc)) from exc
         if response.status_code >= 500:
             raise Unreachable(client.callee, True, f"status {response.status_code}")

@@ -77,7 +77,7 @@ class HttpChangeFeed:
 
     async def changes(self, after: int, limit: int) -> ChangeBatch:
         response = await self._client.request("GET", "/internal/v1/changes",
-                                              params={"after": after, "limit": limit})
+                                              params={"after": str(after), "limit": str(limit)})
         if response.status_code != 200:
             raise FeedError(f"products answered {response.status_code} to GET /internal/v1/changes")
         try:
