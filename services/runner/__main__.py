@@ -51,8 +51,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         keyring = stack.load_keyring(layout)
         admin = stack.admin_credentials(layout, env)
         db_names = {s.name: db.url_for(s.database_name) for s in catalog.database_services()}
-        plan = stack.plan(layout, keyring, db_names, admin, env, gateway_workers=args.gateway_workers)
-        busy = stack.busy_ports(layout, plan, db)
+        plan = stack.plan(layout, keyring, db_names, admin, env, gateway_replicas=args.gateway_replicas)
+        busy = stack.busy_ports(layout, plan, db, args.gateway_replicas)
         if busy:
             raise stack.StackError("ports already in use: " + ", ".join(busy) +
                                    ". Stop what uses them, or run a second stack with --port-offset N.")
@@ -87,7 +87,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         time.sleep(0.1)
     ready_in = time.monotonic() - began
 
-    info = stack.describe(layout, plan, db)
+    info = stack.describe(layout, plan, db, args.gateway_replicas)
     if not args.no_seed:
         try:
             seeded = seed.run(layout, admin)
@@ -227,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start everything and wait until all is ready")
     up.add_argument("--no-seed", action="store_true", help="do not load demo customers and products")
-    up.add_argument("--gateway-workers", type=int, default=2, choices=range(1, 9), metavar="1..8")
+    up.add_argument("--gateway-replicas", type=int, default=2, choices=range(1, 5), metavar="1..4",
+                    help="gateway processes behind nginx, each on its own port (8000, 8010, ...)")
     sub.add_parser("down", help="stop everything")
     sub.add_parser("status", help="what runs and whether it is ready (exit 0 all ready, 1 degraded, 3 stopped)")
     logs = sub.add_parser("logs", help="the last lines of one process's log")

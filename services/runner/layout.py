@@ -52,6 +52,10 @@ class Layout:
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.port(service)}"
 
+    def gateway_ports(self, replicas: int) -> list[int]:
+        """The gateway's replicas: the contract port, then +10, +20 ... (8000, 8010 by default)."""
+        return [self.port("gateway") + 10 * i for i in range(replicas)]
+
     @property
     def logs(self) -> Path:
         return self.run_dir / "logs"

@@ -32,9 +32,9 @@ def _problem(status: int, kind: str, title: str, detail: str) -> str:
     return body.replace('"', '\\"')
 
 
-def render(layout: Layout, cert: Path, key: Path, *, workers: int = 2) -> str:
+def render(layout: Layout, cert: Path, key: Path, gateway_ports: list[int], *, workers: int = 2) -> str:
     base = layout.run_dir / "nginx"
-    gateway = layout.port("gateway")
+    servers = "\n".join(f"        server 127.0.0.1:{port} max_fails=1 fail_timeout=2s;" for port in gateway_ports)
     not_found = _problem(404, "not-found", "Not found", "No such route.")
     unavailable = _problem(503, "upstream-unavailable", "Service unavailable",
                            "The API gateway is not answering; retry shortly.")
@@ -70,7 +70,8 @@ http {{
     access_log {layout.logs}/nginx-access.log json buffer=32k flush=1s;
 
     upstream gateway {{
-        server 127.0.0.1:{gateway} max_fails=0;
+        # Every gateway replica; one that refuses connections is skipped for 2 s.
+{servers}
         # Reused connections to the gateway: a new TCP handshake per request would cost more than nginx.
         keepalive 64;
         keepalive_requests 10000;
@@ -131,13 +132,13 @@ http {{
 """
 
 
-def write(layout: Layout, cert: Path, key: Path) -> Path:
+def write(layout: Layout, cert: Path, key: Path, gateway_ports: list[int]) -> Path:
     base = layout.run_dir / "nginx"
     for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (base / sub).mkdir(parents=True, exist_ok=True)
     layout.logs.mkdir(parents=True, exist_ok=True)
     conf = base / "nginx.conf"
-    conf.write_text(render(layout, cert, key))
+    conf.write_text(render(layout, cert, key, gateway_ports))
     return conf
 
 

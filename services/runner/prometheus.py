@@ -24,8 +24,9 @@ def find_prometheus() -> tuple[str, str] | None:
     return (prom, tool) if prom and tool else None
 
 
-def scrape_config(targets: dict[str, str], rule_files: list[str], *, interval: str = "5s") -> dict[str, Any]:
-    """``targets`` maps service name -> host:port. Each target carries a ``service`` label."""
+def scrape_config(targets: list[tuple[str, str]], rule_files: list[str], *, interval: str = "5s") -> dict[str, Any]:
+    """``targets`` are (service, host:port) pairs, one per process (the gateway has several replicas).
+    Each target carries a ``service`` label."""
     return {
         "global": {"scrape_interval": interval, "evaluation_interval": interval},
         "rule_files": rule_files,
@@ -34,7 +35,7 @@ def scrape_config(targets: dict[str, str], rule_files: list[str], *, interval: s
                 "job_name": "retail",
                 "metrics_path": "/metrics",
                 "static_configs": [
-                    {"targets": [address], "labels": {"service": name}} for name, address in sorted(targets.items())
+                    {"targets": [address], "labels": {"service": name}} for name, address in sorted(targets)
                 ],
             },
             {"job_name": "prometheus", "static_configs": [{"targets": ["127.0.0.1:9090"]}]},
@@ -90,7 +91,7 @@ def alert_rules(*, error_ratio: float = 0.05, p99_seconds: float = 1.0,
     }
 
 
-def write(layout: Layout, targets: dict[str, str]) -> Path:
+def write(layout: Layout, targets: list[tuple[str, str]]) -> Path:
     base = layout.run_dir / "prometheus"
     base.mkdir(parents=True, exist_ok=True)
     rules = base / "rules.yml"

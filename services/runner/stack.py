@@ -184,24 +184,37 @@ def service_env(layout: Layout, service: str, keyring: KeyRing, db_urls: dict[st
     return env
 
 
-def plan(layout: Layout, keyring: KeyRing, db_urls: dict[str, str], admin: Admin, base_env: dict[str, str],
-         *, gateway_workers: int = 2) -> Plan:
-    children: list[Child] = []
+def instances(layout: Layout, gateway_replicas: int) -> list[tuple[str, str, int]]:
+    """(process name, service, port) for every service process. The gateway runs as replicas on their own
+    ports rather than as workers behind one port: each replica is then its own scrape target, as a pod is
+    in a cluster (workers sharing a port would each expose their own counters, scraped at random)."""
+    result = []
     for service in catalog.SERVICES:
-        argv = [sys.executable, "-m", "uvicorn", f"services.{service.name}.main:app", "--host", "127.0.0.1",
-                "--port", str(layout.port(service.name)), "--no-access-log", "--log-level", "warning",
+        if service.name == catalog.GATEWAY:
+            for i, port in enumerate(layout.gateway_ports(gateway_replicas)):
+                result.append((service.name if i == 0 else f"{service.name}-{i + 1}", service.name, port))
+        else:
+            result.append((service.name, service.name, layout.port(service.name)))
+    return result
+
+
+def plan(layout: Layout, keyring: KeyRing, db_urls: dict[str, str], admin: Admin, base_env: dict[str, str],
+         *, gateway_replicas: int = 2) -> Plan:
+    children: list[Child] = []
+    processes = instances(layout, gateway_replicas)
+    for name, service, port in processes:
+        argv = [sys.executable, "-m", "uvicorn", f"services.{service}.main:app", "--host", "127.0.0.1",
+                "--port", str(port), "--no-access-log", "--log-level", "warning",
                 # The services decide whom to believe about the client address (TRUSTED_PROXIES), not uvicorn.
                 "--no-proxy-headers"]
-        if service.name == "gateway" and gateway_workers > 1:
-            argv += ["--workers", str(gateway_workers)]
-        children.append(Child(service.name, argv, service_env(layout, service.name, keyring, db_urls, admin, base_env),
-                              layout.logs / f"{service.name}.log", ready_url=f"{layout.url(service.name)}/readyz"))
+        children.append(Child(name, argv, service_env(layout, service, keyring, db_urls, admin, base_env),
+                              layout.logs / f"{name}.log", ready_url=f"http://127.0.0.1:{port}/readyz"))
     result = Plan(children)
 
     nginx_bin = nginx.find_nginx()
     if nginx_bin:
         _ca, cert, key = tls.ensure_certificates(layout.tls)
-        conf = nginx.write(layout, cert, key)
+        conf = nginx.write(layout, cert, key, layout.gateway_ports(gateway_replicas))
         nginx.check(nginx_bin, conf)
         children.append(Child("nginx", nginx.command(nginx_bin, conf), dict(base_env), layout.logs / "nginx.log",
                               ready_url=f"https://127.0.0.1:{layout.edge_https}/healthz"))
@@ -212,8 +225,7 @@ def plan(layout: Layout, keyring: KeyRing, db_urls: dict[str, str], admin: Admin
 
     prom = prometheus.find_prometheus()
     if prom:
-        targets = {s.name: f"127.0.0.1:{layout.port(s.name)}" for s in catalog.SERVICES}
-        conf = prometheus.write(layout, targets)
+        conf = prometheus.write(layout, [(service, f"127.0.0.1:{port}") for _, service, port in processes])
         prometheus.check(prom[1], conf)
         children.append(Child("prometheus", prometheus.command(prom[0], conf, layout), dict(base_env),
                               layout.logs / "prometheus.log",
@@ -225,8 +237,8 @@ def plan(layout: Layout, keyring: KeyRing, db_urls: dict[str, str], admin: Admin
     return result
 
 
-def busy_ports(layout: Layout, p: Plan, db: Database) -> list[str]:
-    wanted = {layout.port(s.name): s.name for s in catalog.SERVICES}
+def busy_ports(layout: Layout, p: Plan, db: Database, gateway_replicas: int) -> list[str]:
+    wanted = {port: name for name, _, port in instances(layout, gateway_replicas)}
     if p.edge:
         wanted.update({layout.edge_https: "nginx https", layout.edge_http: "nginx http"})
     if p.prometheus:
@@ -236,8 +248,8 @@ def busy_ports(layout: Layout, p: Plan, db: Database) -> list[str]:
     return [f"{port} ({what})" for port, what in sorted(wanted.items()) if port_in_use(port)]
 
 
-def describe(layout: Layout, p: Plan, db: Database) -> dict[str, Any]:
-    urls = {s.name: layout.url(s.name) for s in catalog.SERVICES}
+def describe(layout: Layout, p: Plan, db: Database, gateway_replicas: int) -> dict[str, Any]:
+    urls = {name: f"http://127.0.0.1:{port}" for name, _, port in instances(layout, gateway_replicas)}
     if p.edge:
         urls["edge"] = f"https://localhost:{layout.edge_https}"
     if p.prometheus:

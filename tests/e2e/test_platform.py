@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from typing import Any
 
 import httpx
 
@@ -84,20 +85,27 @@ def test_admin_adds_a_product_that_search_finds_within_two_seconds(platform_stac
 
 
 def test_every_service_is_scraped_by_prometheus(platform_stack: RunningStack) -> None:
-    """Dashboards and alerts are blind to a service Prometheus does not scrape."""
+    """Dashboards and alerts are blind to a service Prometheus does not scrape. Each gateway replica is its
+    own target, so its counters never appear to reset between scrapes."""
     url = f"http://127.0.0.1:{platform_stack.layout.prometheus}/api/v1/query"
     expected = {"gateway", "users", "products", "search", "orders", "payments"}
+
+    def query(q: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = httpx.get(url, params={"query": q}).json()["data"]["result"]
+        return result
+
     deadline = time.monotonic() + 30
-    up: dict[str, str] = {}
-    while time.monotonic() < deadline:
-        result = httpx.get(url, params={"query": 'up{job="retail"}'}).json()["data"]["result"]
-        up = {r["metric"]["service"]: r["value"][1] for r in result}
-        if set(up) == expected and all(v == "1" for v in up.values()):
+    while True:
+        targets = {(r["metric"]["service"], r["metric"]["instance"]): r["value"][1] for r in query('up{job="retail"}')}
+        served = {r["metric"]["service"] for r in query("count by (service) (http_requests_total)")}
+        if (served == expected and {svc for svc, _ in targets} == expected and set(targets.values()) == {"1"}) \
+                or time.monotonic() > deadline:
             break
         time.sleep(1)
-    assert up == dict.fromkeys(expected, "1")
-    series = httpx.get(url, params={"query": "count by (service) (http_requests_total)"}).json()["data"]["result"]
-    assert {r["metric"]["service"] for r in series} == expected
+    assert set(targets.values()) == {"1"}, targets
+    assert {svc for svc, _ in targets} == expected
+    assert sum(1 for svc, _ in targets if svc == "gateway") == 2, "each gateway replica is its own target"
+    assert served == expected
 
 
 def test_one_request_id_follows_an_order_through_every_service_log(platform_stack: RunningStack) -> None:
@@ -116,8 +124,11 @@ def test_one_request_id_follows_an_order_through_every_service_log(platform_stac
     deadline = time.monotonic() + 5
     seen: set[str] = set()
     while time.monotonic() < deadline and seen != {"gateway", "orders", "products", "payments"}:
-        for service in ("gateway", "orders", "products", "payments"):
-            for line in (platform_stack.layout.logs / f"{service}.log").read_text(errors="replace").splitlines():
+        # The gateway runs as replicas (gateway.log, gateway-2.log): nginx may pick either.
+        logs = [p for name in ("gateway", "orders", "products", "payments")
+                for p in platform_stack.layout.logs.glob(f"{name}*.log")]
+        for log in logs:
+            for line in log.read_text(errors="replace").splitlines():
                 if rid in line:
                     entry = json.loads(line)  # every line is one JSON object
                     assert entry["request_id"] == rid

@@ -45,7 +45,7 @@ def _start_edge(base: Path, binary: str) -> tuple[Layout, Path, subprocess.Popen
     server = ThreadingHTTPServer(("127.0.0.1", echo_port), _Echo)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     ca, cert, key = tls.ensure_certificates(layout.tls)
-    conf = nginx.write(layout, cert, key)
+    conf = nginx.write(layout, cert, key, [echo_port])
     nginx.check(binary, conf)
     proc = subprocess.Popen(nginx.command(binary, conf), stderr=subprocess.PIPE)
     deadline = time.monotonic() + 10

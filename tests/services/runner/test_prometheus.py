@@ -23,7 +23,7 @@ def _promtool(*args: str) -> subprocess.CompletedProcess[str]:
 def test_generated_config_and_rules_pass_promtool_check(tmp_path: Path) -> None:
     """A config Prometheus rejects would leave the stack without metrics; check it the way Prometheus will."""
     layout = Layout(tmp_path)
-    conf = prometheus.write(layout, {s.name: f"127.0.0.1:{s.port}" for s in catalog.SERVICES})
+    conf = prometheus.write(layout, [(s.name, f"127.0.0.1:{s.port}") for s in catalog.SERVICES])
     result = _promtool("check", "config", str(conf))
     assert result.returncode == 0, result.stdout + result.stderr
     doc = json.loads(conf.read_text())
