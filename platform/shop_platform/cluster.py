@@ -35,6 +35,9 @@ LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 CLUSTER_ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
 # Add-ons that must exist before nodes can become Ready, and those that need nodes to schedule on.
 PRE_NODE_ADDONS = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")
+# The VPC CNI enforces Kubernetes NetworkPolicies only when asked to; without this every policy the chart
+# renders (default deny, exactly the catalog's calls) would be accepted by the API and silently ignored.
+ADDON_CONFIGURATION = {"vpc-cni": json.dumps({"enableNetworkPolicy": "true"})}
 POST_NODE_ADDONS = ("coredns", "aws-ebs-csi-driver")
 
 
@@ -182,6 +185,7 @@ class Cluster(pulumi.ComponentResource):
                 f"{name}-addon-{addon_name}", cluster_name=cluster.name, addon_name=addon_name,
                 addon_version=versions.EKS_ADDON_VERSIONS[args.version][addon_name],
                 service_account_role_arn=sa_role.arn if sa_role else None,
+                configuration_values=ADDON_CONFIGURATION.get(addon_name),
                 resolve_conflicts_on_create="OVERWRITE", resolve_conflicts_on_update="PRESERVE", tags=tags(),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=after))
 

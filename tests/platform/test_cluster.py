@@ -183,3 +183,11 @@ def test_pulumi_leaves_the_autoscalers_desired_size_alone(run: Callable[..., Rec
     undo scaling (and could drain busy nodes)."""
     group = _run(run, dev_ctx).one("aws:eks/nodeGroup:NodeGroup")
     assert "scalingConfig.desiredSize" in group.ignore_changes
+
+
+def test_the_vpc_cni_enforces_network_policies(run: Callable[..., Recording], dev_ctx: StackContext) -> None:
+    """EKS accepts NetworkPolicy objects whether or not anything enforces them: without the CNI's
+    enableNetworkPolicy the catalog's default-deny policies would exist on paper only."""
+    rec = _run(run, dev_ctx)
+    cni = next(a for a in rec.of_type("aws:eks/addon:Addon") if a.inputs["addonName"] == "vpc-cni")
+    assert json.loads(cni.inputs["configurationValues"]) == {"enableNetworkPolicy": "true"}
