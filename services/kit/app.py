@@ -30,6 +30,7 @@ from services.kit.db import Database
 from services.kit.errors import (
     PROBLEM_JSON,
     Problem,
+    install_database_handlers,
     install_problem_handlers,
     problem_body,
     problem_responses,
@@ -171,6 +172,8 @@ def create_app(
         if settings.service_private_key else None
     )
     install_problem_handlers(app, settings.problem_base_uri)
+    if settings.has_database:
+        install_database_handlers(app)
     app.add_middleware(ObservabilityMiddleware, service=settings.service_name,
                        base_uri=settings.problem_base_uri)
     all_routers = [_ops_router(readiness), *routers]

@@ -8,8 +8,10 @@ a card number or a password).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -18,6 +20,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from services.kit.context import request_id_var
+
+log = logging.getLogger("kit.errors")
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -180,3 +184,21 @@ def install_problem_handlers(app: FastAPI, base_uri: str) -> None:
     app.add_exception_handler(Problem, _on_problem)
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http)
+
+
+# What a request sees while its database is away (a restart, a failover): the socket is gone or the
+# server refuses new work. These become a 503 with Retry-After, not a 500: the pool reconnects by itself
+# once the server is back, so neither the client nor an operator has anything to fix.
+DATABASE_UNAVAILABLE = (OSError, asyncpg.PostgresConnectionError, asyncpg.exceptions.OperatorInterventionError,
+                        asyncpg.InterfaceError)
+
+
+async def _on_database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("database unavailable", extra={"event": "db_unavailable", "error_type": type(exc).__name__})
+    return problem_response(request, 503, "The service's database is unavailable; retry shortly.",
+                            kind="service-unavailable", headers={"Retry-After": "1"})
+
+
+def install_database_handlers(app: FastAPI) -> None:
+    for exc_type in DATABASE_UNAVAILABLE:
+        app.add_exception_handler(exc_type, _on_database_unavailable)

@@ -5,12 +5,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import asyncpg
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
 from services.kit.app import create_app
-from services.kit.errors import problem_response
 from services.kit.http import ServiceClient
 from services.orders import recovery
 from services.orders.api import router
@@ -37,18 +34,6 @@ async def stop_saga(app: FastAPI) -> None:
             await client.aclose()
 
 
-_DB_DOWN = (OSError, asyncpg.PostgresConnectionError, asyncpg.exceptions.OperatorInterventionError,
-            asyncpg.InterfaceError)
-
-
-async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    """The database went away (a restart, a failover): 503 and a hint to retry, not a 500. The pool
-    reconnects by itself once the server is back, so the service needs no restart."""
-    log.warning("database unavailable", extra={"event": "db_unavailable", "error_type": type(exc).__name__})
-    return problem_response(request, 503, "The service's database is unavailable; retry shortly.",
-                            kind="service-unavailable", headers={"Retry-After": "1"})
-
-
 def build_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     app = create_app(
@@ -61,8 +46,6 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         on_startup=[start_saga, recovery.start],
         on_shutdown=[recovery.stop, stop_saga],
     )
-    for exc_type in _DB_DOWN:
-        app.add_exception_handler(exc_type, _database_unavailable)
     return app
 
 

@@ -7,12 +7,9 @@ import contextlib
 import logging
 from pathlib import Path
 
-import asyncpg
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
 from services.kit.app import create_app
-from services.kit.errors import problem_response
 from services.payments import idempotency
 from services.payments.api import router
 from services.payments.settings import Settings
@@ -45,18 +42,6 @@ async def stop_pruner(app: FastAPI) -> None:
             await task
 
 
-_DB_DOWN = (OSError, asyncpg.PostgresConnectionError, asyncpg.exceptions.OperatorInterventionError,
-            asyncpg.InterfaceError)
-
-
-async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    """The database went away (a restart, a failover): 503 and a hint to retry, not a 500. The pool
-    reconnects by itself once the server is back, so the service needs no restart."""
-    log.warning("database unavailable", extra={"event": "db_unavailable", "error_type": type(exc).__name__})
-    return problem_response(request, 503, "The service's database is unavailable; retry shortly.",
-                            kind="service-unavailable", headers={"Retry-After": "1"})
-
-
 def build_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()  # fields come from the environment
     app = create_app(
@@ -69,8 +54,6 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         on_startup=[start_pruner],
         on_shutdown=[stop_pruner],
     )
-    for exc_type in _DB_DOWN:
-        app.add_exception_handler(exc_type, _database_unavailable)
     return app
 
 
