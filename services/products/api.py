@@ -32,6 +32,8 @@ _JSON = "application/json"
 def _dumps(value: object) -> bytes:
     # asyncpg's UUID is not a uuid.UUID to orjson: the fallback turns it (and only it) into its string.
     return orjson.dumps(value, default=str)
+
+
 _MAX_PRICE = 100_000_000_000
 
 
