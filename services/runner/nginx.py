@@ -9,6 +9,7 @@ only from 127.0.0.1.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -19,6 +20,9 @@ INSTALL_HINT = "install nginx (Debian/Ubuntu: apt-get install nginx-light; macOS
 
 
 def find_nginx() -> str | None:
+    """``NGINX`` names the binary when it is somewhere unusual (an empty or missing path means "none")."""
+    if "NGINX" in os.environ:
+        return os.environ["NGINX"] if Path(os.environ["NGINX"]).is_file() else None
     return shutil.which("nginx") or next(
         (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx", "/opt/homebrew/bin/nginx") if Path(p).exists()),
         None,

@@ -8,6 +8,7 @@ Debian's prometheus lacks Kubernetes service discovery, so this mode uses static
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -20,6 +21,12 @@ INSTALL_HINT = "install Prometheus (Debian/Ubuntu: apt-get install prometheus; m
 
 
 def find_prometheus() -> tuple[str, str] | None:
+    """``PROMETHEUS`` names the binary when it is somewhere unusual (promtool beside it); a missing path
+    means "none"."""
+    if "PROMETHEUS" in os.environ:
+        binary = Path(os.environ["PROMETHEUS"])
+        promtool = binary.with_name("promtool")
+        return (str(binary), str(promtool)) if binary.is_file() and promtool.is_file() else None
     prom, tool = shutil.which("prometheus"), shutil.which("promtool")
     return (prom, tool) if prom and tool else None
 

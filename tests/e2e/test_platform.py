@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from typing import Any
 
 import httpx
+import pytest
 
+from services.runner.layout import Layout
 from tests.e2e.conftest import RunningStack
+from tests.support.procs import ROOT
 
 CARD = {"number": "4242 4242 4242 4242", "exp_month": 12, "exp_year": 2031, "cvc": "123"}
 
@@ -151,3 +158,43 @@ def test_starting_twice_is_refused_and_status_reports_ready(platform_stack: Runn
     status = platform_stack.runner("status")
     assert status.returncode == 0, status.stdout
     assert status.stdout.count(" ready ") >= 8
+
+
+def test_a_crashed_service_is_restarted_and_serves_again(platform_stack: RunningStack) -> None:
+    """A process that dies (OOM killer, a bug) must come back by itself; `status` shows that it happened."""
+    state = json.loads(platform_stack.layout.state_file.read_text())
+    pid = state["children"]["search"]["pid"]
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        info = json.loads(platform_stack.layout.state_file.read_text())["children"]["search"]
+        if info["pid"] != pid and info["restarts"] >= 1:
+            try:
+                if httpx.get(f"{platform_stack.layout.url('search')}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+        time.sleep(0.2)
+    else:
+        raise AssertionError("search was not restarted within 20 s")
+    status = platform_stack.runner("status")
+    assert status.returncode == 0, status.stdout
+    assert any(line.split()[0] == "search" and "restarts 1" in line for line in status.stdout.splitlines())
+
+
+def test_missing_nginx_and_prometheus_are_skipped_with_a_hint(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Without nginx or Prometheus the platform still runs; `up` says what it skipped and how to install it."""
+    layout = Layout(tmp_path_factory.mktemp("bare-run"), port_offset=21000)
+    env = {**os.environ, "NGINX": "/nonexistent/nginx", "PROMETHEUS": "/nonexistent/prometheus"}
+    cmd = [sys.executable, "-m", "services.runner", "--run-dir", str(layout.run_dir),
+           "--port-offset", str(layout.port_offset)]
+    up = subprocess.run([*cmd, "up", "--no-seed", "--gateway-replicas", "1"], cwd=ROOT, env=env,
+                        capture_output=True, text=True, timeout=180)
+    try:
+        assert up.returncode == 0, up.stderr
+        assert "skipped     nginx edge" in up.stdout
+        assert "apt-get install nginx-light" in up.stdout
+        assert "skipped     Prometheus" in up.stdout
+        assert httpx.get(f"{layout.url('gateway')}/readyz", timeout=5).status_code == 200
+    finally:
+        subprocess.run([*cmd, "down"], cwd=ROOT, capture_output=True, timeout=120)

@@ -1,0 +1,69 @@
+"""The runner's command line: every refusal is a clear message and starts nothing."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.procs import ROOT
+
+OFFSET = 23000  # below the ephemeral port range, away from the e2e stacks' offsets
+
+
+def runner(run_dir: Path, *args: str, offset: int = OFFSET) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "services.runner", "--run-dir", str(run_dir),
+                           "--port-offset", str(offset), *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+
+
+@pytest.fixture
+def busy_products_port() -> Iterator[int]:
+    port = 8002 + OFFSET
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))
+        s.listen()
+        yield port
+
+
+def test_a_port_in_use_is_named_and_nothing_starts(tmp_path: Path, busy_products_port: int) -> None:
+    """Another program on a contract port must stop `up` before it starts anything, naming the port and
+    what needed it, and suggesting a way out; a half-started stack would be worse than none."""
+    up = runner(tmp_path, "up", "--no-seed")
+    assert up.returncode == 1
+    assert f"{busy_products_port} (products)" in up.stderr
+    assert "--port-offset" in up.stderr
+    assert not (tmp_path / "state.json").exists()
+    assert runner(tmp_path, "status").returncode == 3
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--port-offset", "-5", "status"], "--port-offset must be 0.."),
+        (["--port-offset", "60000", "status"], "--port-offset must be 0.."),
+        (["up", "--gateway-replicas", "9"], "invalid choice"),
+        (["launch"], "invalid choice"),
+    ],
+)
+def test_bad_flags_fail_with_a_message(tmp_path: Path, args: list[str], message: str) -> None:
+    """A typo in a flag must say what is allowed, not start something half-configured."""
+    result = subprocess.run([sys.executable, "-m", "services.runner", "--run-dir", str(tmp_path), *args],
+                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_down_status_and_logs_when_nothing_runs(tmp_path: Path) -> None:
+    """Stopping a stopped stack is not an error; status says so with its own exit code (scripts check it);
+    asking for an unknown log lists the ones there are."""
+    down = runner(tmp_path, "down")
+    assert (down.returncode, down.stdout.strip()) == (0, f"not running ({tmp_path})")
+    assert runner(tmp_path, "status").returncode == 3
+    logs = runner(tmp_path, "logs", "nope")
+    assert logs.returncode == 1
+    assert "no log for 'nope'" in logs.stderr
