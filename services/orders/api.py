@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import hashlib
-import hmac
-import json
 import logging
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 import asyncpg
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from services.kit.auth import AdminUser, CurrentUser, Principal
-from services.kit.errors import PROBLEM_JSON, Problem, problem_responses
+from services.kit.errors import Problem, problem_responses
+from services.kit.idempotency import IdempotencyKey, Stored, request_hash, require_key, respond
 from services.orders import store
 from services.orders.models import Order, OrderPage, OrderRequest
 from services.orders.saga import Outcome, Saga, Unreachable, shielded
@@ -24,22 +23,11 @@ log = logging.getLogger("orders")
 
 router = APIRouter(prefix="/api/v1/orders", tags=["orders"])
 
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)]
-
-
-def _respond(status: int, body: dict[str, Any], *, replayed: bool = False) -> JSONResponse:
-    headers = {"Idempotent-Replayed": "true"} if replayed else None
-    return JSONResponse(body, status_code=status, headers=headers,
-                        media_type=PROBLEM_JSON if status >= 400 else "application/json")
-
-
 def _request_hash(settings: Settings, body: OrderRequest) -> str:
-    """Keyed hash of the request (which holds a card number): an unkeyed hash could be brute-forced. The key
-    is derived from this service's provisioned private key, so no extra secret is needed."""
+    """The hash key is derived from this service's provisioned private key, so no extra secret is needed."""
     secret = settings.service_private_key.get_secret_value() if settings.service_private_key else ""
     key = hashlib.sha256(b"orders-idempotency\n" + secret.encode()).digest()
-    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return hmac.new(key, canonical.encode(), hashlib.sha256).hexdigest()
+    return request_hash(key, "place-order", body.model_dump(mode="json"))
 
 
 async def _visible(request: Request, order_id: uuid.UUID, user: Principal) -> Order:
@@ -55,17 +43,14 @@ async def _visible(request: Request, order_id: uuid.UUID, user: Principal) -> Or
              responses=problem_responses(400, 401, 402, 409, 422, 503))
 async def place_order(request: Request, body: OrderRequest, user: CurrentUser,
                       idempotency_key: IdempotencyKey = None) -> JSONResponse:
-    if not idempotency_key:
-        raise Problem(400, "The Idempotency-Key header is required (a fresh UUID per order you mean to place).",
-                      kind="idempotency-key-required")
+    key = require_key(idempotency_key, " (a fresh UUID per order you mean to place)")
     settings: Settings = request.app.state.settings
-    claimed = await store.claim(request.app.state.pool, user.user_id, idempotency_key,
-                                _request_hash(settings, body), body.items)
-    if isinstance(claimed, store.Stored):
-        return _respond(claimed.status_code, claimed.body, replayed=True)
+    claimed = await store.claim(request.app.state.pool, user.user_id, key, _request_hash(settings, body), body.items)
+    if isinstance(claimed, Stored):
+        return respond(claimed.status_code, claimed.body, replayed=True)
     saga: Saga = request.app.state.saga
     outcome: Outcome = await shielded(saga.place(claimed, user.user_id, body.items, body.payment.card))
-    return _respond(outcome.status_code, outcome.body)
+    return respond(outcome.status_code, outcome.body)
 
 
 @router.get("", response_model=OrderPage, summary="Your orders, newest first",

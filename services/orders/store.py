@@ -14,19 +14,12 @@ import asyncpg
 from prometheus_client import Counter
 
 from services.kit.errors import Problem
+from services.kit.idempotency import Stored, replay
 from services.orders.models import Order, OrderItem, OrderLine
 
 ORDERS_TOTAL = Counter("orders_total", "Orders reaching a state", ["status"])
 
 Conn = asyncpg.Pool | asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
-
-
-@dataclass(frozen=True)
-class Stored:
-    """The stored first response of an idempotent request."""
-
-    status_code: int
-    body: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -68,11 +61,9 @@ async def claim(pool: asyncpg.Pool, user_id: uuid.UUID, key: str, req_hash: str,
             user_id, key)
         if row is None:  # released (a 503 that may be retried) in between: try again
             continue
-        if row["request_hash"] != req_hash:
-            raise Problem(422, "This Idempotency-Key was already used with a different request.",
-                          kind="idempotency-conflict")
-        if row["status_code"] is not None:
-            return Stored(int(row["status_code"]), json.loads(row["response_body"]))
+        stored = replay(row, req_hash)
+        if stored is not None:
+            return stored
         break
     raise Problem(409, "An order with this Idempotency-Key is still being processed; retry shortly.",
                   kind="idempotency-in-flight")

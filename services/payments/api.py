@@ -8,16 +8,17 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import asyncpg
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.kit.auth import CurrentUser, ServiceCaller
 from services.kit.cards import Card, fingerprint
-from services.kit.errors import PROBLEM_JSON, Problem, problem_body, problem_responses
+from services.kit.errors import Problem, problem_body, problem_responses
+from services.kit.idempotency import IdempotencyKey, Stored, request_hash, require_key, respond
 from services.payments import idempotency
-from services.payments.idempotency import Claim, Stored
+from services.payments.idempotency import Claim
 from services.payments.processor import decide
 from services.payments.settings import Settings
 
@@ -29,9 +30,6 @@ router = APIRouter()
 
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code")]
 Cents = Annotated[int, Field(gt=0, le=100_000_000_000)]
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)]
-
-
 class ChargeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
@@ -98,12 +96,6 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
-def _respond(status: int, body: dict[str, Any], *, replayed: bool = False) -> JSONResponse:
-    headers = {"Idempotent-Replayed": "true"} if replayed else None
-    return JSONResponse(body, status_code=status, headers=headers,
-                        media_type=PROBLEM_JSON if status >= 400 else "application/json")
-
-
 _TITLES = {"payment-declined": "Payment declined", "refund-exceeds-capture": "Refund exceeds capture",
            "payment-not-captured": "Payment not captured"}
 
@@ -113,16 +105,11 @@ def _problem(request: Request, status: int, detail: str, kind: str, **ext: Any) 
                         title=_TITLES.get(kind), **ext)
 
 
-def _require_key(key: str | None) -> str:
-    if not key:
-        raise Problem(400, "The Idempotency-Key header is required.", kind="idempotency-key-required")
-    return key
-
 
 async def _claim(request: Request, caller: str, key: str, operation: str,
                  body: dict[str, Any]) -> Claim | Stored:
     settings = _settings(request)
-    req_hash = idempotency.request_hash(settings.card_fingerprint_key.get_secret_value(), operation, body)
+    req_hash = request_hash(settings.card_fingerprint_key.get_secret_value().encode(), operation, body)
     return await idempotency.claim(request.app.state.pool, caller, key, req_hash, settings.idempotency_stale_s)
 
 
@@ -133,10 +120,10 @@ async def _claim(request: Request, caller: str, key: str, operation: str,
 )
 async def create_charge(request: Request, body: ChargeRequest, caller: ServiceCaller,
                         idempotency_key: IdempotencyKey = None) -> JSONResponse:
-    key = _require_key(idempotency_key)
+    key = require_key(idempotency_key)
     claimed = await _claim(request, caller, key, "charge", body.model_dump(mode="json"))
     if isinstance(claimed, Stored):
-        return _respond(claimed.status_code, claimed.body, replayed=True)
+        return respond(claimed.status_code, claimed.body, replayed=True)
     pool: asyncpg.Pool = request.app.state.pool
     card = body.card
     reason = decide(card.number)
@@ -176,7 +163,7 @@ async def create_charge(request: Request, body: ChargeRequest, caller: ServiceCa
     log.info("charge " + outcome, extra={"event": f"charge_{outcome}", "order_id": str(body.order_id),
                                          "payment_id": str(payment_id), "amount_cents": body.amount_cents,
                                          "decline_reason": reason})
-    return _respond(status, out)
+    return respond(status, out)
 
 
 @router.post(
@@ -186,10 +173,10 @@ async def create_charge(request: Request, body: ChargeRequest, caller: ServiceCa
 )
 async def create_refund(request: Request, payment_id: uuid.UUID, body: RefundRequest, caller: ServiceCaller,
                         idempotency_key: IdempotencyKey = None) -> JSONResponse:
-    key = _require_key(idempotency_key)
+    key = require_key(idempotency_key)
     claimed = await _claim(request, caller, key, f"refund {payment_id}", body.model_dump(mode="json"))
     if isinstance(claimed, Stored):
-        return _respond(claimed.status_code, claimed.body, replayed=True)
+        return respond(claimed.status_code, claimed.body, replayed=True)
     pool: asyncpg.Pool = request.app.state.pool
     refund_id = uuid.uuid4()
     try:
@@ -239,7 +226,7 @@ async def create_refund(request: Request, payment_id: uuid.UUID, body: RefundReq
         PAYMENTS_TOTAL.labels("refunded").inc()
         log.info("refund made", extra={"event": "refund_created", "order_id": str(payment["order_id"]),
                                        "payment_id": str(payment_id), "amount_cents": body.amount_cents})
-    return _respond(status, out)
+    return respond(status, out)
 
 
 @router.get(

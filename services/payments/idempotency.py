@@ -14,8 +14,6 @@ with the response, nothing half-done stands behind such a claim.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import uuid
 from dataclasses import dataclass
@@ -24,19 +22,7 @@ from typing import Any
 import asyncpg
 
 from services.kit.errors import Problem
-
-
-def request_hash(key: str, operation: str, body: dict[str, Any]) -> str:
-    """A keyed hash of the request (operation + canonical JSON body). Keyed because bodies hold card
-    numbers: an unkeyed hash of a card number can be brute-forced."""
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
-    return hmac.new(key.encode(), f"{operation}\n{canonical}".encode(), hashlib.sha256).hexdigest()
-
-
-@dataclass(frozen=True)
-class Stored:
-    status_code: int
-    body: dict[str, Any]
+from services.kit.idempotency import Stored, replay
 
 
 @dataclass(frozen=True)
@@ -65,11 +51,9 @@ async def claim(pool: asyncpg.Pool, caller: str, key: str, req_hash: str, stale_
         )
         if row is None:  # released between our insert and select: try again
             continue
-        if row["request_hash"] != req_hash:
-            raise Problem(422, "This Idempotency-Key was already used with a different request.",
-                          kind="idempotency-conflict")
-        if row["status_code"] is not None:
-            return Stored(int(row["status_code"]), json.loads(row["response_body"]))
+        stored = replay(row, req_hash)
+        if stored is not None:
+            return stored
         if row["stale"]:
             taken = await pool.fetchval(
                 """UPDATE idempotency_keys SET claim = $4, created_at = now()
