@@ -9,11 +9,12 @@ bootstrap) and extra readiness checks.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ from services.kit.settings import KitSettings
 log = logging.getLogger("kit.app")
 
 Hook = Callable[[FastAPI], Awaitable[None]]
+Loop = Callable[[FastAPI], Coroutine[Any, Any, None]]
 
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
@@ -126,7 +128,10 @@ def create_app(
     on_startup: Sequence[Hook] = (),
     on_shutdown: Sequence[Hook] = (),
     readiness: Sequence[Hook] = (),
+    background: Sequence[Loop] = (),
 ) -> FastAPI:
+    """``background`` loops (``async def loop(app)``, running until cancelled) start after the start-up
+    hooks and are cancelled, and awaited, before the shutdown hooks run."""
     configure_logging(settings)
 
     @asynccontextmanager
@@ -146,10 +151,16 @@ def create_app(
                                                      audience=settings.jwt_audience)
         for hook in on_startup:
             await hook(app)
+        tasks = [asyncio.create_task(loop(app), name=f"{settings.service_name}-{loop.__name__}") for loop in background]
         log.info("service started", extra={"event": "started"})
         try:
             yield
         finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             for hook in reversed(on_shutdown):
                 await hook(app)
             if jwks is not None:

@@ -43,8 +43,9 @@ def build_app(settings: Settings | None = None) -> FastAPI:
                     "A recovery loop finishes or compensates orders a crash left half-way.",
         routers=[router],
         migrations=Path(__file__).parent / "migrations",
-        on_startup=[start_saga, recovery.start],
-        on_shutdown=[recovery.stop, stop_saga],
+        on_startup=[start_saga],
+        on_shutdown=[stop_saga],
+        background=[recovery.run],
     )
     return app
 

@@ -18,7 +18,6 @@ the order failed, so the client may retry).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from typing import Any
@@ -120,7 +119,7 @@ async def recover_once(saga: Saga, settings: Settings) -> int:
     return len(rows) + len(failed)
 
 
-async def _loop(app: FastAPI) -> None:
+async def run(app: FastAPI) -> None:
     settings: Settings = app.state.settings
     saga: Saga = app.state.saga
     pool: asyncpg.Pool = app.state.pool
@@ -143,15 +142,3 @@ async def _loop(app: FastAPI) -> None:
         except Exception as exc:  # the database or a peer may be restarting: next round
             log.warning("recovery round failed", extra={"event": "recovery_failed",
                                                         "error_type": type(exc).__name__})
-
-
-async def start(app: FastAPI) -> None:
-    app.state.recovery = asyncio.create_task(_loop(app), name="orders-recovery")
-
-
-async def stop(app: FastAPI) -> None:
-    task: asyncio.Task[None] | None = getattr(app.state, "recovery", None)
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

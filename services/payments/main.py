@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from pathlib import Path
 
@@ -30,18 +29,6 @@ async def _prune_loop(app: FastAPI) -> None:
         await asyncio.sleep(settings.prune_interval_s)
 
 
-async def start_pruner(app: FastAPI) -> None:
-    app.state.pruner = asyncio.create_task(_prune_loop(app), name="idempotency-pruner")
-
-
-async def stop_pruner(app: FastAPI) -> None:
-    task: asyncio.Task[None] | None = getattr(app.state, "pruner", None)
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
 def build_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()  # fields come from the environment
     app = create_app(
@@ -51,8 +38,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
                     "Stores only brand, last4, expiry and a keyed fingerprint of a card.",
         routers=[router],
         migrations=Path(__file__).parent / "migrations",
-        on_startup=[start_pruner],
-        on_shutdown=[stop_pruner],
+        background=[_prune_loop],
     )
     return app
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from pathlib import Path
 
@@ -35,15 +34,6 @@ async def _start(app: FastAPI) -> None:
     app.state.throttle = Throttle(settings)
     await app.state.passwords.warm_up()
     await _bootstrap_admin(app)
-    app.state.purger = asyncio.create_task(_purge_forever(app), name="users-purge")
-
-
-async def _stop(app: FastAPI) -> None:
-    task: asyncio.Task[None] | None = getattr(app.state, "purger", None)
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def _bootstrap_admin(app: FastAPI) -> None:
@@ -97,7 +87,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         routers=[router],
         migrations=MIGRATIONS,
         on_startup=[_start],
-        on_shutdown=[_stop],
+        background=[_purge_forever],
     )
 
 

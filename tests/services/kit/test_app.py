@@ -128,3 +128,32 @@ def test_duplicate_operation_ids_are_refused() -> None:
 
     with pytest.raises(RuntimeError, match="duplicate operation ids"):
         create_app(KitSettings(service_name="products"), title="t", description="d", routers=[router, other])
+
+
+def test_background_loops_run_after_startup_and_are_cancelled_before_shutdown_hooks() -> None:
+    """A loop (recovery, pruning) may use what start-up hooks built and must be gone before shutdown hooks
+    close it, or it would run against closed clients during a deploy."""
+    events: list[str] = []
+
+    async def build(app: object) -> None:
+        events.append("startup")
+
+    async def close(app: object) -> None:
+        events.append("shutdown")
+
+    async def loop(app: object) -> None:
+        events.append("loop started")
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            events.append("loop cancelled")
+
+    app = create_app(KitSettings(service_name="products"), title="t", description="d", routers=[],
+                     on_startup=[build], on_shutdown=[close], background=[loop])
+
+    async def run() -> None:
+        async with app.router.lifespan_context(app):
+            await asyncio.sleep(0.05)
+
+    asyncio.run(run())
+    assert events == ["startup", "loop started", "loop cancelled", "shutdown"]
