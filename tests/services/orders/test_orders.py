@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -30,7 +27,8 @@ from tests.services.payments.support import (
     mint_token,
     service_token,
 )
-from tests.support.procs import ROOT, ServiceProcess
+from tests.support import schema
+from tests.support.procs import ServiceProcess
 
 MakeProduct = Callable[..., dict[str, Any]]
 NewBuyer = Callable[[], Buyer]
@@ -387,43 +385,8 @@ def test_metrics_and_logs_name_the_order(orders: ServiceProcess) -> None:
     assert all(ln.get("order_id") for ln in saga_lines)
 
 
-def test_schemathesis_finds_no_5xx_or_schema_violation(orders: ServiceProcess, keyring: KeyRing,
-                                                       tmp_path: Path) -> None:
-    script = tmp_path / "st_orders.py"
-    script.write_text(SCHEMATHESIS_SCRIPT)
+def test_schemathesis_finds_no_5xx_or_schema_violation(orders: ServiceProcess, keyring: KeyRing) -> None:
     token = mint_token(keyring, uuid.uuid4(), roles=("customer", "admin"), lifetime=3600)
-    result = subprocess.run([sys.executable, str(script), orders.url, token], cwd=ROOT, capture_output=True,
-                            text=True, timeout=240)
+    result = schema.run(orders.url, token)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert "ok: 7 operations" in result.stdout  # the 5 orders routes + /healthz + /readyz
-
-
-SCHEMATHESIS_SCRIPT = '''
-import sys
-import hypothesis
-import schemathesis
-from schemathesis import checks
-
-url, token = sys.argv[1:3]
-schema = schemathesis.openapi.from_url(url + "/openapi.json")
-failures = []
-tested = 0
-for result in schema.get_all_operations():
-    operation = result.ok()
-
-    @hypothesis.settings(max_examples=25, deadline=None, database=None,
-                         suppress_health_check=list(hypothesis.HealthCheck))
-    @hypothesis.given(case=operation.as_strategy())
-    def run(case):
-        headers = {"authorization": "Bearer " + token}
-        case.call_and_validate(headers=headers, timeout=30,
-                               checks=[checks.not_a_server_error, checks.status_code_conformance,
-                                       checks.content_type_conformance, checks.response_schema_conformance])
-    try:
-        run()
-        tested += 1
-    except Exception as exc:
-        failures.append(f"{operation.label}: {exc}")
-print("\\n".join(failures) or f"ok: {tested} operations")
-sys.exit(1 if failures else 0)
-'''

@@ -8,8 +8,6 @@ captured - refunded.
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,7 +34,8 @@ from tests.services.payments.support import (
     mint_token,
     service_token,
 )
-from tests.support.procs import ROOT, ServiceProcess
+from tests.support import schema
+from tests.support.procs import ServiceProcess
 
 
 @pytest.fixture(autouse=True)
@@ -374,48 +373,12 @@ def test_metrics_count_payments_by_outcome(payments: ServiceProcess) -> None:
     assert 'payments_total{outcome="refunded"}' in text
 
 
-def test_schemathesis_finds_no_5xx_or_schema_violation(payments: ServiceProcess, keyring: KeyRing,
-                                                       tmp_path: Path) -> None:
+def test_schemathesis_finds_no_5xx_or_schema_violation(payments: ServiceProcess, keyring: KeyRing) -> None:
     """Property-based run over every payments route (internal ones with the orders credential)."""
-    token = service_token(keyring, "orders", "payments")
-    script = tmp_path / "st_payments.py"
-    script.write_text(SCHEMATHESIS_SCRIPT)
-    result = subprocess.run([sys.executable, str(script), payments.url, token,
-                             mint_token(keyring, uuid.uuid4(), roles=("admin",))],
-                            cwd=ROOT, capture_output=True, text=True, timeout=240)
+    result = schema.run(payments.url, mint_token(keyring, uuid.uuid4(), roles=("admin",)),
+                        service_token(keyring, "orders", "payments"))
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert "ok: 6 operations" in result.stdout  # the 4 payments routes + /healthz + /readyz
-
-
-SCHEMATHESIS_SCRIPT = '''
-import sys
-import hypothesis
-import schemathesis
-from schemathesis import checks
-
-url, service_token, user_token = sys.argv[1:4]
-schema = schemathesis.openapi.from_url(url + "/openapi.json")
-failures = []
-tested = 0
-for result in schema.get_all_operations():
-    operation = result.ok()
-    token = service_token if operation.path.startswith("/internal") else user_token
-
-    @hypothesis.settings(max_examples=25, deadline=None, database=None,
-                         suppress_health_check=list(hypothesis.HealthCheck))
-    @hypothesis.given(case=operation.as_strategy())
-    def run(case):
-        case.call_and_validate(headers={"authorization": "Bearer " + token},
-                               checks=[checks.not_a_server_error, checks.status_code_conformance,
-                                       checks.content_type_conformance, checks.response_schema_conformance])
-    try:
-        run()
-        tested += 1
-    except Exception as exc:
-        failures.append(f"{operation.label}: {exc}")
-print("\\n".join(failures) or f"ok: {tested} operations")
-sys.exit(1 if failures else 0)
-'''
 
 
 def test_no_card_number_or_cvc_in_any_row_or_log(payments: ServiceProcess, pg: PostgresServer,
