@@ -24,13 +24,20 @@ def free_port() -> int:
 
 @dataclass
 class ServiceProcess:
-    """One service running as its own process, as in production (``uvicorn services.<name>.main:app``)."""
+    """One service running as its own process, as in production (``uvicorn services.<name>.main:app``).
+
+    ``app`` runs another ASGI app (a test stand-in); ``server_args`` adds uvicorn flags (``--workers 2``);
+    ``ready_path`` is what must answer 200 before the process counts as started. The port stays fixed, so a
+    killed process can be started again at the same address."""
 
     name: str
     env: dict[str, str]
     logdir: Path
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    app: str = ""
+    server_args: tuple[str, ...] = ()
+    ready_path: str = "/readyz"
 
     @property
     def url(self) -> str:
@@ -44,8 +51,8 @@ class ServiceProcess:
         env = {**os.environ, "PYTHONPATH": str(ROOT), **self.env}
         log = self.logfile.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", f"services.{self.name}.main:app", "--host", "127.0.0.1",
-             "--port", str(self.port), "--no-access-log", "--log-level", "warning"],
+            [sys.executable, "-m", "uvicorn", self.app or f"services.{self.name}.main:app", "--host", "127.0.0.1",
+             "--port", str(self.port), "--no-access-log", "--log-level", "warning", *self.server_args],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         )
         if wait:
@@ -58,7 +65,7 @@ class ServiceProcess:
             if self.proc is not None and self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.tail()}")
             try:
-                if httpx.get(f"{self.url}/readyz", timeout=1.0).status_code == 200:
+                if httpx.get(f"{self.url}{self.ready_path}", timeout=1.0).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass

@@ -16,7 +16,8 @@ import pytest
 
 from services.kit import keys
 from services.runner.keyring import KeyRing
-from tests.services.gateway.conftest import GatewayFactory, Proc, hits, make_token, rid, standin_urls
+from tests.services.gateway.conftest import GatewayFactory, hits, make_token, rid, standin_urls
+from tests.support.procs import ServiceProcess
 
 _HIGH = {"RATE_LIMIT_CLIENT_BURST": "100000", "RATE_LIMIT_CLIENT_PER_S": "100000",
          "RATE_LIMIT_USER_BURST": "100000", "RATE_LIMIT_USER_PER_S": "100000",
@@ -51,7 +52,8 @@ def _bad_tokens(keyring: KeyRing) -> dict[str, str]:
     }
 
 
-def test_invalid_tokens_are_refused_at_the_gateway(gateway: Proc, standin: Proc, keyring: KeyRing) -> None:
+def test_invalid_tokens_are_refused_at_the_gateway(gateway: ServiceProcess, standin: ServiceProcess,
+                                                    keyring: KeyRing) -> None:
     """Defence in depth: a tampered, expired, ``alg: none``, HMAC-confused, foreign or unsigned token is a
     401 problem at the edge and never reaches a service."""
     for label, token in _bad_tokens(keyring).items():
@@ -66,7 +68,7 @@ def test_invalid_tokens_are_refused_at_the_gateway(gateway: Proc, standin: Proc,
     assert r.status_code == 401
 
 
-def test_valid_tokens_and_anonymous_requests_pass_through(gateway: Proc, keyring: KeyRing) -> None:
+def test_valid_tokens_and_anonymous_requests_pass_through(gateway: ServiceProcess, keyring: KeyRing) -> None:
     """The gateway does not decide who needs to be signed in: anonymous requests reach the service, and a
     valid token is forwarded unchanged for the service to verify again."""
     token = make_token(keyring)
@@ -77,7 +79,7 @@ def test_valid_tokens_and_anonymous_requests_pass_through(gateway: Proc, keyring
     assert httpx.get(gateway.url + "/api/v1/orders").status_code == 200
 
 
-def test_client_limit_answers_429_with_retry_after(start_gateway: GatewayFactory, standin: Proc) -> None:
+def test_client_limit_answers_429_with_retry_after(start_gateway: GatewayFactory, standin: ServiceProcess) -> None:
     """Past the burst a client gets 429 ``rate-limited`` with an integer Retry-After, and the upstream
     never sees the refused requests."""
     gw = start_gateway(service_urls=standin_urls(standin), **{**_HIGH, "RATE_LIMIT_CLIENT_BURST": "5",
@@ -99,7 +101,7 @@ def test_client_limit_answers_429_with_retry_after(start_gateway: GatewayFactory
         in metrics
 
 
-def test_login_is_limited_more_strictly(start_gateway: GatewayFactory, standin: Proc) -> None:
+def test_login_is_limited_more_strictly(start_gateway: GatewayFactory, standin: ServiceProcess) -> None:
     """Password guessing: POST /api/v1/sessions has its own small bucket per client, while the same client
     can still browse."""
     gw = start_gateway(service_urls=standin_urls(standin), **{**_HIGH, "RATE_LIMIT_LOGIN_BURST": "3",
@@ -113,7 +115,8 @@ def test_login_is_limited_more_strictly(start_gateway: GatewayFactory, standin: 
     assert httpx.post(gw.url + "/api/v1/sessions/refresh", json={}).status_code == 200
 
 
-def test_forwarded_for_is_honoured_only_from_trusted_proxies(start_gateway: GatewayFactory, standin: Proc) -> None:
+def test_forwarded_for_is_honoured_only_from_trusted_proxies(start_gateway: GatewayFactory,
+                                                             standin: ServiceProcess) -> None:
     """Behind a trusted proxy each client has its own bucket (the right-most untrusted X-Forwarded-For
     address); from anyone else X-Forwarded-For is ignored, so a client cannot dodge its limit by
     inventing addresses."""
@@ -121,7 +124,7 @@ def test_forwarded_for_is_honoured_only_from_trusted_proxies(start_gateway: Gate
     trusting = start_gateway(service_urls=standin_urls(standin), TRUSTED_PROXIES="127.0.0.0/8,10.0.0.0/8",
                              **limits)
 
-    def get(gw: Proc, xff: str) -> int:
+    def get(gw: ServiceProcess, xff: str) -> int:
         return httpx.get(gw.url + "/api/v1/products/x", headers={"x-forwarded-for": xff}).status_code
 
     # 203.0.113.7 spends its two tokens, whatever it claims further left or through which trusted hop.
@@ -140,7 +143,7 @@ def test_forwarded_for_is_honoured_only_from_trusted_proxies(start_gateway: Gate
     assert get(untrusting, "3.3.3.3") == 429  # all the same client: the peer, 127.0.0.1
 
 
-def test_user_limit_follows_the_token_subject(start_gateway: GatewayFactory, standin: Proc,
+def test_user_limit_follows_the_token_subject(start_gateway: GatewayFactory, standin: ServiceProcess,
                                               keyring: KeyRing) -> None:
     """A signed-in user is limited as a user, from whichever address; another user is not affected."""
     gw = start_gateway(service_urls=standin_urls(standin), TRUSTED_PROXIES="127.0.0.0/8",
@@ -186,7 +189,7 @@ def _established_inodes(port: int, *, local: bool) -> set[str]:
 
 
 @pytest.mark.slow
-def test_limit_holds_across_two_worker_processes(start_gateway: GatewayFactory, standin: Proc) -> None:
+def test_limit_holds_across_two_worker_processes(start_gateway: GatewayFactory, standin: ServiceProcess) -> None:
     """With ``uvicorn --workers 2`` the client still gets exactly its burst, not twice it: the buckets are
     shared by the workers. Both workers are shown to hold client connections that were served, so
     per-process buckets would have let more than the burst through."""

@@ -22,7 +22,7 @@ from schemathesis.generation.modes import GenerationMode
 
 from services.kit.auth import ServiceTokenIssuer
 from services.runner.keyring import KeyRing
-from tests.services.gateway.conftest import GatewayFactory, Proc, make_token
+from tests.services.gateway.conftest import GatewayFactory, make_token
 from tests.support.procs import ServiceProcess
 from tests.support.stack import ADMIN_EMAIL, ADMIN_PASSWORD, TestStack
 
@@ -68,14 +68,15 @@ def _urls(services: dict[str, ServiceProcess]) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def real_gateway(start_gateway: GatewayFactory, services: dict[str, ServiceProcess]) -> Proc:
+def real_gateway(start_gateway: GatewayFactory, services: dict[str, ServiceProcess]) -> ServiceProcess:
     gw = start_gateway(service_urls=_urls(services), **_RAISED)
     r = httpx.get(gw.url + "/readyz")
     assert r.status_code == 200, r.text
     return gw
 
 
-def test_public_api_works_end_to_end_through_the_gateway(real_gateway: Proc, services: dict[str, ServiceProcess],
+def test_public_api_works_end_to_end_through_the_gateway(real_gateway: ServiceProcess,
+                                                         services: dict[str, ServiceProcess],
                                                          admin_token: str) -> None:
     """Sign up, log in and use the token on every service, all through the gateway: each prefix reaches
     its real service and the answers are the services' own."""
@@ -109,7 +110,7 @@ def test_public_api_works_end_to_end_through_the_gateway(real_gateway: Proc, ser
     assert httpx.get(gw + "/api/v1/orders").status_code == 401  # the service decides what needs a user
 
 
-def test_bad_tokens_are_refused_at_the_gateway_even_on_anonymous_routes(real_gateway: Proc,
+def test_bad_tokens_are_refused_at_the_gateway_even_on_anonymous_routes(real_gateway: ServiceProcess,
                                                                         keyring: KeyRing) -> None:
     """GET /api/v1/products needs no token, so a 401 there can only come from the gateway: a tampered,
     expired or ``alg: none`` token is refused at the edge on every route."""
@@ -141,7 +142,7 @@ def test_login_brute_force_gets_429(start_gateway: GatewayFactory, services: dic
     assert int(r.headers["retry-after"]) >= 1
 
 
-def test_internal_routes_stay_internal_with_a_valid_service_token(real_gateway: Proc,
+def test_internal_routes_stay_internal_with_a_valid_service_token(real_gateway: ServiceProcess,
                                                                   services: dict[str, ServiceProcess],
                                                                   keyring: KeyRing) -> None:
     """Even holding a genuine service credential, nobody reaches /internal/* through the gateway; the same
@@ -158,7 +159,7 @@ def test_internal_routes_stay_internal_with_a_valid_service_token(real_gateway: 
     assert r.status_code == 404
 
 
-def test_merged_openapi_covers_every_service_and_no_internal_route(real_gateway: Proc) -> None:
+def test_merged_openapi_covers_every_service_and_no_internal_route(real_gateway: ServiceProcess) -> None:
     """The published document has each service's public operations and not one internal route."""
     doc = httpx.get(real_gateway.url + "/openapi.json").json()
     paths = set(doc["paths"])
@@ -174,7 +175,7 @@ COMMON = [checks.not_a_server_error, checks.status_code_conformance, checks.cont
 
 
 @pytest.mark.slow
-def test_schemathesis_over_the_merged_openapi(real_gateway: Proc, admin_token: str) -> None:
+def test_schemathesis_over_the_merged_openapi(real_gateway: ServiceProcess, admin_token: str) -> None:
     """Whatever schemathesis sends through the gateway (valid and invalid data, as the admin so requests
     get past authentication), every answer is documented in the merged document, matches its schema, and
     none is a 5xx."""

@@ -13,10 +13,11 @@ import pytest
 
 from services import catalog
 from services.runner.keyring import KeyRing
-from tests.services.gateway.conftest import GatewayFactory, Proc, hits, jwks_json, rid, standin_urls
+from tests.services.gateway.conftest import GatewayFactory, hits, jwks_json, rid, standin_urls
+from tests.support.procs import ServiceProcess
 
 
-def _circuit_state(gw: Proc, upstream: str) -> float:
+def _circuit_state(gw: ServiceProcess, upstream: str) -> float:
     text = httpx.get(gw.url + "/metrics").text
     match = re.search(rf'^gateway_circuit_state{{upstream="{upstream}"}} (\S+)$', text, re.MULTILINE)
     assert match, text[:500]
@@ -24,17 +25,17 @@ def _circuit_state(gw: Proc, upstream: str) -> float:
 
 
 @pytest.fixture
-def own_standin(keyring: KeyRing, gw_logdir: Path) -> Iterator[Proc]:
+def own_standin(keyring: KeyRing, gw_logdir: Path) -> Iterator[ServiceProcess]:
     """A stand-in of its own, to be killed and restarted at the same address."""
-    proc = Proc("tests.services.gateway.upstream_app:app", {"STANDIN_JWKS": jwks_json(keyring)},
-                gw_logdir / "own-standin.log").start(ready_path="/readyz")
+    proc = ServiceProcess("own-standin", {"STANDIN_JWKS": jwks_json(keyring)}, gw_logdir,
+                          app="tests.services.gateway.upstream_app:app").start()
     yield proc
     proc.stop()
 
 
 @pytest.mark.slow
 def test_breaker_opens_on_a_dead_upstream_and_closes_after_recovery(
-    start_gateway: GatewayFactory, standin: Proc, own_standin: Proc
+    start_gateway: GatewayFactory, standin: ServiceProcess, own_standin: ServiceProcess
 ) -> None:
     """A dead upstream is answered with a fast 503 ``upstream-unavailable`` (never a hang); after a few
     failures the circuit opens and requests fail without touching the network (Retry-After set); once
@@ -55,7 +56,7 @@ def test_breaker_opens_on_a_dead_upstream_and_closes_after_recovery(
     opened_at = time.monotonic()
     assert _circuit_state(gw, "products") == 1
 
-    own_standin.start(ready_path="/readyz")  # back, but the circuit is still open
+    own_standin.start()  # back, but the circuit is still open
     request_id = rid()
     started = time.monotonic()
     r = httpx.get(gw.url + "/api/v1/products/x", headers={"x-request-id": request_id})
@@ -75,7 +76,8 @@ def test_breaker_opens_on_a_dead_upstream_and_closes_after_recovery(
 
 
 @pytest.mark.slow
-def test_slow_upstream_is_cut_off_with_504_at_the_route_timeout(gateway: Proc, standin: Proc) -> None:
+def test_slow_upstream_is_cut_off_with_504_at_the_route_timeout(gateway: ServiceProcess,
+                                                                standin: ServiceProcess) -> None:
     """A service that does not answer gets a 504 ``upstream-timeout`` at the catalog's per-route timeout,
     not a hung client, and a timed-out request is not sent again (it may have had an effect)."""
     timeout = catalog.get("products").gateway_timeout_s
@@ -95,7 +97,7 @@ def test_slow_upstream_is_cut_off_with_504_at_the_route_timeout(gateway: Proc, s
     ("GET", 500, 1), ("GET", 504, 1), ("GET", 404, 1),
     ("POST", 503, 1), ("POST", 502, 1), ("PUT", 503, 1), ("PATCH", 503, 1), ("DELETE", 503, 1),
 ])
-def test_only_safe_requests_are_retried(gateway: Proc, standin: Proc, method: str, status: int,
+def test_only_safe_requests_are_retried(gateway: ServiceProcess, standin: ServiceProcess, method: str, status: int,
                                         expected_hits: int) -> None:
     """A 502/503 is retried (twice, by default) only for GET/HEAD/OPTIONS, which cannot have side effects; a
     POST or PUT is sent exactly once, so an order or a charge can never be duplicated by the gateway."""

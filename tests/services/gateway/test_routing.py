@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from services import catalog
-from tests.services.gateway.conftest import GatewayFactory, Proc, hits, rid, standin_urls
-from tests.support.procs import free_port
+from tests.services.gateway.conftest import GatewayFactory, hits, rid, standin_urls
+from tests.support.procs import ServiceProcess, free_port
 
 
 def raw_request(base: str, method: str, target: str, headers: dict[str, str] | None = None,
@@ -49,7 +49,7 @@ def upstream_headers(body: dict[str, Any]) -> dict[str, list[str]]:
 
 
 @pytest.mark.parametrize(("prefix", "service"), [(p, s.name) for p, s in catalog.route_table()])
-def test_every_public_prefix_reaches_its_own_service(gateway: Proc, prefix: str, service: str) -> None:
+def test_every_public_prefix_reaches_its_own_service(gateway: ServiceProcess, prefix: str, service: str) -> None:
     """Each catalog prefix goes to the service that owns it (longest prefix first), path and query intact:
     a wrong route would send users' passwords to the products service."""
     paths = [prefix] if prefix.endswith(".json") else [prefix, f"{prefix}/some-id/sub?x=1&y=%C3%A9"]
@@ -63,7 +63,7 @@ def test_every_public_prefix_reaches_its_own_service(gateway: Proc, prefix: str,
         assert body["query"] == (path.split("?")[1] if "?" in path else "")
 
 
-def test_unknown_prefixes_and_near_misses_are_404(gateway: Proc, standin: Proc) -> None:
+def test_unknown_prefixes_and_near_misses_are_404(gateway: ServiceProcess, standin: ServiceProcess) -> None:
     """Only exact prefixes route: ``/api/v1/productsX`` or ``/api/v2/...`` must not reach a service."""
     for path in ("/api/v1/productsX", "/api/v2/products", "/api/v1", "/", "/API/V1/products", "/.well-known/x"):
         request_id = rid()
@@ -87,7 +87,8 @@ INTERNAL_TRICKS = [
 
 
 @pytest.mark.parametrize("method", ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"])
-def test_internal_routes_are_unreachable_whatever_the_encoding(gateway: Proc, standin: Proc, method: str) -> None:
+def test_internal_routes_are_unreachable_whatever_the_encoding(gateway: ServiceProcess, standin: ServiceProcess,
+                                                               method: str) -> None:
     """``/internal/*`` is service-to-service only: no spelling, encoding, dot-segment or method trick gets a
     request there through the gateway, and the answer is a plain 404 problem."""
     for target in INTERNAL_TRICKS:
@@ -101,7 +102,7 @@ def test_internal_routes_are_unreachable_whatever_the_encoding(gateway: Proc, st
         assert hits(standin, request_id) == 0, (method, target)
 
 
-def test_request_id_and_trace_context_reach_the_upstream(gateway: Proc) -> None:
+def test_request_id_and_trace_context_reach_the_upstream(gateway: ServiceProcess) -> None:
     """The caller's X-Request-ID is the upstream's (one id across the hops for log correlation), and the
     W3C trace id carries over with the gateway as the new parent span."""
     trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -117,7 +118,7 @@ def test_request_id_and_trace_context_reach_the_upstream(gateway: Proc) -> None:
     assert re.fullmatch(r"[0-9a-f]{16}", parent)
 
 
-def test_trace_context_and_request_id_are_generated_when_absent(gateway: Proc) -> None:
+def test_trace_context_and_request_id_are_generated_when_absent(gateway: ServiceProcess) -> None:
     """Without a traceparent (or with a malformed one) the gateway starts a trace; without a sane request
     id it makes one, and the client sees the same id the upstream logged."""
     r = httpx.get(gateway.url + "/api/v1/products/x", headers={"traceparent": "garbage", "x-request-id": "bad id!"})
@@ -127,7 +128,7 @@ def test_trace_context_and_request_id_are_generated_when_absent(gateway: Proc) -
     assert r.headers["x-request-id"] != "bad id!"
 
 
-def test_hop_by_hop_headers_are_stripped_and_forwarding_headers_set(gateway: Proc) -> None:
+def test_hop_by_hop_headers_are_stripped_and_forwarding_headers_set(gateway: ServiceProcess) -> None:
     """Connection-scoped headers (and any the client names in Connection) stop at the gateway; the
     upstream learns the client address and scheme from X-Forwarded-* set by the gateway, not the client."""
     r = httpx.get(gateway.url + "/api/v1/products/x", headers={
@@ -144,7 +145,7 @@ def test_hop_by_hop_headers_are_stripped_and_forwarding_headers_set(gateway: Pro
     assert len(r.headers.get_list("server")) <= 1
 
 
-def test_upstream_cookies_are_never_replayed_to_other_requests(gateway: Proc) -> None:
+def test_upstream_cookies_are_never_replayed_to_other_requests(gateway: ServiceProcess) -> None:
     """A Set-Cookie answering one client goes to that client only; the gateway keeps no cookie jar, so the
     next request (maybe another user's) does not carry it upstream."""
     r = httpx.get(gateway.url + "/api/v1/users/x?set_cookie=alice-session")
@@ -153,7 +154,7 @@ def test_upstream_cookies_are_never_replayed_to_other_requests(gateway: Proc) ->
     assert "cookie" not in seen
 
 
-def test_upstream_redirects_do_not_leak_the_upstream_address(gateway: Proc, standin: Proc) -> None:
+def test_upstream_redirects_do_not_leak_the_upstream_address(gateway: ServiceProcess, standin: ServiceProcess) -> None:
     """A Location pointing at the upstream's own address is made relative, so clients never learn (or
     follow a link to) an internal host."""
     r = httpx.get(gateway.url + "/api/v1/products/x?redirect=/api/v1/products/y")
@@ -161,7 +162,7 @@ def test_upstream_redirects_do_not_leak_the_upstream_address(gateway: Proc, stan
     assert r.headers["location"] == "/api/v1/products/y"
 
 
-def test_request_bodies_are_forwarded_intact(gateway: Proc) -> None:
+def test_request_bodies_are_forwarded_intact(gateway: ServiceProcess) -> None:
     """POST bodies, small and streamed (chunked, larger than the buffering threshold), arrive unchanged."""
     small = json.dumps({"name": "ü" * 10}).encode()
     body = echo(httpx.post(gateway.url + "/api/v1/products", content=small,
@@ -178,7 +179,7 @@ def test_request_bodies_are_forwarded_intact(gateway: Proc) -> None:
     assert len(body["body"]) == len(big)
 
 
-def test_response_bodies_small_large_and_empty_arrive_intact(gateway: Proc) -> None:
+def test_response_bodies_small_large_and_empty_arrive_intact(gateway: ServiceProcess) -> None:
     """Large answers are streamed (not buffered), empty ones (204, HEAD) stay empty, bytes are unchanged."""
     size = 300_000
     r = httpx.get(gateway.url + f"/api/v1/products/x?size={size}")
@@ -193,7 +194,7 @@ def test_response_bodies_small_large_and_empty_arrive_intact(gateway: Proc) -> N
     assert r.content == b""
 
 
-def test_oversized_bodies_are_refused_with_413(gateway: Proc, standin: Proc) -> None:
+def test_oversized_bodies_are_refused_with_413(gateway: ServiceProcess, standin: ServiceProcess) -> None:
     """A body above MAX_BODY_BYTES never reaches a service (cheap protection against memory abuse)."""
     request_id = rid()
     r = httpx.post(gateway.url + "/api/v1/products", content=b"x" * 1_100_000, headers={"x-request-id": request_id})
@@ -203,7 +204,7 @@ def test_oversized_bodies_are_refused_with_413(gateway: Proc, standin: Proc) -> 
 
 
 def test_readyz_aggregates_upstreams_and_names_the_failing_ones(start_gateway: GatewayFactory,
-                                                                standin: Proc) -> None:
+                                                                standin: ServiceProcess) -> None:
     """/readyz is 200 only when every upstream is ready; otherwise a 503 problem lists exactly the failing
     upstreams, quickly (parallel checks with a short timeout), so an orchestrator can act on it."""
     urls = standin_urls(standin)
@@ -222,7 +223,7 @@ def test_readyz_aggregates_upstreams_and_names_the_failing_ones(start_gateway: G
     assert httpx.get(ok.url + "/readyz").status_code == 200
 
 
-def test_merged_openapi_has_public_paths_only(gateway: Proc) -> None:
+def test_merged_openapi_has_public_paths_only(gateway: ServiceProcess) -> None:
     """The published document describes the public API only: no /internal path, no schema only internal
     routes use, and every operation documents the answers the gateway itself can give."""
     doc = httpx.get(gateway.url + "/openapi.json").json()
