@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import uuid
@@ -31,23 +30,8 @@ import httpx
 
 from services.runner.keyring import KeyRing
 from services.runner.postgres import PostgresServer
-from tests.bench.bench_products import OUT, Result, Server, run_httpx, run_wrk, seed
-from tests.support.procs import ROOT, free_port
-
-
-class GatewayServer(Server):
-    """The gateway as deployed: ``--workers N`` and ``--no-proxy-headers`` (TRUSTED_PROXIES decides)."""
-
-    def __init__(self, env: dict[str, str], logdir: Path, workers: int) -> None:
-        self.name = "gateway"
-        self.port = free_port()
-        self.log = (logdir / "gateway.log").open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "services.gateway.main:app", "--host", "127.0.0.1",
-             "--port", str(self.port), "--workers", str(workers), "--no-access-log", "--no-proxy-headers",
-             "--log-level", "warning"],
-            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **env}, stdout=self.log, stderr=subprocess.STDOUT,
-        )
+from tests.bench.bench_products import OUT, Result, run_httpx, run_wrk, seed
+from tests.support.procs import ServiceProcess, free_port
 
 
 def main() -> int:
@@ -76,27 +60,28 @@ def main() -> int:
     pg = PostgresServer(port=free_port())
     pg.init()
     pg.start()
-    servers: list[Server] = []
+    servers: list[ServiceProcess] = []
     try:
         database = f"products_bench_{uuid.uuid4().hex[:8]}"
         pg.psql(f'CREATE DATABASE "{database}"')
         keyring = KeyRing.generate()
-        products = Server("products", "services.products.main:app", {
+        products = ServiceProcess("products", {
             **keyring.env_for("products"), "DATABASE_URL": pg.url(database), "DB_POOL_MIN": str(args.pool),
             "DB_POOL_MAX": str(args.pool), "ENVIRONMENT": "prod", "LOG_LEVEL": args.log_level}, workdir)
         servers.append(products)
-        products.wait("/readyz")
+        products.start()
         ids = seed(pg, database, args.products)
         raised = "1000000"
-        gateway = GatewayServer({
+        # As deployed: --workers N, and TRUSTED_PROXIES (not uvicorn) decides about X-Forwarded-For.
+        gateway = ServiceProcess("gateway", {
             **keyring.env_for("gateway"), "ENVIRONMENT": "prod", "LOG_LEVEL": args.log_level,
             "SERVICE_URLS": json.dumps({"products": products.url}), "UPSTREAMS": "products",
             "RATE_LIMIT_STATE_PATH": str(workdir / "ratelimit" / "buckets.bin"),
             "RATE_LIMIT_CLIENT_BURST": raised, "RATE_LIMIT_CLIENT_PER_S": raised,
             "RATE_LIMIT_USER_BURST": raised, "RATE_LIMIT_USER_PER_S": raised,
-        }, workdir, args.gateway_workers)
+        }, workdir, server_args=("--workers", str(args.gateway_workers), "--no-proxy-headers"))
         servers.append(gateway)
-        gateway.wait("/readyz")
+        gateway.start()
         direct = httpx.get(f"{products.url}/api/v1/products/{ids[0]}")
         proxied = httpx.get(f"{gateway.url}/api/v1/products/{ids[0]}")
         assert proxied.status_code == 200, proxied.text

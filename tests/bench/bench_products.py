@@ -36,7 +36,7 @@ import httpx
 
 from services.runner.keyring import KeyRing
 from services.runner.postgres import PostgresServer
-from tests.support.procs import ROOT, free_port
+from tests.support.procs import ROOT, ServiceProcess, free_port
 
 OUT = ROOT / ".run" / "bench"
 
@@ -51,50 +51,6 @@ class Result:
     requests: int
     errors: int
     cpu_us_per_request: float = 0.0  # the server process's CPU time per request (robust to a busy machine)
-
-
-class Server:
-    """One uvicorn worker as a subprocess, its output kept in a log file."""
-
-    def __init__(self, name: str, app: str, env: dict[str, str], logdir: Path) -> None:
-        self.name = name
-        self.port = free_port()
-        self.log = (logdir / f"{name}.log").open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(self.port),
-             "--workers", "1", "--no-access-log", "--log-level", "warning"],
-            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **env}, stdout=self.log, stderr=subprocess.STDOUT,
-        )
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def wait(self, path: str, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}")
-            try:
-                if httpx.get(self.url + path, timeout=1.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"{self.name} not ready after {timeout}s")
-
-    def cpu_seconds(self) -> float:
-        """User + system CPU time of the server process so far (Linux /proc)."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
 
 
 # --- load generators ----------------------------------------------------------------------------------
@@ -194,22 +150,21 @@ def main() -> int:
     pg = PostgresServer(port=free_port())
     pg.init()
     pg.start()
-    servers: list[Server] = []
+    servers: list[ServiceProcess] = []
     try:
         database = f"products_bench_{uuid.uuid4().hex[:8]}"
         pg.psql(f'CREATE DATABASE "{database}"')
         pool_env = {"DB_POOL_MIN": str(args.pool), "DB_POOL_MAX": str(args.pool), "DATABASE_URL": pg.url(database)}
         keyring = KeyRing.generate()
-        service = Server("products", "services.products.main:app",
-                         {**keyring.env_for("products"), **pool_env, "ENVIRONMENT": "prod",
-                          "LOG_LEVEL": args.log_level},
-                         workdir)
+        service = ServiceProcess("products", {**keyring.env_for("products"), **pool_env, "ENVIRONMENT": "prod",
+                                              "LOG_LEVEL": args.log_level}, workdir)
         servers.append(service)
-        service.wait("/readyz")  # migrations applied
+        service.start()  # ready: migrations applied
         ids = seed(pg, database, args.products)
-        minimal = Server("minimal", "tests.bench.minimal_app:app", pool_env, workdir)
+        minimal = ServiceProcess("minimal", pool_env, workdir, app="tests.bench.minimal_app:app",
+                                 ready_path=f"/products/{ids[0]}")
         servers.append(minimal)
-        minimal.wait(f"/products/{ids[0]}")
+        minimal.start()
         # Same answer from both (the ceiling does the same work).
         a = httpx.get(f"{service.url}/api/v1/products/{ids[0]}").json()
         b = httpx.get(f"{minimal.url}/products/{ids[0]}").json()

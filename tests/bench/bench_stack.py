@@ -30,7 +30,7 @@ import httpx
 
 from services.runner.layout import Layout
 from tests.bench.bench_products import OUT, Result, run_wrk
-from tests.support.procs import ROOT
+from tests.support.procs import ROOT, stat
 
 # Benchmarks measure throughput, not the limiter: raise every limit far above what 2 cores can send.
 UNLIMITED = {"RATE_LIMIT_CLIENT_PER_S": "1000000", "RATE_LIMIT_CLIENT_BURST": "1000000",
@@ -62,15 +62,11 @@ def _stack_cpu_seconds(layout: Layout) -> float:
     roots = {int(c["pid"]) for c in state["children"].values() if c.get("pid")}
     parents: dict[int, int] = {}
     times: dict[int, float] = {}
-    tick = os.sysconf("SC_CLK_TCK")
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for entry in Path("/proc").glob("[0-9]*"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
+            parents[int(entry.name)], times[int(entry.name)] = stat(int(entry.name))
+        except OSError:  # the process ended while we looked
             continue
-        pid = int(stat.parent.name)
-        parents[pid] = int(fields[1])
-        times[pid] = (int(fields[11]) + int(fields[12])) / tick
     total = 0.0
     for pid, cpu in times.items():
         p = pid

@@ -22,6 +22,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def stat(pid: int) -> tuple[int, float]:
+    """(parent pid, user + system CPU seconds so far) of a process, from Linux's /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class ServiceProcess:
     """One service running as its own process, as in production (``uvicorn services.<name>.main:app``).
@@ -71,6 +77,10 @@ class ServiceProcess:
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"{self.name} not ready after {timeout}s:\n{self.tail()}")
+
+    def cpu_seconds(self) -> float:
+        assert self.proc is not None
+        return stat(self.proc.pid)[1]
 
     def tail(self, chars: int = 4000) -> str:
         return self.logfile.read_text(errors="replace")[-chars:] if self.logfile.exists() else ""
