@@ -21,8 +21,12 @@ EMAIL_PATTERN = (
 )
 EMAIL_MAX = 254
 _EMAIL = re.compile(EMAIL_PATTERN)
-# A display name: no control characters, no leading or trailing white space.
-NAME_PATTERN = r"^[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$"
+# A display name: no control characters (C0, DEL, C1), no leading or trailing white space. White space is
+# spelled out rather than `\s`: Python's `\s` includes U+0085 and JSON Schema's (ECMAScript) does not, and
+# the published schema must accept exactly what the server accepts.
+_WHITESPACE = r"\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_CONTROL = r"\x00-\x1f\x7f-\x9f"
+NAME_PATTERN = rf"^[^ {_CONTROL}{_WHITESPACE}](?:[^{_CONTROL}]*[^ {_CONTROL}{_WHITESPACE}])?$"
 
 Role = Literal["customer", "admin"]
 

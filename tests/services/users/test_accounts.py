@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from typing import Any
 
@@ -70,6 +71,9 @@ def test_concurrent_sign_ups_with_one_email_create_exactly_one_account(api: Api)
         ({"email": "ok@example.com", "password": PASSWORD, "name": " padded "}, "name"),
         ({"email": "ok@example.com", "password": PASSWORD, "name": "n" * 101}, "name"),
         ({"email": "ok@example.com", "password": PASSWORD, "name": "bell\x07"}, "name"),
+        ({"email": "ok@example.com", "password": PASSWORD, "name": "\u0085"}, "name"),
+        ({"email": "ok@example.com", "password": PASSWORD, "name": "Ada\u3000"}, "name"),
+        ({"email": "ok@example.com", "password": PASSWORD, "name": "A\x9bB"}, "name"),
         ({"email": "ok@example.com", "password": PASSWORD}, "name"),
         ({"email": "ok@example.com", "password": PASSWORD, "name": "A", "roles": ["admin"]}, "roles"),
     ],
@@ -233,3 +237,12 @@ def test_a_wrong_method_is_405_listing_every_allowed_method(api: Api) -> None:
     r = api.http.request("DELETE", "/api/v1/users/me")
     assert_problem(r, 405)
     assert r.headers["allow"] == "GET, PATCH"
+
+
+def test_the_published_name_rule_is_the_one_the_server_applies(api: Api) -> None:
+    """The OpenAPI pattern must not use `\\s`: JSON Schema (ECMAScript) and Python disagree on what it
+    matches (U+0085), so a client validating against the schema would send names the server refuses."""
+    spec = api.http.get("/openapi.json").json()
+    pattern = spec["components"]["schemas"]["SignUp"]["properties"]["name"]["pattern"]
+    assert "\\s" not in pattern
+    assert re.fullmatch(pattern, "Zoë Ada-Lovelace") is not None
