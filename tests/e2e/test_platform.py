@@ -105,13 +105,15 @@ def test_every_service_is_scraped_by_prometheus(platform_stack: RunningStack) ->
     while True:
         targets = {(r["metric"]["service"], r["metric"]["instance"]): r["value"][1] for r in query('up{job="retail"}')}
         served = {r["metric"]["service"] for r in query("count by (service) (http_requests_total)")}
-        if (served == expected and {svc for svc, _ in targets} == expected and set(targets.values()) == {"1"}) \
-                or time.monotonic() > deadline:
+        gateways = sum(1 for svc, _ in targets if svc == "gateway")
+        # Prometheus staggers each target's first scrape within the interval: wait for all of them.
+        complete = served == expected and {svc for svc, _ in targets} == expected and gateways == 2
+        if (complete and set(targets.values()) == {"1"}) or time.monotonic() > deadline:
             break
         time.sleep(1)
     assert set(targets.values()) == {"1"}, targets
     assert {svc for svc, _ in targets} == expected
-    assert sum(1 for svc, _ in targets if svc == "gateway") == 2, "each gateway replica is its own target"
+    assert gateways == 2, "each gateway replica is its own target"
     assert served == expected
 
 
