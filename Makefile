@@ -86,7 +86,8 @@ plan: venv ## What `pulumi preview` would create for STACK (dev, prod, local), o
 	PYTHONPATH=platform:. $(PY) -m shop_platform.plan --stack $(STACK)
 
 bench: venv ## Every benchmark in one run; report and plot in .run/bench/ (BENCH_ARGS=--quick for a smoke run)
-	@-$(MAKE) -s deps
+	@# socat: a bare TCP relay in nginx's place, to show what any extra hop costs on this host.
+	@-$(MAKE) -s deps APT_PACKAGES="$(APT_PACKAGES) socat"
 	$(PY) -m pip install -q -e '.[services,platform,bench]'
 	$(PY) -m tests.bench.run_all $(BENCH_ARGS)
 

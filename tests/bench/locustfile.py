@@ -1,8 +1,9 @@
 """A realistic shop mix for Locust, against the edge of a running stack.
 
 Most visitors browse and search; some log in and buy; a few cancel. Weights follow a typical retail funnel
-(roughly 60 % browsing, 30 % searching, 10 % buying). Run by ``tests/bench/bench_mix.py`` (``make bench``);
-by hand: ``locust -f tests/bench/locustfile.py --host https://localhost:8443``.
+(roughly 60 % browsing, 30 % searching, 10 % buying). Run by ``tests/bench/bench_stack.py`` (``make bench``),
+direct to the gateway and through the edge; by hand:
+``locust -f tests/bench/locustfile.py --host https://localhost:8443``.
 """
 
 from __future__ import annotations

@@ -22,10 +22,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def stat(pid: int) -> tuple[int, float]:
-    """(parent pid, user + system CPU seconds so far) of a process, from Linux's /proc."""
+def stat(pid: int, *, reaped_children: bool = False) -> tuple[int, float]:
+    """(parent pid, user + system CPU seconds so far) of a process, from Linux's /proc; with
+    ``reaped_children``, plus the CPU of its children that have ended (a forking server's connections)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[1]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    ticks = int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if reaped_children else 0)
+    return int(fields[1]), ticks / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
