@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 import uuid
@@ -30,7 +29,7 @@ import httpx
 
 from services.runner.keyring import KeyRing
 from services.runner.postgres import PostgresServer
-from tests.bench.bench_products import OUT, Result, run_httpx, run_wrk, seed
+from tests.bench.bench_products import Result, run_httpx, run_wrk, save_report, seed, summarize, table
 from tests.support.procs import ServiceProcess, free_port
 
 
@@ -102,12 +101,9 @@ def main() -> int:
             server.stop()
         pg.destroy()
 
-    summary = {name: {"requests_per_s": statistics.mean(r.requests_per_s for r in rs),
-                      "p50_ms": statistics.mean(r.p50_ms for r in rs),
-                      "p99_ms": statistics.mean(r.p99_ms for r in rs),
-                      "errors": sum(r.errors for r in rs)} for name, rs in runs.items()}
+    summary = summarize(runs)
     ratio = summary["through the gateway"]["requests_per_s"] / summary["direct to products"]["requests_per_s"]
-    lines = [
+    save_report("gateway", [
         f"# GET /api/v1/products/{{id}}: direct vs through the gateway ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)",
         "",
         f"Load generator: {generator}, {args.connections} connections, {args.rounds} x {args.duration:.0f} s per "
@@ -116,25 +112,12 @@ def main() -> int:
         f"rate limits on but raised; LOG_LEVEL {args.log_level}; {os.cpu_count()} CPUs shared by everything "
         "(load generator, PostgreSQL, both services).",
         "",
-        "| target | req/s | p50 ms | p99 ms | errors |",
-        "|---|---:|---:|---:|---:|",
-        *(f"| {name} | {s['requests_per_s']:.0f} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | {s['errors']} |"
-          for name, s in summary.items()),
+        *table(summary),
         "",
-        f"Ratio (gateway / direct, req/s): **{ratio:.2f}** (target >= 0.60)",
-    ]
-    report = "\n".join(lines)
-    print()
-    print(report)
-    OUT.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    (OUT / f"gateway-{stamp}.md").write_text(report + "\n")
-    (OUT / f"gateway-{stamp}.json").write_text(json.dumps({
-        "generator": generator, "connections": args.connections, "duration_s": args.duration,
+        f"Ratio (gateway / direct, req/s, medians of {args.rounds} rounds): **{ratio:.2f}** (target >= 0.60)",
+    ], {"generator": generator, "connections": args.connections, "duration_s": args.duration,
         "rounds": args.rounds, "products": len(ids), "gateway_workers": args.gateway_workers, "ratio": ratio,
-        "summary": summary, "runs": {name: [asdict(r) for r in rs] for name, rs in runs.items()},
-    }, indent=2) + "\n")
-    print(f"\nreport: {OUT / f'gateway-{stamp}.md'}")
+        "summary": summary, "runs": {name: [asdict(r) for r in rs] for name, rs in runs.items()}})
     return 0 if not any(s["errors"] for s in summary.values()) else 1
 
 

@@ -31,6 +31,7 @@ import uuid
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -51,6 +52,38 @@ class Result:
     requests: int
     errors: int
     cpu_us_per_request: float = 0.0  # the server process's CPU time per request (robust to a busy machine)
+
+
+def summarize(runs: dict[str, list[Result]]) -> dict[str, dict[str, float]]:
+    """Medians over the rounds: the machine is shared, and one disturbed round should not decide the result.
+    Server CPU per request only where it was measured."""
+    return {name: {"requests_per_s": statistics.median(r.requests_per_s for r in rs),
+                   "p50_ms": statistics.median(r.p50_ms for r in rs),
+                   "p99_ms": statistics.median(r.p99_ms for r in rs),
+                   **({"cpu_us_per_request": statistics.median(r.cpu_us_per_request for r in rs)}
+                      if any(r.cpu_us_per_request for r in rs) else {}),
+                   "errors": sum(r.errors for r in rs)} for name, rs in runs.items()}
+
+
+def table(summary: dict[str, dict[str, float]]) -> list[str]:
+    """The summary as a Markdown table (with a server-CPU column when every row measured it)."""
+    cpu = all("cpu_us_per_request" in s for s in summary.values())
+    return ["| target | req/s | p50 ms | p99 ms |" + (" server CPU µs/request |" if cpu else "") + " errors |",
+            "|---|---:|---:|---:|" + ("---:|" if cpu else "") + "---:|",
+            *(f"| {name} | {s['requests_per_s']:.0f} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | "
+              + (f"{s['cpu_us_per_request']:.0f} | " if cpu else "") + f"{s['errors']:.0f} |"
+              for name, s in summary.items())]
+
+
+def save_report(kind: str, lines: list[str], data: dict[str, Any]) -> None:
+    """Print the report and keep it, with its figures as JSON, in ``.run/bench/<kind>-<time>.{md,json}``."""
+    report = "\n".join(lines)
+    print(f"\n{report}")
+    OUT.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    (OUT / f"{kind}-{stamp}.md").write_text(report + "\n")
+    (OUT / f"{kind}-{stamp}.json").write_text(json.dumps(data, indent=2) + "\n")
+    print(f"\nreport: {OUT / f'{kind}-{stamp}.md'}")
 
 
 # --- load generators ----------------------------------------------------------------------------------
@@ -192,16 +225,11 @@ def main() -> int:
             server.stop()
         pg.destroy()
 
-    # Medians over the rounds: the machine is shared, and one disturbed round should not decide the result.
-    summary = {name: {"requests_per_s": statistics.median(r.requests_per_s for r in rs),
-                      "p50_ms": statistics.median(r.p50_ms for r in rs),
-                      "p99_ms": statistics.median(r.p99_ms for r in rs),
-                      "cpu_us_per_request": statistics.median(r.cpu_us_per_request for r in rs),
-                      "errors": sum(r.errors for r in rs)} for name, rs in runs.items()}
+    summary = summarize(runs)
     svc, ceiling = summary["products service"], summary["minimal FastAPI+asyncpg"]
     ratio = svc["requests_per_s"] / ceiling["requests_per_s"]
     cpu_ratio = ceiling["cpu_us_per_request"] / svc["cpu_us_per_request"]
-    lines = [
+    save_report("products", [
         f"# GET /api/v1/products/{{id}} benchmark ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)",
         "",
         f"Load generator: {generator}, {args.connections} connections, {args.rounds} x {args.duration:.0f} s per "
@@ -209,27 +237,13 @@ def main() -> int:
         f"one uvicorn worker each, asyncpg pool {args.pool}; {os.cpu_count()} CPUs shared with the load generator "
         "and PostgreSQL.",
         "",
-        "| target | req/s | p50 ms | p99 ms | server CPU us/request | errors |",
-        "|---|---:|---:|---:|---:|---:|",
-        *(f"| {name} | {s['requests_per_s']:.0f} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | "
-          f"{s['cpu_us_per_request']:.0f} | {s['errors']} |" for name, s in summary.items()),
+        *table(summary),
         "",
         f"Ratio (service / minimal, req/s, medians of {args.rounds} rounds): **{ratio:.2f}** (target >= 0.80)",
         f"CPU-cost ratio (minimal / service CPU time per request, insensitive to other load): {cpu_ratio:.2f}",
-    ]
-    report = "\n".join(lines)
-    print()
-    print(report)
-    OUT.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    (OUT / f"products-{stamp}.md").write_text(report + "\n")
-    (OUT / f"products-{stamp}.json").write_text(json.dumps({
-        "generator": generator, "connections": args.connections, "duration_s": args.duration,
+    ], {"generator": generator, "connections": args.connections, "duration_s": args.duration,
         "rounds": args.rounds, "products": len(ids), "pool": args.pool, "ratio": ratio, "cpu_ratio": cpu_ratio,
-        "summary": summary,
-        "runs": {name: [asdict(r) for r in rs] for name, rs in runs.items()},
-    }, indent=2) + "\n")
-    print(f"\nreport: {OUT / f'products-{stamp}.md'}")
+        "summary": summary, "runs": {name: [asdict(r) for r in rs] for name, rs in runs.items()}})
     return 0 if not any(s["errors"] for s in summary.values()) else 1
 
 

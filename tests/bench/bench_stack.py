@@ -22,7 +22,6 @@ import json
 import os
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,7 +34,7 @@ from pathlib import Path
 import httpx
 
 from services.runner.layout import Layout
-from tests.bench.bench_products import OUT, Result, run_wrk
+from tests.bench.bench_products import Result, run_wrk, save_report, summarize, table
 from tests.support.procs import ROOT, stat
 
 # Benchmarks measure throughput, not the limiter: raise every limit far above what 2 cores can send.
@@ -236,11 +235,7 @@ def main() -> int:
     finally:
         runner(layout, "down")
 
-    summary = {name: {"requests_per_s": statistics.median(r.requests_per_s for r in rs),
-                      "p50_ms": statistics.median(r.p50_ms for r in rs),
-                      "p99_ms": statistics.median(r.p99_ms for r in rs),
-                      "cpu_us_per_request": statistics.median(r.cpu_us_per_request for r in rs),
-                      "errors": sum(r.errors for r in rs)} for name, rs in runs.items()}
+    summary = summarize(runs)
 
     def cost(path: dict[str, float], base: dict[str, float]) -> tuple[float, float]:
         """(share of throughput lost, share of server CPU per request added) against ``base``."""
@@ -251,8 +246,7 @@ def main() -> int:
     relay_cost = cost(summary[RELAY], summary[GATEWAY]) if RELAY in summary else None
     mix_direct, mix_edge = mix["direct to the gateway"], mix["through the edge"]
     mix_cost, mix_cpu_cost = cost(mix_edge, mix_direct)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    lines = [
+    save_report("stack", [
         f"# One-machine stack benchmark ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)",
         "",
         f"Start-to-ready: cold {cold:.1f} s (initdb, migrations), warm {warm:.1f} s (target < 15 s).",
@@ -260,10 +254,7 @@ def main() -> int:
         f"`GET /api/v1/products/{{id}}`, wrk, {args.connections} connections, median of {args.rounds} x "
         f"{args.duration:.0f} s (interleaved):",
         "",
-        "| path | req/s | p50 ms | p99 ms | server CPU µs/request | errors |",
-        "|---|---:|---:|---:|---:|---:|",
-        *(f"| {n} | {s['requests_per_s']:.0f} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | "
-          f"{s['cpu_us_per_request']:.0f} | {s['errors']} |" for n, s in summary.items()),
+        *table(summary),
         "",
         f"nginx edge cost on the gateway path, cheapest request (target ≤ 10 %): {edge_cost:.1%} of throughput, "
         f"{edge_cpu_cost:+.1%} server CPU per request.",
@@ -282,14 +273,9 @@ def main() -> int:
         "",
         f"nginx edge cost on the shop mix (target ≤ 10 %): {mix_cost:.1%} of throughput, {mix_cpu_cost:+.1%} "
         "server CPU per request.",
-    ]
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / f"stack-{stamp}.md").write_text("\n".join(lines) + "\n")
-    (OUT / f"stack-{stamp}.json").write_text(json.dumps({
-        "startup_cold_s": cold, "startup_warm_s": warm, "paths": summary, "edge_cost": edge_cost,
+    ], {"startup_cold_s": cold, "startup_warm_s": warm, "paths": summary, "edge_cost": edge_cost,
         "edge_cpu_cost": edge_cpu_cost, "relay_cost": relay_cost, "mix": mix, "mix_edge_cost": mix_cost,
-        "mix_edge_cpu_cost": mix_cpu_cost}, indent=2))
-    print("\n".join(lines))
+        "mix_edge_cpu_cost": mix_cpu_cost})
     return 0
 
 
