@@ -35,7 +35,7 @@ import httpx
 
 from services.runner.layout import Layout
 from tests.bench.bench_products import Result, run_wrk, save_report, summarize, table
-from tests.support.procs import ROOT, stat
+from tests.support.procs import ROOT, process_table, stat
 
 # Benchmarks measure throughput, not the limiter: raise every limit far above what 2 cores can send.
 UNLIMITED = {"RATE_LIMIT_CLIENT_PER_S": "1000000", "RATE_LIMIT_CLIENT_BURST": "1000000",
@@ -67,18 +67,12 @@ def _stack_cpu_seconds(layout: Layout) -> float:
     servers' cost of the requests, without the load generator's (wrk encrypts TLS on the same cores)."""
     state = json.loads(layout.state_file.read_text())
     roots = {int(c["pid"]) for c in state["children"].values() if c.get("pid")}
-    parents: dict[int, int] = {}
-    times: dict[int, float] = {}
-    for entry in Path("/proc").glob("[0-9]*"):
-        try:
-            parents[int(entry.name)], times[int(entry.name)] = stat(int(entry.name))
-        except OSError:  # the process ended while we looked
-            continue
+    processes = process_table()
     total = 0.0
-    for pid, cpu in times.items():
+    for pid, (_, cpu) in processes.items():
         p = pid
         while p > 1 and p not in roots:
-            p = parents.get(p, 0)
+            p = processes[p][0] if p in processes else 0
         if p in roots:
             total += cpu
     return total
@@ -114,17 +108,8 @@ def tcp_relay(layout: Layout) -> Iterator[subprocess.Popen[bytes] | None]:
 
 def _relay_cpu_seconds(relay: subprocess.Popen[bytes]) -> float:
     """socat's CPU time including its ended per-connection children (waits until wrk's are reaped)."""
-    def has_children() -> bool:
-        for entry in Path("/proc").glob("[0-9]*"):
-            try:
-                if stat(int(entry.name))[0] == relay.pid:
-                    return True
-            except OSError:  # the process ended while we looked
-                continue
-        return False
-
     for _ in range(50):
-        if not has_children():
+        if all(parent != relay.pid for parent, _ in process_table().values()):
             break
         time.sleep(0.1)
     return stat(relay.pid, reaped_children=True)[1]

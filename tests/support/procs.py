@@ -30,6 +30,18 @@ def stat(pid: int, *, reaped_children: bool = False) -> tuple[int, float]:
     return int(fields[1]), ticks / os.sysconf("SC_CLK_TCK")
 
 
+def process_table() -> dict[int, tuple[int, float]]:
+    """Every process's (parent pid, CPU seconds so far), as ``stat`` gives them; a process that ends while
+    /proc is read is left out."""
+    table: dict[int, tuple[int, float]] = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            table[int(entry.name)] = stat(int(entry.name))
+        except OSError:
+            continue
+    return table
+
+
 @dataclass
 class ServiceProcess:
     """One service running as its own process, as in production (``uvicorn services.<name>.main:app``).
