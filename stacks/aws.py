@@ -9,9 +9,12 @@ Pulumi deletes Kubernetes objects, then add-ons and nodes, then the cluster, the
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date
 from typing import Any
 
+import pulumi
 import pulumi_aws as aws_sdk
+from shop_platform import versions
 from shop_platform.cluster import Cluster, ClusterArgs, NodeGroupSpec
 from shop_platform.config import StackConfig
 from shop_platform.context import StackContext
@@ -28,12 +31,22 @@ from shop_platform.tags import Tagger
 from services import catalog
 
 
-def build(cfg: StackConfig) -> Mapping[str, Any]:
-    """Declare the whole AWS platform for one stack and return its stack outputs."""
+def build(cfg: StackConfig, today: date | None = None) -> Mapping[str, Any]:
+    """Declare the whole AWS platform for one stack and return its stack outputs.
+
+    ``today`` (default: the real date) is the day the pinned versions' support windows are judged on: the
+    preview and the offline plan warn when the cluster minor or the RDS major is near or past its end of
+    standard support."""
+    for warning in versions.support_warnings(cfg.cluster.version, today or date.today()):
+        pulumi.log.warn(warning)
     identity = aws_sdk.get_caller_identity()
     ctx = StackContext(account_id=identity.account_id, region=cfg.region, prod=cfg.is_prod,
                        tags=Tagger(stack=cfg.stack, owner=cfg.owner, environment=cfg.environment))
-    zones = aws_sdk.get_availability_zones(state="available").names
+    # Standard AZs only: an account that opted in to Local Zones gets them from state=available too, and EKS
+    # control-plane subnets and RDS subnet groups cannot use them.
+    zones = aws_sdk.get_availability_zones(
+        state="available", filters=[aws_sdk.GetAvailabilityZonesFilterArgs(
+            name="opt-in-status", values=["opt-in-not-required"])]).names
     if len(zones) < cfg.network.az_count:
         raise ValueError(f"{cfg.region} has {len(zones)} available AZs, network.azCount wants {cfg.network.az_count}")
 
@@ -45,7 +58,8 @@ def build(cfg: StackConfig) -> Mapping[str, Any]:
     cluster = Cluster("cluster", ClusterArgs(
         ctx=ctx, cluster_name=cfg.cluster_name, version=cfg.cluster.version, vpc_id=network.vpc_id,
         private_subnet_ids=network.private_subnet_ids, admin_role_arns=cfg.cluster.admin_role_arns,
-        public_access_cidrs=cfg.cluster.public_access_cidrs, log_retention_days=cfg.cluster.log_retention_days,
+        public_access_cidrs=cfg.cluster.public_access_cidrs, private_access_cidrs=cfg.cluster.private_access_cidrs,
+        view_role_arns=cfg.cluster.view_role_arns, log_retention_days=cfg.cluster.log_retention_days,
         node_groups=tuple(NodeGroupSpec(g.name, g.instance_types, g.min_size, g.max_size, g.desired_size, g.disk_gib)
                           for g in cfg.cluster.node_groups),
         network_dependencies=network.egress))

@@ -217,10 +217,18 @@ class PlatformMocks(pulumi.runtime.Mocks):
         return rid, out
 
     # -- invokes --------------------------------------------------------------------------------------------
+    def _availability_zones(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        """An account that opted in to a Local Zone gets it from ``state=available`` too: answer like that
+        unless the program filters on ``opt-in-status = opt-in-not-required`` (EKS and RDS refuse them)."""
+        zones = [(n, f"euw1-az{i}") for i, n in enumerate(self.azs, 1)]
+        filters = {f.get("name"): tuple(f.get("values") or ()) for f in args.get("filters") or []}
+        if filters.get("opt-in-status") != ("opt-in-not-required",):
+            zones.insert(1, (f"{self.region}-lz-1a", "euw1-lz1-az1"))
+        return {"names": [n for n, _ in zones], "zoneIds": [z for _, z in zones], "id": self.region}
+
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         handlers: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
-            "aws:index/getAvailabilityZones:getAvailabilityZones":
-                lambda a: {"names": self.azs, "zoneIds": [f"euw1-az{n}" for n in (1, 2, 3)], "id": self.region},
+            "aws:index/getAvailabilityZones:getAvailabilityZones": self._availability_zones,
             "aws:index/getCallerIdentity:getCallerIdentity":
                 lambda a: {"accountId": ACCOUNT_ID, "arn": f"arn:aws:iam::{ACCOUNT_ID}:role/deployer",
                            "userId": "AROAMOCK", "id": ACCOUNT_ID},
