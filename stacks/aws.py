@@ -19,9 +19,11 @@ from shop_platform.cluster import Cluster, ClusterArgs, NodeGroupSpec
 from shop_platform.config import StackConfig
 from shop_platform.context import StackContext
 from shop_platform.databases import Databases, DatabasesArgs
+from shop_platform.dbbootstrap import DatabaseBootstrap, DatabaseBootstrapArgs
 from shop_platform.dns import ApiDns, ApiDnsArgs, Zone, ZoneArgs
 from shop_platform.edge import Edge, EdgeArgs
 from shop_platform.k8s.components import AwsInputs, deploy_kubernetes_layer
+from shop_platform.k8s.spec import LayerSpec
 from shop_platform.k8s.stackconfig import layer_spec_for_eks
 from shop_platform.network import Network, NetworkArgs
 from shop_platform.registry import Registry, RegistryArgs
@@ -73,7 +75,7 @@ def build(cfg: StackConfig, today: date | None = None) -> Mapping[str, Any]:
         instance_class=cfg.databases.instance_class, allocated_gib=cfg.databases.allocated_gib,
         max_allocated_gib=cfg.databases.max_allocated_gib, multi_az=cfg.databases.multi_az,
         deletion_protection=cfg.databases.deletion_protection,
-        backup_retention_days=cfg.databases.backup_retention_days))
+        backup_retention_days=cfg.databases.backup_retention_days, log_retention_days=cfg.cluster.log_retention_days))
 
     zone = Zone("zone", ZoneArgs(ctx=ctx, domain=cfg.domain, create=cfg.create_zone,
                                  query_log_retention_days=cfg.edge.log_retention_days))
@@ -94,11 +96,23 @@ def build(cfg: StackConfig, today: date | None = None) -> Mapping[str, Any]:
             ctx=ctx, alb_arn=edge.alb_arn, zone_arn=zone.zone_arn,
             distribution_arn=api_dns.maintenance_distribution_arn, health_check_arn=api_dns.health_check_arn))
 
+    # Each service's own database role, created with the master credential by a Job per database, before the
+    # services start (shop_platform.dbbootstrap); the Jobs run the image the service is deployed with.
+    layer = layer_spec_for_eks(cfg, cfg.kubernetes)
+    db_services = catalog.database_services()
+    bootstrap = DatabaseBootstrap("db-bootstrap", DatabaseBootstrapArgs(
+        services=db_services, provider=cluster.k8s_provider, region=cfg.region, vpc_cidr=cfg.network.cidr,
+        database_cidrs=layer.database_cidrs, hosts=databases.endpoints,
+        master_secret_arns=databases.master_secret_arns, bootstrap_role_arns=databases.bootstrap_role_arns,
+        images={s.name: pulumi.Output.concat(registry.repository_urls[s.name], _image_ref(layer, s.name))
+                for s in db_services}))
+
     # The Kubernetes layer (charts, gateway, observability, logging) through the cluster's provider, so destroy
     # removes it while nodes and controllers still run (platform/README.md, destroy order).
-    kube = deploy_kubernetes_layer(layer_spec_for_eks(cfg, cfg.kubernetes), cluster.k8s_provider, AwsInputs(
+    kube = deploy_kubernetes_layer(layer, cluster.k8s_provider, AwsInputs(
         repository_urls=registry.repository_urls, database_hosts=databases.endpoints,
-        database_secret_arns=databases.secret_arns, database_role_arns=databases.role_arns,
+        database_users=databases.users, database_role_arns=databases.role_arns,
+        database_ready=bootstrap.jobs,
         target_group_arn=edge.target_group_arn, lb_controller_role_arn=edge.lb_controller_role_arn,
         autoscaler_role_arn=cluster.autoscaler_role_arn, cluster_name=cluster.cluster_name, vpc_id=network.vpc_id))
 
@@ -109,7 +123,7 @@ def build(cfg: StackConfig, today: date | None = None) -> Mapping[str, Any]:
         "kubeconfig": cluster.kubeconfig,  # secret
         "databaseEndpoints": databases.endpoints,
         "databaseRoleArns": databases.role_arns,
-        "databaseSecretArns": databases.secret_arns,
+        "databaseUsers": databases.users,
         "repositoryUrls": registry.repository_urls,
         "webAclArn": edge.web_acl_arn,
         "healthCheckId": api_dns.health_check_id,
@@ -118,6 +132,13 @@ def build(cfg: StackConfig, today: date | None = None) -> Mapping[str, Any]:
         "clusterAutoscalerRoleArn": cluster.autoscaler_role_arn,
         "zoneId": zone.zone_id,
     }
+
+
+def _image_ref(layer: LayerSpec, service: str) -> str:
+    """``:<tag>@<digest>`` when the stack pins the service's image by digest, else ``:<tag>`` (as the services'
+    chart does, charts/service/templates/_helpers.tpl)."""
+    digest = layer.image_digests.get(service)
+    return f":{layer.image_tag}@{digest}" if digest else f":{layer.image_tag}"
 
 
 __all__ = ["build"]

@@ -47,6 +47,17 @@ def secret_reader(secret_arn: str, kms_key_arn: str, region: str) -> PolicyDoc:
     )
 
 
+def database_connect(dbuser_arn: str) -> PolicyDoc:
+    """IAM database authentication as exactly one database user of one instance (``rds-db:connect`` on
+    ``arn:aws:rds-db:<region>:<account>:dbuser:<DbiResourceId>/<user>``), nothing else: no secret to read."""
+    return _doc({"Sid": "ConnectAsOwnDatabaseRole", "Effect": "Allow", "Action": "rds-db:connect",
+                 "Resource": dbuser_arn})
+
+
+def dbuser_arn(partition: str, region: str, account_id: str, resource_id: str, user: str) -> str:
+    return f"arn:{partition}:rds-db:{region}:{account_id}:dbuser:{resource_id}/{user}"
+
+
 def flow_log_writer(log_group_arn: str) -> PolicyDoc:
     """What VPC Flow Logs needs to deliver into one log group."""
     return _doc({"Effect": "Allow",

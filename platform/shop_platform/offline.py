@@ -59,11 +59,14 @@ class RecordedResource:
     # Resource options the engine would honour (protect blocks destroy; ignore_changes hides drift).
     protect: bool = False
     ignore_changes: tuple[str, ...] = ()
+    # retain_on_delete: `pulumi destroy` removes the resource from the state but leaves it in the cloud.
+    retain_on_delete: bool = False
 
     def as_json(self) -> dict[str, Any]:
         return {"type": self.type, "name": self.name, "urn": self.urn, "parent": self.parent,
                 "custom": self.custom, "provider": self.provider, "deps": list(self.deps),
-                "protect": self.protect, "ignore_changes": list(self.ignore_changes), "inputs": self.inputs}
+                "protect": self.protect, "ignore_changes": list(self.ignore_changes),
+                "retain_on_delete": self.retain_on_delete, "inputs": self.inputs}
 
 
 @dataclass
@@ -111,6 +114,7 @@ class RecordingMonitor(mocks.MockMonitor):
                 id=response.id or None,
                 outputs=redact(dict(self.resources[response.urn].state)) if response.urn in self.resources else {},
                 protect=bool(request.protect), ignore_changes=tuple(request.ignoreChanges),
+                retain_on_delete=bool(request.retainOnDelete),
             ))
         return response
 
@@ -157,6 +161,7 @@ class PlatformMocks(pulumi.runtime.Mocks):
             out["endpoint"] = f"{out['address']}:{int(i.get('port', 5432))}"
             out["masterUserSecrets"] = [{"secretArn": _arn("secretsmanager", region, f"secret:rds!db-{name}-AbCdEf"),
                                          "kmsKeyId": i.get("masterUserSecretKmsKeyId"), "secretStatus": "active"}]
+            out["resourceId"] = "db-" + hashlib.sha256(ident.encode()).hexdigest()[:26].upper()
         elif t == "aws:lb/loadBalancer:LoadBalancer":
             out["arn"] = _arn("elasticloadbalancing", region, f"loadbalancer/app/{name}/0123456789abcdef")
             out["dnsName"] = f"{name}-123456789.{region}.elb.amazonaws.com"
@@ -212,6 +217,9 @@ class PlatformMocks(pulumi.runtime.Mocks):
             # key derivation runs, and resources.json stays reproducible.
             seed = hashlib.sha256(name.encode()).digest()[: int(i.get("length", 32))]
             out.update(base64=base64.b64encode(seed).decode(), hex=seed.hex())
+        elif t == "random:index/randomId:RandomId":
+            seed = hashlib.sha256(name.encode()).digest()[: int(i.get("byteLength", 8))]
+            out.update(hex=seed.hex(), b64Std=base64.b64encode(seed).decode(), dec=str(int.from_bytes(seed)))
         elif t == "random:index/randomPassword:RandomPassword":
             out["result"] = hashlib.sha256(name.encode()).hexdigest()[: int(i.get("length", 32))]
         return rid, out

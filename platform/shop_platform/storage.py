@@ -21,13 +21,16 @@ from shop_platform.context import StackContext
 
 def encryption_key(name: str, ctx: StackContext, description: str, *, parent: pulumi.Resource,
                    service_grant: dict[str, Any] | None = None, region: str | None = None,
-                   service: str | None = None) -> aws.kms.Key:
-    """A rotating customer-managed key used through IAM, plus one optional service grant (iam.*_grant)."""
+                   service: str | None = None, retain_on_delete: bool = False) -> aws.kms.Key:
+    """A rotating customer-managed key used through IAM, plus one optional service grant (iam.*_grant).
+
+    ``retain_on_delete``: ``pulumi destroy`` leaves the key in the account (for data that outlives the stack,
+    e.g. final snapshots encrypted with it; a deleted key makes them unrestorable)."""
     tags = ctx.tags(service) if service else ctx.tags()
     return aws.kms.Key(
         name, description=description, enable_key_rotation=True, deletion_window_in_days=30,
         policy=json.dumps(iam.kms_key_policy(ctx.account_id, partition=ctx.partition, service_grant=service_grant)),
-        region=region, tags=tags, opts=pulumi.ResourceOptions(parent=parent))
+        region=region, tags=tags, opts=pulumi.ResourceOptions(parent=parent, retain_on_delete=retain_on_delete))
 
 
 @dataclass(frozen=True, slots=True)

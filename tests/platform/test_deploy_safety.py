@@ -3,10 +3,16 @@
 
 from __future__ import annotations
 
+import json
+
 from shop_platform import versions
 from shop_platform.cluster import CLUSTER_VIEW_POLICY
 from shop_platform.config import NODE_INSTANCE_SHAPES
+from shop_platform.databases import BOOTSTRAP_NAMESPACE
+from shop_platform.offline import Recording
 from shop_platform.plan import PlanResult
+
+RDS = "aws:rds/instance:Instance"
 
 
 def test_cluster_and_databases_pin_supported_versions_with_an_explicit_policy(plan: PlanResult) -> None:
@@ -61,3 +67,78 @@ def test_subnets_use_standard_availability_zones_only(plan: PlanResult) -> None:
     """An account opted in to Local Zones gets them from state=available too; EKS and RDS refuse them."""
     for subnet in plan.recording.of_type("aws:ec2/subnet:Subnet"):
         assert "-lz-" not in subnet.inputs["availabilityZone"], subnet.name
+
+
+def _master_secrets(rec: Recording) -> set[str]:
+    return {db.outputs["masterUserSecrets"][0]["secretArn"] for db in rec.of_type(RDS)}
+
+
+def test_no_workload_can_read_a_master_secret(plan: PlanResult) -> None:
+    """The RDS master credential (rds_superuser) reaches one place per database: the role-bootstrap Job's
+    service account. No IAM policy trusted by any other service account names a master secret, and no
+    Kubernetes object but the bootstrap Jobs carries one."""
+    rec = plan.recording
+    masters = _master_secrets(rec)
+    assert masters
+    roles = {r.urn: r for r in rec.of_type("aws:iam/role:Role")}
+    readers: set[str] = set()
+    for policy in rec.of_type("aws:iam/rolePolicy:RolePolicy"):
+        text = policy.inputs["policy"]
+        if any(m in text for m in masters) or "secretsmanager:*" in text:
+            role = next(r for r in roles.values() if r.id == policy.inputs["role"])
+            trust = json.dumps(role.inputs["assumeRolePolicy"])
+            assert f"system:serviceaccount:{BOOTSTRAP_NAMESPACE}:" in trust, policy.name
+            readers.add(policy.name)
+    assert len(readers) == len(masters)  # one bootstrap role per database, each reading its own
+    for r in rec.resources:
+        if r.type.startswith("kubernetes:") and r.type != "kubernetes:batch/v1:Job":
+            assert not any(m in json.dumps(r.inputs) for m in masters), r.name
+    for job in rec.of_type("kubernetes:batch/v1:Job"):
+        assert job.inputs["metadata"]["namespace"] == BOOTSTRAP_NAMESPACE
+    services_env = json.dumps([r.inputs for r in rec.of_type("kubernetes:helm.sh/v3:Release")])
+    assert "DB_SECRET_ARN" not in services_env
+    assert "DB_IAM_USER" in services_env
+
+
+def test_services_start_after_their_database_role_exists(plan: PlanResult) -> None:
+    """pulumi-kubernetes waits for a Job to complete; the services' releases depend on the bootstrap Jobs,
+    so no service starts against a database where its role does not exist yet. The wait is bounded."""
+    rec = plan.recording
+    jobs = rec.of_type("kubernetes:batch/v1:Job")
+    assert len(jobs) == len(rec.of_type(RDS))
+    for job in jobs:
+        assert 0 < job.inputs["spec"]["activeDeadlineSeconds"] <= 600
+        pod = job.inputs["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["containers"][0]["command"] == ["python", "-m", "services.kit.dbroles"]
+    job_urns = {j.urn for j in jobs}
+    for component in rec.of_type("shop:k8s:ServiceDeployment"):
+        releases = [r for r in rec.of_type("kubernetes:helm.sh/v3:Release") if r.parent == component.urn]
+        for release in releases:
+            assert job_urns <= set(release.deps) | set(component.deps), release.name
+
+
+def test_prod_keeps_what_final_snapshots_need_and_dev_destroys_cleanly(dev_plan: PlanResult,
+                                                                        prod_plan: PlanResult) -> None:
+    for plan, prod in ((dev_plan, False), (prod_plan, True)):
+        rec = plan.recording
+        for db in rec.of_type(RDS):
+            svc = db.inputs["tags"]["service"]
+            key = rec.named(f"databases-{svc}-key")
+            assert key.retain_on_delete is prod, "a deleted key makes the final snapshot unrestorable"
+            assert db.inputs["deleteAutomatedBackups"] is (not prod)
+            assert db.inputs["skipFinalSnapshot"] is (not prod)
+            if prod:
+                assert db.inputs["finalSnapshotIdentifier"].startswith(f"{db.inputs['identifier']}-final-")
+                assert db.inputs["finalSnapshotIdentifier"] != f"{db.inputs['identifier']}-final"
+
+
+def test_rds_log_groups_are_precreated_with_retention_and_a_key(plan: PlanResult) -> None:
+    rec = plan.recording
+    groups = {g.inputs["name"]: g for g in rec.of_type("aws:cloudwatch/logGroup:LogGroup")}
+    for db in rec.of_type(RDS):
+        for kind in db.inputs["enabledCloudwatchLogsExports"]:
+            group = groups[f"/aws/rds/instance/{db.inputs['identifier']}/{kind}"]
+            assert group.inputs["retentionInDays"] > 0
+            assert group.inputs["kmsKeyId"]
+            assert group.urn in db.deps

@@ -23,7 +23,7 @@ class ServiceInputs:
     image_repository: str
     role_arn: str = ""  # EKS: the IRSA role of the service's database secret
     db_host: str = ""  # EKS: the RDS address
-    db_secret_arn: str = ""  # EKS: the RDS-managed master secret
+    db_user: str = ""  # EKS: the service's own database role (IAM database authentication)
 
 
 def secret_name(svc: Service) -> str:
@@ -53,8 +53,9 @@ def _env(svc: Service, layer: LayerSpec, inputs: ServiceInputs) -> dict[str, str
     if not any(p.startswith("/.well-known/jwks.json") for p in svc.public_prefixes):
         env["JWKS_URL"] = jwks_url()
     if svc.owns_database and layer.eks:
-        # The kit reads the RDS-managed secret itself (IRSA role below) and verifies the server's certificate.
-        env.update(DB_SECRET_ARN=inputs.db_secret_arn, DB_HOST=inputs.db_host, DB_NAME=svc.database_name,
+        # The service's own role, authenticated by an IAM token the kit signs with its IRSA role (no password,
+        # no master secret); the kit verifies the server's certificate.
+        env.update(DB_IAM_USER=inputs.db_user, DB_HOST=inputs.db_host, DB_NAME=svc.database_name,
                    DB_PORT="5432", AWS_REGION=layer.region or "", DB_SSLMODE="verify-full",
                    DB_SSL_ROOT_CERT=k.RDS_CA_BUNDLE)
     if svc.name == catalog.GATEWAY:

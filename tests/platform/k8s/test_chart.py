@@ -21,7 +21,7 @@ def _good() -> dict[str, Any]:
                           ServiceInputs("111122223333.dkr.ecr.eu-west-1.amazonaws.com/shop-dev/orders",
                                         role_arn="arn:aws:iam::111122223333:role/dev-orders-db",
                                         db_host="dev-orders.abc.eu-west-1.rds.amazonaws.com",
-                                        db_secret_arn="arn:aws:secretsmanager:eu-west-1:111122223333:secret:x"))
+                                        db_user="orders_app"))
 
 
 def _lint_problems(values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -143,14 +143,15 @@ def test_eks_services_with_a_database_get_irsa_and_verified_tls_and_others_get_n
     layer = layer_for("prod")
     for svc in catalog.SERVICES:
         v = service_values(svc, layer, ServiceInputs("r", role_arn="arn:aws:iam::111122223333:role/x",
-                                                     db_host="h", db_secret_arn="s"))
+                                                     db_host="h", db_user="u"))
         if svc.owns_database:
             assert v["serviceAccount"]["roleArn"] == "arn:aws:iam::111122223333:role/x"
             assert v["env"]["DB_SSLMODE"] == "verify-full"
             assert v["env"]["DB_NAME"] == svc.database_name
+            assert v["env"]["DB_IAM_USER"] == "u"
             assert v["networkPolicy"]["awsApis"] == {"enabled": True, "exceptCidrs": [layer.vpc_cidr]}
         else:
-            assert "DB_SECRET_ARN" not in v["env"]
+            assert "DB_IAM_USER" not in v["env"]
             assert v["networkPolicy"]["awsApis"] == {"enabled": False}
 
 
