@@ -28,6 +28,7 @@ from shop_platform.k8s.stackconfig import layer_spec_for_eks
 from shop_platform.network import Network, NetworkArgs
 from shop_platform.registry import Registry, RegistryArgs
 from shop_platform.shield import ShieldArgs, ShieldProtections
+from shop_platform.storage import SecureBucket, SecureBucketArgs
 from shop_platform.tags import Tagger
 
 from services import catalog
@@ -80,16 +81,23 @@ def build(cfg: StackConfig, today: date | None = None) -> Mapping[str, Any]:
     zone = Zone("zone", ZoneArgs(ctx=ctx, domain=cfg.domain, create=cfg.create_zone,
                                  query_log_retention_days=cfg.edge.log_retention_days))
 
+    # S3 server access logs of every other bucket (FSBP S3.9); it does not log itself (that would loop).
+    access_logs = SecureBucket("access-logs", SecureBucketArgs(
+        ctx=ctx, sse_algorithm="AES256", expire_days=cfg.edge.log_retention_days, receives_access_logs=True))
+
     edge = Edge("edge", EdgeArgs(
         ctx=ctx, api_domain=cfg.api_domain, zone_id=zone.zone_id, vpc_id=network.vpc_id,
         public_subnet_ids=network.public_subnet_ids, cluster_security_group_id=cluster.cluster_security_group_id,
         oidc_provider_arn=cluster.oidc_provider_arn, oidc_issuer=cluster.oidc_issuer,
         rate_limit_per_5min=cfg.edge.rate_limit_per_5min, login_rate_limit_per_5min=cfg.edge.login_rate_limit_per_5min,
-        login_path=cfg.edge.login_path, log_retention_days=cfg.edge.log_retention_days))
+        login_path=cfg.edge.login_path, log_retention_days=cfg.edge.log_retention_days,
+        access_log_bucket=access_logs.bucket_name))
 
     api_dns = ApiDns("dns", ApiDnsArgs(
         ctx=ctx, api_domain=cfg.api_domain, zone_id=zone.zone_id, alb_dns_name=edge.alb_dns_name,
-        alb_zone_id=edge.alb_zone_id, alert_email=cfg.edge.alert_email))
+        alb_zone_id=edge.alb_zone_id, alert_email=cfg.edge.alert_email,
+        rate_limit_per_5min=cfg.edge.rate_limit_per_5min, log_retention_days=cfg.edge.log_retention_days,
+        access_log_bucket=access_logs.bucket_name))
 
     if cfg.edge.shield_advanced:
         ShieldProtections("shield", ShieldArgs(
@@ -128,6 +136,7 @@ def build(cfg: StackConfig, today: date | None = None) -> Mapping[str, Any]:
         "webAclArn": edge.web_acl_arn,
         "healthCheckId": api_dns.health_check_id,
         "targetGroupArn": edge.target_group_arn,
+        "loadBalancerArn": edge.alb_arn,  # prod destroy runbook: deletion protection is turned off by ARN
         "loadBalancerControllerRoleArn": edge.lb_controller_role_arn,
         "clusterAutoscalerRoleArn": cluster.autoscaler_role_arn,
         "zoneId": zone.zone_id,

@@ -118,7 +118,7 @@ class Databases(pulumi.ComponentResource):
                         for k, v in POSTGRES_PARAMETERS.items()], tags=tags(), opts=child)
         monitoring_role = aws.iam.Role(
             f"{name}-monitoring-role",
-            assume_role_policy=json.dumps(iam.service_assume_role("monitoring.rds.amazonaws.com")),
+            assume_role_policy=json.dumps(iam.service_assume_role("monitoring.rds.amazonaws.com", ctx.account_id)),
             tags=tags(), opts=child)
         aws.iam.RolePolicyAttachment(
             f"{name}-monitoring-policy", role=monitoring_role.name,

@@ -151,7 +151,9 @@ class Network(pulumi.ComponentResource):
             f"{name}-flow-logs", name=f"/shop/{ctx.tags.stack}/vpc-flow-logs",
             retention_in_days=args.flow_log_retention_days, kms_key_id=logs_key.arn, tags=tags(), opts=child)
         role = aws.iam.Role(f"{name}-flow-logs-role",
-                            assume_role_policy=json.dumps(iam.service_assume_role("vpc-flow-logs.amazonaws.com")),
+                            assume_role_policy=json.dumps(iam.service_assume_role(
+                                "vpc-flow-logs.amazonaws.com", ctx.account_id,
+                                f"arn:{ctx.partition}:ec2:{ctx.region}:{ctx.account_id}:vpc-flow-log/*")),
                             tags=tags(), opts=child)
         aws.iam.RolePolicy(f"{name}-flow-logs-write", role=role.id,
                            policy=log_group.arn.apply(lambda arn: json.dumps(iam.flow_log_writer(arn))), opts=child)

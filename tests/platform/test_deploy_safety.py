@@ -142,3 +142,80 @@ def test_rds_log_groups_are_precreated_with_retention_and_a_key(plan: PlanResult
             assert group.inputs["retentionInDays"] > 0
             assert group.inputs["kmsKeyId"]
             assert group.urn in db.deps
+
+
+def test_maintenance_cloudfront_has_waf_logging_and_a_root_object(plan: PlanResult) -> None:
+    """FSBP CloudFront.6/.5/.1: a CLOUDFRONT-scope web ACL (only us-east-1 has them), access logs, a default
+    root object."""
+    rec = plan.recording
+    dist = rec.one("aws:cloudfront/distribution:Distribution")
+    acl = next(a for a in rec.of_type("aws:wafv2/webAcl:WebAcl") if a.inputs["scope"] == "CLOUDFRONT")
+    assert acl.inputs["region"] == "us-east-1"
+    assert dist.inputs["webAclId"] == acl.outputs["arn"]
+    assert dist.inputs["defaultRootObject"]
+    source = rec.one("aws:cloudwatch/logDeliverySource:LogDeliverySource")
+    assert source.inputs["logType"] == "ACCESS_LOGS"
+    assert source.inputs["region"] == "us-east-1"
+    assert dist.urn in source.deps
+    assert rec.one("aws:cloudwatch/logDelivery:LogDelivery").inputs["region"] == "us-east-1"
+    logging = rec.of_type("aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration")
+    assert {a.outputs["arn"] for a in rec.of_type("aws:wafv2/webAcl:WebAcl")} <= {c.inputs["resourceArn"]
+                                                                                   for c in logging}
+
+
+def test_only_this_distribution_may_read_the_maintenance_bucket(plan: PlanResult) -> None:
+    """A condition on distribution/* lets any distribution in the account use the bucket as its origin."""
+    rec = plan.recording
+    dist = rec.one("aws:cloudfront/distribution:Distribution")
+    grants = [st for p in rec.of_type("aws:s3/bucketPolicy:BucketPolicy")
+              for st in json.loads(p.inputs["policy"])["Statement"]
+              if st.get("Principal") == {"Service": "cloudfront.amazonaws.com"}]
+    assert len(grants) == 1
+    assert grants[0]["Condition"] == {"StringEquals": {"AWS:SourceArn": dist.outputs["arn"]}}
+
+
+def test_every_bucket_writes_server_access_logs_except_the_log_bucket(plan: PlanResult) -> None:
+    """FSBP S3.9; the access-log bucket takes deliveries from the S3 logging service of this account only."""
+    rec = plan.recording
+    buckets = {b.id for b in rec.of_type("aws:s3/bucket:Bucket")}
+    logging = rec.of_type("aws:s3/bucketLogging:BucketLogging")
+    targets = {lg.inputs["targetBucket"] for lg in logging}
+    assert len(targets) == 1
+    assert {lg.inputs["bucket"] for lg in logging} == buckets - targets
+    delivery = [st for p in rec.of_type("aws:s3/bucketPolicy:BucketPolicy")
+                for st in json.loads(p.inputs["policy"])["Statement"] if st.get("Sid") == "S3ServerAccessLogs"]
+    assert len(delivery) == 1
+    assert delivery[0]["Condition"]["StringEquals"] == {"aws:SourceAccount": "111122223333"}
+
+
+def test_dev_buckets_empty_on_destroy_and_prod_buckets_stay(dev_plan: PlanResult, prod_plan: PlanResult) -> None:
+    """Versioned log buckets are never empty: without force_destroy a dev destroy stops at BucketNotEmpty.
+    Prod's logs are audit evidence: destroy leaves the buckets (retain_on_delete) instead of failing."""
+    for plan, prod in ((dev_plan, False), (prod_plan, True)):
+        for bucket in plan.recording.of_type("aws:s3/bucket:Bucket"):
+            assert bucket.inputs["forceDestroy"] is (not prod), bucket.name
+            assert bucket.retain_on_delete is prod, bucket.name
+
+
+def test_pulumi_writes_objects_only_after_versioning_is_on(plan: PlanResult) -> None:
+    """An object put before versioning keeps a 'null' version its own delete leaves behind (blocks the
+    bucket's deletion)."""
+    rec = plan.recording
+    versionings = {v.urn for v in rec.of_type("aws:s3/bucketVersioning:BucketVersioning")}
+    for obj in rec.of_type("aws:s3/bucketObjectv2:BucketObjectv2"):
+        assert versionings & set(obj.deps), obj.name
+
+
+def test_service_roles_are_bound_to_this_account(plan: PlanResult) -> None:
+    """Confused deputy: services acting for a caller (flow logs, RDS monitoring) assume roles only for this
+    account's resources; the alarm topic key likewise."""
+    rec = plan.recording
+    for role in rec.of_type("aws:iam/role:Role"):
+        trust = json.loads(role.inputs["assumeRolePolicy"])
+        for st in trust["Statement"]:
+            if st["Principal"].get("Service") in ("vpc-flow-logs.amazonaws.com", "monitoring.rds.amazonaws.com"):
+                assert st["Condition"]["StringEquals"] == {"aws:SourceAccount": "111122223333"}, role.name
+    for key in rec.of_type("aws:kms/key:Key"):
+        for st in json.loads(key.inputs["policy"])["Statement"]:
+            if st["Principal"] == {"Service": "cloudwatch.amazonaws.com"}:
+                assert st["Condition"] == {"StringEquals": {"aws:SourceAccount": "111122223333"}}

@@ -81,7 +81,7 @@ def test_web_acl_is_associated_with_the_alb(plan: PlanResult) -> None:
     rec = plan.recording
     assoc = rec.one("aws:wafv2/webAclAssociation:WebAclAssociation")
     assert assoc.inputs["resourceArn"] == rec.one("aws:lb/loadBalancer:LoadBalancer").outputs["arn"]
-    assert assoc.inputs["webAclArn"] == rec.one("aws:wafv2/webAcl:WebAcl").outputs["arn"]
+    assert assoc.inputs["webAclArn"] == rec.named("edge-web-acl").outputs["arn"]
 
 
 def test_failover_records_carry_the_health_check(plan: PlanResult) -> None:
