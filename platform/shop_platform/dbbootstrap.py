@@ -29,6 +29,7 @@ from services.kit.dbroles import app_role, migration_extensions
 from shop_platform.databases import BOOTSTRAP_NAMESPACE as NAMESPACE
 from shop_platform.databases import POSTGRES_PORT, bootstrap_service_account
 from shop_platform.k8s import spec as k
+from shop_platform.network import endpoint_cidrs
 
 SERVICES_DIR = Path(__file__).resolve().parents[2] / "services"
 DEADLINE_SECONDS = 300
@@ -73,7 +74,7 @@ def _job_spec(svc: Service, region: str, v: list[str]) -> dict[str, Any]:
 
 
 def network_policy(database_cidrs: Sequence[str], vpc_cidr: str) -> dict[str, Any]:
-    """Nothing in; out only DNS, the database subnets on 5432 and HTTPS to the VPC's interface endpoints."""
+    """Nothing in; out only DNS, the database subnets on 5432 and HTTPS to the interface endpoints' subnets."""
     return {
         "podSelector": {},
         "policyTypes": ["Ingress", "Egress"],
@@ -83,7 +84,8 @@ def network_policy(database_cidrs: Sequence[str], vpc_cidr: str) -> dict[str, An
              "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},
             {"to": [{"ipBlock": {"cidr": c}} for c in database_cidrs],
              "ports": [{"protocol": "TCP", "port": POSTGRES_PORT}]},
-            {"to": [{"ipBlock": {"cidr": vpc_cidr}}], "ports": [{"protocol": "TCP", "port": 443}]},
+            {"to": [{"ipBlock": {"cidr": c}} for c in endpoint_cidrs(vpc_cidr)],
+             "ports": [{"protocol": "TCP", "port": 443}]},
         ],
     }
 

@@ -16,7 +16,8 @@ REQUIRED_TAGS: Final = ("stack", "service", "owner", "environment", "managed-by"
 # ``aws:`` resource that passes a ``tags`` input is checked too).
 TAGGABLE_TYPES: Final = frozenset({
     "aws:acm/certificate:Certificate", "aws:cloudfront/distribution:Distribution",
-    "aws:cloudwatch/logDelivery:LogDelivery", "aws:cloudwatch/logDeliveryDestination:LogDeliveryDestination",
+    "aws:ec2/vpcEndpoint:VpcEndpoint", "aws:cloudwatch/logDelivery:LogDelivery",
+    "aws:cloudwatch/logDeliveryDestination:LogDeliveryDestination",
     "aws:cloudwatch/logDeliverySource:LogDeliverySource",
     "aws:cloudwatch/logGroup:LogGroup", "aws:cloudwatch/metricAlarm:MetricAlarm",
     "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup", "aws:ec2/eip:Eip", "aws:ec2/flowLog:FlowLog",

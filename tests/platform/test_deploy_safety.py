@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from shop_platform import versions
 from shop_platform.cluster import CLUSTER_VIEW_POLICY
 from shop_platform.config import NODE_INSTANCE_SHAPES
 from shop_platform.databases import BOOTSTRAP_NAMESPACE
+from shop_platform.k8s.spec import SERVICES_NS
+from shop_platform.network import endpoint_cidrs
 from shop_platform.offline import Recording
 from shop_platform.plan import PlanResult
 
@@ -219,3 +222,38 @@ def test_service_roles_are_bound_to_this_account(plan: PlanResult) -> None:
         for st in json.loads(key.inputs["policy"])["Statement"]:
             if st["Principal"] == {"Service": "cloudwatch.amazonaws.com"}:
                 assert st["Condition"] == {"StringEquals": {"aws:SourceAccount": "111122223333"}}
+
+
+def test_aws_apis_are_reached_through_vpc_endpoints(plan: PlanResult) -> None:
+    """S3 (gateway) and the interface endpoints the workloads call, with private DNS in the node subnets."""
+    rec = plan.recording
+    endpoints = {e.inputs["serviceName"].removeprefix("com.amazonaws.eu-west-1."): e
+                 for e in rec.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")}
+    assert set(endpoints) == {"s3", "ecr.api", "ecr.dkr", "secretsmanager", "sts", "logs"}
+    assert endpoints["s3"].inputs["vpcEndpointType"] == "Gateway"
+    private = {s.id for s in rec.of_type("aws:ec2/subnet:Subnet") if s.inputs["tags"]["tier"] == "private"}
+    for name, e in endpoints.items():
+        if name != "s3":
+            assert e.inputs["privateDnsEnabled"] is True
+            assert set(e.inputs["subnetIds"]) == private
+
+
+def test_database_pods_https_egress_stays_inside_the_vpc(plan: PlanResult, tmp_path: Path) -> None:
+    """The rendered NetworkPolicies: a pod that owns a database may open HTTPS only to the interface
+    endpoints' subnets, not to the internet (an exfiltration path for customer data)."""
+    import yaml  # type: ignore[import-untyped]
+    from shop_platform.plan import write
+
+    vpc = plan.recording.one("aws:ec2/vpc:Vpc").inputs["cidrBlock"]
+    allowed = set(endpoint_cidrs(vpc))
+    write(plan, tmp_path)
+    policies = [d for f in (tmp_path / "manifests").rglob("*.yaml") for d in yaml.safe_load_all(f.read_text())
+                if d and d.get("kind") == "NetworkPolicy"
+                and d["metadata"].get("namespace") in (SERVICES_NS, BOOTSTRAP_NAMESPACE)]
+    https = [peer for pol in policies for rule in pol["spec"].get("egress", [])
+             if any(p.get("port") == 443 for p in rule.get("ports", [])) for peer in rule.get("to", [])]
+    assert https
+    for peer in https:
+        if "ipBlock" in peer:
+            assert peer["ipBlock"]["cidr"] in allowed, peer
+            assert "except" not in peer["ipBlock"]

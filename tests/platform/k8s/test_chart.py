@@ -10,6 +10,7 @@ import pytest
 from shop_platform.k8s.components import SERVICE_CHART_DIR
 from shop_platform.k8s.render import render_service_chart
 from shop_platform.k8s.values import ServiceInputs, service_values
+from shop_platform.network import endpoint_cidrs
 
 from services import catalog
 
@@ -149,7 +150,8 @@ def test_eks_services_with_a_database_get_irsa_and_verified_tls_and_others_get_n
             assert v["env"]["DB_SSLMODE"] == "verify-full"
             assert v["env"]["DB_NAME"] == svc.database_name
             assert v["env"]["DB_IAM_USER"] == "u"
-            assert v["networkPolicy"]["awsApis"] == {"enabled": True, "exceptCidrs": [layer.vpc_cidr]}
+            endpoints = list(endpoint_cidrs(layer.vpc_cidr or ""))
+            assert v["networkPolicy"]["awsApis"] == {"enabled": True, "cidrs": endpoints}
         else:
             assert "DB_IAM_USER" not in v["env"]
             assert v["networkPolicy"]["awsApis"] == {"enabled": False}
