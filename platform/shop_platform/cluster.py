@@ -141,6 +141,9 @@ class Cluster(pulumi.ComponentResource):
                                                    policy_arn=_managed(part, "AmazonEKSClusterPolicy"), opts=child)
         secrets_key = encryption_key(f"{name}-secrets-key", ctx, f"{args.cluster_name} Kubernetes secrets",
                                      parent=self)
+        encryption_policy = aws.iam.RolePolicy(
+            f"{name}-control-plane-encryption", role=role.id,
+            policy=secrets_key.arn.apply(lambda arn: json.dumps(iam.cluster_encryption(arn))), opts=child)
         logs_key = encryption_key(f"{name}-logs-key", ctx, f"{args.cluster_name} control-plane logs", parent=self,
                                   service_grant=iam.logs_key_grant(ctx.account_id, ctx.region, ctx.partition))
         log_group = aws.cloudwatch.LogGroup(
@@ -164,7 +167,8 @@ class Cluster(pulumi.ComponentResource):
             deletion_protection=ctx.prod,
             tags=tags(),
             opts=pulumi.ResourceOptions(parent=self,
-                                        depends_on=[role_policy, log_group, *args.network_dependencies]))
+                                        depends_on=[role_policy, encryption_policy, log_group,
+                                                    *args.network_dependencies]))
 
         admin_access = []
         for access, principals, policy_arn in (("admin", args.admin_role_arns, CLUSTER_ADMIN_POLICY),

@@ -71,6 +71,14 @@ def dbuser_arn(partition: str, region: str, account_id: str, resource_id: str, u
     return f"arn:{partition}:rds-db:{region}:{account_id}:dbuser:{resource_id}/{user}"
 
 
+def cluster_encryption(key_arn: str) -> PolicyDoc:
+    """The EKS cluster role's use of its secrets key (what terraform-aws-eks attaches as
+    ``cluster_encryption``): the key policy delegates to IAM, so without this the control plane depends
+    solely on the grant EKS makes with the creator's permissions at creation time."""
+    return _doc({"Sid": "ClusterSecretsEncryption", "Effect": "Allow", "Resource": key_arn,
+                 "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ListGrants", "kms:DescribeKey"]})
+
+
 def flow_log_writer(log_group_arn: str) -> PolicyDoc:
     """What VPC Flow Logs needs to deliver into one log group."""
     return _doc({"Effect": "Allow",

@@ -257,3 +257,13 @@ def test_database_pods_https_egress_stays_inside_the_vpc(plan: PlanResult, tmp_p
         if "ipBlock" in peer:
             assert peer["ipBlock"]["cidr"] in allowed, peer
             assert "except" not in peer["ipBlock"]
+
+
+def test_the_cluster_role_may_use_its_secrets_key(plan: PlanResult) -> None:
+    """Envelope encryption must not hang on the creator's grant alone (terraform-aws-eks attaches the same)."""
+    rec = plan.recording
+    cluster = rec.one("aws:eks/cluster:Cluster")
+    key_arn = cluster.inputs["encryptionConfig"]["provider"]["keyArn"]
+    policy = json.loads(rec.named("cluster-control-plane-encryption").inputs["policy"])
+    assert policy["Statement"][0]["Resource"] == key_arn
+    assert rec.named("cluster-control-plane-encryption").urn in cluster.deps
