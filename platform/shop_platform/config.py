@@ -262,6 +262,13 @@ def _node_group(obj: Mapping[str, Any], idx: int) -> NodeGroupConfig:
     return NodeGroupConfig(name, types, lo, hi, desired, disk)
 
 
+def _cidr(value: str, key: str, allowed: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    try:
+        return ipaddress.ip_network(value, strict=True)
+    except ValueError:
+        raise ConfigError(key, f"{value!r} is not a CIDR", allowed) from None
+
+
 def _role_arns(obj: Mapping[str, Any], key: str, field: str) -> tuple[str, ...]:
     roles = _str_list(obj, key, field)
     for r in roles:
@@ -280,26 +287,19 @@ def _cluster(raw: Mapping[str, Any], env: str) -> ClusterConfig:
         raise ConfigError("cluster.publicAccessCidrs", "prod's API endpoint is private-only (FSBP EKS.1 fails "
                           "whenever the public endpoint is on, whatever the CIDRs)",
                           "an empty list in prod; let CI reach the private endpoint from a network listed in "
-                          "cluster.privateAccessCidrs (platform/README.md, 'Reaching a private cluster')")
+                          "cluster.privateAccessCidrs (platform/README.md, 'Reaching the EKS API')")
     for c in cidrs:
-        try:
-            net = ipaddress.ip_network(c, strict=True)
-        except ValueError:
-            raise ConfigError("cluster.publicAccessCidrs", f"{c!r} is not a CIDR",
-                              "CIDRs of the operators' and CI runners' egress, e.g. 203.0.113.0/24") from None
+        net = _cidr(c, "cluster.publicAccessCidrs",
+                    "CIDRs of the operators' and CI runners' egress, e.g. 203.0.113.0/24")
         if net.prefixlen < 8:
             raise ConfigError("cluster.publicAccessCidrs", f"{c} opens the API endpoint to (nearly) everyone",
                               "prefix length >= 8; leave the list empty for a private-only endpoint")
     private = _str_list(obj, "cluster.privateAccessCidrs", "privateAccessCidrs")
     for c in private:
-        try:
-            pnet = ipaddress.IPv4Network(c, strict=True)
-        except ValueError:
-            raise ConfigError("cluster.privateAccessCidrs", f"{c!r} is not an IPv4 CIDR",
-                              "private CIDRs of networks routed to the VPC (CI runners, VPN)") from None
-        if not pnet.is_private:
-            raise ConfigError("cluster.privateAccessCidrs", f"{c} is not a private network",
-                              "RFC 1918 CIDRs routed to the VPC (peering, Transit Gateway, VPN)")
+        allowed = "RFC 1918 IPv4 CIDRs of networks routed to the VPC (peering, Transit Gateway, VPN)"
+        pnet = _cidr(c, "cluster.privateAccessCidrs", allowed)
+        if pnet.version != 4 or not pnet.is_private:
+            raise ConfigError("cluster.privateAccessCidrs", f"{c} is not a private IPv4 network", allowed)
     roles = _role_arns(obj, "cluster.adminRoleArns", "adminRoleArns")
     if not roles:
         raise ConfigError("cluster.adminRoleArns", "is empty: nobody could reach the cluster (access entries "

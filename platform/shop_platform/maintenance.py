@@ -158,23 +158,22 @@ class MaintenanceSite(pulumi.ComponentResource):
         logs_key = encryption_key(f"{name}-logs-key", ctx, "maintenance CloudFront access logs", parent=self,
                                   region=CLOUDFRONT_REGION,
                                   service_grant=iam.logs_key_grant(ctx.account_id, CLOUDFRONT_REGION, ctx.partition))
-        log_group = aws.cloudwatch.LogGroup(
-            f"{name}-access-logs", name=f"/shop/{ctx.tags.stack}/maintenance-cloudfront",
-            retention_in_days=args.log_retention_days, kms_key_id=logs_key.arn, region=CLOUDFRONT_REGION,
-            tags=tags(), opts=child)
-        delivery_policy = aws.cloudwatch.LogResourcePolicy(
-            f"{name}-access-logs-delivery", policy_name=f"maintenance-logs-delivery-{ctx.tags.stack}",
-            region=CLOUDFRONT_REGION, policy_document=log_group.arn.apply(lambda arn: json.dumps(
-                iam.log_delivery_policy(arn, ctx.account_id, CLOUDFRONT_REGION, ctx.partition))), opts=child)
+        def delivered_log_group(suffix: str, group_name: str) -> tuple[aws.cloudwatch.LogGroup, pulumi.Resource]:
+            """An encrypted us-east-1 log group with a retention, and the resource policy letting AWS log
+            delivery write into it (iam.log_delivery_policy)."""
+            group = aws.cloudwatch.LogGroup(
+                f"{name}-{suffix}", name=group_name, retention_in_days=args.log_retention_days,
+                kms_key_id=logs_key.arn, region=CLOUDFRONT_REGION, tags=tags(), opts=child)
+            policy = aws.cloudwatch.LogResourcePolicy(
+                f"{name}-{suffix}-delivery", policy_name=f"{group_name.strip('/').replace('/', '-')}-delivery",
+                region=CLOUDFRONT_REGION, policy_document=group.arn.apply(lambda arn: json.dumps(
+                    iam.log_delivery_policy(arn, ctx.account_id, CLOUDFRONT_REGION, ctx.partition))), opts=child)
+            return group, policy
+
+        log_group, delivery_policy = delivered_log_group("access-logs",
+                                                         f"/shop/{ctx.tags.stack}/maintenance-cloudfront")
         # WAF logs of the CloudFront web ACL [WAF.11]: same key, a group named aws-waf-logs-* in us-east-1.
-        waf_logs = aws.cloudwatch.LogGroup(
-            f"{name}-waf-logs", name=f"aws-waf-logs-shop-{ctx.tags.stack}-maintenance",
-            retention_in_days=args.log_retention_days, kms_key_id=logs_key.arn, region=CLOUDFRONT_REGION,
-            tags=tags(), opts=child)
-        waf_delivery = aws.cloudwatch.LogResourcePolicy(
-            f"{name}-waf-logs-delivery", policy_name=f"maintenance-waf-logs-delivery-{ctx.tags.stack}",
-            region=CLOUDFRONT_REGION, policy_document=waf_logs.arn.apply(lambda arn: json.dumps(
-                iam.log_delivery_policy(arn, ctx.account_id, CLOUDFRONT_REGION, ctx.partition))), opts=child)
+        waf_logs, waf_delivery = delivered_log_group("waf-logs", f"aws-waf-logs-shop-{ctx.tags.stack}-maintenance")
         aws.wafv2.WebAclLoggingConfiguration(
             f"{name}-web-acl-logging", resource_arn=acl.arn, log_destination_configs=[waf_logs.arn],
             redacted_fields=[{"single_header": {"name": h}} for h in waf.REDACTED_HEADERS], region=CLOUDFRONT_REGION,
