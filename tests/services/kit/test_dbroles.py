@@ -11,6 +11,7 @@ import asyncpg
 import pytest
 
 from services import catalog
+from services.kit import migrate
 from services.kit.dbroles import RolePlan, app_role, apply, migration_extensions
 from services.runner.postgres import PostgresServer
 from tests.support.procs import free_port
@@ -18,6 +19,7 @@ from tests.support.procs import free_port
 MASTER, MASTER_PASSWORD = "shop_admin", "master-password"
 APP_PASSWORD = "app-password-for-the-test"  # RDS uses IAM tokens (rds_iam); a plain server needs a password
 SERVICES_DIR = Path(__file__).resolve().parents[3] / "services"
+FIXTURE_DATABASES = ("search", "payments")
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +29,7 @@ def server() -> Iterator[PostgresServer]:
     pg.init()
     pg.start()
     pg.psql(f"CREATE ROLE {MASTER} LOGIN CREATEROLE CREATEDB PASSWORD '{MASTER_PASSWORD}'")
-    for db in ("search", "payments"):
+    for db in FIXTURE_DATABASES:
         pg.psql(f"CREATE DATABASE {db} OWNER {MASTER}")
     yield pg
     pg.destroy()
@@ -84,6 +86,29 @@ def test_bootstrap_is_idempotent_and_the_role_owns_only_its_schema(server: Postg
         # Another service's database is closed to it (CONNECT revoked from PUBLIC).
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await _connect(server, "payments", search.role, APP_PASSWORD)
+
+    asyncio.run(scenario())
+
+
+def test_every_services_migrations_run_as_its_own_role(server: PostgresServer) -> None:
+    """The real migrations (tables, indexes, pg_trgm for search) succeed as <service>_app after the bootstrap,
+    and everything they create lands in the service's schema."""
+    async def scenario() -> None:
+        for svc in catalog.database_services():
+            plan = _plan(svc.name)
+            if plan.database not in FIXTURE_DATABASES:
+                server.psql(f"CREATE DATABASE {plan.database} OWNER {MASTER}")
+            await _bootstrap(server, plan)
+            server.psql(f"ALTER ROLE {plan.role} PASSWORD '{APP_PASSWORD}'")
+            pool = await asyncpg.create_pool(host="127.0.0.1", port=server.port, database=plan.database,
+                                             user=plan.role, password=APP_PASSWORD, min_size=1, max_size=2)
+            try:
+                assert await migrate.apply(pool, SERVICES_DIR / svc.name / "migrations")
+                schemas = {r["schemaname"] for r in await pool.fetch(
+                    "SELECT schemaname FROM pg_tables WHERE tableowner = current_user")}
+                assert schemas == {svc.name}
+            finally:
+                await pool.close()
 
     asyncio.run(scenario())
 
