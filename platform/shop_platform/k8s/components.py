@@ -212,7 +212,7 @@ class GatewayEdge(pulumi.ComponentResource):
         ngf = release(f"{name}-nginx-gateway-fabric", addons.nginx_gateway_fabric(layer), self, provider, [crds])
         self.routes = k8s.yaml.v2.ConfigGroup(
             f"{name}-routes", objs=[objects.gateway_proxy(layer), objects.gateway(layer), objects.http_route(),
-                                    objects.gateway_disruption_budget()],
+                                    objects.gateway_disruption_budget(), *objects.gateway_pod_monitors()],
             opts=_opts(self, provider, [ngf]))
         if layer.eks:
             assert args.cluster_name is not None

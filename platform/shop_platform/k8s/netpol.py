@@ -43,9 +43,9 @@ ILM_JOB_POD_LABELS: Mapping[str, str] = {"app.kubernetes.io/name": "shop-logs-il
 # eck-operator 3.1.0 templates/_helpers.tpl "eck-operator.selectorLabels" with values.yaml nameOverride.
 ECK_OPERATOR_POD_LABELS: Mapping[str, str] = {"app.kubernetes.io/name": "elastic-operator"}
 ECK_WEBHOOK_PORT = 9443  # eck-operator 3.1.0 values.yaml webhook.port
-# NGINX Gateway Fabric 2.1.0: the control plane's pods (templates/_helpers.tpl "nginx-gateway.selectorLabels",
-# name = the chart's name) serve the data plane's agent on 8443 (templates/service.yaml agent-grpc 443->8443).
-NGF_CONTROL_PLANE_POD_LABELS: Mapping[str, str] = {"app.kubernetes.io/name": "nginx-gateway-fabric"}
+# NGINX Gateway Fabric 2.1.0's control plane serves the data plane's agent on 8443 (templates/service.yaml
+# agent-grpc 443->8443).
+NGF_CONTROL_PLANE_POD_LABELS = k.NGF_CONTROL_PLANE_POD_LABELS
 NGF_AGENT_PORT = 8443
 # Every data plane the provisioner creates carries the Gateway API's gateway-name label (objects.go).
 _DATA_PLANE = {"key": "gateway.networking.k8s.io/gateway-name", "operator": "Exists"}
@@ -202,6 +202,8 @@ def gateway(layer: LayerSpec) -> list[Manifest]:
     gw = catalog.get(catalog.GATEWAY)
     return [
         *_base(ns, layer, api=not_data_plane),
+        _policy("from-prometheus", ns, _all_pods(), ingress=[
+            {"from": [_in_ns(k.MONITORING_NS, k.PROMETHEUS_POD_LABELS)], "ports": _tcp(objects.GATEWAY_METRICS_PORT)}]),
         _policy("data-plane", ns, data_plane,
                 ingress=[{"from": [{"ipBlock": {"cidr": edge}}], "ports": _tcp(k.GATEWAY_LISTENER_PORT)}],
                 egress=[{"to": [_in_ns(k.SERVICES_NS, {"app.kubernetes.io/name": gw.name})],

@@ -139,6 +139,22 @@ def gateway_disruption_budget() -> Manifest:
                      "unhealthyPodEvictionPolicy": "AlwaysAllow"}}
 
 
+# NGINX Gateway Fabric 2.1.0 serves Prometheus metrics on a container port named "metrics" (9113) in its control
+# plane (charts/nginx-gateway-fabric/templates/deployment.yaml) and in every data plane it provisions
+# (internal/controller/provisioner/objects.go); the chart has no ServiceMonitor value.
+GATEWAY_METRICS_PORT = 9113
+
+
+def gateway_pod_monitors() -> list[Manifest]:
+    """The edge observed: request counts and upstream state of NGINX, reload/config health of its control plane."""
+    return [{"apiVersion": "monitoring.coreos.com/v1", "kind": "PodMonitor",
+             "metadata": _meta(name, k.GATEWAY_NS),
+             "spec": {"selector": selector, "podMetricsEndpoints": [{"port": "metrics", "interval": "30s"}]}}
+            for name, selector in (
+                ("nginx-data-plane", {"matchLabels": dict(k.GATEWAY_POD_LABELS)}),
+                ("nginx-gateway-fabric", {"matchLabels": dict(k.NGF_CONTROL_PLANE_POD_LABELS)}))]
+
+
 def gateway(layer: LayerSpec) -> Manifest:
     return {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
             "metadata": _meta(k.GATEWAY_NAME, k.GATEWAY_NS),
@@ -271,9 +287,9 @@ def index_template() -> dict[str, Any]:
 
 
 # `pulumi up` waits for every Job it applies. Kubernetes fails a Job after activeDeadlineSeconds with reason
-# DeadlineExceeded; Pulumi's own wait (annotation pulumi.com/timeoutSeconds, read by pulumi-kubernetes' await
-# logic) ends a minute later, so `up` reports that reason instead of a bare timeout. 15 minutes covers a first
-# pull of the Elasticsearch image and its start on a slow line.
+# DeadlineExceeded; Pulumi's own wait (annotation pulumi.com/timeoutSeconds: pulumi/pulumi-kubernetes
+# provider/pkg/metadata TimeoutDuration) ends a minute later, so `up` reports that reason, not a bare timeout.
+# 15 minutes covers a first pull of the Elasticsearch image and its start on a slow line.
 JOB_DEADLINE_SECONDS = 900
 
 
@@ -369,7 +385,8 @@ def postgres() -> list[Manifest]:
                                             "fsGroup": 10999, "seccompProfile": {"type": "RuntimeDefault"}},
                         "containers": [{
                             "name": "postgres", "image": versions.LOCAL_POSTGRES_IMAGE,
-                            "imagePullPolicy": "Always",
+                            # kind only: pulled once per node, not from Docker Hub (rate limits) on every restart.
+                            "imagePullPolicy": "IfNotPresent",
                             "env": [{"name": "PGDATA", "value": "/var/lib/postgresql/data/pgdata"},
                                     {"name": "POSTGRES_PASSWORD_FILE", "value": "/secrets/password"}],
                             "ports": [{"name": "postgres", "containerPort": 5432}],

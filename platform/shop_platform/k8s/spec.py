@@ -30,6 +30,9 @@ GATEWAY_LISTENER_PORT = 80
 # kind: the NodePort the data plane listens on, mapped to the host's port 80 by charts/kind/cluster.yaml.
 KIND_GATEWAY_NODE_PORT = 30080
 
+# NGINX Gateway Fabric 2.1.0's control-plane pods (templates/_helpers.tpl "nginx-gateway.selectorLabels", name =
+# the chart's name).
+NGF_CONTROL_PLANE_POD_LABELS: Mapping[str, str] = {"app.kubernetes.io/name": "nginx-gateway-fabric"}
 PROMETHEUS_POD_LABELS: Mapping[str, str] = {"app.kubernetes.io/name": "prometheus"}
 DNS_POD_LABELS: Mapping[str, str] = {"k8s-app": "kube-dns"}
 POSTGRES_POD_LABELS: Mapping[str, str] = {"app.kubernetes.io/name": "postgres"}

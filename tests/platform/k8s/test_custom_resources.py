@@ -18,7 +18,7 @@ from shop_platform.plan import REPO_ROOT
 from .conftest import StackRender, render_stack
 
 TOOLS = REPO_ROOT / "charts" / "tools"
-CHECKED_KINDS = {"Gateway", "HTTPRoute", "ServiceMonitor", "PrometheusRule"}
+CHECKED_KINDS = {"Gateway", "HTTPRoute", "ServiceMonitor", "PrometheusRule", "PodMonitor"}
 UNCHECKED_KINDS = {"Elasticsearch", "Kibana", "Logstash", "NginxProxy", "TargetGroupBinding"}
 
 

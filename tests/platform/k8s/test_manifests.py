@@ -20,8 +20,8 @@ from .conftest import STACKS, StackRender, dump, render_stack
 CHECKOV = REPO_ROOT / ".venv-checkov" / "bin" / "checkov"
 # Custom resources: kubernetes-validate has no schema for them; test_custom_resources.py checks the Gateway API
 # and Prometheus Operator ones against CRD-generated schemas, the plan lists the rest as unchecked.
-CUSTOM_KINDS = {"Gateway", "HTTPRoute", "ServiceMonitor", "PrometheusRule", "Elasticsearch", "Kibana", "Logstash",
-                "NginxProxy", "TargetGroupBinding"}
+CUSTOM_KINDS = {"Gateway", "HTTPRoute", "ServiceMonitor", "PodMonitor", "PrometheusRule", "Elasticsearch", "Kibana",
+                "Logstash", "NginxProxy", "TargetGroupBinding"}
 CLUSTER_SCOPED = {"Namespace", "StorageClass"}
 POD_KINDS = {"Deployment": ("spec", "template", "spec"), "StatefulSet": ("spec", "template", "spec"),
              "Job": ("spec", "template", "spec"), "DaemonSet": ("spec", "template", "spec")}

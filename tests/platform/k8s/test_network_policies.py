@@ -237,10 +237,13 @@ def _addon_world(render: StackRender) -> dict[str, Endpoint]:
     return world
 
 
-def test_every_namespace_the_layer_creates_has_a_default_deny(stack_render: StackRender) -> None:
+@pytest.mark.parametrize("stack", ["dev", "prod", "local", "local-light"])
+def test_every_namespace_the_layer_creates_has_a_default_deny(stack: str) -> None:
     """Not only the services' namespace: a pod in monitoring, logging, the gateway's or the operators' namespace is
     isolated in both directions unless a policy names the flow."""
-    objs = stack_render.rendered.objects
+    from .conftest import render_stack
+
+    objs = render_stack(stack).rendered.objects
     created = {o["metadata"]["name"] for o in objs if o["kind"] == "Namespace"}
     denied = {o["metadata"]["namespace"] for o in objs if o["kind"] == "NetworkPolicy"
               and o["spec"]["podSelector"] == {} and set(o["spec"]["policyTypes"]) == {"Ingress", "Egress"}
@@ -285,6 +288,8 @@ ADDON_FLOWS = [  # (source, destination, port, protocol): what each add-on needs
     ("nginx-data-plane", "gateway", catalog.get(catalog.GATEWAY).port, "TCP"),
     ("nginx-data-plane", "nginx-control-plane", 8443, "TCP"),
     ("nginx-data-plane", "kube-dns", 53, "UDP"),
+    ("prometheus", "nginx-data-plane", 9113, "TCP"),
+    ("prometheus", "nginx-control-plane", 9113, "TCP"),
     ("fluent-bit", "kube-dns", 53, "UDP"),
     ("kibana", "elasticsearch", 9200, "TCP"),
     ("logstash", "elasticsearch", 9200, "TCP"),
