@@ -13,6 +13,13 @@ for tool in docker kind kubectl pulumi; do
   command -v "$tool" >/dev/null || { echo "up.sh: $tool is not installed" >&2; exit 1; }
 done
 [ -x "$PY" ] || { echo "up.sh: run 'make venv' first" >&2; exit 1; }
+# A local (file) backend encrypts the stack's secrets with a passphrase; without one in the environment the
+# non-interactive `up` at the end would stop at a prompt.
+if pulumi whoami -v 2>/dev/null | grep -q 'Backend URL: file://' \
+    && [ -z "${PULUMI_CONFIG_PASSPHRASE:-}${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]; then
+  echo "up.sh: the local Pulumi backend needs PULUMI_CONFIG_PASSPHRASE (or PULUMI_CONFIG_PASSPHRASE_FILE)" >&2
+  exit 1
+fi
 
 node_image=$(PYTHONPATH=platform "$PY" -c 'from shop_platform.versions import KIND_NODE_IMAGE; print(KIND_NODE_IMAGE)')
 kind_min=$(PYTHONPATH=platform "$PY" -c 'from shop_platform.versions import KIND_MIN_VERSION; print(KIND_MIN_VERSION)')
