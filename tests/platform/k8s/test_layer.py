@@ -186,3 +186,31 @@ def test_a_gateway_rollout_never_drops_the_albs_targets(stack_render: StackRende
     if stack_render.layer.eks:
         binding = next(o for o in objs if o["kind"] == "TargetGroupBinding")
         assert binding["metadata"]["namespace"] == k.GATEWAY_NS, "the gate applies to pods the binding targets"
+
+
+def test_kube_prometheus_stack_scrapes_no_target_the_cluster_does_not_expose(stack_render: StackRender) -> None:
+    """EKS runs etcd, the scheduler and the controller manager out of reach, kind (kubeadm) binds them and kube-proxy's
+    metrics to 127.0.0.1: scraping them only fires TargetDown and ...Down alerts from minute one, on every stack."""
+    kps = next(r for r in stack_render.rendered.releases if r["name"] == "kube-prometheus-stack")["values"]
+    for target in ("kubeControllerManager", "kubeScheduler", "kubeEtcd", "kubeProxy"):
+        assert kps[target] == {"enabled": False}, target
+    assert "kubeApiServer" not in kps, "the API server and the kubelets are reachable on both targets: keep them"
+    assert kps["grafana"]["sidecar"]["datasources"]["alertmanager"]["enabled"] is False
+
+
+def test_alertmanager_reaches_only_its_https_webhook_outside_the_cluster() -> None:
+    """With a webhook receiver, Alertmanager may open HTTPS to the outside, never to the VPC or the pods; without one,
+    it has no egress but DNS."""
+    from dataclasses import replace
+
+    from shop_platform.k8s import netpol
+    from shop_platform.k8s.spec import AlertReceiver
+
+    layer = layer_for("dev")
+    with_hook = replace(layer, alerts=AlertReceiver("https://hooks.example.com/alerts"))
+    rule = next(p for p in netpol.monitoring(with_hook) if p["metadata"]["name"] == "alertmanager-webhook")
+    block = rule["spec"]["egress"][0]["to"][0]["ipBlock"]
+    assert block["cidr"] == "0.0.0.0/0"
+    assert layer.vpc_cidr in block["except"]
+    assert rule["spec"]["egress"][0]["ports"] == [{"port": 443, "protocol": "TCP"}]
+    assert all(p["metadata"]["name"] != "alertmanager-webhook" for p in netpol.monitoring(layer))
