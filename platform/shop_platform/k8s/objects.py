@@ -27,9 +27,9 @@ POD_SECURITY: Mapping[str, tuple[str, str]] = {
     k.SERVICES_NS: ("restricted", "the services' chart sets every restricted field"),
     k.DATA_NS: ("restricted", "PostgreSQL runs as its image's postgres user with a restricted context"),
     k.LOGGING_NS: ("restricted", "ECK pod templates below set the restricted context; mmap off, no sysctl init"),
-    k.GATEWAY_NS: ("baseline", "NGINX Gateway Fabric 2.1.0's data-plane init container sets no "
-                   "allowPrivilegeEscalation (internal/controller/provisioner/objects.go) and its pod sets the "
-                   "safe sysctl net.ipv4.ip_unprivileged_port_start: baseline admits both, restricted would not"),
+    k.GATEWAY_NS: ("restricted", "NGINX Gateway Fabric 2.1.0's control plane and certificate Job set restricted "
+                   "contexts; its data-plane init container lacks allowPrivilegeEscalation=false "
+                   "(internal/controller/provisioner/objects.go), which the Gateway's NginxProxy patch adds"),
     k.ECK_NS: ("restricted", "the eck-operator chart (3.1.0 templates/statefulset.yaml) renders the values' "
                "restricted pod and container contexts, no init container, no host access"),
     k.MONITORING_NS: ("privileged", "node-exporter (kube-prometheus-stack) needs hostNetwork, hostPID and "
@@ -117,8 +117,10 @@ def gateway_proxy(layer: LayerSpec) -> Manifest:
     """The Gateway's own NginxProxy (NGF merges it over the GatewayClass one the chart writes: fields set here win,
     internal/controller/state/graph/nginxproxy.go buildEffectiveNginxProxy at v2.1.0). The chart has no value
     for minReadySeconds, so it is a patch on the data-plane Deployment (NginxProxy v1alpha2
-    kubernetes.deployment.patches, applied by the provisioner's applyPatches)."""
-    patch = {"spec": {"minReadySeconds": GATEWAY_MIN_READY_SECONDS}}
+    kubernetes.deployment.patches, applied by the provisioner's applyPatches). The same strategic-merge patch
+    gives the provisioner's "init" container the one field the namespace's restricted level misses."""
+    patch = {"spec": {"minReadySeconds": GATEWAY_MIN_READY_SECONDS, "template": {"spec": {"initContainers": [
+        {"name": "init", "securityContext": {"allowPrivilegeEscalation": False}}]}}}}
     deployment: dict[str, Any] = {"patches": [{"type": "StrategicMerge", "value": patch}]}
     if layer.eks:
         # Spread the data plane over zones and nodes so one zone or node drain keeps targets in the ALB.

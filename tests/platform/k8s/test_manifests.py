@@ -271,24 +271,44 @@ def _level_violations(pod: dict[str, Any], level: str) -> list[str]:
     return _baseline_violations(pod) + restricted
 
 
+def _patch_init_containers(pod: dict[str, Any], patches: list[dict[str, Any]]) -> dict[str, Any]:
+    """The part of a strategic-merge Deployment patch that concerns init containers (merged by name, their
+    securityContext field by field), as NGF's provisioner applies NginxProxy patches."""
+    out: dict[str, Any] = json.loads(json.dumps(pod))
+    for patch in patches:
+        template = patch["value"].get("spec", {}).get("template", {}).get("spec", {})
+        for change in template.get("initContainers", []):
+            target = next(c for c in out["initContainers"] if c["name"] == change["name"])
+            target["securityContext"] = {**target.get("securityContext", {}), **change.get("securityContext", {})}
+    return out
+
+
 def third_party_pods(stack: str) -> list[tuple[str, str, dict[str, Any]]]:
     """(namespace, what, pod spec) for the pods remote charts and their operators create, as their pinned sources
-    build them (security-relevant fields only) with the values this platform passes."""
+    build them (security-relevant fields only) with the values and patches this platform passes."""
     from shop_platform.k8s import addons
     from shop_platform.k8s import spec as k
 
     layer = render_stack(stack).layer
     drop_all = {"capabilities": {"drop": ["ALL"]}, "readOnlyRootFilesystem": True, "runAsUser": 101,
                 "runAsGroup": 1001, "seccompProfile": {"type": "RuntimeDefault"}}
+    # nginx/nginx-gateway-fabric@v2.1.0 internal/controller/provisioner/objects.go buildNginxPodTemplateSpec: the
+    # init container has no allowPrivilegeEscalation; the Gateway's NginxProxy patches the Deployment.
+    data_plane = {
+        "securityContext": {"fsGroup": 1001, "runAsNonRoot": True,
+                            "sysctls": [{"name": "net.ipv4.ip_unprivileged_port_start", "value": "0"}]},
+        "initContainers": [{"name": "init", "securityContext": dict(drop_all)}],
+        "containers": [{"name": "nginx", "securityContext": {**drop_all, "allowPrivilegeEscalation": False}}],
+        "volumes": [{"name": "token", "projected": {}}, {"name": "nginx-agent", "emptyDir": {}},
+                    {"name": "nginx-agent-config", "configMap": {}}, {"name": "nginx-agent-tls", "secret": {}}]}
+    patches = objects.gateway_proxy(layer)["spec"]["kubernetes"]["deployment"]["patches"]
+    # charts/nginx-gateway-fabric templates/deployment.yaml and certs-job.yaml at v2.1.0: fixed contexts.
+    chart_pod = {"securityContext": {"fsGroup": 1001, "runAsNonRoot": True},
+                 "containers": [{"name": "main", "securityContext": {**drop_all, "allowPrivilegeEscalation": False}}],
+                 "volumes": [{"name": "nginx-agent-tls", "secret": {}}]}
     pods: list[tuple[str, str, dict[str, Any]]] = [
-        # nginx/nginx-gateway-fabric@v2.1.0 internal/controller/provisioner/objects.go buildNginxPodTemplateSpec.
-        (k.GATEWAY_NS, "NGINX data plane", {
-            "securityContext": {"fsGroup": 1001, "runAsNonRoot": True,
-                                "sysctls": [{"name": "net.ipv4.ip_unprivileged_port_start", "value": "0"}]},
-            "initContainers": [{"name": "init", "securityContext": dict(drop_all)}],
-            "containers": [{"name": "nginx", "securityContext": {**drop_all, "allowPrivilegeEscalation": False}}],
-            "volumes": [{"name": "token", "projected": {}}, {"name": "nginx-agent", "emptyDir": {}},
-                        {"name": "nginx-agent-config", "configMap": {}}, {"name": "nginx-agent-tls", "secret": {}}]}),
+        (k.GATEWAY_NS, "NGINX data plane", _patch_init_containers(data_plane, patches)),
+        (k.GATEWAY_NS, "NGINX Gateway Fabric control plane and certificate Job", chart_pod),
         # prometheus-community/helm-charts@prometheus-node-exporter-4.47.3 values.yaml hostNetwork, hostPID,
         # hostRootFsMount (templates/daemonset.yaml mounts /proc, /sys and / through hostPath).
         (k.MONITORING_NS, "node-exporter", {
@@ -318,8 +338,8 @@ def third_party_pods(stack: str) -> list[tuple[str, str, dict[str, Any]]]:
 def test_each_namespace_enforces_the_strictest_level_its_third_party_pods_pass(stack: str) -> None:
     """The pods remote charts create are invisible to the rendered manifests. Their namespace must admit them
     (a stricter level would leave a Deployment with no pods and `pulumi up` green), and a looser level needs a pod
-    that fails the stricter one: ECK's operator passes restricted, NGINX's data plane only baseline (its init
-    container leaves privilege escalation allowed), node-exporter and Fluent Bit only privileged (host paths)."""
+    that fails the stricter one: ECK's operator and NGINX Gateway Fabric (with the Gateway's patch) pass restricted,
+    node-exporter and Fluent Bit only privileged (host paths)."""
     order = ["restricted", "baseline", "privileged"]
     by_ns: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for ns, what, pod in third_party_pods(stack):
@@ -331,3 +351,12 @@ def test_each_namespace_enforces_the_strictest_level_its_third_party_pods_pass(s
         if level != "restricted":
             stricter = order[order.index(level) - 1]
             assert any(_level_violations(pod, stricter) for _, pod in pods), f"{ns} could enforce {stricter}"
+
+
+def test_without_the_gateways_patch_nginx_would_be_rejected_by_its_namespace() -> None:
+    """Guard for the test above: the unpatched data plane fails restricted (so the patch is what admits it)."""
+    pod = next(p for ns, what, p in third_party_pods("local") if what == "NGINX data plane")
+    unpatched = json.loads(json.dumps(pod))
+    del unpatched["initContainers"][0]["securityContext"]["allowPrivilegeEscalation"]
+    assert _level_violations(unpatched, "restricted") == ["init: allowPrivilegeEscalation"]
+    assert _level_violations(pod, "restricted") == []
