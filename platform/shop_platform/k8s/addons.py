@@ -97,6 +97,7 @@ def kube_prometheus_stack(layer: LayerSpec) -> ReleaseSpec:
 
 
 def eck_operator(layer: LayerSpec) -> ReleaseSpec:
+    # Keys as in deploy/eck-operator/values.yaml@v3.5.0 (both security contexts are passed through toYaml).
     values = {"podSecurityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
               "securityContext": RESTRICTED_CONTAINER,
               # Only the logging namespace is managed: the operator's RBAC stays namespaced to it.
