@@ -124,7 +124,7 @@ def dashboard_configmaps() -> list[Manifest]:
              "data": {f"shop-{s.name}.json": dashboards.dashboard_json(s)}} for s in catalog.SERVICES]
 
 
-# --- logging (ECK) ---------------------------------------------------------------------------------------
+# --- logging (ECK) ----------------------------------------------------------------------------------------
 
 ES_NAME = "logs"
 RESTRICTED_CONTAINER: Mapping[str, Any] = {
@@ -203,11 +203,15 @@ def kibana(layer: LayerSpec) -> Manifest:
 LOGSTASH_ROLE = "eck_logstash_user_role"
 LOGSTASH_ROLE_SECRET = "logstash-es-role"  # noqa: S105 - the Secret object's name
 LOG_INDEX_PATTERN = "shop-*"
+# Index privileges (elastic/elasticsearch IndexPrivilege.java): `index` covers the bulk index action,
+# `create_index` the daily index, `auto_configure` the mapping updates indexing may trigger (not in `index`);
+# `monitor` is Logstash's version check.
+LOGSTASH_INDEX_PRIVILEGES = ("create_index", "index", "auto_configure")
 
 
 def logstash_role() -> dict[str, Any]:
-    return {LOGSTASH_ROLE: {"cluster": ["monitor"],
-                            "indices": [{"names": [LOG_INDEX_PATTERN], "privileges": ["create_index", "index"]}]}}
+    return {LOGSTASH_ROLE: {"cluster": ["monitor"], "indices": [
+        {"names": [LOG_INDEX_PATTERN], "privileges": list(LOGSTASH_INDEX_PRIVILEGES)}]}}
 
 
 def logstash_role_secret() -> Manifest:
@@ -245,7 +249,7 @@ output {
 
 # Logstash: ECK's default is 2Gi (logstash.DefaultMemoryLimit, pkg/controller/logstash/pod.go@v3.5.0) for the
 # image's 1g heap (config/jvm.options -Xms1g -Xmx1g); the rest is metaspace, code cache, threads and direct
-# buffers, so a 1Gi container with that heap is OOM-killed. kind halves both, keeping heap = half the limit.
+# buffers, so a 1Gi container with that heap is OOM-killed. kind: a 768m heap in 1.5Gi, the same headroom share.
 # (heap, memory limit, cpu request) per target.
 LOGSTASH_SIZES: Mapping[bool, tuple[str, str, str]] = {True: ("1g", "2Gi", "1"), False: ("768m", "1536Mi", "200m")}
 # JRuby needs a temporary directory (jffi extracts its native stub there; Ruby's Dir.tmpdir refuses a
@@ -334,15 +338,18 @@ curl_es -X PUT "$es/_index_template/shop-logs" -H "$json" --data-binary @/ilm/te
 
 def ilm_setup(layer: LayerSpec) -> list[Manifest]:
     """Retention: a Job puts the ILM policy (delete after N days) and the index template for shop-* indices.
-    ECK has no ILM resource; the Job is idempotent (PUT) and re-runs when its spec changes."""
+    ECK has no ILM resource; the Job is idempotent (PUT) and named after what it puts, so a new policy or
+    template is a new Job (a Job's spec is immutable, and the ConfigMap's content is not part of it)."""
+    import hashlib
     import json
 
-    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta("shop-logs-ilm", k.LOGGING_NS),
-          "data": {"policy.json": json.dumps(ilm_policy(layer.log_retention_days)),
-                   "template.json": json.dumps(index_template(layer)), "setup.sh": ILM_SCRIPT}}
+    data = {"policy.json": json.dumps(ilm_policy(layer.log_retention_days)),
+            "template.json": json.dumps(index_template(layer)), "setup.sh": ILM_SCRIPT}
+    digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta("shop-logs-ilm", k.LOGGING_NS), "data": data}
     labels = {"app.kubernetes.io/name": "shop-logs-ilm"}
     job = {"apiVersion": "batch/v1", "kind": "Job",
-           "metadata": _meta(f"shop-logs-ilm-{layer.log_retention_days}d", k.LOGGING_NS, labels),
+           "metadata": _meta(f"shop-logs-ilm-{digest}", k.LOGGING_NS, labels),
            "spec": {"backoffLimit": 10, "ttlSecondsAfterFinished": 86400, "template": {
                "metadata": {"labels": {**PART_OF, **labels}},
                "spec": {"restartPolicy": "OnFailure", "automountServiceAccountToken": False,

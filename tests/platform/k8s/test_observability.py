@@ -214,7 +214,7 @@ def test_logstash_user_may_write_exactly_the_indices_its_pipeline_writes(stack_r
     roles = yaml.safe_load(objs[("Secret", secret_name)]["stringData"]["roles.yml"])
     assert set(roles) == {"eck_logstash_user_role"}
     role = roles["eck_logstash_user_role"]
-    assert role["indices"] == [{"names": ["shop-*"], "privileges": ["create_index", "index"]}]
+    assert role["indices"] == [{"names": ["shop-*"], "privileges": ["create_index", "index", "auto_configure"]}]
     assert not {"all", "manage", "manage_security"} & set(role["cluster"])
     pipeline = objs[("Logstash", "logstash")]["spec"]["pipelines"][0]["config.string"]
     index = pipeline.split('index => "', 1)[1].split('"', 1)[0]
@@ -231,3 +231,13 @@ def test_prod_keeps_logs_on_a_three_node_cluster_longer_than_dev() -> None:
     assert layer_for("dev").elasticsearch_nodes == 1
     assert layer_for("local").log_retention_days <= 7
 
+
+
+def test_the_ilm_job_is_a_new_job_whenever_what_it_puts_changes() -> None:
+    """A Job's spec is immutable and does not contain the ConfigMap's content: its name carries a digest of the
+    policy and template, so a change is applied by a new Job, and an unchanged stack keeps its Job."""
+    def job_name(stack: str) -> str:
+        return str(next(o["metadata"]["name"] for o in objects.ilm_setup(layer_for(stack)) if o["kind"] == "Job"))
+
+    assert job_name("dev") == job_name("dev")
+    assert job_name("dev") != job_name("prod")  # replicas and retention differ
