@@ -259,6 +259,10 @@ def kit_lines() -> list[str]:
     uvicorn.info("Started server process [%d]", 7)
     uvicorn.info("Application startup complete.")
     uvicorn.warning("Invalid HTTP request received.")
+    try:
+        raise ConnectionResetError("peer gone")
+    except ConnectionResetError:
+        uvicorn.exception("Exception in ASGI application\n")
     log = logging.getLogger("orders")
     log.info("service started", extra={"event": "started"})
     log.debug("cache warm", extra={"event": "cache_warm"})
