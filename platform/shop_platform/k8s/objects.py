@@ -205,7 +205,7 @@ LOGSTASH_ROLE_SECRET = "logstash-es-role"  # noqa: S105 - the Secret object's na
 LOG_INDEX_PATTERN = "shop-*"
 # Index privileges (elastic/elasticsearch IndexPrivilege.java): `index` covers the bulk index action,
 # `create_index` the daily index, `auto_configure` the mapping updates indexing may trigger (not in `index`);
-# `monitor` is Logstash's version check.
+# `monitor` is its version and licence checks (GET /, GET /_license).
 LOGSTASH_INDEX_PRIVILEGES = ("create_index", "index", "auto_configure")
 
 
