@@ -29,6 +29,12 @@ def find_nginx() -> str | None:
     )
 
 
+# nginx's idle keep-alive connections to the gateway must close before the gateway closes them: uvicorn
+# drops an idle connection after `--timeout-keep-alive` (5 s by default, uvicorn 0.54 config.py), and a
+# request nginx writes into a connection the gateway is closing fails (a POST cannot be retried: 502).
+UPSTREAM_IDLE_S = 4
+
+
 def _problem(status: int, kind: str, title: str, detail: str) -> str:
     # JSON inside an nginx string: double quotes escaped; $req_id interpolated by nginx.
     body = (f'{{"type":"https://api.retail.example/problems/{kind}","title":"{title}","status":{status},'
@@ -38,7 +44,13 @@ def _problem(status: int, kind: str, title: str, detail: str) -> str:
 
 def render(layout: Layout, cert: Path, key: Path, gateway_ports: list[int], *, workers: int = 2) -> str:
     base = layout.run_dir / "nginx"
-    servers = "\n".join(f"        server 127.0.0.1:{port} max_fails=1 fail_timeout=2s;" for port in gateway_ports)
+    # max_fails=0: no passive failure accounting. nginx 1.22 keeps a replica's failure count until a request
+    # succeeds on it after fail_timeout, and while it is "checked" lets only that one request through
+    # (ngx_http_upstream_round_robin.c, ngx_http_upstream_get_peer/free_round_robin_peer): one refused connect
+    # (the edge's start-up probe, a replica restarting, a keep-alive race) left every replica "down" for the
+    # next burst, which then got "no live upstreams". A refused or failed connect still moves the request to
+    # the next replica (proxy_next_upstream error timeout, the default), at the cost of one local connect.
+    servers = "\n".join(f"        server 127.0.0.1:{port} max_fails=0;" for port in gateway_ports)
     not_found = _problem(404, "not-found", "Not found", "No such route.")
     unavailable = _problem(503, "upstream-unavailable", "Service unavailable",
                            "The API gateway is not answering; retry shortly.")
@@ -74,11 +86,12 @@ http {{
     access_log {layout.logs}/nginx-access.log json buffer=32k flush=1s;
 
     upstream gateway {{
-        # Every gateway replica; one that refuses connections is skipped for 2 s.
+        # Every gateway replica.
 {servers}
         # Reused connections to the gateway: a new TCP handshake per request would cost more than nginx.
         keepalive 64;
         keepalive_requests 10000;
+        keepalive_timeout {UPSTREAM_IDLE_S}s;
     }}
 
     server {{
