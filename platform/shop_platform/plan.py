@@ -32,8 +32,10 @@ from typing import Any, Final
 
 import yaml  # type: ignore[import-untyped]  # no types-PyYAML in the venv
 
-from shop_platform.config import PROJECT, ConfigError, parse_any_stack_config
+from shop_platform.config import PROJECT, ConfigError, StackConfig, parse_any_stack_config
 from shop_platform.context import CERTIFICATE_VALIDATION_TIMEOUT
+from shop_platform.images import RegistryStackConfig, offline_pins
+from shop_platform.k8s.stackconfig import LocalStackConfig
 from shop_platform.offline import Recording, run_program
 from shop_platform.pricing import Estimate, PricingError, estimate
 
@@ -46,6 +48,7 @@ class PlanResult:
     recording: Recording
     seconds: float
     region: str | None = None  # aws:region of the stack (None for the kind stack)
+    notices: tuple[str, ...] = ()  # where the plan had to stand in for what a real deploy supplies
 
     def cost(self) -> Estimate | None:
         """The monthly estimate of an AWS stack (None when the graph holds no AWS resource)."""
@@ -87,22 +90,38 @@ def stack_config(stack: str, root: Path = REPO_ROOT) -> dict[str, str]:
     return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in raw.items()}
 
 
-def validate(stack: str, config: dict[str, str]) -> None:
+def validate(stack: str, config: dict[str, str]) -> StackConfig | LocalStackConfig | RegistryStackConfig:
     """Fail fast (before any mock runs) exactly as the program would."""
     prefix = f"{PROJECT}:"
     raw = {k.removeprefix(prefix): v for k, v in config.items() if k.startswith(prefix)}
-    parse_any_stack_config(stack, raw, config.get("aws:region"))
+    return parse_any_stack_config(stack, raw, config.get("aws:region"))
+
+
+def with_offline_image_pins(config: dict[str, str]) -> tuple[dict[str, str], str | None]:
+    """An AWS stack file pins no images (the deploy job does, per deploy): give the plan recognisable stand-ins
+    and say what ``pulumi preview`` would answer instead. Pins the file does carry are kept."""
+    key = f"{PROJECT}:kubernetes"
+    kube = json.loads(config.get(key, "{}"))
+    if "imageTag" in kube and "imageDigests" in kube:
+        return config, None
+    notice = ("images: the stack file pins none (kubernetes.imageTag/imageDigests are set by the deploy job); "
+              "the plan uses offline stand-ins, while `pulumi preview`/`up` refuse to run until they are pinned "
+              "(platform/README.md, \"Images\")")
+    return {**config, key: json.dumps({**offline_pins(), **kube})}, notice
 
 
 def run_plan(stack: str, root: Path = REPO_ROOT, config: dict[str, str] | None = None) -> PlanResult:
     """Run ``stacks/`` the way Pulumi's Python host does (the directory, as ``__main__``) under mocks."""
     cfg = stack_config(stack, root) if config is None else config
-    validate(stack, cfg)
+    notices: tuple[str, ...] = ()
+    if isinstance(validate(stack, cfg), StackConfig):
+        cfg, notice = with_offline_image_pins(cfg)
+        notices = (notice,) if notice else ()
     started = time.perf_counter()
     recording = run_program(lambda: runpy.run_path(str(root / "stacks"), run_name="__main__"),
                             # The local (kind) stack has no AWS region; the mocks only use it to shape names.
                             project=PROJECT, stack=stack, config=cfg, region=cfg.get("aws:region", "eu-west-1"))
-    return PlanResult(stack, recording, time.perf_counter() - started, cfg.get("aws:region"))
+    return PlanResult(stack, recording, time.perf_counter() - started, cfg.get("aws:region"), notices)
 
 
 def prerequisites(recording: Recording) -> list[str]:
@@ -217,6 +236,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.quiet:
         print(render_tree(result.recording))
         print()
+    for notice in result.notices:
+        print(f"note: {notice}")
     print(render_prerequisites(result.recording))
     if cost is not None:
         print(cost.render())
