@@ -3,12 +3,16 @@ to guess; the plan lists the account prerequisites the graph implies."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
+from shop_platform import pricing
 from shop_platform.context import CERTIFICATE_VALIDATION_TIMEOUT
 from shop_platform.offline import RecordedResource, Recording
-from shop_platform.plan import PlanResult, prerequisites, render_prerequisites
+from shop_platform.plan import PlanResult, main, prerequisites, render_prerequisites
 from shop_platform.pricing import (
     EU_WEST_1,
     FREE_TYPES,
@@ -162,3 +166,23 @@ def test_certificate_validation_fails_fast_instead_of_waiting_75_minutes(plan: P
     for v in validations:
         assert v.custom_timeouts == {"create": CERTIFICATE_VALIDATION_TIMEOUT}, v.name
     assert CERTIFICATE_VALIDATION_TIMEOUT == "30m"
+
+
+def test_make_plan_prints_prerequisites_and_cost_and_writes_cost_json(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--stack", "prod", "--quiet", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert out.index("account prerequisites") < out.index("monthly cost estimate, stack prod: USD 5,")
+    assert "WARNING commitment: AWS Shield Advanced subscription is a 12-month term" in out
+    saved = json.loads((tmp_path / "cost.json").read_text())
+    assert saved["prices_as_of"] == EU_WEST_1.as_of
+    assert saved["total_usd_per_month"] == pytest.approx(sum(i["usd_per_month"] for i in saved["items"]), abs=0.05)
+
+
+def test_make_plan_exits_4_naming_what_it_cannot_price(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(pricing, "EU_WEST_1", replace(EU_WEST_1, hourly={
+        k: v for k, v in EU_WEST_1.hourly.items() if k != "vpc:nat-gateway"}))
+    monkeypatch.setitem(pricing.PRICE_TABLES, "eu-west-1", pricing.EU_WEST_1)
+    assert main(["--stack", "dev", "--quiet", "--out", str(tmp_path)]) == 4
+    assert "no hourly price for vpc:nat-gateway" in capsys.readouterr().err
