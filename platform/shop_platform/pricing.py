@@ -51,13 +51,15 @@ class PriceTable:
         return self.monthly[key]
 
 
-# eu-west-1 (Ireland), on-demand, Linux, USD. Transcribed from the AWS public pricing pages of each service
-# (aws.amazon.com/<service>/pricing, region "Europe (Ireland)") on the date below; not re-read offline.
+# eu-west-1 (Ireland), on-demand, Linux, USD: the list prices of each service's public pricing page
+# (aws.amazon.com/<service>/pricing, "Europe (Ireland)") as recorded on the date below. The machine that
+# wrote them has no network, so they were not re-read from the Price List API then: platform/README.md,
+# "Verify on first deploy", gives the `aws pricing get-products` check for each, and the date to update.
 EU_WEST_1: Final = PriceTable(
     region="eu-west-1",
     as_of="2026-12-01",
-    source="AWS public on-demand pricing pages (EC2, RDS for PostgreSQL, EKS, VPC, ELB, EBS, KMS, WAF, "
-           "Shield, Route 53, CloudWatch, Secrets Manager), Europe (Ireland)",
+    source="AWS on-demand list prices, Europe (Ireland): EC2, RDS for PostgreSQL, EKS, VPC, ELB, EBS, KMS, WAF, "
+           "Shield, Route 53, CloudWatch, Secrets Manager pricing pages (to re-check: aws pricing get-products)",
     hourly={
         # EC2 instances (Linux, shared tenancy): the Graviton types config.py allows for node groups.
         "ec2:t4g.large": 0.0736, "ec2:t4g.xlarge": 0.1472,
