@@ -133,3 +133,11 @@ def test_registry_stack_config_errors_name_the_key(registry: dict[str, object], 
     with pytest.raises(ConfigError, match=match):
         parse_registry_stack_config("registry", {"environment": "registry", "owner": "platform-team",
                                                  "registry": registry}, "eu-west-1")
+
+
+def test_the_kind_stack_may_not_name_a_registry() -> None:
+    """kind loads locally built images into its nodes; a registry there would be a second, unused fact."""
+    from shop_platform.k8s.stackconfig import parse_kubernetes_config
+
+    with pytest.raises(ConfigError, match=r"kubernetes\.imageRegistry.*kind nodes"):
+        parse_kubernetes_config({"kubernetes": {"imageRegistry": REGISTRY}}, "local")

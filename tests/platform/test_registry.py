@@ -77,6 +77,8 @@ def test_the_registry_stack_lets_exactly_the_dev_and_prod_accounts_pull() -> Non
         assert statement["Effect"] == "Allow"
         assert statement["Principal"] == {"AWS": ["arn:aws:iam::111122223333:root", "arn:aws:iam::444455556666:root"]}
         assert sorted(statement["Action"]) == sorted(PULL_ACTIONS)
+    for lifecycle in rec.of_type("aws:ecr/lifecyclePolicy:LifecyclePolicy"):  # registry.keepImages: 100
+        assert json.loads(lifecycle.inputs["policy"])["rules"][1]["selection"]["countNumber"] == 100
     assert rec.outputs["registry"] == "111122223333.dkr.ecr.eu-west-1.amazonaws.com"  # the mocks' account
     assert rec.of_type("aws:eks/cluster:Cluster") == []
 
