@@ -122,6 +122,10 @@ USAGE_PRICED: Final[Mapping[str, str]] = {
     "aws:cloudfront/distribution:Distribution": "CloudFront requests and transfer",
     "aws:sns/topic:Topic": "SNS notifications",
     "aws:sns/topicSubscription:TopicSubscription": "SNS deliveries",
+    "aws:s3/bucketLoggingV2:BucketLoggingV2": "S3 access-log storage",
+    "aws:backup/vault:Vault": "AWS Backup storage",
+    "aws:backup/plan:Plan": "AWS Backup storage and copies",
+    "aws:lambda/function:Function": "Lambda invocations",
 }
 # Types with no charge of their own (their cost, if any, is billed through a priced resource).
 FREE_TYPE_PREFIXES: Final[tuple[str, ...]] = (
@@ -156,6 +160,16 @@ FREE_TYPES: Final[frozenset[str]] = frozenset({
     "aws:cloudwatch/logResourcePolicy:LogResourcePolicy",
     "aws:cloudfront/originAccessControl:OriginAccessControl",
     "aws:cloudfront/responseHeadersPolicy:ResponseHeadersPolicy",
+    "aws:kms/keyPolicy:KeyPolicy", "aws:ec2/securityGroupRule:SecurityGroupRule",
+    "aws:ec2/vpcEndpointRouteTableAssociation:VpcEndpointRouteTableAssociation",
+    "aws:ebs/encryptionByDefault:EncryptionByDefault", "aws:ebs/defaultKmsKey:DefaultKmsKey",
+    "aws:secretsmanager/secretVersion:SecretVersion", "aws:secretsmanager/secretRotation:SecretRotation",
+    "aws:secretsmanager/secretPolicy:SecretPolicy",
+    "aws:backup/selection:Selection",
+    "aws:shield/applicationLayerAutomaticResponse:ApplicationLayerAutomaticResponse",  # in the subscription
+    "aws:shield/proactiveEngagement:ProactiveEngagement",
+    "aws:shield/drtAccessRoleArnAssociation:DrtAccessRoleArnAssociation",
+    "aws:cloudwatch/logStream:LogStream", "aws:cloudwatch/logSubscriptionFilter:LogSubscriptionFilter",
 })
 
 _QUANTITY: Final = re.compile(r"^(\d+(?:\.\d+)?)(Mi|Gi|Ti)$")
