@@ -347,7 +347,9 @@ class Estimate:
         t = self.table
         lines = [f"monthly cost estimate, stack {self.stack}: USD {self.total:,.2f} "
                  f"(on-demand {t.region} list prices of {t.as_of}, {HOURS_PER_MONTH} h/month; fixed charges only)",
-                 f"  prices: {t.source} (shop_platform/pricing.py)", "  top drivers:"]
+                 f"  prices: {t.source} (shop_platform/pricing.py)"]
+        if self.items:
+            lines.append("  top drivers:")
         for rank, (category, cost) in enumerate(self.top_drivers(), 1):
             share = cost / self.total * 100 if self.total else 0.0
             lines.append(f"    {rank}. {category:<18} USD {cost:>10,.2f}  ({share:4.1f}%)")
