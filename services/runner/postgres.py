@@ -1,7 +1,11 @@
-"""A throwaway PostgreSQL server from the binaries on this machine.
+"""A PostgreSQL server from the binaries on this machine, for the one-machine stack and the tests.
 
-Used by the tests and the one-machine stack. ``initdb`` refuses to run as root, so when we are root the
-cluster is created and run as the ``postgres`` OS user (the Debian package creates it).
+It is durable unless asked otherwise: ``crash_unsafe_for_tests`` turns off fsync, synchronous commit and
+full-page writes, which makes a test database faster and lets a crash lose commits already acknowledged
+(an order answered 201). Only a throwaway test server may ask for it.
+
+``initdb`` refuses to run as root, so when we are root the cluster is created and run as the ``postgres``
+OS user (the Debian package creates it).
 """
 
 from __future__ import annotations
@@ -14,6 +18,10 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+# What a throwaway test server trades for speed; PostgreSQL's defaults (all "on") are what make a commit
+# survive a crash.
+CRASH_UNSAFE = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
 
 
 class PostgresNotFoundError(RuntimeError):
@@ -44,6 +52,8 @@ class PostgresServer:
     bindir: Path = field(default_factory=find_bindir)
     user: str = "postgres"
     extra_settings: dict[str, str] = field(default_factory=dict)
+    # Throwaway test servers only: a crash (of PostgreSQL or the machine) may then lose committed work.
+    crash_unsafe_for_tests: bool = False
     # Authentication for TCP connections. "trust" suits throwaway servers; tests of password handling
     # (rotation) use "scram-sha-256". The local socket always trusts the OS user, for administration.
     host_auth: str = "trust"
@@ -72,7 +82,8 @@ class PostgresServer:
         pgdata = self.datadir / "data"
         result = subprocess.run(
             self._as_owner([str(self.bindir / "initdb"), "-D", str(pgdata), "--auth-local=trust",
-                            f"--auth-host={self.host_auth}", "--no-sync",
+                            f"--auth-host={self.host_auth}",
+                            *(["--no-sync"] if self.crash_unsafe_for_tests else []),
                             f"--username={self.user}", "--encoding=UTF8", "--locale=C.UTF-8"]),
             capture_output=True, text=True,
         )
@@ -83,9 +94,9 @@ class PostgresServer:
         self._chown(self.socket_dir)
 
     def start(self) -> None:
-        settings = {"listen_addresses": "127.0.0.1", "port": str(self.port), "fsync": "off",
-                    "synchronous_commit": "off", "full_page_writes": "off", "max_connections": "300",
-                    "unix_socket_directories": str(self.socket_dir), **self.extra_settings}
+        settings = {"listen_addresses": "127.0.0.1", "port": str(self.port), "max_connections": "300",
+                    "unix_socket_directories": str(self.socket_dir),
+                    **(CRASH_UNSAFE if self.crash_unsafe_for_tests else {}), **self.extra_settings}
         options = " ".join(f"-c {k}={v}" for k, v in settings.items())
         # The log file must be writable by the server's OS user.
         self.logfile.touch()
