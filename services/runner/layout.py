@@ -77,5 +77,10 @@ class Layout:
         return self.secrets / "admin.json"
 
     @property
+    def postgres_passfile(self) -> Path:
+        """The embedded PostgreSQL superuser's password (libpq password-file format, mode 0600)."""
+        return self.secrets / "postgres.pgpass"
+
+    @property
     def tls(self) -> Path:
         return self.run_dir / "tls"

@@ -36,9 +36,17 @@ def port_in_use(port: int) -> bool:
 
 @dataclass
 class Database:
-    admin_url: str
+    given_url: str | None  # DATABASE_URL or the existing server's; None for the embedded one
     source: str  # "DATABASE_URL", "existing :5432", "embedded :5433"
     embedded: PostgresServer | None = None
+
+    @property
+    def admin_url(self) -> str:
+        # The embedded server's URL carries its password, which exists only once the server is set up.
+        if self.embedded is not None:
+            return self.embedded.url()
+        assert self.given_url is not None
+        return self.given_url
 
     def url_for(self, database: str) -> str:
         parts = urlsplit(self.admin_url)
@@ -67,8 +75,9 @@ def resolve_database(layout: Layout, env: dict[str, str]) -> Database:
         else:
             datadir = Path(tempfile.mkdtemp(prefix="retail-platform-pg-"))
             pointer.write_text(str(datadir))
-    server = PostgresServer(port=layout.postgres_embedded, datadir=datadir, bindir=bindir)
-    return Database(server.url(), f"embedded :{layout.postgres_embedded} ({datadir})", server)
+    server = PostgresServer(port=layout.postgres_embedded, datadir=datadir, bindir=bindir,
+                            passfile_path=layout.postgres_passfile)
+    return Database(None, f"embedded :{layout.postgres_embedded} ({datadir})", server)
 
 
 def _can_connect(port: int) -> bool:
