@@ -77,6 +77,18 @@ class Layout:
         return self.secrets / "admin.json"
 
     @property
+    def shared(self) -> Path:
+        """Where the stack's unprivileged processes find their files: the run directory, or, when that is
+        out of their reach (started as root in a private directory), the directory ``up`` made for them and
+        named in ``shared-location``."""
+        pointer = self.run_dir / "shared-location"
+        return Path(pointer.read_text().strip()) if pointer.exists() else self.run_dir
+
+    def service_secrets(self, service: str) -> Path:
+        """One service's secrets, a file per setting (the kit reads them through SECRETS_DIR)."""
+        return self.shared / "secrets" / service
+
+    @property
     def postgres_passfile(self) -> Path:
         """The embedded PostgreSQL superuser's password (libpq password-file format, mode 0600)."""
         return self.secrets / "postgres.pgpass"

@@ -37,7 +37,7 @@ def _problem(status: int, kind: str, title: str, detail: str) -> str:
 
 
 def render(layout: Layout, cert: Path, key: Path, gateway_ports: list[int], *, workers: int = 2) -> str:
-    base = layout.run_dir / "nginx"
+    base = layout.shared / "nginx"  # its workers may run as a user of their own
     servers = "\n".join(f"        server 127.0.0.1:{port} max_fails=1 fail_timeout=2s;" for port in gateway_ports)
     not_found = _problem(404, "not-found", "Not found", "No such route.")
     unavailable = _problem(503, "upstream-unavailable", "Service unavailable",
@@ -137,7 +137,7 @@ http {{
 
 
 def write(layout: Layout, cert: Path, key: Path, gateway_ports: list[int]) -> Path:
-    base = layout.run_dir / "nginx"
+    base = layout.shared / "nginx"  # its workers may run as a user of their own
     for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (base / sub).mkdir(parents=True, exist_ok=True)
     layout.logs.mkdir(parents=True, exist_ok=True)

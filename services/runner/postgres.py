@@ -68,9 +68,14 @@ class PostgresServer:
     # PGPASSFILE); mode 0600. Beside the data directory unless the caller keeps secrets elsewhere.
     passfile_path: Path | None = None
 
+    @property
+    def os_user(self) -> str | None:
+        """The OS user the server runs as: ``postgres`` when we are root (initdb refuses root), else us."""
+        return "postgres" if os.geteuid() == 0 else None
+
     def _as_owner(self, args: list[str]) -> list[str]:
-        if os.geteuid() == 0:
-            return ["runuser", "-u", "postgres", "--", *args]
+        if self.os_user is not None:
+            return ["runuser", "-u", self.os_user, "--", *args]
         return args
 
     def _chown(self, path: Path) -> None:
@@ -144,6 +149,15 @@ class PostgresServer:
         return {"listen_addresses": "127.0.0.1", "port": str(self.port), "max_connections": "300",
                 "unix_socket_directories": str(self.socket_dir),
                 **(CRASH_UNSAFE if self.crash_unsafe_for_tests else {}), **self.extra_settings}
+
+    def command(self) -> list[str]:
+        """The server in the foreground, for a supervisor (which runs it as ``os_user``)."""
+        options = [arg for key, value in self.settings().items() for arg in ("-c", f"{key}={value}")]
+        return [str(self.bindir / "postgres"), "-D", str(self.pgdata), *options]
+
+    def ready_command(self) -> list[str]:
+        # pg_isready needs no password: the server's answer to the start-up packet says whether it accepts.
+        return [str(self.bindir / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port), "-t", "2"]
 
     def start(self) -> None:
         self.secure()

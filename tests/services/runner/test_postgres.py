@@ -4,6 +4,7 @@ who hold its password."""
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import subprocess
 from collections.abc import Iterator
@@ -26,12 +27,15 @@ def layout(tmp_path_factory: pytest.TempPathFactory) -> Layout:
 @pytest.fixture(scope="module")
 def runner_pg(layout: Layout) -> Iterator[PostgresServer]:
     """The server exactly as `up` configures it (an embedded one: the port offset skips any :5432)."""
+    stack.ensure_shared_dir(layout)
     db = stack.resolve_database(layout, {})
     assert db.embedded is not None
     db.embedded.init()
     db.embedded.start()
     yield db.embedded
     db.embedded.destroy()
+    if layout.shared != layout.run_dir:
+        shutil.rmtree(layout.shared, ignore_errors=True)
 
 
 def test_the_stacks_database_flushes_every_commit_to_disk(runner_pg: PostgresServer) -> None:
