@@ -151,7 +151,9 @@ def cmd_supervise(args: argparse.Namespace) -> int:
     configure_logging(layout.logs / "supervisor.log")
     doc = json.loads((layout.run_dir / "plan.json").read_text())
     children = [Child.from_doc(c) for c in doc["children"]]
-    db = stack.Database(doc["database"]["given_url"], doc["database"]["source"], _embedded_pg(doc))
+    embedded = _embedded_pg(doc)
+    db = stack.Database(doc["database"]["given_url"], doc["database"]["source"], embedded,
+                        stack.database_roles(layout) if embedded else {})
     extra = {"run_dir": str(layout.run_dir), "port_offset": layout.port_offset}
     # The services' databases must exist before they start, and the database must run for that.
     return Supervisor(layout, children, cwd=stack.ROOT, extra_state=extra,

@@ -101,6 +101,10 @@ class Database:
     given_url: str | None  # DATABASE_URL or the existing server's; None for the embedded one
     source: str  # "DATABASE_URL", "existing :5432", "embedded :5433"
     embedded: PostgresServer | None = None
+    # On the embedded server each service's database is owned by a role of the same name, with its own
+    # password (database -> password), so a service is not the superuser and reaches no other's data.
+    # A server the caller names keeps the caller's credentials.
+    roles: dict[str, str] = field(default_factory=dict)
 
     @property
     def admin_url(self) -> str:
@@ -112,7 +116,61 @@ class Database:
 
     def url_for(self, database: str) -> str:
         parts = urlsplit(self.admin_url)
+        if database in self.roles:
+            netloc = f"{database}:{self.roles[database]}@{parts.hostname}:{parts.port}"
+            return urlunsplit(parts._replace(netloc=netloc, path=f"/{database}"))
         return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+# Every table, view, sequence (not one a column owns: it follows its table), function and free-standing type
+# in the public schema that the superuser owns, except extension members, passes to the role @role@.
+HAND_OVER = """
+DO $$
+DECLARE statement text;
+BEGIN
+  FOR statement IN
+    SELECT format('ALTER %s %s OWNER TO "@role@"',
+                  CASE c.relkind WHEN 'S' THEN 'SEQUENCE' WHEN 'v' THEN 'VIEW'
+                                 WHEN 'm' THEN 'MATERIALIZED VIEW' ELSE 'TABLE' END, c.oid::regclass)
+      FROM pg_class c
+     WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'S')
+       AND c.relowner <> '"@role@"'::regrole
+       AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                          AND d.deptype IN ('e', 'a', 'i'))
+    UNION ALL
+    SELECT format('ALTER ROUTINE %s OWNER TO "@role@"', p.oid::regprocedure)
+      FROM pg_proc p
+     WHERE p.pronamespace = 'public'::regnamespace AND p.proowner <> '"@role@"'::regrole
+       AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+                          AND d.deptype = 'e')
+    UNION ALL
+    SELECT format('ALTER TYPE %s OWNER TO "@role@"', t.oid::regtype)
+      FROM pg_type t
+     WHERE t.typnamespace = 'public'::regnamespace AND t.typowner <> '"@role@"'::regrole
+       AND t.typrelid = 0 AND t.typelem = 0
+       AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_type'::regclass AND d.objid = t.oid
+                          AND d.deptype = 'e')
+  LOOP
+    EXECUTE statement;
+  END LOOP;
+END
+$$;
+"""
+
+
+def database_roles(layout: Layout) -> dict[str, str]:
+    """The passwords of the embedded server's per-service roles: generated once, kept 0600 with the
+    superuser's."""
+    path = layout.secrets / "database-roles.json"
+    roles: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    wanted = {s.database_name for s in catalog.database_services()}
+    if not wanted <= roles.keys():
+        roles = {name: roles.get(name) or secrets.token_hex(24) for name in wanted}
+        layout.secrets.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(roles, f)
+    return roles
 
 
 def resolve_database(layout: Layout, env: dict[str, str]) -> Database:
@@ -130,7 +188,7 @@ def resolve_database(layout: Layout, env: dict[str, str]) -> Database:
     datadir = layout.shared / "pg"
     server = PostgresServer(port=layout.postgres_embedded, datadir=datadir, bindir=bindir,
                             passfile_path=layout.postgres_passfile)
-    return Database(None, f"embedded :{layout.postgres_embedded} ({datadir})", server)
+    return Database(None, f"embedded :{layout.postgres_embedded} ({datadir})", server, database_roles(layout))
 
 
 def _can_connect(port: int) -> bool:
@@ -151,7 +209,8 @@ def _can_connect(port: int) -> bool:
 
 
 def ensure_databases(db: Database) -> None:
-    """One database per service that owns data; created if missing."""
+    """One database per service that owns data; created if missing. With per-service roles, each role
+    exists with its password, owns its database and everything in it, and no one else may connect."""
     import asyncio
 
     import asyncpg
@@ -160,11 +219,30 @@ def ensure_databases(db: Database) -> None:
         conn = await asyncpg.connect(db.admin_url, timeout=10)
         try:
             existing = {r["datname"] for r in await conn.fetch("SELECT datname FROM pg_database")}
+            roles = {r["rolname"] for r in await conn.fetch("SELECT rolname FROM pg_roles")}
             for service in catalog.database_services():
-                if service.database_name not in existing:
-                    await conn.execute(f'CREATE DATABASE "{service.database_name}"')
+                name = service.database_name
+                if name in db.roles:
+                    # Names come from the catalog and passwords are hex: nothing here needs escaping.
+                    verb = "ALTER" if name in roles else "CREATE"
+                    await conn.execute(f"{verb} ROLE \"{name}\" LOGIN PASSWORD '{db.roles[name]}'")
+                if name not in existing:
+                    await conn.execute(f'CREATE DATABASE "{name}"')
+                if name in db.roles:
+                    await conn.execute(f'ALTER DATABASE "{name}" OWNER TO "{name}"')
+                    await conn.execute(f'REVOKE ALL ON DATABASE "{name}" FROM PUBLIC')
+                    await _hand_over(name)
         finally:
             await conn.close()
+
+    async def _hand_over(name: str) -> None:
+        """Objects the superuser created in a service's database pass to the service's role (of the same
+        name), so its migrations can change them."""
+        admin = await asyncpg.connect(urlunsplit(urlsplit(db.admin_url)._replace(path=f"/{name}")), timeout=10)
+        try:
+            await admin.execute(HAND_OVER.replace("@role@", name))
+        finally:
+            await admin.close()
 
     asyncio.run(create())
 

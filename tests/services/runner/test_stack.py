@@ -140,6 +140,33 @@ def test_no_process_of_the_stack_holds_a_secret_in_its_environment(layout: Layou
         assert not [s for s in secrets if s in environ], name
 
 
+def test_each_service_is_its_own_database_role_and_not_a_superuser(layout: Layout) -> None:
+    """With the superuser's password a compromised service could read every service's data (and run
+    programs as the server's OS user); each gets a role that owns its database and may enter no other."""
+    import asyncio
+
+    import asyncpg
+
+    async def check(service: catalog.Service, other: str) -> None:
+        url = (layout.service_secrets(service.name) / "database_url").read_text()
+        conn = await asyncpg.connect(url, timeout=10)
+        try:
+            assert await conn.fetchval("SELECT current_user") == service.database_name
+            assert await conn.fetchval("SELECT rolsuper FROM pg_roles WHERE rolname = current_user") is False
+            # Its migrations ran as that role: it owns every table of its schema.
+            owners = {r["tableowner"] for r in await conn.fetch(
+                "SELECT tableowner FROM pg_tables WHERE schemaname = 'public'")}
+            assert owners == {service.database_name}
+        finally:
+            await conn.close()
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await asyncpg.connect(url.rsplit("/", 1)[0] + f"/{other}", timeout=10)
+
+    owners = catalog.database_services()
+    for service, other in zip(owners, [*owners[1:], owners[0]], strict=True):
+        asyncio.run(check(service, other.database_name))
+
+
 @ROOT_ONLY
 def test_started_as_root_no_process_keeps_root(layout: Layout) -> None:
     """Each service runs as a user of its own (no root uid, no root group, not even a supplementary one), so a
