@@ -117,13 +117,14 @@ class PostgresServer:
         if result.returncode != 0:
             # As root the server runs as `postgres`, which must be able to reach the data directory.
             raise RuntimeError(f"initdb failed for {self.pgdata}: {result.stderr.strip() or result.stdout.strip()}")
-        self.secure()
+        self.secure(new_cluster=True)
 
-    def secure(self) -> None:
-        """Give the superuser a password (once), require it from every client, and keep the socket in a
-        directory only the server's OS user can enter. Runs while the server is stopped."""
-        if not self.passfile.exists():
-            password = secrets.token_hex(24)
+    def secure(self, *, new_cluster: bool = False) -> None:
+        """Give the superuser a password (a new cluster, or one without; a password file kept from a
+        removed cluster is reused), require it from every client, and keep the socket in a directory only
+        the server's OS user can enter. Runs while the server is stopped."""
+        if new_cluster or not self.passfile.exists():
+            password = self.password if self.passfile.exists() else secrets.token_hex(24)
             # Single-user mode needs no connection, so no rule has to trust anyone even for a moment; the
             # password travels on stdin, never on a command line other users can read.
             result = subprocess.run(

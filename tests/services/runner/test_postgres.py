@@ -15,6 +15,7 @@ import pytest
 from services.runner import stack
 from services.runner.layout import Layout
 from services.runner.postgres import PostgresServer
+from tests.support.procs import free_port
 
 OFFSET = 23500  # 5433 + 23500: below the ephemeral port range, away from the other tests' offsets
 
@@ -75,3 +76,21 @@ def test_the_password_is_kept_where_only_its_owner_reads_it(runner_pg: PostgresS
     assert stat.S_IMODE(runner_pg.passfile.stat().st_mode) == 0o600
     assert len(runner_pg.password) >= 32
     assert stat.S_IMODE(runner_pg.socket_dir.stat().st_mode) == 0o700
+
+
+def test_a_new_cluster_beside_a_kept_password_file_gets_that_password(tmp_path: Path) -> None:
+    """Removing the data directory but not the run directory's secrets (a database reset) must not leave
+    a superuser without a password, whom no client could then log in as."""
+    passfile = tmp_path / "secrets" / "postgres.pgpass"
+    first = PostgresServer(port=free_port(), passfile_path=passfile, crash_unsafe_for_tests=True)
+    first.init()
+    password = first.password
+    shutil.rmtree(first.datadir)
+    second = PostgresServer(port=first.port, passfile_path=passfile, crash_unsafe_for_tests=True)
+    second.init()
+    second.start()
+    try:
+        assert second.password == password
+        assert second.psql("SELECT current_user") == "postgres"
+    finally:
+        second.destroy()
