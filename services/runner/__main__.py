@@ -202,7 +202,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     all_ready = True
     print(f"phase: {state.get('phase')}   supervisor pid {state.get('supervisor_pid')}")
     for name, info in children.items():
-        child = Child.from_doc(info)
+        child = Child(name, [], {}, Path(info["log"]), info["ready_url"], info["ready_command"])
         alive = bool(info.get("pid")) and pid_alive(int(info["pid"]))
         ready = alive and child.probe()
         all_ready &= ready

@@ -185,7 +185,10 @@ def resolve_database(layout: Layout, env: dict[str, str]) -> Database:
         bindir = find_bindir()
     except PostgresNotFoundError as exc:
         raise StackError(str(exc)) from None
-    datadir = layout.shared / "pg"
+    # A run directory may name a data directory of its own elsewhere (`pg-location`); else it is with the
+    # files the unprivileged processes share.
+    pointer = layout.run_dir / "pg-location"
+    datadir = Path(pointer.read_text().strip()) if pointer.exists() else layout.shared / "pg"
     server = PostgresServer(port=layout.postgres_embedded, datadir=datadir, bindir=bindir,
                             passfile_path=layout.postgres_passfile)
     return Database(None, f"embedded :{layout.postgres_embedded} ({datadir})", server, database_roles(layout))

@@ -142,8 +142,10 @@ class Supervisor:
 
     def _state(self, phase: str, **extra: Any) -> None:
         write_state(self.layout, phase=phase, supervisor_pid=os.getpid(),
-                    children={c.name: {**c.to_doc(), "pid": c.proc.pid if c.proc else None,
-                                       "restarts": c.restarts} for c in self.children},
+                    # What `status` needs; not the environment (state.json is readable by others).
+                    children={c.name: {"pid": c.proc.pid if c.proc else None, "restarts": c.restarts,
+                                       "ready_url": c.ready_url, "ready_command": c.ready_command,
+                                       "log": str(c.logfile)} for c in self.children},
                     **self.extra_state, **extra)
 
     def _signal(self, signum: int, frame: object) -> None:
