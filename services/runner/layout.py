@@ -2,7 +2,9 @@
 
 Everything lives under one run directory (default ``.run/`` in the repository, git-ignored) so ``down``
 and a fresh start are predictable, and tests can run a second, isolated stack next to a developer's
-with ``--port-offset`` and ``--run-dir``.
+with ``--port-offset`` and ``--run-dir``. One exception: started as root in a run directory that the
+stack's unprivileged users cannot enter, what they need lives in a directory named in
+``shared-location`` (see ``Layout.shared``).
 """
 
 from __future__ import annotations
