@@ -119,7 +119,7 @@ def _error_pages(security_headers: str) -> str:
 
 
 def render(layout: Layout, cert: Path, key: Path, gateway_ports: list[int], *, workers: int = 2) -> str:
-    base = layout.run_dir / "nginx"
+    base = layout.shared / "nginx"  # its workers may run as a user of their own
     # max_fails=0: no passive failure accounting. nginx 1.22 keeps a replica's failure count until a request
     # succeeds on it after fail_timeout, and while it is "checked" lets only that one request through
     # (ngx_http_upstream_round_robin.c, ngx_http_upstream_get_peer/free_round_robin_peer): one refused connect
@@ -236,7 +236,7 @@ http {{
 
 
 def write(layout: Layout, cert: Path, key: Path, gateway_ports: list[int]) -> Path:
-    base = layout.run_dir / "nginx"
+    base = layout.shared / "nginx"  # its workers may run as a user of their own
     for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (base / sub).mkdir(parents=True, exist_ok=True)
     layout.logs.mkdir(parents=True, exist_ok=True)
