@@ -34,15 +34,15 @@ PROMETHEUS_OPERATOR_POD_LABELS: Mapping[str, str] = {"app.kubernetes.io/componen
 PROMETHEUS_OPERATOR_WEBHOOK_PORT = 10250  # values.yaml prometheusOperator.tls.internalPort
 # fluent-bit 0.50.0 templates/_helpers.tpl "fluent-bit.selectorLabels".
 FLUENT_BIT_POD_LABELS: Mapping[str, str] = {"app.kubernetes.io/name": "fluent-bit"}
-# ECK 3.1.0: pkg/controller/elasticsearch/label/label.go, kibana/label/label.go, logstash/labels/labels.go.
+# ECK 3.5.0: pkg/controller/elasticsearch/label/label.go, kibana/label/label.go, logstash/labels/labels.go.
 ELASTICSEARCH_POD_LABELS: Mapping[str, str] = {"common.k8s.elastic.co/type": "elasticsearch",
                                                "elasticsearch.k8s.elastic.co/cluster-name": objects.ES_NAME}
 KIBANA_POD_LABELS: Mapping[str, str] = {"common.k8s.elastic.co/type": "kibana"}
 LOGSTASH_POD_LABELS: Mapping[str, str] = {"common.k8s.elastic.co/type": "logstash"}
 ILM_JOB_POD_LABELS: Mapping[str, str] = {"app.kubernetes.io/name": "shop-logs-ilm"}
-# eck-operator 3.1.0 templates/_helpers.tpl "eck-operator.selectorLabels" with values.yaml nameOverride.
+# eck-operator 3.5.0 templates/_helpers.tpl "eck-operator.selectorLabels" with values.yaml nameOverride.
 ECK_OPERATOR_POD_LABELS: Mapping[str, str] = {"app.kubernetes.io/name": "elastic-operator"}
-ECK_WEBHOOK_PORT = 9443  # eck-operator 3.1.0 values.yaml webhook.port
+ECK_WEBHOOK_PORT = 9443  # eck-operator 3.5.0 values.yaml webhook.port
 # NGINX Gateway Fabric 2.1.0's control plane serves the data plane's agent on 8443 (templates/service.yaml
 # agent-grpc 443->8443).
 NGF_CONTROL_PLANE_POD_LABELS = k.NGF_CONTROL_PLANE_POD_LABELS

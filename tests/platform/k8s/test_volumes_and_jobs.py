@@ -13,7 +13,7 @@ from .conftest import STACKS, StackRender, render_stack
 
 EKS_STACKS = [s for s in STACKS if render_stack(s).layer.eks]
 # ECK gives a Logstash without volumeClaimTemplates a 1.5Gi "logstash-data" claim with no class
-# (elastic/cloud-on-k8s@v3.1.0 pkg/controller/logstash/volume/defaults.go): the cluster's default class.
+# (elastic/cloud-on-k8s@v3.5.0 pkg/controller/logstash/volume/defaults.go): the cluster's default class.
 ECK_DEFAULT_LOGSTASH_CLAIM: dict[str, Any] = {"metadata": {"name": "logstash-data"}, "spec": {}}
 
 
