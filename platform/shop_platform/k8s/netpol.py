@@ -39,7 +39,7 @@ ELASTICSEARCH_POD_LABELS: Mapping[str, str] = {"common.k8s.elastic.co/type": "el
                                                "elasticsearch.k8s.elastic.co/cluster-name": objects.ES_NAME}
 KIBANA_POD_LABELS: Mapping[str, str] = {"common.k8s.elastic.co/type": "kibana"}
 LOGSTASH_POD_LABELS: Mapping[str, str] = {"common.k8s.elastic.co/type": "logstash"}
-ILM_JOB_POD_LABELS: Mapping[str, str] = {"app.kubernetes.io/name": "shop-logs-ilm"}
+ILM_JOB_POD_LABELS = objects.ILM_JOB_POD_LABELS
 # eck-operator 3.5.0 templates/_helpers.tpl "eck-operator.selectorLabels" with values.yaml nameOverride.
 ECK_OPERATOR_POD_LABELS: Mapping[str, str] = {"app.kubernetes.io/name": "elastic-operator"}
 ECK_WEBHOOK_PORT = 9443  # eck-operator 3.5.0 values.yaml webhook.port

@@ -407,6 +407,7 @@ def log_mapping() -> dict[str, Any]:
     return {"dynamic": False, "date_detection": False, "properties": properties}
 
 
+ILM_JOB_POD_LABELS: Mapping[str, str] = {"app.kubernetes.io/name": "shop-logs-ilm"}
 # `pulumi up` waits for every Job it applies. Kubernetes fails a Job after activeDeadlineSeconds with reason
 # DeadlineExceeded; Pulumi's own wait (annotation pulumi.com/timeoutSeconds: pulumi/pulumi-kubernetes
 # provider/pkg/metadata TimeoutDuration) ends a minute later, so `up` reports that reason, not a bare timeout.
@@ -442,7 +443,7 @@ def ilm_setup(layer: LayerSpec) -> list[Manifest]:
             "template.json": json.dumps(index_template(layer)), "setup.sh": ILM_SCRIPT}
     digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
     cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta("shop-logs-ilm", k.LOGGING_NS), "data": data}
-    labels = {"app.kubernetes.io/name": "shop-logs-ilm"}
+    labels = dict(ILM_JOB_POD_LABELS)
     job = {"apiVersion": "batch/v1", "kind": "Job",
            "metadata": _meta(f"shop-logs-ilm-{digest}", k.LOGGING_NS, labels, annotations=job_await_annotations()),
            "spec": {"backoffLimit": 10, "ttlSecondsAfterFinished": 86400,
