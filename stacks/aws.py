@@ -87,7 +87,8 @@ def build(cfg: StackConfig) -> Mapping[str, Any]:
         repository_urls=repositories, database_hosts=databases.endpoints,
         database_secret_arns=databases.secret_arns, database_role_arns=databases.role_arns,
         target_group_arn=edge.target_group_arn, lb_controller_role_arn=edge.lb_controller_role_arn,
-        autoscaler_role_arn=cluster.autoscaler_role_arn, cluster_name=cluster.cluster_name, vpc_id=network.vpc_id))
+        autoscaler_role_arn=cluster.autoscaler_role_arn, cluster_name=cluster.cluster_name, vpc_id=network.vpc_id,
+        volumes_kms_key_arn=cluster.volumes_kms_key_arn))
 
     return {
         **kube,

@@ -129,7 +129,10 @@ METRICS_SERVER_REPO: Final = "https://kubernetes-sigs.github.io/metrics-server"
 # migrations see the same server locally and on AWS.
 # renovate: datasource=docker depName=postgres
 LOCAL_POSTGRES_IMAGE: Final = "postgres:17.6-bookworm"
-# The kind node image matching the cluster version the local stack validates manifests for.
+# The kind node image matching the cluster version the local stack validates manifests for, by digest as kind's
+# release notes ask: v1.33.4 is one of the images pre-built for kind v0.30.0, the oldest kind it is made for.
 # renovate: datasource=docker depName=kindest/node
-KIND_NODE_IMAGE: Final = "kindest/node:v1.33.4"
+KIND_NODE_IMAGE: Final = (
+    "kindest/node:v1.33.4@sha256:25a6018e48dfcaee478f4a59af81157a437f15e6e140bf103f85a2e7cd0cbbf2")
+KIND_MIN_VERSION: Final = "0.30.0"
 # ===== end Kubernetes layer ===============================================================================

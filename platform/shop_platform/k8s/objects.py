@@ -1,6 +1,7 @@
 """Kubernetes objects the layer applies itself (not through a chart): pure builders returning manifests.
 
-Namespaces with Pod Security labels, the services' default-deny, the Gateway and its HTTPRoutes, the
+Namespaces with Pod Security labels (their NetworkPolicies are in ``netpol``), the EKS default StorageClass, the
+Gateway with its NginxProxy, PodDisruptionBudget and HTTPRoutes, the
 PrometheusRule and dashboards, the ECK resources (Elasticsearch, Kibana, Logstash) with the ILM job, and
 the kind stack's in-cluster PostgreSQL. ``components`` declares them; the offline plan validates them.
 """
@@ -28,11 +29,11 @@ POD_SECURITY: Mapping[str, tuple[str, str]] = {
     k.DATA_NS: ("restricted", "PostgreSQL runs as its image's postgres user with a restricted context"),
     k.LOGGING_NS: ("restricted", "ECK pod templates below set the restricted context on every container, the "
                    "operator's init containers included; mmap off, no sysctl init"),
-    k.GATEWAY_NS: ("baseline", "NGINX Gateway Fabric's pods come from a remote chart this repo cannot render; "
-                   "the values ask for a restricted context - enforce restricted once `kubectl label --dry-run"
-                   "=server` shows no warnings"),
-    k.ECK_NS: ("baseline", "the ECK operator's pod comes from a remote chart this repo cannot render; values "
-               "ask for a restricted context - enforce restricted once verified on a cluster"),
+    k.GATEWAY_NS: ("restricted", "NGINX Gateway Fabric 2.1.0's control plane and certificate Job set restricted "
+                   "contexts; its data-plane init container lacks allowPrivilegeEscalation=false "
+                   "(internal/controller/provisioner/objects.go), which the Gateway's NginxProxy patch adds"),
+    k.ECK_NS: ("restricted", "the eck-operator chart renders the values' restricted pod and container contexts "
+               "(templates/statefulset.yaml), no init container, no host access"),
     k.MONITORING_NS: ("privileged", "node-exporter (kube-prometheus-stack) needs hostNetwork, hostPID and "
                       "hostPath to read node metrics"),
     k.LOGGING_AGENT_NS: ("privileged", "Fluent Bit reads /var/log/containers through hostPath on every node"),
@@ -48,18 +49,45 @@ def _meta(name: str, namespace: str | None = None, labels: Mapping[str, str] | N
     return meta
 
 
+LOGGING_NAMESPACES = frozenset({k.LOGGING_NS, k.LOGGING_AGENT_NS, k.ECK_NS})
+# EKS: the AWS Load Balancer Controller adds a readiness gate to pods of namespaces with this label when a
+# TargetGroupBinding targets them (aws/eks-charts@aws-load-balancer-controller 1.14.1 templates/webhook.yaml,
+# webhook mpod.elbv2.k8s.aws): an NGINX pod counts as ready only once the ALB sees it healthy, so a rollout
+# never removes the last healthy target.
+READINESS_GATE_LABEL = {"elbv2.k8s.aws/pod-readiness-gate-inject": "enabled"}
+
+
+def namespace_names(layer: LayerSpec) -> list[str]:
+    """Every namespace the layer creates on this stack."""
+    names = [n for n in POD_SECURITY if not (n == k.DATA_NS and layer.eks)]  # RDS on EKS: no in-cluster database
+    return [n for n in names if layer.logging or n not in LOGGING_NAMESPACES]
+
+
 def namespaces(layer: LayerSpec) -> list[Manifest]:
     out = []
-    for name, (level, reason) in POD_SECURITY.items():
-        if name == k.DATA_NS and layer.eks:
-            continue  # RDS on EKS: no in-cluster database
+    for name in namespace_names(layer):
+        level, reason = POD_SECURITY[name]
+        extra = READINESS_GATE_LABEL if layer.eks and name == k.GATEWAY_NS else {}
         out.append({"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(
             name, labels={"pod-security.kubernetes.io/enforce": level,
                           "pod-security.kubernetes.io/enforce-version": f"v{layer.kube_version}",
                           "pod-security.kubernetes.io/warn": "restricted",
-                          "pod-security.kubernetes.io/audit": "restricted"},
+                          "pod-security.kubernetes.io/audit": "restricted", **extra},
             annotations={"shop/pod-security-reason": reason})})
     return out
+
+
+def storage_class(kms_key_arn: Any) -> Manifest:
+    """EKS: the default StorageClass (EKS >= 1.30 ships none): gp3 through the EBS CSI driver, encrypted with the
+    cluster's volume key, bound where the pod lands (EBS volumes are zonal). Parameter names from
+    kubernetes-sigs/aws-ebs-csi-driver docs/parameters.md."""
+    return {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+            "metadata": _meta(k.EKS_STORAGE_CLASS, annotations={
+                "storageclass.kubernetes.io/is-default-class": "true"}),
+            "provisioner": "ebs.csi.aws.com",
+            "parameters": {"type": "gp3", "encrypted": "true", "kmsKeyId": kms_key_arn,
+                           "csi.storage.k8s.io/fstype": "ext4"},
+            "reclaimPolicy": "Delete", "allowVolumeExpansion": True, "volumeBindingMode": "WaitForFirstConsumer"}
 
 
 def default_deny(namespace: str) -> Manifest:
@@ -81,10 +109,63 @@ def public_path_matches() -> list[dict[str, Any]]:
     return matches
 
 
+GATEWAY_PROXY = "shop-proxy"
+# A rollout waits this long after a new NGINX pod is ready before it removes an old one: the ALB target group
+# has then registered it (the readiness gate covers registration on EKS; this covers connection draining).
+GATEWAY_MIN_READY_SECONDS = 15
+
+
+def gateway_proxy(layer: LayerSpec) -> Manifest:
+    """The Gateway's own NginxProxy (NGF merges it over the GatewayClass one the chart writes: fields set here win,
+    internal/controller/state/graph/nginxproxy.go buildEffectiveNginxProxy at v2.1.0). The chart has no value
+    for minReadySeconds, so it is a patch on the data-plane Deployment (NginxProxy v1alpha2
+    kubernetes.deployment.patches, applied by the provisioner's applyPatches). The same strategic-merge patch
+    gives the provisioner's "init" container the one field the namespace's restricted level misses."""
+    patch = {"spec": {"minReadySeconds": GATEWAY_MIN_READY_SECONDS, "template": {"spec": {"initContainers": [
+        {"name": "init", "securityContext": {"allowPrivilegeEscalation": False}}]}}}}
+    deployment: dict[str, Any] = {"patches": [{"type": "StrategicMerge", "value": patch}]}
+    if layer.eks:
+        # Spread the data plane over zones and nodes so one zone or node drain keeps targets in the ALB.
+        deployment["pod"] = {"topologySpreadConstraints": [
+            {"maxSkew": 1, "topologyKey": key, "whenUnsatisfiable": "ScheduleAnyway",
+             "labelSelector": {"matchLabels": dict(k.GATEWAY_POD_LABELS)}}
+            for key in ("topology.kubernetes.io/zone", "kubernetes.io/hostname")]}
+    return {"apiVersion": "gateway.nginx.org/v1alpha2", "kind": "NginxProxy",
+            "metadata": _meta(GATEWAY_PROXY, k.GATEWAY_NS),
+            "spec": {"kubernetes": {"deployment": deployment}}}
+
+
+def gateway_disruption_budget() -> Manifest:
+    """Voluntary disruptions (node drains, Cluster Autoscaler scale-downs) take one NGINX pod at a time."""
+    return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+            "metadata": _meta(f"{k.GATEWAY_DATA_PLANE_SERVICE}", k.GATEWAY_NS),
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": dict(k.GATEWAY_POD_LABELS)},
+                     "unhealthyPodEvictionPolicy": "AlwaysAllow"}}
+
+
+# NGINX Gateway Fabric 2.1.0 serves Prometheus metrics on a container port named "metrics" (9113) in its control
+# plane (charts/nginx-gateway-fabric/templates/deployment.yaml) and in every data plane it provisions
+# (internal/controller/provisioner/objects.go); the chart has no ServiceMonitor value.
+GATEWAY_METRICS_PORT = 9113
+
+
+def gateway_pod_monitors() -> list[Manifest]:
+    """The edge observed: request counts and upstream state of NGINX, reload/config health of its control plane."""
+    return [{"apiVersion": "monitoring.coreos.com/v1", "kind": "PodMonitor",
+             "metadata": _meta(name, k.GATEWAY_NS),
+             "spec": {"selector": selector, "podMetricsEndpoints": [{"port": "metrics", "interval": "30s"}]}}
+            for name, selector in (
+                ("nginx-data-plane", {"matchLabels": dict(k.GATEWAY_POD_LABELS)}),
+                ("nginx-gateway-fabric", {"matchLabels": dict(k.NGF_CONTROL_PLANE_POD_LABELS)}))]
+
+
 def gateway(layer: LayerSpec) -> Manifest:
     return {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
             "metadata": _meta(k.GATEWAY_NAME, k.GATEWAY_NS),
-            "spec": {"gatewayClassName": "nginx", "listeners": [{
+            "spec": {"gatewayClassName": "nginx",
+                     "infrastructure": {"parametersRef": {"group": "gateway.nginx.org", "kind": "NginxProxy",
+                                                          "name": GATEWAY_PROXY}},
+                     "listeners": [{
                 "name": "http", "protocol": "HTTP", "port": k.GATEWAY_LISTENER_PORT,
                 # TLS ends at the ALB on EKS (ACM certificate); kind serves plain HTTP on localhost.
                 "allowedRoutes": {"namespaces": {"from": "Selector", "selector": {"matchLabels": {
@@ -326,10 +407,25 @@ def log_mapping() -> dict[str, Any]:
     return {"dynamic": False, "date_detection": False, "properties": properties}
 
 
+ILM_JOB_POD_LABELS: Mapping[str, str] = {"app.kubernetes.io/name": "shop-logs-ilm"}
+# `pulumi up` waits for every Job it applies. Kubernetes fails a Job after activeDeadlineSeconds with reason
+# DeadlineExceeded; Pulumi's own wait (annotation pulumi.com/timeoutSeconds: pulumi/pulumi-kubernetes
+# provider/pkg/metadata TimeoutDuration) ends a minute later, so `up` reports that reason, not a bare timeout.
+# 15 minutes covers a first pull of the Elasticsearch image and its start on a slow line.
+JOB_DEADLINE_SECONDS = 900
+
+
+def job_await_annotations() -> dict[str, str]:
+    return {"pulumi.com/timeoutSeconds": str(JOB_DEADLINE_SECONDS + 60)}
+
+
 ILM_SCRIPT = """set -eu
 es="https://logs-es-http.logging.svc:9200"
 curl_es() { curl -sf --cacert /es-ca/ca.crt -u "elastic:$(cat /es-user/elastic)" "$@"; }
-until curl_es "$es/_cluster/health?wait_for_status=yellow&timeout=30s"; do sleep 5; done
+until curl_es "$es/_cluster/health?wait_for_status=yellow&timeout=30s"; do
+  echo "waiting for Elasticsearch $es (pods and PersistentVolumeClaims: kubectl -n logging get pods,pvc)" >&2
+  sleep 5
+done
 json='Content-Type: application/json'
 curl_es -X PUT "$es/_ilm/policy/shop-logs" -H "$json" --data-binary @/ilm/policy.json
 curl_es -X PUT "$es/_index_template/shop-logs" -H "$json" --data-binary @/ilm/template.json
@@ -347,10 +443,11 @@ def ilm_setup(layer: LayerSpec) -> list[Manifest]:
             "template.json": json.dumps(index_template(layer)), "setup.sh": ILM_SCRIPT}
     digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
     cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta("shop-logs-ilm", k.LOGGING_NS), "data": data}
-    labels = {"app.kubernetes.io/name": "shop-logs-ilm"}
+    labels = dict(ILM_JOB_POD_LABELS)
     job = {"apiVersion": "batch/v1", "kind": "Job",
-           "metadata": _meta(f"shop-logs-ilm-{digest}", k.LOGGING_NS, labels),
-           "spec": {"backoffLimit": 10, "ttlSecondsAfterFinished": 86400, "template": {
+           "metadata": _meta(f"shop-logs-ilm-{digest}", k.LOGGING_NS, labels, annotations=job_await_annotations()),
+           "spec": {"backoffLimit": 10, "ttlSecondsAfterFinished": 86400,
+                    "activeDeadlineSeconds": JOB_DEADLINE_SECONDS, "template": {
                "metadata": {"labels": {**PART_OF, **labels}},
                "spec": {"restartPolicy": "OnFailure", "automountServiceAccountToken": False,
                         # Any UID runs sh + curl; a high one never collides with a host user (CKV_K8S_40).
@@ -412,7 +509,8 @@ def postgres() -> list[Manifest]:
                                             "fsGroup": 10999, "seccompProfile": {"type": "RuntimeDefault"}},
                         "containers": [{
                             "name": "postgres", "image": versions.LOCAL_POSTGRES_IMAGE,
-                            "imagePullPolicy": "Always",
+                            # kind only: pulled once per node, not from Docker Hub (rate limits) on every restart.
+                            "imagePullPolicy": "IfNotPresent",
                             "env": [{"name": "PGDATA", "value": "/var/lib/postgresql/data/pgdata"},
                                     {"name": "POSTGRES_PASSWORD_FILE", "value": "/secrets/password"}],
                             "ports": [{"name": "postgres", "containerPort": 5432}],

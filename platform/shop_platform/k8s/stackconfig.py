@@ -23,7 +23,10 @@ from shop_platform.network import plan_subnets
 KUBERNETES_KEYS: Final = ("imageRegistry", "imageTag", "imageDigests", "alertWebhookUrl", "adminEmail",
                           "logRetentionDays", "elasticsearchNodes", "elasticsearchStorageGib",
                           "prometheusRetentionDays", "prometheusStorageGib")
-LOCAL_KEYS: Final = ("clusterName", "podSubnet", "kubeVersion")
+LOCAL_KEYS: Final = ("clusterName", "podSubnet", "kubeVersion", "profile")
+# kind profiles: "full" runs everything EKS runs; "light" leaves out the log pipeline (ECK, Elasticsearch,
+# Kibana, Logstash, Fluent Bit) so the stack fits an 8 GB laptop (figures in charts/README.md).
+KIND_PROFILES: Final = ("full", "light")
 LOCAL_TOP_LEVEL_KEYS: Final = ("environment", "owner", "kubernetes", "kind")
 DEFAULT_IMAGE_TAG: Final = "0.1.0"
 _TAG: Final = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
@@ -54,6 +57,7 @@ class LocalStackConfig:
     kube_version: str
     kubernetes: KubernetesConfig
     environment: str = "local"
+    profile: str = "full"
 
 
 def _obj(raw: Mapping[str, Any], key: str, allowed: tuple[str, ...]) -> Mapping[str, Any]:
@@ -146,12 +150,16 @@ def parse_local_config(stack: str, raw: Mapping[str, Any]) -> LocalStackConfig:
         raise ConfigError("kind.podSubnet", f"{subnet!r} is not an IPv4 network", "e.g. 10.244.0.0/16") from None
     if not net.is_private:
         raise ConfigError("kind.podSubnet", f"{subnet} is not private", "an RFC 1918 network")
-    version = str(kind.get("kubeVersion", versions.KIND_NODE_IMAGE.split(":v")[1].rsplit(".", 1)[0]))
+    version = str(kind.get("kubeVersion", versions.KIND_NODE_IMAGE.split("@")[0].split(":v")[1].rsplit(".", 1)[0]))
     if version not in versions.SUPPORTED_EKS_VERSIONS:
         raise ConfigError("kind.kubeVersion", f"{version!r} is not supported",
                           ", ".join(versions.SUPPORTED_EKS_VERSIONS) + " (the same minors as EKS)")
+    profile = kind.get("profile", "full")
+    if profile not in KIND_PROFILES:
+        raise ConfigError("kind.profile", f"{profile!r} is not a profile",
+                          "full (everything) or light (no log pipeline: fits an 8 GB laptop)")
     return LocalStackConfig(stack=stack, owner=owner, cluster_name=name, pod_subnet=str(net), kube_version=version,
-                            kubernetes=parse_kubernetes_config(raw, "local"))
+                            kubernetes=parse_kubernetes_config(raw, "local"), profile=profile)
 
 
 def layer_spec_for_local(cfg: LocalStackConfig) -> LayerSpec:
@@ -163,7 +171,7 @@ def layer_spec_for_local(cfg: LocalStackConfig) -> LayerSpec:
                      log_retention_days=k.log_retention_days,
                      elasticsearch_nodes=k.elasticsearch_nodes, elasticsearch_storage_gib=k.elasticsearch_storage_gib,
                      prometheus_retention_days=k.prometheus_retention_days,
-                     prometheus_storage_gib=k.prometheus_storage_gib)
+                     prometheus_storage_gib=k.prometheus_storage_gib, logging=cfg.profile == "full")
 
 
 def layer_spec_for_eks(cfg: StackConfig, k: KubernetesConfig) -> LayerSpec:
