@@ -25,7 +25,13 @@ from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.kit import metrics
-from services.kit.auth import JWKSClient, ServiceTokenIssuer, ServiceTokenVerifier, TokenVerifier
+from services.kit.auth import (
+    JWKSClient,
+    ServiceTokenIssuer,
+    ServiceTokenVerifier,
+    TokenVerifier,
+    check_internal_routes,
+)
 from services.kit.context import request_id_var, traceparent_var, user_id_var
 from services.kit.db import Database
 from services.kit.errors import (
@@ -190,7 +196,9 @@ def create_app(
     all_routers = [_ops_router(readiness), *routers]
     for router in all_routers:
         app.include_router(router)
-    ids = [r.name for router in all_routers for r in router.routes if isinstance(r, APIRoute)]
+    routes = [r for router in all_routers for r in router.routes]
+    check_internal_routes(settings.service_name, routes)
+    ids = [r.name for r in routes if isinstance(r, APIRoute)]
     duplicates = {i for i in ids if ids.count(i) > 1}
     if duplicates:
         raise RuntimeError(f"duplicate operation ids {sorted(duplicates)}: endpoint names must be unique")
