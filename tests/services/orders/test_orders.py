@@ -296,6 +296,27 @@ def test_cancel_refunds_in_full_and_returns_the_stock(
     assert r.json()["type"].endswith("/order-state")
 
 
+def test_orders_and_payments_are_never_stored_by_caches(
+        orders: ServiceProcess, payments: ServiceProcess, make_product: MakeProduct, buyer: NewBuyer) -> None:
+    """Orders and payments are personal data: a shared computer's browser cache or a proxy must not keep them
+    (``Cache-Control: no-store`` on the order placed, read, listed and cancelled, and on the payment read)."""
+    me = buyer()
+    placed = place(orders, me, order_body((make_product(stock=2)["id"], 1)))
+    assert placed.status_code == 201, placed.text
+    order = placed.json()
+    responses = [
+        placed,
+        httpx.get(f"{orders.url}/api/v1/orders", headers=me.headers),
+        httpx.get(f"{orders.url}/api/v1/orders/{order['id']}", headers=me.headers),
+        httpx.get(f"{payments.url}/api/v1/payments/{order['payment_id']}", headers=me.headers),
+        httpx.post(f"{orders.url}/api/v1/orders/{order['id']}/cancel", headers=me.headers),
+        httpx.get(f"{orders.url}/api/v1/orders/{uuid.uuid4()}", headers=me.headers),
+    ]
+    for r in responses:
+        assert r.status_code in (200, 201, 404), r.text
+        assert r.headers["cache-control"] == "no-store", r.request.url
+
+
 def test_ship_is_admin_only_and_a_shipped_order_cannot_be_cancelled(
         orders: ServiceProcess, products: ServiceProcess, make_product: MakeProduct, buyer: NewBuyer,
         admin: dict[str, str]) -> None:
