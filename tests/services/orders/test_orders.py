@@ -27,6 +27,7 @@ from tests.services.payments.support import (
     mint_token,
     service_token,
 )
+from tests.services.products.test_catalogue import CRAFTED_CURSORS
 from tests.support import schema
 from tests.support.procs import ServiceProcess
 
@@ -249,7 +250,7 @@ def test_orders_list_is_own_newest_first_with_opaque_cursor(orders: ServiceProce
                       headers=me.headers).json()
     assert [o["id"] for o in page2["items"]] == mine[:1]
     assert page2["next_cursor"] is None
-    for params in ({"cursor": "!!!"}, {"cursor": "eyJ4IjogMX0"}, {"limit": 0}, {"limit": 101}):
+    for params in ({"cursor": "!!!"}, {"cursor": "eyJ4IjogMX0"}, {"limit": 0}, {"limit": 101}, *CRAFTED_CURSORS):
         r = httpx.get(f"{orders.url}/api/v1/orders", params=params, headers=me.headers)
         assert r.status_code == 422, (params, r.text)
     assert httpx.get(f"{orders.url}/api/v1/orders").status_code == 401
