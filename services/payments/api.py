@@ -34,7 +34,10 @@ RefundsCaller = Annotated[str, internal_api("refunds")]
 PaymentReadsCaller = Annotated[str, internal_api("payment-reads")]
 
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code")]
-Cents = Annotated[int, Field(gt=0, le=100_000_000_000)]
+# strict: JSON true or "100" is not an amount (lax mode would read them as 1 and 100).
+Cents = Annotated[int, Field(strict=True, gt=0, le=100_000_000_000)]
+
+
 class ChargeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 

@@ -155,6 +155,9 @@ def test_an_invalid_card_is_422_before_any_stock_is_reserved(
     lambda b: b.update(items=[]),
     lambda b: b["items"][0].update(quantity=0),
     lambda b: b["items"][0].update(quantity=1001),
+    lambda b: b["items"][0].update(quantity=True),  # not 1
+    lambda b: b["items"][0].update(quantity="1"),
+    lambda b: b["items"][0].update(quantity=1.0),
     lambda b: b["items"].append(dict(b["items"][0])),  # the same product twice
     lambda b: b["items"][0].update(product_id="nope"),
     lambda b: b.update(coupon="FREE"),

@@ -147,6 +147,8 @@ def test_invalid_cards_are_422_and_never_echoed(payments: ServiceProcess, svc: d
 @pytest.mark.parametrize("mutation", [
     {"amount_cents": 0}, {"amount_cents": -5}, {"currency": "eur"}, {"currency": "EURO"},
     {"order_id": "not-a-uuid"}, {"extra": 1}, {"card": {**card(), "pin": "1234"}},
+    # Not JSON integers: lax parsing would read them as 1999, 1 and December.
+    {"amount_cents": "1999"}, {"amount_cents": True}, {"amount_cents": 1999.0}, {"card": {**card(), "exp_month": "12"}},
 ])
 def test_bad_charge_bodies_are_422(payments: ServiceProcess, svc: dict[str, str], mutation: dict[str, Any]) -> None:
     r = charge(payments, svc, {**charge_body(), **mutation})
