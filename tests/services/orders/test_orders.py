@@ -300,6 +300,30 @@ def test_cancel_refunds_in_full_and_returns_the_stock(
     assert r.json()["type"].endswith("/order-state")
 
 
+def test_cancel_after_a_partial_refund_refunds_the_rest(
+        orders: ServiceProcess, products: ServiceProcess, payments: ServiceProcess, pg: PostgresServer,
+        keyring: KeyRing, make_product: MakeProduct, buyer: NewBuyer) -> None:
+    """Cancelling promises the customer their money back: after part of the capture was refunded (a goodwill
+    refund, say), the cancel refunds the remainder, once, and the ledger still balances."""
+    p = make_product(stock=3, price_cents=1000)
+    me = buyer()
+    order = place(orders, me, order_body((p["id"], 3))).json()
+    [payment] = payment_of(payments, keyring, order["id"])
+    svc = {"authorization": f"Bearer {service_token(keyring, 'orders', 'payments')}"}
+    partial = httpx.post(f"{payments.url}/internal/v1/payments/{payment['id']}/refunds", json={"amount_cents": 700},
+                         headers={**svc, "Idempotency-Key": f"goodwill-{uuid.uuid4()}"})
+    assert partial.status_code == 201, partial.text
+    r = httpx.post(f"{orders.url}/api/v1/orders/{order['id']}/cancel", headers=me.headers)
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "cancelled"
+    [after] = payment_of(payments, keyring, order["id"])
+    assert after["refunded_cents"] == after["amount_cents"] == 3000
+    assert httpx.post(f"{orders.url}/api/v1/orders/{order['id']}/cancel", headers=me.headers).status_code == 200
+    assert payment_of(payments, keyring, order["id"])[0]["refunded_cents"] == 3000
+    assert stock(products, p["id"]) == (3, 3)
+    assert ledger_problems(pg, db(payments)) == []
+
+
 def test_orders_and_payments_are_never_stored_by_caches(
         orders: ServiceProcess, payments: ServiceProcess, make_product: MakeProduct, buyer: NewBuyer) -> None:
     """Orders and payments are personal data: a shared computer's browser cache or a proxy must not keep them
