@@ -153,17 +153,38 @@ class RequestGuardMiddleware:
             return
         limit = self.max_body_bytes
         authorizations = 0
+        counted = False
         for name, value in scope["headers"]:
             if name == b"authorization":
                 authorizations += 1
             elif name == b"content-length" and value.isdigit() and int(value) > limit:
                 await self._refuse(scope, receive, send, 413, f"The request body is larger than {limit} bytes.")
                 return
+            elif name == b"transfer-encoding":
+                # A body without a declared length: count it as it arrives. (With Content-Length, the HTTP
+                # server delivers exactly that many bytes, so the check above is enough.)
+                counted = True
         if authorizations > 1:
             await self._refuse(scope, receive, send, 400, "Send at most one Authorization header.")
             return
-        received = 0
         started = False
+
+        async def send_with_cache_policy(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                headers = message.get("headers", [])
+                for name, _ in headers:
+                    if name.lower() == b"cache-control":
+                        break
+                else:
+                    message["headers"] = [*headers, (b"cache-control", b"no-store")]
+            await send(message)
+
+        if not counted:
+            await self.app(scope, receive, send_with_cache_policy)
+            return
+        received = 0
 
         async def counted_receive() -> Message:
             nonlocal received
@@ -173,15 +194,6 @@ class RequestGuardMiddleware:
                 if received > limit:
                     raise _BodyTooLarge(413, f"The request body is larger than {limit} bytes.")
             return message
-
-        async def send_with_cache_policy(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-                headers = message.get("headers", [])
-                if not any(name.lower() == b"cache-control" for name, _ in headers):
-                    message["headers"] = [*headers, (b"cache-control", b"no-store")]
-            await send(message)
 
         try:
             await self.app(scope, counted_receive, send_with_cache_policy)
