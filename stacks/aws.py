@@ -1,4 +1,6 @@
-"""The AWS composition (dev and prod): network -> cluster -> registry, databases -> zone -> edge -> DNS -> Shield.
+"""The AWS composition (dev and prod): network -> cluster -> databases -> zone -> edge -> DNS -> Shield.
+
+Images come from the shared registry (``kubernetes.imageRegistry``, the ``registry`` stack), by digest.
 
 Every per-service resource comes from ``services.catalog``: no service is named here.
 Dependency notes for ``pulumi destroy`` (see platform/README.md): the cluster depends on the NAT routes,
@@ -18,10 +20,10 @@ from shop_platform.context import StackContext
 from shop_platform.databases import Databases, DatabasesArgs
 from shop_platform.dns import ApiDns, ApiDnsArgs, Zone, ZoneArgs
 from shop_platform.edge import Edge, EdgeArgs
+from shop_platform.images import pins_of, repository_urls
 from shop_platform.k8s.components import AwsInputs, deploy_kubernetes_layer
 from shop_platform.k8s.stackconfig import layer_spec_for_eks
 from shop_platform.network import Network, NetworkArgs
-from shop_platform.registry import Registry, RegistryArgs
 from shop_platform.shield import ShieldArgs, ShieldProtections
 from shop_platform.tags import Tagger
 
@@ -49,8 +51,6 @@ def build(cfg: StackConfig) -> Mapping[str, Any]:
         node_groups=tuple(NodeGroupSpec(g.name, g.instance_types, g.min_size, g.max_size, g.desired_size, g.disk_gib)
                           for g in cfg.cluster.node_groups),
         network_dependencies=network.egress))
-
-    registry = Registry("registry", RegistryArgs(ctx=ctx, services=catalog.SERVICES))
 
     databases = Databases("databases", DatabasesArgs(
         ctx=ctx, services=catalog.database_services(), vpc_id=network.vpc_id,
@@ -82,8 +82,9 @@ def build(cfg: StackConfig) -> Mapping[str, Any]:
 
     # The Kubernetes layer (charts, gateway, observability, logging) through the cluster's provider, so destroy
     # removes it while nodes and controllers still run (platform/README.md, destroy order).
+    repositories = repository_urls(cfg.kubernetes.image_registry)  # the shared registry (the registry stack)
     kube = deploy_kubernetes_layer(layer_spec_for_eks(cfg, cfg.kubernetes), cluster.k8s_provider, AwsInputs(
-        repository_urls=registry.repository_urls, database_hosts=databases.endpoints,
+        repository_urls=repositories, database_hosts=databases.endpoints,
         database_secret_arns=databases.secret_arns, database_role_arns=databases.role_arns,
         target_group_arn=edge.target_group_arn, lb_controller_role_arn=edge.lb_controller_role_arn,
         autoscaler_role_arn=cluster.autoscaler_role_arn, cluster_name=cluster.cluster_name, vpc_id=network.vpc_id))
@@ -96,7 +97,8 @@ def build(cfg: StackConfig) -> Mapping[str, Any]:
         "databaseEndpoints": databases.endpoints,
         "databaseRoleArns": databases.role_arns,
         "databaseSecretArns": databases.secret_arns,
-        "repositoryUrls": registry.repository_urls,
+        "repositoryUrls": repositories,
+        "imagePins": pins_of(cfg.kubernetes),  # what runs: `python -m shop_platform.images pins` reads it back
         "webAclArn": edge.web_acl_arn,
         "healthCheckId": api_dns.health_check_id,
         "targetGroupArn": edge.target_group_arn,

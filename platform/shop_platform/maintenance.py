@@ -20,7 +20,7 @@ import pulumi
 import pulumi_aws as aws
 
 from shop_platform import versions
-from shop_platform.context import StackContext
+from shop_platform.context import CERTIFICATE_VALIDATION_TIMEOUT, StackContext
 from shop_platform.storage import SecureBucket, SecureBucketArgs
 
 CLOUDFRONT_REGION = "us-east-1"
@@ -74,7 +74,9 @@ class MaintenanceSite(pulumi.ComponentResource):
                                     opts=child)
         validated = aws.acm.CertificateValidation(f"{name}-cert-validated", certificate_arn=cert.arn,
                                                   validation_record_fqdns=[record.fqdn], region=CLOUDFRONT_REGION,
-                                                  opts=child)
+                                                  opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(
+                                                      custom_timeouts=pulumi.CustomTimeouts(
+                                                          create=CERTIFICATE_VALIDATION_TIMEOUT))))
 
         bucket = SecureBucket(f"{name}-site", SecureBucketArgs(
             ctx=ctx, sse_algorithm="AES256", expire_days=3653,

@@ -59,6 +59,8 @@ class RecordedResource:
     # Resource options the engine would honour (protect blocks destroy; ignore_changes hides drift).
     protect: bool = False
     ignore_changes: tuple[str, ...] = ()
+    # customTimeouts the engine would pass to the provider ({"create": "30m"}; empty when unset).
+    custom_timeouts: dict[str, str] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         return {"type": self.type, "name": self.name, "urn": self.urn, "parent": self.parent,
@@ -111,6 +113,8 @@ class RecordingMonitor(mocks.MockMonitor):
                 id=response.id or None,
                 outputs=redact(dict(self.resources[response.urn].state)) if response.urn in self.resources else {},
                 protect=bool(request.protect), ignore_changes=tuple(request.ignoreChanges),
+                custom_timeouts={k: v for k in ("create", "update", "delete")
+                                 if (v := getattr(request.customTimeouts, k, ""))},
             ))
         return response
 

@@ -97,6 +97,7 @@ def kube_prometheus_stack(layer: LayerSpec) -> ReleaseSpec:
 
 
 def eck_operator(layer: LayerSpec) -> ReleaseSpec:
+    # Keys as in deploy/eck-operator/values.yaml@v3.5.0 (both security contexts are passed through toYaml).
     values = {"podSecurityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
               "securityContext": RESTRICTED_CONTAINER,
               # Only the logging namespace is managed: the operator's RBAC stays namespaced to it.
@@ -106,17 +107,30 @@ def eck_operator(layer: LayerSpec) -> ReleaseSpec:
                        k.ECK_NS, values)
 
 
+# Namespaces whose containers' logs are shipped: the services (records in services.kit.logging's shape) and kind's
+# PostgreSQL (plain text). Never `logging` or `logging-agent` (Logstash's and Elasticsearch's own lines would
+# loop back through the pipeline they report on), nor the add-ons, whose JSON has shapes of its own
+# (`kubectl logs` keeps those). Container log files are named <pod>_<namespace>_<container>-<id>.log.
+SHIPPED_NAMESPACES = (k.SERVICES_NS, k.DATA_NS)
+# What Fluent Bit's kubernetes filter adds under `kubernetes` with Labels and Annotations off
+# (plugins/filter_kubernetes/kube_meta.c@v4.0.3); `host` is sent as GELF's host.
+KUBERNETES_FIELDS = ("pod_name", "namespace_name", "pod_id", "pod_ip", "container_name", "docker_id",
+                     "container_hash", "container_image")
+
 FLUENT_BIT_CONFIG = {
-    "inputs": """[INPUT]
+    "inputs": f"""[INPUT]
     Name              tail
-    Path              /var/log/containers/*.log
-    Exclude_Path      /var/log/containers/*_logging-agent_*.log
+    Path              {",".join(f"/var/log/containers/*_{ns}_*.log" for ns in SHIPPED_NAMESPACES)}
     multiline.parser  cri
     Tag               kube.*
     Mem_Buf_Limit     32MB
     Skip_Long_Lines   On
     DB                /var/fluent-bit/state/tail.db
 """,
+    # GELF (src/flb_pack_gelf.c@v4.0.3) drops a record without its short-message key and passes a level through
+    # as a string unless it is 0-7 or a syslog keyword (emerg alert crit err warning notice info debug): every
+    # record leaves here with `message` and a level GELF turns into a number. Python's `error` and `critical`
+    # are not syslog keywords; a line that is not JSON keeps its text in `log` and has no level.
     "filters": """[FILTER]
     Name                kubernetes
     Match               kube.*
@@ -134,6 +148,23 @@ FLUENT_BIT_CONFIG = {
     Name                modify
     Match               kube.*
     Rename              log message
+    Copy                event message
+    Add                 message -
+    Remove              _p
+[FILTER]
+    Name                modify
+    Match               kube.*
+    Condition           Key_value_equals level error
+    Set                 level err
+[FILTER]
+    Name                modify
+    Match               kube.*
+    Condition           Key_value_equals level critical
+    Set                 level crit
+[FILTER]
+    Name                modify
+    Match               kube.*
+    Add                 level info
 """,
     "outputs": f"""[OUTPUT]
     Name                   gelf
@@ -142,6 +173,8 @@ FLUENT_BIT_CONFIG = {
     Port                   {k.GELF_PORT}
     Mode                   tcp
     Gelf_Short_Message_Key message
+    Gelf_Level_Key         level
+    Gelf_Host_Key          kubernetes_host
 """,
 }
 

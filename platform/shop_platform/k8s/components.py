@@ -245,8 +245,8 @@ class Logging(pulumi.ComponentResource):
         layer, provider = args.layer, args.provider
         operator = release(f"{name}-eck-operator", addons.eck_operator(layer), self, provider, args.depends_on)
         self.elastic = k8s.yaml.v2.ConfigGroup(
-            f"{name}-elastic", objs=[objects.elasticsearch(layer), objects.kibana(layer), objects.logstash(layer),
-                                     *objects.ilm_setup(layer)],
+            f"{name}-elastic", objs=[objects.logstash_role_secret(), objects.elasticsearch(layer),
+                                     objects.kibana(layer), objects.logstash(layer), *objects.ilm_setup(layer)],
             opts=_opts(self, provider, [operator]))
         release(f"{name}-fluent-bit", addons.fluent_bit(layer), self, provider, [self.elastic])
         self.register_outputs({})

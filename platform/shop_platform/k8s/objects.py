@@ -7,13 +7,14 @@ the kind stack's in-cluster PostgreSQL. ``components`` declares them; the offlin
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from services import catalog
+from services.kit import logging as kit_logging
 from services.runner.prometheus import alert_rules
 from shop_platform import versions
-from shop_platform.k8s import dashboards
+from shop_platform.k8s import addons, dashboards
 from shop_platform.k8s import spec as k
 from shop_platform.k8s.spec import LayerSpec
 
@@ -25,7 +26,8 @@ PART_OF = {"app.kubernetes.io/part-of": "retail", "app.kubernetes.io/managed-by"
 POD_SECURITY: Mapping[str, tuple[str, str]] = {
     k.SERVICES_NS: ("restricted", "the services' chart sets every restricted field"),
     k.DATA_NS: ("restricted", "PostgreSQL runs as its image's postgres user with a restricted context"),
-    k.LOGGING_NS: ("restricted", "ECK pod templates below set the restricted context; mmap off, no sysctl init"),
+    k.LOGGING_NS: ("restricted", "ECK pod templates below set the restricted context on every container, the "
+                   "operator's init containers included; mmap off, no sysctl init"),
     k.GATEWAY_NS: ("baseline", "NGINX Gateway Fabric's pods come from a remote chart this repo cannot render; "
                    "the values ask for a restricted context - enforce restricted once `kubectl label --dry-run"
                    "=server` shows no warnings"),
@@ -131,12 +133,34 @@ RESTRICTED_CONTAINER: Mapping[str, Any] = {
 RESTRICTED_POD: Mapping[str, Any] = {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 1000,
                                      "seccompProfile": {"type": "RuntimeDefault"}}
 
+# The init containers the pinned operator (versions.ECK_OPERATOR_CHART) adds to each pod, by name. ECK merges an
+# init container of the pod template into its own one of the same name, the template's fields winning
+# (PodTemplateBuilder.WithInitContainers, pkg/controller/common/defaults/pod_template.go@v3.5.0), so naming them
+# here gives each the restricted context whatever the operator defaults: Logstash's gets only
+# `privileged: false` (pkg/controller/logstash/initcontainer.go@v3.5.0) and the namespace enforces restricted.
+ECK_INIT_CONTAINERS: Mapping[str, tuple[str, ...]] = {
+    # pkg/controller/elasticsearch/initcontainer/initcontainer.go@v3.5.0 (no keystore one: no secureSettings)
+    "Elasticsearch": ("elastic-internal-init-filesystem", "elastic-internal-suspend"),
+    # pkg/controller/kibana/initcontainer/prepare_fs.go@v3.5.0 (kbvolume.InitContainerName)
+    "Kibana": ("elastic-internal-init",),
+    "Logstash": ("logstash-internal-init-config",),
+}
 
-def _pod_template(container: str, cpu: str, memory: str, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    return {"spec": {"securityContext": dict(RESTRICTED_POD), "automountServiceAccountToken": False,
-                     "containers": [{"name": container, "securityContext": dict(RESTRICTED_CONTAINER),
-                                     "resources": {"requests": {"cpu": cpu, "memory": memory},
-                                                   "limits": {"memory": memory}}, **(extra or {})}]}}
+
+def _pod_template(kind: str, container: str, cpu: str, memory: str, extra: Mapping[str, Any] | None = None,
+                  init: Sequence[Mapping[str, Any]] = (), volumes: Sequence[Mapping[str, Any]] = ()
+                  ) -> dict[str, Any]:
+    operator_init = [{"name": name, "securityContext": dict(RESTRICTED_CONTAINER)}
+                     for name in ECK_INIT_CONTAINERS[kind]]
+    spec: dict[str, Any] = {
+        "securityContext": dict(RESTRICTED_POD), "automountServiceAccountToken": False,
+        "initContainers": [*operator_init, *init],
+        "containers": [{"name": container, "securityContext": dict(RESTRICTED_CONTAINER),
+                        "resources": {"requests": {"cpu": cpu, "memory": memory}, "limits": {"memory": memory}},
+                        **(extra or {})}]}
+    if volumes:
+        spec["volumes"] = list(volumes)
+    return {"spec": spec}
 
 
 def elasticsearch(layer: LayerSpec) -> Manifest:
@@ -144,22 +168,58 @@ def elasticsearch(layer: LayerSpec) -> Manifest:
     return {"apiVersion": "elasticsearch.k8s.elastic.co/v1", "kind": "Elasticsearch",
             "metadata": _meta(ES_NAME, k.LOGGING_NS),
             "spec": {"version": versions.ELASTIC_STACK_VERSION,
-                     # Security (TLS on HTTP and transport, authentication) is ECK's default; kept explicit.
+                     # Security (TLS on HTTP and transport, authentication) is ECK's default and cannot be
+                     # turned off through `config` (esv1.UnsupportedSettings).
                      "http": {"tls": {"selfSignedCertificate": {"disabled": False}}},
+                     # Roles here override ECK's own of the same name (aggregateRoles: predefined <
+                     # user-provided, pkg/controller/elasticsearch/user/reconcile.go@v3.5.0).
+                     "auth": {"roles": [{"secretName": LOGSTASH_ROLE_SECRET}]},
                      "nodeSets": [{
                          "name": "default", "count": layer.elasticsearch_nodes,
                          # No mmap: no privileged sysctl init container, so the namespace stays restricted.
-                         "config": {"node.store.allow_mmap": False, "xpack.security.enabled": True},
-                         "podTemplate": _pod_template("elasticsearch", "500m" if layer.eks else "100m", memory),
+                         "config": {"node.store.allow_mmap": False},
+                         "podTemplate": _pod_template("Elasticsearch", "elasticsearch",
+                                                      "500m" if layer.eks else "100m", memory),
                          "volumeClaimTemplates": [{"metadata": {"name": "elasticsearch-data"}, "spec": {
                              "accessModes": ["ReadWriteOnce"],
                              "resources": {"requests": {"storage": f"{layer.elasticsearch_storage_gib}Gi"}}}}]}]}}
 
 
+# Kibana: ECK's default memory, 2Gi (kibana.DefaultMemoryLimits, pkg/controller/kibana/pod.go@v3.5.0, raised from
+# 1Gi because Kibana 9 containers of 1Gi crash during plugin initialisation); kind gets the same, it is the floor.
+KIBANA_MEMORY = "2Gi"
+
+
 def kibana(layer: LayerSpec) -> Manifest:
     return {"apiVersion": "kibana.k8s.elastic.co/v1", "kind": "Kibana", "metadata": _meta("kibana", k.LOGGING_NS),
             "spec": {"version": versions.ELASTIC_STACK_VERSION, "count": 1, "elasticsearchRef": {"name": ES_NAME},
-                     "podTemplate": _pod_template("kibana", "100m", "1Gi")}}
+                     "podTemplate": _pod_template("Kibana", "kibana", "100m", KIBANA_MEMORY)}}
+
+
+# The role ECK gives the Elasticsearch user it creates for a Logstash `elasticsearchRefs` entry
+# (pkg/controller/association/controller/logstash_es.go@v3.5.0). ECK's own definition covers logstash-*, logs-*
+# and the like but not shop-* (pkg/controller/elasticsearch/user/roles.go@v3.5.0): redefined here to exactly what
+# the pipeline does - write and create the shop-* indices (no templates, no ILM: the ILM Job owns both).
+LOGSTASH_ROLE = "eck_logstash_user_role"
+LOGSTASH_ROLE_SECRET = "logstash-es-role"  # noqa: S105 - the Secret object's name
+LOG_INDEX_PATTERN = "shop-*"
+# Index privileges (elastic/elasticsearch IndexPrivilege.java): `index` covers the bulk index action,
+# `create_index` the daily index, `auto_configure` the mapping updates indexing may trigger (not in `index`);
+# `monitor` is its version and licence checks (GET /, GET /_license).
+LOGSTASH_INDEX_PRIVILEGES = ("create_index", "index", "auto_configure")
+
+
+def logstash_role() -> dict[str, Any]:
+    return {LOGSTASH_ROLE: {"cluster": ["monitor"], "indices": [
+        {"names": [LOG_INDEX_PATTERN], "privileges": list(LOGSTASH_INDEX_PRIVILEGES)}]}}
+
+
+def logstash_role_secret() -> Manifest:
+    import yaml  # type: ignore[import-untyped]
+
+    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": _meta(LOGSTASH_ROLE_SECRET, k.LOGGING_NS),
+            "stringData": {"roles.yml": yaml.safe_dump(logstash_role(), sort_keys=True)}}
 
 
 LOGSTASH_PIPELINE = """input {
@@ -172,20 +232,42 @@ filter {
 }
 output {
   elasticsearch {
-    # ECK injects LOGS_ES_* for elasticsearchRefs[clusterName=logs]: TLS and the elastic user.
+    # ECK injects LOGS_ES_* for elasticsearchRefs[clusterName=logs]: TLS and the user with LOGSTASH_ROLE.
     hosts => ["${LOGS_ES_HOSTS}"]
     user => "${LOGS_ES_USER}"
     password => "${LOGS_ES_PASSWORD}"
     ssl_certificate_authorities => "${LOGS_ES_SSL_CERTIFICATE_AUTHORITY}"
-    # One index per service and day; the ILM policy "shop-logs" deletes them after the retention.
+    # One index per service and day; the ILM policy "shop-logs" deletes them after the retention, and the
+    # index template (put by the ILM Job, not by Logstash) maps their fields.
     index => "shop-%%{[service]}-%%{+YYYY.MM.dd}"
+    data_stream => false
     ilm_enabled => false
+    manage_template => false
   }
 }
 """
 
+# Logstash: ECK's default is 2Gi (logstash.DefaultMemoryLimit, pkg/controller/logstash/pod.go@v3.5.0) for the
+# image's 1g heap (config/jvm.options -Xms1g -Xmx1g); the rest is metaspace, code cache, threads and direct
+# buffers, so a 1Gi container with that heap is OOM-killed. kind: a 768m heap in 1.5Gi, the same headroom share.
+# (heap, memory limit, cpu request) per target.
+LOGSTASH_SIZES: Mapping[bool, tuple[str, str, str]] = {True: ("1g", "2Gi", "1"), False: ("768m", "1536Mi", "200m")}
+# JRuby needs a temporary directory (jffi extracts its native stub there; Ruby's Dir.tmpdir refuses a
+# world-writable one without the sticky bit, which an emptyDir is): a 0700 directory on an emptyDir under the
+# read-only root, made by an init container that runs the Logstash image (ECK fills the image in:
+# WithInitContainerDefaults, pod_template.go@v3.5.0).
+LOGSTASH_TMP = "/tmp/logstash"  # noqa: S108 - on an emptyDir
+
 
 def logstash(layer: LayerSpec) -> Manifest:
+    heap, memory, cpu = LOGSTASH_SIZES[layer.eks]
+    tmp_mount = {"name": "tmp", "mountPath": "/tmp"}  # noqa: S108 - an emptyDir
+    extra = {"env": [{"name": "LS_JAVA_OPTS", "value": f"-Xms{heap} -Xmx{heap} -Djava.io.tmpdir={LOGSTASH_TMP}"},
+                     {"name": "TMPDIR", "value": LOGSTASH_TMP}],
+             "volumeMounts": [tmp_mount]}
+    make_tmp = {"name": "logstash-tmp", "command": ["mkdir", "-p", "-m", "0700", LOGSTASH_TMP],
+                "securityContext": dict(RESTRICTED_CONTAINER), "volumeMounts": [tmp_mount],
+                "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "32Mi"}}}
     return {"apiVersion": "logstash.k8s.elastic.co/v1alpha1", "kind": "Logstash",
             "metadata": _meta("logstash", k.LOGGING_NS),
             "spec": {"version": versions.ELASTIC_STACK_VERSION, "count": 1,
@@ -194,7 +276,8 @@ def logstash(layer: LayerSpec) -> Manifest:
                      "services": [{"name": "gelf", "service": {"spec": {"type": "ClusterIP", "ports": [
                          {"name": "gelf-udp", "port": k.GELF_PORT, "protocol": "UDP", "targetPort": k.GELF_PORT},
                          {"name": "gelf-tcp", "port": k.GELF_PORT, "protocol": "TCP", "targetPort": k.GELF_PORT}]}}}],
-                     "podTemplate": _pod_template("logstash", "200m", "1Gi")}}
+                     "podTemplate": _pod_template("Logstash", "logstash", cpu, memory, extra, init=[make_tmp],
+                                                  volumes=[{"name": "tmp", "emptyDir": {}}])}}
 
 
 def ilm_policy(retention_days: int) -> dict[str, Any]:
@@ -202,9 +285,45 @@ def ilm_policy(retention_days: int) -> dict[str, Any]:
                                   "delete": {"min_age": f"{retention_days}d", "actions": {"delete": {}}}}}}
 
 
-def index_template() -> dict[str, Any]:
-    return {"index_patterns": ["shop-*"], "priority": 200,
-            "template": {"settings": {"index.lifecycle.name": "shop-logs", "number_of_replicas": 0}}}
+def index_template(layer: LayerSpec) -> dict[str, Any]:
+    """shop-* indices: ILM retention, one replica wherever a second node can hold it (losing a node loses no
+    logs), and an explicit mapping (``log_mapping``)."""
+    return {"index_patterns": [LOG_INDEX_PATTERN], "priority": 200,
+            "template": {"settings": {"index.lifecycle.name": "shop-logs",
+                                      "number_of_replicas": min(1, layer.elasticsearch_nodes - 1)},
+                         "mappings": log_mapping()}}
+
+
+# Fields the collectors add to every record, as they reach Elasticsearch: Fluent Bit's CRI parser (`stream`,
+# `time`) and kubernetes filter (lifted as kubernetes_*; the node name becomes GELF's `host`), the GELF envelope
+# (`version`, numeric `level`) and Logstash's gelf input (`source_host`) and event (`@timestamp`, `@version`).
+COLLECTOR_FIELDS: Mapping[str, str] = {
+    "@timestamp": "date", "time": "date", "level": "byte", "@version": "keyword", "version": "keyword",
+    "host": "keyword", "source_host": "keyword", "stream": "keyword", "tags": "keyword",
+    **{f"kubernetes_{name}": "keyword" for name in addons.KUBERNETES_FIELDS},
+}
+_TEXT_FIELDS = frozenset({"message", "exc_info"})
+_DATE_FIELDS = frozenset({"ts"})
+
+
+def log_mapping() -> dict[str, Any]:
+    """Every field of the services' records (services.kit.logging.RECORD_FIELDS, one type each) and of the
+    collectors, mapped explicitly; anything else stays in _source unindexed (`dynamic: false`), so no record is
+    ever rejected for a mapping conflict, and a malformed number or date is kept rather than refused."""
+    es_types = {str: "keyword", int: "long", float: "double"}
+    types = {name: es_types[kind] for name, kind in kit_logging.RECORD_FIELDS.items()}
+    types.update(dict.fromkeys(_TEXT_FIELDS, "text"))
+    types.update(dict.fromkeys(_DATE_FIELDS, "date"))
+    types.update(COLLECTOR_FIELDS)
+    properties: dict[str, Any] = {}
+    for name, es_type in sorted(types.items()):
+        if es_type == "keyword":
+            properties[name] = {"type": "keyword", "ignore_above": 1024}  # longer terms would fail the document
+        elif es_type == "text":
+            properties[name] = {"type": "text"}
+        else:
+            properties[name] = {"type": es_type, "ignore_malformed": True}
+    return {"dynamic": False, "date_detection": False, "properties": properties}
 
 
 ILM_SCRIPT = """set -eu
@@ -219,15 +338,18 @@ curl_es -X PUT "$es/_index_template/shop-logs" -H "$json" --data-binary @/ilm/te
 
 def ilm_setup(layer: LayerSpec) -> list[Manifest]:
     """Retention: a Job puts the ILM policy (delete after N days) and the index template for shop-* indices.
-    ECK has no ILM resource; the Job is idempotent (PUT) and re-runs when its spec changes."""
+    ECK has no ILM resource; the Job is idempotent (PUT) and named after what it puts, so a new policy or
+    template is a new Job (a Job's spec is immutable, and the ConfigMap's content is not part of it)."""
+    import hashlib
     import json
 
-    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta("shop-logs-ilm", k.LOGGING_NS),
-          "data": {"policy.json": json.dumps(ilm_policy(layer.log_retention_days)),
-                   "template.json": json.dumps(index_template()), "setup.sh": ILM_SCRIPT}}
+    data = {"policy.json": json.dumps(ilm_policy(layer.log_retention_days)),
+            "template.json": json.dumps(index_template(layer)), "setup.sh": ILM_SCRIPT}
+    digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta("shop-logs-ilm", k.LOGGING_NS), "data": data}
     labels = {"app.kubernetes.io/name": "shop-logs-ilm"}
     job = {"apiVersion": "batch/v1", "kind": "Job",
-           "metadata": _meta(f"shop-logs-ilm-{layer.log_retention_days}d", k.LOGGING_NS, labels),
+           "metadata": _meta(f"shop-logs-ilm-{digest}", k.LOGGING_NS, labels),
            "spec": {"backoffLimit": 10, "ttlSecondsAfterFinished": 86400, "template": {
                "metadata": {"labels": {**PART_OF, **labels}},
                "spec": {"restartPolicy": "OnFailure", "automountServiceAccountToken": False,

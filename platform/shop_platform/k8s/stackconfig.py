@@ -16,12 +16,13 @@ from typing import Any, Final
 from services import catalog
 from shop_platform import versions
 from shop_platform.config import ConfigError, StackConfig
+from shop_platform.images import parse_registry_host
 from shop_platform.k8s.spec import SMALL_SIZING, AlertReceiver, LayerSpec
 from shop_platform.network import plan_subnets
 
-KUBERNETES_KEYS: Final = ("imageTag", "imageDigests", "alertWebhookUrl", "adminEmail", "logRetentionDays",
-                          "elasticsearchNodes", "elasticsearchStorageGib", "prometheusRetentionDays",
-                          "prometheusStorageGib")
+KUBERNETES_KEYS: Final = ("imageRegistry", "imageTag", "imageDigests", "alertWebhookUrl", "adminEmail",
+                          "logRetentionDays", "elasticsearchNodes", "elasticsearchStorageGib",
+                          "prometheusRetentionDays", "prometheusStorageGib")
 LOCAL_KEYS: Final = ("clusterName", "podSubnet", "kubeVersion")
 LOCAL_TOP_LEVEL_KEYS: Final = ("environment", "owner", "kubernetes", "kind")
 DEFAULT_IMAGE_TAG: Final = "0.1.0"
@@ -33,6 +34,8 @@ _DIGEST: Final = re.compile(r"^sha256:[a-f0-9]{64}$")
 class KubernetesConfig:
     image_tag: str
     image_digests: Mapping[str, str] = field(default_factory=dict)
+    # EKS: the shared registry's host (shop_platform.images); kind loads images into its nodes instead.
+    image_registry: str | None = None
     alert_webhook_url: str | None = None
     admin_email: str = "admin@shop.local"
     log_retention_days: int = 7
@@ -81,7 +84,8 @@ def parse_kubernetes_config(raw: Mapping[str, Any], environment: str) -> Kuberne
     """The ``retail-platform:kubernetes`` object. prod: 3 Elasticsearch nodes, longer retention."""
     obj = _obj(raw, "kubernetes", KUBERNETES_KEYS)
     prod = environment == "prod"
-    # Default: the project version; CI sets the tag it pushed (``pulumi config set kubernetes.imageTag <sha>``).
+    # Default: the project version. On EKS the deploy job pins the git commit and the digests, and the program
+    # refuses to run without them (shop_platform.images.check_deployable).
     tag = obj.get("imageTag", "local" if environment == "local" else DEFAULT_IMAGE_TAG)
     if not isinstance(tag, str) or not _TAG.match(tag) or tag == "latest":
         raise ConfigError("kubernetes.imageTag", f"{tag!r} is not a fixed image tag",
@@ -95,6 +99,12 @@ def parse_kubernetes_config(raw: Mapping[str, Any], environment: str) -> Kuberne
                               ", ".join(s.name for s in catalog.SERVICES))
         if not isinstance(digest, str) or not _DIGEST.match(digest):
             raise ConfigError(f"kubernetes.imageDigests.{name}", f"{digest!r} is not a digest", "sha256:<64 hex>")
+    registry = obj.get("imageRegistry")
+    if registry is not None:
+        if environment == "local":
+            raise ConfigError("kubernetes.imageRegistry", "the local stack loads images into its kind nodes",
+                              "unset on the local stack")
+        registry = parse_registry_host(registry)
     hook = obj.get("alertWebhookUrl")
     if hook is not None and (not isinstance(hook, str) or not hook.startswith("https://")):
         raise ConfigError("kubernetes.alertWebhookUrl", f"{hook!r} is not an https URL",
@@ -108,7 +118,8 @@ def parse_kubernetes_config(raw: Mapping[str, Any], environment: str) -> Kuberne
         raise ConfigError("kubernetes.elasticsearchNodes", f"{nodes} is not allowed",
                           "1 (dev/local) or 3/5 (an odd quorum; prod needs >= 3)")
     return KubernetesConfig(
-        image_tag=tag, image_digests=dict(digests), alert_webhook_url=hook, admin_email=admin,
+        image_tag=tag, image_digests=dict(digests), image_registry=registry, alert_webhook_url=hook,
+        admin_email=admin,
         log_retention_days=_int(obj, "logRetentionDays", 30 if prod else 7, 1, 3650, "kubernetes"),
         elasticsearch_nodes=nodes,
         elasticsearch_storage_gib=_int(obj, "elasticsearchStorageGib", 100 if prod else 10, 5, 16384, "kubernetes"),
