@@ -57,7 +57,6 @@ class Settings(KitSettings):
     upstream_connect_timeout_s: float = Field(default=1.0, gt=0, le=30)
     upstream_max_connections: int = Field(default=200, ge=1, le=10_000)
     upstream_keepalive_s: float = Field(default=30.0, ge=0)
-    max_body_bytes: int = Field(default=1_048_576, ge=1024)
     # Retries of safe requests (GET/HEAD/OPTIONS) on connect errors and 502/503, within the route timeout.
     retry_attempts: int = Field(default=2, ge=0, le=5)
     retry_backoff_s: float = Field(default=0.05, ge=0, le=5)

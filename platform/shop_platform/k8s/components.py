@@ -121,14 +121,17 @@ class ServiceSecretsArgs:
 
 
 class ServiceSecrets(pulumi.ComponentResource):
-    """One Secret per service holding only what that service needs: its own private key, its callers' public
-    keys (catalog allow-list), the user-token signing keys (users), the card fingerprint key (payments)."""
+    """One Secret per service holding only what that service needs: its own private key if it calls /internal
+    routes, its callers' public keys (catalog allow-list), the user-token signing keys (users), the card
+    fingerprint key (payments)."""
 
     def __init__(self, name: str, args: ServiceSecretsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("shop:k8s:ServiceSecrets", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         jwt_seed = random.RandomBytes(f"{name}-jwt-seed", length=32, opts=child)
-        seeds = {s.name: random.RandomBytes(f"{name}-{s.name}-seed", length=32, opts=child) for s in args.services}
+        # Signing keys for internal callers only: the gateway and the other callees never sign service tokens.
+        seeds = {s.name: random.RandomBytes(f"{name}-{s.name}-seed", length=32, opts=child) for s in args.services
+                 if s.name in catalog.service_key_holders()}
         card_key = random.RandomBytes(f"{name}-card-fingerprint-key", length=32, opts=child)
         names = list(seeds)
         extra: dict[str, Mapping[str, pulumi.Input[str]]] = {n: dict(v) for n, v in args.extra.items()}

@@ -120,16 +120,18 @@ def _world(render: StackRender) -> dict[str, Endpoint]:
 
 
 def test_each_service_reaches_exactly_the_services_the_catalog_allows(stack_render: StackRender) -> None:
-    """Service-to-service traffic is allowed iff the caller lists the callee in the catalog (or the callee is the
-    token issuer, whose public JWKS every other service reads to verify user tokens), on the callee's port only:
-    a compromised service cannot reach anything its code was never meant to call."""
+    """Service-to-service traffic is allowed iff the catalog lets the source call the callee's /internal routes
+    or forward public routes to it (or the callee is the token issuer, whose public JWKS every other service
+    reads to verify user tokens), on the callee's port only: a compromised service cannot reach anything its
+    code was never meant to call."""
     issuer = next(s for s in catalog.SERVICES if "/.well-known/jwks.json" in s.public_prefixes)
     policies, ep = Policies(stack_render.rendered.objects), _world(stack_render)
     for src in catalog.SERVICES:
         for dst in catalog.SERVICES:
             if src is dst:
                 continue
-            expected = dst.name in src.calls or dst is issuer
+            expected = (dst.name in catalog.callees_of(src.name) or dst.name in catalog.forwarded_to(src.name)
+                        or dst is issuer)
             assert policies.can_connect(ep[src.name], ep[dst.name], dst.port) is expected, (src.name, dst.name)
             assert not policies.can_connect(ep[src.name], ep[dst.name], dst.port + 1000), "other ports stay closed"
 
