@@ -80,8 +80,7 @@ def documents() -> dict[Path, str]:
 
 
 def stale(produced: dict[Path, str]) -> list[Path]:
-    return [path for path, text in produced.items()
-            if not path.is_file() or path.read_text(encoding="utf-8") != text]
+    return [path for path, text in produced.items() if not path.is_file() or path.read_text(encoding="utf-8") != text]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,8 +96,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {path.relative_to(ROOT)}")
         return 0
     for path in changed:
-        print(f"{path.relative_to(ROOT)} differs from what the code serves; regenerate with `{REGENERATE}`",
-              file=sys.stderr)
+        print(
+            f"{path.relative_to(ROOT)} differs from what the code serves; regenerate with `{REGENERATE}`",
+            file=sys.stderr,
+        )
     return 1 if changed else 0
 
 

@@ -15,8 +15,13 @@ _CLIMBING = re.compile(r"(?<![\w./])(?:\.\./)+[\w.-]")  # ../x written anywhere,
 
 
 def _markdown() -> list[Path]:
-    out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", "*.md"],
-                         cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", "*.md"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return [ROOT / name for name in out.split("\0") if name]
 
 
@@ -39,7 +44,7 @@ def test_every_relative_link_in_the_docs_resolves_inside_the_repository() -> Non
                 broken.append(f"{md.relative_to(ROOT)}: {target}")
         for match in _CLIMBING.finditer(text):
             start = text.rfind("\n", 0, match.start()) + 1
-            token = re.split(r"[\s`)\]]", text[match.start():], maxsplit=1)[0]
+            token = re.split(r"[\s`)\]]", text[match.start() :], maxsplit=1)[0]
             if not _inside(md.parent / token):
                 broken.append(f"{md.relative_to(ROOT)}:{text.count(chr(10), 0, start) + 1}: {token}")
     assert broken == [], "links or paths outside the repository (or to nothing):\n" + "\n".join(broken)

@@ -11,8 +11,9 @@ from tests.support.procs import ROOT
 
 
 def test_committed_openapi_documents_are_what_the_code_produces() -> None:
-    result = subprocess.run([sys.executable, "-m", "services.openapi", "check"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "services.openapi", "check"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
 
 
