@@ -176,10 +176,12 @@ async def merged_openapi(request: Request) -> JSONResponse:
 
 
 def install(app: FastAPI, settings: Settings, gateway: Gateway) -> None:
-    """Serve the merged document at /openapi.json (instead of FastAPI's own) and the upstreams' readiness at
-    /readyz/upstreams; keep the gateway state."""
+    """Serve the merged document at /openapi.json (instead of FastAPI's own) and /api/v1/openapi.json, its
+    reference page at /api/v1/docs, and the upstreams' readiness at /readyz/upstreams; keep the gateway state."""
     app.router.routes[:] = [r for r in app.router.routes if getattr(r, "path", None) != "/openapi.json"]
     app.add_route("/openapi.json", merged_openapi, include_in_schema=False)
+    app.add_route(openapi.PUBLIC_DOCUMENT, merged_openapi, include_in_schema=False)
+    openapi.install_reference(app)
     app.add_route("/readyz/upstreams", upstreams_status, include_in_schema=False)
     app.router.redirect_slashes = False  # never answer with a redirect the upstream did not ask for
     app.state.gateway = gateway
