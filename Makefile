@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 APT_PACKAGES := postgresql postgresql-contrib nginx-light prometheus wrk
 PYTEST_ARGS ?=
 
-.PHONY: help deps venv checkov actionlint lint typecheck test up down status bench plan clean kind-up kind-down crd-validators
+.PHONY: help deps venv lock checkov actionlint lint typecheck test up down status bench plan clean kind-up kind-down crd-validators
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -24,20 +24,23 @@ deps: ## Install the system packages the tests use (only those missing; needs ro
 	echo "installing:$$missing"; \
 	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing
 
-$(VENV)/.installed: pyproject.toml
+# Every virtualenv installs from a lock file in requirements/ (README.md, "Lock files"): each package,
+# transitive ones too, at one version with the hashes of its files. --require-hashes refuses anything
+# unpinned or altered; pip first upgrades itself to the locked pip.
+PIP_LOCKED := pip install -q --require-hashes --no-deps
+$(VENV)/.installed: requirements/pip.txt requirements/dev.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[services,platform,dev]'
+	$(PY) -m $(PIP_LOCKED) -r requirements/pip.txt
+	$(PY) -m $(PIP_LOCKED) -r requirements/dev.txt
 	touch $@
 
-venv: $(VENV)/.installed ## Create the virtualenv with every pinned dependency
+venv: $(VENV)/.installed ## Create the virtualenv from the lock file (services, platform, dev)
 
 # checkov pins an old boto3/packaging: it gets a virtualenv of its own (tests call .venv-checkov/bin/checkov).
-CHECKOV_VERSION := 3.3.30
-.venv-checkov/.installed: Makefile
+.venv-checkov/.installed: requirements/pip.txt requirements/checkov.txt
 	$(PYTHON) -m venv .venv-checkov
-	.venv-checkov/bin/pip install -q --upgrade pip
-	.venv-checkov/bin/pip install -q checkov==$(CHECKOV_VERSION)
+	.venv-checkov/bin/python -m $(PIP_LOCKED) -r requirements/pip.txt
+	.venv-checkov/bin/python -m $(PIP_LOCKED) -r requirements/checkov.txt
 	touch $@
 
 checkov: .venv-checkov/.installed ## Install checkov (Kubernetes manifest scanner) into .venv-checkov
@@ -88,7 +91,7 @@ plan: venv ## What `pulumi preview` would create for STACK (dev, prod, local), o
 bench: venv ## Every benchmark in one run; report and plot in .run/bench/ (BENCH_ARGS=--quick for a smoke run)
 	@# socat: a bare TCP relay in nginx's place, to show what any extra hop costs on this host.
 	@-$(MAKE) -s deps APT_PACKAGES="$(APT_PACKAGES) socat"
-	$(PY) -m pip install -q -e '.[services,platform,bench]'
+	$(PY) -m $(PIP_LOCKED) -r requirements/bench.txt
 	$(PY) -m tests.bench.run_all $(BENCH_ARGS)
 
 kind-up: venv ## The `local` stack on kind: create the cluster, build + load images, pulumi up -s local
@@ -97,5 +100,37 @@ kind-up: venv ## The `local` stack on kind: create the cluster, build + load ima
 kind-down: ## Destroy the `local` stack and delete its kind cluster
 	charts/kind/down.sh
 
-clean: ## Remove the virtualenv and caches
-	rm -rf $(VENV) .venv-checkov .pytest_cache .mypy_cache .ruff_cache
+# The lock files, from pyproject.toml's extras and requirements/*.in, by uv's universal resolution: one file
+# serves CPython 3.11 and later on any platform (pip evaluates the markers), with the hashes of every wheel and
+# sdist of each locked version. A version already locked stays unless an input's pin moved (uv prefers the
+# output file's versions); LOCK_ARGS='--upgrade-package X' moves one on purpose. bench, services (the
+# images) and platform (the policy pack) are constrained to dev's versions: they run what CI tested.
+UV := .venv-lock/bin/uv
+LOCK_ARGS ?=
+# checkov's soupsieve needs CPython >= 3.11.5 (the machines have 3.11.7), hence $(1).
+compile = $(UV) pip compile --quiet --universal --python-version $(1) --generate-hashes \
+	--custom-compile-command 'make lock' $(LOCK_ARGS)
+.venv-lock/.installed: requirements/pip.txt requirements/uv.txt
+	$(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m $(PIP_LOCKED) -r requirements/pip.txt
+	.venv-lock/bin/python -m $(PIP_LOCKED) -r requirements/uv.txt
+	touch $@
+
+lock: .venv-lock/.installed ## Regenerate the hashed lock files requirements/*.txt (needs PyPI)
+	$(call compile,3.11) requirements/pip.in -o requirements/pip.txt
+	$(call compile,3.11) requirements/uv.in -o requirements/uv.txt
+	$(call compile,3.11) pyproject.toml --extra services --extra platform --extra dev -o requirements/dev.txt
+	$(call compile,3.11) pyproject.toml --extra services --extra platform --extra dev --extra bench \
+		-c requirements/dev.txt -o requirements/bench.txt
+	$(call compile,3.11) pyproject.toml --extra services -c requirements/dev.txt -o requirements/services.txt
+	$(call compile,3.11) pyproject.toml --extra platform -c requirements/dev.txt -o requirements/platform.txt
+	$(call compile,3.11.5) requirements/checkov.in -o requirements/checkov.txt
+	@# The images (services/Dockerfile: CPython 3.11 on Debian trixie, glibc 2.41, amd64 and arm64) install
+	@# --only-binary: fail here, not in a docker build, when a locked version has no wheel there.
+	for p in x86_64-manylinux_2_40 aarch64-manylinux_2_40; do \
+	  $(UV) pip compile --quiet --python-version 3.11 --python-platform $$p --only-binary :all: \
+	    requirements/services.txt -o /dev/null || exit 1; \
+	done
+
+clean: ## Remove the virtualenvs and caches
+	rm -rf $(VENV) .venv-checkov .venv-lock .pytest_cache .mypy_cache .ruff_cache

@@ -34,20 +34,44 @@ class Scaling:
 
 
 @dataclass(frozen=True, slots=True)
+class InternalApi:
+    """A group of a service's ``/internal/*`` routes and the only services that may call it.
+
+    Each internal route names its group (``services.kit.auth.internal_api``); the callee then accepts a
+    service token only from a caller listed here, holds the public keys of these callers only, and its
+    network policy admits only them (plus the gateway, which forwards public routes on the same port).
+    """
+
+    name: str
+    callers: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.name):
+            raise ValueError(f"internal API name {self.name!r} must be a DNS label (lowercase, digits, '-')")
+        if not self.callers:
+            raise ValueError(f"internal API {self.name}: name at least one caller (or drop the API)")
+        if len(set(self.callers)) != len(self.callers):
+            raise ValueError(f"internal API {self.name}: a caller is listed twice in {self.callers}")
+
+
+@dataclass(frozen=True, slots=True)
 class Service:
     """One deployable service.
 
-    ``calls`` lists the services this one may call on their ``/internal/*`` or public routes; it is the
-    allow-list for service-to-service authentication and for network policies. ``public_prefixes`` are
-    the path prefixes the gateway forwards to this service.
+    Two different relations, never mixed: ``forwards_public_routes`` marks the gateway, which forwards the
+    public routes of every service with ``public_prefixes`` (the path prefixes routed to it) and needs no
+    service credential for that; ``internal_apis`` lists who may call this service's ``/internal/*``
+    routes (service tokens, keys handed out, network policies all follow it). A service that forwards
+    public routes can never be an internal caller: the internet-facing process holds no service key.
     """
 
     name: str
     port: int
     owns_database: bool
     description: str
-    calls: tuple[str, ...] = ()
+    internal_apis: tuple[InternalApi, ...] = ()
     public_prefixes: tuple[str, ...] = ()
+    forwards_public_routes: bool = False
     scaling: Scaling = field(default_factory=Scaling)
     # Per-route upstream timeout the gateway applies (seconds). Orders run a saga, so they get longer.
     gateway_timeout_s: float = 5.0
@@ -57,8 +81,12 @@ class Service:
             raise ValueError(f"service name {self.name!r} must be a DNS label (lowercase, digits, '-')")
         if not 1024 <= self.port <= 65535:
             raise ValueError(f"service {self.name}: port {self.port} must be 1024..65535")
-        if self.name in self.calls:
-            raise ValueError(f"service {self.name} lists itself in calls")
+        for api in self.internal_apis:
+            if self.name in api.callers:
+                raise ValueError(f"service {self.name} lists itself as a caller of its internal API {api.name}")
+        names = [api.name for api in self.internal_apis]
+        if len(set(names)) != len(names):
+            raise ValueError(f"service {self.name}: internal API names repeat: {names}")
         for prefix in self.public_prefixes:
             if not prefix.startswith("/") or prefix.startswith("/internal"):
                 raise ValueError(f"service {self.name}: public prefix {prefix!r} must start with '/' "
@@ -80,7 +108,7 @@ SERVICES: tuple[Service, ...] = (
         port=8000,
         owns_database=False,
         description="Public API gateway: routing, JWT verification, rate limits, circuit breakers",
-        calls=("users", "products", "search", "orders", "payments"),
+        forwards_public_routes=True,
         scaling=Scaling(min_replicas=2, max_replicas=10),
     ),
     Service(
@@ -95,6 +123,8 @@ SERVICES: tuple[Service, ...] = (
         port=8002,
         owns_database=True,
         description="Catalogue and inventory: reservations that never oversell, change feed",
+        internal_apis=(InternalApi("reservations", callers=("orders",)),
+                       InternalApi("changes", callers=("search",))),
         public_prefixes=("/api/v1/products",),
     ),
     Service(
@@ -102,7 +132,6 @@ SERVICES: tuple[Service, ...] = (
         port=8003,
         owns_database=True,
         description="Full-text product search fed by the products change feed",
-        calls=("products",),
         public_prefixes=("/api/v1/search",),
     ),
     Service(
@@ -110,7 +139,6 @@ SERVICES: tuple[Service, ...] = (
         port=8004,
         owns_database=True,
         description="Orders and the checkout saga (reserve, charge, commit, confirm)",
-        calls=("products", "payments"),
         public_prefixes=("/api/v1/orders",),
         gateway_timeout_s=15.0,
     ),
@@ -119,6 +147,9 @@ SERVICES: tuple[Service, ...] = (
         port=8005,
         owns_database=True,
         description="Simulated card processor, idempotent charges and refunds, double-entry ledger",
+        internal_apis=(InternalApi("charges", callers=("orders",)),
+                       InternalApi("refunds", callers=("orders",)),
+                       InternalApi("payment-reads", callers=("orders",))),
         public_prefixes=("/api/v1/payments",),
     ),
 )
@@ -132,10 +163,15 @@ def _validate(services: tuple[Service, ...]) -> None:
     if len(set(ports)) != len(ports):
         raise ValueError(f"duplicate ports in catalog: {ports}")
     known = set(names)
+    forwarders = {s.name for s in services if s.forwards_public_routes}
     for s in services:
-        unknown = set(s.calls) - known
-        if unknown:
-            raise ValueError(f"service {s.name} calls unknown services {sorted(unknown)}")
+        for api in s.internal_apis:
+            unknown = set(api.callers) - known
+            if unknown:
+                raise ValueError(f"internal API {s.name}/{api.name}: unknown callers {sorted(unknown)}")
+            if forwarders & set(api.callers):
+                raise ValueError(f"internal API {s.name}/{api.name}: {sorted(forwarders & set(api.callers))} "
+                                 "forwards public routes and must hold no service credential")
     prefixes = [p for s in services for p in s.public_prefixes]
     if len(set(prefixes)) != len(prefixes):
         raise ValueError("two services claim the same public prefix")
@@ -162,9 +198,38 @@ def database_services() -> tuple[Service, ...]:
 
 
 def callers_of(name: str) -> tuple[str, ...]:
-    """Services allowed to call ``name`` (service-to-service auth and network policy allow-list)."""
+    """Services allowed to call some ``/internal`` route of ``name``, in catalog order: the public keys
+    ``name`` is given, and the service peers its network policy admits."""
+    allowed = {caller for api in get(name).internal_apis for caller in api.callers}
+    return tuple(s.name for s in SERVICES if s.name in allowed)
+
+
+def callees_of(name: str) -> tuple[str, ...]:
+    """Services whose ``/internal`` routes ``name`` may call, in catalog order."""
     get(name)
-    return tuple(s.name for s in SERVICES if name in s.calls)
+    return tuple(s.name for s in SERVICES if name in callers_of(s.name))
+
+
+def api_callers(service: str, api: str) -> tuple[str, ...]:
+    """The callers of one internal API of ``service``; unknown APIs are an error, never an empty list."""
+    for candidate in get(service).internal_apis:
+        if candidate.name == api:
+            return candidate.callers
+    raise KeyError(f"service {service!r} declares no internal API {api!r}; "
+                   f"it has {[a.name for a in get(service).internal_apis]}")
+
+
+def forwarded_to(name: str) -> tuple[str, ...]:
+    """The services whose public routes ``name`` forwards: every service with public prefixes when ``name``
+    is a forwarder (the gateway), else none."""
+    if not get(name).forwards_public_routes:
+        return ()
+    return tuple(s.name for s in SERVICES if s.public_prefixes and s.name != name)
+
+
+def service_key_holders() -> tuple[str, ...]:
+    """Services that sign service tokens: exactly the internal callers. Nobody else gets a private key."""
+    return tuple(s.name for s in SERVICES if callees_of(s.name))
 
 
 def route_table() -> tuple[tuple[str, Service], ...]:

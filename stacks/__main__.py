@@ -17,13 +17,16 @@ for _path in (str(_ROOT / "platform"), str(_ROOT)):
         sys.path.insert(0, _path)
 
 import pulumi  # noqa: E402
-from shop_platform.config import load_stack_config  # noqa: E402
+from shop_platform.config import StackConfig, load_stack_config  # noqa: E402
+from shop_platform.images import check_deployable  # noqa: E402
 
 from stacks import COMPOSITIONS  # noqa: E402
 
 
 def main() -> None:
     cfg = load_stack_config()  # raises ConfigError, naming the key, before any resource is declared
+    if isinstance(cfg, StackConfig):
+        check_deployable(cfg)  # the registry and the exact images (digests) this AWS stack deploys
     outputs = COMPOSITIONS[cfg.environment](cfg)
     for key, value in outputs.items():
         pulumi.export(key, value)

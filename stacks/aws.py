@@ -1,4 +1,6 @@
-"""The AWS composition (dev and prod): network -> cluster -> registry, databases -> zone -> edge -> DNS -> Shield.
+"""The AWS composition (dev and prod): network -> cluster -> databases -> zone -> edge -> DNS -> Shield.
+
+Images come from the shared registry (``kubernetes.imageRegistry``, the ``registry`` stack), by digest.
 
 Every per-service resource comes from ``services.catalog``: no service is named here.
 Dependency notes for ``pulumi destroy`` (see platform/README.md): the cluster depends on the NAT routes,
@@ -22,11 +24,11 @@ from shop_platform.databases import Databases, DatabasesArgs
 from shop_platform.dbbootstrap import DatabaseBootstrap, DatabaseBootstrapArgs
 from shop_platform.dns import ApiDns, ApiDnsArgs, Zone, ZoneArgs
 from shop_platform.edge import Edge, EdgeArgs
+from shop_platform.images import pins_of, repository_urls
 from shop_platform.k8s.components import AwsInputs, deploy_kubernetes_layer
 from shop_platform.k8s.spec import LayerSpec
 from shop_platform.k8s.stackconfig import layer_spec_for_eks
 from shop_platform.network import Network, NetworkArgs
-from shop_platform.registry import Registry, RegistryArgs
 from shop_platform.shield import ShieldArgs, ShieldProtections
 from shop_platform.storage import SecureBucket, SecureBucketArgs
 from shop_platform.tags import Tagger
@@ -67,8 +69,6 @@ def build(cfg: StackConfig, today: date | None = None) -> Mapping[str, Any]:
                           for g in cfg.cluster.node_groups),
         network_dependencies=network.egress))
 
-    registry = Registry("registry", RegistryArgs(ctx=ctx, services=catalog.SERVICES))
-
     databases = Databases("databases", DatabasesArgs(
         ctx=ctx, services=catalog.database_services(), vpc_id=network.vpc_id,
         isolated_subnet_ids=network.isolated_subnet_ids, cluster_security_group_id=cluster.cluster_security_group_id,
@@ -107,22 +107,24 @@ def build(cfg: StackConfig, today: date | None = None) -> Mapping[str, Any]:
     # Each service's own database role, created with the master credential by a Job per database, before the
     # services start (shop_platform.dbbootstrap); the Jobs run the image the service is deployed with.
     layer = layer_spec_for_eks(cfg, cfg.kubernetes)
+    repositories = repository_urls(cfg.kubernetes.image_registry)  # the shared registry (the registry stack)
     db_services = catalog.database_services()
     bootstrap = DatabaseBootstrap("db-bootstrap", DatabaseBootstrapArgs(
         services=db_services, provider=cluster.k8s_provider, region=cfg.region, vpc_cidr=cfg.network.cidr,
         database_cidrs=layer.database_cidrs, hosts=databases.endpoints,
         master_secret_arns=databases.master_secret_arns, bootstrap_role_arns=databases.bootstrap_role_arns,
-        images={s.name: pulumi.Output.concat(registry.repository_urls[s.name], _image_ref(layer, s.name))
+        images={s.name: pulumi.Output.concat(repositories[s.name], _image_ref(layer, s.name))
                 for s in db_services}))
 
     # The Kubernetes layer (charts, gateway, observability, logging) through the cluster's provider, so destroy
     # removes it while nodes and controllers still run (platform/README.md, destroy order).
     kube = deploy_kubernetes_layer(layer, cluster.k8s_provider, AwsInputs(
-        repository_urls=registry.repository_urls, database_hosts=databases.endpoints,
+        repository_urls=repositories, database_hosts=databases.endpoints,
         database_users=databases.users, database_role_arns=databases.role_arns,
         database_ready=bootstrap.jobs,
         target_group_arn=edge.target_group_arn, lb_controller_role_arn=edge.lb_controller_role_arn,
-        autoscaler_role_arn=cluster.autoscaler_role_arn, cluster_name=cluster.cluster_name, vpc_id=network.vpc_id))
+        autoscaler_role_arn=cluster.autoscaler_role_arn, cluster_name=cluster.cluster_name, vpc_id=network.vpc_id,
+        volumes_kms_key_arn=cluster.volumes_kms_key_arn))
 
     return {
         **kube,
@@ -132,7 +134,8 @@ def build(cfg: StackConfig, today: date | None = None) -> Mapping[str, Any]:
         "databaseEndpoints": databases.endpoints,
         "databaseRoleArns": databases.role_arns,
         "databaseUsers": databases.users,
-        "repositoryUrls": registry.repository_urls,
+        "repositoryUrls": repositories,
+        "imagePins": pins_of(cfg.kubernetes),  # what runs: `python -m shop_platform.images pins` reads it back
         "webAclArn": edge.web_acl_arn,
         "healthCheckId": api_dns.health_check_id,
         "targetGroupArn": edge.target_group_arn,

@@ -24,7 +24,8 @@ from tests.support.stack import ADMIN_EMAIL, ADMIN_PASSWORD, TestStack
 
 @pytest.fixture(scope="session")
 def pg() -> Iterator[PostgresServer]:
-    server = PostgresServer(port=free_port())
+    # Thrown away at the end of the session, so durability buys nothing here.
+    server = PostgresServer(port=free_port(), crash_unsafe_for_tests=True)
     server.init()
     server.start()
     yield server

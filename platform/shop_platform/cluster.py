@@ -53,6 +53,16 @@ def _managed(partition: str, name: str) -> str:
     return f"arn:{partition}:iam::aws:policy/{name}"
 
 
+def ebs_csi_kms(key_arn: str) -> dict[str, Any]:
+    """What the EBS CSI driver needs on a customer-managed key to create and attach encrypted volumes (the
+    managed AmazonEBSCSIDriverPolicy covers only AWS-managed keys): grants for EC2, and the data-key calls."""
+    return {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"], "Resource": key_arn,
+         "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}}},
+        {"Effect": "Allow", "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*",
+                                       "kms:DescribeKey"], "Resource": key_arn}]}
+
+
 @dataclass(frozen=True, slots=True)
 class NodeGroupSpec:
     name: str
@@ -126,6 +136,7 @@ class Cluster(pulumi.ComponentResource):
     oidc_issuer: pulumi.Output[str]
     cluster_security_group_id: pulumi.Output[str]
     autoscaler_role_arn: pulumi.Output[str]
+    volumes_kms_key_arn: pulumi.Output[str]
     k8s_provider: k8s.Provider
 
     def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -200,7 +211,11 @@ class Cluster(pulumi.ComponentResource):
                                         inline_policy=policy, managed_policy_arns=managed)
 
         cni_role = irsa("vpc-cni-role", "aws-node", managed=(_managed(part, "AmazonEKS_CNI_Policy"),))
+        # Every dynamically provisioned volume (the Kubernetes layer's default StorageClass) uses this key.
+        volumes_key = encryption_key(f"{name}-volumes-key", ctx, f"{args.cluster_name} persistent volumes",
+                                     parent=self)
         ebs_role = irsa("ebs-csi-role", "ebs-csi-controller-sa",
+                        policy=volumes_key.arn.apply(lambda a: json.dumps(ebs_csi_kms(a))),
                         managed=(_managed(part, "service-role/AmazonEBSCSIDriverPolicy"),))
         autoscaler_role = irsa("cluster-autoscaler-role", "cluster-autoscaler",
                                policy=cluster.name.apply(lambda n: json.dumps(iam.cluster_autoscaler(n))))
@@ -261,6 +276,7 @@ class Cluster(pulumi.ComponentResource):
         self.oidc_issuer = issuer
         self.cluster_security_group_id = cluster_sg
         self.autoscaler_role_arn = autoscaler_role.arn
+        self.volumes_kms_key_arn = volumes_key.arn
         self.kubeconfig = pulumi.Output.secret(
             pulumi.Output.all(cluster.name, cluster.endpoint, cluster.certificate_authority.apply(lambda c: c.data))
             .apply(lambda v: json.dumps(build_kubeconfig(v[0], v[1], v[2] or "", ctx.region))))

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 from shop_platform import versions
 
 if TYPE_CHECKING:  # the Kubernetes layer's config imports ConfigError from here: import it lazily at run time
+    from shop_platform.images import RegistryStackConfig
     from shop_platform.k8s.stackconfig import KubernetesConfig, LocalStackConfig
 
 PROJECT: Final = "retail-platform"
@@ -403,11 +404,18 @@ def _kubernetes(raw: Mapping[str, Any], env: str) -> KubernetesConfig:
 
 
 LOCAL_ENVIRONMENT: Final = "local"
+REGISTRY_ENVIRONMENT: Final = "registry"
 
 
-def parse_any_stack_config(stack: str, raw: Mapping[str, Any], region: str | None) -> StackConfig | LocalStackConfig:
-    """A ``local`` (kind) stack has no AWS keys and its own rules (shop_platform.k8s.stackconfig); every other
-    stack is an AWS stack (``parse_stack_config``)."""
+def parse_any_stack_config(stack: str, raw: Mapping[str, Any],
+                           region: str | None) -> StackConfig | LocalStackConfig | RegistryStackConfig:
+    """A ``local`` (kind) stack has no AWS keys and its own rules (shop_platform.k8s.stackconfig), the
+    ``registry`` stack holds only the shared image registry (shop_platform.images); every other stack is an AWS
+    stack (``parse_stack_config``)."""
+    if raw.get("environment", stack) == REGISTRY_ENVIRONMENT:
+        from shop_platform.images import parse_registry_stack_config
+
+        return parse_registry_stack_config(stack, raw, region)
     if raw.get("environment", stack) == LOCAL_ENVIRONMENT:
         from shop_platform.k8s.stackconfig import parse_local_config
 
@@ -420,7 +428,7 @@ TOP_LEVEL_KEYS: Final[tuple[str, ...]] = (
 )
 
 
-def load_stack_config() -> StackConfig | LocalStackConfig:
+def load_stack_config() -> StackConfig | LocalStackConfig | RegistryStackConfig:
     """Read this stack's config from Pulumi (once, in ``stacks/__main__.py``) and validate it."""
     import pulumi
     from pulumi.runtime.config import CONFIG, get_config_env

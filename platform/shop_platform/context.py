@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 from shop_platform.tags import Tagger
+
+# How long `pulumi up` waits for ACM to issue a DNS-validated certificate. ACM issues one minutes after the
+# validation record resolves publicly; the provider's default (75 minutes, terraform-provider-aws
+# internal/service/acm/certificate_validation.go) mostly hides a new zone that its parent does not delegate
+# yet. The offline plan lists that delegation as a prerequisite (shop_platform.plan).
+CERTIFICATE_VALIDATION_TIMEOUT: Final = "30m"
 
 
 @dataclass(frozen=True, slots=True)

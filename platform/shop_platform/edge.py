@@ -34,7 +34,7 @@ import pulumi
 import pulumi_aws as aws
 
 from shop_platform import firewall, iam, versions, waf
-from shop_platform.context import StackContext
+from shop_platform.context import CERTIFICATE_VALIDATION_TIMEOUT, StackContext
 from shop_platform.irsa import service_account_role
 from shop_platform.storage import SecureBucket, SecureBucketArgs, encryption_key
 
@@ -101,7 +101,10 @@ class Edge(pulumi.ComponentResource):
             # ACM uses the same CNAME for a name in every region; the maintenance certificate shares it.
             allow_overwrite=True, opts=child)
         validated = aws.acm.CertificateValidation(f"{name}-cert-validated", certificate_arn=cert.arn,
-                                                  validation_record_fqdns=[record.fqdn], opts=child)
+                                                  validation_record_fqdns=[record.fqdn],
+                                                  opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(
+                                                      custom_timeouts=pulumi.CustomTimeouts(
+                                                          create=CERTIFICATE_VALIDATION_TIMEOUT))))
 
         alb_sg = aws.ec2.SecurityGroup(f"{name}-alb-sg", vpc_id=args.vpc_id,
                                        description="ALB: 80/443 from the internet, out to the gateway only",

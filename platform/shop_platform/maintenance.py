@@ -27,7 +27,7 @@ import pulumi
 import pulumi_aws as aws
 
 from shop_platform import iam, versions, waf
-from shop_platform.context import StackContext
+from shop_platform.context import CERTIFICATE_VALIDATION_TIMEOUT, StackContext
 from shop_platform.storage import SecureBucket, SecureBucketArgs, encryption_key
 
 CLOUDFRONT_REGION = "us-east-1"
@@ -98,7 +98,9 @@ class MaintenanceSite(pulumi.ComponentResource):
                                     opts=child)
         validated = aws.acm.CertificateValidation(f"{name}-cert-validated", certificate_arn=cert.arn,
                                                   validation_record_fqdns=[record.fqdn], region=CLOUDFRONT_REGION,
-                                                  opts=child)
+                                                  opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(
+                                                      custom_timeouts=pulumi.CustomTimeouts(
+                                                          create=CERTIFICATE_VALIDATION_TIMEOUT))))
 
         # The distribution needs the bucket (its origin) and the bucket policy needs the distribution's ARN:
         # a deferred output, resolved below, makes the policy (inside SecureBucket) wait for it.

@@ -61,6 +61,8 @@ class RecordedResource:
     ignore_changes: tuple[str, ...] = ()
     # retain_on_delete: `pulumi destroy` removes the resource from the state but leaves it in the cloud.
     retain_on_delete: bool = False
+    # customTimeouts the engine would pass to the provider ({"create": "30m"}; empty when unset).
+    custom_timeouts: dict[str, str] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         return {"type": self.type, "name": self.name, "urn": self.urn, "parent": self.parent,
@@ -115,6 +117,8 @@ class RecordingMonitor(mocks.MockMonitor):
                 outputs=redact(dict(self.resources[response.urn].state)) if response.urn in self.resources else {},
                 protect=bool(request.protect), ignore_changes=tuple(request.ignoreChanges),
                 retain_on_delete=bool(request.retainOnDelete),
+                custom_timeouts={k: v for k in ("create", "update", "delete")
+                                 if (v := getattr(request.customTimeouts, k, ""))},
             ))
         return response
 
@@ -265,6 +269,9 @@ def run_program(program: Callable[[], object], *, project: str, stack: str, conf
     m = PlatformMocks(region)
     monitor = RecordingMonitor(m)
     settings.set_root_resource(None)  # type: ignore[arg-type]  # a fresh Stack per run, not the last run's
+    # The SDK schedules on the thread's current event loop (asyncio.get_event_loop(), as under the language
+    # host); an asyncio.run() earlier in the process leaves none set, so each run gets a loop of its own.
+    asyncio.set_event_loop(asyncio.new_event_loop())
     pulumi.runtime.set_mocks(m, project=project, stack=stack, preview=False, monitor=monitor)
     pulumi.runtime.set_all_config(dict(config))
 

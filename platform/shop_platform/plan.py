@@ -5,7 +5,12 @@
 Writes ``DIR/resources.json`` (every resource: type, name, parent, provider, dependencies, inputs with
 secrets redacted, plus the stack outputs) and prints a tree with counts per type. Exit status: 0 on
 success, 2 on a config error (the message names the key), 3 when the policy pack (``policies/``) finds a
-mandatory violation (``policy-report.txt`` names each, with the fix), 1 on any other failure of the program.
+mandatory violation (``policy-report.txt`` names each, with the fix), 4 when a resource cannot be priced
+(``shop_platform.pricing``), 1 on any other failure of the program.
+
+Before the counts it prints the account prerequisites the graph implies (a Shield Advanced subscription, the
+delegation of a zone the stack creates) and, for AWS stacks, the monthly cost estimate (``cost.json``): total,
+top five drivers, and a warning for every commitment.
 
 The output directory is shared with later steps: ``manifests/`` (rendered Kubernetes objects) and the policy
 report are written next to ``resources.json`` by writers registered in ``EXTRA_WRITERS``.
@@ -27,8 +32,12 @@ from typing import Any, Final
 
 import yaml  # type: ignore[import-untyped]  # no types-PyYAML in the venv
 
-from shop_platform.config import PROJECT, ConfigError, parse_any_stack_config
+from shop_platform.config import PROJECT, ConfigError, StackConfig, parse_any_stack_config
+from shop_platform.context import CERTIFICATE_VALIDATION_TIMEOUT
+from shop_platform.images import RegistryStackConfig, offline_pins
+from shop_platform.k8s.stackconfig import LocalStackConfig
 from shop_platform.offline import Recording, run_program
+from shop_platform.pricing import Estimate, PricingError, estimate
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[2]
 
@@ -38,6 +47,14 @@ class PlanResult:
     stack: str
     recording: Recording
     seconds: float
+    region: str | None = None  # aws:region of the stack (None for the kind stack)
+    notices: tuple[str, ...] = ()  # where the plan had to stand in for what a real deploy supplies
+
+    def cost(self) -> Estimate | None:
+        """The monthly estimate of an AWS stack (None when the graph holds no AWS resource)."""
+        if self.region is None or not any(r.type.startswith("aws:") for r in self.recording.resources):
+            return None
+        return estimate(self.stack, self.recording, self.region)
 
     def as_json(self) -> dict[str, Any]:
         resources = sorted((r.as_json() for r in self.recording.resources), key=lambda r: str(r["urn"]))
@@ -73,22 +90,63 @@ def stack_config(stack: str, root: Path = REPO_ROOT) -> dict[str, str]:
     return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in raw.items()}
 
 
-def validate(stack: str, config: dict[str, str]) -> None:
+def validate(stack: str, config: dict[str, str]) -> StackConfig | LocalStackConfig | RegistryStackConfig:
     """Fail fast (before any mock runs) exactly as the program would."""
     prefix = f"{PROJECT}:"
     raw = {k.removeprefix(prefix): v for k, v in config.items() if k.startswith(prefix)}
-    parse_any_stack_config(stack, raw, config.get("aws:region"))
+    return parse_any_stack_config(stack, raw, config.get("aws:region"))
+
+
+def with_offline_image_pins(config: dict[str, str]) -> tuple[dict[str, str], str | None]:
+    """An AWS stack file pins no images (the deploy job does, per deploy): give the plan recognisable stand-ins
+    and say what ``pulumi preview`` would answer instead. Pins the file does carry are kept."""
+    key = f"{PROJECT}:kubernetes"
+    kube = json.loads(config.get(key, "{}"))
+    if "imageTag" in kube and "imageDigests" in kube:
+        return config, None
+    notice = ("images: the stack file pins none (kubernetes.imageTag/imageDigests are set by the deploy job); "
+              "the plan uses offline stand-ins, while `pulumi preview`/`up` refuse to run until they are pinned "
+              "(platform/README.md, \"Images\")")
+    return {**config, key: json.dumps({**offline_pins(), **kube})}, notice
 
 
 def run_plan(stack: str, root: Path = REPO_ROOT, config: dict[str, str] | None = None) -> PlanResult:
     """Run ``stacks/`` the way Pulumi's Python host does (the directory, as ``__main__``) under mocks."""
     cfg = stack_config(stack, root) if config is None else config
-    validate(stack, cfg)
+    notices: tuple[str, ...] = ()
+    if isinstance(validate(stack, cfg), StackConfig):
+        cfg, notice = with_offline_image_pins(cfg)
+        notices = (notice,) if notice else ()
     started = time.perf_counter()
     recording = run_program(lambda: runpy.run_path(str(root / "stacks"), run_name="__main__"),
                             # The local (kind) stack has no AWS region; the mocks only use it to shape names.
                             project=PROJECT, stack=stack, config=cfg, region=cfg.get("aws:region", "eu-west-1"))
-    return PlanResult(stack, recording, time.perf_counter() - started)
+    return PlanResult(stack, recording, time.perf_counter() - started, cfg.get("aws:region"), notices)
+
+
+def prerequisites(recording: Recording) -> list[str]:
+    """What the account must have before ``pulumi up`` that no program should do silently, read off the graph."""
+    found: list[str] = []
+    if recording.of_type("aws:shield/protection:Protection"):
+        found.append("an active AWS Shield Advanced subscription in this account (`aws shield "
+                     "get-subscription-state` says ACTIVE): protections cannot be created without it, and "
+                     "subscribing commits the organisation to one year (see the cost estimate)")
+    for zone in recording.of_type("aws:route53/zone:Zone"):
+        domain = zone.inputs.get("name")
+        found.append(
+            f"NS delegation of the new zone {domain}: ACM validates the certificates through it. First "
+            f"`pulumi up --target '{zone.urn}'`, then copy its name servers (`aws route53 get-hosted-zone --id "
+            f"<zone id> --query DelegationSet.NameServers`) into an NS record for {domain} in the parent zone, "
+            f"check `dig +short NS {domain}`, then run the full `pulumi up`. Without it certificate validation "
+            f"fails after {CERTIFICATE_VALIDATION_TIMEOUT} (customTimeouts)")
+    return found
+
+
+def render_prerequisites(recording: Recording) -> str:
+    found = prerequisites(recording)
+    if not found:
+        return "account prerequisites: none beyond credentials"
+    return "\n".join(["account prerequisites (do these before `pulumi up`):", *(f"  - {p}" for p in found)])
 
 
 def render_tree(recording: Recording) -> str:
@@ -141,6 +199,16 @@ def write_policy_report(result: PlanResult, out: Path) -> None:
 EXTRA_WRITERS.append(write_policy_report)
 
 
+def write_cost(result: PlanResult, out: Path) -> None:
+    """``cost.json``: the monthly estimate, line by line, with the price table's date and source."""
+    cost = result.cost()
+    if cost is not None:
+        (out / "cost.json").write_text(json.dumps(cost.as_json(), indent=2) + "\n")
+
+
+EXTRA_WRITERS.append(write_cost)
+
+
 def policy_passed(out: Path) -> bool:
     """Whether the policy report in ``out`` has no mandatory violation (True when no report was written)."""
     report = out / "policy-report.json"
@@ -159,10 +227,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"plan: stack {args.stack}: {exc}", file=sys.stderr)
         return 2
     out = args.out or REPO_ROOT / "out" / "plan" / args.stack
-    path = write(result, out)
+    try:
+        path = write(result, out)
+        cost = result.cost()
+    except PricingError as exc:
+        print(f"plan: stack {args.stack}: cost estimate: {exc}", file=sys.stderr)
+        return 4
     if not args.quiet:
         print(render_tree(result.recording))
         print()
+    for notice in result.notices:
+        print(f"note: {notice}")
+    print(render_prerequisites(result.recording))
+    if cost is not None:
+        print(cost.render())
     print(f"stack {args.stack}: resources by type")
     print(render_counts(result.recording))
     print(f"wrote {path} in {result.seconds:.1f}s (offline: Pulumi mocks, no cloud calls)")

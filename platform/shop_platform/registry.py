@@ -1,7 +1,9 @@
-"""Registry: one ECR repository per catalog service.
+"""Registry: one ECR repository per catalog service, shared by every app stack (the ``registry`` stack).
 
 Scan on push (FSBP ECR.1), immutable tags (ECR.2: a deployed tag always means the same image), KMS
-encryption, and a lifecycle policy (ECR.3) so untagged layers and old builds do not pile up.
+encryption, a lifecycle policy (ECR.3) so untagged layers and old builds do not pile up, and a repository
+policy letting the dev and prod accounts pull (``shop_platform.images.pull_policy``). App stacks never
+declare repositories: the registry exists before the first push (platform/README.md, "Images").
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import pulumi_aws as aws
 
 from services.catalog import Service
 from shop_platform.context import StackContext
+from shop_platform.images import pull_policy, repository_name
 
 
 def lifecycle_policy(keep_tagged: int = 30, untagged_days: int = 7) -> dict[str, Any]:
@@ -33,17 +36,20 @@ def lifecycle_policy(keep_tagged: int = 30, untagged_days: int = 7) -> dict[str,
 class RegistryArgs:
     ctx: StackContext
     services: tuple[Service, ...]
+    pull_account_ids: tuple[str, ...]  # accounts whose nodes pull (dev, prod)
     keep_tagged: int = 30
 
     def __post_init__(self) -> None:
         if not self.services:
             raise ValueError("RegistryArgs: no services")
+        if not self.pull_account_ids:
+            raise ValueError("RegistryArgs: no account may pull: the app stacks could not start a pod")
         if self.keep_tagged < 5:
             raise ValueError("RegistryArgs: keep at least 5 tagged images (rollbacks need them)")
 
 
 class Registry(pulumi.ComponentResource):
-    """ECR repositories; exposes ``repository_urls`` by service name."""
+    """ECR repositories with a cross-account pull policy; exposes ``repository_urls`` by service name."""
 
     repository_urls: dict[str, pulumi.Output[str]]
 
@@ -53,12 +59,15 @@ class Registry(pulumi.ComponentResource):
         self.repository_urls = {}
         for svc in args.services:
             repo = aws.ecr.Repository(
-                f"{name}-{svc.name}", name=f"shop/{svc.name}", image_tag_mutability="IMMUTABLE",
+                f"{name}-{svc.name}", name=repository_name(svc.name), image_tag_mutability="IMMUTABLE",
                 image_scanning_configuration={"scan_on_push": True},
                 encryption_configurations=[{"encryption_type": "KMS"}],
                 # Deleting a repository with images must be a deliberate act, not a side effect of destroy.
                 force_delete=False, tags=args.ctx.tags(svc.name), opts=child)
             aws.ecr.LifecyclePolicy(f"{name}-{svc.name}-lifecycle", repository=repo.name,
                                     policy=json.dumps(lifecycle_policy(args.keep_tagged)), opts=child)
+            aws.ecr.RepositoryPolicy(f"{name}-{svc.name}-pull", repository=repo.name,
+                                     policy=json.dumps(pull_policy(args.pull_account_ids, args.ctx.partition)),
+                                     opts=child)
             self.repository_urls[svc.name] = repo.repository_url
         self.register_outputs({"repository_urls": self.repository_urls})

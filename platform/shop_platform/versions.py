@@ -173,15 +173,22 @@ GATEWAY_API_VERSION: Final = "v1.3.0"
 KUBE_PROMETHEUS_STACK_CHART: Final = "77.0.0"
 KUBE_PROMETHEUS_STACK_REPO: Final = "https://prometheus-community.github.io/helm-charts"
 
-# ECK (Elastic Cloud on Kubernetes) operator 3.1: manages Elasticsearch, Kibana and Logstash as custom
-# resources with security (TLS + authentication) on by default; 3.x supports the 9.x stack below.
+# ECK (Elastic Cloud on Kubernetes) operator: manages Elasticsearch, Kibana and Logstash as custom resources with
+# security (TLS + authentication) on by default. 3.5.0 (2026-07): supports Kubernetes 1.32-1.36 and stack 8.x/9.x
+# (README.md@v3.5.0); from 3.4.0 its Kibana init container gets the hardened security context (elastic/cloud-on-k8s
+# #8827) and Kibana's default memory is 2Gi. Its Logstash init container still gets only `privileged: false`, so
+# k8s.objects names every operator-made init container with the restricted context (ECK_INIT_CONTAINERS, checked
+# against the operator's source at this tag by tests/platform/k8s/test_eck_pods.py). Support window: the ECK row
+# of Elastic's end-of-life table (elastic.co/support/eol), to check on every bump, with those source files.
 # renovate: datasource=helm depName=eck-operator registryUrl=https://helm.elastic.co
-ECK_OPERATOR_CHART: Final = "3.1.0"
+ECK_OPERATOR_CHART: Final = "3.5.0"
 ECK_OPERATOR_REPO: Final = "https://helm.elastic.co"
 # One version for Elasticsearch, Kibana and Logstash (ECK requires them to match).
 ELASTIC_STACK_VERSION: Final = "9.1.0"
 
-# Fluent Bit DaemonSet (container logs -> GELF -> Logstash).
+# Fluent Bit DaemonSet (container logs -> GELF -> Logstash). Chart 0.50.0 ships Fluent Bit 4.0.3 (its appVersion):
+# k8s.addons' filters are written against that version's GELF encoder, and tests/platform/k8s/test_log_pipeline.py
+# replays them; a bump means re-reading src/flb_pack_gelf.c and the filters at the new appVersion.
 # renovate: datasource=helm depName=fluent-bit registryUrl=https://fluent.github.io/helm-charts
 FLUENT_BIT_CHART: Final = "0.50.0"
 FLUENT_BIT_REPO: Final = "https://fluent.github.io/helm-charts"
@@ -201,7 +208,10 @@ METRICS_SERVER_REPO: Final = "https://kubernetes-sigs.github.io/metrics-server"
 # see the same server locally and on AWS.
 # renovate: datasource=docker depName=postgres
 LOCAL_POSTGRES_IMAGE: Final = "postgres:17.6-bookworm"
-# The kind node image matching the cluster version the local stack validates manifests for.
+# The kind node image matching the cluster version the local stack validates manifests for, by digest as kind's
+# release notes ask: v1.33.4 is one of the images pre-built for kind v0.30.0, the oldest kind it is made for.
 # renovate: datasource=docker depName=kindest/node
-KIND_NODE_IMAGE: Final = "kindest/node:v1.33.4"
+KIND_NODE_IMAGE: Final = (
+    "kindest/node:v1.33.4@sha256:25a6018e48dfcaee478f4a59af81157a437f15e6e140bf103f85a2e7cd0cbbf2")
+KIND_MIN_VERSION: Final = "0.30.0"
 # ===== end Kubernetes layer ===============================================================================

@@ -1,5 +1,12 @@
-"""The gateway's own routes (aggregated readiness, the merged OpenAPI document) and the ASGI front that
-sends the catalog's public prefixes to the forwarding endpoints."""
+"""The gateway's own routes (the upstreams' readiness at a glance, the merged OpenAPI document) and the ASGI
+front that sends the catalog's public prefixes to the forwarding endpoints.
+
+The gateway's own ``/readyz`` is the kit's: local to the process (it answers once start-up has opened the
+upstream pools and the rate-limit table). It never waits for an upstream: one unready service would
+otherwise take every gateway replica out of rotation and the whole API down with it. Each service's
+readiness is its own probe's business; the gateway answers for that service's routes with fast problems
+(timeouts, circuit breaker) while it is away, and ``/readyz/upstreams`` shows all of them for dashboards,
+tests and operators."""
 
 from __future__ import annotations
 
@@ -37,7 +44,8 @@ class EdgeApp:
     """The ASGI application uvicorn runs. Requests under a routed public prefix go straight to the
     forwarding endpoint, wrapped in the kit's observability middleware (request ID, trace context,
     metrics by route template, access log) and a problem handler; everything else (``/healthz``,
-    ``/readyz``, ``/metrics``, ``/openapi.json``, 404s) and the lifespan go to the FastAPI app.
+    ``/readyz``, ``/readyz/upstreams``, ``/metrics``, ``/openapi.json``, 404s) and the lifespan go to the
+    FastAPI app.
 
     The forwarded path skips FastAPI's routing, exception and telemetry layers on purpose: they cost more
     per request than the forwarding itself, and the gateway's throughput is the benchmark's subject.
@@ -95,8 +103,10 @@ async def _upstream_ready(client: httpx.AsyncClient, name: str, base_url: str, w
     return None if response.status_code == 200 else f"status {response.status_code}"
 
 
-async def upstreams_ready(app: FastAPI) -> None:
-    """Readiness: every routed upstream answers its own /readyz in time (checked in parallel)."""
+async def upstreams_status(request: Request) -> JSONResponse:
+    """Every routed upstream's own /readyz, checked in parallel: 200 when all answer ready, else a 503
+    ``not-ready`` problem naming the failing ones. Never the gateway's readiness probe."""
+    app: FastAPI = request.app
     gateway: Gateway = app.state.gateway
     client: httpx.AsyncClient = app.state.ops_client
     timeout = gateway.settings.readiness_timeout_s
@@ -104,10 +114,12 @@ async def upstreams_ready(app: FastAPI) -> None:
     reasons = await asyncio.gather(*(
         _upstream_ready(client, name, gateway.upstreams[name].base_url, timeout) for name in names
     ))
-    failing = {name: reason for name, reason in zip(names, reasons, strict=True) if reason is not None}
+    upstreams = {name: reason or "ready" for name, reason in zip(names, reasons, strict=True)}
+    failing = sorted(name for name, state in upstreams.items() if state != "ready")
     if failing:
-        raise Problem(503, "Not ready: " + ", ".join(f"{n} ({r})" for n, r in failing.items()),
-                      kind="not-ready", failing=sorted(failing))
+        raise Problem(503, "Not ready: " + ", ".join(f"{n} ({upstreams[n]})" for n in failing),
+                      kind="not-ready", failing=failing, upstreams=upstreams)
+    return JSONResponse({"status": "ready", "upstreams": upstreams})
 
 
 class OpenAPICache:
@@ -164,9 +176,13 @@ async def merged_openapi(request: Request) -> JSONResponse:
 
 
 def install(app: FastAPI, settings: Settings, gateway: Gateway) -> None:
-    """Serve the merged document at /openapi.json (instead of FastAPI's own); keep the gateway state."""
+    """Serve the merged document at /openapi.json (instead of FastAPI's own) and /api/v1/openapi.json, its
+    reference page at /api/v1/docs, and the upstreams' readiness at /readyz/upstreams; keep the gateway state."""
     app.router.routes[:] = [r for r in app.router.routes if getattr(r, "path", None) != "/openapi.json"]
     app.add_route("/openapi.json", merged_openapi, include_in_schema=False)
+    app.add_route(openapi.PUBLIC_DOCUMENT, merged_openapi, include_in_schema=False)
+    openapi.install_reference(app)
+    app.add_route("/readyz/upstreams", upstreams_status, include_in_schema=False)
     app.router.redirect_slashes = False  # never answer with a redirect the upstream did not ask for
     app.state.gateway = gateway
     app.state.openapi_cache = OpenAPICache(settings.openapi_cache_ttl_s)

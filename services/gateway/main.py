@@ -18,7 +18,6 @@ def build_app(settings: Settings | None = None) -> api.EdgeApp:
         routers=[],
         on_startup=[api.start],
         on_shutdown=[api.stop],
-        readiness=[api.upstreams_ready],
     )
     gateway = Gateway(settings, buckets=None, verifier=None, upstreams=build_upstreams(settings))
     api.install(app, settings, gateway)

@@ -1,12 +1,19 @@
 """One OpenAPI document for the public API: each upstream's own document, cut down to its public
-prefixes and merged, with the answers the gateway itself can give added to every operation."""
+prefixes and merged, with the answers the gateway itself can give added to every operation; and the
+reference page that renders it at ``/api/v1/docs``."""
 
 from __future__ import annotations
 
 import copy
+import importlib.metadata
+import importlib.resources
 import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import FileResponse, HTMLResponse
 
 from services import catalog
 from services.gateway.proxy import is_clean_public_path
@@ -139,3 +146,86 @@ def merge(own: dict[str, Any], upstream_docs: Mapping[str, dict[str, Any]]) -> d
             merged["paths"][path] = item
     _prune_components(merged)
     return merged
+
+
+# --- the API reference page -------------------------------------------------------------------------------
+# Swagger UI, served by the gateway itself from the pinned fastapi-offline package (its static/ holds the
+# swagger-ui-dist bundle and stylesheet), never from a CDN: the page works offline and the browser talks
+# to nothing but this origin. FastAPI's own docs page puts its start-up script inline and loads from a CDN,
+# so the page here is the project's own and the start-up script is a file of its own.
+
+PUBLIC_DOCUMENT = "/api/v1/openapi.json"
+DOCS = "/api/v1/docs"
+_ASSETS_PACKAGE = "fastapi-offline"
+_ASSETS = {  # URL name -> (file in the package's static/, media type)
+    "swagger-ui-bundle.js": ("swagger-ui-bundle.js", "text/javascript; charset=utf-8"),
+    "swagger-ui.css": ("swagger-ui.css", "text/css; charset=utf-8"),
+    "favicon.png": ("favicon.png", "image/png"),
+}
+# Only this origin. data: images are the icons Swagger UI's stylesheet embeds (inline, never fetched).
+CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+                           "frame-ancestors 'none'; form-action 'self'")
+_PAGE_HEADERS = {"Content-Security-Policy": CONTENT_SECURITY_POLICY, "X-Content-Type-Options": "nosniff"}
+_START_SCRIPT = f"""window.ui = SwaggerUIBundle({{
+  url: "{PUBLIC_DOCUMENT}",
+  dom_id: "#swagger-ui",
+  layout: "BaseLayout",
+  presets: [SwaggerUIBundle.presets.apis],
+  deepLinking: true,
+  showExtensions: true,
+  showCommonExtensions: true,
+  validatorUrl: null
+}});
+"""
+
+
+def _assets_base() -> str:
+    """Asset URLs carry the package's version, so browsers may keep them for good."""
+    return f"{DOCS}/assets/{importlib.metadata.version(_ASSETS_PACKAGE)}"
+
+
+def docs_page() -> str:
+    base = _assets_base()
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Retail platform API</title>
+<link rel="icon" type="image/png" href="{base}/favicon.png">
+<link rel="stylesheet" href="{base}/swagger-ui.css">
+</head>
+<body>
+<div id="swagger-ui"></div>
+<script src="{base}/swagger-ui-bundle.js"></script>
+<script src="{base}/start.js"></script>
+</body>
+</html>
+"""
+
+
+def install_reference(app: FastAPI) -> None:
+    """``/api/v1/docs`` and its assets on the gateway's FastAPI app (the public prefixes it forwards never
+    cover them). The merged document itself is served by whoever owns its cache, at :data:`PUBLIC_DOCUMENT`."""
+    static = importlib.resources.files(_ASSETS_PACKAGE.replace("-", "_")) / "static"
+    base = _assets_base()
+    immutable = {**_PAGE_HEADERS, "Cache-Control": "public, max-age=31536000, immutable"}
+    page = docs_page()
+
+    async def reference(request: Request) -> Response:
+        return HTMLResponse(page, headers=_PAGE_HEADERS)
+
+    async def start_script(request: Request) -> Response:
+        # Not immutable: it is the project's own and changes without the package's version changing.
+        return Response(_START_SCRIPT, media_type="text/javascript; charset=utf-8", headers=_PAGE_HEADERS)
+
+    app.add_route(DOCS, reference, include_in_schema=False)
+    app.add_route(f"{base}/start.js", start_script, include_in_schema=False)
+    for name, (file, media_type) in _ASSETS.items():
+        path = Path(str(static / file))
+        if not path.is_file():
+            raise RuntimeError(f"{_ASSETS_PACKAGE} has no static/{file}: install the pinned version")
+
+        async def asset(request: Request, path: Path = path, media_type: str = media_type) -> Response:
+            return FileResponse(path, media_type=media_type, headers=immutable)
+
+        app.add_route(f"{base}/{name}", asset, include_in_schema=False)

@@ -300,6 +300,9 @@ class ForwardEndpoint:
                     connection_tokens.update(t.strip().lower() for t in value.split(b","))
                 continue
             if name == b"authorization":
+                if authorization is not None:
+                    # Which one would we check, and which one would the service read? Refuse to guess.
+                    raise Problem(400, "Send at most one Authorization header.")
                 authorization = value
             headers.append((name, value))
         if connection_tokens:

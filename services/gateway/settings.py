@@ -34,7 +34,7 @@ class Settings(KitSettings):
     service_name: str = "gateway"
 
     # Which catalog services this deployment routes to (default: every service with public prefixes).
-    # A prefix of a service not listed here answers 404, and /readyz does not wait for it.
+    # A prefix of a service not listed here answers 404, and /readyz/upstreams does not check it.
     upstreams: Annotated[list[str], NoDecode] = Field(default_factory=_routed_services)
 
     # Client address: X-Forwarded-For is believed only when the peer is one of these networks.
@@ -57,7 +57,6 @@ class Settings(KitSettings):
     upstream_connect_timeout_s: float = Field(default=1.0, gt=0, le=30)
     upstream_max_connections: int = Field(default=200, ge=1, le=10_000)
     upstream_keepalive_s: float = Field(default=30.0, ge=0)
-    max_body_bytes: int = Field(default=1_048_576, ge=1024)
     # Retries of safe requests (GET/HEAD/OPTIONS) on connect errors and 502/503, within the route timeout.
     retry_attempts: int = Field(default=2, ge=0, le=5)
     retry_backoff_s: float = Field(default=0.05, ge=0, le=5)
@@ -69,7 +68,7 @@ class Settings(KitSettings):
     breaker_min_requests: int = Field(default=20, ge=1)
     breaker_cooldown_s: float = Field(default=5.0, gt=0)
 
-    # Aggregated readiness and the merged OpenAPI document.
+    # /readyz/upstreams and the merged OpenAPI document.
     readiness_timeout_s: float = Field(default=1.0, gt=0, le=10)
     openapi_cache_ttl_s: float = Field(default=60.0, ge=0)
 

@@ -22,10 +22,17 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.kit import metrics
-from services.kit.auth import JWKSClient, ServiceTokenIssuer, ServiceTokenVerifier, TokenVerifier
+from services.kit.auth import (
+    JWKSClient,
+    ServiceTokenIssuer,
+    ServiceTokenVerifier,
+    TokenVerifier,
+    check_internal_routes,
+)
 from services.kit.context import request_id_var, traceparent_var, user_id_var
 from services.kit.db import Database
 from services.kit.errors import (
@@ -113,6 +120,89 @@ class ObservabilityMiddleware:
             user_id_var.reset(user_token)
 
 
+class _BodyTooLarge(StarletteHTTPException):
+    """Raised from ``receive`` once a body passes the limit; an ``HTTPException`` so FastAPI's body parsing
+    passes it on unchanged (``fastapi/routing.py`` re-raises those, anything else becomes a 400) and the
+    problem handler renders it."""
+
+
+class RequestGuardMiddleware:
+    """Request hygiene every service applies, whoever reaches it (the gateway, or anything inside the cluster):
+
+    - one ``Authorization`` header at most (400): with two, a proxy and a service could each read a
+      different one, so the identity checked would not be the identity acted for;
+    - a body of at most ``max_body_bytes`` (413 problem): by ``Content-Length`` before anything is read, and
+      by counting what arrives, which also covers chunked bodies that declare no length;
+    - ``Cache-Control: no-store`` on every response that does not set its own cache policy: responses carry
+      personal data (profiles, orders, payments, tokens) unless a route says they are public (the JWKS).
+    """
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int, base_uri: str) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.base_uri = base_uri
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, status: int, detail: str) -> None:
+        body = problem_body(self.base_uri, status, detail, scope["path"])
+        await JSONResponse(body, status_code=status, media_type=PROBLEM_JSON,
+                           headers={"Cache-Control": "no-store"})(scope, receive, send)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.max_body_bytes
+        authorizations = 0
+        counted = False
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                authorizations += 1
+            elif name == b"content-length" and value.isdigit() and int(value) > limit:
+                await self._refuse(scope, receive, send, 413, f"The request body is larger than {limit} bytes.")
+                return
+            elif name == b"transfer-encoding":
+                # A body without a declared length: count it as it arrives. (With Content-Length, the HTTP
+                # server delivers exactly that many bytes, so the check above is enough.)
+                counted = True
+        if authorizations > 1:
+            await self._refuse(scope, receive, send, 400, "Send at most one Authorization header.")
+            return
+        started = False
+
+        async def send_with_cache_policy(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                headers = message.get("headers", [])
+                for name, _ in headers:
+                    if name.lower() == b"cache-control":
+                        break
+                else:
+                    message["headers"] = [*headers, (b"cache-control", b"no-store")]
+            await send(message)
+
+        if not counted:
+            await self.app(scope, receive, send_with_cache_policy)
+            return
+        received = 0
+
+        async def counted_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _BodyTooLarge(413, f"The request body is larger than {limit} bytes.")
+            return message
+
+        try:
+            await self.app(scope, counted_receive, send_with_cache_policy)
+        except _BodyTooLarge as exc:  # read outside FastAPI's handlers (a middleware, say)
+            if started:
+                raise
+            await self._refuse(scope, receive, send, 413, str(exc.detail))
+
+
 def _operation_id(route: APIRoute) -> str:
     # Stable operation ids: the endpoint function's name, unique per service (checked at start-up).
     return route.name
@@ -185,12 +275,17 @@ def create_app(
     install_problem_handlers(app, settings.problem_base_uri)
     if settings.has_database:
         install_database_handlers(app)
+    # Added first so it runs inside the observability middleware: its refusals get a request ID and a metric.
+    app.add_middleware(RequestGuardMiddleware, max_body_bytes=settings.max_body_bytes,
+                       base_uri=settings.problem_base_uri)
     app.add_middleware(ObservabilityMiddleware, service=settings.service_name,
                        base_uri=settings.problem_base_uri)
     all_routers = [_ops_router(readiness), *routers]
     for router in all_routers:
         app.include_router(router)
-    ids = [r.name for router in all_routers for r in router.routes if isinstance(r, APIRoute)]
+    routes = [r for router in all_routers for r in router.routes]
+    check_internal_routes(settings.service_name, routes)
+    ids = [r.name for r in routes if isinstance(r, APIRoute)]
     duplicates = {i for i in ids if ids.count(i) > 1}
     if duplicates:
         raise RuntimeError(f"duplicate operation ids {sorted(duplicates)}: endpoint names must be unique")

@@ -6,7 +6,8 @@ the gateway (defence in depth).
 
 Service-to-service: a caller signs a 2-minute token with its own Ed25519 key (``sub`` = caller, ``aud``
 = ``svc:<callee>``); the callee holds the public keys of exactly the callers the catalog allows, so a
-leaked key of one service cannot impersonate another.
+leaked key of one service cannot impersonate another. Each internal route names the catalog API it
+belongs to (``internal_api``), whose caller list is the route's allow-list.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Protocol
 
@@ -22,7 +24,10 @@ import httpx
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from fastapi import Depends, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.routing import BaseRoute
 
 from services import catalog
 from services.kit import keys
@@ -202,14 +207,17 @@ class ServiceTokenIssuer:
 
 
 class ServiceTokenVerifier:
-    """Accepts tokens only from the callers the catalog allows, each checked against its own key."""
+    """Accepts tokens only from the callers the catalog allows, each checked against its own key: public keys
+    of anyone else (a misconfigured Secret, say) are dropped here, so they can never verify."""
 
     def __init__(self, service: str, public_pems: dict[str, str]) -> None:
         self.service = service
         allowed = set(catalog.callers_of(service))
         self._keys = {caller: keys.load_public(pem) for caller, pem in public_pems.items() if caller in allowed}
 
-    def verify(self, token: str) -> str:
+    def verify(self, token: str, api: str) -> str:
+        """The caller behind ``token`` if the catalog lets it call internal API ``api``: 401 for no valid
+        token from a known caller, 403 for a known caller that ``api`` does not list."""
         try:
             header = jwt.get_unverified_header(token)
             caller = str(header.get("kid", "")).removeprefix("svc:")
@@ -223,17 +231,48 @@ class ServiceTokenVerifier:
         except jwt.InvalidTokenError:
             raise Problem(401, "A valid service credential is required for internal routes.",
                           headers={"WWW-Authenticate": "Bearer"}) from None
+        if caller not in catalog.api_callers(self.service, api):
+            raise Problem(403, f"Service {caller!r} may not use this route.")
         return caller
 
 
-async def _service_caller(
-    request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
-) -> str:
-    if credentials is None:
-        raise Problem(401, "A service credential is required for internal routes.",
-                      headers={"WWW-Authenticate": "Bearer"})
-    verifier: ServiceTokenVerifier = request.app.state.service_verifier
-    return verifier.verify(credentials.credentials)
+class InternalApiCaller:
+    """FastAPI dependency of one internal route: the verified service calling it, refused unless the catalog
+    lists that service as a caller of ``api`` (this service's ``InternalApi`` of that name)."""
+
+    def __init__(self, api: str) -> None:
+        self.api = api
+
+    async def __call__(self, request: Request,
+                       credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> str:
+        if credentials is None:
+            raise Problem(401, "A service credential is required for internal routes.",
+                          headers={"WWW-Authenticate": "Bearer"})
+        verifier: ServiceTokenVerifier = request.app.state.service_verifier
+        return verifier.verify(credentials.credentials, self.api)
 
 
-ServiceCaller = Annotated[str, Depends(_service_caller)]
+def internal_api(api: str) -> Any:
+    """``caller: Annotated[str, internal_api("reservations")]``: the one way a route is made internal.
+    ``create_app`` refuses a ``/internal`` route without it and an API name the catalog does not declare."""
+    return Depends(InternalApiCaller(api))
+
+
+def _internal_apis(dependant: Dependant) -> list[str]:
+    found = [d.call.api for d in dependant.dependencies if isinstance(d.call, InternalApiCaller)]
+    for sub in dependant.dependencies:
+        found.extend(_internal_apis(sub))
+    return found
+
+
+def check_internal_routes(service: str, routes: Iterable[BaseRoute]) -> None:
+    """Every ``/internal`` route of ``service`` names a catalog API of ``service``; raises at start-up."""
+    for route in routes:
+        if not isinstance(route, APIRoute) or not route.path.startswith("/internal"):
+            continue
+        apis = _internal_apis(route.dependant)
+        if not apis:
+            raise RuntimeError(f"{service}: internal route {route.path} has no caller allow-list "
+                               "(add `caller: Annotated[str, internal_api(<catalog API>)]`)")
+        for api in apis:
+            catalog.api_callers(service, api)

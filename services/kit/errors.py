@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from services.kit.context import request_id_var
+from services.kit.cursors import InvalidCursor
 
 log = logging.getLogger("kit.errors")
 
@@ -179,11 +180,17 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(request, exc.status_code, detail, headers=headers)
 
 
+async def _on_invalid_cursor(request: Request, exc: Exception) -> JSONResponse:
+    return problem_response(request, 422, "The cursor is not valid: use next_cursor from a previous page.",
+                            errors=[{"loc": ["query", "cursor"], "msg": "malformed cursor"}])
+
+
 def install_problem_handlers(app: FastAPI, base_uri: str) -> None:
     app.state.problem_base_uri = base_uri
     app.add_exception_handler(Problem, _on_problem)
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http)
+    app.add_exception_handler(InvalidCursor, _on_invalid_cursor)
 
 
 # What a request sees while its database is away (a restart, a failover): the socket is gone or the
@@ -199,6 +206,16 @@ async def _on_database_unavailable(request: Request, exc: Exception) -> JSONResp
                             kind="service-unavailable", headers={"Retry-After": "1"})
 
 
+async def _on_data_error(request: Request, exc: Exception) -> JSONResponse:
+    # SQLSTATE class 22, and asyncpg's own "invalid input for query argument" (raised while encoding a
+    # parameter, e.g. a datetime that overflows on conversion to UTC; asyncpg@0.32.0
+    # asyncpg/protocol/prepared_stmt.pyx wraps every encoder error in DataError): a value from the request the
+    # database cannot hold. The message quotes the value, so it goes to the log by type only.
+    log.warning("database refused a value", extra={"event": "db_data_error", "error_type": type(exc).__name__})
+    return problem_response(request, 422, "A value in the request is outside what the service can store.")
+
+
 def install_database_handlers(app: FastAPI) -> None:
     for exc_type in DATABASE_UNAVAILABLE:
         app.add_exception_handler(exc_type, _on_database_unavailable)
+    app.add_exception_handler(asyncpg.DataError, _on_data_error)

@@ -49,7 +49,7 @@ class ServiceClient:
 
     def __init__(self, settings: KitSettings, callee: str, issuer: ServiceTokenIssuer | None, *,
                  timeout: float, max_connections: int) -> None:
-        if callee not in catalog.get(settings.service_name).calls:
+        if callee not in catalog.callees_of(settings.service_name):
             raise ValueError(f"the catalog does not allow {settings.service_name} to call {callee}")
         if issuer is None:
             raise ValueError(f"{settings.service_name} calls {callee} but has no SERVICE_PRIVATE_KEY")

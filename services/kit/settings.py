@@ -40,6 +40,8 @@ class KitSettings(BaseSettings):
     gelf_port: int = Field(default=12201, ge=1, le=65535)
     gelf_protocol: Literal["udp", "tcp"] = "udp"
     problem_base_uri: str = "https://api.retail.example/problems/"
+    # The largest request body accepted (413 above it), counted as it arrives: chunked bodies declare no length.
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
 
     # Database: a URL, or the RDS-managed secret plus host/port/name.
     database_url: SecretStr | None = None

@@ -80,9 +80,8 @@ async def cancel_order(request: Request, order_id: uuid.UUID, user: CurrentUser)
         order = await _visible(request, order_id, user)
     if order.status == "cancelling":
         assert order.payment_id is not None
-        assert order.total_cents is not None
         try:
-            await shielded(saga.finish_cancel(order_id, order.payment_id, order.total_cents))
+            await shielded(saga.finish_cancel(order_id, order.payment_id))
         except Unreachable as exc:
             log.warning("cancel deferred", extra={"event": "cancel_deferred", "order_id": str(order_id),
                                                   "why": str(exc)})

@@ -18,7 +18,7 @@ class OrderLine(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     product_id: uuid.UUID
-    quantity: Annotated[int, Field(ge=1, le=1000)]
+    quantity: Annotated[int, Field(strict=True, ge=1, le=1000)]  # strict: true is not 1, "2" is not 2
 
 
 class PaymentIn(BaseModel):

@@ -39,8 +39,7 @@ async def recover_order(saga: Saga, row: store.OrderRow) -> None:
     log.info("recovering order", extra={"event": "recovery_order", "order_id": oid, "order_status": row.status})
     if row.status == "cancelling":
         assert row.payment_id is not None
-        assert row.total_cents is not None
-        await saga.finish_cancel(row.id, row.payment_id, row.total_cents)
+        await saga.finish_cancel(row.id, row.payment_id)
         return
     if row.status == "paid":
         assert row.payment_id is not None
@@ -83,7 +82,7 @@ async def settle(saga: Saga, order_id: uuid.UUID) -> None:
     """A failed order, checked once more: no capture stands, no stock stays held."""
     for p in await saga.payments_of(order_id):
         if p["status"] == "captured" and int(p["refunded_cents"]) < int(p["amount_cents"]):
-            await saga.refund_full(order_id, uuid.UUID(str(p["id"])), int(p["amount_cents"]))
+            await saga.refund_rest(order_id, uuid.UUID(str(p["id"])))
     r = await saga.call(saga.products, "GET", f"/internal/v1/reservations/{order_id}")
     if r.status_code == 200 and r.json().get("status") in ("reserved", "committed"):
         await saga.release(order_id)

@@ -5,8 +5,8 @@ Rules that make it safe to crash or time out anywhere:
 - every state change is a conditional ``UPDATE ... WHERE status = <expected>`` (and the database refuses
   illegal transitions), so the saga and the recovery loop can never both move an order;
 - every remote step and every compensation is idempotent (the reservation is keyed by the order id, the
-  charge's Idempotency-Key is the order id, a full refund's key is derived from the payment id), so any of
-  them can be repeated by the recovery loop;
+  charge's Idempotency-Key is the order id, a refund's key is derived from the payment id and the amount
+  already refunded), so any of them can be repeated by the recovery loop;
 - an order is marked ``failed`` only after its compensations succeeded; when one cannot be done now the
   order stays where it is and the recovery loop finishes the job (``services/orders/recovery.py``);
 - the client's Idempotency-Key gets its final response in the same transaction as the final state; a
@@ -124,15 +124,29 @@ class Saga:
                 return
         raise Unreachable("products", True, f"release answered {r.status_code}")
 
-    async def refund_full(self, order_id: uuid.UUID, payment_id: uuid.UUID, amount_cents: int) -> None:
-        """Refund a capture in full. Same key and body every time, so it happens at most once."""
-        r = await self.call(self.payments, "POST", f"/internal/v1/payments/{payment_id}/refunds",
-                            json={"amount_cents": amount_cents},
-                            headers={"Idempotency-Key": f"full-refund:{payment_id}"})
-        if r.status_code == 201 or (r.status_code == 409 and _kind(r) == "refund-exceeds-capture"):
-            log.info("payment refunded", extra={"event": "refund_done", "order_id": str(order_id),
-                                                "payment_id": str(payment_id)})
-            return
+    async def refund_rest(self, order_id: uuid.UUID, payment_id: uuid.UUID) -> None:
+        """Refund what of a capture is not refunded yet (all of it, or the rest after a partial refund).
+
+        Reads the payment first; the refund's key names the amount already refunded, so a repeat in the same
+        state replays the same refund (at most once) and a repeat after it succeeded finds nothing left.
+        A refund made meanwhile by someone else (409 ``refund-exceeds-capture``) means: read again."""
+        for _ in range(3):
+            payment = next((p for p in await self.payments_of(order_id) if p["id"] == str(payment_id)), None)
+            if payment is None:
+                raise Unreachable("payments", True, f"payment {payment_id} is not listed for the order")
+            refunded = int(payment["refunded_cents"])
+            rest = int(payment["amount_cents"]) - refunded
+            if payment["status"] != "captured" or rest <= 0:
+                return
+            r = await self.call(self.payments, "POST", f"/internal/v1/payments/{payment_id}/refunds",
+                                json={"amount_cents": rest},
+                                headers={"Idempotency-Key": f"refund-rest:{payment_id}:{refunded}"})
+            if r.status_code == 201:
+                log.info("payment refunded", extra={"event": "refund_done", "order_id": str(order_id),
+                                                    "payment_id": str(payment_id), "amount_cents": rest})
+                return
+            if not (r.status_code == 409 and _kind(r) == "refund-exceeds-capture"):
+                break
         raise Unreachable("payments", True, f"refund answered {r.status_code}")
 
     async def payments_of(self, order_id: uuid.UUID) -> list[dict[str, Any]]:
@@ -148,7 +162,7 @@ class Saga:
         If a compensation cannot run now, the order stays put for the recovery loop."""
         try:
             if capture is not None:
-                await self.refund_full(order_id, uuid.UUID(str(capture["id"])), int(capture["amount_cents"]))
+                await self.refund_rest(order_id, uuid.UUID(str(capture["id"])))
             await self.release(order_id)
         except Unreachable as exc:
             return await self.unavailable(order_id, f"{reason}; compensation pending ({exc})")
@@ -273,9 +287,10 @@ class Saga:
         log.info("order confirmed", extra={"event": "order_confirmed", "order_id": oid})
         return Outcome(201, body)
 
-    async def finish_cancel(self, order_id: uuid.UUID, payment_id: uuid.UUID, total_cents: int) -> None:
-        """cancelling -> cancelled: refund in full, return the stock. Raises Unreachable to retry later."""
-        await self.refund_full(order_id, payment_id, total_cents)
+    async def finish_cancel(self, order_id: uuid.UUID, payment_id: uuid.UUID) -> None:
+        """cancelling -> cancelled: refund what is left of the capture, return the stock. Raises Unreachable to
+        retry later."""
+        await self.refund_rest(order_id, payment_id)
         await self.release(order_id)
         if await store.transition(self.pool, order_id, "cancelling", "cancelled"):
             log.info("order cancelled", extra={"event": "order_cancelled", "order_id": str(order_id)})

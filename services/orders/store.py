@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import asyncpg
 from prometheus_client import Counter
 
+from services.kit.cursors import decode_cursor, encode_cursor
 from services.kit.errors import Problem
 from services.kit.idempotency import Stored, replay
 from services.orders.models import Order, OrderItem, OrderLine
@@ -131,20 +129,6 @@ async def load(conn: Conn, order_id: uuid.UUID) -> tuple[Order, uuid.UUID] | Non
         return None
     items = await conn.fetch("SELECT * FROM order_items WHERE order_id = $1 ORDER BY line", order_id)
     return _order(r, items), r["user_id"]
-
-
-def encode_cursor(created_at: datetime, order_id: uuid.UUID) -> str:
-    raw = json.dumps({"t": created_at.isoformat(), "id": str(order_id)}).encode()
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        doc = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return datetime.fromisoformat(doc["t"]), uuid.UUID(doc["id"])
-    except (binascii.Error, ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError):
-        raise Problem(422, "The cursor is not valid; use next_cursor from a previous page.",
-                      errors=[{"loc": ["query", "cursor"], "msg": "malformed cursor"}]) from None
 
 
 async def list_for_user(pool: asyncpg.Pool, user_id: uuid.UUID, limit: int,

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.kit.auth import CurrentUser, ServiceCaller
+from services.kit.auth import CurrentUser, internal_api
 from services.kit.cards import Card, fingerprint
 from services.kit.errors import Problem, problem_body, problem_responses
 from services.kit.idempotency import IdempotencyKey, Stored, request_hash, require_key, respond
@@ -28,8 +28,16 @@ PAYMENTS_TOTAL = Counter("payments_total", "Charges and refunds by outcome", ["o
 
 router = APIRouter()
 
+# Each internal route's allow-list is its catalog API (services/catalog.py): orders only, never the gateway.
+ChargesCaller = Annotated[str, internal_api("charges")]
+RefundsCaller = Annotated[str, internal_api("refunds")]
+PaymentReadsCaller = Annotated[str, internal_api("payment-reads")]
+
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code")]
-Cents = Annotated[int, Field(gt=0, le=100_000_000_000)]
+# strict: JSON true or "100" is not an amount (lax mode would read them as 1 and 100).
+Cents = Annotated[int, Field(strict=True, gt=0, le=100_000_000_000)]
+
+
 class ChargeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
@@ -118,7 +126,7 @@ async def _claim(request: Request, caller: str, key: str, operation: str,
     summary="Charge a card (idempotent per Idempotency-Key and caller)",
     responses=problem_responses(400, 401, 402, 409, 422),
 )
-async def create_charge(request: Request, body: ChargeRequest, caller: ServiceCaller,
+async def create_charge(request: Request, body: ChargeRequest, caller: ChargesCaller,
                         idempotency_key: IdempotencyKey = None) -> JSONResponse:
     key = require_key(idempotency_key)
     claimed = await _claim(request, caller, key, "charge", body.model_dump(mode="json"))
@@ -171,7 +179,7 @@ async def create_charge(request: Request, body: ChargeRequest, caller: ServiceCa
     summary="Refund part or all of a capture (idempotent per Idempotency-Key and caller)",
     responses=problem_responses(400, 401, 404, 409, 422),
 )
-async def create_refund(request: Request, payment_id: uuid.UUID, body: RefundRequest, caller: ServiceCaller,
+async def create_refund(request: Request, payment_id: uuid.UUID, body: RefundRequest, caller: RefundsCaller,
                         idempotency_key: IdempotencyKey = None) -> JSONResponse:
     key = require_key(idempotency_key)
     claimed = await _claim(request, caller, key, f"refund {payment_id}", body.model_dump(mode="json"))
@@ -234,7 +242,8 @@ async def create_refund(request: Request, payment_id: uuid.UUID, body: RefundReq
     summary="Payments of an order, oldest first (the orders recovery loop uses it)",
     responses=problem_responses(401, 422),
 )
-async def list_order_payments(request: Request, caller: ServiceCaller, order_id: uuid.UUID = Query()) -> PaymentList:
+async def list_order_payments(request: Request, caller: PaymentReadsCaller,
+                              order_id: uuid.UUID = Query()) -> PaymentList:
     rows = await request.app.state.pool.fetch(
         "SELECT * FROM payments WHERE order_id = $1 ORDER BY created_at, id", order_id)
     return PaymentList(items=[_payment(r) for r in rows])

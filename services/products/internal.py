@@ -1,8 +1,7 @@
 """Internal routes (``/internal/v1``): reservations for orders, the change feed for search.
 
-Callers authenticate with a service token (kit ``ServiceCaller``: only callers the catalog allows reach
-this code at all); each route further names the callers it serves, so search cannot reserve stock and
-orders cannot read the feed (403).
+Callers authenticate with a service token; each route names its catalog API (``internal_api``), whose
+caller list is the route's allow-list: search cannot reserve stock and orders cannot read the feed (403).
 """
 
 from __future__ import annotations
@@ -12,21 +11,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
-from services.kit.auth import ServiceCaller
-from services.kit.errors import Problem, problem_responses
+from services.kit.auth import internal_api
+from services.kit.errors import problem_responses
 from services.products import store
 from services.products.models import ChangePage, Reservation, ReservationRequest
 
 router = APIRouter(prefix="/internal/v1", tags=["internal"])
 
-RESERVATION_CALLERS = frozenset({"orders"})
-FEED_CALLERS = frozenset({"search"})
-
-
-def _allow(caller: str, allowed: frozenset[str]) -> None:
-    if caller not in allowed:
-        raise Problem(403, f"Service {caller!r} may not use this route.")
-
+ReservationsCaller = Annotated[str, internal_api("reservations")]
+ChangesCaller = Annotated[str, internal_api("changes")]
 
 _AUTH = problem_responses(401, 403)
 
@@ -36,8 +29,7 @@ _AUTH = problem_responses(401, 403)
                         **_AUTH, **problem_responses(400, 404, 409, 422)},
              summary="Reserve stock for an order: all lines or none, idempotent per order id")
 async def create_reservation(body: ReservationRequest, request: Request, response: Response,
-                             caller: ServiceCaller) -> dict[str, Any]:
-    _allow(caller, RESERVATION_CALLERS)
+                             caller: ReservationsCaller) -> dict[str, Any]:
     reservation, created = await store.reserve(request.app.state.pool, body, caller)
     if not created:
         response.status_code = 200
@@ -46,8 +38,7 @@ async def create_reservation(body: ReservationRequest, request: Request, respons
 
 @router.get("/reservations/{order_id}", response_model=Reservation,
             responses={**_AUTH, **problem_responses(404, 422)}, summary="A reservation and its state")
-async def read_reservation(order_id: uuid.UUID, request: Request, caller: ServiceCaller) -> dict[str, Any]:
-    _allow(caller, RESERVATION_CALLERS)
+async def read_reservation(order_id: uuid.UUID, request: Request, caller: ReservationsCaller) -> dict[str, Any]:
     return await store.get_reservation(request.app.state.pool, order_id)
 
 
@@ -56,22 +47,19 @@ _TRANSITION_RESPONSES: dict[int | str, dict[str, Any]] = {**_AUTH, **problem_res
 
 @router.post("/reservations/{order_id}/commit", response_model=Reservation, responses=_TRANSITION_RESPONSES,
              summary="reserved -> committed: the stock leaves (idempotent)")
-async def commit_reservation(order_id: uuid.UUID, request: Request, caller: ServiceCaller) -> dict[str, Any]:
-    _allow(caller, RESERVATION_CALLERS)
+async def commit_reservation(order_id: uuid.UUID, request: Request, caller: ReservationsCaller) -> dict[str, Any]:
     return await store.transition(request.app.state.pool, order_id, "commit")
 
 
 @router.post("/reservations/{order_id}/release", response_model=Reservation, responses=_TRANSITION_RESPONSES,
              summary="reserved -> released: the stock is available again (idempotent)")
-async def release_reservation(order_id: uuid.UUID, request: Request, caller: ServiceCaller) -> dict[str, Any]:
-    _allow(caller, RESERVATION_CALLERS)
+async def release_reservation(order_id: uuid.UUID, request: Request, caller: ReservationsCaller) -> dict[str, Any]:
     return await store.transition(request.app.state.pool, order_id, "release")
 
 
 @router.post("/reservations/{order_id}/return", response_model=Reservation, responses=_TRANSITION_RESPONSES,
              summary="committed -> returned: the stock is back on hand (idempotent)")
-async def return_reservation(order_id: uuid.UUID, request: Request, caller: ServiceCaller) -> dict[str, Any]:
-    _allow(caller, RESERVATION_CALLERS)
+async def return_reservation(order_id: uuid.UUID, request: Request, caller: ReservationsCaller) -> dict[str, Any]:
     return await store.transition(request.app.state.pool, order_id, "return")
 
 
@@ -79,9 +67,8 @@ async def return_reservation(order_id: uuid.UUID, request: Request, caller: Serv
             summary="The product change feed, in commit order")
 async def list_changes(
     request: Request,
-    caller: ServiceCaller,
+    caller: ChangesCaller,
     after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
 ) -> dict[str, Any]:
-    _allow(caller, FEED_CALLERS)
     return await store.changes(request.app.state.pool, after, limit)

@@ -14,17 +14,15 @@ Concurrency rules (why stock can never go negative and reservations cannot deadl
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 import asyncpg
 import orjson
 from asyncpg.pool import PoolConnectionProxy
 
+from services.kit.cursors import decode_cursor, encode_cursor
 from services.kit.errors import Problem
 from services.products import metrics
 from services.products.models import ProductCreate, ReservationRequest
@@ -62,28 +60,6 @@ def _duplicate_sku(sku: str) -> Problem:
 def _not_found(product_id: uuid.UUID) -> Problem:
     return Problem(404, f"Product {product_id} does not exist.", kind="product-not-found",
                    product_ids=[str(product_id)])
-
-
-# --- cursors ------------------------------------------------------------------------------------------
-
-def encode_cursor(created_at: datetime, product_id: uuid.UUID) -> str:
-    raw = orjson.dumps({"t": created_at.isoformat(), "id": str(product_id)})
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        doc = orjson.loads(raw)
-        created_at = datetime.fromisoformat(doc["t"])
-        product_id = uuid.UUID(doc["id"])
-        if created_at.tzinfo is None:
-            raise ValueError("naive timestamp")
-    except (binascii.Error, ValueError, TypeError, KeyError, orjson.JSONDecodeError):
-        raise Problem(422, "The cursor is not valid: use next_cursor from a previous page.",
-                      kind="validation", errors=[{"loc": ["query", "cursor"], "msg": "malformed cursor"}]
-                      ) from None
-    return created_at, product_id
 
 
 # --- catalogue ----------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from services import catalog
 from services.runner import seed, stack
@@ -45,20 +46,22 @@ def cmd_up(args: argparse.Namespace) -> int:
               " run `make down` (or `python -m services.runner down`) first.", file=sys.stderr)
         return 1
     layout.run_dir.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
     try:
-        db = stack.resolve_database(layout, env)
+        stack.ensure_users([s.name for s in catalog.SERVICES] + ["edge", "prometheus"])
+        stack.ensure_shared_dir(layout)
+        db = stack.resolve_database(layout, dict(os.environ))
         keyring = stack.load_keyring(layout)
-        admin = stack.admin_credentials(layout, env)
-        db_names = {s.name: db.url_for(s.database_name) for s in catalog.database_services()}
-        plan = stack.plan(layout, keyring, db_names, admin, env, gateway_replicas=args.gateway_replicas)
+        admin = stack.admin_credentials(layout, dict(os.environ))
+        # No process of the stack, the supervisor included, inherits a secret through its environment.
+        env = stack.child_env(dict(os.environ), keyring)
+        plan = stack.plan(layout, db, env, gateway_replicas=args.gateway_replicas)
         busy = stack.busy_ports(layout, plan, db, args.gateway_replicas)
         if busy:
             raise stack.StackError("ports already in use: " + ", ".join(busy) +
                                    ". Stop what uses them, or run a second stack with --port-offset N.")
         if db.embedded is not None:
-            _start_embedded(db.embedded)
-        stack.ensure_databases(db)
+            _prepare_embedded(db.embedded)
+        stack.write_secrets(layout, keyring, db, admin)
     except (stack.StackError, RuntimeError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -79,8 +82,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             break
         if state.get("phase") == "failed" or supervisor.poll() is not None:
             supervisor.wait()
-            if db.embedded is not None:
-                db.embedded.stop()
+            _stop_leftover_pg(layout)
             detail = state.get("error") or (layout.logs / "supervisor.out").read_text(errors="replace")[-2000:]
             print(f"error: start-up failed; everything was stopped.\n{detail}", file=sys.stderr)
             return 1
@@ -113,38 +115,49 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
-def _start_embedded(server: PostgresServer) -> None:
-    if not (server.datadir / "data" / "PG_VERSION").exists():
+def _prepare_embedded(server: PostgresServer) -> None:
+    """Create the cluster once; make sure of its password and rules at every start (the supervisor runs it)."""
+    if (server.pgdata / "PG_VERSION").exists():
+        server.secure()
+    else:
         server.init()
-    server.start()
 
 
 def _write_plan(layout: Layout, children: list[Child], db: stack.Database) -> None:
+    pg = db.embedded
     doc = {
-        "children": [{"name": c.name, "argv": c.argv, "env": c.env, "logfile": str(c.logfile),
-                      "ready_url": c.ready_url} for c in children],
-        "embedded_pg": {"port": db.embedded.port, "datadir": str(db.embedded.datadir),
-                        "bindir": str(db.embedded.bindir)} if db.embedded else None,
+        "children": [c.to_doc() for c in children],
+        "database": {"given_url": db.given_url, "source": db.source},
+        "embedded_pg": {"port": pg.port, "datadir": str(pg.datadir), "bindir": str(pg.bindir),
+                        "passfile": str(pg.passfile)} if pg else None,
     }
     path = layout.run_dir / "plan.json"
-    # It holds the services' keys: readable by the user only.
+    # DATABASE_URL, when given, carries a password: readable by the user only.
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         json.dump(doc, f)
+
+
+def _embedded_pg(doc: dict[str, Any]) -> PostgresServer | None:
+    pg = doc.get("embedded_pg")
+    if not pg:
+        return None
+    return PostgresServer(port=pg["port"], datadir=Path(pg["datadir"]), bindir=Path(pg["bindir"]),
+                          passfile_path=Path(pg["passfile"]))
 
 
 def cmd_supervise(args: argparse.Namespace) -> int:
     layout = _layout(args)
     configure_logging(layout.logs / "supervisor.log")
     doc = json.loads((layout.run_dir / "plan.json").read_text())
-    children = [Child(c["name"], c["argv"], c["env"], Path(c["logfile"]), c["ready_url"]) for c in doc["children"]]
-    on_stop = []
-    if doc["embedded_pg"]:
-        pg = doc["embedded_pg"]
-        server = PostgresServer(port=pg["port"], datadir=Path(pg["datadir"]), bindir=Path(pg["bindir"]))
-        on_stop.append(server.stop)
+    children = [Child.from_doc(c) for c in doc["children"]]
+    embedded = _embedded_pg(doc)
+    db = stack.Database(doc["database"]["given_url"], doc["database"]["source"], embedded,
+                        stack.database_roles(layout) if embedded else {})
     extra = {"run_dir": str(layout.run_dir), "port_offset": layout.port_offset}
-    return Supervisor(layout, children, cwd=stack.ROOT, extra_state=extra, on_stop=on_stop).run()
+    # The services' databases must exist before they start, and the database must run for that.
+    return Supervisor(layout, children, cwd=stack.ROOT, extra_state=extra,
+                      prepare=lambda: stack.ensure_databases(db)).run()
 
 
 def cmd_down(args: argparse.Namespace) -> int:
@@ -169,12 +182,13 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def _stop_leftover_pg(layout: Layout) -> None:
+    """A server the supervisor could not stop (it was killed): stop it, so its data is left consistent."""
     plan = layout.run_dir / "plan.json"
     if not plan.exists():
         return
-    pg = json.loads(plan.read_text()).get("embedded_pg")
-    if pg and (Path(pg["datadir"]) / "data" / "postmaster.pid").exists():
-        PostgresServer(port=pg["port"], datadir=Path(pg["datadir"]), bindir=Path(pg["bindir"])).stop()
+    server = _embedded_pg(json.loads(plan.read_text()))
+    if server is not None and (server.pgdata / "postmaster.pid").exists():
+        server.stop()
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -188,22 +202,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     all_ready = True
     print(f"phase: {state.get('phase')}   supervisor pid {state.get('supervisor_pid')}")
     for name, info in children.items():
-        child = Child(name, [], {}, Path(info["log"]), info.get("ready_url"))
+        child = Child(name, [], {}, Path(info["log"]), info["ready_url"], info["ready_command"])
         alive = bool(info.get("pid")) and pid_alive(int(info["pid"]))
-        ready = alive and child.ready_url is not None and _probe(child)
+        ready = alive and child.probe()
         all_ready &= ready
+        checked = child.ready_url or (f"`{Path(child.ready_command[0]).name}`" if child.ready_command else "")
         print(f"  {name:<11} pid {info.get('pid')!s:<8} {'ready' if ready else 'NOT READY':<10} "
-              f"restarts {info.get('restarts', 0):<3} {info.get('ready_url') or ''}")
+              f"restarts {info.get('restarts', 0):<3} {checked}")
     return 0 if all_ready else 1
-
-
-def _probe(child: Child) -> bool:
-    import httpx
-
-    try:
-        return httpx.get(child.ready_url or "", timeout=2.0, verify=False).status_code == 200  # noqa: S501
-    except httpx.HTTPError:
-        return False
 
 
 def cmd_logs(args: argparse.Namespace) -> int:

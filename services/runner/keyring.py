@@ -1,8 +1,9 @@
 """The keys one deployment needs, generated once and handed to every process that needs them.
 
 - user-token signing keys (the users service signs; everyone else verifies through its JWKS),
-- one Ed25519 key per service for service-to-service tokens (each callee gets only its callers'
-  public keys, as the catalog allows),
+- one Ed25519 key per internal caller for service-to-service tokens (each callee gets only its callers'
+  public keys, as the catalog allows; a service that calls no ``/internal`` route, the gateway above all,
+  gets no private key at all, so it holds nothing any service accepts),
 - the card fingerprint key (payments; an HMAC key, never a card number).
 
 The one-machine stack keeps them in a directory readable only by the user; a cluster keeps them in
@@ -35,7 +36,7 @@ class KeyRing:
         return cls(
             jwt_keys={kid: pem},
             active_kid=kid,
-            service_keys={s.name: keys.generate_private_pem() for s in catalog.SERVICES},
+            service_keys={name: keys.generate_private_pem() for name in catalog.service_key_holders()},
             card_fingerprint_key=secrets.token_hex(32),
         )
 
@@ -48,11 +49,12 @@ class KeyRing:
     def env_for(self, service: str) -> dict[str, str]:
         """The key-related environment of one service: only what that service needs."""
         env = {
-            "SERVICE_PRIVATE_KEY": self.service_keys[service],
             "SERVICE_PUBLIC_KEYS": json.dumps(
                 {caller: keys.public_pem(self.service_keys[caller]) for caller in catalog.callers_of(service)}
             ),
         }
+        if service in catalog.service_key_holders():
+            env["SERVICE_PRIVATE_KEY"] = self.service_keys[service]
         if service == "users":
             env["JWT_SIGNING_KEYS"] = json.dumps(self.jwt_keys)
             env["JWT_ACTIVE_KID"] = self.active_kid

@@ -2,7 +2,9 @@
 
 Everything lives under one run directory (default ``.run/`` in the repository, git-ignored) so ``down``
 and a fresh start are predictable, and tests can run a second, isolated stack next to a developer's
-with ``--port-offset`` and ``--run-dir``.
+with ``--port-offset`` and ``--run-dir``. One exception: started as root in a run directory that the
+stack's unprivileged users cannot enter, what they need lives in a directory named in
+``shared-location`` (see ``Layout.shared``).
 """
 
 from __future__ import annotations
@@ -75,6 +77,23 @@ class Layout:
     @property
     def admin_file(self) -> Path:
         return self.secrets / "admin.json"
+
+    @property
+    def shared(self) -> Path:
+        """Where the stack's unprivileged processes find their files: the run directory, or, when that is
+        out of their reach (started as root in a private directory), the directory ``up`` made for them and
+        named in ``shared-location``."""
+        pointer = self.run_dir / "shared-location"
+        return Path(pointer.read_text().strip()) if pointer.exists() else self.run_dir
+
+    def service_secrets(self, service: str) -> Path:
+        """One service's secrets, a file per setting (the kit reads them through SECRETS_DIR)."""
+        return self.shared / "secrets" / service
+
+    @property
+    def postgres_passfile(self) -> Path:
+        """The embedded PostgreSQL superuser's password (libpq password-file format, mode 0600)."""
+        return self.secrets / "postgres.pgpass"
 
     @property
     def tls(self) -> Path:

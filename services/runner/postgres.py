@@ -1,7 +1,11 @@
-"""A throwaway PostgreSQL server from the binaries on this machine.
+"""A PostgreSQL server from the binaries on this machine, for the one-machine stack and the tests.
 
-Used by the tests and the one-machine stack. ``initdb`` refuses to run as root, so when we are root the
-cluster is created and run as the ``postgres`` OS user (the Debian package creates it).
+It is durable unless asked otherwise: ``crash_unsafe_for_tests`` turns off fsync, synchronous commit and
+full-page writes, which makes a test database faster and lets a crash lose commits already acknowledged
+(an order answered 201). Only a throwaway test server may ask for it.
+
+``initdb`` refuses to run as root, so when we are root the cluster is created and run as the ``postgres``
+OS user (the Debian package creates it).
 """
 
 from __future__ import annotations
@@ -9,11 +13,16 @@ from __future__ import annotations
 import glob
 import os
 import pwd
+import secrets
 import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+# What a throwaway test server trades for speed; PostgreSQL's defaults (all "on") are what make a commit
+# survive a crash.
+CRASH_UNSAFE = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
 
 
 class PostgresNotFoundError(RuntimeError):
@@ -37,6 +46,15 @@ def find_bindir() -> Path:
     )
 
 
+# Who may connect, and how: every connection, socket or TCP, proves the password (SCRAM). Written by us
+# rather than left to initdb, so a cluster made with other rules gets these at its next start.
+HBA = """# Written by services.runner.postgres at every start; edits are replaced.
+local all all scram-sha-256
+host  all all 127.0.0.1/32 scram-sha-256
+host  all all ::1/128 scram-sha-256
+"""
+
+
 @dataclass
 class PostgresServer:
     port: int
@@ -44,19 +62,30 @@ class PostgresServer:
     bindir: Path = field(default_factory=find_bindir)
     user: str = "postgres"
     extra_settings: dict[str, str] = field(default_factory=dict)
-    # Authentication for TCP connections. "trust" suits throwaway servers; tests of password handling
-    # (rotation) use "scram-sha-256". The local socket always trusts the OS user, for administration.
-    host_auth: str = "trust"
+    # Throwaway test servers only: a crash (of PostgreSQL or the machine) may then lose committed work.
+    crash_unsafe_for_tests: bool = False
+    # The superuser's password, generated once, in libpq's password-file format (psql reads it as
+    # PGPASSFILE); mode 0600. Beside the data directory unless the caller keeps secrets elsewhere.
+    passfile_path: Path | None = None
+
+    @property
+    def os_user(self) -> str | None:
+        """The OS user the server runs as: ``postgres`` when we are root (initdb refuses root), else us."""
+        return "postgres" if os.geteuid() == 0 else None
 
     def _as_owner(self, args: list[str]) -> list[str]:
-        if os.geteuid() == 0:
-            return ["runuser", "-u", "postgres", "--", *args]
+        if self.os_user is not None:
+            return ["runuser", "-u", self.os_user, "--", *args]
         return args
 
     def _chown(self, path: Path) -> None:
         if os.geteuid() == 0:
             entry = pwd.getpwnam("postgres")
             os.chown(path, entry.pw_uid, entry.pw_gid)
+
+    @property
+    def pgdata(self) -> Path:
+        return self.datadir / "data"
 
     @property
     def socket_dir(self) -> Path:
@@ -66,32 +95,79 @@ class PostgresServer:
     def logfile(self) -> Path:
         return self.datadir / "server.log"
 
+    @property
+    def passfile(self) -> Path:
+        return self.passfile_path or self.datadir / "superuser.pgpass"
+
+    @property
+    def password(self) -> str:
+        # "*:*:*:user:password": the last field (the password is hex, so it needs no escaping).
+        return self.passfile.read_text().strip().rsplit(":", 1)[1]
+
     def init(self) -> None:
         self.datadir.mkdir(parents=True, exist_ok=True)
         self._chown(self.datadir)
-        pgdata = self.datadir / "data"
+        # initdb's own rules are replaced by HBA before the server ever starts (see secure()).
         result = subprocess.run(
-            self._as_owner([str(self.bindir / "initdb"), "-D", str(pgdata), "--auth-local=trust",
-                            f"--auth-host={self.host_auth}", "--no-sync",
+            self._as_owner([str(self.bindir / "initdb"), "-D", str(self.pgdata), "--auth=trust",
+                            *(["--no-sync"] if self.crash_unsafe_for_tests else []),
                             f"--username={self.user}", "--encoding=UTF8", "--locale=C.UTF-8"]),
             capture_output=True, text=True,
         )
         if result.returncode != 0:
             # As root the server runs as `postgres`, which must be able to reach the data directory.
-            raise RuntimeError(f"initdb failed for {pgdata}: {result.stderr.strip() or result.stdout.strip()}")
-        self.socket_dir.mkdir(exist_ok=True)
+            raise RuntimeError(f"initdb failed for {self.pgdata}: {result.stderr.strip() or result.stdout.strip()}")
+        self.secure(new_cluster=True)
+
+    def secure(self, *, new_cluster: bool = False) -> None:
+        """Give the superuser a password (a new cluster, or one without; a password file kept from a
+        removed cluster is reused), require it from every client, and keep the socket in a directory only
+        the server's OS user can enter. Runs while the server is stopped."""
+        if new_cluster or not self.passfile.exists():
+            password = self.password if self.passfile.exists() else secrets.token_hex(24)
+            # Single-user mode needs no connection, so no rule has to trust anyone even for a moment; the
+            # password travels on stdin, never on a command line other users can read.
+            result = subprocess.run(
+                self._as_owner([str(self.bindir / "postgres"), "--single", "-D", str(self.pgdata),
+                                "-c", "log_statement=none", "postgres"]),
+                input=f"ALTER ROLE \"{self.user}\" PASSWORD '{password}'\n", capture_output=True, text=True,
+            )
+            if result.returncode != 0 or "ERROR" in result.stdout + result.stderr:
+                raise RuntimeError(f"could not set the PostgreSQL password in {self.pgdata}: "
+                                   f"{result.stderr.strip() or result.stdout.strip()}")
+            self.passfile.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(self.passfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(f"*:*:*:{self.user}:{password}\n")
+        hba = self.pgdata / "pg_hba.conf"
+        hba.write_text(HBA)
+        self._chown(hba)
+        self.socket_dir.mkdir(mode=0o700, exist_ok=True)
+        self.socket_dir.chmod(0o700)
         self._chown(self.socket_dir)
 
+    def settings(self) -> dict[str, str]:
+        return {"listen_addresses": "127.0.0.1", "port": str(self.port), "max_connections": "300",
+                "unix_socket_directories": str(self.socket_dir),
+                **(CRASH_UNSAFE if self.crash_unsafe_for_tests else {}), **self.extra_settings}
+
+    def command(self) -> list[str]:
+        """The server in the foreground, for a supervisor (which runs it as ``os_user``)."""
+        options = [arg for key, value in self.settings().items() for arg in ("-c", f"{key}={value}")]
+        return [str(self.bindir / "postgres"), "-D", str(self.pgdata), *options]
+
+    def ready_command(self) -> list[str]:
+        # pg_isready needs no password: the server's answer to the start-up packet says whether it accepts.
+        return [str(self.bindir / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port), "-t", "2"]
+
     def start(self) -> None:
-        settings = {"listen_addresses": "127.0.0.1", "port": str(self.port), "fsync": "off",
-                    "synchronous_commit": "off", "full_page_writes": "off", "max_connections": "300",
-                    "unix_socket_directories": str(self.socket_dir), **self.extra_settings}
-        options = " ".join(f"-c {k}={v}" for k, v in settings.items())
+        self.secure()
+        options = " ".join(f"-c {k}={v}" for k, v in self.settings().items())
         # The log file must be writable by the server's OS user.
         self.logfile.touch()
         self._chown(self.logfile)
         result = subprocess.run(
-            self._as_owner([str(self.bindir / "pg_ctl"), "-D", str(self.datadir / "data"), "-o", options,
+            self._as_owner([str(self.bindir / "pg_ctl"), "-D", str(self.pgdata), "-o", options,
                             "-l", str(self.logfile), "-w", "-t", "30", "start"]),
             capture_output=True, text=True,
         )
@@ -101,19 +177,18 @@ class PostgresServer:
 
     def stop(self, mode: str = "fast") -> None:
         subprocess.run(
-            self._as_owner([str(self.bindir / "pg_ctl"), "-D", str(self.datadir / "data"), "-m", mode,
-                            "-w", "stop"]),
+            self._as_owner([str(self.bindir / "pg_ctl"), "-D", str(self.pgdata), "-m", mode, "-w", "stop"]),
             capture_output=True,
         )
 
     def url(self, database: str = "postgres") -> str:
-        return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"
+        return f"postgresql://{self.user}:{self.password}@127.0.0.1:{self.port}/{database}"
 
     def psql(self, sql: str, database: str = "postgres") -> str:
         result = subprocess.run(
-            [str(self.bindir / "psql"), "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1",
+            [str(self.bindir / "psql"), "-X", "-q", "-t", "-A", "-w", "-v", "ON_ERROR_STOP=1",
              "-h", str(self.socket_dir), "-p", str(self.port), "-U", self.user, "-d", database, "-c", sql],
-            capture_output=True, text=True, check=False,
+            capture_output=True, text=True, check=False, env={**os.environ, "PGPASSFILE": str(self.passfile)},
         )
         if result.returncode != 0:
             raise RuntimeError(f"psql failed: {result.stderr.strip()}")
@@ -122,3 +197,5 @@ class PostgresServer:
     def destroy(self) -> None:
         self.stop("immediate")
         shutil.rmtree(self.datadir, ignore_errors=True)
+        if self.passfile_path is not None:
+            self.passfile_path.unlink(missing_ok=True)

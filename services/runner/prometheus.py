@@ -99,8 +99,8 @@ def alert_rules(*, error_ratio: float = 0.05, p99_seconds: float = 1.0,
 
 
 def write(layout: Layout, targets: list[tuple[str, str]]) -> Path:
-    base = layout.run_dir / "prometheus"
-    base.mkdir(parents=True, exist_ok=True)
+    base = layout.shared / "prometheus"  # Prometheus may run as a user of its own, which must reach it
+    (base / "data").mkdir(parents=True, exist_ok=True)
     rules = base / "rules.yml"
     rules.write_text(json.dumps(alert_rules(), indent=2))
     config = scrape_config(targets, [str(rules)])

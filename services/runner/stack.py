@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import secrets
+import shutil
+import signal
 import socket
+import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -15,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from services import catalog
 from services.runner import nginx, prometheus, tls
+from services.runner.asuser import traversable_by_others
 from services.runner.keyring import KeyRing
 from services.runner.layout import POSTGRES_EXISTING, Layout
 from services.runner.postgres import PostgresNotFoundError, PostgresServer, find_bindir
@@ -34,15 +39,138 @@ def port_in_use(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+# Started as root, no process of the stack keeps root's powers: each service, the edge's workers and
+# Prometheus run as a system user of their own (PostgreSQL as `postgres`), so one compromised service
+# cannot read another's keys or files. nginx's master process stays root, as nginx is designed: it reads
+# the TLS key and opens the logs, then its workers, which serve every connection, run as `retail-edge`.
+USER_PREFIX = "retail-"
+NOLOGIN = next((p for p in ("/usr/sbin/nologin", "/sbin/nologin") if Path(p).exists()), "/bin/false")
+
+
+def process_user(kind: str) -> str | None:
+    """The OS user for one kind of process (a service name, "edge", "prometheus"); None when not root."""
+    return f"{USER_PREFIX}{kind}" if os.geteuid() == 0 else None
+
+
+def ensure_users(kinds: list[str]) -> None:
+    """Create the system users the stack's processes run as, once (no home, no login shell)."""
+    for kind in kinds:
+        name = process_user(kind)
+        if name is None:
+            continue
+        try:
+            pwd.getpwnam(name)
+            continue
+        except KeyError:
+            pass
+        if shutil.which("useradd") is None:
+            raise StackError(f"started as root, the stack runs each process as a user of its own, but {name} "
+                             "does not exist and `useradd` is not installed to create it")
+        result = subprocess.run(["useradd", "--system", "--user-group", "--no-create-home",
+                                 "--home-dir", "/nonexistent", "--shell", NOLOGIN, name],
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            raise StackError(f"could not create the system user {name}: {result.stderr.strip()}")
+
+
+def give(path: Path, user: str | None) -> None:
+    """Hand a file or a directory tree to ``user`` (nothing to do when we are not root)."""
+    if user is None:
+        return
+    entry = pwd.getpwnam(user)
+    for item in [path, *(path.rglob("*") if path.is_dir() else [])]:
+        os.chown(item, entry.pw_uid, entry.pw_gid, follow_symlinks=False)
+
+
+def ensure_shared_dir(layout: Layout) -> None:
+    """As root, make sure the processes that dropped root can reach their files: the run directory if
+    they can enter it, else a directory of its own (mode 0711: enter, not list), remembered in the run
+    directory so data (the database's) survives down/up."""
+    pointer = layout.run_dir / "shared-location"
+    if os.geteuid() != 0 or traversable_by_others(layout.run_dir):
+        return
+    if pointer.exists() and Path(pointer.read_text().strip()).is_dir():
+        return
+    shared = Path(tempfile.mkdtemp(prefix="retail-platform-"))
+    shared.chmod(0o711)
+    pointer.write_text(str(shared))
+
+
 @dataclass
 class Database:
-    admin_url: str
+    given_url: str | None  # DATABASE_URL or the existing server's; None for the embedded one
     source: str  # "DATABASE_URL", "existing :5432", "embedded :5433"
     embedded: PostgresServer | None = None
+    # On the embedded server each service's database is owned by a role of the same name, with its own
+    # password (database -> password), so a service is not the superuser and reaches no other's data.
+    # A server the caller names keeps the caller's credentials.
+    roles: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def admin_url(self) -> str:
+        # The embedded server's URL carries its password, which exists only once the server is set up.
+        if self.embedded is not None:
+            return self.embedded.url()
+        assert self.given_url is not None
+        return self.given_url
 
     def url_for(self, database: str) -> str:
         parts = urlsplit(self.admin_url)
+        if database in self.roles:
+            netloc = f"{database}:{self.roles[database]}@{parts.hostname}:{parts.port}"
+            return urlunsplit(parts._replace(netloc=netloc, path=f"/{database}"))
         return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+# Every table, view, sequence (not one a column owns: it follows its table), function and free-standing type
+# in the public schema that the superuser owns, except extension members, passes to the role @role@.
+HAND_OVER = """
+DO $$
+DECLARE statement text;
+BEGIN
+  FOR statement IN
+    SELECT format('ALTER %s %s OWNER TO "@role@"',
+                  CASE c.relkind WHEN 'S' THEN 'SEQUENCE' WHEN 'v' THEN 'VIEW'
+                                 WHEN 'm' THEN 'MATERIALIZED VIEW' ELSE 'TABLE' END, c.oid::regclass)
+      FROM pg_class c
+     WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'S')
+       AND c.relowner <> '"@role@"'::regrole
+       AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                          AND d.deptype IN ('e', 'a', 'i'))
+    UNION ALL
+    SELECT format('ALTER ROUTINE %s OWNER TO "@role@"', p.oid::regprocedure)
+      FROM pg_proc p
+     WHERE p.pronamespace = 'public'::regnamespace AND p.proowner <> '"@role@"'::regrole
+       AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+                          AND d.deptype = 'e')
+    UNION ALL
+    SELECT format('ALTER TYPE %s OWNER TO "@role@"', t.oid::regtype)
+      FROM pg_type t
+     WHERE t.typnamespace = 'public'::regnamespace AND t.typowner <> '"@role@"'::regrole
+       AND t.typrelid = 0 AND t.typelem = 0
+       AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_type'::regclass AND d.objid = t.oid
+                          AND d.deptype = 'e')
+  LOOP
+    EXECUTE statement;
+  END LOOP;
+END
+$$;
+"""
+
+
+def database_roles(layout: Layout) -> dict[str, str]:
+    """The passwords of the embedded server's per-service roles: generated once, kept 0600 with the
+    superuser's."""
+    path = layout.secrets / "database-roles.json"
+    roles: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    wanted = {s.database_name for s in catalog.database_services()}
+    if not wanted <= roles.keys():
+        roles = {name: roles.get(name) or secrets.token_hex(24) for name in wanted}
+        layout.secrets.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(roles, f)
+    return roles
 
 
 def resolve_database(layout: Layout, env: dict[str, str]) -> Database:
@@ -57,18 +185,13 @@ def resolve_database(layout: Layout, env: dict[str, str]) -> Database:
         bindir = find_bindir()
     except PostgresNotFoundError as exc:
         raise StackError(str(exc)) from None
-    datadir = layout.run_dir / "pg"
-    if os.geteuid() == 0 and not _traversable_by_postgres(datadir.parent):
-        # As root the server runs as `postgres`, which cannot enter a private home directory.
-        # A private temporary directory, remembered in the run directory so data survives down/up.
-        pointer = layout.run_dir / "pg-location"
-        if pointer.exists() and Path(pointer.read_text().strip()).is_dir():
-            datadir = Path(pointer.read_text().strip())
-        else:
-            datadir = Path(tempfile.mkdtemp(prefix="retail-platform-pg-"))
-            pointer.write_text(str(datadir))
-    server = PostgresServer(port=layout.postgres_embedded, datadir=datadir, bindir=bindir)
-    return Database(server.url(), f"embedded :{layout.postgres_embedded} ({datadir})", server)
+    # A run directory may name a data directory of its own elsewhere (`pg-location`); else it is with the
+    # files the unprivileged processes share.
+    pointer = layout.run_dir / "pg-location"
+    datadir = Path(pointer.read_text().strip()) if pointer.exists() else layout.shared / "pg"
+    server = PostgresServer(port=layout.postgres_embedded, datadir=datadir, bindir=bindir,
+                            passfile_path=layout.postgres_passfile)
+    return Database(None, f"embedded :{layout.postgres_embedded} ({datadir})", server, database_roles(layout))
 
 
 def _can_connect(port: int) -> bool:
@@ -88,13 +211,9 @@ def _can_connect(port: int) -> bool:
     return asyncio.run(probe())
 
 
-def _traversable_by_postgres(path: Path) -> bool:
-    path = path.resolve()
-    return all(not (p.exists() and not p.stat().st_mode & 1) for p in [path, *path.parents])
-
-
-def ensure_databases(db: Database) -> dict[str, str]:
-    """One database per service that owns data; created if missing. Returns service -> URL."""
+def ensure_databases(db: Database) -> None:
+    """One database per service that owns data; created if missing. With per-service roles, each role
+    exists with its password, owns its database and everything in it, and no one else may connect."""
     import asyncio
 
     import asyncpg
@@ -103,14 +222,32 @@ def ensure_databases(db: Database) -> dict[str, str]:
         conn = await asyncpg.connect(db.admin_url, timeout=10)
         try:
             existing = {r["datname"] for r in await conn.fetch("SELECT datname FROM pg_database")}
+            roles = {r["rolname"] for r in await conn.fetch("SELECT rolname FROM pg_roles")}
             for service in catalog.database_services():
-                if service.database_name not in existing:
-                    await conn.execute(f'CREATE DATABASE "{service.database_name}"')
+                name = service.database_name
+                if name in db.roles:
+                    # Names come from the catalog and passwords are hex: nothing here needs escaping.
+                    verb = "ALTER" if name in roles else "CREATE"
+                    await conn.execute(f"{verb} ROLE \"{name}\" LOGIN PASSWORD '{db.roles[name]}'")
+                if name not in existing:
+                    await conn.execute(f'CREATE DATABASE "{name}"')
+                if name in db.roles:
+                    await conn.execute(f'ALTER DATABASE "{name}" OWNER TO "{name}"')
+                    await conn.execute(f'REVOKE ALL ON DATABASE "{name}" FROM PUBLIC')
+                    await _hand_over(name)
         finally:
             await conn.close()
 
+    async def _hand_over(name: str) -> None:
+        """Objects the superuser created in a service's database pass to the service's role (of the same
+        name), so its migrations can change them."""
+        admin = await asyncpg.connect(urlunsplit(urlsplit(db.admin_url)._replace(path=f"/{name}")), timeout=10)
+        try:
+            await admin.execute(HAND_OVER.replace("@role@", name))
+        finally:
+            await admin.close()
+
     asyncio.run(create())
-    return {s.name: db.url_for(s.database_name) for s in catalog.database_services()}
 
 
 @dataclass
@@ -154,21 +291,58 @@ class Plan:
     prometheus: bool = False
 
 
-def service_env(layout: Layout, service: str, keyring: KeyRing, db_urls: dict[str, str], admin: Admin,
-                base_env: dict[str, str]) -> dict[str, str]:
+def service_secrets(service: str, keyring: KeyRing, db: Database, admin: Admin) -> dict[str, str]:
+    """A service's secret settings, by setting name: each becomes a file in its SECRETS_DIR, never an
+    environment variable (``/proc/<pid>/environ`` is readable wherever the process is)."""
+    values = {name.lower(): value for name, value in keyring.env_for(service).items()}
+    owned = catalog.get(service)
+    if owned.owns_database:
+        values["database_url"] = db.url_for(owned.database_name)
+    if service == "users":
+        values.update(admin_email=admin.email, admin_password=admin.password)
+    return values
+
+
+def secret_names(keyring: KeyRing) -> set[str]:
+    """Every setting the stack hands out as a file; a variable of that name in the caller's environment is
+    not passed on to any process (it would override the file, and sit in the environment)."""
+    return {"database_url", "admin_email", "admin_password",
+            *(name.lower() for s in catalog.SERVICES for name in keyring.env_for(s.name))}
+
+
+def child_env(base_env: dict[str, str], keyring: KeyRing) -> dict[str, str]:
+    hidden = secret_names(keyring)
+    return {k: v for k, v in base_env.items() if k.lower() not in hidden}
+
+
+def write_secrets(layout: Layout, keyring: KeyRing, db: Database, admin: Admin) -> None:
+    """Each service's secrets in a directory only its user can enter (mode 0700, files 0400); the
+    directory above them can be entered, not listed."""
+    top = layout.shared / "secrets"
+    top.mkdir(mode=0o711, parents=True, exist_ok=True)
+    top.chmod(0o711)
+    for service in catalog.SERVICES:
+        directory = layout.service_secrets(service.name)
+        # Rewritten from scratch: a secret a service no longer gets must not linger.
+        shutil.rmtree(directory, ignore_errors=True)
+        directory.mkdir(mode=0o700)
+        for name, value in service_secrets(service.name, keyring, db, admin).items():
+            fd = os.open(directory / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
+            with os.fdopen(fd, "w") as f:
+                f.write(value)
+        give(directory, process_user(service.name))
+
+
+def service_env(layout: Layout, service: str, base_env: dict[str, str]) -> dict[str, str]:
     env = {
         **base_env,
         "PYTHONPATH": str(ROOT),
         "ENVIRONMENT": "dev",
         "LOG_LEVEL": base_env.get("LOG_LEVEL", "INFO"),
-        **keyring.env_for(service),
+        "SECRETS_DIR": str(layout.service_secrets(service)),
         "SERVICE_URLS": json.dumps({s.name: layout.url(s.name) for s in catalog.SERVICES}),
     }
-    env.pop("DATABASE_URL", None)
-    if service in db_urls:
-        env["DATABASE_URL"] = db_urls[service]
     if service == "users":
-        env.update(ADMIN_EMAIL=admin.email, ADMIN_PASSWORD=admin.password)
         # Login throttling is per client: believe the gateway's X-Forwarded-For, or every client would
         # share the gateway's address and one attacker could lock everyone out.
         env.setdefault("TRUSTED_PROXIES", "127.0.0.1/32")
@@ -178,8 +352,9 @@ def service_env(layout: Layout, service: str, keyring: KeyRing, db_urls: dict[st
         # Only the local nginx edge may tell the gateway who the client is.
         env.setdefault("TRUSTED_PROXIES", "127.0.0.1/32")
         # The workers share one rate-limit table; one per stack, so two stacks on a host do not mix limits.
-        state_dir = layout.run_dir / "gateway"
+        state_dir = layout.shared / "gateway"
         state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        give(state_dir, process_user(service))
         env.setdefault("RATE_LIMIT_STATE_PATH", str(state_dir / "ratelimit.bin"))
     return env
 
@@ -198,17 +373,24 @@ def instances(layout: Layout, gateway_replicas: int) -> list[tuple[str, str, int
     return result
 
 
-def plan(layout: Layout, keyring: KeyRing, db_urls: dict[str, str], admin: Admin, base_env: dict[str, str],
-         *, gateway_replicas: int = 2) -> Plan:
+def plan(layout: Layout, db: Database, base_env: dict[str, str], *, gateway_replicas: int = 2) -> Plan:
+    """What to run. ``base_env`` is the caller's environment without the secrets (``child_env``)."""
     children: list[Child] = []
+    if db.embedded is not None:
+        # Supervised like the rest: restarted if it dies, named by `status`; started (and ready) first.
+        pg = db.embedded
+        children.append(Child("postgres", pg.command(), dict(base_env), layout.logs / "postgres.log",
+                              ready_command=pg.ready_command(), user=pg.os_user, before_others=True,
+                              # SIGINT is PostgreSQL's "fast" shutdown; SIGTERM would wait for every client.
+                              stop_signal=signal.SIGINT))
     processes = instances(layout, gateway_replicas)
     for name, service, port in processes:
         argv = [sys.executable, "-m", "uvicorn", f"services.{service}.main:app", "--host", "127.0.0.1",
                 "--port", str(port), "--no-access-log", "--log-level", "warning",
                 # The services decide whom to believe about the client address (TRUSTED_PROXIES), not uvicorn.
                 "--no-proxy-headers"]
-        children.append(Child(name, argv, service_env(layout, service, keyring, db_urls, admin, base_env),
-                              layout.logs / f"{name}.log", ready_url=f"http://127.0.0.1:{port}/readyz"))
+        children.append(Child(name, argv, service_env(layout, service, base_env), layout.logs / f"{name}.log",
+                              ready_url=f"http://127.0.0.1:{port}/readyz", user=process_user(service)))
     result = Plan(children)
 
     nginx_bin = nginx.find_nginx()
@@ -216,7 +398,12 @@ def plan(layout: Layout, keyring: KeyRing, db_urls: dict[str, str], admin: Admin
         _ca, cert, key = tls.ensure_certificates(layout.tls)
         conf = nginx.write(layout, cert, key, layout.gateway_ports(gateway_replicas))
         nginx.check(nginx_bin, conf)
-        children.append(Child("nginx", nginx.command(nginx_bin, conf), dict(base_env), layout.logs / "nginx.log",
+        argv = nginx.command(nginx_bin, conf)
+        if (edge_user := process_user("edge")) is not None:
+            # The master (root) hands its workers to this user, and its temporary directories with them
+            # (nginx src/core/ngx_file.c, ngx_create_paths).
+            argv += ["-g", f"user {edge_user};"]
+        children.append(Child("nginx", argv, dict(base_env), layout.logs / "nginx.log",
                               ready_url=f"https://127.0.0.1:{layout.edge_https}/healthz"))
         result.edge = True
     else:
@@ -227,9 +414,11 @@ def plan(layout: Layout, keyring: KeyRing, db_urls: dict[str, str], admin: Admin
     if prom:
         conf = prometheus.write(layout, [(service, f"127.0.0.1:{port}") for _, service, port in processes])
         prometheus.check(prom[1], conf)
+        give(conf.parent / "data", process_user("prometheus"))
         children.append(Child("prometheus", prometheus.command(prom[0], conf, layout), dict(base_env),
                               layout.logs / "prometheus.log",
-                              ready_url=f"http://127.0.0.1:{layout.prometheus}/-/ready"))
+                              ready_url=f"http://127.0.0.1:{layout.prometheus}/-/ready",
+                              user=process_user("prometheus")))
         result.prometheus = True
     else:
         result.skipped.append(f"Prometheus (http://localhost:{layout.prometheus}): not found; "

@@ -12,7 +12,9 @@ import logging
 import os
 import signal
 import subprocess
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,15 +33,34 @@ class Child:
     env: dict[str, str]
     logfile: Path
     ready_url: str | None = None
+    # Readiness for what does not speak HTTP (PostgreSQL: pg_isready): exit status 0 means ready.
+    ready_command: list[str] | None = None
+    # The OS user it runs as (the supervisor drops root's privileges); None: the supervisor's own user.
+    user: str | None = None
+    # Started, and ready, before every child without it; the supervisor's `prepare` runs in between.
+    before_others: bool = False
+    stop_signal: int = signal.SIGTERM
     proc: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     next_restart: float = 0.0
     started_at: float = field(default=0.0)
 
+    def to_doc(self) -> dict[str, Any]:
+        return {"name": self.name, "argv": self.argv, "env": self.env, "logfile": str(self.logfile),
+                "ready_url": self.ready_url, "ready_command": self.ready_command, "user": self.user,
+                "before_others": self.before_others, "stop_signal": self.stop_signal}
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> Child:
+        return cls(doc["name"], doc["argv"], doc["env"], Path(doc["logfile"]), doc["ready_url"],
+                   doc["ready_command"], doc["user"], doc["before_others"], doc["stop_signal"])
+
     def start(self, cwd: Path) -> None:
         self.logfile.parent.mkdir(parents=True, exist_ok=True)
         out = self.logfile.open("ab")
-        self.proc = subprocess.Popen(self.argv, cwd=cwd, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+        argv = self.argv if self.user is None else [sys.executable, "-m", "services.runner.asuser", self.user,
+                                                    *self.argv]
+        self.proc = subprocess.Popen(argv, cwd=cwd, env=self.env, stdout=out, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)
         out.close()
         self.started_at = time.monotonic()
@@ -52,7 +73,7 @@ class Child:
         if not self.alive:
             return
         assert self.proc is not None
-        self.proc.terminate()
+        self.proc.send_signal(self.stop_signal)
         try:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -60,8 +81,15 @@ class Child:
             self.proc.wait(5)
 
     def is_ready(self) -> bool:
-        if not self.alive:
-            return False
+        return self.alive and self.probe()
+
+    def probe(self) -> bool:
+        """Whether it answers as ready (not whether it runs: `status` reads that from the recorded pid)."""
+        if self.ready_command is not None:
+            try:
+                return subprocess.run(self.ready_command, capture_output=True, timeout=5).returncode == 0
+            except subprocess.TimeoutExpired:
+                return False
         if self.ready_url is None:
             return True
         try:
@@ -102,19 +130,22 @@ def pid_alive(pid: int) -> bool:
 
 class Supervisor:
     def __init__(self, layout: Layout, children: list[Child], *, cwd: Path, extra_state: dict[str, Any],
-                 startup_timeout: float = 60.0, on_stop: list[Any] | None = None) -> None:
+                 startup_timeout: float = 60.0, prepare: Callable[[], None] | None = None) -> None:
         self.layout = layout
-        self.children = children
+        # Those that start first (the database) stop last.
+        self.children = sorted(children, key=lambda c: not c.before_others)
         self.cwd = cwd
         self.extra_state = extra_state
         self.startup_timeout = startup_timeout
-        self.on_stop = on_stop or []
+        self.prepare = prepare
         self._stopping = False
 
     def _state(self, phase: str, **extra: Any) -> None:
         write_state(self.layout, phase=phase, supervisor_pid=os.getpid(),
+                    # What `status` needs; not the environment (state.json is readable by others).
                     children={c.name: {"pid": c.proc.pid if c.proc else None, "restarts": c.restarts,
-                                       "ready_url": c.ready_url, "log": str(c.logfile)} for c in self.children},
+                                       "ready_url": c.ready_url, "ready_command": c.ready_command,
+                                       "log": str(c.logfile)} for c in self.children},
                     **self.extra_state, **extra)
 
     def _signal(self, signum: int, frame: object) -> None:
@@ -125,9 +156,14 @@ class Supervisor:
         signal.signal(signal.SIGINT, self._signal)
         began = time.monotonic()
         self._state("starting")
-        for child in self.children:
-            child.start(self.cwd)
-        error = self._wait_ready()
+        error = self._start([c for c in self.children if c.before_others])
+        if not error and self.prepare is not None:
+            try:
+                self.prepare()
+            except Exception as exc:  # any failure here fails the start-up, with its message
+                error = f"preparing for the services failed: {exc}"
+        if not error:
+            error = self._start([c for c in self.children if not c.before_others])
         if error:
             log.error("start-up failed: %s", error)
             self.shutdown()
@@ -142,9 +178,14 @@ class Supervisor:
         self.layout.state_file.unlink(missing_ok=True)
         return 0
 
-    def _wait_ready(self) -> str | None:
+    def _start(self, children: list[Child]) -> str | None:
+        for child in children:
+            child.start(self.cwd)
+        return self._wait_ready(children)
+
+    def _wait_ready(self, children: list[Child]) -> str | None:
         deadline = time.monotonic() + self.startup_timeout
-        pending = list(self.children)
+        pending = list(children)
         while pending:
             if self._stopping:
                 return "interrupted during start-up"
@@ -184,8 +225,6 @@ class Supervisor:
         # Edge first, data last: reverse start order.
         for child in reversed(self.children):
             child.stop()
-        for hook in self.on_stop:
-            hook()
 
 
 def configure_logging(logfile: Path) -> None:

@@ -2,7 +2,8 @@
 
 Runs, one after the other (they would otherwise compete for the 2 cores):
 products vs. a minimal FastAPI+asyncpg endpoint (issue 2), direct vs. through the gateway and confirmed
-orders per second (issue 3), the nginx edge, the shop mix and start-to-ready (issue 4). Each writes its
+orders per second (issue 3), the nginx edge, the shop mix and start-to-ready (issue 4), bursts of new TLS
+connections through the edge (issue 11). Each writes its
 own JSON into ``.run/bench/``; this script reads the newest of each and writes ``report.md`` and
 ``report.png`` there. Figures are printed, never asserted: speed is judged by a person reading ratios.
 """
@@ -26,6 +27,7 @@ BENCHES = {
     "gateway": ["tests.bench.bench_gateway"],
     "orders": ["tests.bench.bench_orders"],
     "stack": ["tests.bench.bench_stack"],
+    "burst": ["tests.bench.bench_burst"],
 }
 
 
@@ -65,7 +67,8 @@ def main() -> int:
     began = time.time()
     quick = {"products": ["--rounds", "1", "--duration", "5"], "gateway": ["--rounds", "1", "--duration", "5"],
              "orders": ["--duration", "10"],
-             "stack": ["--rounds", "1", "--duration", "5", "--mix-rounds", "1", "--mix-seconds", "10"]}
+             "stack": ["--rounds", "1", "--duration", "5", "--mix-rounds", "1", "--mix-seconds", "10"],
+             "burst": ["--rounds", "1", "--views", "200"]}
     failed = []
     for name, module in BENCHES.items():
         if args.only and name not in args.only:
@@ -78,6 +81,7 @@ def main() -> int:
 
     products, gateway = newest("products", began), newest("gateway", began)
     orders, stack = newest("orders", began), newest("stack", began)
+    bursts = newest("burst", began)
     lines = [f"# Benchmark report ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)", "",
              "All figures from one `make bench` run on this machine; medians of interleaved rounds.", "",
              "| measure | figure | target |", "|---|---|---|"]
@@ -123,6 +127,10 @@ def main() -> int:
         lines.append(f"| start-to-ready (cold / warm) | **{stack['startup_cold_s']:.1f} s / "
                      f"{stack['startup_warm_s']:.1f} s** | < 15 s |")
         rows += [(f"{name} (stack)", p["requests_per_s"], p["p99_ms"]) for name, p in stack["paths"].items()]
+    if bursts:
+        for name, b in bursts["summary"].items():
+            lines.append(f"| burst through the edge: {b['clients']} {name} at once, each on a new TLS connection | "
+                         f"**{b['server_errors']}** 5xx of {b['answers']}; p99 {b['p99_ms']:.0f} ms | 0 5xx |")
     if failed:
         lines += ["", f"Benchmarks that reported a problem (see their output): {', '.join(failed)}"]
     OUT.mkdir(parents=True, exist_ok=True)

@@ -31,8 +31,12 @@ class RunningStack:
     ca: Path
     up_output: str
 
-    def client(self, **kwargs: object) -> httpx.Client:
-        return httpx.Client(base_url=self.edge, verify=ssl.create_default_context(cafile=str(self.ca)),
+    def client(self, source: str | None = None, **kwargs: object) -> httpx.Client:
+        """A client of the edge; ``source`` is the local address to connect from (another client, as far as
+        the per-client limits can tell: any 127.x.y.z reaches the edge on Linux)."""
+        ctx = ssl.create_default_context(cafile=str(self.ca))
+        transport = httpx.HTTPTransport(verify=ctx, local_address=source) if source else None
+        return httpx.Client(base_url=self.edge, verify=ctx, transport=transport,
                             timeout=15.0, **kwargs)  # type: ignore[arg-type]
 
     def runner(self, *args: str) -> subprocess.CompletedProcess[str]:

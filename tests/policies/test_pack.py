@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ast
 import inspect
-import re
 import tomllib
 from pathlib import Path
 
@@ -63,10 +62,10 @@ def test_policy_pack_is_constructed_only_in_main() -> None:
 
 def test_pack_files_and_pins_match_the_repository() -> None:
     assert (PACK / "PulumiPolicy.yaml").read_text().count("name: python") == 1
-    pins = dict(re.findall(r"^([a-z0-9-]+)==(\S+)$", (PACK / "requirements.txt").read_text(), re.M))
+    # The pack installs the platform lock, whose pins tests/test_lock_files.py holds to pyproject.toml's.
+    assert "-r ../requirements/platform.txt" in (PACK / "requirements.txt").read_text().splitlines()
     platform = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["platform"]
-    repo = dict(p.split("==") for p in platform)
-    assert pins == {"pulumi": repo["pulumi"], "pulumi-policy": repo["pulumi-policy"]}
+    assert {p.split("==")[0] for p in platform} >= {"pulumi", "pulumi-policy"}
 
 
 def test_rules_agree_with_what_the_program_considers_valid() -> None:

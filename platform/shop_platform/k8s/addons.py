@@ -32,17 +32,29 @@ class ReleaseSpec:
                 "namespace": self.namespace, "values": self.values}
 
 
+def _requests(cpu: str, memory: str) -> dict[str, Any]:
+    return {"requests": {"cpu": cpu, "memory": memory}}
+
+
 def nginx_gateway_fabric(layer: LayerSpec) -> ReleaseSpec:
+    """Keys: nginx/nginx-gateway-fabric@v2.1.0 charts/nginx-gateway-fabric/values.yaml (tests/platform/k8s/
+    chart_keys). The control plane's container context is fixed by the chart (restricted) and has no value."""
     service: dict[str, Any] = {"type": "ClusterIP"}
     if not layer.eks:
-        # kind: the data plane listens on a fixed NodePort that charts/kind/cluster.yaml maps to host :80.
-        service = {"type": "NodePort", "nodePorts": [{"port": k.KIND_GATEWAY_NODE_PORT,
-                                                       "listenerPort": k.GATEWAY_LISTENER_PORT}]}
+        # kind: the data plane listens on a fixed NodePort that charts/kind/cluster.yaml maps to host :80 on the
+        # control-plane node, where NGINX never runs (kind taints it once workers exist). The chart's default
+        # externalTrafficPolicy Local (values.yaml nginx.service) would drop that traffic: no local endpoint.
+        service = {"type": "NodePort", "externalTrafficPolicy": "Cluster",
+                   "nodePorts": [{"port": k.KIND_GATEWAY_NODE_PORT, "listenerPort": k.GATEWAY_LISTENER_PORT}]}
     values = {
         "nginxGateway": {"gatewayClassName": "nginx", "replicas": 2 if layer.eks else 1,
-                         "securityContext": {"allowPrivilegeEscalation": False}},
+                         # Usage telemetry to F5 is on by default; the namespace's egress allows no internet.
+                         "productTelemetry": {"enable": False},
+                         "resources": _requests("100m" if layer.eks else "20m", "128Mi" if layer.eks else "64Mi")},
         "nginx": {"replicas": 3 if layer.environment == "prod" else (2 if layer.eks else 1),
-                  "service": service},
+                  "service": service,
+                  "container": {"resources": _requests("100m" if layer.eks else "20m",
+                                                       "128Mi" if layer.eks else "64Mi")}},
     }
     return ReleaseSpec("nginx-gateway-fabric", "nginx-gateway-fabric", versions.NGINX_GATEWAY_FABRIC_CHART,
                        versions.NGINX_GATEWAY_FABRIC_REPO, k.GATEWAY_NS, values)
@@ -67,9 +79,25 @@ def alertmanager_config(layer: LayerSpec) -> dict[str, Any]:
     }
 
 
+# Control-plane components whose metrics neither target exposes: EKS manages etcd, the scheduler and the
+# controller manager out of reach; kind (kubeadm) binds them and kube-proxy's metrics to 127.0.0.1. Scraping
+# them only yields permanent TargetDown/...Down alerts, and kube-prometheus-stack 77.0.0 gates their alert rules
+# on the same `enabled` flags (templates/prometheus/rules-1.14/etcd.yaml, kubernetes-system-scheduler.yaml, ...).
+UNSCRAPABLE_TARGETS = ("kubeControllerManager", "kubeScheduler", "kubeEtcd", "kubeProxy")
+
+
 def kube_prometheus_stack(layer: LayerSpec) -> ReleaseSpec:
-    values = {
+    """Keys: prometheus-community/helm-charts@kube-prometheus-stack-77.0.0 charts/kube-prometheus-stack/values.yaml
+    plus its subcharts grafana 9.3.4, kube-state-metrics 6.1.4, prometheus-node-exporter 4.47.3."""
+    storage: dict[str, Any] = {"accessModes": ["ReadWriteOnce"],
+                               "resources": {"requests": {"storage": f"{layer.prometheus_storage_gib}Gi"}}}
+    if layer.eks:
+        storage["storageClassName"] = k.EKS_STORAGE_CLASS
+    small = not layer.eks
+    values: dict[str, Any] = {
         "fullnameOverride": "kps",
+        **{target: {"enabled": False} for target in UNSCRAPABLE_TARGETS},
+        "prometheusOperator": {"resources": _requests("10m" if small else "50m", "64Mi" if small else "128Mi")},
         "prometheus": {"prometheusSpec": {
             # Pick up every ServiceMonitor/PrometheusRule (the services' chart labels them its own way).
             "serviceMonitorSelectorNilUsesHelmValues": False, "ruleSelectorNilUsesHelmValues": False,
@@ -79,14 +107,20 @@ def kube_prometheus_stack(layer: LayerSpec) -> ReleaseSpec:
                                        "memory": "1Gi" if layer.eks else "512Mi"}},
             "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "fsGroup": 2000,
                                 "seccompProfile": {"type": "RuntimeDefault"}},
-            "storageSpec": {"volumeClaimTemplate": {"spec": {
-                "accessModes": ["ReadWriteOnce"],
-                "resources": {"requests": {"storage": f"{layer.prometheus_storage_gib}Gi"}}}}}}},
-        "alertmanager": {"config": alertmanager_config(layer)},
+            "storageSpec": {"volumeClaimTemplate": {"spec": storage}}}},
+        "alertmanager": {"config": alertmanager_config(layer),
+                         "alertmanagerSpec": {"resources": _requests("10m" if small else "50m", "64Mi")}},
+        "kube-state-metrics": {"resources": _requests("10m" if small else "50m", "64Mi" if small else "128Mi")},
+        "prometheus-node-exporter": {"resources": _requests("10m" if small else "50m", "32Mi")},
         "grafana": {
+            # The subchart names itself from the release unless told (see spec.GRAFANA_NAME).
+            "fullnameOverride": k.GRAFANA_NAME,
+            "resources": _requests("20m" if small else "100m", "128Mi" if small else "256Mi"),
             "service": {"port": k.GRAFANA_PORT},
             "sidecar": {"dashboards": {"enabled": True, "label": "grafana_dashboard", "labelValue": "1",
-                                       "searchNamespace": k.MONITORING_NS}},
+                                       "searchNamespace": k.MONITORING_NS},
+                        # No Alertmanager datasource: only Prometheus may reach Alertmanager's (writable) API.
+                        "datasources": {"alertmanager": {"enabled": False}}},
             "defaultDashboardsTimezone": "utc",
             # The admin password is generated by the chart into a Secret (never in values or state).
             "adminPassword": None,
@@ -97,6 +131,7 @@ def kube_prometheus_stack(layer: LayerSpec) -> ReleaseSpec:
 
 
 def eck_operator(layer: LayerSpec) -> ReleaseSpec:
+    # Keys as in deploy/eck-operator/values.yaml@v3.5.0 (both security contexts are passed through toYaml).
     values = {"podSecurityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
               "securityContext": RESTRICTED_CONTAINER,
               # Only the logging namespace is managed: the operator's RBAC stays namespaced to it.
@@ -106,17 +141,30 @@ def eck_operator(layer: LayerSpec) -> ReleaseSpec:
                        k.ECK_NS, values)
 
 
+# Namespaces whose containers' logs are shipped: the services (records in services.kit.logging's shape) and kind's
+# PostgreSQL (plain text). Never `logging` or `logging-agent` (Logstash's and Elasticsearch's own lines would
+# loop back through the pipeline they report on), nor the add-ons, whose JSON has shapes of its own
+# (`kubectl logs` keeps those). Container log files are named <pod>_<namespace>_<container>-<id>.log.
+SHIPPED_NAMESPACES = (k.SERVICES_NS, k.DATA_NS)
+# What Fluent Bit's kubernetes filter adds under `kubernetes` with Labels and Annotations off
+# (plugins/filter_kubernetes/kube_meta.c@v4.0.3); `host` is sent as GELF's host.
+KUBERNETES_FIELDS = ("pod_name", "namespace_name", "pod_id", "pod_ip", "container_name", "docker_id",
+                     "container_hash", "container_image")
+
 FLUENT_BIT_CONFIG = {
-    "inputs": """[INPUT]
+    "inputs": f"""[INPUT]
     Name              tail
-    Path              /var/log/containers/*.log
-    Exclude_Path      /var/log/containers/*_logging-agent_*.log
+    Path              {",".join(f"/var/log/containers/*_{ns}_*.log" for ns in SHIPPED_NAMESPACES)}
     multiline.parser  cri
     Tag               kube.*
     Mem_Buf_Limit     32MB
     Skip_Long_Lines   On
     DB                /var/fluent-bit/state/tail.db
 """,
+    # GELF (src/flb_pack_gelf.c@v4.0.3) drops a record without its short-message key and passes a level through
+    # as a string unless it is 0-7 or a syslog keyword (emerg alert crit err warning notice info debug): every
+    # record leaves here with `message` and a level GELF turns into a number. Python's `error` and `critical`
+    # are not syslog keywords; a line that is not JSON keeps its text in `log` and has no level.
     "filters": """[FILTER]
     Name                kubernetes
     Match               kube.*
@@ -134,6 +182,23 @@ FLUENT_BIT_CONFIG = {
     Name                modify
     Match               kube.*
     Rename              log message
+    Copy                event message
+    Add                 message -
+    Remove              _p
+[FILTER]
+    Name                modify
+    Match               kube.*
+    Condition           Key_value_equals level error
+    Set                 level err
+[FILTER]
+    Name                modify
+    Match               kube.*
+    Condition           Key_value_equals level critical
+    Set                 level crit
+[FILTER]
+    Name                modify
+    Match               kube.*
+    Add                 level info
 """,
     "outputs": f"""[OUTPUT]
     Name                   gelf
@@ -142,6 +207,8 @@ FLUENT_BIT_CONFIG = {
     Port                   {k.GELF_PORT}
     Mode                   tcp
     Gelf_Short_Message_Key message
+    Gelf_Level_Key         level
+    Gelf_Host_Key          kubernetes_host
 """,
 }
 
@@ -174,9 +241,12 @@ def aws_load_balancer_controller(cluster_name: Any, role_arn: Any, vpc_id: Any, 
 
 
 def metrics_server(layer: LayerSpec) -> ReleaseSpec:
+    # The chart's container context key is `securityContext` (kubernetes-sigs/metrics-server@metrics-server-helm-
+    # chart-3.13.0 charts/metrics-server/values.yaml, templates/deployment.yaml); its default is already
+    # restricted, this makes the choice ours.
     values: dict[str, Any] = {"replicas": 2 if layer.eks else 1,
                               "podDisruptionBudget": {"enabled": layer.eks, "maxUnavailable": 1},
-                              "containerSecurityContext": RESTRICTED_CONTAINER}
+                              "securityContext": RESTRICTED_CONTAINER}
     if not layer.eks:
         # kind's kubelets serve self-signed certificates; EKS kubelets' are verifiable.
         values["args"] = ["--kubelet-insecure-tls"]

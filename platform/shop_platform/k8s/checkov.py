@@ -15,7 +15,9 @@ CHECKOV_SKIPS: Final[dict[str, tuple[tuple[str, ...], str]]] = {
                    "digest pins for them are the documented next step."),
     "CKV_K8S_15": (("local",),
                    "imagePullPolicy Always: kind's images are side-loaded into the nodes with `kind load`, no "
-                   "registry serves them, so the services must use IfNotPresent there (EKS uses Always)."),
+                   "registry serves them, so the services must use IfNotPresent there (EKS uses Always); the "
+                   "in-cluster PostgreSQL (kind only) pulls its versioned image once, not from Docker Hub on "
+                   "every restart."),
 }
 
 

@@ -23,7 +23,7 @@ import pulumi_random as random
 from services import catalog
 from services.catalog import Service
 from services.runner.keyring import KeyRing
-from shop_platform.k8s import addons, objects
+from shop_platform.k8s import addons, netpol, objects
 from shop_platform.k8s import spec as k
 from shop_platform.k8s.keys import keyring_from_seeds
 from shop_platform.k8s.spec import LayerSpec
@@ -63,15 +63,34 @@ class NamespacesArgs:
 
 
 class Namespaces(pulumi.ComponentResource):
-    """Namespaces with Pod Security labels and the services namespace's default-deny policy."""
+    """Namespaces with Pod Security labels, each with a default-deny NetworkPolicy and its add-ons' flows
+    (``netpol``), in place before any release: a chart's hook Job already runs under them."""
 
     def __init__(self, name: str, args: NamespacesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("shop:k8s:Namespaces", name, None, opts)
         self.namespaces = k8s.yaml.v2.ConfigGroup(f"{name}-namespaces", objs=objects.namespaces(args.layer),
                                                   opts=_opts(self, args.provider))
-        self.default_deny = k8s.yaml.v2.ConfigGroup(
-            f"{name}-default-deny", objs=[objects.default_deny(k.SERVICES_NS)],
+        self.network_policies = k8s.yaml.v2.ConfigGroup(
+            f"{name}-network-policies", objs=netpol.namespace_policies(args.layer),
             opts=_opts(self, args.provider, [self.namespaces]))
+        self.register_outputs({})
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterStorageArgs:
+    kms_key_arn: pulumi.Input[str]
+    provider: k8s.Provider | None = None
+
+
+class ClusterStorage(pulumi.ComponentResource):
+    """EKS: the default StorageClass (encrypted gp3, the cluster's volume key), declared before every release
+    or object that claims a volume (Prometheus, Elasticsearch, Logstash)."""
+
+    def __init__(self, name: str, args: ClusterStorageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("shop:k8s:ClusterStorage", name, None, opts)
+        self.storage_class = k8s.yaml.v2.ConfigGroup(f"{name}-storage-class",
+                                                     objs=[objects.storage_class(args.kms_key_arn)],
+                                                     opts=_opts(self, args.provider))
         self.register_outputs({})
 
 
@@ -102,14 +121,17 @@ class ServiceSecretsArgs:
 
 
 class ServiceSecrets(pulumi.ComponentResource):
-    """One Secret per service holding only what that service needs: its own private key, its callers' public
-    keys (catalog allow-list), the user-token signing keys (users), the card fingerprint key (payments)."""
+    """One Secret per service holding only what that service needs: its own private key if it calls /internal
+    routes, its callers' public keys (catalog allow-list), the user-token signing keys (users), the card
+    fingerprint key (payments)."""
 
     def __init__(self, name: str, args: ServiceSecretsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("shop:k8s:ServiceSecrets", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         jwt_seed = random.RandomBytes(f"{name}-jwt-seed", length=32, opts=child)
-        seeds = {s.name: random.RandomBytes(f"{name}-{s.name}-seed", length=32, opts=child) for s in args.services}
+        # Signing keys for internal callers only: the gateway and the other callees never sign service tokens.
+        seeds = {s.name: random.RandomBytes(f"{name}-{s.name}-seed", length=32, opts=child) for s in args.services
+                 if s.name in catalog.service_key_holders()}
         card_key = random.RandomBytes(f"{name}-card-fingerprint-key", length=32, opts=child)
         names = list(seeds)
         extra: dict[str, Mapping[str, pulumi.Input[str]]] = {n: dict(v) for n, v in args.extra.items()}
@@ -191,8 +213,10 @@ class GatewayEdge(pulumi.ComponentResource):
         crds = k8s.yaml.v2.ConfigFile(f"{name}-gateway-api-crds", file=addons.gateway_api_crds_url(),
                                       opts=_opts(self, provider, args.depends_on))
         ngf = release(f"{name}-nginx-gateway-fabric", addons.nginx_gateway_fabric(layer), self, provider, [crds])
-        self.routes = k8s.yaml.v2.ConfigGroup(f"{name}-routes", objs=[objects.gateway(layer), objects.http_route()],
-                                              opts=_opts(self, provider, [ngf]))
+        self.routes = k8s.yaml.v2.ConfigGroup(
+            f"{name}-routes", objs=[objects.gateway_proxy(layer), objects.gateway(layer), objects.http_route(),
+                                    objects.gateway_disruption_budget(), *objects.gateway_pod_monitors()],
+            opts=_opts(self, provider, [ngf]))
         if layer.eks:
             assert args.cluster_name is not None
             assert args.lb_controller_role_arn is not None
@@ -242,8 +266,8 @@ class Logging(pulumi.ComponentResource):
         layer, provider = args.layer, args.provider
         operator = release(f"{name}-eck-operator", addons.eck_operator(layer), self, provider, args.depends_on)
         self.elastic = k8s.yaml.v2.ConfigGroup(
-            f"{name}-elastic", objs=[objects.elasticsearch(layer), objects.kibana(layer), objects.logstash(layer),
-                                     *objects.ilm_setup(layer)],
+            f"{name}-elastic", objs=[objects.logstash_role_secret(), objects.elasticsearch(layer),
+                                     objects.kibana(layer), objects.logstash(layer), *objects.ilm_setup(layer)],
             opts=_opts(self, provider, [operator]))
         release(f"{name}-fluent-bit", addons.fluent_bit(layer), self, provider, [self.elastic])
         self.register_outputs({})
@@ -316,6 +340,7 @@ class AwsInputs:
     autoscaler_role_arn: pulumi.Input[str]
     cluster_name: pulumi.Input[str]
     vpc_id: pulumi.Input[str]
+    volumes_kms_key_arn: pulumi.Input[str]
     # What must finish before the services start (the database role-bootstrap Jobs).
     database_ready: Sequence[pulumi.Resource] = ()
 
@@ -340,9 +365,12 @@ def deploy_kubernetes_layer(layer: LayerSpec, provider: k8s.Provider | None = No
     if layer.eks != (aws is not None):
         raise ValueError("deploy_kubernetes_layer: EKS needs the AWS inputs; kind must not get them")
     ns = Namespaces("namespaces", NamespacesArgs(layer, provider))
-    base = [ns.namespaces]
+    base: list[pulumi.Resource] = [ns.namespaces, ns.network_policies]
+    if aws is not None:
+        base.append(ClusterStorage("storage", ClusterStorageArgs(aws.volumes_kms_key_arn, provider)).storage_class)
     observability = Observability("observability", ObservabilityArgs(layer, provider, base))
-    Logging("logging", LoggingArgs(layer, provider, base))
+    if layer.logging:
+        Logging("logging", LoggingArgs(layer, provider, base))
     if aws is not None:
         edge = GatewayEdge("edge", GatewayEdgeArgs(
             layer, provider, target_group_arn=aws.target_group_arn, lb_controller_role_arn=aws.lb_controller_role_arn,
@@ -370,7 +398,7 @@ def deploy_kubernetes_layer(layer: LayerSpec, provider: k8s.Provider | None = No
             inputs = ServiceInputs(image_repository=layer.image_repositories.get(svc.name, f"shop/{svc.name}"))
         ServiceDeployment(f"service-{svc.name}", ServiceDeploymentArgs(
             svc, layer, inputs, provider,
-            depends_on=[ns.default_deny, secrets.secrets[svc.name], observability.stack, edge.routes, *db_deps]))
+            depends_on=[ns.network_policies, secrets.secrets[svc.name], observability.stack, edge.routes, *db_deps]))
     return {"servicesNamespace": k.SERVICES_NS, "grafanaPort": k.GRAFANA_PORT,
             "gatewayListenerPort": k.GATEWAY_LISTENER_PORT, "adminEmail": layer.admin_email,
             # `pulumi stack output adminPassword --show-secrets`; RandomPassword.result is secret.

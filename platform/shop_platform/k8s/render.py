@@ -42,6 +42,7 @@ def is_custom_resource(obj: dict[str, Any]) -> bool:
 CRD_VALIDATED = frozenset({
     ("gateway.networking.k8s.io/v1", "Gateway"), ("gateway.networking.k8s.io/v1", "HTTPRoute"),
     ("monitoring.coreos.com/v1", "ServiceMonitor"), ("monitoring.coreos.com/v1", "PrometheusRule"),
+    ("monitoring.coreos.com/v1", "PodMonitor"),
 })
 
 

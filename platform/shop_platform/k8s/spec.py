@@ -30,11 +30,20 @@ GATEWAY_LISTENER_PORT = 80
 # kind: the NodePort the data plane listens on, mapped to the host's port 80 by charts/kind/cluster.yaml.
 KIND_GATEWAY_NODE_PORT = 30080
 
+# NGINX Gateway Fabric 2.1.0's control-plane pods (templates/_helpers.tpl "nginx-gateway.selectorLabels", name =
+# the chart's name).
+NGF_CONTROL_PLANE_POD_LABELS: Mapping[str, str] = {"app.kubernetes.io/name": "nginx-gateway-fabric"}
 PROMETHEUS_POD_LABELS: Mapping[str, str] = {"app.kubernetes.io/name": "prometheus"}
 DNS_POD_LABELS: Mapping[str, str] = {"k8s-app": "kube-dns"}
 POSTGRES_POD_LABELS: Mapping[str, str] = {"app.kubernetes.io/name": "postgres"}
 GRAFANA_PORT = 3002
+# Grafana (kube-prometheus-stack's subchart) is named by the values (grafana.fullnameOverride), not by the
+# release: the subchart ignores the parent's fullnameOverride (grafana 9.3.4 templates/_helpers.tpl
+# "grafana.fullname"), so without it the Service and Secret would be "kube-prometheus-stack-grafana".
+GRAFANA_NAME = "kps-grafana"
 GELF_PORT = 12201
+# The encrypted gp3 StorageClass every EKS PersistentVolumeClaim resolves to (the cluster's default class).
+EKS_STORAGE_CLASS = "gp3-encrypted"
 SECRETS_DIR = "/var/run/secrets/shop"
 RDS_CA_BUNDLE = "/etc/ssl/rds/global-bundle.pem"  # baked into the image (services/Dockerfile)
 
@@ -52,8 +61,8 @@ class Sizing:
 
 
 DEFAULT_SIZING = Sizing("100m", "192Mi", "1", "384Mi")
-# kind on a laptop: one replica each (catalog max capped at 2), small requests so the whole platform
-# (services, Prometheus, Elasticsearch) fits in ~6 GiB.
+# kind on a laptop: one replica each (catalog max capped at 2), small requests. What the whole local stack
+# requests is summed by tests/platform/k8s/test_kind.py and stated in charts/README.md.
 SMALL_SIZING = Sizing("25m", "128Mi", "500m", "256Mi", max_replicas_cap=2)
 
 
@@ -92,6 +101,8 @@ class LayerSpec:
     elasticsearch_storage_gib: int = 10
     prometheus_retention_days: int = 7
     prometheus_storage_gib: int = 20
+    # The log pipeline (ECK, Fluent Bit). Only kind may run without it: the light laptop profile.
+    logging: bool = True
 
     def __post_init__(self) -> None:
         if self.target == "eks":
@@ -110,6 +121,8 @@ class LayerSpec:
             raise ValueError("LayerSpec: log_retention_days must be 1..3650")
         if self.elasticsearch_nodes not in (1, 3, 5):
             raise ValueError("LayerSpec: elasticsearch_nodes must be 1 (dev) or an odd quorum of 3 or 5")
+        if self.eks and not self.logging:
+            raise ValueError("LayerSpec: EKS stacks always run the log pipeline (only kind has a light profile)")
         if self.environment == "prod" and self.elasticsearch_nodes < 3:
             raise ValueError("LayerSpec: prod needs 3 Elasticsearch nodes (losing one must not lose logs)")
 

@@ -16,13 +16,17 @@ from typing import Any, Final
 from services import catalog
 from shop_platform import versions
 from shop_platform.config import ConfigError, StackConfig
+from shop_platform.images import parse_registry_host
 from shop_platform.k8s.spec import SMALL_SIZING, AlertReceiver, LayerSpec
 from shop_platform.network import plan_subnets
 
-KUBERNETES_KEYS: Final = ("imageTag", "imageDigests", "alertWebhookUrl", "adminEmail", "logRetentionDays",
-                          "elasticsearchNodes", "elasticsearchStorageGib", "prometheusRetentionDays",
-                          "prometheusStorageGib")
-LOCAL_KEYS: Final = ("clusterName", "podSubnet", "kubeVersion")
+KUBERNETES_KEYS: Final = ("imageRegistry", "imageTag", "imageDigests", "alertWebhookUrl", "adminEmail",
+                          "logRetentionDays", "elasticsearchNodes", "elasticsearchStorageGib",
+                          "prometheusRetentionDays", "prometheusStorageGib")
+LOCAL_KEYS: Final = ("clusterName", "podSubnet", "kubeVersion", "profile")
+# kind profiles: "full" runs everything EKS runs; "light" leaves out the log pipeline (ECK, Elasticsearch,
+# Kibana, Logstash, Fluent Bit) so the stack fits an 8 GB laptop (figures in charts/README.md).
+KIND_PROFILES: Final = ("full", "light")
 LOCAL_TOP_LEVEL_KEYS: Final = ("environment", "owner", "kubernetes", "kind")
 DEFAULT_IMAGE_TAG: Final = "0.1.0"
 _TAG: Final = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
@@ -33,6 +37,8 @@ _DIGEST: Final = re.compile(r"^sha256:[a-f0-9]{64}$")
 class KubernetesConfig:
     image_tag: str
     image_digests: Mapping[str, str] = field(default_factory=dict)
+    # EKS: the shared registry's host (shop_platform.images); kind loads images into its nodes instead.
+    image_registry: str | None = None
     alert_webhook_url: str | None = None
     admin_email: str = "admin@shop.local"
     log_retention_days: int = 7
@@ -51,6 +57,7 @@ class LocalStackConfig:
     kube_version: str
     kubernetes: KubernetesConfig
     environment: str = "local"
+    profile: str = "full"
 
 
 def _obj(raw: Mapping[str, Any], key: str, allowed: tuple[str, ...]) -> Mapping[str, Any]:
@@ -81,7 +88,8 @@ def parse_kubernetes_config(raw: Mapping[str, Any], environment: str) -> Kuberne
     """The ``retail-platform:kubernetes`` object. prod: 3 Elasticsearch nodes, longer retention."""
     obj = _obj(raw, "kubernetes", KUBERNETES_KEYS)
     prod = environment == "prod"
-    # Default: the project version; CI sets the tag it pushed (``pulumi config set kubernetes.imageTag <sha>``).
+    # Default: the project version. On EKS the deploy job pins the git commit and the digests, and the program
+    # refuses to run without them (shop_platform.images.check_deployable).
     tag = obj.get("imageTag", "local" if environment == "local" else DEFAULT_IMAGE_TAG)
     if not isinstance(tag, str) or not _TAG.match(tag) or tag == "latest":
         raise ConfigError("kubernetes.imageTag", f"{tag!r} is not a fixed image tag",
@@ -95,6 +103,12 @@ def parse_kubernetes_config(raw: Mapping[str, Any], environment: str) -> Kuberne
                               ", ".join(s.name for s in catalog.SERVICES))
         if not isinstance(digest, str) or not _DIGEST.match(digest):
             raise ConfigError(f"kubernetes.imageDigests.{name}", f"{digest!r} is not a digest", "sha256:<64 hex>")
+    registry = obj.get("imageRegistry")
+    if registry is not None:
+        if environment == "local":
+            raise ConfigError("kubernetes.imageRegistry", "the local stack loads images into its kind nodes",
+                              "unset on the local stack")
+        registry = parse_registry_host(registry)
     hook = obj.get("alertWebhookUrl")
     if hook is not None and (not isinstance(hook, str) or not hook.startswith("https://")):
         raise ConfigError("kubernetes.alertWebhookUrl", f"{hook!r} is not an https URL",
@@ -108,7 +122,8 @@ def parse_kubernetes_config(raw: Mapping[str, Any], environment: str) -> Kuberne
         raise ConfigError("kubernetes.elasticsearchNodes", f"{nodes} is not allowed",
                           "1 (dev/local) or 3/5 (an odd quorum; prod needs >= 3)")
     return KubernetesConfig(
-        image_tag=tag, image_digests=dict(digests), alert_webhook_url=hook, admin_email=admin,
+        image_tag=tag, image_digests=dict(digests), image_registry=registry, alert_webhook_url=hook,
+        admin_email=admin,
         log_retention_days=_int(obj, "logRetentionDays", 30 if prod else 7, 1, 3650, "kubernetes"),
         elasticsearch_nodes=nodes,
         elasticsearch_storage_gib=_int(obj, "elasticsearchStorageGib", 100 if prod else 10, 5, 16384, "kubernetes"),
@@ -135,12 +150,16 @@ def parse_local_config(stack: str, raw: Mapping[str, Any]) -> LocalStackConfig:
         raise ConfigError("kind.podSubnet", f"{subnet!r} is not an IPv4 network", "e.g. 10.244.0.0/16") from None
     if not net.is_private:
         raise ConfigError("kind.podSubnet", f"{subnet} is not private", "an RFC 1918 network")
-    version = str(kind.get("kubeVersion", versions.KIND_NODE_IMAGE.split(":v")[1].rsplit(".", 1)[0]))
+    version = str(kind.get("kubeVersion", versions.KIND_NODE_IMAGE.split("@")[0].split(":v")[1].rsplit(".", 1)[0]))
     if version not in versions.SUPPORTED_EKS_VERSIONS:
         raise ConfigError("kind.kubeVersion", f"{version!r} is not supported",
                           ", ".join(versions.SUPPORTED_EKS_VERSIONS) + " (the same minors as EKS)")
+    profile = kind.get("profile", "full")
+    if profile not in KIND_PROFILES:
+        raise ConfigError("kind.profile", f"{profile!r} is not a profile",
+                          "full (everything) or light (no log pipeline: fits an 8 GB laptop)")
     return LocalStackConfig(stack=stack, owner=owner, cluster_name=name, pod_subnet=str(net), kube_version=version,
-                            kubernetes=parse_kubernetes_config(raw, "local"))
+                            kubernetes=parse_kubernetes_config(raw, "local"), profile=profile)
 
 
 def layer_spec_for_local(cfg: LocalStackConfig) -> LayerSpec:
@@ -152,7 +171,7 @@ def layer_spec_for_local(cfg: LocalStackConfig) -> LayerSpec:
                      log_retention_days=k.log_retention_days,
                      elasticsearch_nodes=k.elasticsearch_nodes, elasticsearch_storage_gib=k.elasticsearch_storage_gib,
                      prometheus_retention_days=k.prometheus_retention_days,
-                     prometheus_storage_gib=k.prometheus_storage_gib)
+                     prometheus_storage_gib=k.prometheus_storage_gib, logging=cfg.profile == "full")
 
 
 def layer_spec_for_eks(cfg: StackConfig, k: KubernetesConfig) -> LayerSpec:

@@ -72,12 +72,16 @@ def _env(svc: Service, layer: LayerSpec, inputs: ServiceInputs) -> dict[str, str
 
 
 def allowed_callees(svc: Service) -> tuple[str, ...]:
-    """Where a service's pods may connect inside the namespace: the catalog's ``calls``, plus the token issuer
+    """Where a service's pods may connect inside the namespace, from the catalog: the services whose public
+    routes it forwards (the gateway), the services whose /internal routes it may call, and the token issuer
     for every other service, which fetches the issuer's public JWKS (``JWKS_URL``) to verify user tokens.
-    The issuer's /internal routes stay closed at the application layer (service tokens, catalog allow-list)."""
+    A connection allowed here is a port, not a route: /internal stays closed to anyone the callee's catalog
+    entry does not list (service tokens, ``services.kit.auth.internal_api``)."""
     issuer = token_issuer().name
-    extra = (issuer,) if svc.name != issuer and issuer not in svc.calls else ()
-    return (*svc.calls, *extra)
+    targets = {*catalog.forwarded_to(svc.name), *catalog.callees_of(svc.name)}
+    if svc.name != issuer:
+        targets.add(issuer)
+    return tuple(s.name for s in catalog.SERVICES if s.name in targets)
 
 
 def allowed_callers(svc: Service) -> tuple[str, ...]:

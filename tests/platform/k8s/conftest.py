@@ -31,6 +31,8 @@ from shop_platform.plan import REPO_ROOT, run_plan
 from services import catalog
 
 STACKS = ("dev", "prod", "local")
+# The local stack with `kind.profile: light` (no log pipeline): a config variant of Pulumi.local.yaml, not a file.
+LIGHT = "local-light"
 
 
 def stack_raw(stack: str) -> tuple[dict[str, Any], str | None]:
@@ -42,7 +44,14 @@ def stack_raw(stack: str) -> tuple[dict[str, Any], str | None]:
     return {k.removeprefix(prefix): v for k, v in data.items() if k.startswith(prefix)}, data.get("aws:region")
 
 
+def light_raw() -> dict[str, Any]:
+    raw, _ = stack_raw("local")
+    return {**raw, "kind": {**raw["kind"], "profile": "light"}}
+
+
 def layer_for(stack: str) -> LayerSpec:
+    if stack == LIGHT:
+        return layer_spec_for_local(parse_local_config("local", light_raw()))
     raw, region = stack_raw(stack)
     if stack == "local":
         return layer_spec_for_local(parse_local_config(stack, raw))
@@ -64,7 +73,8 @@ def placeholder_aws(stack: str) -> AwsInputs:
         target_group_arn=f"arn:aws:elasticloadbalancing:eu-west-1:{acct}:targetgroup/edge-gateway-tg/0123456789abcdef",
         lb_controller_role_arn=f"arn:aws:iam::{acct}:role/{stack}-lbc",
         autoscaler_role_arn=f"arn:aws:iam::{acct}:role/{stack}-cluster-autoscaler",
-        cluster_name=f"shop-{stack}", vpc_id="vpc-0123456789abcdef0")
+        cluster_name=f"shop-{stack}", vpc_id="vpc-0123456789abcdef0",
+        volumes_kms_key_arn=f"arn:aws:kms:eu-west-1:{acct}:key/0123abcd-0123-4567-89ab-0123456789ab")
 
 
 @dataclass(frozen=True)
@@ -81,7 +91,13 @@ _CACHE: dict[str, StackRender] = {}
 def render_stack(stack: str) -> StackRender:
     """The whole stack program (stacks/__main__.py) under the offline plan's mocks, rendered as the plan does."""
     if stack not in _CACHE:
-        recording = run_plan(stack).recording
+        if stack == LIGHT:
+            from shop_platform.plan import stack_config
+
+            cfg = {**stack_config("local"), f"{PROJECT}:kind": json.dumps(light_raw()["kind"])}
+            recording = run_plan("local", config=cfg).recording
+        else:
+            recording = run_plan(stack).recording
         _CACHE[stack] = StackRender(stack, layer_for(stack), recording, render_recording(recording))
     return _CACHE[stack]
 
@@ -104,4 +120,4 @@ def dump(rendered: Rendered, directory: Path) -> None:
     write_manifests(rendered, directory)
 
 
-__all__ = ["STACKS", "StackRender", "dump", "json", "layer_for", "render_stack"]
+__all__ = ["LIGHT", "STACKS", "StackRender", "dump", "json", "layer_for", "render_stack"]

@@ -130,9 +130,12 @@ def test_network_policy_values_follow_the_catalog_for_every_service() -> None:
     layer = layer_for("dev")
     for svc in catalog.SERVICES:
         np = service_values(svc, layer, ServiceInputs("r"))["networkPolicy"]
-        jwks = [] if svc.name == "users" or "users" in svc.calls else ["users"]  # JWKS of the token issuer
-        assert np["toServices"] == [{"name": c, "port": catalog.get(c).port} for c in [*svc.calls, *jwks]]
-        callers = [s.name for s in catalog.SERVICES if svc.name in s.calls or (svc.name == "users" and s is not svc)]
+        # Forwarded public routes (the gateway), internal calls, and the token issuer's JWKS (users).
+        callees = {*catalog.forwarded_to(svc.name), *catalog.callees_of(svc.name)} | ({"users"} - {svc.name})
+        assert np["toServices"] == [{"name": s.name, "port": s.port} for s in catalog.SERVICES if s.name in callees]
+        callers = [s.name for s in catalog.SERVICES
+                   if s.name in catalog.callers_of(svc.name) or svc.name in catalog.forwarded_to(s.name)
+                   or (svc.name == "users" and s is not svc)]
         assert np["fromServices"] == callers
         assert np["database"]["enabled"] is svc.owns_database
         assert bool(np["fromPeers"]) is (svc.name == catalog.GATEWAY), "only the gateway is reachable from the edge"

@@ -18,8 +18,8 @@ from shop_platform.plan import REPO_ROOT
 from .conftest import StackRender, render_stack
 
 TOOLS = REPO_ROOT / "charts" / "tools"
-CHECKED_KINDS = {"Gateway", "HTTPRoute", "ServiceMonitor", "PrometheusRule"}
-UNCHECKED_KINDS = {"Elasticsearch", "Kibana", "Logstash", "TargetGroupBinding"}
+CHECKED_KINDS = {"Gateway", "HTTPRoute", "ServiceMonitor", "PrometheusRule", "PodMonitor"}
+UNCHECKED_KINDS = {"Elasticsearch", "Kibana", "Logstash", "NginxProxy", "TargetGroupBinding"}
 
 
 def validate(objs: list[dict[str, Any]], tmp_path: Path) -> dict[str, list[str]]:

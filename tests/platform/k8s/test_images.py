@@ -62,9 +62,9 @@ def test_runtime_stage_runs_as_high_uid_without_build_tools() -> None:
         "the base image is pinned to an exact Python version"
 
 
-def test_dockerignore_sends_only_pyproject_and_services() -> None:
+def test_dockerignore_sends_only_the_services_lock_and_services() -> None:
     """The build context must not carry virtualenvs, git history or local secrets into any layer."""
     lines = [line.strip() for line in (REPO_ROOT / ".dockerignore").read_text().splitlines()
              if line.strip() and not line.startswith("#")]
     assert lines[0] == "**"
-    assert set(lines[1:3]) == {"!pyproject.toml", "!services/"}
+    assert set(lines[1:4]) == {"!requirements/pip.txt", "!requirements/services.txt", "!services/"}

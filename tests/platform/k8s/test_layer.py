@@ -60,13 +60,17 @@ def test_every_release_is_pinned_to_a_version_from_versions_py(stack_render: Sta
 
 
 def test_service_secrets_hold_only_what_each_service_needs() -> None:
-    """Each service's Secret has its own private key and its callers' public keys (the catalog allow-list); only
-    users gets the token signing keys and only payments the card fingerprint key; kind adds DATABASE_URL."""
+    """Each service's Secret has its own private key only if it calls /internal routes (never the gateway's),
+    and its callers' public keys (the catalog allow-list); only users gets the token signing keys and only
+    payments the card fingerprint key; kind adds DATABASE_URL."""
     seeds = {s.name: pem_seed(i) for i, s in enumerate(catalog.SERVICES)}
     ring = keyring_from_seeds(pem_seed(99), seeds, "ab" * 32)
     for svc in catalog.SERVICES:
         data = _secret_data(svc.name, [ring, {"DATABASE_URL": "postgresql://x"} if svc.owns_database else {}])
-        assert keys.public_pem(data["SERVICE_PRIVATE_KEY"]) == keys.public_pem(ring.service_keys[svc.name])
+        if svc.name in catalog.service_key_holders():
+            assert keys.public_pem(data["SERVICE_PRIVATE_KEY"]) == keys.public_pem(ring.service_keys[svc.name])
+        else:
+            assert "SERVICE_PRIVATE_KEY" not in data, svc.name
         import json
 
         assert set(json.loads(data["SERVICE_PUBLIC_KEYS"])) == set(catalog.callers_of(svc.name))
@@ -162,3 +166,55 @@ def test_kind_files_are_valid_and_agree_with_the_stack() -> None:
     zones = {n.get("labels", {}).get("topology.kubernetes.io/zone") for n in cluster["nodes"] if n["role"] == "worker"}
     assert len(zones) == 2, "two zones so the services' zone spread is exercised locally"
     assert cluster["nodes"][0]["extraPortMappings"][0]["containerPort"] == k.KIND_GATEWAY_NODE_PORT
+
+
+def test_a_gateway_rollout_never_drops_the_albs_targets(stack_render: StackRender) -> None:
+    """On EKS the NGINX namespace carries the load balancer controller's readiness-gate label (a new pod is ready
+    only once the ALB sees it healthy); everywhere the data plane has a PDB and its Deployment waits
+    minReadySeconds, set through the Gateway's own NginxProxy (the chart has no value for it)."""
+    from shop_platform.k8s import objects
+
+    objs = stack_render.rendered.objects
+    ns = next(o for o in objs if o["kind"] == "Namespace" and o["metadata"]["name"] == k.GATEWAY_NS)
+    gate = ns["metadata"]["labels"].get("elbv2.k8s.aws/pod-readiness-gate-inject")
+    assert gate == ("enabled" if stack_render.layer.eks else None)
+    pdb = next(o for o in objs if o["kind"] == "PodDisruptionBudget" and o["metadata"]["namespace"] == k.GATEWAY_NS)
+    assert pdb["spec"]["selector"]["matchLabels"] == dict(k.GATEWAY_POD_LABELS)
+    assert pdb["spec"]["maxUnavailable"] == 1
+    gateway = next(o for o in objs if o["kind"] == "Gateway")
+    ref = gateway["spec"]["infrastructure"]["parametersRef"]
+    proxy = next(o for o in objs if o["kind"] == "NginxProxy" and o["metadata"]["name"] == ref["name"])
+    assert proxy["metadata"]["namespace"] == gateway["metadata"]["namespace"], "a Gateway's NginxProxy is local"
+    patches = proxy["spec"]["kubernetes"]["deployment"]["patches"]
+    assert any(p["value"]["spec"]["minReadySeconds"] == objects.GATEWAY_MIN_READY_SECONDS > 0 for p in patches)
+    if stack_render.layer.eks:
+        binding = next(o for o in objs if o["kind"] == "TargetGroupBinding")
+        assert binding["metadata"]["namespace"] == k.GATEWAY_NS, "the gate applies to pods the binding targets"
+
+
+def test_kube_prometheus_stack_scrapes_no_target_the_cluster_does_not_expose(stack_render: StackRender) -> None:
+    """EKS runs etcd, the scheduler and the controller manager out of reach, kind (kubeadm) binds them and kube-proxy's
+    metrics to 127.0.0.1: scraping them only fires TargetDown and ...Down alerts from minute one, on every stack."""
+    kps = next(r for r in stack_render.rendered.releases if r["name"] == "kube-prometheus-stack")["values"]
+    for target in ("kubeControllerManager", "kubeScheduler", "kubeEtcd", "kubeProxy"):
+        assert kps[target] == {"enabled": False}, target
+    assert "kubeApiServer" not in kps, "the API server and the kubelets are reachable on both targets: keep them"
+    assert kps["grafana"]["sidecar"]["datasources"]["alertmanager"]["enabled"] is False
+
+
+def test_alertmanager_reaches_only_its_https_webhook_outside_the_cluster() -> None:
+    """With a webhook receiver, Alertmanager may open HTTPS to the outside, never to the VPC or the pods; without one,
+    it has no egress but DNS."""
+    from dataclasses import replace
+
+    from shop_platform.k8s import netpol
+    from shop_platform.k8s.spec import AlertReceiver
+
+    layer = layer_for("dev")
+    with_hook = replace(layer, alerts=AlertReceiver("https://hooks.example.com/alerts"))
+    rule = next(p for p in netpol.monitoring(with_hook) if p["metadata"]["name"] == "alertmanager-webhook")
+    block = rule["spec"]["egress"][0]["to"][0]["ipBlock"]
+    assert block["cidr"] == "0.0.0.0/0"
+    assert layer.vpc_cidr in block["except"]
+    assert rule["spec"]["egress"][0]["ports"] == [{"port": 443, "protocol": "TCP"}]
+    assert all(p["metadata"]["name"] != "alertmanager-webhook" for p in netpol.monitoring(layer))

@@ -20,9 +20,9 @@ from .conftest import STACKS, StackRender, dump, render_stack
 CHECKOV = REPO_ROOT / ".venv-checkov" / "bin" / "checkov"
 # Custom resources: kubernetes-validate has no schema for them; test_custom_resources.py checks the Gateway API
 # and Prometheus Operator ones against CRD-generated schemas, the plan lists the rest as unchecked.
-CUSTOM_KINDS = {"Gateway", "HTTPRoute", "ServiceMonitor", "PrometheusRule", "Elasticsearch", "Kibana", "Logstash",
-                "TargetGroupBinding"}
-CLUSTER_SCOPED = {"Namespace"}
+CUSTOM_KINDS = {"Gateway", "HTTPRoute", "ServiceMonitor", "PodMonitor", "PrometheusRule", "Elasticsearch", "Kibana",
+                "Logstash", "NginxProxy", "TargetGroupBinding"}
+CLUSTER_SCOPED = {"Namespace", "StorageClass"}
 POD_KINDS = {"Deployment": ("spec", "template", "spec"), "StatefulSet": ("spec", "template", "spec"),
              "Job": ("spec", "template", "spec"), "DaemonSet": ("spec", "template", "spec")}
 
@@ -38,7 +38,8 @@ def test_every_stack_renders_every_service_and_add_on(stack_render: StackRender)
     assert ("aws-load-balancer-controller" in names) is stack_render.layer.eks
     counts = r.kinds()
     assert counts["Deployment"] == len(catalog.SERVICES)
-    assert counts["Secret"] == len(catalog.SERVICES) + (0 if stack_render.layer.eks else 1)
+    # One per service, the Logstash role for Elasticsearch, and kind's PostgreSQL password.
+    assert counts["Secret"] == len(catalog.SERVICES) + 1 + (0 if stack_render.layer.eks else 1)
 
 
 def test_builtin_objects_pass_strict_schema_validation_for_the_stacks_cluster_version(
@@ -218,7 +219,8 @@ def test_manifests_directory_lists_what_it_could_not_render(tmp_path: Path) -> N
         assert isinstance(r["values"], dict)
     assert index["unrendered_remote_files"][0].endswith("/standard-install.yaml")
     unchecked = {line.split()[1] for line in index["unchecked_custom_resources"]}
-    assert unchecked == {"Elasticsearch", "Kibana", "Logstash", "TargetGroupBinding"}, "the kinds with no schema"
+    assert unchecked == {"Elasticsearch", "Kibana", "Logstash", "NginxProxy", "TargetGroupBinding"}, \
+        "the kinds with no schema"
     assert len(list((tmp_path / "manifests").glob("*.yaml"))) == len(rendered.objects)
 
 
@@ -232,3 +234,130 @@ def test_offline_plan_writes_the_manifests_directory(tmp_path: Path) -> None:
     assert "deployment-shop-gateway.yaml" in written
     assert "statefulset-data-postgres.yaml" in written
     assert len(written) == len(render_stack("local").rendered.objects)
+
+
+# --- pods the pinned upstreams create: the namespace level must admit them, and be no looser than they need ---
+
+# Pod Security "baseline" (kubernetes/pod-security-admission policy/check_*.go): the sysctls it allows.
+SAFE_SYSCTLS = {"kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range", "net.ipv4.ip_unprivileged_port_start",
+                "net.ipv4.tcp_syncookies", "net.ipv4.ping_group_range", "net.ipv4.ip_local_reserved_ports",
+                "net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_keepalive_intvl",
+                "net.ipv4.tcp_keepalive_probes"}
+BASELINE_CAPABILITIES = {"AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD",
+                         "NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"}
+
+
+def _baseline_violations(pod: dict[str, Any]) -> list[str]:
+    problems = [key for key in ("hostNetwork", "hostPID", "hostIPC") if pod.get(key)]
+    problems += [f"volume {v['name']}: hostPath" for v in pod.get("volumes", []) if "hostPath" in v]
+    problems += [f"sysctl {s['name']}" for s in (pod.get("securityContext") or {}).get("sysctls", [])
+                 if s["name"] not in SAFE_SYSCTLS]
+    for c in [*pod.get("initContainers", []), *pod["containers"]]:
+        sc = c.get("securityContext") or {}
+        if sc.get("privileged"):
+            problems.append(f"{c['name']}: privileged")
+        if set((sc.get("capabilities") or {}).get("add", [])) - BASELINE_CAPABILITIES:
+            problems.append(f"{c['name']}: capabilities")
+        if any(p.get("hostPort") for p in c.get("ports", [])):
+            problems.append(f"{c['name']}: hostPort")
+    return problems
+
+
+def _level_violations(pod: dict[str, Any], level: str) -> list[str]:
+    if level == "privileged":
+        return []
+    if level == "baseline":
+        return _baseline_violations(pod)
+    restricted = [p for p in _restricted_violations(pod) if not p.endswith("readOnlyRootFilesystem")]
+    return _baseline_violations(pod) + restricted
+
+
+def _patch_init_containers(pod: dict[str, Any], patches: list[dict[str, Any]]) -> dict[str, Any]:
+    """The part of a strategic-merge Deployment patch that concerns init containers (merged by name, their
+    securityContext field by field), as NGF's provisioner applies NginxProxy patches."""
+    out: dict[str, Any] = json.loads(json.dumps(pod))
+    for patch in patches:
+        template = patch["value"].get("spec", {}).get("template", {}).get("spec", {})
+        for change in template.get("initContainers", []):
+            target = next(c for c in out["initContainers"] if c["name"] == change["name"])
+            target["securityContext"] = {**target.get("securityContext", {}), **change.get("securityContext", {})}
+    return out
+
+
+def third_party_pods(stack: str) -> list[tuple[str, str, dict[str, Any]]]:
+    """(namespace, what, pod spec) for the pods remote charts and their operators create, as their pinned sources
+    build them (security-relevant fields only) with the values and patches this platform passes."""
+    from shop_platform.k8s import addons
+    from shop_platform.k8s import spec as k
+
+    layer = render_stack(stack).layer
+    drop_all = {"capabilities": {"drop": ["ALL"]}, "readOnlyRootFilesystem": True, "runAsUser": 101,
+                "runAsGroup": 1001, "seccompProfile": {"type": "RuntimeDefault"}}
+    # nginx/nginx-gateway-fabric@v2.1.0 internal/controller/provisioner/objects.go buildNginxPodTemplateSpec: the
+    # init container has no allowPrivilegeEscalation; the Gateway's NginxProxy patches the Deployment.
+    data_plane = {
+        "securityContext": {"fsGroup": 1001, "runAsNonRoot": True,
+                            "sysctls": [{"name": "net.ipv4.ip_unprivileged_port_start", "value": "0"}]},
+        "initContainers": [{"name": "init", "securityContext": dict(drop_all)}],
+        "containers": [{"name": "nginx", "securityContext": {**drop_all, "allowPrivilegeEscalation": False}}],
+        "volumes": [{"name": "token", "projected": {}}, {"name": "nginx-agent", "emptyDir": {}},
+                    {"name": "nginx-agent-config", "configMap": {}}, {"name": "nginx-agent-tls", "secret": {}}]}
+    patches = objects.gateway_proxy(layer)["spec"]["kubernetes"]["deployment"]["patches"]
+    # charts/nginx-gateway-fabric templates/deployment.yaml and certs-job.yaml at v2.1.0: fixed contexts.
+    chart_pod = {"securityContext": {"fsGroup": 1001, "runAsNonRoot": True},
+                 "containers": [{"name": "main", "securityContext": {**drop_all, "allowPrivilegeEscalation": False}}],
+                 "volumes": [{"name": "nginx-agent-tls", "secret": {}}]}
+    pods: list[tuple[str, str, dict[str, Any]]] = [
+        (k.GATEWAY_NS, "NGINX data plane", _patch_init_containers(data_plane, patches)),
+        (k.GATEWAY_NS, "NGINX Gateway Fabric control plane and certificate Job", chart_pod),
+        # prometheus-community/helm-charts@prometheus-node-exporter-4.47.3 values.yaml hostNetwork, hostPID,
+        # hostRootFsMount (templates/daemonset.yaml mounts /proc, /sys and / through hostPath).
+        (k.MONITORING_NS, "node-exporter", {
+            "hostNetwork": True, "hostPID": True, "containers": [{"name": "node-exporter"}],
+            "volumes": [{"name": n, "hostPath": {"path": p}} for n, p in (("proc", "/proc"), ("sys", "/sys"),
+                                                                          ("root", "/"))]}),
+    ]
+    if layer.logging:
+        eck = addons.eck_operator(layer).values
+        fluent = addons.fluent_bit(layer).values
+        pods += [
+            # elastic/cloud-on-k8s@v3.5.0 deploy/eck-operator/templates/statefulset.yaml: the values' contexts,
+            # no init container, a ConfigMap and Secrets.
+            (k.ECK_NS, "ECK operator", {
+                "securityContext": eck["podSecurityContext"],
+                "containers": [{"name": "manager", "securityContext": eck["securityContext"]}],
+                "volumes": [{"name": "conf", "configMap": {}}, {"name": "cert", "secret": {}}]}),
+            # fluent/helm-charts@fluent-bit-0.50.0 values.yaml daemonSetVolumes (hostPath /var/log, ...) plus ours.
+            (k.LOGGING_AGENT_NS, "Fluent Bit", {
+                "containers": [{"name": "fluent-bit", "securityContext": fluent["securityContext"]}],
+                "volumes": [{"name": "varlog", "hostPath": {"path": "/var/log"}}, *fluent["extraVolumes"]]}),
+        ]
+    return pods
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_each_namespace_enforces_the_strictest_level_its_third_party_pods_pass(stack: str) -> None:
+    """The pods remote charts create are invisible to the rendered manifests. Their namespace must admit them
+    (a stricter level would leave a Deployment with no pods and `pulumi up` green), and a looser level needs a pod
+    that fails the stricter one: ECK's operator and NGINX Gateway Fabric (with the Gateway's patch) pass restricted,
+    node-exporter and Fluent Bit only privileged (host paths)."""
+    order = ["restricted", "baseline", "privileged"]
+    by_ns: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for ns, what, pod in third_party_pods(stack):
+        by_ns.setdefault(ns, []).append((what, pod))
+    for ns, pods in by_ns.items():
+        level = objects.POD_SECURITY[ns][0]
+        for what, pod in pods:
+            assert _level_violations(pod, level) == [], f"{what} is rejected by {level} in {ns}"
+        if level != "restricted":
+            stricter = order[order.index(level) - 1]
+            assert any(_level_violations(pod, stricter) for _, pod in pods), f"{ns} could enforce {stricter}"
+
+
+def test_without_the_gateways_patch_nginx_would_be_rejected_by_its_namespace() -> None:
+    """Guard for the test above: the unpatched data plane fails restricted (so the patch is what admits it)."""
+    pod = next(p for ns, what, p in third_party_pods("local") if what == "NGINX data plane")
+    unpatched = json.loads(json.dumps(pod))
+    del unpatched["initContainers"][0]["securityContext"]["allowPrivilegeEscalation"]
+    assert _level_violations(unpatched, "restricted") == ["init: allowPrivilegeEscalation"]
+    assert _level_violations(pod, "restricted") == []

@@ -123,16 +123,18 @@ def _world(render: StackRender) -> dict[str, Endpoint]:
 
 
 def test_each_service_reaches_exactly_the_services_the_catalog_allows(stack_render: StackRender) -> None:
-    """Service-to-service traffic is allowed iff the caller lists the callee in the catalog (or the callee is the
-    token issuer, whose public JWKS every other service reads to verify user tokens), on the callee's port only:
-    a compromised service cannot reach anything its code was never meant to call."""
+    """Service-to-service traffic is allowed iff the catalog lets the source call the callee's /internal routes
+    or forward public routes to it (or the callee is the token issuer, whose public JWKS every other service
+    reads to verify user tokens), on the callee's port only: a compromised service cannot reach anything its
+    code was never meant to call."""
     issuer = next(s for s in catalog.SERVICES if "/.well-known/jwks.json" in s.public_prefixes)
     policies, ep = Policies(stack_render.rendered.objects), _world(stack_render)
     for src in catalog.SERVICES:
         for dst in catalog.SERVICES:
             if src is dst:
                 continue
-            expected = dst.name in src.calls or dst is issuer
+            expected = (dst.name in catalog.callees_of(src.name) or dst.name in catalog.forwarded_to(src.name)
+                        or dst is issuer)
             assert policies.can_connect(ep[src.name], ep[dst.name], dst.port) is expected, (src.name, dst.name)
             assert not policies.can_connect(ep[src.name], ep[dst.name], dst.port + 1000), "other ports stay closed"
 
@@ -199,3 +201,145 @@ def test_the_evaluator_notices_a_broken_policy(breakage: Any) -> None:
     assert not Policies(render.rendered.objects).can_connect(ep["stranger-other-ns"], ep["products"], products.port)
     assert Policies(breakage(render.rendered.objects)).can_connect(ep["stranger-other-ns"], ep["products"],
                                                                    products.port)
+
+
+# --- the add-on namespaces ----------------------------------------------------------------------------------
+
+def _addon_world(render: StackRender) -> dict[str, Endpoint]:
+    """The add-ons' pods with the labels their pinned upstreams give them (cited in shop_platform.k8s.netpol),
+    plus strangers: an unlabelled pod in each namespace."""
+    from shop_platform.k8s import netpol, objects
+
+    hosts = ipaddress.ip_network("10.250.0.0/16").hosts()
+
+    def pod(name: str, ns: str, labels: dict[str, str]) -> Endpoint:
+        return Endpoint(name, ns, labels, str(next(hosts)))
+
+    world = {
+        "prometheus": pod("prometheus", k.MONITORING_NS, dict(k.PROMETHEUS_POD_LABELS)),
+        "alertmanager": pod("alertmanager", k.MONITORING_NS, dict(netpol.ALERTMANAGER_POD_LABELS)),
+        "grafana": pod("grafana", k.MONITORING_NS, dict(netpol.GRAFANA_POD_LABELS)),
+        "prometheus-operator": pod("operator", k.MONITORING_NS, dict(netpol.PROMETHEUS_OPERATOR_POD_LABELS)),
+        "kube-state-metrics": pod("ksm", k.MONITORING_NS, {"app.kubernetes.io/name": "kube-state-metrics"}),
+        "nginx-control-plane": pod("ngf", k.GATEWAY_NS, dict(netpol.NGF_CONTROL_PLANE_POD_LABELS)),
+        "nginx-data-plane": pod("nginx", k.GATEWAY_NS, dict(k.GATEWAY_POD_LABELS)),
+        "gateway": _world(render)[catalog.GATEWAY],
+        "kube-dns": pod("kube-dns", "kube-system", dict(k.DNS_POD_LABELS)),
+        "elasticsearch": pod("es", k.LOGGING_NS, dict(netpol.ELASTICSEARCH_POD_LABELS)),
+        "elasticsearch-2": pod("es2", k.LOGGING_NS, dict(netpol.ELASTICSEARCH_POD_LABELS)),
+        "kibana": pod("kibana", k.LOGGING_NS, {**netpol.KIBANA_POD_LABELS, "kibana.k8s.elastic.co/name": "kibana"}),
+        "logstash": pod("logstash", k.LOGGING_NS, dict(netpol.LOGSTASH_POD_LABELS)),
+        "ilm-job": pod("ilm", k.LOGGING_NS, dict(netpol.ILM_JOB_POD_LABELS)),
+        "fluent-bit": pod("fluent-bit", k.LOGGING_AGENT_NS, dict(netpol.FLUENT_BIT_POD_LABELS)),
+        "eck-operator": pod("eck", k.ECK_NS, dict(netpol.ECK_OPERATOR_POD_LABELS)),
+        "internet": Endpoint("internet", None, ip="8.8.8.8"),
+    }
+    for ns in objects.namespace_names(render.layer):
+        world[f"stranger-{ns}"] = pod("stranger", ns, {"app": "debug"})
+    if render.layer.eks:
+        assert render.layer.vpc_cidr
+        world["alb"] = Endpoint("alb", None, ip=str(ipaddress.ip_network(
+            plan_subnets(render.layer.vpc_cidr, 3).public[0])[10]))
+    return world
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod", "local", "local-light"])
+def test_every_namespace_the_layer_creates_has_a_default_deny(stack: str) -> None:
+    """Not only the services' namespace: a pod in monitoring, logging, the gateway's or the operators' namespace is
+    isolated in both directions unless a policy names the flow."""
+    from .conftest import render_stack
+
+    objs = render_stack(stack).rendered.objects
+    created = {o["metadata"]["name"] for o in objs if o["kind"] == "Namespace"}
+    denied = {o["metadata"]["namespace"] for o in objs if o["kind"] == "NetworkPolicy"
+              and o["spec"]["podSelector"] == {} and set(o["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+              and not o["spec"].get("ingress") and not o["spec"].get("egress")}
+    assert created - denied == set()
+
+
+def test_only_prometheus_reaches_alertmanager(stack_render: StackRender) -> None:
+    """Alertmanager's API is unauthenticated and creates silences: only Prometheus (which sends it alerts) gets in,
+    not Grafana, not the services, not a stray pod in monitoring."""
+    policies, w = Policies(stack_render.rendered.objects), _addon_world(stack_render)
+    assert policies.can_connect(w["prometheus"], w["alertmanager"], 9093)
+    for name, src in w.items():
+        if name not in ("prometheus", "alertmanager") and src.namespace is not None:
+            assert not policies.can_connect(src, w["alertmanager"], 9093), name
+    sources = [(w["stranger-shop"], "shop")] + [
+        (_world(stack_render)[s.name], s.name) for s in catalog.SERVICES]
+    for src, name in sources:
+        assert not policies.can_connect(src, w["alertmanager"], 9093), name
+
+
+def test_only_fluent_bit_reaches_logstashs_gelf_input(stack_render: StackRender) -> None:
+    """A pod that could write to the GELF input could forge any service's log lines: Fluent Bit only."""
+    if not stack_render.layer.logging:
+        pytest.skip("no log pipeline on this stack")
+    policies, w = Policies(stack_render.rendered.objects), _addon_world(stack_render)
+    for proto in ("TCP", "UDP"):
+        assert policies.can_connect(w["fluent-bit"], w["logstash"], k.GELF_PORT, proto)
+        for name, src in w.items():
+            if name not in ("fluent-bit", "logstash") and src.namespace is not None:
+                assert not policies.can_connect(src, w["logstash"], k.GELF_PORT, proto), (name, proto)
+
+
+ADDON_FLOWS = [  # (source, destination, port, protocol): what each add-on needs, and must keep
+    ("grafana", "prometheus", 9090, "TCP"),
+    ("prometheus", "grafana", 3000, "TCP"),
+    ("prometheus", "kube-state-metrics", 8080, "TCP"),
+    ("prometheus", "prometheus-operator", 10250, "TCP"),
+    ("prometheus", "gateway", catalog.get(catalog.GATEWAY).port, "TCP"),
+    ("prometheus", "kube-dns", 9153, "TCP"),
+    ("grafana", "kube-dns", 53, "UDP"),
+    ("nginx-data-plane", "gateway", catalog.get(catalog.GATEWAY).port, "TCP"),
+    ("nginx-data-plane", "nginx-control-plane", 8443, "TCP"),
+    ("nginx-data-plane", "kube-dns", 53, "UDP"),
+    ("prometheus", "nginx-data-plane", 9113, "TCP"),
+    ("prometheus", "nginx-control-plane", 9113, "TCP"),
+    ("fluent-bit", "kube-dns", 53, "UDP"),
+    ("kibana", "elasticsearch", 9200, "TCP"),
+    ("logstash", "elasticsearch", 9200, "TCP"),
+    ("ilm-job", "elasticsearch", 9200, "TCP"),
+    ("eck-operator", "elasticsearch", 9200, "TCP"),
+    ("elasticsearch", "elasticsearch-2", 9300, "TCP"),
+]
+LOGGING_PODS = {"elasticsearch", "elasticsearch-2", "kibana", "logstash", "ilm-job", "fluent-bit", "eck-operator"}
+
+
+def test_every_add_on_keeps_the_flows_it_needs(stack_render: StackRender) -> None:
+    """Default-deny everywhere must not break the platform: scraping, dashboards, the edge, the log path."""
+    policies, w = Policies(stack_render.rendered.objects), _addon_world(stack_render)
+    for src, dst, port, proto in ADDON_FLOWS:
+        if {src, dst} & LOGGING_PODS and not stack_render.layer.logging:
+            continue
+        assert policies.can_connect(w[src], w[dst], port, proto), (src, dst, port)
+
+
+def test_the_edge_reaches_only_the_data_planes_listener(stack_render: StackRender) -> None:
+    """The ALB (EKS) or the kind node (NodePort) reaches NGINX's listener; nothing from outside reaches the control
+    plane, and the data plane reaches no service but the gateway."""
+    policies, w = Policies(stack_render.rendered.objects), _addon_world(stack_render)
+    edge = w["alb"] if stack_render.layer.eks else w["internet"]
+    assert policies.can_connect(edge, w["nginx-data-plane"], k.GATEWAY_LISTENER_PORT)
+    assert not policies.can_connect(edge, w["nginx-data-plane"], 8081)
+    assert not policies.can_connect(w["stranger-nginx-gateway"], w["nginx-control-plane"], 8443)
+    services = _world(stack_render)
+    for svc in catalog.SERVICES:
+        if svc.name != catalog.GATEWAY:
+            assert not policies.can_connect(w["nginx-data-plane"], services[svc.name], svc.port), svc.name
+
+
+def test_strangers_in_add_on_namespaces_reach_nothing(stack_render: StackRender) -> None:
+    """An unlabelled pod in any of the layer's namespaces reaches nothing (no Prometheus query API, no
+    Elasticsearch, no internet); in the add-on namespaces it may resolve names (the services' chart grants DNS per
+    service in theirs)."""
+    policies, w = Policies(stack_render.rendered.objects), _addon_world(stack_render)
+    targets = [("prometheus", 9090), ("grafana", 3000), ("internet", 443), ("nginx-control-plane", 8443)]
+    if stack_render.layer.logging:
+        targets += [("elasticsearch", 9200), ("kibana", 5601)]
+    for name, src in w.items():
+        if name.startswith("stranger-"):
+            resolves = src.namespace not in (k.SERVICES_NS, k.DATA_NS)
+            assert policies.can_connect(src, w["kube-dns"], 53, "UDP") is resolves, name
+            for dst, port in targets:
+                assert not policies.can_connect(src, w[dst], port), (name, dst)

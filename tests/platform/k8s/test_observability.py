@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 
@@ -179,7 +180,9 @@ def test_logs_flow_as_gelf_to_logstash_which_writes_an_index_per_service(stack_r
     assert f"gelf {{ port => {k.GELF_PORT}" in pipeline
     assert 'index => "shop-%{[service]}-%{+YYYY.MM.dd}"' in pipeline
     es = objs[("Elasticsearch", "logs")]
-    assert es["spec"]["nodeSets"][0]["config"]["xpack.security.enabled"] is True
+    # Security is ECK's default; `xpack.security.*` in `config` is refused (esv1.UnsupportedSettings@v3.5.0).
+    assert not any(key.startswith("xpack.security") for key in es["spec"]["nodeSets"][0]["config"])
+    assert es["spec"]["http"]["tls"]["selfSignedCertificate"]["disabled"] is False
     assert es["spec"]["nodeSets"][0]["count"] == stack_render.layer.elasticsearch_nodes
     ilm = json.loads(objs[("ConfigMap", "shop-logs-ilm")]["data"]["policy.json"])
     assert ilm["policy"]["phases"]["delete"]["min_age"] == f"{stack_render.layer.log_retention_days}d"
@@ -188,9 +191,53 @@ def test_logs_flow_as_gelf_to_logstash_which_writes_an_index_per_service(stack_r
     assert template["template"]["settings"]["index.lifecycle.name"] == "shop-logs"
 
 
+def test_prod_keeps_a_replica_of_every_log_shard_so_losing_a_node_loses_no_logs(
+        all_renders: dict[str, StackRender]) -> None:
+    """One replica wherever a second node can hold it; a single node cannot (a replica would never be assigned and
+    the indices would stay yellow)."""
+    for render in all_renders.values():
+        objs = {(o["kind"], o["metadata"]["name"]): o for o in render.rendered.objects}
+        template = json.loads(objs[("ConfigMap", "shop-logs-ilm")]["data"]["template.json"])
+        replicas = template["template"]["settings"]["number_of_replicas"]
+        assert replicas == (0 if render.layer.elasticsearch_nodes == 1 else 1), render.stack
+    assert all_renders["prod"].layer.elasticsearch_nodes >= 3
+
+
+def test_logstash_user_may_write_exactly_the_indices_its_pipeline_writes(stack_render: StackRender) -> None:
+    """ECK's Logstash user has eck_logstash_user_role, which does not cover shop-* (roles.go@v3.5.0): the
+    Elasticsearch resource loads a roles Secret redefining it for the pipeline's index pattern and nothing else."""
+    import yaml
+
+    objs = {(o["kind"], o["metadata"]["name"]): o for o in stack_render.rendered.objects}
+    es = objs[("Elasticsearch", "logs")]
+    secret_name = es["spec"]["auth"]["roles"][0]["secretName"]
+    roles = yaml.safe_load(objs[("Secret", secret_name)]["stringData"]["roles.yml"])
+    assert set(roles) == {"eck_logstash_user_role"}
+    role = roles["eck_logstash_user_role"]
+    assert role["indices"] == [{"names": ["shop-*"], "privileges": ["create_index", "index", "auto_configure"]}]
+    assert not {"all", "manage", "manage_security"} & set(role["cluster"])
+    pipeline = objs[("Logstash", "logstash")]["spec"]["pipelines"][0]["config.string"]
+    index = pipeline.split('index => "', 1)[1].split('"', 1)[0]
+    assert fnmatch.fnmatchcase(index.replace("%{[service]}", "orders").replace("%{+YYYY.MM.dd}", "2026.12.01"),
+                               role["indices"][0]["names"][0])
+    # Logstash neither installs templates nor ILM policies with this user: the ILM Job does.
+    assert "manage_template => false" in pipeline
+    assert "ilm_enabled => false" in pipeline
+
+
 def test_prod_keeps_logs_on_a_three_node_cluster_longer_than_dev() -> None:
     """prod loses no logs with one node gone and keeps them 30 days by default; dev and kind stay small."""
     assert (layer_for("prod").elasticsearch_nodes, layer_for("prod").log_retention_days) == (3, 30)
     assert layer_for("dev").elasticsearch_nodes == 1
     assert layer_for("local").log_retention_days <= 7
 
+
+
+def test_the_ilm_job_is_a_new_job_whenever_what_it_puts_changes() -> None:
+    """A Job's spec is immutable and does not contain the ConfigMap's content: its name carries a digest of the
+    policy and template, so a change is applied by a new Job, and an unchanged stack keeps its Job."""
+    def job_name(stack: str) -> str:
+        return str(next(o["metadata"]["name"] for o in objects.ilm_setup(layer_for(stack)) if o["kind"] == "Job"))
+
+    assert job_name("dev") == job_name("dev")
+    assert job_name("dev") != job_name("prod")  # replicas and retention differ

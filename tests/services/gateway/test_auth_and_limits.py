@@ -225,3 +225,20 @@ def test_limit_holds_across_two_worker_processes(start_gateway: GatewayFactory, 
     assert statuses.count(200) == burst
     assert statuses.count(429) == len(statuses) - burst
     assert sorted(serving) == sorted(workers), "both workers must have served client connections"
+
+
+def test_two_authorization_headers_are_refused_and_never_forwarded(gateway: ServiceProcess, standin: ServiceProcess,
+                                                                   keyring: KeyRing) -> None:
+    """The gateway would verify one header and a service read another (or the first): a valid token in front of
+    a stolen or forged one would split who is checked from who acts. 400, and nothing reaches a service."""
+    good = make_token(keyring)
+    for pair in ((good, "not.a.jwt"), ("not.a.jwt", good), (good, good)):
+        request_id = rid()
+        r = httpx.get(gateway.url + "/api/v1/products/x",
+                      headers=[("authorization", f"Bearer {pair[0]}"), ("authorization", f"Bearer {pair[1]}"),
+                               ("x-request-id", request_id)])
+        assert r.status_code == 400, r.text
+        assert r.headers["content-type"] == "application/problem+json"
+        assert hits(standin, request_id) == 0
+    r = httpx.get(gateway.url + "/api/v1/products/x", headers={"authorization": f"Bearer {good}"})
+    assert r.status_code != 400

@@ -20,6 +20,8 @@ from schemathesis import checks
 from schemathesis.core.result import Ok
 from schemathesis.generation.modes import GenerationMode
 
+from services import catalog
+from services import openapi as openapi_documents
 from services.kit.auth import ServiceTokenIssuer
 from services.runner.keyring import KeyRing
 from tests.services.gateway.conftest import GatewayFactory, make_token
@@ -168,6 +170,21 @@ def test_merged_openapi_covers_every_service_and_no_internal_route(real_gateway:
         assert expected in paths, (expected, sorted(paths))
     assert any(p.startswith("/api/v1/payments/") for p in paths)
     assert not [p for p in paths if "internal" in p.lower()]
+
+
+def test_every_service_and_the_gateway_serve_their_committed_openapi_documents(
+        real_gateway: ServiceProcess, services: dict[str, ServiceProcess]) -> None:
+    """The committed documents are the public contract: what each process serves at /openapi.json is its
+    file byte for byte (in canonical form), and the gateway's merged document is docs/openapi.json."""
+    served = {openapi_documents.service_path(name): httpx.get(proc.url + "/openapi.json").json()
+              for name, proc in services.items()}
+    served[openapi_documents.MERGED] = httpx.get(real_gateway.url + "/openapi.json").json()
+    public = {openapi_documents.service_path(s.name) for s in catalog.SERVICES if s.name != catalog.GATEWAY}
+    assert set(served) == public | {openapi_documents.MERGED}, "a service is missing from this test"
+    differ = [str(path.relative_to(openapi_documents.ROOT)) for path, doc in served.items()
+              if not path.is_file() or path.read_text(encoding="utf-8") != openapi_documents.canonical(doc)]
+    assert differ == [], (f"{differ} differ from what the services serve; regenerate them with "
+                          f"`{openapi_documents.REGENERATE}` and review the diff")
 
 
 COMMON = [checks.not_a_server_error, checks.status_code_conformance, checks.content_type_conformance,

@@ -203,24 +203,35 @@ def test_oversized_bodies_are_refused_with_413(gateway: ServiceProcess, standin:
     assert hits(standin, request_id) == 0
 
 
-def test_readyz_aggregates_upstreams_and_names_the_failing_ones(start_gateway: GatewayFactory,
-                                                                standin: ServiceProcess) -> None:
-    """/readyz is 200 only when every upstream is ready; otherwise a 503 problem lists exactly the failing
-    upstreams, quickly (parallel checks with a short timeout), so an orchestrator can act on it."""
+def test_readiness_is_local_while_the_upstreams_route_names_the_failing_ones(start_gateway: GatewayFactory,
+                                                                            standin: ServiceProcess) -> None:
+    """One unready service must not take the gateway out of rotation (every replica NotReady, the edge and the
+    health checks failing over: the whole API down for one service). /readyz stays 200; the routes of the
+    services that answer keep working; /readyz/upstreams lists exactly the failing upstreams, quickly
+    (parallel checks with a short timeout), for dashboards and operators."""
     urls = standin_urls(standin)
     urls["orders"] = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     urls["search"] = f"http://127.0.0.1:{free_port()}"
     gw = start_gateway(service_urls=urls, READINESS_TIMEOUT_S="0.5")
+    ready = httpx.get(gw.url + "/readyz")
+    assert ready.status_code == 200, ready.text
+    assert httpx.get(gw.url + "/api/v1/products/abc").status_code == 200  # the stand-in answers
+    assert httpx.get(gw.url + "/api/v1/search", params={"q": "x"}).status_code in (502, 503)
+
     started = time.monotonic()
-    r = httpx.get(gw.url + "/readyz")
+    r = httpx.get(gw.url + "/readyz/upstreams")
     assert time.monotonic() - started < 1.5
     assert r.status_code == 503
     assert r.headers["content-type"] == "application/problem+json"
     problem = r.json()
     assert problem["failing"] == ["orders", "search"]
     assert problem["type"].endswith("/not-ready")
+    assert problem["upstreams"]["products"] == "ready"
+    assert problem["upstreams"]["orders"] != "ready"
     ok = start_gateway(service_urls=standin_urls(standin))
-    assert httpx.get(ok.url + "/readyz").status_code == 200
+    all_ready = httpx.get(ok.url + "/readyz/upstreams")
+    assert all_ready.status_code == 200
+    assert set(all_ready.json()["upstreams"].values()) == {"ready"}
 
 
 def test_merged_openapi_has_public_paths_only(gateway: ServiceProcess) -> None:

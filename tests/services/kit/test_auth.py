@@ -138,10 +138,10 @@ def test_service_tokens_only_from_callers_the_catalog_allows() -> None:
     orders_pem, payments_pem = keys.generate_private_pem(), keys.generate_private_pem()
     verifier = ServiceTokenVerifier("products", {"orders": keys.public_pem(orders_pem),
                                                  "payments": keys.public_pem(payments_pem)})
-    assert verifier.verify(ServiceTokenIssuer("orders", orders_pem).token_for("products")) == "orders"
+    assert verifier.verify(ServiceTokenIssuer("orders", orders_pem).token_for("products"), "reservations") == "orders"
     for token in (ServiceTokenIssuer("payments", payments_pem).token_for("products"),
                   ServiceTokenIssuer("orders", orders_pem).token_for("payments"),
                   ServiceTokenIssuer("orders", payments_pem).token_for("products")):
         with pytest.raises(Problem) as info:
-            verifier.verify(token)
+            verifier.verify(token, "reservations")
         assert info.value.status == 401

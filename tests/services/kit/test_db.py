@@ -20,8 +20,8 @@ from tests.support.procs import free_port
 
 @pytest.fixture(scope="module")
 def scram_pg() -> Iterator[PostgresServer]:
-    """A server that really checks passwords on TCP (the session server trusts everyone)."""
-    server = PostgresServer(port=free_port(), host_auth="scram-sha-256")
+    """A server of its own: its roles and passwords change under the tests."""
+    server = PostgresServer(port=free_port(), crash_unsafe_for_tests=True)
     server.init()
     server.start()
     server.psql("CREATE ROLE app LOGIN PASSWORD 'first-password'")

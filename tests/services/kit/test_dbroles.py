@@ -25,7 +25,7 @@ FIXTURE_DATABASES = ("search", "payments")
 @pytest.fixture(scope="module")
 def server() -> Iterator[PostgresServer]:
     """Passwords checked on TCP; the master is CREATEROLE but not a superuser, as on RDS."""
-    pg = PostgresServer(port=free_port(), host_auth="scram-sha-256")
+    pg = PostgresServer(port=free_port(), crash_unsafe_for_tests=True)
     pg.init()
     pg.start()
     pg.psql(f"CREATE ROLE {MASTER} LOGIN CREATEROLE CREATEDB PASSWORD '{MASTER_PASSWORD}'")

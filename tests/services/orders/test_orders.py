@@ -27,6 +27,7 @@ from tests.services.payments.support import (
     mint_token,
     service_token,
 )
+from tests.services.products.test_catalogue import CRAFTED_CURSORS
 from tests.support import schema
 from tests.support.procs import ServiceProcess
 
@@ -154,6 +155,9 @@ def test_an_invalid_card_is_422_before_any_stock_is_reserved(
     lambda b: b.update(items=[]),
     lambda b: b["items"][0].update(quantity=0),
     lambda b: b["items"][0].update(quantity=1001),
+    lambda b: b["items"][0].update(quantity=True),  # not 1
+    lambda b: b["items"][0].update(quantity="1"),
+    lambda b: b["items"][0].update(quantity=1.0),
     lambda b: b["items"].append(dict(b["items"][0])),  # the same product twice
     lambda b: b["items"][0].update(product_id="nope"),
     lambda b: b.update(coupon="FREE"),
@@ -249,7 +253,7 @@ def test_orders_list_is_own_newest_first_with_opaque_cursor(orders: ServiceProce
                       headers=me.headers).json()
     assert [o["id"] for o in page2["items"]] == mine[:1]
     assert page2["next_cursor"] is None
-    for params in ({"cursor": "!!!"}, {"cursor": "eyJ4IjogMX0"}, {"limit": 0}, {"limit": 101}):
+    for params in ({"cursor": "!!!"}, {"cursor": "eyJ4IjogMX0"}, {"limit": 0}, {"limit": 101}, *CRAFTED_CURSORS):
         r = httpx.get(f"{orders.url}/api/v1/orders", params=params, headers=me.headers)
         assert r.status_code == 422, (params, r.text)
     assert httpx.get(f"{orders.url}/api/v1/orders").status_code == 401
@@ -294,6 +298,51 @@ def test_cancel_refunds_in_full_and_returns_the_stock(
     r = httpx.post(f"{orders.url}/api/v1/orders/{declined['order_id']}/cancel", headers=me.headers)
     assert r.status_code == 409
     assert r.json()["type"].endswith("/order-state")
+
+
+def test_cancel_after_a_partial_refund_refunds_the_rest(
+        orders: ServiceProcess, products: ServiceProcess, payments: ServiceProcess, pg: PostgresServer,
+        keyring: KeyRing, make_product: MakeProduct, buyer: NewBuyer) -> None:
+    """Cancelling promises the customer their money back: after part of the capture was refunded (a goodwill
+    refund, say), the cancel refunds the remainder, once, and the ledger still balances."""
+    p = make_product(stock=3, price_cents=1000)
+    me = buyer()
+    order = place(orders, me, order_body((p["id"], 3))).json()
+    [payment] = payment_of(payments, keyring, order["id"])
+    svc = {"authorization": f"Bearer {service_token(keyring, 'orders', 'payments')}"}
+    partial = httpx.post(f"{payments.url}/internal/v1/payments/{payment['id']}/refunds", json={"amount_cents": 700},
+                         headers={**svc, "Idempotency-Key": f"goodwill-{uuid.uuid4()}"})
+    assert partial.status_code == 201, partial.text
+    r = httpx.post(f"{orders.url}/api/v1/orders/{order['id']}/cancel", headers=me.headers)
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "cancelled"
+    [after] = payment_of(payments, keyring, order["id"])
+    assert after["refunded_cents"] == after["amount_cents"] == 3000
+    assert httpx.post(f"{orders.url}/api/v1/orders/{order['id']}/cancel", headers=me.headers).status_code == 200
+    assert payment_of(payments, keyring, order["id"])[0]["refunded_cents"] == 3000
+    assert stock(products, p["id"]) == (3, 3)
+    assert ledger_problems(pg, db(payments)) == []
+
+
+def test_orders_and_payments_are_never_stored_by_caches(
+        orders: ServiceProcess, payments: ServiceProcess, make_product: MakeProduct, buyer: NewBuyer) -> None:
+    """Orders and payments are personal data: a shared computer's browser cache or a proxy must not keep them
+    (``Cache-Control: no-store`` on the order placed, read, listed and cancelled, and on the payment read)."""
+    me = buyer()
+    placed = place(orders, me, order_body((make_product(stock=2)["id"], 1)))
+    assert placed.status_code == 201, placed.text
+    order = placed.json()
+    responses = [
+        placed,
+        httpx.get(f"{orders.url}/api/v1/orders", headers=me.headers),
+        httpx.get(f"{orders.url}/api/v1/orders/{order['id']}", headers=me.headers),
+        httpx.get(f"{payments.url}/api/v1/payments/{order['payment_id']}", headers=me.headers),
+        httpx.post(f"{orders.url}/api/v1/orders/{order['id']}/cancel", headers=me.headers),
+        httpx.get(f"{orders.url}/api/v1/orders/{uuid.uuid4()}", headers=me.headers),
+    ]
+    for r in responses:
+        assert r.status_code in (200, 201, 404), r.text
+        assert r.headers["cache-control"] == "no-store", r.request.url
 
 
 def test_ship_is_admin_only_and_a_shipped_order_cannot_be_cancelled(

@@ -16,6 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
+from services.kit import keys
+from services.kit.auth import ServiceTokenIssuer
 from services.runner.keyring import KeyRing
 from services.runner.postgres import PostgresServer
 from tests.services.payments.support import (
@@ -145,6 +147,8 @@ def test_invalid_cards_are_422_and_never_echoed(payments: ServiceProcess, svc: d
 @pytest.mark.parametrize("mutation", [
     {"amount_cents": 0}, {"amount_cents": -5}, {"currency": "eur"}, {"currency": "EURO"},
     {"order_id": "not-a-uuid"}, {"extra": 1}, {"card": {**card(), "pin": "1234"}},
+    # Not JSON integers: lax parsing would read them as 1999, 1 and December.
+    {"amount_cents": "1999"}, {"amount_cents": True}, {"amount_cents": 1999.0}, {"card": {**card(), "exp_month": "12"}},
 ])
 def test_bad_charge_bodies_are_422(payments: ServiceProcess, svc: dict[str, str], mutation: dict[str, Any]) -> None:
     r = charge(payments, svc, {**charge_body(), **mutation})
@@ -286,13 +290,20 @@ def test_refunds_of_declined_or_unknown_payments(payments: ServiceProcess, svc: 
     assert refund(payments, svc, declined, 0).status_code == 422
 
 
-def test_internal_routes_need_an_allowed_service_caller(payments: ServiceProcess, keyring: KeyRing) -> None:
-    """Only orders may call payments' internal API: no token, a user token, or another service → 401."""
-    body = charge_body()
+def test_internal_routes_need_an_allowed_service_caller(payments: ServiceProcess, svc: dict[str, str],
+                                                        keyring: KeyRing) -> None:
+    """Only orders may call payments' internal API: no token, a user token, another service, or the gateway
+    (which is given no service key; one it made up does not verify) → 401 on charges, refunds and reads."""
+    pid = charge(payments, svc, charge_body()).json()["id"]
     user = {"authorization": f"Bearer {mint_token(keyring, uuid.uuid4(), roles=('admin',))}"}
     search = {"authorization": f"Bearer {service_token(keyring, 'search', 'payments')}"}
-    for headers in ({}, user, search):
-        r = httpx.post(f"{payments.url}/internal/v1/charges", json=body,
+    gateway_token = ServiceTokenIssuer("gateway", keys.generate_private_pem()).token_for("payments")
+    gateway = {"authorization": f"Bearer {gateway_token}"}
+    for headers in ({}, user, search, gateway):
+        r = httpx.post(f"{payments.url}/internal/v1/charges", json=charge_body(),
+                       headers={**headers, "Idempotency-Key": str(uuid.uuid4())})
+        assert r.status_code == 401, r.text
+        r = httpx.post(f"{payments.url}/internal/v1/payments/{pid}/refunds", json={"amount_cents": 1},
                        headers={**headers, "Idempotency-Key": str(uuid.uuid4())})
         assert r.status_code == 401, r.text
         r = httpx.get(f"{payments.url}/internal/v1/payments", params={"order_id": str(uuid.uuid4())}, headers=headers)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -198,6 +200,15 @@ def test_list_pages_through_everything_once_in_a_stable_order(
     assert seen == made
 
 
+def _cursor_at(timestamp: str) -> dict[str, str]:
+    doc = {"t": timestamp, "id": str(uuid.uuid4())}
+    return {"cursor": base64.urlsafe_b64encode(json.dumps(doc).encode()).rstrip(b"=").decode()}
+
+
+# Well-formed cursors whose timestamps leave the range a timestamptz parameter can carry once converted to UTC.
+CRAFTED_CURSORS = (_cursor_at("0001-01-01T00:00:00+14:00"), _cursor_at("9999-12-31T23:59:59-14:00"))
+
+
 def test_list_defaults_and_limits(api: httpx.Client, make_product: Callable[..., dict[str, Any]]) -> None:
     """limit defaults to 20 and must be 1..100; a cursor that was not issued by us is 422."""
     for _ in range(21):
@@ -207,7 +218,7 @@ def test_list_defaults_and_limits(api: httpx.Client, make_product: Callable[...,
     assert page["next_cursor"]
     assert len(api.get("/api/v1/products", params={"limit": 100}).json()["items"]) <= 100
     for params in ({"limit": 0}, {"limit": 101}, {"limit": "x"}, {"cursor": "garbage!"},
-                   {"cursor": "eyJ0IjogMX0"}, {"min_price_cents": -1}):
+                   {"cursor": "eyJ0IjogMX0"}, {"min_price_cents": -1}, *CRAFTED_CURSORS):
         _problem(api.get("/api/v1/products", params=params), 422)
 
 

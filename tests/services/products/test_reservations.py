@@ -11,6 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
+from services.kit import keys
+from services.kit.auth import ServiceTokenIssuer
 from services.runner.keyring import KeyRing
 from services.runner.postgres import PostgresServer
 from tests.services.products.conftest import service_headers
@@ -196,10 +198,10 @@ def test_internal_routes_need_a_valid_service_token(api: httpx.Client, keyring: 
     or one addressed to another service are all 401."""
     assert api.get(path).status_code == 401
     assert api.get(path, headers=admin_headers).status_code == 401
-    assert api.get(path, headers=service_headers(keyring, "payments")).status_code == 401
+    payments = ServiceTokenIssuer("payments", keys.generate_private_pem()).token_for("products")
+    assert api.get(path, headers={"Authorization": f"Bearer {payments}"}).status_code == 401
     forged = KeyRing.generate()  # the right name, the wrong key
     assert api.get(path, headers=service_headers(forged, "orders")).status_code == 401
-    from services.kit.auth import ServiceTokenIssuer
     to_users = ServiceTokenIssuer("orders", keyring.service_keys["orders"]).token_for("users")
     r = api.get(path, headers={"Authorization": f"Bearer {to_users}"})
     assert r.status_code == 401
@@ -213,6 +215,10 @@ def test_each_internal_route_serves_only_its_callers(
     but has no business reading the feed."""
     body = {"order_id": str(uuid.uuid4()), "items": [{"product_id": str(uuid.uuid4()), "quantity": 1}]}
     assert api.post(RES, json=body, headers=search_headers).status_code == 403
+    order_id = uuid.uuid4()
+    assert api.get(f"{RES}/{order_id}", headers=search_headers).status_code == 403
+    for action in ("commit", "release", "return"):
+        assert api.post(f"{RES}/{order_id}/{action}", headers=search_headers).status_code == 403, action
     assert api.get("/internal/v1/changes", headers=orders_headers).status_code == 403
     assert api.get("/internal/v1/changes", headers=search_headers).status_code == 200
 

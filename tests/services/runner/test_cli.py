@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from services.runner.layout import Layout
 from tests.support.procs import ROOT
 
 OFFSET = 23000  # below the ephemeral port range, away from the e2e stacks' offsets
@@ -34,6 +36,9 @@ def test_a_port_in_use_is_named_and_nothing_starts(tmp_path: Path, busy_products
     """Another program on a contract port must stop `up` before it starts anything, naming the port and
     what needed it, and suggesting a way out; a half-started stack would be worse than none."""
     up = runner(tmp_path, "up", "--no-seed")
+    layout = Layout(tmp_path, OFFSET)
+    if layout.shared != tmp_path:  # made for the unprivileged users (as root, in a private directory)
+        shutil.rmtree(layout.shared)
     assert up.returncode == 1
     assert f"{busy_products_port} (products)" in up.stderr
     assert "--port-offset" in up.stderr

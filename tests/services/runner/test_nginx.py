@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import ssl
 import subprocess
 import threading
@@ -79,12 +80,16 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Layout, Pat
     server.shutdown()
 
 
-def test_http_redirects_to_https(edge: tuple[Layout, Path]) -> None:
-    """Plain HTTP must never carry API traffic (tokens, card numbers)."""
+def test_http_redirects_to_https_on_the_edge_own_name_whatever_host_the_client_sends(
+        edge: tuple[Layout, Path]) -> None:
+    """Plain HTTP must never carry API traffic (tokens, card numbers); and the redirect must not send a client
+    wherever its Host header says (an open redirect, or a poisoned cache's redirect to an attacker's site)."""
     layout, _ = edge
-    r = httpx.get(f"http://127.0.0.1:{layout.edge_http}/api/v1/products?x=1")
-    assert r.status_code == 308
-    assert r.headers["location"] == f"https://127.0.0.1:{layout.edge_https}/api/v1/products?x=1"
+    for host in (None, "evil.example", "evil.example:8443", "localhost@evil.example"):
+        headers = {"host": host} if host else {}
+        r = httpx.get(f"http://127.0.0.1:{layout.edge_http}/api/v1/products?x=1", headers=headers)
+        assert r.status_code == 308
+        assert r.headers["location"] == f"https://{nginx.EDGE_HOST}:{layout.edge_https}/api/v1/products?x=1"
 
 
 def test_tls_certificate_verifies_against_the_local_ca(edge: tuple[Layout, Path]) -> None:
@@ -121,3 +126,93 @@ def test_client_address_cannot_be_spoofed_and_request_id_passes_through(edge: tu
     assert upstream["headers"]["x-forwarded-proto"] == "https"
     assert upstream["headers"]["x-request-id"] == "edge-test-1"
     assert r.headers["x-request-id"] == "edge-test-1"
+
+
+def _raw(layout: Layout, ca: Path, request: bytes, *, tls: bool = True) -> tuple[int, dict[str, str], bytes]:
+    """Send bytes as they are (requests no HTTP client would write) and read the whole answer."""
+    with socket.create_connection(("127.0.0.1", layout.edge_https), timeout=10) as raw:
+        sock = _ctx(ca).wrap_socket(raw, server_hostname="localhost") if tls else raw
+        sock.sendall(request)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in header_lines)}
+    return int(status_line.split()[1]), headers, body
+
+
+@pytest.mark.parametrize(("request_bytes", "status", "tls"), [
+    (b"GET /api/v1/products HTTP/1.1\r\nConnection: close\r\n\r\n", 400, True),  # no Host
+    (b"GET /api/v1/products HTTP/1.1\r\nHost: localhost\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n", 400, True),
+    (b"GET /api/v1/products HTTP/1.1\r\nHost: localhost\r\n\r\n", 400, False),  # plain HTTP on the TLS port
+    (b"TRACE /api/v1/products HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", 405, True),
+    (b"POST /api/v1/products HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2000000\r\n"
+     b"Connection: close\r\n\r\n", 413, True),
+    (b"GET /api/" + b"a" * 9000 + b" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", 414, True),
+    (b"POST /api/v1/products HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: gzip\r\n"
+     b"Connection: close\r\n\r\n", 501, True),
+], ids=["no-host", "header-too-large", "plain-http-on-tls", "trace", "body-too-large", "uri-too-long",
+        "unknown-transfer-encoding"])
+def test_errors_nginx_answers_itself_are_problem_json(edge: tuple[Layout, Path], request_bytes: bytes, status: int,
+                                                       tls: bool) -> None:
+    """Clients parse every error of the API as RFC 9457 problem+json, including the ones the edge answers
+    before the gateway sees the request: an HTML page breaks them and names the server software."""
+    layout, ca = edge
+    got, headers, body = _raw(layout, ca, request_bytes, tls=tls)
+    assert got == status, body[:300]
+    assert headers["content-type"] == "application/problem+json"
+    problem = json.loads(body)
+    assert problem["status"] == status
+    assert problem["type"].startswith("https://")
+    assert problem["title"]
+    assert problem["detail"]
+    assert problem["request_id"] == headers["x-request-id"]
+    if status == 405:
+        assert "GET" in headers["allow"]
+
+
+def test_a_problem_body_stays_json_whatever_the_path(edge: tuple[Layout, Path]) -> None:
+    """nginx pastes the path into the problem's `instance` without JSON escaping: a quote or a backslash in the
+    path must not let a client break out of the string and add members of its own."""
+    layout, ca = edge
+    for path in (b'/x","status":200,"y":"', b"/x\\", b"/x%22,%22status%22:200"):
+        request = b"GET " + path + b" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        status, _, body = _raw(layout, ca, request)
+        assert status in (400, 404), body
+        problem = json.loads(body)
+        assert problem["status"] == status
+        assert problem["instance"] in ("", path.decode())
+    r = httpx.get(f"https://127.0.0.1:{layout.edge_https}/nowhere?q=1", verify=_ctx(ca))
+    assert r.json()["instance"] == "/nowhere"
+
+
+def _handshake(layout: Layout, ca: Path, version: ssl.TLSVersion, ciphers: str | None = None) -> str:
+    ctx = _ctx(ca)
+    ctx.minimum_version = ctx.maximum_version = version
+    if ciphers:
+        ctx.set_ciphers(ciphers)
+    with socket.create_connection(("127.0.0.1", layout.edge_https), timeout=10) as raw, \
+            ctx.wrap_socket(raw, server_hostname="localhost") as sock:
+        cipher = sock.cipher()
+        assert cipher is not None
+        return cipher[0]
+
+
+@pytest.mark.parametrize("cbc_suite", ["ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-AES256-SHA",
+                                       "ECDHE-ECDSA-AES128-SHA256", "ECDHE-ECDSA-AES256-SHA384"])
+def test_tls12_refuses_cbc_suites(edge: tuple[Layout, Path], cbc_suite: str) -> None:
+    """CBC suites in TLS 1.2 are the ones with a history of padding-oracle attacks (Lucky 13, POODLE-style):
+    Mozilla's intermediate profile offers only AEAD suites, and so does the edge."""
+    layout, ca = edge
+    with pytest.raises(ssl.SSLError):
+        _handshake(layout, ca, ssl.TLSVersion.TLSv1_2, cbc_suite)
+
+
+def test_tls12_with_aead_and_tls13_are_accepted(edge: tuple[Layout, Path]) -> None:
+    """Older clients still get TLS 1.2, with an AEAD suite; current ones get TLS 1.3."""
+    layout, ca = edge
+    assert _handshake(layout, ca, ssl.TLSVersion.TLSv1_2) in nginx.TLS12_CIPHERS.split(":")
+    assert _handshake(layout, ca, ssl.TLSVersion.TLSv1_2, "ECDHE-ECDSA-CHACHA20-POLY1305") == \
+        "ECDHE-ECDSA-CHACHA20-POLY1305"
+    assert _handshake(layout, ca, ssl.TLSVersion.TLSv1_3).startswith("TLS_")
