@@ -2,10 +2,16 @@
 
 Practices encoded:
 - Kubernetes secrets envelope-encrypted with a customer-managed KMS key (FSBP EKS.3).
-- Private endpoint always on; the public endpoint is off unless ``public_access_cidrs`` names the
-  operators'/CI egress ranges (never 0.0.0.0/0, FSBP EKS.1). All five control-plane log types on (EKS.8),
+- Private endpoint always on. The public endpoint is off unless ``public_access_cidrs`` names the
+  operators'/CI egress ranges (never 0.0.0.0/0); only then does FSBP EKS.1 pass, because its Config rule
+  fails any public endpoint whatever the CIDRs. The stack config refuses public CIDRs in prod; dev may list
+  them (an accepted EKS.1 finding). Networks routed to the VPC (self-hosted CI runners, VPN) reach the
+  private endpoint through ``private_access_cidrs``: one 443 rule each on the cluster security group.
+  All five control-plane log types on (EKS.8),
   into a pre-created, encrypted log group with a retention (EKS would otherwise create one that never expires).
 - Access entries (authentication mode API), not the aws-auth ConfigMap; the creator gets no implicit admin.
+  Read-only principals (the pull-request preview role) get AmazonEKSViewPolicy, so a preview can read the
+  cluster without being able to change it.
 - Managed node groups in private subnets, launch template with IMDSv2 required and hop limit 1 (pods cannot
   borrow the node role; they use IRSA), encrypted gp3 root volumes, tags propagated to instances/volumes.
 - Cluster Autoscaler IAM role scoped to this cluster's node groups (it acts on each group's min/max).
@@ -33,6 +39,8 @@ from shop_platform.storage import encryption_key
 
 LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 CLUSTER_ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+CLUSTER_VIEW_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSViewPolicy"
+API_PORT = 443
 # Add-ons that must exist before nodes can become Ready, and those that need nodes to schedule on.
 PRE_NODE_ADDONS = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")
 # The VPC CNI enforces Kubernetes NetworkPolicies only when asked to; without this every policy the chart
@@ -81,6 +89,8 @@ class ClusterArgs:
     admin_role_arns: tuple[str, ...]
     node_groups: tuple[NodeGroupSpec, ...]
     public_access_cidrs: tuple[str, ...] = ()
+    private_access_cidrs: tuple[str, ...] = ()
+    view_role_arns: tuple[str, ...] = ()
     log_retention_days: int = 365
     # Resources the cluster must outlive on destroy (NAT routes: nodes need egress until they are gone).
     network_dependencies: list[pulumi.Resource] = field(default_factory=list)
@@ -92,6 +102,8 @@ class ClusterArgs:
             raise ValueError("ClusterArgs: the public endpoint may not be open to the whole internet")
         if not self.admin_role_arns:
             raise ValueError("ClusterArgs: at least one admin role ARN is needed (no implicit creator admin)")
+        if set(self.admin_role_arns) & set(self.view_role_arns):
+            raise ValueError("ClusterArgs: a principal is either admin or viewer (one access entry each)")
         if not self.node_groups:
             raise ValueError("ClusterArgs: at least one node group")
 
@@ -140,6 +152,9 @@ class Cluster(pulumi.ComponentResource):
                                                    policy_arn=_managed(part, "AmazonEKSClusterPolicy"), opts=child)
         secrets_key = encryption_key(f"{name}-secrets-key", ctx, f"{args.cluster_name} Kubernetes secrets",
                                      parent=self)
+        encryption_policy = aws.iam.RolePolicy(
+            f"{name}-control-plane-encryption", role=role.id,
+            policy=secrets_key.arn.apply(lambda arn: json.dumps(iam.cluster_encryption(arn))), opts=child)
         logs_key = encryption_key(f"{name}-logs-key", ctx, f"{args.cluster_name} control-plane logs", parent=self,
                                   service_grant=iam.logs_key_grant(ctx.account_id, ctx.region, ctx.partition))
         log_group = aws.cloudwatch.LogGroup(
@@ -157,22 +172,32 @@ class Cluster(pulumi.ComponentResource):
             enabled_cluster_log_types=list(LOG_TYPES),
             access_config=aws.eks.ClusterAccessConfigArgs(authentication_mode="API",
                                                           bootstrap_cluster_creator_admin_permissions=False),
-            upgrade_policy=aws.eks.ClusterUpgradePolicyArgs(support_type="STANDARD"),
+            upgrade_policy=aws.eks.ClusterUpgradePolicyArgs(support_type=versions.EKS_SUPPORT_TYPE),
             # Managed add-ons below replace the self-managed defaults, so versions stay pinned.
             bootstrap_self_managed_addons=False,
             deletion_protection=ctx.prod,
             tags=tags(),
             opts=pulumi.ResourceOptions(parent=self,
-                                        depends_on=[role_policy, log_group, *args.network_dependencies]))
+                                        depends_on=[role_policy, encryption_policy, log_group,
+                                                    *args.network_dependencies]))
 
         admin_access = []
-        for i, principal in enumerate(args.admin_role_arns):
-            entry = aws.eks.AccessEntry(f"{name}-admin-{i}", cluster_name=cluster.name, principal_arn=principal,
-                                        type="STANDARD", tags=tags(), opts=child)
-            admin_access.append(aws.eks.AccessPolicyAssociation(
-                f"{name}-admin-{i}-policy", cluster_name=cluster.name, principal_arn=principal,
-                policy_arn=CLUSTER_ADMIN_POLICY, access_scope={"type": "cluster"},
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[entry])))
+        for access, principals, policy_arn in (("admin", args.admin_role_arns, CLUSTER_ADMIN_POLICY),
+                                               ("view", args.view_role_arns, CLUSTER_VIEW_POLICY)):
+            for i, principal in enumerate(principals):
+                entry = aws.eks.AccessEntry(f"{name}-{access}-{i}", cluster_name=cluster.name,
+                                            principal_arn=principal, type="STANDARD", tags=tags(), opts=child)
+                admin_access.append(aws.eks.AccessPolicyAssociation(
+                    f"{name}-{access}-{i}-policy", cluster_name=cluster.name, principal_arn=principal,
+                    policy_arn=policy_arn, access_scope={"type": "cluster"},
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[entry])))
+        cluster_sg = cluster.vpc_config.apply(lambda v: v.cluster_security_group_id or "")
+        for i, cidr in enumerate(args.private_access_cidrs):
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-api-from-private-{i}", security_group_id=cluster_sg, ip_protocol="tcp",
+                from_port=API_PORT, to_port=API_PORT, cidr_ipv4=cidr,
+                description="Kubernetes API (private endpoint) from a network routed to the VPC",
+                tags=tags(), opts=child)
 
         issuer: pulumi.Output[str] = cluster.identities.apply(
             lambda ids: (ids[0].oidcs[0].issuer or "") if ids and ids[0].oidcs else "")
@@ -249,7 +274,7 @@ class Cluster(pulumi.ComponentResource):
         self.endpoint = cluster.endpoint
         self.oidc_provider_arn = oidc.arn
         self.oidc_issuer = issuer
-        self.cluster_security_group_id = cluster.vpc_config.apply(lambda v: v.cluster_security_group_id or "")
+        self.cluster_security_group_id = cluster_sg
         self.autoscaler_role_arn = autoscaler_role.arn
         self.volumes_kms_key_arn = volumes_key.arn
         self.kubeconfig = pulumi.Output.secret(

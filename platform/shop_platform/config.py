@@ -34,11 +34,20 @@ DB_INSTANCE_CLASSES: Final[frozenset[str]] = frozenset({
     "db.t4g.medium", "db.t4g.large", "db.m7g.large", "db.m7g.xlarge", "db.m7g.2xlarge",
     "db.r7g.large", "db.r7g.xlarge", "db.r7g.2xlarge",
 })
-# Nodes run the ARM AMI (versions.NODE_AMI_TYPE), so only Graviton instance types are allowed.
-NODE_INSTANCE_TYPES: Final[frozenset[str]] = frozenset({
-    "t4g.large", "t4g.xlarge", "m7g.large", "m7g.xlarge", "m7g.2xlarge",
-    "c7g.large", "c7g.xlarge", "c7g.2xlarge", "r7g.large", "r7g.xlarge",
-})
+# Nodes run the ARM AMI (versions.NODE_AMI_TYPE), so only Graviton instance types are allowed; each with its
+# shape (vCPUs, GiB of memory; EC2 instance type specifications). Cluster Autoscaler simulates a node
+# group's scale-up with ONE template node, so every type in a group must have the same shape (EKS best
+# practices, Cluster Autoscaler: "node groups ... with instance types that have the same CPU and memory");
+# otherwise a pending pod sized for 4 vCPU/16 GiB can start a 2 vCPU/8 GiB node that never fits it. Two
+# generations of one size (m7g.xlarge, m6g.xlarge) keep a fallback when one is short in an AZ.
+NODE_INSTANCE_SHAPES: Final[dict[str, tuple[int, int]]] = {
+    "t4g.large": (2, 8), "t4g.xlarge": (4, 16),
+    "m6g.large": (2, 8), "m6g.xlarge": (4, 16), "m6g.2xlarge": (8, 32),
+    "m7g.large": (2, 8), "m7g.xlarge": (4, 16), "m7g.2xlarge": (8, 32),
+    "c7g.large": (2, 4), "c7g.xlarge": (4, 8), "c7g.2xlarge": (8, 16),
+    "r7g.large": (2, 16), "r7g.xlarge": (4, 32),
+}
+NODE_INSTANCE_TYPES: Final[frozenset[str]] = frozenset(NODE_INSTANCE_SHAPES)
 LOG_RETENTION_DAYS: Final[tuple[int, ...]] = (7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1827, 3653)
 
 _DOMAIN: Final = re.compile(r"^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
@@ -79,6 +88,8 @@ class ClusterConfig:
     version: str
     public_access_cidrs: tuple[str, ...]
     admin_role_arns: tuple[str, ...]
+    view_role_arns: tuple[str, ...]
+    private_access_cidrs: tuple[str, ...]
     node_groups: tuple[NodeGroupConfig, ...]
     log_retention_days: int
 
@@ -236,6 +247,12 @@ def _node_group(obj: Mapping[str, Any], idx: int) -> NodeGroupConfig:
         raise ConfigError(f"{key}.instanceTypes", "is empty", ", ".join(sorted(NODE_INSTANCE_TYPES)))
     for t in types:
         _choice(t, f"{key}.instanceTypes", NODE_INSTANCE_TYPES)
+    shapes = {NODE_INSTANCE_SHAPES[t] for t in types}
+    if len(shapes) > 1:
+        listed = ", ".join(f"{t} ({c} vCPU/{m} GiB)" for t, (c, m) in ((t, NODE_INSTANCE_SHAPES[t]) for t in types))
+        raise ConfigError(f"{key}.instanceTypes", f"mixes instance sizes: {listed}",
+                          "types of one vCPU/memory size per node group (Cluster Autoscaler sizes scale-ups "
+                          "from one of them); declare one node group per size")
     lo = _int(obj, f"{key}.minSize", "minSize", 2, 1, 100)
     hi = _int(obj, f"{key}.maxSize", "maxSize", 6, 1, 100)
     desired = _int(obj, f"{key}.desiredSize", "desiredSize", lo, 1, 100)
@@ -246,29 +263,52 @@ def _node_group(obj: Mapping[str, Any], idx: int) -> NodeGroupConfig:
     return NodeGroupConfig(name, types, lo, hi, desired, disk)
 
 
+def _cidr(value: str, key: str, allowed: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    try:
+        return ipaddress.ip_network(value, strict=True)
+    except ValueError:
+        raise ConfigError(key, f"{value!r} is not a CIDR", allowed) from None
+
+
+def _role_arns(obj: Mapping[str, Any], key: str, field: str) -> tuple[str, ...]:
+    roles = _str_list(obj, key, field)
+    for r in roles:
+        if not _ROLE_ARN.match(r):
+            raise ConfigError(key, f"{r!r} is not an IAM role ARN", "arn:aws:iam::<12 digits>:role/<name>")
+    return roles
+
+
 def _cluster(raw: Mapping[str, Any], env: str) -> ClusterConfig:
-    obj = _obj(raw, "cluster", {"version", "publicAccessCidrs", "adminRoleArns", "nodeGroups",
-                                "logRetentionDays"})
+    obj = _obj(raw, "cluster", {"version", "publicAccessCidrs", "privateAccessCidrs", "adminRoleArns",
+                                "viewRoleArns", "nodeGroups", "logRetentionDays"})
     version = _choice(str(obj.get("version", versions.DEFAULT_EKS_VERSION)), "cluster.version",
                       versions.SUPPORTED_EKS_VERSIONS)
     cidrs = _str_list(obj, "cluster.publicAccessCidrs", "publicAccessCidrs")
+    if env == "prod" and cidrs:
+        raise ConfigError("cluster.publicAccessCidrs", "prod's API endpoint is private-only (FSBP EKS.1 fails "
+                          "whenever the public endpoint is on, whatever the CIDRs)",
+                          "an empty list in prod; let CI reach the private endpoint from a network listed in "
+                          "cluster.privateAccessCidrs (platform/README.md, 'Reaching the EKS API')")
     for c in cidrs:
-        try:
-            net = ipaddress.ip_network(c, strict=True)
-        except ValueError:
-            raise ConfigError("cluster.publicAccessCidrs", f"{c!r} is not a CIDR",
-                              "CIDRs of the operators' and CI runners' egress, e.g. 203.0.113.0/24") from None
+        net = _cidr(c, "cluster.publicAccessCidrs",
+                    "CIDRs of the operators' and CI runners' egress, e.g. 203.0.113.0/24")
         if net.prefixlen < 8:
             raise ConfigError("cluster.publicAccessCidrs", f"{c} opens the API endpoint to (nearly) everyone",
                               "prefix length >= 8; leave the list empty for a private-only endpoint")
-    roles = _str_list(obj, "cluster.adminRoleArns", "adminRoleArns")
+    private = _str_list(obj, "cluster.privateAccessCidrs", "privateAccessCidrs")
+    for c in private:
+        allowed = "RFC 1918 IPv4 CIDRs of networks routed to the VPC (peering, Transit Gateway, VPN)"
+        pnet = _cidr(c, "cluster.privateAccessCidrs", allowed)
+        if pnet.version != 4 or not pnet.is_private:
+            raise ConfigError("cluster.privateAccessCidrs", f"{c} is not a private IPv4 network", allowed)
+    roles = _role_arns(obj, "cluster.adminRoleArns", "adminRoleArns")
     if not roles:
         raise ConfigError("cluster.adminRoleArns", "is empty: nobody could reach the cluster (access entries "
                           "replace the creator's implicit admin)", "at least one IAM role ARN")
-    for r in roles:
-        if not _ROLE_ARN.match(r):
-            raise ConfigError("cluster.adminRoleArns", f"{r!r} is not an IAM role ARN",
-                              "arn:aws:iam::<12 digits>:role/<name>")
+    viewers = _role_arns(obj, "cluster.viewRoleArns", "viewRoleArns")
+    if set(viewers) & set(roles):
+        raise ConfigError("cluster.viewRoleArns", "names a role that is also an admin (one access entry per "
+                          "principal)", "roles not listed in cluster.adminRoleArns")
     groups_raw = obj.get("nodeGroups", [{"name": "general", "instanceTypes": ["m7g.large"]}])
     if not isinstance(groups_raw, list) or not groups_raw:
         raise ConfigError("cluster.nodeGroups", "is empty or not a list", "a list of node group objects")
@@ -279,7 +319,7 @@ def _cluster(raw: Mapping[str, Any], env: str) -> ClusterConfig:
         raise ConfigError("cluster.nodeGroups", "prod needs at least 3 nodes in total (one per AZ)",
                           "sum of minSize >= 3 in prod")
     retention = _retention(obj, "cluster.logRetentionDays", "logRetentionDays", 365 if env == "prod" else 30)
-    return ClusterConfig(version, cidrs, roles, groups, retention)
+    return ClusterConfig(version, cidrs, roles, viewers, private, groups, retention)
 
 
 def _databases(raw: Mapping[str, Any], env: str) -> DatabasesConfig:

@@ -83,6 +83,9 @@ class ApiDnsArgs:
     health_check_path: str = "/healthz"
     failure_threshold: int = 3
     request_interval: int = 30
+    rate_limit_per_5min: int = 2000
+    log_retention_days: int = 365
+    access_log_bucket: pulumi.Input[str] | None = None
 
     def __post_init__(self) -> None:
         if self.request_interval not in (10, 30):
@@ -111,7 +114,7 @@ class ApiDns(pulumi.ComponentResource):
             opts=child)
 
         key = encryption_key(f"{name}-alerts-key", ctx, "API health alerts topic", parent=self,
-                             region=CLOUDFRONT_REGION, service_grant=iam.alarm_topic_key_grant())
+                             region=CLOUDFRONT_REGION, service_grant=iam.alarm_topic_key_grant(ctx.account_id))
         topic = aws.sns.Topic(f"{name}-alerts", kms_master_key_id=key.arn, region=CLOUDFRONT_REGION, tags=tags(),
                               opts=child)
         aws.sns.TopicPolicy(f"{name}-alerts-policy", arn=topic.arn, region=CLOUDFRONT_REGION,
@@ -131,8 +134,9 @@ class ApiDns(pulumi.ComponentResource):
             treat_missing_data="breaching", alarm_actions=[topic.arn], ok_actions=[topic.arn],
             region=CLOUDFRONT_REGION, tags=tags(), opts=child)
 
-        site = MaintenanceSite(f"{name}-maintenance", MaintenanceSiteArgs(ctx=ctx, api_domain=args.api_domain,
-                                                                          zone_id=args.zone_id), opts=child)
+        site = MaintenanceSite(f"{name}-maintenance", MaintenanceSiteArgs(
+            ctx=ctx, api_domain=args.api_domain, zone_id=args.zone_id, rate_limit_per_5min=args.rate_limit_per_5min,
+            log_retention_days=args.log_retention_days, access_log_bucket=args.access_log_bucket), opts=child)
         aws.route53.Record(
             f"{name}-api-primary", zone_id=args.zone_id, name=args.api_domain, type="A", set_identifier="primary",
             failover_routing_policies=[{"type": "PRIMARY"}], health_check_id=check.id,

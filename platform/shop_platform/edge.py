@@ -43,7 +43,7 @@ HSTS = "max-age=63072000; includeSubDomains"
 
 def alb_log_grants(elb_account_arn: str, account_id: str, prefix: str) -> Any:
     """Bucket-policy statements letting the regional ELB log-delivery account write this ALB's logs."""
-    def grants(bucket_arn: str) -> list[dict[str, Any]]:
+    def grants(bucket_arn: str, _context: str) -> list[dict[str, Any]]:
         return [{"Sid": "AlbAccessLogs", "Effect": "Allow", "Principal": {"AWS": elb_account_arn},
                  "Action": "s3:PutObject", "Resource": f"{bucket_arn}/{prefix}/AWSLogs/{account_id}/*"}]
     return grants
@@ -66,6 +66,8 @@ class EdgeArgs:
     # NGINX Gateway Fabric's data-plane port and the API's liveness path (see api-contract).
     gateway_port: int = 80
     health_check_path: str = "/healthz"
+    # The stack's S3 server access-log bucket (FSBP S3.9) for the ALB log bucket.
+    access_log_bucket: pulumi.Input[str] | None = None
 
     def __post_init__(self) -> None:
         if len(self.public_subnet_ids) < 2:
@@ -113,7 +115,8 @@ class Edge(pulumi.ComponentResource):
         elb_account = aws.elb.get_service_account()
         logs = SecureBucket(f"{name}-alb-logs", SecureBucketArgs(
             ctx=ctx, sse_algorithm="AES256",  # ALB log delivery supports SSE-S3 only
-            expire_days=args.log_retention_days, grants=alb_log_grants(elb_account.arn, ctx.account_id, "alb")),
+            expire_days=args.log_retention_days, grants=alb_log_grants(elb_account.arn, ctx.account_id, "alb"),
+            access_log_bucket=args.access_log_bucket),
             opts=child)
 
         alb = aws.lb.LoadBalancer(

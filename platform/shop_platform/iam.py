@@ -15,9 +15,22 @@ def _doc(*statements: dict[str, Any]) -> PolicyDoc:
     return {"Version": "2012-10-17", "Statement": list(statements)}
 
 
-def service_assume_role(service: str) -> PolicyDoc:
-    """Trust policy letting one AWS service principal (e.g. ``eks.amazonaws.com``) assume the role."""
-    return _doc({"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"})
+def service_assume_role(service: str, source_account: str | None = None,
+                        source_arn_like: str | None = None) -> PolicyDoc:
+    """Trust policy letting one AWS service principal (e.g. ``eks.amazonaws.com``) assume the role.
+
+    ``source_account`` / ``source_arn_like`` add the confused-deputy conditions (IAM user guide, "The
+    confused deputy problem"): the service may assume the role only on behalf of this account (and its
+    matching resources). Services that act on a caller's behalf (flow logs, RDS monitoring) need them."""
+    statement: dict[str, Any] = {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+    condition: dict[str, Any] = {}
+    if source_account:
+        condition["StringEquals"] = {"aws:SourceAccount": source_account}
+    if source_arn_like:
+        condition["ArnLike"] = {"aws:SourceArn": source_arn_like}
+    if condition:
+        statement["Condition"] = condition
+    return _doc(statement)
 
 
 def irsa_trust(oidc_provider_arn: str, issuer_url: str, namespace: str, service_account: str) -> PolicyDoc:
@@ -45,6 +58,25 @@ def secret_reader(secret_arn: str, kms_key_arn: str, region: str) -> PolicyDoc:
         {"Sid": "DecryptOwnDatabaseSecret", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": kms_key_arn,
          "Condition": {"StringEquals": {"kms:ViaService": f"secretsmanager.{region}.amazonaws.com"}}},
     )
+
+
+def database_connect(dbuser_arn: str) -> PolicyDoc:
+    """IAM database authentication as exactly one database user of one instance (``rds-db:connect`` on
+    ``arn:aws:rds-db:<region>:<account>:dbuser:<DbiResourceId>/<user>``), nothing else: no secret to read."""
+    return _doc({"Sid": "ConnectAsOwnDatabaseRole", "Effect": "Allow", "Action": "rds-db:connect",
+                 "Resource": dbuser_arn})
+
+
+def dbuser_arn(partition: str, region: str, account_id: str, resource_id: str, user: str) -> str:
+    return f"arn:{partition}:rds-db:{region}:{account_id}:dbuser:{resource_id}/{user}"
+
+
+def cluster_encryption(key_arn: str) -> PolicyDoc:
+    """The EKS cluster role's use of its secrets key (what terraform-aws-eks attaches as
+    ``cluster_encryption``): the key policy delegates to IAM, so without this the control plane depends
+    solely on the grant EKS makes with the creator's permissions at creation time."""
+    return _doc({"Sid": "ClusterSecretsEncryption", "Effect": "Allow", "Resource": key_arn,
+                 "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ListGrants", "kms:DescribeKey"]})
 
 
 def flow_log_writer(log_group_arn: str) -> PolicyDoc:
@@ -108,11 +140,13 @@ def logs_key_grant(account_id: str, region: str, partition: str = "aws") -> dict
                 "kms:EncryptionContext:aws:logs:arn": f"arn:{partition}:logs:{region}:{account_id}:log-group:*"}}}
 
 
-def alarm_topic_key_grant() -> dict[str, Any]:
+def alarm_topic_key_grant(account_id: str) -> dict[str, Any]:
     """CloudWatch alarms need Decrypt + GenerateDataKey to publish to a KMS-encrypted SNS topic (the AWS
-    managed SNS key does not allow it). Who may publish is restricted by the topic policy."""
+    managed SNS key does not allow it). Who may publish is restricted by the topic policy; the key grant
+    is limited to this account's alarms (confused deputy). "Resource": "*" in a key policy means this key."""
     return {"Sid": "CloudWatchAlarmsPublish", "Effect": "Allow", "Principal": {"Service": "cloudwatch.amazonaws.com"},
-            "Action": ["kms:Decrypt", "kms:GenerateDataKey*"], "Resource": "*"}
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey*"], "Resource": "*",
+            "Condition": {"StringEquals": {"aws:SourceAccount": account_id}}}
 
 
 def alarm_topic_policy(topic_arn: str, account_id: str, region: str, partition: str = "aws") -> PolicyDoc:
@@ -145,6 +179,15 @@ def s3_tls_only(bucket_arn: str) -> dict[str, Any]:
     """Statement denying any request to the bucket that is not over TLS (FSBP S3.5)."""
     return {"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
             "Resource": [bucket_arn, f"{bucket_arn}/*"], "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
+
+
+def s3_access_log_delivery(bucket_arn: str, account_id: str, partition: str = "aws") -> dict[str, Any]:
+    """S3 server access logging into a bucket-owner-enforced bucket: the logging service writes, only for
+    this account's source buckets (S3 user guide, "Permissions for log delivery")."""
+    return {"Sid": "S3ServerAccessLogs", "Effect": "Allow", "Principal": {"Service": "logging.s3.amazonaws.com"},
+            "Action": "s3:PutObject", "Resource": f"{bucket_arn}/*",
+            "Condition": {"StringEquals": {"aws:SourceAccount": account_id},
+                          "ArnLike": {"aws:SourceArn": f"arn:{partition}:s3:::*"}}}
 
 
 def bucket_policy(*statements: dict[str, Any]) -> PolicyDoc:

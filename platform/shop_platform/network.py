@@ -7,6 +7,10 @@ Practices encoded:
 - NAT per AZ in prod (an AZ outage must not cut the other AZs' egress), one in dev (cost).
 - VPC flow logs (FSBP EC2.6) to a KMS-encrypted CloudWatch log group with a retention.
 - Subnet tags the AWS Load Balancer Controller and EKS use to find public/internal subnets.
+- VPC endpoints for the AWS APIs the workloads use: S3 (gateway: ECR image layers), and interface endpoints
+  with private DNS in the private subnets for ECR (api, dkr), Secrets Manager, STS (IRSA) and CloudWatch
+  Logs. AWS API traffic stays inside the VPC and off the NAT bill, and the pods' HTTPS egress can be
+  limited to the VPC (the services' NetworkPolicy ``awsApis``) instead of the whole internet.
 """
 
 from __future__ import annotations
@@ -23,6 +27,10 @@ from shop_platform import iam
 from shop_platform.context import StackContext
 from shop_platform.storage import encryption_key
 
+# Interface endpoints (service name suffix after com.amazonaws.<region>.): what nodes and pods call.
+INTERFACE_ENDPOINTS: tuple[str, ...] = ("ecr.api", "ecr.dkr", "secretsmanager", "sts", "logs")
+HTTPS_PORT = 443
+
 
 @dataclass(frozen=True, slots=True)
 class SubnetPlan:
@@ -32,6 +40,12 @@ class SubnetPlan:
 
     def all(self) -> tuple[str, ...]:
         return self.public + self.private + self.isolated
+
+
+def endpoint_cidrs(vpc_cidr: str) -> tuple[str, ...]:
+    """Where the interface endpoints' addresses can be: the private tier, carved for 3 AZs whatever the
+    stack uses (so the answer does not depend on the AZ count). HTTPS egress to AWS APIs goes here only."""
+    return plan_subnets(vpc_cidr, 3).private
 
 
 def plan_subnets(vpc_cidr: str, az_count: int) -> SubnetPlan:
@@ -84,6 +98,7 @@ class Network(pulumi.ComponentResource):
     isolated_subnet_ids: list[pulumi.Output[str]]
     # Resources whose deletion must wait for the cluster's: nodes lose egress (and their ENIs) otherwise.
     egress: list[pulumi.Resource]
+    endpoints: list[aws.ec2.VpcEndpoint]
 
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("shop:network:Network", name, None, opts)
@@ -138,6 +153,26 @@ class Network(pulumi.ComponentResource):
                                                   route_table_id=rt.id, opts=child)
             self.egress += [route, assoc]
 
+        private_routes = [r for r in self.egress if isinstance(r, aws.ec2.Route)]
+        aws.ec2.VpcEndpoint(
+            f"{name}-s3-endpoint", vpc_id=vpc.id, service_name=f"com.amazonaws.{ctx.region}.s3",
+            vpc_endpoint_type="Gateway", route_table_ids=[r.route_table_id for r in private_routes],
+            tags=tags(Name=f"{name}-s3"), opts=child)
+        endpoint_sg = aws.ec2.SecurityGroup(f"{name}-endpoints-sg", vpc_id=vpc.id,
+                                            description="AWS API interface endpoints: HTTPS from the VPC",
+                                            tags=tags(Name=f"{name}-endpoints"), opts=child)
+        aws.vpc.SecurityGroupIngressRule(
+            f"{name}-endpoints-from-vpc-443", security_group_id=endpoint_sg.id, ip_protocol="tcp",
+            from_port=HTTPS_PORT, to_port=HTTPS_PORT, cidr_ipv4=args.cidr, description="HTTPS from the VPC",
+            tags=tags(), opts=child)
+        self.endpoints = [aws.ec2.VpcEndpoint(
+            f"{name}-{svc.replace('.', '-')}-endpoint", vpc_id=vpc.id, service_name=f"com.amazonaws.{ctx.region}.{svc}",
+            vpc_endpoint_type="Interface", private_dns_enabled=True, subnet_ids=[s.id for s in private],
+            security_group_ids=[endpoint_sg.id], tags=tags(Name=f"{name}-{svc}"), opts=child)
+            for svc in INTERFACE_ENDPOINTS]
+        # Nodes pull images and pods get credentials through them until the cluster is gone (destroy order).
+        self.egress += self.endpoints
+
         # Isolated tier: a route table with only the implicit local route. Nothing leaves the VPC.
         isolated_rt = aws.ec2.RouteTable(f"{name}-isolated-rt", vpc_id=vpc.id,
                                          tags=tags(Name=f"{name}-isolated"), opts=child)
@@ -151,7 +186,9 @@ class Network(pulumi.ComponentResource):
             f"{name}-flow-logs", name=f"/shop/{ctx.tags.stack}/vpc-flow-logs",
             retention_in_days=args.flow_log_retention_days, kms_key_id=logs_key.arn, tags=tags(), opts=child)
         role = aws.iam.Role(f"{name}-flow-logs-role",
-                            assume_role_policy=json.dumps(iam.service_assume_role("vpc-flow-logs.amazonaws.com")),
+                            assume_role_policy=json.dumps(iam.service_assume_role(
+                                "vpc-flow-logs.amazonaws.com", ctx.account_id,
+                                f"arn:{ctx.partition}:ec2:{ctx.region}:{ctx.account_id}:vpc-flow-log/*")),
                             tags=tags(), opts=child)
         aws.iam.RolePolicy(f"{name}-flow-logs-write", role=role.id,
                            policy=log_group.arn.apply(lambda arn: json.dumps(iam.flow_log_writer(arn))), opts=child)

@@ -59,13 +59,16 @@ class RecordedResource:
     # Resource options the engine would honour (protect blocks destroy; ignore_changes hides drift).
     protect: bool = False
     ignore_changes: tuple[str, ...] = ()
+    # retain_on_delete: `pulumi destroy` removes the resource from the state but leaves it in the cloud.
+    retain_on_delete: bool = False
     # customTimeouts the engine would pass to the provider ({"create": "30m"}; empty when unset).
     custom_timeouts: dict[str, str] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         return {"type": self.type, "name": self.name, "urn": self.urn, "parent": self.parent,
                 "custom": self.custom, "provider": self.provider, "deps": list(self.deps),
-                "protect": self.protect, "ignore_changes": list(self.ignore_changes), "inputs": self.inputs}
+                "protect": self.protect, "ignore_changes": list(self.ignore_changes),
+                "retain_on_delete": self.retain_on_delete, "inputs": self.inputs}
 
 
 @dataclass
@@ -113,6 +116,7 @@ class RecordingMonitor(mocks.MockMonitor):
                 id=response.id or None,
                 outputs=redact(dict(self.resources[response.urn].state)) if response.urn in self.resources else {},
                 protect=bool(request.protect), ignore_changes=tuple(request.ignoreChanges),
+                retain_on_delete=bool(request.retainOnDelete),
                 custom_timeouts={k: v for k in ("create", "update", "delete")
                                  if (v := getattr(request.customTimeouts, k, ""))},
             ))
@@ -161,6 +165,7 @@ class PlatformMocks(pulumi.runtime.Mocks):
             out["endpoint"] = f"{out['address']}:{int(i.get('port', 5432))}"
             out["masterUserSecrets"] = [{"secretArn": _arn("secretsmanager", region, f"secret:rds!db-{name}-AbCdEf"),
                                          "kmsKeyId": i.get("masterUserSecretKmsKeyId"), "secretStatus": "active"}]
+            out["resourceId"] = "db-" + hashlib.sha256(ident.encode()).hexdigest()[:26].upper()
         elif t == "aws:lb/loadBalancer:LoadBalancer":
             out["arn"] = _arn("elasticloadbalancing", region, f"loadbalancer/app/{name}/0123456789abcdef")
             out["dnsName"] = f"{name}-123456789.{region}.elb.amazonaws.com"
@@ -216,15 +221,26 @@ class PlatformMocks(pulumi.runtime.Mocks):
             # key derivation runs, and resources.json stays reproducible.
             seed = hashlib.sha256(name.encode()).digest()[: int(i.get("length", 32))]
             out.update(base64=base64.b64encode(seed).decode(), hex=seed.hex())
+        elif t == "random:index/randomId:RandomId":
+            seed = hashlib.sha256(name.encode()).digest()[: int(i.get("byteLength", 8))]
+            out.update(hex=seed.hex(), b64Std=base64.b64encode(seed).decode(), dec=str(int.from_bytes(seed)))
         elif t == "random:index/randomPassword:RandomPassword":
             out["result"] = hashlib.sha256(name.encode()).hexdigest()[: int(i.get("length", 32))]
         return rid, out
 
     # -- invokes --------------------------------------------------------------------------------------------
+    def _availability_zones(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        """An account that opted in to a Local Zone gets it from ``state=available`` too: answer like that
+        unless the program filters on ``opt-in-status = opt-in-not-required`` (EKS and RDS refuse them)."""
+        zones = [(n, f"euw1-az{i}") for i, n in enumerate(self.azs, 1)]
+        filters = {f.get("name"): tuple(f.get("values") or ()) for f in args.get("filters") or []}
+        if filters.get("opt-in-status") != ("opt-in-not-required",):
+            zones.insert(1, (f"{self.region}-lz-1a", "euw1-lz1-az1"))
+        return {"names": [n for n, _ in zones], "zoneIds": [z for _, z in zones], "id": self.region}
+
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         handlers: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
-            "aws:index/getAvailabilityZones:getAvailabilityZones":
-                lambda a: {"names": self.azs, "zoneIds": [f"euw1-az{n}" for n in (1, 2, 3)], "id": self.region},
+            "aws:index/getAvailabilityZones:getAvailabilityZones": self._availability_zones,
             "aws:index/getCallerIdentity:getCallerIdentity":
                 lambda a: {"accountId": ACCOUNT_ID, "arn": f"arn:aws:iam::{ACCOUNT_ID}:role/deployer",
                            "userId": "AROAMOCK", "id": ACCOUNT_ID},
@@ -253,6 +269,9 @@ def run_program(program: Callable[[], object], *, project: str, stack: str, conf
     m = PlatformMocks(region)
     monitor = RecordingMonitor(m)
     settings.set_root_resource(None)  # type: ignore[arg-type]  # a fresh Stack per run, not the last run's
+    # The SDK schedules on the thread's current event loop (asyncio.get_event_loop(), as under the language
+    # host); an asyncio.run() earlier in the process leaves none set, so each run gets a loop of its own.
+    asyncio.set_event_loop(asyncio.new_event_loop())
     pulumi.runtime.set_mocks(m, project=project, stack=stack, preview=False, monitor=monitor)
     pulumi.runtime.set_all_config(dict(config))
 

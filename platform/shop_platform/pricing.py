@@ -126,6 +126,7 @@ USAGE_PRICED: Final[Mapping[str, str]] = {
     "aws:backup/vault:Vault": "AWS Backup storage",
     "aws:backup/plan:Plan": "AWS Backup storage and copies",
     "aws:lambda/function:Function": "Lambda invocations",
+    "aws:cloudwatch/logDelivery:LogDelivery": "CloudWatch vended-log delivery per GB",
 }
 # Types with no charge of their own (their cost, if any, is billed through a priced resource).
 FREE_TYPE_PREFIXES: Final[tuple[str, ...]] = (
@@ -170,6 +171,9 @@ FREE_TYPES: Final[frozenset[str]] = frozenset({
     "aws:shield/proactiveEngagement:ProactiveEngagement",
     "aws:shield/drtAccessRoleArnAssociation:DrtAccessRoleArnAssociation",
     "aws:cloudwatch/logStream:LogStream", "aws:cloudwatch/logSubscriptionFilter:LogSubscriptionFilter",
+    # A vended-log source and destination are configuration; the delivery between them is billed by volume.
+    "aws:cloudwatch/logDeliverySource:LogDeliverySource",
+    "aws:cloudwatch/logDeliveryDestination:LogDeliveryDestination",
 })
 
 _QUANTITY: Final = re.compile(r"^(\d+(?:\.\d+)?)(Mi|Gi|Ti)$")

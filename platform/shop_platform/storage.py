@@ -1,8 +1,11 @@
 """Encrypted, private S3 buckets and KMS keys: the two building blocks several components share.
 
 ``SecureBucket`` encodes FSBP S3.1/S3.8 (public access blocked), S3.5 (TLS only), encryption at rest,
-versioning and an expiry, ACLs disabled (bucket-owner-enforced). ``encryption_key`` is a customer-managed
-KMS key with rotation on (FSBP KMS.4) and a 30-day deletion window (KMS.3).
+versioning and an expiry, ACLs disabled (bucket-owner-enforced), server access logging into the stack's
+access-log bucket (S3.9). On ``pulumi destroy`` a dev bucket is emptied (``force_destroy``: its logs and
+versions are disposable) and deleted; a prod bucket is left in the account (``retain_on_delete``): its logs
+are audit evidence and expire by their lifecycle. ``encryption_key`` is a customer-managed KMS key with
+rotation on (FSBP KMS.4) and a 30-day deletion window (KMS.3).
 """
 
 from __future__ import annotations
@@ -21,13 +24,16 @@ from shop_platform.context import StackContext
 
 def encryption_key(name: str, ctx: StackContext, description: str, *, parent: pulumi.Resource,
                    service_grant: dict[str, Any] | None = None, region: str | None = None,
-                   service: str | None = None) -> aws.kms.Key:
-    """A rotating customer-managed key used through IAM, plus one optional service grant (iam.*_grant)."""
+                   service: str | None = None, retain_on_delete: bool = False) -> aws.kms.Key:
+    """A rotating customer-managed key used through IAM, plus one optional service grant (iam.*_grant).
+
+    ``retain_on_delete``: ``pulumi destroy`` leaves the key in the account (for data that outlives the stack,
+    e.g. final snapshots encrypted with it; a deleted key makes them unrestorable)."""
     tags = ctx.tags(service) if service else ctx.tags()
     return aws.kms.Key(
         name, description=description, enable_key_rotation=True, deletion_window_in_days=30,
         policy=json.dumps(iam.kms_key_policy(ctx.account_id, partition=ctx.partition, service_grant=service_grant)),
-        region=region, tags=tags, opts=pulumi.ResourceOptions(parent=parent))
+        region=region, tags=tags, opts=pulumi.ResourceOptions(parent=parent, retain_on_delete=retain_on_delete))
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,14 +43,23 @@ class SecureBucketArgs:
     sse_algorithm: Literal["AES256", "aws:kms"] = "aws:kms"
     kms_key_arn: pulumi.Input[str] | None = None
     expire_days: int = 365
-    # Extra bucket-policy statements, given the bucket ARN (e.g. the ELB log-delivery grant).
-    grants: Callable[[str], list[dict[str, Any]]] | None = None
+    # Extra bucket-policy statements, given the bucket ARN and ``grant_context`` resolved (e.g. the ELB
+    # log-delivery grant; CloudFront's read grant scoped to one distribution's ARN).
+    grants: Callable[[str, str], list[dict[str, Any]]] | None = None
+    grant_context: pulumi.Input[str] = ""
+    # Server access logs go to this bucket (S3.9); the access-log bucket itself sets receives_access_logs.
+    access_log_bucket: pulumi.Input[str] | None = None
+    receives_access_logs: bool = False
 
     def __post_init__(self) -> None:
         if self.sse_algorithm == "aws:kms" and self.kms_key_arn is None:
             raise ValueError("SecureBucketArgs: sse_algorithm aws:kms needs kms_key_arn")
         if not 1 <= self.expire_days <= 3653:
             raise ValueError("SecureBucketArgs: expire_days must be 1..3653")
+        if self.receives_access_logs and self.sse_algorithm != "AES256":
+            raise ValueError("SecureBucketArgs: an access-log target must use SSE-S3 (S3 log delivery)")
+        if self.receives_access_logs and self.access_log_bucket is not None:
+            raise ValueError("SecureBucketArgs: the access-log bucket must not log into a bucket (loops)")
 
 
 class SecureBucket(pulumi.ComponentResource):
@@ -53,12 +68,17 @@ class SecureBucket(pulumi.ComponentResource):
     bucket_name: pulumi.Output[str]
     arn: pulumi.Output[str]
     regional_domain_name: pulumi.Output[str]
+    # Objects written by Pulumi must wait for it: an object put before versioning is on keeps a "null"
+    # version that the object's own delete leaves behind.
+    versioning: aws.s3.BucketVersioning
 
     def __init__(self, name: str, args: SecureBucketArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("shop:storage:SecureBucket", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         tags = args.ctx.tags()
-        bucket = aws.s3.Bucket(f"{name}-bucket", force_destroy=False, tags=tags, opts=child)
+        prod = args.ctx.prod
+        bucket = aws.s3.Bucket(f"{name}-bucket", force_destroy=not prod, tags=tags,
+                               opts=pulumi.ResourceOptions(parent=self, retain_on_delete=prod))
         block = aws.s3.BucketPublicAccessBlock(
             f"{name}-public-access", bucket=bucket.id, block_public_acls=True, block_public_policy=True,
             ignore_public_acls=True, restrict_public_buckets=True, opts=child)
@@ -72,21 +92,28 @@ class SecureBucket(pulumi.ComponentResource):
                 BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
                     sse_algorithm=args.sse_algorithm, kms_master_key_id=args.kms_key_arn if kms else None),
                 bucket_key_enabled=kms)], opts=child)
-        aws.s3.BucketVersioning(f"{name}-versioning", bucket=bucket.id,
-                                versioning_configuration={"status": "Enabled"}, opts=child)
+        self.versioning = aws.s3.BucketVersioning(f"{name}-versioning", bucket=bucket.id,
+                                                  versioning_configuration={"status": "Enabled"}, opts=child)
+        if args.access_log_bucket is not None:
+            aws.s3.BucketLogging(f"{name}-access-logging", bucket=bucket.id, target_bucket=args.access_log_bucket,
+                                 target_prefix=f"{name}/", opts=child)
         aws.s3.BucketLifecycleConfiguration(
             f"{name}-lifecycle", bucket=bucket.id,
             rules=[{"id": "expire", "status": "Enabled", "filter": {},
                     "expiration": {"days": args.expire_days},
                     "noncurrent_version_expiration": {"noncurrent_days": 30},
                     "abort_incomplete_multipart_upload": {"days_after_initiation": 7}}], opts=child)
-        grants = args.grants
+        grants, account, partition = args.grants, args.ctx.account_id, args.ctx.partition
+        logs_in = args.receives_access_logs
 
-        def policy(arn: str) -> str:
-            extra = grants(arn) if grants else []
-            return json.dumps(iam.bucket_policy(iam.s3_tls_only(arn), *extra))
+        def policy(v: list[str]) -> str:
+            arn, context = v
+            extra = grants(arn, context) if grants else []
+            delivery = [iam.s3_access_log_delivery(arn, account, partition)] if logs_in else []
+            return json.dumps(iam.bucket_policy(iam.s3_tls_only(arn), *delivery, *extra))
 
-        aws.s3.BucketPolicy(f"{name}-policy", bucket=bucket.id, policy=bucket.arn.apply(policy),
+        aws.s3.BucketPolicy(f"{name}-policy", bucket=bucket.id,
+                            policy=pulumi.Output.all(bucket.arn, args.grant_context).apply(policy),
                             # A policy put before the public-access block could be judged "public".
                             opts=pulumi.ResourceOptions(parent=self, depends_on=[block]))
         self.bucket_name = bucket.bucket

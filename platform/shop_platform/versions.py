@@ -4,24 +4,32 @@ One place so an upgrade is one reviewed diff (and so Renovate can find them: eac
 ``# renovate:`` hint where a datasource exists). Other modules import names from here; nothing else in
 the platform spells a version string.
 
-Pins were chosen on 2026-11-24 without network access to AWS: before changing one, check it against
+Pins were last checked on ``PINS_CHECKED_ON`` without network access to AWS: before changing one, check it against
 ``aws eks describe-addon-versions --kubernetes-version <EKS_VERSION>`` and
 ``aws rds describe-db-engine-versions --engine postgres``; a wrong pin fails at ``pulumi up``, never silently.
 """
 
 from __future__ import annotations
 
-from typing import Final
+from dataclasses import dataclass
+from datetime import date
+from typing import Final, Literal
 
 # --- EKS ------------------------------------------------------------------------------------------------
 # Managed add-ons, pinned per EKS minor (kube-proxy must match the control plane's minor; the others are
 # built per compatibility range). Pinned, not "latest": an add-on upgrade restarts node-level daemons and
-# must be a reviewed change rolled through dev first. kube-proxy and CoreDNS are the latest builds in the
-# EKS user guide's version tables (managing-kube-proxy, managing-coredns) as last read; vpc-cni, the Pod
-# Identity agent and the EBS CSI driver could not be checked offline: confirm them with
-# ``aws eks describe-addon-versions --kubernetes-version <minor> --addon-name <name>`` before the first up.
+# must be a reviewed change rolled through dev first. Sources, as last read on PINS_CHECKED_ON:
+# - kube-proxy and CoreDNS: the EKS user guide's tables (managing-kube-proxy, managing-coredns), which list
+#   v1.35.3-eksbuild.2 and v1.13.2-eksbuild.4 for 1.35;
+# - vpc-cni, the Pod Identity agent and the EBS CSI driver for 1.35: builds a public EKS 1.35 Terraform
+#   configuration runs (v1.21.1-eksbuild.3, v1.3.10-eksbuild.3, v1.57.1-eksbuild.1); these three are
+#   built per compatibility range, not per minor.
+# ``aws eks describe-addon-versions --kubernetes-version <minor> --addon-name <name>`` is the authority:
+# platform/README.md ("verify on first deploy") runs it for every pin before the first up.
 # renovate: datasource=custom.eks-addons
 EKS_ADDON_VERSIONS: Final[dict[str, dict[str, str]]] = {
+    # 1.33 stays only as the minor the kind stack validates manifests for (KIND_NODE_IMAGE); an EKS stack
+    # naming it gets the plan's end-of-support warning (it left standard support on 2026-07-29).
     "1.33": {
         "vpc-cni": "v1.20.0-eksbuild.1",
         "kube-proxy": "v1.33.5-eksbuild.2",
@@ -30,6 +38,7 @@ EKS_ADDON_VERSIONS: Final[dict[str, dict[str, str]]] = {
         # Needed for PersistentVolumes (Prometheus, Elasticsearch): EBS volumes created by Kubernetes.
         "aws-ebs-csi-driver": "v1.48.0-eksbuild.2",
     },
+    # 1.34: kept so a cluster still on it can be upgraded to 1.35 one minor at a time (dev first).
     "1.34": {
         "vpc-cni": "v1.20.0-eksbuild.1",
         "kube-proxy": "v1.34.1-eksbuild.2",
@@ -37,14 +46,52 @@ EKS_ADDON_VERSIONS: Final[dict[str, dict[str, str]]] = {
         "coredns": "v1.12.4-eksbuild.1",
         "aws-ebs-csi-driver": "v1.48.0-eksbuild.2",
     },
+    "1.35": {
+        "vpc-cni": "v1.21.1-eksbuild.3",
+        "kube-proxy": "v1.35.3-eksbuild.2",
+        "eks-pod-identity-agent": "v1.3.10-eksbuild.3",
+        "coredns": "v1.13.2-eksbuild.4",
+        "aws-ebs-csi-driver": "v1.57.1-eksbuild.1",
+    },
 }
 # The cluster version is a stack config key (``cluster.version``) so dev can run one minor ahead of prod
-# during an upgrade. Only minors with a pinned add-on set above may be named. Standard support (FSBP EKS.2;
-# extended support costs 6x per cluster-hour) lasts about 14 months from a minor's EKS release, so by late
-# 2026 1.33 has left it and 1.34 is close to leaving: the default is 1.34, and adding the 1.35 set (from
-# describe-addon-versions, which could not be reached from here) is the next upgrade.
+# during an upgrade. Only minors with a pinned add-on set above may be named.
 SUPPORTED_EKS_VERSIONS: Final[tuple[str, ...]] = tuple(sorted(EKS_ADDON_VERSIONS))
-DEFAULT_EKS_VERSION: Final = "1.34"
+DEFAULT_EKS_VERSION: Final = "1.35"
+
+# Version support policy: STANDARD, decided against EXTENDED. EXTENDED keeps an overstaying cluster on its
+# minor at 6x the cluster-hour price (USD 0.60 instead of 0.10), silently, for up to 12 months. STANDARD
+# costs nothing extra, but on the day standard support ends EKS upgrades the control plane by itself, and
+# the program, still naming the old minor, then asks for a downgrade on every ``up`` (rejected). So the
+# pinned minor must never reach that day: the plan warns SUPPORT_WARNING_DAYS before it, and
+# tests/platform/test_versions.py fails once a pin is past it. If it happened anyway: set cluster.version to
+# the minor EKS moved to (its add-on set must exist here) and run ``up`` (platform/README.md, runbook).
+# The policy pack refuses EXTENDED (eks-supported-version) for the same reason.
+EKS_SUPPORT_TYPE: Final = "STANDARD"
+
+
+@dataclass(frozen=True, slots=True)
+class SupportWindow:
+    """When a pinned version leaves its vendor's standard support, and where that date comes from."""
+
+    what: str
+    end_of_standard_support: date
+    source: str
+
+
+# Standard support is 14 months from the minor's EKS release, extended support 12 more (EKS user guide,
+# kubernetes-versions: "Amazon EKS Kubernetes release calendar").
+_EKS_CALENDAR = "EKS user guide, Kubernetes release calendar"
+EKS_SUPPORT: Final[dict[str, SupportWindow]] = {
+    "1.33": SupportWindow("EKS 1.33", date(2026, 7, 29), _EKS_CALENDAR),
+    "1.34": SupportWindow("EKS 1.34", date(2026, 12, 2), _EKS_CALENDAR),
+    "1.35": SupportWindow("EKS 1.35", date(2027, 3, 27), _EKS_CALENDAR),
+}
+# The day the pins and the support table above were last checked against their sources.
+PINS_CHECKED_ON: Final = date(2026, 12, 1)
+# The plan warns this many days before a pinned version leaves standard support: time to roll the upgrade
+# through dev and prod in normal maintenance windows.
+SUPPORT_WARNING_DAYS: Final = 60
 
 # Node AMI family: AL2023 (AL2 reached end of support for EKS 1.33+). Bottlerocket would harden further
 # but changes node debugging; revisit with the observability issue.
@@ -52,11 +99,43 @@ NODE_AMI_TYPE: Final = "AL2023_ARM_64_STANDARD"
 
 # --- RDS ------------------------------------------------------------------------------------------------
 # PostgreSQL 17: the newest major in RDS standard support with a long runway (community EOL 2029-11).
-# The minor is pinned (auto minor upgrades stay on, so RDS moves it forward in the maintenance window;
-# ``engine_version`` is the floor). The family must match the major (parameter group).
+# The MAJOR only: auto minor upgrades are on, so RDS moves the minor forward in the maintenance window (and
+# forces it when a minor leaves support). The provider keeps a configured value that is a dot-prefix of the
+# running version and plans a change otherwise: "17.6" against a running 17.7 is a downgrade that
+# ``pulumi up`` fails on (pulumi_aws rds Instance docstring: "If auto_minor_version_upgrade is enabled, you
+# can provide a prefix of the version such as 8.0"; terraform-provider-aws internal/service/rds
+# compareActualEngineVersion). The parameter group family must match the major.
 # renovate: datasource=custom.rds-postgres
-POSTGRES_ENGINE_VERSION: Final = "17.6"
+POSTGRES_ENGINE_VERSION: Final = "17"
 POSTGRES_PARAMETER_FAMILY: Final = "postgres17"
+POSTGRES_SUPPORT: Final[dict[str, SupportWindow]] = {
+    "17": SupportWindow("RDS for PostgreSQL 17", date(2030, 2, 28),
+                        "RDS for PostgreSQL release calendar (major versions)"),
+}
+
+
+def support_window(kind: Literal["eks", "postgres"], version: str) -> SupportWindow:
+    """The dated support window of a pinned version; a pin without one is a programming error."""
+    table = EKS_SUPPORT if kind == "eks" else POSTGRES_SUPPORT
+    if version not in table:
+        raise KeyError(f"{kind} {version} has no support window in shop_platform.versions: add its dates")
+    return table[version]
+
+
+def support_warnings(eks_version: str, today: date) -> list[str]:
+    """One line per pinned version (the stack's EKS minor, the RDS major) past or within
+    SUPPORT_WARNING_DAYS of the end of its standard support on ``today``."""
+    out = []
+    for window in (support_window("eks", eks_version), support_window("postgres", POSTGRES_ENGINE_VERSION)):
+        days = (window.end_of_standard_support - today).days
+        if days < 0:
+            out.append(f"{window.what} left standard support on {window.end_of_standard_support} "
+                       f"({-days} days ago; {window.source}): upgrade now, extended support is billed")
+        elif days <= SUPPORT_WARNING_DAYS:
+            out.append(f"{window.what} leaves standard support on {window.end_of_standard_support} "
+                       f"(in {days} days; {window.source}): plan the upgrade (dev first)")
+    return out
+
 
 # --- Edge -----------------------------------------------------------------------------------------------
 # ALB TLS policy: TLS 1.3 + TLS 1.2 with forward-secret AEAD ciphers only ("Res" = restricted). Clients that
@@ -125,8 +204,8 @@ CLUSTER_AUTOSCALER_REPO: Final = "https://kubernetes.github.io/autoscaler"
 METRICS_SERVER_CHART: Final = "3.13.0"
 METRICS_SERVER_REPO: Final = "https://kubernetes-sigs.github.io/metrics-server"
 
-# In-cluster PostgreSQL for the kind stack: the same major/minor as RDS (POSTGRES_ENGINE_VERSION), so
-# migrations see the same server locally and on AWS.
+# In-cluster PostgreSQL for the kind stack: the same major as RDS (POSTGRES_ENGINE_VERSION), so migrations
+# see the same server locally and on AWS.
 # renovate: datasource=docker depName=postgres
 LOCAL_POSTGRES_IMAGE: Final = "postgres:17.6-bookworm"
 # The kind node image matching the cluster version the local stack validates manifests for, by digest as kind's

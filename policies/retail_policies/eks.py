@@ -16,7 +16,7 @@ DOCS: Final = "https://docs.aws.amazon.com/securityhub/latest/userguide/eks-cont
 # Versions in EKS standard support (https://docs.aws.amazon.com/eks/latest/userguide/kubernetes-versions.html).
 # Extended support costs 6x per cluster-hour and delays fixes. Override per stack with policy config
 # ``supportedVersions``; tests/policies check this list agrees with shop_platform.versions.
-SUPPORTED_VERSIONS: Final = ("1.33", "1.34")
+SUPPORTED_VERSIONS: Final = ("1.34", "1.35")
 LOG_TYPES: Final = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 # A public endpoint may list operator/CI egress ranges; anything broader than this is "the world".
 MIN_PUBLIC_PREFIX: Final = 16
@@ -44,6 +44,11 @@ def check_endpoint(props: Any, ctx: Context) -> Iterable[str]:
     if not truthy(public):
         if not truthy(get(vpc, "endpointPrivateAccess")):
             yield "both endpoints are off: nothing could reach the API; set endpoint_private_access=True"
+        return
+    if ctx.environment == "prod":
+        yield ("the public endpoint is on in prod: FSBP EKS.1 fails whatever the CIDRs; set "
+               "endpoint_public_access=False and reach the private endpoint from a routed network "
+               "(cluster.privateAccessCidrs) [EKS.1]")
         return
     cidrs = [str(c) for c in items(get(vpc, "publicAccessCidrs"))]
     if not cidrs:

@@ -16,6 +16,9 @@ REQUIRED_TAGS: Final = ("stack", "service", "owner", "environment", "managed-by"
 # ``aws:`` resource that passes a ``tags`` input is checked too).
 TAGGABLE_TYPES: Final = frozenset({
     "aws:acm/certificate:Certificate", "aws:cloudfront/distribution:Distribution",
+    "aws:ec2/vpcEndpoint:VpcEndpoint", "aws:cloudwatch/logDelivery:LogDelivery",
+    "aws:cloudwatch/logDeliveryDestination:LogDeliveryDestination",
+    "aws:cloudwatch/logDeliverySource:LogDeliverySource",
     "aws:cloudwatch/logGroup:LogGroup", "aws:cloudwatch/metricAlarm:MetricAlarm",
     "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup", "aws:ec2/eip:Eip", "aws:ec2/flowLog:FlowLog",
     "aws:ec2/instance:Instance", "aws:ec2/internetGateway:InternetGateway", "aws:ec2/launchTemplate:LaunchTemplate",
@@ -38,8 +41,9 @@ TAGGABLE_TYPES: Final = frozenset({
 ALLOWED_INSTANCE_TYPES: Final[Mapping[str, frozenset[str]]] = {
     "dev": frozenset({"t4g.large", "t4g.xlarge", "m7g.large", "m7g.xlarge", "c7g.large", "c7g.xlarge",
                       "db.t4g.medium", "db.t4g.large", "db.m7g.large"}),
-    "prod": frozenset({"m7g.large", "m7g.xlarge", "m7g.2xlarge", "c7g.large", "c7g.xlarge", "c7g.2xlarge",
-                       "r7g.large", "r7g.xlarge", "db.m7g.large", "db.m7g.xlarge", "db.m7g.2xlarge",
+    "prod": frozenset({"m6g.large", "m6g.xlarge", "m6g.2xlarge", "m7g.large", "m7g.xlarge", "m7g.2xlarge",
+                       "c7g.large", "c7g.xlarge", "c7g.2xlarge", "r7g.large", "r7g.xlarge",
+                       "db.m7g.large", "db.m7g.xlarge", "db.m7g.2xlarge",
                        "db.r7g.large", "db.r7g.xlarge", "db.r7g.2xlarge"}),
 }
 ALLOWED_INSTANCE_TYPES_LOCAL: Final = ALLOWED_INSTANCE_TYPES["dev"]

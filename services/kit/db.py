@@ -1,5 +1,6 @@
-"""The asyncpg pool: credentials from a URL or the RDS-managed secret, TLS that verifies the server,
-retry while the database comes up, and a fresh secret read when the password has rotated.
+"""The asyncpg pool: credentials from a URL, a Secrets Manager secret or an IAM database-authentication
+token, TLS that verifies the server, retry while the database comes up, and fresh credentials when the
+server rejects the current ones (rotation, expiry).
 """
 
 from __future__ import annotations
@@ -58,6 +59,32 @@ class SecretCredentials:
             return self._value
 
 
+class IamTokenCredentials:
+    """``(user, token)`` for RDS IAM database authentication: the token is a SigV4-presigned request made
+    locally from the pod's IRSA credentials (botocore ``generate_db_auth_token``, no API call). It is valid
+    for 15 minutes and only checked when a connection opens, so it is renewed after ``ttl`` seconds (and at
+    once when the server rejects it)."""
+
+    def __init__(self, user: str, host: str, port: int, region: str | None, ttl: float = 600.0) -> None:
+        import boto3
+
+        self.user, self.host, self.port, self.ttl = user, host, port, ttl
+        self._client = boto3.client("rds", region_name=region)
+        self._token: str | None = None
+        self._made_at = 0.0
+
+    def invalidate(self) -> None:
+        self._token = None
+
+    async def get(self) -> tuple[str, str]:
+        token = self._token
+        if token is None or time.monotonic() - self._made_at > self.ttl:
+            token = str(await asyncio.to_thread(self._client.generate_db_auth_token, DBHostname=self.host,
+                                                Port=self.port, DBUsername=self.user))
+            self._token, self._made_at = token, time.monotonic()
+        return self.user, token
+
+
 def _ssl_context(settings: KitSettings) -> ssl.SSLContext | bool:
     if settings.db_sslmode == "disable":
         return False
@@ -73,16 +100,20 @@ class Database:
     def __init__(self, settings: KitSettings) -> None:
         self.settings = settings
         self.pool: asyncpg.Pool | None = None
-        self._secret: SecretCredentials | None = None
+        self._secret: SecretCredentials | IamTokenCredentials | None = None
         self._kwargs: dict[str, Any] = {"ssl": _ssl_context(settings), "timeout": settings.db_connect_timeout_s}
         if settings.db_secret_arn:
             self._secret = SecretCredentials(settings.db_secret_arn, settings.aws_region,
                                              settings.aws_endpoint_url, settings.db_secret_ttl_s)
             self._kwargs.update(host=settings.db_host, port=settings.db_port, database=settings.db_name)
+        elif settings.db_iam_user and settings.db_host:
+            self._secret = IamTokenCredentials(settings.db_iam_user, settings.db_host, settings.db_port,
+                                               settings.aws_region)
+            self._kwargs.update(host=settings.db_host, port=settings.db_port, database=settings.db_name)
         elif settings.database_url:
             self._kwargs.update(_parse_url(settings.database_url.get_secret_value()))
         else:
-            raise ValueError(f"{settings.service_name}: set DATABASE_URL or DB_SECRET_ARN")
+            raise ValueError(f"{settings.service_name}: set DATABASE_URL, DB_SECRET_ARN or DB_IAM_USER")
 
     async def _connect(self, *args: Any, **kwargs: Any) -> asyncpg.Connection:
         """Pool connect hook: fetch the current password; on rejection re-read the secret once."""

@@ -2,7 +2,8 @@
 
 Secrets can come from the environment or, preferably, from files: set ``SECRETS_DIR`` to a directory
 holding one file per setting (a Kubernetes Secret mounted as a volume, CKV_K8S_35). Database
-credentials can instead come from the RDS-managed Secrets Manager secret (``DB_SECRET_ARN``).
+credentials can instead come from a Secrets Manager secret (``DB_SECRET_ARN``) or, on RDS, from IAM database
+authentication (``DB_IAM_USER``: the service's own role, no stored password).
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ class KitSettings(BaseSettings):
     # Database: a URL, or the RDS-managed secret plus host/port/name.
     database_url: SecretStr | None = None
     db_secret_arn: str | None = None
+    # IAM database authentication (RDS): the service's own role, with a 15-minute token as its password.
+    db_iam_user: str | None = None
     db_host: str | None = None
     db_port: int = Field(default=5432, ge=1, le=65535)
     db_name: str | None = None
@@ -87,13 +90,18 @@ class KitSettings(BaseSettings):
     def _check_database(self) -> KitSettings:
         if self.db_pool_min > self.db_pool_max:
             raise ValueError("DB_POOL_MIN must not exceed DB_POOL_MAX")
-        if self.db_secret_arn:
+        if self.db_secret_arn and self.db_iam_user:
+            raise ValueError("set DB_SECRET_ARN or DB_IAM_USER, not both")
+        if self.db_iam_user and self.db_sslmode != "verify-full":
+            raise ValueError("DB_IAM_USER needs DB_SSLMODE=verify-full (RDS accepts IAM tokens over TLS only)")
+        source = "DB_SECRET_ARN" if self.db_secret_arn else "DB_IAM_USER" if self.db_iam_user else None
+        if source:
             missing = [k for k in ("db_host", "db_name") if not getattr(self, k)]
             if missing:
-                raise ValueError(f"DB_SECRET_ARN needs {', '.join(m.upper() for m in missing)} as well")
+                raise ValueError(f"{source} needs {', '.join(m.upper() for m in missing)} as well")
             if self.db_host and not _HOST.match(self.db_host):
                 raise ValueError("DB_HOST must be a host name")
-        if self.environment == "prod" and self.db_secret_arn and self.db_sslmode != "verify-full":
+        if self.environment == "prod" and source and self.db_sslmode != "verify-full":
             raise ValueError("in prod the database connection must verify the server: DB_SSLMODE=verify-full")
         if self.db_sslmode == "verify-full" and not self.db_ssl_root_cert:
             raise ValueError("DB_SSLMODE=verify-full needs DB_SSL_ROOT_CERT (the RDS CA bundle)")
@@ -101,4 +109,4 @@ class KitSettings(BaseSettings):
 
     @property
     def has_database(self) -> bool:
-        return bool(self.database_url or self.db_secret_arn)
+        return bool(self.database_url or self.db_secret_arn or self.db_iam_user)

@@ -171,10 +171,10 @@ def test_every_supported_eks_version_pins_every_addon_and_a_matching_kube_proxy(
 def test_changing_the_cluster_version_changes_the_addon_pins(run: Callable[..., Recording],
                                                              dev_ctx: StackContext) -> None:
     """Config drives the upgrade: a new cluster.version brings its own add-on set with it."""
-    rec = _run(run, dev_ctx, version="1.33")
-    assert rec.one("aws:eks/cluster:Cluster").inputs["version"] == "1.33"
+    rec = _run(run, dev_ctx, version="1.34")
+    assert rec.one("aws:eks/cluster:Cluster").inputs["version"] == "1.34"
     proxy = next(a for a in rec.of_type("aws:eks/addon:Addon") if a.inputs["addonName"] == "kube-proxy")
-    assert proxy.inputs["addonVersion"] == versions.EKS_ADDON_VERSIONS["1.33"]["kube-proxy"]
+    assert proxy.inputs["addonVersion"] == versions.EKS_ADDON_VERSIONS["1.34"]["kube-proxy"]
 
 
 def test_pulumi_leaves_the_autoscalers_desired_size_alone(run: Callable[..., Recording],

@@ -77,7 +77,8 @@ def test_prod_is_multi_az_protected_and_keeps_a_final_snapshot(run: Callable[...
         assert db.inputs["multiAz"] is True
         assert db.inputs["deletionProtection"] is True
         assert db.inputs["skipFinalSnapshot"] is False
-        assert db.inputs["finalSnapshotIdentifier"].endswith("-final")
+        # Unique per instance lifetime: a fixed name fails the next create/destroy cycle.
+        assert db.inputs["finalSnapshotIdentifier"].startswith(f"{db.inputs['identifier']}-final-")
 
 
 def test_dev_trades_resilience_for_cost(run: Callable[..., Recording], dev_ctx: StackContext) -> None:
@@ -100,13 +101,17 @@ def test_only_the_cluster_security_group_reaches_5432(run: Callable[..., Recordi
 
 
 def test_each_role_reads_only_its_own_secret(run: Callable[..., Recording], dev_ctx: StackContext) -> None:
-    """One compromised service must not yield another service's database credentials."""
+    """One compromised service must not yield any database credential: the service's role may only connect
+    as its own user; the master secret is readable by that database's bootstrap role alone."""
     rec = _run(run, dev_ctx)
     for db in rec.of_type(RDS):
         svc = db.inputs["tags"]["service"]
         doc = json.loads(rec.named(f"databases-{svc}-role-policy").inputs["policy"])
-        assert doc["Statement"][0]["Resource"] == db.outputs["masterUserSecrets"][0]["secretArn"]
-        assert doc["Statement"][1]["Resource"] == db.inputs["kmsKeyId"]
+        assert [st["Action"] for st in doc["Statement"]] == ["rds-db:connect"]
+        assert doc["Statement"][0]["Resource"].endswith(f"dbuser:{db.outputs['resourceId']}/{svc}_app")
+        master = json.loads(rec.named(f"databases-{svc}-bootstrap-role-policy").inputs["policy"])
+        assert master["Statement"][0]["Resource"] == db.outputs["masterUserSecrets"][0]["secretArn"]
+        assert master["Statement"][1]["Resource"] == db.inputs["kmsKeyId"]
 
 
 def test_args_refuse_unsafe_combinations(prod_ctx: StackContext, dev_ctx: StackContext) -> None:

@@ -114,12 +114,13 @@ def test_maintenance_site_answers_503_problem_json_with_its_own_us_east_1_certif
 
 def test_maintenance_bucket_is_readable_only_by_cloudfront(run: Callable[..., Recording],
                                                            dev_ctx: StackContext) -> None:
-    """Origin Access Control: the bucket stays private; only our CloudFront distributions may read it."""
+    """Origin Access Control: the bucket stays private; only this site's distribution may read it."""
     rec = run(_api(dev_ctx))
     policy = json.loads(rec.one("aws:s3/bucketPolicy:BucketPolicy").inputs["policy"])
     grant = next(s for s in policy["Statement"] if s["Effect"] == "Allow")
     assert grant["Principal"] == {"Service": "cloudfront.amazonaws.com"}
-    assert grant["Condition"]["StringLike"]["AWS:SourceArn"].startswith("arn:aws:cloudfront::111122223333:")
+    distribution = rec.one("aws:cloudfront/distribution:Distribution").outputs["arn"]
+    assert grant["Condition"] == {"StringEquals": {"AWS:SourceArn": distribution}}
     assert rec.one("aws:cloudfront/originAccessControl:OriginAccessControl").inputs["signingBehavior"] == "always"
 
 

@@ -65,7 +65,7 @@ def test_only_this_accounts_alarms_may_publish_to_the_alert_topic() -> None:
     doc = iam.alarm_topic_policy("arn:aws:sns:us-east-1:111122223333:t", "111122223333", "us-east-1")
     alarms = next(s for s in doc["Statement"] if s["Sid"] == "CloudWatchAlarmsPublish")
     assert alarms["Condition"]["ArnLike"]["aws:SourceArn"] == "arn:aws:cloudwatch:us-east-1:111122223333:alarm:*"
-    assert iam.alarm_topic_key_grant()["Action"] == ["kms:Decrypt", "kms:GenerateDataKey*"]
+    assert iam.alarm_topic_key_grant("111122223333")["Action"] == ["kms:Decrypt", "kms:GenerateDataKey*"]
 
 
 def test_waf_log_delivery_is_limited_to_our_account() -> None:

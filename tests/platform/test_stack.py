@@ -81,7 +81,7 @@ def test_web_acl_is_associated_with_the_alb(plan: PlanResult) -> None:
     rec = plan.recording
     assoc = rec.one("aws:wafv2/webAclAssociation:WebAclAssociation")
     assert assoc.inputs["resourceArn"] == rec.one("aws:lb/loadBalancer:LoadBalancer").outputs["arn"]
-    assert assoc.inputs["webAclArn"] == rec.one("aws:wafv2/webAcl:WebAcl").outputs["arn"]
+    assert assoc.inputs["webAclArn"] == rec.named("edge-web-acl").outputs["arn"]
 
 
 def test_failover_records_carry_the_health_check(plan: PlanResult) -> None:
@@ -139,16 +139,15 @@ def test_per_service_resources_come_from_the_catalog(plan: PlanResult) -> None:
     assert {r.inputs["tags"]["service"] for r in rec.of_type(RDS)} == {s.name for s in catalog.database_services()}
 
 
-def test_each_service_role_reads_only_its_own_database_secret(plan: PlanResult) -> None:
-    """The orders pod must not be able to read the payments credentials: one secret per role."""
+def test_each_service_role_connects_only_as_its_own_database_user(plan: PlanResult) -> None:
+    """The orders pod may open connections to the orders database as orders_app, and do nothing else with
+    IAM: no secret to read, no other database, no other user."""
     rec = plan.recording
-    secrets = {db.inputs["tags"]["service"]: db.outputs["masterUserSecrets"][0]["secretArn"]
-               for db in rec.of_type(RDS)}
-    for svc, secret in secrets.items():
-        policy = rec.named(f"databases-{svc}-role-policy")
-        doc = json.loads(policy.inputs["policy"])
-        granted = [s["Resource"] for s in doc["Statement"] if s["Action"][0].startswith("secretsmanager:")]
-        assert granted == [secret]
+    for db in rec.of_type(RDS):
+        svc = db.inputs["tags"]["service"]
+        doc = json.loads(rec.named(f"databases-{svc}-role-policy").inputs["policy"])
+        assert [(st["Action"], st["Resource"]) for st in doc["Statement"]] == [(
+            "rds-db:connect", f"arn:aws:rds-db:eu-west-1:111122223333:dbuser:{db.outputs['resourceId']}/{svc}_app")]
         trust = json.loads(rec.named(f"databases-{svc}-role").inputs["assumeRolePolicy"])
         sub = next(v for k, v in trust["Statement"][0]["Condition"]["StringEquals"].items() if k.endswith(":sub"))
         assert sub == f"system:serviceaccount:shop:{svc}"
@@ -206,7 +205,7 @@ def test_stack_outputs_are_complete_and_the_kubeconfig_stays_secret(plan: PlanRe
     assert out["clusterName"] == f"shop-{plan.stack}"
     assert out["kubeconfig"] == "[secret]"
     assert set(out["databaseEndpoints"]) == {s.name for s in catalog.database_services()}
-    assert set(out["databaseSecretArns"]) == set(out["databaseRoleArns"]) == set(out["databaseEndpoints"])
+    assert set(out["databaseUsers"]) == set(out["databaseRoleArns"]) == set(out["databaseEndpoints"])
     assert out["webAclArn"].startswith("arn:aws:wafv2:")
     assert out["healthCheckId"]
 

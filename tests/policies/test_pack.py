@@ -70,7 +70,9 @@ def test_pack_files_and_pins_match_the_repository() -> None:
 
 def test_rules_agree_with_what_the_program_considers_valid() -> None:
     """Where the program and the pack both name a value, they agree (a drift here means one of them is stale)."""
-    assert set(eks.SUPPORTED_VERSIONS) == set(versions.SUPPORTED_EKS_VERSIONS)
+    # The pack admits the minors that were in EKS standard support when the pins were last checked.
+    assert set(eks.SUPPORTED_VERSIONS) == {v for v, w in versions.EKS_SUPPORT.items()
+                                           if w.end_of_standard_support >= versions.PINS_CHECKED_ON}
     assert set(governance.REQUIRED_TAGS) == set(tags.REQUIRED_TAG_KEYS)
     assert alb.MODERN_TLS.match(versions.ALB_SSL_POLICY)
     assert set(waf.REQUIRED_MANAGED_GROUPS) <= set(platform_waf.MANAGED_GROUPS)
@@ -116,8 +118,8 @@ def test_config_overrides_allowlists() -> None:
                           config={"allowedInstanceTypes": ["c7g.large"]})
     assert check_resource("instance-type-allowlist", node, {"instanceTypes": ["x2gd.large"]}, stack="dev",
                           config={"allowedInstanceTypes": ["x2gd.large"]}) == []
-    assert check_resource("eks-supported-version", "aws:eks/cluster:Cluster", {"version": "1.35"},
-                          config={"supportedVersions": ["1.35"]}) == []
+    assert check_resource("eks-supported-version", "aws:eks/cluster:Cluster", {"version": "1.36"},
+                          config={"supportedVersions": ["1.36"]}) == []
 
 
 def test_an_unknown_value_is_reported_as_not_run_like_the_cli_does() -> None:

@@ -78,7 +78,8 @@ def _primary_without_health_check(g: Graph) -> None:
 
 
 def _eks_open_endpoint(g: Graph) -> None:
-    _of(g, "aws:eks/cluster:Cluster")[0]["inputs"]["vpcConfig"]["publicAccessCidrs"] = ["0.0.0.0/0"]
+    vpc = _of(g, "aws:eks/cluster:Cluster")[0]["inputs"]["vpcConfig"]
+    vpc.update(endpointPublicAccess=True, publicAccessCidrs=["0.0.0.0/0"])
 
 
 def _http_listener_forwards(g: Graph) -> None:
@@ -139,7 +140,7 @@ BREAKAGES: dict[str, tuple[Callable[[Graph], None], set[str], str]] = {
     "no-shield": (_no_shield, {"shield-prod-edge"}, "edge.shieldAdvanced: true"),
     "primary-unchecked": (_primary_without_health_check,
                           {"route53-failover-primary-health-checked"}, "health_check_id"),
-    "eks-world-endpoint": (_eks_open_endpoint, {"eks-endpoint-not-public"}, "0.0.0.0/0"),
+    "eks-world-endpoint": (_eks_open_endpoint, {"eks-endpoint-not-public"}, "endpoint_public_access=False"),
     "http-served": (_http_listener_forwards, {"alb-http-redirects-to-https"}, "redirect"),
     "key-not-rotating": (_key_without_rotation, {"kms-key-rotation"}, "enable_key_rotation=True"),
     "mutable-tags": (_mutable_registry, {"ecr-immutable-tags"}, "IMMUTABLE"),
@@ -174,24 +175,22 @@ def test_each_breakage_of_the_prod_graph_fails_with_an_actionable_message(name: 
 
 
 def test_a_prod_config_the_validator_accepts_still_fails_policy() -> None:
-    """Stack-config validation allows burstable classes and /8 endpoint ranges (they are fine for dev); the
-    pack refuses them in prod: CPU credits run out under load, and a /8 is the internet in practice."""
+    """Stack-config validation allows burstable classes (they are fine for dev); the pack refuses them in
+    prod: CPU credits run out under load."""
     cfg = stack_config("prod")
     databases = json.loads(cfg["retail-platform:databases"])
     cluster = json.loads(cfg["retail-platform:cluster"])
     databases["instanceClass"] = "db.t4g.medium"
     cluster["nodeGroups"][0]["instanceTypes"] = ["t4g.large"]
-    cluster["publicAccessCidrs"] = ["52.0.0.0/8"]
     cfg = {**cfg, "retail-platform:databases": json.dumps(databases), "retail-platform:cluster": json.dumps(cluster)}
     result = run_plan("prod", config=cfg)  # accepted by config validation: no ConfigError
     report = run_policies(result.recording.resources)
     by_policy: dict[str, list[str]] = {}
     for v in report.mandatory:
         by_policy.setdefault(v.policy, []).append(v.message)
-    assert set(by_policy) == {"instance-type-allowlist", "eks-endpoint-not-public"}, report.render()
+    assert set(by_policy) == {"instance-type-allowlist"}, report.render()
     assert len(by_policy["instance-type-allowlist"]) == len(_of(graph("prod"), "aws:rds/instance:Instance")) + 1
     assert all("t4g" in m and "allowedInstanceTypes" in m for m in by_policy["instance-type-allowlist"])
-    assert "52.0.0.0/8" in by_policy["eks-endpoint-not-public"][0]
     rendered = report.render()
     assert "FAILED" in rendered
     assert "instanceClass db.t4g.medium is not allowed in prod stack 'prod'" in rendered

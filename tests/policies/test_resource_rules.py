@@ -36,7 +36,7 @@ GOOD_DB: dict[str, Any] = {
     "instanceClass": "db.m7g.large", "tags": TAGS,
 }
 GOOD_EKS: dict[str, Any] = {
-    "version": "1.33", "enabledClusterLogTypes": ["api", "audit", "authenticator", "controllerManager", "scheduler"],
+    "version": "1.35", "enabledClusterLogTypes": ["api", "audit", "authenticator", "controllerManager", "scheduler"],
     "encryptionConfig": {"resources": ["secrets"], "provider": {"keyArn": "arn:aws:kms:eu-west-1:1:key/k"}},
     "vpcConfig": {"endpointPrivateAccess": True, "endpointPublicAccess": True,
                   "publicAccessCidrs": ["198.51.100.10/32"]},

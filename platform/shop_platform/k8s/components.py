@@ -333,7 +333,7 @@ class AwsInputs:
 
     repository_urls: Mapping[str, pulumi.Input[str]]
     database_hosts: Mapping[str, pulumi.Input[str]]
-    database_secret_arns: Mapping[str, pulumi.Input[str]]
+    database_users: Mapping[str, str]
     database_role_arns: Mapping[str, pulumi.Input[str]]
     target_group_arn: pulumi.Input[str]
     lb_controller_role_arn: pulumi.Input[str]
@@ -341,20 +341,22 @@ class AwsInputs:
     cluster_name: pulumi.Input[str]
     vpc_id: pulumi.Input[str]
     volumes_kms_key_arn: pulumi.Input[str]
+    # What must finish before the services start (the database role-bootstrap Jobs).
+    database_ready: Sequence[pulumi.Resource] = ()
 
     def __post_init__(self) -> None:
         names = {s.name for s in catalog.SERVICES}
         db_names = {s.name for s in catalog.database_services()}
         if set(self.repository_urls) != names:
             raise ValueError("AwsInputs: a repository URL per catalog service is required")
-        for label, mapping in (("database_hosts", self.database_hosts), ("database_secret_arns",
-                               self.database_secret_arns), ("database_role_arns", self.database_role_arns)):
+        for label, mapping in (("database_hosts", self.database_hosts), ("database_users", self.database_users),
+                               ("database_role_arns", self.database_role_arns)):
             if set(mapping) != db_names:
                 raise ValueError(f"AwsInputs: {label} must name exactly the services that own a database")
 
 
 def _service_inputs(v: list[Any]) -> ServiceInputs:
-    return ServiceInputs(image_repository=v[0], role_arn=v[1], db_host=v[2], db_secret_arn=v[3])
+    return ServiceInputs(image_repository=v[0], role_arn=v[1], db_host=v[2], db_user=v[3])
 
 
 def deploy_kubernetes_layer(layer: LayerSpec, provider: k8s.Provider | None = None,
@@ -376,7 +378,7 @@ def deploy_kubernetes_layer(layer: LayerSpec, provider: k8s.Provider | None = No
         ClusterAddons("cluster-addons", ClusterAddonsArgs(layer, provider, aws.cluster_name,
                                                           aws.autoscaler_role_arn))
         extra: dict[str, Mapping[str, pulumi.Input[str]]] = {}
-        db_deps: list[pulumi.Resource] = []
+        db_deps: list[pulumi.Resource] = list(aws.database_ready)
     else:
         edge = GatewayEdge("edge", GatewayEdgeArgs(layer, provider, depends_on=base))
         ClusterAddons("cluster-addons", ClusterAddonsArgs(layer, provider))
@@ -391,7 +393,7 @@ def deploy_kubernetes_layer(layer: LayerSpec, provider: k8s.Provider | None = No
             inputs: pulumi.Input[ServiceInputs] = pulumi.Output.all(
                 aws.repository_urls[svc.name],
                 aws.database_role_arns.get(svc.name, ""), aws.database_hosts.get(svc.name, ""),
-                aws.database_secret_arns.get(svc.name, "")).apply(_service_inputs)
+                aws.database_users.get(svc.name, "")).apply(_service_inputs)
         else:
             inputs = ServiceInputs(image_repository=layer.image_repositories.get(svc.name, f"shop/{svc.name}"))
         ServiceDeployment(f"service-{svc.name}", ServiceDeploymentArgs(

@@ -14,6 +14,7 @@ from services import catalog
 from services.catalog import Service
 from shop_platform.k8s import spec as k
 from shop_platform.k8s.spec import LayerSpec
+from shop_platform.network import endpoint_cidrs
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +24,7 @@ class ServiceInputs:
     image_repository: str
     role_arn: str = ""  # EKS: the IRSA role of the service's database secret
     db_host: str = ""  # EKS: the RDS address
-    db_secret_arn: str = ""  # EKS: the RDS-managed master secret
+    db_user: str = ""  # EKS: the service's own database role (IAM database authentication)
 
 
 def secret_name(svc: Service) -> str:
@@ -53,9 +54,12 @@ def _env(svc: Service, layer: LayerSpec, inputs: ServiceInputs) -> dict[str, str
     if not any(p.startswith("/.well-known/jwks.json") for p in svc.public_prefixes):
         env["JWKS_URL"] = jwks_url()
     if svc.owns_database and layer.eks:
-        # The kit reads the RDS-managed secret itself (IRSA role below) and verifies the server's certificate.
-        env.update(DB_SECRET_ARN=inputs.db_secret_arn, DB_HOST=inputs.db_host, DB_NAME=svc.database_name,
+        # The service's own role, authenticated by an IAM token the kit signs with its IRSA role (no password,
+        # no master secret); the kit verifies the server's certificate.
+        env.update(DB_IAM_USER=inputs.db_user, DB_HOST=inputs.db_host, DB_NAME=svc.database_name,
                    DB_PORT="5432", AWS_REGION=layer.region or "", DB_SSLMODE="verify-full",
+                   # The regional STS endpoint has a VPC interface endpoint; the global one is on the internet.
+                   AWS_STS_REGIONAL_ENDPOINTS="regional",
                    DB_SSL_ROOT_CERT=k.RDS_CA_BUNDLE)
     if svc.name == catalog.GATEWAY:
         # X-Forwarded-For is believed only from pod addresses (the NGINX data plane); rate-limit table on /tmp.
@@ -95,10 +99,11 @@ def _network_policy(svc: Service, layer: LayerSpec) -> dict[str, Any]:
         else:
             database = {"enabled": True, "port": 5432, "namespace": k.DATA_NS,
                         "podLabels": dict(k.POSTGRES_POD_LABELS)}
-    # EKS: STS (IRSA) and Secrets Manager are HTTPS endpoints outside the VPC; nothing inside the VPC on 443.
+    # EKS: STS (IRSA, for the IAM database token) through its interface endpoint in the private subnets
+    # (shop_platform.network): HTTPS there only, never to the internet or the rest of the VPC.
     aws_apis: dict[str, Any] = {"enabled": False}
-    if svc.owns_database and layer.eks:
-        aws_apis = {"enabled": True, "exceptCidrs": [layer.vpc_cidr]}
+    if svc.owns_database and layer.eks and layer.vpc_cidr:
+        aws_apis = {"enabled": True, "cidrs": list(endpoint_cidrs(layer.vpc_cidr))}
     return {
         "fromServices": list(allowed_callers(svc)),
         "fromPeers": peers,

@@ -68,7 +68,7 @@ def placeholder_aws(stack: str) -> AwsInputs:
         repository_urls={s.name: f"{acct}.dkr.ecr.eu-west-1.amazonaws.com/shop-{stack}/{s.name}"
                          for s in catalog.SERVICES},
         database_hosts={n: f"{stack}-{n}.abcdefghij.eu-west-1.rds.amazonaws.com" for n in dbs},
-        database_secret_arns={n: f"arn:aws:secretsmanager:eu-west-1:{acct}:secret:rds!db-{n}-AbCdEf" for n in dbs},
+        database_users={n: f"{n}_app" for n in dbs},
         database_role_arns={n: f"arn:aws:iam::{acct}:role/{stack}-{n}-db" for n in dbs},
         target_group_arn=f"arn:aws:elasticloadbalancing:eu-west-1:{acct}:targetgroup/edge-gateway-tg/0123456789abcdef",
         lb_controller_role_arn=f"arn:aws:iam::{acct}:role/{stack}-lbc",

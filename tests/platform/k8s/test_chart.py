@@ -10,6 +10,7 @@ import pytest
 from shop_platform.k8s.components import SERVICE_CHART_DIR
 from shop_platform.k8s.render import render_service_chart
 from shop_platform.k8s.values import ServiceInputs, service_values
+from shop_platform.network import endpoint_cidrs
 
 from services import catalog
 
@@ -21,7 +22,7 @@ def _good() -> dict[str, Any]:
                           ServiceInputs("111122223333.dkr.ecr.eu-west-1.amazonaws.com/shop-dev/orders",
                                         role_arn="arn:aws:iam::111122223333:role/dev-orders-db",
                                         db_host="dev-orders.abc.eu-west-1.rds.amazonaws.com",
-                                        db_secret_arn="arn:aws:secretsmanager:eu-west-1:111122223333:secret:x"))
+                                        db_user="orders_app"))
 
 
 def _lint_problems(values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -146,14 +147,16 @@ def test_eks_services_with_a_database_get_irsa_and_verified_tls_and_others_get_n
     layer = layer_for("prod")
     for svc in catalog.SERVICES:
         v = service_values(svc, layer, ServiceInputs("r", role_arn="arn:aws:iam::111122223333:role/x",
-                                                     db_host="h", db_secret_arn="s"))
+                                                     db_host="h", db_user="u"))
         if svc.owns_database:
             assert v["serviceAccount"]["roleArn"] == "arn:aws:iam::111122223333:role/x"
             assert v["env"]["DB_SSLMODE"] == "verify-full"
             assert v["env"]["DB_NAME"] == svc.database_name
-            assert v["networkPolicy"]["awsApis"] == {"enabled": True, "exceptCidrs": [layer.vpc_cidr]}
+            assert v["env"]["DB_IAM_USER"] == "u"
+            endpoints = list(endpoint_cidrs(layer.vpc_cidr or ""))
+            assert v["networkPolicy"]["awsApis"] == {"enabled": True, "cidrs": endpoints}
         else:
-            assert "DB_SECRET_ARN" not in v["env"]
+            assert "DB_IAM_USER" not in v["env"]
             assert v["networkPolicy"]["awsApis"] == {"enabled": False}
 
 

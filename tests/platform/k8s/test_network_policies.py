@@ -112,6 +112,9 @@ def _world(render: StackRender) -> dict[str, Endpoint]:
     ep["aws-api"] = Endpoint("aws-api", None, ip="52.94.0.10")
     if layer.eks:
         assert layer.vpc_cidr
+        # An interface endpoint's address (STS, Secrets Manager...): in a private subnet.
+        ep["aws-api"] = Endpoint("aws-api", None,
+                                 ip=str(ipaddress.ip_network(plan_subnets(layer.vpc_cidr, 3).private[1])[4000]))
         db_net = ipaddress.ip_network(layer.database_cidrs[0])
         ep["rds"] = Endpoint("rds", None, ip=str(db_net.network_address + 10))
         ep["vpc-host"] = Endpoint("vpc-host", None,
@@ -150,8 +153,8 @@ def test_only_the_nginx_data_plane_reaches_the_gateway_and_only_prometheus_scrap
 
 def test_egress_is_dns_the_database_and_on_eks_aws_apis_and_nothing_else(stack_render: StackRender) -> None:
     """Every service resolves names; a service reaches a database only if it owns one (its RDS subnets on EKS,
-    the in-cluster PostgreSQL on kind), and AWS APIs (STS, Secrets Manager on 443 outside the VPC) only on EKS
-    where it reads its database secret; the internet and the rest of the VPC stay closed."""
+    the in-cluster PostgreSQL on kind), and AWS APIs (the STS interface endpoint in the private subnets, on
+    443) only on EKS where it signs its database token; the internet and the rest of the VPC stay closed."""
     policies, ep, layer = Policies(stack_render.rendered.objects), _world(stack_render), stack_render.layer
     for svc in catalog.SERVICES:
         src = ep[svc.name]
@@ -159,6 +162,7 @@ def test_egress_is_dns_the_database_and_on_eks_aws_apis_and_nothing_else(stack_r
         assert policies.can_connect(src, ep["kube-dns"], 53, "TCP")
         assert not policies.can_connect(src, ep["kube-dns"], 8080)
         assert not policies.can_connect(src, ep["internet"], 80)
+        assert not policies.can_connect(src, ep["internet"], 443)
         if layer.eks:
             assert policies.can_connect(src, ep["rds"], 5432) is svc.owns_database
             assert policies.can_connect(src, ep["aws-api"], 443) is svc.owns_database

@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -127,3 +128,48 @@ def test_verify_full_builds_a_hostname_checking_tls_context(tmp_path: Path) -> N
     assert isinstance(ctx, ssl.SSLContext)
     assert ctx.check_hostname is True
     assert ctx.verify_mode == ssl.CERT_REQUIRED
+
+
+def test_iam_user_gets_a_presigned_token_renewed_on_rejection(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DB_IAM_USER: the password is an RDS IAM auth token made locally from the pod's credentials (no
+    stored password); a rejected token is replaced by a fresh one, not retried."""
+    import certifi
+
+    from services.kit.db import IamTokenCredentials
+
+    for k, v in {"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret",
+                 "AWS_SESSION_TOKEN": "session"}.items():
+        monkeypatch.setenv(k, v)
+    settings = KitSettings(service_name="orders", db_iam_user="orders_app", db_host="orders.db.example.com",
+                           db_name="orders", db_sslmode="verify-full", db_ssl_root_cert=Path(certifi.where()),
+                           aws_region="eu-west-1")
+    db = Database(settings)
+    creds = db._secret
+    assert isinstance(creds, IamTokenCredentials)
+    user, token = asyncio.run(creds.get())
+    assert user == "orders_app"
+    assert token.startswith("orders.db.example.com:5432/?Action=connect&DBUser=orders_app&")
+    assert "X-Amz-Signature=" in token
+    calls: list[dict[str, object]] = []
+    sign = creds._client.generate_db_auth_token
+    def counting(**kw: object) -> str:
+        calls.append(kw)
+        return str(sign(**kw))
+
+    monkeypatch.setattr(creds._client, "generate_db_auth_token", counting)
+    assert asyncio.run(creds.get())[1] == token  # cached: no new signature
+    assert calls == []
+    creds.invalidate()  # what the pool's connect hook does on InvalidPasswordError
+    asyncio.run(creds.get())
+    assert calls == [{"DBHostname": "orders.db.example.com", "Port": 5432, "DBUsername": "orders_app"}]
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ({"db_secret_arn": "arn:aws:secretsmanager:eu-west-1:1:secret:x"}, "not both"),
+    ({"db_sslmode": "disable"}, "verify-full"),
+])
+def test_iam_user_settings_are_checked(extra: dict[str, str], message: str) -> None:
+    base: dict[str, Any] = {"service_name": "orders", "db_iam_user": "orders_app", "db_host": "h.example.com",
+                            "db_name": "orders", "db_sslmode": "verify-full", "db_ssl_root_cert": "/etc/ssl/rds.pem"}
+    with pytest.raises(ValueError, match=message):
+        KitSettings(**{**base, **extra})
