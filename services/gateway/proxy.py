@@ -53,6 +53,8 @@ RATE_LIMITED = Counter("gateway_rate_limited_total", "Requests refused with 429,
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 RETRY_STATUSES = frozenset({502, 503})
 LOGIN_PATH = "/api/v1/sessions"
+# Requests that make the users service hash a new password.
+PASSWORD_SETTING = frozenset({("POST", "/api/v1/users"), ("PATCH", "/api/v1/users/me")})
 _SMALL_BODY = 64 * 1024
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 # Hop-by-hop headers (RFC 9110 §7.6.1) and the ones the gateway sets itself.
@@ -256,6 +258,7 @@ class Gateway:
         self.client_limit = Limit(settings.rate_limit_client_per_s, settings.rate_limit_client_burst)
         self.user_limit = Limit(settings.rate_limit_user_per_s, settings.rate_limit_user_burst)
         self.login_limit = Limit(settings.rate_limit_login_per_s, settings.rate_limit_login_burst)
+        self.password_limit = Limit(settings.rate_limit_password_per_s, settings.rate_limit_password_burst)
 
     def _limit(self, scope_name: str, key: str, limit: Limit) -> None:
         assert self.buckets is not None
@@ -317,6 +320,8 @@ class ForwardEndpoint:
             gw._limit("client", client, gw.client_limit)
             if method == "POST" and path == LOGIN_PATH:
                 gw._limit("login", client, gw.login_limit)
+            elif (method, path) in PASSWORD_SETTING:
+                gw._limit("password", client, gw.password_limit)
 
         if authorization is not None:
             principal = await self._verify(authorization)
