@@ -69,12 +69,25 @@ async def _active_user(request: Request, principal: CurrentUser) -> Principal:
     """The token is valid *and* its session has not been revoked (this service can check that cheaply;
     other services accept an access token until it expires, at most ACCESS_TOKEN_TTL_S)."""
     if not await store.session_is_active(_pool(request), principal.session_id, principal.user_id):
-        raise Problem(401, "The session has ended; log in again.",
-                      headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        raise _session_ended()
     return principal
 
 
+def _session_ended() -> Problem:
+    return Problem(401, "The session has ended; log in again.",
+                   headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+
+
 ActiveUser = Annotated[Principal, Depends(_active_user)]
+
+
+async def _read_as(request: Request, principal: Principal, user_id: uuid.UUID) -> store.User | None:
+    """The user ``user_id``, read only if the caller's session is active: the check of ``_active_user``
+    and the read in one statement (the hot authenticated reads)."""
+    active, user = await store.user_of_session(_pool(request), principal.session_id, principal.user_id, user_id)
+    if not active:
+        raise _session_ended()
+    return user
 
 
 def _bad_credentials() -> Problem:
@@ -162,8 +175,8 @@ async def delete_current_session(principal: ActiveUser, request: Request) -> Res
 
 @router.get("/api/v1/users/me", response_model=UserOut, tags=["users"], summary="Own profile",
             responses=_responses(401))
-async def get_me(principal: ActiveUser, request: Request) -> dict[str, Any]:
-    user = await store.user_by_id(_pool(request), principal.user_id)
+async def get_me(principal: CurrentUser, request: Request) -> dict[str, Any]:
+    user = await _read_as(request, principal, principal.user_id)
     if user is None:
         raise Problem(401, "The account no longer exists.")
     return user.public()
@@ -204,10 +217,11 @@ async def update_me(body: ProfilePatch, principal: ActiveUser, request: Request)
 
 @router.get("/api/v1/users/{user_id}", response_model=UserOut, tags=["users"],
             summary="A user's profile (admin, or the user)", responses=_responses(401, 404, 422))
-async def get_user(user_id: uuid.UUID, principal: ActiveUser, request: Request) -> dict[str, Any]:
+async def get_user(user_id: uuid.UUID, principal: CurrentUser, request: Request) -> dict[str, Any]:
     if not principal.is_admin and principal.user_id != user_id:
+        await _active_user(request, principal)  # a revoked session gets its 401 here too
         raise Problem(404, "No such user.")  # never reveal whether someone else's account exists
-    user = await store.user_by_id(_pool(request), user_id)
+    user = await _read_as(request, principal, user_id)
     if user is None:
         raise Problem(404, "No such user.")
     return user.public()

@@ -169,6 +169,20 @@ def test_logout_revokes_the_session(api: Api) -> None:
     assert api.refresh(other["refresh_token"]).status_code == 201
 
 
+def test_a_revoked_session_reads_no_profile_at_once(api: Api) -> None:
+    """The users service checks the session in the same statement as the read: right after logout, the
+    access token (still valid as a JWT, and already in the verification cache) reads neither the own
+    profile by id nor /me, nor learns whether another account exists."""
+    account, other = api.signup(), api.signup()
+    token = api.tokens(account)["access_token"]
+    assert api.http.get(f"/api/v1/users/{account.id}", headers=bearer(token)).status_code == 200
+    assert api.me(token).status_code == 200
+    assert api.http.delete("/api/v1/sessions/current", headers=bearer(token)).status_code == 204
+    for path in (f"/api/v1/users/{account.id}", "/api/v1/users/me", f"/api/v1/users/{other.id}",
+                 f"/api/v1/users/{uuid.uuid4()}"):
+        assert_problem(api.http.get(path, headers=bearer(token)), 401)
+
+
 def test_logout_needs_a_token(api: Api) -> None:
     assert_problem(api.http.delete("/api/v1/sessions/current"), 401)
 
