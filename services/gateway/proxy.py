@@ -140,29 +140,6 @@ def _bucket_key(address: str) -> str:
 # Token verification with a small cache
 
 
-class CachedVerifier:
-    """The kit's verifier, remembering tokens it has accepted for up to ``ttl_s`` (never past ``exp``):
-    verifying an Ed25519 signature costs more than forwarding a small request."""
-
-    def __init__(self, verifier: TokenVerifier, ttl_s: float = 30.0, max_entries: int = 10_000) -> None:
-        self.verifier = verifier
-        self.ttl_s = ttl_s
-        self.max_entries = max_entries
-        self._cache: dict[str, tuple[Principal, float]] = {}
-
-    async def verify(self, token: str) -> Principal:
-        now = time.time()
-        hit = self._cache.get(token)
-        if hit is not None and hit[1] > now:
-            return hit[0]
-        principal = await self.verifier.verify(token)
-        if len(self._cache) >= self.max_entries:
-            self._cache.clear()
-        exp = float(principal.claims.get("exp", now))
-        self._cache[token] = (principal, min(exp, now + self.ttl_s))
-        return principal
-
-
 # ---------------------------------------------------------------------------------------------------------
 # Upstreams
 
@@ -249,7 +226,7 @@ class Gateway:
     """Shared state of the forwarding endpoints: settings, limits, verifier, upstreams."""
 
     def __init__(self, settings: Settings, buckets: SharedTokenBuckets | None,
-                 verifier: CachedVerifier | None, upstreams: dict[str, Upstream]) -> None:
+                 verifier: TokenVerifier | None, upstreams: dict[str, Upstream]) -> None:
         self.settings = settings
         self.buckets = buckets
         self.verifier = verifier
