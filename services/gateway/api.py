@@ -23,7 +23,7 @@ from starlette.types import Receive, Scope, Send
 
 from services import catalog
 from services.gateway import openapi
-from services.gateway.proxy import CachedVerifier, ForwardEndpoint, Gateway
+from services.gateway.proxy import ForwardEndpoint, Gateway
 from services.gateway.ratelimit import SharedTokenBuckets
 from services.gateway.settings import Settings
 from services.kit.app import ObservabilityMiddleware
@@ -194,7 +194,7 @@ async def start(app: FastAPI) -> None:
     if settings.rate_limit_enabled:
         gateway.buckets = SharedTokenBuckets(settings.rate_limit_state_path, settings.rate_limit_table_slots)
     verifier = getattr(app.state, "token_verifier", None)
-    gateway.verifier = CachedVerifier(verifier) if verifier is not None else None
+    gateway.verifier = verifier
     app.state.ops_client = httpx.AsyncClient(trust_env=False, timeout=settings.readiness_timeout_s)
     for upstream in gateway.upstreams.values():
         upstream.open()

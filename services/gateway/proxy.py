@@ -53,6 +53,8 @@ RATE_LIMITED = Counter("gateway_rate_limited_total", "Requests refused with 429,
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 RETRY_STATUSES = frozenset({502, 503})
 LOGIN_PATH = "/api/v1/sessions"
+# Requests that make the users service hash a new password.
+PASSWORD_SETTING = frozenset({("POST", "/api/v1/users"), ("PATCH", "/api/v1/users/me")})
 _SMALL_BODY = 64 * 1024
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 # Hop-by-hop headers (RFC 9110 §7.6.1) and the ones the gateway sets itself.
@@ -136,29 +138,6 @@ def _bucket_key(address: str) -> str:
 
 # ---------------------------------------------------------------------------------------------------------
 # Token verification with a small cache
-
-
-class CachedVerifier:
-    """The kit's verifier, remembering tokens it has accepted for up to ``ttl_s`` (never past ``exp``):
-    verifying an Ed25519 signature costs more than forwarding a small request."""
-
-    def __init__(self, verifier: TokenVerifier, ttl_s: float = 30.0, max_entries: int = 10_000) -> None:
-        self.verifier = verifier
-        self.ttl_s = ttl_s
-        self.max_entries = max_entries
-        self._cache: dict[str, tuple[Principal, float]] = {}
-
-    async def verify(self, token: str) -> Principal:
-        now = time.time()
-        hit = self._cache.get(token)
-        if hit is not None and hit[1] > now:
-            return hit[0]
-        principal = await self.verifier.verify(token)
-        if len(self._cache) >= self.max_entries:
-            self._cache.clear()
-        exp = float(principal.claims.get("exp", now))
-        self._cache[token] = (principal, min(exp, now + self.ttl_s))
-        return principal
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -247,7 +226,7 @@ class Gateway:
     """Shared state of the forwarding endpoints: settings, limits, verifier, upstreams."""
 
     def __init__(self, settings: Settings, buckets: SharedTokenBuckets | None,
-                 verifier: CachedVerifier | None, upstreams: dict[str, Upstream]) -> None:
+                 verifier: TokenVerifier | None, upstreams: dict[str, Upstream]) -> None:
         self.settings = settings
         self.buckets = buckets
         self.verifier = verifier
@@ -256,6 +235,7 @@ class Gateway:
         self.client_limit = Limit(settings.rate_limit_client_per_s, settings.rate_limit_client_burst)
         self.user_limit = Limit(settings.rate_limit_user_per_s, settings.rate_limit_user_burst)
         self.login_limit = Limit(settings.rate_limit_login_per_s, settings.rate_limit_login_burst)
+        self.password_limit = Limit(settings.rate_limit_password_per_s, settings.rate_limit_password_burst)
 
     def _limit(self, scope_name: str, key: str, limit: Limit) -> None:
         assert self.buckets is not None
@@ -320,6 +300,8 @@ class ForwardEndpoint:
             gw._limit("client", client, gw.client_limit)
             if method == "POST" and path == LOGIN_PATH:
                 gw._limit("login", client, gw.login_limit)
+            elif (method, path) in PASSWORD_SETTING:
+                gw._limit("password", client, gw.password_limit)
 
         if authorization is not None:
             principal = await self._verify(authorization)

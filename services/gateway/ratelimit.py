@@ -17,6 +17,13 @@ The table is a fixed-size open-addressing hash table of ``(key hash, tokens, las
 are hashed with a salt kept in the file header (so nobody can aim collisions at a slot). When all probe
 slots of a key are taken, the least recently touched one is reused: under that pressure a stale bucket
 restarts full, which errs towards letting a request through rather than blocking an innocent client.
+
+The table lives exactly as long as some gateway process on the host has it open: every opener holds a
+shared ``flock`` on a sibling ``.live`` file for its lifetime (the kernel drops it when the process
+ends, however it ends), and an opener that can take that lock exclusively is the only one alive, so it
+starts from an empty table. Buckets only smooth request rates; keeping them across a restart of the
+whole gateway would only keep refusing clients for requests made before it (the failure counts that
+guard passwords live in the users service's database).
 """
 
 from __future__ import annotations
@@ -72,10 +79,19 @@ class SharedTokenBuckets:
         if os.fstat(self._fd).st_uid != os.getuid():
             os.close(self._fd)
             raise PermissionError(f"{path} belongs to another user: refusing to share rate-limit state with it")
+        self._live = os.open(path.with_name(path.name + ".live"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         fcntl.flock(self._fd, fcntl.LOCK_EX)
         try:
-            if os.fstat(self._fd).st_size != size or not self._header_ok():
-                # New file, or one written with another layout: start empty (every bucket full).
+            # Under the table's lock, so no other opener can slip between the two flocks on .live.
+            try:
+                fcntl.flock(self._live, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                alone = True
+            except BlockingIOError:
+                alone = False
+            fcntl.flock(self._live, fcntl.LOCK_SH)
+            if alone or os.fstat(self._fd).st_size != size or not self._header_ok():
+                # No other gateway process alive, a new file, or one written with another layout: start
+                # empty (every bucket full).
                 os.ftruncate(self._fd, 0)
                 os.ftruncate(self._fd, size)
                 os.pwrite(self._fd, _HEADER.pack(_MAGIC, self.slots, secrets.token_bytes(16)), 0)
@@ -130,3 +146,4 @@ class SharedTokenBuckets:
     def close(self) -> None:
         self._map.close()
         os.close(self._fd)
+        os.close(self._live)

@@ -46,9 +46,15 @@ class Settings(KitSettings):
     rate_limit_client_burst: int = Field(default=100, ge=1)
     rate_limit_user_per_s: float = Field(default=50.0, gt=0)
     rate_limit_user_burst: int = Field(default=100, ge=1)
-    # POST /api/v1/sessions (login): stricter, per client address, on top of the client limit.
-    rate_limit_login_per_s: float = Field(default=0.2, gt=0)
-    rate_limit_login_burst: int = Field(default=5, ge=1)
+    # POST /api/v1/sessions (login), per client address, on top of the client limit: a generous ceiling
+    # on all attempts (an office behind one NAT logs in together at 9:00). Failed logins are what the
+    # users service throttles, per account and per client, in its database.
+    rate_limit_login_per_s: float = Field(default=1.0, gt=0)
+    rate_limit_login_burst: int = Field(default=60, ge=1)
+    # Requests that set a password (POST /api/v1/users, PATCH /api/v1/users/me), per client address:
+    # each costs an argon2 hash, so they get a limit of their own.
+    rate_limit_password_per_s: float = Field(default=0.5, gt=0)
+    rate_limit_password_burst: int = Field(default=20, ge=1)
     # The bucket table shared by every worker process on the host (an mmap'ed file, tmpfs by default).
     rate_limit_state_path: Path = Field(default_factory=_default_state_path)
     rate_limit_table_slots: int = Field(default=65536, ge=64, le=4_194_304)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import re
 import time
@@ -55,6 +56,7 @@ Loop = Callable[[FastAPI], Coroutine[Any, Any, None]]
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 _QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+_GC_GEN0_THRESHOLD = 10_000  # allocations net of deallocations between young collections (CPython: 700)
 
 
 class ObservabilityMiddleware:
@@ -203,6 +205,15 @@ class RequestGuardMiddleware:
             await self._refuse(scope, receive, send, 413, str(exc.detail))
 
 
+def _tune_gc() -> None:
+    """Cheaper garbage collection for a request-serving process (the profile put the collector at ~7 % of
+    a service's CPU per request). What start-up made (modules, routes, models, pools) lives as long as the
+    process: frozen, full collections stop traversing it. Request garbage is freed by reference counting
+    anyway; a larger first-generation threshold runs the cycle collector over it less often."""
+    gc.freeze()
+    gc.set_threshold(_GC_GEN0_THRESHOLD, *gc.get_threshold()[1:])
+
+
 def _operation_id(route: APIRoute) -> str:
     # Stable operation ids: the endpoint function's name, unique per service (checked at start-up).
     return route.name
@@ -241,6 +252,7 @@ def create_app(
                                                      audience=settings.jwt_audience)
         for hook in on_startup:
             await hook(app)
+        _tune_gc()
         tasks = [asyncio.create_task(loop(app), name=f"{settings.service_name}-{loop.__name__}") for loop in background]
         log.info("service started", extra={"event": "started"})
         try:

@@ -125,12 +125,39 @@ class JWKSClient:
 
 
 class TokenVerifier:
-    def __init__(self, source: KeySource, *, issuer: str, audience: str) -> None:
+    """Verifies user access tokens, once per process per token.
+
+    A token that verified is remembered, keyed by the whole token string, for at most ``cache_ttl_s`` and
+    never past its ``exp``: the same string verifies the same way until it expires (signature, ``iss``,
+    ``aud`` and claims are all inside it), so repeating the Ed25519 check and the claim parsing on every
+    request buys nothing. What the cache does change: a key removed from the key set keeps accepting the
+    tokens this process has already seen for up to ``cache_ttl_s`` (rotation removes a key only after the
+    access-token lifetime anyway). Refusals are not cached. The cache is cleared when it holds
+    ``cache_max_entries`` tokens, so its memory is bounded.
+    """
+
+    def __init__(self, source: KeySource, *, issuer: str, audience: str, cache_ttl_s: float = 30.0,
+                 cache_max_entries: int = 10_000) -> None:
         self.source = source
         self.issuer = issuer
         self.audience = audience
+        self.cache_ttl_s = cache_ttl_s
+        self.cache_max_entries = cache_max_entries
+        self._accepted: dict[str, tuple[Principal, float]] = {}
 
     async def verify(self, token: str) -> Principal:
+        now = time.time()
+        hit = self._accepted.get(token)
+        if hit is not None and now < hit[1]:
+            return hit[0]
+        principal = await self._verify(token)
+        if self.cache_ttl_s > 0:
+            if len(self._accepted) >= self.cache_max_entries:
+                self._accepted.clear()
+            self._accepted[token] = (principal, min(float(principal.claims["exp"]), now + self.cache_ttl_s))
+        return principal
+
+    async def _verify(self, token: str) -> Principal:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError:

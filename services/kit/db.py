@@ -94,6 +94,20 @@ def _ssl_context(settings: KitSettings) -> ssl.SSLContext | bool:
     return ctx
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """The pool's reset on release: nothing beyond what asyncpg always does (roll back a transaction left
+    open, drop client-side listeners: ``Connection._reset``, asyncpg 0.32 ``pool.py`` release).
+
+    asyncpg's default reset sends ``SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL;``
+    on every release, and every ``pool.fetch*``/``execute`` is an acquire and a release: one extra round
+    trip and a server statement per query. The services keep no session state, so there is nothing to
+    reset: advisory locks are transaction-scoped or released in a ``finally`` on the connection that took
+    them, settings are ``set_config(..., true)`` (transaction-local), nothing LISTENs, and cursors live
+    only inside transactions. ``tests/services/kit/test_db.py`` checks the services' SQL for
+    session-scoped state.
+    """
+
+
 class Database:
     """Owns the pool. ``connect_kwargs`` are fixed; the password may change under us (rotation)."""
 
@@ -148,6 +162,7 @@ class Database:
                     max_size=self.settings.db_pool_max,
                     # Recycle idle connections so a failover or rotation is absorbed gradually.
                     max_inactive_connection_lifetime=60.0,
+                    reset=_keep_session,
                 )
         assert self.pool is not None
         return self.pool

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from typing import Annotated, Any
@@ -14,7 +15,7 @@ from services.kit.auth import CurrentUser, Principal
 from services.kit.errors import Problem, problem_responses
 from services.users import store
 from services.users.models import Jwks, Login, ProfilePatch, RefreshRequest, SignUp, TokenPair, UserOut
-from services.users.passwords import Passwords
+from services.users.passwords import Busy, Passwords
 from services.users.settings import Settings
 from services.users.throttle import LOGINS, Throttle, account_key, client_address
 from services.users.tokens import Signer, new_refresh_token, refresh_digest
@@ -68,16 +69,37 @@ async def _active_user(request: Request, principal: CurrentUser) -> Principal:
     """The token is valid *and* its session has not been revoked (this service can check that cheaply;
     other services accept an access token until it expires, at most ACCESS_TOKEN_TTL_S)."""
     if not await store.session_is_active(_pool(request), principal.session_id, principal.user_id):
-        raise Problem(401, "The session has ended; log in again.",
-                      headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        raise _session_ended()
     return principal
+
+
+def _session_ended() -> Problem:
+    return Problem(401, "The session has ended; log in again.",
+                   headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
 
 
 ActiveUser = Annotated[Principal, Depends(_active_user)]
 
 
+async def _read_as(request: Request, principal: Principal, user_id: uuid.UUID) -> store.User | None:
+    """The user ``user_id``, read only if the caller's session is active: the check of ``_active_user``
+    and the read in one statement (the hot authenticated reads)."""
+    active, user = await store.user_of_session(_pool(request), principal.session_id, principal.user_id, user_id)
+    if not active:
+        raise _session_ended()
+    return user
+
+
 def _bad_credentials() -> Problem:
     return Problem(401, "The e-mail or password is not correct.", kind="invalid-credentials")
+
+
+async def _new_hash(request: Request, password: str) -> str:
+    try:
+        return await _passwords(request).hash(password)
+    except Busy:
+        raise Problem(429, "Too many accounts and passwords are being set up right now; retry in a moment.",
+                      kind="rate-limited", headers={"Retry-After": "1"}, retry_after_s=1) from None
 
 
 def _token_pair(request: Request, user: store.User, session_id: uuid.UUID, refresh_token: str) -> JSONResponse:
@@ -88,9 +110,9 @@ def _token_pair(request: Request, user: store.User, session_id: uuid.UUID, refre
 
 
 @router.post("/api/v1/users", status_code=201, response_model=UserOut, tags=["users"],
-             summary="Sign up (the account gets the customer role)", responses=_responses(400, 409, 422))
+             summary="Sign up (the account gets the customer role)", responses=_responses(400, 409, 422, 429))
 async def create_user(body: SignUp, request: Request, response: Response) -> dict[str, Any]:
-    password_hash = await _passwords(request).hash(body.password)
+    password_hash = await _new_hash(request, body.password)
     try:
         user = await store.create_user(_pool(request), body.email, body.name, password_hash)
     except store.EmailTaken:
@@ -106,17 +128,20 @@ async def create_session(body: Login, request: Request) -> JSONResponse:
     pool, throttle, passwords = _pool(request), _throttle(request), _passwords(request)
     account = account_key(body.email)
     client = client_address(request, _settings(request).trusted_proxies)
-    attempt = await throttle.begin_attempt(pool, account, client)
-    user = await store.user_by_email(pool, body.email)
-    ok = await passwords.verify(user.password_hash if user else None, body.password)
-    if user is None or not ok:
-        LOGINS.labels("bad_credentials").inc()
-        log.info("login failed", extra={"event": "login_failed", "client_ip": str(client)})
-        raise _bad_credentials()
-    await throttle.succeeded(pool, attempt, account)
+    async with throttle.attempt(pool, account, client) as attempt:
+        user = await store.user_by_email(pool, body.email)
+        ok = await passwords.verify(user.password_hash if user else None, body.password)
+        if user is None or not ok:
+            await attempt.failed()
+            LOGINS.labels("bad_credentials").inc()
+            log.info("login failed", extra={"event": "login_failed", "client_ip": str(client)})
+            raise _bad_credentials()
+        await attempt.succeeded()
     if passwords.needs_rehash(user.password_hash):
-        await store.update_password_hash(pool, user.id, user.password_hash, await passwords.hash(body.password))
-        log.info("password hash upgraded", extra={"event": "password_rehashed", "user_id": str(user.id)})
+        with contextlib.suppress(Busy):  # the next login upgrades it
+            new_hash = await passwords.hash(body.password)
+            await store.update_password_hash(pool, user.id, user.password_hash, new_hash)
+            log.info("password hash upgraded", extra={"event": "password_rehashed", "user_id": str(user.id)})
     refresh_token, digest = new_refresh_token()
     session_id = await store.start_session(pool, user.id, digest, _settings(request).refresh_token_ttl_s)
     LOGINS.labels("success").inc()
@@ -150,8 +175,8 @@ async def delete_current_session(principal: ActiveUser, request: Request) -> Res
 
 @router.get("/api/v1/users/me", response_model=UserOut, tags=["users"], summary="Own profile",
             responses=_responses(401))
-async def get_me(principal: ActiveUser, request: Request) -> dict[str, Any]:
-    user = await store.user_by_id(_pool(request), principal.user_id)
+async def get_me(principal: CurrentUser, request: Request) -> dict[str, Any]:
+    user = await _read_as(request, principal, principal.user_id)
     if user is None:
         raise Problem(401, "The account no longer exists.")
     return user.public()
@@ -174,11 +199,12 @@ async def update_me(body: ProfilePatch, principal: ActiveUser, request: Request)
         throttle = _throttle(request)
         account = account_key(user.email)
         client = client_address(request, _settings(request).trusted_proxies)
-        attempt = await throttle.begin_attempt(pool, account, client)
-        if not await passwords.verify(user.password_hash, body.current_password):
-            raise Problem(403, "The current password is not correct.", kind="invalid-current-password")
-        await throttle.succeeded(pool, attempt, account)
-        new_hash = await passwords.hash(body.password)
+        async with throttle.attempt(pool, account, client) as attempt:
+            if not await passwords.verify(user.password_hash, body.current_password):
+                await attempt.failed()
+                raise Problem(403, "The current password is not correct.", kind="invalid-current-password")
+            await attempt.succeeded()
+        new_hash = await _new_hash(request, body.password)
     updated = await store.update_profile(pool, user.id, name=body.name, password_hash=new_hash,
                                          keep_session=principal.session_id)
     if updated is None:
@@ -191,10 +217,11 @@ async def update_me(body: ProfilePatch, principal: ActiveUser, request: Request)
 
 @router.get("/api/v1/users/{user_id}", response_model=UserOut, tags=["users"],
             summary="A user's profile (admin, or the user)", responses=_responses(401, 404, 422))
-async def get_user(user_id: uuid.UUID, principal: ActiveUser, request: Request) -> dict[str, Any]:
+async def get_user(user_id: uuid.UUID, principal: CurrentUser, request: Request) -> dict[str, Any]:
     if not principal.is_admin and principal.user_id != user_id:
+        await _active_user(request, principal)  # a revoked session gets its 401 here too
         raise Problem(404, "No such user.")  # never reveal whether someone else's account exists
-    user = await store.user_by_id(_pool(request), user_id)
+    user = await _read_as(request, principal, user_id)
     if user is None:
         raise Problem(404, "No such user.")
     return user.public()

@@ -44,6 +44,11 @@ class Settings(KitSettings):
     login_failure_window_s: int = Field(default=15 * 60, ge=1, le=24 * 3600)
     login_max_failures_per_account: int = Field(default=5, ge=1, le=1000)
     login_max_failures_per_client: int = Field(default=20, ge=1, le=100_000)
+    # A login in flight reserves room under those limits until its password is checked; one older than
+    # this was left by a process that died and stops counting. A login finding no room waits for one
+    # at most login_max_wait_s, then gets 429.
+    login_attempt_timeout_s: int = Field(default=60, ge=5, le=3600)
+    login_max_wait_s: float = Field(default=10.0, gt=0, le=60)
     # Peers whose X-Forwarded-For is believed (the gateway, the edge). JSON list or comma-separated CIDRs.
     trusted_proxies: Annotated[list[IPNetwork], NoDecode] = Field(default_factory=list)
 
@@ -54,6 +59,11 @@ class Settings(KitSettings):
     argon2_parallelism: int = Field(default=1, ge=1, le=8)
     # At most this many hashes at once per replica (each takes argon2_memory_kib of RAM).
     hash_concurrency: int = Field(default=4, ge=1, le=64)
+    # Of those, new passwords (sign-up, password change, hash upgrade) use at most this many, so logins
+    # always find a slot; at most new_password_queue_max more wait, and beyond that the answer is 429 at
+    # once rather than a queue that keeps the cores hashing.
+    new_password_hash_concurrency: int = Field(default=1, ge=1, le=64)
+    new_password_queue_max: int = Field(default=16, ge=0, le=10_000)
 
     _signing_keys: dict[str, Ed25519PrivateKey] = PrivateAttr(default_factory=dict)
 
@@ -79,6 +89,8 @@ class Settings(KitSettings):
     @model_validator(mode="after")
     def _check_users(self) -> Settings:
         self._signing_keys = _load_signing_keys(self.jwt_signing_keys, self.jwt_active_kid)
+        if self.new_password_hash_concurrency > self.hash_concurrency:
+            raise ValueError("NEW_PASSWORD_HASH_CONCURRENCY must not exceed HASH_CONCURRENCY")
         if (self.admin_email is None) != (self.admin_password is None):
             raise ValueError("set both ADMIN_EMAIL and ADMIN_PASSWORD, or neither")
         if self.admin_password is not None:

@@ -100,6 +100,19 @@ async def update_profile(pool: asyncpg.Pool, user_id: uuid.UUID, *, name: str | 
         return User.from_row(row)
 
 
+async def user_of_session(pool: asyncpg.Pool, session_id: uuid.UUID, session_user: uuid.UUID,
+                          user_id: uuid.UUID) -> tuple[bool, User | None]:
+    """(whether the session is active, the user ``user_id``) in one statement: the revocation check and
+    the read share a round trip."""
+    row = await pool.fetchrow(
+        """SELECT EXISTS (SELECT 1 FROM sessions WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL) AS active,
+                  u.id, u.email, u.name, u.roles, u.created_at, u.password_hash
+           FROM (SELECT) AS one LEFT JOIN users u ON u.id = $3""",
+        session_id, session_user, user_id)
+    assert row is not None
+    return bool(row["active"]), User.from_row(row) if row["id"] is not None else None
+
+
 async def session_is_active(pool: asyncpg.Pool, session_id: uuid.UUID, user_id: uuid.UUID) -> bool:
     found = await pool.fetchval(
         "SELECT true FROM sessions WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL", session_id, user_id)

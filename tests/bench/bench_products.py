@@ -88,13 +88,8 @@ def save_report(kind: str, lines: list[str], data: dict[str, Any]) -> None:
 
 # --- load generators ----------------------------------------------------------------------------------
 
-_WRK_LUA = """
-local ids = {%s}
-local prefix = "%s"
-math.randomseed(%d)
-request = function()
-  return wrk.format("GET", prefix .. ids[math.random(#ids)])
-end
+# wrk's summary as one JSON line (appended to each script; the script is %-formatted, hence %%d).
+WRK_DONE = """
 done = function(summary, latency, requests)
   io.write(string.format("JSON {\\"requests\\": %%d, \\"errors\\": %%d, \\"p50_us\\": %%d, \\"p99_us\\": %%d}\\n",
     summary.requests, summary.errors.connect + summary.errors.read + summary.errors.write
@@ -102,6 +97,14 @@ done = function(summary, latency, requests)
     latency:percentile(50), latency:percentile(99)))
 end
 """
+_WRK_LUA = """
+local ids = {%s}
+local prefix = "%s"
+math.randomseed(%d)
+request = function()
+  return wrk.format("GET", prefix .. ids[math.random(#ids)])
+end
+""" + WRK_DONE
 
 
 def run_wrk(name: str, base: str, prefix: str, ids: list[str], duration: float, connections: int,
@@ -114,6 +117,11 @@ def run_wrk(name: str, base: str, prefix: str, ids: list[str], duration: float, 
         [wrk, "-t2", f"-c{connections}", f"-d{int(duration)}s", "-s", str(script), base],
         capture_output=True, text=True, check=True,
     ).stdout
+    return wrk_result(name, out)
+
+
+def wrk_result(name: str, out: str) -> Result:
+    """A Result from the output of wrk run with a script ending in WRK_DONE."""
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     stats = json.loads(out.split("JSON ", 1)[1].splitlines()[0])
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)

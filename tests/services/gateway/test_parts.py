@@ -97,6 +97,23 @@ def test_table_is_shared_through_the_file_and_survives_a_full_table(state_dir: P
     assert a.acquire("fresh-key", limit).allowed
 
 
+def test_table_outlives_no_gateway_process(state_dir: Path) -> None:
+    """While any opener is alive a new one shares its buckets (a worker joining); once every opener has
+    closed (a stack restart), the next one starts from full buckets instead of refusing clients for
+    requests made before the restart."""
+    limit = Limit(per_s=0.001, burst=1)
+    first = SharedTokenBuckets(state_dir / "b.bin", 64)
+    assert first.acquire("client", limit).allowed
+    joining = SharedTokenBuckets(state_dir / "b.bin", 64)
+    assert not joining.acquire("client", limit).allowed
+    first.close()
+    assert not joining.acquire("client", limit).allowed
+    joining.close()
+    restarted = SharedTokenBuckets(state_dir / "b.bin", 64)
+    assert restarted.acquire("client", limit).allowed
+    restarted.close()
+
+
 def test_table_file_of_another_layout_is_reset_and_foreign_dirs_are_refused(state_dir: Path,
                                                                              tmp_path: Path) -> None:
     """A file left by another version (or garbage) starts empty rather than being misread; a directory

@@ -4,6 +4,7 @@ over the merged public OpenAPI document."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections import Counter
@@ -42,6 +43,8 @@ def services(stack: TestStack, logdir: Path) -> Iterator[dict[str, ServiceProces
 
     def start(name: str) -> ServiceProcess:
         env = stack.env_for(name)
+        if name == "users":  # what is under test here is routing and limits, not argon2's cost: cheap hashes
+            env.update(ARGON2_TIME_COST="1", ARGON2_MEMORY_KIB="8192")
         env["SERVICE_URLS"] = json.dumps({n: p.url for n, p in running.items()})
         if name != "users":
             env["JWKS_URL"] = f"{running['users'].url}/.well-known/jwks.json"
@@ -142,6 +145,55 @@ def test_login_brute_force_gets_429(start_gateway: GatewayFactory, services: dic
     assert r.status_code == 429
     assert r.json()["scope"] == "login"
     assert int(r.headers["retry-after"]) >= 1
+
+
+def test_fifty_logins_from_one_address_pass_the_default_limits_and_failures_get_429(
+        start_gateway: GatewayFactory, services: dict[str, ServiceProcess]) -> None:
+    """With the default login limits, 50 people behind one address logging in within 10 s all get 201
+    (only failures are throttled); one account's repeated failures get the users service's 429 +
+    Retry-After."""
+    gw = start_gateway(service_urls=_urls(services))
+    accounts = [(f"office-{uuid.uuid4().hex[:10]}@example.com", "an office password") for _ in range(50)]
+    for email, password in accounts:  # straight to the service: the sign-up limit is not under test here
+        r = httpx.post(f"{services['users'].url}/api/v1/users", json={"email": email, "password": password,
+                                                                       "name": "Office"})
+        assert r.status_code == 201, r.text
+
+    async def log_in_within_nine_seconds() -> list[int]:
+        async with httpx.AsyncClient(base_url=gw.url, timeout=30.0,
+                                     limits=httpx.Limits(max_connections=50)) as client:
+            async def one(i: int, email: str, password: str) -> int:
+                await asyncio.sleep(i * 0.18)  # one every 180 ms, without waiting for the others
+                r = await client.post("/api/v1/sessions", json={"email": email, "password": password})
+                return r.status_code
+
+            return list(await asyncio.gather(*(one(i, e, p) for i, (e, p) in enumerate(accounts))))
+
+    assert asyncio.run(log_in_within_nine_seconds()) == [201] * 50
+    victim = accounts[0][0]
+    statuses = [httpx.post(gw.url + "/api/v1/sessions", json={"email": victim, "password": f"guess-{i}-xx"}
+                           ).status_code for i in range(6)]
+    assert statuses == [401] * 5 + [429]
+    r = httpx.post(gw.url + "/api/v1/sessions", json={"email": victim, "password": accounts[0][1]})
+    assert r.status_code == 429
+    assert r.json()["type"].endswith("/rate-limited")
+    assert "scope" not in r.json()  # the users service's failure limit, not the gateway's ceiling
+    assert int(r.headers["retry-after"]) > 0
+
+
+def test_sign_ups_have_a_limit_of_their_own(start_gateway: GatewayFactory,
+                                            services: dict[str, ServiceProcess]) -> None:
+    """Sign-ups (each an argon2 hash) get their own bucket per client; logins and reads are not affected."""
+    gw = start_gateway(service_urls=_urls(services), RATE_LIMIT_PASSWORD_BURST="2", RATE_LIMIT_PASSWORD_PER_S="0.01")
+    statuses = [httpx.post(gw.url + "/api/v1/users", json={"email": f"s-{uuid.uuid4().hex[:10]}@example.com",
+                                                           "password": "a-long-password", "name": "S"}).status_code
+                for _ in range(3)]
+    assert statuses == [201, 201, 429]
+    r = httpx.patch(gw.url + "/api/v1/users/me", json={"name": "x"})
+    assert r.status_code == 429
+    assert r.json()["scope"] == "password"
+    assert int(r.headers["retry-after"]) >= 1
+    assert httpx.get(gw.url + "/api/v1/products").status_code == 200
 
 
 def test_internal_routes_stay_internal_with_a_valid_service_token(real_gateway: ServiceProcess,

@@ -145,3 +145,74 @@ def test_service_tokens_only_from_callers_the_catalog_allows() -> None:
         with pytest.raises(Problem) as info:
             verifier.verify(token, "reservations")
         assert info.value.status == 401
+
+
+class _CountingKeys:
+    """A key source that counts look-ups (one per full verification) and can drop its key."""
+
+    def __init__(self) -> None:
+        self.keys = {KID: PUBLIC}
+        self.lookups = 0
+
+    async def key_for(self, kid: str) -> Any:
+        self.lookups += 1
+        return self.keys.get(kid)
+
+
+def test_a_token_is_verified_once_per_process_and_a_forgery_never_rides_on_it() -> None:
+    """The second presentation of a token is answered from the cache; a token differing in any byte
+    (here: another signature) is verified, and refused, on its own."""
+    source = _CountingKeys()
+    verifier = TokenVerifier(source, issuer=ISS, audience=AUD)
+    token = _sign(_claims())
+    head, body, _ = token.split(".")
+    forged = f"{head}.{body}.{_b64(b'x' * 64)}"
+
+    async def run() -> None:
+        first = await verifier.verify(token)
+        assert await verifier.verify(token) == first
+        assert source.lookups == 1
+        for _ in range(2):
+            with pytest.raises(Problem) as refused:
+                await verifier.verify(forged)
+            assert refused.value.status == 401
+        assert source.lookups == 3  # refusals are not cached
+
+    asyncio.run(run())
+
+
+def test_a_cached_token_stops_at_its_exp_and_a_dropped_key_within_the_cache_ttl() -> None:
+    """The stated bounds: never past ``exp``; a key removed from the key set still accepts tokens this
+    process has seen for at most ``cache_ttl_s``, then they are refused."""
+    source = _CountingKeys()
+    verifier = TokenVerifier(source, issuer=ISS, audience=AUD, cache_ttl_s=0.5)
+    now = int(time.time())
+    short = _sign(_claims(iat=now, exp=now + 1))
+    long = _sign(_claims())
+
+    async def run() -> None:
+        await verifier.verify(short)
+        await verifier.verify(long)
+        source.keys.clear()  # the key is rotated out
+        await verifier.verify(long)  # within cache_ttl_s: still the cached answer
+        await asyncio.sleep(0.6)
+        with pytest.raises(Problem):
+            await verifier.verify(long)
+        await asyncio.sleep(max(0.0, now + 1.1 - time.time()))
+        source.keys[KID] = PUBLIC
+        with pytest.raises(Problem) as expired:
+            await verifier.verify(short)
+        assert "expired" in str(expired.value.detail)
+
+    asyncio.run(run())
+
+
+def test_the_token_cache_is_bounded() -> None:
+    verifier = TokenVerifier(StaticKeys({KID: PUBLIC}), issuer=ISS, audience=AUD, cache_max_entries=3)
+
+    async def run() -> None:
+        for _ in range(10):
+            await verifier.verify(_sign(_claims()))
+            assert len(verifier._accepted) <= 3
+
+    asyncio.run(run())

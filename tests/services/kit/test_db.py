@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -173,3 +174,60 @@ def test_iam_user_settings_are_checked(extra: dict[str, str], message: str) -> N
                             "db_name": "orders", "db_sslmode": "verify-full", "db_ssl_root_cert": "/etc/ssl/rds.pem"}
     with pytest.raises(ValueError, match=message):
         KitSettings(**{**base, **extra})
+
+
+def test_release_sends_no_reset_statement_and_still_ends_a_forgotten_transaction(scram_pg: PostgresServer) -> None:
+    """Releasing a pooled connection costs no round trip (the last statement the server saw is the
+    caller's, not asyncpg's default ``RESET ALL`` batch), while a transaction left open is still rolled
+    back before the connection is reused."""
+    scram_pg.psql("CREATE ROLE pooled LOGIN PASSWORD 'pooled-password'")
+    settings = KitSettings(service_name="products", database_url="postgresql://pooled:pooled-password@127.0.0.1:"
+                           f"{scram_pg.port}/appdb", db_pool_min=1, db_pool_max=1, db_startup_timeout_s=5)
+    import asyncpg
+
+    async def run() -> None:
+        db = Database(settings)
+        pool = await db.connect()
+        try:
+            pid = await pool.fetchval("SELECT pg_backend_pid() /* the caller's */")
+            watcher = await asyncpg.connect(user="pooled", password="pooled-password", host="127.0.0.1",
+                                            port=scram_pg.port, database="appdb")
+            try:
+                last = await watcher.fetchval("SELECT query FROM pg_stat_activity WHERE pid = $1", pid)
+            finally:
+                await watcher.close()
+            assert last == "SELECT pg_backend_pid() /* the caller's */"
+            async with pool.acquire() as conn:
+                await conn.execute("BEGIN")  # not through conn.transaction(): forgotten on purpose
+            async with pool.acquire() as conn:
+                assert not conn.is_in_transaction()
+        finally:
+            await db.close()
+
+    asyncio.run(run())
+
+
+_SESSION_STATE = [
+    (re.compile(r"\bLISTEN\b"), "LISTEN keeps a session subscribed"),
+    (re.compile(r"""["']\s*SET\s+(?!LOCAL\b)"""), "SET without LOCAL outlives the transaction"),
+    (re.compile(r"set_config\([^)]*,\s*false\s*\)", re.IGNORECASE), "set_config(..., false) is session-wide"),
+    (re.compile(r"\bCREATE\s+TEMP", re.IGNORECASE), "temporary tables live as long as the session"),
+    (re.compile(r"WITH\s+HOLD", re.IGNORECASE), "a holdable cursor outlives its transaction"),
+]
+
+
+def test_services_keep_no_session_state_on_pooled_connections() -> None:
+    """The pool does not reset connections on release (one round trip per query saved), which is safe
+    only while no service leaves session state behind: no LISTEN, no session SET, no temporary tables or
+    holdable cursors, and every session-level advisory lock released in the same file."""
+    root = Path(__file__).resolve().parents[3] / "services"
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        if path.parent.name == "runner":  # the runner's own psql/nginx/prometheus configuration, no pool
+            continue
+        text = path.read_text()
+        for pattern, why in _SESSION_STATE:
+            found += [f"{path.relative_to(root)}: {m.group(0)!r}: {why}" for m in pattern.finditer(text)]
+        if re.search(r"pg_(try_)?advisory_lock\(", text) and "pg_advisory_unlock(" not in text:
+            found.append(f"{path.relative_to(root)}: a session advisory lock that is never released")
+    assert found == []

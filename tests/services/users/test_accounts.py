@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 import uuid
 from typing import Any
 
@@ -53,6 +54,45 @@ def test_concurrent_sign_ups_with_one_email_create_exactly_one_account(api: Api)
 
     codes = asyncio.run(burst())
     assert sorted(codes) == [201] + [409] * 11, codes
+
+
+def test_a_sign_up_flood_is_refused_with_429_and_logins_go_first(api: Api) -> None:
+    """90 simultaneous sign-ups: beyond one new-password hash at a time and a queue of 16, the service
+    answers 429 + Retry-After at once instead of queueing argon2 work; a login made in the middle of the
+    flood does not queue behind the sign-ups it accepted, so it is answered before the last of them."""
+    account = api.signup()
+    finished: dict[str, float] = {}
+
+    async def flood() -> tuple[list[httpx.Response], httpx.Response]:
+        limits = httpx.Limits(max_connections=100)
+        async with httpx.AsyncClient(base_url=api.url, timeout=60.0, limits=limits) as client:
+            async def sign_up(i: int) -> httpx.Response:
+                r = await client.post("/api/v1/users", json={"email": unique_email(f"flood{i}"),
+                                                             "password": PASSWORD, "name": "Flood"})
+                finished[f"sign-up {i}"] = time.monotonic()
+                return r
+
+            async def login() -> httpx.Response:
+                await asyncio.sleep(0.2)  # the flood has arrived
+                r = await client.post("/api/v1/sessions", json={"email": account.email, "password": PASSWORD},
+                                      headers={"X-Forwarded-For": account.ip})
+                finished["login"] = time.monotonic()
+                return r
+
+            *sign_ups, logged_in = await asyncio.gather(*(sign_up(i) for i in range(90)), login())
+        return sign_ups, logged_in
+
+    sign_ups, logged_in = asyncio.run(flood())
+    codes = [r.status_code for r in sign_ups]
+    assert logged_in.status_code == 201, logged_in.text
+    assert set(codes) == {201, 429}, codes
+    assert codes.count(429) >= 45, codes
+    for r in sign_ups:
+        if r.status_code == 429:
+            assert_problem(r, 429, "rate-limited")
+            assert r.headers["retry-after"] == "1"
+    last_accepted = max(finished[f"sign-up {i}"] for i, code in enumerate(codes) if code == 201)
+    assert finished["login"] < last_accepted, "the login waited behind the accepted sign-ups"
 
 
 @pytest.mark.parametrize(

@@ -169,6 +169,20 @@ def test_logout_revokes_the_session(api: Api) -> None:
     assert api.refresh(other["refresh_token"]).status_code == 201
 
 
+def test_a_revoked_session_reads_no_profile_at_once(api: Api) -> None:
+    """The users service checks the session in the same statement as the read: right after logout, the
+    access token (still valid as a JWT, and already in the verification cache) reads neither the own
+    profile by id nor /me, nor learns whether another account exists."""
+    account, other = api.signup(), api.signup()
+    token = api.tokens(account)["access_token"]
+    assert api.http.get(f"/api/v1/users/{account.id}", headers=bearer(token)).status_code == 200
+    assert api.me(token).status_code == 200
+    assert api.http.delete("/api/v1/sessions/current", headers=bearer(token)).status_code == 204
+    for path in (f"/api/v1/users/{account.id}", "/api/v1/users/me", f"/api/v1/users/{other.id}",
+                 f"/api/v1/users/{uuid.uuid4()}"):
+        assert_problem(api.http.get(path, headers=bearer(token)), 401)
+
+
 def test_logout_needs_a_token(api: Api) -> None:
     assert_problem(api.http.delete("/api/v1/sessions/current"), 401)
 
@@ -236,6 +250,52 @@ def test_concurrent_guesses_cannot_slip_under_the_limit(api: Api) -> None:
     assert codes.count(429) == 10, codes
 
 
+async def _logins(url: str, logins: list[tuple[str, str, str]]) -> list[httpx.Response]:
+    """Every (email, password, client address) login at once, each on its own connection."""
+    limits = httpx.Limits(max_connections=len(logins))
+    async with httpx.AsyncClient(base_url=url, timeout=60.0, limits=limits) as client:
+        return list(await asyncio.gather(*(
+            client.post("/api/v1/sessions", json={"email": email, "password": password},
+                        headers={"X-Forwarded-For": ip})
+            for email, password, ip in logins)))
+
+
+def test_fifty_users_logging_in_at_once_from_one_address_all_succeed(api: Api) -> None:
+    """An office behind one NAT at 9:00: only failures count against the client's limit, and logins in
+    flight are not failures, so 50 correct logins from one address at once all get 201."""
+    ip = new_ip()
+    accounts = [api.signup() for _ in range(50)]
+    responses = asyncio.run(_logins(api.url, [(a.email, a.password, ip) for a in accounts]))
+    assert [r.status_code for r in responses] == [201] * 50, [r.text for r in responses if r.status_code != 201]
+
+
+def test_concurrent_correct_logins_of_one_account_are_never_throttled(api: Api) -> None:
+    """32 simultaneous correct logins of one account all succeed, even with four failures on record
+    (room for one attempt at a time under the limit of five): an attempt in flight reserves room, and
+    the others wait for it to settle rather than being refused or counted as failures."""
+    account = api.signup()
+    for _ in range(4):
+        assert_problem(api.login(account.email, "wrong password"), 401)
+    responses = asyncio.run(_logins(api.url, [(account.email, PASSWORD, new_ip()) for _ in range(32)]))
+    assert [r.status_code for r in responses] == [201] * 32, [r.text for r in responses if r.status_code != 201]
+    for _ in range(5):  # the successes cleared the failures: five more wrong ones before a 429
+        assert_problem(api.login(account.email, "wrong password"), 401)
+    assert_problem(api.login(account.email, PASSWORD), 429, "rate-limited")
+
+
+def test_attempts_left_in_flight_by_a_dead_process_stop_counting(api: Api, usvc: ServiceProcess) -> None:
+    """A process killed mid-login leaves its attempts behind; older than LOGIN_ATTEMPT_TIMEOUT_S they
+    neither count as failures nor hold room, so nobody is locked out by them."""
+    from services.users.throttle import account_key
+
+    account = api.signup()
+    for _ in range(5):
+        db_fetch(usvc.env["DATABASE_URL"], "INSERT INTO login_attempts (account_key, client_ip, started_at) "
+                                           "VALUES ($1, '192.0.2.1', now() - interval '2 minutes')",
+                 account_key(account.email))
+    assert api.login(account.email, PASSWORD).status_code == 201
+
+
 def test_a_login_upgrades_a_hash_made_with_old_parameters(api: Api, usvc: ServiceProcess) -> None:
     """When the argon2 parameters change, each account's hash is upgraded at its next successful login
     (the only moment the password is known)."""
@@ -299,10 +359,15 @@ def test_failures_age_out_of_the_window_and_are_purged(api: Api, usvc: ServicePr
                       "VALUES ($1, '192.0.2.1', now() - interval '1 day')", key)
     db_fetch(url, "INSERT INTO login_failures (account_key, client_ip) VALUES ($1, '192.0.2.1')", key)
 
+    db_fetch(url, "INSERT INTO login_attempts (account_key, client_ip, started_at) "
+                  "VALUES ($1, '192.0.2.1', now() - interval '1 hour')", key)
+
     class _Window:
         login_failure_window_s = 900
         login_max_failures_per_account = 5
         login_max_failures_per_client = 20
+        login_attempt_timeout_s = 60
+        login_max_wait_s = 10.0
 
     async def purge() -> int:
         import asyncpg
@@ -316,3 +381,4 @@ def test_failures_age_out_of_the_window_and_are_purged(api: Api, usvc: ServicePr
     assert asyncio.run(purge()) >= 5
     left = db_fetch(url, "SELECT count(*) FROM login_failures WHERE account_key = $1", key)[0][0]
     assert left == 1
+    assert db_fetch(url, "SELECT count(*) FROM login_attempts WHERE account_key = $1", key)[0][0] == 0
