@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import subprocess
 import time
@@ -118,7 +119,7 @@ def dump_database(pg: PostgresServer, database: str) -> str:
     """Every row of every table, as pg_dump writes it."""
     result = subprocess.run(
         [str(pg.bindir / "pg_dump"), "--data-only", "-h", "127.0.0.1", "-p", str(pg.port), "-U", pg.user, database],
-        capture_output=True, text=True, check=True,
+        capture_output=True, text=True, check=True, env={**os.environ, "PGPASSFILE": str(pg.passfile)},
     )
     return result.stdout
 
