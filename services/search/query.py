@@ -79,18 +79,23 @@ class Hit:
 # picks a sequential scan: ~100-150 ms instead of ~5 ms on 50k products with a realistic vocabulary.
 _SEARCH_SQL = """
 WITH query AS (SELECT to_tsquery('english', $1) AS tsq),
+-- Each product once, without a second pass over the table: the text matches, then the name matches that are
+-- not text matches. (A UNION of ids joined back to the table lets the planner pick a sequential scan for
+-- that join whenever its trigram estimate ran high, which it does by ANALYZE's sample.)
 matches AS (
-    SELECT d.product_id FROM search_documents AS d, query WHERE d.document @@ query.tsq
-    UNION
-    SELECT d.product_id FROM search_documents AS d WHERE $2 <% d.name
+    SELECT d.product_id, d.name, d.price_cents, d.currency, d.category, d.document
+    FROM search_documents AS d, query WHERE d.document @@ query.tsq
+    UNION ALL
+    SELECT d.product_id, d.name, d.price_cents, d.currency, d.category, d.document
+    FROM search_documents AS d, query WHERE $2 <% d.name AND (d.document @@ query.tsq) IS NOT TRUE
 )
-SELECT d.product_id, d.name, d.price_cents, d.currency, d.category,
-       (ts_rank('{0.1, 0.2, 0.4, 1.0}', d.document, query.tsq, 32) + word_similarity($2, d.name)) / 2
+SELECT m.product_id, m.name, m.price_cents, m.currency, m.category,
+       (ts_rank('{0.1, 0.2, 0.4, 1.0}', m.document, query.tsq, 32) + word_similarity($2, m.name)) / 2
            AS score,
        count(*) OVER () AS total
-FROM matches JOIN search_documents AS d USING (product_id), query
-WHERE $3::text IS NULL OR lower(d.category) = lower($3::text)
-ORDER BY score DESC, d.name, d.product_id
+FROM matches AS m, query
+WHERE $3::text IS NULL OR lower(m.category) = lower($3::text)
+ORDER BY score DESC, m.name, m.product_id
 LIMIT $4
 """
 
