@@ -437,7 +437,17 @@ class ForwardEndpoint:
             out.append((name, value))
         try:
             if small:
-                content = await response.read()
+                # Nothing is sent before the whole body is in, so a body that does not arrive is still the
+                # upstream's timeout or bad answer, not an error of the gateway.
+                try:
+                    content = await response.read()
+                except TimeoutError:
+                    self.upstream.count("timeout")
+                    raise _timed_out(self.upstream.name) from None
+                except aiohttp.ClientError:
+                    self.upstream.count("error")
+                    raise Problem(502, f"The {self.upstream.name} service gave no valid answer.",
+                                  kind="bad-gateway", upstream=self.upstream.name) from None
                 await send({"type": "http.response.start", "status": response.status, "headers": out})
                 await send({"type": "http.response.body", "body": content})
                 return

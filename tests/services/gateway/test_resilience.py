@@ -92,6 +92,17 @@ def test_slow_upstream_is_cut_off_with_504_at_the_route_timeout(gateway: Service
     assert hits(standin, request_id) == 1
 
 
+@pytest.mark.slow
+def test_a_body_that_stalls_after_the_headers_is_a_504_not_a_500(gateway: ServiceProcess,
+                                                                 standin: ServiceProcess) -> None:
+    """The gateway reads a small body whole before it answers, so an upstream that sends its headers and
+    then stalls is still that upstream's timeout: 504 ``upstream-timeout``, never the gateway's own 500."""
+    timeout = catalog.get("products").gateway_timeout_s
+    r = httpx.get(gateway.url + f"/api/v1/products/x?stall_body={timeout + 3}", timeout=timeout + 10)
+    assert r.status_code == 504, r.text
+    assert r.json()["type"].endswith("/upstream-timeout")
+
+
 @pytest.mark.parametrize(("method", "status", "expected_hits"), [
     ("GET", 503, 3), ("GET", 502, 3), ("HEAD", 503, 3), ("OPTIONS", 503, 3),
     ("GET", 500, 1), ("GET", 504, 1), ("GET", 404, 1),

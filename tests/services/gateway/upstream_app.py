@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import os
 from collections import Counter
+from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 HITS: Counter[str] = Counter()
@@ -67,6 +68,14 @@ async def handle(request: Request) -> Response:
     q = request.query_params
     if "sleep" in q:
         await asyncio.sleep(float(q["sleep"]))
+    if "stall_body" in q:  # the status line and headers at once, the (declared) body only after a while
+        delay = float(q["stall_body"])
+
+        async def late() -> AsyncIterator[bytes]:
+            await asyncio.sleep(delay)
+            yield b"{}"
+
+        return StreamingResponse(late(), media_type="application/json", headers={"content-length": "2"})
     if "empty" in q:
         return Response(status_code=int(q["empty"]))
     if "size" in q:
