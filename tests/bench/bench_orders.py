@@ -1,4 +1,4 @@
-"""Benchmark (issue 3): confirmed orders per second end-to-end, 32 concurrent buyers, through the gateway
+"""Benchmark: confirmed orders per second end-to-end, 32 concurrent buyers, through the gateway
 and, for comparison, directly against orders (reserve -> charge -> commit -> confirm through real products
 and payments processes).
 
