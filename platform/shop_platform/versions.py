@@ -94,7 +94,7 @@ PINS_CHECKED_ON: Final = date(2026, 12, 1)
 SUPPORT_WARNING_DAYS: Final = 60
 
 # Node AMI family: AL2023 (AL2 reached end of support for EKS 1.33+). Bottlerocket would harden further
-# but changes node debugging; revisit with the observability issue.
+# but changes node debugging (no shell, no package manager on the node).
 NODE_AMI_TYPE: Final = "AL2023_ARM_64_STANDARD"
 
 # --- RDS ------------------------------------------------------------------------------------------------
