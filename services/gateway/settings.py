@@ -94,7 +94,8 @@ class Settings(KitSettings):
 
     # Circuit breaker per upstream (state per worker process).
     breaker_consecutive_failures: int = Field(
-        default=5, ge=1, description="Failures in a row that open an upstream's circuit.")
+        default=5, ge=1, description="Failures in a row that open an upstream's circuit. Each worker process keeps "
+                                     "its own circuits.")
     breaker_failure_ratio: float = Field(
         default=0.5, gt=0, le=1,
         description="Share of failed calls within BREAKER_WINDOW_S that opens the circuit, once there were at least "

@@ -50,9 +50,11 @@ class Settings(KitSettings):
         default=None, description=f"Password of the first admin ({PASSWORD_MIN} to {PASSWORD_MAX} characters), "
                                   "with ADMIN_EMAIL.")
 
-    # Login throttling: failures are stored in PostgreSQL, so the limits hold across replicas.
-    login_failure_window_s: int = Field(default=15 * 60, ge=1, le=24 * 3600,
-                                        description="Seconds a failed login counts against the limits below.")
+    # Login throttling.
+    login_failure_window_s: int = Field(
+        default=15 * 60, ge=1, le=24 * 3600,
+        description="Seconds a failed login counts against the limits below. Failures are stored in PostgreSQL, so "
+                    "the limits hold across replicas.")
     login_max_failures_per_account: int = Field(
         default=5, ge=1, le=1000, description="Failed logins per account within the window; then 429.")
     login_max_failures_per_client: int = Field(
@@ -69,11 +71,12 @@ class Settings(KitSettings):
         description="Peers whose X-Forwarded-For is believed (the gateway, the edge): CIDRs, comma-separated or a "
                     "JSON list. Empty: the client address is the peer's.")
 
-    # argon2id: hashes made with other parameters are upgraded at the next successful login.
+    # argon2id.
     argon2_time_cost: int = Field(
         default=2, ge=1, le=10,
         description="argon2id passes (t). The defaults are the OWASP Password Storage Cheat Sheet's (m=19 MiB, t=2, "
-                    "p=1), about 40 ms on one core here.")
+                    "p=1), about 40 ms on one core here. A hash made with other parameters is upgraded at the "
+                    "account's next successful login.")
     argon2_memory_kib: int = Field(default=19 * 1024, ge=8 * 1024, le=1024 * 1024,
                                    description="argon2id memory per hash (m), in KiB (19 MiB).")
     argon2_parallelism: int = Field(default=1, ge=1, le=8, description="argon2id lanes (p).")
