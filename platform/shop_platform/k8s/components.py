@@ -23,7 +23,7 @@ import pulumi_random as random
 from services import catalog
 from services.catalog import Service
 from services.runner.keyring import KeyRing
-from shop_platform.k8s import addons, netpol, objects
+from shop_platform.k8s import addons, mesh, netpol, objects
 from shop_platform.k8s import spec as k
 from shop_platform.k8s.keys import keyring_from_seeds
 from shop_platform.k8s.spec import LayerSpec
@@ -73,6 +73,32 @@ class Namespaces(pulumi.ComponentResource):
         self.network_policies = k8s.yaml.v2.ConfigGroup(
             f"{name}-network-policies", objs=netpol.namespace_policies(args.layer),
             opts=_opts(self, args.provider, [self.namespaces]))
+        self.register_outputs({})
+
+
+@dataclass(frozen=True, slots=True)
+class MeshArgs:
+    layer: LayerSpec
+    provider: k8s.Provider | None = None
+    depends_on: Sequence[pulumi.Resource] = ()
+
+
+class Mesh(pulumi.ComponentResource):
+    """Istio in ambient mode (``mesh.istio_releases``, one after the other), then the mesh-wide STRICT mutual TLS,
+    its plaintext exceptions and the identity allow-lists (``mesh.peer_authentications``,
+    ``mesh.authorization_policies``). ``ready`` is the last release (ztunnel): workloads start after it, so none
+    runs unmeshed in an enrolled namespace."""
+
+    def __init__(self, name: str, args: MeshArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("shop:k8s:Mesh", name, None, opts)
+        previous: list[pulumi.Resource] = list(args.depends_on)
+        for spec in mesh.istio_releases(args.layer):
+            previous = [release(f"{name}-{spec.name}", spec, self, args.provider, previous)]
+        self.ready = previous[0]
+        self.policies = k8s.yaml.v2.ConfigGroup(
+            f"{name}-policies", objs=[*mesh.peer_authentications(args.layer),
+                                      *mesh.authorization_policies(args.layer)],
+            opts=_opts(self, args.provider, [self.ready]))
         self.register_outputs({})
 
 
@@ -365,7 +391,8 @@ def deploy_kubernetes_layer(layer: LayerSpec, provider: k8s.Provider | None = No
     if layer.eks != (aws is not None):
         raise ValueError("deploy_kubernetes_layer: EKS needs the AWS inputs; kind must not get them")
     ns = Namespaces("namespaces", NamespacesArgs(layer, provider))
-    base: list[pulumi.Resource] = [ns.namespaces, ns.network_policies]
+    service_mesh = Mesh("mesh", MeshArgs(layer, provider, [ns.namespaces, ns.network_policies]))
+    base: list[pulumi.Resource] = [ns.namespaces, ns.network_policies, service_mesh.ready, service_mesh.policies]
     if aws is not None:
         base.append(ClusterStorage("storage", ClusterStorageArgs(aws.volumes_kms_key_arn, provider)).storage_class)
     observability = Observability("observability", ObservabilityArgs(layer, provider, base))

@@ -6,7 +6,8 @@ ports are the pinned upstreams' (each cited where it is used); ``tests/platform/
 evaluates the rendered policies: every wanted flow is open, Alertmanager and Logstash's GELF input are reachable
 only from their one client, and strangers reach nothing.
 
-Traffic from the node itself (kubelet probes, ``kubectl port-forward``) is not subject to these policies.
+Traffic from the node itself (``kubectl port-forward``, probes into pods outside the mesh) is not subject to these
+policies; probes into enrolled pods arrive from the mesh's SNAT address (``kubelet_probes``).
 """
 
 from __future__ import annotations
@@ -49,6 +50,14 @@ NGF_CONTROL_PLANE_POD_LABELS = k.NGF_CONTROL_PLANE_POD_LABELS
 NGF_AGENT_PORT = 8443
 # Every data plane the provisioner creates carries the Gateway API's gateway-name label (objects.go).
 _DATA_PLANE = {"key": "gateway.networking.k8s.io/gateway-name", "operator": "Exists"}
+# istio/istio@1.30.3 manifests/charts/istio-control/istio-discovery/templates/deployment.yaml (pod label app: istiod;
+# 15012 xDS and certificates over TLS, 15017 the webhooks behind the Service's 443) and
+# manifests/charts/ztunnel/templates/daemonset.yaml (app: ztunnel). istio-cni runs on the host network: no
+# NetworkPolicy applies to it.
+ISTIOD_POD_LABELS: Mapping[str, str] = {"app": "istiod"}
+ZTUNNEL_POD_LABELS: Mapping[str, str] = {"app": "ztunnel"}
+ISTIOD_XDS_PORT = 15012
+ISTIOD_WEBHOOK_PORT = 15017
 
 
 def _labels(labels: Mapping[str, str]) -> dict[str, Any]:
@@ -214,11 +223,34 @@ def gateway(layer: LayerSpec) -> list[Manifest]:
     ]
 
 
+def istio_system(layer: LayerSpec) -> list[Manifest]:
+    """The mesh's control plane: ztunnel on every node fetches its configuration and the pods' certificates from
+    istiod; the API server calls istiod's webhooks; only istiod reads the API."""
+    ns = k.ISTIO_NS
+    return [*_base(ns, layer, api=_labels(ISTIOD_POD_LABELS)),
+            _policy("istiod", ns, _labels(ISTIOD_POD_LABELS),
+                    ingress=[{"from": [_same_ns(ZTUNNEL_POD_LABELS)], "ports": _tcp(ISTIOD_XDS_PORT)},
+                             _from_api_server(layer, ISTIOD_WEBHOOK_PORT)]),
+            _policy("ztunnel", ns, _labels(ZTUNNEL_POD_LABELS),
+                    egress=[{"to": [_same_ns(ISTIOD_POD_LABELS)], "ports": _tcp(ISTIOD_XDS_PORT)}])]
+
+
+def kubelet_probes(namespace: str) -> Manifest:
+    """Enrolled pods see the kubelet's probes from the mesh's link-local SNAT address, not from the node. Only the
+    node's own iptables rule produces that source (it is not routable), so every port is admitted from it."""
+    return _policy("allow-kubelet-probes", namespace, _all_pods(),
+                   ingress=[{"from": [{"ipBlock": {"cidr": k.MESH_PROBE_SOURCE_CIDR}}]}])
+
+
 def namespace_policies(layer: LayerSpec) -> list[Manifest]:
-    """Every namespace the layer creates gets a default-deny; the add-on namespaces their flows as well."""
+    """Every namespace the layer creates gets a default-deny; the add-on namespaces their flows as well; an
+    enrolled namespace admits the kubelet's probes from the mesh's SNAT address and HBONE beside each pod-to-pod
+    port (``objects.admit_hbone``)."""
     builders = {k.MONITORING_NS: monitoring, k.LOGGING_NS: logging, k.LOGGING_AGENT_NS: logging_agent,
-                k.ECK_NS: eck_operator, k.GATEWAY_NS: gateway}
+                k.ECK_NS: eck_operator, k.GATEWAY_NS: gateway, k.ISTIO_NS: istio_system}
     out: list[Manifest] = []
     for ns in objects.namespace_names(layer):
         out.extend(builders[ns](layer) if ns in builders else [objects.default_deny(ns)])
-    return out
+        if objects.mesh_enrolled(ns):
+            out.append(kubelet_probes(ns))
+    return [objects.admit_hbone(p) for p in out]

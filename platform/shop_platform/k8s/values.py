@@ -112,6 +112,7 @@ def _network_policy(svc: Service, layer: LayerSpec) -> dict[str, Any]:
         "dns": {"namespace": "kube-system", "podLabels": dict(k.DNS_POD_LABELS)},
         "database": database,
         "awsApis": aws_apis,
+        "hbonePort": k.MESH_HBONE_PORT,  # every namespace the services reach is in the mesh (objects.MESH_ENROLMENT)
     }
 
 

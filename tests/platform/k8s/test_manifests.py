@@ -21,7 +21,7 @@ CHECKOV = REPO_ROOT / ".venv-checkov" / "bin" / "checkov"
 # Custom resources: kubernetes-validate has no schema for them; test_custom_resources.py checks the Gateway API
 # and Prometheus Operator ones against CRD-generated schemas, the plan lists the rest as unchecked.
 CUSTOM_KINDS = {"Gateway", "HTTPRoute", "ServiceMonitor", "PodMonitor", "PrometheusRule", "Elasticsearch", "Kibana",
-                "Logstash", "NginxProxy", "TargetGroupBinding"}
+                "Logstash", "NginxProxy", "TargetGroupBinding", "PeerAuthentication", "AuthorizationPolicy"}
 CLUSTER_SCOPED = {"Namespace", "StorageClass"}
 POD_KINDS = {"Deployment": ("spec", "template", "spec"), "StatefulSet": ("spec", "template", "spec"),
              "Job": ("spec", "template", "spec"), "DaemonSet": ("spec", "template", "spec")}
@@ -219,7 +219,8 @@ def test_manifests_directory_lists_what_it_could_not_render(tmp_path: Path) -> N
         assert isinstance(r["values"], dict)
     assert index["unrendered_remote_files"][0].endswith("/standard-install.yaml")
     unchecked = {line.split()[1] for line in index["unchecked_custom_resources"]}
-    assert unchecked == {"Elasticsearch", "Kibana", "Logstash", "NginxProxy", "TargetGroupBinding"}, \
+    assert unchecked == {"Elasticsearch", "Kibana", "Logstash", "NginxProxy", "TargetGroupBinding",
+                         "PeerAuthentication", "AuthorizationPolicy"}, \
         "the kinds with no schema"
     assert len(list((tmp_path / "manifests").glob("*.yaml"))) == len(rendered.objects)
 
