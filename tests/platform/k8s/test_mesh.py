@@ -15,11 +15,12 @@ import pytest
 from shop_platform import versions
 from shop_platform.k8s import mesh, netpol, objects
 from shop_platform.k8s import spec as k
-from shop_platform.k8s.values import allowed_callers
+from shop_platform.k8s.render import render_service_chart
+from shop_platform.k8s.values import ServiceInputs, allowed_callers, service_values
 
 from services import catalog
 
-from .conftest import STACKS, StackRender, render_stack
+from .conftest import STACKS, StackRender, layer_for, render_stack
 from .test_network_policies import ADDON_FLOWS, LOGGING_PODS, Endpoint, Policies, _addon_world, _world
 
 HBONE = k.MESH_HBONE_PORT
@@ -238,7 +239,28 @@ def test_admit_hbone_touches_only_rules_between_enrolled_pods() -> None:
 def test_the_database_bootstrap_namespace_states_why_it_is_outside_the_mesh(stack: str) -> None:
     """EKS also creates `shop-db-bootstrap` (its Jobs create the services' database roles): it is not enrolled, and
     says why on the namespace itself."""
-    [ns] = [r for r in render_stack(stack).recording.of_type("kubernetes:core/v1:Namespace")]
+    ns = render_stack(stack).recording.one("kubernetes:core/v1:Namespace")
     meta = ns.inputs["metadata"]
     assert k.MESH_DATAPLANE_LABEL not in meta["labels"]
     assert "outside the mesh" in meta["annotations"]["shop/mesh-exempt-reason"]
+
+
+def test_the_chart_adds_hbone_only_when_told_and_only_beside_pod_peers() -> None:
+    """The chart's default (0) is no mesh: its policies are exactly the allow-lists. With the port set, every rule
+    naming pods gets it; the EKS database rule (RDS subnets) and the AWS API rule do not."""
+    svc = catalog.get("orders")
+    for stack in ("dev", "local"):
+        values = service_values(svc, layer_for(stack), ServiceInputs(image_repository="shop/orders", role_arn=(
+            "arn:aws:iam::123456789012:role/x" if stack == "dev" else ""), db_host="db", db_user="orders_app"))
+        for hbone in (0, HBONE):
+            values["networkPolicy"]["hbonePort"] = hbone
+            rules = [(direction, rule) for o in render_service_chart(values, svc.name, k.SERVICES_NS)
+                     if o["kind"] == "NetworkPolicy" for direction in ("ingress", "egress")
+                     for rule in o["spec"].get(direction, [])]
+            for direction, rule in rules:
+                peers = rule.get("from" if direction == "ingress" else "to", [])
+                pods = all("podSelector" in peer for peer in peers)
+                dns = any(peer.get("namespaceSelector", {}).get("matchLabels", {}).get(
+                    "kubernetes.io/metadata.name") == "kube-system" for peer in peers)
+                has_hbone = {"port": HBONE, "protocol": "TCP"} in rule["ports"]
+                assert has_hbone is (bool(hbone) and pods and not dns), (stack, hbone, rule)
