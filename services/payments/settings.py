@@ -11,7 +11,7 @@ from services.kit.settings import KitSettings
 class Settings(KitSettings):
     service_name: str = "payments"
     # HMAC key for card fingerprints and for hashing idempotent request bodies (which hold card numbers).
-    # Provisioned per deployment like the signing keys (services/runner/keyring.py); required.
+    # Provisioned per deployment like the signing keys (services/deploy/keyring.py); required.
     card_fingerprint_key: SecretStr
     # Idempotency keys are kept at least this long (Stripe: at least 24 h), then pruned.
     idempotency_retention_s: float = Field(default=48 * 3600.0, ge=24 * 3600.0)
@@ -25,5 +25,5 @@ class Settings(KitSettings):
     def _key_long_enough(cls, value: SecretStr) -> SecretStr:
         if len(value.get_secret_value().strip()) < MIN_FINGERPRINT_KEY_CHARS:
             raise ValueError(f"CARD_FINGERPRINT_KEY must be at least {MIN_FINGERPRINT_KEY_CHARS} characters "
-                             "(provision it: services/runner/keyring.py)")
+                             "(provision it: services/deploy/keyring.py)")
         return value

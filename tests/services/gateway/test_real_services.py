@@ -23,8 +23,8 @@ from schemathesis.generation.modes import GenerationMode
 
 from services import catalog
 from services import openapi as openapi_documents
+from services.deploy.keyring import KeyRing
 from services.kit.auth import ServiceTokenIssuer
-from services.runner.keyring import KeyRing
 from tests.services.gateway.conftest import GatewayFactory, make_token
 from tests.support.procs import ServiceProcess
 from tests.support.stack import ADMIN_EMAIL, ADMIN_PASSWORD, TestStack
