@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from graphlib import TopologicalSorter
 from pathlib import Path
 
 from services import catalog
@@ -13,6 +14,15 @@ from tests.support.procs import ServiceProcess
 
 ADMIN_EMAIL = "admin@example.com"
 ADMIN_PASSWORD = "admin-password-for-tests"
+
+
+def start_order() -> list[str]:
+    """The services behind the gateway, each after the token issuer and the services it calls: started one by
+    one, each learns its peers' addresses from those already running."""
+    issuer = catalog.token_issuer().name
+    graph = {s.name: {*catalog.callees_of(s.name), *({issuer} - {s.name})}
+             for s in catalog.SERVICES if not s.forwards_public_routes}
+    return list(TopologicalSorter(graph).static_order())
 
 
 class TestStack:

@@ -21,6 +21,7 @@ from shop_platform.k8s import components, values
 from shop_platform.k8s.keys import keyring_from_seeds
 
 from services import catalog
+from services.deploy import serve
 from services.deploy.environment import SECRET_SETTINGS, DeployTarget, deployment_environment, split_secrets
 from services.deploy.keyring import KeyRing
 from services.runner import stack as runner
@@ -116,3 +117,31 @@ def test_secret_settings_are_exactly_the_key_ring_database_and_administrator(svc
     assert ("TRUSTED_PROXIES" in plain) is svc.trusts_forwarded_for
     assert ("JWKS_URL" in plain) is (not svc.issues_user_tokens)
     assert ("DATABASE_URL" in secret) is svc.owns_database
+
+
+def test_a_new_catalog_entry_is_started_and_configured_on_every_target(monkeypatch: pytest.MonkeyPatch,
+                                                                         tmp_path: Path) -> None:
+    """Adding a service is one catalog entry (plus its package and tests): its image command, its settings on
+    one machine, in the tests and in a cluster, and its place among the runner's processes follow."""
+    cart = catalog.Service(name="cart", port=8006, owns_database=True, description="test-only extra service",
+                           public_prefixes=("/api/v1/carts",))
+    monkeypatch.setattr(catalog, "SERVICES", (*catalog.SERVICES, cart))
+    catalog.by_name.cache_clear()
+    try:
+        layout = Layout(tmp_path)
+        assert ("cart", "cart", 8006) in runner.instances(layout, gateway_replicas=2)
+        assert serve.command(cart)[3:6] == ["services.cart.main:app", "--host", "0.0.0.0"]
+        one_machine = runner.service_env(layout, "cart", {})
+        assert json.loads(one_machine["SERVICE_URLS"])["cart"] == "http://127.0.0.1:8006"
+        assert one_machine["JWKS_URL"] == "http://127.0.0.1:8001" + catalog.JWKS_PATH
+        db = runner.Database("postgresql://admin:pw@127.0.0.1:5999/postgres", "given")
+        secrets = runner.service_secrets("cart", RING, db, runner.Admin("a@b.c", "pw", generated=False))
+        assert secrets["database_url"].endswith("/cart")
+        assert json.loads(secrets["service_public_keys"]) == {}
+        assert "cart" in json.loads(runner.service_env(layout, "orders", {})["SERVICE_URLS"])
+        cluster = values.service_values(cart, layer_for("dev"), values.ServiceInputs("repo", db_user="cart_app"))
+        assert cluster["env"]["DB_IAM_USER"] == "cart_app"
+        assert cluster["port"] == 8006
+    finally:
+        monkeypatch.undo()
+        catalog.by_name.cache_clear()
