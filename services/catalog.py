@@ -132,6 +132,7 @@ SERVICES: tuple[Service, ...] = (
         owns_database=False,
         description="Public API gateway: routing, JWT verification, rate limits, circuit breakers",
         forwards_public_routes=True,
+        # Rate limits are per client: the edge in front of it (nginx, the NGINX data plane) names the client.
         trusts_forwarded_for=True,
         scaling=Scaling(min_replicas=2, max_replicas=10),
     ),
