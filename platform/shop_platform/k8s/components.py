@@ -269,14 +269,16 @@ class ObservabilityArgs:
 
 
 class Observability(pulumi.ComponentResource):
-    """kube-prometheus-stack (Grafana on 3002), the catalog's dashboards and the shared alert rules."""
+    """kube-prometheus-stack (Grafana on 3002), the catalog's dashboards, the shared alert rules and the mesh's
+    PodMonitors (istiod, ztunnel)."""
 
     def __init__(self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("shop:k8s:Observability", name, None, opts)
         self.stack = release(f"{name}-kube-prometheus-stack", addons.kube_prometheus_stack(args.layer), self,
                              args.provider, args.depends_on)
         self.objects = k8s.yaml.v2.ConfigGroup(
-            f"{name}-rules-and-dashboards", objs=[objects.prometheus_rule(), *objects.dashboard_configmaps()],
+            f"{name}-rules-and-dashboards", objs=[objects.prometheus_rule(), *objects.dashboard_configmaps(),
+                                                  *mesh.pod_monitors()],
             opts=_opts(self, args.provider, [self.stack]))
         self.register_outputs({})
 

@@ -140,3 +140,14 @@ def authorization_policies(layer: LayerSpec) -> list[Manifest]:
         out.append(_allow("postgres", k.DATA_NS, k.POSTGRES_POD_LABELS, 5432,
                           [principal(k.SERVICES_NS, s.name) for s in catalog.database_services()]))
     return out
+
+
+def pod_monitors() -> list[Manifest]:
+    """The mesh observed: istiod's control-plane metrics (xDS pushes, certificate signing) and each ztunnel's
+    connection and policy counters, by their named container ports (istio/istio@1.30.3 istio-discovery
+    templates/deployment.yaml http-monitoring 15014, ztunnel templates/daemonset.yaml ztunnel-stats 15020)."""
+    return [{"apiVersion": "monitoring.coreos.com/v1", "kind": "PodMonitor", "metadata": _meta(name, k.ISTIO_NS),
+             "spec": {"selector": {"matchLabels": dict(labels)},
+                      "podMetricsEndpoints": [{"port": port, "path": "/metrics", "interval": "30s"}]}}
+            for name, labels, port in (("istiod", netpol.ISTIOD_POD_LABELS, "http-monitoring"),
+                                       ("ztunnel", netpol.ZTUNNEL_POD_LABELS, "ztunnel-stats"))]

@@ -58,6 +58,8 @@ ISTIOD_POD_LABELS: Mapping[str, str] = {"app": "istiod"}
 ZTUNNEL_POD_LABELS: Mapping[str, str] = {"app": "ztunnel"}
 ISTIOD_XDS_PORT = 15012
 ISTIOD_WEBHOOK_PORT = 15017
+ISTIOD_METRICS_PORT = 15014
+ZTUNNEL_METRICS_PORT = 15020
 
 
 def _labels(labels: Mapping[str, str]) -> dict[str, Any]:
@@ -225,13 +227,17 @@ def gateway(layer: LayerSpec) -> list[Manifest]:
 
 def istio_system(layer: LayerSpec) -> list[Manifest]:
     """The mesh's control plane: ztunnel on every node fetches its configuration and the pods' certificates from
-    istiod; the API server calls istiod's webhooks; only istiod reads the API."""
+    istiod; the API server calls istiod's webhooks; Prometheus scrapes both (``mesh.pod_monitors``); only istiod
+    reads the API."""
     ns = k.ISTIO_NS
+    prometheus = [_in_ns(k.MONITORING_NS, k.PROMETHEUS_POD_LABELS)]
     return [*_base(ns, layer, api=_labels(ISTIOD_POD_LABELS)),
             _policy("istiod", ns, _labels(ISTIOD_POD_LABELS),
                     ingress=[{"from": [_same_ns(ZTUNNEL_POD_LABELS)], "ports": _tcp(ISTIOD_XDS_PORT)},
-                             _from_api_server(layer, ISTIOD_WEBHOOK_PORT)]),
+                             _from_api_server(layer, ISTIOD_WEBHOOK_PORT),
+                             {"from": prometheus, "ports": _tcp(ISTIOD_METRICS_PORT)}]),
             _policy("ztunnel", ns, _labels(ZTUNNEL_POD_LABELS),
+                    ingress=[{"from": prometheus, "ports": _tcp(ZTUNNEL_METRICS_PORT)}],
                     egress=[{"to": [_same_ns(ISTIOD_POD_LABELS)], "ports": _tcp(ISTIOD_XDS_PORT)}])]
 
 

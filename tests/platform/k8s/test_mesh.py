@@ -170,16 +170,23 @@ def test_the_kubelets_probes_reach_every_enrolled_pod_and_nothing_else_does_from
 
 
 def test_the_mesh_control_plane_is_reachable_only_as_it_needs(stack_render: StackRender) -> None:
-    """ztunnel fetches configuration and certificates from istiod on 15012; nothing in the workload namespaces
-    does, and nothing reaches ztunnel."""
+    """ztunnel fetches configuration and certificates from istiod on 15012; Prometheus scrapes both on their
+    metrics ports; nothing in the workload namespaces reaches either."""
     policies = Policies(stack_render.rendered.objects)
     istiod = Endpoint("istiod", k.ISTIO_NS, dict(netpol.ISTIOD_POD_LABELS), "10.251.0.1")
     ztunnel = Endpoint("ztunnel", k.ISTIO_NS, dict(netpol.ZTUNNEL_POD_LABELS), "10.251.0.2")
     assert policies.can_connect(ztunnel, istiod, netpol.ISTIOD_XDS_PORT)
     gateway = _world(stack_render)[catalog.GATEWAY]
-    for port in (netpol.ISTIOD_XDS_PORT, 15010, netpol.ISTIOD_WEBHOOK_PORT):
+    for port in (netpol.ISTIOD_XDS_PORT, 15010, netpol.ISTIOD_WEBHOOK_PORT, netpol.ISTIOD_METRICS_PORT):
         assert not policies.can_connect(gateway, istiod, port)
-    assert not policies.can_connect(gateway, ztunnel, 15020)
+    assert not policies.can_connect(gateway, ztunnel, netpol.ZTUNNEL_METRICS_PORT)
+    prometheus = _world(stack_render)["prometheus"]
+    assert policies.can_connect(prometheus, istiod, netpol.ISTIOD_METRICS_PORT)
+    assert policies.can_connect(prometheus, ztunnel, netpol.ZTUNNEL_METRICS_PORT)
+    assert not policies.can_connect(prometheus, istiod, netpol.ISTIOD_XDS_PORT)
+    monitors = {o["metadata"]["name"] for o in _of_kind(stack_render, "PodMonitor")
+                if o["metadata"]["namespace"] == k.ISTIO_NS}
+    assert monitors == {"istiod", "ztunnel"}
 
 
 def test_each_service_admits_by_identity_only_its_catalog_callers(stack_render: StackRender) -> None:
