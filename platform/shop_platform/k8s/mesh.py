@@ -128,8 +128,10 @@ def authorization_policies(layer: LayerSpec) -> list[Manifest]:
     """Who may open a connection to whom, by identity: each service admits the services the catalog lets call it
     (the same list its NetworkPolicy admits), Prometheus on its port, and the gateway the NGINX data plane; kind's
     PostgreSQL admits the services that own a database. An ALLOW policy denies every other identity and any
-    plaintext caller (no identity) at the destination's ztunnel. The services' chart names each service account
-    after its service (charts/service/templates/serviceaccount.yaml)."""
+    plaintext caller (no identity) at the destination's ztunnel. Principals and ports are layer-4 fields ztunnel
+    enforces itself (handleRule, istio/istio@1.30.3 pilot/pkg/serviceregistry/ambient/authorization.go); an HTTP
+    field would need a waypoint. The services' chart names each service account after its service
+    (charts/service/templates/serviceaccount.yaml)."""
     out = []
     for svc in catalog.SERVICES:
         callers = [principal(k.SERVICES_NS, c) for c in allowed_callers(svc)] + [PROMETHEUS_PRINCIPAL]
