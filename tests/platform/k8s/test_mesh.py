@@ -20,7 +20,7 @@ from shop_platform.k8s.values import ServiceInputs, allowed_callers, service_val
 
 from services import catalog
 
-from .conftest import STACKS, StackRender, layer_for, render_stack
+from .conftest import LIGHT, STACKS, StackRender, layer_for, render_stack
 from .test_network_policies import ADDON_FLOWS, LOGGING_PODS, Endpoint, Policies, _addon_world, _world
 
 HBONE = k.MESH_HBONE_PORT
@@ -271,3 +271,17 @@ def test_the_chart_adds_hbone_only_when_told_and_only_beside_pod_peers() -> None
                     "kubernetes.io/metadata.name") == "kube-system" for peer in peers)
                 has_hbone = {"port": HBONE, "protocol": "TCP"} in rule["ports"]
                 assert has_hbone is (bool(hbone) and pods and not dns), (stack, hbone, rule)
+
+
+def test_the_light_profile_keeps_the_mesh_and_drops_only_the_log_pipelines_exception() -> None:
+    """kind's light profile has no ECK: its webhook exception goes with it, everything else stays as in full."""
+    light, full = render_stack(LIGHT), render_stack("local")
+    test_mutual_tls_is_strict_mesh_wide_and_relaxed_only_on_named_ports(light)
+    test_every_port_the_network_opens_to_outside_the_mesh_takes_plaintext_and_no_other(light)
+
+    def relaxed(render: StackRender) -> set[str]:
+        return {p["metadata"]["namespace"] for p in _of_kind(render, "PeerAuthentication") if "selector" in p["spec"]}
+
+    assert relaxed(full) - relaxed(light) == {k.ECK_NS}
+    assert [r["name"] for r in light.rendered.releases if r["namespace"] == k.ISTIO_NS] == [
+        "istio-base", "istiod", "istio-cni", "ztunnel"]
