@@ -106,7 +106,7 @@ def build(cfg: StackConfig, today: date | None = None) -> Mapping[str, Any]:
 
     # Each service's own database role, created with the master credential by a Job per database, before the
     # services start (shop_platform.dbbootstrap); the Jobs run the image the service is deployed with.
-    layer = layer_spec_for_eks(cfg, cfg.kubernetes)
+    layer = layer_spec_for_eks(cfg)
     repositories = repository_urls(cfg.kubernetes.image_registry)  # the shared registry (the registry stack)
     db_services = catalog.database_services()
     bootstrap = DatabaseBootstrap("db-bootstrap", DatabaseBootstrapArgs(
