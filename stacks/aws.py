@@ -17,7 +17,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws_sdk
 from shop_platform import versions
-from shop_platform.cluster import Cluster, ClusterArgs, NodeGroupSpec
+from shop_platform.cluster import Cluster, ClusterArgs
 from shop_platform.config import StackConfig
 from shop_platform.context import StackContext
 from shop_platform.databases import Databases, DatabasesArgs
@@ -56,27 +56,18 @@ def build(cfg: StackConfig, today: date | None = None) -> Mapping[str, Any]:
         raise ValueError(f"{cfg.region} has {len(zones)} available AZs, network.azCount wants {cfg.network.az_count}")
 
     network = Network("network", NetworkArgs(
-        ctx=ctx, cidr=cfg.network.cidr, availability_zones=tuple(zones[:cfg.network.az_count]),
-        cluster_name=cfg.cluster_name, nat_gateways=cfg.network.nat_gateways,
-        flow_log_retention_days=cfg.network.flow_log_retention_days))
+        ctx=ctx, config=cfg.network, availability_zones=tuple(zones[:cfg.network.az_count]),
+        cluster_name=cfg.cluster_name))
 
     cluster = Cluster("cluster", ClusterArgs(
-        ctx=ctx, cluster_name=cfg.cluster_name, version=cfg.cluster.version, vpc_id=network.vpc_id,
-        private_subnet_ids=network.private_subnet_ids, admin_role_arns=cfg.cluster.admin_role_arns,
-        public_access_cidrs=cfg.cluster.public_access_cidrs, private_access_cidrs=cfg.cluster.private_access_cidrs,
-        view_role_arns=cfg.cluster.view_role_arns, log_retention_days=cfg.cluster.log_retention_days,
-        node_groups=tuple(NodeGroupSpec(g.name, g.instance_types, g.min_size, g.max_size, g.desired_size, g.disk_gib)
-                          for g in cfg.cluster.node_groups),
-        network_dependencies=network.egress))
+        ctx=ctx, cluster_name=cfg.cluster_name, config=cfg.cluster, vpc_id=network.vpc_id,
+        private_subnet_ids=network.private_subnet_ids, network_dependencies=network.egress))
 
     databases = Databases("databases", DatabasesArgs(
         ctx=ctx, services=catalog.database_services(), vpc_id=network.vpc_id,
         isolated_subnet_ids=network.isolated_subnet_ids, cluster_security_group_id=cluster.cluster_security_group_id,
-        oidc_provider_arn=cluster.oidc_provider_arn, oidc_issuer=cluster.oidc_issuer,
-        instance_class=cfg.databases.instance_class, allocated_gib=cfg.databases.allocated_gib,
-        max_allocated_gib=cfg.databases.max_allocated_gib, multi_az=cfg.databases.multi_az,
-        deletion_protection=cfg.databases.deletion_protection,
-        backup_retention_days=cfg.databases.backup_retention_days, log_retention_days=cfg.cluster.log_retention_days))
+        oidc_provider_arn=cluster.oidc_provider_arn, oidc_issuer=cluster.oidc_issuer, config=cfg.databases,
+        log_retention_days=cfg.cluster.log_retention_days))
 
     zone = Zone("zone", ZoneArgs(ctx=ctx, domain=cfg.domain, create=cfg.create_zone,
                                  query_log_retention_days=cfg.edge.log_retention_days))
