@@ -551,7 +551,7 @@ class StackConfig(Stack):
     """An AWS stack (dev, prod): ``Pulumi.<stack>.yaml``."""
 
     region: AwsRegion = Field(alias="aws:region", description="an AWS region (`eu-west-1`)")
-    environment: Environment = Field(description="default: the stack name")
+    environment: Environment
     owner: Annotated[str, _label("a tag-safe team name")] = Field(description="tag-safe team name (`[a-z0-9-]`)")
     domain: Annotated[str, AfterValidator(_domain)] = Field(
         description="a DNS domain (`shop.example.com`); the API is `api.<domain>`")
@@ -669,10 +669,10 @@ def config_error(model: type[BaseModel], error: ErrorDetails) -> ConfigError:
     if isinstance(cause, Invalid):
         return ConfigError(_key([*loc, *([cause.at] if cause.at else [])]), cause.problem, cause.allowed)
     if error["type"] == "extra_forbidden":
-        parent = _schema_at(model, error["loc"][:-1])
+        parent = schema_at(model, error["loc"][:-1])
         return ConfigError(_key(loc), "is not a known key (a typo would silently fall back to a default)",
                            ", ".join((parent or {}).get("properties", {})))
-    node = _schema_at(model, error["loc"]) or {}
+    node = schema_at(model, error["loc"]) or {}
     problem = "is missing" if error["type"] == "missing" else f"{error['input']!r} is not allowed"
     if node.get("type") == "integer" and error["type"] != "missing":
         problem = f"{error['input']!r} is out of range"
@@ -692,7 +692,7 @@ def _schema(model: type[BaseModel]) -> dict[str, Any]:
     return model.model_json_schema(by_alias=True)
 
 
-def _schema_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> dict[str, Any] | None:
+def schema_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> dict[str, Any] | None:
     """The JSON schema node of the value at ``loc`` (aliases and list indexes), ``$ref`` and ``X | None``
     resolved; ``None`` when the location is not in the schema (a validator's own sub-key)."""
     root = _schema(model)
