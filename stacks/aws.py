@@ -80,9 +80,7 @@ def build(cfg: StackConfig, today: date | None = None) -> Mapping[str, Any]:
         ctx=ctx, api_domain=cfg.api_domain, zone_id=zone.zone_id, vpc_id=network.vpc_id,
         public_subnet_ids=network.public_subnet_ids, cluster_security_group_id=cluster.cluster_security_group_id,
         oidc_provider_arn=cluster.oidc_provider_arn, oidc_issuer=cluster.oidc_issuer,
-        rate_limit_per_5min=cfg.edge.rate_limit_per_5min, login_rate_limit_per_5min=cfg.edge.login_rate_limit_per_5min,
-        login_path=cfg.edge.login_path, log_retention_days=cfg.edge.log_retention_days,
-        access_log_bucket=access_logs.bucket_name))
+        config=cfg.edge, access_log_bucket=access_logs.bucket_name))
 
     api_dns = ApiDns("dns", ApiDnsArgs(
         ctx=ctx, api_domain=cfg.api_domain, zone_id=zone.zone_id, alb_dns_name=edge.alb_dns_name,
