@@ -138,8 +138,8 @@ def build(cfg: StackConfig, today: date | None = None) -> Mapping[str, Any]:
 def _image_ref(layer: LayerSpec, service: str) -> str:
     """``:<tag>@<digest>`` when the stack pins the service's image by digest, else ``:<tag>`` (as the services'
     chart does, charts/service/templates/_helpers.tpl)."""
-    digest = layer.image_digests.get(service)
-    return f":{layer.image_tag}@{digest}" if digest else f":{layer.image_tag}"
+    digest = layer.kubernetes.image_digests.get(service)
+    return f":{layer.kubernetes.image_tag}@{digest}" if digest else f":{layer.kubernetes.image_tag}"
 
 
 __all__ = ["build"]

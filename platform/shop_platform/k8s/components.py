@@ -387,7 +387,7 @@ def deploy_kubernetes_layer(layer: LayerSpec, provider: k8s.Provider | None = No
                  for s in catalog.database_services()}
         db_deps = [pg.objects]
     secrets = ServiceSecrets("service-secrets", ServiceSecretsArgs(catalog.SERVICES, provider, extra, base,
-                                                                  admin_email=layer.admin_email))
+                                                                  admin_email=layer.kubernetes.admin_email))
     for svc in catalog.SERVICES:
         if aws is not None:
             inputs: pulumi.Input[ServiceInputs] = pulumi.Output.all(
@@ -400,6 +400,6 @@ def deploy_kubernetes_layer(layer: LayerSpec, provider: k8s.Provider | None = No
             svc, layer, inputs, provider,
             depends_on=[ns.network_policies, secrets.secrets[svc.name], observability.stack, edge.routes, *db_deps]))
     return {"servicesNamespace": k.SERVICES_NS, "grafanaPort": k.GRAFANA_PORT,
-            "gatewayListenerPort": k.GATEWAY_LISTENER_PORT, "adminEmail": layer.admin_email,
+            "gatewayListenerPort": k.GATEWAY_LISTENER_PORT, "adminEmail": layer.kubernetes.admin_email,
             # `pulumi stack output adminPassword --show-secrets`; RandomPassword.result is secret.
             "adminPassword": secrets.admin_password}
