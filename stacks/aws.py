@@ -84,9 +84,7 @@ def build(cfg: StackConfig, today: date | None = None) -> Mapping[str, Any]:
 
     api_dns = ApiDns("dns", ApiDnsArgs(
         ctx=ctx, api_domain=cfg.api_domain, zone_id=zone.zone_id, alb_dns_name=edge.alb_dns_name,
-        alb_zone_id=edge.alb_zone_id, alert_email=cfg.edge.alert_email,
-        rate_limit_per_5min=cfg.edge.rate_limit_per_5min, log_retention_days=cfg.edge.log_retention_days,
-        access_log_bucket=access_logs.bucket_name))
+        alb_zone_id=edge.alb_zone_id, config=cfg.edge, access_log_bucket=access_logs.bucket_name))
 
     if cfg.edge.shield_advanced:
         ShieldProtections("shield", ShieldArgs(

@@ -25,9 +25,7 @@ def build(cfg: Any) -> Mapping[str, Any]:
     identity = aws_sdk.get_caller_identity()
     ctx = StackContext(account_id=identity.account_id, region=cfg.region, prod=False,
                        tags=Tagger(stack=cfg.stack, owner=cfg.owner, environment=cfg.environment))
-    registry = Registry("registry", RegistryArgs(ctx=ctx, services=catalog.SERVICES,
-                                                 pull_account_ids=cfg.registry.pull_account_ids,
-                                                 keep_tagged=cfg.registry.keep_images))
+    registry = Registry("registry", RegistryArgs(ctx=ctx, services=catalog.SERVICES, config=cfg.registry))
     return {"registry": f"{identity.account_id}.dkr.ecr.{cfg.region}.amazonaws.com",
             "repositoryUrls": registry.repository_urls, "pullAccountIds": list(cfg.registry.pull_account_ids)}
 
