@@ -63,6 +63,9 @@ class RecordedResource:
     retain_on_delete: bool = False
     # customTimeouts the engine would pass to the provider ({"create": "30m"}; empty when unset).
     custom_timeouts: dict[str, str] = field(default_factory=dict)
+    # The parents named by alias specs (``Alias(parent=...)``): the engine matches the state's resource at the
+    # URN the same name and type have under that parent, so moving a resource into a component keeps it.
+    alias_parents: tuple[str, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
         return {"type": self.type, "name": self.name, "urn": self.urn, "parent": self.parent,
@@ -119,6 +122,8 @@ class RecordingMonitor(mocks.MockMonitor):
                 retain_on_delete=bool(request.retainOnDelete),
                 custom_timeouts={k: v for k in ("create", "update", "delete")
                                  if (v := getattr(request.customTimeouts, k, ""))},
+                alias_parents=tuple(a.spec.parentUrn for a in request.aliases
+                                    if a.HasField("spec") and a.spec.parentUrn),
             ))
         return response
 
