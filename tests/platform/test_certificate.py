@@ -7,8 +7,9 @@ from collections.abc import Callable
 import pytest
 from shop_platform.certificate import DnsValidatedCertificate, DnsValidatedCertificateArgs
 from shop_platform.context import CERTIFICATE_VALIDATION_TIMEOUT
-from shop_platform.offline import Recording
-from shop_platform.plan import PlanResult
+
+from tools.offline import Recording
+from tools.plan import PlanResult
 
 CERT = "aws:acm/certificate:Certificate"
 VALIDATION = "aws:acm/certificateValidation:CertificateValidation"

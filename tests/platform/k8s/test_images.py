@@ -8,9 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from shop_platform.plan import REPO_ROOT
-
 from services import catalog
+from tools.plan import REPO_ROOT
 
 DOCKERFILE = REPO_ROOT / "services" / "Dockerfile"
 

@@ -17,10 +17,10 @@ from shop_platform.k8s.components import (
 )
 from shop_platform.k8s.keys import keyring_from_seeds, pem_from_seed
 from shop_platform.k8s.spec import LayerSpec
-from shop_platform.plan import REPO_ROOT
 
 from services import catalog
 from services.kit import keys
+from tools.plan import REPO_ROOT
 
 from .conftest import StackRender, layer_for, placeholder_aws
 

@@ -1,6 +1,6 @@
 """Run a Pulumi program offline: Pulumi's own mocks plus a monitor that records every registration.
 
-Used by the offline plan (``python -m shop_platform.plan``) and by the tests, so both see exactly the same
+Used by the offline plan (``python -m tools.plan``) and by the tests, so both see exactly the same
 graph. What the mocks cannot do, they refuse loudly: an invoke this module does not know raises instead of
 returning ``{}`` (which would silently turn lookups into ``None``), and the program runs with
 ``preview=False`` so every ``apply`` executes.
@@ -260,7 +260,7 @@ class PlatformMocks(pulumi.runtime.Mocks):
         handler = handlers.get(args.token)
         if handler is None:
             raise UnknownInvokeError(f"offline mocks cannot answer invoke {args.token!r}; teach "
-                                     "shop_platform.offline.PlatformMocks.call or avoid the lookup")
+                                     "tools.offline.PlatformMocks.call or avoid the lookup")
         return handler(dict(args.args)), []
 
 
