@@ -60,3 +60,14 @@ def test_the_edge_and_maintenance_certificates_keep_their_urns_as_children_of_th
         children = [r for r in rec.resources if r.parent == component.urn]
         assert sorted(r.type for r in children) == [CERT, VALIDATION, RECORD]
         assert all(r.alias_parents == (component.parent,) for r in children), component.name
+        # CloudFront takes us-east-1 certificates only; the ALB's is in the stack's region (no region input).
+        expected = "us-east-1" if by_urn[component.parent or ""].type == "shop:maintenance:MaintenanceSite" else None
+        assert {r.inputs.get("region") for r in children if r.type != RECORD} == {expected}, component.name
+
+
+def test_every_aws_resource_goes_through_the_stacks_default_provider(plan: PlanResult) -> None:
+    """No component carries an AWS provider of its own: the default provider reads aws:region from the stack, and
+    a resource elsewhere (us-east-1 for CloudFront) says so with its own ``region`` input (pulumi-aws v7)."""
+    aws = [r for r in plan.recording.resources if r.type.startswith("aws:")]
+    assert aws
+    assert [r.name for r in aws if r.provider is not None] == []
