@@ -8,7 +8,7 @@ environment. The components take their section as (part of) their args, so a rul
 
 An error names the key, the problem and what is allowed (``ConfigError``); ``validate`` maps pydantic's errors
 to that form in one place, taking what is allowed from the model's JSON schema: the same text
-``platform/README.md``'s config tables are generated from (``python -m shop_platform.docgen write``).
+``platform/README.md``'s config tables are generated from (``python -m tools.docgen write``).
 
 Defaults that differ by environment (``ENV_DEFAULTS``) are filled in from the validation context, so one model
 serves dev, prod and local.

@@ -10,9 +10,9 @@ from shop_platform import versions
 from shop_platform.cluster import Cluster, ClusterArgs
 from shop_platform.config import ClusterConfig, ConfigError
 from shop_platform.context import StackContext
-from shop_platform.offline import Recording
 
 from tests.platform.conftest import section
+from tools.offline import Recording
 
 ADMIN = "arn:aws:iam::111122223333:role/admin"
 

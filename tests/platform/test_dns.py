@@ -11,9 +11,9 @@ from shop_platform.config import EdgeConfig
 from shop_platform.context import StackContext
 from shop_platform.dns import ApiDns, ApiDnsArgs, Zone, ZoneArgs
 from shop_platform.maintenance import maintenance_problem
-from shop_platform.offline import Recording
 
 from tests.platform.conftest import section
+from tools.offline import Recording
 
 ALB = "edge-alb-123.eu-west-1.elb.amazonaws.com"
 

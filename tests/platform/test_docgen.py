@@ -6,15 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from shop_platform import config, docgen
+from shop_platform import config
+
+from tools import docgen
 
 
 @pytest.mark.parametrize("path", [docgen.README, docgen.VALUES_SCHEMA], ids=lambda p: p.name)
 def test_committed_generated_documents_match_the_models(path: Path) -> None:
-    """Fails when a model changed without `python -m shop_platform.docgen write` (or the copy was hand-edited)."""
+    """Fails when a model changed without `python -m tools.docgen write` (or the copy was hand-edited)."""
     assert path.read_text() == docgen.generated()[path], (
-        f"{path.relative_to(docgen.REPO_ROOT)} is stale: run `PYTHONPATH=platform:. .venv/bin/python -m "
-        "shop_platform.docgen write`")
+        f"{path.relative_to(docgen.REPO_ROOT)} is stale: run `.venv/bin/python -m tools.docgen write`")
 
 
 def test_the_check_command_notices_a_stale_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

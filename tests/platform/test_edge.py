@@ -10,9 +10,9 @@ from shop_platform import versions
 from shop_platform.config import ConfigError, EdgeConfig
 from shop_platform.context import StackContext
 from shop_platform.edge import Edge, EdgeArgs
-from shop_platform.offline import Recording
 
 from tests.platform.conftest import section
+from tools.offline import Recording
 
 
 def _args(ctx: StackContext, config: dict[str, object] | None = None, **over: object) -> EdgeArgs:

@@ -2,7 +2,7 @@
 
 ``ServiceValues`` states every key the chart reads, with the same rules Helm enforces at render time (the
 schema) and pydantic enforces here (so ``k8s.values.service_values`` output can be checked without Helm).
-Regenerate the schema with ``python -m shop_platform.docgen write``; a test fails when the committed copy drifts.
+Regenerate the schema with ``python -m tools.docgen write``; a test fails when the committed copy drifts.
 Rules JSON schema cannot express (minReplicas <= maxReplicas, database CIDRs when the rule is on) live in the
 chart's ``_helpers.tpl``.
 """

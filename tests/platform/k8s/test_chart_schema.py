@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 from shop_platform.k8s.chartvalues import ServiceValues
-from shop_platform.k8s.render import integral
+
+from tools.render import integral
 
 from .conftest import STACKS, render_stack
 

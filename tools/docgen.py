@@ -3,8 +3,8 @@
 Both come from the pydantic models (``shop_platform.config``, ``shop_platform.k8s.chartvalues``), so they
 cannot drift from what is enforced; a test compares the committed copies with a fresh rendering.
 
-    PYTHONPATH=platform:. .venv/bin/python -m shop_platform.docgen write   # regenerate
-    PYTHONPATH=platform:. .venv/bin/python -m shop_platform.docgen check   # exit 1 when a copy is stale
+    .venv/bin/python -m tools.docgen write   # regenerate
+    .venv/bin/python -m tools.docgen check   # exit 1 when a copy is stale
 """
 
 from __future__ import annotations
@@ -19,15 +19,14 @@ from typing import Final, get_args
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
-
 from shop_platform import config
 from shop_platform.config import PROJECT, Section, allowed, schema_at
 from shop_platform.k8s.chartvalues import values_schema
 
-REPO_ROOT: Final = Path(__file__).resolve().parents[2]
+REPO_ROOT: Final = Path(__file__).resolve().parents[1]
 README: Final = REPO_ROOT / "platform" / "README.md"
 VALUES_SCHEMA: Final = REPO_ROOT / "charts" / "service" / "values.schema.json"
-BEGIN: Final = "<!-- generated: {name} (python -m shop_platform.docgen write) -->"
+BEGIN: Final = "<!-- generated: {name} (python -m tools.docgen write) -->"
 END: Final = "<!-- end generated: {name} -->"
 
 # (marker name, model, environments whose defaults are listed, the top-level keys it documents)
@@ -119,7 +118,7 @@ def generated() -> dict[Path, str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m shop_platform.docgen",
+    parser = argparse.ArgumentParser(prog="python -m tools.docgen",
                                      description="Regenerate (write) or verify (check) the documents generated "
                                                  "from the config and chart values models.")
     parser.add_argument("command", choices=("write", "check"))
@@ -127,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     stale = [path for path, text in generated().items() if path.read_text() != text]
     if args.command == "check":
         for path in stale:
-            print(f"docgen: {path} is stale; run `python -m shop_platform.docgen write`", file=sys.stderr)
+            print(f"docgen: {path} is stale; run `python -m tools.docgen write`", file=sys.stderr)
         return 1 if stale else 0
     for path, text in generated().items():
         path.write_text(text)
