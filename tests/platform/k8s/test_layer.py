@@ -85,7 +85,7 @@ def test_the_token_issuer_bootstraps_an_administrator_with_a_generated_password(
     and leaves the stack only as a secret output."""
     from shop_platform.k8s.values import token_issuer
 
-    from services.users.models import check_email
+    from services.users.rules import check_email
 
     assert token_issuer().name == "users"
     check_email(stack_render.layer.admin_email)  # the users service would refuse anything else at start-up
