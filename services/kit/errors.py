@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from services.kit.context import request_id_var
-from services.kit.cursors import InvalidCursor
+from services.kit.pagination import InvalidCursor
 
 log = logging.getLogger("kit.errors")
 

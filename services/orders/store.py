@@ -10,9 +10,9 @@ from typing import Any
 import asyncpg
 from prometheus_client import Counter
 
-from services.kit.cursors import decode_cursor, encode_cursor
 from services.kit.errors import Problem
 from services.kit.idempotency import Stored, replay
+from services.kit.pagination import decode_cursor, next_cursor
 from services.orders.models import Order, OrderItem, OrderLine
 
 ORDERS_TOTAL = Counter("orders_total", "Orders reaching a state", ["status"])
@@ -149,8 +149,7 @@ async def list_for_user(pool: asyncpg.Pool, user_id: uuid.UUID, limit: int,
     for i in items:
         by_order.setdefault(i["order_id"], []).append(i)
     orders = [_order(r, by_order.get(r["id"], [])) for r in page]
-    next_cursor = encode_cursor(page[-1]["created_at"], page[-1]["id"]) if len(rows) > limit else None
-    return orders, next_cursor
+    return orders, next_cursor(rows, limit)
 
 
 async def prune_keys(pool: asyncpg.Pool, retention_s: float) -> None:

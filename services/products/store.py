@@ -22,8 +22,8 @@ import asyncpg
 import orjson
 from asyncpg.pool import PoolConnectionProxy
 
-from services.kit.cursors import decode_cursor, encode_cursor
 from services.kit.errors import Problem
+from services.kit.pagination import decode_cursor, next_cursor
 from services.products import metrics
 from services.products.models import ProductCreate, ReservationRequest
 
@@ -87,12 +87,7 @@ async def list_products(
     sql = (f"SELECT {PRODUCT_COLUMNS} FROM products WHERE {' AND '.join(where)} "  # noqa: S608
            f"ORDER BY created_at, id LIMIT {arg(limit + 1)}")
     rows = await pool.fetch(sql, *args)
-    items = [product_dict(r) for r in rows[:limit]]
-    next_cursor = None
-    if len(rows) > limit:
-        last = rows[limit - 1]
-        next_cursor = encode_cursor(last["created_at"], last["id"])
-    return items, next_cursor
+    return [product_dict(r) for r in rows[:limit]], next_cursor(rows, limit)
 
 
 async def _feed_lock(conn: Conn, key: int) -> None:
