@@ -10,8 +10,8 @@ from typing import Any
 import asyncpg
 from prometheus_client import Counter
 
-from services.kit.errors import Problem
-from services.kit.idempotency import Stored, replay
+from services.kit import idempotency
+from services.kit.idempotency import Stored
 from services.kit.pagination import decode_cursor, next_cursor
 from services.orders.models import Order, OrderItem, OrderLine
 
@@ -35,9 +35,10 @@ async def claim(pool: asyncpg.Pool, user_id: uuid.UUID, key: str, req_hash: str,
     """Create the pending order together with its idempotency key, or find the key's first request.
 
     Returns the new order's id (this request owns the key), or the stored final response (a replay).
-    Raises 422 ``idempotency-conflict`` (different body) or 409 ``idempotency-in-flight``.
+    Raises ``IdempotencyConflict`` (different body) or ``IdempotencyInFlight``.
     """
-    for _ in range(3):
+
+    async def insert() -> uuid.UUID | None:
         order_id = uuid.uuid4()
         # One statement: the key first; the order and its lines only if the key was free. (PostgreSQL runs
         # the foreign-key check of the key row at the end of the statement, after the order exists.)
@@ -51,20 +52,17 @@ async def claim(pool: asyncpg.Pool, user_id: uuid.UUID, key: str, req_hash: str,
                             FROM o, unnest($5::uuid[], $6::int[]) WITH ORDINALITY AS t (product_id, quantity, n))
                SELECT count(*) FROM k""",
             user_id, key, req_hash, order_id, [line.product_id for line in lines], [line.quantity for line in lines])
-        if inserted:
-            ORDERS_TOTAL.labels("pending").inc()
-            return order_id
-        row = await pool.fetchrow(
+        if not inserted:
+            return None
+        ORDERS_TOTAL.labels("pending").inc()
+        return order_id
+
+    async def find() -> asyncpg.Record | None:
+        return await pool.fetchrow(
             "SELECT request_hash, status_code, response_body FROM idempotency_keys WHERE user_id = $1 AND key = $2",
             user_id, key)
-        if row is None:  # released (a 503 that may be retried) in between: try again
-            continue
-        stored = replay(row, req_hash)
-        if stored is not None:
-            return stored
-        break
-    raise Problem(409, "An order with this Idempotency-Key is still being processed; retry shortly.",
-                  kind="idempotency-in-flight")
+
+    return await idempotency.claim(insert, find, req_hash, what="An order")
 
 
 async def transition(conn: Conn, order_id: uuid.UUID, expected: str, new: str, **fields: Any) -> bool:
