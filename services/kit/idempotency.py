@@ -4,13 +4,13 @@ the claim of a key, the stored first response, and the decision for a key that a
 1. :func:`claim` stores the key (this request owns it, "in flight") or finds the key's first request:
    its stored response is replayed, a different body is 422 ``idempotency-conflict``, and a request still
    in flight is 409 ``idempotency-in-flight``.
-2. The effect and the final response are written in ONE transaction (the service's ``complete``).
-3. An unfinished key is deleted after an unexpected error (the service's ``release``): the client may
+2. The effect and the final response are written in ONE transaction (:meth:`KeyTable.complete`).
+3. An unfinished key is deleted after an unexpected error (:meth:`KeyTable.release`): the client may
    retry with the same key.
 
-The SQL stays in each service, because what is stored with a key differs: orders creates the pending
-order in the same statement as its key; payments marks its claim with a token so a stale one (a crashed
-process) can be taken over.
+How a key is claimed stays in each service, because what is stored with it differs: orders creates the
+pending order in the same statement as its key; payments marks its claim with a token so a stale one (a
+crashed process) can be taken over. Both keep the same columns in ``idempotency_keys``.
 """
 
 from __future__ import annotations
@@ -18,17 +18,19 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 from fastapi import Header
 from fastapi.responses import JSONResponse
 
 from services.kit.errors import PROBLEM_JSON, Problem
 
 T = TypeVar("T")
+Conn = asyncpg.Pool | asyncpg.Connection | PoolConnectionProxy
 
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)]
 
@@ -116,6 +118,41 @@ async def claim(
             return owned
         break
     raise IdempotencyInFlight(what)
+
+
+@dataclass(frozen=True)
+class KeyTable:
+    """A service's ``idempotency_keys`` table (``request_hash``, ``status_code``, ``response_body`` as
+    ``json``, ``created_at``, ``completed_at``) and the columns that name one request's key."""
+
+    handle: tuple[str, ...]
+    table: str = "idempotency_keys"
+
+    def _unfinished(self) -> str:
+        named = " AND ".join(f"{column} = ${i}" for i, column in enumerate(self.handle, start=1))
+        return f"{named} AND status_code IS NULL"
+
+    async def complete(self, conn: Conn, handle: Sequence[object], status_code: int, body: dict[str, Any]) -> bool:
+        """Store the final response (replays return it); call inside the effect's transaction. False when
+        the key is no longer this request's (released, or taken over as stale)."""
+        n = len(self.handle)
+        done = await conn.fetchval(
+            f"UPDATE {self.table} SET status_code = ${n + 1}, response_body = ${n + 2}::json, "  # noqa: S608
+            f"completed_at = now() WHERE {self._unfinished()} RETURNING true",
+            *handle, status_code, json.dumps(body))
+        return bool(done)
+
+    async def release(self, conn: Conn, handle: Sequence[object]) -> None:
+        """Forget an unfinished key, so the client may retry with it."""
+        await conn.execute(f"DELETE FROM {self.table} WHERE {self._unfinished()}", *handle)  # noqa: S608
+
+    async def prune(self, conn: Conn, retention_s: float, *, finished_only: bool) -> int:
+        """Delete keys older than the retention (Stripe keeps them at least 24 h); how many went."""
+        finished = "status_code IS NOT NULL AND " if finished_only else ""
+        result = await conn.execute(
+            f"DELETE FROM {self.table} WHERE {finished}created_at < now() - make_interval(secs => $1)",  # noqa: S608
+            retention_s)
+        return int(result.split()[-1])
 
 
 def respond(status: int, body: dict[str, Any], *, replayed: bool = False) -> JSONResponse:

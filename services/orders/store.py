@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +17,8 @@ from services.orders.models import Order, OrderItem, OrderLine
 ORDERS_TOTAL = Counter("orders_total", "Orders reaching a state", ["status"])
 
 Conn = asyncpg.Pool | asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+# An order's key is named by the order it created (the saga and recovery know the order, not the key).
+KEYS = idempotency.KeyTable(handle=("order_id",))
 
 
 @dataclass(frozen=True)
@@ -95,14 +96,12 @@ async def record_reservation(conn: Conn, order_id: uuid.UUID, total_cents: int, 
 
 async def finalize(conn: Conn, order_id: uuid.UUID, status_code: int, body: dict[str, Any]) -> None:
     """Store the final response of the request that created ``order_id`` (replays return it)."""
-    await conn.execute(
-        """UPDATE idempotency_keys SET status_code = $2, response_body = $3::json, completed_at = now()
-            WHERE order_id = $1 AND status_code IS NULL""", order_id, status_code, json.dumps(body))
+    await KEYS.complete(conn, (order_id,), status_code, body)
 
 
 async def forget_key(conn: Conn, order_id: uuid.UUID) -> None:
     """Drop the unfinished key of a failed order: the client may retry it (a new order)."""
-    await conn.execute("DELETE FROM idempotency_keys WHERE order_id = $1 AND status_code IS NULL", order_id)
+    await KEYS.release(conn, (order_id,))
 
 
 async def row(conn: Conn, order_id: uuid.UUID) -> OrderRow | None:
@@ -151,6 +150,5 @@ async def list_for_user(pool: asyncpg.Pool, user_id: uuid.UUID, limit: int,
 
 
 async def prune_keys(pool: asyncpg.Pool, retention_s: float) -> None:
-    await pool.execute(
-        "DELETE FROM idempotency_keys WHERE status_code IS NOT NULL AND created_at < now() - make_interval(secs => $1)",
-        retention_s)
+    """Only finished keys: an unfinished one belongs to an order recovery has not settled yet."""
+    await KEYS.prune(pool, retention_s, finished_only=True)

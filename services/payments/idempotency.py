@@ -14,7 +14,6 @@ with the response, nothing half-done stands behind such a claim.
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -24,12 +23,20 @@ import asyncpg
 from services.kit import idempotency
 from services.kit.idempotency import Stored
 
+# A claim is named by its caller, key and token: a request whose stale claim was taken over no longer
+# matches, so its complete() finds nothing and its effect rolls back.
+KEYS = idempotency.KeyTable(handle=("caller", "key", "claim"))
+
 
 @dataclass(frozen=True)
 class Claim:
     caller: str
     key: str
     token: uuid.UUID
+
+    @property
+    def handle(self) -> tuple[str, str, uuid.UUID]:
+        return self.caller, self.key, self.token
 
 
 async def claim(pool: asyncpg.Pool, caller: str, key: str, req_hash: str, stale_s: float) -> Claim | Stored:
@@ -68,25 +75,15 @@ async def claim(pool: asyncpg.Pool, caller: str, key: str, req_hash: str, stale_
 async def complete(conn: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy, c: Claim, status_code: int,
                    body: dict[str, Any]) -> None:
     """Store the final response; call inside the effect's transaction."""
-    done = await conn.fetchval(
-        """UPDATE idempotency_keys SET status_code = $4, response_body = $5::json, completed_at = now()
-            WHERE caller = $1 AND key = $2 AND claim = $3 AND status_code IS NULL RETURNING true""",
-        c.caller, c.key, c.token, status_code, json.dumps(body),
-    )
-    if not done:
+    if not await KEYS.complete(conn, c.handle, status_code, body):
         raise RuntimeError("idempotency claim lost (taken over as stale); rolling the effect back")
 
 
 async def release(pool: asyncpg.Pool, c: Claim) -> None:
     """Forget an unfinished claim so the request can be retried with the same key."""
-    await pool.execute(
-        "DELETE FROM idempotency_keys WHERE caller = $1 AND key = $2 AND claim = $3 AND status_code IS NULL",
-        c.caller, c.key, c.token,
-    )
+    await KEYS.release(pool, c.handle)
 
 
 async def prune(pool: asyncpg.Pool, retention_s: float) -> int:
-    result = await pool.execute(
-        "DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $1)", retention_s
-    )
-    return int(result.split()[-1])
+    """Every key past the retention: an unfinished one that old was left by a crashed process."""
+    return await KEYS.prune(pool, retention_s, finished_only=False)
