@@ -16,11 +16,9 @@ from pydantic_settings import NoDecode, SettingsConfigDict
 
 from services.kit import keys
 from services.kit.settings import KitSettings
+from services.users.rules import PASSWORD_MAX, PASSWORD_MIN, check_email
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-PASSWORD_MIN = 10
-PASSWORD_MAX = 256
 
 
 class Settings(KitSettings):
@@ -108,8 +106,6 @@ class Settings(KitSettings):
     @classmethod
     def _admin_email(cls, value: str | None) -> str | None:
         if value is not None:
-            from services.users.models import check_email
-
             check_email(value)
         return value
 
