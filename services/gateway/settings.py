@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import tempfile
 from pathlib import Path
@@ -12,10 +11,9 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from services import catalog
+from services.kit.client_address import TrustedProxies
 from services.kit.http import service_url
 from services.kit.settings import KitSettings
-
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def _default_state_path() -> Path:
@@ -38,7 +36,7 @@ class Settings(KitSettings):
     upstreams: Annotated[list[str], NoDecode] = Field(default_factory=_routed_services)
 
     # Client address: X-Forwarded-For is believed only when the peer is one of these networks.
-    trusted_proxies: Annotated[list[IPNetwork], NoDecode] = Field(default_factory=list)
+    trusted_proxies: TrustedProxies = Field(default_factory=list)
 
     # Token buckets: a steady rate (tokens per second) and a burst (bucket size), per scope.
     rate_limit_enabled: bool = True
@@ -84,18 +82,6 @@ class Settings(KitSettings):
         if isinstance(value, str):
             return [v.strip() for v in value.split(",") if v.strip()]
         return value
-
-    @field_validator("trusted_proxies", mode="before")
-    @classmethod
-    def _split_networks(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [v.strip() for v in value.split(",") if v.strip()]
-        return value
-
-    @field_validator("trusted_proxies", mode="after")
-    @classmethod
-    def _strict_networks(cls, value: list[IPNetwork]) -> list[IPNetwork]:
-        return [ipaddress.ip_network(n, strict=True) for n in value]
 
     @model_validator(mode="after")
     def _check_gateway(self) -> Settings:

@@ -6,18 +6,15 @@ generated here: every replica must sign with, and publish, the same keys.
 
 from __future__ import annotations
 
-import ipaddress
 import json
-from typing import Annotated, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
-from pydantic_settings import NoDecode, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from services.kit import keys
+from services.kit.client_address import TrustedProxies
 from services.kit.settings import KitSettings
-
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 PASSWORD_MIN = 10
 PASSWORD_MAX = 256
@@ -50,7 +47,7 @@ class Settings(KitSettings):
     login_attempt_timeout_s: int = Field(default=60, ge=5, le=3600)
     login_max_wait_s: float = Field(default=10.0, gt=0, le=60)
     # Peers whose X-Forwarded-For is believed (the gateway, the edge). JSON list or comma-separated CIDRs.
-    trusted_proxies: Annotated[list[IPNetwork], NoDecode] = Field(default_factory=list)
+    trusted_proxies: TrustedProxies = Field(default_factory=list)
 
     # argon2id parameters. Defaults: OWASP Password Storage Cheat Sheet (m=19 MiB, t=2, p=1), about 40 ms
     # on one core here. Hashes made with other parameters are upgraded at the next successful login.
@@ -66,16 +63,6 @@ class Settings(KitSettings):
     new_password_queue_max: int = Field(default=16, ge=0, le=10_000)
 
     _signing_keys: dict[str, Ed25519PrivateKey] = PrivateAttr(default_factory=dict)
-
-    @field_validator("trusted_proxies", mode="before")
-    @classmethod
-    def _parse_proxies(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                return json.loads(text)
-            return [part.strip() for part in text.split(",") if part.strip()]
-        return value
 
     @field_validator("admin_email")
     @classmethod
