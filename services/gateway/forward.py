@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import aiohttp
 import yarl
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from services.gateway.paths import is_clean_public_path, quote_path
 from services.gateway.ratelimit import RateLimits, client_key
@@ -225,20 +225,11 @@ def _warn_server_rewrote_client() -> None:
 
 
 async def _read_body(receive: Receive, max_body: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message: Message = await receive()
-        if message["type"] == "http.disconnect":
-            raise _ClientGone
-        chunk = message.get("body", b"")
-        if chunk:
-            size += len(chunk)
-            if size > max_body:
-                raise Problem(413, f"The request body is larger than {max_body} bytes.")
-            chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks) if len(chunks) != 1 else chunks[0]
+    try:
+        chunks = [chunk async for chunk in _stream_body(receive, max_body)]
+    except _BodyTooLarge:
+        raise Problem(413, f"The request body is larger than {max_body} bytes.") from None
+    return b"".join(chunks) if len(chunks) != 1 else chunks[0]
 
 
 async def _stream_body(receive: Receive, max_body: int) -> AsyncIterator[bytes]:

@@ -110,45 +110,37 @@ class Upstream:
                 raise self.timed_out()
             timeout = aiohttp.ClientTimeout(total=remaining, sock_connect=min(self.connect_timeout_s, remaining))
             last = attempt == attempts - 1
+            error: aiohttp.ClientError
             try:
                 response = await self.session.request(method, target, headers=headers, data=data,
                                                       allow_redirects=False, timeout=timeout)
             except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
                 # Never reached the service: safe to try again for any method, but only safe ones are.
-                self.breaker.record(False, permit)
-                self.count("error")
-                self._log_error(exc, attempt)
-                if not last:
-                    await _backoff(self.retry_backoff_s, attempt, deadline)
-                    continue
-                raise self.unavailable() from None
+                failure, error = self.unavailable(), exc
             except TimeoutError:
                 self.breaker.record(False, permit)
                 self.count("timeout")
                 raise self.timed_out() from None
             except aiohttp.ClientError as exc:
-                self.breaker.record(False, permit)
-                self.count("error")
-                self._log_error(exc, attempt)
-                if not last:
-                    await _backoff(self.retry_backoff_s, attempt, deadline)
-                    continue
-                raise self.bad_answer() from None
-
-            status = response.status
-            self.count(str(status))
-            content_type = response.headers.get("content-type", "").encode("latin-1")
-            self.breaker.record(not _problem_failed(status, content_type), permit)
-            if status in RETRY_STATUSES and not last:
+                failure, error = self.bad_answer(), exc
+            else:
+                status = response.status
+                self.count(str(status))
+                content_type = response.headers.get("content-type", "").encode("latin-1")
+                self.breaker.record(not _problem_failed(status, content_type), permit)
+                if status not in RETRY_STATUSES or last:
+                    return response
                 response.release()
                 await _backoff(self.retry_backoff_s, attempt, deadline)
                 continue
-            return response
+            self.breaker.record(False, permit)
+            self.count("error")
+            log.warning("upstream error", extra={"event": "upstream_error", "upstream": self.name,
+                                                 "error_type": type(error).__name__, "attempt": attempt + 1})
+            if last:
+                raise failure
+            await _backoff(self.retry_backoff_s, attempt, deadline)
         raise AssertionError("unreachable: the last attempt returns or raises")
-
-    def _log_error(self, exc: Exception, attempt: int) -> None:
-        log.warning("upstream error", extra={"event": "upstream_error", "upstream": self.name,
-                                             "error_type": type(exc).__name__, "attempt": attempt + 1})
 
 
 def open_upstreams(settings: Settings) -> dict[str, Upstream]:
