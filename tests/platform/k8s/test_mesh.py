@@ -15,10 +15,10 @@ import pytest
 from shop_platform import versions
 from shop_platform.k8s import mesh, netpol, objects
 from shop_platform.k8s import spec as k
-from shop_platform.k8s.render import render_service_chart
 from shop_platform.k8s.values import ServiceInputs, allowed_callers, service_values
 
 from services import catalog
+from tools.render import render_service_chart
 
 from .conftest import LIGHT, STACKS, StackRender, layer_for, render_stack
 from .test_network_policies import ADDON_FLOWS, LOGGING_PODS, Endpoint, Policies, _addon_world, _world
