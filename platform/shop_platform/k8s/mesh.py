@@ -27,7 +27,7 @@ from shop_platform.k8s import netpol, objects
 from shop_platform.k8s import spec as k
 from shop_platform.k8s.addons import ReleaseSpec
 from shop_platform.k8s.spec import LayerSpec
-from shop_platform.k8s.values import allowed_callers
+from shop_platform.k8s.values import allowed_callers, edge_backends
 
 Manifest = dict[str, Any]
 
@@ -126,16 +126,16 @@ def _allow(name: str, namespace: str, labels: Mapping[str, str], port: int, prin
 
 def authorization_policies(layer: LayerSpec) -> list[Manifest]:
     """Who may open a connection to whom, by identity: each service admits the services the catalog lets call it
-    (the same list its NetworkPolicy admits), Prometheus on its port, and the gateway the NGINX data plane; kind's
-    PostgreSQL admits the services that own a database. An ALLOW policy denies every other identity and any
-    plaintext caller (no identity) at the destination's ztunnel. Principals and ports are layer-4 fields ztunnel
-    enforces itself (handleRule, istio/istio@1.30.3 pilot/pkg/serviceregistry/ambient/authorization.go); an HTTP
-    field would need a waypoint. The services' chart names each service account after its service
-    (charts/service/templates/serviceaccount.yaml)."""
+    (the same list its NetworkPolicy admits), Prometheus on its port, and each edge backend
+    (``values.edge_backends``) the NGINX data plane; kind's PostgreSQL admits the services that own a database.
+    An ALLOW policy denies every other identity and any plaintext caller (no identity) at the destination's
+    ztunnel. Principals and ports are layer-4 fields ztunnel enforces itself (handleRule, istio/istio@1.30.3
+    pilot/pkg/serviceregistry/ambient/authorization.go); an HTTP field would need a waypoint. The services' chart
+    names each service account after its service (charts/service/templates/serviceaccount.yaml)."""
     out = []
     for svc in catalog.SERVICES:
         callers = [principal(k.SERVICES_NS, c) for c in allowed_callers(svc)] + [PROMETHEUS_PRINCIPAL]
-        if svc.name == catalog.GATEWAY:
+        if svc in edge_backends():
             callers.append(EDGE_PRINCIPAL)
         out.append(_allow(svc.name, k.SERVICES_NS, {"app.kubernetes.io/name": svc.name}, svc.port, callers))
     if not layer.eks:

@@ -74,9 +74,16 @@ def allowed_callers(svc: Service) -> tuple[str, ...]:
     return tuple(s.name for s in catalog.SERVICES if svc.name in allowed_callees(s))
 
 
+def edge_backends() -> tuple[Service, ...]:
+    """The services the edge (the NGINX data plane) connects to: the data plane's egress
+    (``netpol.gateway``), each backend's ingress peer (``_network_policy``) and its mesh allow-list
+    (``mesh.authorization_policies``) all follow this one list."""
+    return tuple(s for s in catalog.SERVICES if s.forwards_public_routes)
+
+
 def _network_policy(svc: Service, layer: LayerSpec) -> dict[str, Any]:
     peers: list[dict[str, Any]] = []
-    if svc.forwards_public_routes:
+    if svc in edge_backends():
         peers.append({"namespace": k.GATEWAY_NS, "podLabels": dict(k.GATEWAY_POD_LABELS)})
     database: dict[str, Any] = {"enabled": False}
     if svc.owns_database:

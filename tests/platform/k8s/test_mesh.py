@@ -191,7 +191,9 @@ def test_the_mesh_control_plane_is_reachable_only_as_it_needs(stack_render: Stac
 
 def test_each_service_admits_by_identity_only_its_catalog_callers(stack_render: StackRender) -> None:
     """The network allow-list is repeated as identities: a caller that gets past a NetworkPolicy (a stolen pod IP,
-    a policy the CNI fails to enforce) still has no certificate for an allowed service account."""
+    a policy the CNI fails to enforce) still has no certificate for an allowed service account. The NGINX data
+    plane's identity is admitted exactly where its NetworkPolicies let it connect."""
+    policies, ep = Policies(stack_render.rendered.objects), _world(stack_render)
     allow = {(p["metadata"]["namespace"], p["metadata"]["name"]): p["spec"]
              for p in _of_kind(stack_render, "AuthorizationPolicy")}
     for svc in catalog.SERVICES:
@@ -202,7 +204,7 @@ def test_each_service_admits_by_identity_only_its_catalog_callers(stack_render: 
         principals = set(rule["from"][0]["source"]["principals"])
         expected = {f"cluster.local/ns/{k.SERVICES_NS}/sa/{c}" for c in allowed_callers(svc)}
         expected.add(f"cluster.local/ns/{k.MONITORING_NS}/sa/kps-prometheus")
-        if svc.name == catalog.GATEWAY:
+        if policies.can_connect(ep["nginx-data-plane"], ep[svc.name], svc.port):
             expected.add(f"cluster.local/ns/{k.GATEWAY_NS}/sa/{k.GATEWAY_DATA_PLANE_SERVICE}")
         assert principals == expected, svc.name
         assert rule["to"] == [{"operation": {"ports": [str(svc.port)]}}]
