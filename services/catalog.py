@@ -125,7 +125,7 @@ SERVICES: tuple[Service, ...] = (
         description="Catalogue and inventory: reservations that never oversell, change feed",
         internal_apis=(InternalApi("reservations", callers=("orders",)),
                        InternalApi("changes", callers=("search",))),
-        public_prefixes=("/api/v1/products",),
+        public_prefixes=("/api/v1/products", "/api/v1/categories"),
     ),
     Service(
         name="search",
@@ -151,6 +151,12 @@ SERVICES: tuple[Service, ...] = (
                        InternalApi("refunds", callers=("orders",)),
                        InternalApi("payment-reads", callers=("orders",))),
         public_prefixes=("/api/v1/payments",),
+    ),
+    Service(
+        name="storefront",
+        port=8006,
+        owns_database=False,
+        description="Shop pages for browsers: a backend-for-frontend over the public API, at the edge's /",
     ),
 )
 

@@ -15,6 +15,7 @@ from services.kit.auth import AdminUser
 from services.kit.errors import Problem, problem_responses
 from services.products import store
 from services.products.models import (
+    CategoryList,
     Product,
     ProductCreate,
     ProductPage,
@@ -132,3 +133,12 @@ async def set_product_stock(product_id: uuid.UUID, body: StockUpdate, request: R
                             _admin: AdminUser) -> Response:
     product = await store.set_stock(request.app.state.pool, product_id, body.quantity)
     return Response(_dumps(product), media_type=_JSON)
+
+
+categories_router = APIRouter(prefix="/api/v1/categories", tags=["products"])
+
+
+@categories_router.get("", response_model=CategoryList, summary="Every category with live products, by name")
+async def list_categories(request: Request) -> Response:
+    rows = await request.app.state.pool.fetch(store.CATEGORIES_SQL)
+    return Response(_dumps({"items": [dict(r.items()) for r in rows]}), media_type=_JSON)

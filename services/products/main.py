@@ -24,7 +24,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         settings,
         title="Products",
         description="Catalogue and inventory: products, stock, reservations that never oversell, change feed.",
-        routers=[api.router, internal.router],
+        routers=[api.router, api.categories_router, internal.router],
         migrations=Path(__file__).parent / "migrations",
     )
     _serve_hot_path_first(app)
