@@ -28,6 +28,7 @@ class KeyRing:
     active_kid: str
     service_keys: dict[str, str]  # service -> private PEM
     card_fingerprint_key: str
+    session_key: str = ""
 
     @classmethod
     def generate(cls) -> KeyRing:
@@ -38,13 +39,15 @@ class KeyRing:
             active_kid=kid,
             service_keys={name: keys.generate_private_pem() for name in catalog.service_key_holders()},
             card_fingerprint_key=secrets.token_hex(32),
+            session_key=secrets.token_hex(32),
         )
 
     def rotated(self) -> KeyRing:
         """A new active signing key; the old one stays in the JWKS so issued tokens keep verifying."""
         pem = keys.generate_private_pem()
         kid = keys.thumbprint_kid(pem)
-        return KeyRing({**self.jwt_keys, kid: pem}, kid, self.service_keys, self.card_fingerprint_key)
+        return KeyRing({**self.jwt_keys, kid: pem}, kid, self.service_keys, self.card_fingerprint_key,
+                       self.session_key)
 
     def env_for(self, service: str) -> dict[str, str]:
         """The key-related environment of one service: only what that service needs."""
@@ -60,6 +63,8 @@ class KeyRing:
             env["JWT_ACTIVE_KID"] = self.active_kid
         if service == "payments":
             env["CARD_FINGERPRINT_KEY"] = self.card_fingerprint_key
+        if service == "storefront":
+            env["SESSION_KEY"] = self.session_key
         return env
 
     def save(self, path: Path) -> None:
@@ -67,9 +72,11 @@ class KeyRing:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             json.dump({"jwt_keys": self.jwt_keys, "active_kid": self.active_kid,
-                       "service_keys": self.service_keys, "card_fingerprint_key": self.card_fingerprint_key}, f)
+                       "service_keys": self.service_keys, "card_fingerprint_key": self.card_fingerprint_key,
+                       "session_key": self.session_key}, f)
 
     @classmethod
     def load(cls, path: Path) -> KeyRing:
         doc = json.loads(path.read_text())
-        return cls(doc["jwt_keys"], doc["active_kid"], doc["service_keys"], doc["card_fingerprint_key"])
+        return cls(doc["jwt_keys"], doc["active_kid"], doc["service_keys"], doc["card_fingerprint_key"],
+                   doc.get("session_key") or secrets.token_hex(32))

@@ -396,7 +396,8 @@ def plan(layout: Layout, db: Database, base_env: dict[str, str], *, gateway_repl
     nginx_bin = nginx.find_nginx()
     if nginx_bin:
         _ca, cert, key = tls.ensure_certificates(layout.tls)
-        conf = nginx.write(layout, cert, key, layout.gateway_ports(gateway_replicas))
+        conf = nginx.write(layout, cert, key, layout.gateway_ports(gateway_replicas),
+                           storefront_port=layout.port("storefront"))
         nginx.check(nginx_bin, conf)
         argv = nginx.command(nginx_bin, conf)
         if (edge_user := process_user("edge")) is not None:
