@@ -176,19 +176,21 @@ async def cart_set(s: ShopDep, product_id: Annotated[uuid.UUID, Form()],
 
 
 @router.get("/signup", response_class=HTMLResponse)
-async def signup_form(s: ShopDep) -> HTMLResponse:
-    return s.render("signup.html", error=None, email="", name="")
+async def signup_form(s: ShopDep, next: Annotated[str | None, Query(max_length=512)] = None) -> HTMLResponse:
+    return s.render("signup.html", error=None, email="", name="", next=_safe_next(next))
 
 
 @router.post("/signup", response_class=HTMLResponse, dependencies=CSRF)
 async def signup(s: ShopDep, email: Annotated[str, Form(max_length=320)],
                  name: Annotated[str, Form(max_length=200)],
-                 password: Annotated[str, Form(max_length=1024)]) -> Response:
+                 password: Annotated[str, Form(max_length=1024)],
+                 next: Annotated[str | None, Form(max_length=512)] = None) -> Response:
     try:
         await s.client.sign_up(s.caller, email=email, password=password, name=name)
-        return await _log_in(s, email, password, "/", "Welcome! Your account is ready.")
+        return await _log_in(s, email, password, _safe_next(next), "Welcome! Your account is ready.")
     except ApiError as exc:
-        return s.render("signup.html", status=exc.status, error=messages.explain(exc), email=email, name=name)
+        return s.render("signup.html", status=exc.status, error=messages.explain(exc), email=email, name=name,
+                        next=_safe_next(next))
 
 
 @router.get("/login", response_class=HTMLResponse)

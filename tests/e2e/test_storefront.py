@@ -78,6 +78,10 @@ def _new_product(stack: RunningStack, stock: int, name: str) -> str:
 
 def _sign_up(page: Page, email: str) -> None:
     page.get_by_role("link", name="Sign up").first.click()
+    _fill_sign_up(page, email)
+
+
+def _fill_sign_up(page: Page, email: str) -> None:
     page.get_by_label("Name").fill("Browser Shopper")
     page.get_by_label("E-mail").fill(email)
     page.get_by_label("Password (at least 10 characters)").fill("correct horse battery")
@@ -132,8 +136,9 @@ def test_a_shopper_searches_fills_a_cart_signs_up_pays_sees_the_order_and_cancel
     # Checkout asks for an account; the cart survives signing up.
     page.get_by_role("link", name="Check out").click()
     expect(page).to_have_url(re.compile(r"/login\?next=/checkout$"))
-    _sign_up(page, f"shopper-{uuid.uuid4().hex[:8]}@shop.test")
-    page.goto("/checkout")
+    page.get_by_role("link", name="Create an account").click()
+    _fill_sign_up(page, f"shopper-{uuid.uuid4().hex[:8]}@shop.test")
+    expect(page).to_have_url(re.compile(r"/checkout$"))  # back where the shopper was going
     expect(page.locator("table.lines")).to_contain_text(name)
     _pay(page, GOOD_CARD)
     expect(page.get_by_role("status")).to_have_text("Thank you! Your order is confirmed.")
@@ -205,6 +210,26 @@ def test_logging_out_ends_the_session_and_empties_the_cart(page: Page, platform_
     expect(page.get_by_text("Your cart is empty.")).to_be_visible()
 
 
+def test_too_many_wrong_passwords_are_told_to_wait_not_shown_an_error_page(
+        page: Page, platform_stack: RunningStack) -> None:
+    email = f"throttled-{uuid.uuid4().hex[:8]}@shop.test"
+    page.goto("/")
+    _sign_up(page, email)
+    page.get_by_role("button", name="Log out").click()
+    messages = []
+    for _ in range(8):
+        page.goto("/login")
+        page.get_by_label("E-mail").fill(email)
+        page.get_by_label("Password").fill("not the password")
+        page.get_by_role("button", name="Log in").click()
+        messages.append(page.get_by_role("alert").inner_text())
+        if messages[-1].startswith("Too many attempts"):
+            break
+    assert messages[0] == "The e-mail or password is not correct."
+    assert re.fullmatch(r"Too many attempts\. Please wait \d+ seconds and try again\.", messages[-1]), messages
+    expect(page.get_by_label("E-mail")).to_have_value(email)  # what the shopper typed is kept
+
+
 def _pid(stack: RunningStack, name: str) -> int:
     return int(json.loads(stack.layout.state_file.read_text())["children"][name]["pid"])
 
@@ -238,5 +263,5 @@ def test_the_session_cookie_is_secure_httponly_and_holds_no_readable_token(
     assert "eyJ" not in session["value"]  # no JWT (base64url of '{"') anywhere in it
     assert page.evaluate("document.cookie") == ""  # a script in the page could not read it either
     # The browser never talks to the API with a bearer token: the API without one refuses the order list.
-    with httpx.Client(base_url=platform_stack.edge, verify=False) as c:  # noqa: S501 - the stack's own CA
-        assert c.get("/api/v1/orders", cookies={"__Host-shop": session["value"]}).status_code == 401
+    with platform_stack.client(cookies={"__Host-shop": session["value"]}) as c:
+        assert c.get("/api/v1/orders").status_code == 401
