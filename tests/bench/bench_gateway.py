@@ -1,4 +1,4 @@
-"""Benchmark (issue 3): ``GET /api/v1/products/{id}`` direct to the products service and through the API
+"""Benchmark: ``GET /api/v1/products/{id}`` direct to the products service and through the API
 gateway, in the same run, with the same load generator and the same rows.
 
     python -m tests.bench.bench_gateway [--duration 10] [--rounds 2] [--connections 32] [--gateway-workers 1]

@@ -1,4 +1,4 @@
-"""Benchmark (issue 2): ``GET /api/v1/products/{id}`` of the products service next to a minimal FastAPI +
+"""Benchmark: ``GET /api/v1/products/{id}`` of the products service next to a minimal FastAPI +
 asyncpg endpoint doing the same point select, in the same run, with the same load generator.
 
     python -m tests.bench.bench_products [--duration 10] [--rounds 3] [--connections 32] [--products 1000]
