@@ -16,7 +16,7 @@ class Settings(KitSettings):
                     "SERVICE_URLS / SERVICE_URL_TEMPLATE, as for any other service.")
     session_key: SecretStr = Field(
         min_length=32,
-        description="Secret the session cookie is encrypted and authenticated with (AES-256-GCM, key "
+        description="Secret (at least 32 characters) the session cookie is encrypted and authenticated with (AES-256-GCM, key "
                     "derived with HKDF). Rotating it logs every shopper out and empties their carts.")
     cookie_secure: bool = Field(
         default=True,
