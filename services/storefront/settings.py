@@ -16,8 +16,9 @@ class Settings(KitSettings):
                     "SERVICE_URLS / SERVICE_URL_TEMPLATE, as for any other service.")
     session_key: SecretStr = Field(
         min_length=32,
-        description="Secret (at least 32 characters) the session cookie is encrypted and authenticated with (AES-256-GCM, key "
-                    "derived with HKDF). Rotating it logs every shopper out and empties their carts.")
+        description="Secret (at least 32 characters) the session cookie is encrypted and authenticated with "
+                    "(AES-256-GCM, key derived with HKDF). Rotating it logs every shopper out and empties their "
+                    "carts.")
     cookie_secure: bool = Field(
         default=True,
         description="Mark the session cookie Secure (sent over HTTPS only) and give it the __Host- prefix. "
