@@ -21,7 +21,8 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from tests.e2e.conftest import RunningStack
 from tests.support.procs import ROOT
 
-CHROMIUM = "/usr/bin/chromium"
+# Debian's chromium package (`make deps`), or the browser CHROMIUM names (CI on GitHub's images: Google Chrome).
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 SHOTS = ROOT / "out" / "storefront"
 GOOD_CARD = "4242 4242 4242 4242"
 DECLINED_CARD = "4000 0000 0000 0002"
@@ -33,7 +34,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: `make deps` installs Debian's chromium package")
+        pytest.fail(f"{CHROMIUM} is missing: `make deps` installs Debian's chromium package (or set CHROMIUM)")
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         yield b
