@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.kit.app import create_app
 from services.kit.http import service_url
@@ -29,6 +30,46 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cross-Origin-Opener-Policy": "same-origin",
 }
+
+
+class SessionMiddleware:
+    """Opens the shopper's session from the cookie before the page runs, and writes the cookie back with the
+    response when the page changed it (or there was none). A plain ASGI middleware: Starlette's
+    BaseHTTPMiddleware runs every request through an extra task and stream."""
+
+    def __init__(self, app: ASGIApp, cookie: str, settings: Settings) -> None:
+        self.app = app
+        self.cookie = cookie
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        codec: SessionCodec = request.app.state.codec
+        raw = request.cookies.get(self.cookie)
+        session = codec.decode(raw)
+        request.state.session = session
+        peer = request.client.host if request.client else None
+        request.state.caller = Caller(request.headers.get("x-request-id", ""),
+                                      request.headers.get("x-forwarded-for"), peer)
+        before = None if raw is None else session.model_dump_json()
+
+        async def send_with_cookie(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                if before is None or session.model_dump_json() != before:
+                    cookie = Response()
+                    cookie.set_cookie(self.cookie, codec.encode(session), max_age=self.settings.session_max_age_s,
+                                      path="/", secure=self.settings.cookie_secure, httponly=True, samesite="lax")
+                    headers.append("set-cookie", cookie.headers["set-cookie"])
+                for header, value in SECURITY_HEADERS.items():
+                    if header not in headers:
+                        headers[header] = value
+            await send(message)
+
+        await self.app(scope, receive, send_with_cookie)
 
 
 def cookie_name(settings: Settings) -> str:
@@ -58,24 +99,8 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         on_shutdown=[close_client],
     )
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
-    name = cookie_name(settings)
 
-    @app.middleware("http")
-    async def session_cookie(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        codec: SessionCodec = request.app.state.codec
-        raw = request.cookies.get(name)
-        request.state.session = session = codec.decode(raw)
-        client = request.client.host if request.client else None
-        request.state.caller = Caller(request.headers.get("x-request-id", ""), request.headers.get(
-            "x-forwarded-for"), client)
-        before = session.model_dump_json()
-        response = await call_next(request)
-        if session.model_dump_json() != before or raw is None:
-            response.set_cookie(name, codec.encode(session), max_age=settings.session_max_age_s, path="/",
-                                secure=settings.cookie_secure, httponly=True, samesite="lax")
-        for header, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(header, value)
-        return response
+    app.add_middleware(SessionMiddleware, cookie=cookie_name(settings), settings=settings)
 
     def page(request: Request, status: int, title: str, message: str) -> Response:
         session: Session = getattr(request.state, "session", None) or Session()

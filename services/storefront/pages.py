@@ -80,7 +80,8 @@ class Shop:
         return pair.access_token
 
 
-def shop(request: Request) -> Shop:
+async def shop(request: Request) -> Shop:
+    # async: a plain ``def`` dependency would run in the thread pool, a thread hop per page.
     state = request.app.state
     return Shop(request=request, session=request.state.session, client=state.shop_client,
                 settings=state.settings, caller=request.state.caller)
