@@ -140,6 +140,7 @@ class Settings(KitSettings):
         unknown = [u for u in self.upstreams if u not in routed]
         if unknown:
             raise ValueError(f"UPSTREAMS names services without public prefixes or unknown: {unknown}")
-        if self.jwks_url is None and "users" in self.upstreams:
-            self.jwks_url = service_url(self, "users") + "/.well-known/jwks.json"
+        issuer = catalog.token_issuer().name
+        if self.jwks_url is None and issuer in self.upstreams:
+            self.jwks_url = service_url(self, issuer) + catalog.JWKS_PATH
         return self

@@ -13,7 +13,7 @@ class Settings(KitSettings):
     card_fingerprint_key: SecretStr = Field(
         description="HMAC key for card fingerprints and for hashing idempotent request bodies (which hold card "
                     f"numbers), at least {MIN_FINGERPRINT_KEY_CHARS} characters. Provisioned per deployment like the "
-                    "signing keys (services/runner/keyring.py); without it the service refuses to start.")
+                    "signing keys (services/deploy/keyring.py); without it the service refuses to start.")
     idempotency_retention_s: float = Field(
         default=48 * 3600.0, ge=24 * 3600.0,
         description="Seconds an Idempotency-Key is kept (48 h; at least 24 h, as Stripe keeps them), then pruned.")
@@ -29,5 +29,5 @@ class Settings(KitSettings):
     def _key_long_enough(cls, value: SecretStr) -> SecretStr:
         if len(value.get_secret_value().strip()) < MIN_FINGERPRINT_KEY_CHARS:
             raise ValueError(f"CARD_FINGERPRINT_KEY must be at least {MIN_FINGERPRINT_KEY_CHARS} characters "
-                             "(provision it: services/runner/keyring.py)")
+                             "(provision it: services/deploy/keyring.py)")
         return value

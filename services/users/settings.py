@@ -1,6 +1,6 @@
 """Settings of the users service (environment variables are the upper-case field names).
 
-The signing keys are the deployment's (``services.runner.keyring`` or a Kubernetes Secret), never
+The signing keys are the deployment's (``services.deploy.keyring`` or a Kubernetes Secret), never
 generated here: every replica must sign with, and publish, the same keys.
 """
 
@@ -139,7 +139,7 @@ class Settings(KitSettings):
 def _load_signing_keys(raw: SecretStr | None, active: str | None) -> dict[str, Ed25519PrivateKey]:
     if raw is None:
         raise ValueError("JWT_SIGNING_KEYS is required: JSON {kid: Ed25519 private key PEM} "
-                         "(python -m services.runner.keyring, or the deployment's secret)")
+                         "(services.deploy.keyring on one machine, or the deployment's secret)")
     try:
         doc = json.loads(raw.get_secret_value())
     except json.JSONDecodeError:

@@ -32,8 +32,8 @@ from typing import Any
 
 import httpx
 
+from services.deploy.keyring import KeyRing
 from services.kit import keys
-from services.runner.keyring import KeyRing
 from services.runner.postgres import PostgresServer
 from tests.bench.bench_stack import UNLIMITED
 from tests.services.payments.support import database_of, ledger_problems, mint_token
