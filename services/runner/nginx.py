@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -124,23 +126,18 @@ SHOP_DOWN = ("<!doctype html><html lang='en'><meta charset='utf-8'><title>The sh
              "again in a moment.</p></html>")
 
 
-def _storefront_location(port: int | None, not_found: str) -> str:
-    """``/``: the storefront when the catalog has one, else a 404 problem. A location's own ``error_page``
-    replaces every inherited one, so the edge's other error pages are declared again beside the shop's."""
-    if port is None:
-        return f"""        location / {{
-            default_type application/problem+json;
-            return 404 "{not_found}";
-        }}"""
+def _pages_location(pages: Sequence[str]) -> str:
+    """The page server's paths (``catalog.edge_pages``): ``/`` itself, each other one with everything below
+    it. Nothing else reaches the storefront, so its operational routes (``/metrics``, ``/readyz``, the API
+    document) stay inside however spelled (nginx matches the decoded, normalised path). A location's own
+    ``error_page`` replaces every inherited one: the edge's other error pages are declared again beside the
+    shop's, which answers people, not programs, when the storefront does not."""
+    if not pages:
+        return ""
+    words = "|".join(re.escape(p.strip("/")) for p in pages if p != "/")
     own = "\n".join(f"            error_page {code} = {ERROR_PATH}{code};" for code in OWN_ERRORS
                     if code not in (502, 503, 504))
-    # Every service's operational routes (services.kit.app) and internal API stay inside, whatever the case or
-    # the escaping (nginx matches the decoded, normalised path).
-    return f"""        location ~* ^/(metrics|readyz|openapi\\.json|docs|redoc|internal)(/|$) {{
-            default_type application/problem+json;
-            return 404 "{not_found}";
-        }}
-        location / {{
+    return f"""        location ~ "^(/|/({words})(/.*)?)$" {{
             proxy_pass http://storefront;
 {own}
             error_page 502 503 504 = {ERROR_PATH}shop;
@@ -149,11 +146,12 @@ def _storefront_location(port: int | None, not_found: str) -> str:
             internal;
             default_type "text/html; charset=utf-8";
             return 503 "{SHOP_DOWN}";
-        }}"""
+        }}
+"""
 
 
 def render(layout: Layout, cert: Path, key: Path, gateway_ports: list[int], *, storefront_port: int | None = None,
-           workers: int = 2) -> str:
+           pages: Sequence[str] = (), workers: int = 2) -> str:
     base = layout.shared / "nginx"  # its workers may run as a user of their own
     # max_fails=0: no passive failure accounting. nginx 1.22 keeps a replica's failure count until a request
     # succeeds on it after fail_timeout, and while it is "checked" lets only that one request through
@@ -266,7 +264,10 @@ http {{
         location = /healthz {{
             proxy_pass http://gateway;
         }}
-{_storefront_location(storefront_port, not_found)}
+{_pages_location(pages if storefront_port is not None else ())}        location / {{
+            default_type application/problem+json;
+            return 404 "{not_found}";
+        }}
 {_error_pages(security_headers)}
     }}
 }}
@@ -274,13 +275,13 @@ http {{
 
 
 def write(layout: Layout, cert: Path, key: Path, gateway_ports: list[int], *,
-          storefront_port: int | None = None) -> Path:
+          storefront_port: int | None = None, pages: Sequence[str] = ()) -> Path:
     base = layout.shared / "nginx"  # its workers may run as a user of their own
     for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (base / sub).mkdir(parents=True, exist_ok=True)
     layout.logs.mkdir(parents=True, exist_ok=True)
     conf = base / "nginx.conf"
-    conf.write_text(render(layout, cert, key, gateway_ports, storefront_port=storefront_port))
+    conf.write_text(render(layout, cert, key, gateway_ports, storefront_port=storefront_port, pages=pages))
     return conf
 
 

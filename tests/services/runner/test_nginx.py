@@ -15,9 +15,14 @@ from pathlib import Path
 import httpx
 import pytest
 
+from services import catalog
 from services.runner import nginx, tls
 from services.runner.layout import Layout
 from tests.support.procs import free_port
+
+_SHOP = catalog.page_server()
+assert _SHOP is not None, "the catalog names a page server (the storefront)"
+SHOP_PAGES = _SHOP.edge_pages
 
 
 def _ctx(ca: Path) -> ssl.SSLContext:
@@ -49,7 +54,7 @@ def _start_edge(base: Path, binary: str, *, shop: bool = False,
     ca, cert, key = tls.ensure_certificates(layout.tls)
     # ``shop``: the storefront at ``/`` is the echo server too; ``shop_down``: a storefront port nobody serves.
     storefront = (free_port() if shop_down else echo_port) if shop else None
-    conf = nginx.write(layout, cert, key, [echo_port], storefront_port=storefront)
+    conf = nginx.write(layout, cert, key, [echo_port], storefront_port=storefront, pages=SHOP_PAGES)
     nginx.check(binary, conf)
     proc = subprocess.Popen(nginx.command(binary, conf), stderr=subprocess.PIPE)
     deadline = time.monotonic() + 10
@@ -94,8 +99,8 @@ def shop_edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Layout
 
 @pytest.mark.parametrize("path", ["/internal/v1/changes", "/INTERNAL/v1/changes", "/api/../internal/v1/x",
                                   "/%69nternal/v1/changes", "/metrics", "/Metrics/", "/openapi.json", "/readyz",
-                                  "/docs", "/redoc"])
-def test_with_a_storefront_at_the_root_operational_and_internal_routes_still_stay_inside(
+                                  "/docs", "/redoc", "/cartx", "/CART", "/unknown", "/.env"])
+def test_with_a_storefront_only_its_pages_pass_the_edge_and_its_operational_routes_stay_inside(
         shop_edge: tuple[Layout, Path], path: str) -> None:
     layout, ca = shop_edge
     r = httpx.get(f"https://127.0.0.1:{layout.edge_https}{path}", verify=_ctx(ca))
@@ -103,10 +108,10 @@ def test_with_a_storefront_at_the_root_operational_and_internal_routes_still_sta
     assert r.headers["content-type"] == "application/problem+json"
 
 
-def test_the_storefront_gets_every_other_path_with_the_client_address_set_by_the_edge(
+def test_the_storefront_gets_its_pages_with_the_client_address_set_by_the_edge(
         shop_edge: tuple[Layout, Path]) -> None:
     layout, ca = shop_edge
-    for path in ("/", "/products/abc", "/cart", "/static/shop.css"):
+    for path in ("/", "/products/abc", "/cart", "/cart/items", "/static/shop.css"):
         r = httpx.get(f"https://127.0.0.1:{layout.edge_https}{path}", verify=_ctx(ca),
                       headers={"X-Forwarded-For": "1.2.3.4"})
         assert r.status_code == 200, (path, r.text)

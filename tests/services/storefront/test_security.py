@@ -14,6 +14,8 @@ from http.cookies import SimpleCookie
 import pytest
 from fastapi.testclient import TestClient
 
+from services import catalog
+from services.storefront import pages
 from services.storefront.pages import _safe_next
 from services.storefront.session import Session, SessionCodec, csrf_token
 from services.storefront.settings import Settings
@@ -119,3 +121,19 @@ def test_a_page_while_the_api_is_down_is_a_clear_503_not_a_stack_trace(client: T
     assert "The shop is not answering right now" in response.text
     assert "Traceback" not in response.text
     assert "ConnectError" not in response.text
+
+
+def test_the_edge_passes_exactly_the_storefronts_pages(client: TestClient) -> None:
+    """The catalog's edge_pages are the storefront's routes, no more (an operational route would leak to the
+    internet) and no fewer (a page the edge never passes): a new page needs its catalog entry."""
+    shop = catalog.get("storefront")
+    served = set()
+    routes = [*client.app.routes, *pages.router.routes]  # type: ignore[attr-defined]
+    for route in routes:
+        path = getattr(route, "path", "")  # FastAPI lists an included router as one entry without a path
+        if not path:
+            continue
+        first = "/" if path == "/" else "/" + path.strip("/").split("/")[0]
+        if first.strip("/") not in catalog.RESERVED_SEGMENTS:
+            served.add(first)
+    assert served == set(shop.edge_pages)
