@@ -17,10 +17,10 @@ from shop_platform.k8s.components import (
 )
 from shop_platform.k8s.keys import keyring_from_seeds, pem_from_seed
 from shop_platform.k8s.spec import LayerSpec
-from shop_platform.plan import REPO_ROOT
 
 from services import catalog
 from services.kit import keys
+from tools.plan import REPO_ROOT
 
 from .conftest import StackRender, layer_for, placeholder_aws
 
@@ -41,6 +41,19 @@ def test_components_are_typed_shop_k8s_and_every_resource_has_a_parent(stack_ren
     orphans = [r.name for r in rec.resources if r.custom and r.parent not in urns
                and not r.type.startswith("pulumi:providers:")]
     assert orphans == []
+
+
+def test_every_kubernetes_resource_goes_through_the_stacks_cluster_provider(stack_render: StackRender) -> None:
+    """The components get the provider once (``opts.providers``) and their children inherit it through
+    ``parent=self``: a resource that fell back to the default provider would be applied to whatever cluster the
+    ambient kubeconfig names. Children of another package (random) keep their own default provider."""
+    rec = stack_render.recording
+    provider = rec.one("pulumi:providers:kubernetes")
+    kube = [r for r in rec.resources if r.type.startswith("kubernetes:")]
+    assert len(kube) > 20
+    # A provider reference is "<provider URN>::<provider id>".
+    assert [r.name for r in kube if (r.provider or "").rsplit("::", 1)[0] != provider.urn] == []
+    assert [r.name for r in rec.resources if r.type.startswith("random:") and r.provider is not None] == []
 
 
 def test_every_release_is_pinned_to_a_version_from_versions_py(stack_render: StackRender) -> None:
@@ -125,7 +138,9 @@ def test_layer_refuses_mismatched_targets() -> None:
     with pytest.raises(ValueError, match="EKS needs the AWS inputs"):
         deploy_kubernetes_layer(layer_for("dev"))
     with pytest.raises(ValueError, match="kind must not get them"):
-        deploy_kubernetes_layer(layer_for("local"), None, placeholder_aws("dev"))
+        deploy_kubernetes_layer(layer_for("local"), placeholder_aws("dev"))
+    with pytest.raises(ValueError, match=r"opts\.providers must name the cluster's provider"):
+        deploy_kubernetes_layer(layer_for("local"))
     with pytest.raises(ValueError, match="TargetGroupBinding"):
         GatewayEdgeArgs(layer_for("prod"))
     with pytest.raises(ValueError, match="unknown services"):
