@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from services.orders.models import Order, OrderPage
 from services.products.models import CategoryList, Product, ProductPage
-from services.search.api import SearchResults
+from services.search.models import SearchResults
 from services.users.models import TokenPair, UserOut
 
 M = TypeVar("M", bound=BaseModel)
