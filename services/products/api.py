@@ -18,6 +18,7 @@ from services.kit.errors import Problem, problem_responses
 from services.products import store
 from services.products.deps import SettingsDep
 from services.products.models import (
+    CategoryList,
     Product,
     ProductCreate,
     ProductPage,
@@ -133,3 +134,11 @@ async def delete_product(product_id: uuid.UUID, _admin: AdminUser, pool: PoolDep
 async def set_product_stock(product_id: uuid.UUID, body: StockUpdate, _admin: AdminUser, pool: PoolDep) -> Response:
     product = await store.set_stock(pool, product_id, body.quantity)
     return Response(_dumps(product), media_type=_JSON)
+
+
+categories_router = APIRouter(prefix="/api/v1/categories", tags=["products"])
+
+
+@categories_router.get("", response_model=CategoryList, summary="Every category with live products, by name")
+async def list_categories(pool: PoolDep) -> Response:
+    return Response(_dumps({"items": await store.list_categories(pool)}), media_type=_JSON)

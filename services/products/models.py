@@ -103,6 +103,15 @@ class ProductPage(BaseModel):
     next_cursor: str | None = Field(description="Opaque; pass it back as `cursor` for the next page")
 
 
+class CategoryCount(BaseModel):
+    name: str
+    products: int = Field(ge=1, description="Live products in the category")
+
+
+class CategoryList(BaseModel):
+    items: list[CategoryCount] = Field(description="Every category with a live product, by name")
+
+
 # --- internal: reservations ---------------------------------------------------------------------------
 
 class ReservationLine(BaseModel):

@@ -282,7 +282,11 @@ def admin_credentials(layout: Layout, env: dict[str, str]) -> Admin:
 
 def load_keyring(layout: Layout) -> KeyRing:
     if layout.keyring_file.exists():
-        return KeyRing.load(layout.keyring_file)
+        saved = KeyRing.load(layout.keyring_file)
+        ring = saved.completed()
+        if ring != saved:  # the catalog names a secret this stack's ring predates
+            ring.save(layout.keyring_file)
+        return ring
     layout.secrets.mkdir(parents=True, exist_ok=True, mode=0o700)
     ring = KeyRing.generate()
     ring.save(layout.keyring_file)
@@ -386,7 +390,9 @@ def plan(layout: Layout, db: Database, base_env: dict[str, str], *, gateway_repl
     nginx_bin = nginx.find_nginx()
     if nginx_bin:
         _ca, cert, key = tls.ensure_certificates(layout.tls)
-        conf = nginx.write(layout, cert, key, layout.gateway_ports(gateway_replicas))
+        conf = nginx.write(layout, cert, key, layout.gateway_ports(gateway_replicas),
+                           storefront_port=layout.port(shop.name) if (shop := catalog.page_server()) else None,
+                           pages=shop.edge_pages if shop else ())
         nginx.check(nginx_bin, conf)
         argv = nginx.command(nginx_bin, conf)
         if (edge_user := process_user("edge")) is not None:

@@ -199,15 +199,17 @@ def gateway(layer: LayerSpec) -> list[Manifest]:
     not_data_plane = {"matchExpressions": [{**_DATA_PLANE, "operator": "DoesNotExist"}]}
     # EKS: the ALB (public subnets) sends to pod IPs; kind: kube-proxy forwards the NodePort from a node.
     edge = layer.vpc_cidr if layer.eks else "0.0.0.0/0"
-    gw = catalog.get(catalog.GATEWAY)
+    # What the edge sends to: the gateway (the API), and the page server (the storefront) if there is one.
+    shop = catalog.page_server()
+    edge_backends = [catalog.get(catalog.GATEWAY), *([shop] if shop else [])]
     return [
         *_base(ns, layer, api=not_data_plane),
         _policy("from-prometheus", ns, _all_pods(), ingress=[
             {"from": [_in_ns(k.MONITORING_NS, k.PROMETHEUS_POD_LABELS)], "ports": _tcp(objects.GATEWAY_METRICS_PORT)}]),
         _policy("data-plane", ns, data_plane,
                 ingress=[{"from": [{"ipBlock": {"cidr": edge}}], "ports": _tcp(k.GATEWAY_LISTENER_PORT)}],
-                egress=[{"to": [_in_ns(k.SERVICES_NS, {"app.kubernetes.io/name": gw.name})],
-                         "ports": _tcp(gw.port)},
+                egress=[*({"to": [_in_ns(k.SERVICES_NS, {"app.kubernetes.io/name": backend.name})],
+                           "ports": _tcp(backend.port)} for backend in edge_backends),
                         {"to": [_same_ns(NGF_CONTROL_PLANE_POD_LABELS)], "ports": _tcp(NGF_AGENT_PORT)}]),
         _policy("control-plane", ns, _labels(NGF_CONTROL_PLANE_POD_LABELS),
                 ingress=[{"from": [{"podSelector": data_plane}], "ports": _tcp(NGF_AGENT_PORT)}]),
