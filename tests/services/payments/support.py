@@ -147,3 +147,16 @@ def card_data_in(text: str, numbers: tuple[str, ...] = ALL_NUMBERS, cvc: str = C
 def log_texts(logdir: Path) -> Iterator[tuple[str, str]]:
     for path in sorted(logdir.glob("*.log")):
         yield path.name, path.read_text(errors="replace")
+
+
+def card_data_left(pg: PostgresServer, logdir: Path) -> list[str]:
+    """Where card numbers or the test CVC stayed: any row of any database of ``pg`` (each service's, fault
+    instances' too), any service log in ``logdir``. Empty when card data only passed through."""
+    found: list[str] = []
+    databases = pg.psql("SELECT datname FROM pg_database WHERE NOT datistemplate AND datname <> 'postgres'")
+    for database in databases.split():
+        found += [f"database {database}: {what}" for what in card_data_in(dump_database(pg, database))]
+    for name, text in log_texts(logdir):
+        found += [f"log {name}: {what}" for what in card_data_in(text)]
+    return found
+
