@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.services.users.helpers import Api
+from tests.services.users.support import Api
 from tests.support.procs import ServiceProcess
 from tests.support.stack import TestStack
 

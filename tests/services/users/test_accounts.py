@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.services.users.helpers import PASSWORD, Api, assert_problem, bearer, unique_email
+from tests.services.users.support import PASSWORD, Api, assert_problem, bearer, unique_email
 from tests.support.procs import ServiceProcess
 
 

@@ -22,7 +22,7 @@ from services.kit import keys
 from services.kit.auth import JWKSClient, TokenVerifier
 from services.runner.keyring import KeyRing
 from tests.services.users.conftest import TRUST_LOOPBACK
-from tests.services.users.helpers import Api, assert_problem, b64url, b64url_json
+from tests.services.users.support import Api, assert_problem, b64url, b64url_json
 from tests.support.procs import ServiceProcess
 from tests.support.stack import TestStack
 

@@ -13,7 +13,7 @@ import httpx
 import jwt
 import pytest
 
-from tests.services.users.helpers import PASSWORD, Api, assert_problem, bearer, db_fetch, new_ip, unique_email
+from tests.services.users.support import PASSWORD, Api, assert_problem, bearer, db_fetch, new_ip, unique_email
 from tests.support.procs import ServiceProcess
 
 
