@@ -39,7 +39,7 @@ for svc in $services; do
   echo "== image shop/$svc:$tag"
   # No attestation manifests: with Docker's containerd image store `docker save` omits them and
   # `kind load docker-image` fails with "content digest ... not found" (kubernetes-sigs/kind#3795).
-  docker build --provenance=false --sbom=false -f services/Dockerfile --target "$svc" -t "shop/$svc:$tag" .
+  docker build --provenance=false --sbom=false -f services/Dockerfile --build-arg SERVICE="$svc" -t "shop/$svc:$tag" .
   kind load docker-image "shop/$svc:$tag" --name "$CLUSTER"
 done
 

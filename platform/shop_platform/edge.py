@@ -19,8 +19,8 @@ Controller's TargetGroupBinding, rather than attaching node groups to an ``insta
   registers targets (its IAM role allows just that, on this one target group), and on destroy there is
   no controller-created load balancer or security group to leak;
 - node groups can be replaced or autoscaled without re-attaching anything.
-The TargetGroupBinding object itself is applied with the gateway chart (later issue); it must omit
-``spec.networking`` so the controller never edits security groups.
+The TargetGroupBinding object itself is applied by the Kubernetes layer (``k8s.components.GatewayEdge``); it
+omits ``spec.networking`` so the controller never edits security groups.
 """
 
 from __future__ import annotations

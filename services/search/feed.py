@@ -1,7 +1,7 @@
 """The products change feed as search reads it: ``GET /internal/v1/changes?after=<seq>&limit=<n>``.
 
-The shape is the agreed internal API (team brief); it is validated on arrival so a malformed batch is
-an error the indexer retries, never half-applied data.
+The shape is the products service's internal API (services/products/README.md); it is validated on
+arrival so a malformed batch is an error the indexer retries, never half-applied data.
 """
 
 from __future__ import annotations

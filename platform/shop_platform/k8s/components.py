@@ -22,12 +22,13 @@ import pulumi_random as random
 
 from services import catalog
 from services.catalog import Service
-from services.runner.keyring import KeyRing
+from services.deploy.environment import DeployTarget, deployment_environment, split_secrets
+from services.deploy.keyring import KeyRing
 from shop_platform.k8s import addons, netpol, objects
 from shop_platform.k8s import spec as k
 from shop_platform.k8s.keys import keyring_from_seeds
 from shop_platform.k8s.spec import LayerSpec
-from shop_platform.k8s.values import ServiceInputs, secret_name, service_values, token_issuer
+from shop_platform.k8s.values import ServiceInputs, secret_name, service_values
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 SERVICE_CHART_DIR = REPO_ROOT / "charts" / "service"
@@ -95,11 +96,14 @@ class ClusterStorage(pulumi.ComponentResource):
 
 
 def _secret_data(service: str, v: list[Any]) -> dict[str, str]:
-    """File name -> content (the kit reads each setting from SECRETS_DIR/<NAME>): the key ring's share for
-    this service plus its extra settings."""
+    """File name -> content (the kit reads each setting from SECRETS_DIR/<NAME>): the service's secret
+    settings (its share of the key ring, the first administrator if it issues user tokens) plus its extra
+    settings."""
     ring: KeyRing = v[0]
     extra: Mapping[str, str] = v[1]
-    return {**ring.env_for(service), **extra}
+    admin = (v[2], v[3]) if len(v) == 4 else None
+    _, secret = split_secrets(deployment_environment(service, DeployTarget(keyring=ring, admin=admin)))
+    return {**secret, **extra}
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,9 +125,10 @@ class ServiceSecretsArgs:
 
 
 class ServiceSecrets(pulumi.ComponentResource):
-    """One Secret per service holding only what that service needs: its own private key if it calls /internal
-    routes, its callers' public keys (catalog allow-list), the user-token signing keys (users), the card
-    fingerprint key (payments)."""
+    """One Secret per service holding only what that service needs (``services.deploy.environment``): its own
+    private key if it calls /internal routes, its callers' public keys (catalog allow-list), the user-token
+    signing keys and the first administrator (the token issuer), the deployment secrets its catalog entry
+    names (the card fingerprint key)."""
 
     def __init__(self, name: str, args: ServiceSecretsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("shop:k8s:ServiceSecrets", name, None, opts)
@@ -134,21 +139,21 @@ class ServiceSecrets(pulumi.ComponentResource):
                  if s.name in catalog.service_key_holders()}
         card_key = random.RandomBytes(f"{name}-card-fingerprint-key", length=32, opts=child)
         names = list(seeds)
-        extra: dict[str, Mapping[str, pulumi.Input[str]]] = {n: dict(v) for n, v in args.extra.items()}
         self.admin_password: pulumi.Output[str] | None = None
+        admin: list[pulumi.Input[str]] = []
         if args.admin_email is not None:
             admin_pw = random.RandomPassword(f"{name}-admin-password", length=24, special=False, opts=child)
             # Marked secret here, not only by the provider's schema: it must never reach state or logs in clear.
             self.admin_password = pulumi.Output.secret(admin_pw.result)
-            issuer = token_issuer().name
-            extra[issuer] = {**extra.get(issuer, {}), "ADMIN_EMAIL": args.admin_email,
-                             "ADMIN_PASSWORD": self.admin_password}
+            admin = [args.admin_email, self.admin_password]
         ring = pulumi.Output.all(jwt_seed.base64, card_key.hex, *[seeds[n].base64 for n in names]).apply(
             lambda v: keyring_from_seeds(v[0], dict(zip(names, v[2:], strict=True)), v[1]))
         self.secrets: dict[str, k8s.core.v1.Secret] = {}
         for svc in args.services:
             data: pulumi.Output[dict[str, str]] = pulumi.Output.secret(
-                pulumi.Output.all(ring, extra.get(svc.name, {})).apply(functools.partial(_secret_data, svc.name)))
+                pulumi.Output.all(ring, dict(args.extra.get(svc.name, {})),
+                                  *(admin if svc.issues_user_tokens else [])).apply(
+                    functools.partial(_secret_data, svc.name)))
             self.secrets[svc.name] = k8s.core.v1.Secret(
                 f"{name}-{svc.name}",
                 metadata=k8s.meta.v1.ObjectMetaArgs(name=secret_name(svc), namespace=k.SERVICES_NS,

@@ -12,7 +12,7 @@ from shop_platform.k8s import spec as k
 from shop_platform.k8s.spec import AlertReceiver
 
 from services import catalog
-from services.runner.prometheus import alert_rules
+from services.deploy.alerts import alert_rules
 
 from .conftest import StackRender, layer_for, render_stack
 
@@ -77,7 +77,7 @@ def test_dashboards_are_configmaps_grafana_loads() -> None:
 
 
 def test_prometheus_rule_is_exactly_the_shared_alert_rules() -> None:
-    """Alerts are defined once (services.runner.prometheus.alert_rules, unit-tested with promtool) and the
+    """Alerts are defined once (services.deploy.alerts.alert_rules, unit-tested with promtool) and the
     cluster gets the very same groups, not a copy that drifts."""
     rule = objects.prometheus_rule()
     assert rule["spec"] == alert_rules()

@@ -13,9 +13,9 @@ import httpx
 import jwt
 import pytest
 
+from services.deploy.keyring import KeyRing
 from services.kit import keys
 from services.kit.auth import ServiceTokenIssuer
-from services.runner.keyring import KeyRing
 from tests.support.inprocess import InProcessService, serve_in_process
 from tests.support.stack import TestStack
 
