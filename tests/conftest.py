@@ -26,9 +26,10 @@ from tests.support.stack import ADMIN_EMAIL, ADMIN_PASSWORD, TestStack
 @pytest.fixture(scope="session")
 def pg(logdir: Path) -> Iterator[PostgresServer]:
     """The session's PostgreSQL. When the session ends, after every test and after every service that used
-    it has stopped (they all depend on this fixture), no database row and no service log may hold card
-    data: card numbers and CVCs pass through orders and payments, never stay. A finding fails the session
-    as an error in this fixture's teardown, whichever tests ran and in whatever order."""
+    it has stopped (they all depend on this fixture), no row of an orders or payments database and no
+    service log may hold card data: card numbers and CVCs pass through orders and payments, never stay.
+    A finding fails the session as an error in this fixture's teardown, whichever tests ran and in
+    whatever order."""
     # Thrown away at the end of the session, so durability buys nothing here.
     server = PostgresServer(port=free_port(), crash_unsafe_for_tests=True)
     server.init()
