@@ -3,7 +3,8 @@
 It wires settings, JSON logging, the problem handlers, the observability middleware, the database pool
 and migrations, token verification, and the operational routes (``/healthz``, ``/readyz``,
 ``/metrics``). A service passes its routers and, if it needs them, start-up hooks (background workers,
-bootstrap) and extra readiness checks.
+bootstrap), extra readiness checks, routes to try before all others, and where (or whether) FastAPI
+serves the service's OpenAPI document.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.kit import metrics
@@ -34,6 +36,7 @@ from services.kit.auth import (
     TokenVerifier,
     check_internal_routes,
 )
+from services.kit.background import Loop
 from services.kit.context import request_id_var, traceparent_var, user_id_var
 from services.kit.db import Database
 from services.kit.errors import (
@@ -48,10 +51,9 @@ from services.kit.logging import configure_logging
 from services.kit.migrate import apply as apply_migrations
 from services.kit.settings import KitSettings
 
-log = logging.getLogger("kit.app")
+log = logging.getLogger(__name__)
 
 Hook = Callable[[FastAPI], Awaitable[None]]
-Loop = Callable[[FastAPI], Coroutine[Any, Any, None]]
 
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
@@ -225,6 +227,8 @@ def create_app(
     title: str,
     description: str,
     routers: Sequence[APIRouter],
+    front_routes: Sequence[BaseRoute] = (),
+    openapi_url: str | None = "/openapi.json",
     migrations: Path | None = None,
     on_startup: Sequence[Hook] = (),
     on_shutdown: Sequence[Hook] = (),
@@ -232,7 +236,11 @@ def create_app(
     background: Sequence[Loop] = (),
 ) -> FastAPI:
     """``background`` loops (``async def loop(app)``, running until cancelled) start after the start-up
-    hooks and are cancelled, and awaited, before the shutdown hooks run."""
+    hooks and are cancelled, and awaited, before the shutdown hooks run.
+
+    ``front_routes`` are tried before every other route (the docs, the operational routes, ``routers``):
+    Starlette tries routes in order and each miss costs time, so a hot path can go first. With
+    ``openapi_url=None`` FastAPI serves no document (and no docs pages); the service may serve its own."""
     configure_logging(settings)
 
     @asynccontextmanager
@@ -276,6 +284,8 @@ def create_app(
         version="1.0.0",
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
+        openapi_url=openapi_url,
+        routes=list(front_routes),
     )
     app.state.settings = settings
     app.state.pool = None

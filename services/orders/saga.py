@@ -31,7 +31,7 @@ from services.orders import store
 from services.orders.models import OrderLine
 from services.orders.settings import Settings
 
-log = logging.getLogger("orders")
+log = logging.getLogger(__name__)
 
 ORDERS_PATH = "/api/v1/orders"
 MAX_TOTAL_CENTS = 100_000_000_000  # what payments accepts in one charge

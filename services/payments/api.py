@@ -15,14 +15,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.kit.auth import CurrentUser, internal_api
 from services.kit.cards import Card, fingerprint
+from services.kit.deps import PoolDep
 from services.kit.errors import Problem, problem_body, problem_responses
 from services.kit.idempotency import IdempotencyKey, Stored, request_hash, require_key, respond
 from services.payments import idempotency
+from services.payments.deps import SettingsDep
 from services.payments.idempotency import Claim
 from services.payments.processor import decide
 from services.payments.settings import Settings
 
-log = logging.getLogger("payments")
+log = logging.getLogger(__name__)
 
 PAYMENTS_TOTAL = Counter("payments_total", "Charges and refunds by outcome", ["outcome"])
 
@@ -99,26 +101,20 @@ def _payment(row: asyncpg.Record) -> Payment:
     )
 
 
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
 _TITLES = {"payment-declined": "Payment declined", "refund-exceeds-capture": "Refund exceeds capture",
            "payment-not-captured": "Payment not captured"}
 
 
-def _problem(request: Request, status: int, detail: str, kind: str, **ext: Any) -> dict[str, Any]:
-    return problem_body(_settings(request).problem_base_uri, status, detail, request.url.path, kind=kind,
+def _problem(request: Request, settings: Settings, status: int, detail: str, kind: str, **ext: Any) -> dict[str, Any]:
+    return problem_body(settings.problem_base_uri, status, detail, request.url.path, kind=kind,
                         title=_TITLES.get(kind), **ext)
 
 
 
-async def _claim(request: Request, caller: str, key: str, operation: str,
+async def _claim(pool: asyncpg.Pool, settings: Settings, caller: str, key: str, operation: str,
                  body: dict[str, Any]) -> Claim | Stored:
-    settings = _settings(request)
     req_hash = request_hash(settings.card_fingerprint_key.get_secret_value().encode(), operation, body)
-    return await idempotency.claim(request.app.state.pool, caller, key, req_hash, settings.idempotency_stale_s)
+    return await idempotency.claim(pool, caller, key, req_hash, settings.idempotency_stale_s)
 
 
 @router.post(
@@ -126,13 +122,12 @@ async def _claim(request: Request, caller: str, key: str, operation: str,
     summary="Charge a card (idempotent per Idempotency-Key and caller)",
     responses=problem_responses(400, 401, 402, 409, 422),
 )
-async def create_charge(request: Request, body: ChargeRequest, caller: ChargesCaller,
-                        idempotency_key: IdempotencyKey = None) -> JSONResponse:
+async def create_charge(request: Request, body: ChargeRequest, caller: ChargesCaller, pool: PoolDep,
+                        settings: SettingsDep, idempotency_key: IdempotencyKey = None) -> JSONResponse:
     key = require_key(idempotency_key)
-    claimed = await _claim(request, caller, key, "charge", body.model_dump(mode="json"))
+    claimed = await _claim(pool, settings, caller, key, "charge", body.model_dump(mode="json"))
     if isinstance(claimed, Stored):
         return respond(claimed.status_code, claimed.body, replayed=True)
-    pool: asyncpg.Pool = request.app.state.pool
     card = body.card
     reason = decide(card.number)
     payment_id = uuid.uuid4()
@@ -144,7 +139,7 @@ async def create_charge(request: Request, body: ChargeRequest, caller: ChargesCa
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING *""",
                 payment_id, body.order_id, body.user_id, "declined" if reason else "captured", reason,
                 body.amount_cents, body.currency, card.brand, card.last4, card.exp_month, card.exp_year,
-                fingerprint(_settings(request).card_fingerprint_key.get_secret_value(), card.number),
+                fingerprint(settings.card_fingerprint_key.get_secret_value(), card.number),
             )
             assert row is not None
             if reason is None:
@@ -160,7 +155,7 @@ async def create_charge(request: Request, body: ChargeRequest, caller: ChargesCa
                 status, out = 201, _payment(row).model_dump(mode="json")
             else:
                 status = 402
-                out = _problem(request, 402, "The card was declined.", "payment-declined",
+                out = _problem(request, settings, 402, "The card was declined.", "payment-declined",
                                payment_id=str(payment_id), reason=reason)
             await idempotency.complete(conn, claimed, status, out)
     except BaseException:
@@ -180,12 +175,11 @@ async def create_charge(request: Request, body: ChargeRequest, caller: ChargesCa
     responses=problem_responses(400, 401, 404, 409, 422),
 )
 async def create_refund(request: Request, payment_id: uuid.UUID, body: RefundRequest, caller: RefundsCaller,
-                        idempotency_key: IdempotencyKey = None) -> JSONResponse:
+                        pool: PoolDep, settings: SettingsDep, idempotency_key: IdempotencyKey = None) -> JSONResponse:
     key = require_key(idempotency_key)
-    claimed = await _claim(request, caller, key, f"refund {payment_id}", body.model_dump(mode="json"))
+    claimed = await _claim(pool, settings, caller, key, f"refund {payment_id}", body.model_dump(mode="json"))
     if isinstance(claimed, Stored):
         return respond(claimed.status_code, claimed.body, replayed=True)
-    pool: asyncpg.Pool = request.app.state.pool
     refund_id = uuid.uuid4()
     try:
         async with pool.acquire() as conn, conn.transaction():
@@ -200,14 +194,14 @@ async def create_refund(request: Request, payment_id: uuid.UUID, body: RefundReq
                 current = await conn.fetchrow(
                     "SELECT status, amount_cents, refunded_cents FROM payments WHERE id = $1", payment_id)
                 if current is None:
-                    status, out = 404, _problem(request, 404, "No such payment.", "not-found")
+                    status, out = 404, _problem(request, settings, 404, "No such payment.", "not-found")
                 elif current["status"] != "captured":
-                    status, out = 409, _problem(request, 409, "A declined payment cannot be refunded.",
+                    status, out = 409, _problem(request, settings, 409, "A declined payment cannot be refunded.",
                                                 "payment-not-captured")
                 else:
                     refundable = int(current["amount_cents"] - current["refunded_cents"])
                     status, out = 409, _problem(
-                        request, 409, "The refund would exceed what was captured and not yet refunded.",
+                        request, settings, 409, "The refund would exceed what was captured and not yet refunded.",
                         "refund-exceeds-capture", refundable_cents=refundable)
             else:
                 row = await conn.fetchrow(
@@ -242,9 +236,9 @@ async def create_refund(request: Request, payment_id: uuid.UUID, body: RefundReq
     summary="Payments of an order, oldest first (the orders recovery loop uses it)",
     responses=problem_responses(401, 422),
 )
-async def list_order_payments(request: Request, caller: PaymentReadsCaller,
+async def list_order_payments(caller: PaymentReadsCaller, pool: PoolDep,
                               order_id: uuid.UUID = Query()) -> PaymentList:
-    rows = await request.app.state.pool.fetch(
+    rows = await pool.fetch(
         "SELECT * FROM payments WHERE order_id = $1 ORDER BY created_at, id", order_id)
     return PaymentList(items=[_payment(r) for r in rows])
 
@@ -254,8 +248,8 @@ async def list_order_payments(request: Request, caller: PaymentReadsCaller,
     summary="A payment, for its owner or an admin (anyone else: 404)",
     responses=problem_responses(401, 404, 422),
 )
-async def get_payment(request: Request, payment_id: uuid.UUID, user: CurrentUser) -> PublicPayment:
-    row = await request.app.state.pool.fetchrow("SELECT * FROM payments WHERE id = $1", payment_id)
+async def get_payment(payment_id: uuid.UUID, user: CurrentUser, pool: PoolDep) -> PublicPayment:
+    row = await pool.fetchrow("SELECT * FROM payments WHERE id = $1", payment_id)
     if row is None or (row["user_id"] != user.user_id and not user.is_admin):
         raise Problem(404, "No such payment.")
     return PublicPayment.model_validate(_payment(row).model_dump(exclude={"user_id", "decline_reason"}))

@@ -8,11 +8,11 @@ from typing import Any
 import helm_python
 import pytest
 from shop_platform.k8s.components import SERVICE_CHART_DIR
-from shop_platform.k8s.render import render_service_chart
 from shop_platform.k8s.values import ServiceInputs, service_values
 from shop_platform.network import endpoint_cidrs
 
 from services import catalog
+from tools.render import render_service_chart
 
 from .conftest import STACKS, layer_for
 
@@ -42,7 +42,7 @@ def test_chart_lints_clean_with_every_computed_values_set(stack: str) -> None:
 
     for r in render_stack(stack).recording.of_type("kubernetes:helm.sh/v3:Release"):
         if r.inputs["chart"].endswith("charts/service"):
-            from shop_platform.k8s.render import integral
+            from tools.render import integral
 
             assert _lint_problems(integral(r.inputs["values"])) == [], r.inputs["name"]
 

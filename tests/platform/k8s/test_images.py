@@ -12,10 +12,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from shop_platform.plan import REPO_ROOT
 
 from services import catalog
 from services.deploy import serve
+from tools.plan import REPO_ROOT
 
 DOCKERFILE = REPO_ROOT / "services" / "Dockerfile"
 

@@ -150,7 +150,8 @@ def test_kind_exposes_the_gateway_on_the_node_port_the_cluster_maps_to_the_host(
     """kind: NGINX listens on the NodePort charts/kind/cluster.yaml maps to localhost:80; EKS: ClusterIP, bound
     into the ALB's target group by a TargetGroupBinding without security-group management."""
     import yaml  # type: ignore[import-untyped]
-    from shop_platform.plan import REPO_ROOT
+
+    from tools.plan import REPO_ROOT
 
     local = addons.nginx_gateway_fabric(layer_for("local")).values["nginx"]["service"]
     assert local["type"] == "NodePort"

@@ -14,7 +14,7 @@ import pytest
 from fastapi import APIRouter
 
 from services.kit.app import create_app
-from services.kit.cursors import InvalidCursor, decode_cursor, encode_cursor
+from services.kit.pagination import InvalidCursor, decode_cursor, encode_cursor
 from services.kit.settings import KitSettings
 
 
