@@ -13,10 +13,11 @@ from fastapi.responses import JSONResponse
 
 from services.kit.auth import AdminUser, CurrentUser, Principal
 from services.kit.errors import Problem, problem_responses
+from services.kit.http import ServiceCallError
 from services.kit.idempotency import IdempotencyKey, Stored, request_hash, require_key, respond
 from services.orders import store
 from services.orders.models import Order, OrderPage, OrderRequest
-from services.orders.saga import Outcome, Saga, Unreachable, shielded
+from services.orders.saga import Outcome, Saga, shielded
 from services.orders.settings import Settings
 
 log = logging.getLogger("orders")
@@ -82,7 +83,7 @@ async def cancel_order(request: Request, order_id: uuid.UUID, user: CurrentUser)
         assert order.payment_id is not None
         try:
             await shielded(saga.finish_cancel(order_id, order.payment_id))
-        except Unreachable as exc:
+        except ServiceCallError as exc:
             log.warning("cancel deferred", extra={"event": "cancel_deferred", "order_id": str(order_id),
                                                   "why": str(exc)})
             raise Problem(503, "The refund or the stock return could not be done now; the cancellation will "

@@ -13,6 +13,8 @@ from services.orders import recovery
 from services.orders.api import router
 from services.orders.saga import Saga
 from services.orders.settings import Settings
+from services.payments.contract import PaymentsClient
+from services.products.contract import ProductsClient
 
 log = logging.getLogger("orders")
 
@@ -20,16 +22,16 @@ log = logging.getLogger("orders")
 async def start_saga(app: FastAPI) -> None:
     settings: Settings = app.state.settings
     issuer = app.state.service_issuer
-    app.state.products = ServiceClient(settings, "products", issuer, timeout=settings.products_timeout_s,
-                                    max_connections=settings.peer_max_connections)
-    app.state.payments = ServiceClient(settings, "payments", issuer, timeout=settings.payments_timeout_s,
-                                    max_connections=settings.peer_max_connections)
+    app.state.products = ProductsClient(ServiceClient(settings, "products", issuer, timeout=settings.products_timeout_s,
+                                                      max_connections=settings.peer_max_connections))
+    app.state.payments = PaymentsClient(ServiceClient(settings, "payments", issuer, timeout=settings.payments_timeout_s,
+                                                      max_connections=settings.peer_max_connections))
     app.state.saga = Saga(app.state.pool, settings, app.state.products, app.state.payments)
 
 
 async def stop_saga(app: FastAPI) -> None:
     for name in ("products", "payments"):
-        client: ServiceClient | None = getattr(app.state, name, None)
+        client: ProductsClient | PaymentsClient | None = getattr(app.state, name, None)
         if client is not None:
             await client.aclose()
 

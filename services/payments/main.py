@@ -9,8 +9,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from services.kit.app import create_app
-from services.payments import idempotency
-from services.payments.api import router
+from services.payments import api, idempotency, internal
 from services.payments.settings import Settings
 
 log = logging.getLogger("payments")
@@ -36,7 +35,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         title="payments",
         description="Simulated card processor: idempotent charges and refunds, a double-entry ledger. "
                     "Stores only brand, last4, expiry and a keyed fingerprint of a card.",
-        routers=[router],
+        routers=[api.router, internal.router],
         migrations=Path(__file__).parent / "migrations",
         background=[_prune_loop],
     )

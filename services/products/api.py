@@ -14,6 +14,7 @@ from starlette.types import Scope
 from services.kit.auth import AdminUser
 from services.kit.errors import Problem, problem_responses
 from services.products import store
+from services.products.contract import ProductNotFound
 from services.products.models import (
     Product,
     ProductCreate,
@@ -50,8 +51,7 @@ async def _product_response(request: Request, product_id: uuid.UUID) -> Response
     # only cost time.
     row = await request.app.state.pool.fetchrow(store.GET_PRODUCT_SQL, product_id)
     if row is None:
-        raise Problem(404, f"Product {product_id} does not exist.", kind="product-not-found",
-                      product_ids=[str(product_id)])
+        raise ProductNotFound(f"Product {product_id} does not exist.", [product_id])
     return Response(_dumps(dict(row.items())), media_type=_JSON)
 
 

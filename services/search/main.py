@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from services.kit.app import create_app
 from services.kit.http import ServiceClient
+from services.products.contract import ProductsClient
 from services.search.api import router
 from services.search.feed import HttpChangeFeed
 from services.search.indexer import Indexer
@@ -23,7 +24,7 @@ async def start_indexer(app: FastAPI) -> None:
         return
     client = ServiceClient(settings, "products", app.state.service_issuer, timeout=settings.indexer_feed_timeout_s,
                            max_connections=4)
-    indexer = Indexer(app.state.pool, HttpChangeFeed(client), batch_size=settings.indexer_batch_size,
+    indexer = Indexer(app.state.pool, HttpChangeFeed(ProductsClient(client)), batch_size=settings.indexer_batch_size,
                       poll_interval=settings.indexer_poll_interval_s, backoff_max=settings.indexer_backoff_max_s)
     indexer.start()
     app.state.indexer = indexer
