@@ -9,7 +9,6 @@ and made it the checkout's bottleneck on two cores (measured; see services/gatew
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -56,9 +55,6 @@ class UnexpectedAnswer(ServiceCallError):
 class ServiceResponse:
     status_code: int
     content: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.content)
 
 
 class ServiceClient:
