@@ -26,6 +26,7 @@ log = logging.getLogger("kit.errors")
 
 PROBLEM_JSON = "application/problem+json"
 
+
 class Problem(Exception):
     """An error a route wants the client to see, with a stable ``kind`` and optional extension members.
 

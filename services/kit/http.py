@@ -118,7 +118,9 @@ class ServiceClient:
             if error.status == status and error.kind == body.kind:
                 try:
                     return error.received(body)
-                except ValueError as exc:  # pydantic's ValidationError is one
+                except ValidationError as exc:  # its text quotes the values: count them only
+                    return UnexpectedAnswer(self.callee, status, f"{body.kind}: {exc.error_count()} invalid members")
+                except ValueError as exc:  # a member missing
                     return UnexpectedAnswer(self.callee, status, f"{body.kind}: {exc}")
         return UnexpectedAnswer(self.callee, status, body.kind)
 

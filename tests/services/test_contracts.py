@@ -139,6 +139,12 @@ def test_a_declared_kind_without_its_members_is_an_unexpected_answer_not_a_key_e
     assert "payment_id" in str(error)
 
 
+def test_a_malformed_member_is_an_unexpected_answer_that_does_not_quote_it() -> None:
+    error = raised(problem(402, "payment-declined", payment_id="4000000000000002", reason="card_declined"), charge)
+    assert isinstance(error, UnexpectedAnswer)
+    assert "4000000000000002" not in str(error)
+
+
 def test_a_declared_kind_under_another_status_is_an_unexpected_answer() -> None:
     error = raised(problem(409, "payment-declined", payment_id=str(PAYMENT), reason="card_declined"), charge)
     assert isinstance(error, UnexpectedAnswer)
