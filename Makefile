@@ -28,10 +28,14 @@ deps: ## Install the system packages the tests use (only those missing; needs ro
 # transitive ones too, at one version with the hashes of its files. --require-hashes refuses anything
 # unpinned or altered; pip first upgrades itself to the locked pip.
 PIP_LOCKED := pip install -q --require-hashes --no-deps
-$(VENV)/.installed: requirements/pip.txt requirements/dev.txt
+# Then the repository itself, editable (pyproject.toml): services, stacks, tools, platform/shop_platform and
+# policies/retail_policies import from the working tree, with no PYTHONPATH. Built by the locked setuptools
+# (--no-build-isolation); pip cannot hash a directory, hence a second command.
+$(VENV)/.installed: requirements/pip.txt requirements/dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m $(PIP_LOCKED) -r requirements/pip.txt
 	$(PY) -m $(PIP_LOCKED) -r requirements/dev.txt
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
 venv: $(VENV)/.installed ## Create the virtualenv from the lock file (services, platform, dev)
@@ -69,7 +73,7 @@ lint: venv ## ruff
 	$(VENV)/bin/ruff check .
 
 typecheck: venv ## mypy --strict over services, platform, stacks, policies and tests
-	$(VENV)/bin/mypy services platform/shop_platform stacks policies tests
+	$(VENV)/bin/mypy services platform/shop_platform stacks policies tools tests
 
 test: deps venv checkov actionlint crd-validators lint typecheck ## Everything CI runs: lint, types, and the whole test suite
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -86,7 +90,7 @@ status: ## What runs and whether it is ready
 
 STACK ?= dev
 plan: venv ## What `pulumi preview` would create for STACK (dev, prod, local), offline: tree, resources.json
-	PYTHONPATH=platform:. $(PY) -m shop_platform.plan --stack $(STACK)
+	$(PY) -m tools.plan --stack $(STACK)
 
 bench: venv ## Every benchmark in one run; report and plot in .run/bench/ (BENCH_ARGS=--quick for a smoke run)
 	@# socat: a bare TCP relay in nginx's place, to show what any extra hop costs on this host.

@@ -3,21 +3,17 @@
 Constructing ``PolicyPack`` starts the analyzer's gRPC server and blocks until the CLI stops it, so this is
 the only place it is constructed; the rules live in ``retail_policies`` and are imported and tested on their
 own (tests/policies). See policies/README.md.
+
+``retail_policies`` is importable without an install: the CLI starts a Python pack as ``python -m pulumi.policy
+<engine> <pack directory>`` with the pack directory as working directory, and ``runpy.run_path`` of that
+directory puts it first on ``sys.path`` (pulumi sdk/python/cmd/pulumi-language-python/main.go ``RunPlugin``;
+sdk/python/lib/pulumi/policy/__main__.py).
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# The CLI runs this file with the pack directory as the working directory; make ``retail_policies`` importable
-# however it is started.
-_HERE = str(Path(__file__).resolve().parent)
-if _HERE not in sys.path:
-    sys.path.insert(0, _HERE)
-
-from pulumi_policy import EnforcementLevel, PolicyPack  # noqa: E402
-from retail_policies import PACK_NAME, POLICIES  # noqa: E402
+from pulumi_policy import EnforcementLevel, PolicyPack
+from retail_policies import PACK_NAME, POLICIES
 
 PolicyPack(
     name=PACK_NAME,

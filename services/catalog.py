@@ -2,8 +2,10 @@
 
 Everything that differs per service is derived from this table: gateway routes, databases (local,
 in-cluster or RDS), security-group rules, IAM roles for service accounts, network policies, Prometheus
-scrape targets, dashboards and alert rules, and each deployment's chart values. Adding a service is one
-entry here, not ten edits elsewhere.
+scrape targets, dashboards and alert rules, container images, and each service's settings on every target
+(``services.deploy.environment``): who issues user tokens, which secrets a service receives, who believes a
+forwarded client address, who may call which ``/internal`` route. Adding a service is one entry here plus
+its own package and tests, not ten edits elsewhere.
 
 It is plain data with no third-party imports so the Pulumi program, the policy pack and the services can
 all import it cheaply.
@@ -16,6 +18,16 @@ from dataclasses import dataclass, field
 from functools import cache
 
 _NAME = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
+
+# Where the user-token issuer publishes its public keys; every other service verifies user tokens with them.
+JWKS_PATH = "/.well-known/jwks.json"
+# Secrets a deployment generates once and hands to the services that name them in ``Service.secrets``
+# (the signing keys follow from the catalog's relations instead: ``issues_user_tokens``, ``internal_apis``).
+SECRETS = ("card_fingerprint_key",)
+# The forwarder runs as replicas on its catalog port, then +10, +20 ... on one machine (each replica its own
+# scrape target, as a pod is): those ports belong to it, never to another service.
+FORWARDER_REPLICA_STEP = 10
+MAX_FORWARDER_REPLICAS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +87,9 @@ class Service:
     scaling: Scaling = field(default_factory=Scaling)
     # Per-route upstream timeout the gateway applies (seconds). Orders run a saga, so they get longer.
     gateway_timeout_s: float = 5.0
+    issues_user_tokens: bool = False
+    secrets: tuple[str, ...] = ()
+    trusts_forwarded_for: bool = False
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -91,6 +106,14 @@ class Service:
             if not prefix.startswith("/") or prefix.startswith("/internal"):
                 raise ValueError(f"service {self.name}: public prefix {prefix!r} must start with '/' "
                                  "and never expose /internal")
+        if self.issues_user_tokens and JWKS_PATH not in self.public_prefixes:
+            raise ValueError(f"service {self.name} issues user tokens: route {JWKS_PATH} to it (public_prefixes)")
+        unknown = set(self.secrets) - set(SECRETS)
+        if unknown or len(set(self.secrets)) != len(self.secrets):
+            raise ValueError(f"service {self.name}: secrets {self.secrets} must be distinct names from {SECRETS}")
+        if self.trusts_forwarded_for and not (self.forwards_public_routes or self.public_prefixes):
+            raise ValueError(f"service {self.name} trusts X-Forwarded-For but nothing forwards client requests "
+                             "to it (no public prefixes, not the forwarder)")
 
     @property
     def database_name(self) -> str:
@@ -109,6 +132,8 @@ SERVICES: tuple[Service, ...] = (
         owns_database=False,
         description="Public API gateway: routing, JWT verification, rate limits, circuit breakers",
         forwards_public_routes=True,
+        # Rate limits are per client: the edge in front of it (nginx, the NGINX data plane) names the client.
+        trusts_forwarded_for=True,
         scaling=Scaling(min_replicas=2, max_replicas=10),
     ),
     Service(
@@ -116,7 +141,11 @@ SERVICES: tuple[Service, ...] = (
         port=8001,
         owns_database=True,
         description="Accounts, argon2id passwords, sessions and asymmetric JWTs (JWKS)",
-        public_prefixes=("/api/v1/users", "/api/v1/sessions", "/.well-known/jwks.json"),
+        public_prefixes=("/api/v1/users", "/api/v1/sessions", JWKS_PATH),
+        issues_user_tokens=True,
+        # Login throttling is per client: without the forwarded address every client would share the
+        # gateway's, and one attacker could lock everyone out.
+        trusts_forwarded_for=True,
     ),
     Service(
         name="products",
@@ -151,6 +180,7 @@ SERVICES: tuple[Service, ...] = (
                        InternalApi("refunds", callers=("orders",)),
                        InternalApi("payment-reads", callers=("orders",))),
         public_prefixes=("/api/v1/payments",),
+        secrets=("card_fingerprint_key",),
     ),
 )
 
@@ -162,6 +192,15 @@ def _validate(services: tuple[Service, ...]) -> None:
     ports = [s.port for s in services]
     if len(set(ports)) != len(ports):
         raise ValueError(f"duplicate ports in catalog: {ports}")
+    for forwarder in (s for s in services if s.forwards_public_routes):
+        replicas = set(replica_ports(forwarder, MAX_FORWARDER_REPLICAS)[1:])
+        taken = sorted(s.name for s in services if s.port in replicas)
+        if taken:
+            raise ValueError(f"{taken} use a port of {forwarder.name}'s replicas {sorted(replicas)} "
+                             f"({forwarder.port} + {FORWARDER_REPLICA_STEP} per replica)")
+    issuers = [s.name for s in services if s.issues_user_tokens]
+    if len(issuers) != 1:
+        raise ValueError(f"exactly one service issues user tokens, got {issuers}")
     known = set(names)
     forwarders = {s.name for s in services if s.forwards_public_routes}
     for s in services:
@@ -175,6 +214,13 @@ def _validate(services: tuple[Service, ...]) -> None:
     prefixes = [p for s in services for p in s.public_prefixes]
     if len(set(prefixes)) != len(prefixes):
         raise ValueError("two services claim the same public prefix")
+
+
+def replica_ports(service: Service, replicas: int) -> list[int]:
+    """The ports of a forwarder's replicas on one machine: its catalog port, then +10, +20 ..."""
+    if not 1 <= replicas <= MAX_FORWARDER_REPLICAS:
+        raise ValueError(f"{service.name}: 1..{MAX_FORWARDER_REPLICAS} replicas, got {replicas}")
+    return [service.port + FORWARDER_REPLICA_STEP * i for i in range(replicas)]
 
 
 _validate(SERVICES)
@@ -230,6 +276,11 @@ def forwarded_to(name: str) -> tuple[str, ...]:
 def service_key_holders() -> tuple[str, ...]:
     """Services that sign service tokens: exactly the internal callers. Nobody else gets a private key."""
     return tuple(s.name for s in SERVICES if callees_of(s.name))
+
+
+def token_issuer() -> Service:
+    """The service that signs user tokens and publishes their public keys at ``JWKS_PATH``."""
+    return next(s for s in SERVICES if s.issues_user_tokens)
 
 
 def route_table() -> tuple[tuple[str, Service], ...]:

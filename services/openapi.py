@@ -63,16 +63,15 @@ def _build(name: str, env: dict[str, str]) -> FastAPI:
 
 def documents() -> dict[Path, str]:
     """Every committed document, as the code produces it now."""
+    from services.deploy.environment import DeployTarget, deployment_environment
+    from services.deploy.keyring import KeyRing
     from services.gateway import openapi as merged_openapi
-    from services.runner.keyring import KeyRing
 
-    keyring = KeyRing.generate()
+    target = DeployTarget(environment="test", keyring=KeyRing.generate(), database=lambda svc: {
+        "DATABASE_URL": f"postgresql://openapi@127.0.0.1:1/{svc.database_name}"})  # never dialled
     apps: dict[str, FastAPI] = {}
     for service in catalog.SERVICES:
-        env = {**keyring.env_for(service.name), "ENVIRONMENT": "test"}
-        if service.owns_database:
-            env["DATABASE_URL"] = f"postgresql://openapi@127.0.0.1:1/{service.database_name}"  # never dialled
-        apps[service.name] = _build(service.name, env)
+        apps[service.name] = _build(service.name, deployment_environment(service.name, target))
     own = {name: app.openapi() for name, app in apps.items() if name != catalog.GATEWAY}
     out = {service_path(name): canonical(doc) for name, doc in own.items()}
     out[MERGED] = canonical(merged_openapi.merge(apps[catalog.GATEWAY].openapi(), own))

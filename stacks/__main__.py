@@ -1,26 +1,20 @@
 """Pulumi program entry point: read the stack config once, pick the composition, export its outputs.
 
 Kept thin on purpose: validation lives in ``shop_platform.config``, wiring in ``stacks/<target>.py``.
+
+The Pulumi CLI runs this directory with the project's virtualenv (Pulumi.yaml ``virtualenv: .venv``), whose
+editable install of this repository (pyproject.toml) makes ``stacks``, ``shop_platform`` and ``services``
+importable: the language host only puts ``stacks/`` itself on ``sys.path`` (``runpy.run_path`` of the
+directory, pulumi sdk/python/cmd/pulumi-language-python-exec).
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import pulumi
+from shop_platform.config import StackConfig, load_stack_config
+from shop_platform.images import check_deployable
 
-# Pulumi runs this file from stacks/ (Pulumi.yaml ``main``): make the repository root (``services``,
-# ``stacks``) and ``platform/`` (``shop_platform``) importable. Never ``platform`` itself as a package:
-# it would shadow the standard library's ``platform`` module.
-_ROOT = Path(__file__).resolve().parent.parent
-for _path in (str(_ROOT / "platform"), str(_ROOT)):
-    if _path not in sys.path:
-        sys.path.insert(0, _path)
-
-import pulumi  # noqa: E402
-from shop_platform.config import StackConfig, load_stack_config  # noqa: E402
-from shop_platform.images import check_deployable  # noqa: E402
-
-from stacks import COMPOSITIONS  # noqa: E402
+from stacks import COMPOSITIONS
 
 
 def main() -> None:

@@ -110,21 +110,21 @@ def build(cfg: StackConfig, today: date | None = None) -> Mapping[str, Any]:
     repositories = repository_urls(cfg.kubernetes.image_registry)  # the shared registry (the registry stack)
     db_services = catalog.database_services()
     bootstrap = DatabaseBootstrap("db-bootstrap", DatabaseBootstrapArgs(
-        services=db_services, provider=cluster.k8s_provider, region=cfg.region, vpc_cidr=cfg.network.cidr,
+        services=db_services, region=cfg.region, vpc_cidr=cfg.network.cidr,
         database_cidrs=layer.database_cidrs, hosts=databases.endpoints,
         master_secret_arns=databases.master_secret_arns, bootstrap_role_arns=databases.bootstrap_role_arns,
         images={s.name: pulumi.Output.concat(repositories[s.name], _image_ref(layer, s.name))
-                for s in db_services}))
+                for s in db_services}), pulumi.ResourceOptions(providers=[cluster.k8s_provider]))
 
     # The Kubernetes layer (charts, gateway, observability, logging) through the cluster's provider, so destroy
     # removes it while nodes and controllers still run (platform/README.md, destroy order).
-    kube = deploy_kubernetes_layer(layer, cluster.k8s_provider, AwsInputs(
+    kube = deploy_kubernetes_layer(layer, AwsInputs(
         repository_urls=repositories, database_hosts=databases.endpoints,
         database_users=databases.users, database_role_arns=databases.role_arns,
         database_ready=bootstrap.jobs,
         target_group_arn=edge.target_group_arn, lb_controller_role_arn=edge.lb_controller_role_arn,
         autoscaler_role_arn=cluster.autoscaler_role_arn, cluster_name=cluster.cluster_name, vpc_id=network.vpc_id,
-        volumes_kms_key_arn=cluster.volumes_kms_key_arn))
+        volumes_kms_key_arn=cluster.volumes_kms_key_arn), pulumi.ResourceOptions(providers=[cluster.k8s_provider]))
 
     return {
         **kube,

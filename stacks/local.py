@@ -21,7 +21,7 @@ def build(cfg: Any) -> Mapping[str, Any]:
         raise TypeError(f"stacks.local.build needs a LocalStackConfig, got {type(cfg).__name__}")
     # The kind context by name: never whatever kubectl happens to point at (a production cluster, say).
     provider = k8s.Provider("kind", context=f"kind-{cfg.cluster_name}")
-    outputs = deploy_kubernetes_layer(layer_spec_for_local(cfg), provider)
+    outputs = deploy_kubernetes_layer(layer_spec_for_local(cfg), opts=pulumi.ResourceOptions(providers=[provider]))
     return {**outputs, "apiUrl": pulumi.Output.from_input("http://localhost/api/v1"),
             "kubeContext": f"kind-{cfg.cluster_name}"}
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from services.deploy.keyring import KeyRing
 from services.kit import keys
-from services.runner.keyring import KeyRing
 from services.runner.postgres import PostgresServer
 from tests.support.procs import ServiceProcess, free_port
 from tests.support.stack import ADMIN_EMAIL, ADMIN_PASSWORD, TestStack

@@ -21,8 +21,8 @@ if pulumi whoami -v 2>/dev/null | grep -q 'Backend URL: file://' \
   exit 1
 fi
 
-node_image=$(PYTHONPATH=platform "$PY" -c 'from shop_platform.versions import KIND_NODE_IMAGE; print(KIND_NODE_IMAGE)')
-kind_min=$(PYTHONPATH=platform "$PY" -c 'from shop_platform.versions import KIND_MIN_VERSION; print(KIND_MIN_VERSION)')
+node_image=$("$PY" -c 'from shop_platform.versions import KIND_NODE_IMAGE; print(KIND_NODE_IMAGE)')
+kind_min=$("$PY" -c 'from shop_platform.versions import KIND_MIN_VERSION; print(KIND_MIN_VERSION)')
 kind_version=$(kind version | sed -n 's/^kind v\([0-9.]*\).*/\1/p')
 if [ "$(printf '%s\n%s\n' "$kind_min" "$kind_version" | sort -V | head -1)" != "$kind_min" ]; then
   echo "up.sh: kind $kind_version is older than $kind_min (the release $node_image is built for)" >&2
@@ -39,7 +39,7 @@ for svc in $services; do
   echo "== image shop/$svc:$tag"
   # No attestation manifests: with Docker's containerd image store `docker save` omits them and
   # `kind load docker-image` fails with "content digest ... not found" (kubernetes-sigs/kind#3795).
-  docker build --provenance=false --sbom=false -f services/Dockerfile --target "$svc" -t "shop/$svc:$tag" .
+  docker build --provenance=false --sbom=false -f services/Dockerfile --build-arg SERVICE="$svc" -t "shop/$svc:$tag" .
   kind load docker-image "shop/$svc:$tag" --name "$CLUSTER"
 done
 

@@ -10,7 +10,7 @@ from shop_platform.tags import Tagger
 # How long `pulumi up` waits for ACM to issue a DNS-validated certificate. ACM issues one minutes after the
 # validation record resolves publicly; the provider's default (75 minutes, terraform-provider-aws
 # internal/service/acm/certificate_validation.go) mostly hides a new zone that its parent does not delegate
-# yet. The offline plan lists that delegation as a prerequisite (shop_platform.plan).
+# yet. The offline plan lists that delegation as a prerequisite (tools.plan).
 CERTIFICATE_VALIDATION_TIMEOUT: Final = "30m"
 
 

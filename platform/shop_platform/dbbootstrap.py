@@ -93,7 +93,6 @@ def network_policy(database_cidrs: Sequence[str], vpc_cidr: str) -> dict[str, An
 @dataclass(frozen=True, slots=True)
 class DatabaseBootstrapArgs:
     services: tuple[Service, ...]
-    provider: k8s.Provider
     region: str
     vpc_cidr: str
     database_cidrs: tuple[str, ...]
@@ -119,11 +118,11 @@ class DatabaseBootstrap(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: DatabaseBootstrapArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("shop:databases:DatabaseBootstrap", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self, provider=args.provider)
+        child = pulumi.ResourceOptions(parent=self)  # the cluster's provider comes with opts.providers
         ns = k8s.core.v1.Namespace(f"{name}-ns", metadata={"name": NAMESPACE, "labels": {
             "pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/warn": "restricted",
             "pod-security.kubernetes.io/audit": "restricted"}}, opts=child)
-        in_ns = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[ns])
+        in_ns = pulumi.ResourceOptions(parent=self, depends_on=[ns])
         policy = k8s.networking.v1.NetworkPolicy(
             f"{name}-policy", metadata={"name": "db-bootstrap", "namespace": NAMESPACE},
             # Plain dicts: the same shape as the rendered manifests; the typed Args would only restate them.
@@ -140,6 +139,5 @@ class DatabaseBootstrap(pulumi.ComponentResource):
                                                                                                 args.region))
             self.jobs.append(k8s.batch.v1.Job(
                 f"{name}-{svc.name}", metadata={"namespace": NAMESPACE, "labels": {"shop/service": svc.name}},
-                spec=cast(Any, spec), opts=pulumi.ResourceOptions(parent=self, provider=args.provider,
-                                                       depends_on=[ns, policy, account])))
+                spec=cast(Any, spec), opts=pulumi.ResourceOptions(parent=self, depends_on=[ns, policy, account])))
         self.register_outputs({"namespace": NAMESPACE})

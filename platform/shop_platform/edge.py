@@ -19,8 +19,8 @@ Controller's TargetGroupBinding, rather than attaching node groups to an ``insta
   registers targets (its IAM role allows just that, on this one target group), and on destroy there is
   no controller-created load balancer or security group to leak;
 - node groups can be replaced or autoscaled without re-attaching anything.
-The TargetGroupBinding object itself is applied with the gateway chart (later issue); it must omit
-``spec.networking`` so the controller never edits security groups.
+The TargetGroupBinding object itself is applied by the Kubernetes layer (``k8s.components.GatewayEdge``); it
+omits ``spec.networking`` so the controller never edits security groups.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ import pulumi
 import pulumi_aws as aws
 
 from shop_platform import firewall, iam, versions, waf
-from shop_platform.context import CERTIFICATE_VALIDATION_TIMEOUT, StackContext
+from shop_platform.certificate import DnsValidatedCertificate, DnsValidatedCertificateArgs
+from shop_platform.context import StackContext
 from shop_platform.irsa import service_account_role
 from shop_platform.storage import SecureBucket, SecureBucketArgs, encryption_key
 
@@ -92,19 +93,8 @@ class Edge(pulumi.ComponentResource):
         ctx, tags = args.ctx, args.ctx.tags
         child = pulumi.ResourceOptions(parent=self)
 
-        cert = aws.acm.Certificate(f"{name}-cert", domain_name=args.api_domain, validation_method="DNS",
-                                   tags=tags(), opts=child)
-        option = cert.domain_validation_options.apply(lambda o: o[0])
-        record = aws.route53.Record(
-            f"{name}-cert-validation", zone_id=args.zone_id, name=option.resource_record_name,
-            type=option.resource_record_type, records=[option.resource_record_value], ttl=300,
-            # ACM uses the same CNAME for a name in every region; the maintenance certificate shares it.
-            allow_overwrite=True, opts=child)
-        validated = aws.acm.CertificateValidation(f"{name}-cert-validated", certificate_arn=cert.arn,
-                                                  validation_record_fqdns=[record.fqdn],
-                                                  opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(
-                                                      custom_timeouts=pulumi.CustomTimeouts(
-                                                          create=CERTIFICATE_VALIDATION_TIMEOUT))))
+        cert = DnsValidatedCertificate(f"{name}-cert", DnsValidatedCertificateArgs(
+            domain=args.api_domain, zone_id=args.zone_id, tags=tags()), child)
 
         alb_sg = aws.ec2.SecurityGroup(f"{name}-alb-sg", vpc_id=args.vpc_id,
                                        description="ALB: 80/443 from the internet, out to the gateway only",
@@ -135,7 +125,7 @@ class Edge(pulumi.ComponentResource):
                         default_actions=[{"type": "redirect", "redirect": {
                             "protocol": "HTTPS", "port": "443", "status_code": "HTTP_301"}}], tags=tags(), opts=child)
         aws.lb.Listener(f"{name}-https", load_balancer_arn=alb.arn, port=443, protocol="HTTPS",
-                        certificate_arn=validated.certificate_arn, ssl_policy=versions.ALB_SSL_POLICY,
+                        certificate_arn=cert.certificate_arn, ssl_policy=versions.ALB_SSL_POLICY,
                         default_actions=[{"type": "forward", "target_group_arn": target_group.arn}],
                         routing_http_response_strict_transport_security_header_value=HSTS,
                         tags=tags(), opts=child)

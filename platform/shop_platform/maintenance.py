@@ -27,7 +27,8 @@ import pulumi
 import pulumi_aws as aws
 
 from shop_platform import iam, versions, waf
-from shop_platform.context import CERTIFICATE_VALIDATION_TIMEOUT, StackContext
+from shop_platform.certificate import DnsValidatedCertificate, DnsValidatedCertificateArgs
+from shop_platform.context import StackContext
 from shop_platform.storage import SecureBucket, SecureBucketArgs, encryption_key
 
 CLOUDFRONT_REGION = "us-east-1"
@@ -89,18 +90,8 @@ class MaintenanceSite(pulumi.ComponentResource):
         ctx, tags = args.ctx, args.ctx.tags
         child = pulumi.ResourceOptions(parent=self)
 
-        cert = aws.acm.Certificate(f"{name}-cert", domain_name=args.api_domain, validation_method="DNS",
-                                   region=CLOUDFRONT_REGION, tags=tags(), opts=child)
-        option = cert.domain_validation_options.apply(lambda o: o[0])
-        record = aws.route53.Record(f"{name}-cert-validation", zone_id=args.zone_id,
-                                    name=option.resource_record_name, type=option.resource_record_type,
-                                    records=[option.resource_record_value], ttl=300, allow_overwrite=True,
-                                    opts=child)
-        validated = aws.acm.CertificateValidation(f"{name}-cert-validated", certificate_arn=cert.arn,
-                                                  validation_record_fqdns=[record.fqdn], region=CLOUDFRONT_REGION,
-                                                  opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(
-                                                      custom_timeouts=pulumi.CustomTimeouts(
-                                                          create=CERTIFICATE_VALIDATION_TIMEOUT))))
+        cert = DnsValidatedCertificate(f"{name}-cert", DnsValidatedCertificateArgs(
+            domain=args.api_domain, zone_id=args.zone_id, region=CLOUDFRONT_REGION, tags=tags()), child)
 
         # The distribution needs the bucket (its origin) and the bucket policy needs the distribution's ARN:
         # a deferred output, resolved below, makes the policy (inside SecureBucket) wait for it.
@@ -150,7 +141,7 @@ class MaintenanceSite(pulumi.ComponentResource):
             restrictions=aws.cloudfront.DistributionRestrictionsArgs(
                 geo_restriction=aws.cloudfront.DistributionRestrictionsGeoRestrictionArgs(restriction_type="none")),
             viewer_certificate=aws.cloudfront.DistributionViewerCertificateArgs(
-                acm_certificate_arn=validated.certificate_arn, ssl_support_method="sni-only",
+                acm_certificate_arn=cert.certificate_arn, ssl_support_method="sni-only",
                 minimum_protocol_version=versions.CLOUDFRONT_MIN_PROTOCOL),
             tags=tags(), opts=child)
         resolve_dist_arn(dist.arn)

@@ -94,7 +94,7 @@ PINS_CHECKED_ON: Final = date(2026, 12, 1)
 SUPPORT_WARNING_DAYS: Final = 60
 
 # Node AMI family: AL2023 (AL2 reached end of support for EKS 1.33+). Bottlerocket would harden further
-# but changes node debugging; revisit with the observability issue.
+# but changes node debugging (no shell, no package manager on the node).
 NODE_AMI_TYPE: Final = "AL2023_ARM_64_STANDARD"
 
 # --- RDS ------------------------------------------------------------------------------------------------
@@ -144,15 +144,15 @@ ALB_SSL_POLICY: Final = "ELBSecurityPolicy-TLS13-1-2-Res-2021-06"
 # CloudFront viewer policy for the maintenance site: the newest SNI-only TLS 1.2 policy.
 CLOUDFRONT_MIN_PROTOCOL: Final = "TLSv1.2_2021"
 
-# --- Kubernetes charts (later issues add theirs here) ---------------------------------------------------
+# --- Kubernetes charts of the cluster's own controllers ---------------------------------------------------
 # The AWS Load Balancer Controller registers NGINX Gateway pods in the ALB's target group via a
-# TargetGroupBinding. Its IAM role is created by the cluster component; the chart is installed later.
+# TargetGroupBinding. Its IAM role is created by the cluster component; the Kubernetes layer installs the chart.
 # renovate: datasource=helm depName=aws-load-balancer-controller registryUrl=https://aws.github.io/eks-charts
 AWS_LOAD_BALANCER_CONTROLLER_CHART: Final = "1.14.1"
 # renovate: datasource=helm depName=cluster-autoscaler registryUrl=https://kubernetes.github.io/autoscaler
 CLUSTER_AUTOSCALER_CHART: Final = "9.50.1"
 
-# ===== Kubernetes layer (shop_platform.k8s) - issue 6 ====================================================
+# ===== Kubernetes layer (shop_platform.k8s) =============================================================
 # Chart pins for the add-ons the Kubernetes layer installs as Helm releases, the same on EKS and kind.
 # Chosen offline (no chart repository reachable from the build machines): before bumping one, check
 # ``helm show chart <repo>/<chart> --version <v>`` and the chart's values diff; a missing version fails

@@ -1,5 +1,5 @@
 """Run the pack without the Pulumi CLI: over a recorded graph (the offline plan's ``resources.json`` or
-``shop_platform.offline.Recording.resources``), exactly as the engine would call each rule.
+``tools.offline.Recording.resources``), exactly as the engine would call each rule.
 
     python -m retail_policies.offline out/plan/dev/resources.json [--config cfg.json] [--out DIR]
 
@@ -117,7 +117,7 @@ def run_policies(resources: Iterable[Any], config: PolicyConfig | None = None,
     """Evaluate ``policies`` (default: the whole pack) over recorded resources.
 
     ``resources``: objects or dicts with ``type``, ``name``, ``urn``, ``inputs`` and optionally ``parent``,
-    ``deps``, ``id``, ``outputs`` (``shop_platform.offline.RecordedResource`` or entries of
+    ``deps``, ``id``, ``outputs`` (``tools.offline.RecordedResource`` or entries of
     ``resources.json``). ``config`` maps a policy name to its config, like ``--policy-pack-config``.
     """
     rules = list(POLICIES if policies is None else policies)
@@ -190,7 +190,7 @@ def write_report(report: PolicyReport, out: Path) -> Path:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m retail_policies.offline",
                                      description="Run the policy pack over an offline plan's resources.json.")
-    parser.add_argument("resources", type=Path, help="resources.json written by python -m shop_platform.plan")
+    parser.add_argument("resources", type=Path, help="resources.json written by python -m tools.plan")
     parser.add_argument("--config", type=Path,
                         help="policy config JSON ({policy-name: {...}}), as --policy-pack-config")
     parser.add_argument("--out", type=Path, help="where to write the report (default: next to resources.json)")

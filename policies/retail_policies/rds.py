@@ -35,11 +35,6 @@ MIN_BACKUP_DAYS: Final = 7
 DOCS: Final = "https://docs.aws.amazon.com/securityhub/latest/userguide/rds-controls.html"
 
 
-def _engine(props: Any) -> str:
-    engine = get(props, "engine", default="")
-    return engine if isinstance(engine, str) else ""
-
-
 def check_encrypted(props: Any, ctx: Context) -> Iterable[str]:
     if not truthy(get(props, "storageEncrypted")):
         state = "is off" if "storageEncrypted" in props else "is not set (RDS then stores data unencrypted)"

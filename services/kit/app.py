@@ -15,7 +15,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from services.kit.auth import (
     TokenVerifier,
     check_internal_routes,
 )
+from services.kit.background import Loop
 from services.kit.context import request_id_var, traceparent_var, user_id_var
 from services.kit.db import Database
 from services.kit.errors import (
@@ -48,10 +49,9 @@ from services.kit.logging import configure_logging
 from services.kit.migrate import apply as apply_migrations
 from services.kit.settings import KitSettings
 
-log = logging.getLogger("kit.app")
+log = logging.getLogger(__name__)
 
 Hook = Callable[[FastAPI], Awaitable[None]]
-Loop = Callable[[FastAPI], Coroutine[Any, Any, None]]
 
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")

@@ -34,7 +34,7 @@ from services.kit import keys
 from services.kit.context import user_id_var
 from services.kit.errors import Problem
 
-log = logging.getLogger("kit.auth")
+log = logging.getLogger(__name__)
 
 ALGORITHMS = ["EdDSA"]
 SERVICE_TOKEN_TTL_S = 120

@@ -18,7 +18,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, w
 
 from services.kit.settings import KitSettings
 
-log = logging.getLogger("kit.db")
+log = logging.getLogger(__name__)
 
 # Errors that mean "not up yet" (or "just restarted"): worth retrying at start-up.
 _TRANSIENT = (OSError, asyncio.TimeoutError, asyncpg.CannotConnectNowError,

@@ -20,9 +20,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from services.kit.context import request_id_var
-from services.kit.cursors import InvalidCursor
+from services.kit.pagination import InvalidCursor
 
-log = logging.getLogger("kit.errors")
+log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 

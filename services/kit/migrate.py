@@ -19,7 +19,7 @@ from pathlib import Path
 
 import asyncpg
 
-log = logging.getLogger("kit.migrate")
+log = logging.getLogger(__name__)
 
 _FILE = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 # A fixed, project-wide key: every replica of a service competes for the same lock in its own database.

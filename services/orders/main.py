@@ -2,31 +2,33 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from fastapi import FastAPI
 
 from services.kit.app import create_app
+from services.kit.background import periodic
+from services.kit.deps import issuer_of, pool_of, settings_of
 from services.kit.http import ServiceClient
-from services.orders import recovery
+from services.orders import recovery, store
 from services.orders.api import router
 from services.orders.saga import Saga
 from services.orders.settings import Settings
 from services.payments.contract import PaymentsClient
 from services.products.contract import ProductsClient
 
-log = logging.getLogger("orders")
+KEY_PRUNE_INTERVAL_S = 3600.0
 
 
 async def start_saga(app: FastAPI) -> None:
-    settings: Settings = app.state.settings
-    issuer = app.state.service_issuer
-    app.state.products = ProductsClient(ServiceClient(settings, "products", issuer, timeout=settings.products_timeout_s,
-                                                      max_connections=settings.peer_max_connections))
-    app.state.payments = PaymentsClient(ServiceClient(settings, "payments", issuer, timeout=settings.payments_timeout_s,
-                                                      max_connections=settings.peer_max_connections))
-    app.state.saga = Saga(app.state.pool, settings, app.state.products, app.state.payments)
+    settings, issuer = settings_of(app, Settings), issuer_of(app)
+    app.state.products = products = ProductsClient(ServiceClient(
+        settings, "products", issuer, timeout=settings.products_timeout_s,
+        max_connections=settings.peer_max_connections))
+    app.state.payments = payments = PaymentsClient(ServiceClient(
+        settings, "payments", issuer, timeout=settings.payments_timeout_s,
+        max_connections=settings.peer_max_connections))
+    app.state.saga = Saga(pool_of(app), settings, products, payments)
 
 
 async def stop_saga(app: FastAPI) -> None:
@@ -34,6 +36,12 @@ async def stop_saga(app: FastAPI) -> None:
         client: ProductsClient | PaymentsClient | None = getattr(app.state, name, None)
         if client is not None:
             await client.aclose()
+
+
+async def _prune_keys(app: FastAPI) -> None:
+    """Forget the idempotency keys of orders finished longer ago than the retention (replays past it
+    place a new order, as Stripe's expired keys do)."""
+    await store.prune_keys(pool_of(app), settings_of(app, Settings).idempotency_retention_s)
 
 
 def build_app(settings: Settings | None = None) -> FastAPI:
@@ -47,7 +55,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         migrations=Path(__file__).parent / "migrations",
         on_startup=[start_saga],
         on_shutdown=[stop_saga],
-        background=[recovery.run],
+        background=[recovery.run, periodic(KEY_PRUNE_INTERVAL_S, _prune_keys, name="idempotency_prune")],
     )
     return app
 

@@ -21,9 +21,9 @@ import asyncio
 import logging
 import uuid
 
-import asyncpg
 from fastapi import FastAPI
 
+from services.kit.deps import pool_of, settings_of, state_of
 from services.kit.http import ServiceCallError
 from services.orders import store
 from services.orders.saga import Saga
@@ -31,7 +31,7 @@ from services.orders.settings import Settings
 from services.payments.contract import Declined
 from services.products.contract import ReservationNotFound
 
-log = logging.getLogger("orders")
+log = logging.getLogger(__name__)
 
 _LOCK_KEY = 0x0D3E5  # "orders recovery", one per database
 
@@ -122,10 +122,7 @@ async def recover_once(saga: Saga, settings: Settings) -> int:
 
 
 async def run(app: FastAPI) -> None:
-    settings: Settings = app.state.settings
-    saga: Saga = app.state.saga
-    pool: asyncpg.Pool = app.state.pool
-    rounds = 0
+    settings, saga, pool = settings_of(app, Settings), state_of(app, "saga", Saga), pool_of(app)
     while True:
         await asyncio.sleep(settings.recovery_interval_s)
         try:
@@ -134,9 +131,6 @@ async def run(app: FastAPI) -> None:
                     continue  # another replica is on it
                 try:
                     await recover_once(saga, settings)
-                    rounds += 1
-                    if rounds % max(1, int(3600 / settings.recovery_interval_s)) == 0:
-                        await store.prune_keys(pool, settings.idempotency_retention_s)
                 finally:
                     await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
         except asyncio.CancelledError:

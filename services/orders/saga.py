@@ -42,7 +42,7 @@ from services.products.contract import (
     WrongReservationState,
 )
 
-log = logging.getLogger("orders")
+log = logging.getLogger(__name__)
 
 ORDERS_PATH = "/api/v1/orders"
 MAX_TOTAL_CENTS = 100_000_000_000  # what payments accepts in one charge

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -10,14 +9,16 @@ from typing import Any
 import asyncpg
 from prometheus_client import Counter
 
-from services.kit.cursors import decode_cursor, encode_cursor
-from services.kit.errors import Problem
-from services.kit.idempotency import Stored, replay
+from services.kit import idempotency
+from services.kit.idempotency import Stored
+from services.kit.pagination import decode_cursor, next_cursor
 from services.orders.models import Order, OrderItem, OrderLine
 
 ORDERS_TOTAL = Counter("orders_total", "Orders reaching a state", ["status"])
 
 Conn = asyncpg.Pool | asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+# An order's key is named by the order it created (the saga and recovery know the order, not the key).
+KEYS = idempotency.KeyTable(handle=("order_id",))
 
 
 @dataclass(frozen=True)
@@ -35,9 +36,10 @@ async def claim(pool: asyncpg.Pool, user_id: uuid.UUID, key: str, req_hash: str,
     """Create the pending order together with its idempotency key, or find the key's first request.
 
     Returns the new order's id (this request owns the key), or the stored final response (a replay).
-    Raises 422 ``idempotency-conflict`` (different body) or 409 ``idempotency-in-flight``.
+    Raises ``IdempotencyConflict`` (different body) or ``IdempotencyInFlight``.
     """
-    for _ in range(3):
+
+    async def insert() -> uuid.UUID | None:
         order_id = uuid.uuid4()
         # One statement: the key first; the order and its lines only if the key was free. (PostgreSQL runs
         # the foreign-key check of the key row at the end of the statement, after the order exists.)
@@ -51,20 +53,17 @@ async def claim(pool: asyncpg.Pool, user_id: uuid.UUID, key: str, req_hash: str,
                             FROM o, unnest($5::uuid[], $6::int[]) WITH ORDINALITY AS t (product_id, quantity, n))
                SELECT count(*) FROM k""",
             user_id, key, req_hash, order_id, [line.product_id for line in lines], [line.quantity for line in lines])
-        if inserted:
-            ORDERS_TOTAL.labels("pending").inc()
-            return order_id
-        row = await pool.fetchrow(
+        if not inserted:
+            return None
+        ORDERS_TOTAL.labels("pending").inc()
+        return order_id
+
+    async def find() -> asyncpg.Record | None:
+        return await pool.fetchrow(
             "SELECT request_hash, status_code, response_body FROM idempotency_keys WHERE user_id = $1 AND key = $2",
             user_id, key)
-        if row is None:  # released (a 503 that may be retried) in between: try again
-            continue
-        stored = replay(row, req_hash)
-        if stored is not None:
-            return stored
-        break
-    raise Problem(409, "An order with this Idempotency-Key is still being processed; retry shortly.",
-                  kind="idempotency-in-flight")
+
+    return await idempotency.claim(insert, find, req_hash, what="An order")
 
 
 async def transition(conn: Conn, order_id: uuid.UUID, expected: str, new: str, **fields: Any) -> bool:
@@ -97,14 +96,12 @@ async def record_reservation(conn: Conn, order_id: uuid.UUID, total_cents: int, 
 
 async def finalize(conn: Conn, order_id: uuid.UUID, status_code: int, body: dict[str, Any]) -> None:
     """Store the final response of the request that created ``order_id`` (replays return it)."""
-    await conn.execute(
-        """UPDATE idempotency_keys SET status_code = $2, response_body = $3::json, completed_at = now()
-            WHERE order_id = $1 AND status_code IS NULL""", order_id, status_code, json.dumps(body))
+    await KEYS.complete(conn, (order_id,), status_code, body)
 
 
 async def forget_key(conn: Conn, order_id: uuid.UUID) -> None:
     """Drop the unfinished key of a failed order: the client may retry it (a new order)."""
-    await conn.execute("DELETE FROM idempotency_keys WHERE order_id = $1 AND status_code IS NULL", order_id)
+    await KEYS.release(conn, (order_id,))
 
 
 async def row(conn: Conn, order_id: uuid.UUID) -> OrderRow | None:
@@ -149,11 +146,9 @@ async def list_for_user(pool: asyncpg.Pool, user_id: uuid.UUID, limit: int,
     for i in items:
         by_order.setdefault(i["order_id"], []).append(i)
     orders = [_order(r, by_order.get(r["id"], [])) for r in page]
-    next_cursor = encode_cursor(page[-1]["created_at"], page[-1]["id"]) if len(rows) > limit else None
-    return orders, next_cursor
+    return orders, next_cursor(rows, limit)
 
 
 async def prune_keys(pool: asyncpg.Pool, retention_s: float) -> None:
-    await pool.execute(
-        "DELETE FROM idempotency_keys WHERE status_code IS NOT NULL AND created_at < now() - make_interval(secs => $1)",
-        retention_s)
+    """Only finished keys: an unfinished one belongs to an order recovery has not settled yet."""
+    await KEYS.prune(pool, retention_s, finished_only=True)

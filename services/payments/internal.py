@@ -17,6 +17,7 @@ from prometheus_client import Counter
 
 from services.kit.auth import internal_api
 from services.kit.cards import fingerprint
+from services.kit.deps import PoolDep
 from services.kit.errors import Problem, problem_responses
 from services.kit.idempotency import IdempotencyKey, Stored, request_hash, require_key, respond
 from services.payments import idempotency
@@ -32,11 +33,12 @@ from services.payments.contract import (
     RefundExceedsCapture,
     RefundRequest,
 )
+from services.payments.deps import SettingsDep
 from services.payments.idempotency import Claim
 from services.payments.processor import decide
 from services.payments.settings import Settings
 
-log = logging.getLogger("payments")
+log = logging.getLogger(__name__)
 
 PAYMENTS_TOTAL = Counter("payments_total", "Charges and refunds by outcome", ["outcome"])
 
@@ -58,16 +60,10 @@ def payment_of(row: asyncpg.Record) -> Payment:
     )
 
 
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-async def _claim(request: Request, caller: str, key: str, operation: str,
+async def _claim(pool: asyncpg.Pool, settings: Settings, caller: str, key: str, operation: str,
                  body: dict[str, Any]) -> Claim | Stored:
-    settings = _settings(request)
     req_hash = request_hash(settings.card_fingerprint_key.get_secret_value().encode(), operation, body)
-    return await idempotency.claim(request.app.state.pool, caller, key, req_hash, settings.idempotency_stale_s)
+    return await idempotency.claim(pool, caller, key, req_hash, settings.idempotency_stale_s)
 
 
 @router.post(
@@ -75,13 +71,12 @@ async def _claim(request: Request, caller: str, key: str, operation: str,
     summary="Charge a card (idempotent per Idempotency-Key and caller)",
     responses=problem_responses(400, 401, Declined, 409, 422),
 )
-async def create_charge(request: Request, body: ChargeRequest, caller: ChargesCaller,
-                        idempotency_key: IdempotencyKey = None) -> JSONResponse:
+async def create_charge(request: Request, body: ChargeRequest, caller: ChargesCaller, pool: PoolDep,
+                        settings: SettingsDep, idempotency_key: IdempotencyKey = None) -> JSONResponse:
     key = require_key(idempotency_key)
-    claimed = await _claim(request, caller, key, "charge", body.model_dump(mode="json"))
+    claimed = await _claim(pool, settings, caller, key, "charge", body.model_dump(mode="json"))
     if isinstance(claimed, Stored):
         return respond(claimed.status_code, claimed.body, replayed=True)
-    pool: asyncpg.Pool = request.app.state.pool
     card = body.card
     reason = decide(card.number)
     payment_id = uuid.uuid4()
@@ -93,7 +88,7 @@ async def create_charge(request: Request, body: ChargeRequest, caller: ChargesCa
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING *""",
                 payment_id, body.order_id, body.user_id, "declined" if reason else "captured", reason,
                 body.amount_cents, body.currency, card.brand, card.last4, card.exp_month, card.exp_year,
-                fingerprint(_settings(request).card_fingerprint_key.get_secret_value(), card.number),
+                fingerprint(settings.card_fingerprint_key.get_secret_value(), card.number),
             )
             assert row is not None
             if reason is None:
@@ -109,7 +104,7 @@ async def create_charge(request: Request, body: ChargeRequest, caller: ChargesCa
                 status, out = 201, payment_of(row).model_dump(mode="json")
             else:
                 status = 402
-                out = Declined(payment_id, reason).body(_settings(request).problem_base_uri, request.url.path)
+                out = Declined(payment_id, reason).body(settings.problem_base_uri, request.url.path)
             await idempotency.complete(conn, claimed, status, out)
     except BaseException:
         await idempotency.release(pool, claimed)
@@ -128,12 +123,11 @@ async def create_charge(request: Request, body: ChargeRequest, caller: ChargesCa
     responses=problem_responses(400, 401, PaymentNotFound, PaymentNotCaptured, RefundExceedsCapture, 422),
 )
 async def create_refund(request: Request, payment_id: uuid.UUID, body: RefundRequest, caller: RefundsCaller,
-                        idempotency_key: IdempotencyKey = None) -> JSONResponse:
+                        pool: PoolDep, settings: SettingsDep, idempotency_key: IdempotencyKey = None) -> JSONResponse:
     key = require_key(idempotency_key)
-    claimed = await _claim(request, caller, key, f"refund {payment_id}", body.model_dump(mode="json"))
+    claimed = await _claim(pool, settings, caller, key, f"refund {payment_id}", body.model_dump(mode="json"))
     if isinstance(claimed, Stored):
         return respond(claimed.status_code, claimed.body, replayed=True)
-    pool: asyncpg.Pool = request.app.state.pool
     refund_id = uuid.uuid4()
     try:
         async with pool.acquire() as conn, conn.transaction():
@@ -154,7 +148,7 @@ async def create_refund(request: Request, payment_id: uuid.UUID, body: RefundReq
                     refused = PaymentNotCaptured("A declined payment cannot be refunded.")
                 else:
                     refused = RefundExceedsCapture(int(current["amount_cents"] - current["refunded_cents"]))
-                status, out = refused.status, refused.body(_settings(request).problem_base_uri, request.url.path)
+                status, out = refused.status, refused.body(settings.problem_base_uri, request.url.path)
             else:
                 row = await conn.fetchrow(
                     "INSERT INTO refunds (id, payment_id, amount_cents) VALUES ($1, $2, $3) RETURNING *",
@@ -188,8 +182,8 @@ async def create_refund(request: Request, payment_id: uuid.UUID, body: RefundReq
     summary="Payments of an order, oldest first (the orders recovery loop uses it)",
     responses=problem_responses(401, 422),
 )
-async def list_order_payments(request: Request, caller: PaymentReadsCaller,
+async def list_order_payments(caller: PaymentReadsCaller, pool: PoolDep,
                               order_id: uuid.UUID = Query()) -> PaymentList:
-    rows = await request.app.state.pool.fetch(
+    rows = await pool.fetch(
         "SELECT * FROM payments WHERE order_id = $1 ORDER BY created_at, id", order_id)
     return PaymentList(items=[payment_of(r) for r in rows])

@@ -2,30 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from pathlib import Path
 
 from fastapi import FastAPI
 
 from services.kit.app import create_app
+from services.kit.background import periodic
+from services.kit.deps import pool_of, settings_of
 from services.payments import api, idempotency, internal
 from services.payments.settings import Settings
 
-log = logging.getLogger("payments")
+log = logging.getLogger(__name__)
 
 
-async def _prune_loop(app: FastAPI) -> None:
-    settings: Settings = app.state.settings
-    while True:
-        try:
-            removed = await idempotency.prune(app.state.pool, settings.idempotency_retention_s)
-            if removed:
-                log.info("idempotency keys pruned", extra={"event": "idempotency_pruned", "count": removed})
-        except Exception as exc:  # the database may be restarting: try again next round
-            log.warning("idempotency prune failed", extra={"event": "idempotency_prune_failed",
-                                                           "error_type": type(exc).__name__})
-        await asyncio.sleep(settings.prune_interval_s)
+async def _prune_keys(app: FastAPI) -> None:
+    removed = await idempotency.prune(pool_of(app), settings_of(app, Settings).idempotency_retention_s)
+    if removed:
+        log.info("idempotency keys pruned", extra={"event": "idempotency_pruned", "count": removed})
 
 
 def build_app(settings: Settings | None = None) -> FastAPI:
@@ -37,7 +31,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
                     "Stores only brand, last4, expiry and a keyed fingerprint of a card.",
         routers=[api.router, internal.router],
         migrations=Path(__file__).parent / "migrations",
-        background=[_prune_loop],
+        background=[periodic(settings.prune_interval_s, _prune_keys, name="idempotency_prune")],
     )
     return app
 

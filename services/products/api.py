@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
+import asyncpg
 import orjson
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import AfterValidator
@@ -12,9 +13,11 @@ from starlette.routing import Match, Route
 from starlette.types import Scope
 
 from services.kit.auth import AdminUser
+from services.kit.deps import PoolDep, pool_of
 from services.kit.errors import Problem, problem_responses
 from services.products import store
 from services.products.contract import ProductNotFound
+from services.products.deps import SettingsDep
 from services.products.models import (
     Product,
     ProductCreate,
@@ -40,16 +43,16 @@ _MAX_PRICE = 100_000_000_000
 
 @router.get("/{product_id}", response_model=Product, responses=problem_responses(404, 422),
             summary="One product with its stock")
-async def get_product(product_id: uuid.UUID, request: Request) -> Response:
+async def get_product(product_id: uuid.UUID, pool: PoolDep) -> Response:
     # Documents the route (OpenAPI); requests are served by `read_product_fast` below, mounted ahead of it.
-    return await _product_response(request, product_id)
+    return await _product_response(pool, product_id)
 
 
-async def _product_response(request: Request, product_id: uuid.UUID) -> Response:
+async def _product_response(pool: asyncpg.Pool, product_id: uuid.UUID) -> Response:
     # One prepared point select (asyncpg caches the statement per pooled connection); the row goes straight
     # to JSON bytes with orjson: the Product model documents the shape, re-validating our own row would
     # only cost time.
-    row = await request.app.state.pool.fetchrow(store.GET_PRODUCT_SQL, product_id)
+    row = await pool.fetchrow(store.GET_PRODUCT_SQL, product_id)
     if row is None:
         raise ProductNotFound(f"Product {product_id} does not exist.", [product_id])
     return Response(_dumps(dict(row.items())), media_type=_JSON)
@@ -65,7 +68,7 @@ async def read_product_fast(request: Request) -> Response:
     except ValueError:
         raise Problem(422, "The request is not valid: see `errors`.", kind="validation",
                       errors=[{"loc": ["path", "product_id"], "msg": "Input should be a valid UUID"}]) from None
-    return await _product_response(request, product_id)
+    return await _product_response(pool_of(request.app), product_id)
 
 
 class _TemplatedRoute(Route):
@@ -87,7 +90,7 @@ FAST_ROUTES = [_TemplatedRoute("/api/v1/products/{product_id}", read_product_fas
 @router.get("", response_model=ProductPage, responses=problem_responses(422),
             summary="List products in a stable order (keyset pagination)")
 async def list_products(
-    request: Request,
+    pool: PoolDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=512, description="next_cursor of the previous page")] = None,
     category: Annotated[str | None, Query(min_length=1, max_length=64), AfterValidator(storable_text)] = None,
@@ -95,15 +98,15 @@ async def list_products(
     max_price_cents: Annotated[int | None, Query(ge=0, le=_MAX_PRICE)] = None,
 ) -> Response:
     items, next_cursor = await store.list_products(
-        request.app.state.pool, limit=limit, cursor=cursor, category=category,
+        pool, limit=limit, cursor=cursor, category=category,
         min_price_cents=min_price_cents, max_price_cents=max_price_cents)
     return Response(_dumps({"items": items, "next_cursor": next_cursor}), media_type=_JSON)
 
 
 @router.post("", status_code=201, response_model=Product, responses=problem_responses(400, 401, 403, 409, 422),
              summary="Create a product (admin)")
-async def create_product(body: ProductCreate, request: Request, _admin: AdminUser) -> Response:
-    product = await store.create_product(request.app.state.pool, body, request.app.state.settings.change_feed_lock_key)
+async def create_product(body: ProductCreate, _admin: AdminUser, pool: PoolDep, settings: SettingsDep) -> Response:
+    product = await store.create_product(pool, body, settings.change_feed_lock_key)
     return Response(_dumps(product), status_code=201, media_type=_JSON,
                     headers={"Location": f"/api/v1/products/{product['id']}"})
 
@@ -111,24 +114,22 @@ async def create_product(body: ProductCreate, request: Request, _admin: AdminUse
 @router.patch("/{product_id}", response_model=Product,
               responses=problem_responses(400, 401, 403, 404, 409, 422),
               summary="Change some fields of a product (admin)")
-async def update_product(product_id: uuid.UUID, body: ProductPatch, request: Request,
-                         _admin: AdminUser) -> Response:
-    product = await store.update_product(request.app.state.pool, product_id, body.changes(),
-                                         request.app.state.settings.change_feed_lock_key)
+async def update_product(product_id: uuid.UUID, body: ProductPatch, _admin: AdminUser, pool: PoolDep,
+                         settings: SettingsDep) -> Response:
+    product = await store.update_product(pool, product_id, body.changes(), settings.change_feed_lock_key)
     return Response(_dumps(product), media_type=_JSON)
 
 
 @router.delete("/{product_id}", status_code=204, response_class=Response,
                responses=problem_responses(401, 403, 404, 422), summary="Delete a product (admin; soft delete)")
-async def delete_product(product_id: uuid.UUID, request: Request, _admin: AdminUser) -> Response:
-    await store.delete_product(request.app.state.pool, product_id, request.app.state.settings.change_feed_lock_key)
+async def delete_product(product_id: uuid.UUID, _admin: AdminUser, pool: PoolDep, settings: SettingsDep) -> Response:
+    await store.delete_product(pool, product_id, settings.change_feed_lock_key)
     return Response(status_code=204)
 
 
 @router.put("/{product_id}/stock", response_model=Product,
             responses=problem_responses(400, 401, 403, 404, 409, 422),
             summary="Set stock on hand (admin); never below what is reserved")
-async def set_product_stock(product_id: uuid.UUID, body: StockUpdate, request: Request,
-                            _admin: AdminUser) -> Response:
-    product = await store.set_stock(request.app.state.pool, product_id, body.quantity)
+async def set_product_stock(product_id: uuid.UUID, body: StockUpdate, _admin: AdminUser, pool: PoolDep) -> Response:
+    product = await store.set_stock(pool, product_id, body.quantity)
     return Response(_dumps(product), media_type=_JSON)

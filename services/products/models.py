@@ -34,12 +34,10 @@ Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(storab
 Description = Annotated[str, Field(max_length=5000), AfterValidator(storable_text)]
 Category = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(storable_text),
                      AfterValidator(_not_blank)]
+# Integers in bodies are strict: "12" or 12.0 for a price is a client bug to report, not to guess at.
 PriceCents = Annotated[int, Field(strict=True, ge=1, le=100_000_000_000, description="Unit price in minor units")]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code", examples=["EUR"])]
 StockQuantity = Annotated[int, Field(strict=True, ge=0, le=1_000_000_000)]
-
-
-# Integers in bodies are strict: "12" or 12.0 for a price is a client bug to report, not to guess at.
 
 
 class ProductCreate(BaseModel):

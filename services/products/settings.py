@@ -9,5 +9,7 @@ from services.kit.settings import KitSettings
 
 class Settings(KitSettings):
     service_name: str = "products"
-    # Advisory-lock key that serialises change-feed writers (one per database; any fixed value works).
-    change_feed_lock_key: int = Field(default=0x50_52_4F_44, ge=1, le=2**62)
+    change_feed_lock_key: int = Field(
+        default=0x50_52_4F_44, ge=1, le=2**62,
+        description="Advisory-lock key that serialises change-feed writers so feed order is commit order; any fixed "
+                    "value works, as long as every replica uses the same (the default, 0x50524F44, spells PROD).")

@@ -22,8 +22,7 @@ import asyncpg
 import orjson
 from asyncpg.pool import PoolConnectionProxy
 
-from services.kit.cursors import decode_cursor, encode_cursor
-from services.kit.errors import Problem
+from services.kit.pagination import decode_cursor, next_cursor
 from services.products import metrics
 from services.products.contract import (
     OutOfStock,
@@ -34,6 +33,7 @@ from services.products.contract import (
     Shortage,
     WrongReservationState,
 )
+from services.products.errors import DuplicateSku, StockBelowReserved
 from services.products.models import ProductCreate
 
 Conn = asyncpg.Connection | PoolConnectionProxy
@@ -60,10 +60,6 @@ PATCHABLE = ("sku", "name", "description", "category", "price_cents", "currency"
 
 def product_dict(row: asyncpg.Record) -> dict[str, Any]:
     return dict(row.items())
-
-
-def _duplicate_sku(sku: str) -> Problem:
-    return Problem(409, f"A product with sku {sku!r} already exists.", kind="duplicate-sku", sku=sku)
 
 
 def _not_found(product_id: uuid.UUID) -> ProductNotFound:
@@ -95,12 +91,7 @@ async def list_products(
     sql = (f"SELECT {PRODUCT_COLUMNS} FROM products WHERE {' AND '.join(where)} "  # noqa: S608
            f"ORDER BY created_at, id LIMIT {arg(limit + 1)}")
     rows = await pool.fetch(sql, *args)
-    items = [product_dict(r) for r in rows[:limit]]
-    next_cursor = None
-    if len(rows) > limit:
-        last = rows[limit - 1]
-        next_cursor = encode_cursor(last["created_at"], last["id"])
-    return items, next_cursor
+    return [product_dict(r) for r in rows[:limit]], next_cursor(rows, limit)
 
 
 async def _feed_lock(conn: Conn, key: int) -> None:
@@ -124,7 +115,7 @@ async def create_product(pool: asyncpg.Pool, body: ProductCreate, lock_key: int)
             row = await conn.fetchrow(sql, uuid.uuid4(), body.sku, body.name, body.description, body.category,
                                       body.price_cents, body.currency)
         except asyncpg.UniqueViolationError:
-            raise _duplicate_sku(body.sku) from None
+            raise DuplicateSku(body.sku) from None
     assert row is not None
     return product_dict(row)
 
@@ -157,7 +148,7 @@ async def update_product(pool: asyncpg.Pool, product_id: uuid.UUID, changes: dic
         try:
             row = await conn.fetchrow(sql, product_id, *(changes[n] for n in names))
         except asyncpg.UniqueViolationError:
-            raise _duplicate_sku(str(changes.get("sku"))) from None
+            raise DuplicateSku(str(changes.get("sku"))) from None
     if row is None:
         raise _not_found(product_id)
     return product_dict(row)
@@ -194,8 +185,7 @@ async def set_stock(pool: asyncpg.Pool, product_id: uuid.UUID, quantity: int) ->
         "SELECT stock_reserved FROM products WHERE id = $1 AND deleted_at IS NULL", product_id)
     if reserved is None:
         raise _not_found(product_id)
-    raise Problem(409, f"{reserved} units are reserved; stock on hand cannot go below that.",
-                  kind="stock-below-reserved", reserved=reserved)
+    raise StockBelowReserved(reserved)
 
 
 # --- reservations -------------------------------------------------------------------------------------

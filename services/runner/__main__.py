@@ -53,7 +53,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         keyring = stack.load_keyring(layout)
         admin = stack.admin_credentials(layout, dict(os.environ))
         # No process of the stack, the supervisor included, inherits a secret through its environment.
-        env = stack.child_env(dict(os.environ), keyring)
+        env = stack.child_env(dict(os.environ))
         plan = stack.plan(layout, db, env, gateway_replicas=args.gateway_replicas)
         busy = stack.busy_ports(layout, plan, db, args.gateway_replicas)
         if busy:
@@ -233,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start everything and wait until all is ready")
     up.add_argument("--no-seed", action="store_true", help="do not load demo customers and products")
-    up.add_argument("--gateway-replicas", type=int, default=2, choices=range(1, 5), metavar="1..4",
+    up.add_argument("--gateway-replicas", type=int, default=2, choices=range(1, catalog.MAX_FORWARDER_REPLICAS + 1),
+                    metavar=f"1..{catalog.MAX_FORWARDER_REPLICAS}",
                     help="gateway processes behind nginx, each on its own port (8000, 8010, ...)")
     sub.add_parser("down", help="stop everything")
     sub.add_parser("status", help="what runs and whether it is ready (exit 0 all ready, 1 degraded, 3 stopped)")

@@ -56,7 +56,7 @@ class Layout:
 
     def gateway_ports(self, replicas: int) -> list[int]:
         """The gateway's replicas: the contract port, then +10, +20 ... (8000, 8010 by default)."""
-        return [self.port("gateway") + 10 * i for i in range(replicas)]
+        return [port + self.port_offset for port in catalog.replica_ports(catalog.get(catalog.GATEWAY), replicas)]
 
     @property
     def logs(self) -> Path:

@@ -1,7 +1,7 @@
-"""Prometheus for the one-machine stack: scrape config and alert rules built from the catalog.
+"""Prometheus for the one-machine stack: scrape config from the catalog, the shared alert rules.
 
 The files are written as JSON (a subset of YAML, which Prometheus reads) so no YAML library is needed.
-The same rule builder feeds the cluster's PrometheusRule, so alerts are defined once.
+The alert rules are the cluster's too (``services.deploy.alerts``), so alerts are defined once.
 Debian's prometheus lacks Kubernetes service discovery, so this mode uses static targets.
 """
 
@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from services import catalog
+from services.deploy.alerts import alert_rules
 from services.runner.layout import Layout
 
 INSTALL_HINT = "install Prometheus (Debian/Ubuntu: apt-get install prometheus; macOS: brew install prometheus)"
@@ -47,54 +47,6 @@ def scrape_config(targets: list[tuple[str, str]], rule_files: list[str], *, inte
             },
             {"job_name": "prometheus", "static_configs": [{"targets": ["127.0.0.1:9090"]}]},
         ],
-    }
-
-
-def alert_rules(*, error_ratio: float = 0.05, p99_seconds: float = 1.0,
-                no_orders_window: str = "30m") -> dict[str, Any]:
-    """Alerts every deployment gets. Thresholds are arguments so stacks can tune them."""
-    services = "|".join(s.name for s in catalog.SERVICES)
-    return {
-        "groups": [{
-            "name": "retail-platform",
-            "rules": [
-                {
-                    "alert": "ServiceDown",
-                    "expr": f'up{{job="retail",service=~"{services}"}} == 0',
-                    "for": "1m",
-                    "labels": {"severity": "critical"},
-                    "annotations": {"summary": "{{ $labels.service }} is not answering /metrics",
-                                    "description": "Prometheus could not scrape {{ $labels.instance }} for 1m."},
-                },
-                {
-                    "alert": "HighErrorRate",
-                    "expr": ('sum by (service) (rate(http_requests_total{status=~"5.."}[5m]))'
-                             ' / sum by (service) (rate(http_requests_total[5m])) > ' + repr(error_ratio)),
-                    "for": "5m",
-                    "labels": {"severity": "critical"},
-                    "annotations": {"summary": "{{ $labels.service }}: more than "
-                                               f"{error_ratio:.0%} of requests fail with 5xx"},
-                },
-                {
-                    "alert": "HighLatency",
-                    "expr": ("histogram_quantile(0.99, sum by (service, le) "
-                             f"(rate(http_request_duration_seconds_bucket[5m]))) > {p99_seconds!r}"),
-                    "for": "10m",
-                    "labels": {"severity": "warning"},
-                    "annotations": {"summary": f"{{{{ $labels.service }}}}: p99 latency above {p99_seconds}s"},
-                },
-                {
-                    "alert": "NoOrdersConfirmed",
-                    # Only when customers are trying: a quiet night is not an incident.
-                    "expr": (f'sum(increase(orders_total{{status="confirmed"}}[{no_orders_window}])) == 0'
-                             f' and sum(increase(http_requests_total{{service="orders",method="POST",'
-                             f'route="/api/v1/orders"}}[{no_orders_window}])) > 0'),
-                    "for": "5m",
-                    "labels": {"severity": "critical"},
-                    "annotations": {"summary": f"Orders are placed but none confirmed in {no_orders_window}"},
-                },
-            ],
-        }]
     }
 
 

@@ -18,9 +18,15 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from services import catalog
+from services.deploy.environment import (
+    SECRET_SETTINGS,
+    DeployTarget,
+    deployment_environment,
+    split_secrets,
+)
+from services.deploy.keyring import KeyRing
 from services.runner import nginx, prometheus, tls
 from services.runner.asuser import traversable_by_others
-from services.runner.keyring import KeyRing
 from services.runner.layout import POSTGRES_EXISTING, Layout
 from services.runner.postgres import PostgresNotFoundError, PostgresServer, find_bindir
 from services.runner.supervisor import Child
@@ -294,25 +300,16 @@ class Plan:
 def service_secrets(service: str, keyring: KeyRing, db: Database, admin: Admin) -> dict[str, str]:
     """A service's secret settings, by setting name: each becomes a file in its SECRETS_DIR, never an
     environment variable (``/proc/<pid>/environ`` is readable wherever the process is)."""
-    values = {name.lower(): value for name, value in keyring.env_for(service).items()}
-    owned = catalog.get(service)
-    if owned.owns_database:
-        values["database_url"] = db.url_for(owned.database_name)
-    if service == "users":
-        values.update(admin_email=admin.email, admin_password=admin.password)
-    return values
+    target = DeployTarget(keyring=keyring, admin=(admin.email, admin.password),
+                          database=lambda svc: {"DATABASE_URL": db.url_for(svc.database_name)})
+    _, secret = split_secrets(deployment_environment(service, target))
+    return {name.lower(): value for name, value in secret.items()}
 
 
-def secret_names(keyring: KeyRing) -> set[str]:
-    """Every setting the stack hands out as a file; a variable of that name in the caller's environment is
-    not passed on to any process (it would override the file, and sit in the environment)."""
-    return {"database_url", "admin_email", "admin_password",
-            *(name.lower() for s in catalog.SERVICES for name in keyring.env_for(s.name))}
-
-
-def child_env(base_env: dict[str, str], keyring: KeyRing) -> dict[str, str]:
-    hidden = secret_names(keyring)
-    return {k: v for k, v in base_env.items() if k.lower() not in hidden}
+def child_env(base_env: dict[str, str]) -> dict[str, str]:
+    """The caller's environment without any secret setting: the stack hands those out as files, and a
+    variable of that name would override the file (and sit in the environment)."""
+    return {k: v for k, v in base_env.items() if k.upper() not in SECRET_SETTINGS}
 
 
 def write_secrets(layout: Layout, keyring: KeyRing, db: Database, admin: Admin) -> None:
@@ -334,29 +331,22 @@ def write_secrets(layout: Layout, keyring: KeyRing, db: Database, admin: Admin) 
 
 
 def service_env(layout: Layout, service: str, base_env: dict[str, str]) -> dict[str, str]:
-    env = {
-        **base_env,
-        "PYTHONPATH": str(ROOT),
-        "ENVIRONMENT": "dev",
-        "LOG_LEVEL": base_env.get("LOG_LEVEL", "INFO"),
-        "SECRETS_DIR": str(layout.service_secrets(service)),
-        "SERVICE_URLS": json.dumps({s.name: layout.url(s.name) for s in catalog.SERVICES}),
-    }
-    if service == "users":
-        # Login throttling is per client: believe the gateway's X-Forwarded-For, or every client would
-        # share the gateway's address and one attacker could lock everyone out.
-        env.setdefault("TRUSTED_PROXIES", "127.0.0.1/32")
-    else:
-        env["JWKS_URL"] = f"{layout.url('users')}/.well-known/jwks.json"
-    if service == "gateway":
-        # Only the local nginx edge may tell the gateway who the client is.
-        env.setdefault("TRUSTED_PROXIES", "127.0.0.1/32")
+    """The caller's environment (``child_env``) with the service's plain settings on this machine: peers on
+    127.0.0.1, and only the local edge (nginx, then the gateway) believed about the client address unless
+    the caller says otherwise."""
+    state_path = None
+    if catalog.get(service).forwards_public_routes:
         # The workers share one rate-limit table; one per stack, so two stacks on a host do not mix limits.
         state_dir = layout.shared / "gateway"
         state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         give(state_dir, process_user(service))
-        env.setdefault("RATE_LIMIT_STATE_PATH", str(state_dir / "ratelimit.bin"))
-    return env
+        state_path = base_env.get("RATE_LIMIT_STATE_PATH", str(state_dir / "ratelimit.bin"))
+    target = DeployTarget(environment="dev", log_level=base_env.get("LOG_LEVEL", "INFO"),
+                          service_urls={s.name: layout.url(s.name) for s in catalog.SERVICES},
+                          forwarder_addresses=base_env.get("TRUSTED_PROXIES", "127.0.0.1/32"),
+                          rate_limit_state_path=state_path)
+    plain, _ = split_secrets(deployment_environment(service, target))
+    return {**base_env, **plain, "PYTHONPATH": str(ROOT), "SECRETS_DIR": str(layout.service_secrets(service))}
 
 
 def instances(layout: Layout, gateway_replicas: int) -> list[tuple[str, str, int]]:
@@ -365,7 +355,7 @@ def instances(layout: Layout, gateway_replicas: int) -> list[tuple[str, str, int
     in a cluster (workers sharing a port would each expose their own counters, scraped at random)."""
     result = []
     for service in catalog.SERVICES:
-        if service.name == catalog.GATEWAY:
+        if service.forwards_public_routes:
             for i, port in enumerate(layout.gateway_ports(gateway_replicas)):
                 result.append((service.name if i == 0 else f"{service.name}-{i + 1}", service.name, port))
         else:

@@ -25,7 +25,6 @@ what it has). Lag is visible as metrics: ``search_indexer_last_seq``, ``search_i
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -39,7 +38,7 @@ from services.kit.context import request_id_var
 from services.products.contract import Change
 from services.search.feed import ChangeFeed
 
-log = logging.getLogger("search.indexer")
+log = logging.getLogger(__name__)
 
 LAST_SEQ = Gauge("search_indexer_last_seq", "Products change-feed position the search index has applied")
 ERRORS = Counter("search_indexer_errors_total", "Indexer polls that failed (feed unreachable, bad batch, DB)")
@@ -90,8 +89,6 @@ class Indexer:
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.backoff_max = backoff_max
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         self.failures = 0
 
     async def poll_once(self) -> PollResult:
@@ -133,54 +130,39 @@ class Indexer:
         return PollResult(len(batch.items), True, batch.next_after)
 
     async def run(self) -> None:
-        log.info("indexer started", extra={"event": "indexer_started"})
-        while not self._stopping.is_set():
-            # Each poll gets its own request ID: it is sent to products and appears in both services' logs.
-            rid = request_id_var.set(f"search-indexer-{uuid.uuid4().hex[:16]}")
-            try:
-                result = await self.poll_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self.failures += 1
-                ERRORS.inc()
-                # First failure, then every 30th: products being down for a minute is one story, not 30.
-                if self.failures == 1 or self.failures % 30 == 0:
-                    log.warning("indexer poll failed; backing off", extra={
-                        "event": "indexer_error", "error_type": type(exc).__name__, "error": str(exc)[:300],
-                        "consecutive_failures": self.failures})
-                delay = min(self.backoff_max, self.poll_interval * 2 ** min(self.failures, 16))
-            else:
-                if self.failures:
-                    log.info("indexer recovered", extra={"event": "indexer_recovered",
-                                                         "consecutive_failures": self.failures})
-                self.failures = 0
-                LAST_SUCCESS.set(time.time())
-                # A full batch (or a lost compare-and-set) means more is waiting: go again at once.
-                delay = 0.0 if result.fetched >= self.batch_size or (result.fetched and not result.applied) \
-                    else self.poll_interval
-            finally:
-                request_id_var.reset(rid)
-            if delay:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), delay)
-            else:
-                await asyncio.sleep(0)
-        log.info("indexer stopped", extra={"event": "indexer_stopped"})
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self.run(), name="search-indexer")
-
-    async def stop(self, grace: float = 5.0) -> None:
-        """Ask the loop to stop after its current poll; cancel it if that takes longer than ``grace``
+        """Poll until cancelled: ``create_app`` runs this as a background loop and cancels it at shutdown
         (a cancelled apply transaction rolls back, so the cursor and the index stay consistent)."""
-        self._stopping.set()
-        if self._task is None:
-            return
+        log.info("indexer started", extra={"event": "indexer_started"})
         try:
-            await asyncio.wait_for(asyncio.shield(self._task), grace)
-        except TimeoutError:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        self._task = None
+            while True:
+                await self._step()
+        finally:
+            log.info("indexer stopped", extra={"event": "indexer_stopped"})
+
+    async def _step(self) -> None:
+        """One poll, then the wait before the next: none after a full batch, longer after each failure."""
+        # Each poll gets its own request ID: it is sent to products and appears in both services' logs.
+        rid = request_id_var.set(f"search-indexer-{uuid.uuid4().hex[:16]}")
+        try:
+            result = await self.poll_once()
+        except Exception as exc:
+            self.failures += 1
+            ERRORS.inc()
+            # First failure, then every 30th: products being down for a minute is one story, not 30.
+            if self.failures == 1 or self.failures % 30 == 0:
+                log.warning("indexer poll failed; backing off", extra={
+                    "event": "indexer_error", "error_type": type(exc).__name__, "error": str(exc)[:300],
+                    "consecutive_failures": self.failures})
+            delay = min(self.backoff_max, self.poll_interval * 2 ** min(self.failures, 16))
+        else:
+            if self.failures:
+                log.info("indexer recovered", extra={"event": "indexer_recovered",
+                                                     "consecutive_failures": self.failures})
+            self.failures = 0
+            LAST_SUCCESS.set(time.time())
+            # A full batch (or a lost compare-and-set) means more is waiting: go again at once.
+            delay = 0.0 if result.fetched >= self.batch_size or (result.fetched and not result.applied) \
+                else self.poll_interval
+        finally:
+            request_id_var.reset(rid)
+        await asyncio.sleep(delay)

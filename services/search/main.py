@@ -7,9 +7,11 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from services.kit.app import create_app
+from services.kit.deps import issuer_of, pool_of, settings_of
 from services.kit.http import ServiceClient
 from services.products.contract import ProductsClient
 from services.search.api import router
+from services.search.deps import feed_of
 from services.search.feed import HttpChangeFeed
 from services.search.indexer import Indexer
 from services.search.settings import Settings
@@ -17,25 +19,24 @@ from services.search.settings import Settings
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-async def start_indexer(app: FastAPI) -> None:
-    settings: Settings = app.state.settings
-    app.state.indexer = None
-    if not settings.indexer_enabled:
-        return
-    client = ServiceClient(settings, "products", app.state.service_issuer, timeout=settings.indexer_feed_timeout_s,
-                           max_connections=4)
-    indexer = Indexer(app.state.pool, HttpChangeFeed(ProductsClient(client)), batch_size=settings.indexer_batch_size,
-                      poll_interval=settings.indexer_poll_interval_s, backoff_max=settings.indexer_backoff_max_s)
-    indexer.start()
-    app.state.indexer = indexer
+async def open_feed(app: FastAPI) -> None:
+    """The products change-feed client, made at start-up so a deployment that may not read it fails there."""
+    settings = settings_of(app, Settings)
+    app.state.feed = HttpChangeFeed(ProductsClient(ServiceClient(
+        settings, "products", issuer_of(app), timeout=settings.indexer_feed_timeout_s, max_connections=4)))
 
 
-async def stop_indexer(app: FastAPI) -> None:
-    indexer: Indexer | None = getattr(app.state, "indexer", None)
-    if indexer is not None:
-        await indexer.stop()
-        await indexer.feed.aclose()
-        app.state.indexer = None
+async def close_feed(app: FastAPI) -> None:
+    if (feed := feed_of(app)) is not None:
+        await feed.aclose()
+
+
+async def index_changes(app: FastAPI) -> None:
+    """The indexer, a background loop of the kit: follows the change feed until shutdown."""
+    settings, feed = settings_of(app, Settings), feed_of(app)
+    assert feed is not None, "open_feed runs before the background loops"
+    await Indexer(pool_of(app), feed, batch_size=settings.indexer_batch_size,
+                  poll_interval=settings.indexer_poll_interval_s, backoff_max=settings.indexer_backoff_max_s).run()
 
 
 def build_app(settings: Settings | None = None) -> FastAPI:
@@ -47,8 +48,9 @@ def build_app(settings: Settings | None = None) -> FastAPI:
                     "pg_trgm typo tolerance, kept fresh from the products change feed.",
         routers=[router],
         migrations=MIGRATIONS,
-        on_startup=[start_indexer],
-        on_shutdown=[stop_indexer],
+        on_startup=[open_feed] if settings.indexer_enabled else [],
+        on_shutdown=[close_feed],
+        background=[index_changes] if settings.indexer_enabled else [],
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from pathlib import Path
 
@@ -10,6 +9,8 @@ from fastapi import FastAPI
 
 from services.kit.app import create_app
 from services.kit.auth import StaticKeys, TokenVerifier
+from services.kit.background import periodic
+from services.kit.deps import pool_of, settings_of, state_of
 from services.users import store
 from services.users.api import router
 from services.users.passwords import Passwords
@@ -17,22 +18,24 @@ from services.users.settings import Settings
 from services.users.throttle import Throttle
 from services.users.tokens import Signer
 
-log = logging.getLogger("users")
+log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 PURGE_INTERVAL_S = 300.0
 
 
 async def _start(app: FastAPI) -> None:
-    settings: Settings = app.state.settings
+    """Build what the routes use (``deps``) and create the first admin."""
+    settings = settings_of(app, Settings)
     signer = Signer(settings)
     app.state.signer = signer
     # The service verifies its own tokens with the keys it signs with: no HTTP round trip to itself.
     app.state.token_verifier = TokenVerifier(StaticKeys(signer.public_keys), issuer=settings.jwt_issuer,
                                              audience=settings.jwt_audience)
-    app.state.passwords = Passwords(settings)
+    passwords = Passwords(settings)
+    app.state.passwords = passwords
     app.state.throttle = Throttle(settings)
-    await app.state.passwords.warm_up()
+    await passwords.warm_up()
     await _bootstrap_admin(app)
 
 
@@ -44,17 +47,16 @@ async def _bootstrap_admin(app: FastAPI) -> None:
     non-admin account with that e-mail is not promoted (whoever registered it first would become admin).
     Both cases are logged so an operator can act.
     """
-    settings: Settings = app.state.settings
+    settings = settings_of(app, Settings)
     if settings.admin_email is None or settings.admin_password is None:
         return
-    passwords: Passwords = app.state.passwords
+    pool, passwords = pool_of(app), state_of(app, "passwords", Passwords)
     password = settings.admin_password.get_secret_value()
-    created = await store.ensure_admin(app.state.pool, settings.admin_email, "Administrator",
-                                       await passwords.hash(password))
+    created = await store.ensure_admin(pool, settings.admin_email, "Administrator", await passwords.hash(password))
     if created:
         log.info("first admin created", extra={"event": "admin_created"})
         return
-    existing = await store.user_by_email(app.state.pool, settings.admin_email)
+    existing = await store.user_by_email(pool, settings.admin_email)
     if existing is None:  # pragma: no cover - deleted between the two statements
         return
     if "admin" not in existing.roles:
@@ -65,16 +67,11 @@ async def _bootstrap_admin(app: FastAPI) -> None:
                     extra={"event": "admin_password_not_reset", "user_id": str(existing.id)})
 
 
-async def _purge_forever(app: FastAPI) -> None:
+async def _purge(app: FastAPI) -> None:
     """Housekeeping: drop login failures older than the window and long-expired refresh tokens."""
-    settings: Settings = app.state.settings
-    while True:
-        try:
-            await app.state.throttle.purge(app.state.pool)
-            await store.purge_expired(app.state.pool, keep_spent_s=settings.refresh_token_ttl_s)
-        except Exception as exc:
-            log.warning("purge failed", extra={"event": "purge_failed", "error_type": type(exc).__name__})
-        await asyncio.sleep(PURGE_INTERVAL_S)
+    pool = pool_of(app)
+    await state_of(app, "throttle", Throttle).purge(pool)
+    await store.purge_expired(pool, keep_spent_s=settings_of(app, Settings).refresh_token_ttl_s)
 
 
 def build_app(settings: Settings | None = None) -> FastAPI:
@@ -87,7 +84,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         routers=[router],
         migrations=MIGRATIONS,
         on_startup=[_start],
-        background=[_purge_forever],
+        background=[periodic(PURGE_INTERVAL_S, _purge, name="purge")],
     )
 
 

@@ -3,7 +3,6 @@ and a character set, so bad input is a 422 and never reaches the database or the
 
 from __future__ import annotations
 
-import re
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal, Self
@@ -11,16 +10,8 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from services.users.settings import PASSWORD_MAX, PASSWORD_MIN
+from services.users.rules import EMAIL_MAX, EMAIL_PATTERN, PASSWORD_MAX, PASSWORD_MIN
 
-# ASCII addresses: a dot-atom local part and a host name with a letter TLD. Internationalised domains
-# are accepted in their punycode form (xn--...); SMTPUTF8 local parts are not accepted.
-EMAIL_PATTERN = (
-    r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
-    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$"
-)
-EMAIL_MAX = 254
-_EMAIL = re.compile(EMAIL_PATTERN)
 # A display name: no control characters (C0, DEL, C1), no leading or trailing white space. White space is
 # spelled out rather than `\s`: Python's `\s` includes U+0085 and JSON Schema's (ECMAScript) does not, and
 # the published schema must accept exactly what the server accepts.
@@ -29,13 +20,6 @@ _CONTROL = r"\x00-\x1f\x7f-\x9f"
 NAME_PATTERN = rf"^[^ {_CONTROL}{_WHITESPACE}](?:[^{_CONTROL}]*[^ {_CONTROL}{_WHITESPACE}])?$"
 
 Role = Literal["customer", "admin"]
-
-
-def check_email(value: str) -> str:
-    if len(value) > EMAIL_MAX or not _EMAIL.fullmatch(value):
-        raise ValueError("not an e-mail address")
-    return value
-
 
 Email = Annotated[str, Field(max_length=EMAIL_MAX, pattern=EMAIL_PATTERN, examples=["ada@example.com"])]
 Name = Annotated[str, Field(min_length=1, max_length=100, pattern=NAME_PATTERN, examples=["Ada Lovelace"])]

@@ -1,6 +1,6 @@
 """Settings of the users service (environment variables are the upper-case field names).
 
-The signing keys are the deployment's (``services.runner.keyring`` or a Kubernetes Secret), never
+The signing keys are the deployment's (``services.deploy.keyring`` or a Kubernetes Secret), never
 generated here: every replica must sign with, and publish, the same keys.
 """
 
@@ -16,11 +16,9 @@ from pydantic_settings import NoDecode, SettingsConfigDict
 
 from services.kit import keys
 from services.kit.settings import KitSettings
+from services.users.rules import PASSWORD_MAX, PASSWORD_MIN, check_email
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-PASSWORD_MIN = 10
-PASSWORD_MAX = 256
 
 
 class Settings(KitSettings):
@@ -29,41 +27,68 @@ class Settings(KitSettings):
 
     service_name: str = "users"
 
-    # Token signing: JSON {kid: Ed25519 private key PEM}; every key is published in the JWKS, the active
-    # one signs. Rotation: add a key and make it active; drop the old one after the access-token lifetime.
-    jwt_signing_keys: SecretStr | None = None
-    jwt_active_kid: str | None = None
-    access_token_ttl_s: int = Field(default=15 * 60, ge=60, le=24 * 3600)
-    refresh_token_ttl_s: int = Field(default=30 * 24 * 3600, ge=300, le=365 * 24 * 3600)
+    jwt_signing_keys: SecretStr | None = Field(
+        default=None,
+        description="Required. JSON `{kid: Ed25519 private key PEM}`: every key is published in the JWKS, the "
+                    "active one signs. Rotation: add a key and make it active; drop the old one after the "
+                    "access-token lifetime.")
+    jwt_active_kid: str | None = Field(
+        default=None, description="Required. The kid (one of JWT_SIGNING_KEYS) that signs new tokens.")
+    access_token_ttl_s: int = Field(
+        default=15 * 60, ge=60, le=24 * 3600,
+        description="Seconds an access token is valid (15 min): how long a key must stay published after it "
+                    "stopped signing.")
+    refresh_token_ttl_s: int = Field(default=30 * 24 * 3600, ge=300, le=365 * 24 * 3600,
+                                     description="Seconds a refresh token is valid (30 days).")
 
-    # The first admin (created at start-up when both are set; never reset afterwards).
-    admin_email: str | None = None
-    admin_password: SecretStr | None = None
+    admin_email: str | None = Field(
+        default=None, description="E-mail of the first admin, created at start-up when ADMIN_PASSWORD is set too; "
+                                  "never reset afterwards.")
+    admin_password: SecretStr | None = Field(
+        default=None, description=f"Password of the first admin ({PASSWORD_MIN} to {PASSWORD_MAX} characters), "
+                                  "with ADMIN_EMAIL.")
 
-    # Login throttling (failures stored in PostgreSQL, so the limits hold across replicas).
-    login_failure_window_s: int = Field(default=15 * 60, ge=1, le=24 * 3600)
-    login_max_failures_per_account: int = Field(default=5, ge=1, le=1000)
-    login_max_failures_per_client: int = Field(default=20, ge=1, le=100_000)
-    # A login in flight reserves room under those limits until its password is checked; one older than
-    # this was left by a process that died and stops counting. A login finding no room waits for one
-    # at most login_max_wait_s, then gets 429.
-    login_attempt_timeout_s: int = Field(default=60, ge=5, le=3600)
-    login_max_wait_s: float = Field(default=10.0, gt=0, le=60)
-    # Peers whose X-Forwarded-For is believed (the gateway, the edge). JSON list or comma-separated CIDRs.
-    trusted_proxies: Annotated[list[IPNetwork], NoDecode] = Field(default_factory=list)
+    # Login throttling.
+    login_failure_window_s: int = Field(
+        default=15 * 60, ge=1, le=24 * 3600,
+        description="Seconds a failed login counts against the limits below. Failures are stored in PostgreSQL, so "
+                    "the limits hold across replicas.")
+    login_max_failures_per_account: int = Field(
+        default=5, ge=1, le=1000, description="Failed logins per account within the window; then 429.")
+    login_max_failures_per_client: int = Field(
+        default=20, ge=1, le=100_000, description="Failed logins per client address within the window; then 429.")
+    login_attempt_timeout_s: int = Field(
+        default=60, ge=5, le=3600,
+        description="Seconds a login in flight reserves room under those limits until its password is checked; an "
+                    "older one was left by a process that died and stops counting.")
+    login_max_wait_s: float = Field(
+        default=10.0, gt=0, le=60,
+        description="Seconds a login finding no room under the limits waits for some before it gets 429.")
+    trusted_proxies: Annotated[list[IPNetwork], NoDecode] = Field(
+        default_factory=list,
+        description="Peers whose X-Forwarded-For is believed (the gateway, the edge): CIDRs, comma-separated or a "
+                    "JSON list. Empty: the client address is the peer's.")
 
-    # argon2id parameters. Defaults: OWASP Password Storage Cheat Sheet (m=19 MiB, t=2, p=1), about 40 ms
-    # on one core here. Hashes made with other parameters are upgraded at the next successful login.
-    argon2_time_cost: int = Field(default=2, ge=1, le=10)
-    argon2_memory_kib: int = Field(default=19 * 1024, ge=8 * 1024, le=1024 * 1024)
-    argon2_parallelism: int = Field(default=1, ge=1, le=8)
-    # At most this many hashes at once per replica (each takes argon2_memory_kib of RAM).
-    hash_concurrency: int = Field(default=4, ge=1, le=64)
-    # Of those, new passwords (sign-up, password change, hash upgrade) use at most this many, so logins
-    # always find a slot; at most new_password_queue_max more wait, and beyond that the answer is 429 at
-    # once rather than a queue that keeps the cores hashing.
-    new_password_hash_concurrency: int = Field(default=1, ge=1, le=64)
-    new_password_queue_max: int = Field(default=16, ge=0, le=10_000)
+    # argon2id.
+    argon2_time_cost: int = Field(
+        default=2, ge=1, le=10,
+        description="argon2id passes (t). The defaults are the OWASP Password Storage Cheat Sheet's (m=19 MiB, t=2, "
+                    "p=1), about 40 ms on one core here. A hash made with other parameters is upgraded at the "
+                    "account's next successful login.")
+    argon2_memory_kib: int = Field(default=19 * 1024, ge=8 * 1024, le=1024 * 1024,
+                                   description="argon2id memory per hash (m), in KiB (19 MiB).")
+    argon2_parallelism: int = Field(default=1, ge=1, le=8, description="argon2id lanes (p).")
+    hash_concurrency: int = Field(
+        default=4, ge=1, le=64,
+        description="Hashes at once per replica; each takes ARGON2_MEMORY_KIB of RAM and a core.")
+    new_password_hash_concurrency: int = Field(
+        default=1, ge=1, le=64,
+        description="Of those, how many new passwords (sign-up, password change, hash upgrade) may use, so logins "
+                    "always find a slot; at most HASH_CONCURRENCY.")
+    new_password_queue_max: int = Field(
+        default=16, ge=0, le=10_000,
+        description="New-password hashes that may wait for a slot; beyond that the answer is 429 at once rather "
+                    "than a queue that keeps the cores hashing.")
 
     _signing_keys: dict[str, Ed25519PrivateKey] = PrivateAttr(default_factory=dict)
 
@@ -81,8 +106,6 @@ class Settings(KitSettings):
     @classmethod
     def _admin_email(cls, value: str | None) -> str | None:
         if value is not None:
-            from services.users.models import check_email
-
             check_email(value)
         return value
 
@@ -112,7 +135,7 @@ class Settings(KitSettings):
 def _load_signing_keys(raw: SecretStr | None, active: str | None) -> dict[str, Ed25519PrivateKey]:
     if raw is None:
         raise ValueError("JWT_SIGNING_KEYS is required: JSON {kid: Ed25519 private key PEM} "
-                         "(python -m services.runner.keyring, or the deployment's secret)")
+                         "(services.deploy.keyring on one machine, or the deployment's secret)")
     try:
         doc = json.loads(raw.get_secret_value())
     except json.JSONDecodeError:

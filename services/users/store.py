@@ -10,6 +10,8 @@ from typing import Any, Literal
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from services.users.errors import EmailTaken
+
 Conn = asyncpg.Pool | asyncpg.Connection | PoolConnectionProxy
 
 @dataclass(frozen=True)
@@ -28,10 +30,6 @@ class User:
     def public(self) -> dict[str, Any]:
         return {"id": self.id, "email": self.email, "name": self.name, "roles": self.roles,
                 "created_at": self.created_at}
-
-
-class EmailTaken(Exception):
-    pass
 
 
 async def create_user(pool: asyncpg.Pool, email: str, name: str, password_hash: str) -> User:

@@ -1,4 +1,4 @@
-"""Benchmark (issue 11): a burst of buyers through the edge, as a launch or a sale brings them.
+"""Benchmark: a burst of buyers through the edge, as a launch or a sale brings them.
 
     python -m tests.bench.bench_burst [--clients 200] [--views 1000] [--rounds 3]
 

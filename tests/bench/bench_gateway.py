@@ -1,4 +1,4 @@
-"""Benchmark (issue 3): ``GET /api/v1/products/{id}`` direct to the products service and through the API
+"""Benchmark: ``GET /api/v1/products/{id}`` direct to the products service and through the API
 gateway, in the same run, with the same load generator and the same rows.
 
     python -m tests.bench.bench_gateway [--duration 10] [--rounds 2] [--connections 32] [--gateway-workers 1]
@@ -27,7 +27,8 @@ from pathlib import Path
 
 import httpx
 
-from services.runner.keyring import KeyRing
+from services.deploy.environment import DeployTarget, deployment_environment
+from services.deploy.keyring import KeyRing
 from services.runner.postgres import PostgresServer
 from tests.bench.bench_products import Result, run_httpx, run_wrk, save_report, seed, summarize, table
 from tests.support.procs import ServiceProcess, free_port
@@ -63,17 +64,18 @@ def main() -> int:
     try:
         database = f"products_bench_{uuid.uuid4().hex[:8]}"
         pg.psql(f'CREATE DATABASE "{database}"')
-        keyring = KeyRing.generate()
+        keys_only = DeployTarget(keyring=KeyRing.generate())
         products = ServiceProcess("products", {
-            **keyring.env_for("products"), "DATABASE_URL": pg.url(database), "DB_POOL_MIN": str(args.pool),
-            "DB_POOL_MAX": str(args.pool), "ENVIRONMENT": "prod", "LOG_LEVEL": args.log_level}, workdir)
+            **deployment_environment("products", keys_only), "DATABASE_URL": pg.url(database),
+            "DB_POOL_MIN": str(args.pool), "DB_POOL_MAX": str(args.pool), "ENVIRONMENT": "prod",
+            "LOG_LEVEL": args.log_level}, workdir)
         servers.append(products)
         products.start()
         ids = seed(pg, database, args.products)
         raised = "1000000"
         # As deployed: --workers N, and TRUSTED_PROXIES (not uvicorn) decides about X-Forwarded-For.
         gateway = ServiceProcess("gateway", {
-            **keyring.env_for("gateway"), "ENVIRONMENT": "prod", "LOG_LEVEL": args.log_level,
+            **deployment_environment("gateway", keys_only), "ENVIRONMENT": "prod", "LOG_LEVEL": args.log_level,
             "SERVICE_URLS": json.dumps({"products": products.url}), "UPSTREAMS": "products",
             "RATE_LIMIT_STATE_PATH": str(workdir / "ratelimit" / "buckets.bin"),
             "RATE_LIMIT_CLIENT_BURST": raised, "RATE_LIMIT_CLIENT_PER_S": raised,

@@ -1,4 +1,4 @@
-"""Benchmark (issue 3): confirmed orders per second end-to-end, 32 concurrent buyers, through the gateway
+"""Benchmark: confirmed orders per second end-to-end, 32 concurrent buyers, through the gateway
 and, for comparison, directly against orders (reserve -> charge -> commit -> confirm through real products
 and payments processes).
 
@@ -32,8 +32,8 @@ from typing import Any
 
 import httpx
 
+from services.deploy.keyring import KeyRing
 from services.kit import keys
-from services.runner.keyring import KeyRing
 from services.runner.postgres import PostgresServer
 from tests.bench.bench_stack import UNLIMITED
 from tests.services.payments.support import database_of, ledger_problems, mint_token
@@ -231,7 +231,7 @@ def main() -> int:
         tokens = [mint_token(keyring, uuid.uuid4(), lifetime=3600) for _ in range(args.buyers)]
 
         generator = args.generator if args.generator != "auto" else ("wrk" if shutil.which("wrk") else "httpx")
-        # The issue's figure is end-to-end through the gateway; direct to orders is measured too, to show what
+        # The target figure is end-to-end through the gateway; direct to orders is measured too, to show what
         # the gateway costs. Rate limits are raised: this measures the checkout, not the limiter.
         gateway = stack.start("gateway", JWKS_URL=jwks, UPSTREAMS="products,orders,payments", **UNLIMITED)
         measured: dict[str, dict[str, Any]] = {}

@@ -1,4 +1,4 @@
-"""Benchmark (issue 2): ``GET /api/v1/products/{id}`` of the products service next to a minimal FastAPI +
+"""Benchmark: ``GET /api/v1/products/{id}`` of the products service next to a minimal FastAPI +
 asyncpg endpoint doing the same point select, in the same run, with the same load generator.
 
     python -m tests.bench.bench_products [--duration 10] [--rounds 3] [--connections 32] [--products 1000]
@@ -35,7 +35,8 @@ from typing import Any
 
 import httpx
 
-from services.runner.keyring import KeyRing
+from services.deploy.environment import DeployTarget, deployment_environment
+from services.deploy.keyring import KeyRing
 from services.runner.postgres import PostgresServer
 from tests.support.procs import ROOT, ServiceProcess, free_port
 
@@ -196,9 +197,9 @@ def main() -> int:
         database = f"products_bench_{uuid.uuid4().hex[:8]}"
         pg.psql(f'CREATE DATABASE "{database}"')
         pool_env = {"DB_POOL_MIN": str(args.pool), "DB_POOL_MAX": str(args.pool), "DATABASE_URL": pg.url(database)}
-        keyring = KeyRing.generate()
-        service = ServiceProcess("products", {**keyring.env_for("products"), **pool_env, "ENVIRONMENT": "prod",
-                                              "LOG_LEVEL": args.log_level}, workdir)
+        keys_only = DeployTarget(keyring=KeyRing.generate())
+        service = ServiceProcess("products", {**deployment_environment("products", keys_only), **pool_env,
+                                              "ENVIRONMENT": "prod", "LOG_LEVEL": args.log_level}, workdir)
         servers.append(service)
         service.start()  # ready: migrations applied
         ids = seed(pg, database, args.products)

@@ -1,4 +1,4 @@
-"""Benchmark (issue 4): the one-machine stack as users run it.
+"""Benchmark: the one-machine stack as users run it.
 
     python -m tests.bench.bench_stack [--duration 10] [--rounds 3] [--connections 32] [--mix-seconds 30]
 

@@ -1,10 +1,9 @@
 """``make bench``: every benchmark of the project in one run, and one report with a plot.
 
 Runs, one after the other (they would otherwise compete for the 2 cores):
-products vs. a minimal FastAPI+asyncpg endpoint (issue 2), direct vs. through the gateway and confirmed
-orders per second (issue 3), the nginx edge, the shop mix and start-to-ready (issue 4), bursts of new TLS
-connections through the edge (issue 11). Each writes its
-own JSON into ``.run/bench/``; this script reads the newest of each and writes ``report.md`` and
+products vs. a minimal FastAPI+asyncpg endpoint, direct vs. through the gateway and confirmed orders per
+second, the nginx edge, the shop mix and start-to-ready, bursts of new TLS connections through the edge.
+Each writes its own JSON into ``.run/bench/``; this script reads the newest of each and writes ``report.md`` and
 ``report.png`` there. Figures are printed, never asserted: speed is judged by a person reading ratios.
 """
 

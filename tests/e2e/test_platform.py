@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from services import catalog
 from services.runner.layout import Layout
 from tests.e2e.conftest import RunningStack
 from tests.support.procs import ROOT
@@ -31,7 +32,7 @@ def test_up_reports_where_everything_is(platform_stack: RunningStack) -> None:
     """`up` is the product's front door: it must say where the edge, each service and the admin file are."""
     out = platform_stack.up_output
     assert "retail platform is up" in out
-    for name in ("edge", "gateway", "users", "products", "search", "orders", "payments", "prometheus"):
+    for name in ("edge", *(s.name for s in catalog.SERVICES), "prometheus"):
         assert f"  {name}" in out
     assert str(platform_stack.layout.admin_file) in out
     assert platform_stack.layout.admin_file.stat().st_mode & 0o077 == 0, "admin credentials readable by others"
@@ -95,7 +96,7 @@ def test_every_service_is_scraped_by_prometheus(platform_stack: RunningStack) ->
     """Dashboards and alerts are blind to a service Prometheus does not scrape. Each gateway replica is its
     own target, so its counters never appear to reset between scrapes."""
     url = f"http://127.0.0.1:{platform_stack.layout.prometheus}/api/v1/query"
-    expected = {"gateway", "users", "products", "search", "orders", "payments"}
+    expected = {s.name for s in catalog.SERVICES}
 
     def query(q: str) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = httpx.get(url, params={"query": q}).json()["data"]["result"]

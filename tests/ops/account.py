@@ -9,9 +9,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from shop_platform.ops.verify import expectations_from_stack
-
 from services import catalog
+from tools.ops.verify import expectations_from_stack
 
 DOMAIN = "shop.example.com"
 API = f"api.{DOMAIN}"

@@ -11,7 +11,8 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
-from shop_platform.ops import bootstrap as bs
+
+from tools.ops import bootstrap as bs
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"  # moto's account

@@ -14,9 +14,9 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
-from shop_platform.ops import verify
 
 from tests.ops.account import API, build_account
+from tools.ops import verify
 
 REGION = "eu-west-1"
 

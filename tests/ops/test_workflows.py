@@ -141,7 +141,7 @@ def test_checks_cover_lint_types_tests_and_every_stacks_offline_plan_with_polici
     runs = _runs(ROOT / ".github/workflows/checks.yml")
     assert "make test" in runs  # ruff, mypy --strict, pytest (Makefile)
     assert "for file in Pulumi.*.yaml" in runs
-    assert "-m shop_platform.plan --stack" in runs  # writes policy-report.txt, exits 3 on a mandatory violation
+    assert "-m tools.plan --stack" in runs  # writes policy-report.txt, exits 3 on a mandatory violation
     assert "policy-report.txt" in runs
 
 
@@ -164,7 +164,7 @@ def test_main_builds_scans_and_pushes_images_by_digest_then_deploys_with_approva
     assert up["environment"] == "${{ inputs.environment }}"  # production: required reviewers gate this job
     runs = "\n".join(str(s.get("run", "")) for s in up["steps"])
     assert '--policy-pack policies --yes' in runs
-    assert "-m shop_platform.ops.verify" in runs
+    assert "-m tools.ops.verify" in runs
 
 
 def test_the_registry_exists_before_the_first_push_and_every_stack_deploys_the_same_digests() -> None:

@@ -1,4 +1,4 @@
-"""Shared fixtures: the offline harness (shop_platform.offline) is the only mock implementation; the
+"""Shared fixtures: the offline harness (tools.offline) is the only mock implementation; the
 offline plan uses the same one, so tests and plan see the same graph."""
 
 from __future__ import annotations
@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 from shop_platform.context import StackContext
-from shop_platform.offline import ACCOUNT_ID, Recording, run_program
-from shop_platform.plan import REPO_ROOT, PlanResult, run_plan
 from shop_platform.tags import Tagger
+
+from tools.offline import ACCOUNT_ID, Recording, run_program
+from tools.plan import REPO_ROOT, PlanResult, run_plan
 
 REGION = "eu-west-1"
 

@@ -9,7 +9,8 @@ import pytest
 from shop_platform import versions
 from shop_platform.cluster import Cluster, ClusterArgs, NodeGroupSpec
 from shop_platform.context import StackContext
-from shop_platform.offline import Recording
+
+from tools.offline import Recording
 
 ADMIN = "arn:aws:iam::111122223333:role/admin"
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 from shop_platform.config import ConfigError, parse_stack_config
-from shop_platform.plan import stack_config
+
+from tools.plan import stack_config
 
 
 def _raw(stack: str) -> tuple[dict[str, Any], str]:

@@ -9,9 +9,9 @@ import pytest
 from shop_platform import versions
 from shop_platform.context import StackContext
 from shop_platform.databases import Databases, DatabasesArgs
-from shop_platform.offline import Recording
 
 from services import catalog
+from tools.offline import Recording
 
 RDS = "aws:rds/instance:Instance"
 

@@ -12,8 +12,9 @@ from shop_platform.config import NODE_INSTANCE_SHAPES
 from shop_platform.databases import BOOTSTRAP_NAMESPACE
 from shop_platform.k8s.spec import SERVICES_NS
 from shop_platform.network import endpoint_cidrs
-from shop_platform.offline import Recording
-from shop_platform.plan import PlanResult
+
+from tools.offline import Recording
+from tools.plan import PlanResult
 
 RDS = "aws:rds/instance:Instance"
 
@@ -242,7 +243,8 @@ def test_database_pods_https_egress_stays_inside_the_vpc(plan: PlanResult, tmp_p
     """The rendered NetworkPolicies: a pod that owns a database may open HTTPS only to the interface
     endpoints' subnets, not to the internet (an exfiltration path for customer data)."""
     import yaml  # type: ignore[import-untyped]
-    from shop_platform.plan import write
+
+    from tools.plan import write
 
     vpc = plan.recording.one("aws:ec2/vpc:Vpc").inputs["cidrBlock"]
     allowed = set(endpoint_cidrs(vpc))

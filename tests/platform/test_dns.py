@@ -10,7 +10,8 @@ from shop_platform import versions
 from shop_platform.context import StackContext
 from shop_platform.dns import ApiDns, ApiDnsArgs, Zone, ZoneArgs
 from shop_platform.maintenance import maintenance_problem
-from shop_platform.offline import Recording
+
+from tools.offline import Recording
 
 ALB = "edge-alb-123.eu-west-1.elb.amazonaws.com"
 

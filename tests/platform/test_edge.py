@@ -9,7 +9,8 @@ import pytest
 from shop_platform import versions
 from shop_platform.context import StackContext
 from shop_platform.edge import Edge, EdgeArgs
-from shop_platform.offline import Recording
+
+from tools.offline import Recording
 
 
 def _args(ctx: StackContext, **over: object) -> EdgeArgs:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 
 from shop_platform import iam
-from shop_platform.offline import Recording
-from shop_platform.plan import PlanResult
+
+from tools.offline import Recording
+from tools.plan import PlanResult
 
 ISSUER = "https://oidc.eks.eu-west-1.amazonaws.com/id/ABC"
 PROVIDER = "arn:aws:iam::111122223333:oidc-provider/oidc.eks.eu-west-1.amazonaws.com/id/ABC"

@@ -18,10 +18,10 @@ from shop_platform.images import (
     parse_registry_stack_config,
     pins_of,
 )
-from shop_platform.offline import run_program
-from shop_platform.plan import REPO_ROOT, PlanResult, stack_config
 
 from services import catalog
+from tools.offline import run_program
+from tools.plan import REPO_ROOT, PlanResult, stack_config
 
 REGISTRY = "777788889999.dkr.ecr.eu-west-1.amazonaws.com"
 SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -83,7 +83,7 @@ def test_the_program_refuses_to_declare_anything_without_pins() -> None:
 
 def test_every_service_runs_the_pinned_digest_from_the_shared_registry(plan: PlanResult) -> None:
     """The rendered image reference is repository@digest of the shared registry; the pins are a stack output."""
-    from shop_platform.k8s.render import render_recording
+    from tools.render import render_recording
 
     pins = offline_pins()
     assert plan.recording.outputs["imagePins"] == {"tag": pins["imageTag"], "digests": pins["imageDigests"]}

@@ -8,7 +8,8 @@ from collections.abc import Callable
 import pytest
 from shop_platform.context import StackContext
 from shop_platform.network import Network, NetworkArgs, plan_subnets
-from shop_platform.offline import Recording
+
+from tools.offline import Recording
 
 AZS3 = ("eu-west-1a", "eu-west-1b", "eu-west-1c")
 

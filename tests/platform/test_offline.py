@@ -8,7 +8,8 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 import pytest
-from shop_platform.offline import SECRET_PLACEHOLDER, Recording, UnknownInvokeError
+
+from tools.offline import SECRET_PLACEHOLDER, Recording, UnknownInvokeError
 
 
 def test_unknown_invokes_raise_instead_of_returning_nothing(run: Callable[..., Recording]) -> None:
@@ -56,13 +57,13 @@ def test_the_plan_is_byte_for_byte_reproducible(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    from shop_platform.plan import REPO_ROOT
+    from tools.plan import REPO_ROOT
 
     outputs = []
     for seed in ("1", "2"):
         out = tmp_path / seed
-        env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(REPO_ROOT / "platform")}
-        subprocess.run([sys.executable, "-m", "shop_platform.plan", "--stack", "dev", "--out", str(out), "--quiet"],
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        subprocess.run([sys.executable, "-m", "tools.plan", "--stack", "dev", "--out", str(out), "--quiet"],
                        check=True, env=env, capture_output=True, cwd=REPO_ROOT)
         outputs.append((out / "resources.json").read_bytes())
     assert outputs[0] == outputs[1]

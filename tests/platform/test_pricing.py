@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from shop_platform import pricing
 from shop_platform.context import CERTIFICATE_VALIDATION_TIMEOUT
-from shop_platform.offline import RecordedResource, Recording
-from shop_platform.plan import PlanResult, main, prerequisites, render_prerequisites
-from shop_platform.pricing import (
+
+from tools import pricing
+from tools.offline import RecordedResource, Recording
+from tools.plan import PlanResult, main, prerequisites, render_prerequisites
+from tools.pricing import (
     EU_WEST_1,
     FREE_TYPES,
     HOURS_PER_MONTH,

@@ -9,11 +9,11 @@ from collections.abc import Callable
 import pytest
 from shop_platform.context import StackContext
 from shop_platform.images import PULL_ACTIONS, pull_policy
-from shop_platform.offline import Recording
-from shop_platform.plan import run_plan
 from shop_platform.registry import Registry, RegistryArgs, lifecycle_policy
 
 from services import catalog
+from tools.offline import Recording
+from tools.plan import run_plan
 
 
 def test_every_service_gets_an_immutable_scanned_encrypted_repository(run: Callable[..., Recording],

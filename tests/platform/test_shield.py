@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from shop_platform.context import StackContext
-from shop_platform.offline import Recording
 from shop_platform.shield import ShieldArgs, ShieldProtections
+
+from tools.offline import Recording
 
 ALB = "arn:aws:elasticloadbalancing:eu-west-1:111122223333:loadbalancer/app/edge-alb/1"
 ZONE = "arn:aws:route53:::hostedzone/Z1"

@@ -13,11 +13,11 @@ from functools import cache
 from pathlib import Path
 
 import pytest
-from shop_platform.offline import PlatformMocks, Recording
-from shop_platform.plan import PlanResult, main, render_counts, render_tree, run_plan, stack_config, write
 from shop_platform.tags import missing_required_tags
 
 from services import catalog
+from tools.offline import PlatformMocks, Recording
+from tools.plan import PlanResult, main, render_counts, render_tree, run_plan, stack_config, write
 
 RDS = "aws:rds/instance:Instance"
 SG_IN = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
@@ -251,8 +251,9 @@ def test_program_reports_a_misspelt_top_level_key() -> None:
     import runpy
 
     from shop_platform.config import ConfigError
-    from shop_platform.offline import run_program
-    from shop_platform.plan import REPO_ROOT
+
+    from tools.offline import run_program
+    from tools.plan import REPO_ROOT
 
     cfg = {**stack_config("dev"), "retail-platform:shieldAdvanced": "true"}
     with pytest.raises(ConfigError, match="shieldAdvanced"):
@@ -319,7 +320,8 @@ def test_project_file_points_the_engine_at_this_program() -> None:
     retail-platform:* value, and a wrong main/virtualenv would run another program or interpreter."""
     import yaml  # type: ignore[import-untyped]
     from shop_platform.config import PROJECT
-    from shop_platform.plan import REPO_ROOT
+
+    from tools.plan import REPO_ROOT
 
     project = yaml.safe_load((REPO_ROOT / "Pulumi.yaml").read_text())
     assert project["name"] == PROJECT

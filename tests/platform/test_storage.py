@@ -7,8 +7,9 @@ from collections.abc import Callable
 
 import pytest
 from shop_platform.context import StackContext
-from shop_platform.offline import Recording
 from shop_platform.storage import SecureBucket, SecureBucketArgs, encryption_key
+
+from tools.offline import Recording
 
 
 def test_bucket_is_private_versioned_expiring_and_tls_only(run: Callable[..., Recording],

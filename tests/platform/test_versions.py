@@ -14,10 +14,10 @@ from datetime import date, timedelta
 import pytest
 from shop_platform import versions
 from shop_platform.config import parse_stack_config
-from shop_platform.offline import run_program
-from shop_platform.plan import stack_config
 
 from stacks.aws import build
+from tools.offline import run_program
+from tools.plan import stack_config
 
 EKS_END = versions.EKS_SUPPORT[versions.DEFAULT_EKS_VERSION].end_of_standard_support
 

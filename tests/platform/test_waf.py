@@ -13,7 +13,7 @@ def _rules() -> list[dict[str, Any]]:
 
 
 def test_all_required_aws_managed_groups_are_present() -> None:
-    """Common, known-bad-inputs, SQLi and IP reputation are the baseline the issue (and FSBP WAF.10) require."""
+    """Common, known-bad-inputs, SQLi and IP reputation are the baseline FSBP WAF.10 and the design require."""
     names = {r["Statement"]["ManagedRuleGroupStatement"]["Name"] for r in _rules()
              if "ManagedRuleGroupStatement" in r["Statement"]}
     assert names == {"AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet",

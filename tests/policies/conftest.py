@@ -1,4 +1,4 @@
-"""The recorded graphs the pack runs over: helper-1's offline plan (``shop_platform.plan.run_plan``), used
+"""The recorded graphs the pack runs over: helper-1's offline plan (``tools.plan.run_plan``), used
 read-only. Each stack is planned once per session; tests get deep copies they may mutate."""
 
 from __future__ import annotations
@@ -7,7 +7,8 @@ import copy
 from typing import Any
 
 import pytest
-from shop_platform.plan import REPO_ROOT, PlanResult, run_plan
+
+from tools.plan import REPO_ROOT, PlanResult, run_plan
 
 STACKS = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in REPO_ROOT.glob("Pulumi.*.yaml"))
 _PLANS: dict[str, PlanResult] = {}

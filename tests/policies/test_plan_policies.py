@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from retail_policies.offline import main as offline_main
 from retail_policies.offline import run_policies, write_report
-from shop_platform.plan import run_plan, stack_config
-from shop_platform.plan import write as write_plan
 
 from tests.policies.conftest import STACKS, graph, planned
+from tools.plan import run_plan, stack_config
+from tools.plan import write as write_plan
 
 Graph = list[dict[str, Any]]
 
@@ -231,12 +231,12 @@ def test_report_round_trips_as_json(tmp_path: Path) -> None:
 
 def test_the_offline_plan_writes_the_policy_report_and_fails_on_a_mandatory_violation(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """`python -m shop_platform.plan` writes policy-report.{json,txt} beside resources.json, prints it, and
+    """`python -m tools.plan` writes policy-report.{json,txt} beside resources.json, prints it, and
     exits 3 when the pack finds a mandatory violation (0 on the committed stacks)."""
     from dataclasses import replace
 
-    from shop_platform.offline import Recording
-    from shop_platform.plan import PlanResult, main, policy_passed
+    from tools.offline import Recording
+    from tools.plan import PlanResult, main, policy_passed
 
     assert main(["--stack", "dev", "--out", str(tmp_path / "dev"), "--quiet"]) == 0
     assert "0 mandatory" in capsys.readouterr().out

@@ -8,10 +8,11 @@ from services import catalog
 
 
 def test_every_data_owning_service_has_its_own_database() -> None:
-    """One database per service, never shared: names must be distinct and the gateway owns none."""
+    """One database per service, never shared: names must be distinct and the forwarder owns none."""
     names = [s.database_name for s in catalog.database_services()]
-    assert len(names) == len(set(names)) == 5
-    assert "gateway" not in {s.name for s in catalog.database_services()}
+    assert names
+    assert len(names) == len(set(names))
+    assert not any(s.forwards_public_routes for s in catalog.database_services())
 
 
 def test_internal_routes_are_never_public() -> None:
@@ -48,7 +49,8 @@ def test_the_gateway_can_call_no_internal_route_and_holds_no_service_key() -> No
     internal callers are handed a signing key."""
     assert all(catalog.GATEWAY not in api.callers for s in catalog.SERVICES for api in s.internal_apis)
     assert catalog.GATEWAY not in catalog.service_key_holders()
-    assert set(catalog.service_key_holders()) == {"search", "orders"}
+    assert set(catalog.service_key_holders()) == {c for s in catalog.SERVICES for api in s.internal_apis
+                                                  for c in api.callers}
 
 
 def test_a_forwarder_listed_as_an_internal_caller_is_refused() -> None:
@@ -67,6 +69,10 @@ def test_a_forwarder_listed_as_an_internal_caller_is_refused() -> None:
         ({"internal_apis": (catalog.InternalApi("api", callers=("thing",)),)}, "lists itself"),
         ({"internal_apis": (catalog.InternalApi("api", callers=("aa",)), catalog.InternalApi("api", callers=("bb",)))},
          "repeat"),
+        ({"issues_user_tokens": True, "public_prefixes": ("/api/v1/things",)}, "route /.well-known/jwks.json"),
+        ({"secrets": ("database_master_password",)}, "distinct names from"),
+        ({"secrets": ("card_fingerprint_key", "card_fingerprint_key")}, "distinct names from"),
+        ({"trusts_forwarded_for": True}, "nothing forwards client requests"),
     ],
 )
 def test_bad_catalog_entries_are_rejected(kwargs: dict[str, object], message: str) -> None:
@@ -79,3 +85,29 @@ def test_an_internal_api_names_its_callers() -> None:
     """An API nobody may call is dead code or a forgotten allow-list: refused."""
     with pytest.raises(ValueError, match="at least one caller"):
         catalog.InternalApi("orphan", callers=())
+
+
+def test_no_service_takes_a_port_of_the_forwarders_replicas() -> None:
+    """On one machine the gateway's replicas listen on its port + 10, + 20 ...: a service there would fail to
+    bind, or answer in the gateway's place."""
+    gateway = catalog.get(catalog.GATEWAY)
+    for replica_port in catalog.replica_ports(gateway, catalog.MAX_FORWARDER_REPLICAS)[1:]:
+        squatter = catalog.Service(name="squatter", port=replica_port, owns_database=False, description="x")
+        with pytest.raises(ValueError, match="replicas"):
+            catalog._validate((*catalog.SERVICES, squatter))
+    taken = {p for s in catalog.SERVICES if s.forwards_public_routes
+             for p in catalog.replica_ports(s, catalog.MAX_FORWARDER_REPLICAS)}
+    assert not {s.port for s in catalog.SERVICES if not s.forwards_public_routes} & taken
+
+
+def test_exactly_one_service_issues_user_tokens() -> None:
+    """Every other service verifies user tokens against the issuer's JWKS: none, or two, is a broken deployment."""
+    assert catalog.token_issuer().issues_user_tokens
+    assert catalog.JWKS_PATH in catalog.token_issuer().public_prefixes
+    issuer = catalog.token_issuer()
+    rival = catalog.Service(name="rival", port=9103, owns_database=False, description="x",
+                            public_prefixes=(catalog.JWKS_PATH,), issues_user_tokens=True)
+    with pytest.raises(ValueError, match="exactly one service issues user tokens"):
+        catalog._validate((*(s for s in catalog.SERVICES if s is not issuer), rival, issuer))
+    with pytest.raises(ValueError, match="exactly one service issues user tokens"):
+        catalog._validate(tuple(s for s in catalog.SERVICES if s is not issuer))

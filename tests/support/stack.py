@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
-import json
 import uuid
+from graphlib import TopologicalSorter
 from pathlib import Path
 
 from services import catalog
-from services.runner.keyring import KeyRing
+from services.deploy.environment import DeployTarget, deployment_environment
+from services.deploy.keyring import KeyRing
 from services.runner.postgres import PostgresServer
 from tests.support.procs import ServiceProcess
 
 ADMIN_EMAIL = "admin@example.com"
 ADMIN_PASSWORD = "admin-password-for-tests"
+
+
+def start_order() -> list[str]:
+    """The services behind the gateway, each after the token issuer and the services it calls: started one by
+    one, each learns its peers' addresses from those already running."""
+    issuer = catalog.token_issuer().name
+    graph = {s.name: {*catalog.callees_of(s.name), *({issuer} - {s.name})}
+             for s in catalog.SERVICES if not s.forwards_public_routes}
+    return list(TopologicalSorter(graph).static_order())
 
 
 class TestStack:
@@ -32,20 +42,14 @@ class TestStack:
         return self.pg.url(name)
 
     def env_for(self, service: str, database_url: str | None = None) -> dict[str, str]:
-        env = {
-            "ENVIRONMENT": "test",
-            "LOG_LEVEL": "INFO",
-            "DB_POOL_MIN": "1",
-            **self.keyring.env_for(service),
-            "SERVICE_URLS": json.dumps({name: p.url for name, p in self.running.items()}),
-        }
-        if catalog.get(service).owns_database:
-            env["DATABASE_URL"] = database_url or self.create_database(service)
-        if service == "users":
-            env.update(ADMIN_EMAIL=ADMIN_EMAIL, ADMIN_PASSWORD=ADMIN_PASSWORD)
-        elif "users" in self.running:
-            env["JWKS_URL"] = f"{self.running['users'].url}/.well-known/jwks.json"
-        return env
+        """The service's settings with its peers at the running processes (a peer not started yet is
+        unknown), a fresh database unless one is given, and every secret in the environment."""
+        target = DeployTarget(
+            environment="test", log_level="INFO", keyring=self.keyring, admin=(ADMIN_EMAIL, ADMIN_PASSWORD),
+            service_urls={name: p.url for name, p in self.running.items()},
+            database=lambda svc: {"DATABASE_URL": database_url or self.create_database(svc.name)})
+        # One connection per pool to start with: many services share the test server.
+        return {"DB_POOL_MIN": "1", **deployment_environment(service, target)}
 
     def start(self, service: str, *, database_url: str | None = None, **extra_env: str) -> ServiceProcess:
         env = {**self.env_for(service, database_url), **extra_env}

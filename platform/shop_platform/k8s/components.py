@@ -22,12 +22,13 @@ import pulumi_random as random
 
 from services import catalog
 from services.catalog import Service
-from services.runner.keyring import KeyRing
+from services.deploy.environment import DeployTarget, deployment_environment, split_secrets
+from services.deploy.keyring import KeyRing
 from shop_platform.k8s import addons, netpol, objects
 from shop_platform.k8s import spec as k
 from shop_platform.k8s.keys import keyring_from_seeds
 from shop_platform.k8s.spec import LayerSpec
-from shop_platform.k8s.values import ServiceInputs, secret_name, service_values, token_issuer
+from shop_platform.k8s.values import ServiceInputs, secret_name, service_values
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 SERVICE_CHART_DIR = REPO_ROOT / "charts" / "service"
@@ -39,13 +40,7 @@ def service_chart_path() -> str:
     return os.path.relpath(SERVICE_CHART_DIR, os.getcwd())
 
 
-def _opts(parent: pulumi.Resource, provider: k8s.Provider | None,
-          depends_on: Sequence[pulumi.Resource] = ()) -> pulumi.ResourceOptions:
-    return pulumi.ResourceOptions(parent=parent, provider=provider, depends_on=list(depends_on))
-
-
-def release(name: str, r: addons.ReleaseSpec, parent: pulumi.Resource, provider: k8s.Provider | None,
-            depends_on: Sequence[pulumi.Resource] = ()) -> k8s.helm.v3.Release:
+def release(name: str, r: addons.ReleaseSpec, opts: pulumi.ResourceOptions) -> k8s.helm.v3.Release:
     repo = None if r.repo.startswith("oci://") else k8s.helm.v3.RepositoryOptsArgs(repo=r.repo)
     chart = f"{r.repo}/{r.chart}" if r.repo.startswith("oci://") else r.chart
     return k8s.helm.v3.Release(
@@ -53,13 +48,12 @@ def release(name: str, r: addons.ReleaseSpec, parent: pulumi.Resource, provider:
         values=r.values, atomic=True, cleanup_on_fail=True, timeout=900, max_history=5,
         # A null value removes a chart default (e.g. kube-prometheus-stack's fixed Grafana admin password).
         allow_null_values=True,
-        opts=_opts(parent, provider, depends_on))
+        opts=opts)
 
 
 @dataclass(frozen=True, slots=True)
 class NamespacesArgs:
     layer: LayerSpec
-    provider: k8s.Provider | None = None
 
 
 class Namespaces(pulumi.ComponentResource):
@@ -69,17 +63,16 @@ class Namespaces(pulumi.ComponentResource):
     def __init__(self, name: str, args: NamespacesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("shop:k8s:Namespaces", name, None, opts)
         self.namespaces = k8s.yaml.v2.ConfigGroup(f"{name}-namespaces", objs=objects.namespaces(args.layer),
-                                                  opts=_opts(self, args.provider))
+                                                  opts=pulumi.ResourceOptions(parent=self))
         self.network_policies = k8s.yaml.v2.ConfigGroup(
             f"{name}-network-policies", objs=netpol.namespace_policies(args.layer),
-            opts=_opts(self, args.provider, [self.namespaces]))
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.namespaces]))
         self.register_outputs({})
 
 
 @dataclass(frozen=True, slots=True)
 class ClusterStorageArgs:
     kms_key_arn: pulumi.Input[str]
-    provider: k8s.Provider | None = None
 
 
 class ClusterStorage(pulumi.ComponentResource):
@@ -90,25 +83,26 @@ class ClusterStorage(pulumi.ComponentResource):
         super().__init__("shop:k8s:ClusterStorage", name, None, opts)
         self.storage_class = k8s.yaml.v2.ConfigGroup(f"{name}-storage-class",
                                                      objs=[objects.storage_class(args.kms_key_arn)],
-                                                     opts=_opts(self, args.provider))
+                                                     opts=pulumi.ResourceOptions(parent=self))
         self.register_outputs({})
 
 
 def _secret_data(service: str, v: list[Any]) -> dict[str, str]:
-    """File name -> content (the kit reads each setting from SECRETS_DIR/<NAME>): the key ring's share for
-    this service plus its extra settings."""
+    """File name -> content (the kit reads each setting from SECRETS_DIR/<NAME>): the service's secret
+    settings (its share of the key ring, the first administrator if it issues user tokens) plus its extra
+    settings."""
     ring: KeyRing = v[0]
     extra: Mapping[str, str] = v[1]
-    return {**ring.env_for(service), **extra}
+    admin = (v[2], v[3]) if len(v) == 4 else None
+    _, secret = split_secrets(deployment_environment(service, DeployTarget(keyring=ring, admin=admin)))
+    return {**secret, **extra}
 
 
 @dataclass(frozen=True, slots=True)
 class ServiceSecretsArgs:
     services: tuple[Service, ...]
-    provider: k8s.Provider | None = None
     # Extra secret settings per service (kind: DATABASE_URL with the in-cluster password).
     extra: Mapping[str, Mapping[str, pulumi.Input[str]]] = field(default_factory=dict)
-    depends_on: Sequence[pulumi.Resource] = ()
     # The first administrator: created at start-up by the token-issuing service (password generated here).
     admin_email: str | None = None
 
@@ -121,9 +115,10 @@ class ServiceSecretsArgs:
 
 
 class ServiceSecrets(pulumi.ComponentResource):
-    """One Secret per service holding only what that service needs: its own private key if it calls /internal
-    routes, its callers' public keys (catalog allow-list), the user-token signing keys (users), the card
-    fingerprint key (payments)."""
+    """One Secret per service holding only what that service needs (``services.deploy.environment``): its own
+    private key if it calls /internal routes, its callers' public keys (catalog allow-list), the user-token
+    signing keys and the first administrator (the token issuer), the deployment secrets its catalog entry
+    names (the card fingerprint key)."""
 
     def __init__(self, name: str, args: ServiceSecretsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("shop:k8s:ServiceSecrets", name, None, opts)
@@ -134,27 +129,26 @@ class ServiceSecrets(pulumi.ComponentResource):
                  if s.name in catalog.service_key_holders()}
         card_key = random.RandomBytes(f"{name}-card-fingerprint-key", length=32, opts=child)
         names = list(seeds)
-        extra: dict[str, Mapping[str, pulumi.Input[str]]] = {n: dict(v) for n, v in args.extra.items()}
         self.admin_password: pulumi.Output[str] | None = None
+        admin: list[pulumi.Input[str]] = []
         if args.admin_email is not None:
             admin_pw = random.RandomPassword(f"{name}-admin-password", length=24, special=False, opts=child)
             # Marked secret here, not only by the provider's schema: it must never reach state or logs in clear.
             self.admin_password = pulumi.Output.secret(admin_pw.result)
-            issuer = token_issuer().name
-            extra[issuer] = {**extra.get(issuer, {}), "ADMIN_EMAIL": args.admin_email,
-                             "ADMIN_PASSWORD": self.admin_password}
+            admin = [args.admin_email, self.admin_password]
         ring = pulumi.Output.all(jwt_seed.base64, card_key.hex, *[seeds[n].base64 for n in names]).apply(
             lambda v: keyring_from_seeds(v[0], dict(zip(names, v[2:], strict=True)), v[1]))
         self.secrets: dict[str, k8s.core.v1.Secret] = {}
         for svc in args.services:
             data: pulumi.Output[dict[str, str]] = pulumi.Output.secret(
-                pulumi.Output.all(ring, extra.get(svc.name, {})).apply(functools.partial(_secret_data, svc.name)))
+                pulumi.Output.all(ring, dict(args.extra.get(svc.name, {})),
+                                  *(admin if svc.issues_user_tokens else [])).apply(
+                    functools.partial(_secret_data, svc.name)))
             self.secrets[svc.name] = k8s.core.v1.Secret(
                 f"{name}-{svc.name}",
                 metadata=k8s.meta.v1.ObjectMetaArgs(name=secret_name(svc), namespace=k.SERVICES_NS,
                                                     labels={**objects.PART_OF, "app.kubernetes.io/name": svc.name}),
-                type="Opaque", string_data=data,
-                opts=_opts(self, args.provider, args.depends_on))
+                type="Opaque", string_data=data, opts=child)
         self.register_outputs({})
 
 
@@ -163,8 +157,6 @@ class ServiceDeploymentArgs:
     service: Service
     layer: LayerSpec
     inputs: pulumi.Input[ServiceInputs]
-    provider: k8s.Provider | None = None
-    depends_on: Sequence[pulumi.Resource] = ()
 
     def __post_init__(self) -> None:
         catalog.get(self.service.name)  # only catalog services are deployed
@@ -180,20 +172,18 @@ class ServiceDeployment(pulumi.ComponentResource):
         self.release = k8s.helm.v3.Release(
             f"{name}-release", name=svc.name, chart=service_chart_path(), namespace=k.SERVICES_NS,
             values=values, atomic=True, cleanup_on_fail=True, timeout=600, max_history=5,
-            opts=_opts(self, args.provider, args.depends_on))
+            opts=pulumi.ResourceOptions(parent=self))
         self.register_outputs({"release": self.release.name})
 
 
 @dataclass(frozen=True, slots=True)
 class GatewayEdgeArgs:
     layer: LayerSpec
-    provider: k8s.Provider | None = None
     # EKS only: bind the data plane into the ALB target group through the AWS Load Balancer Controller.
     target_group_arn: pulumi.Input[str] | None = None
     lb_controller_role_arn: pulumi.Input[str] | None = None
     cluster_name: pulumi.Input[str] | None = None
     vpc_id: pulumi.Input[str] | None = None
-    depends_on: Sequence[pulumi.Resource] = ()
 
     def __post_init__(self) -> None:
         eks_inputs = (self.target_group_arn, self.lb_controller_role_arn, self.cluster_name, self.vpc_id)
@@ -209,32 +199,31 @@ class GatewayEdge(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: GatewayEdgeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("shop:k8s:GatewayEdge", name, None, opts)
-        layer, provider = args.layer, args.provider
+        layer = args.layer
         crds = k8s.yaml.v2.ConfigFile(f"{name}-gateway-api-crds", file=addons.gateway_api_crds_url(),
-                                      opts=_opts(self, provider, args.depends_on))
-        ngf = release(f"{name}-nginx-gateway-fabric", addons.nginx_gateway_fabric(layer), self, provider, [crds])
+                                      opts=pulumi.ResourceOptions(parent=self))
+        ngf = release(f"{name}-nginx-gateway-fabric", addons.nginx_gateway_fabric(layer),
+                      pulumi.ResourceOptions(parent=self, depends_on=[crds]))
         self.routes = k8s.yaml.v2.ConfigGroup(
             f"{name}-routes", objs=[objects.gateway_proxy(layer), objects.gateway(layer), objects.http_route(),
                                     objects.gateway_disruption_budget(), *objects.gateway_pod_monitors()],
-            opts=_opts(self, provider, [ngf]))
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[ngf]))
         if layer.eks:
             assert args.cluster_name is not None
             assert args.lb_controller_role_arn is not None
             assert args.target_group_arn is not None
             controller = release(f"{name}-aws-load-balancer-controller", addons.aws_load_balancer_controller(
-                args.cluster_name, args.lb_controller_role_arn, args.vpc_id, layer.region or ""), self, provider,
-                args.depends_on)
+                args.cluster_name, args.lb_controller_role_arn, args.vpc_id, layer.region or ""),
+                pulumi.ResourceOptions(parent=self))
             k8s.yaml.v2.ConfigGroup(f"{name}-target-group-binding",
                                     objs=[objects.target_group_binding(args.target_group_arn)],
-                                    opts=_opts(self, provider, [controller, self.routes]))
+                                    opts=pulumi.ResourceOptions(parent=self, depends_on=[controller, self.routes]))
         self.register_outputs({})
 
 
 @dataclass(frozen=True, slots=True)
 class ObservabilityArgs:
     layer: LayerSpec
-    provider: k8s.Provider | None = None
-    depends_on: Sequence[pulumi.Resource] = ()
 
 
 class Observability(pulumi.ComponentResource):
@@ -242,19 +231,17 @@ class Observability(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("shop:k8s:Observability", name, None, opts)
-        self.stack = release(f"{name}-kube-prometheus-stack", addons.kube_prometheus_stack(args.layer), self,
-                             args.provider, args.depends_on)
+        self.stack = release(f"{name}-kube-prometheus-stack", addons.kube_prometheus_stack(args.layer),
+                             pulumi.ResourceOptions(parent=self))
         self.objects = k8s.yaml.v2.ConfigGroup(
             f"{name}-rules-and-dashboards", objs=[objects.prometheus_rule(), *objects.dashboard_configmaps()],
-            opts=_opts(self, args.provider, [self.stack]))
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.stack]))
         self.register_outputs({})
 
 
 @dataclass(frozen=True, slots=True)
 class LoggingArgs:
     layer: LayerSpec
-    provider: k8s.Provider | None = None
-    depends_on: Sequence[pulumi.Resource] = ()
 
 
 class Logging(pulumi.ComponentResource):
@@ -263,20 +250,15 @@ class Logging(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: LoggingArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("shop:k8s:Logging", name, None, opts)
-        layer, provider = args.layer, args.provider
-        operator = release(f"{name}-eck-operator", addons.eck_operator(layer), self, provider, args.depends_on)
+        layer = args.layer
+        operator = release(f"{name}-eck-operator", addons.eck_operator(layer), pulumi.ResourceOptions(parent=self))
         self.elastic = k8s.yaml.v2.ConfigGroup(
             f"{name}-elastic", objs=[objects.logstash_role_secret(), objects.elasticsearch(layer),
                                      objects.kibana(layer), objects.logstash(layer), *objects.ilm_setup(layer)],
-            opts=_opts(self, provider, [operator]))
-        release(f"{name}-fluent-bit", addons.fluent_bit(layer), self, provider, [self.elastic])
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[operator]))
+        release(f"{name}-fluent-bit", addons.fluent_bit(layer),
+                pulumi.ResourceOptions(parent=self, depends_on=[self.elastic]))
         self.register_outputs({})
-
-
-@dataclass(frozen=True, slots=True)
-class InClusterPostgresArgs:
-    provider: k8s.Provider | None = None
-    depends_on: Sequence[pulumi.Resource] = ()
 
 
 class InClusterPostgres(pulumi.ComponentResource):
@@ -284,7 +266,7 @@ class InClusterPostgres(pulumi.ComponentResource):
 
     password: pulumi.Output[str]
 
-    def __init__(self, name: str, args: InClusterPostgresArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("shop:k8s:InClusterPostgres", name, None, opts)
         pw = random.RandomPassword(f"{name}-password", length=32, special=False,
                                    opts=pulumi.ResourceOptions(parent=self))
@@ -292,17 +274,15 @@ class InClusterPostgres(pulumi.ComponentResource):
         secret = k8s.core.v1.Secret(
             f"{name}-admin", metadata=k8s.meta.v1.ObjectMetaArgs(
                 name=objects.POSTGRES_SECRET, namespace=k.DATA_NS, labels=dict(objects.PART_OF)),
-            type="Opaque", string_data={"password": self.password},
-            opts=_opts(self, args.provider, args.depends_on))
+            type="Opaque", string_data={"password": self.password}, opts=pulumi.ResourceOptions(parent=self))
         self.objects = k8s.yaml.v2.ConfigGroup(f"{name}-objects", objs=objects.postgres(),
-                                               opts=_opts(self, args.provider, [secret]))
+                                               opts=pulumi.ResourceOptions(parent=self, depends_on=[secret]))
         self.register_outputs({})
 
 
 @dataclass(frozen=True, slots=True)
 class ClusterAddonsArgs:
     layer: LayerSpec
-    provider: k8s.Provider | None = None
     # EKS only: the Cluster Autoscaler's cluster and IRSA role.
     cluster_name: pulumi.Input[str] | None = None
     autoscaler_role_arn: pulumi.Input[str] | None = None
@@ -319,11 +299,11 @@ class ClusterAddons(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ClusterAddonsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("shop:k8s:ClusterAddons", name, None, opts)
-        self.metrics_server = release(f"{name}-metrics-server", addons.metrics_server(args.layer), self,
-                                      args.provider)
+        self.metrics_server = release(f"{name}-metrics-server", addons.metrics_server(args.layer),
+                                      pulumi.ResourceOptions(parent=self))
         if args.cluster_name is not None and args.autoscaler_role_arn is not None:
             spec = addons.cluster_autoscaler(args.cluster_name, args.autoscaler_role_arn, args.layer.region or "")
-            release(f"{name}-cluster-autoscaler", spec, self, args.provider)
+            release(f"{name}-cluster-autoscaler", spec, pulumi.ResourceOptions(parent=self))
         self.register_outputs({})
 
 
@@ -359,35 +339,53 @@ def _service_inputs(v: list[Any]) -> ServiceInputs:
     return ServiceInputs(image_repository=v[0], role_arn=v[1], db_host=v[2], db_user=v[3])
 
 
-def deploy_kubernetes_layer(layer: LayerSpec, provider: k8s.Provider | None = None,
-                            aws: AwsInputs | None = None) -> dict[str, Any]:
-    """Declare the whole Kubernetes layer for one stack; returns stack outputs. EKS needs ``aws``."""
+def deploy_kubernetes_layer(layer: LayerSpec, aws: AwsInputs | None = None,
+                            opts: pulumi.ResourceOptions | None = None) -> dict[str, Any]:
+    """Declare the whole Kubernetes layer for one stack; returns stack outputs. EKS needs ``aws``.
+
+    ``opts.providers`` must hold the cluster's Kubernetes provider: every component gets ``opts`` (plus its
+    ordering), and its children inherit both through ``parent=self``. Provider inheritance, per the pinned
+    SDK (pulumi 3.272.0, sdk/python/lib/pulumi/resource.py): ``Resource.__init__`` starts a child's provider
+    map from ``opts.parent._providers``, and ``_get_providers`` gives the child the entry of its own package
+    (``kubernetes``); a child of another package (``random``) keeps its default provider. Ordering: a child's
+    registration waits for its parent's URN (sdk/python/lib/pulumi/runtime/resource.py,
+    ``_prepare_resource``), which waits for the component's ``depends_on``; on destroy the engine deletes a
+    child before its parent and the parent before what it depends on (pulumi pkg/resource/graph
+    ``DependenciesOf`` counts the parent as a dependency).
+    """
     if layer.eks != (aws is not None):
         raise ValueError("deploy_kubernetes_layer: EKS needs the AWS inputs; kind must not get them")
-    ns = Namespaces("namespaces", NamespacesArgs(layer, provider))
+    if opts is None or not opts.providers:
+        raise ValueError("deploy_kubernetes_layer: opts.providers must name the cluster's provider, never the "
+                         "ambient kubeconfig context")
+
+    def after(*depends_on: pulumi.Resource) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=list(depends_on)))
+
+    ns = Namespaces("namespaces", NamespacesArgs(layer), after())
     base: list[pulumi.Resource] = [ns.namespaces, ns.network_policies]
     if aws is not None:
-        base.append(ClusterStorage("storage", ClusterStorageArgs(aws.volumes_kms_key_arn, provider)).storage_class)
-    observability = Observability("observability", ObservabilityArgs(layer, provider, base))
+        base.append(ClusterStorage("storage", ClusterStorageArgs(aws.volumes_kms_key_arn), after()).storage_class)
+    observability = Observability("observability", ObservabilityArgs(layer), after(*base))
     if layer.logging:
-        Logging("logging", LoggingArgs(layer, provider, base))
+        Logging("logging", LoggingArgs(layer), after(*base))
     if aws is not None:
         edge = GatewayEdge("edge", GatewayEdgeArgs(
-            layer, provider, target_group_arn=aws.target_group_arn, lb_controller_role_arn=aws.lb_controller_role_arn,
-            cluster_name=aws.cluster_name, vpc_id=aws.vpc_id, depends_on=base))
-        ClusterAddons("cluster-addons", ClusterAddonsArgs(layer, provider, aws.cluster_name,
-                                                          aws.autoscaler_role_arn))
+            layer, target_group_arn=aws.target_group_arn, lb_controller_role_arn=aws.lb_controller_role_arn,
+            cluster_name=aws.cluster_name, vpc_id=aws.vpc_id), after(*base))
+        ClusterAddons("cluster-addons", ClusterAddonsArgs(layer, aws.cluster_name, aws.autoscaler_role_arn),
+                      after())
         extra: dict[str, Mapping[str, pulumi.Input[str]]] = {}
         db_deps: list[pulumi.Resource] = list(aws.database_ready)
     else:
-        edge = GatewayEdge("edge", GatewayEdgeArgs(layer, provider, depends_on=base))
-        ClusterAddons("cluster-addons", ClusterAddonsArgs(layer, provider))
-        pg = InClusterPostgres("postgres", InClusterPostgresArgs(provider, base))
+        edge = GatewayEdge("edge", GatewayEdgeArgs(layer), after(*base))
+        ClusterAddons("cluster-addons", ClusterAddonsArgs(layer), after())
+        pg = InClusterPostgres("postgres", after(*base))
         extra = {s.name: {"DATABASE_URL": pg.password.apply(functools.partial(objects.database_url, s.name))}
                  for s in catalog.database_services()}
         db_deps = [pg.objects]
-    secrets = ServiceSecrets("service-secrets", ServiceSecretsArgs(catalog.SERVICES, provider, extra, base,
-                                                                  admin_email=layer.admin_email))
+    secrets = ServiceSecrets("service-secrets", ServiceSecretsArgs(catalog.SERVICES, extra,
+                                                                  admin_email=layer.admin_email), after(*base))
     for svc in catalog.SERVICES:
         if aws is not None:
             inputs: pulumi.Input[ServiceInputs] = pulumi.Output.all(
@@ -396,9 +394,8 @@ def deploy_kubernetes_layer(layer: LayerSpec, provider: k8s.Provider | None = No
                 aws.database_users.get(svc.name, "")).apply(_service_inputs)
         else:
             inputs = ServiceInputs(image_repository=layer.image_repositories.get(svc.name, f"shop/{svc.name}"))
-        ServiceDeployment(f"service-{svc.name}", ServiceDeploymentArgs(
-            svc, layer, inputs, provider,
-            depends_on=[ns.network_policies, secrets.secrets[svc.name], observability.stack, edge.routes, *db_deps]))
+        ServiceDeployment(f"service-{svc.name}", ServiceDeploymentArgs(svc, layer, inputs), after(
+            ns.network_policies, secrets.secrets[svc.name], observability.stack, edge.routes, *db_deps))
     return {"servicesNamespace": k.SERVICES_NS, "grafanaPort": k.GRAFANA_PORT,
             "gatewayListenerPort": k.GATEWAY_LISTENER_PORT, "adminEmail": layer.admin_email,
             # `pulumi stack output adminPassword --show-secrets`; RandomPassword.result is secret.

@@ -3,7 +3,8 @@
 A ``random.RandomBytes`` seed per key is created once and kept (encrypted) in the stack's state; the PEM
 keys are derived deterministically from the seeds, so every ``pulumi up`` produces the same Secrets and
 nothing rotates by accident. Rotation = replace a seed (``pulumi up --replace <urn>``).
-The environment names are exactly the ones the one-machine stack uses (``services.runner.keyring``).
+The ring is the one-machine stack's type (``services.deploy.keyring``); who gets which key is
+``services.deploy.environment``'s to say, for both.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from collections.abc import Mapping
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from services.deploy.keyring import KeyRing
 from services.kit import keys
-from services.runner.keyring import KeyRing
 
 
 def pem_from_seed(seed_b64: str) -> str:

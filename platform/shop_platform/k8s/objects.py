@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from services import catalog
+from services.deploy.alerts import alert_rules
 from services.kit import logging as kit_logging
-from services.runner.prometheus import alert_rules
 from shop_platform import versions
 from shop_platform.k8s import addons, dashboards
 from shop_platform.k8s import spec as k
@@ -193,7 +193,7 @@ def target_group_binding(target_group_arn: Any) -> Manifest:
 # --- observability ----------------------------------------------------------------------------------------
 
 def prometheus_rule() -> Manifest:
-    """The alert rules of services.runner.prometheus.alert_rules, unchanged (defined once, tested by promtool)."""
+    """The alert rules of services.deploy.alerts.alert_rules, unchanged (defined once, tested by promtool)."""
     return {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
             "metadata": _meta("retail-alerts", k.MONITORING_NS), "spec": alert_rules()}
 

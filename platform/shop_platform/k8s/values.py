@@ -12,6 +12,7 @@ from typing import Any
 
 from services import catalog
 from services.catalog import Service
+from services.deploy.environment import DeployTarget, deployment_environment, split_secrets
 from shop_platform.k8s import spec as k
 from shop_platform.k8s.spec import LayerSpec
 from shop_platform.network import endpoint_cidrs
@@ -31,44 +32,29 @@ def secret_name(svc: Service) -> str:
     return f"{svc.name}-secrets"
 
 
-def token_issuer() -> Service:
-    """The service that issues user tokens: whichever catalog service publishes /.well-known/jwks.json."""
-    for svc in catalog.SERVICES:
-        if any(p.startswith("/.well-known/jwks.json") for p in svc.public_prefixes):
-            return svc
-    raise ValueError("no catalog service publishes /.well-known/jwks.json")
-
-
-def jwks_url() -> str:
-    svc = token_issuer()
-    return f"http://{svc.name}:{svc.port}/.well-known/jwks.json"
-
-
 def _env(svc: Service, layer: LayerSpec, inputs: ServiceInputs) -> dict[str, str]:
-    env = {
-        "ENVIRONMENT": layer.environment,
-        "LOG_LEVEL": "INFO",
-        # Same namespace: a Service per catalog entry, named after it, on the catalog port.
-        "SERVICE_URL_TEMPLATE": "http://{name}:{port}",
-    }
-    if not any(p.startswith("/.well-known/jwks.json") for p in svc.public_prefixes):
-        env["JWKS_URL"] = jwks_url()
-    if svc.owns_database and layer.eks:
+    """The service's plain settings in the cluster (its secret ones are files of its Secret)."""
+    def database(owner: Service) -> dict[str, str]:
+        if not layer.eks:
+            return {}  # kind: DATABASE_URL, with the in-cluster password, is in the Secret
         # The service's own role, authenticated by an IAM token the kit signs with its IRSA role (no password,
         # no master secret); the kit verifies the server's certificate.
-        env.update(DB_IAM_USER=inputs.db_user, DB_HOST=inputs.db_host, DB_NAME=svc.database_name,
-                   DB_PORT="5432", AWS_REGION=layer.region or "", DB_SSLMODE="verify-full",
-                   # The regional STS endpoint has a VPC interface endpoint; the global one is on the internet.
-                   AWS_STS_REGIONAL_ENDPOINTS="regional",
-                   DB_SSL_ROOT_CERT=k.RDS_CA_BUNDLE)
-    if svc.name == catalog.GATEWAY:
-        # X-Forwarded-For is believed only from pod addresses (the NGINX data plane); rate-limit table on /tmp.
-        env.update(TRUSTED_PROXIES=layer.trusted_proxy_cidr, RATE_LIMIT_STATE_PATH="/tmp/gateway/ratelimit.bin")  # noqa: S108
-    elif svc.public_prefixes:
-        # Reached through the gateway (the only caller its network policy admits), which forwards the client
-        # address: per-client limits (login throttling) see the client, not the gateway pod.
-        env["TRUSTED_PROXIES"] = layer.trusted_proxy_cidr
-    return env
+        return dict(DB_IAM_USER=inputs.db_user, DB_HOST=inputs.db_host, DB_NAME=owner.database_name,
+                    DB_PORT="5432", AWS_REGION=layer.region or "", DB_SSLMODE="verify-full",
+                    # The regional STS endpoint has a VPC interface endpoint; the global one is on the internet.
+                    AWS_STS_REGIONAL_ENDPOINTS="regional",
+                    DB_SSL_ROOT_CERT=k.RDS_CA_BUNDLE)
+
+    target = DeployTarget(
+        environment=layer.environment, log_level="INFO",
+        # Same namespace: a Service per catalog entry, named after it, on the catalog port.
+        service_url_template="http://{name}:{port}",
+        # Pod addresses: the NGINX data plane in front of the gateway, the gateway in front of a service.
+        forwarder_addresses=layer.trusted_proxy_cidr,
+        rate_limit_state_path="/tmp/gateway/ratelimit.bin",  # noqa: S108 - an emptyDir (read-only root filesystem)
+        database=database)
+    plain, _ = split_secrets(deployment_environment(svc.name, target))
+    return plain
 
 
 def allowed_callees(svc: Service) -> tuple[str, ...]:
@@ -77,7 +63,7 @@ def allowed_callees(svc: Service) -> tuple[str, ...]:
     for every other service, which fetches the issuer's public JWKS (``JWKS_URL``) to verify user tokens.
     A connection allowed here is a port, not a route: /internal stays closed to anyone the callee's catalog
     entry does not list (service tokens, ``services.kit.auth.internal_api``)."""
-    issuer = token_issuer().name
+    issuer = catalog.token_issuer().name
     targets = {*catalog.forwarded_to(svc.name), *catalog.callees_of(svc.name)}
     if svc.name != issuer:
         targets.add(issuer)
@@ -90,7 +76,7 @@ def allowed_callers(svc: Service) -> tuple[str, ...]:
 
 def _network_policy(svc: Service, layer: LayerSpec) -> dict[str, Any]:
     peers: list[dict[str, Any]] = []
-    if svc.name == catalog.GATEWAY:
+    if svc.forwards_public_routes:
         peers.append({"namespace": k.GATEWAY_NS, "podLabels": dict(k.GATEWAY_POD_LABELS)})
     database: dict[str, Any] = {"enabled": False}
     if svc.owns_database:

@@ -1,7 +1,7 @@
 """Each stack's program, run once per session exactly as the offline plan runs it, and its manifests rendered.
 
 Every stack file at the repository root is covered (dev, prod, local): the real ``stacks/__main__.py`` under the
-plan's recording monitor (shop_platform.plan.run_plan), and the same ``render_recording`` the plan's
+plan's recording monitor (tools.plan.run_plan), and the same ``render_recording`` the plan's
 ``manifests/`` writer uses, so tests check exactly what the plan writes.
 """
 
@@ -14,10 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from shop_platform import offline
 from shop_platform.config import PROJECT, parse_stack_config
 from shop_platform.k8s.components import AwsInputs
-from shop_platform.k8s.render import Rendered, render_recording
 from shop_platform.k8s.spec import LayerSpec
 from shop_platform.k8s.stackconfig import (
     layer_spec_for_eks,
@@ -25,10 +23,12 @@ from shop_platform.k8s.stackconfig import (
     parse_kubernetes_config,
     parse_local_config,
 )
-from shop_platform.offline import Recording
-from shop_platform.plan import REPO_ROOT, run_plan
 
 from services import catalog
+from tools import offline
+from tools.offline import Recording
+from tools.plan import REPO_ROOT, run_plan
+from tools.render import Rendered, render_recording
 
 STACKS = ("dev", "prod", "local")
 # The local stack with `kind.profile: light` (no log pipeline): a config variant of Pulumi.local.yaml, not a file.
@@ -92,7 +92,7 @@ def render_stack(stack: str) -> StackRender:
     """The whole stack program (stacks/__main__.py) under the offline plan's mocks, rendered as the plan does."""
     if stack not in _CACHE:
         if stack == LIGHT:
-            from shop_platform.plan import stack_config
+            from tools.plan import stack_config
 
             cfg = {**stack_config("local"), f"{PROJECT}:kind": json.dumps(light_raw()["kind"])}
             recording = run_plan("local", config=cfg).recording
@@ -113,7 +113,7 @@ def all_renders() -> dict[str, StackRender]:
 
 
 def dump(rendered: Rendered, directory: Path) -> None:
-    from shop_platform.k8s.render import write_manifests
+    from tools.render import write_manifests
 
     if directory.exists():
         shutil.rmtree(directory)

@@ -8,11 +8,11 @@ from typing import Any
 import helm_python
 import pytest
 from shop_platform.k8s.components import SERVICE_CHART_DIR
-from shop_platform.k8s.render import render_service_chart
 from shop_platform.k8s.values import ServiceInputs, service_values
 from shop_platform.network import endpoint_cidrs
 
 from services import catalog
+from tools.render import render_service_chart
 
 from .conftest import STACKS, layer_for
 
@@ -42,7 +42,7 @@ def test_chart_lints_clean_with_every_computed_values_set(stack: str) -> None:
 
     for r in render_stack(stack).recording.of_type("kubernetes:helm.sh/v3:Release"):
         if r.inputs["chart"].endswith("charts/service"):
-            from shop_platform.k8s.render import integral
+            from tools.render import integral
 
             assert _lint_problems(integral(r.inputs["values"])) == [], r.inputs["name"]
 
@@ -160,14 +160,15 @@ def test_eks_services_with_a_database_get_irsa_and_verified_tls_and_others_get_n
             assert v["networkPolicy"]["awsApis"] == {"enabled": False}
 
 
-def test_services_behind_the_gateway_trust_forwarded_addresses_only_from_pod_addresses() -> None:
-    """Login throttling and rate limits key on the client address: services reached through the gateway believe
-    X-Forwarded-For from the pod network only (the gateway's and NGINX's pods), never from anywhere."""
+def test_services_that_trust_forwarded_addresses_believe_them_only_from_pod_addresses() -> None:
+    """Login throttling and rate limits key on the client address: the services whose catalog entry trusts
+    X-Forwarded-For believe it from the pod network only (the gateway's and NGINX's pods), never from anywhere;
+    the others are given no such setting."""
     for stack in ("dev", "local"):
         layer = layer_for(stack)
         for svc in catalog.SERVICES:
             env = service_values(svc, layer, ServiceInputs("r"))["env"]
-            expected = layer.trusted_proxy_cidr if (svc.public_prefixes or svc.name == catalog.GATEWAY) else None
+            expected = layer.trusted_proxy_cidr if svc.trusts_forwarded_for else None
             assert env.get("TRUSTED_PROXIES") == expected, (stack, svc.name)
     assert layer_for("dev").trusted_proxy_cidr == layer_for("dev").vpc_cidr
     assert layer_for("local").trusted_proxy_cidr == "10.244.0.0/16"

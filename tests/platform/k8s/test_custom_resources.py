@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from shop_platform.k8s.render import is_custom_resource
-from shop_platform.plan import REPO_ROOT
+
+from tools.plan import REPO_ROOT
+from tools.render import is_custom_resource
 
 from .conftest import StackRender, render_stack
 
@@ -42,7 +43,7 @@ def test_custom_resources_match_their_crd_schemas(stack_render: StackRender, tmp
     assert result["errors"] == []
     assert {line.split()[1] for line in result["checked"]} == CHECKED_KINDS
     assert {line.split()[1] for line in result["unknown"]} <= UNCHECKED_KINDS
-    from shop_platform.k8s.render import CRD_VALIDATED
+    from tools.render import CRD_VALIDATED
 
     assert {kind for _, kind in CRD_VALIDATED} == CHECKED_KINDS, "the plan and this test agree on what is checked"
 

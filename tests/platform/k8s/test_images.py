@@ -1,16 +1,21 @@
-"""services/Dockerfile: hadolint clean, one target per catalog service, non-root, no build tools at run time."""
+"""services/Dockerfile: hadolint clean, one target for every catalog service, non-root, no build tools at run time."""
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import re
 import shutil
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
-from shop_platform.plan import REPO_ROOT
+import pytest
 
 from services import catalog
+from services.deploy import serve
+from tools.plan import REPO_ROOT
 
 DOCKERFILE = REPO_ROOT / "services" / "Dockerfile"
 
@@ -35,19 +40,55 @@ def test_dockerfile_passes_hadolint_with_no_findings() -> None:
     assert result.stdout.strip() == ""
 
 
-def test_every_catalog_service_has_a_target_running_its_module_on_its_port() -> None:
-    """The catalog is the only place services are named; a service without an image target (or with the wrong
-    port) would deploy an image that listens where the chart's probes and Service never look."""
+def test_one_image_target_takes_the_service_name_and_starts_it_from_the_catalog() -> None:
+    """One recipe for every service: the final stage takes SERVICE as a build argument and starts and probes
+    it through services.deploy.serve, exec-form (no shell at start), so a new catalog entry needs no edit here
+    and no service can listen where the chart's probes and Service do not look."""
     stages = _stages()
-    for svc in catalog.SERVICES:
-        assert svc.name in stages, f"services/Dockerfile has no target {svc.name}"
-        body = stages[svc.name]
-        assert f'"services.{svc.name}.main:app"' in body
-        assert f'"--port", "{svc.port}"' in body
-        assert f"EXPOSE {svc.port}" in body
-        assert f"127.0.0.1:{svc.port}/healthz" in body, "HEALTHCHECK must probe the service's own /healthz"
-    extra = set(stages) - {s.name for s in catalog.SERVICES} - {"build", "runtime"}
-    assert not extra, f"targets for services not in the catalog: {extra}"
+    assert list(stages) == ["build", "runtime", "service"], "the service stage is the last (the default target)"
+    body = stages["service"]
+    assert re.search(r"^ARG SERVICE$", body, flags=re.MULTILINE)
+    assert re.search(r"^ENV SERVICE=\$\{SERVICE\}$", body, flags=re.MULTILINE)
+    assert 'RUN ["python", "-m", "services.deploy.serve", "--check"]' in body
+    assert 'CMD ["python", "-m", "services.deploy.serve", "--healthcheck"]' in body
+    assert re.search(r'^CMD \["python", "-m", "services.deploy.serve"\]$', body, flags=re.MULTILINE)
+
+
+@pytest.mark.parametrize("svc", catalog.SERVICES, ids=lambda s: s.name)
+def test_each_catalog_service_starts_its_own_app_on_its_catalog_port(svc: catalog.Service) -> None:
+    argv = serve.command(svc)
+    assert argv[1:4] == ["-m", "uvicorn", f"services.{svc.name}.main:app"]
+    assert argv[argv.index("--port") + 1] == str(svc.port)
+    assert argv[argv.index("--host") + 1] == "0.0.0.0"
+    assert importlib.util.find_spec(f"services.{svc.name}.main") is not None
+
+
+def test_the_start_command_refuses_a_name_outside_the_catalog() -> None:
+    """A build with a wrong SERVICE fails at its --check step, with the catalog's names in the message."""
+    env = {**os.environ, "SERVICE": "cart"}
+    result = subprocess.run([sys.executable, "-m", "services.deploy.serve", "--check"], env=env, cwd=REPO_ROOT,
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "unknown service 'cart'" in result.stderr
+    assert "--build-arg SERVICE=<name>" in result.stderr
+    ok = subprocess.run([sys.executable, "-m", "services.deploy.serve", "--check"],
+                        env={**os.environ, "SERVICE": catalog.SERVICES[0].name}, cwd=REPO_ROOT)
+    assert ok.returncode == 0
+
+
+def test_the_health_check_probes_the_service_s_own_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing listens on the catalog port here: the image's HEALTHCHECK must report unhealthy, not crash."""
+    svc = catalog.SERVICES[0]
+    monkeypatch.setenv("SERVICE", svc.name)
+    probed: list[str] = []
+
+    def refuse(url: str, timeout: float) -> None:
+        probed.append(url)
+        raise OSError("connection refused")
+
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+    assert serve.main(["--healthcheck"]) == 1
+    assert probed == [f"http://127.0.0.1:{svc.port}/healthz"]
 
 
 def test_runtime_stage_runs_as_high_uid_without_build_tools() -> None:

@@ -14,7 +14,8 @@ from shop_platform.config import ConfigError
 from shop_platform.k8s import addons, objects
 from shop_platform.k8s import spec as k
 from shop_platform.k8s.stackconfig import parse_local_config
-from shop_platform.plan import REPO_ROOT
+
+from tools.plan import REPO_ROOT
 
 from .conftest import LIGHT, light_raw, render_stack, stack_raw
 

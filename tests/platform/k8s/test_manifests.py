@@ -13,7 +13,8 @@ import kubernetes_validate
 import pytest
 from shop_platform.k8s import objects
 from shop_platform.k8s.checkov import CHECKOV_SKIPS, skips_for
-from shop_platform.plan import REPO_ROOT
+
+from tools.plan import REPO_ROOT
 
 from .conftest import STACKS, StackRender, dump, render_stack
 
@@ -57,7 +58,7 @@ def test_builtin_objects_pass_strict_schema_validation_for_the_stacks_cluster_ve
             errors.append(f"{obj['kind']}/{obj['metadata'].get('name')}: {exc}")
     assert errors == []
     assert set(unchecked) <= CUSTOM_KINDS, f"a built-in kind had no schema: {set(unchecked) - CUSTOM_KINDS}"
-    from shop_platform.k8s.render import is_custom_resource
+    from tools.render import is_custom_resource
 
     listed = Counter(o["kind"] for o in stack_render.rendered.objects if is_custom_resource(o))
     assert listed == unchecked, "the plan's unchecked list is exactly what could not be validated"
@@ -225,9 +226,9 @@ def test_manifests_directory_lists_what_it_could_not_render(tmp_path: Path) -> N
 
 
 def test_offline_plan_writes_the_manifests_directory(tmp_path: Path) -> None:
-    """`python -m shop_platform.plan --stack local` writes manifests/ next to resources.json: the reviewable
+    """`python -m tools.plan --stack local` writes manifests/ next to resources.json: the reviewable
     list of every object `pulumi up` would apply."""
-    from shop_platform.plan import run_plan, write
+    from tools.plan import run_plan, write
 
     write(run_plan("local"), tmp_path)
     written = {p.name for p in (tmp_path / "manifests").glob("*.yaml")}

@@ -12,7 +12,7 @@ from shop_platform.k8s import spec as k
 from shop_platform.k8s.spec import AlertReceiver
 
 from services import catalog
-from services.runner.prometheus import alert_rules
+from services.deploy.alerts import alert_rules
 
 from .conftest import StackRender, layer_for, render_stack
 
@@ -77,7 +77,7 @@ def test_dashboards_are_configmaps_grafana_loads() -> None:
 
 
 def test_prometheus_rule_is_exactly_the_shared_alert_rules() -> None:
-    """Alerts are defined once (services.runner.prometheus.alert_rules, unit-tested with promtool) and the
+    """Alerts are defined once (services.deploy.alerts.alert_rules, unit-tested with promtool) and the
     cluster gets the very same groups, not a copy that drifts."""
     rule = objects.prometheus_rule()
     assert rule["spec"] == alert_rules()
@@ -150,7 +150,8 @@ def test_kind_exposes_the_gateway_on_the_node_port_the_cluster_maps_to_the_host(
     """kind: NGINX listens on the NodePort charts/kind/cluster.yaml maps to localhost:80; EKS: ClusterIP, bound
     into the ALB's target group by a TargetGroupBinding without security-group management."""
     import yaml  # type: ignore[import-untyped]
-    from shop_platform.plan import REPO_ROOT
+
+    from tools.plan import REPO_ROOT
 
     local = addons.nginx_gateway_fabric(layer_for("local")).values["nginx"]["service"]
     assert local["type"] == "NodePort"

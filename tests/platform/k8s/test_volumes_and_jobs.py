@@ -64,15 +64,16 @@ def test_every_claim_on_eks_resolves_to_an_encrypted_storage_class(stack: str) -
 
 @pytest.mark.parametrize("stack", EKS_STACKS)
 def test_the_storage_class_exists_before_anything_that_claims_a_volume(stack: str) -> None:
-    """Pulumi creates a resource only after its dependencies: the class's group must be a (transitive) dependency of
-    the releases and objects that claim volumes, or the first claim races it."""
+    """Pulumi creates a resource only after its dependencies and its parent (which waits for the component's own
+    ``depends_on``): the class's group must be a (transitive) dependency of the releases and objects that claim
+    volumes, or the first claim races it."""
     rec = render_stack(stack).recording
     by_urn = {r.urn: r for r in rec.resources}
     sc = next(r for r in rec.of_type("kubernetes:yaml/v2:ConfigGroup")
               if any(o["kind"] == "StorageClass" for o in r.inputs.get("objs") or []))
 
     def depends_on(r: Any, target: str, seen: set[str]) -> bool:
-        for dep in r.deps:
+        for dep in [*r.deps, *([r.parent] if r.parent else [])]:
             if dep == target or (dep not in seen and dep in by_urn
                                  and depends_on(by_urn[dep], target, seen | {dep})):
                 return True

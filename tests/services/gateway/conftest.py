@@ -15,8 +15,8 @@ import jwt
 import pytest
 
 from services import catalog
+from services.deploy.keyring import KeyRing
 from services.kit import keys
-from services.runner.keyring import KeyRing
 from tests.support.procs import ServiceProcess
 
 

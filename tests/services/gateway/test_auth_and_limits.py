@@ -14,8 +14,8 @@ import httpx
 import jwt
 import pytest
 
+from services.deploy.keyring import KeyRing
 from services.kit import keys
-from services.runner.keyring import KeyRing
 from tests.services.gateway.conftest import GatewayFactory, hits, make_token, rid, standin_urls
 from tests.support.procs import ServiceProcess
 

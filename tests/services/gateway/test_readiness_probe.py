@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from shop_platform.k8s.render import render_service_chart
 
 from services import catalog
 from tests.services.gateway.conftest import GatewayFactory
 from tests.support.procs import free_port
+from tools.render import render_service_chart
 
 
 def _readiness_probe(service: str) -> dict[str, Any]:

@@ -23,11 +23,11 @@ from schemathesis.generation.modes import GenerationMode
 
 from services import catalog
 from services import openapi as openapi_documents
+from services.deploy.keyring import KeyRing
 from services.kit.auth import ServiceTokenIssuer
-from services.runner.keyring import KeyRing
 from tests.services.gateway.conftest import GatewayFactory, make_token
 from tests.support.procs import ServiceProcess
-from tests.support.stack import ADMIN_EMAIL, ADMIN_PASSWORD, TestStack
+from tests.support.stack import ADMIN_EMAIL, ADMIN_PASSWORD, TestStack, start_order
 
 _RAISED = {"RATE_LIMIT_CLIENT_BURST": "100000", "RATE_LIMIT_CLIENT_PER_S": "100000",
            "RATE_LIMIT_USER_BURST": "100000", "RATE_LIMIT_USER_PER_S": "100000",
@@ -52,7 +52,7 @@ def services(stack: TestStack, logdir: Path) -> Iterator[dict[str, ServiceProces
         return running[name]
 
     try:
-        for name in ("users", "products", "payments", "search", "orders"):
+        for name in start_order():
             start(name)
         yield dict(running)
     finally:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from services import catalog
-from services.runner.keyring import KeyRing
+from services.deploy.keyring import KeyRing
 from tests.services.gateway.conftest import GatewayFactory, hits, jwks_json, rid, standin_urls
 from tests.support.procs import ServiceProcess
 

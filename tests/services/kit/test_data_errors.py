@@ -14,7 +14,7 @@ import pytest
 from fastapi import APIRouter
 
 from services.kit.app import create_app
-from services.kit.cursors import InvalidCursor, decode_cursor, encode_cursor
+from services.kit.pagination import InvalidCursor, decode_cursor, encode_cursor
 from services.kit.settings import KitSettings
 
 
@@ -34,7 +34,7 @@ def test_a_cursor_round_trips_as_an_aware_utc_position() -> None:
 @pytest.mark.parametrize("cursor", [
     "!!!", "", _cursor([]), _cursor("x"), _cursor({"t": 5, "id": ID}), _cursor({"t": "2026-01-01T00:00:00+00:00"}),
     _cursor({"t": "2026-01-01T00:00:00+00:00", "id": 7}), _cursor({"t": "2026-01-01T00:00:00", "id": ID}),
-    # Valid ISO 8601, but year 0 or 10000 once converted to UTC: the driver could not encode them (a 500 before).
+    # Valid ISO 8601, but year 0 or 10000 once converted to UTC: the driver cannot encode them (unchecked: a 500).
     _cursor({"t": "0001-01-01T00:00:00+14:00", "id": ID}), _cursor({"t": "9999-12-31T23:59:59-14:00", "id": ID}),
 ])
 def test_crafted_cursors_are_refused(cursor: str) -> None:

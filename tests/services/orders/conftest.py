@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from services.runner.keyring import KeyRing
+from services.deploy.keyring import KeyRing
 from tests.services.orders.support import Buyer, make_buyer
 from tests.services.payments.support import mint_token
 from tests.support.procs import ServiceProcess

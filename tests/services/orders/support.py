@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from services.runner.keyring import KeyRing
+from services.deploy.keyring import KeyRing
 from services.runner.postgres import PostgresServer
 from tests.services.payments.support import card, database_of, mint_token
 from tests.support.procs import ServiceProcess

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from services.runner.keyring import KeyRing
+from services.deploy.keyring import KeyRing
 from services.runner.postgres import PostgresServer
 from tests.services.orders.support import make_buyer, order_body, place, stock, unfinished_problems, wait_until
 from tests.services.payments.support import database_of, ledger_problems, mint_token

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from services.runner.keyring import KeyRing
+from services.deploy.keyring import KeyRing
 from services.runner.postgres import PostgresServer
 from tests.services.orders.support import Buyer, db, order_body, place, stock, unfinished_problems
 from tests.services.payments.support import (

@@ -21,9 +21,9 @@ from urllib.parse import urlsplit
 
 import jwt
 
+from services.deploy.keyring import KeyRing
 from services.kit import keys
 from services.kit.auth import ServiceTokenIssuer
-from services.runner.keyring import KeyRing
 from services.runner.postgres import PostgresServer
 
 ISSUER = "retail-platform"

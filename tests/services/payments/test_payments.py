@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
+from services.deploy.keyring import KeyRing
 from services.kit import keys
 from services.kit.auth import ServiceTokenIssuer
-from services.runner.keyring import KeyRing
 from services.runner.postgres import PostgresServer
 from tests.services.payments.support import (
     CVC,

@@ -12,9 +12,9 @@ import httpx
 import jwt
 import pytest
 
+from services.deploy.keyring import KeyRing
 from services.kit import keys
 from services.kit.auth import ServiceTokenIssuer
-from services.runner.keyring import KeyRing
 from services.runner.postgres import PostgresServer
 from tests.support.procs import ServiceProcess
 

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from services.runner.keyring import KeyRing
+from services.deploy.keyring import KeyRing
 from tests.services.products.conftest import mint_user_token
 
 PRODUCT_FIELDS = {"id", "sku", "name", "description", "category", "price_cents", "currency", "stock_on_hand",

@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
+from services.deploy.keyring import KeyRing
 from services.kit import keys
 from services.kit.auth import ServiceTokenIssuer
-from services.runner.keyring import KeyRing
 from services.runner.postgres import PostgresServer
 from tests.services.products.conftest import service_headers
 
@@ -261,8 +261,8 @@ def test_database_refuses_an_oversell_even_without_the_service(
 def test_multi_line_reservations_in_opposite_orders_do_not_deadlock(
     api: httpx.Client, orders_headers: dict[str, str], make_product: Callable[..., dict[str, Any]]
 ) -> None:
-    """Two orders naming the same products in opposite orders used to be the classic deadlock (each holds
-    one row and waits for the other). Locks are taken in product-id order, so all of them complete: every
+    """Two orders naming the same products in opposite orders are the classic deadlock (each holds one row
+    and waits for the other). Locks are taken in product-id order, so all of them complete: every
     request gets 201 or a clean 409, none a 5xx, and no reservation is partial."""
     a, b, c = (make_product(stock=40) for _ in range(3))
     orders: list[tuple[str, list[tuple[str, int]]]] = []

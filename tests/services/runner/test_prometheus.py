@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from services import catalog
+from services.deploy.alerts import alert_rules
 from services.runner import prometheus
 from services.runner.layout import Layout
 
@@ -33,7 +34,7 @@ def test_generated_config_and_rules_pass_promtool_check(tmp_path: Path) -> None:
 
 def _run_rule_tests(tmp_path: Path, tests: list[dict[str, Any]]) -> subprocess.CompletedProcess[str]:
     rules = tmp_path / "rules.yml"
-    rules.write_text(json.dumps(prometheus.alert_rules()))
+    rules.write_text(json.dumps(alert_rules()))
     spec = tmp_path / "tests.yml"
     spec.write_text(json.dumps({"rule_files": [str(rules)], "evaluation_interval": "1m", "tests": tests}))
     return _promtool("test", "rules", str(spec))

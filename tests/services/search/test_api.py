@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
+from services.deploy.keyring import KeyRing
 from services.kit.auth import ServiceTokenIssuer
-from services.runner.keyring import KeyRing
 from services.runner.postgres import PostgresServer
 from tests.services.search.conftest import Catalogue, database_name, search_ids, unique_word, wait_for
 from tests.support.procs import ServiceProcess, free_port

@@ -8,6 +8,7 @@ compare-and-set between replicas, the stored cursor, back-off.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
 import uuid
@@ -18,6 +19,13 @@ from prometheus_client import REGISTRY
 from services.products.contract import Change, ChangePage, FeedProduct
 from services.search.indexer import Indexer, PollResult, read_cursor
 from tests.services.search.conftest import FakeFeed, open_pool, product
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    """What the kit does to a background loop at shutdown: cancel it and wait for it to end."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _rows(pool: asyncpg.Pool) -> dict[uuid.UUID, str]:
@@ -167,13 +175,12 @@ def test_the_loop_backs_off_on_feed_errors_counts_them_and_recovers(search_db: s
 
     async def run() -> tuple[int, float]:
         async with open_pool(search_db) as pool:
-            indexer = Indexer(pool, feed, poll_interval=0.01, backoff_max=0.05)
-            indexer.start()
+            task = asyncio.create_task(Indexer(pool, feed, poll_interval=0.01, backoff_max=0.05).run())
             deadline = time.monotonic() + 5
             while await read_cursor(pool) < 1 and time.monotonic() < deadline:  # noqa: ASYNC110 - polls the DB
                 await asyncio.sleep(0.01)
             started = time.monotonic()
-            await indexer.stop()
+            await _stop(task)
             return await read_cursor(pool), time.monotonic() - started
 
     cursor, stop_s = asyncio.run(run())
@@ -201,10 +208,9 @@ def test_an_idle_indexer_polls_often_enough_for_two_second_freshness(search_db: 
 
     async def run() -> None:
         async with open_pool(search_db) as pool:
-            indexer = Indexer(pool, Timed(), batch_size=1, poll_interval=0.4)
-            indexer.start()
+            task = asyncio.create_task(Indexer(pool, Timed(), batch_size=1, poll_interval=0.4).run())
             await asyncio.sleep(2.0)
-            await indexer.stop()
+            await _stop(task)
 
     asyncio.run(run())
     after_full = [b[0] - a[0] for a, b in itertools.pairwise(calls) if a[1] == 1]

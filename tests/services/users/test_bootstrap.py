@@ -10,7 +10,7 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from services.runner.keyring import KeyRing
+from services.deploy.keyring import KeyRing
 from services.users.settings import Settings
 from tests.services.users.helpers import db_fetch
 from tests.support.procs import ServiceProcess

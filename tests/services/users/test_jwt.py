@@ -18,9 +18,10 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from services.deploy.environment import DeployTarget, deployment_environment
+from services.deploy.keyring import KeyRing
 from services.kit import keys
 from services.kit.auth import JWKSClient, TokenVerifier
-from services.runner.keyring import KeyRing
 from tests.services.users.conftest import TRUST_LOOPBACK
 from tests.services.users.helpers import Api, assert_problem, b64url, b64url_json
 from tests.support.procs import ServiceProcess
@@ -127,7 +128,7 @@ def test_jwks_publishes_the_signing_keys_only(api: Api, keyring: KeyRing) -> Non
 def rotated(stack: TestStack, usvc: ServiceProcess, keyring: KeyRing, logdir: Path) -> Iterator[ServiceProcess]:
     """A second users replica on the same database, deployed with the rotated keyring (a new active key;
     the old one stays in JWT_SIGNING_KEYS)."""
-    env = {**usvc.env, **keyring.rotated().env_for("users"), **TRUST_LOOPBACK}
+    env = {**usvc.env, **deployment_environment("users", DeployTarget(keyring=keyring.rotated())), **TRUST_LOOPBACK}
     proc = ServiceProcess("users", env, logdir).start()
     yield proc
     proc.stop()

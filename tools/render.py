@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml  # type: ignore[import-untyped]  # no types-PyYAML in the venv
-
 from shop_platform.k8s.components import SERVICE_CHART_DIR
-from shop_platform.offline import Recording
+
+from tools.offline import Recording
 
 CONFIG_GROUP = "kubernetes:yaml/v2:ConfigGroup"
 CONFIG_FILE = "kubernetes:yaml/v2:ConfigFile"

@@ -1,6 +1,6 @@
 """Run a Pulumi program offline: Pulumi's own mocks plus a monitor that records every registration.
 
-Used by the offline plan (``python -m shop_platform.plan``) and by the tests, so both see exactly the same
+Used by the offline plan (``python -m tools.plan``) and by the tests, so both see exactly the same
 graph. What the mocks cannot do, they refuse loudly: an invoke this module does not know raises instead of
 returning ``{}`` (which would silently turn lookups into ``None``), and the program runs with
 ``preview=False`` so every ``apply`` executes.
@@ -63,6 +63,9 @@ class RecordedResource:
     retain_on_delete: bool = False
     # customTimeouts the engine would pass to the provider ({"create": "30m"}; empty when unset).
     custom_timeouts: dict[str, str] = field(default_factory=dict)
+    # The parents named by alias specs (``Alias(parent=...)``): the engine matches the state's resource at the
+    # URN the same name and type have under that parent, so moving a resource into a component keeps it.
+    alias_parents: tuple[str, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
         return {"type": self.type, "name": self.name, "urn": self.urn, "parent": self.parent,
@@ -119,6 +122,8 @@ class RecordingMonitor(mocks.MockMonitor):
                 retain_on_delete=bool(request.retainOnDelete),
                 custom_timeouts={k: v for k in ("create", "update", "delete")
                                  if (v := getattr(request.customTimeouts, k, ""))},
+                alias_parents=tuple(a.spec.parentUrn for a in request.aliases
+                                    if a.HasField("spec") and a.spec.parentUrn),
             ))
         return response
 
@@ -255,7 +260,7 @@ class PlatformMocks(pulumi.runtime.Mocks):
         handler = handlers.get(args.token)
         if handler is None:
             raise UnknownInvokeError(f"offline mocks cannot answer invoke {args.token!r}; teach "
-                                     "shop_platform.offline.PlatformMocks.call or avoid the lookup")
+                                     "tools.offline.PlatformMocks.call or avoid the lookup")
         return handler(dict(args.args)), []
 
 

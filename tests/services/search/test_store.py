@@ -13,7 +13,7 @@ import asyncpg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.search import query
+from services.search import store
 from services.search.indexer import Indexer
 from tests.services.search.conftest import FakeFeed, open_pool, product
 
@@ -28,12 +28,12 @@ def test_user_input_never_reaches_tsquery_syntax() -> None:
     and prefixes typed by a user are never interpreted as tsquery syntax."""
     lexeme = re.compile(r"^'[^\W_]+'(:\*)?$")
     for raw in HOSTILE:
-        text = query.tsquery_text(query.tokens(raw))
+        text = store.tsquery_text(store.tokens(raw))
         for part in filter(None, text.split(" & ")):
             assert lexeme.match(part), (raw, text)
-    assert query.tsquery_text(query.tokens("Lapt")) == "'lapt':*"
-    assert query.tsquery_text(query.tokens("wireless  KEYB")) == "'wireless' & 'keyb':*"
-    assert query.tsquery_text(query.tokens("!!! ***")) == ""
+    assert store.tsquery_text(store.tokens("Lapt")) == "'lapt':*"
+    assert store.tsquery_text(store.tokens("wireless  KEYB")) == "'wireless' & 'keyb':*"
+    assert store.tsquery_text(store.tokens("!!! ***")) == ""
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -46,7 +46,7 @@ def test_postgres_accepts_every_query_we_build(search_db: str, texts: list[str])
         conn = await asyncpg.connect(search_db)
         try:
             for raw in [*texts, *HOSTILE]:
-                await conn.fetchval("SELECT to_tsquery('english', $1)::text", query.tsquery_text(query.tokens(raw)))
+                await conn.fetchval("SELECT to_tsquery('english', $1)::text", store.tsquery_text(store.tokens(raw)))
         finally:
             await conn.close()
 
@@ -62,20 +62,20 @@ CATALOGUE = {
 }
 
 
-def _search(url: str, *queries: tuple[str, int, str | None]) -> list[tuple[list[query.Hit], int]]:
-    async def run() -> list[tuple[list[query.Hit], int]]:
+def _search(url: str, *queries: tuple[str, int, str | None]) -> list[tuple[list[store.Hit], int]]:
+    async def run() -> list[tuple[list[store.Hit], int]]:
         async with open_pool(url) as pool:
             feed = FakeFeed()
             for p in CATALOGUE.values():
                 feed.upsert(p)
             await Indexer(pool, feed).poll_once()
-            return [await query.search(pool, q, limit=limit, category=category, typo_threshold=0.5)
+            return [await store.search(pool, q, limit=limit, category=category, typo_threshold=0.5)
                     for q, limit, category in queries]
 
     return asyncio.run(run())
 
 
-def _names(hits: list[query.Hit]) -> list[str]:
+def _names(hits: list[store.Hit]) -> list[str]:
     return [h.name for h in hits]
 
 
@@ -135,10 +135,10 @@ def test_a_selective_search_uses_both_gin_indexes(search_db: str) -> None:
             word = vocabulary[0]
             plans = {}
             for q in (word, word[:-1], word[0] + word[2] + word[1] + word[3:]):  # whole, prefix, typo
-                terms = query.tokens(q)
+                terms = store.tokens(q)
                 async with conn.transaction():
                     await conn.execute("SELECT set_config('pg_trgm.word_similarity_threshold', '0.5', true)")
-                    plan = await conn.fetch("EXPLAIN " + query._SEARCH_SQL, query.tsquery_text(terms),
+                    plan = await conn.fetch("EXPLAIN " + store._SEARCH_SQL, store.tsquery_text(terms),
                                             " ".join(terms), None, 20)
                 plans[q] = "\n".join(r[0] for r in plan)
             return plans

@@ -1,4 +1,4 @@
-"""Opaque keyset-pagination cursors: a position ``(timestamp, id)`` in a list ordered by both.
+"""Keyset pagination: opaque cursors naming a position ``(created_at, id)`` in a list ordered by both.
 
 A cursor comes back from the client, so decoding trusts nothing: anything that is not a cursor this code
 wrote, including a timestamp whose offset moves it outside the range a ``timestamptz`` parameter can carry
@@ -11,8 +11,10 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
+import asyncpg
 import orjson
 
 
@@ -38,3 +40,12 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     except (binascii.Error, ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
         raise InvalidCursor("malformed cursor") from exc
     return at, key
+
+
+def next_cursor(rows: Sequence[asyncpg.Record], limit: int) -> str | None:
+    """The cursor of the page after ``rows[:limit]``, for rows fetched with ``LIMIT limit + 1`` (the extra
+    row only says that more follow), or None on the last page."""
+    if len(rows) <= limit:
+        return None
+    last = rows[limit - 1]
+    return encode_cursor(last["created_at"], last["id"])

@@ -1,6 +1,6 @@
 """Create (or confirm) the Pulumi state backend and secrets provider for one AWS account and region.
 
-    PYTHONPATH=platform python -m shop_platform.ops.bootstrap --account-id 111122223333 --region eu-west-1
+    .venv/bin/python -m tools.ops.bootstrap --account-id 111122223333 --region eu-west-1
 
 What it makes, each step idempotent (a second run changes nothing and says so):
 - a customer-managed KMS key with yearly rotation and an alias (``alias/pulumi-secrets`` by default): the
@@ -213,7 +213,7 @@ def _pattern(regex: re.Pattern[str], what: str) -> Any:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m shop_platform.ops.bootstrap",
+    parser = argparse.ArgumentParser(prog="python -m tools.ops.bootstrap",
                                      description="Create the Pulumi state bucket and KMS secrets key for an account "
                                                  "(idempotent).")
     parser.add_argument("--account-id", required=True, type=_pattern(_ACCOUNT, "a 12-digit AWS account id"),

@@ -1,7 +1,7 @@
 """After ``pulumi up``: check the live account against the stack's outputs and config.
 
     pulumi stack output --json --stack prod > outputs.json
-    PYTHONPATH=platform:. python -m shop_platform.ops.verify --stack prod --outputs outputs.json
+    .venv/bin/python -m tools.ops.verify --stack prod --outputs outputs.json
 
 Checks (each PASS or FAIL with what was found; exit 1 if any fails):
 - the Route 53 health check exists, probes HTTPS ``/healthz``, and every checker region reports it healthy;
@@ -287,7 +287,8 @@ class Verifier:
 def expectations_from_stack(stack: str, root: Path | None = None) -> Expectations:
     """What the stack's config asks for (EKS version, Shield, multi-AZ, deletion protection)."""
     from shop_platform.config import PROJECT, parse_stack_config
-    from shop_platform.plan import REPO_ROOT, stack_config
+
+    from tools.plan import REPO_ROOT, stack_config
 
     cfg = stack_config(stack, root or REPO_ROOT)
     raw = {k.removeprefix(f"{PROJECT}:"): v for k, v in cfg.items() if k.startswith(f"{PROJECT}:")}
@@ -297,7 +298,7 @@ def expectations_from_stack(stack: str, root: Path | None = None) -> Expectation
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m shop_platform.ops.verify",
+    parser = argparse.ArgumentParser(prog="python -m tools.ops.verify",
                                      description="Check the live AWS account against a stack's outputs.")
     parser.add_argument("--outputs", required=True, type=Path,
                         help="JSON from `pulumi stack output --json` (use - for stdin)")
@@ -332,7 +333,8 @@ def main(argv: Sequence[str] | None = None, session: Any = None, http_get: HttpG
     args = parser.parse_args(argv)
     outputs = load_outputs(parser, args.outputs)
     from shop_platform.config import ConfigError
-    from shop_platform.plan import REPO_ROOT, stack_config
+
+    from tools.plan import REPO_ROOT, stack_config
 
     try:
         expect = expectations_from_stack(args.stack, root)

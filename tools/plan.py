@@ -1,19 +1,19 @@
 """Offline plan: run the real Pulumi program of a stack under mocks and write what it would declare.
 
-    PYTHONPATH=platform:. .venv/bin/python -m shop_platform.plan --stack dev [--out DIR]
+    .venv/bin/python -m tools.plan --stack dev [--out DIR]
 
 Writes ``DIR/resources.json`` (every resource: type, name, parent, provider, dependencies, inputs with
 secrets redacted, plus the stack outputs) and prints a tree with counts per type. Exit status: 0 on
 success, 2 on a config error (the message names the key), 3 when the policy pack (``policies/``) finds a
 mandatory violation (``policy-report.txt`` names each, with the fix), 4 when a resource cannot be priced
-(``shop_platform.pricing``), 1 on any other failure of the program.
+(``tools.pricing``), 1 on any other failure of the program.
 
 Before the counts it prints the account prerequisites the graph implies (a Shield Advanced subscription, the
 delegation of a zone the stack creates) and, for AWS stacks, the monthly cost estimate (``cost.json``): total,
 top five drivers, and a warning for every commitment.
 
-The output directory is shared with later steps: ``manifests/`` (rendered Kubernetes objects) and the policy
-report are written next to ``resources.json`` by writers registered in ``EXTRA_WRITERS``.
+Next to ``resources.json`` it writes ``manifests/`` (the rendered Kubernetes objects), the policy report and
+``cost.json`` (see ``write``).
 See platform/README.md for what this plan can and cannot see compared with ``pulumi preview``.
 """
 
@@ -25,21 +25,23 @@ import runpy
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 import yaml  # type: ignore[import-untyped]  # no types-PyYAML in the venv
-
+from retail_policies.offline import run_policies, write_report
 from shop_platform.config import PROJECT, ConfigError, StackConfig, parse_any_stack_config
 from shop_platform.context import CERTIFICATE_VALIDATION_TIMEOUT
 from shop_platform.images import RegistryStackConfig, offline_pins
 from shop_platform.k8s.stackconfig import LocalStackConfig
-from shop_platform.offline import Recording, run_program
-from shop_platform.pricing import Estimate, PricingError, estimate
 
-REPO_ROOT: Final = Path(__file__).resolve().parents[2]
+from tools.offline import Recording, run_program
+from tools.pricing import Estimate, PricingError, estimate
+from tools.render import render_recording, write_manifests
+
+REPO_ROOT: Final = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,19 +65,10 @@ class PlanResult:
                 "outputs": self.recording.outputs, "resources": resources}
 
 
-# Later steps (manifests/, policy report) append a writer: called with the result and the output directory.
-EXTRA_WRITERS: list[Callable[[PlanResult, Path], None]] = []
-
-
 def write_kubernetes_manifests(result: PlanResult, out: Path) -> None:
     """``manifests/``: every Kubernetes object the stack would apply (the services' chart rendered with the
     values the program computed) and ``manifests/releases.json`` listing the remote charts it cannot render."""
-    from shop_platform.k8s.render import render_recording, write_manifests
-
     write_manifests(render_recording(result.recording), out)
-
-
-EXTRA_WRITERS.append(write_kubernetes_manifests)
 
 
 def stack_config(stack: str, root: Path = REPO_ROOT) -> dict[str, str]:
@@ -177,26 +170,20 @@ def render_counts(recording: Recording) -> str:
 
 
 def write(result: PlanResult, out: Path) -> Path:
+    """Everything the plan writes into ``out``; returns the path of ``resources.json``."""
     out.mkdir(parents=True, exist_ok=True)
     path = out / "resources.json"
     path.write_text(json.dumps(result.as_json(), indent=2, sort_keys=False, default=str) + "\n")
-    for writer in EXTRA_WRITERS:
-        writer(result, out)
+    write_kubernetes_manifests(result, out)
+    write_policy_report(result, out)
+    write_cost(result, out)
     return path
 
 
 def write_policy_report(result: PlanResult, out: Path) -> None:
     """``policy-report.json``/``.txt``: the policy pack run over this graph the way ``pulumi preview
     --policy-pack policies`` runs it (policies/README.md says what differs offline)."""
-    policies = str(REPO_ROOT / "policies")
-    if policies not in sys.path:
-        sys.path.insert(0, policies)
-    from retail_policies.offline import run_policies, write_report
-
     write_report(run_policies(result.recording.resources), out)
-
-
-EXTRA_WRITERS.append(write_policy_report)
 
 
 def write_cost(result: PlanResult, out: Path) -> None:
@@ -206,9 +193,6 @@ def write_cost(result: PlanResult, out: Path) -> None:
         (out / "cost.json").write_text(json.dumps(cost.as_json(), indent=2) + "\n")
 
 
-EXTRA_WRITERS.append(write_cost)
-
-
 def policy_passed(out: Path) -> bool:
     """Whether the policy report in ``out`` has no mandatory violation (True when no report was written)."""
     report = out / "policy-report.json"
@@ -216,7 +200,7 @@ def policy_passed(out: Path) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m shop_platform.plan", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.plan", description=__doc__.split("\n\n")[0])
     parser.add_argument("--stack", required=True, help="stack name: Pulumi.<stack>.yaml at the repository root")
     parser.add_argument("--out", type=Path, help="output directory (default: out/plan/<stack>, git-ignored)")
     parser.add_argument("--quiet", action="store_true", help="print only the counts, not the tree")

@@ -1,6 +1,6 @@
 """Monthly cost estimate of a recorded plan: fixed on-demand charges per resource, from one dated price table.
 
-Quantities come from the recorded plan (``shop_platform.offline.Recording``): the inputs the engine would
+Quantities come from the recorded plan (``tools.offline.Recording``): the inputs the engine would
 receive (instance classes, desired node counts, Multi-AZ, allocated storage, NAT gateways, keys, rules...),
 never from a copy of the stack config. Every cloud resource type of the plan is either priced by a rule
 below, named as usage-priced (its bill depends on traffic or data, which a plan cannot know), or named as
@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from shop_platform.offline import RecordedResource, Recording
+from tools.offline import RecordedResource, Recording
 
 HOURS_PER_MONTH: Final = 730  # AWS's own convention in its price list and calculator
 
@@ -41,13 +41,13 @@ class PriceTable:
     def per_hour(self, key: str, what: str) -> float:
         if key not in self.hourly:
             raise PricingError(f"no hourly price for {key} ({what}) in the {self.region} table of {self.as_of}: "
-                               "add it to shop_platform/pricing.py from the AWS price list")
+                               "add it to tools/pricing.py from the AWS price list")
         return self.hourly[key]
 
     def per_month(self, key: str, what: str) -> float:
         if key not in self.monthly:
             raise PricingError(f"no monthly price for {key} ({what}) in the {self.region} table of {self.as_of}: "
-                               "add it to shop_platform/pricing.py from the AWS price list")
+                               "add it to tools/pricing.py from the AWS price list")
         return self.monthly[key]
 
 
@@ -351,7 +351,7 @@ class Estimate:
         t = self.table
         lines = [f"monthly cost estimate, stack {self.stack}: USD {self.total:,.2f} "
                  f"(on-demand {t.region} list prices of {t.as_of}, {HOURS_PER_MONTH} h/month; fixed charges only)",
-                 f"  prices: {t.source} (shop_platform/pricing.py)"]
+                 f"  prices: {t.source} (tools/pricing.py)"]
         if self.items:
             lines.append("  top drivers:")
         for rank, (category, cost) in enumerate(self.top_drivers(), 1):
@@ -372,7 +372,7 @@ def estimate(stack: str, recording: Recording, region: str,
     """Price every cloud resource of the plan; raise ``PricingError`` on anything that cannot be priced."""
     if region not in tables:
         raise PricingError(f"no price table for region {region} (have: {', '.join(sorted(tables))}): "
-                           "add one to shop_platform/pricing.py")
+                           "add one to tools/pricing.py")
     table = tables[region]
     items: list[LineItem] = []
     usage: dict[str, int] = {}
@@ -382,7 +382,7 @@ def estimate(stack: str, recording: Recording, region: str,
         elif r.type in USAGE_PRICED:
             usage[USAGE_PRICED[r.type]] = usage.get(USAGE_PRICED[r.type], 0) + 1
         elif r.type not in FREE_TYPES and not r.type.startswith(FREE_TYPE_PREFIXES):
-            raise PricingError(f"no pricing rule for {r.type} ({r.name}): add it to shop_platform/pricing.py "
+            raise PricingError(f"no pricing rule for {r.type} ({r.name}): add it to tools/pricing.py "
                                "(PRICED, USAGE_PRICED or FREE_TYPES, with the reason)")
     if recording.of_type("aws:shield/protection:Protection"):
         items.append(LineItem("Shield Advanced subscription (per organisation; plus data transfer out)",

@@ -1,13 +1,14 @@
 """The keys one deployment needs, generated once and handed to every process that needs them.
 
-- user-token signing keys (the users service signs; everyone else verifies through its JWKS),
+- user-token signing keys (the catalog's token issuer signs; everyone else verifies through its JWKS),
 - one Ed25519 key per internal caller for service-to-service tokens (each callee gets only its callers'
   public keys, as the catalog allows; a service that calls no ``/internal`` route, the gateway above all,
   gets no private key at all, so it holds nothing any service accepts),
-- the card fingerprint key (payments; an HMAC key, never a card number).
+- the deployment secrets of ``catalog.SECRETS`` (the card fingerprint key: an HMAC key, never a card number).
 
-The one-machine stack keeps them in a directory readable only by the user; a cluster keeps them in
-Kubernetes Secrets fed from Secrets Manager. Either way a replica never invents its own.
+Who receives which is the catalog's to say (``services.deploy.environment``). The one-machine stack keeps
+the ring in a directory readable only by the user; a cluster derives it from seeds in the stack's state and
+hands each service its share in a Kubernetes Secret. Either way a replica never invents its own.
 """
 
 from __future__ import annotations
@@ -46,21 +47,12 @@ class KeyRing:
         kid = keys.thumbprint_kid(pem)
         return KeyRing({**self.jwt_keys, kid: pem}, kid, self.service_keys, self.card_fingerprint_key)
 
-    def env_for(self, service: str) -> dict[str, str]:
-        """The key-related environment of one service: only what that service needs."""
-        env = {
-            "SERVICE_PUBLIC_KEYS": json.dumps(
-                {caller: keys.public_pem(self.service_keys[caller]) for caller in catalog.callers_of(service)}
-            ),
-        }
-        if service in catalog.service_key_holders():
-            env["SERVICE_PRIVATE_KEY"] = self.service_keys[service]
-        if service == "users":
-            env["JWT_SIGNING_KEYS"] = json.dumps(self.jwt_keys)
-            env["JWT_ACTIVE_KID"] = self.active_kid
-        if service == "payments":
-            env["CARD_FINGERPRINT_KEY"] = self.card_fingerprint_key
-        return env
+    def secret(self, name: str) -> str:
+        """One of the catalog's deployment secrets (``catalog.SECRETS``) by name."""
+        by_name = {"card_fingerprint_key": self.card_fingerprint_key}
+        if set(by_name) != set(catalog.SECRETS):
+            raise KeyError(f"the key ring holds {sorted(by_name)}, the catalog names {sorted(catalog.SECRETS)}")
+        return by_name[name]
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -2,5 +2,5 @@
 for an account) and ``verify`` (the live account against a stack's outputs after ``pulumi up``).
 
 Both are plain functions taking boto3 clients (tested against moto) with thin argparse CLIs:
-``python -m shop_platform.ops.bootstrap --help``, ``python -m shop_platform.ops.verify --help``.
+``python -m tools.ops.bootstrap --help``, ``python -m tools.ops.verify --help``.
 """

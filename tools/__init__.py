@@ -1,0 +1,10 @@
+"""Tools around the component library, outside it: they may import ``shop_platform``, ``stacks`` and the policy
+pack (``retail_policies``); the library imports none of them.
+
+- ``plan``: the offline plan (``python -m tools.plan --stack dev``): the real program under mocks, its graph,
+  rendered manifests, policy report and cost estimate.
+- ``offline``: the mock harness the plan and the tests share (Pulumi's mocks plus a recording monitor).
+- ``render``: the services' chart and raw objects of a recorded plan, rendered to manifests.
+- ``pricing``: the monthly cost of a recorded AWS plan.
+- ``ops``: ``bootstrap`` and ``verify`` against a live account (boto3).
+"""
