@@ -17,7 +17,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws_sdk
 from shop_platform import versions
-from shop_platform.cluster import Cluster, ClusterArgs, NodeGroupSpec
+from shop_platform.cluster import Cluster, ClusterArgs
 from shop_platform.config import StackConfig
 from shop_platform.context import StackContext
 from shop_platform.databases import Databases, DatabasesArgs
@@ -56,27 +56,18 @@ def build(cfg: StackConfig, today: date | None = None) -> Mapping[str, Any]:
         raise ValueError(f"{cfg.region} has {len(zones)} available AZs, network.azCount wants {cfg.network.az_count}")
 
     network = Network("network", NetworkArgs(
-        ctx=ctx, cidr=cfg.network.cidr, availability_zones=tuple(zones[:cfg.network.az_count]),
-        cluster_name=cfg.cluster_name, nat_gateways=cfg.network.nat_gateways,
-        flow_log_retention_days=cfg.network.flow_log_retention_days))
+        ctx=ctx, config=cfg.network, availability_zones=tuple(zones[:cfg.network.az_count]),
+        cluster_name=cfg.cluster_name))
 
     cluster = Cluster("cluster", ClusterArgs(
-        ctx=ctx, cluster_name=cfg.cluster_name, version=cfg.cluster.version, vpc_id=network.vpc_id,
-        private_subnet_ids=network.private_subnet_ids, admin_role_arns=cfg.cluster.admin_role_arns,
-        public_access_cidrs=cfg.cluster.public_access_cidrs, private_access_cidrs=cfg.cluster.private_access_cidrs,
-        view_role_arns=cfg.cluster.view_role_arns, log_retention_days=cfg.cluster.log_retention_days,
-        node_groups=tuple(NodeGroupSpec(g.name, g.instance_types, g.min_size, g.max_size, g.desired_size, g.disk_gib)
-                          for g in cfg.cluster.node_groups),
-        network_dependencies=network.egress))
+        ctx=ctx, cluster_name=cfg.cluster_name, config=cfg.cluster, vpc_id=network.vpc_id,
+        private_subnet_ids=network.private_subnet_ids, network_dependencies=network.egress))
 
     databases = Databases("databases", DatabasesArgs(
         ctx=ctx, services=catalog.database_services(), vpc_id=network.vpc_id,
         isolated_subnet_ids=network.isolated_subnet_ids, cluster_security_group_id=cluster.cluster_security_group_id,
-        oidc_provider_arn=cluster.oidc_provider_arn, oidc_issuer=cluster.oidc_issuer,
-        instance_class=cfg.databases.instance_class, allocated_gib=cfg.databases.allocated_gib,
-        max_allocated_gib=cfg.databases.max_allocated_gib, multi_az=cfg.databases.multi_az,
-        deletion_protection=cfg.databases.deletion_protection,
-        backup_retention_days=cfg.databases.backup_retention_days, log_retention_days=cfg.cluster.log_retention_days))
+        oidc_provider_arn=cluster.oidc_provider_arn, oidc_issuer=cluster.oidc_issuer, config=cfg.databases,
+        log_retention_days=cfg.cluster.log_retention_days))
 
     zone = Zone("zone", ZoneArgs(ctx=ctx, domain=cfg.domain, create=cfg.create_zone,
                                  query_log_retention_days=cfg.edge.log_retention_days))
@@ -89,15 +80,11 @@ def build(cfg: StackConfig, today: date | None = None) -> Mapping[str, Any]:
         ctx=ctx, api_domain=cfg.api_domain, zone_id=zone.zone_id, vpc_id=network.vpc_id,
         public_subnet_ids=network.public_subnet_ids, cluster_security_group_id=cluster.cluster_security_group_id,
         oidc_provider_arn=cluster.oidc_provider_arn, oidc_issuer=cluster.oidc_issuer,
-        rate_limit_per_5min=cfg.edge.rate_limit_per_5min, login_rate_limit_per_5min=cfg.edge.login_rate_limit_per_5min,
-        login_path=cfg.edge.login_path, log_retention_days=cfg.edge.log_retention_days,
-        access_log_bucket=access_logs.bucket_name))
+        config=cfg.edge, access_log_bucket=access_logs.bucket_name))
 
     api_dns = ApiDns("dns", ApiDnsArgs(
         ctx=ctx, api_domain=cfg.api_domain, zone_id=zone.zone_id, alb_dns_name=edge.alb_dns_name,
-        alb_zone_id=edge.alb_zone_id, alert_email=cfg.edge.alert_email,
-        rate_limit_per_5min=cfg.edge.rate_limit_per_5min, log_retention_days=cfg.edge.log_retention_days,
-        access_log_bucket=access_logs.bucket_name))
+        alb_zone_id=edge.alb_zone_id, config=cfg.edge, access_log_bucket=access_logs.bucket_name))
 
     if cfg.edge.shield_advanced:
         ShieldProtections("shield", ShieldArgs(
@@ -106,7 +93,7 @@ def build(cfg: StackConfig, today: date | None = None) -> Mapping[str, Any]:
 
     # Each service's own database role, created with the master credential by a Job per database, before the
     # services start (shop_platform.dbbootstrap); the Jobs run the image the service is deployed with.
-    layer = layer_spec_for_eks(cfg, cfg.kubernetes)
+    layer = layer_spec_for_eks(cfg)
     repositories = repository_urls(cfg.kubernetes.image_registry)  # the shared registry (the registry stack)
     db_services = catalog.database_services()
     bootstrap = DatabaseBootstrap("db-bootstrap", DatabaseBootstrapArgs(
@@ -149,8 +136,8 @@ def build(cfg: StackConfig, today: date | None = None) -> Mapping[str, Any]:
 def _image_ref(layer: LayerSpec, service: str) -> str:
     """``:<tag>@<digest>`` when the stack pins the service's image by digest, else ``:<tag>`` (as the services'
     chart does, charts/service/templates/_helpers.tpl)."""
-    digest = layer.image_digests.get(service)
-    return f":{layer.image_tag}@{digest}" if digest else f":{layer.image_tag}"
+    digest = layer.kubernetes.image_digests.get(service)
+    return f":{layer.kubernetes.image_tag}@{digest}" if digest else f":{layer.kubernetes.image_tag}"
 
 
 __all__ = ["build"]

@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import pulumi_aws as aws_sdk
+from shop_platform.config import RegistryStackConfig
 from shop_platform.context import StackContext
-from shop_platform.images import RegistryStackConfig
 from shop_platform.registry import Registry, RegistryArgs
 from shop_platform.tags import Tagger
 
@@ -25,10 +25,9 @@ def build(cfg: Any) -> Mapping[str, Any]:
     identity = aws_sdk.get_caller_identity()
     ctx = StackContext(account_id=identity.account_id, region=cfg.region, prod=False,
                        tags=Tagger(stack=cfg.stack, owner=cfg.owner, environment=cfg.environment))
-    registry = Registry("registry", RegistryArgs(ctx=ctx, services=catalog.SERVICES,
-                                                 pull_account_ids=cfg.pull_account_ids, keep_tagged=cfg.keep_images))
+    registry = Registry("registry", RegistryArgs(ctx=ctx, services=catalog.SERVICES, config=cfg.registry))
     return {"registry": f"{identity.account_id}.dkr.ecr.{cfg.region}.amazonaws.com",
-            "repositoryUrls": registry.repository_urls, "pullAccountIds": list(cfg.pull_account_ids)}
+            "repositoryUrls": registry.repository_urls, "pullAccountIds": list(cfg.registry.pull_account_ids)}
 
 
 __all__ = ["build"]

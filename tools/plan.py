@@ -32,10 +32,16 @@ from typing import Any, Final
 
 import yaml  # type: ignore[import-untyped]  # no types-PyYAML in the venv
 from retail_policies.offline import run_policies, write_report
-from shop_platform.config import PROJECT, ConfigError, StackConfig, parse_any_stack_config
+from shop_platform.config import (
+    PROJECT,
+    ConfigError,
+    LocalStackConfig,
+    RegistryStackConfig,
+    StackConfig,
+    parse_any_stack_config,
+)
 from shop_platform.context import CERTIFICATE_VALIDATION_TIMEOUT
-from shop_platform.images import RegistryStackConfig, offline_pins
-from shop_platform.k8s.stackconfig import LocalStackConfig
+from shop_platform.images import offline_pins
 
 from tools.offline import Recording, run_program
 from tools.pricing import Estimate, PricingError, estimate

@@ -33,6 +33,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from shop_platform import iam, versions
+from shop_platform.config import ClusterConfig
 from shop_platform.context import StackContext
 from shop_platform.irsa import service_account_role
 from shop_platform.storage import encryption_key
@@ -64,48 +65,17 @@ def ebs_csi_kms(key_arn: str) -> dict[str, Any]:
 
 
 @dataclass(frozen=True, slots=True)
-class NodeGroupSpec:
-    name: str
-    instance_types: tuple[str, ...]
-    min_size: int = 2
-    max_size: int = 6
-    desired_size: int = 2
-    disk_gib: int = 50
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.min_size <= self.desired_size <= self.max_size:
-            raise ValueError(f"node group {self.name}: need 1 <= min <= desired <= max")
-        if not self.instance_types:
-            raise ValueError(f"node group {self.name}: instance_types is empty")
-
-
-@dataclass(frozen=True, slots=True)
 class ClusterArgs:
+    """``config`` is the stack's validated ``cluster`` section (shop_platform.config.ClusterConfig): its rules
+    (endpoint CIDRs, admins, node group bounds and shapes, supported versions) are checked there, once."""
+
     ctx: StackContext
     cluster_name: str
-    version: str
+    config: ClusterConfig
     vpc_id: pulumi.Input[str]
     private_subnet_ids: Sequence[pulumi.Input[str]]
-    admin_role_arns: tuple[str, ...]
-    node_groups: tuple[NodeGroupSpec, ...]
-    public_access_cidrs: tuple[str, ...] = ()
-    private_access_cidrs: tuple[str, ...] = ()
-    view_role_arns: tuple[str, ...] = ()
-    log_retention_days: int = 365
     # Resources the cluster must outlive on destroy (NAT routes: nodes need egress until they are gone).
     network_dependencies: list[pulumi.Resource] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        if self.version not in versions.SUPPORTED_EKS_VERSIONS:
-            raise ValueError(f"ClusterArgs: EKS {self.version} is not in {versions.SUPPORTED_EKS_VERSIONS}")
-        if any(c.endswith("/0") for c in self.public_access_cidrs):
-            raise ValueError("ClusterArgs: the public endpoint may not be open to the whole internet")
-        if not self.admin_role_arns:
-            raise ValueError("ClusterArgs: at least one admin role ARN is needed (no implicit creator admin)")
-        if set(self.admin_role_arns) & set(self.view_role_arns):
-            raise ValueError("ClusterArgs: a principal is either admin or viewer (one access entry each)")
-        if not self.node_groups:
-            raise ValueError("ClusterArgs: at least one node group")
 
 
 def build_kubeconfig(cluster_name: str, endpoint: str, ca_data: str, region: str) -> dict[str, Any]:
@@ -159,14 +129,14 @@ class Cluster(pulumi.ComponentResource):
                                   service_grant=iam.logs_key_grant(ctx.account_id, ctx.region, ctx.partition))
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-control-plane-logs", name=f"/aws/eks/{args.cluster_name}/cluster",
-            retention_in_days=args.log_retention_days, kms_key_id=logs_key.arn, tags=tags(), opts=child)
+            retention_in_days=args.config.log_retention_days, kms_key_id=logs_key.arn, tags=tags(), opts=child)
 
         cluster = aws.eks.Cluster(
-            f"{name}-eks", name=args.cluster_name, version=args.version, role_arn=role.arn,
+            f"{name}-eks", name=args.cluster_name, version=args.config.version, role_arn=role.arn,
             vpc_config=aws.eks.ClusterVpcConfigArgs(
                 subnet_ids=args.private_subnet_ids, endpoint_private_access=True,
-                endpoint_public_access=bool(args.public_access_cidrs),
-                public_access_cidrs=list(args.public_access_cidrs) or None),
+                endpoint_public_access=bool(args.config.public_access_cidrs),
+                public_access_cidrs=list(args.config.public_access_cidrs) or None),
             encryption_config=aws.eks.ClusterEncryptionConfigArgs(
                 resources=["secrets"], provider=aws.eks.ClusterEncryptionConfigProviderArgs(key_arn=secrets_key.arn)),
             enabled_cluster_log_types=list(LOG_TYPES),
@@ -182,8 +152,8 @@ class Cluster(pulumi.ComponentResource):
                                                     *args.network_dependencies]))
 
         admin_access = []
-        for access, principals, policy_arn in (("admin", args.admin_role_arns, CLUSTER_ADMIN_POLICY),
-                                               ("view", args.view_role_arns, CLUSTER_VIEW_POLICY)):
+        for access, principals, policy_arn in (("admin", args.config.admin_role_arns, CLUSTER_ADMIN_POLICY),
+                                               ("view", args.config.view_role_arns, CLUSTER_VIEW_POLICY)):
             for i, principal in enumerate(principals):
                 entry = aws.eks.AccessEntry(f"{name}-{access}-{i}", cluster_name=cluster.name,
                                             principal_arn=principal, type="STANDARD", tags=tags(), opts=child)
@@ -192,7 +162,7 @@ class Cluster(pulumi.ComponentResource):
                     policy_arn=policy_arn, access_scope={"type": "cluster"},
                     opts=pulumi.ResourceOptions(parent=self, depends_on=[entry])))
         cluster_sg = cluster.vpc_config.apply(lambda v: v.cluster_security_group_id or "")
-        for i, cidr in enumerate(args.private_access_cidrs):
+        for i, cidr in enumerate(args.config.private_access_cidrs):
             aws.vpc.SecurityGroupIngressRule(
                 f"{name}-api-from-private-{i}", security_group_id=cluster_sg, ip_protocol="tcp",
                 from_port=API_PORT, to_port=API_PORT, cidr_ipv4=cidr,
@@ -223,7 +193,7 @@ class Cluster(pulumi.ComponentResource):
         def addon(addon_name: str, after: list[pulumi.Resource], sa_role: aws.iam.Role | None = None) -> aws.eks.Addon:
             return aws.eks.Addon(
                 f"{name}-addon-{addon_name}", cluster_name=cluster.name, addon_name=addon_name,
-                addon_version=versions.EKS_ADDON_VERSIONS[args.version][addon_name],
+                addon_version=versions.EKS_ADDON_VERSIONS[args.config.version][addon_name],
                 service_account_role_arn=sa_role.arn if sa_role else None,
                 configuration_values=ADDON_CONFIGURATION.get(addon_name),
                 resolve_conflicts_on_create="OVERWRITE", resolve_conflicts_on_update="PRESERVE", tags=tags(),
@@ -242,7 +212,7 @@ class Cluster(pulumi.ComponentResource):
                                    "AmazonSSMManagedInstanceCore"))]
 
         node_groups = []
-        for spec in args.node_groups:
+        for spec in args.config.node_groups:
             lt = aws.ec2.LaunchTemplate(
                 f"{name}-{spec.name}-lt", description=f"{args.cluster_name} {spec.name} nodes",
                 metadata_options=launch_template_metadata(),

@@ -1,10 +1,17 @@
-"""Stack configuration: read once, validated into a typed object before any resource is declared.
+"""Stack configuration: pydantic models, validated before any resource is declared.
 
-Every check names the config key and what is allowed, so a bad ``Pulumi.<stack>.yaml`` fails in the first
-second of ``pulumi preview`` (or of the offline plan) instead of half-way through an apply.
+Every stack (``Pulumi.<stack>.yaml``) is one model: ``StackConfig`` (dev, prod: AWS), ``LocalStackConfig``
+(kind) or ``RegistryStackConfig`` (the shared image registry). Each section is a model of its own with
+``extra="forbid"`` (a misspelt key is an error, never a silent default), camelCase aliases (the keys of the
+stack file), bounds on its fields and model validators for the rules that span fields or depend on the
+environment. The components take their section as (part of) their args, so a rule lives here once.
 
-``parse_stack_config`` is pure (a mapping in, a ``StackConfig`` out) so each rule is tested without Pulumi;
-``load_stack_config`` only gathers the raw values from ``pulumi.Config``.
+An error names the key, the problem and what is allowed (``ConfigError``); ``validate`` maps pydantic's errors
+to that form in one place, taking what is allowed from the model's JSON schema: the same text
+``platform/README.md``'s config tables are generated from (``python -m tools.docgen write``).
+
+Defaults that differ by environment (``ENV_DEFAULTS``) are filled in from the validation context, so one model
+serves dev, prod and local.
 """
 
 from __future__ import annotations
@@ -12,20 +19,36 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Literal
+from collections.abc import Iterable, Mapping
+from functools import cache
+from typing import Annotated, Any, ClassVar, Final, Literal, TypeVar
 
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    JsonValue,
+    PrivateAttr,
+    Strict,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+from pydantic_core import ErrorDetails
+
+from services import catalog
 from shop_platform import versions
-
-if TYPE_CHECKING:  # the Kubernetes layer's config imports ConfigError from here: import it lazily at run time
-    from shop_platform.images import RegistryStackConfig
-    from shop_platform.k8s.stackconfig import KubernetesConfig, LocalStackConfig
 
 PROJECT: Final = "retail-platform"
 
 Environment = Literal["dev", "prod"]
 ENVIRONMENTS: Final[tuple[str, ...]] = ("dev", "prod")
+LOCAL_ENVIRONMENT: Final = "local"
+REGISTRY_ENVIRONMENT: Final = "registry"
 NatMode = Literal["single", "per_az"]
 
 # Graviton classes only: cheaper per vCPU, and every class here supports Performance Insights and
@@ -49,12 +72,21 @@ NODE_INSTANCE_SHAPES: Final[dict[str, tuple[int, int]]] = {
 }
 NODE_INSTANCE_TYPES: Final[frozenset[str]] = frozenset(NODE_INSTANCE_SHAPES)
 LOG_RETENTION_DAYS: Final[tuple[int, ...]] = (7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1827, 3653)
+# kind profiles: "full" runs everything EKS runs; "light" leaves out the log pipeline (ECK, Elasticsearch,
+# Kibana, Logstash, Fluent Bit) so the stack fits an 8 GB laptop (figures in charts/README.md).
+KindProfile = Literal["full", "light"]
+DEFAULT_IMAGE_TAG: Final = "0.1.0"
+DEFAULT_ADMIN_EMAIL: Final = "admin@shop.local"
 
+REGION: Final = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+ECR_HOST: Final = re.compile(r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z]{2}(-gov)?-[a-z]+-\d)\.amazonaws\.com$")
+DIGEST: Final = re.compile(r"^sha256:[0-9a-f]{64}$")
 _DOMAIN: Final = re.compile(r"^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
-_REGION: Final = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
 _ROLE_ARN: Final = re.compile(r"^arn:aws(-[a-z]+)?:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 _LABEL: Final = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")
 _EMAIL: Final = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$")
+_TAG: Final = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_ACCOUNT: Final = re.compile(r"^\d{12}$")
 
 
 class ConfigError(ValueError):
@@ -65,68 +97,470 @@ class ConfigError(ValueError):
         super().__init__(f"config {PROJECT}:{key}: {problem}; allowed: {allowed}")
 
 
-@dataclass(frozen=True, slots=True)
-class NetworkConfig:
-    cidr: str
-    az_count: int
-    nat_gateways: NatMode
-    flow_log_retention_days: int
+class Invalid(ValueError):
+    """Raised by the models' validators: the problem and what is allowed, for ``validate`` to name the key.
+
+    ``at`` is a key below the validator's own location (a rule on a section names the field it is about)."""
+
+    def __init__(self, problem: str, allowed: str, at: str = "") -> None:
+        super().__init__(problem)
+        self.problem, self.allowed, self.at = problem, allowed, at
 
 
-@dataclass(frozen=True, slots=True)
-class NodeGroupConfig:
-    name: str
-    instance_types: tuple[str, ...]
-    min_size: int
-    max_size: int
-    desired_size: int
-    disk_gib: int
+# --- value types: what a stack file may spell, and nothing looser ---------------------------------------------
+
+def _int_like(value: object) -> object:
+    """The engine hands top-level values over as strings, YAML may give 3.0: both are integers; a bool is not."""
+    if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
-@dataclass(frozen=True, slots=True)
-class ClusterConfig:
-    version: str
-    public_access_cidrs: tuple[str, ...]
-    admin_role_arns: tuple[str, ...]
-    view_role_arns: tuple[str, ...]
-    private_access_cidrs: tuple[str, ...]
-    node_groups: tuple[NodeGroupConfig, ...]
-    log_retention_days: int
+def _bool_word(value: object) -> object:
+    """``true``/``false`` only (pydantic's lax bool would read ``yes``, ``on`` or ``1`` as true)."""
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    return value
 
 
-@dataclass(frozen=True, slots=True)
-class DatabasesConfig:
-    instance_class: str
-    allocated_gib: int
-    max_allocated_gib: int
-    multi_az: bool
-    deletion_protection: bool
-    backup_retention_days: int
+def _choices(values: Iterable[str | int]) -> dict[str, JsonValue]:
+    """A JSON schema ``enum`` for a choice a validator checks (so the README and the errors list it)."""
+    enum: list[JsonValue] = list(values)
+    return {"enum": enum}
 
 
-@dataclass(frozen=True, slots=True)
-class EdgeConfig:
-    rate_limit_per_5min: int
-    login_rate_limit_per_5min: int
-    login_path: str
-    shield_advanced: bool
-    alert_email: str | None
-    log_retention_days: int
+def _retention(value: int) -> int:
+    if value not in LOG_RETENTION_DAYS:
+        raise Invalid(f"{value} is not a CloudWatch retention period", str(LOG_RETENTION_DAYS))
+    return value
 
 
-@dataclass(frozen=True, slots=True)
-class StackConfig:
-    stack: str
+Int = Annotated[int, BeforeValidator(_int_like), Strict()]
+Bool = Annotated[bool, BeforeValidator(_bool_word), Strict()]
+Retention = Annotated[Int, AfterValidator(_retention),
+                      Field(ge=1, le=3653, json_schema_extra=_choices(LOG_RETENTION_DAYS))]
+
+
+def _label(what: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if not _LABEL.match(value):
+            raise Invalid(f"{value!r} is not {what}", "lowercase letters, digits, '-'")
+        return value
+
+    return AfterValidator(check)
+
+
+def _one_of(allowed: tuple[str, ...] | frozenset[str]) -> AfterValidator:
+    """A choice among values kept in a tuple elsewhere (versions, instance classes): listed in the schema too."""
+    def check(value: str) -> str:
+        if value not in allowed:
+            raise Invalid(f"{value!r} is not allowed", ", ".join(sorted(allowed)))
+        return value
+
+    return AfterValidator(check)
+
+
+def _env(info: ValidationInfo) -> str:
+    return str((info.context or {}).get("environment", "dev"))
+
+
+class Section(BaseModel):
+    """One object of a stack file: camelCase keys, nothing unknown, immutable once validated."""
+
+    # Keys by their camelCase alias only (``az_count`` is a typo of ``azCount``, not a synonym); defaults are
+    # validated like values, so an environment's rules apply to them too.
+    model_config = ConfigDict(extra="forbid", frozen=True, alias_generator=to_camel, validate_default=True)
+    # Defaults that differ by environment, by key: {"dev": ..., "prod": ..., "local": ...} (local: dev's unless given).
+    ENV_DEFAULTS: ClassVar[Mapping[str, Mapping[str, object]]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _object_with_env_defaults(cls, data: object, info: ValidationInfo) -> object:
+        if isinstance(data, str):  # the engine hands structured values over as JSON
+            try:
+                data = json.loads(data)
+            except json.JSONDecodeError:
+                raise Invalid("is not an object", f"a mapping with keys {', '.join(_keys(cls))}") from None
+        if not isinstance(data, Mapping):
+            raise Invalid("is not an object", f"a mapping with keys {', '.join(_keys(cls))}")
+        env = _env(info)
+        filled = {key: by_env.get(env, by_env["dev"]) for key, by_env in cls.ENV_DEFAULTS.items() if key not in data}
+        # A section left out is an empty object: its defaults and rules are those of this environment.
+        filled |= {f.alias or name: {} for name, f in cls.model_fields.items()
+                   if isinstance(f.annotation, type) and issubclass(f.annotation, Section)
+                   and (f.alias or name) not in data}
+        return {**filled, **data}
+
+
+def _keys(model: type[BaseModel]) -> list[str]:
+    return [f.alias or name for name, f in model.model_fields.items()]
+
+
+# --- AWS stacks (dev, prod) ---------------------------------------------------------------------------------------
+
+class NetworkConfig(Section):
+    """``network``: the VPC."""
+
+    ENV_DEFAULTS: ClassVar = {"azCount": {"dev": 2, "prod": 3}, "natGateways": {"dev": "single", "prod": "per_az"},
+                              "flowLogRetentionDays": {"dev": 30, "prod": 365}}
+
+    cidr: str = Field("10.20.0.0/16", description="RFC 1918 IPv4 network, prefix /16../20, host bits zero")
+    az_count: Int = Field(2, ge=2, le=3, description="availability zones; prod 3")
+    nat_gateways: NatMode = Field("single", description="prod `per_az` (an AZ outage must not cut every "
+                                                         "node's egress)")
+    flow_log_retention_days: Retention = Field(30, description="CloudWatch retention of the VPC flow logs")
+
+    @field_validator("cidr")
+    @classmethod
+    def _private_vpc(cls, cidr: str) -> str:
+        try:
+            net = ipaddress.IPv4Network(cidr, strict=True)
+        except ValueError:
+            raise Invalid(f"{cidr!r} is not an IPv4 network in CIDR form",
+                          "a private IPv4 CIDR such as 10.20.0.0/16 (host bits zero)") from None
+        if not net.is_private or not 16 <= net.prefixlen <= 20:
+            raise Invalid(f"{cidr} is not a private /16../20", "an RFC 1918 network with prefix length 16..20")
+        return str(net)
+
+    @model_validator(mode="after")
+    def _prod(self, info: ValidationInfo) -> NetworkConfig:
+        if _env(info) == "prod" and self.nat_gateways != "per_az":
+            raise Invalid("prod needs one NAT gateway per AZ (an AZ outage must not cut every node's egress)",
+                          "per_az in prod", at="natGateways")
+        if _env(info) == "prod" and self.az_count < 3:
+            raise Invalid(f"prod needs 3 AZs, got {self.az_count}", "3 in prod", at="azCount")
+        return self
+
+
+class NodeGroupConfig(Section):
+    """One managed node group (``cluster.nodeGroups[]``)."""
+
+    name: Annotated[str, _label("a DNS label")] = Field(description="a DNS label")
+    instance_types: tuple[str, ...] = Field(
+        description="Graviton types of `config.NODE_INSTANCE_SHAPES`, all of ONE vCPU/memory shape (Cluster "
+                    "Autoscaler sizes scale-ups from one of them; one group per size)",
+        json_schema_extra={"items": {"type": "string", **_choices(sorted(NODE_INSTANCE_TYPES))}})
+    min_size: Int = Field(2, ge=1, le=100)
+    max_size: Int = Field(6, ge=1, le=100)
+    desired_size: Int = Field(default_factory=lambda data: data["min_size"], ge=1, le=100,
+                              description="minSize ≤ desiredSize ≤ maxSize; default minSize")
+    disk_gib: Int = Field(50, ge=20, le=500, description="root volume (gp3, encrypted)")
+
+    @field_validator("instance_types")
+    @classmethod
+    def _one_shape(cls, types: tuple[str, ...]) -> tuple[str, ...]:
+        allowed = ", ".join(sorted(NODE_INSTANCE_TYPES))
+        if not types:
+            raise Invalid("is empty", allowed)
+        for t in types:
+            if t not in NODE_INSTANCE_TYPES:
+                raise Invalid(f"{t!r} is not allowed", allowed)
+        if len({NODE_INSTANCE_SHAPES[t] for t in types}) > 1:
+            listed = ", ".join(f"{t} ({NODE_INSTANCE_SHAPES[t][0]} vCPU/{NODE_INSTANCE_SHAPES[t][1]} GiB)"
+                               for t in types)
+            raise Invalid(f"mixes instance sizes: {listed}",
+                          "types of one vCPU/memory size per node group (Cluster Autoscaler sizes scale-ups "
+                          "from one of them); declare one node group per size")
+        return types
+
+    @model_validator(mode="after")
+    def _bounds(self) -> NodeGroupConfig:
+        if not self.min_size <= self.desired_size <= self.max_size:
+            raise Invalid(f"{self.desired_size} is outside minSize..maxSize ({self.min_size}..{self.max_size})",
+                          "minSize <= desiredSize <= maxSize", at="desiredSize")
+        return self
+
+
+def _cidr(value: str, allowed: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    try:
+        return ipaddress.ip_network(value, strict=True)
+    except ValueError:
+        raise Invalid(f"{value!r} is not a CIDR", allowed) from None
+
+
+def _role_arns(roles: tuple[str, ...]) -> tuple[str, ...]:
+    for r in roles:
+        if not _ROLE_ARN.match(r):
+            raise Invalid(f"{r!r} is not an IAM role ARN", "arn:aws:iam::<12 digits>:role/<name>")
+    return roles
+
+
+RoleArns = Annotated[tuple[str, ...], AfterValidator(_role_arns)]
+
+
+class ClusterConfig(Section):
+    """``cluster``: EKS, its API endpoint, who may reach it, and its node groups."""
+
+    ENV_DEFAULTS: ClassVar = {"logRetentionDays": {"dev": 30, "prod": 365}}
+
+    version: Annotated[str, BeforeValidator(str), _one_of(versions.SUPPORTED_EKS_VERSIONS)] = Field(
+        versions.DEFAULT_EKS_VERSION, json_schema_extra=_choices(versions.SUPPORTED_EKS_VERSIONS),
+        description="`versions.SUPPORTED_EKS_VERSIONS`: minors with a pinned add-on set")
+    public_access_cidrs: tuple[str, ...] = Field(
+        (), description="CIDRs of the operators' and CI runners' egress, prefix ≥ 8 (never `0.0.0.0/0`); empty = "
+                        "private endpoint only; prod: must be empty (FSBP EKS.1)")
+    private_access_cidrs: tuple[str, ...] = Field(
+        (), description="RFC 1918 IPv4 CIDRs of networks routed to the VPC (peering, Transit Gateway, VPN): 443 "
+                        "to the private endpoint")
+    admin_role_arns: RoleArns = Field((), description="≥ 1 IAM role ARN (access entries with cluster-admin)")
+    view_role_arns: RoleArns = Field((), description="IAM role ARNs with read-only access (`AmazonEKSViewPolicy`), "
+                                                     "e.g. the PR preview role; none also admin")
+    node_groups: tuple[NodeGroupConfig, ...] = Field(
+        (NodeGroupConfig.model_validate({"name": "general", "instanceTypes": ["m7g.large"]}),),
+        description="node group objects, names unique; prod: Σ minSize ≥ 3")
+    log_retention_days: Retention = Field(30, description="CloudWatch retention of the control-plane logs")
+
+    @field_validator("public_access_cidrs")
+    @classmethod
+    def _public_endpoint(cls, cidrs: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        if _env(info) == "prod" and cidrs:
+            raise Invalid("prod's API endpoint is private-only (FSBP EKS.1 fails whenever the public endpoint is "
+                          "on, whatever the CIDRs)",
+                          "an empty list in prod; let CI reach the private endpoint from a network listed in "
+                          "cluster.privateAccessCidrs (platform/README.md, 'Reaching the EKS API')")
+        for c in cidrs:
+            if _cidr(c, "CIDRs of the operators' and CI runners' egress, e.g. 203.0.113.0/24").prefixlen < 8:
+                raise Invalid(f"{c} opens the API endpoint to (nearly) everyone",
+                              "prefix length >= 8; leave the list empty for a private-only endpoint")
+        return cidrs
+
+    @field_validator("private_access_cidrs")
+    @classmethod
+    def _routed_networks(cls, cidrs: tuple[str, ...]) -> tuple[str, ...]:
+        allowed = "RFC 1918 IPv4 CIDRs of networks routed to the VPC (peering, Transit Gateway, VPN)"
+        for c in cidrs:
+            net = _cidr(c, allowed)
+            if net.version != 4 or not net.is_private:
+                raise Invalid(f"{c} is not a private IPv4 network", allowed)
+        return cidrs
+
+    @field_validator("admin_role_arns")
+    @classmethod
+    def _someone_is_admin(cls, roles: tuple[str, ...]) -> tuple[str, ...]:
+        if not roles:
+            raise Invalid("is empty: nobody could reach the cluster (access entries replace the creator's "
+                          "implicit admin)", "at least one IAM role ARN")
+        return roles
+
+    @field_validator("node_groups")
+    @classmethod
+    def _node_groups(cls, groups: tuple[NodeGroupConfig, ...], info: ValidationInfo) -> tuple[NodeGroupConfig, ...]:
+        if not groups:
+            raise Invalid("is empty or not a list", "a list of node group objects")
+        if len({g.name for g in groups}) != len(groups):
+            raise Invalid("node group names repeat", "unique names")
+        if _env(info) == "prod" and sum(g.min_size for g in groups) < 3:
+            raise Invalid("prod needs at least 3 nodes in total (one per AZ)", "sum of minSize >= 3 in prod")
+        return groups
+
+    @model_validator(mode="after")
+    def _one_entry_per_principal(self) -> ClusterConfig:
+        if set(self.view_role_arns) & set(self.admin_role_arns):
+            raise Invalid("names a role that is also an admin (one access entry per principal)",
+                          "roles not listed in cluster.adminRoleArns", at="viewRoleArns")
+        return self
+
+
+class DatabasesConfig(Section):
+    """``databases``: one RDS PostgreSQL instance per catalog service that owns data, all alike."""
+
+    ENV_DEFAULTS: ClassVar = {"multiAz": {"dev": False, "prod": True},
+                              "deletionProtection": {"dev": False, "prod": True},
+                              "backupRetentionDays": {"dev": 7, "prod": 14}}
+
+    instance_class: Annotated[str, _one_of(DB_INSTANCE_CLASSES)] = Field(
+        "db.t4g.medium", json_schema_extra=_choices(sorted(DB_INSTANCE_CLASSES)),
+        description="Graviton, Performance Insights capable")
+    allocated_gib: Int = Field(20, ge=20, le=16384)
+    max_allocated_gib: Int = Field(default_factory=lambda data: data["allocated_gib"] * 5, ge=20, le=65536,
+                                   description="≥ allocatedGib (storage autoscaling ceiling); default 5 x "
+                                               "allocatedGib")
+    multi_az: Bool = Field(False, description="prod: `true`")
+    deletion_protection: Bool = Field(False, description="prod: `true`")
+    backup_retention_days: Int = Field(7, ge=7, le=35)
+
+    @model_validator(mode="after")
+    def _rules(self, info: ValidationInfo) -> DatabasesConfig:
+        if self.max_allocated_gib < self.allocated_gib:
+            raise Invalid(f"{self.max_allocated_gib} < allocatedGib {self.allocated_gib}",
+                          ">= allocatedGib (storage autoscaling ceiling)", at="maxAllocatedGib")
+        if _env(info) == "prod" and not self.multi_az:
+            raise Invalid("prod without multi-AZ loses the database with one AZ", "true in prod", at="multiAz")
+        if _env(info) == "prod" and not self.deletion_protection:
+            raise Invalid("prod databases must be deletion-protected", "true in prod", at="deletionProtection")
+        return self
+
+
+def _url_path(path: str) -> str:
+    if not re.fullmatch(r"/[A-Za-z0-9/_.-]*", path):
+        raise Invalid(f"{path!r} is not a URL path", "a path starting with '/'")
+    return path
+
+
+def _email(allowed: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if not _EMAIL.match(value):
+            raise Invalid(f"{value!r} is not an e-mail address", allowed)
+        return value
+
+    return AfterValidator(check)
+
+
+class EdgeConfig(Section):
+    """``edge``: the WAF's limits, Shield Advanced, the health alarm's address, edge log retention."""
+
+    ENV_DEFAULTS: ClassVar = {"shieldAdvanced": {"dev": False, "prod": True},
+                              "logRetentionDays": {"dev": 30, "prod": 365}}
+
+    rate_limit_per_5min: Int = Field(2000, ge=100, le=2_000_000_000, description="per-IP requests per 5 min")
+    login_rate_limit_per_5min: Int = Field(100, ge=10, le=2_000_000_000,
+                                           description="< rateLimitPer5Min (POST on loginPath)")
+    login_path: Annotated[str, AfterValidator(_url_path)] = Field("/api/v1/sessions", description="a URL path")
+    shield_advanced: Bool = Field(False, description="prod: `true` (the account must hold a Shield Advanced "
+                                                     "subscription)")
+    alert_email: Annotated[str, _email("name@example.com or unset")] | None = Field(
+        None, description="e-mail for the health alarm topic, or unset")
+    log_retention_days: Retention = Field(30, description="CloudWatch retention (WAF logs; ALB log expiry in days)")
+
+    @model_validator(mode="after")
+    def _rules(self, info: ValidationInfo) -> EdgeConfig:
+        if self.login_rate_limit_per_5min >= self.rate_limit_per_5min:
+            raise Invalid(f"{self.login_rate_limit_per_5min} is not stricter than rateLimitPer5Min "
+                          f"{self.rate_limit_per_5min}", "a limit below edge.rateLimitPer5Min",
+                          at="loginRateLimitPer5Min")
+        if _env(info) == "prod" and not self.shield_advanced:
+            raise Invalid("prod runs with Shield Advanced protections",
+                          "true in prod (the account must hold a Shield Advanced subscription)", at="shieldAdvanced")
+        return self
+
+
+# --- the Kubernetes layer (every stack) ----------------------------------------------------------------------------
+
+REGISTRY_HOST: Final = "<12-digit account>.dkr.ecr.<region>.amazonaws.com (the registry stack's `registry` output)"
+
+
+def _registry_host(value: str) -> str:
+    if not ECR_HOST.match(value):
+        raise Invalid(f"{value!r} is not an ECR registry host", REGISTRY_HOST)
+    return value
+
+
+def _image_tag(tag: str) -> str:
+    if not _TAG.match(tag) or tag == "latest":
+        raise Invalid(f"{tag!r} is not a fixed image tag", "the tag CI pushed (e.g. the git SHA); never 'latest'")
+    return tag
+
+
+def _https(hook: str) -> str:
+    if not hook.startswith("https://"):
+        raise Invalid(f"{hook!r} is not an https URL",
+                      "an https:// webhook, or unset (alerts then stay in Alertmanager)")
+    return hook
+
+
+class KubernetesConfig(Section):
+    """``kubernetes``: the images a stack runs, alerting, the first administrator, log and metric retention."""
+
+    ENV_DEFAULTS: ClassVar = {
+        "imageTag": {"dev": DEFAULT_IMAGE_TAG, "prod": DEFAULT_IMAGE_TAG, "local": "local"},
+        "logRetentionDays": {"dev": 7, "prod": 30}, "elasticsearchNodes": {"dev": 1, "prod": 3},
+        "elasticsearchStorageGib": {"dev": 10, "prod": 100}, "prometheusRetentionDays": {"dev": 7, "prod": 15},
+        "prometheusStorageGib": {"dev": 20, "prod": 100}}
+
+    # EKS: the shared registry's host (shop_platform.images); kind loads images into its nodes instead.
+    image_registry: Annotated[str, AfterValidator(_registry_host)] | None = Field(
+        None, description="dev/prod: the shared registry host `<account>.dkr.ecr.<region>.amazonaws.com` (the "
+                          "`registry` stack's `registry` output), in the stack's region; refused on `local`")
+    # On EKS the deploy job pins the git commit and the digests, and the program refuses to run without them
+    # (shop_platform.images.check_deployable).
+    image_tag: Annotated[str, AfterValidator(_image_tag)] = Field(
+        DEFAULT_IMAGE_TAG, description="dev/prod: the 40-hex git commit the images were built from (set by the "
+                                       "deploy job; `preview`/`up` refuse without it); local: a fixed tag (never "
+                                       "`latest`)")
+    image_digests: dict[str, str] = Field(
+        default_factory=dict, description="`{service: sha256:<64 hex>}`; dev/prod: every catalog service (set by "
+                                          "the deploy job; `preview`/`up` refuse without them)")
+    alert_webhook_url: Annotated[str, AfterValidator(_https)] | None = Field(
+        None, description="`https://` URL Alertmanager posts to; unset: alerts stay in Alertmanager")
+    admin_email: Annotated[str, _email("the first administrator's login, e.g. ops@example.com")] = Field(
+        DEFAULT_ADMIN_EMAIL, description="the first administrator the users service creates (password "
+                                         "generated: `pulumi stack output adminPassword --show-secrets`)")
+    log_retention_days: Int = Field(7, ge=1, le=3650, description="ILM deletes `shop-*` indices after it")
+    elasticsearch_nodes: Int = Field(1, ge=1, le=5, description="1, 3 or 5 (an odd quorum); prod ≥ 3")
+    elasticsearch_storage_gib: Int = Field(10, ge=5, le=16384)
+    prometheus_retention_days: Int = Field(7, ge=1, le=365)
+    prometheus_storage_gib: Int = Field(20, ge=5, le=16384)
+
+    @field_validator("image_digests")
+    @classmethod
+    def _catalog_digests(cls, digests: dict[str, str]) -> dict[str, str]:
+        for name, digest in digests.items():
+            if name not in catalog.by_name():
+                raise Invalid("is not a catalog service", ", ".join(s.name for s in catalog.SERVICES), at=name)
+            if not DIGEST.match(digest):
+                raise Invalid(f"{digest!r} is not a digest", "sha256:<64 hex>", at=name)
+        return digests
+
+    @model_validator(mode="after")
+    def _rules(self, info: ValidationInfo) -> KubernetesConfig:
+        if self.image_registry is not None and _env(info) == LOCAL_ENVIRONMENT:
+            raise Invalid("the local stack loads images into its kind nodes", "unset on the local stack",
+                          at="imageRegistry")
+        if self.elasticsearch_nodes not in (1, 3, 5) or (_env(info) == "prod" and self.elasticsearch_nodes < 3):
+            raise Invalid(f"{self.elasticsearch_nodes} is not allowed",
+                          "1 (dev/local) or 3/5 (an odd quorum; prod needs >= 3)", at="elasticsearchNodes")
+        return self
+
+
+def _region(region: object) -> str:
+    if not isinstance(region, str) or not REGION.match(region):
+        raise Invalid(f"{region!r} is not an AWS region", "e.g. eu-west-1 (set aws:region)")
+    return region
+
+
+def _domain(domain: str) -> str:
+    domain = domain.lower().rstrip(".")
+    if not _DOMAIN.match(domain):
+        raise Invalid(f"{domain!r} is not a DNS domain name",
+                      "a registered domain such as shop.example.com (labels of a-z, 0-9, '-')")
+    return domain
+
+
+AwsRegion = Annotated[str, BeforeValidator(_region)]
+
+
+class Stack(Section):
+    """A whole stack file: its name and AWS region come from the engine (``stack``, ``aws:region``), not from
+    ``retail-platform:*`` keys."""
+
+    _stack: str = PrivateAttr("")
+
+    @model_validator(mode="after")
+    def _named(self, info: ValidationInfo) -> Stack:
+        self._stack = str((info.context or {}).get("stack", ""))
+        return self
+
+    @property
+    def stack(self) -> str:
+        return self._stack
+
+
+class StackConfig(Stack):
+    """An AWS stack (dev, prod): ``Pulumi.<stack>.yaml``."""
+
+    region: AwsRegion = Field(alias="aws:region", description="an AWS region (`eu-west-1`)")
     environment: Environment
-    region: str
-    owner: str
-    domain: str
-    create_zone: bool
+    owner: Annotated[str, _label("a tag-safe team name")] = Field(description="tag-safe team name (`[a-z0-9-]`)")
+    domain: Annotated[str, AfterValidator(_domain)] = Field(
+        description="a DNS domain (`shop.example.com`); the API is `api.<domain>`")
+    create_zone: Bool = Field(False, description="`true` (create the hosted zone) / `false` (look it up)")
     network: NetworkConfig
     cluster: ClusterConfig
     databases: DatabasesConfig
     edge: EdgeConfig
-    kubernetes: KubernetesConfig  # the ``kubernetes`` object: image tag, alerting, log/metric retention
+    kubernetes: KubernetesConfig
 
     @property
     def is_prod(self) -> bool:
@@ -141,291 +575,201 @@ class StackConfig:
         return f"api.{self.domain}"
 
 
-# --- helpers: each takes the dotted key so errors name it ---------------------------------------------------
+# --- the local (kind) stack ----------------------------------------------------------------------------------------
 
-def _obj(raw: Mapping[str, Any], key: str, allowed_keys: set[str]) -> Mapping[str, Any]:
-    value = raw.get(key, {})
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            raise ConfigError(key, "is not an object", f"a mapping with keys {sorted(allowed_keys)}") from None
-    if not isinstance(value, Mapping):
-        raise ConfigError(key, "is not an object", f"a mapping with keys {sorted(allowed_keys)}")
-    unknown = set(value) - allowed_keys
-    if unknown:
-        raise ConfigError(f"{key}.{sorted(unknown)[0]}", "is not a known key", ", ".join(sorted(allowed_keys)))
-    return value
+def _kind_version() -> str:
+    """The minor of the pinned kind node image (``kindest/node:v1.33.1@sha256:…`` -> ``1.33``)."""
+    return versions.KIND_NODE_IMAGE.split("@")[0].split(":v")[1].rsplit(".", 1)[0]
 
 
-def _str(obj: Mapping[str, Any], key: str, field: str, default: str | None = None) -> str:
-    value = obj.get(field, default)
-    if not isinstance(value, str) or not value:
-        raise ConfigError(key, f"missing or not a string ({value!r})", "a non-empty string")
-    return value
-
-
-def _int(obj: Mapping[str, Any], key: str, field: str, default: int, lo: int, hi: int) -> int:
-    value = obj.get(field, default)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        value = int(value)
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise ConfigError(key, f"{value!r} is out of range", f"an integer {lo}..{hi}")
-    return value
-
-
-def _bool(obj: Mapping[str, Any], key: str, field: str, default: bool) -> bool:
-    value = obj.get(field, default)
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        value = value.lower() == "true"
-    if not isinstance(value, bool):
-        raise ConfigError(key, f"{value!r} is not a boolean", "true or false")
-    return value
-
-
-def _choice(value: object, key: str, allowed: tuple[str, ...] | frozenset[str]) -> str:
-    if not isinstance(value, str) or value not in allowed:
-        raise ConfigError(key, f"{value!r} is not allowed", ", ".join(sorted(allowed)))
-    return value
-
-
-def _str_list(obj: Mapping[str, Any], key: str, field: str) -> tuple[str, ...]:
-    value = obj.get(field, [])
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(key, f"{value!r} is not a list of strings", "a list of strings")
-    return tuple(value)
-
-
-def _retention(obj: Mapping[str, Any], key: str, field: str, default: int) -> int:
-    value = _int(obj, key, field, default, 1, 3653)
-    if value not in LOG_RETENTION_DAYS:
-        raise ConfigError(key, f"{value} is not a CloudWatch retention period", str(LOG_RETENTION_DAYS))
-    return value
-
-
-# --- sections -----------------------------------------------------------------------------------------------
-
-def _network(raw: Mapping[str, Any], env: str) -> NetworkConfig:
-    obj = _obj(raw, "network", {"cidr", "azCount", "natGateways", "flowLogRetentionDays"})
-    cidr = _str(obj, "network.cidr", "cidr", "10.20.0.0/16")
+def _pod_subnet(subnet: str) -> str:
     try:
-        net = ipaddress.IPv4Network(cidr, strict=True)
+        net = ipaddress.IPv4Network(subnet, strict=True)
     except ValueError:
-        raise ConfigError("network.cidr", f"{cidr!r} is not an IPv4 network in CIDR form",
-                          "a private IPv4 CIDR such as 10.20.0.0/16 (host bits zero)") from None
-    if not net.is_private or not 16 <= net.prefixlen <= 20:
-        raise ConfigError("network.cidr", f"{cidr} is not a private /16../20",
-                          "an RFC 1918 network with prefix length 16..20")
-    az_count = _int(obj, "network.azCount", "azCount", 3 if env == "prod" else 2, 2, 3)
-    nat = _choice(obj.get("natGateways", "per_az" if env == "prod" else "single"), "network.natGateways",
-                  ("single", "per_az"))
-    if env == "prod" and nat != "per_az":
-        raise ConfigError("network.natGateways", "prod needs one NAT gateway per AZ (an AZ outage must not "
-                          "cut every node's egress)", "per_az in prod")
-    if env == "prod" and az_count < 3:
-        raise ConfigError("network.azCount", f"prod needs 3 AZs, got {az_count}", "3 in prod")
-    retention = _retention(obj, "network.flowLogRetentionDays", "flowLogRetentionDays",
-                           365 if env == "prod" else 30)
-    return NetworkConfig(str(net), az_count, "per_az" if nat == "per_az" else "single", retention)
+        raise Invalid(f"{subnet!r} is not an IPv4 network", "e.g. 10.244.0.0/16") from None
+    if not net.is_private:
+        raise Invalid(f"{subnet} is not private", "an RFC 1918 network")
+    return str(net)
 
 
-def _node_group(obj: Mapping[str, Any], idx: int) -> NodeGroupConfig:
-    key = f"cluster.nodeGroups[{idx}]"
-    if not isinstance(obj, Mapping):
-        raise ConfigError(key, "is not an object", "a mapping")
-    unknown = set(obj) - {"name", "instanceTypes", "minSize", "maxSize", "desiredSize", "diskGib"}
-    if unknown:
-        raise ConfigError(f"{key}.{sorted(unknown)[0]}", "is not a known key",
-                          "name, instanceTypes, minSize, maxSize, desiredSize, diskGib")
-    name = _str(obj, f"{key}.name", "name")
-    if not _LABEL.match(name):
-        raise ConfigError(f"{key}.name", f"{name!r} is not a DNS label", "lowercase letters, digits, '-'")
-    types = _str_list(obj, f"{key}.instanceTypes", "instanceTypes")
-    if not types:
-        raise ConfigError(f"{key}.instanceTypes", "is empty", ", ".join(sorted(NODE_INSTANCE_TYPES)))
-    for t in types:
-        _choice(t, f"{key}.instanceTypes", NODE_INSTANCE_TYPES)
-    shapes = {NODE_INSTANCE_SHAPES[t] for t in types}
-    if len(shapes) > 1:
-        listed = ", ".join(f"{t} ({c} vCPU/{m} GiB)" for t, (c, m) in ((t, NODE_INSTANCE_SHAPES[t]) for t in types))
-        raise ConfigError(f"{key}.instanceTypes", f"mixes instance sizes: {listed}",
-                          "types of one vCPU/memory size per node group (Cluster Autoscaler sizes scale-ups "
-                          "from one of them); declare one node group per size")
-    lo = _int(obj, f"{key}.minSize", "minSize", 2, 1, 100)
-    hi = _int(obj, f"{key}.maxSize", "maxSize", 6, 1, 100)
-    desired = _int(obj, f"{key}.desiredSize", "desiredSize", lo, 1, 100)
-    if not lo <= desired <= hi:
-        raise ConfigError(f"{key}.desiredSize", f"{desired} is outside minSize..maxSize ({lo}..{hi})",
-                          "minSize <= desiredSize <= maxSize")
-    disk = _int(obj, f"{key}.diskGib", "diskGib", 50, 20, 500)
-    return NodeGroupConfig(name, types, lo, hi, desired, disk)
+def _cluster_name(name: str) -> str:
+    if not re.fullmatch(r"[a-z][a-z0-9-]{0,30}", name):
+        raise Invalid(f"{name!r} is not a cluster name", "lowercase letters, digits, '-'")
+    return name
 
 
-def _cidr(value: str, key: str, allowed: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+class KindConfig(Section):
+    """``kind``: the local cluster (charts/kind/cluster.yaml must agree)."""
+
+    cluster_name: Annotated[str, AfterValidator(_cluster_name)] = Field("shop", description="kind cluster name")
+    pod_subnet: Annotated[str, AfterValidator(_pod_subnet)] = Field(
+        "10.244.0.0/16", description="private IPv4 CIDR; must match `charts/kind/cluster.yaml`")
+    kube_version: Annotated[str, BeforeValidator(str), _one_of(versions.SUPPORTED_EKS_VERSIONS)] = Field(
+        default_factory=_kind_version, json_schema_extra=_choices(versions.SUPPORTED_EKS_VERSIONS),
+        description="the same minors as EKS (manifests are validated for it); default: `versions.KIND_NODE_IMAGE`'s")
+    profile: KindProfile = Field("full", description="`full` (everything) or `light` (no log pipeline: fits an 8 GB "
+                                                     "laptop)")
+
+
+class LocalStackConfig(Stack):
+    """The kind stack: no AWS keys at all."""
+
+    environment: Literal["local"] = "local"
+    owner: Annotated[str, _label("a team name")] = Field("local", description="tag-safe team name")
+    kind: KindConfig
+    kubernetes: KubernetesConfig
+
+
+# --- the registry stack ------------------------------------------------------------------------------------------
+
+class RegistryConfig(Section):
+    """``registry``: who may pull (the dev and prod accounts) and how many images to keep."""
+
+    pull_account_ids: tuple[str, ...] = Field(
+        description="the 12-digit ids (quoted strings) of the accounts whose nodes pull: dev and prod")
+    keep_images: Int = Field(30, ge=10, le=1000, description="older images expire; every image a stack runs or "
+                                                             "may roll back to must be among the newest")
+
+    @field_validator("pull_account_ids", mode="before")
+    @classmethod
+    def _accounts(cls, accounts: object) -> tuple[str, ...]:
+        if not isinstance(accounts, list | tuple) or not accounts or not all(
+                isinstance(a, str) and _ACCOUNT.match(a) for a in accounts):
+            raise Invalid(f"{accounts!r} is not a list of account ids",
+                          "the 12-digit ids (quoted strings) of the accounts whose nodes pull: dev and prod")
+        return tuple(sorted(set(accounts)))
+
+
+class RegistryStackConfig(Stack):
+    """``Pulumi.registry.yaml``: the shared ECR repositories."""
+
+    region: AwsRegion = Field(alias="aws:region", description="the region the app stacks run in")
+    environment: Literal["registry"] = "registry"
+    owner: Annotated[str, _label("a tag-safe team name")] = Field(description="tag-safe team name")
+    registry: RegistryConfig
+
+
+# --- validation and the one mapping from pydantic's errors to ConfigError --------------------------------------
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate(model: type[M], raw: object, **context: object) -> M:
+    """``model`` from a raw mapping, or the first problem as a ``ConfigError`` naming the key."""
     try:
-        return ipaddress.ip_network(value, strict=True)
-    except ValueError:
-        raise ConfigError(key, f"{value!r} is not a CIDR", allowed) from None
+        return model.model_validate(raw, context=context)
+    except ValidationError as exc:
+        raise config_error(model, exc.errors()[0]) from None
 
 
-def _role_arns(obj: Mapping[str, Any], key: str, field: str) -> tuple[str, ...]:
-    roles = _str_list(obj, key, field)
-    for r in roles:
-        if not _ROLE_ARN.match(r):
-            raise ConfigError(key, f"{r!r} is not an IAM role ARN", "arn:aws:iam::<12 digits>:role/<name>")
-    return roles
+def config_error(model: type[BaseModel], error: ErrorDetails) -> ConfigError:
+    """The one mapping from a pydantic error to the key, the problem and what is allowed."""
+    loc = [str(part) for part in error["loc"]]
+    cause = (error.get("ctx") or {}).get("error")
+    if isinstance(cause, Invalid):
+        return ConfigError(_key([*loc, *([cause.at] if cause.at else [])]), cause.problem, cause.allowed)
+    if error["type"] == "extra_forbidden":
+        parent = schema_at(model, error["loc"][:-1])
+        return ConfigError(_key(loc), "is not a known key (a typo would silently fall back to a default)",
+                           ", ".join((parent or {}).get("properties", {})))
+    node = schema_at(model, error["loc"]) or {}
+    problem = "is missing" if error["type"] == "missing" else f"{error['input']!r} is not allowed"
+    if node.get("type") == "integer" and error["type"] != "missing":
+        problem = f"{error['input']!r} is out of range"
+    return ConfigError(_key(loc), problem, allowed(node))
 
 
-def _cluster(raw: Mapping[str, Any], env: str) -> ClusterConfig:
-    obj = _obj(raw, "cluster", {"version", "publicAccessCidrs", "privateAccessCidrs", "adminRoleArns",
-                                "viewRoleArns", "nodeGroups", "logRetentionDays"})
-    version = _choice(str(obj.get("version", versions.DEFAULT_EKS_VERSION)), "cluster.version",
-                      versions.SUPPORTED_EKS_VERSIONS)
-    cidrs = _str_list(obj, "cluster.publicAccessCidrs", "publicAccessCidrs")
-    if env == "prod" and cidrs:
-        raise ConfigError("cluster.publicAccessCidrs", "prod's API endpoint is private-only (FSBP EKS.1 fails "
-                          "whenever the public endpoint is on, whatever the CIDRs)",
-                          "an empty list in prod; let CI reach the private endpoint from a network listed in "
-                          "cluster.privateAccessCidrs (platform/README.md, 'Reaching the EKS API')")
-    for c in cidrs:
-        net = _cidr(c, "cluster.publicAccessCidrs",
-                    "CIDRs of the operators' and CI runners' egress, e.g. 203.0.113.0/24")
-        if net.prefixlen < 8:
-            raise ConfigError("cluster.publicAccessCidrs", f"{c} opens the API endpoint to (nearly) everyone",
-                              "prefix length >= 8; leave the list empty for a private-only endpoint")
-    private = _str_list(obj, "cluster.privateAccessCidrs", "privateAccessCidrs")
-    for c in private:
-        allowed = "RFC 1918 IPv4 CIDRs of networks routed to the VPC (peering, Transit Gateway, VPN)"
-        pnet = _cidr(c, "cluster.privateAccessCidrs", allowed)
-        if pnet.version != 4 or not pnet.is_private:
-            raise ConfigError("cluster.privateAccessCidrs", f"{c} is not a private IPv4 network", allowed)
-    roles = _role_arns(obj, "cluster.adminRoleArns", "adminRoleArns")
-    if not roles:
-        raise ConfigError("cluster.adminRoleArns", "is empty: nobody could reach the cluster (access entries "
-                          "replace the creator's implicit admin)", "at least one IAM role ARN")
-    viewers = _role_arns(obj, "cluster.viewRoleArns", "viewRoleArns")
-    if set(viewers) & set(roles):
-        raise ConfigError("cluster.viewRoleArns", "names a role that is also an admin (one access entry per "
-                          "principal)", "roles not listed in cluster.adminRoleArns")
-    groups_raw = obj.get("nodeGroups", [{"name": "general", "instanceTypes": ["m7g.large"]}])
-    if not isinstance(groups_raw, list) or not groups_raw:
-        raise ConfigError("cluster.nodeGroups", "is empty or not a list", "a list of node group objects")
-    groups = tuple(_node_group(g, i) for i, g in enumerate(groups_raw))
-    if len({g.name for g in groups}) != len(groups):
-        raise ConfigError("cluster.nodeGroups", "node group names repeat", "unique names")
-    if env == "prod" and sum(g.min_size for g in groups) < 3:
-        raise ConfigError("cluster.nodeGroups", "prod needs at least 3 nodes in total (one per AZ)",
-                          "sum of minSize >= 3 in prod")
-    retention = _retention(obj, "cluster.logRetentionDays", "logRetentionDays", 365 if env == "prod" else 30)
-    return ClusterConfig(version, cidrs, roles, viewers, private, groups, retention)
+def _key(loc: list[str]) -> str:
+    """``("cluster", "nodeGroups", "0", "minSize")`` -> ``cluster.nodeGroups[0].minSize``."""
+    key = ""
+    for part in loc:
+        key += f"[{part}]" if part.isdigit() else (f".{part}" if key else part)
+    return key
 
 
-def _databases(raw: Mapping[str, Any], env: str) -> DatabasesConfig:
-    obj = _obj(raw, "databases", {"instanceClass", "allocatedGib", "maxAllocatedGib", "multiAz",
-                                  "deletionProtection", "backupRetentionDays"})
-    prod = env == "prod"
-    klass = _choice(obj.get("instanceClass", "db.t4g.medium"), "databases.instanceClass", DB_INSTANCE_CLASSES)
-    allocated = _int(obj, "databases.allocatedGib", "allocatedGib", 20, 20, 16384)
-    max_alloc = _int(obj, "databases.maxAllocatedGib", "maxAllocatedGib", allocated * 5, 20, 65536)
-    if max_alloc < allocated:
-        raise ConfigError("databases.maxAllocatedGib", f"{max_alloc} < allocatedGib {allocated}",
-                          ">= allocatedGib (storage autoscaling ceiling)")
-    multi_az = _bool(obj, "databases.multiAz", "multiAz", prod)
-    if prod and not multi_az:
-        raise ConfigError("databases.multiAz", "prod without multi-AZ loses the database with one AZ",
-                          "true in prod")
-    deletion = _bool(obj, "databases.deletionProtection", "deletionProtection", prod)
-    if prod and not deletion:
-        raise ConfigError("databases.deletionProtection", "prod databases must be deletion-protected",
-                          "true in prod")
-    backups = _int(obj, "databases.backupRetentionDays", "backupRetentionDays", 14 if prod else 7, 7, 35)
-    return DatabasesConfig(klass, allocated, max_alloc, multi_az, deletion, backups)
+@cache
+def _schema(model: type[BaseModel]) -> dict[str, Any]:
+    return model.model_json_schema(by_alias=True)
 
 
-def _edge(raw: Mapping[str, Any], env: str) -> EdgeConfig:
-    obj = _obj(raw, "edge", {"rateLimitPer5Min", "loginRateLimitPer5Min", "loginPath", "shieldAdvanced",
-                             "alertEmail", "logRetentionDays"})
-    rate = _int(obj, "edge.rateLimitPer5Min", "rateLimitPer5Min", 2000, 100, 2_000_000_000)
-    login = _int(obj, "edge.loginRateLimitPer5Min", "loginRateLimitPer5Min", 100, 10, 2_000_000_000)
-    if login >= rate:
-        raise ConfigError("edge.loginRateLimitPer5Min", f"{login} is not stricter than rateLimitPer5Min {rate}",
-                          "a limit below edge.rateLimitPer5Min")
-    path = _str(obj, "edge.loginPath", "loginPath", "/api/v1/sessions")
-    if not re.fullmatch(r"/[A-Za-z0-9/_.-]*", path):
-        raise ConfigError("edge.loginPath", f"{path!r} is not a URL path", "a path starting with '/'")
-    shield = _bool(obj, "edge.shieldAdvanced", "shieldAdvanced", env == "prod")
-    if env == "prod" and not shield:
-        raise ConfigError("edge.shieldAdvanced", "prod runs with Shield Advanced protections",
-                          "true in prod (the account must hold a Shield Advanced subscription)")
-    email = obj.get("alertEmail")
-    if email is not None and (not isinstance(email, str) or not _EMAIL.match(email)):
-        raise ConfigError("edge.alertEmail", f"{email!r} is not an e-mail address", "name@example.com or unset")
-    retention = _retention(obj, "edge.logRetentionDays", "logRetentionDays", 365 if env == "prod" else 30)
-    return EdgeConfig(rate, login, path, shield, email, retention)
+def schema_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> dict[str, Any] | None:
+    """The JSON schema node of the value at ``loc`` (aliases and list indexes), ``$ref`` and ``X | None``
+    resolved; ``None`` when the location is not in the schema (a validator's own sub-key)."""
+    root = _schema(model)
 
+    def resolve(node: dict[str, Any]) -> dict[str, Any]:
+        if "$ref" in node:
+            node = {**root["$defs"][node["$ref"].rsplit("/", 1)[1]], **{k: v for k, v in node.items() if k != "$ref"}}
+        options = [o for o in node.get("anyOf", []) if o.get("type") != "null"]
+        if len(options) == 1:
+            node = {**resolve(options[0]), **{k: v for k, v in node.items() if k != "anyOf"}}
+        return node
+
+    node = resolve(root)
+    for part in loc:
+        if isinstance(part, int):
+            child = node.get("items")
+        else:
+            child = node.get("properties", {}).get(part)
+            if child is None and isinstance(node.get("additionalProperties"), dict):
+                child = node["additionalProperties"]
+        if not isinstance(child, dict):
+            return None
+        node = resolve(child)
+    return node
+
+
+def allowed(node: Mapping[str, Any]) -> str:
+    """What a key allows, from its JSON schema: the constraint the schema states, then the field's description."""
+    if "enum" in node:
+        rule = ", ".join(str(v) for v in node["enum"])
+    elif "const" in node:
+        rule = str(node["const"])
+    elif node.get("type") == "integer" and "minimum" in node:
+        rule = f"an integer {node['minimum']}..{node['maximum']}"
+    elif node.get("type") == "boolean":
+        rule = "true or false"
+    elif node.get("type") == "array":
+        item = node.get("items", {})
+        rule = f"a list of {', '.join(item['enum'])}" if "enum" in item else "a list"
+    elif node.get("type") == "object" and "properties" in node:
+        rule = f"a mapping with keys {', '.join(node['properties'])}"
+    else:
+        rule = ""
+    description = node.get("description", "")
+    return "; ".join(part for part in (rule, description) if part) or "see platform/README.md"
+
+
+# --- entry points ----------------------------------------------------------------------------------------------
 
 def parse_stack_config(stack: str, raw: Mapping[str, Any], region: str | None) -> StackConfig:
-    """Validate the raw ``retail-platform:*`` values (keys without the project prefix) of one stack."""
-    unknown = sorted(set(raw) - set(TOP_LEVEL_KEYS))
-    if unknown:
-        raise ConfigError(unknown[0], "is not a known key (a typo would silently fall back to a default)",
-                          ", ".join(TOP_LEVEL_KEYS))
-    env = _choice(raw.get("environment", stack), "environment", ENVIRONMENTS)
-    if region is None or not _REGION.match(region):
-        raise ConfigError("aws:region", f"{region!r} is not an AWS region", "e.g. eu-west-1 (set aws:region)")
-    owner = _str(raw, "owner", "owner")
-    if not _LABEL.match(owner):
-        raise ConfigError("owner", f"{owner!r} is not a tag-safe team name", "lowercase letters, digits, '-'")
-    domain = _str(raw, "domain", "domain").lower().rstrip(".")
-    if not _DOMAIN.match(domain):
-        raise ConfigError("domain", f"{domain!r} is not a DNS domain name",
-                          "a registered domain such as shop.example.com (labels of a-z, 0-9, '-')")
-    return StackConfig(
-        stack=stack,
-        environment="prod" if env == "prod" else "dev",
-        region=region,
-        owner=owner,
-        domain=domain,
-        create_zone=_bool(raw, "createZone", "createZone", False),
-        network=_network(raw, env),
-        cluster=_cluster(raw, env),
-        databases=_databases(raw, env),
-        edge=_edge(raw, env),
-        kubernetes=_kubernetes(raw, env),
-    )
+    """Validate the raw ``retail-platform:*`` values (keys without the project prefix) of one AWS stack."""
+    env = raw.get("environment", stack)
+    data = {"environment": stack, **raw, "aws:region": region}
+    return validate(StackConfig, data, stack=stack, environment=env)
 
 
-def _kubernetes(raw: Mapping[str, Any], env: str) -> KubernetesConfig:
-    from shop_platform.k8s.stackconfig import parse_kubernetes_config
+def parse_local_config(stack: str, raw: Mapping[str, Any]) -> LocalStackConfig:
+    """The kind stack: no AWS keys at all; ``kind`` names the cluster, its pod subnet and version."""
+    return validate(LocalStackConfig, raw, stack=stack, environment=LOCAL_ENVIRONMENT)
 
-    return parse_kubernetes_config(raw, env)
 
-
-LOCAL_ENVIRONMENT: Final = "local"
-REGISTRY_ENVIRONMENT: Final = "registry"
+def parse_registry_stack_config(stack: str, raw: Mapping[str, Any], region: str | None) -> RegistryStackConfig:
+    """``Pulumi.registry.yaml``: who may pull (the dev and prod accounts) and how many images to keep."""
+    return validate(RegistryStackConfig, {**raw, "aws:region": region}, stack=stack,
+                    environment=REGISTRY_ENVIRONMENT)
 
 
 def parse_any_stack_config(stack: str, raw: Mapping[str, Any],
                            region: str | None) -> StackConfig | LocalStackConfig | RegistryStackConfig:
-    """A ``local`` (kind) stack has no AWS keys and its own rules (shop_platform.k8s.stackconfig), the
-    ``registry`` stack holds only the shared image registry (shop_platform.images); every other stack is an AWS
-    stack (``parse_stack_config``)."""
-    if raw.get("environment", stack) == REGISTRY_ENVIRONMENT:
-        from shop_platform.images import parse_registry_stack_config
-
+    """A ``local`` (kind) stack has no AWS keys, the ``registry`` stack holds only the shared image registry;
+    every other stack is an AWS stack."""
+    environment = raw.get("environment", stack)
+    if environment == REGISTRY_ENVIRONMENT:
         return parse_registry_stack_config(stack, raw, region)
-    if raw.get("environment", stack) == LOCAL_ENVIRONMENT:
-        from shop_platform.k8s.stackconfig import parse_local_config
-
+    if environment == LOCAL_ENVIRONMENT:
         return parse_local_config(stack, raw)
     return parse_stack_config(stack, raw, region)
-
-
-TOP_LEVEL_KEYS: Final[tuple[str, ...]] = (
-    "environment", "owner", "domain", "createZone", "network", "cluster", "databases", "edge", "kubernetes",
-)
 
 
 def load_stack_config() -> StackConfig | LocalStackConfig | RegistryStackConfig:

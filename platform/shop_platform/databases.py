@@ -35,6 +35,7 @@ import pulumi_random as random
 from services.catalog import Service
 from services.kit.dbroles import app_role
 from shop_platform import firewall, iam, versions
+from shop_platform.config import DatabasesConfig
 from shop_platform.context import StackContext
 from shop_platform.irsa import service_account_role
 from shop_platform.storage import encryption_key
@@ -62,12 +63,9 @@ class DatabasesArgs:
     cluster_security_group_id: pulumi.Input[str]
     oidc_provider_arn: pulumi.Input[str]
     oidc_issuer: pulumi.Input[str]
-    instance_class: str = "db.t4g.medium"
-    allocated_gib: int = 20
-    max_allocated_gib: int = 100
-    multi_az: bool = True
-    deletion_protection: bool = True
-    backup_retention_days: int = 14
+    # The stack's validated ``databases`` section (shop_platform.config.DatabasesConfig: size, backups, and
+    # prod's multi-AZ and deletion protection are checked there, once).
+    config: DatabasesConfig
     log_retention_days: int = 365
     namespace: str = "shop"
     bootstrap_namespace: str = BOOTSTRAP_NAMESPACE
@@ -75,10 +73,6 @@ class DatabasesArgs:
     def __post_init__(self) -> None:
         if not self.services or any(not s.owns_database for s in self.services):
             raise ValueError("DatabasesArgs: services must be non-empty and all own a database")
-        if self.backup_retention_days < 7:
-            raise ValueError("DatabasesArgs: backups must be kept >= 7 days")
-        if self.ctx.prod and not (self.multi_az and self.deletion_protection):
-            raise ValueError("DatabasesArgs: prod databases must be multi-AZ and deletion-protected")
         if len(self.isolated_subnet_ids) < 2:
             raise ValueError("DatabasesArgs: an RDS subnet group needs subnets in >= 2 AZs")
 
@@ -149,19 +143,19 @@ class Databases(pulumi.ComponentResource):
                                               keepers={"identifier": identifier}, opts=child)
             db = aws.rds.Instance(
                 f"{base}-db", identifier=identifier, engine="postgres",
-                engine_version=versions.POSTGRES_ENGINE_VERSION, instance_class=args.instance_class,
-                allocated_storage=args.allocated_gib, max_allocated_storage=args.max_allocated_gib,
+                engine_version=versions.POSTGRES_ENGINE_VERSION, instance_class=args.config.instance_class,
+                allocated_storage=args.config.allocated_gib, max_allocated_storage=args.config.max_allocated_gib,
                 storage_type="gp3", storage_encrypted=True, kms_key_id=key.arn,
                 db_name=svc.database_name, username=ADMIN_USERNAME, port=POSTGRES_PORT,
                 manage_master_user_password=True, master_user_secret_kms_key_id=key.arn,
                 db_subnet_group_name=subnet_group.name, vpc_security_group_ids=[sg.id], publicly_accessible=False,
-                parameter_group_name=params.name, multi_az=args.multi_az,
-                deletion_protection=args.deletion_protection,
+                parameter_group_name=params.name, multi_az=args.config.multi_az,
+                deletion_protection=args.config.deletion_protection,
                 skip_final_snapshot=not ctx.prod,
                 final_snapshot_identifier=pulumi.Output.concat(identifier, "-final-", snapshot_suffix.hex)
                 if ctx.prod else None,
                 delete_automated_backups=not ctx.prod,
-                backup_retention_period=args.backup_retention_days, copy_tags_to_snapshot=True,
+                backup_retention_period=args.config.backup_retention_days, copy_tags_to_snapshot=True,
                 auto_minor_version_upgrade=True, iam_database_authentication_enabled=True,
                 performance_insights_enabled=True, performance_insights_kms_key_id=key.arn,
                 performance_insights_retention_period=7,

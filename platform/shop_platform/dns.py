@@ -20,6 +20,7 @@ import pulumi
 import pulumi_aws as aws
 
 from shop_platform import iam
+from shop_platform.config import EdgeConfig
 from shop_platform.context import StackContext
 from shop_platform.maintenance import CLOUDFRONT_REGION, MaintenanceSite, MaintenanceSiteArgs
 from shop_platform.storage import encryption_key
@@ -79,12 +80,12 @@ class ApiDnsArgs:
     zone_id: pulumi.Input[str]
     alb_dns_name: pulumi.Input[str]
     alb_zone_id: pulumi.Input[str]
-    alert_email: str | None = None
+    # The stack's validated ``edge`` section (shop_platform.config.EdgeConfig): the alarm's address, the
+    # maintenance site's per-IP limit and log retention.
+    config: EdgeConfig
     health_check_path: str = "/healthz"
     failure_threshold: int = 3
     request_interval: int = 30
-    rate_limit_per_5min: int = 2000
-    log_retention_days: int = 365
     access_log_bucket: pulumi.Input[str] | None = None
 
     def __post_init__(self) -> None:
@@ -121,9 +122,9 @@ class ApiDns(pulumi.ComponentResource):
                             policy=topic.arn.apply(lambda arn: json.dumps(
                                 iam.alarm_topic_policy(arn, ctx.account_id, CLOUDFRONT_REGION, ctx.partition))),
                             opts=child)
-        if args.alert_email:
+        if args.config.alert_email:
             aws.sns.TopicSubscription(f"{name}-alerts-email", topic=topic.arn, protocol="email",
-                                      endpoint=args.alert_email, region=CLOUDFRONT_REGION, opts=child)
+                                      endpoint=args.config.alert_email, region=CLOUDFRONT_REGION, opts=child)
         aws.cloudwatch.MetricAlarm(
             f"{name}-health-alarm", alarm_description=f"{args.api_domain}: the ALB health check is failing; "
             "traffic has failed over to the maintenance page",
@@ -135,8 +136,9 @@ class ApiDns(pulumi.ComponentResource):
             region=CLOUDFRONT_REGION, tags=tags(), opts=child)
 
         site = MaintenanceSite(f"{name}-maintenance", MaintenanceSiteArgs(
-            ctx=ctx, api_domain=args.api_domain, zone_id=args.zone_id, rate_limit_per_5min=args.rate_limit_per_5min,
-            log_retention_days=args.log_retention_days, access_log_bucket=args.access_log_bucket), opts=child)
+            ctx=ctx, api_domain=args.api_domain, zone_id=args.zone_id,
+            rate_limit_per_5min=args.config.rate_limit_per_5min, log_retention_days=args.config.log_retention_days,
+            access_log_bucket=args.access_log_bucket), opts=child)
         aws.route53.Record(
             f"{name}-api-primary", zone_id=args.zone_id, name=args.api_domain, type="A", set_identifier="primary",
             failover_routing_policies=[{"type": "PRIMARY"}], health_check_id=check.id,

@@ -35,6 +35,7 @@ import pulumi_aws as aws
 
 from shop_platform import firewall, iam, versions, waf
 from shop_platform.certificate import DnsValidatedCertificate, DnsValidatedCertificateArgs
+from shop_platform.config import EdgeConfig
 from shop_platform.context import StackContext
 from shop_platform.irsa import service_account_role
 from shop_platform.storage import SecureBucket, SecureBucketArgs, encryption_key
@@ -60,10 +61,8 @@ class EdgeArgs:
     cluster_security_group_id: pulumi.Input[str]
     oidc_provider_arn: pulumi.Input[str]
     oidc_issuer: pulumi.Input[str]
-    rate_limit_per_5min: int = 2000
-    login_rate_limit_per_5min: int = 100
-    login_path: str = "/api/v1/sessions"
-    log_retention_days: int = 365
+    # The stack's validated ``edge`` section (shop_platform.config.EdgeConfig): WAF limits, log retention.
+    config: EdgeConfig
     # NGINX Gateway Fabric's data-plane port and the API's liveness path (see api-contract).
     gateway_port: int = 80
     health_check_path: str = "/healthz"
@@ -75,7 +74,6 @@ class EdgeArgs:
             raise ValueError("EdgeArgs: an ALB needs public subnets in >= 2 AZs")
         if not 1 <= self.gateway_port <= 65535:
             raise ValueError("EdgeArgs: gateway_port must be a TCP port")
-        waf.build_web_acl_rules(self.rate_limit_per_5min, self.login_rate_limit_per_5min, self.login_path)
 
 
 class Edge(pulumi.ComponentResource):
@@ -105,7 +103,7 @@ class Edge(pulumi.ComponentResource):
         elb_account = aws.elb.get_service_account()
         logs = SecureBucket(f"{name}-alb-logs", SecureBucketArgs(
             ctx=ctx, sse_algorithm="AES256",  # ALB log delivery supports SSE-S3 only
-            expire_days=args.log_retention_days, grants=alb_log_grants(elb_account.arn, ctx.account_id, "alb"),
+            expire_days=args.config.log_retention_days, grants=alb_log_grants(elb_account.arn, ctx.account_id, "alb"),
             access_log_bucket=args.access_log_bucket),
             opts=child)
 
@@ -139,14 +137,14 @@ class Edge(pulumi.ComponentResource):
                                  service_grant=iam.logs_key_grant(ctx.account_id, ctx.region, ctx.partition))
         # WAF only logs to groups whose name starts with aws-waf-logs-.
         waf_logs = aws.cloudwatch.LogGroup(f"{name}-waf-logs", name=f"aws-waf-logs-shop-{ctx.tags.stack}",
-                                           retention_in_days=args.log_retention_days, kms_key_id=waf_key.arn,
+                                           retention_in_days=args.config.log_retention_days, kms_key_id=waf_key.arn,
                                            tags=tags(), opts=child)
         delivery = aws.cloudwatch.LogResourcePolicy(
             f"{name}-waf-logs-delivery", policy_name=f"waf-logs-delivery-{ctx.tags.stack}",
             policy_document=waf_logs.arn.apply(
                 lambda arn: json.dumps(iam.log_delivery_policy(arn, ctx.account_id, ctx.region, ctx.partition))),
             opts=child)
-        rules = waf.build_web_acl_rules(args.rate_limit_per_5min, args.login_rate_limit_per_5min, args.login_path)
+        rules = waf.build_web_acl_rules(args.config)
         acl = aws.wafv2.WebAcl(
             f"{name}-web-acl", scope="REGIONAL", description=f"API of stack {ctx.tags.stack}",
             default_action={"allow": {}}, rules=waf.web_acl_rule_args(rules),

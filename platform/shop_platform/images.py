@@ -23,24 +23,13 @@ import json
 import re
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from services import catalog
-from shop_platform.config import REGISTRY_ENVIRONMENT, ConfigError
+from shop_platform.config import DIGEST, ECR_HOST, REGISTRY_HOST, ConfigError, KubernetesConfig, StackConfig
 
-if TYPE_CHECKING:
-    from shop_platform.config import StackConfig
-    from shop_platform.k8s.stackconfig import KubernetesConfig
-
-REGISTRY_TOP_LEVEL_KEYS: Final = ("environment", "owner", "registry")
-REGISTRY_KEYS: Final = ("pullAccountIds", "keepImages")
-ECR_HOST: Final = re.compile(r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z]{2}(-gov)?-[a-z]+-\d)\.amazonaws\.com$")
 GIT_COMMIT: Final = re.compile(r"^[0-9a-f]{40}$")
-DIGEST: Final = re.compile(r"^sha256:[0-9a-f]{64}$")
-_ACCOUNT: Final = re.compile(r"^\d{12}$")
-_LABEL: Final = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")
 # What a node needs to pull an image by digest (the node role's AmazonEC2ContainerRegistryPullOnly grants
 # the same actions on "*" plus ecr:GetAuthorizationToken in its own account).
 PULL_ACTIONS: Final = ("ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer")
@@ -50,16 +39,16 @@ def repository_name(service: str) -> str:
     return f"shop/{service}"
 
 
-def parse_registry_host(value: object, key: str = "kubernetes.imageRegistry") -> str:
-    if not isinstance(value, str) or not ECR_HOST.match(value):
-        raise ConfigError(key, f"{value!r} is not an ECR registry host",
-                          "<12-digit account>.dkr.ecr.<region>.amazonaws.com (the registry stack's `registry` output)")
+def registry_host(value: str | None) -> str:
+    """The stack's registry host (its form is checked by ``config.KubernetesConfig``): an AWS stack needs one."""
+    if value is None:
+        raise ConfigError("kubernetes.imageRegistry", "is not set", REGISTRY_HOST)
     return value
 
 
 def repository_urls(registry: str | None) -> dict[str, str]:
     """The repository URL of every catalog service in the shared registry."""
-    host = parse_registry_host(registry)
+    host = registry_host(registry)
     return {s.name: f"{host}/{repository_name(s.name)}" for s in catalog.SERVICES}
 
 
@@ -69,7 +58,7 @@ def check_deployable(cfg: StackConfig) -> None:
     Called by the program before any resource exists, so ``pulumi preview`` and ``pulumi up`` fail in the
     first second with the key named, instead of rolling services to an image that was never pushed."""
     k = cfg.kubernetes
-    registry = parse_registry_host(k.image_registry)
+    registry = registry_host(k.image_registry)
     region = ECR_HOST.match(registry).group("region")  # type: ignore[union-attr]  # checked just above
     if region != cfg.region:
         raise ConfigError("kubernetes.imageRegistry", f"the registry is in {region}, the stack in {cfg.region}",
@@ -120,48 +109,6 @@ def offline_pins() -> dict[str, Any]:
     return {"imageTag": hashlib.sha1(b"offline-plan").hexdigest(),  # noqa: S324 - a placeholder, not security
             "imageDigests": {s.name: "sha256:" + hashlib.sha256(f"offline-plan:{s.name}".encode()).hexdigest()
                              for s in catalog.SERVICES}}
-
-
-# --- the registry stack ---------------------------------------------------------------------------------------
-
-@dataclass(frozen=True, slots=True)
-class RegistryStackConfig:
-    stack: str
-    owner: str
-    region: str
-    pull_account_ids: tuple[str, ...]
-    keep_images: int
-    environment: str = REGISTRY_ENVIRONMENT
-
-
-def parse_registry_stack_config(stack: str, raw: Mapping[str, Any], region: str | None) -> RegistryStackConfig:
-    """``Pulumi.registry.yaml``: who may pull (the dev and prod accounts) and how many images to keep."""
-    unknown = sorted(set(raw) - set(REGISTRY_TOP_LEVEL_KEYS))
-    if unknown:
-        raise ConfigError(unknown[0], "is not a known key for the registry stack", ", ".join(REGISTRY_TOP_LEVEL_KEYS))
-    if region is None or not re.fullmatch(r"[a-z]{2}(-gov)?-[a-z]+-\d", region):
-        raise ConfigError("aws:region", f"{region!r} is not an AWS region", "the region the app stacks run in")
-    owner = raw.get("owner")
-    if not isinstance(owner, str) or not _LABEL.match(owner):
-        raise ConfigError("owner", f"{owner!r} is not a tag-safe team name", "lowercase letters, digits, '-'")
-    obj = raw.get("registry", {})
-    if isinstance(obj, str):
-        obj = json.loads(obj)
-    if not isinstance(obj, Mapping) or set(obj) - set(REGISTRY_KEYS):
-        raise ConfigError("registry", f"{obj!r} is not a registry object", f"a mapping with keys {REGISTRY_KEYS}")
-    accounts = obj.get("pullAccountIds")
-    if not isinstance(accounts, list) or not accounts or not all(isinstance(a, str) and _ACCOUNT.match(a)
-                                                                  for a in accounts):
-        raise ConfigError("registry.pullAccountIds", f"{accounts!r} is not a list of account ids",
-                          "the 12-digit ids (quoted strings) of the accounts whose nodes pull: dev and prod")
-    keep = obj.get("keepImages", 30)
-    if isinstance(keep, float) and keep.is_integer():
-        keep = int(keep)
-    if isinstance(keep, bool) or not isinstance(keep, int) or not 10 <= keep <= 1000:
-        raise ConfigError("registry.keepImages", f"{keep!r} is out of range",
-                          "10..1000 (older images expire; every image a stack runs or may roll back to must be "
-                          "among the newest)")
-    return RegistryStackConfig(stack, owner, region, tuple(sorted(set(accounts))), keep)
 
 
 def pull_policy(account_ids: Sequence[str], partition: str = "aws") -> dict[str, Any]:

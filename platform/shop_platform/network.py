@@ -18,12 +18,12 @@ from __future__ import annotations
 import ipaddress
 import json
 from dataclasses import dataclass
-from typing import Literal
 
 import pulumi
 import pulumi_aws as aws
 
 from shop_platform import iam
+from shop_platform.config import NetworkConfig
 from shop_platform.context import StackContext
 from shop_platform.storage import encryption_key
 
@@ -72,20 +72,16 @@ def plan_subnets(vpc_cidr: str, az_count: int) -> SubnetPlan:
 @dataclass(frozen=True, slots=True)
 class NetworkArgs:
     ctx: StackContext
-    cidr: str
+    # The stack's validated ``network`` section (shop_platform.config.NetworkConfig: a private /16../20, and
+    # prod's NAT gateway per AZ, are checked there, once).
+    config: NetworkConfig
     availability_zones: tuple[str, ...]
     cluster_name: str
-    nat_gateways: Literal["single", "per_az"] = "per_az"
-    flow_log_retention_days: int = 365
 
     def __post_init__(self) -> None:
         if not 2 <= len(self.availability_zones) <= 3 or len(set(self.availability_zones)) != len(
                 self.availability_zones):
             raise ValueError(f"NetworkArgs: need 2-3 distinct AZs, got {self.availability_zones}")
-        if not ipaddress.IPv4Network(self.cidr).is_private:
-            raise ValueError(f"NetworkArgs: {self.cidr} is not a private network")
-        if self.ctx.prod and self.nat_gateways != "per_az":
-            raise ValueError("NetworkArgs: prod needs a NAT gateway per AZ")
 
 
 class Network(pulumi.ComponentResource):
@@ -105,9 +101,9 @@ class Network(pulumi.ComponentResource):
         ctx, tags = args.ctx, args.ctx.tags
         child = pulumi.ResourceOptions(parent=self)
         azs = args.availability_zones
-        plan = plan_subnets(args.cidr, len(azs))
+        plan = plan_subnets(args.config.cidr, len(azs))
 
-        vpc = aws.ec2.Vpc(f"{name}-vpc", cidr_block=args.cidr, enable_dns_hostnames=True,
+        vpc = aws.ec2.Vpc(f"{name}-vpc", cidr_block=args.config.cidr, enable_dns_hostnames=True,
                           enable_dns_support=True, tags=tags(Name=f"{name}-vpc"), opts=child)
         aws.ec2.DefaultSecurityGroup(f"{name}-default-sg", vpc_id=vpc.id, ingress=[], egress=[],
                                      tags=tags(Name=f"{name}-default-deny"), opts=child)
@@ -133,7 +129,7 @@ class Network(pulumi.ComponentResource):
             aws.ec2.RouteTableAssociation(f"{name}-public-rta-{i}", subnet_id=s.id, route_table_id=public_rt.id,
                                           opts=child)
 
-        nat_count = len(azs) if args.nat_gateways == "per_az" else 1
+        nat_count = len(azs) if args.config.nat_gateways == "per_az" else 1
         nats = []
         for i in range(nat_count):
             eip = aws.ec2.Eip(f"{name}-nat-eip-{i}", domain="vpc", tags=tags(Name=f"{name}-nat-{azs[i]}"),
@@ -163,7 +159,7 @@ class Network(pulumi.ComponentResource):
                                             tags=tags(Name=f"{name}-endpoints"), opts=child)
         aws.vpc.SecurityGroupIngressRule(
             f"{name}-endpoints-from-vpc-443", security_group_id=endpoint_sg.id, ip_protocol="tcp",
-            from_port=HTTPS_PORT, to_port=HTTPS_PORT, cidr_ipv4=args.cidr, description="HTTPS from the VPC",
+            from_port=HTTPS_PORT, to_port=HTTPS_PORT, cidr_ipv4=args.config.cidr, description="HTTPS from the VPC",
             tags=tags(), opts=child)
         self.endpoints = [aws.ec2.VpcEndpoint(
             f"{name}-{svc.replace('.', '-')}-endpoint", vpc_id=vpc.id, service_name=f"com.amazonaws.{ctx.region}.{svc}",
@@ -184,7 +180,7 @@ class Network(pulumi.ComponentResource):
                                   service_grant=iam.logs_key_grant(ctx.account_id, ctx.region, ctx.partition))
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-flow-logs", name=f"/shop/{ctx.tags.stack}/vpc-flow-logs",
-            retention_in_days=args.flow_log_retention_days, kms_key_id=logs_key.arn, tags=tags(), opts=child)
+            retention_in_days=args.config.flow_log_retention_days, kms_key_id=logs_key.arn, tags=tags(), opts=child)
         role = aws.iam.Role(f"{name}-flow-logs-role",
                             assume_role_policy=json.dumps(iam.service_assume_role(
                                 "vpc-flow-logs.amazonaws.com", ctx.account_id,
@@ -197,7 +193,7 @@ class Network(pulumi.ComponentResource):
                         tags=tags(), opts=child)
 
         self.vpc_id = vpc.id
-        self.vpc_cidr = args.cidr
+        self.vpc_cidr = args.config.cidr
         self.public_subnet_ids = [s.id for s in public]
         self.private_subnet_ids = [s.id for s in private]
         self.isolated_subnet_ids = [s.id for s in isolated]

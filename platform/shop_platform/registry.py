@@ -16,6 +16,7 @@ import pulumi
 import pulumi_aws as aws
 
 from services.catalog import Service
+from shop_platform.config import RegistryConfig
 from shop_platform.context import StackContext
 from shop_platform.images import pull_policy, repository_name
 
@@ -36,16 +37,13 @@ def lifecycle_policy(keep_tagged: int = 30, untagged_days: int = 7) -> dict[str,
 class RegistryArgs:
     ctx: StackContext
     services: tuple[Service, ...]
-    pull_account_ids: tuple[str, ...]  # accounts whose nodes pull (dev, prod)
-    keep_tagged: int = 30
+    # The registry stack's validated ``registry`` section (shop_platform.config.RegistryConfig): the accounts
+    # whose nodes pull (at least one) and how many images to keep (enough for rollbacks) are checked there.
+    config: RegistryConfig
 
     def __post_init__(self) -> None:
         if not self.services:
             raise ValueError("RegistryArgs: no services")
-        if not self.pull_account_ids:
-            raise ValueError("RegistryArgs: no account may pull: the app stacks could not start a pod")
-        if self.keep_tagged < 5:
-            raise ValueError("RegistryArgs: keep at least 5 tagged images (rollbacks need them)")
 
 
 class Registry(pulumi.ComponentResource):
@@ -65,9 +63,9 @@ class Registry(pulumi.ComponentResource):
                 # Deleting a repository with images must be a deliberate act, not a side effect of destroy.
                 force_delete=False, tags=args.ctx.tags(svc.name), opts=child)
             aws.ecr.LifecyclePolicy(f"{name}-{svc.name}-lifecycle", repository=repo.name,
-                                    policy=json.dumps(lifecycle_policy(args.keep_tagged)), opts=child)
+                                    policy=json.dumps(lifecycle_policy(args.config.keep_images)), opts=child)
             aws.ecr.RepositoryPolicy(f"{name}-{svc.name}-pull", repository=repo.name,
-                                     policy=json.dumps(pull_policy(args.pull_account_ids, args.ctx.partition)),
+                                     policy=json.dumps(pull_policy(args.config.pull_account_ids, args.ctx.partition)),
                                      opts=child)
             self.repository_urls[svc.name] = repo.repository_url
         self.register_outputs({"repository_urls": self.repository_urls})

@@ -18,6 +18,8 @@ from typing import Any, Final
 
 import pulumi_aws as aws
 
+from shop_platform.config import EdgeConfig
+
 # AWS managed rule groups the platform always runs, in evaluation order.
 MANAGED_GROUPS: Final[tuple[str, ...]] = (
     "AWSManagedRulesAmazonIpReputationList",
@@ -65,15 +67,14 @@ def login_rate_limit_rule(limit: int, login_path: str, priority: int) -> dict[st
             "VisibilityConfig": _visibility("rate-login")}
 
 
-def build_web_acl_rules(rate_limit: int, login_rate_limit: int, login_path: str) -> list[dict[str, Any]]:
-    """All rules of the API's web ACL, priorities unique and ascending."""
-    if login_rate_limit >= rate_limit:
-        raise ValueError("the login limit must be stricter than the general per-IP limit")
+def build_web_acl_rules(edge: EdgeConfig) -> list[dict[str, Any]]:
+    """All rules of the API's web ACL, priorities unique and ascending. The limits come from the validated
+    ``edge`` section (the login limit is stricter than the general one: config.EdgeConfig checks it)."""
     reputation, *content = MANAGED_GROUPS
     return [
         managed_group_rule(reputation, 0),
-        rate_limit_rule(rate_limit, 10),
-        login_rate_limit_rule(login_rate_limit, login_path, 20),
+        rate_limit_rule(edge.rate_limit_per_5min, 10),
+        login_rate_limit_rule(edge.login_rate_limit_per_5min, edge.login_path, 20),
         *(managed_group_rule(group, 30 + i) for i, group in enumerate(content)),
     ]
 

@@ -1,22 +1,29 @@
 """One OpenAPI document for the public API: each upstream's own document, cut down to its public
-prefixes and merged, with the answers the gateway itself can give added to every operation; and the
-reference page that renders it at ``/api/v1/docs``."""
+prefixes and merged, with the answers the gateway itself can give added to every operation; the cache
+that serves it; and the reference page that renders it at ``/api/v1/docs``."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import importlib.metadata
 import importlib.resources
 import json
+import logging
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import httpx
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
 from services import catalog
-from services.gateway.proxy import is_clean_public_path
+from services.gateway.forward import Gateway
+from services.gateway.paths import is_clean_public_path
+
+log = logging.getLogger("gateway")
 
 _PROBLEM_REF = {"$ref": "#/components/schemas/ProblemBody"}
 _GATEWAY_ANSWERS = {
@@ -146,6 +153,66 @@ def merge(own: dict[str, Any], upstream_docs: Mapping[str, dict[str, Any]]) -> d
             merged["paths"][path] = item
     _prune_components(merged)
     return merged
+
+
+class OpenAPICache:
+    """The merged document, rebuilt at most every ``ttl_s``; an upstream that cannot be reached keeps its
+    last good document (and, having none, is left out until it answers)."""
+
+    def __init__(self, ttl_s: float) -> None:
+        self.ttl_s = ttl_s
+        self._merged: dict[str, Any] | None = None
+        self._built_at = float("-inf")
+        self._last_good: dict[str, dict[str, Any]] = {}
+        self._lock = asyncio.Lock()
+
+    async def get(self, app: FastAPI) -> dict[str, Any]:
+        if self._merged is not None and time.monotonic() - self._built_at < self.ttl_s:
+            return self._merged
+        async with self._lock:
+            if self._merged is not None and time.monotonic() - self._built_at < self.ttl_s:
+                return self._merged
+            gateway: Gateway = app.state.gateway
+            client: httpx.AsyncClient = app.state.ops_client
+            names = list(gateway.upstreams)
+            fetched = await asyncio.gather(*(
+                self._fetch(client, gateway.upstreams[n].base_url, gateway.settings.readiness_timeout_s * 3)
+                for n in names
+            ))
+            complete = True
+            for name, doc in zip(names, fetched, strict=True):
+                if doc is not None:
+                    self._last_good[name] = doc
+                elif name not in self._last_good:
+                    complete = False
+            merged = merge(app.openapi(), self._last_good)
+            if complete:
+                self._merged, self._built_at = merged, time.monotonic()
+            return merged
+
+    @staticmethod
+    async def _fetch(client: httpx.AsyncClient, base_url: str, wait_s: float) -> dict[str, Any] | None:
+        try:
+            response = await client.get(f"{base_url}/openapi.json", timeout=wait_s)
+            if response.status_code == 200:
+                doc = response.json()
+                return doc if isinstance(doc, dict) else None
+        except (httpx.HTTPError, ValueError) as exc:
+            log.warning("openapi fetch failed", extra={"event": "openapi_fetch_failed",
+                                                       "error_type": type(exc).__name__})
+        return None
+
+
+def install_document(app: FastAPI, ttl_s: float) -> None:
+    """The merged document at ``/openapi.json`` (the app is made without FastAPI's own) and at
+    :data:`PUBLIC_DOCUMENT`, the path the edges forward."""
+    cache = OpenAPICache(ttl_s)
+
+    async def merged_openapi(request: Request) -> JSONResponse:
+        return JSONResponse(await cache.get(request.app))
+
+    app.add_route("/openapi.json", merged_openapi, include_in_schema=False)
+    app.add_route(PUBLIC_DOCUMENT, merged_openapi, include_in_schema=False)
 
 
 # --- the API reference page -------------------------------------------------------------------------------

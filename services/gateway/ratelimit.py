@@ -29,7 +29,9 @@ guard passwords live in the users service's database).
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
+import ipaddress
 import math
 import mmap
 import os
@@ -39,6 +41,15 @@ import struct
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from prometheus_client import Counter
+
+from services.gateway.paths import LOGIN_PATH, PASSWORD_SETTING
+from services.gateway.settings import Settings
+from services.kit.client_address import IPAddress
+from services.kit.errors import Problem
+
+RATE_LIMITED = Counter("gateway_rate_limited_total", "Requests refused with 429, by limit scope", ["scope"])
 
 _MAGIC = b"RGRLv001"
 _HEADER = struct.Struct("<8sQ16s")  # magic, slot count, salt
@@ -147,3 +158,45 @@ class SharedTokenBuckets:
         self._map.close()
         os.close(self._fd)
         os.close(self._live)
+
+
+@functools.lru_cache(maxsize=65536)
+def client_key(address: IPAddress) -> str:
+    """The bucket a client address draws from: the address, or for IPv6 its /64 (one host usually owns the
+    whole /64, and could otherwise take a fresh bucket per request)."""
+    if address.version == 6:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
+
+
+class RateLimits:
+    """The gateway's four limits over one bucket table; a refusal is a 429 problem with ``Retry-After``."""
+
+    def __init__(self, buckets: SharedTokenBuckets, settings: Settings) -> None:
+        self.buckets = buckets
+        self.client = Limit(settings.rate_limit_client_per_s, settings.rate_limit_client_burst)
+        self.user = Limit(settings.rate_limit_user_per_s, settings.rate_limit_user_burst)
+        self.login = Limit(settings.rate_limit_login_per_s, settings.rate_limit_login_burst)
+        self.password = Limit(settings.rate_limit_password_per_s, settings.rate_limit_password_burst)
+
+    def admit_client(self, client: str, method: str, path: str) -> None:
+        """Every request, per client; logins and password settings, per client again on top."""
+        self._take("client", client, self.client)
+        if method == "POST" and path == LOGIN_PATH:
+            self._take("login", client, self.login)
+        elif (method, path) in PASSWORD_SETTING:
+            self._take("password", client, self.password)
+
+    def admit_user(self, user_id: str) -> None:
+        """Requests with a verified token, per token subject."""
+        self._take("user", user_id, self.user)
+
+    def _take(self, scope: str, key: str, limit: Limit) -> None:
+        decision = self.buckets.acquire(f"{scope}:{key}", limit)
+        if not decision.allowed:
+            RATE_LIMITED.labels(scope).inc()
+            raise Problem(429, f"Too many requests ({scope} limit); retry after {decision.retry_after_s} s.",
+                          kind="rate-limited", scope=scope, headers={"Retry-After": str(decision.retry_after_s)})
+
+    def close(self) -> None:
+        self.buckets.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import tempfile
 from pathlib import Path
@@ -12,10 +11,9 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from services import catalog
+from services.kit.client_address import TrustedProxies
 from services.kit.http import service_url
 from services.kit.settings import KitSettings
-
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def _default_state_path() -> Path:
@@ -39,10 +37,10 @@ class Settings(KitSettings):
         default_factory=_routed_services,
         description="The catalog services this deployment routes to, comma-separated. A public prefix of a service "
                     "not listed answers 404, and /readyz/upstreams does not check it.")
-    trusted_proxies: Annotated[list[IPNetwork], NoDecode] = Field(
+    trusted_proxies: TrustedProxies = Field(
         default_factory=list,
-        description="Networks (CIDRs, comma-separated) whose X-Forwarded-For is believed; from any other peer the "
-                    "client address is the peer's. Empty: no proxy is trusted.")
+        description="Networks (CIDRs, comma-separated or a JSON list) whose X-Forwarded-For is believed; from any "
+                    "other peer the client address is the peer's. Empty: no proxy is trusted.")
 
     # Token buckets: a steady rate (tokens per second) and a burst (bucket size), per scope.
     rate_limit_enabled: bool = Field(default=True, description="Whether the token buckets below apply at all.")
@@ -121,18 +119,6 @@ class Settings(KitSettings):
         if isinstance(value, str):
             return [v.strip() for v in value.split(",") if v.strip()]
         return value
-
-    @field_validator("trusted_proxies", mode="before")
-    @classmethod
-    def _split_networks(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [v.strip() for v in value.split(",") if v.strip()]
-        return value
-
-    @field_validator("trusted_proxies", mode="after")
-    @classmethod
-    def _strict_networks(cls, value: list[IPNetwork]) -> list[IPNetwork]:
-        return [ipaddress.ip_network(n, strict=True) for n in value]
 
     @model_validator(mode="after")
     def _check_gateway(self) -> Settings:

@@ -3,7 +3,8 @@
 It wires settings, JSON logging, the problem handlers, the observability middleware, the database pool
 and migrations, token verification, and the operational routes (``/healthz``, ``/readyz``,
 ``/metrics``). A service passes its routers and, if it needs them, start-up hooks (background workers,
-bootstrap) and extra readiness checks.
+bootstrap), extra readiness checks, routes to try before all others, and where (or whether) FastAPI
+serves the service's OpenAPI document.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.kit import metrics
@@ -225,6 +227,8 @@ def create_app(
     title: str,
     description: str,
     routers: Sequence[APIRouter],
+    front_routes: Sequence[BaseRoute] = (),
+    openapi_url: str | None = "/openapi.json",
     migrations: Path | None = None,
     on_startup: Sequence[Hook] = (),
     on_shutdown: Sequence[Hook] = (),
@@ -232,7 +236,11 @@ def create_app(
     background: Sequence[Loop] = (),
 ) -> FastAPI:
     """``background`` loops (``async def loop(app)``, running until cancelled) start after the start-up
-    hooks and are cancelled, and awaited, before the shutdown hooks run."""
+    hooks and are cancelled, and awaited, before the shutdown hooks run.
+
+    ``front_routes`` are tried before every other route (the docs, the operational routes, ``routers``):
+    Starlette tries routes in order and each miss costs time, so a hot path can go first. With
+    ``openapi_url=None`` FastAPI serves no document (and no docs pages); the service may serve its own."""
     configure_logging(settings)
 
     @asynccontextmanager
@@ -276,6 +284,8 @@ def create_app(
         version="1.0.0",
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
+        openapi_url=openapi_url,
+        routes=list(front_routes),
     )
     app.state.settings = settings
     app.state.pool = None

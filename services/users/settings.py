@@ -6,19 +6,16 @@ generated here: every replica must sign with, and publish, the same keys.
 
 from __future__ import annotations
 
-import ipaddress
 import json
-from typing import Annotated, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
-from pydantic_settings import NoDecode, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from services.kit import keys
+from services.kit.client_address import TrustedProxies
 from services.kit.settings import KitSettings
 from services.users.rules import PASSWORD_MAX, PASSWORD_MIN, check_email
-
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class Settings(KitSettings):
@@ -64,7 +61,7 @@ class Settings(KitSettings):
     login_max_wait_s: float = Field(
         default=10.0, gt=0, le=60,
         description="Seconds a login finding no room under the limits waits for some before it gets 429.")
-    trusted_proxies: Annotated[list[IPNetwork], NoDecode] = Field(
+    trusted_proxies: TrustedProxies = Field(
         default_factory=list,
         description="Peers whose X-Forwarded-For is believed (the gateway, the edge): CIDRs, comma-separated or a "
                     "JSON list. Empty: the client address is the peer's.")
@@ -91,16 +88,6 @@ class Settings(KitSettings):
                     "than a queue that keeps the cores hashing.")
 
     _signing_keys: dict[str, Ed25519PrivateKey] = PrivateAttr(default_factory=dict)
-
-    @field_validator("trusted_proxies", mode="before")
-    @classmethod
-    def _parse_proxies(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                return json.loads(text)
-            return [part.strip() for part in text.split(",") if part.strip()]
-        return value
 
     @field_validator("admin_email")
     @classmethod

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import ipaddress
 import math
@@ -28,10 +29,9 @@ from asyncpg.pool import PoolConnectionProxy
 from prometheus_client import Counter
 from starlette.requests import Request
 
+from services.kit.client_address import ClientAddress, IPAddress, IPNetwork
 from services.kit.errors import Problem
-from services.users.settings import IPNetwork, Settings
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+from services.users.settings import Settings
 
 LOGINS = Counter("users_logins_total", "Login attempts by outcome", ["outcome"])
 
@@ -66,44 +66,17 @@ def _lock_id(data: bytes) -> int:
     return int.from_bytes(hashlib.sha256(data).digest()[:4], "big", signed=True)
 
 
-def _normalise(addr: IPAddress) -> IPAddress:
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        return addr.ipv4_mapped
-    return addr
-
-
-def _parse(text: str) -> IPAddress | None:
-    text = text.strip()
-    if text.startswith("[") and "]" in text:  # [v6]:port
-        text = text[1:text.index("]")]
-    elif text.count(":") == 1:  # v4:port
-        text = text.split(":", 1)[0]
-    try:
-        return _normalise(ipaddress.ip_address(text))
-    except ValueError:
-        return None
+@functools.lru_cache(maxsize=16)
+def _rule(trusted: tuple[IPNetwork, ...]) -> ClientAddress:
+    return ClientAddress(trusted)
 
 
 def client_address(request: Request, trusted: Sequence[IPNetwork]) -> IPAddress:
-    """The client's address: the peer, or, when the peer is a trusted proxy, the right-most address in
-    X-Forwarded-For that is not itself a trusted proxy (entries left of it are client-controlled)."""
-    peer = _parse(request.client.host) if request.client else None
-    addr = peer or _UNKNOWN_PEER
-
-    def is_trusted(a: IPAddress) -> bool:
-        return any(a.version == net.version and a in net for net in trusted)
-
-    if not trusted or not is_trusted(addr):
-        return addr
-    hops = [h for value in request.headers.getlist("x-forwarded-for") for h in value.split(",")]
-    for hop in reversed(hops):
-        parsed = _parse(hop)
-        if parsed is None:
-            break  # garbage: do not look further left, trust what we have
-        addr = parsed
-        if not is_trusted(parsed):
-            break
-    return addr
+    """The address a login is charged to: the kit's client-address rule (the gateway's too), or ``::``
+    when the peer is unknown."""
+    forwarded_for = ",".join(request.headers.getlist("x-forwarded-for")) or None
+    peer = request.client.host if request.client else None
+    return _rule(tuple(trusted)).resolve(peer, forwarded_for) or _UNKNOWN_PEER
 
 
 class Attempt:

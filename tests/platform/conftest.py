@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
+from shop_platform.config import Section, validate
 from shop_platform.context import StackContext
 from shop_platform.tags import Tagger
 
@@ -25,6 +27,15 @@ def make_ctx(prod: bool = False) -> StackContext:
     env = "prod" if prod else "dev"
     return StackContext(account_id=ACCOUNT_ID, region=REGION, tags=Tagger(stack=env, owner="platform-team",
                                                                         environment=env), prod=prod)
+
+
+S = TypeVar("S", bound=Section)
+
+
+def section(model: type[S], ctx: StackContext, **raw: object) -> S:
+    """A stack config section for a component's args, validated for the context's environment (camelCase keys,
+    as in a stack file)."""
+    return validate(model, raw, environment="prod" if ctx.prod else "dev")
 
 
 @pytest.fixture

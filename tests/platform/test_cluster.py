@@ -7,21 +7,25 @@ from collections.abc import Callable
 
 import pytest
 from shop_platform import versions
-from shop_platform.cluster import Cluster, ClusterArgs, NodeGroupSpec
+from shop_platform.cluster import Cluster, ClusterArgs
+from shop_platform.config import ClusterConfig, ConfigError
 from shop_platform.context import StackContext
 
+from tests.platform.conftest import section
 from tools.offline import Recording
 
 ADMIN = "arn:aws:iam::111122223333:role/admin"
 
 
-def _args(ctx: StackContext, **over: object) -> ClusterArgs:
-    base: dict[str, object] = dict(
-        ctx=ctx, cluster_name="shop-test", version=versions.DEFAULT_EKS_VERSION, vpc_id="vpc-1",
-        private_subnet_ids=["subnet-a", "subnet-b"], admin_role_arns=(ADMIN,),
-        node_groups=(NodeGroupSpec("general", ("m7g.large",), 2, 5, 2),))
-    base.update(over)
-    return ClusterArgs(**base)  # type: ignore[arg-type]
+def _args(ctx: StackContext, **config: object) -> ClusterArgs:
+    """The component's args with its ``cluster`` section: ``config`` overrides keys of a stack file (prod needs
+    three nodes)."""
+    base: dict[str, object] = {
+        "adminRoleArns": [ADMIN],
+        "nodeGroups": [{"name": "general", "instanceTypes": ["m7g.large"], "minSize": 3 if ctx.prod else 2,
+                        "maxSize": 5}]}
+    return ClusterArgs(ctx=ctx, cluster_name="shop-test", config=section(ClusterConfig, ctx, **{**base, **config}),
+                       vpc_id="vpc-1", private_subnet_ids=["subnet-a", "subnet-b"])
 
 
 def _run(run: Callable[..., Recording], ctx: StackContext, **over: object) -> Recording:
@@ -45,26 +49,32 @@ def test_public_endpoint_is_closed_without_cidrs_and_limited_with_them(run: Call
     assert closed["endpointPublicAccess"] is False
     assert closed["endpointPrivateAccess"] is True
     assert "publicAccessCidrs" not in closed
-    limited = _run(run, dev_ctx, public_access_cidrs=("203.0.113.0/24",)).one(
+    limited = _run(run, dev_ctx, publicAccessCidrs=["203.0.113.0/24"]).one(
         "aws:eks/cluster:Cluster").inputs["vpcConfig"]
     assert limited["endpointPublicAccess"] is True
     assert limited["publicAccessCidrs"] == ["203.0.113.0/24"]
 
 
-def test_open_endpoint_unsupported_version_and_no_admin_are_refused(dev_ctx: StackContext) -> None:
-    """The args object refuses what the config parser refuses, so a caller that skips config is still safe."""
-    with pytest.raises(ValueError, match="whole internet"):
-        _args(dev_ctx, public_access_cidrs=("0.0.0.0/0",))
-    with pytest.raises(ValueError, match="not in"):
+@pytest.mark.parametrize("cidr", ["0.0.0.0/0", "0.0.0.0/1", "128.0.0.0/7"])
+def test_the_component_applies_the_configs_public_endpoint_rule(dev_ctx: StackContext, cidr: str) -> None:
+    """One rule for the public endpoint, where the config states it (prefix >= 8): the component takes the
+    validated section, so it cannot accept a range the stack config refuses (e.g. 0.0.0.0/1, half the internet)."""
+    with pytest.raises(ConfigError, match="opens the API endpoint to"):
+        _args(dev_ctx, publicAccessCidrs=[cidr])
+
+
+def test_unsupported_version_and_no_admin_are_refused(dev_ctx: StackContext) -> None:
+    """The args hold a validated section: an unsupported version or no admin never reaches the component."""
+    with pytest.raises(ConfigError, match="version"):
         _args(dev_ctx, version="1.20")
-    with pytest.raises(ValueError, match="admin"):
-        _args(dev_ctx, admin_role_arns=())
+    with pytest.raises(ConfigError, match="adminRoleArns"):
+        _args(dev_ctx, adminRoleArns=[])
 
 
 def test_all_control_plane_logs_go_to_an_encrypted_group_with_retention(run: Callable[..., Recording],
                                                                          dev_ctx: StackContext) -> None:
     """FSBP EKS.8 (audit logs); without a pre-created group EKS makes one that never expires, unencrypted."""
-    rec = _run(run, dev_ctx, log_retention_days=30)
+    rec = _run(run, dev_ctx, logRetentionDays=30)
     assert set(rec.one("aws:eks/cluster:Cluster").inputs["enabledClusterLogTypes"]) == {
         "api", "audit", "authenticator", "controllerManager", "scheduler"}
     group = rec.one("aws:cloudwatch/logGroup:LogGroup")
@@ -76,7 +86,7 @@ def test_all_control_plane_logs_go_to_an_encrypted_group_with_retention(run: Cal
 
 def test_access_is_by_access_entries_only(run: Callable[..., Recording], dev_ctx: StackContext) -> None:
     """The aws-auth ConfigMap is deprecated and easy to break; the creator gets no hidden admin."""
-    rec = _run(run, dev_ctx, admin_role_arns=(ADMIN, "arn:aws:iam::111122223333:role/ci"))
+    rec = _run(run, dev_ctx, adminRoleArns=[ADMIN, "arn:aws:iam::111122223333:role/ci"])
     access = rec.one("aws:eks/cluster:Cluster").inputs["accessConfig"]
     assert access == {"authenticationMode": "API", "bootstrapClusterCreatorAdminPermissions": False}
     assert len(rec.of_type("aws:eks/accessEntry:AccessEntry")) == 2
@@ -103,8 +113,9 @@ def test_nodes_are_private_require_imdsv2_and_encrypt_their_disks(run: Callable[
 
 def test_one_node_group_per_configured_group(run: Callable[..., Recording], dev_ctx: StackContext) -> None:
     """Config changes the node groups: each spec becomes its own group and launch template."""
-    rec = _run(run, dev_ctx, node_groups=(NodeGroupSpec("general", ("m7g.large",)),
-                                          NodeGroupSpec("memory", ("r7g.large",), 1, 3, 1)))
+    rec = _run(run, dev_ctx, nodeGroups=[{"name": "general", "instanceTypes": ["m7g.large"]},
+                                         {"name": "memory", "instanceTypes": ["r7g.large"], "minSize": 1,
+                                          "maxSize": 3}])
     assert {g.inputs["nodeGroupName"] for g in rec.of_type("aws:eks/nodeGroup:NodeGroup")} == {"general", "memory"}
     assert len(rec.of_type("aws:ec2/launchTemplate:LaunchTemplate")) == 2
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -123,3 +124,19 @@ def test_structured_values_arrive_as_json_strings() -> None:
     raw, region = _raw("dev")
     as_engine = {k: json.dumps(v) if isinstance(v, dict | list) else v for k, v in raw.items()}
     assert parse_stack_config("dev", as_engine, region) == parse_stack_config("dev", raw, region)
+
+
+def test_the_config_models_import_nothing_they_configure() -> None:
+    """config.py is the bottom of the library: the components and the Kubernetes layer import their sections from
+    it, so it may import none of them (not even lazily), or the config <-> component cycle is back."""
+    import ast
+
+    from shop_platform import config
+
+    tree = ast.parse(Path(config.__file__).read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module} | {
+        alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    library = {m for m in imported if m.startswith("shop_platform")}
+    assert library <= {"shop_platform"}, library  # `from shop_platform import versions`: pins only
+    assert "versions" in {a.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                          and node.module == "shop_platform" for a in node.names}

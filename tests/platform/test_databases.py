@@ -7,26 +7,29 @@ from collections.abc import Callable
 
 import pytest
 from shop_platform import versions
+from shop_platform.config import ConfigError, DatabasesConfig
 from shop_platform.context import StackContext
 from shop_platform.databases import Databases, DatabasesArgs
 
 from services import catalog
+from tests.platform.conftest import section
 from tools.offline import Recording
 
 RDS = "aws:rds/instance:Instance"
 
 
-def _args(ctx: StackContext, **over: object) -> DatabasesArgs:
+def _args(ctx: StackContext, config: dict[str, object] | None = None, **over: object) -> DatabasesArgs:
+    """The component's args; ``config`` overrides keys of the ``databases`` section (the environment's defaults)."""
     base: dict[str, object] = dict(
         ctx=ctx, services=catalog.database_services(), vpc_id="vpc-1", isolated_subnet_ids=["iso-a", "iso-b"],
         cluster_security_group_id="sg-cluster", oidc_provider_arn="arn:aws:iam::111122223333:oidc-provider/x",
-        oidc_issuer="https://oidc.example/id/X", multi_az=ctx.prod, deletion_protection=ctx.prod)
+        oidc_issuer="https://oidc.example/id/X", config=section(DatabasesConfig, ctx, **(config or {})))
     base.update(over)
     return DatabasesArgs(**base)  # type: ignore[arg-type]
 
 
-def _run(run: Callable[..., Recording], ctx: StackContext, **over: object) -> Recording:
-    return run(lambda: Databases("databases", _args(ctx, **over)), stack="prod" if ctx.prod else "dev")
+def _run(run: Callable[..., Recording], ctx: StackContext, config: dict[str, object] | None = None) -> Recording:
+    return run(lambda: Databases("databases", _args(ctx, config)), stack="prod" if ctx.prod else "dev")
 
 
 def test_one_instance_per_service_that_owns_data(run: Callable[..., Recording], dev_ctx: StackContext) -> None:
@@ -83,7 +86,7 @@ def test_prod_is_multi_az_protected_and_keeps_a_final_snapshot(run: Callable[...
 
 def test_dev_trades_resilience_for_cost(run: Callable[..., Recording], dev_ctx: StackContext) -> None:
     """Config changes these: dev runs single-AZ and can be destroyed without snapshots."""
-    for db in _run(run, dev_ctx, instance_class="db.t4g.large").of_type(RDS):
+    for db in _run(run, dev_ctx, config={"instanceClass": "db.t4g.large"}).of_type(RDS):
         assert db.inputs["multiAz"] is False
         assert db.inputs["skipFinalSnapshot"] is True
         assert db.inputs["instanceClass"] == "db.t4g.large"
@@ -115,11 +118,12 @@ def test_each_role_reads_only_its_own_secret(run: Callable[..., Recording], dev_
 
 
 def test_args_refuse_unsafe_combinations(prod_ctx: StackContext, dev_ctx: StackContext) -> None:
-    """Secure defaults live in the args object: prod without multi-AZ, short backups, one-AZ subnet groups."""
-    with pytest.raises(ValueError, match="multi-AZ"):
-        _args(prod_ctx, multi_az=False)
-    with pytest.raises(ValueError, match="7 days"):
-        _args(dev_ctx, backup_retention_days=1)
+    """Secure defaults live in the section the args take (prod without multi-AZ, short backups) and in the args
+    (one-AZ subnet groups, services without a database)."""
+    with pytest.raises(ConfigError, match="multi-AZ"):
+        _args(prod_ctx, config={"multiAz": False})
+    with pytest.raises(ConfigError, match=r"backupRetentionDays: 1 is out of range; allowed: an integer 7\.\.35"):
+        _args(dev_ctx, config={"backupRetentionDays": 1})
     with pytest.raises(ValueError, match="2 AZs"):
         _args(dev_ctx, isolated_subnet_ids=["iso-a"])
     with pytest.raises(ValueError, match="own a database"):

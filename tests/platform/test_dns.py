@@ -7,18 +7,21 @@ from collections.abc import Callable
 
 import pytest
 from shop_platform import versions
+from shop_platform.config import EdgeConfig
 from shop_platform.context import StackContext
 from shop_platform.dns import ApiDns, ApiDnsArgs, Zone, ZoneArgs
 from shop_platform.maintenance import maintenance_problem
 
+from tests.platform.conftest import section
 from tools.offline import Recording
 
 ALB = "edge-alb-123.eu-west-1.elb.amazonaws.com"
 
 
-def _api(ctx: StackContext, **over: object) -> Callable[[], object]:
+def _api(ctx: StackContext, config: dict[str, object] | None = None, **over: object) -> Callable[[], object]:
+    """The component's args; ``config`` overrides keys of the ``edge`` section (the environment's defaults)."""
     base: dict[str, object] = dict(ctx=ctx, api_domain="api.shop.example.com", zone_id="Z1", alb_dns_name=ALB,
-                                   alb_zone_id="ZALB")
+                                   alb_zone_id="ZALB", config=section(EdgeConfig, ctx, **(config or {})))
     base.update(over)
     return lambda: ApiDns("dns", ApiDnsArgs(**base))  # type: ignore[arg-type]
 
@@ -71,7 +74,7 @@ def test_health_check_probes_the_alb_healthz_over_https(run: Callable[..., Recor
 def test_alarm_watches_the_health_check_in_us_east_1_and_notifies_an_encrypted_topic(
         run: Callable[..., Recording], dev_ctx: StackContext) -> None:
     """Route 53 publishes health-check metrics only in us-east-1; an alarm elsewhere would never fire."""
-    rec = run(_api(dev_ctx, alert_email="oncall@example.com"))
+    rec = run(_api(dev_ctx, config={"alertEmail": "oncall@example.com"}))
     alarm = rec.one("aws:cloudwatch/metricAlarm:MetricAlarm").inputs
     check = rec.one("aws:route53/healthCheck:HealthCheck")
     topic = rec.one("aws:sns/topic:Topic")
@@ -141,4 +144,4 @@ def test_health_check_interval_must_be_one_route53_supports(dev_ctx: StackContex
     """Route 53 accepts 10 or 30 seconds; anything else fails at apply time."""
     with pytest.raises(ValueError, match="10 or 30"):
         ApiDnsArgs(ctx=dev_ctx, api_domain="api.x.com", zone_id="Z", alb_dns_name="a", alb_zone_id="b",
-                   request_interval=15)
+                   config=section(EdgeConfig, dev_ctx), request_interval=15)

@@ -7,23 +7,28 @@ from collections.abc import Callable
 
 import pytest
 from shop_platform import versions
+from shop_platform.config import ConfigError, EdgeConfig
 from shop_platform.context import StackContext
 from shop_platform.edge import Edge, EdgeArgs
 
+from tests.platform.conftest import section
 from tools.offline import Recording
 
 
-def _args(ctx: StackContext, **over: object) -> EdgeArgs:
+def _args(ctx: StackContext, config: dict[str, object] | None = None, **over: object) -> EdgeArgs:
+    """The component's args; ``config`` overrides keys of the ``edge`` section (the environment's defaults)."""
     base: dict[str, object] = dict(
         ctx=ctx, api_domain="api.shop.example.com", zone_id="Z1", vpc_id="vpc-1",
         public_subnet_ids=["pub-a", "pub-b"], cluster_security_group_id="sg-cluster",
-        oidc_provider_arn="arn:aws:iam::111122223333:oidc-provider/x", oidc_issuer="https://oidc.example/id/X")
+        oidc_provider_arn="arn:aws:iam::111122223333:oidc-provider/x", oidc_issuer="https://oidc.example/id/X",
+        config=section(EdgeConfig, ctx, **(config or {})))
     base.update(over)
     return EdgeArgs(**base)  # type: ignore[arg-type]
 
 
-def _run(run: Callable[..., Recording], ctx: StackContext, **over: object) -> Recording:
-    return run(lambda: Edge("edge", _args(ctx, **over)))
+def _run(run: Callable[..., Recording], ctx: StackContext, config: dict[str, object] | None = None,
+         **over: object) -> Recording:
+    return run(lambda: Edge("edge", _args(ctx, config, **over)))
 
 
 def test_http_only_redirects_and_https_uses_the_modern_policy(run: Callable[..., Recording],
@@ -104,7 +109,7 @@ def test_traffic_reaches_gateway_pods_through_an_ip_target_group(run: Callable[.
 def test_web_acl_has_managed_groups_rate_rules_and_redacted_logging(run: Callable[..., Recording],
                                                                     dev_ctx: StackContext) -> None:
     """FSBP WAF.10/11/12 with the stricter login limit from config; tokens never reach the WAF logs."""
-    rec = _run(run, dev_ctx, rate_limit_per_5min=3000, login_rate_limit_per_5min=50)
+    rec = _run(run, dev_ctx, config={"rateLimitPer5Min": 3000, "loginRateLimitPer5Min": 50})
     acl = rec.one("aws:wafv2/webAcl:WebAcl")
     assert acl.inputs["scope"] == "REGIONAL"
     assert "ruleJson" not in acl.inputs  # rule_json gets no drift detection
@@ -135,8 +140,9 @@ def test_load_balancer_controller_role_is_scoped_to_the_target_group(run: Callab
 
 
 def test_edge_args_refuse_one_az_and_a_lax_login_limit(dev_ctx: StackContext) -> None:
-    """An ALB needs two AZs; a login limit that is not stricter is protection in name only."""
+    """An ALB needs two AZs; a login limit that is not stricter is protection in name only (the ``edge`` section
+    the args take refuses it)."""
     with pytest.raises(ValueError, match="2 AZs"):
         _args(dev_ctx, public_subnet_ids=["pub-a"])
-    with pytest.raises(ValueError, match="stricter"):
-        _args(dev_ctx, login_rate_limit_per_5min=5000)
+    with pytest.raises(ConfigError, match="stricter"):
+        _args(dev_ctx, config={"loginRateLimitPer5Min": 5000})

@@ -5,19 +5,17 @@ from __future__ import annotations
 
 import json
 import runpy
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from shop_platform.config import ConfigError, StackConfig, parse_stack_config
-from shop_platform.images import (
-    check_deployable,
-    main,
-    offline_pins,
-    parse_pins,
+from shop_platform.config import (
+    ConfigError,
+    StackConfig,
+    parse_local_config,
     parse_registry_stack_config,
-    pins_of,
+    parse_stack_config,
 )
+from shop_platform.images import check_deployable, main, offline_pins, parse_pins, pins_of
 
 from services import catalog
 from tools.offline import run_program
@@ -53,11 +51,13 @@ def test_an_unpinned_stack_is_refused_with_the_key_named(kubernetes: dict[str, o
 
 def test_a_registry_in_another_region_or_missing_is_refused() -> None:
     cfg = dev(imageTag=SHA, imageDigests=DIGESTS)
-    other = replace(cfg, kubernetes=replace(cfg.kubernetes, image_registry=REGISTRY.replace("eu-west-1", "us-east-1")))
+    other = cfg.model_copy(update={"kubernetes": cfg.kubernetes.model_copy(
+        update={"image_registry": REGISTRY.replace("eu-west-1", "us-east-1")})})
     with pytest.raises(ConfigError, match="the registry is in us-east-1, the stack in eu-west-1"):
         check_deployable(other)
     with pytest.raises(ConfigError, match=r"kubernetes\.imageRegistry"):
-        check_deployable(replace(cfg, kubernetes=replace(cfg.kubernetes, image_registry=None)))
+        check_deployable(cfg.model_copy(update={"kubernetes": cfg.kubernetes.model_copy(
+            update={"image_registry": None})}))
 
 
 def test_a_malformed_registry_or_digest_is_refused_at_parse_time() -> None:
@@ -137,7 +137,5 @@ def test_registry_stack_config_errors_name_the_key(registry: dict[str, object], 
 
 def test_the_kind_stack_may_not_name_a_registry() -> None:
     """kind loads locally built images into its nodes; a registry there would be a second, unused fact."""
-    from shop_platform.k8s.stackconfig import parse_kubernetes_config
-
     with pytest.raises(ConfigError, match=r"kubernetes\.imageRegistry.*kind nodes"):
-        parse_kubernetes_config({"kubernetes": {"imageRegistry": REGISTRY}}, "local")
+        parse_local_config("local", {"kubernetes": {"imageRegistry": REGISTRY}})

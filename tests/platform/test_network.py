@@ -6,9 +6,11 @@ import ipaddress
 from collections.abc import Callable
 
 import pytest
+from shop_platform.config import ConfigError, NetworkConfig
 from shop_platform.context import StackContext
 from shop_platform.network import Network, NetworkArgs, plan_subnets
 
+from tests.platform.conftest import section
 from tools.offline import Recording
 
 AZS3 = ("eu-west-1a", "eu-west-1b", "eu-west-1c")
@@ -40,8 +42,8 @@ def test_node_tier_gets_the_largest_subnets() -> None:
 
 
 def _build(ctx: StackContext, nat: str, azs: tuple[str, ...] = AZS3) -> Callable[[], object]:
-    return lambda: Network("net", NetworkArgs(ctx=ctx, cidr="10.20.0.0/16", availability_zones=azs,
-                                              cluster_name="shop-test", nat_gateways=nat))  # type: ignore[arg-type]
+    config = section(NetworkConfig, ctx, cidr="10.20.0.0/16", azCount=len(azs), natGateways=nat)
+    return lambda: Network("net", NetworkArgs(ctx=ctx, config=config, availability_zones=azs, cluster_name="shop-test"))
 
 
 def test_prod_gets_one_nat_per_az_dev_one(run: Callable[..., Recording], dev_ctx: StackContext,
@@ -56,10 +58,9 @@ def test_prod_gets_one_nat_per_az_dev_one(run: Callable[..., Recording], dev_ctx
 
 
 def test_prod_refuses_a_single_nat(prod_ctx: StackContext) -> None:
-    """Secure/reliable defaults are enforced by the args object, not left to the caller."""
-    with pytest.raises(ValueError, match="NAT gateway per AZ"):
-        NetworkArgs(ctx=prod_ctx, cidr="10.20.0.0/16", availability_zones=AZS3, cluster_name="c",
-                    nat_gateways="single")
+    """Secure/reliable defaults are enforced by the section the args take, not left to the caller."""
+    with pytest.raises(ConfigError, match="NAT gateway per AZ"):
+        section(NetworkConfig, prod_ctx, natGateways="single")
 
 
 def test_no_subnet_hands_out_public_ips_and_isolated_tier_has_no_route_out(
@@ -88,7 +89,7 @@ def test_default_security_group_is_emptied_and_flow_logs_are_encrypted(
     assert flow.inputs["trafficType"] == "ALL"
     group = rec.one("aws:cloudwatch/logGroup:LogGroup")
     assert group.inputs["kmsKeyId"].startswith("arn:aws:kms:")
-    assert group.inputs["retentionInDays"] == 365
+    assert group.inputs["retentionInDays"] == 30  # network.flowLogRetentionDays, dev's default
     assert rec.one("aws:kms/key:Key").inputs["enableKeyRotation"] is True
 
 

@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 
 import pytest
+from shop_platform.config import ConfigError, RegistryConfig, validate
 from shop_platform.context import StackContext
 from shop_platform.images import PULL_ACTIONS, pull_policy
 from shop_platform.registry import Registry, RegistryArgs, lifecycle_policy
@@ -19,8 +20,8 @@ from tools.plan import run_plan
 def test_every_service_gets_an_immutable_scanned_encrypted_repository(run: Callable[..., Recording],
                                                                       dev_ctx: StackContext) -> None:
     """FSBP ECR.1/ECR.2: a tag must always mean the same image, and every push is scanned."""
-    rec = run(lambda: Registry("registry", RegistryArgs(ctx=dev_ctx, services=catalog.SERVICES,
-                                                        pull_account_ids=("111122223333",))))
+    config = validate(RegistryConfig, {"pullAccountIds": ["111122223333"]})
+    rec = run(lambda: Registry("registry", RegistryArgs(ctx=dev_ctx, services=catalog.SERVICES, config=config)))
     repos = rec.of_type("aws:ecr/repository:Repository")
     assert {r.inputs["name"] for r in repos} == {f"shop/{s.name}" for s in catalog.SERVICES}
     for repo in repos:
@@ -40,10 +41,12 @@ def test_lifecycle_expires_untagged_and_keeps_recent_images() -> None:
     json.dumps(rules)
 
 
-def test_too_few_kept_images_is_refused(dev_ctx: StackContext) -> None:
-    """Keeping fewer than 5 images would expire the image a rollback needs."""
-    with pytest.raises(ValueError, match="rollbacks"):
-        RegistryArgs(ctx=dev_ctx, services=catalog.SERVICES, pull_account_ids=("111122223333",), keep_tagged=2)
+@pytest.mark.parametrize("keep", [2, 7])
+def test_too_few_kept_images_is_refused(keep: int) -> None:
+    """Keeping fewer than 10 images could expire the image a rollback needs; the component takes the validated
+    section, so it keeps exactly the config's bound (it once accepted 5..9)."""
+    with pytest.raises(ConfigError, match=r"registry\.keepImages|keepImages.*roll back"):
+        validate(RegistryConfig, {"pullAccountIds": ["111122223333"], "keepImages": keep})
 
 
 def test_lifecycle_policy_passes_ecr_validation() -> None:
@@ -59,9 +62,9 @@ def test_lifecycle_policy_passes_ecr_validation() -> None:
     assert json.loads(stored) == lifecycle_policy()
 
 
-def test_a_registry_nobody_may_pull_from_is_refused(dev_ctx: StackContext) -> None:
-    with pytest.raises(ValueError, match="no account may pull"):
-        RegistryArgs(ctx=dev_ctx, services=catalog.SERVICES, pull_account_ids=())
+def test_a_registry_nobody_may_pull_from_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"pullAccountIds: \[\] is not a list of account ids"):
+        validate(RegistryConfig, {"pullAccountIds": []})
 
 
 def test_the_registry_stack_lets_exactly_the_dev_and_prod_accounts_pull() -> None:

@@ -6,10 +6,11 @@ from typing import Any
 
 import pytest
 from shop_platform import waf
+from shop_platform.config import ConfigError, EdgeConfig, validate
 
 
 def _rules() -> list[dict[str, Any]]:
-    return waf.build_web_acl_rules(2000, 100, "/api/v1/sessions")
+    return waf.build_web_acl_rules(validate(EdgeConfig, {"rateLimitPer5Min": 2000, "loginRateLimitPer5Min": 100}))
 
 
 def test_all_required_aws_managed_groups_are_present() -> None:
@@ -59,8 +60,8 @@ def test_managed_groups_keep_their_own_actions_and_every_rule_emits_metrics() ->
 
 def test_login_limit_must_be_stricter() -> None:
     """A login limit at or above the general one would be a no-op rule that looks like protection."""
-    with pytest.raises(ValueError, match="stricter"):
-        waf.build_web_acl_rules(100, 100, "/api/v1/sessions")
+    with pytest.raises(ConfigError, match="stricter"):
+        validate(EdgeConfig, {"rateLimitPer5Min": 100, "loginRateLimitPer5Min": 100})
 
 
 def test_authorization_header_is_redacted_from_logs() -> None:

@@ -67,8 +67,8 @@ def gateway_api_crds_url() -> str:
 
 def alertmanager_config(layer: LayerSpec) -> dict[str, Any]:
     receiver: dict[str, Any] = {"name": "platform"}
-    if layer.alerts.webhook_url:
-        receiver["webhook_configs"] = [{"url": layer.alerts.webhook_url, "send_resolved": True}]
+    if layer.kubernetes.alert_webhook_url:
+        receiver["webhook_configs"] = [{"url": layer.kubernetes.alert_webhook_url, "send_resolved": True}]
     return {
         "route": {"receiver": "platform", "group_by": ["alertname", "service"], "group_wait": "30s",
                   "group_interval": "5m", "repeat_interval": "4h",
@@ -90,7 +90,7 @@ def kube_prometheus_stack(layer: LayerSpec) -> ReleaseSpec:
     """Keys: prometheus-community/helm-charts@kube-prometheus-stack-77.0.0 charts/kube-prometheus-stack/values.yaml
     plus its subcharts grafana 9.3.4, kube-state-metrics 6.1.4, prometheus-node-exporter 4.47.3."""
     storage: dict[str, Any] = {"accessModes": ["ReadWriteOnce"],
-                               "resources": {"requests": {"storage": f"{layer.prometheus_storage_gib}Gi"}}}
+                               "resources": {"requests": {"storage": f"{layer.kubernetes.prometheus_storage_gib}Gi"}}}
     if layer.eks:
         storage["storageClassName"] = k.EKS_STORAGE_CLASS
     small = not layer.eks
@@ -102,7 +102,7 @@ def kube_prometheus_stack(layer: LayerSpec) -> ReleaseSpec:
             # Pick up every ServiceMonitor/PrometheusRule (the services' chart labels them its own way).
             "serviceMonitorSelectorNilUsesHelmValues": False, "ruleSelectorNilUsesHelmValues": False,
             "podMonitorSelectorNilUsesHelmValues": False,
-            "retention": f"{layer.prometheus_retention_days}d",
+            "retention": f"{layer.kubernetes.prometheus_retention_days}d",
             "resources": {"requests": {"cpu": "200m" if layer.eks else "50m",
                                        "memory": "1Gi" if layer.eks else "512Mi"}},
             "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "fsGroup": 2000,

@@ -384,8 +384,8 @@ def deploy_kubernetes_layer(layer: LayerSpec, aws: AwsInputs | None = None,
         extra = {s.name: {"DATABASE_URL": pg.password.apply(functools.partial(objects.database_url, s.name))}
                  for s in catalog.database_services()}
         db_deps = [pg.objects]
-    secrets = ServiceSecrets("service-secrets", ServiceSecretsArgs(catalog.SERVICES, extra,
-                                                                  admin_email=layer.admin_email), after(*base))
+    secrets = ServiceSecrets("service-secrets", ServiceSecretsArgs(
+        catalog.SERVICES, extra, admin_email=layer.kubernetes.admin_email), after(*base))
     for svc in catalog.SERVICES:
         if aws is not None:
             inputs: pulumi.Input[ServiceInputs] = pulumi.Output.all(
@@ -397,6 +397,6 @@ def deploy_kubernetes_layer(layer: LayerSpec, aws: AwsInputs | None = None,
         ServiceDeployment(f"service-{svc.name}", ServiceDeploymentArgs(svc, layer, inputs), after(
             ns.network_policies, secrets.secrets[svc.name], observability.stack, edge.routes, *db_deps))
     return {"servicesNamespace": k.SERVICES_NS, "grafanaPort": k.GRAFANA_PORT,
-            "gatewayListenerPort": k.GATEWAY_LISTENER_PORT, "adminEmail": layer.admin_email,
+            "gatewayListenerPort": k.GATEWAY_LISTENER_PORT, "adminEmail": layer.kubernetes.admin_email,
             # `pulumi stack output adminPassword --show-secrets`; RandomPassword.result is secret.
             "adminPassword": secrets.admin_password}

@@ -142,8 +142,8 @@ def monitoring(layer: LayerSpec) -> list[Manifest]:
         _policy("operator-webhook", ns, _labels(PROMETHEUS_OPERATOR_POD_LABELS),
                 ingress=[_from_api_server(layer, PROMETHEUS_OPERATOR_WEBHOOK_PORT)]),
     ]
-    if layer.alerts.webhook_url:
-        # The receiver is an https webhook outside the cluster (spec.AlertReceiver refuses anything else).
+    if layer.kubernetes.alert_webhook_url:
+        # The receiver is an https webhook outside the cluster (config.KubernetesConfig refuses anything else).
         inside = [c for c in (layer.vpc_cidr, layer.pod_cidr) if c]
         out.append(_policy("alertmanager-webhook", ns, _labels(ALERTMANAGER_POD_LABELS), egress=[
             {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": inside}}], "ports": _tcp(443)}]))

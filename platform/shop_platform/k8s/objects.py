@@ -256,14 +256,15 @@ def elasticsearch(layer: LayerSpec) -> Manifest:
                      # user-provided, pkg/controller/elasticsearch/user/reconcile.go@v3.5.0).
                      "auth": {"roles": [{"secretName": LOGSTASH_ROLE_SECRET}]},
                      "nodeSets": [{
-                         "name": "default", "count": layer.elasticsearch_nodes,
+                         "name": "default", "count": layer.kubernetes.elasticsearch_nodes,
                          # No mmap: no privileged sysctl init container, so the namespace stays restricted.
                          "config": {"node.store.allow_mmap": False},
                          "podTemplate": _pod_template("Elasticsearch", "elasticsearch",
                                                       "500m" if layer.eks else "100m", memory),
                          "volumeClaimTemplates": [{"metadata": {"name": "elasticsearch-data"}, "spec": {
                              "accessModes": ["ReadWriteOnce"],
-                             "resources": {"requests": {"storage": f"{layer.elasticsearch_storage_gib}Gi"}}}}]}]}}
+                             "resources": {"requests": {
+                                 "storage": f"{layer.kubernetes.elasticsearch_storage_gib}Gi"}}}}]}]}}
 
 
 # Kibana: ECK's default memory, 2Gi (kibana.DefaultMemoryLimits, pkg/controller/kibana/pod.go@v3.5.0, raised from
@@ -371,7 +372,7 @@ def index_template(layer: LayerSpec) -> dict[str, Any]:
     logs), and an explicit mapping (``log_mapping``)."""
     return {"index_patterns": [LOG_INDEX_PATTERN], "priority": 200,
             "template": {"settings": {"index.lifecycle.name": "shop-logs",
-                                      "number_of_replicas": min(1, layer.elasticsearch_nodes - 1)},
+                                      "number_of_replicas": min(1, layer.kubernetes.elasticsearch_nodes - 1)},
                          "mappings": log_mapping()}}
 
 
@@ -439,7 +440,7 @@ def ilm_setup(layer: LayerSpec) -> list[Manifest]:
     import hashlib
     import json
 
-    data = {"policy.json": json.dumps(ilm_policy(layer.log_retention_days)),
+    data = {"policy.json": json.dumps(ilm_policy(layer.kubernetes.log_retention_days)),
             "template.json": json.dumps(index_template(layer)), "setup.sh": ILM_SCRIPT}
     digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
     cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta("shop-logs-ilm", k.LOGGING_NS), "data": data}

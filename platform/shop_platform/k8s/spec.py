@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from shop_platform.config import KubernetesConfig
+
 Target = Literal["eks", "kind"]
 
 # Namespaces, by role. One place, so network policies, selectors and releases agree.
@@ -67,40 +69,21 @@ SMALL_SIZING = Sizing("25m", "128Mi", "500m", "256Mi", max_replicas_cap=2)
 
 
 @dataclass(frozen=True, slots=True)
-class AlertReceiver:
-    """Where Alertmanager sends alerts: a webhook URL, or nowhere (the null receiver) when unset."""
-
-    webhook_url: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.webhook_url is not None and not self.webhook_url.startswith("https://"):
-            raise ValueError("alert webhook must be an https:// URL (alerts carry service names and hosts)")
-
-
-@dataclass(frozen=True, slots=True)
 class LayerSpec:
     target: Target
     stack: str
     environment: Literal["dev", "prod"]  # the services' ENVIRONMENT setting
     kube_version: str  # the cluster's minor version, e.g. "1.33": manifests are validated against it
-    image_tag: str
+    # The stack's validated ``kubernetes`` section (shop_platform.config.KubernetesConfig), for this environment:
+    # images, alert webhook, first administrator, log and metric retention, Elasticsearch size and quorum.
+    kubernetes: KubernetesConfig
     image_repositories: Mapping[str, str] = field(default_factory=dict)  # kind: "shop/<name>"; EKS: ECR URLs
-    image_digests: Mapping[str, str] = field(default_factory=dict)
     sizing: Sizing = DEFAULT_SIZING
     # EKS: the VPC (pods have VPC addresses) and the databases' isolated subnets; kind: the pod subnet.
     vpc_cidr: str | None = None
     database_cidrs: tuple[str, ...] = ()
     pod_cidr: str | None = None
     region: str | None = None
-    alerts: AlertReceiver = AlertReceiver()
-    # The first administrator the token-issuing service creates at start-up (password generated, a secret
-    # stack output); without one nobody could manage the catalogue of a fresh cluster.
-    admin_email: str = "admin@shop.local"
-    log_retention_days: int = 7
-    elasticsearch_nodes: int = 1
-    elasticsearch_storage_gib: int = 10
-    prometheus_retention_days: int = 7
-    prometheus_storage_gib: int = 20
     # The log pipeline (ECK, Fluent Bit). Only kind may run without it: the light laptop profile.
     logging: bool = True
 
@@ -113,18 +96,10 @@ class LayerSpec:
         for cidr in (self.vpc_cidr, self.pod_cidr, *self.database_cidrs):
             if cidr is not None:
                 ipaddress.IPv4Network(cidr, strict=True)
-        if not self.image_tag or self.image_tag == "latest":
-            raise ValueError("LayerSpec: image_tag must be a fixed tag (never 'latest')")
         if self.environment == "prod" and self.target != "eks":
             raise ValueError("LayerSpec: prod runs on EKS only")
-        if not 1 <= self.log_retention_days <= 3650:
-            raise ValueError("LayerSpec: log_retention_days must be 1..3650")
-        if self.elasticsearch_nodes not in (1, 3, 5):
-            raise ValueError("LayerSpec: elasticsearch_nodes must be 1 (dev) or an odd quorum of 3 or 5")
         if self.eks and not self.logging:
             raise ValueError("LayerSpec: EKS stacks always run the log pipeline (only kind has a light profile)")
-        if self.environment == "prod" and self.elasticsearch_nodes < 3:
-            raise ValueError("LayerSpec: prod needs 3 Elasticsearch nodes (losing one must not lose logs)")
 
     @property
     def eks(self) -> bool:

@@ -108,11 +108,11 @@ def service_values(svc: Service, layer: LayerSpec, inputs: ServiceInputs) -> dic
     if size.max_replicas_cap is not None:
         hi = min(hi, size.max_replicas_cap)
         lo = 1
-    image: dict[str, Any] = {"repository": inputs.image_repository, "tag": layer.image_tag,
+    image: dict[str, Any] = {"repository": inputs.image_repository, "tag": layer.kubernetes.image_tag,
                              # kind loads images into the nodes (no registry): never pull.
                              "pullPolicy": "Always" if layer.eks else "IfNotPresent"}
-    if svc.name in layer.image_digests:
-        image["digest"] = layer.image_digests[svc.name]
+    if svc.name in layer.kubernetes.image_digests:
+        image["digest"] = layer.kubernetes.image_digests[svc.name]
     return {
         "name": svc.name,
         "port": svc.port,

@@ -14,15 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from shop_platform.config import PROJECT, parse_stack_config
+from shop_platform.config import PROJECT, parse_local_config, parse_stack_config
 from shop_platform.k8s.components import AwsInputs
 from shop_platform.k8s.spec import LayerSpec
-from shop_platform.k8s.stackconfig import (
-    layer_spec_for_eks,
-    layer_spec_for_local,
-    parse_kubernetes_config,
-    parse_local_config,
-)
+from shop_platform.k8s.stackconfig import layer_spec_for_eks, layer_spec_for_local
 
 from services import catalog
 from tools import offline
@@ -55,9 +50,7 @@ def layer_for(stack: str) -> LayerSpec:
     raw, region = stack_raw(stack)
     if stack == "local":
         return layer_spec_for_local(parse_local_config(stack, raw))
-    aws_raw = {k: v for k, v in raw.items() if k != "kubernetes"}
-    cfg = parse_stack_config(stack, aws_raw, region)
-    return layer_spec_for_eks(cfg, parse_kubernetes_config(raw, cfg.environment))
+    return layer_spec_for_eks(parse_stack_config(stack, raw, region))
 
 
 def placeholder_aws(stack: str) -> AwsInputs:

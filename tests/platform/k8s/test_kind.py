@@ -10,10 +10,9 @@ from typing import Any
 
 import pytest
 import yaml  # type: ignore[import-untyped]
-from shop_platform.config import ConfigError
+from shop_platform.config import ConfigError, parse_local_config
 from shop_platform.k8s import addons, objects
 from shop_platform.k8s import spec as k
-from shop_platform.k8s.stackconfig import parse_local_config
 
 from tools.plan import REPO_ROOT
 
@@ -199,7 +198,7 @@ def test_the_light_profile_fits_an_8_gb_laptop() -> None:
 
 def test_the_light_profile_is_kind_only_and_spelled_exactly() -> None:
     """`kind.profile` takes full or light; anything else is refused with the key named. EKS has no light profile."""
-    assert parse_local_config("local", light_raw()).profile == "light"
+    assert parse_local_config("local", light_raw()).kind.profile == "light"
     raw, _ = stack_raw("local")
     with pytest.raises(ConfigError, match=r"kind\.profile"):
         parse_local_config("local", {**raw, "kind": {**raw["kind"], "profile": "tiny"}})

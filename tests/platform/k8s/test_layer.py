@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from shop_platform import versions
+from shop_platform.config import ConfigError, parse_stack_config
 from shop_platform.k8s import spec as k
 from shop_platform.k8s.components import (
     GatewayEdgeArgs,
@@ -22,7 +23,7 @@ from services import catalog
 from services.kit import keys
 from tools.plan import REPO_ROOT
 
-from .conftest import StackRender, layer_for, placeholder_aws
+from .conftest import StackRender, layer_for, placeholder_aws, stack_raw
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 
@@ -99,11 +100,11 @@ def test_the_token_issuer_bootstraps_an_administrator_with_a_generated_password(
     from services.users.rules import check_email
 
     assert catalog.token_issuer().name == "users"
-    check_email(stack_render.layer.admin_email)  # the users service would refuse anything else at start-up
+    check_email(stack_render.layer.kubernetes.admin_email)  # the users service would refuse anything else at start-up
     rec = stack_render.recording
     assert rec.named("service-secrets-admin-password").inputs["length"] >= 10
     assert rec.outputs["adminPassword"] == "[secret]"
-    assert rec.outputs["adminEmail"] == stack_render.layer.admin_email
+    assert rec.outputs["adminEmail"] == stack_render.layer.kubernetes.admin_email
 
 
 def test_every_kubernetes_secret_value_is_a_pulumi_secret(stack_render: StackRender) -> None:
@@ -147,10 +148,7 @@ def test_layer_refuses_mismatched_targets() -> None:
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    ({"image_tag": "latest"}, "never 'latest'"),
     ({"target": "kind", "pod_cidr": None}, "pod_cidr"),
-    ({"elasticsearch_nodes": 2}, "odd quorum"),
-    ({"elasticsearch_nodes": 1}, "prod needs 3"),
     ({"database_cidrs": ()}, "EKS needs"),
 ])
 def test_layer_spec_refuses_unsafe_combinations(change: dict[str, object], message: str) -> None:
@@ -159,6 +157,19 @@ def test_layer_spec_refuses_unsafe_combinations(change: dict[str, object], messa
 
     with pytest.raises(ValueError, match=message):
         replace(layer_for("prod"), **change)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("kubernetes", "message"), [
+    ({"imageTag": "latest"}, "never 'latest'"),
+    ({"elasticsearchNodes": 2}, "odd quorum"),
+    ({"elasticsearchNodes": 1}, "prod needs >= 3"),
+])
+def test_the_kubernetes_section_the_layer_takes_refuses_unsafe_values(kubernetes: dict[str, object],
+                                                                      message: str) -> None:
+    """The layer takes the validated ``kubernetes`` section: a floating tag or a broken quorum stops at config."""
+    raw, region = stack_raw("prod")
+    with pytest.raises(ConfigError, match=message):
+        parse_stack_config("prod", {**raw, "kubernetes": {**raw.get("kubernetes", {}), **kubernetes}}, region)
 
 
 def test_kind_files_are_valid_and_agree_with_the_stack() -> None:
@@ -221,10 +232,10 @@ def test_alertmanager_reaches_only_its_https_webhook_outside_the_cluster() -> No
     from dataclasses import replace
 
     from shop_platform.k8s import netpol
-    from shop_platform.k8s.spec import AlertReceiver
 
     layer = layer_for("dev")
-    with_hook = replace(layer, alerts=AlertReceiver("https://hooks.example.com/alerts"))
+    with_hook = replace(layer, kubernetes=layer.kubernetes.model_copy(
+        update={"alert_webhook_url": "https://hooks.example.com/alerts"}))
     rule = next(p for p in netpol.monitoring(with_hook) if p["metadata"]["name"] == "alertmanager-webhook")
     block = rule["spec"]["egress"][0]["to"][0]["ipBlock"]
     assert block["cidr"] == "0.0.0.0/0"

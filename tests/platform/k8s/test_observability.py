@@ -7,9 +7,9 @@ import json
 import re
 
 import pytest
+from shop_platform.config import ConfigError, parse_local_config
 from shop_platform.k8s import addons, dashboards, objects
 from shop_platform.k8s import spec as k
-from shop_platform.k8s.spec import AlertReceiver
 
 from services import catalog
 from services.deploy.alerts import alert_rules
@@ -115,7 +115,8 @@ def test_alertmanager_routes_everything_to_the_configured_receiver(url: str | No
     layer = layer_for("dev")
     from dataclasses import replace
 
-    cfg = addons.alertmanager_config(replace(layer, alerts=AlertReceiver(url)))
+    cfg = addons.alertmanager_config(replace(layer, kubernetes=layer.kubernetes.model_copy(
+        update={"alert_webhook_url": url})))
     assert cfg["route"]["receiver"] == "platform"
     platform = next(r for r in cfg["receivers"] if r["name"] == "platform")
     assert platform.get("webhook_configs", [{}])[0].get("url") == url
@@ -124,8 +125,8 @@ def test_alertmanager_routes_everything_to_the_configured_receiver(url: str | No
 
 def test_alert_webhook_must_be_https() -> None:
     """Alerts carry host and service names: never over plain HTTP."""
-    with pytest.raises(ValueError, match="https"):
-        AlertReceiver("http://hooks.example.com")
+    with pytest.raises(ConfigError, match=r"kubernetes\.alertWebhookUrl: 'http://hooks.example.com' is not an https"):
+        parse_local_config("local", {"kubernetes": {"alertWebhookUrl": "http://hooks.example.com"}})
 
 
 def test_edge_routes_only_public_prefixes_and_never_internal() -> None:
@@ -184,9 +185,9 @@ def test_logs_flow_as_gelf_to_logstash_which_writes_an_index_per_service(stack_r
     # Security is ECK's default; `xpack.security.*` in `config` is refused (esv1.UnsupportedSettings@v3.5.0).
     assert not any(key.startswith("xpack.security") for key in es["spec"]["nodeSets"][0]["config"])
     assert es["spec"]["http"]["tls"]["selfSignedCertificate"]["disabled"] is False
-    assert es["spec"]["nodeSets"][0]["count"] == stack_render.layer.elasticsearch_nodes
+    assert es["spec"]["nodeSets"][0]["count"] == stack_render.layer.kubernetes.elasticsearch_nodes
     ilm = json.loads(objs[("ConfigMap", "shop-logs-ilm")]["data"]["policy.json"])
-    assert ilm["policy"]["phases"]["delete"]["min_age"] == f"{stack_render.layer.log_retention_days}d"
+    assert ilm["policy"]["phases"]["delete"]["min_age"] == f"{stack_render.layer.kubernetes.log_retention_days}d"
     template = json.loads(objs[("ConfigMap", "shop-logs-ilm")]["data"]["template.json"])
     assert template["index_patterns"] == ["shop-*"]
     assert template["template"]["settings"]["index.lifecycle.name"] == "shop-logs"
@@ -200,8 +201,8 @@ def test_prod_keeps_a_replica_of_every_log_shard_so_losing_a_node_loses_no_logs(
         objs = {(o["kind"], o["metadata"]["name"]): o for o in render.rendered.objects}
         template = json.loads(objs[("ConfigMap", "shop-logs-ilm")]["data"]["template.json"])
         replicas = template["template"]["settings"]["number_of_replicas"]
-        assert replicas == (0 if render.layer.elasticsearch_nodes == 1 else 1), render.stack
-    assert all_renders["prod"].layer.elasticsearch_nodes >= 3
+        assert replicas == (0 if render.layer.kubernetes.elasticsearch_nodes == 1 else 1), render.stack
+    assert all_renders["prod"].layer.kubernetes.elasticsearch_nodes >= 3
 
 
 def test_logstash_user_may_write_exactly_the_indices_its_pipeline_writes(stack_render: StackRender) -> None:
@@ -228,9 +229,10 @@ def test_logstash_user_may_write_exactly_the_indices_its_pipeline_writes(stack_r
 
 def test_prod_keeps_logs_on_a_three_node_cluster_longer_than_dev() -> None:
     """prod loses no logs with one node gone and keeps them 30 days by default; dev and kind stay small."""
-    assert (layer_for("prod").elasticsearch_nodes, layer_for("prod").log_retention_days) == (3, 30)
-    assert layer_for("dev").elasticsearch_nodes == 1
-    assert layer_for("local").log_retention_days <= 7
+    prod = layer_for("prod").kubernetes
+    assert (prod.elasticsearch_nodes, prod.log_retention_days) == (3, 30)
+    assert layer_for("dev").kubernetes.elasticsearch_nodes == 1
+    assert layer_for("local").kubernetes.log_retention_days <= 7
 
 
 

@@ -1,5 +1,5 @@
 """Token verification at the edge and rate limits (per client, per user, login), including across two
-worker processes, through real gateway processes in front of the stand-in upstream."""
+worker processes and two replicas, through real gateway processes in front of the stand-in upstream."""
 
 from __future__ import annotations
 
@@ -225,6 +225,22 @@ def test_limit_holds_across_two_worker_processes(start_gateway: GatewayFactory, 
     assert statuses.count(200) == burst
     assert statuses.count(429) == len(statuses) - burst
     assert sorted(serving) == sorted(workers), "both workers must have served client connections"
+
+
+def test_limit_holds_across_two_replicas_on_one_host(start_gateway: GatewayFactory, standin: ServiceProcess,
+                                                     tmp_path: Path) -> None:
+    """The one-machine stack runs the gateway as replicas on their own ports behind nginx, all given one
+    ``RATE_LIMIT_STATE_PATH`` (``services/runner/stack.py``): a client whose requests alternate between
+    them still gets exactly its burst, not once per replica."""
+    burst = 20
+    state = tmp_path / "shared"
+    state.mkdir(mode=0o700)
+    env = {**_HIGH, "RATE_LIMIT_CLIENT_BURST": str(burst), "RATE_LIMIT_CLIENT_PER_S": "0.01",
+           "RATE_LIMIT_STATE_PATH": str(state / "buckets.bin")}
+    replicas = [start_gateway(service_urls=standin_urls(standin), **env) for _ in range(2)]
+    statuses = [httpx.get(f"{replicas[i % 2].url}/api/v1/products/x").status_code for i in range(2 * burst)]
+    assert statuses.count(200) == burst
+    assert statuses.count(429) == burst
 
 
 def test_two_authorization_headers_are_refused_and_never_forwarded(gateway: ServiceProcess, standin: ServiceProcess,

@@ -10,10 +10,13 @@ import time
 from pathlib import Path
 
 import pytest
+from starlette.requests import Request
 
 from services.gateway.breaker import CircuitBreaker, Permit, State
-from services.gateway.proxy import ClientAddress, is_clean_public_path
-from services.gateway.ratelimit import Limit, SharedTokenBuckets
+from services.gateway.paths import is_clean_public_path
+from services.gateway.ratelimit import Limit, SharedTokenBuckets, client_key
+from services.kit.client_address import ClientAddress
+from services.users.throttle import client_address
 
 
 def _breaker(**overrides: float) -> CircuitBreaker:
@@ -134,18 +137,35 @@ def test_table_file_of_another_layout_is_reset_and_foreign_dirs_are_refused(stat
         SharedTokenBuckets(link, 64)
 
 
-def test_client_address_is_the_rightmost_untrusted_hop() -> None:
-    """X-Forwarded-For counts only from a trusted peer, and then only up to the first untrusted hop;
-    IPv6 clients share a bucket per /64 (one host usually owns the whole /64)."""
+@pytest.mark.parametrize(("peer", "forwarded_for", "key"), [
+    ("203.0.113.1", "1.1.1.1", "203.0.113.1"),
+    ("127.0.0.1", "1.1.1.1, 2.2.2.2", "2.2.2.2"),
+    ("127.0.0.1", "1.1.1.1, 2.2.2.2, 10.0.0.5", "2.2.2.2"),
+    ("127.0.0.1", "1.1.1.1, not-an-ip, 10.0.0.5", "10.0.0.5"),
+    ("127.0.0.1", "2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
+    ("2001:db8:1:2:bbbb::7", None, "2001:db8:1:2::/64"),
+    # What the users service charges failed logins to, for the same request (the kit's one rule):
+    ("127.0.0.1", "198.51.100.1:4711", "198.51.100.1"),
+    ("127.0.0.1", "[2001:db8:1:2::1]:443", "2001:db8:1:2::/64"),
+    ("::ffff:127.0.0.1", "198.51.100.1", "198.51.100.1"),
+    ("::ffff:198.51.100.7", None, "198.51.100.7"),
+])
+def test_rate_limits_key_the_shared_client_address_and_ipv6_by_its_64(peer: str, forwarded_for: str | None,
+                                                                        key: str) -> None:
+    """The gateway charges the client the users service would name (X-Forwarded-For only from a trusted
+    peer, up to the first untrusted hop); IPv6 clients share a bucket per /64 (one host usually owns the
+    whole /64)."""
     rule = ClientAddress([ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("127.0.0.1/32")])
-    assert rule.resolve("203.0.113.1", "1.1.1.1") == "203.0.113.1"
-    assert rule.resolve("127.0.0.1", "1.1.1.1, 2.2.2.2") == "2.2.2.2"
-    assert rule.resolve("127.0.0.1", "1.1.1.1, 2.2.2.2, 10.0.0.5") == "2.2.2.2"
-    assert rule.resolve("127.0.0.1", "10.0.0.9, 10.0.0.5") == "10.0.0.9"
-    assert rule.resolve("127.0.0.1", "1.1.1.1, not-an-ip, 10.0.0.5") == "10.0.0.5"
-    assert rule.resolve("127.0.0.1", "2001:db8:1:2:aaaa::1") == "2001:db8:1:2::/64"
-    assert rule.resolve("2001:db8:1:2:bbbb::7", None) == "2001:db8:1:2::/64"
-    assert ClientAddress([]).resolve("127.0.0.1", "1.1.1.1") == "127.0.0.1"
+    address = rule.resolve(peer, forwarded_for)
+    assert address is not None
+    assert client_key(address) == key
+    if "/" not in key:
+        assert str(client_address(_request(peer, forwarded_for), rule.trusted)) == key
+
+
+def _request(peer: str, forwarded_for: str | None) -> Request:
+    headers = [(b"x-forwarded-for", forwarded_for.encode())] if forwarded_for else []
+    return Request({"type": "http", "method": "GET", "path": "/", "headers": headers, "client": (peer, 1234)})
 
 
 @pytest.mark.parametrize(("path", "clean"), [

@@ -58,9 +58,9 @@ def test_breaker_opens_on_a_dead_upstream_and_closes_after_recovery(
 
     own_standin.start()  # back, but the circuit is still open
     request_id = rid()
-    started = time.monotonic()
+    # Failing fast is shown by the upstream never seeing the request (hits == 0), not by a stopwatch: a
+    # loaded host makes any fixed time bound flaky without saying anything about the breaker.
     r = httpx.get(gw.url + "/api/v1/products/x", headers={"x-request-id": request_id})
-    assert time.monotonic() - started < 0.2
     assert r.status_code == 503
     assert "circuit open" in r.json()["detail"]
     assert r.headers["retry-after"].isdigit()

@@ -9,6 +9,9 @@ import httpx
 import pytest
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
 
 from services.kit.app import create_app
 from services.kit.errors import Problem
@@ -157,3 +160,23 @@ def test_background_loops_run_after_startup_and_are_cancelled_before_shutdown_ho
 
     asyncio.run(run())
     assert events == ["startup", "loop started", "loop cancelled", "shutdown"]
+
+
+def test_front_routes_answer_before_every_other_route_and_the_document_can_be_left_out() -> None:
+    """A front route wins over a router's route on the same path (it is tried first); with
+    ``openapi_url=None`` FastAPI serves no document and no docs pages, yet the schema can still be built."""
+    async def fast(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("front")
+
+    app = create_app(KitSettings(service_name="products"), title="t", description="d", routers=[router],
+                     front_routes=[Route("/api/v1/widgets/{widget_id}", fast, methods=["GET"])], openapi_url=None)
+
+    async def run() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
+            return [await client.get(p) for p in ("/api/v1/widgets/1", "/openapi.json", "/docs", "/redoc")]
+
+    widget, document, docs, redoc = asyncio.run(run())
+    assert widget.text == "front"
+    assert [document.status_code, docs.status_code, redoc.status_code] == [404, 404, 404]
+    assert "/healthz" in app.openapi()["paths"]
