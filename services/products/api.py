@@ -16,6 +16,7 @@ from services.kit.auth import AdminUser
 from services.kit.deps import PoolDep, pool_of
 from services.kit.errors import Problem, problem_responses
 from services.products import store
+from services.products.contract import ProductNotFound
 from services.products.deps import SettingsDep
 from services.products.models import (
     CategoryList,
@@ -54,8 +55,7 @@ async def _product_response(pool: asyncpg.Pool, product_id: uuid.UUID) -> Respon
     # only cost time.
     row = await pool.fetchrow(store.GET_PRODUCT_SQL, product_id)
     if row is None:
-        raise Problem(404, f"Product {product_id} does not exist.", kind="product-not-found",
-                      product_ids=[str(product_id)])
+        raise ProductNotFound(f"Product {product_id} does not exist.", [product_id])
     return Response(_dumps(dict(row.items())), media_type=_JSON)
 
 
