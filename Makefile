@@ -7,7 +7,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # Debian packages the tests start for real: PostgreSQL (server + contrib for pg_trgm), nginx (the TLS
 # edge), Prometheus (promtool checks and alert-rule tests), wrk (benchmarks).
-APT_PACKAGES := postgresql postgresql-contrib nginx-light prometheus wrk
+# The storefront's browser tests drive Debian's Chromium, unless CHROMIUM names a browser already installed
+# (GitHub's Ubuntu images ship Google Chrome; Ubuntu's chromium package is only a stub for the snap).
+APT_PACKAGES := postgresql postgresql-contrib nginx-light prometheus wrk $(if $(CHROMIUM),,chromium)
 PYTEST_ARGS ?=
 
 .PHONY: help deps venv lock checkov actionlint lint typecheck test up down status bench plan clean kind-up kind-down crd-validators

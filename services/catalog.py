@@ -18,12 +18,16 @@ from dataclasses import dataclass, field
 from functools import cache
 
 _NAME = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
+_PAGE = re.compile(r"^/[a-z][a-z0-9-]{0,30}$")
+# First path segments that are never pages: the API, the JWKS, and every service's operational routes.
+RESERVED_SEGMENTS = frozenset({"api", ".well-known", "healthz", "readyz", "metrics", "openapi.json", "docs",
+                               "redoc", "internal"})
 
 # Where the user-token issuer publishes its public keys; every other service verifies user tokens with them.
 JWKS_PATH = "/.well-known/jwks.json"
 # Secrets a deployment generates once and hands to the services that name them in ``Service.secrets``
 # (the signing keys follow from the catalog's relations instead: ``issues_user_tokens``, ``internal_apis``).
-SECRETS = ("card_fingerprint_key",)
+SECRETS = ("card_fingerprint_key", "session_key")
 # The forwarder runs as replicas on its catalog port, then +10, +20 ... on one machine (each replica its own
 # scrape target, as a pod is): those ports belong to it, never to another service.
 FORWARDER_REPLICA_STEP = 10
@@ -90,6 +94,16 @@ class Service:
     issues_user_tokens: bool = False
     secrets: tuple[str, ...] = ()
     trusts_forwarded_for: bool = False
+    # Checks user tokens itself against the issuer's JWKS (defence in depth). Off only for a service that
+    # never reads a token it did not just receive from the API (the storefront passes them on).
+    verifies_user_tokens: bool = True
+    # Pages for browsers the edge sends straight to it (the storefront): "/" is the root alone, any other is
+    # one path segment with everything below it ("/cart" covers /cart and /cart/items). Only these: its
+    # operational routes (/metrics, /readyz, its API document) stay inside.
+    edge_pages: tuple[str, ...] = ()
+    # A client of the public API behind the forwarder, like any outside client: the shopper's token, never
+    # a service key. Its pods may reach the forwarder; nothing else follows from it.
+    calls_public_api: bool = False
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -111,6 +125,15 @@ class Service:
         unknown = set(self.secrets) - set(SECRETS)
         if unknown or len(set(self.secrets)) != len(self.secrets):
             raise ValueError(f"service {self.name}: secrets {self.secrets} must be distinct names from {SECRETS}")
+        if self.edge_pages and (self.forwards_public_routes or self.public_prefixes or self.internal_apis):
+            raise ValueError(f"service {self.name} serves pages at the edge: it cannot also forward or serve API "
+                             "routes (the edge would send them two ways)")
+        for page in self.edge_pages:
+            if page != "/" and not _PAGE.match(page):
+                raise ValueError(f"service {self.name}: edge page {page!r} must be '/' or one path segment "
+                                 "('/cart')")
+            if page.strip("/") in RESERVED_SEGMENTS:
+                raise ValueError(f"service {self.name}: edge page {page!r} is reserved for the API or operations")
         if self.trusts_forwarded_for and not (self.forwards_public_routes or self.public_prefixes):
             raise ValueError(f"service {self.name} trusts X-Forwarded-For but nothing forwards client requests "
                              "to it (no public prefixes, not the forwarder)")
@@ -154,7 +177,7 @@ SERVICES: tuple[Service, ...] = (
         description="Catalogue and inventory: reservations that never oversell, change feed",
         internal_apis=(InternalApi("reservations", callers=("orders",)),
                        InternalApi("changes", callers=("search",))),
-        public_prefixes=("/api/v1/products",),
+        public_prefixes=("/api/v1/products", "/api/v1/categories"),
     ),
     Service(
         name="search",
@@ -182,6 +205,17 @@ SERVICES: tuple[Service, ...] = (
         public_prefixes=("/api/v1/payments",),
         secrets=("card_fingerprint_key",),
     ),
+    Service(
+        name="storefront",
+        port=8006,
+        owns_database=False,
+        description="Shop pages for browsers: a backend-for-frontend over the public API, at the edge's /",
+        edge_pages=("/", "/search", "/products", "/cart", "/signup", "/login", "/logout", "/checkout", "/orders",
+                    "/static"),
+        calls_public_api=True,
+        verifies_user_tokens=False,
+        secrets=("session_key",),
+    ),
 )
 
 
@@ -198,6 +232,11 @@ def _validate(services: tuple[Service, ...]) -> None:
         if taken:
             raise ValueError(f"{taken} use a port of {forwarder.name}'s replicas {sorted(replicas)} "
                              f"({forwarder.port} + {FORWARDER_REPLICA_STEP} per replica)")
+    page_servers = [s.name for s in services if s.edge_pages]
+    if len(page_servers) > 1:
+        raise ValueError(f"only one service serves pages at the edge, got {page_servers}")
+    if any(s.calls_public_api for s in services) and not any(s.forwards_public_routes for s in services):
+        raise ValueError("a service calls the public API but no service forwards it")
     issuers = [s.name for s in services if s.issues_user_tokens]
     if len(issuers) != 1:
         raise ValueError(f"exactly one service issues user tokens, got {issuers}")
@@ -276,6 +315,11 @@ def forwarded_to(name: str) -> tuple[str, ...]:
 def service_key_holders() -> tuple[str, ...]:
     """Services that sign service tokens: exactly the internal callers. Nobody else gets a private key."""
     return tuple(s.name for s in SERVICES if callees_of(s.name))
+
+
+def page_server() -> Service | None:
+    """The service whose pages the edge serves to browsers (the storefront), if the catalog has one."""
+    return next((s for s in SERVICES if s.edge_pages), None)
 
 
 def token_issuer() -> Service:

@@ -18,18 +18,28 @@ import pytest
 from services.deploy.keyring import KeyRing
 from services.kit import keys
 from services.runner.postgres import PostgresServer
+from tests.services.payments.support import card_data_left
 from tests.support.procs import ServiceProcess, free_port
 from tests.support.stack import ADMIN_EMAIL, ADMIN_PASSWORD, TestStack
 
 
 @pytest.fixture(scope="session")
-def pg() -> Iterator[PostgresServer]:
+def pg(logdir: Path) -> Iterator[PostgresServer]:
+    """The session's PostgreSQL. When the session ends, after every test and after every service that used
+    it has stopped (they all depend on this fixture), no row of an orders or payments database and no
+    service log may hold card data: card numbers and CVCs pass through orders and payments, never stay.
+    A finding fails the session as an error in this fixture's teardown, whichever tests ran and in
+    whatever order."""
     # Thrown away at the end of the session, so durability buys nothing here.
     server = PostgresServer(port=free_port(), crash_unsafe_for_tests=True)
     server.init()
     server.start()
     yield server
-    server.destroy()
+    try:
+        left = card_data_left(server, logdir)
+    finally:
+        server.destroy()
+    assert left == [], f"card data stayed after the session's tests: {left}"
 
 
 @pytest.fixture(scope="session")

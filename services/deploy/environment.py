@@ -65,7 +65,7 @@ def deployment_environment(service: str, target: DeployTarget) -> dict[str, str]
         env["SERVICE_URLS"] = json.dumps(dict(target.service_urls))
     if target.service_url_template is not None:
         env["SERVICE_URL_TEMPLATE"] = target.service_url_template
-    if svc is not issuer and (issuer_url := _url_of(issuer, target)) is not None:
+    if svc is not issuer and svc.verifies_user_tokens and (issuer_url := _url_of(issuer, target)) is not None:
         env["JWKS_URL"] = issuer_url + catalog.JWKS_PATH
     if svc.owns_database and target.database is not None:
         env.update(target.database(svc))

@@ -9,13 +9,13 @@ a card number or a password).
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Self
 
 import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, TypeAdapter
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -26,44 +26,18 @@ log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 
-# Default kind (the last segment of `type`) per status, for errors raised without an explicit kind.
-_DEFAULT_KIND = {
-    400: "bad-request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not-found",
-    405: "method-not-allowed",
-    409: "conflict",
-    413: "payload-too-large",
-    415: "unsupported-media-type",
-    422: "validation",
-    429: "rate-limited",
-    500: "internal",
-    502: "bad-gateway",
-    503: "upstream-unavailable",
-    504: "upstream-timeout",
-}
-
-_TITLES = {
-    400: "Bad request",
-    401: "Authentication required",
-    403: "Forbidden",
-    404: "Not found",
-    405: "Method not allowed",
-    409: "Conflict",
-    413: "Payload too large",
-    415: "Unsupported media type",
-    422: "Validation failed",
-    429: "Too many requests",
-    500: "Internal error",
-    502: "Bad gateway",
-    503: "Service unavailable",
-    504: "Upstream timeout",
-}
-
 
 class Problem(Exception):
-    """An error a route wants the client to see, with a stable ``kind`` and optional extension members."""
+    """An error a route wants the client to see, with a stable ``kind`` and optional extension members.
+
+    A bare ``Problem(status, detail)`` is the generic error of its status (kind and title from the status's
+    class below). An error a client may act on gets a named subclass instead, declaring its status, kind and
+    title once, on the class: the pattern of fastapi-problem (NRWLDev/fastapi-problem ``docs/error.md``,
+    "Custom Errors") and of polar's named errors (polarsource/polar ``server/polar/exceptions.py``)."""
+
+    status: int = 500
+    kind: str = "internal"
+    title: str = "Internal error"
 
     def __init__(
         self,
@@ -76,12 +50,102 @@ class Problem(Exception):
         **extensions: Any,
     ) -> None:
         super().__init__(detail)
+        generic = _BY_STATUS.get(status)
         self.status = status
         self.detail = detail
-        self.kind = kind or _DEFAULT_KIND.get(status, "error")
-        self.title = title or _TITLES.get(status, "Error")
+        self.kind = kind or (generic.kind if generic else "error")
+        self.title = title or (generic.title if generic else "Error")
         self.headers = headers or {}
         self.extensions = extensions
+
+    def body(self, base_uri: str, instance: str) -> dict[str, Any]:
+        """The problem body, for a response built outside the handlers (a stored idempotent outcome)."""
+        return problem_body(base_uri, self.status, self.detail, instance, kind=self.kind, title=self.title,
+                            **self.extensions)
+
+
+class NamedProblem(Problem):
+    """Base of the named errors: a subclass sets ``status``, ``kind`` and ``title`` (or inherits them from a
+    status class: ``class OutOfStock(Conflict): kind = "out-of-stock"``); an instance carries the detail and
+    the extension members."""
+
+    def __init__(self, detail: str, *, headers: dict[str, str] | None = None, **extensions: Any) -> None:
+        super().__init__(self.status, detail, kind=self.kind, title=self.title, headers=headers, **extensions)
+
+    @classmethod
+    def received(cls, body: ProblemBody) -> Self:
+        """This error as a caller rebuilds it from the callee's body. Subclasses with extension members
+        override it and read them with :meth:`ProblemBody.member` (a missing or malformed one is a
+        ``ValueError``)."""
+        return cls(body.detail)
+
+
+# The generic error of each status: its kind (the last segment of `type`) and title.
+class BadRequest(NamedProblem):
+    status, kind, title = 400, "bad-request", "Bad request"
+
+
+class Unauthorized(NamedProblem):
+    status, kind, title = 401, "unauthorized", "Authentication required"
+
+
+class Forbidden(NamedProblem):
+    status, kind, title = 403, "forbidden", "Forbidden"
+
+
+class NotFound(NamedProblem):
+    status, kind, title = 404, "not-found", "Not found"
+
+
+class MethodNotAllowed(NamedProblem):
+    status, kind, title = 405, "method-not-allowed", "Method not allowed"
+
+
+class Conflict(NamedProblem):
+    status, kind, title = 409, "conflict", "Conflict"
+
+
+class PayloadTooLarge(NamedProblem):
+    status, kind, title = 413, "payload-too-large", "Payload too large"
+
+
+class UnsupportedMediaType(NamedProblem):
+    status, kind, title = 415, "unsupported-media-type", "Unsupported media type"
+
+
+class ValidationFailed(NamedProblem):
+    status, kind, title = 422, "validation", "Validation failed"
+
+
+class TooManyRequests(NamedProblem):
+    status, kind, title = 429, "rate-limited", "Too many requests"
+
+
+class InternalError(NamedProblem):
+    status, kind, title = 500, "internal", "Internal error"
+
+
+class BadGateway(NamedProblem):
+    status, kind, title = 502, "bad-gateway", "Bad gateway"
+
+
+class ServiceUnavailable(NamedProblem):
+    status, kind, title = 503, "upstream-unavailable", "Service unavailable"
+
+
+class UpstreamTimeout(NamedProblem):
+    status, kind, title = 504, "upstream-timeout", "Upstream timeout"
+
+
+_BY_STATUS: dict[int, type[NamedProblem]] = {c.status: c for c in (
+    BadRequest, Unauthorized, Forbidden, NotFound, MethodNotAllowed, Conflict, PayloadTooLarge,
+    UnsupportedMediaType, ValidationFailed, TooManyRequests, InternalError, BadGateway, ServiceUnavailable,
+    UpstreamTimeout)}
+
+
+def _generic_title(status: int) -> str:
+    generic = _BY_STATUS.get(status)
+    return generic.title if generic else "Error"
 
 
 class ValidationItem(BaseModel):
@@ -102,11 +166,25 @@ class ProblemBody(BaseModel):
     request_id: str
     errors: list[ValidationItem] | None = None
 
+    @property
+    def kind(self) -> str:
+        return self.type.rsplit("/", 1)[-1]
 
-def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses=`` entries for the problems a route can return (so schema checks know them)."""
+    def member(self, name: str, shape: Any) -> Any:
+        """Extension member ``name`` validated as ``shape`` (a type pydantic knows); ``ValueError`` when it
+        is missing or malformed."""
+        extra = self.model_extra or {}
+        if name not in extra:
+            raise ValueError(f"the problem body has no {name!r}")
+        return TypeAdapter(shape).validate_python(extra[name])
+
+
+def problem_responses(*problems: int | type[Problem]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` entries for the problems a route can return (so schema checks know them): a
+    status, or a named error class standing for its status."""
+    statuses = sorted({p if isinstance(p, int) else p.status for p in problems})
     return {
-        s: {"model": ProblemBody, "description": _TITLES.get(s, "Error"),
+        s: {"model": ProblemBody, "description": _generic_title(s),
             "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemBody"}}}}
         for s in statuses
     }
@@ -129,9 +207,10 @@ def problem_response(
 
 def problem_body(base_uri: str, status: int, detail: str, instance: str, *, kind: str | None = None,
                  title: str | None = None, **extensions: Any) -> dict[str, Any]:
+    generic = _BY_STATUS.get(status)
     body: dict[str, Any] = {
-        "type": f"{base_uri}{kind or _DEFAULT_KIND.get(status, 'error')}",
-        "title": title or _TITLES.get(status, "Error"),
+        "type": f"{base_uri}{kind or (generic.kind if generic else 'error')}",
+        "title": title or (generic.title if generic else "Error"),
         "status": status,
         "detail": detail,
         "instance": instance,
@@ -173,7 +252,7 @@ def _allowed_methods(request: Request) -> str | None:
 
 async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "Error")
+    detail = exc.detail if isinstance(exc.detail, str) else _generic_title(exc.status_code)
     headers = dict(exc.headers or {})
     if exc.status_code == 405 and (allowed := _allowed_methods(request)):
         headers["Allow"] = allowed

@@ -27,7 +27,7 @@ from asyncpg.pool import PoolConnectionProxy
 from fastapi import Header
 from fastapi.responses import JSONResponse
 
-from services.kit.errors import PROBLEM_JSON, Problem
+from services.kit.errors import PROBLEM_JSON, BadRequest, Conflict, ValidationFailed
 
 T = TypeVar("T")
 Conn = asyncpg.Pool | asyncpg.Connection | PoolConnectionProxy
@@ -43,25 +43,29 @@ class Stored:
     body: dict[str, Any]
 
 
-class IdempotencyKeyRequired(Problem):
+class IdempotencyKeyRequired(BadRequest):
+    kind = "idempotency-key-required"
+
     def __init__(self, hint: str = "") -> None:
-        super().__init__(400, f"The Idempotency-Key header is required{hint}.", kind="idempotency-key-required")
+        super().__init__(f"The Idempotency-Key header is required{hint}.")
 
 
-class IdempotencyConflict(Problem):
+class IdempotencyConflict(ValidationFailed):
     """The key was used before with a different request: a client error, never a second effect (422)."""
 
+    kind = "idempotency-conflict"
+
     def __init__(self) -> None:
-        super().__init__(422, "This Idempotency-Key was already used with a different request.",
-                         kind="idempotency-conflict")
+        super().__init__("This Idempotency-Key was already used with a different request.")
 
 
-class IdempotencyInFlight(Problem):
+class IdempotencyInFlight(Conflict):
     """The key's first request has not finished: retry shortly (409). ``what`` names that request."""
 
+    kind = "idempotency-in-flight"
+
     def __init__(self, what: str = "A request") -> None:
-        super().__init__(409, f"{what} with this Idempotency-Key is still being processed; retry shortly.",
-                         kind="idempotency-in-flight")
+        super().__init__(f"{what} with this Idempotency-Key is still being processed; retry shortly.")
 
 
 def require_key(key: str | None, hint: str = "") -> str:

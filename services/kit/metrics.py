@@ -24,36 +24,34 @@ HTTP_DURATION = Histogram(
 
 
 class PoolCollector(Collector):
-    """Reports an asyncpg pool's size, idle connections and maximum at scrape time."""
+    """Reports each registered asyncpg pool's size, idle connections and maximum at scrape time, labelled
+    with its service. One collector for the process: a process serving several services' apps (the
+    in-process tests) reports every pool under the same metric names."""
 
-    def __init__(self, service: str, pool_getter: Callable[[], object | None]) -> None:
-        self.service = service
-        self.pool_getter = pool_getter
+    def __init__(self) -> None:
+        self.pools: dict[str, Callable[[], object | None]] = {}
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
-        pool = self.pool_getter()
         size = GaugeMetricFamily("db_pool_connections", "Open connections in the pool", labels=["service"])
         idle = GaugeMetricFamily("db_pool_idle_connections", "Idle connections in the pool", labels=["service"])
         cap = GaugeMetricFamily("db_pool_max_connections", "Pool maximum", labels=["service"])
-        if pool is not None:
-            size.add_metric([self.service], pool.get_size())  # type: ignore[attr-defined]
-            idle.add_metric([self.service], pool.get_idle_size())  # type: ignore[attr-defined]
-            cap.add_metric([self.service], pool.get_max_size())  # type: ignore[attr-defined]
+        for service, pool_getter in self.pools.items():
+            pool = pool_getter()
+            if pool is not None:
+                size.add_metric([service], pool.get_size())  # type: ignore[attr-defined]
+                idle.add_metric([service], pool.get_idle_size())  # type: ignore[attr-defined]
+                cap.add_metric([service], pool.get_max_size())  # type: ignore[attr-defined]
         yield from (size, idle, cap)
 
 
-_registered: dict[str, PoolCollector] = {}
+_POOLS = PoolCollector()
+REGISTRY.register(_POOLS)
 
 
 def register_pool(service: str, pool_getter: Callable[[], object | None]) -> None:
-    """Register the pool collector once per process (tests build several apps in one process)."""
-    existing = _registered.get(service)
-    if existing is not None:
-        existing.pool_getter = pool_getter
-        return
-    collector = PoolCollector(service, pool_getter)
-    REGISTRY.register(collector)
-    _registered[service] = collector
+    """Report the pool ``pool_getter`` returns as ``service``'s (the latest app's, when a process builds
+    several apps of one service)."""
+    _POOLS.pools[service] = pool_getter
 
 
 def render() -> tuple[bytes, str]:

@@ -14,12 +14,13 @@ from fastapi.responses import JSONResponse
 from services.kit.auth import AdminUser, CurrentUser, Principal
 from services.kit.deps import PoolDep
 from services.kit.errors import problem_responses
+from services.kit.http import ServiceCallError
 from services.kit.idempotency import IdempotencyKey, Stored, request_hash, require_key, respond
 from services.orders import store
 from services.orders.deps import SagaDep, SettingsDep
 from services.orders.errors import CancelDeferred, OrderNotFound, OrderShipped, WrongOrderState
 from services.orders.models import Order, OrderPage, OrderRequest
-from services.orders.saga import Outcome, Unreachable, shielded
+from services.orders.saga import Outcome, shielded
 from services.orders.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ async def cancel_order(order_id: uuid.UUID, user: CurrentUser, pool: PoolDep, sa
         assert order.payment_id is not None
         try:
             await shielded(saga.finish_cancel(order_id, order.payment_id))
-        except Unreachable as exc:
+        except ServiceCallError as exc:
             log.warning("cancel deferred", extra={"event": "cancel_deferred", "order_id": str(order_id),
                                                   "why": str(exc)})
             raise CancelDeferred(order_id) from None

@@ -5,36 +5,38 @@ from __future__ import annotations
 
 import uuid
 
-from services.kit.errors import Problem
+from services.kit.errors import Conflict, NotFound, ServiceUnavailable
 
 
-class OrderNotFound(Problem):
+class OrderNotFound(NotFound):
     """No such order, or one the caller may not see: the answer never reveals another user's order (404)."""
 
     def __init__(self) -> None:
-        super().__init__(404, "No such order.")
+        super().__init__("No such order.")
 
 
-class OrderShipped(Problem):
+class OrderShipped(Conflict):
     """A shipped order can no longer be cancelled (409)."""
 
+    kind = "order-shipped"
+
     def __init__(self) -> None:
-        super().__init__(409, "The order has shipped and can no longer be cancelled.", kind="order-shipped",
-                         order_status="shipped")
+        super().__init__("The order has shipped and can no longer be cancelled.", order_status="shipped")
 
 
-class WrongOrderState(Problem):
+class WrongOrderState(Conflict):
     """The order's state does not allow the action (409); ``order_status`` says which state it is in."""
 
+    kind = "order-state"
+
     def __init__(self, action: str, status: str) -> None:
-        super().__init__(409, f"An order in state {status!r} cannot be {action}.", kind="order-state",
-                         order_status=status)
+        super().__init__(f"An order in state {status!r} cannot be {action}.", order_status=status)
 
 
-class CancelDeferred(Problem):
-    """The refund or the stock return could not be done now; recovery completes the cancellation (503)."""
+class CancelDeferred(ServiceUnavailable):
+    """The refund or the stock return could not be done now; recovery completes the cancellation (503,
+    the generic ``upstream-unavailable`` kind)."""
 
     def __init__(self, order_id: uuid.UUID) -> None:
-        super().__init__(503, "The refund or the stock return could not be done now; the cancellation will "
-                         "complete by itself.", kind="upstream-unavailable", order_id=str(order_id),
-                         order_status="cancelling")
+        super().__init__("The refund or the stock return could not be done now; the cancellation will "
+                         "complete by itself.", order_id=str(order_id), order_status="cancelling")

@@ -14,22 +14,26 @@ from services.orders import recovery, store
 from services.orders.api import router
 from services.orders.saga import Saga
 from services.orders.settings import Settings
+from services.payments.contract import PaymentsClient
+from services.products.contract import ProductsClient
 
 KEY_PRUNE_INTERVAL_S = 3600.0
 
 
 async def start_saga(app: FastAPI) -> None:
     settings, issuer = settings_of(app, Settings), issuer_of(app)
-    app.state.products = products = ServiceClient(settings, "products", issuer, timeout=settings.products_timeout_s,
-                                                  max_connections=settings.peer_max_connections)
-    app.state.payments = payments = ServiceClient(settings, "payments", issuer, timeout=settings.payments_timeout_s,
-                                                  max_connections=settings.peer_max_connections)
+    app.state.products = products = ProductsClient(ServiceClient(
+        settings, "products", issuer, timeout=settings.products_timeout_s,
+        max_connections=settings.peer_max_connections))
+    app.state.payments = payments = PaymentsClient(ServiceClient(
+        settings, "payments", issuer, timeout=settings.payments_timeout_s,
+        max_connections=settings.peer_max_connections))
     app.state.saga = Saga(pool_of(app), settings, products, payments)
 
 
 async def stop_saga(app: FastAPI) -> None:
     for name in ("products", "payments"):
-        client: ServiceClient | None = getattr(app.state, name, None)
+        client: ProductsClient | PaymentsClient | None = getattr(app.state, name, None)
         if client is not None:
             await client.aclose()
 

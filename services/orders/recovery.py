@@ -20,14 +20,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from typing import Any
 
 from fastapi import FastAPI
 
 from services.kit.deps import pool_of, settings_of, state_of
+from services.kit.http import ServiceCallError
 from services.orders import store
-from services.orders.saga import Saga, Unreachable
+from services.orders.saga import Saga
 from services.orders.settings import Settings
+from services.payments.contract import Declined
+from services.products.contract import ReservationNotFound
 
 log = logging.getLogger(__name__)
 
@@ -43,51 +45,52 @@ async def recover_order(saga: Saga, row: store.OrderRow) -> None:
         return
     if row.status == "paid":
         assert row.payment_id is not None
-        assert row.total_cents is not None
-        await saga.finish_paid(row.id, "paid", {"id": str(row.payment_id), "amount_cents": row.total_cents})
+        await saga.finish_paid(row.id, "paid", row.payment_id)
         return
-    payments = await saga.payments_of(row.id)
-    captured = [p for p in payments if p["status"] == "captured"]
-    declined = [p for p in payments if p["status"] == "declined"]
+    payments = await saga.payments.of_order(row.id)
+    captured = [p for p in payments if p.status == "captured"]
+    declined = [p for p in payments if p.status == "declined"]
     if captured:
         payment = captured[0]
         if row.status == "pending" and not await _adopt_reservation(saga, row.id):
-            await saga.fail(row.id, "pending", "recovered: capture without reservation", payment)
+            await saga.fail(row.id, "pending", "recovered: capture without reservation", payment.id)
             return
-        await saga.finish_paid(row.id, "reserved", payment)
+        await saga.finish_paid(row.id, "reserved", payment.id)
     elif declined and row.status == "reserved":
         await saga.release(row.id)
-        body = saga.problem(402, "The card was declined; the order was not placed.", "payment-declined",
-                            order_id=oid, order_status="payment_failed", reason=declined[0].get("decline_reason"),
-                            payment_id=str(declined[0]["id"]))
-        await saga.end(row.id, "reserved", "payment_failed", 402, body,
-                       payment_id=uuid.UUID(str(declined[0]["id"])), failure_reason="payment declined")
+        decline = Declined.of(declined[0])
+        await saga.end(row.id, "reserved", "payment_failed", 402, saga.declined(row.id, decline),
+                       payment_id=decline.payment_id, failure_reason="payment declined")
     else:
         await saga.fail(row.id, row.status, "recovered: interrupted before any capture")
 
 
 async def _adopt_reservation(saga: Saga, order_id: uuid.UUID) -> bool:
     """A pending order whose reservation exists at products: take its price snapshot (pending -> reserved)."""
-    r = await saga.call(saga.products, "GET", f"/internal/v1/reservations/{order_id}")
-    if r.status_code != 200 or r.json().get("status") != "reserved":
+    try:
+        reservation = await saga.products.reservation(order_id)
+    except ReservationNotFound:
         return False
-    items: list[dict[str, Any]] = r.json()["items"]
-    if len({i["currency"] for i in items}) != 1:
+    items = reservation.items
+    if reservation.status != "reserved" or len({i.currency for i in items}) != 1:
         return False
-    total = sum(int(i["unit_price_cents"]) * int(i["quantity"]) for i in items)
-    return await store.record_reservation(saga.pool, order_id, total, items[0]["currency"], items)
+    total = sum(i.unit_price_cents * i.quantity for i in items)
+    return await store.record_reservation(saga.pool, order_id, total, items[0].currency,
+                                          [i.model_dump() for i in items])
 
 
 async def settle(saga: Saga, order_id: uuid.UUID) -> None:
     """A failed order, checked once more: no capture stands, no stock stays held."""
-    for p in await saga.payments_of(order_id):
-        if p["status"] == "captured" and int(p["refunded_cents"]) < int(p["amount_cents"]):
-            await saga.refund_rest(order_id, uuid.UUID(str(p["id"])))
-    r = await saga.call(saga.products, "GET", f"/internal/v1/reservations/{order_id}")
-    if r.status_code == 200 and r.json().get("status") in ("reserved", "committed"):
-        await saga.release(order_id)
-    elif r.status_code not in (200, 404):
-        raise Unreachable("products", True, f"reservation lookup answered {r.status_code}")
+    for p in await saga.payments.of_order(order_id):
+        if p.status == "captured" and p.refunded_cents < p.amount_cents:
+            await saga.refund_rest(order_id, p.id)
+    try:
+        reservation = await saga.products.reservation(order_id)
+    except ReservationNotFound:
+        pass
+    else:
+        if reservation.status in ("reserved", "committed"):
+            await saga.release(order_id)
     await saga.pool.execute("UPDATE orders SET needs_settle = false WHERE id = $1 AND status = 'failed'", order_id)
     log.info("failed order settled", extra={"event": "order_settled", "order_id": str(order_id)})
 
@@ -102,7 +105,7 @@ async def recover_once(saga: Saga, settings: Settings) -> int:
     for r in rows:
         try:
             await recover_order(saga, store.OrderRow(**dict(r)))
-        except Unreachable as exc:
+        except ServiceCallError as exc:
             log.warning("recovery step deferred", extra={"event": "recovery_deferred", "order_id": str(r["id"]),
                                                          "why": str(exc)})
     failed = await saga.pool.fetch(
@@ -112,7 +115,7 @@ async def recover_once(saga: Saga, settings: Settings) -> int:
     for r in failed:
         try:
             await settle(saga, r["id"])
-        except Unreachable as exc:
+        except ServiceCallError as exc:
             log.warning("settle deferred", extra={"event": "settle_deferred", "order_id": str(r["id"]),
                                                   "why": str(exc)})
     return len(rows) + len(failed)

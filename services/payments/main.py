@@ -10,8 +10,7 @@ from fastapi import FastAPI
 from services.kit.app import create_app
 from services.kit.background import periodic
 from services.kit.deps import pool_of, settings_of
-from services.payments import idempotency
-from services.payments.api import router
+from services.payments import api, idempotency, internal
 from services.payments.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -30,7 +29,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         title="payments",
         description="Simulated card processor: idempotent charges and refunds, a double-entry ledger. "
                     "Stores only brand, last4, expiry and a keyed fingerprint of a card.",
-        routers=[router],
+        routers=[api.router, internal.router],
         migrations=Path(__file__).parent / "migrations",
         background=[periodic(settings.prune_interval_s, _prune_keys, name="idempotency_prune")],
     )

@@ -7,9 +7,7 @@ tests with varied cards; the declines are exactly the contract's test numbers, s
 
 from __future__ import annotations
 
-from typing import Literal
-
-DeclineReason = Literal["card_declined", "insufficient_funds"]
+from services.payments.contract import DeclineReason
 
 _DECLINES: dict[str, DeclineReason] = {
     "4000000000000002": "card_declined",

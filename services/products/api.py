@@ -16,8 +16,10 @@ from services.kit.auth import AdminUser
 from services.kit.deps import PoolDep, pool_of
 from services.kit.errors import Problem, problem_responses
 from services.products import store
+from services.products.contract import ProductNotFound
 from services.products.deps import SettingsDep
 from services.products.models import (
+    CategoryList,
     Product,
     ProductCreate,
     ProductPage,
@@ -53,8 +55,7 @@ async def _product_response(pool: asyncpg.Pool, product_id: uuid.UUID) -> Respon
     # only cost time.
     row = await pool.fetchrow(store.GET_PRODUCT_SQL, product_id)
     if row is None:
-        raise Problem(404, f"Product {product_id} does not exist.", kind="product-not-found",
-                      product_ids=[str(product_id)])
+        raise ProductNotFound(f"Product {product_id} does not exist.", [product_id])
     return Response(_dumps(dict(row.items())), media_type=_JSON)
 
 
@@ -133,3 +134,11 @@ async def delete_product(product_id: uuid.UUID, _admin: AdminUser, pool: PoolDep
 async def set_product_stock(product_id: uuid.UUID, body: StockUpdate, _admin: AdminUser, pool: PoolDep) -> Response:
     product = await store.set_stock(pool, product_id, body.quantity)
     return Response(_dumps(product), media_type=_JSON)
+
+
+categories_router = APIRouter(prefix="/api/v1/categories", tags=["products"])
+
+
+@categories_router.get("", response_model=CategoryList, summary="Every category with live products, by name")
+async def list_categories(pool: PoolDep) -> Response:
+    return Response(_dumps({"items": await store.list_categories(pool)}), media_type=_JSON)

@@ -15,7 +15,16 @@ from services.kit.auth import internal_api
 from services.kit.deps import PoolDep
 from services.kit.errors import problem_responses
 from services.products import store
-from services.products.models import ChangePage, Reservation, ReservationRequest
+from services.products.contract import (
+    ChangePage,
+    OutOfStock,
+    ProductNotFound,
+    Reservation,
+    ReservationConflict,
+    ReservationNotFound,
+    ReservationRequest,
+    WrongReservationState,
+)
 
 router = APIRouter(prefix="/internal/v1", tags=["internal"])
 
@@ -27,7 +36,7 @@ _AUTH = problem_responses(401, 403)
 
 @router.post("/reservations", status_code=201, response_model=Reservation,
              responses={200: {"model": Reservation, "description": "Replay of an earlier reservation"},
-                        **_AUTH, **problem_responses(400, 404, 409, 422)},
+                        **_AUTH, **problem_responses(400, ProductNotFound, OutOfStock, ReservationConflict, 422)},
              summary="Reserve stock for an order: all lines or none, idempotent per order id")
 async def create_reservation(body: ReservationRequest, response: Response,
                              caller: ReservationsCaller, pool: PoolDep) -> dict[str, Any]:
@@ -38,12 +47,13 @@ async def create_reservation(body: ReservationRequest, response: Response,
 
 
 @router.get("/reservations/{order_id}", response_model=Reservation,
-            responses={**_AUTH, **problem_responses(404, 422)}, summary="A reservation and its state")
+            responses={**_AUTH, **problem_responses(ReservationNotFound, 422)}, summary="A reservation and its state")
 async def read_reservation(order_id: uuid.UUID, caller: ReservationsCaller, pool: PoolDep) -> dict[str, Any]:
     return await store.get_reservation(pool, order_id)
 
 
-_TRANSITION_RESPONSES: dict[int | str, dict[str, Any]] = {**_AUTH, **problem_responses(404, 409, 422)}
+_TRANSITION_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **_AUTH, **problem_responses(ReservationNotFound, WrongReservationState, 422)}
 
 
 @router.post("/reservations/{order_id}/commit", response_model=Reservation, responses=_TRANSITION_RESPONSES,

@@ -17,7 +17,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         settings,
         title="Products",
         description="Catalogue and inventory: products, stock, reservations that never oversell, change feed.",
-        routers=[api.router, internal.router],
+        routers=[api.router, api.categories_router, internal.router],
         # Tried before every other route: the catalogue read (the hot path), as a lean Starlette endpoint
         # (see api.read_product_fast). Paths do not overlap, so only the cost changes, not what matches.
         front_routes=api.FAST_ROUTES,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
@@ -103,66 +103,10 @@ class ProductPage(BaseModel):
     next_cursor: str | None = Field(description="Opaque; pass it back as `cursor` for the next page")
 
 
-# --- internal: reservations ---------------------------------------------------------------------------
-
-class ReservationLine(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    product_id: uuid.UUID
-    quantity: int = Field(strict=True, ge=1, le=1000)
-
-
-class ReservationRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    order_id: uuid.UUID
-    items: list[ReservationLine] = Field(min_length=1, max_length=100)
-
-    @model_validator(mode="after")
-    def _unique_products(self) -> ReservationRequest:
-        ids = [line.product_id for line in self.items]
-        if len(set(ids)) != len(ids):
-            raise ValueError("each product may appear only once in items")
-        return self
-
-
-ReservationStatus = Literal["reserved", "committed", "released", "returned"]
-
-
-class ReservedLine(BaseModel):
-    product_id: uuid.UUID
-    quantity: int
+class CategoryCount(BaseModel):
     name: str
-    unit_price_cents: int
-    currency: str
+    products: int = Field(ge=1, description="Live products in the category")
 
 
-class Reservation(BaseModel):
-    order_id: uuid.UUID
-    status: ReservationStatus
-    items: list[ReservedLine]
-
-
-# --- internal: change feed ----------------------------------------------------------------------------
-
-class FeedProduct(BaseModel):
-    id: uuid.UUID
-    sku: str
-    name: str
-    description: str
-    category: str
-    price_cents: int
-    currency: str
-    updated_at: datetime
-
-
-class Change(BaseModel):
-    seq: int
-    product_id: uuid.UUID
-    op: Literal["upsert", "delete"]
-    product: FeedProduct | None
-
-
-class ChangePage(BaseModel):
-    items: list[Change]
-    next_after: int = Field(description="Pass it back as `after`; equals `after` when nothing is new")
+class CategoryList(BaseModel):
+    items: list[CategoryCount] = Field(description="Every category with a live product, by name")

@@ -22,11 +22,19 @@ import asyncpg
 import orjson
 from asyncpg.pool import PoolConnectionProxy
 
-from services.kit.errors import Problem
 from services.kit.pagination import decode_cursor, next_cursor
 from services.products import metrics
+from services.products.contract import (
+    OutOfStock,
+    ProductNotFound,
+    ReservationConflict,
+    ReservationNotFound,
+    ReservationRequest,
+    Shortage,
+    WrongReservationState,
+)
 from services.products.errors import DuplicateSku, StockBelowReserved
-from services.products.models import ProductCreate, ReservationRequest
+from services.products.models import ProductCreate
 
 Conn = asyncpg.Connection | PoolConnectionProxy
 
@@ -54,12 +62,21 @@ def product_dict(row: asyncpg.Record) -> dict[str, Any]:
     return dict(row.items())
 
 
-def _not_found(product_id: uuid.UUID) -> Problem:
-    return Problem(404, f"Product {product_id} does not exist.", kind="product-not-found",
-                   product_ids=[str(product_id)])
+def _not_found(product_id: uuid.UUID) -> ProductNotFound:
+    return ProductNotFound(f"Product {product_id} does not exist.", [product_id])
 
 
 # --- catalogue ----------------------------------------------------------------------------------------
+
+# The category index holds only live rows in category order: PostgreSQL counts from it (an index-only scan
+# once the visibility map is set) without sorting.
+CATEGORIES_SQL = ("SELECT category AS name, count(*)::int AS products FROM products WHERE deleted_at IS NULL "
+                  "GROUP BY category ORDER BY category LIMIT 500")
+
+
+async def list_categories(pool: asyncpg.Pool) -> list[dict[str, Any]]:
+    return [dict(r.items()) for r in await pool.fetch(CATEGORIES_SQL)]
+
 
 async def list_products(
     pool: asyncpg.Pool, *, limit: int, cursor: str | None, category: str | None,
@@ -201,8 +218,8 @@ async def get_reservation(pool: asyncpg.Pool, order_id: uuid.UUID) -> dict[str, 
     return found
 
 
-def _reservation_not_found(order_id: uuid.UUID) -> Problem:
-    return Problem(404, f"No reservation for order {order_id}.", kind="reservation-not-found")
+def _reservation_not_found(order_id: uuid.UUID) -> ReservationNotFound:
+    return ReservationNotFound(f"No reservation for order {order_id}.")
 
 
 async def _lock_products(conn: Conn, ids: Sequence[uuid.UUID], *, live_only: bool
@@ -227,22 +244,21 @@ async def reserve(pool: asyncpg.Pool, request: ReservationRequest, caller: str) 
             existing = await _load_reservation(conn, request.order_id)
             assert existing is not None
             if {i["product_id"]: i["quantity"] for i in existing["items"]} != wanted:
-                raise Problem(409, f"Order {request.order_id} already has a reservation with other items.",
-                              kind="reservation-conflict")
+                raise ReservationConflict(f"Order {request.order_id} already has a reservation with other items.")
             metrics.count("replayed")
             return existing, False
         rows = await _lock_products(conn, list(wanted), live_only=True)
         by_id = {r["id"]: r for r in rows}
-        missing = [str(pid) for pid in wanted if pid not in by_id]
+        missing = [pid for pid in wanted if pid not in by_id]
         if missing:
-            raise Problem(404, "Some products do not exist.", kind="product-not-found", product_ids=missing)
+            raise ProductNotFound("Some products do not exist.", missing)
         shortages = [
-            {"product_id": str(pid), "requested": qty, "available": by_id[pid]["available"]}
+            Shortage(product_id=pid, requested=qty, available=by_id[pid]["available"])
             for pid, qty in wanted.items() if by_id[pid]["available"] < qty
         ]
         if shortages:
             metrics.count("out_of_stock")
-            raise Problem(409, "Not enough stock for some items.", kind="out-of-stock", shortages=shortages)
+            raise OutOfStock(shortages)
         ids = list(wanted)
         qtys = [wanted[pid] for pid in ids]
         await conn.execute(
@@ -282,8 +298,7 @@ async def transition(pool: asyncpg.Pool, order_id: uuid.UUID, action: str) -> di
             raise _reservation_not_found(order_id)
         if status != target:
             if status != source:
-                raise Problem(409, f"Cannot {action} a reservation that is {status}.",
-                              kind="reservation-state", reservation_status=status)
+                raise WrongReservationState(f"Cannot {action} a reservation that is {status}.", status)
             lines = await conn.fetch(
                 "SELECT product_id, quantity FROM reservation_items WHERE order_id = $1", order_id)
             ids = [r["product_id"] for r in lines]

@@ -10,7 +10,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from services.runner import nginx, prometheus, tls
 from services.runner.asuser import traversable_by_others
 from services.runner.layout import POSTGRES_EXISTING, Layout
 from services.runner.postgres import PostgresNotFoundError, PostgresServer, find_bindir
+from services.runner.process import uvicorn_argv
 from services.runner.supervisor import Child
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -282,7 +282,11 @@ def admin_credentials(layout: Layout, env: dict[str, str]) -> Admin:
 
 def load_keyring(layout: Layout) -> KeyRing:
     if layout.keyring_file.exists():
-        return KeyRing.load(layout.keyring_file)
+        saved = KeyRing.load(layout.keyring_file)
+        ring = saved.completed()
+        if ring != saved:  # the catalog names a secret this stack's ring predates
+            ring.save(layout.keyring_file)
+        return ring
     layout.secrets.mkdir(parents=True, exist_ok=True, mode=0o700)
     ring = KeyRing.generate()
     ring.save(layout.keyring_file)
@@ -375,10 +379,8 @@ def plan(layout: Layout, db: Database, base_env: dict[str, str], *, gateway_repl
                               stop_signal=signal.SIGINT))
     processes = instances(layout, gateway_replicas)
     for name, service, port in processes:
-        argv = [sys.executable, "-m", "uvicorn", f"services.{service}.main:app", "--host", "127.0.0.1",
-                "--port", str(port), "--no-access-log", "--log-level", "warning",
-                # The services decide whom to believe about the client address (TRUSTED_PROXIES), not uvicorn.
-                "--no-proxy-headers"]
+        # The services decide whom to believe about the client address (TRUSTED_PROXIES), not uvicorn.
+        argv = uvicorn_argv(f"services.{service}.main:app", port, "--no-proxy-headers")
         children.append(Child(name, argv, service_env(layout, service, base_env), layout.logs / f"{name}.log",
                               ready_url=f"http://127.0.0.1:{port}/readyz", user=process_user(service)))
     result = Plan(children)
@@ -386,7 +388,9 @@ def plan(layout: Layout, db: Database, base_env: dict[str, str], *, gateway_repl
     nginx_bin = nginx.find_nginx()
     if nginx_bin:
         _ca, cert, key = tls.ensure_certificates(layout.tls)
-        conf = nginx.write(layout, cert, key, layout.gateway_ports(gateway_replicas))
+        conf = nginx.write(layout, cert, key, layout.gateway_ports(gateway_replicas),
+                           storefront_port=layout.port(shop.name) if (shop := catalog.page_server()) else None,
+                           pages=shop.edge_pages if shop else ())
         nginx.check(nginx_bin, conf)
         argv = nginx.command(nginx_bin, conf)
         if (edge_user := process_user("edge")) is not None:

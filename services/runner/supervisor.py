@@ -11,39 +11,29 @@ import json
 import logging
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from services.runner.layout import Layout
+from services.runner.process import Process, ProcessFailedError
 
 log = logging.getLogger("runner")
 
 
 @dataclass
-class Child:
-    name: str
-    argv: list[str]
-    env: dict[str, str]
-    logfile: Path
-    ready_url: str | None = None
-    # Readiness for what does not speak HTTP (PostgreSQL: pg_isready): exit status 0 means ready.
-    ready_command: list[str] | None = None
+class Child(Process):
+    """A process of the stack, as the supervisor runs it and records it in its plan."""
+
     # The OS user it runs as (the supervisor drops root's privileges); None: the supervisor's own user.
     user: str | None = None
     # Started, and ready, before every child without it; the supervisor's `prepare` runs in between.
     before_others: bool = False
-    stop_signal: int = signal.SIGTERM
-    proc: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     next_restart: float = 0.0
-    started_at: float = field(default=0.0)
 
     def to_doc(self) -> dict[str, Any]:
         return {"name": self.name, "argv": self.argv, "env": self.env, "logfile": str(self.logfile),
@@ -53,55 +43,12 @@ class Child:
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> Child:
         return cls(doc["name"], doc["argv"], doc["env"], Path(doc["logfile"]), doc["ready_url"],
-                   doc["ready_command"], doc["user"], doc["before_others"], doc["stop_signal"])
+                   doc["ready_command"], doc["stop_signal"], user=doc["user"], before_others=doc["before_others"])
 
-    def start(self, cwd: Path) -> None:
-        self.logfile.parent.mkdir(parents=True, exist_ok=True)
-        out = self.logfile.open("ab")
-        argv = self.argv if self.user is None else [sys.executable, "-m", "services.runner.asuser", self.user,
-                                                    *self.argv]
-        self.proc = subprocess.Popen(argv, cwd=cwd, env=self.env, stdout=out, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
-        out.close()
-        self.started_at = time.monotonic()
-
-    @property
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self, timeout: float = 10.0) -> None:
-        if not self.alive:
-            return
-        assert self.proc is not None
-        self.proc.send_signal(self.stop_signal)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-
-    def is_ready(self) -> bool:
-        return self.alive and self.probe()
-
-    def probe(self) -> bool:
-        """Whether it answers as ready (not whether it runs: `status` reads that from the recorded pid)."""
-        if self.ready_command is not None:
-            try:
-                return subprocess.run(self.ready_command, capture_output=True, timeout=5).returncode == 0
-            except subprocess.TimeoutExpired:
-                return False
-        if self.ready_url is None:
-            return True
-        try:
-            return httpx.get(self.ready_url, timeout=1.0, verify=False).status_code == 200  # noqa: S501 - loopback
-        except httpx.HTTPError:
-            return False
-
-    def tail(self, chars: int = 2500) -> str:
-        try:
-            return self.logfile.read_text(errors="replace")[-chars:]
-        except FileNotFoundError:
-            return ""
+    def command(self) -> list[str]:
+        if self.user is None:
+            return self.argv
+        return [sys.executable, "-m", "services.runner.asuser", self.user, *self.argv]
 
 
 def write_state(layout: Layout, **state: Any) -> None:
@@ -190,11 +137,11 @@ class Supervisor:
             if self._stopping:
                 return "interrupted during start-up"
             for child in list(pending):
-                if not child.alive:
-                    code = child.proc.returncode if child.proc else None
-                    return f"{child.name} exited during start-up (code {code}); its log:\n{child.tail()}"
-                if child.is_ready():
-                    pending.remove(child)
+                try:
+                    if child.poll_ready():
+                        pending.remove(child)
+                except ProcessFailedError as exc:
+                    return str(exc)
             if time.monotonic() > deadline:
                 names = ", ".join(c.name for c in pending)
                 return f"not ready after {self.startup_timeout:.0f}s: {names}\n{pending[0].tail()}"

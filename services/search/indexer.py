@@ -35,7 +35,8 @@ import asyncpg
 from prometheus_client import Counter, Gauge
 
 from services.kit.context import request_id_var
-from services.search.feed import Change, ChangeFeed
+from services.products.contract import Change
+from services.search.feed import ChangeFeed
 
 log = logging.getLogger(__name__)
 

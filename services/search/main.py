@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from services.kit.app import create_app
 from services.kit.deps import issuer_of, pool_of, settings_of
 from services.kit.http import ServiceClient
+from services.products.contract import ProductsClient
 from services.search.api import router
 from services.search.deps import feed_of
 from services.search.feed import HttpChangeFeed
@@ -21,8 +22,8 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 async def open_feed(app: FastAPI) -> None:
     """The products change-feed client, made at start-up so a deployment that may not read it fails there."""
     settings = settings_of(app, Settings)
-    app.state.feed = HttpChangeFeed(ServiceClient(settings, "products", issuer_of(app),
-                                                  timeout=settings.indexer_feed_timeout_s, max_connections=4))
+    app.state.feed = HttpChangeFeed(ProductsClient(ServiceClient(
+        settings, "products", issuer_of(app), timeout=settings.indexer_feed_timeout_s, max_connections=4)))
 
 
 async def close_feed(app: FastAPI) -> None:

@@ -3,11 +3,13 @@ so no route translates them."""
 
 from __future__ import annotations
 
-from services.kit.errors import Problem
+from services.kit.errors import Conflict
 
 
-class EmailTaken(Problem):
+class EmailTaken(Conflict):
     """An account with this e-mail address (compared case-insensitively) exists (409)."""
 
+    kind = "email-taken"
+
     def __init__(self) -> None:
-        super().__init__(409, "An account with this e-mail already exists.", kind="email-taken")
+        super().__init__("An account with this e-mail already exists.")

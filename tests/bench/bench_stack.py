@@ -9,6 +9,7 @@ reports, in one run:
   through a bare TCP relay (socat, when installed) → gateway, interleaved rounds with wrk (medians). The
   edge's cost is edge ÷ gateway; the relay's gives it scale: what one more process that only copies bytes
   (no TLS, no HTTP) costs on this host;
+- the storefront's product page through the edge, next to the API read it wraps;
 - the realistic shop mix (tests/bench/locustfile.py) with Locust, direct to the gateway and through the edge:
   req/s, p50, p99, failures, server CPU per request;
 - the authenticated path through the gateway (``GET /api/v1/users/{id}`` of the caller's own account,
@@ -54,6 +55,9 @@ UNLIMITED = {"RATE_LIMIT_CLIENT_PER_S": "1000000", "RATE_LIMIT_CLIENT_BURST": "1
              "LOG_LEVEL": "INFO"}
 GATEWAY, EDGE, RELAY = ("gateway → products", "nginx TLS → gateway → products",
                         "bare TCP relay (socat) → gateway → products")
+# The storefront's product page (HTML, one API read behind it) through the same edge as the API read it wraps.
+STOREFRONT = "nginx TLS → storefront page → gateway → products"
+API_PREFIX, PAGE_PREFIX = "/api/v1/products/", "/products/"
 
 
 ANON = "GET /api/v1/products/{id} (anonymous)"
@@ -289,21 +293,23 @@ def run_mix(layout: Layout, host: str, seconds: int, users: int, workdir: Path) 
 def measure_paths(layout: Layout, args: argparse.Namespace, workdir: Path,
                   relay: subprocess.Popen[bytes] | None) -> dict[str, list[Result]]:
     ids = product_ids(layout)
-    targets = [("products direct", layout.url("products")), (GATEWAY, layout.url("gateway")),
-               (EDGE, f"https://127.0.0.1:{layout.edge_https}")]
+    edge = f"https://127.0.0.1:{layout.edge_https}"
+    targets = [("products direct", layout.url("products"), API_PREFIX),
+               (GATEWAY, layout.url("gateway"), API_PREFIX), (EDGE, edge, API_PREFIX)]
     if relay is not None:
-        targets.append((RELAY, f"http://127.0.0.1:{layout.edge_https + 1}"))
+        targets.append((RELAY, f"http://127.0.0.1:{layout.edge_https + 1}", API_PREFIX))
+    targets.append((STOREFRONT, edge, PAGE_PREFIX))
 
     def cpu_seconds(name: str) -> float:
         return _stack_cpu_seconds(layout) + (_relay_cpu_seconds(relay) if relay and name == RELAY else 0.0)
 
-    for name, base in targets:
-        run_wrk(name, base, "/api/v1/products/", ids, args.warmup, args.connections, workdir)
-    runs: dict[str, list[Result]] = {name: [] for name, _ in targets}
+    for name, base, prefix in targets:
+        run_wrk(name, base, prefix, ids, args.warmup, args.connections, workdir)
+    runs: dict[str, list[Result]] = {name: [] for name, _, _ in targets}
     for _ in range(args.rounds):
-        for name, base in targets:
+        for name, base, prefix in targets:
             cpu_before = cpu_seconds(name)
-            result = run_wrk(name, base, "/api/v1/products/", ids, args.duration, args.connections, workdir)
+            result = run_wrk(name, base, prefix, ids, args.duration, args.connections, workdir)
             result.cpu_us_per_request = (cpu_seconds(name) - cpu_before) / max(result.requests, 1) * 1e6
             runs[name].append(result)
             print(f"  {name:<44} {result.requests_per_s:8.0f} req/s  p50 {result.p50_ms:6.2f} ms  "
@@ -384,6 +390,7 @@ def main() -> int:
                 path["cpu_us_per_request"] / base["cpu_us_per_request"] - 1)
 
     edge_cost, edge_cpu_cost = cost(summary[EDGE], summary[GATEWAY])
+    page, api_read = summary[STOREFRONT], summary[EDGE]
     relay_cost = cost(summary[RELAY], summary[GATEWAY]) if RELAY in summary else None
     mix_direct, mix_edge = mix["direct to the gateway"], mix["through the edge"]
     mix_cost, mix_cpu_cost = cost(mix_edge, mix_direct)
@@ -403,6 +410,10 @@ def main() -> int:
            f"throughput, {relay_cost[1]:+.1%} server CPU per request."] if relay_cost else []),
         "Throughput figures also pay for the load generator, which runs on the same cores; the CPU figures count "
         "only the servers' processes.",
+        f"The storefront's product page (server-rendered HTML around the same read, through the same edge): "
+        f"{page['requests_per_s']:.0f} req/s, {page['requests_per_s'] / api_read['requests_per_s']:.2f} x the API "
+        f"read's; {page['cpu_us_per_request']:.0f} µs server CPU per page, "
+        f"{page['cpu_us_per_request'] / api_read['cpu_us_per_request']:.2f} x.",
         "",
         f"Shop mix (Locust, {args.mix_users} users, median of {args.mix_rounds} x {args.mix_seconds} s, "
         "interleaved):",
@@ -418,7 +429,8 @@ def main() -> int:
         *_auth_report(auth, args),
     ], {"authenticated": auth, "startup_cold_s": cold, "startup_warm_s": warm, "paths": summary, "edge_cost": edge_cost,
         "edge_cpu_cost": edge_cpu_cost, "relay_cost": relay_cost, "mix": mix, "mix_edge_cost": mix_cost,
-        "mix_edge_cpu_cost": mix_cpu_cost})
+        "mix_edge_cpu_cost": mix_cpu_cost,
+        "storefront_page_vs_api_read": page["requests_per_s"] / api_read["requests_per_s"]})
     return 0
 
 

@@ -123,6 +123,12 @@ def main() -> int:
                      f"**{stack['mix_edge_cost']:.1%}**; server CPU per request **{stack['mix_edge_cpu_cost']:+.1%}**;"
                      f" p99 {via['p99_ms']:.0f} vs {direct['p99_ms']:.0f} ms; {via['failures']:.0f} failures"
                      " | ≤ 10 % |")
+        page = stack["paths"].get("nginx TLS → storefront page → gateway → products")
+        if page:
+            lines.append(f"| storefront product page through the edge, against the API read it wraps | "
+                         f"**{page['requests_per_s']:.0f}** vs {edge['requests_per_s']:.0f} req/s = "
+                         f"**{stack['storefront_page_vs_api_read']:.2f} x**; server CPU "
+                         f"{page['cpu_us_per_request']:.0f} vs {edge['cpu_us_per_request']:.0f} µs/request | — |")
         lines.append(f"| start-to-ready (cold / warm) | **{stack['startup_cold_s']:.1f} s / "
                      f"{stack['startup_warm_s']:.1f} s** | < 15 s |")
         for name, a in stack.get("authenticated", {}).items():

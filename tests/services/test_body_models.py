@@ -17,13 +17,15 @@ from services.kit.cards import Card
 from services.orders import api as orders_api
 from services.orders.models import OrderLine
 from services.payments import api as payments_api
+from services.payments import contract as payments_contract
+from services.payments import internal as payments_internal
 from services.products import api as products_api
 from services.products import internal as products_internal
 from services.search import api as search_api
 from services.users import api as users_api
 
 ROUTERS: tuple[APIRouter, ...] = (users_api.router, products_api.router, products_internal.router, search_api.router,
-                                  orders_api.router, payments_api.router)
+                                  orders_api.router, payments_api.router, payments_internal.router)
 
 
 def _models(annotation: object) -> Iterator[type[BaseModel]]:
@@ -56,7 +58,7 @@ def test_the_sweep_sees_the_nested_money_and_quantity_models() -> None:
     """The walk reaches nested models (order lines, the card): otherwise the check below could pass by seeing
     nothing."""
     models = _body_models()
-    assert {OrderLine, Card, payments_api.ChargeRequest, payments_api.RefundRequest} <= models
+    assert {OrderLine, Card, payments_contract.ChargeRequest, payments_contract.RefundRequest} <= models
 
 
 def test_every_integer_field_of_every_request_body_is_strict() -> None:
@@ -69,6 +71,6 @@ def test_every_integer_field_of_every_request_body_is_strict() -> None:
 @pytest.mark.parametrize("value", [True, "100", 100.0, "1e2"])
 def test_an_amount_or_quantity_that_is_not_a_json_integer_is_refused(value: object) -> None:
     with pytest.raises(ValueError, match="integer"):
-        payments_api.RefundRequest.model_validate({"amount_cents": value})
+        payments_contract.RefundRequest.model_validate({"amount_cents": value})
     with pytest.raises(ValueError, match="integer"):
         OrderLine.model_validate({"product_id": "00000000-0000-4000-8000-000000000000", "quantity": value})

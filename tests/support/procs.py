@@ -6,12 +6,10 @@ import os
 import signal
 import socket
 import subprocess
-import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
+from services.runner.process import Process, uvicorn_argv
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,20 +42,22 @@ def process_table() -> dict[int, tuple[int, float]]:
 
 @dataclass
 class ServiceProcess:
-    """One service running as its own process, as in production (``uvicorn services.<name>.main:app``).
+    """One service running as its own process, as in production (``uvicorn services.<name>.main:app``),
+    launched as the stack's supervisor launches it (``services.runner.process``).
 
-    ``app`` runs another ASGI app (a test stand-in); ``server_args`` adds uvicorn flags (``--workers 2``);
-    ``ready_path`` is what must answer 200 before the process counts as started. The port stays fixed, so a
-    killed process can be started again at the same address."""
+    ``env`` is what the test sets on top of its own environment; ``app`` runs another ASGI app (a test
+    stand-in); ``server_args`` adds uvicorn flags (``--workers 2``); ``ready_path`` is what must answer 200
+    before the process counts as started. The port stays fixed, so a killed process can be started again at
+    the same address."""
 
     name: str
     env: dict[str, str]
     logdir: Path
     port: int = field(default_factory=free_port)
-    proc: subprocess.Popen[bytes] | None = None
     app: str = ""
     server_args: tuple[str, ...] = ()
     ready_path: str = "/readyz"
+    process: Process | None = None
 
     @property
     def url(self) -> str:
@@ -67,47 +67,34 @@ class ServiceProcess:
     def logfile(self) -> Path:
         return self.logdir / f"{self.name}-{self.port}.log"
 
+    @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        return self.process.proc if self.process is not None else None
+
     def start(self, wait: bool = True, timeout: float = 30.0) -> ServiceProcess:
-        env = {**os.environ, "PYTHONPATH": str(ROOT), **self.env}
-        log = self.logfile.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", self.app or f"services.{self.name}.main:app", "--host", "127.0.0.1",
-             "--port", str(self.port), "--no-access-log", "--log-level", "warning", *self.server_args],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
+        self.process = Process(
+            self.name, uvicorn_argv(self.app or f"services.{self.name}.main:app", self.port, *self.server_args),
+            {**os.environ, "PYTHONPATH": str(ROOT), **self.env}, self.logfile,
+            ready_url=f"{self.url}{self.ready_path}")
+        self.process.start(ROOT)
         if wait:
             self.wait_ready(timeout)
         return self
 
     def wait_ready(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.tail()}")
-            try:
-                if httpx.get(f"{self.url}{self.ready_path}", timeout=1.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"{self.name} not ready after {timeout}s:\n{self.tail()}")
+        assert self.process is not None, "not started"
+        self.process.wait_ready(timeout)
 
     def cpu_seconds(self) -> float:
         assert self.proc is not None
         return stat(self.proc.pid)[1]
 
     def tail(self, chars: int = 4000) -> str:
-        return self.logfile.read_text(errors="replace")[-chars:] if self.logfile.exists() else ""
+        return self.process.tail(chars) if self.process is not None else ""
 
     def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(sig)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
+        if self.process is not None:
+            self.process.stop(sig=sig)
 
     def kill(self) -> None:
         """Crash it (SIGKILL): no shutdown hooks run, as when a node dies."""

@@ -144,7 +144,7 @@ class ServiceSecrets(pulumi.ComponentResource):
     """One Secret per service holding only what that service needs (``services.deploy.environment``): its own
     private key if it calls /internal routes, its callers' public keys (catalog allow-list), the user-token
     signing keys and the first administrator (the token issuer), the deployment secrets its catalog entry
-    names (the card fingerprint key)."""
+    names (the card fingerprint key, the storefront's session key)."""
 
     def __init__(self, name: str, args: ServiceSecretsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("shop:k8s:ServiceSecrets", name, None, opts)
@@ -153,8 +153,11 @@ class ServiceSecrets(pulumi.ComponentResource):
         # Signing keys for internal callers only: the gateway and the other callees never sign service tokens.
         seeds = {s.name: random.RandomBytes(f"{name}-{s.name}-seed", length=32, opts=child) for s in args.services
                  if s.name in catalog.service_key_holders()}
-        card_key = random.RandomBytes(f"{name}-card-fingerprint-key", length=32, opts=child)
-        names = list(seeds)
+        # One per catalog secret, named after it ("card_fingerprint_key" -> "<name>-card-fingerprint-key"): a
+        # rename would replace the value in state, and with it every fingerprint or session made under it.
+        deployment_secrets = {n: random.RandomBytes(f"{name}-{n.replace('_', '-')}", length=32, opts=child)
+                              for n in catalog.SECRETS}
+        names, secret_names = list(seeds), list(deployment_secrets)
         self.admin_password: pulumi.Output[str] | None = None
         admin: list[pulumi.Input[str]] = []
         if args.admin_email is not None:
@@ -162,8 +165,10 @@ class ServiceSecrets(pulumi.ComponentResource):
             # Marked secret here, not only by the provider's schema: it must never reach state or logs in clear.
             self.admin_password = pulumi.Output.secret(admin_pw.result)
             admin = [args.admin_email, self.admin_password]
-        ring = pulumi.Output.all(jwt_seed.base64, card_key.hex, *[seeds[n].base64 for n in names]).apply(
-            lambda v: keyring_from_seeds(v[0], dict(zip(names, v[2:], strict=True)), v[1]))
+        ring = pulumi.Output.all(jwt_seed.base64, *[deployment_secrets[n].hex for n in secret_names],
+                                 *[seeds[n].base64 for n in names]).apply(
+            lambda v: keyring_from_seeds(v[0], dict(zip(names, v[1 + len(secret_names):], strict=True)),
+                                         dict(zip(secret_names, v[1:1 + len(secret_names)], strict=True))))
         self.secrets: dict[str, k8s.core.v1.Secret] = {}
         for svc in args.services:
             data: pulumi.Output[dict[str, str]] = pulumi.Output.secret(

@@ -28,9 +28,10 @@ def pem_from_seed(seed_b64: str) -> str:
                              serialization.NoEncryption()).decode()
 
 
-def keyring_from_seeds(jwt_seed_b64: str, service_seeds_b64: Mapping[str, str], card_key_hex: str) -> KeyRing:
+def keyring_from_seeds(jwt_seed_b64: str, service_seeds_b64: Mapping[str, str],
+                       secrets_hex: Mapping[str, str]) -> KeyRing:
     jwt_pem = pem_from_seed(jwt_seed_b64)
     kid = keys.thumbprint_kid(jwt_pem)
     return KeyRing(jwt_keys={kid: jwt_pem}, active_kid=kid,
                    service_keys={name: pem_from_seed(s) for name, s in service_seeds_b64.items()},
-                   card_fingerprint_key=card_key_hex)
+                   secrets=dict(secrets_hex))

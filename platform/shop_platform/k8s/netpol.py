@@ -202,9 +202,9 @@ def eck_operator(layer: LayerSpec) -> list[Manifest]:
 
 
 def gateway(layer: LayerSpec) -> list[Manifest]:
-    """NGINX Gateway Fabric: the edge reaches the data plane on the listener port, the data plane reaches the
-    gateway service and its control plane's agent port; only the control plane (and the chart's certificate
-    Job) reads the API."""
+    """NGINX Gateway Fabric: the edge reaches the data plane on the listener port, the data plane reaches its
+    backends (``values.edge_backends``: the gateway, the storefront) and its control plane's agent port; only the
+    control plane (and the chart's certificate Job) reads the API."""
     ns = k.GATEWAY_NS
     data_plane = {"matchExpressions": [_DATA_PLANE]}
     not_data_plane = {"matchExpressions": [{**_DATA_PLANE, "operator": "DoesNotExist"}]}

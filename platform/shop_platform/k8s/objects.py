@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from services import catalog
+from services.catalog import Service
 from services.deploy.alerts import alert_rules
 from services.kit import logging as kit_logging
 from shop_platform import versions
@@ -242,13 +243,24 @@ def gateway(layer: LayerSpec) -> Manifest:
                     "kubernetes.io/metadata.name": k.SERVICES_NS}}}}}]}}
 
 
+def page_path_matches(shop: Service) -> list[dict[str, Any]]:
+    """The page server's paths (``catalog`` ``edge_pages``): ``/`` exactly, every other page with what is below
+    it (a Gateway API PathPrefix matches whole path elements: ``/cart`` covers ``/cart/items``, never
+    ``/cartx``). Nothing else reaches it: its operational routes stay inside."""
+    return [{"path": {"type": "Exact", "value": "/"}} if page == "/" else
+            {"path": {"type": "PathPrefix", "value": page}} for page in shop.edge_pages]
+
+
 def http_route() -> Manifest:
     gw = catalog.get(catalog.GATEWAY)
+    rules: list[dict[str, Any]] = [{"matches": public_path_matches(),
+                                    "backendRefs": [{"name": gw.name, "port": gw.port}]}]
+    if (shop := catalog.page_server()) is not None:
+        rules.append({"matches": page_path_matches(shop), "backendRefs": [{"name": shop.name, "port": shop.port}]})
     return {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
             "metadata": _meta("shop-api", k.SERVICES_NS),
             "spec": {"parentRefs": [{"name": k.GATEWAY_NAME, "namespace": k.GATEWAY_NS, "sectionName": "http"}],
-                     "rules": [{"matches": public_path_matches(),
-                                "backendRefs": [{"name": gw.name, "port": gw.port}]}]}}
+                     "rules": rules}}
 
 
 def target_group_binding(target_group_arn: Any) -> Manifest:

@@ -59,14 +59,17 @@ def _env(svc: Service, layer: LayerSpec, inputs: ServiceInputs) -> dict[str, str
 
 def allowed_callees(svc: Service) -> tuple[str, ...]:
     """Where a service's pods may connect inside the namespace, from the catalog: the services whose public
-    routes it forwards (the gateway), the services whose /internal routes it may call, and the token issuer
-    for every other service, which fetches the issuer's public JWKS (``JWKS_URL``) to verify user tokens.
+    routes it forwards (the gateway), the services whose /internal routes it may call, the token issuer
+    for every service that verifies user tokens (it fetches the issuer's public JWKS, ``JWKS_URL``), and the
+    forwarder for a client of the public API (the storefront).
     A connection allowed here is a port, not a route: /internal stays closed to anyone the callee's catalog
     entry does not list (service tokens, ``services.kit.auth.internal_api``)."""
     issuer = catalog.token_issuer().name
     targets = {*catalog.forwarded_to(svc.name), *catalog.callees_of(svc.name)}
-    if svc.name != issuer:
+    if svc.name != issuer and svc.verifies_user_tokens:
         targets.add(issuer)
+    if svc.calls_public_api:
+        targets.update(s.name for s in catalog.SERVICES if s.forwards_public_routes)
     return tuple(s.name for s in catalog.SERVICES if s.name in targets)
 
 
@@ -77,8 +80,9 @@ def allowed_callers(svc: Service) -> tuple[str, ...]:
 def edge_backends() -> tuple[Service, ...]:
     """The services the edge (the NGINX data plane) connects to: the data plane's egress
     (``netpol.gateway``), each backend's ingress peer (``_network_policy``) and its mesh allow-list
-    (``mesh.authorization_policies``) all follow this one list."""
-    return tuple(s for s in catalog.SERVICES if s.forwards_public_routes)
+    (``mesh.authorization_policies``) all follow this one list: the forwarder (the API) and the page server
+    (the storefront's pages)."""
+    return tuple(s for s in catalog.SERVICES if s.forwards_public_routes or s.edge_pages)
 
 
 def _network_policy(svc: Service, layer: LayerSpec) -> dict[str, Any]:

@@ -132,15 +132,18 @@ def test_network_policy_values_follow_the_catalog_for_every_service() -> None:
     layer = layer_for("dev")
     for svc in catalog.SERVICES:
         np = service_values(svc, layer, ServiceInputs("r"))["networkPolicy"]
-        # Forwarded public routes (the gateway), internal calls, and the token issuer's JWKS (users).
-        callees = {*catalog.forwarded_to(svc.name), *catalog.callees_of(svc.name)} | ({"users"} - {svc.name})
-        assert np["toServices"] == [{"name": s.name, "port": s.port} for s in catalog.SERVICES if s.name in callees]
-        callers = [s.name for s in catalog.SERVICES
-                   if s.name in catalog.callers_of(svc.name) or svc.name in catalog.forwarded_to(s.name)
-                   or (svc.name == "users" and s is not svc)]
-        assert np["fromServices"] == callers
+        # Forwarded public routes (the gateway), internal calls, the token issuer's JWKS (users) for those who
+        # verify tokens, and the public API (the gateway) for its clients (the storefront).
+        def calls(src: catalog.Service, dst: catalog.Service) -> bool:
+            return src is not dst and (dst.name in catalog.forwarded_to(src.name)
+                                       or dst.name in catalog.callees_of(src.name)
+                                       or (dst.name == "users" and src.verifies_user_tokens)
+                                       or (dst.name == catalog.GATEWAY and src.calls_public_api))
+        assert np["toServices"] == [{"name": s.name, "port": s.port} for s in catalog.SERVICES if calls(svc, s)]
+        assert np["fromServices"] == [s.name for s in catalog.SERVICES if calls(s, svc)]
         assert np["database"]["enabled"] is svc.owns_database
-        assert bool(np["fromPeers"]) is (svc.name == catalog.GATEWAY), "only the gateway is reachable from the edge"
+        assert bool(np["fromPeers"]) is (svc.name == catalog.GATEWAY or bool(svc.edge_pages)), \
+            "only the gateway and the page server are reachable from the edge"
 
 
 def test_eks_services_with_a_database_get_irsa_and_verified_tls_and_others_get_neither() -> None:

@@ -78,7 +78,7 @@ def test_service_secrets_hold_only_what_each_service_needs() -> None:
     and its callers' public keys (the catalog allow-list); only users gets the token signing keys and only
     payments the card fingerprint key; kind adds DATABASE_URL."""
     seeds = {s.name: pem_seed(i) for i, s in enumerate(catalog.SERVICES)}
-    ring = keyring_from_seeds(pem_seed(99), seeds, "ab" * 32)
+    ring = keyring_from_seeds(pem_seed(99), seeds, {name: f"{i:02x}" * 32 for i, name in enumerate(catalog.SECRETS)})
     for svc in catalog.SERVICES:
         data = _secret_data(svc.name, [ring, {"DATABASE_URL": "postgresql://x"} if svc.owns_database else {}])
         if svc.name in catalog.service_key_holders():
@@ -90,6 +90,7 @@ def test_service_secrets_hold_only_what_each_service_needs() -> None:
         assert set(json.loads(data["SERVICE_PUBLIC_KEYS"])) == set(catalog.callers_of(svc.name))
         assert ("JWT_SIGNING_KEYS" in data) is (svc.name == "users")
         assert ("CARD_FINGERPRINT_KEY" in data) is (svc.name == "payments")
+        assert ("SESSION_KEY" in data) is (svc.name == "storefront")
         assert ("DATABASE_URL" in data) is svc.owns_database
 
 

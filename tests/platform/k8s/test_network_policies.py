@@ -124,9 +124,9 @@ def _world(render: StackRender) -> dict[str, Endpoint]:
 
 def test_each_service_reaches_exactly_the_services_the_catalog_allows(stack_render: StackRender) -> None:
     """Service-to-service traffic is allowed iff the catalog lets the source call the callee's /internal routes
-    or forward public routes to it (or the callee is the token issuer, whose public JWKS every other service
-    reads to verify user tokens), on the callee's port only: a compromised service cannot reach anything its
-    code was never meant to call."""
+    or forward public routes to it (or the callee is the token issuer, whose public JWKS every service that
+    verifies user tokens reads; or the callee forwards the public API the source is a client of), on the
+    callee's port only: a compromised service cannot reach anything its code was never meant to call."""
     issuer = next(s for s in catalog.SERVICES if "/.well-known/jwks.json" in s.public_prefixes)
     policies, ep = Policies(stack_render.rendered.objects), _world(stack_render)
     for src in catalog.SERVICES:
@@ -134,17 +134,20 @@ def test_each_service_reaches_exactly_the_services_the_catalog_allows(stack_rend
             if src is dst:
                 continue
             expected = (dst.name in catalog.callees_of(src.name) or dst.name in catalog.forwarded_to(src.name)
-                        or dst is issuer)
+                        or (dst is issuer and src.verifies_user_tokens)
+                        or (src.calls_public_api and dst.forwards_public_routes))
             assert policies.can_connect(ep[src.name], ep[dst.name], dst.port) is expected, (src.name, dst.name)
             assert not policies.can_connect(ep[src.name], ep[dst.name], dst.port + 1000), "other ports stay closed"
 
 
 def test_only_the_nginx_data_plane_reaches_the_gateway_and_only_prometheus_scrapes(stack_render: StackRender) -> None:
-    """The edge enters through the gateway service alone; Prometheus reaches every service's metrics port; pods
-    in other namespaces, or unlabelled pods in the services' namespace, reach nothing."""
+    """The edge enters through the gateway service (the API) and the page server (the storefront) alone;
+    Prometheus reaches every service's metrics port; pods in other namespaces, or unlabelled pods in the
+    services' namespace, reach nothing."""
     policies, ep = Policies(stack_render.rendered.objects), _world(stack_render)
     for svc in catalog.SERVICES:
-        assert policies.can_connect(ep["nginx-data-plane"], ep[svc.name], svc.port) is (svc.name == catalog.GATEWAY)
+        from_edge = svc.name == catalog.GATEWAY or bool(svc.edge_pages)
+        assert policies.can_connect(ep["nginx-data-plane"], ep[svc.name], svc.port) is from_edge
         assert policies.can_connect(ep["prometheus"], ep[svc.name], svc.port)
         assert not policies.can_connect(ep["stranger-other-ns"], ep[svc.name], svc.port)
         assert not policies.can_connect(ep["stranger-same-ns"], ep[svc.name], svc.port)
@@ -319,7 +322,7 @@ def test_every_add_on_keeps_the_flows_it_needs(stack_render: StackRender) -> Non
 
 def test_the_edge_reaches_only_the_data_planes_listener(stack_render: StackRender) -> None:
     """The ALB (EKS) or the kind node (NodePort) reaches NGINX's listener; nothing from outside reaches the control
-    plane, and the data plane reaches no service but the gateway."""
+    plane, and the data plane reaches no service but the gateway and the page server."""
     policies, w = Policies(stack_render.rendered.objects), _addon_world(stack_render)
     edge = w["alb"] if stack_render.layer.eks else w["internet"]
     assert policies.can_connect(edge, w["nginx-data-plane"], k.GATEWAY_LISTENER_PORT)
@@ -327,8 +330,8 @@ def test_the_edge_reaches_only_the_data_planes_listener(stack_render: StackRende
     assert not policies.can_connect(w["stranger-nginx-gateway"], w["nginx-control-plane"], 8443)
     services = _world(stack_render)
     for svc in catalog.SERVICES:
-        if svc.name != catalog.GATEWAY:
-            assert not policies.can_connect(w["nginx-data-plane"], services[svc.name], svc.port), svc.name
+        reached = policies.can_connect(w["nginx-data-plane"], services[svc.name], svc.port)
+        assert reached is (svc.name == catalog.GATEWAY or bool(svc.edge_pages)), svc.name
 
 
 def test_strangers_in_add_on_namespaces_reach_nothing(stack_render: StackRender) -> None:

@@ -38,7 +38,7 @@ def _seed(i: int) -> str:
 
 
 RING = keyring_from_seeds(_seed(0), {n: _seed(i + 1) for i, n in enumerate(catalog.service_key_holders())},
-                          "ab" * 32)
+                          {"card_fingerprint_key": "ab" * 32, "session_key": "cd" * 32})
 
 
 def _scrub(env: dict[str, str], tmp: str) -> dict[str, Any]:
@@ -114,10 +114,11 @@ def test_secret_settings_are_exactly_the_key_ring_database_and_administrator(svc
     plain, secret = split_secrets(deployment_environment(svc.name, target))
     assert not {"ENVIRONMENT", "LOG_LEVEL", "SERVICE_URLS"} - set(plain)
     assert set(secret) <= SECRET_SETTINGS
-    assert ("CARD_FINGERPRINT_KEY" in secret) is ("card_fingerprint_key" in svc.secrets)
+    for name in catalog.SECRETS:
+        assert (name.upper() in secret) is (name in svc.secrets)
     assert ("JWT_SIGNING_KEYS" in secret) is svc.issues_user_tokens
     assert ("TRUSTED_PROXIES" in plain) is svc.trusts_forwarded_for
-    assert ("JWKS_URL" in plain) is (not svc.issues_user_tokens)
+    assert ("JWKS_URL" in plain) is (svc.verifies_user_tokens and not svc.issues_user_tokens)
     assert ("DATABASE_URL" in secret) is svc.owns_database
 
 

@@ -21,7 +21,7 @@ from services.kit.app import create_app
 from services.kit.auth import InternalApiCaller, ServiceTokenIssuer, ServiceTokenVerifier, internal_api
 from services.kit.errors import Problem
 from services.kit.settings import KitSettings
-from services.payments.api import router as payments_router
+from services.payments.internal import router as payments_router
 from services.products.internal import router as products_internal_router
 
 # Every service with internal routes, and its routers.

@@ -1,11 +1,12 @@
-"""Fixtures for the products tests: user tokens minted with the deployment's keys, service tokens,
-a product factory, and direct database access (for checks the API cannot make)."""
+"""Fixtures for the products tests: the app in process (``api``), user tokens minted with the deployment's
+keys, service tokens, a product factory, and direct database access (for checks the API cannot make)."""
 
 from __future__ import annotations
 
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,8 +16,8 @@ import pytest
 from services.deploy.keyring import KeyRing
 from services.kit import keys
 from services.kit.auth import ServiceTokenIssuer
-from services.runner.postgres import PostgresServer
-from tests.support.procs import ServiceProcess
+from tests.support.inprocess import InProcessService, serve_in_process
+from tests.support.stack import TestStack
 
 
 def mint_user_token(keyring: KeyRing, roles: list[str], **overrides: Any) -> str:
@@ -54,9 +55,16 @@ def search_headers(keyring: KeyRing) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def api(products: ServiceProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=products.url, timeout=10.0) as client:
-        yield client
+def products_app(stack: TestStack, keyring_jwks_url: str, logdir: Path) -> Iterator[InProcessService]:
+    """The products app in the test process (own database), for the request/response tests; the process
+    (``products``) serves the tests that need a socket."""
+    with serve_in_process("products", {**stack.env_for("products"), "JWKS_URL": keyring_jwks_url}, logdir) as app:
+        yield app
+
+
+@pytest.fixture(scope="session")
+def api(products_app: InProcessService) -> httpx.Client:
+    return products_app.client
 
 
 @pytest.fixture
@@ -79,6 +87,6 @@ def make_product(api: httpx.Client, admin_headers: dict[str, str]) -> Callable[.
 
 
 @pytest.fixture(scope="session")
-def products_db(products: ServiceProcess, pg: PostgresServer) -> str:
-    """The name of the products service's database (for direct SQL checks via psql)."""
-    return products.env["DATABASE_URL"].rsplit("/", 1)[1]
+def products_db(products_app: InProcessService) -> str:
+    """The name of the database ``api`` serves from (for direct SQL checks via psql)."""
+    return products_app.env["DATABASE_URL"].rsplit("/", 1)[1]

@@ -243,6 +243,26 @@ def test_list_filters_by_category_and_price(api: httpx.Client,
     assert ids(min_price_cents=900, max_price_cents=100) == []
 
 
+def test_categories_list_every_category_with_its_live_products_and_forget_deleted_ones(
+        api: httpx.Client, admin_headers: dict[str, str], make_product: Callable[..., dict[str, Any]]) -> None:
+    tag = uuid.uuid4().hex[:8]
+    kept, emptied = f"a-{tag}", f"b-{tag}"
+    make_product(category=kept)
+    make_product(category=kept)
+    gone = make_product(category=emptied)["id"]
+
+    def counts() -> dict[str, int]:
+        r = api.get("/api/v1/categories")
+        assert r.status_code == 200
+        names = [c["name"] for c in r.json()["items"]]
+        assert names == sorted(names)
+        return {c["name"]: c["products"] for c in r.json()["items"]}
+
+    assert {k: v for k, v in counts().items() if tag in k} == {kept: 2, emptied: 1}
+    assert api.delete(f"/api/v1/products/{gone}", headers=admin_headers).status_code == 204
+    assert {k: v for k, v in counts().items() if tag in k} == {kept: 2}
+
+
 def test_metrics_expose_reservation_outcomes_and_route_templates(
     api: httpx.Client, make_product: Callable[..., dict[str, Any]]
 ) -> None:

@@ -11,6 +11,8 @@ from typing import Any
 
 import httpx
 
+from tests.support.inprocess import InProcessService
+
 FEED = "/internal/v1/changes"
 
 
@@ -75,7 +77,8 @@ def test_failed_writes_leave_no_trace_in_the_feed(
 
 
 def test_concurrent_writers_produce_a_gapless_feed_in_commit_order(
-    api: httpx.Client, search_headers: dict[str, str], admin_headers: dict[str, str]
+    api: httpx.Client, products_app: InProcessService,
+    search_headers: dict[str, str], admin_headers: dict[str, str]
 ) -> None:
     """With many admins writing at once and a reader polling meanwhile, the reader must see every change
     exactly once: seq numbers are contiguous, each product's changes come in the order they were made,
@@ -85,8 +88,7 @@ def test_concurrent_writers_produce_a_gapless_feed_in_commit_order(
     polled: list[dict[str, Any]] = []
 
     async def scenario() -> tuple[list[str], int]:
-        async with httpx.AsyncClient(base_url=str(api.base_url), timeout=30.0,
-                                     limits=httpx.Limits(max_connections=50)) as client:
+        async with products_app.async_client(timeout=30.0) as client:
             done = asyncio.Event()
 
             async def reader() -> None:

@@ -16,6 +16,7 @@ from services.kit import keys
 from services.kit.auth import ServiceTokenIssuer
 from services.runner.postgres import PostgresServer
 from tests.services.products.conftest import service_headers
+from tests.support.inprocess import InProcessService
 
 RES = "/internal/v1/reservations"
 
@@ -190,7 +191,8 @@ def test_return_from_reserved_is_409_and_unknown_order_is_404(
     assert api.get(f"{RES}/{missing}", headers=orders_headers).status_code == 404
 
 
-@pytest.mark.parametrize("path", [f"{RES}/{uuid.uuid4()}", "/internal/v1/changes"])
+# A fixed id: parameters must be the same in every pytest-xdist worker, which collects on its own.
+@pytest.mark.parametrize("path", [f"{RES}/{uuid.UUID(int=1)}", "/internal/v1/changes"])
 def test_internal_routes_need_a_valid_service_token(api: httpx.Client, keyring: KeyRing, path: str,
                                                     admin_headers: dict[str, str]) -> None:
     """Internal routes are reachable only by services the catalog allows: no token, a user's (even an
@@ -224,15 +226,15 @@ def test_each_internal_route_serves_only_its_callers(
 
 
 def test_hundred_concurrent_reservations_never_oversell(
-    api: httpx.Client, orders_headers: dict[str, str], make_product: Callable[..., dict[str, Any]]
+    api: httpx.Client, products_app: InProcessService,
+    orders_headers: dict[str, str], make_product: Callable[..., dict[str, Any]]
 ) -> None:
     """The core inventory promise: 100 orders racing for 30 units get exactly 30 reservations, the other
     70 a clean 409, and stock_available ends at 0, never below."""
     p = make_product(stock=30)
 
     async def race() -> list[int]:
-        async with httpx.AsyncClient(base_url=str(api.base_url), timeout=30.0,
-                                     limits=httpx.Limits(max_connections=100)) as client:
+        async with products_app.async_client(timeout=30.0) as client:
             async def one() -> int:
                 r = await client.post(RES, headers=orders_headers, json={
                     "order_id": str(uuid.uuid4()), "items": [{"product_id": p["id"], "quantity": 1}]})
@@ -259,7 +261,8 @@ def test_database_refuses_an_oversell_even_without_the_service(
 
 
 def test_multi_line_reservations_in_opposite_orders_do_not_deadlock(
-    api: httpx.Client, orders_headers: dict[str, str], make_product: Callable[..., dict[str, Any]]
+    api: httpx.Client, products_app: InProcessService,
+    orders_headers: dict[str, str], make_product: Callable[..., dict[str, Any]]
 ) -> None:
     """Two orders naming the same products in opposite orders are the classic deadlock (each holds one row
     and waits for the other). Locks are taken in product-id order, so all of them complete: every
@@ -271,8 +274,7 @@ def test_multi_line_reservations_in_opposite_orders_do_not_deadlock(
         orders.append((str(uuid.uuid4()), lines if i % 2 else lines[::-1]))
 
     async def race() -> list[int]:
-        async with httpx.AsyncClient(base_url=str(api.base_url), timeout=30.0,
-                                     limits=httpx.Limits(max_connections=60)) as client:
+        async with products_app.async_client(timeout=30.0) as client:
             async def one(order_id: str, lines: list[tuple[str, int]]) -> int:
                 r = await client.post(RES, headers=orders_headers, json={
                     "order_id": order_id, "items": [{"product_id": pid, "quantity": q} for pid, q in lines]})
@@ -293,7 +295,8 @@ def test_multi_line_reservations_in_opposite_orders_do_not_deadlock(
 
 
 def test_concurrent_replays_of_one_order_reserve_once(
-    api: httpx.Client, orders_headers: dict[str, str], make_product: Callable[..., dict[str, Any]]
+    api: httpx.Client, products_app: InProcessService,
+    orders_headers: dict[str, str], make_product: Callable[..., dict[str, Any]]
 ) -> None:
     """The saga may retry while its first attempt is still running: twenty simultaneous requests for one
     order id reserve once (one 201, the rest 200 with the same body), never twenty times."""
@@ -301,7 +304,7 @@ def test_concurrent_replays_of_one_order_reserve_once(
     body = {"order_id": str(uuid.uuid4()), "items": [{"product_id": p["id"], "quantity": 3}]}
 
     async def race() -> list[httpx.Response]:
-        async with httpx.AsyncClient(base_url=str(api.base_url), timeout=30.0) as client:
+        async with products_app.async_client(timeout=30.0) as client:
             return list(await asyncio.gather(*(client.post(RES, json=body, headers=orders_headers)
                                                for _ in range(20))))
 

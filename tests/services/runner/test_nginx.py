@@ -15,9 +15,14 @@ from pathlib import Path
 import httpx
 import pytest
 
+from services import catalog
 from services.runner import nginx, tls
 from services.runner.layout import Layout
 from tests.support.procs import free_port
+
+_SHOP = catalog.page_server()
+assert _SHOP is not None, "the catalog names a page server (the storefront)"
+SHOP_PAGES = _SHOP.edge_pages
 
 
 def _ctx(ca: Path) -> ssl.SSLContext:
@@ -39,14 +44,17 @@ class _Echo(BaseHTTPRequestHandler):
         pass
 
 
-def _start_edge(base: Path, binary: str) -> tuple[Layout, Path, subprocess.Popen[bytes], ThreadingHTTPServer]:
+def _start_edge(base: Path, binary: str, *, shop: bool = False,
+                shop_down: bool = False) -> tuple[Layout, Path, subprocess.Popen[bytes], ThreadingHTTPServer]:
     # Offset the contract ports so the edge's gateway upstream is our echo server.
     echo_port = free_port()
     layout = Layout(base / str(echo_port), port_offset=echo_port - 8000)
     server = ThreadingHTTPServer(("127.0.0.1", echo_port), _Echo)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     ca, cert, key = tls.ensure_certificates(layout.tls)
-    conf = nginx.write(layout, cert, key, [echo_port])
+    # ``shop``: the storefront at ``/`` is the echo server too; ``shop_down``: a storefront port nobody serves.
+    storefront = (free_port() if shop_down else echo_port) if shop else None
+    conf = nginx.write(layout, cert, key, [echo_port], storefront_port=storefront, pages=SHOP_PAGES)
     nginx.check(binary, conf)
     proc = subprocess.Popen(nginx.command(binary, conf), stderr=subprocess.PIPE)
     deadline = time.monotonic() + 10
@@ -61,14 +69,13 @@ def _start_edge(base: Path, binary: str) -> tuple[Layout, Path, subprocess.Popen
     raise RuntimeError(f"nginx did not serve: {proc.stderr.read().decode() if proc.stderr else ''}")
 
 
-@pytest.fixture(scope="module")
-def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Layout, Path]]:
+def _edge(tmp_path_factory: pytest.TempPathFactory, **shop: bool) -> Iterator[tuple[Layout, Path]]:
     binary = nginx.find_nginx()
     assert binary, f"nginx missing: {nginx.INSTALL_HINT} (`make deps` does it)"
     base = tmp_path_factory.mktemp("edge")
     for attempt in range(3):
         try:
-            layout, ca, proc, server = _start_edge(base, binary)
+            layout, ca, proc, server = _start_edge(base, binary, **shop)
             break
         except (RuntimeError, OSError):
             # The offset edge ports are chosen blindly; another process may hold one. Try other ports.
@@ -78,6 +85,51 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Layout, Pat
     proc.terminate()
     proc.wait(10)
     server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Layout, Path]]:
+    yield from _edge(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def shop_edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Layout, Path]]:
+    yield from _edge(tmp_path_factory, shop=True)
+
+
+@pytest.mark.parametrize("path", ["/internal/v1/changes", "/INTERNAL/v1/changes", "/api/../internal/v1/x",
+                                  "/%69nternal/v1/changes", "/metrics", "/Metrics/", "/openapi.json", "/readyz",
+                                  "/docs", "/redoc", "/cartx", "/CART", "/unknown", "/.env"])
+def test_with_a_storefront_only_its_pages_pass_the_edge_and_its_operational_routes_stay_inside(
+        shop_edge: tuple[Layout, Path], path: str) -> None:
+    layout, ca = shop_edge
+    r = httpx.get(f"https://127.0.0.1:{layout.edge_https}{path}", verify=_ctx(ca))
+    assert r.status_code == 404, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+
+
+def test_the_storefront_gets_its_pages_with_the_client_address_set_by_the_edge(
+        shop_edge: tuple[Layout, Path]) -> None:
+    layout, ca = shop_edge
+    for path in ("/", "/products/abc", "/cart", "/cart/items", "/static/shop.css"):
+        r = httpx.get(f"https://127.0.0.1:{layout.edge_https}{path}", verify=_ctx(ca),
+                      headers={"X-Forwarded-For": "1.2.3.4"})
+        assert r.status_code == 200, (path, r.text)
+        assert r.json()["path"] == path
+        assert r.json()["headers"]["x-forwarded-for"] == "127.0.0.1"
+        assert r.headers["strict-transport-security"] == "max-age=31536000"
+
+
+def test_a_storefront_that_does_not_answer_gets_a_page_for_people_not_json(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    for layout, ca in _edge(tmp_path_factory, shop=True, shop_down=True):
+        r = httpx.get(f"https://127.0.0.1:{layout.edge_https}/cart", verify=_ctx(ca))
+        assert r.status_code == 503
+        assert r.headers["content-type"].startswith("text/html")
+        assert "The shop is not answering right now" in r.text
+        assert r.headers["strict-transport-security"] == "max-age=31536000"
+        # The API behind the same edge is not affected.
+        assert httpx.get(f"https://127.0.0.1:{layout.edge_https}/healthz", verify=_ctx(ca)).status_code == 200
 
 
 def test_http_redirects_to_https_on_the_edge_own_name_whatever_host_the_client_sends(

@@ -129,7 +129,7 @@ def test_no_process_of_the_stack_holds_a_secret_in_its_environment(layout: Layou
     """/proc/<pid>/environ is readable by anyone running as that process's user (and root): no private key,
     password or database URL may sit there, in any process of the stack."""
     ring = json.loads(layout.keyring_file.read_text())
-    secrets = [*ring["service_keys"].values(), *ring["jwt_keys"].values(), ring["card_fingerprint_key"],
+    secrets = [*ring["service_keys"].values(), *ring["jwt_keys"].values(), *ring["secrets"].values(),
                json.loads(layout.admin_file.read_text())["password"], database(layout).password]
     pids = stack_pids(layout)
     assert len(pids) > len(children(layout))  # the workers and backends are looked at too

@@ -17,8 +17,9 @@ import httpx
 import pytest
 
 from services.kit import migrate
+from services.products.contract import Change, ChangePage, FeedProduct
 from services.runner.postgres import PostgresServer
-from services.search.feed import Change, ChangeBatch, FeedError, FeedProduct
+from services.search.feed import FeedError
 from tests.support.procs import ROOT, ServiceProcess
 from tests.support.stack import TestStack
 
@@ -87,7 +88,7 @@ class FakeFeed:
         self.items.append(change)
         return change
 
-    async def changes(self, after: int, limit: int) -> ChangeBatch:
+    async def changes(self, after: int, limit: int) -> ChangePage:
         self.calls += 1
         if self.on_read is not None:
             self.on_read()
@@ -95,7 +96,7 @@ class FakeFeed:
             self.fail_next -= 1
             raise FeedError("products answered 503 to GET /internal/v1/changes")
         page = [c for c in self.items if c.seq > after][:limit]
-        return ChangeBatch(items=page, next_after=page[-1].seq if page else after)
+        return ChangePage(items=page, next_after=page[-1].seq if page else after)
 
     async def aclose(self) -> None:
         self.closed = True

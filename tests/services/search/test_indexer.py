@@ -16,7 +16,7 @@ import uuid
 import asyncpg
 from prometheus_client import REGISTRY
 
-from services.search.feed import Change, ChangeBatch, FeedProduct
+from services.products.contract import Change, ChangePage, FeedProduct
 from services.search.indexer import Indexer, PollResult, read_cursor
 from tests.services.search.conftest import FakeFeed, open_pool, product
 
@@ -107,7 +107,7 @@ def test_a_restarted_indexer_resumes_from_the_stored_cursor(search_db: str) -> N
     asked: list[int] = []
 
     class Recording(FakeFeed):
-        async def changes(self, after: int, limit: int) -> ChangeBatch:
+        async def changes(self, after: int, limit: int) -> ChangePage:
             asked.append(after)
             return await feed.changes(after, limit)
 
@@ -147,7 +147,7 @@ def test_two_replicas_never_apply_the_same_batch(search_db: str) -> None:
         barrier = asyncio.Barrier(2)
 
         class Synchronised(FakeFeed):
-            async def changes(self, after: int, limit: int) -> ChangeBatch:
+            async def changes(self, after: int, limit: int) -> ChangePage:
                 batch = await feed.changes(after, limit)
                 await barrier.wait()  # both replicas hold the same batch before either applies it
                 return batch
@@ -201,7 +201,7 @@ def test_an_idle_indexer_polls_often_enough_for_two_second_freshness(search_db: 
     calls: list[tuple[float, int]] = []  # (time of the request, changes it returned)
 
     class Timed(FakeFeed):
-        async def changes(self, after: int, limit: int) -> ChangeBatch:
+        async def changes(self, after: int, limit: int) -> ChangePage:
             batch = await feed.changes(after, limit)
             calls.append((time.monotonic(), len(batch.items)))
             return batch

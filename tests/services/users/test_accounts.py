@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.services.users.helpers import PASSWORD, Api, assert_problem, bearer, unique_email
+from tests.services.users.support import PASSWORD, Api, assert_problem, bearer, unique_email
+from tests.support.inprocess import InProcessService
 from tests.support.procs import ServiceProcess
 
 
@@ -45,7 +46,7 @@ def test_concurrent_sign_ups_with_one_email_create_exactly_one_account(api: Api)
     email = unique_email("race")
 
     async def burst() -> list[int]:
-        async with httpx.AsyncClient(base_url=api.url, timeout=30.0) as client:
+        async with api.async_client(timeout=30.0) as client:
             def one(i: int) -> Any:
                 variant = email.upper() if i % 2 else email
                 return client.post("/api/v1/users", json={"email": variant, "password": PASSWORD, "name": f"n{i}"})
@@ -64,8 +65,7 @@ def test_a_sign_up_flood_is_refused_with_429_and_logins_go_first(api: Api) -> No
     finished: dict[str, float] = {}
 
     async def flood() -> tuple[list[httpx.Response], httpx.Response]:
-        limits = httpx.Limits(max_connections=100)
-        async with httpx.AsyncClient(base_url=api.url, timeout=60.0, limits=limits) as client:
+        async with api.async_client(timeout=60.0) as client:
             async def sign_up(i: int) -> httpx.Response:
                 r = await client.post("/api/v1/users", json={"email": unique_email(f"flood{i}"),
                                                              "password": PASSWORD, "name": "Flood"})
@@ -236,7 +236,7 @@ def test_password_change_works_and_revokes_the_other_sessions(api: Api) -> None:
     assert_problem(api.refresh(other["refresh_token"]), 401)
 
 
-def test_get_user_by_id_for_self_and_admin_but_404_for_others(api: Api, usvc: ServiceProcess) -> None:
+def test_get_user_by_id_for_self_and_admin_but_404_for_others(api: Api, usvc: InProcessService) -> None:
     """Another user's profile is 404, exactly like a missing one: existence of accounts is not revealed."""
     alice, bob = api.signup(), api.signup()
     alice_token = api.tokens(alice)["access_token"]

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from services.deploy.keyring import KeyRing
 from services.users.settings import Settings
-from tests.services.users.helpers import db_fetch
+from tests.services.users.support import db_fetch
 from tests.support.procs import ServiceProcess
 from tests.support.stack import TestStack
 

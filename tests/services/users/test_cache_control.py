@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.services.users.helpers import Api, bearer
+from tests.services.users.support import Api, bearer
 
 
 def test_profiles_are_never_stored_by_caches(api: Api) -> None:

@@ -23,7 +23,8 @@ from services.deploy.keyring import KeyRing
 from services.kit import keys
 from services.kit.auth import JWKSClient, TokenVerifier
 from tests.services.users.conftest import TRUST_LOOPBACK
-from tests.services.users.helpers import Api, assert_problem, b64url, b64url_json
+from tests.services.users.support import Api, assert_problem, b64url, b64url_json
+from tests.support.inprocess import InProcessService
 from tests.support.procs import ServiceProcess
 from tests.support.stack import TestStack
 
@@ -125,7 +126,7 @@ def test_jwks_publishes_the_signing_keys_only(api: Api, keyring: KeyRing) -> Non
 
 
 @pytest.fixture(scope="module")
-def rotated(stack: TestStack, usvc: ServiceProcess, keyring: KeyRing, logdir: Path) -> Iterator[ServiceProcess]:
+def rotated(stack: TestStack, usvc: InProcessService, keyring: KeyRing, logdir: Path) -> Iterator[ServiceProcess]:
     """A second users replica on the same database, deployed with the rotated keyring (a new active key;
     the old one stays in JWT_SIGNING_KEYS)."""
     env = {**usvc.env, **deployment_environment("users", DeployTarget(keyring=keyring.rotated())), **TRUST_LOOPBACK}
@@ -138,7 +139,7 @@ def test_tokens_signed_with_the_old_key_still_verify_after_rotation(
         api: Api, rotated: ServiceProcess, keyring: KeyRing) -> None:
     """Rotation logs nobody out: the new replica signs with the new key, publishes both, and accepts
     tokens signed with the old key until they expire; other services verifying through the JWKS too."""
-    new_api = Api(rotated.url)
+    new_api = Api.at(rotated.url)
     account = api.signup()
     old_token = api.tokens(account)["access_token"]
     new_token = new_api.tokens(account)["access_token"]

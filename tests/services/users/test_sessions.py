@@ -13,11 +13,11 @@ import httpx
 import jwt
 import pytest
 
-from tests.services.users.helpers import PASSWORD, Api, assert_problem, bearer, db_fetch, new_ip, unique_email
-from tests.support.procs import ServiceProcess
+from tests.services.users.support import PASSWORD, Api, assert_problem, bearer, db_fetch, new_ip, unique_email
+from tests.support.inprocess import InProcessService
 
 
-def test_login_returns_a_bearer_pair_with_the_contract_claims(api: Api, usvc: ServiceProcess) -> None:
+def test_login_returns_a_bearer_pair_with_the_contract_claims(api: Api, usvc: InProcessService) -> None:
     """The access token is an EdDSA JWT with kid, verifiable with the published JWKS, carrying exactly
     the claims every service relies on; token responses are never cached."""
     account = api.signup()
@@ -114,7 +114,7 @@ def test_concurrent_exchanges_of_one_refresh_token_never_both_succeed(api: Api) 
     token = api.tokens(account)["refresh_token"]
 
     async def race() -> list[int]:
-        async with httpx.AsyncClient(base_url=api.url, timeout=30.0) as client:
+        async with api.async_client(timeout=30.0) as client:
             rs = await asyncio.gather(*(client.post("/api/v1/sessions/refresh", json={"refresh_token": token})
                                         for _ in range(6)))
         return [r.status_code for r in rs]
@@ -135,7 +135,7 @@ def test_refresh_rejects_malformed_bodies_with_422(api: Api, body: dict[str, Any
     assert_problem(api.http.post("/api/v1/sessions/refresh", json=body), 422)
 
 
-def test_an_expired_refresh_token_is_401(api: Api, usvc: ServiceProcess) -> None:
+def test_an_expired_refresh_token_is_401(api: Api, usvc: InProcessService) -> None:
     """Refresh tokens live REFRESH_TOKEN_TTL_S (30 days); here the clock is moved by ageing the row."""
     tokens = api.tokens(api.signup())
     digest = hashlib.sha256(tokens["refresh_token"].encode()).digest()
@@ -144,7 +144,7 @@ def test_an_expired_refresh_token_is_401(api: Api, usvc: ServiceProcess) -> None
     assert_problem(api.refresh(tokens["refresh_token"]), 401, "invalid-refresh-token")
 
 
-def test_refresh_tokens_are_stored_only_as_sha256_digests(api: Api, usvc: ServiceProcess) -> None:
+def test_refresh_tokens_are_stored_only_as_sha256_digests(api: Api, usvc: InProcessService) -> None:
     """A copy of the database must not yield usable refresh tokens."""
     tokens = api.tokens(api.signup())
     digest = hashlib.sha256(tokens["refresh_token"].encode()).digest()
@@ -238,7 +238,7 @@ def test_concurrent_guesses_cannot_slip_under_the_limit(api: Api) -> None:
     account = api.signup()
 
     async def burst() -> list[int]:
-        async with httpx.AsyncClient(base_url=api.url, timeout=30.0) as client:
+        async with api.async_client(timeout=30.0) as client:
             rs = await asyncio.gather(*(
                 client.post("/api/v1/sessions", json={"email": account.email, "password": f"guess-{i}"},
                             headers={"X-Forwarded-For": new_ip()})
@@ -250,10 +250,9 @@ def test_concurrent_guesses_cannot_slip_under_the_limit(api: Api) -> None:
     assert codes.count(429) == 10, codes
 
 
-async def _logins(url: str, logins: list[tuple[str, str, str]]) -> list[httpx.Response]:
-    """Every (email, password, client address) login at once, each on its own connection."""
-    limits = httpx.Limits(max_connections=len(logins))
-    async with httpx.AsyncClient(base_url=url, timeout=60.0, limits=limits) as client:
+async def _logins(api: Api, logins: list[tuple[str, str, str]]) -> list[httpx.Response]:
+    """Every (email, password, client address) login at once."""
+    async with api.async_client(timeout=60.0) as client:
         return list(await asyncio.gather(*(
             client.post("/api/v1/sessions", json={"email": email, "password": password},
                         headers={"X-Forwarded-For": ip})
@@ -265,7 +264,7 @@ def test_fifty_users_logging_in_at_once_from_one_address_all_succeed(api: Api) -
     flight are not failures, so 50 correct logins from one address at once all get 201."""
     ip = new_ip()
     accounts = [api.signup() for _ in range(50)]
-    responses = asyncio.run(_logins(api.url, [(a.email, a.password, ip) for a in accounts]))
+    responses = asyncio.run(_logins(api, [(a.email, a.password, ip) for a in accounts]))
     assert [r.status_code for r in responses] == [201] * 50, [r.text for r in responses if r.status_code != 201]
 
 
@@ -276,14 +275,14 @@ def test_concurrent_correct_logins_of_one_account_are_never_throttled(api: Api) 
     account = api.signup()
     for _ in range(4):
         assert_problem(api.login(account.email, "wrong password"), 401)
-    responses = asyncio.run(_logins(api.url, [(account.email, PASSWORD, new_ip()) for _ in range(32)]))
+    responses = asyncio.run(_logins(api, [(account.email, PASSWORD, new_ip()) for _ in range(32)]))
     assert [r.status_code for r in responses] == [201] * 32, [r.text for r in responses if r.status_code != 201]
     for _ in range(5):  # the successes cleared the failures: five more wrong ones before a 429
         assert_problem(api.login(account.email, "wrong password"), 401)
     assert_problem(api.login(account.email, PASSWORD), 429, "rate-limited")
 
 
-def test_attempts_left_in_flight_by_a_dead_process_stop_counting(api: Api, usvc: ServiceProcess) -> None:
+def test_attempts_left_in_flight_by_a_dead_process_stop_counting(api: Api, usvc: InProcessService) -> None:
     """A process killed mid-login leaves its attempts behind; older than LOGIN_ATTEMPT_TIMEOUT_S they
     neither count as failures nor hold room, so nobody is locked out by them."""
     from services.users.throttle import account_key
@@ -296,7 +295,7 @@ def test_attempts_left_in_flight_by_a_dead_process_stop_counting(api: Api, usvc:
     assert api.login(account.email, PASSWORD).status_code == 201
 
 
-def test_a_login_upgrades_a_hash_made_with_old_parameters(api: Api, usvc: ServiceProcess) -> None:
+def test_a_login_upgrades_a_hash_made_with_old_parameters(api: Api, usvc: InProcessService) -> None:
     """When the argon2 parameters change, each account's hash is upgraded at its next successful login
     (the only moment the password is known)."""
     from argon2 import PasswordHasher
@@ -311,7 +310,7 @@ def test_a_login_upgrades_a_hash_made_with_old_parameters(api: Api, usvc: Servic
     assert api.login(account.email, PASSWORD).status_code == 201
 
 
-def test_logs_never_contain_passwords_or_tokens(api: Api, usvc: ServiceProcess) -> None:
+def test_logs_never_contain_passwords_or_tokens(api: Api, usvc: InProcessService) -> None:
     """Sign-up, login, a failed login, refresh and logout all log events, but never the secrets involved."""
     password = "log-canary-password-" + uuid.uuid4().hex[:8]
     account = api.signup(password=password)
@@ -343,7 +342,7 @@ def test_login_outcomes_are_counted(api: Api) -> None:
     assert after["bad_credentials"] >= before["bad_credentials"] + 1
 
 
-def test_failures_age_out_of_the_window_and_are_purged(api: Api, usvc: ServiceProcess) -> None:
+def test_failures_age_out_of_the_window_and_are_purged(api: Api, usvc: InProcessService) -> None:
     """Only failures within LOGIN_FAILURE_WINDOW_S count: five failures from yesterday do not lock the
     account, and the housekeeping purge deletes them while keeping recent ones."""
     from services.users.throttle import Throttle, account_key

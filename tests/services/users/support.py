@@ -7,6 +7,7 @@ import ipaddress
 import json
 import random
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,11 +47,16 @@ class Account:
 
 
 class Api:
-    """A thin httpx wrapper around one users-service process."""
+    """A thin httpx wrapper around one users service: its app in process, or a process at a URL (``at``)."""
 
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.http = httpx.Client(base_url=url, timeout=15.0)
+    def __init__(self, http: httpx.Client, async_client: Callable[..., httpx.AsyncClient]) -> None:
+        self.http = http
+        self.async_client = async_client  # for concurrent requests: ``async with api.async_client() as c``
+
+    @classmethod
+    def at(cls, url: str) -> Api:
+        return cls(httpx.Client(base_url=url, timeout=15.0),
+                   lambda **kwargs: httpx.AsyncClient(base_url=url, **kwargs))
 
     def signup(self, email: str | None = None, password: str = PASSWORD, name: str = "Test User") -> Account:
         email = email or unique_email()
