@@ -90,6 +90,12 @@ def network_policy(database_cidrs: Sequence[str], vpc_cidr: str) -> dict[str, An
     }
 
 
+# Outside the service mesh (shop_platform.k8s.objects.MESH_ENROLMENT), and why: ztunnel would pass this traffic
+# through untouched, there being no mesh workload at either destination.
+MESH_EXEMPT_REASON = ("its Jobs reach only RDS (TLS with the server verified, forced by the parameter group) and the "
+                      "STS endpoint, both outside the mesh: enrolment would change nothing on the wire")
+
+
 @dataclass(frozen=True, slots=True)
 class DatabaseBootstrapArgs:
     services: tuple[Service, ...]
@@ -121,7 +127,8 @@ class DatabaseBootstrap(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)  # the cluster's provider comes with opts.providers
         ns = k8s.core.v1.Namespace(f"{name}-ns", metadata={"name": NAMESPACE, "labels": {
             "pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/warn": "restricted",
-            "pod-security.kubernetes.io/audit": "restricted"}}, opts=child)
+            "pod-security.kubernetes.io/audit": "restricted"},
+            "annotations": {"shop/mesh-exempt-reason": MESH_EXEMPT_REASON}}, opts=child)
         in_ns = pulumi.ResourceOptions(parent=self, depends_on=[ns])
         policy = k8s.networking.v1.NetworkPolicy(
             f"{name}-policy", metadata={"name": "db-bootstrap", "namespace": NAMESPACE},

@@ -204,6 +204,17 @@ CLUSTER_AUTOSCALER_REPO: Final = "https://kubernetes.github.io/autoscaler"
 METRICS_SERVER_CHART: Final = "3.13.0"
 METRICS_SERVER_REPO: Final = "https://kubernetes-sigs.github.io/metrics-server"
 
+# Istio, ambient mode: the service mesh of the cluster modes (mutual TLS between every pair of pods; the choice
+# against Linkerd is argued in platform/README.md "Service mesh"). One version for its four charts (base, istiod,
+# cni, ztunnel: they must match). 1.30.3 (2026-07-16) is the newest release whose source was read for these pins
+# (istio/istio@1.30.3: manifests/charts/*/values.yaml, the ambient policy conversion, the CNI's probe SNAT); 1.30.4
+# and 1.31 exist and a bump re-derives tests/platform/k8s/chart_keys. Support window: a minor is supported until
+# six weeks after the N+2 minor's release (istio.io docs/releases/supported-releases), so 1.30 ends six weeks after
+# 1.32.0, expected early 2027: move to 1.31 before then (dev first; ztunnel restarts drop the node's connections).
+# renovate: datasource=helm depName=istiod registryUrl=https://istio-release.storage.googleapis.com/charts
+ISTIO_CHART: Final = "1.30.3"
+ISTIO_REPO: Final = "https://istio-release.storage.googleapis.com/charts"
+
 # In-cluster PostgreSQL for the kind stack: the same major as RDS (POSTGRES_ENGINE_VERSION), so migrations
 # see the same server locally and on AWS.
 # renovate: datasource=docker depName=postgres

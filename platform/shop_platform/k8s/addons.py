@@ -250,6 +250,9 @@ def metrics_server(layer: LayerSpec) -> ReleaseSpec:
     if not layer.eks:
         # kind's kubelets serve self-signed certificates; EKS kubelets' are verifiable.
         values["args"] = ["--kubelet-insecure-tls"]
+        # The chart asks for 200Mi (values.yaml `resources.requests`), sized for large clusters; metrics-server
+        # needs about 2 MB per node (its README, "Metrics Server offers"): three kind nodes are a few MB.
+        values["resources"] = {"requests": {"cpu": "25m", "memory": "64Mi"}}
     return ReleaseSpec("metrics-server", "metrics-server", versions.METRICS_SERVER_CHART, versions.METRICS_SERVER_REPO,
                        "kube-system", values)
 

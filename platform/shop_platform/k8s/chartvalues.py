@@ -152,6 +152,8 @@ class NetworkPolicy(Values):
     dns: Peer | None = None
     database: Database | None = None
     aws_apis: AwsApis | None = None
+    hbone_port: StrictInt = Field(0, ge=0, le=65535, description="The mesh's HBONE port (Istio ambient: 15008), "
+                                  "admitted beside the port of every rule between pods; 0: no mesh.")
 
 
 class ServiceMonitor(Values):

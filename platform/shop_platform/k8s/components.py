@@ -24,7 +24,7 @@ from services import catalog
 from services.catalog import Service
 from services.deploy.environment import DeployTarget, deployment_environment, split_secrets
 from services.deploy.keyring import KeyRing
-from shop_platform.k8s import addons, netpol, objects
+from shop_platform.k8s import addons, mesh, netpol, objects
 from shop_platform.k8s import spec as k
 from shop_platform.k8s.keys import keyring_from_seeds
 from shop_platform.k8s.spec import LayerSpec
@@ -67,6 +67,32 @@ class Namespaces(pulumi.ComponentResource):
         self.network_policies = k8s.yaml.v2.ConfigGroup(
             f"{name}-network-policies", objs=netpol.namespace_policies(args.layer),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.namespaces]))
+        self.register_outputs({})
+
+
+@dataclass(frozen=True, slots=True)
+class MeshArgs:
+    layer: LayerSpec
+
+
+class Mesh(pulumi.ComponentResource):
+    """Istio in ambient mode (``mesh.istio_releases``, one after the other), then the mesh-wide STRICT mutual TLS,
+    its plaintext exceptions and the identity allow-lists (``mesh.peer_authentications``,
+    ``mesh.authorization_policies``). ``ready`` is the last release (ztunnel): workloads start after it, so none
+    runs unmeshed in an enrolled namespace."""
+
+    def __init__(self, name: str, args: MeshArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("shop:k8s:Mesh", name, None, opts)
+        # The component's own ordering (opts.depends_on) holds back the first release through parent=self.
+        previous: list[pulumi.Resource] = []
+        for spec in mesh.istio_releases(args.layer):
+            previous = [release(f"{name}-{spec.name}", spec,
+                                pulumi.ResourceOptions(parent=self, depends_on=previous))]
+        self.ready = previous[0]
+        self.policies = k8s.yaml.v2.ConfigGroup(
+            f"{name}-policies", objs=[*mesh.peer_authentications(args.layer),
+                                      *mesh.authorization_policies(args.layer)],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.ready]))
         self.register_outputs({})
 
 
@@ -232,14 +258,16 @@ class ObservabilityArgs:
 
 
 class Observability(pulumi.ComponentResource):
-    """kube-prometheus-stack (Grafana on 3002), the catalog's dashboards and the shared alert rules."""
+    """kube-prometheus-stack (Grafana on 3002), the catalog's dashboards, the shared alert rules and the mesh's
+    PodMonitors (istiod, ztunnel)."""
 
     def __init__(self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("shop:k8s:Observability", name, None, opts)
         self.stack = release(f"{name}-kube-prometheus-stack", addons.kube_prometheus_stack(args.layer),
                              pulumi.ResourceOptions(parent=self))
         self.objects = k8s.yaml.v2.ConfigGroup(
-            f"{name}-rules-and-dashboards", objs=[objects.prometheus_rule(), *objects.dashboard_configmaps()],
+            f"{name}-rules-and-dashboards", objs=[objects.prometheus_rule(), *objects.dashboard_configmaps(),
+                                                  *mesh.pod_monitors()],
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.stack]))
         self.register_outputs({})
 
@@ -368,7 +396,8 @@ def deploy_kubernetes_layer(layer: LayerSpec, aws: AwsInputs | None = None,
         return pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=list(depends_on)))
 
     ns = Namespaces("namespaces", NamespacesArgs(layer), after())
-    base: list[pulumi.Resource] = [ns.namespaces, ns.network_policies]
+    service_mesh = Mesh("mesh", MeshArgs(layer), after(ns.namespaces, ns.network_policies))
+    base: list[pulumi.Resource] = [ns.namespaces, ns.network_policies, service_mesh.ready, service_mesh.policies]
     if aws is not None:
         base.append(ClusterStorage("storage", ClusterStorageArgs(aws.volumes_kms_key_arn), after()).storage_class)
     observability = Observability("observability", ObservabilityArgs(layer), after(*base))

@@ -6,7 +6,8 @@ ports are the pinned upstreams' (each cited where it is used); ``tests/platform/
 evaluates the rendered policies: every wanted flow is open, Alertmanager and Logstash's GELF input are reachable
 only from their one client, and strangers reach nothing.
 
-Traffic from the node itself (kubelet probes, ``kubectl port-forward``) is not subject to these policies.
+Traffic from the node itself (``kubectl port-forward``, probes into pods outside the mesh) is not subject to these
+policies; probes into enrolled pods arrive from the mesh's SNAT address (``kubelet_probes``).
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from services import catalog
 from shop_platform.k8s import objects
 from shop_platform.k8s import spec as k
 from shop_platform.k8s.spec import LayerSpec
+from shop_platform.k8s.values import edge_backends
 
 Manifest = dict[str, Any]
 Peer = dict[str, Any]
@@ -49,6 +50,16 @@ NGF_CONTROL_PLANE_POD_LABELS = k.NGF_CONTROL_PLANE_POD_LABELS
 NGF_AGENT_PORT = 8443
 # Every data plane the provisioner creates carries the Gateway API's gateway-name label (objects.go).
 _DATA_PLANE = {"key": "gateway.networking.k8s.io/gateway-name", "operator": "Exists"}
+# istio/istio@1.30.3 manifests/charts/istio-control/istio-discovery/templates/deployment.yaml (pod label app: istiod;
+# 15012 xDS and certificates over TLS, 15017 the webhooks behind the Service's 443) and
+# manifests/charts/ztunnel/templates/daemonset.yaml (app: ztunnel). istio-cni runs on the host network: no
+# NetworkPolicy applies to it.
+ISTIOD_POD_LABELS: Mapping[str, str] = {"app": "istiod"}
+ZTUNNEL_POD_LABELS: Mapping[str, str] = {"app": "ztunnel"}
+ISTIOD_XDS_PORT = 15012
+ISTIOD_WEBHOOK_PORT = 15017
+ISTIOD_METRICS_PORT = 15014
+ZTUNNEL_METRICS_PORT = 15020
 
 
 def _labels(labels: Mapping[str, str]) -> dict[str, Any]:
@@ -191,36 +202,61 @@ def eck_operator(layer: LayerSpec) -> list[Manifest]:
 
 
 def gateway(layer: LayerSpec) -> list[Manifest]:
-    """NGINX Gateway Fabric: the edge reaches the data plane on the listener port, the data plane reaches the
-    gateway service and its control plane's agent port; only the control plane (and the chart's certificate
-    Job) reads the API."""
+    """NGINX Gateway Fabric: the edge reaches the data plane on the listener port, the data plane reaches its
+    backends (``values.edge_backends``: the gateway, the storefront) and its control plane's agent port; only the
+    control plane (and the chart's certificate Job) reads the API."""
     ns = k.GATEWAY_NS
     data_plane = {"matchExpressions": [_DATA_PLANE]}
     not_data_plane = {"matchExpressions": [{**_DATA_PLANE, "operator": "DoesNotExist"}]}
     # EKS: the ALB (public subnets) sends to pod IPs; kind: kube-proxy forwards the NodePort from a node.
     edge = layer.vpc_cidr if layer.eks else "0.0.0.0/0"
-    # What the edge sends to: the gateway (the API), and the page server (the storefront) if there is one.
-    shop = catalog.page_server()
-    edge_backends = [catalog.get(catalog.GATEWAY), *([shop] if shop else [])]
+    backends = [{"to": [_in_ns(k.SERVICES_NS, {"app.kubernetes.io/name": s.name})], "ports": _tcp(s.port)}
+                for s in edge_backends()]
     return [
         *_base(ns, layer, api=not_data_plane),
         _policy("from-prometheus", ns, _all_pods(), ingress=[
             {"from": [_in_ns(k.MONITORING_NS, k.PROMETHEUS_POD_LABELS)], "ports": _tcp(objects.GATEWAY_METRICS_PORT)}]),
         _policy("data-plane", ns, data_plane,
                 ingress=[{"from": [{"ipBlock": {"cidr": edge}}], "ports": _tcp(k.GATEWAY_LISTENER_PORT)}],
-                egress=[*({"to": [_in_ns(k.SERVICES_NS, {"app.kubernetes.io/name": backend.name})],
-                           "ports": _tcp(backend.port)} for backend in edge_backends),
+                egress=[*backends,
                         {"to": [_same_ns(NGF_CONTROL_PLANE_POD_LABELS)], "ports": _tcp(NGF_AGENT_PORT)}]),
         _policy("control-plane", ns, _labels(NGF_CONTROL_PLANE_POD_LABELS),
                 ingress=[{"from": [{"podSelector": data_plane}], "ports": _tcp(NGF_AGENT_PORT)}]),
     ]
 
 
+def istio_system(layer: LayerSpec) -> list[Manifest]:
+    """The mesh's control plane: ztunnel on every node fetches its configuration and the pods' certificates from
+    istiod; the API server calls istiod's webhooks; Prometheus scrapes both (``mesh.pod_monitors``); only istiod
+    reads the API."""
+    ns = k.ISTIO_NS
+    prometheus = [_in_ns(k.MONITORING_NS, k.PROMETHEUS_POD_LABELS)]
+    return [*_base(ns, layer, api=_labels(ISTIOD_POD_LABELS)),
+            _policy("istiod", ns, _labels(ISTIOD_POD_LABELS),
+                    ingress=[{"from": [_same_ns(ZTUNNEL_POD_LABELS)], "ports": _tcp(ISTIOD_XDS_PORT)},
+                             _from_api_server(layer, ISTIOD_WEBHOOK_PORT),
+                             {"from": prometheus, "ports": _tcp(ISTIOD_METRICS_PORT)}]),
+            _policy("ztunnel", ns, _labels(ZTUNNEL_POD_LABELS),
+                    ingress=[{"from": prometheus, "ports": _tcp(ZTUNNEL_METRICS_PORT)}],
+                    egress=[{"to": [_same_ns(ISTIOD_POD_LABELS)], "ports": _tcp(ISTIOD_XDS_PORT)}])]
+
+
+def kubelet_probes(namespace: str) -> Manifest:
+    """Enrolled pods see the kubelet's probes from the mesh's link-local SNAT address, not from the node. Only the
+    node's own iptables rule produces that source (it is not routable), so every port is admitted from it."""
+    return _policy("allow-kubelet-probes", namespace, _all_pods(),
+                   ingress=[{"from": [{"ipBlock": {"cidr": k.MESH_PROBE_SOURCE_CIDR}}]}])
+
+
 def namespace_policies(layer: LayerSpec) -> list[Manifest]:
-    """Every namespace the layer creates gets a default-deny; the add-on namespaces their flows as well."""
+    """Every namespace the layer creates gets a default-deny; the add-on namespaces their flows as well; an
+    enrolled namespace admits the kubelet's probes from the mesh's SNAT address and HBONE beside each pod-to-pod
+    port (``objects.admit_hbone``)."""
     builders = {k.MONITORING_NS: monitoring, k.LOGGING_NS: logging, k.LOGGING_AGENT_NS: logging_agent,
-                k.ECK_NS: eck_operator, k.GATEWAY_NS: gateway}
+                k.ECK_NS: eck_operator, k.GATEWAY_NS: gateway, k.ISTIO_NS: istio_system}
     out: list[Manifest] = []
     for ns in objects.namespace_names(layer):
         out.extend(builders[ns](layer) if ns in builders else [objects.default_deny(ns)])
-    return out
+        if objects.mesh_enrolled(ns):
+            out.append(kubelet_probes(ns))
+    return [objects.admit_hbone(p) for p in out]

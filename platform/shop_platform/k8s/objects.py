@@ -9,7 +9,7 @@ the kind stack's in-cluster PostgreSQL. ``components`` declares them; the offlin
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from services import catalog
 from services.catalog import Service
@@ -38,7 +38,31 @@ POD_SECURITY: Mapping[str, tuple[str, str]] = {
     k.MONITORING_NS: ("privileged", "node-exporter (kube-prometheus-stack) needs hostNetwork, hostPID and "
                       "hostPath to read node metrics"),
     k.LOGGING_AGENT_NS: ("privileged", "Fluent Bit reads /var/log/containers through hostPath on every node"),
+    k.ISTIO_NS: ("privileged", "istio-cni's node agent runs on the host network with hostPath mounts and ztunnel "
+                 "needs NET_ADMIN and SYS_ADMIN to enter pods' network namespaces (istio/istio@1.30.3 "
+                 "manifests/charts/istio-cni and ztunnel templates/daemonset.yaml)"),
 }
+
+# Istio ambient enrolment per namespace (shop_platform.k8s.mesh): True, or why the namespace stays out. Enrolled
+# pods talk HBONE (mutual TLS with their service account's SPIFFE identity) to each other, and the mesh-wide STRICT
+# PeerAuthentication makes each refuse plaintext from anything outside the mesh. Every namespace the layer creates
+# must be listed (tests/platform/k8s/test_mesh.py); kube-system is not the layer's and istio-cni skips it
+# (manifests/charts/istio-cni/values.yaml excludeNamespaces).
+MESH_ENROLMENT: Mapping[str, Literal[True] | str] = {
+    k.SERVICES_NS: True,
+    k.DATA_NS: True,
+    k.GATEWAY_NS: True,
+    k.MONITORING_NS: True,
+    k.LOGGING_NS: True,
+    k.LOGGING_AGENT_NS: True,
+    k.ECK_NS: True,
+    k.ISTIO_NS: "the mesh itself: ztunnel and istio-cni build the data plane and cannot be captured by it; istiod "
+                "serves ztunnel over TLS on 15012, ztunnel authenticating with its service-account token",
+}
+
+
+def mesh_enrolled(namespace: str) -> bool:
+    return MESH_ENROLMENT[namespace] is True
 
 
 def _meta(name: str, namespace: str | None = None, labels: Mapping[str, str] | None = None,
@@ -68,13 +92,19 @@ def namespaces(layer: LayerSpec) -> list[Manifest]:
     out = []
     for name in namespace_names(layer):
         level, reason = POD_SECURITY[name]
-        extra = READINESS_GATE_LABEL if layer.eks and name == k.GATEWAY_NS else {}
+        extra = dict(READINESS_GATE_LABEL) if layer.eks and name == k.GATEWAY_NS else {}
+        annotations = {"shop/pod-security-reason": reason}
+        enrolment = MESH_ENROLMENT[name]
+        if enrolment is True:
+            extra[k.MESH_DATAPLANE_LABEL] = "ambient"
+        else:
+            annotations["shop/mesh-exempt-reason"] = enrolment
         out.append({"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(
             name, labels={"pod-security.kubernetes.io/enforce": level,
                           "pod-security.kubernetes.io/enforce-version": f"v{layer.kube_version}",
                           "pod-security.kubernetes.io/warn": "restricted",
                           "pod-security.kubernetes.io/audit": "restricted", **extra},
-            annotations={"shop/pod-security-reason": reason})})
+            annotations=annotations)})
     return out
 
 
@@ -96,6 +126,46 @@ def default_deny(namespace: str) -> Manifest:
     return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
             "metadata": _meta("default-deny", namespace),
             "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}}
+
+
+def _rule_namespaces(rule: Mapping[str, Any], peers_key: str, policy_ns: str) -> set[str] | None:
+    """The namespaces a rule's peers live in; None if any peer is an address block or every namespace."""
+    out: set[str] = set()
+    for peer in rule.get(peers_key) or []:
+        if "ipBlock" in peer:
+            return None
+        if "namespaceSelector" in peer:
+            name = (peer["namespaceSelector"].get("matchLabels") or {}).get("kubernetes.io/metadata.name")
+            if name is None:
+                return None
+            out.add(name)
+        else:
+            out.add(policy_ns)
+    return out or None
+
+
+def admit_hbone(policy: Manifest) -> Manifest:
+    """The same NetworkPolicy with HBONE's port beside every TCP port of a rule between enrolled pods: a mesh
+    connection reaches the destination pod on MESH_HBONE_PORT, from the same source pod. Rules to or from address
+    blocks (the edge, the API server, nodes, RDS) and to namespaces outside the mesh (CoreDNS) stay as they are:
+    that traffic is not tunnelled."""
+    namespace = policy["metadata"]["namespace"]
+    if not mesh_enrolled(namespace):
+        return policy
+    hbone = {"port": k.MESH_HBONE_PORT, "protocol": "TCP"}
+    spec = dict(policy["spec"])
+    for key, peers_key in (("ingress", "from"), ("egress", "to")):
+        rules = []
+        for rule in spec.get(key) or []:
+            ports = rule.get("ports") or []
+            peers_ns = _rule_namespaces(rule, peers_key, namespace)
+            meshed = peers_ns is not None and all(MESH_ENROLMENT.get(n) is True for n in peers_ns)
+            if meshed and any(p.get("protocol", "TCP") == "TCP" for p in ports) and hbone not in ports:
+                rule = {**rule, "ports": [*ports, hbone]}
+            rules.append(rule)
+        if key in spec:
+            spec[key] = rules
+    return {**policy, "spec": spec}
 
 
 # --- edge -------------------------------------------------------------------------------------------------
@@ -491,7 +561,7 @@ def ilm_setup(layer: LayerSpec) -> list[Manifest]:
                            {"to": [{"podSelector": {"matchLabels": {
                                "elasticsearch.k8s.elastic.co/cluster-name": ES_NAME}}}],
                             "ports": [{"port": 9200, "protocol": "TCP"}]}]}}
-    return [cm, job, policy]
+    return [cm, job, admit_hbone(policy)]
 
 
 # --- kind: in-cluster PostgreSQL ----------------------------------------------------------------------------
@@ -555,7 +625,7 @@ def postgres() -> list[Manifest]:
                                                                  "values": clients}]}}],
                            "ports": [{"port": 5432, "protocol": "TCP"}]}],
                        "egress": []}}
-    return [init, svc, sts, policy]
+    return [init, svc, sts, admit_hbone(policy)]
 
 
 def database_url(svc_name: str, password: str) -> str:

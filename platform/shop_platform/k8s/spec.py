@@ -22,6 +22,9 @@ LOGGING_NS = "logging"
 LOGGING_AGENT_NS = "logging-agent"
 ECK_NS = "elastic-system"
 DATA_NS = "data"
+# Istio's control plane and node agents (istiod, istio-cni, ztunnel); also the mesh's root namespace, whose
+# PeerAuthentication applies mesh-wide (meshConfig.rootNamespace defaults to it).
+ISTIO_NS = "istio-system"
 
 # The Gateway object NGINX Gateway Fabric serves; its data-plane pods carry the Gateway API's label.
 GATEWAY_NAME = "shop"
@@ -48,6 +51,15 @@ GELF_PORT = 12201
 EKS_STORAGE_CLASS = "gp3-encrypted"
 SECRETS_DIR = "/var/run/secrets/shop"
 RDS_CA_BUNDLE = "/etc/ssl/rds/global-bundle.pem"  # baked into the image (services/Dockerfile)
+
+# Istio ambient (shop_platform.k8s.mesh). Between enrolled pods every TCP connection travels as HBONE (mTLS over
+# HTTP/2 CONNECT) to the destination pod's port 15008, and NetworkPolicies see that port, not the application's
+# (istio.io docs ambient/usage/networkpolicy). The kubelet's HTTP/TCP probes into an enrolled pod are SNATed to a
+# link-local address so ztunnel lets them through in plaintext (istio/istio@1.30.3 cni/README.md
+# HOST_PROBE_SNAT_IP, cni/pkg/iptables/iptables.go); policies must admit that source instead of the node.
+MESH_HBONE_PORT = 15008
+MESH_PROBE_SOURCE_CIDR = "169.254.7.127/32"
+MESH_DATAPLANE_LABEL = "istio.io/dataplane-mode"
 
 
 @dataclass(frozen=True, slots=True)

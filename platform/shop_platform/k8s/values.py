@@ -77,9 +77,17 @@ def allowed_callers(svc: Service) -> tuple[str, ...]:
     return tuple(s.name for s in catalog.SERVICES if svc.name in allowed_callees(s))
 
 
+def edge_backends() -> tuple[Service, ...]:
+    """The services the edge (the NGINX data plane) connects to: the data plane's egress
+    (``netpol.gateway``), each backend's ingress peer (``_network_policy``) and its mesh allow-list
+    (``mesh.authorization_policies``) all follow this one list: the forwarder (the API) and the page server
+    (the storefront's pages)."""
+    return tuple(s for s in catalog.SERVICES if s.forwards_public_routes or s.edge_pages)
+
+
 def _network_policy(svc: Service, layer: LayerSpec) -> dict[str, Any]:
     peers: list[dict[str, Any]] = []
-    if svc.forwards_public_routes or svc.edge_pages:  # the edge's NGINX data plane sends to it
+    if svc in edge_backends():
         peers.append({"namespace": k.GATEWAY_NS, "podLabels": dict(k.GATEWAY_POD_LABELS)})
     database: dict[str, Any] = {"enabled": False}
     if svc.owns_database:
@@ -101,6 +109,7 @@ def _network_policy(svc: Service, layer: LayerSpec) -> dict[str, Any]:
         "dns": {"namespace": "kube-system", "podLabels": dict(k.DNS_POD_LABELS)},
         "database": database,
         "awsApis": aws_apis,
+        "hbonePort": k.MESH_HBONE_PORT,  # every namespace the services reach is in the mesh (objects.MESH_ENROLMENT)
     }
 
 

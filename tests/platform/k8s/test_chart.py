@@ -83,6 +83,8 @@ BAD_VALUES = [
     ("networkPolicy.toServices", [{"name": "products"}], "/networkPolicy/toServices/0"),
     ("networkPolicy.fromServices", ["gateway", "gateway"], "/networkPolicy/fromServices"),
     ("networkPolicy.prometheus.podLabels", None, "/networkPolicy/prometheus"),
+    ("networkPolicy.hbonePort", 70000, "/networkPolicy/hbonePort"),
+    ("networkPolicy.hbonePort", "15008", "/networkPolicy/hbonePort"),
     ("serviceMonitor.interval", "often", "/serviceMonitor/interval"),
     ("replicas", 3, "replicas"),  # unknown keys are refused: a typo never silently falls back to a default
     ("image.tga", "v1", "tga"),

@@ -51,6 +51,9 @@ READ_BY_TEMPLATES: dict[str, dict[str, str]] = {
         # grafana 9.3.4 templates/_helpers.tpl "grafana.fullname": `if .Values.fullnameOverride`.
         "grafana.fullnameOverride": "the Grafana objects' name",
     },
+    # istio/istio@1.30.3 manifests/charts/*/templates/zzz_profile.yaml: `coalesce $.Values.profile
+    # $.Values.global.profile` picks files/profile-<name>.yaml, merged under the user's values.
+    **{chart: {"profile": "the chart's files/profile-<profile>.yaml"} for chart in ("istiod", "cni", "ztunnel")},
 }
 
 

@@ -166,6 +166,14 @@ def _release_memory(name: str, v: dict[str, Any]) -> Iterator[tuple[str, float]]
     elif name == "metrics-server":
         memory = (v.get("resources") or {}).get("requests", {}).get("memory", METRICS_SERVER_DEFAULT_MEMORY)
         yield "metrics-server", v["replicas"] * mebibytes(memory)
+    elif name == "istio-base":
+        return  # CRDs and the validating webhook configuration only: no pod
+    elif name == "istiod":
+        yield "istiod", v["replicaCount"] * _requests(v["resources"])
+    elif name in ("istio-cni", "ztunnel"):
+        # Both DaemonSets tolerate every NoSchedule/NoExecute taint (istio/istio@1.30.3 manifests/charts/istio-cni
+        # and ztunnel values.yaml tolerations): one pod per node, the control plane included.
+        yield name, KIND_NODES * _requests(v["resources"])
     else:
         raise AssertionError(f"release {name}: say how many pods it runs and what they request")
 

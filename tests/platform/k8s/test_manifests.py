@@ -22,7 +22,7 @@ CHECKOV = REPO_ROOT / ".venv-checkov" / "bin" / "checkov"
 # Custom resources: kubernetes-validate has no schema for them; test_custom_resources.py checks the Gateway API
 # and Prometheus Operator ones against CRD-generated schemas, the plan lists the rest as unchecked.
 CUSTOM_KINDS = {"Gateway", "HTTPRoute", "ServiceMonitor", "PodMonitor", "PrometheusRule", "Elasticsearch", "Kibana",
-                "Logstash", "NginxProxy", "TargetGroupBinding"}
+                "Logstash", "NginxProxy", "TargetGroupBinding", "PeerAuthentication", "AuthorizationPolicy"}
 CLUSTER_SCOPED = {"Namespace", "StorageClass"}
 POD_KINDS = {"Deployment": ("spec", "template", "spec"), "StatefulSet": ("spec", "template", "spec"),
              "Job": ("spec", "template", "spec"), "DaemonSet": ("spec", "template", "spec")}
@@ -220,7 +220,8 @@ def test_manifests_directory_lists_what_it_could_not_render(tmp_path: Path) -> N
         assert isinstance(r["values"], dict)
     assert index["unrendered_remote_files"][0].endswith("/standard-install.yaml")
     unchecked = {line.split()[1] for line in index["unchecked_custom_resources"]}
-    assert unchecked == {"Elasticsearch", "Kibana", "Logstash", "NginxProxy", "TargetGroupBinding"}, \
+    assert unchecked == {"Elasticsearch", "Kibana", "Logstash", "NginxProxy", "TargetGroupBinding",
+                         "PeerAuthentication", "AuthorizationPolicy"}, \
         "the kinds with no schema"
     assert len(list((tmp_path / "manifests").glob("*.yaml"))) == len(rendered.objects)
 
@@ -317,6 +318,21 @@ def third_party_pods(stack: str) -> list[tuple[str, str, dict[str, Any]]]:
             "hostNetwork": True, "hostPID": True, "containers": [{"name": "node-exporter"}],
             "volumes": [{"name": n, "hostPath": {"path": p}} for n, p in (("proc", "/proc"), ("sys", "/sys"),
                                                                           ("root", "/"))]}),
+        # istio/istio@1.30.3 manifests/charts/ztunnel/templates/daemonset.yaml: root with NET_ADMIN, SYS_ADMIN and
+        # NET_RAW (it enters pods' network namespaces) and the /var/run/ztunnel hostPath socket directory.
+        (k.ISTIO_NS, "ztunnel", {
+            "containers": [{"name": "istio-proxy", "securityContext": {
+                "allowPrivilegeEscalation": True, "privileged": False, "readOnlyRootFilesystem": True,
+                "runAsNonRoot": False, "runAsUser": 0,
+                "capabilities": {"drop": ["ALL"], "add": ["NET_ADMIN", "SYS_ADMIN", "NET_RAW"]}}}],
+            "volumes": [{"name": "cni-ztunnel-sock-dir", "hostPath": {"path": "/var/run/ztunnel"}}]}),
+        # manifests/charts/istio-cni/templates/daemonset.yaml: the node agent on the host network, writing the CNI
+        # plugin and its configuration into the node's directories.
+        (k.ISTIO_NS, "istio-cni node agent", {
+            "hostNetwork": True, "containers": [{"name": "install-cni"}],
+            "volumes": [{"name": n, "hostPath": {"path": p}} for n, p in (
+                ("cni-bin-dir", "/opt/cni/bin"), ("cni-net-dir", "/etc/cni/net.d"), ("cni-netns-dir", "/var/run/netns"),
+                ("cni-ztunnel-sock-dir", "/var/run/ztunnel"))]}),
     ]
     if layer.logging:
         eck = addons.eck_operator(layer).values
@@ -341,7 +357,7 @@ def test_each_namespace_enforces_the_strictest_level_its_third_party_pods_pass(s
     """The pods remote charts create are invisible to the rendered manifests. Their namespace must admit them
     (a stricter level would leave a Deployment with no pods and `pulumi up` green), and a looser level needs a pod
     that fails the stricter one: ECK's operator and NGINX Gateway Fabric (with the Gateway's patch) pass restricted,
-    node-exporter and Fluent Bit only privileged (host paths)."""
+    node-exporter, Fluent Bit, ztunnel and istio-cni only privileged (host paths, host network, capabilities)."""
     order = ["restricted", "baseline", "privileged"]
     by_ns: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for ns, what, pod in third_party_pods(stack):

@@ -180,9 +180,11 @@ def test_egress_is_dns_the_database_and_on_eks_aws_apis_and_nothing_else(stack_r
 
 
 def _without_ingress_isolation(manifests: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The manifests minus the namespace default-deny and every per-service ingress allow-list."""
+    """The manifests minus every policy that isolates the services' pods for ingress: the namespace default-deny,
+    the per-service allow-lists and the kubelet-probe allowance of the mesh."""
+    isolating = ("default-deny", "allow-kubelet-probes")
     return [m for m in manifests if not (m["kind"] == "NetworkPolicy" and (
-        m["metadata"]["name"] == "default-deny" or m["metadata"]["name"].endswith("-ingress")))]
+        m["metadata"]["name"] in isolating or m["metadata"]["name"].endswith("-ingress")))]
 
 
 def _with_allow_all_to_products(manifests: list[dict[str, Any]]) -> list[dict[str, Any]]:
