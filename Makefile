@@ -71,10 +71,11 @@ charts/tools/node_modules/.installed: charts/tools/package-lock.json
 
 crd-validators: charts/tools/node_modules/.installed ## Install the CRD schema validators (npm) for the manifest tests
 
-lint: venv ## ruff
+lint: venv ## ruff: the lint rules, and the formatting (`.venv/bin/ruff format .` fixes it)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
-typecheck: venv ## mypy --strict over services, platform, stacks, policies and tests
+typecheck: venv ## mypy --strict over services, platform, stacks, policies, tools and tests
 	$(VENV)/bin/mypy services platform/shop_platform stacks policies tools tests
 
 test: deps venv checkov actionlint crd-validators lint typecheck ## Everything CI runs: lint, types, and the whole test suite

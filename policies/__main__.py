@@ -21,5 +21,5 @@ PolicyPack(
     enforcement_level=EnforcementLevel.MANDATORY,
     policies=list(POLICIES),
     description="Retail platform guardrails: RDS, EKS, ALB, WAF, Shield, Route 53, S3, KMS, ECR, network, tags, "
-                "instance types",
+    "instance types",
 )

@@ -20,8 +20,9 @@ from functools import cache
 _NAME = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
 _PAGE = re.compile(r"^/[a-z][a-z0-9-]{0,30}$")
 # First path segments that are never pages: the API, the JWKS, and every service's operational routes.
-RESERVED_SEGMENTS = frozenset({"api", ".well-known", "healthz", "readyz", "metrics", "openapi.json", "docs",
-                               "redoc", "internal"})
+RESERVED_SEGMENTS = frozenset(
+    {"api", ".well-known", "healthz", "readyz", "metrics", "openapi.json", "docs", "redoc", "internal"}
+)
 
 # Where the user-token issuer publishes its public keys; every other service verifies user tokens with them.
 JWKS_PATH = "/.well-known/jwks.json"
@@ -118,25 +119,29 @@ class Service:
             raise ValueError(f"service {self.name}: internal API names repeat: {names}")
         for prefix in self.public_prefixes:
             if not prefix.startswith("/") or prefix.startswith("/internal"):
-                raise ValueError(f"service {self.name}: public prefix {prefix!r} must start with '/' "
-                                 "and never expose /internal")
+                raise ValueError(
+                    f"service {self.name}: public prefix {prefix!r} must start with '/' and never expose /internal"
+                )
         if self.issues_user_tokens and JWKS_PATH not in self.public_prefixes:
             raise ValueError(f"service {self.name} issues user tokens: route {JWKS_PATH} to it (public_prefixes)")
         unknown = set(self.secrets) - set(SECRETS)
         if unknown or len(set(self.secrets)) != len(self.secrets):
             raise ValueError(f"service {self.name}: secrets {self.secrets} must be distinct names from {SECRETS}")
         if self.edge_pages and (self.forwards_public_routes or self.public_prefixes or self.internal_apis):
-            raise ValueError(f"service {self.name} serves pages at the edge: it cannot also forward or serve API "
-                             "routes (the edge would send them two ways)")
+            raise ValueError(
+                f"service {self.name} serves pages at the edge: it cannot also forward or serve API "
+                "routes (the edge would send them two ways)"
+            )
         for page in self.edge_pages:
             if page != "/" and not _PAGE.match(page):
-                raise ValueError(f"service {self.name}: edge page {page!r} must be '/' or one path segment "
-                                 "('/cart')")
+                raise ValueError(f"service {self.name}: edge page {page!r} must be '/' or one path segment ('/cart')")
             if page.strip("/") in RESERVED_SEGMENTS:
                 raise ValueError(f"service {self.name}: edge page {page!r} is reserved for the API or operations")
         if self.trusts_forwarded_for and not (self.forwards_public_routes or self.public_prefixes):
-            raise ValueError(f"service {self.name} trusts X-Forwarded-For but nothing forwards client requests "
-                             "to it (no public prefixes, not the forwarder)")
+            raise ValueError(
+                f"service {self.name} trusts X-Forwarded-For but nothing forwards client requests "
+                "to it (no public prefixes, not the forwarder)"
+            )
 
     @property
     def database_name(self) -> str:
@@ -175,8 +180,7 @@ SERVICES: tuple[Service, ...] = (
         port=8002,
         owns_database=True,
         description="Catalogue and inventory: reservations that never oversell, change feed",
-        internal_apis=(InternalApi("reservations", callers=("orders",)),
-                       InternalApi("changes", callers=("search",))),
+        internal_apis=(InternalApi("reservations", callers=("orders",)), InternalApi("changes", callers=("search",))),
         public_prefixes=("/api/v1/products", "/api/v1/categories"),
     ),
     Service(
@@ -199,9 +203,11 @@ SERVICES: tuple[Service, ...] = (
         port=8005,
         owns_database=True,
         description="Simulated card processor, idempotent charges and refunds, double-entry ledger",
-        internal_apis=(InternalApi("charges", callers=("orders",)),
-                       InternalApi("refunds", callers=("orders",)),
-                       InternalApi("payment-reads", callers=("orders",))),
+        internal_apis=(
+            InternalApi("charges", callers=("orders",)),
+            InternalApi("refunds", callers=("orders",)),
+            InternalApi("payment-reads", callers=("orders",)),
+        ),
         public_prefixes=("/api/v1/payments",),
         secrets=("card_fingerprint_key",),
     ),
@@ -210,8 +216,18 @@ SERVICES: tuple[Service, ...] = (
         port=8006,
         owns_database=False,
         description="Shop pages for browsers: a backend-for-frontend over the public API, at the edge's /",
-        edge_pages=("/", "/search", "/products", "/cart", "/signup", "/login", "/logout", "/checkout", "/orders",
-                    "/static"),
+        edge_pages=(
+            "/",
+            "/search",
+            "/products",
+            "/cart",
+            "/signup",
+            "/login",
+            "/logout",
+            "/checkout",
+            "/orders",
+            "/static",
+        ),
         calls_public_api=True,
         verifies_user_tokens=False,
         secrets=("session_key",),
@@ -230,8 +246,10 @@ def _validate(services: tuple[Service, ...]) -> None:
         replicas = set(replica_ports(forwarder, MAX_FORWARDER_REPLICAS)[1:])
         taken = sorted(s.name for s in services if s.port in replicas)
         if taken:
-            raise ValueError(f"{taken} use a port of {forwarder.name}'s replicas {sorted(replicas)} "
-                             f"({forwarder.port} + {FORWARDER_REPLICA_STEP} per replica)")
+            raise ValueError(
+                f"{taken} use a port of {forwarder.name}'s replicas {sorted(replicas)} "
+                f"({forwarder.port} + {FORWARDER_REPLICA_STEP} per replica)"
+            )
     page_servers = [s.name for s in services if s.edge_pages]
     if len(page_servers) > 1:
         raise ValueError(f"only one service serves pages at the edge, got {page_servers}")
@@ -248,8 +266,10 @@ def _validate(services: tuple[Service, ...]) -> None:
             if unknown:
                 raise ValueError(f"internal API {s.name}/{api.name}: unknown callers {sorted(unknown)}")
             if forwarders & set(api.callers):
-                raise ValueError(f"internal API {s.name}/{api.name}: {sorted(forwarders & set(api.callers))} "
-                                 "forwards public routes and must hold no service credential")
+                raise ValueError(
+                    f"internal API {s.name}/{api.name}: {sorted(forwarders & set(api.callers))} "
+                    "forwards public routes and must hold no service credential"
+                )
     prefixes = [p for s in services for p in s.public_prefixes]
     if len(set(prefixes)) != len(prefixes):
         raise ValueError("two services claim the same public prefix")
@@ -300,8 +320,9 @@ def api_callers(service: str, api: str) -> tuple[str, ...]:
     for candidate in get(service).internal_apis:
         if candidate.name == api:
             return candidate.callers
-    raise KeyError(f"service {service!r} declares no internal API {api!r}; "
-                   f"it has {[a.name for a in get(service).internal_apis]}")
+    raise KeyError(
+        f"service {service!r} declares no internal API {api!r}; it has {[a.name for a in get(service).internal_apis]}"
+    )
 
 
 def forwarded_to(name: str) -> tuple[str, ...]:

@@ -67,8 +67,11 @@ def documents() -> dict[Path, str]:
     from services.deploy.keyring import KeyRing
     from services.gateway import openapi as merged_openapi
 
-    target = DeployTarget(environment="test", keyring=KeyRing.generate(), database=lambda svc: {
-        "DATABASE_URL": f"postgresql://openapi@127.0.0.1:1/{svc.database_name}"})  # never dialled
+    target = DeployTarget(
+        environment="test",
+        keyring=KeyRing.generate(),
+        database=lambda svc: {"DATABASE_URL": f"postgresql://openapi@127.0.0.1:1/{svc.database_name}"},
+    )  # never dialled
     apps: dict[str, FastAPI] = {}
     for service in catalog.SERVICES:
         apps[service.name] = _build(service.name, deployment_environment(service.name, target))

@@ -53,8 +53,14 @@ def tables(root: Path = ROOT) -> list[Table]:
     out = [Table(root / "services" / "kit" / "README.md", KitSettings, "services/kit/settings.py")]
     for service in catalog.SERVICES:
         module = importlib.import_module(f"services.{service.name}.settings")
-        out.append(Table(root / "services" / service.name / "README.md", module.Settings,
-                         f"services/{service.name}/settings.py", KitSettings))
+        out.append(
+            Table(
+                root / "services" / service.name / "README.md",
+                module.Settings,
+                f"services/{service.name}/settings.py",
+                KitSettings,
+            )
+        )
     return out
 
 
@@ -77,8 +83,15 @@ def _members(annotation: Any) -> tuple[Any, bool]:
     return annotation, False
 
 
-_NAMES: dict[Any, str] = {str: "string", int: "integer", float: "number", bool: "boolean", Path: "path",
-                          SecretStr: "secret string", SecretBytes: "secret bytes"}
+_NAMES: dict[Any, str] = {
+    str: "string",
+    int: "integer",
+    float: "number",
+    bool: "boolean",
+    Path: "path",
+    SecretStr: "secret string",
+    SecretBytes: "secret bytes",
+}
 
 
 def type_name(annotation: Any) -> str:
@@ -173,8 +186,12 @@ def render(table: Table) -> str:
             raise ValueError(f"settings_docs: {table.source} {name} has no Field(description=...)")
         kind = type_name(field.annotation)
         limits = bounds(field)
-        cells = [f"`{env_name(table.model, name)}`", f"{kind}, {limits}" if limits else kind,
-                 default_text(field), field.description or ""]
+        cells = [
+            f"`{env_name(table.model, name)}`",
+            f"{kind}, {limits}" if limits else kind,
+            default_text(field),
+            field.description or "",
+        ]
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     lines.append(END)
     return "\n".join(lines)
@@ -192,8 +209,11 @@ def splice(text: str, table: Table) -> str:
 
 def stale(all_tables: Iterable[Table]) -> list[Path]:
     """The READMEs whose committed table differs from what their model produces."""
-    return [t.readme for t in all_tables if t.readme.read_text(encoding="utf-8") != splice(
-        t.readme.read_text(encoding="utf-8"), t)]
+    return [
+        t.readme
+        for t in all_tables
+        if t.readme.read_text(encoding="utf-8") != splice(t.readme.read_text(encoding="utf-8"), t)
+    ]
 
 
 def write(all_tables: Iterable[Table]) -> list[Path]:
@@ -221,8 +241,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     for path in drifted:
-        print(f"{path.relative_to(ROOT)}: the settings table is not what the model says; run `{REGENERATE}`",
-              file=sys.stderr)
+        print(
+            f"{path.relative_to(ROOT)}: the settings table is not what the model says; run `{REGENERATE}`",
+            file=sys.stderr,
+        )
     return 1 if drifted else 0
 
 

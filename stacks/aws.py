@@ -45,73 +45,153 @@ def build(cfg: StackConfig, today: date | None = None) -> Mapping[str, Any]:
     for warning in versions.support_warnings(cfg.cluster.version, today or date.today()):
         pulumi.log.warn(warning)
     identity = aws_sdk.get_caller_identity()
-    ctx = StackContext(account_id=identity.account_id, region=cfg.region, prod=cfg.is_prod,
-                       tags=Tagger(stack=cfg.stack, owner=cfg.owner, environment=cfg.environment))
+    ctx = StackContext(
+        account_id=identity.account_id,
+        region=cfg.region,
+        prod=cfg.is_prod,
+        tags=Tagger(stack=cfg.stack, owner=cfg.owner, environment=cfg.environment),
+    )
     # Standard AZs only: an account that opted in to Local Zones gets them from state=available too, and EKS
     # control-plane subnets and RDS subnet groups cannot use them.
     zones = aws_sdk.get_availability_zones(
-        state="available", filters=[aws_sdk.GetAvailabilityZonesFilterArgs(
-            name="opt-in-status", values=["opt-in-not-required"])]).names
+        state="available",
+        filters=[aws_sdk.GetAvailabilityZonesFilterArgs(name="opt-in-status", values=["opt-in-not-required"])],
+    ).names
     if len(zones) < cfg.network.az_count:
         raise ValueError(f"{cfg.region} has {len(zones)} available AZs, network.azCount wants {cfg.network.az_count}")
 
-    network = Network("network", NetworkArgs(
-        ctx=ctx, config=cfg.network, availability_zones=tuple(zones[:cfg.network.az_count]),
-        cluster_name=cfg.cluster_name))
+    network = Network(
+        "network",
+        NetworkArgs(
+            ctx=ctx,
+            config=cfg.network,
+            availability_zones=tuple(zones[: cfg.network.az_count]),
+            cluster_name=cfg.cluster_name,
+        ),
+    )
 
-    cluster = Cluster("cluster", ClusterArgs(
-        ctx=ctx, cluster_name=cfg.cluster_name, config=cfg.cluster, vpc_id=network.vpc_id,
-        private_subnet_ids=network.private_subnet_ids, network_dependencies=network.egress))
+    cluster = Cluster(
+        "cluster",
+        ClusterArgs(
+            ctx=ctx,
+            cluster_name=cfg.cluster_name,
+            config=cfg.cluster,
+            vpc_id=network.vpc_id,
+            private_subnet_ids=network.private_subnet_ids,
+            network_dependencies=network.egress,
+        ),
+    )
 
-    databases = Databases("databases", DatabasesArgs(
-        ctx=ctx, services=catalog.database_services(), vpc_id=network.vpc_id,
-        isolated_subnet_ids=network.isolated_subnet_ids, cluster_security_group_id=cluster.cluster_security_group_id,
-        oidc_provider_arn=cluster.oidc_provider_arn, oidc_issuer=cluster.oidc_issuer, config=cfg.databases,
-        log_retention_days=cfg.cluster.log_retention_days))
+    databases = Databases(
+        "databases",
+        DatabasesArgs(
+            ctx=ctx,
+            services=catalog.database_services(),
+            vpc_id=network.vpc_id,
+            isolated_subnet_ids=network.isolated_subnet_ids,
+            cluster_security_group_id=cluster.cluster_security_group_id,
+            oidc_provider_arn=cluster.oidc_provider_arn,
+            oidc_issuer=cluster.oidc_issuer,
+            config=cfg.databases,
+            log_retention_days=cfg.cluster.log_retention_days,
+        ),
+    )
 
-    zone = Zone("zone", ZoneArgs(ctx=ctx, domain=cfg.domain, create=cfg.create_zone,
-                                 query_log_retention_days=cfg.edge.log_retention_days))
+    zone = Zone(
+        "zone",
+        ZoneArgs(
+            ctx=ctx, domain=cfg.domain, create=cfg.create_zone, query_log_retention_days=cfg.edge.log_retention_days
+        ),
+    )
 
     # S3 server access logs of every other bucket (FSBP S3.9); it does not log itself (that would loop).
-    access_logs = SecureBucket("access-logs", SecureBucketArgs(
-        ctx=ctx, sse_algorithm="AES256", expire_days=cfg.edge.log_retention_days, receives_access_logs=True))
+    access_logs = SecureBucket(
+        "access-logs",
+        SecureBucketArgs(
+            ctx=ctx, sse_algorithm="AES256", expire_days=cfg.edge.log_retention_days, receives_access_logs=True
+        ),
+    )
 
-    edge = Edge("edge", EdgeArgs(
-        ctx=ctx, api_domain=cfg.api_domain, zone_id=zone.zone_id, vpc_id=network.vpc_id,
-        public_subnet_ids=network.public_subnet_ids, cluster_security_group_id=cluster.cluster_security_group_id,
-        oidc_provider_arn=cluster.oidc_provider_arn, oidc_issuer=cluster.oidc_issuer,
-        config=cfg.edge, access_log_bucket=access_logs.bucket_name))
+    edge = Edge(
+        "edge",
+        EdgeArgs(
+            ctx=ctx,
+            api_domain=cfg.api_domain,
+            zone_id=zone.zone_id,
+            vpc_id=network.vpc_id,
+            public_subnet_ids=network.public_subnet_ids,
+            cluster_security_group_id=cluster.cluster_security_group_id,
+            oidc_provider_arn=cluster.oidc_provider_arn,
+            oidc_issuer=cluster.oidc_issuer,
+            config=cfg.edge,
+            access_log_bucket=access_logs.bucket_name,
+        ),
+    )
 
-    api_dns = ApiDns("dns", ApiDnsArgs(
-        ctx=ctx, api_domain=cfg.api_domain, zone_id=zone.zone_id, alb_dns_name=edge.alb_dns_name,
-        alb_zone_id=edge.alb_zone_id, config=cfg.edge, access_log_bucket=access_logs.bucket_name))
+    api_dns = ApiDns(
+        "dns",
+        ApiDnsArgs(
+            ctx=ctx,
+            api_domain=cfg.api_domain,
+            zone_id=zone.zone_id,
+            alb_dns_name=edge.alb_dns_name,
+            alb_zone_id=edge.alb_zone_id,
+            config=cfg.edge,
+            access_log_bucket=access_logs.bucket_name,
+        ),
+    )
 
     if cfg.edge.shield_advanced:
-        ShieldProtections("shield", ShieldArgs(
-            ctx=ctx, alb_arn=edge.alb_arn, zone_arn=zone.zone_arn,
-            distribution_arn=api_dns.maintenance_distribution_arn, health_check_arn=api_dns.health_check_arn))
+        ShieldProtections(
+            "shield",
+            ShieldArgs(
+                ctx=ctx,
+                alb_arn=edge.alb_arn,
+                zone_arn=zone.zone_arn,
+                distribution_arn=api_dns.maintenance_distribution_arn,
+                health_check_arn=api_dns.health_check_arn,
+            ),
+        )
 
     # Each service's own database role, created with the master credential by a Job per database, before the
     # services start (shop_platform.dbbootstrap); the Jobs run the image the service is deployed with.
     layer = layer_spec_for_eks(cfg)
     repositories = repository_urls(cfg.kubernetes.image_registry)  # the shared registry (the registry stack)
     db_services = catalog.database_services()
-    bootstrap = DatabaseBootstrap("db-bootstrap", DatabaseBootstrapArgs(
-        services=db_services, region=cfg.region, vpc_cidr=cfg.network.cidr,
-        database_cidrs=layer.database_cidrs, hosts=databases.endpoints,
-        master_secret_arns=databases.master_secret_arns, bootstrap_role_arns=databases.bootstrap_role_arns,
-        images={s.name: pulumi.Output.concat(repositories[s.name], _image_ref(layer, s.name))
-                for s in db_services}), pulumi.ResourceOptions(providers=[cluster.k8s_provider]))
+    bootstrap = DatabaseBootstrap(
+        "db-bootstrap",
+        DatabaseBootstrapArgs(
+            services=db_services,
+            region=cfg.region,
+            vpc_cidr=cfg.network.cidr,
+            database_cidrs=layer.database_cidrs,
+            hosts=databases.endpoints,
+            master_secret_arns=databases.master_secret_arns,
+            bootstrap_role_arns=databases.bootstrap_role_arns,
+            images={s.name: pulumi.Output.concat(repositories[s.name], _image_ref(layer, s.name)) for s in db_services},
+        ),
+        pulumi.ResourceOptions(providers=[cluster.k8s_provider]),
+    )
 
     # The Kubernetes layer (charts, gateway, observability, logging) through the cluster's provider, so destroy
     # removes it while nodes and controllers still run (platform/README.md, destroy order).
-    kube = deploy_kubernetes_layer(layer, AwsInputs(
-        repository_urls=repositories, database_hosts=databases.endpoints,
-        database_users=databases.users, database_role_arns=databases.role_arns,
-        database_ready=bootstrap.jobs,
-        target_group_arn=edge.target_group_arn, lb_controller_role_arn=edge.lb_controller_role_arn,
-        autoscaler_role_arn=cluster.autoscaler_role_arn, cluster_name=cluster.cluster_name, vpc_id=network.vpc_id,
-        volumes_kms_key_arn=cluster.volumes_kms_key_arn), pulumi.ResourceOptions(providers=[cluster.k8s_provider]))
+    kube = deploy_kubernetes_layer(
+        layer,
+        AwsInputs(
+            repository_urls=repositories,
+            database_hosts=databases.endpoints,
+            database_users=databases.users,
+            database_role_arns=databases.role_arns,
+            database_ready=bootstrap.jobs,
+            target_group_arn=edge.target_group_arn,
+            lb_controller_role_arn=edge.lb_controller_role_arn,
+            autoscaler_role_arn=cluster.autoscaler_role_arn,
+            cluster_name=cluster.cluster_name,
+            vpc_id=network.vpc_id,
+            volumes_kms_key_arn=cluster.volumes_kms_key_arn,
+        ),
+        pulumi.ResourceOptions(providers=[cluster.k8s_provider]),
+    )
 
     return {
         **kube,

@@ -23,8 +23,11 @@ def build(cfg: Any) -> Mapping[str, Any]:
     # The kind context by name: never whatever kubectl happens to point at (a production cluster, say).
     provider = k8s.Provider("kind", context=f"kind-{cfg.kind.cluster_name}")
     outputs = deploy_kubernetes_layer(layer_spec_for_local(cfg), opts=pulumi.ResourceOptions(providers=[provider]))
-    return {**outputs, "apiUrl": pulumi.Output.from_input("http://localhost/api/v1"),
-            "kubeContext": f"kind-{cfg.kind.cluster_name}"}
+    return {
+        **outputs,
+        "apiUrl": pulumi.Output.from_input("http://localhost/api/v1"),
+        "kubeContext": f"kind-{cfg.kind.cluster_name}",
+    }
 
 
 __all__ = ["build"]

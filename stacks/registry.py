@@ -23,11 +23,18 @@ def build(cfg: Any) -> Mapping[str, Any]:
     if not isinstance(cfg, RegistryStackConfig):
         raise TypeError(f"the registry composition needs a RegistryStackConfig, got {type(cfg).__name__}")
     identity = aws_sdk.get_caller_identity()
-    ctx = StackContext(account_id=identity.account_id, region=cfg.region, prod=False,
-                       tags=Tagger(stack=cfg.stack, owner=cfg.owner, environment=cfg.environment))
+    ctx = StackContext(
+        account_id=identity.account_id,
+        region=cfg.region,
+        prod=False,
+        tags=Tagger(stack=cfg.stack, owner=cfg.owner, environment=cfg.environment),
+    )
     registry = Registry("registry", RegistryArgs(ctx=ctx, services=catalog.SERVICES, config=cfg.registry))
-    return {"registry": f"{identity.account_id}.dkr.ecr.{cfg.region}.amazonaws.com",
-            "repositoryUrls": registry.repository_urls, "pullAccountIds": list(cfg.registry.pull_account_ids)}
+    return {
+        "registry": f"{identity.account_id}.dkr.ecr.{cfg.region}.amazonaws.com",
+        "repositoryUrls": registry.repository_urls,
+        "pullAccountIds": list(cfg.registry.pull_account_ids),
+    }
 
 
 __all__ = ["build"]

@@ -76,8 +76,9 @@ def admin_token(users: ServiceProcess) -> str:
 def keyring_jwks_url(keyring: KeyRing) -> Iterator[str]:
     """A JWKS of the keyring's user-token keys (the same keys the users service signs with), served from
     the test process: services that only verify tokens can be tested without starting users."""
-    body = json.dumps({"keys": [keys.jwk(keys.load_private(pem).public_key(), kid)
-                                for kid, pem in keyring.jwt_keys.items()]}).encode()
+    body = json.dumps(
+        {"keys": [keys.jwk(keys.load_private(pem).public_key(), kid) for kid, pem in keyring.jwt_keys.items()]}
+    ).encode()
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:

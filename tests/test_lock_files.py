@@ -110,8 +110,11 @@ def test_constrained_lock_has_the_versions_ci_tested(lock: str) -> None:
     """bench (same venv), services (the images) and platform (the policy pack) run dev's versions."""
     base = {name: {e.version for e in found} for name, found in _parse_lock(LOCKS / str(LOCKED[lock][1])).items()}
     entries = _parse_lock(LOCKS / lock)
-    differ = {n: (sorted(v), sorted(base[n])) for n, found in entries.items()
-              if n in base and (v := {e.version for e in found}) != base[n]}
+    differ = {
+        n: (sorted(v), sorted(base[n]))
+        for n, found in entries.items()
+        if n in base and (v := {e.version for e in found}) != base[n]
+    }
     assert not differ, f"{lock} vs {LOCKED[lock][1]}: {differ}"
 
 
@@ -131,6 +134,9 @@ def test_installs_read_the_locks_with_hashes_required() -> None:
     installs = re.findall(r"pip install (.*) -r (\S+)", dockerfile)
     assert [lock for _, lock in installs] == ["pip.txt", "services.txt"]
     assert all("--require-hashes" in options and "--only-binary=:all:" in options for options, _ in installs)
-    pack = [line for line in (ROOT / "policies" / "requirements.txt").read_text().splitlines()
-            if line and not line.startswith("#")]
+    pack = [
+        line
+        for line in (ROOT / "policies" / "requirements.txt").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
     assert pack == ["-r ../requirements/platform.txt"]

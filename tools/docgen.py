@@ -31,8 +31,12 @@ END: Final = "<!-- end generated: {name} -->"
 
 # (marker name, model, environments whose defaults are listed, the top-level keys it documents)
 TABLES: Final[tuple[tuple[str, type[Section], tuple[str, ...], tuple[str, ...]], ...]] = (
-    ("aws-stack", config.StackConfig, ("dev", "prod"),
-     ("aws:region", "environment", "owner", "domain", "createZone", "network", "cluster", "databases", "edge")),
+    (
+        "aws-stack",
+        config.StackConfig,
+        ("dev", "prod"),
+        ("aws:region", "environment", "owner", "domain", "createZone", "network", "cluster", "databases", "edge"),
+    ),
     ("kubernetes", config.LocalStackConfig, ("dev", "prod", "local"), ("kubernetes",)),
     ("local-stack", config.LocalStackConfig, ("local",), ("owner", "kind")),
     ("registry-stack", config.RegistryStackConfig, ("registry",), ("aws:region", "owner", "registry")),
@@ -72,8 +76,13 @@ def _section(info: FieldInfo) -> type[Section] | None:
     return None
 
 
-def _rows(root: type[Section], model: type[Section], loc: tuple[str | int, ...], envs: tuple[str, ...],
-          keys: Sequence[str] | None = None) -> Iterator[str]:
+def _rows(
+    root: type[Section],
+    model: type[Section],
+    loc: tuple[str | int, ...],
+    envs: tuple[str, ...],
+    keys: Sequence[str] | None = None,
+) -> Iterator[str]:
     for name, info in model.model_fields.items():
         alias = info.alias or name
         if keys is not None and alias not in keys:
@@ -118,9 +127,11 @@ def generated() -> dict[Path, str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.docgen",
-                                     description="Regenerate (write) or verify (check) the documents generated "
-                                                 "from the config and chart values models.")
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.docgen",
+        description="Regenerate (write) or verify (check) the documents generated "
+        "from the config and chart values models.",
+    )
     parser.add_argument("command", choices=("write", "check"))
     args = parser.parse_args(argv)
     stale = [path for path, text in generated().items() if path.read_text() != text]

@@ -68,10 +68,19 @@ class RecordedResource:
     alias_parents: tuple[str, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
-        return {"type": self.type, "name": self.name, "urn": self.urn, "parent": self.parent,
-                "custom": self.custom, "provider": self.provider, "deps": list(self.deps),
-                "protect": self.protect, "ignore_changes": list(self.ignore_changes),
-                "retain_on_delete": self.retain_on_delete, "inputs": self.inputs}
+        return {
+            "type": self.type,
+            "name": self.name,
+            "urn": self.urn,
+            "parent": self.parent,
+            "custom": self.custom,
+            "provider": self.provider,
+            "deps": list(self.deps),
+            "protect": self.protect,
+            "ignore_changes": list(self.ignore_changes),
+            "retain_on_delete": self.retain_on_delete,
+            "inputs": self.inputs,
+        }
 
 
 @dataclass
@@ -111,20 +120,29 @@ class RecordingMonitor(mocks.MockMonitor):
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
         response = super().RegisterResource(request)  # type: ignore[no-untyped-call]  # SDK untyped
         if request.type != "pulumi:pulumi:Stack":
-            self.recording.resources.append(RecordedResource(
-                urn=response.urn, type=request.type, name=request.name, parent=request.parent or None,
-                custom=bool(request.custom), provider=request.provider or None,
-                deps=tuple(sorted(request.dependencies)),  # the SDK collects them in a set
-                inputs=redact(rpc.deserialize_properties(request.object, keep_unknowns=True)),
-                id=response.id or None,
-                outputs=redact(dict(self.resources[response.urn].state)) if response.urn in self.resources else {},
-                protect=bool(request.protect), ignore_changes=tuple(request.ignoreChanges),
-                retain_on_delete=bool(request.retainOnDelete),
-                custom_timeouts={k: v for k in ("create", "update", "delete")
-                                 if (v := getattr(request.customTimeouts, k, ""))},
-                alias_parents=tuple(a.spec.parentUrn for a in request.aliases
-                                    if a.HasField("spec") and a.spec.parentUrn),
-            ))
+            self.recording.resources.append(
+                RecordedResource(
+                    urn=response.urn,
+                    type=request.type,
+                    name=request.name,
+                    parent=request.parent or None,
+                    custom=bool(request.custom),
+                    provider=request.provider or None,
+                    deps=tuple(sorted(request.dependencies)),  # the SDK collects them in a set
+                    inputs=redact(rpc.deserialize_properties(request.object, keep_unknowns=True)),
+                    id=response.id or None,
+                    outputs=redact(dict(self.resources[response.urn].state)) if response.urn in self.resources else {},
+                    protect=bool(request.protect),
+                    ignore_changes=tuple(request.ignoreChanges),
+                    retain_on_delete=bool(request.retainOnDelete),
+                    custom_timeouts={
+                        k: v for k in ("create", "update", "delete") if (v := getattr(request.customTimeouts, k, ""))
+                    },
+                    alias_parents=tuple(
+                        a.spec.parentUrn for a in request.aliases if a.HasField("spec") and a.spec.parentUrn
+                    ),
+                )
+            )
         return response
 
 
@@ -161,15 +179,22 @@ class PlatformMocks(pulumi.runtime.Mocks):
             out["endpoint"] = f"https://{cname}.gr7.{region}.eks.amazonaws.com"
             out["certificateAuthority"] = {"data": "TU9DSy1DQQ=="}
             out["identities"] = [{"oidcs": [{"issuer": f"https://oidc.eks.{region}.amazonaws.com/id/MOCK{cname}"}]}]
-            out["vpcConfig"] = {**(i.get("vpcConfig") or {}),
-                                "clusterSecurityGroupId": self.cluster_security_group_id(cname)}
+            out["vpcConfig"] = {
+                **(i.get("vpcConfig") or {}),
+                "clusterSecurityGroupId": self.cluster_security_group_id(cname),
+            }
             rid = cname
         elif t == "aws:rds/instance:Instance":
             ident = i.get("identifier", name)
             out["address"] = f"{ident}.abcdefghij.{region}.rds.amazonaws.com"
             out["endpoint"] = f"{out['address']}:{int(i.get('port', 5432))}"
-            out["masterUserSecrets"] = [{"secretArn": _arn("secretsmanager", region, f"secret:rds!db-{name}-AbCdEf"),
-                                         "kmsKeyId": i.get("masterUserSecretKmsKeyId"), "secretStatus": "active"}]
+            out["masterUserSecrets"] = [
+                {
+                    "secretArn": _arn("secretsmanager", region, f"secret:rds!db-{name}-AbCdEf"),
+                    "kmsKeyId": i.get("masterUserSecretKmsKeyId"),
+                    "secretStatus": "active",
+                }
+            ]
             out["resourceId"] = "db-" + hashlib.sha256(ident.encode()).hexdigest()[:26].upper()
         elif t == "aws:lb/loadBalancer:LoadBalancer":
             out["arn"] = _arn("elasticloadbalancing", region, f"loadbalancer/app/{name}/0123456789abcdef")
@@ -182,9 +207,14 @@ class PlatformMocks(pulumi.runtime.Mocks):
         elif t == "aws:acm/certificate:Certificate":
             out["arn"] = _arn("acm", region, f"certificate/{name}")
             out["domainValidationOptions"] = [
-                {"domainName": d, "resourceRecordName": f"_abc123.{d}.", "resourceRecordType": "CNAME",
-                 "resourceRecordValue": f"_xyz789.{name}.acm-validations.aws."}
-                for d in [i.get("domainName"), *(i.get("subjectAlternativeNames") or [])] if d
+                {
+                    "domainName": d,
+                    "resourceRecordName": f"_abc123.{d}.",
+                    "resourceRecordType": "CNAME",
+                    "resourceRecordValue": f"_xyz789.{name}.acm-validations.aws.",
+                }
+                for d in [i.get("domainName"), *(i.get("subjectAlternativeNames") or [])]
+                if d
             ]
         elif t == "aws:route53/zone:Zone":
             rid = f"Z{name.upper().replace('-', '')[:12]}"
@@ -246,26 +276,41 @@ class PlatformMocks(pulumi.runtime.Mocks):
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         handlers: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
             "aws:index/getAvailabilityZones:getAvailabilityZones": self._availability_zones,
-            "aws:index/getCallerIdentity:getCallerIdentity":
-                lambda a: {"accountId": ACCOUNT_ID, "arn": f"arn:aws:iam::{ACCOUNT_ID}:role/deployer",
-                           "userId": "AROAMOCK", "id": ACCOUNT_ID},
-            "aws:index/getPartition:getPartition":
-                lambda a: {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"},
-            "aws:elb/getServiceAccount:getServiceAccount":
-                lambda a: {"arn": "arn:aws:iam::156460612806:root", "id": "156460612806"},
-            "aws:route53/getZone:getZone":
-                lambda a: {"zoneId": "ZLOOKEDUP123", "name": a.get("name"), "id": "ZLOOKEDUP123",
-                           "arn": "arn:aws:route53:::hostedzone/ZLOOKEDUP123", "nameServers": []},
+            "aws:index/getCallerIdentity:getCallerIdentity": lambda a: {
+                "accountId": ACCOUNT_ID,
+                "arn": f"arn:aws:iam::{ACCOUNT_ID}:role/deployer",
+                "userId": "AROAMOCK",
+                "id": ACCOUNT_ID,
+            },
+            "aws:index/getPartition:getPartition": lambda a: {
+                "partition": "aws",
+                "dnsSuffix": "amazonaws.com",
+                "id": "aws",
+            },
+            "aws:elb/getServiceAccount:getServiceAccount": lambda a: {
+                "arn": "arn:aws:iam::156460612806:root",
+                "id": "156460612806",
+            },
+            "aws:route53/getZone:getZone": lambda a: {
+                "zoneId": "ZLOOKEDUP123",
+                "name": a.get("name"),
+                "id": "ZLOOKEDUP123",
+                "arn": "arn:aws:route53:::hostedzone/ZLOOKEDUP123",
+                "nameServers": [],
+            },
         }
         handler = handlers.get(args.token)
         if handler is None:
-            raise UnknownInvokeError(f"offline mocks cannot answer invoke {args.token!r}; teach "
-                                     "tools.offline.PlatformMocks.call or avoid the lookup")
+            raise UnknownInvokeError(
+                f"offline mocks cannot answer invoke {args.token!r}; teach "
+                "tools.offline.PlatformMocks.call or avoid the lookup"
+            )
         return handler(dict(args.args)), []
 
 
-def run_program(program: Callable[[], object], *, project: str, stack: str, config: Mapping[str, str],
-                region: str) -> Recording:
+def run_program(
+    program: Callable[[], object], *, project: str, stack: str, config: Mapping[str, str], region: str
+) -> Recording:
     """Run ``program`` under mocks (preview=False) and return every registration and the stack outputs.
 
     ``config`` maps full keys (``retail-platform:domain``, ``aws:region``) to their string values, exactly

@@ -66,9 +66,14 @@ class PlanResult:
 
     def as_json(self) -> dict[str, Any]:
         resources = sorted((r.as_json() for r in self.recording.resources), key=lambda r: str(r["urn"]))
-        return {"project": PROJECT, "stack": self.stack, "resource_count": len(resources),
-                "counts_by_type": dict(sorted(Counter(r["type"] for r in resources).items())),
-                "outputs": self.recording.outputs, "resources": resources}
+        return {
+            "project": PROJECT,
+            "stack": self.stack,
+            "resource_count": len(resources),
+            "counts_by_type": dict(sorted(Counter(r["type"] for r in resources).items())),
+            "outputs": self.recording.outputs,
+            "resources": resources,
+        }
 
 
 def write_kubernetes_manifests(result: PlanResult, out: Path) -> None:
@@ -82,8 +87,11 @@ def stack_config(stack: str, root: Path = REPO_ROOT) -> dict[str, str]:
     structured values)."""
     path = root / f"Pulumi.{stack}.yaml"
     if not path.is_file():
-        raise ConfigError("stack", f"no stack file {path.name}", ", ".join(
-            sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in root.glob("Pulumi.*.yaml"))))
+        raise ConfigError(
+            "stack",
+            f"no stack file {path.name}",
+            ", ".join(sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in root.glob("Pulumi.*.yaml"))),
+        )
     data = yaml.safe_load(path.read_text()) or {}
     raw = data.get("config") or {}
     return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in raw.items()}
@@ -103,9 +111,11 @@ def with_offline_image_pins(config: dict[str, str]) -> tuple[dict[str, str], str
     kube = json.loads(config.get(key, "{}"))
     if "imageTag" in kube and "imageDigests" in kube:
         return config, None
-    notice = ("images: the stack file pins none (kubernetes.imageTag/imageDigests are set by the deploy job); "
-              "the plan uses offline stand-ins, while `pulumi preview`/`up` refuse to run until they are pinned "
-              "(platform/README.md, \"Images\")")
+    notice = (
+        "images: the stack file pins none (kubernetes.imageTag/imageDigests are set by the deploy job); "
+        "the plan uses offline stand-ins, while `pulumi preview`/`up` refuse to run until they are pinned "
+        '(platform/README.md, "Images")'
+    )
     return {**config, key: json.dumps({**offline_pins(), **kube})}, notice
 
 
@@ -117,9 +127,14 @@ def run_plan(stack: str, root: Path = REPO_ROOT, config: dict[str, str] | None =
         cfg, notice = with_offline_image_pins(cfg)
         notices = (notice,) if notice else ()
     started = time.perf_counter()
-    recording = run_program(lambda: runpy.run_path(str(root / "stacks"), run_name="__main__"),
-                            # The local (kind) stack has no AWS region; the mocks only use it to shape names.
-                            project=PROJECT, stack=stack, config=cfg, region=cfg.get("aws:region", "eu-west-1"))
+    recording = run_program(
+        lambda: runpy.run_path(str(root / "stacks"), run_name="__main__"),
+        # The local (kind) stack has no AWS region; the mocks only use it to shape names.
+        project=PROJECT,
+        stack=stack,
+        config=cfg,
+        region=cfg.get("aws:region", "eu-west-1"),
+    )
     return PlanResult(stack, recording, time.perf_counter() - started, cfg.get("aws:region"), notices)
 
 
@@ -127,9 +142,11 @@ def prerequisites(recording: Recording) -> list[str]:
     """What the account must have before ``pulumi up`` that no program should do silently, read off the graph."""
     found: list[str] = []
     if recording.of_type("aws:shield/protection:Protection"):
-        found.append("an active AWS Shield Advanced subscription in this account (`aws shield "
-                     "get-subscription-state` says ACTIVE): protections cannot be created without it, and "
-                     "subscribing commits the organisation to one year (see the cost estimate)")
+        found.append(
+            "an active AWS Shield Advanced subscription in this account (`aws shield "
+            "get-subscription-state` says ACTIVE): protections cannot be created without it, and "
+            "subscribing commits the organisation to one year (see the cost estimate)"
+        )
     for zone in recording.of_type("aws:route53/zone:Zone"):
         domain = zone.inputs.get("name")
         found.append(
@@ -137,7 +154,8 @@ def prerequisites(recording: Recording) -> list[str]:
             f"`pulumi up --target '{zone.urn}'`, then copy its name servers (`aws route53 get-hosted-zone --id "
             f"<zone id> --query DelegationSet.NameServers`) into an NS record for {domain} in the parent zone, "
             f"check `dig +short NS {domain}`, then run the full `pulumi up`. Without it certificate validation "
-            f"fails after {CERTIFICATE_VALIDATION_TIMEOUT} (customTimeouts)")
+            f"fails after {CERTIFICATE_VALIDATION_TIMEOUT} (customTimeouts)"
+        )
     return found
 
 
@@ -171,8 +189,13 @@ def render_counts(recording: Recording) -> str:
     providers = sum(1 for r in recording.resources if r.type.startswith("pulumi:providers:"))
     cloud = sum(1 for r in recording.resources if r.custom) - providers
     components = len(recording.resources) - cloud - providers
-    return "\n".join([*rows, f"  {'total'.ljust(width)}  {len(recording.resources):4d}  "
-                               f"({cloud} cloud resources, {providers} providers, {components} components)"])
+    return "\n".join(
+        [
+            *rows,
+            f"  {'total'.ljust(width)}  {len(recording.resources):4d}  "
+            f"({cloud} cloud resources, {providers} providers, {components} components)",
+        ]
+    )
 
 
 def write(result: PlanResult, out: Path) -> Path:

@@ -25,10 +25,25 @@ RELEASE = "kubernetes:helm.sh/v3:Release"
 
 
 # API groups served by Kubernetes itself; anything else is a custom resource whose schema comes with a CRD.
-BUILTIN_GROUPS = frozenset({"", "apps", "batch", "autoscaling", "policy", "networking.k8s.io",
-                            "rbac.authorization.k8s.io", "storage.k8s.io", "apiextensions.k8s.io",
-                            "admissionregistration.k8s.io", "scheduling.k8s.io", "coordination.k8s.io",
-                            "discovery.k8s.io", "node.k8s.io", "certificates.k8s.io"})
+BUILTIN_GROUPS = frozenset(
+    {
+        "",
+        "apps",
+        "batch",
+        "autoscaling",
+        "policy",
+        "networking.k8s.io",
+        "rbac.authorization.k8s.io",
+        "storage.k8s.io",
+        "apiextensions.k8s.io",
+        "admissionregistration.k8s.io",
+        "scheduling.k8s.io",
+        "coordination.k8s.io",
+        "discovery.k8s.io",
+        "node.k8s.io",
+        "certificates.k8s.io",
+    }
+)
 
 
 def is_custom_resource(obj: dict[str, Any]) -> bool:
@@ -39,11 +54,15 @@ def is_custom_resource(obj: dict[str, Any]) -> bool:
 
 # Custom resources the tests check against CRD-generated schemas (charts/tools/validate-crs.mjs); any other
 # custom resource is listed by the plan as unchecked.
-CRD_VALIDATED = frozenset({
-    ("gateway.networking.k8s.io/v1", "Gateway"), ("gateway.networking.k8s.io/v1", "HTTPRoute"),
-    ("monitoring.coreos.com/v1", "ServiceMonitor"), ("monitoring.coreos.com/v1", "PrometheusRule"),
-    ("monitoring.coreos.com/v1", "PodMonitor"),
-})
+CRD_VALIDATED = frozenset(
+    {
+        ("gateway.networking.k8s.io/v1", "Gateway"),
+        ("gateway.networking.k8s.io/v1", "HTTPRoute"),
+        ("monitoring.coreos.com/v1", "ServiceMonitor"),
+        ("monitoring.coreos.com/v1", "PrometheusRule"),
+        ("monitoring.coreos.com/v1", "PodMonitor"),
+    }
+)
 
 
 @dataclass
@@ -99,9 +118,17 @@ def render_recording(recording: Recording) -> Rendered:
             rendered.remote_files.append(str(r.inputs.get("file")))
         elif r.type == SECRET:
             meta = r.inputs.get("metadata") or {}
-            rendered.objects.append({"apiVersion": "v1", "kind": "Secret", "type": r.inputs.get("type", "Opaque"),
-                                     "metadata": {**meta, "annotations": {
-                                         **(meta.get("annotations") or {}), "shop/offline-plan": "data redacted"}}})
+            rendered.objects.append(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Secret",
+                    "type": r.inputs.get("type", "Opaque"),
+                    "metadata": {
+                        **meta,
+                        "annotations": {**(meta.get("annotations") or {}), "shop/offline-plan": "data redacted"},
+                    },
+                }
+            )
         elif r.type == RELEASE:
             chart = str(r.inputs.get("chart"))
             if _is_service_chart(chart):
@@ -110,10 +137,16 @@ def render_recording(recording: Recording) -> Rendered:
                 rendered.chart_releases.append(name)
             else:
                 repo = (r.inputs.get("repositoryOpts") or {}).get("repo")
-                rendered.releases.append({"name": r.inputs.get("name"), "chart": chart,
-                                          "version": r.inputs.get("version"), "repo": repo,
-                                          "namespace": r.inputs.get("namespace"),
-                                          "values": integral(r.inputs.get("values") or {})})
+                rendered.releases.append(
+                    {
+                        "name": r.inputs.get("name"),
+                        "chart": chart,
+                        "version": r.inputs.get("version"),
+                        "repo": repo,
+                        "namespace": r.inputs.get("namespace"),
+                        "values": integral(r.inputs.get("values") or {}),
+                    }
+                )
     return rendered
 
 
@@ -127,16 +160,24 @@ def write_manifests(rendered: Rendered, out: Path) -> Path:
         meta = obj.get("metadata") or {}
         fname = f"{obj['kind']}-{meta.get('namespace', 'cluster')}-{meta.get('name')}.yaml".lower()
         (target / fname).write_text(yaml.safe_dump(obj, sort_keys=False))
-    (target / "releases.json").write_text(json.dumps({
-        "rendered_chart_releases": sorted(rendered.chart_releases),
-        # Built-in kinds are validated for the stack's Kubernetes version and the CRD_VALIDATED custom kinds
-        # against their CRDs' schemas (tests/platform/k8s); these have no schema in the repo and are unchecked.
-        "unchecked_custom_resources": sorted(f"{o['apiVersion']} {o['kind']} {o['metadata'].get('namespace')}/"
-                                             f"{o['metadata']['name']}" for o in rendered.objects
-                                             if is_custom_resource(o)
-                                             and (o["apiVersion"], o["kind"]) not in CRD_VALIDATED),
-        "unrendered_releases": rendered.releases,
-        "unrendered_remote_files": rendered.remote_files,
-        "note": "remote charts and files cannot be fetched offline; their objects are not in this directory",
-    }, indent=2, default=str) + "\n")
+    (target / "releases.json").write_text(
+        json.dumps(
+            {
+                "rendered_chart_releases": sorted(rendered.chart_releases),
+                # Built-in kinds are validated for the stack's Kubernetes version and the CRD_VALIDATED custom kinds
+                # against their CRDs' schemas (tests/platform/k8s); these have no schema in the repo and are unchecked.
+                "unchecked_custom_resources": sorted(
+                    f"{o['apiVersion']} {o['kind']} {o['metadata'].get('namespace')}/{o['metadata']['name']}"
+                    for o in rendered.objects
+                    if is_custom_resource(o) and (o["apiVersion"], o["kind"]) not in CRD_VALIDATED
+                ),
+                "unrendered_releases": rendered.releases,
+                "unrendered_remote_files": rendered.remote_files,
+                "note": "remote charts and files cannot be fetched offline; their objects are not in this directory",
+            },
+            indent=2,
+            default=str,
+        )
+        + "\n"
+    )
     return target

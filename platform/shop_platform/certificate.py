@@ -36,23 +36,37 @@ class DnsValidatedCertificate(pulumi.ComponentResource):
 
     certificate_arn: pulumi.Output[str]
 
-    def __init__(self, name: str, args: DnsValidatedCertificateArgs,
-                 opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, args: DnsValidatedCertificateArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
         super().__init__("shop:acm:DnsValidatedCertificate", name, None, opts)
         # The children keep the URNs they have as direct children of the component that declares this one, so
         # a stack deployed before this component existed keeps its certificate instead of replacing it.
         child = pulumi.ResourceOptions(parent=self, aliases=[pulumi.Alias(parent=opts.parent if opts else None)])
-        cert = aws.acm.Certificate(name, domain_name=args.domain, validation_method="DNS", region=args.region,
-                                   tags=dict(args.tags), opts=child)
+        cert = aws.acm.Certificate(
+            name, domain_name=args.domain, validation_method="DNS", region=args.region, tags=dict(args.tags), opts=child
+        )
         option = cert.domain_validation_options.apply(lambda o: o[0])
         record = aws.route53.Record(
-            f"{name}-validation", zone_id=args.zone_id, name=option.resource_record_name,
-            type=option.resource_record_type, records=[option.resource_record_value], ttl=300,
+            f"{name}-validation",
+            zone_id=args.zone_id,
+            name=option.resource_record_name,
+            type=option.resource_record_type,
+            records=[option.resource_record_value],
+            ttl=300,
             # ACM uses the same CNAME for a name in every region: the edge's and the maintenance site's share it.
-            allow_overwrite=True, opts=child)
+            allow_overwrite=True,
+            opts=child,
+        )
         validated = aws.acm.CertificateValidation(
-            f"{name}-validated", certificate_arn=cert.arn, validation_record_fqdns=[record.fqdn], region=args.region,
-            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(
-                custom_timeouts=pulumi.CustomTimeouts(create=CERTIFICATE_VALIDATION_TIMEOUT))))
+            f"{name}-validated",
+            certificate_arn=cert.arn,
+            validation_record_fqdns=[record.fqdn],
+            region=args.region,
+            opts=pulumi.ResourceOptions.merge(
+                child,
+                pulumi.ResourceOptions(custom_timeouts=pulumi.CustomTimeouts(create=CERTIFICATE_VALIDATION_TIMEOUT)),
+            ),
+        )
         self.certificate_arn = validated.certificate_arn
         self.register_outputs({"certificateArn": self.certificate_arn})

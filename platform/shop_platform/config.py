@@ -53,10 +53,18 @@ NatMode = Literal["single", "per_az"]
 
 # Graviton classes only: cheaper per vCPU, and every class here supports Performance Insights and
 # encryption at rest (the micro/small burstables do not all support Performance Insights).
-DB_INSTANCE_CLASSES: Final[frozenset[str]] = frozenset({
-    "db.t4g.medium", "db.t4g.large", "db.m7g.large", "db.m7g.xlarge", "db.m7g.2xlarge",
-    "db.r7g.large", "db.r7g.xlarge", "db.r7g.2xlarge",
-})
+DB_INSTANCE_CLASSES: Final[frozenset[str]] = frozenset(
+    {
+        "db.t4g.medium",
+        "db.t4g.large",
+        "db.m7g.large",
+        "db.m7g.xlarge",
+        "db.m7g.2xlarge",
+        "db.r7g.large",
+        "db.r7g.xlarge",
+        "db.r7g.2xlarge",
+    }
+)
 # Nodes run the ARM AMI (versions.NODE_AMI_TYPE), so only Graviton instance types are allowed; each with its
 # shape (vCPUs, GiB of memory; EC2 instance type specifications). Cluster Autoscaler simulates a node
 # group's scale-up with ONE template node, so every type in a group must have the same shape (EKS best
@@ -64,11 +72,19 @@ DB_INSTANCE_CLASSES: Final[frozenset[str]] = frozenset({
 # otherwise a pending pod sized for 4 vCPU/16 GiB can start a 2 vCPU/8 GiB node that never fits it. Two
 # generations of one size (m7g.xlarge, m6g.xlarge) keep a fallback when one is short in an AZ.
 NODE_INSTANCE_SHAPES: Final[dict[str, tuple[int, int]]] = {
-    "t4g.large": (2, 8), "t4g.xlarge": (4, 16),
-    "m6g.large": (2, 8), "m6g.xlarge": (4, 16), "m6g.2xlarge": (8, 32),
-    "m7g.large": (2, 8), "m7g.xlarge": (4, 16), "m7g.2xlarge": (8, 32),
-    "c7g.large": (2, 4), "c7g.xlarge": (4, 8), "c7g.2xlarge": (8, 16),
-    "r7g.large": (2, 16), "r7g.xlarge": (4, 32),
+    "t4g.large": (2, 8),
+    "t4g.xlarge": (4, 16),
+    "m6g.large": (2, 8),
+    "m6g.xlarge": (4, 16),
+    "m6g.2xlarge": (8, 32),
+    "m7g.large": (2, 8),
+    "m7g.xlarge": (4, 16),
+    "m7g.2xlarge": (8, 32),
+    "c7g.large": (2, 4),
+    "c7g.xlarge": (4, 8),
+    "c7g.2xlarge": (8, 16),
+    "r7g.large": (2, 16),
+    "r7g.xlarge": (4, 32),
 }
 NODE_INSTANCE_TYPES: Final[frozenset[str]] = frozenset(NODE_INSTANCE_SHAPES)
 LOG_RETENTION_DAYS: Final[tuple[int, ...]] = (7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1827, 3653)
@@ -109,6 +125,7 @@ class Invalid(ValueError):
 
 # --- value types: what a stack file may spell, and nothing looser ---------------------------------------------
 
+
 def _int_like(value: object) -> object:
     """The engine hands top-level values over as strings, YAML may give 3.0: both are integers; a bool is not."""
     if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
@@ -139,8 +156,9 @@ def _retention(value: int) -> int:
 
 Int = Annotated[int, BeforeValidator(_int_like), Strict()]
 Bool = Annotated[bool, BeforeValidator(_bool_word), Strict()]
-Retention = Annotated[Int, AfterValidator(_retention),
-                      Field(ge=1, le=3653, json_schema_extra=_choices(LOG_RETENTION_DAYS))]
+Retention = Annotated[
+    Int, AfterValidator(_retention), Field(ge=1, le=3653, json_schema_extra=_choices(LOG_RETENTION_DAYS))
+]
 
 
 def _label(what: str) -> AfterValidator:
@@ -154,6 +172,7 @@ def _label(what: str) -> AfterValidator:
 
 def _one_of(allowed: tuple[str, ...] | frozenset[str]) -> AfterValidator:
     """A choice among values kept in a tuple elsewhere (versions, instance classes): listed in the schema too."""
+
     def check(value: str) -> str:
         if value not in allowed:
             raise Invalid(f"{value!r} is not allowed", ", ".join(sorted(allowed)))
@@ -188,9 +207,11 @@ class Section(BaseModel):
         env = _env(info)
         filled = {key: by_env.get(env, by_env["dev"]) for key, by_env in cls.ENV_DEFAULTS.items() if key not in data}
         # A section left out is an empty object: its defaults and rules are those of this environment.
-        filled |= {f.alias or name: {} for name, f in cls.model_fields.items()
-                   if isinstance(f.annotation, type) and issubclass(f.annotation, Section)
-                   and (f.alias or name) not in data}
+        filled |= {
+            f.alias or name: {}
+            for name, f in cls.model_fields.items()
+            if isinstance(f.annotation, type) and issubclass(f.annotation, Section) and (f.alias or name) not in data
+        }
         return {**filled, **data}
 
 
@@ -200,16 +221,19 @@ def _keys(model: type[BaseModel]) -> list[str]:
 
 # --- AWS stacks (dev, prod) ---------------------------------------------------------------------------------------
 
+
 class NetworkConfig(Section):
     """``network``: the VPC."""
 
-    ENV_DEFAULTS: ClassVar = {"azCount": {"dev": 2, "prod": 3}, "natGateways": {"dev": "single", "prod": "per_az"},
-                              "flowLogRetentionDays": {"dev": 30, "prod": 365}}
+    ENV_DEFAULTS: ClassVar = {
+        "azCount": {"dev": 2, "prod": 3},
+        "natGateways": {"dev": "single", "prod": "per_az"},
+        "flowLogRetentionDays": {"dev": 30, "prod": 365},
+    }
 
     cidr: str = Field("10.20.0.0/16", description="RFC 1918 IPv4 network, prefix /16../20, host bits zero")
     az_count: Int = Field(2, ge=2, le=3, description="availability zones; prod 3")
-    nat_gateways: NatMode = Field("single", description="prod `per_az` (an AZ outage must not cut every "
-                                                         "node's egress)")
+    nat_gateways: NatMode = Field("single", description="prod `per_az` (an AZ outage must not cut every node's egress)")
     flow_log_retention_days: Retention = Field(30, description="CloudWatch retention of the VPC flow logs")
 
     @field_validator("cidr")
@@ -218,8 +242,10 @@ class NetworkConfig(Section):
         try:
             net = ipaddress.IPv4Network(cidr, strict=True)
         except ValueError:
-            raise Invalid(f"{cidr!r} is not an IPv4 network in CIDR form",
-                          "a private IPv4 CIDR such as 10.20.0.0/16 (host bits zero)") from None
+            raise Invalid(
+                f"{cidr!r} is not an IPv4 network in CIDR form",
+                "a private IPv4 CIDR such as 10.20.0.0/16 (host bits zero)",
+            ) from None
         if not net.is_private or not 16 <= net.prefixlen <= 20:
             raise Invalid(f"{cidr} is not a private /16../20", "an RFC 1918 network with prefix length 16..20")
         return str(net)
@@ -227,8 +253,11 @@ class NetworkConfig(Section):
     @model_validator(mode="after")
     def _prod(self, info: ValidationInfo) -> NetworkConfig:
         if _env(info) == "prod" and self.nat_gateways != "per_az":
-            raise Invalid("prod needs one NAT gateway per AZ (an AZ outage must not cut every node's egress)",
-                          "per_az in prod", at="natGateways")
+            raise Invalid(
+                "prod needs one NAT gateway per AZ (an AZ outage must not cut every node's egress)",
+                "per_az in prod",
+                at="natGateways",
+            )
         if _env(info) == "prod" and self.az_count < 3:
             raise Invalid(f"prod needs 3 AZs, got {self.az_count}", "3 in prod", at="azCount")
         return self
@@ -240,12 +269,17 @@ class NodeGroupConfig(Section):
     name: Annotated[str, _label("a DNS label")] = Field(description="a DNS label")
     instance_types: tuple[str, ...] = Field(
         description="Graviton types of `config.NODE_INSTANCE_SHAPES`, all of ONE vCPU/memory shape (Cluster "
-                    "Autoscaler sizes scale-ups from one of them; one group per size)",
-        json_schema_extra={"items": {"type": "string", **_choices(sorted(NODE_INSTANCE_TYPES))}})
+        "Autoscaler sizes scale-ups from one of them; one group per size)",
+        json_schema_extra={"items": {"type": "string", **_choices(sorted(NODE_INSTANCE_TYPES))}},
+    )
     min_size: Int = Field(2, ge=1, le=100)
     max_size: Int = Field(6, ge=1, le=100)
-    desired_size: Int = Field(default_factory=lambda data: data["min_size"], ge=1, le=100,
-                              description="minSize ≤ desiredSize ≤ maxSize; default minSize")
+    desired_size: Int = Field(
+        default_factory=lambda data: data["min_size"],
+        ge=1,
+        le=100,
+        description="minSize ≤ desiredSize ≤ maxSize; default minSize",
+    )
     disk_gib: Int = Field(50, ge=20, le=500, description="root volume (gp3, encrypted)")
 
     @field_validator("instance_types")
@@ -258,18 +292,24 @@ class NodeGroupConfig(Section):
             if t not in NODE_INSTANCE_TYPES:
                 raise Invalid(f"{t!r} is not allowed", allowed)
         if len({NODE_INSTANCE_SHAPES[t] for t in types}) > 1:
-            listed = ", ".join(f"{t} ({NODE_INSTANCE_SHAPES[t][0]} vCPU/{NODE_INSTANCE_SHAPES[t][1]} GiB)"
-                               for t in types)
-            raise Invalid(f"mixes instance sizes: {listed}",
-                          "types of one vCPU/memory size per node group (Cluster Autoscaler sizes scale-ups "
-                          "from one of them); declare one node group per size")
+            listed = ", ".join(
+                f"{t} ({NODE_INSTANCE_SHAPES[t][0]} vCPU/{NODE_INSTANCE_SHAPES[t][1]} GiB)" for t in types
+            )
+            raise Invalid(
+                f"mixes instance sizes: {listed}",
+                "types of one vCPU/memory size per node group (Cluster Autoscaler sizes scale-ups "
+                "from one of them); declare one node group per size",
+            )
         return types
 
     @model_validator(mode="after")
     def _bounds(self) -> NodeGroupConfig:
         if not self.min_size <= self.desired_size <= self.max_size:
-            raise Invalid(f"{self.desired_size} is outside minSize..maxSize ({self.min_size}..{self.max_size})",
-                          "minSize <= desiredSize <= maxSize", at="desiredSize")
+            raise Invalid(
+                f"{self.desired_size} is outside minSize..maxSize ({self.min_size}..{self.max_size})",
+                "minSize <= desiredSize <= maxSize",
+                at="desiredSize",
+            )
         return self
 
 
@@ -296,34 +336,48 @@ class ClusterConfig(Section):
     ENV_DEFAULTS: ClassVar = {"logRetentionDays": {"dev": 30, "prod": 365}}
 
     version: Annotated[str, BeforeValidator(str), _one_of(versions.SUPPORTED_EKS_VERSIONS)] = Field(
-        versions.DEFAULT_EKS_VERSION, json_schema_extra=_choices(versions.SUPPORTED_EKS_VERSIONS),
-        description="`versions.SUPPORTED_EKS_VERSIONS`: minors with a pinned add-on set")
+        versions.DEFAULT_EKS_VERSION,
+        json_schema_extra=_choices(versions.SUPPORTED_EKS_VERSIONS),
+        description="`versions.SUPPORTED_EKS_VERSIONS`: minors with a pinned add-on set",
+    )
     public_access_cidrs: tuple[str, ...] = Field(
-        (), description="CIDRs of the operators' and CI runners' egress, prefix ≥ 8 (never `0.0.0.0/0`); empty = "
-                        "private endpoint only; prod: must be empty (FSBP EKS.1)")
+        (),
+        description="CIDRs of the operators' and CI runners' egress, prefix ≥ 8 (never `0.0.0.0/0`); empty = "
+        "private endpoint only; prod: must be empty (FSBP EKS.1)",
+    )
     private_access_cidrs: tuple[str, ...] = Field(
-        (), description="RFC 1918 IPv4 CIDRs of networks routed to the VPC (peering, Transit Gateway, VPN): 443 "
-                        "to the private endpoint")
+        (),
+        description="RFC 1918 IPv4 CIDRs of networks routed to the VPC (peering, Transit Gateway, VPN): 443 "
+        "to the private endpoint",
+    )
     admin_role_arns: RoleArns = Field((), description="≥ 1 IAM role ARN (access entries with cluster-admin)")
-    view_role_arns: RoleArns = Field((), description="IAM role ARNs with read-only access (`AmazonEKSViewPolicy`), "
-                                                     "e.g. the PR preview role; none also admin")
+    view_role_arns: RoleArns = Field(
+        (),
+        description="IAM role ARNs with read-only access (`AmazonEKSViewPolicy`), "
+        "e.g. the PR preview role; none also admin",
+    )
     node_groups: tuple[NodeGroupConfig, ...] = Field(
         (NodeGroupConfig.model_validate({"name": "general", "instanceTypes": ["m7g.large"]}),),
-        description="node group objects, names unique; prod: Σ minSize ≥ 3")
+        description="node group objects, names unique; prod: Σ minSize ≥ 3",
+    )
     log_retention_days: Retention = Field(30, description="CloudWatch retention of the control-plane logs")
 
     @field_validator("public_access_cidrs")
     @classmethod
     def _public_endpoint(cls, cidrs: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
         if _env(info) == "prod" and cidrs:
-            raise Invalid("prod's API endpoint is private-only (FSBP EKS.1 fails whenever the public endpoint is "
-                          "on, whatever the CIDRs)",
-                          "an empty list in prod; let CI reach the private endpoint from a network listed in "
-                          "cluster.privateAccessCidrs (platform/README.md, 'Reaching the EKS API')")
+            raise Invalid(
+                "prod's API endpoint is private-only (FSBP EKS.1 fails whenever the public endpoint is "
+                "on, whatever the CIDRs)",
+                "an empty list in prod; let CI reach the private endpoint from a network listed in "
+                "cluster.privateAccessCidrs (platform/README.md, 'Reaching the EKS API')",
+            )
         for c in cidrs:
             if _cidr(c, "CIDRs of the operators' and CI runners' egress, e.g. 203.0.113.0/24").prefixlen < 8:
-                raise Invalid(f"{c} opens the API endpoint to (nearly) everyone",
-                              "prefix length >= 8; leave the list empty for a private-only endpoint")
+                raise Invalid(
+                    f"{c} opens the API endpoint to (nearly) everyone",
+                    "prefix length >= 8; leave the list empty for a private-only endpoint",
+                )
         return cidrs
 
     @field_validator("private_access_cidrs")
@@ -340,8 +394,10 @@ class ClusterConfig(Section):
     @classmethod
     def _someone_is_admin(cls, roles: tuple[str, ...]) -> tuple[str, ...]:
         if not roles:
-            raise Invalid("is empty: nobody could reach the cluster (access entries replace the creator's "
-                          "implicit admin)", "at least one IAM role ARN")
+            raise Invalid(
+                "is empty: nobody could reach the cluster (access entries replace the creator's implicit admin)",
+                "at least one IAM role ARN",
+            )
         return roles
 
     @field_validator("node_groups")
@@ -358,25 +414,35 @@ class ClusterConfig(Section):
     @model_validator(mode="after")
     def _one_entry_per_principal(self) -> ClusterConfig:
         if set(self.view_role_arns) & set(self.admin_role_arns):
-            raise Invalid("names a role that is also an admin (one access entry per principal)",
-                          "roles not listed in cluster.adminRoleArns", at="viewRoleArns")
+            raise Invalid(
+                "names a role that is also an admin (one access entry per principal)",
+                "roles not listed in cluster.adminRoleArns",
+                at="viewRoleArns",
+            )
         return self
 
 
 class DatabasesConfig(Section):
     """``databases``: one RDS PostgreSQL instance per catalog service that owns data, all alike."""
 
-    ENV_DEFAULTS: ClassVar = {"multiAz": {"dev": False, "prod": True},
-                              "deletionProtection": {"dev": False, "prod": True},
-                              "backupRetentionDays": {"dev": 7, "prod": 14}}
+    ENV_DEFAULTS: ClassVar = {
+        "multiAz": {"dev": False, "prod": True},
+        "deletionProtection": {"dev": False, "prod": True},
+        "backupRetentionDays": {"dev": 7, "prod": 14},
+    }
 
     instance_class: Annotated[str, _one_of(DB_INSTANCE_CLASSES)] = Field(
-        "db.t4g.medium", json_schema_extra=_choices(sorted(DB_INSTANCE_CLASSES)),
-        description="Graviton, Performance Insights capable")
+        "db.t4g.medium",
+        json_schema_extra=_choices(sorted(DB_INSTANCE_CLASSES)),
+        description="Graviton, Performance Insights capable",
+    )
     allocated_gib: Int = Field(20, ge=20, le=16384)
-    max_allocated_gib: Int = Field(default_factory=lambda data: data["allocated_gib"] * 5, ge=20, le=65536,
-                                   description="≥ allocatedGib (storage autoscaling ceiling); default 5 x "
-                                               "allocatedGib")
+    max_allocated_gib: Int = Field(
+        default_factory=lambda data: data["allocated_gib"] * 5,
+        ge=20,
+        le=65536,
+        description="≥ allocatedGib (storage autoscaling ceiling); default 5 x allocatedGib",
+    )
     multi_az: Bool = Field(False, description="prod: `true`")
     deletion_protection: Bool = Field(False, description="prod: `true`")
     backup_retention_days: Int = Field(7, ge=7, le=35)
@@ -384,8 +450,11 @@ class DatabasesConfig(Section):
     @model_validator(mode="after")
     def _rules(self, info: ValidationInfo) -> DatabasesConfig:
         if self.max_allocated_gib < self.allocated_gib:
-            raise Invalid(f"{self.max_allocated_gib} < allocatedGib {self.allocated_gib}",
-                          ">= allocatedGib (storage autoscaling ceiling)", at="maxAllocatedGib")
+            raise Invalid(
+                f"{self.max_allocated_gib} < allocatedGib {self.allocated_gib}",
+                ">= allocatedGib (storage autoscaling ceiling)",
+                at="maxAllocatedGib",
+            )
         if _env(info) == "prod" and not self.multi_az:
             raise Invalid("prod without multi-AZ loses the database with one AZ", "true in prod", at="multiAz")
         if _env(info) == "prod" and not self.deletion_protection:
@@ -411,28 +480,38 @@ def _email(allowed: str) -> AfterValidator:
 class EdgeConfig(Section):
     """``edge``: the WAF's limits, Shield Advanced, the health alarm's address, edge log retention."""
 
-    ENV_DEFAULTS: ClassVar = {"shieldAdvanced": {"dev": False, "prod": True},
-                              "logRetentionDays": {"dev": 30, "prod": 365}}
+    ENV_DEFAULTS: ClassVar = {
+        "shieldAdvanced": {"dev": False, "prod": True},
+        "logRetentionDays": {"dev": 30, "prod": 365},
+    }
 
     rate_limit_per_5min: Int = Field(2000, ge=100, le=2_000_000_000, description="per-IP requests per 5 min")
-    login_rate_limit_per_5min: Int = Field(100, ge=10, le=2_000_000_000,
-                                           description="< rateLimitPer5Min (POST on loginPath)")
+    login_rate_limit_per_5min: Int = Field(
+        100, ge=10, le=2_000_000_000, description="< rateLimitPer5Min (POST on loginPath)"
+    )
     login_path: Annotated[str, AfterValidator(_url_path)] = Field("/api/v1/sessions", description="a URL path")
-    shield_advanced: Bool = Field(False, description="prod: `true` (the account must hold a Shield Advanced "
-                                                     "subscription)")
+    shield_advanced: Bool = Field(
+        False, description="prod: `true` (the account must hold a Shield Advanced subscription)"
+    )
     alert_email: Annotated[str, _email("name@example.com or unset")] | None = Field(
-        None, description="e-mail for the health alarm topic, or unset")
+        None, description="e-mail for the health alarm topic, or unset"
+    )
     log_retention_days: Retention = Field(30, description="CloudWatch retention (WAF logs; ALB log expiry in days)")
 
     @model_validator(mode="after")
     def _rules(self, info: ValidationInfo) -> EdgeConfig:
         if self.login_rate_limit_per_5min >= self.rate_limit_per_5min:
-            raise Invalid(f"{self.login_rate_limit_per_5min} is not stricter than rateLimitPer5Min "
-                          f"{self.rate_limit_per_5min}", "a limit below edge.rateLimitPer5Min",
-                          at="loginRateLimitPer5Min")
+            raise Invalid(
+                f"{self.login_rate_limit_per_5min} is not stricter than rateLimitPer5Min {self.rate_limit_per_5min}",
+                "a limit below edge.rateLimitPer5Min",
+                at="loginRateLimitPer5Min",
+            )
         if _env(info) == "prod" and not self.shield_advanced:
-            raise Invalid("prod runs with Shield Advanced protections",
-                          "true in prod (the account must hold a Shield Advanced subscription)", at="shieldAdvanced")
+            raise Invalid(
+                "prod runs with Shield Advanced protections",
+                "true in prod (the account must hold a Shield Advanced subscription)",
+                at="shieldAdvanced",
+            )
         return self
 
 
@@ -455,8 +534,9 @@ def _image_tag(tag: str) -> str:
 
 def _https(hook: str) -> str:
     if not hook.startswith("https://"):
-        raise Invalid(f"{hook!r} is not an https URL",
-                      "an https:// webhook, or unset (alerts then stay in Alertmanager)")
+        raise Invalid(
+            f"{hook!r} is not an https URL", "an https:// webhook, or unset (alerts then stay in Alertmanager)"
+        )
     return hook
 
 
@@ -465,28 +545,40 @@ class KubernetesConfig(Section):
 
     ENV_DEFAULTS: ClassVar = {
         "imageTag": {"dev": DEFAULT_IMAGE_TAG, "prod": DEFAULT_IMAGE_TAG, "local": "local"},
-        "logRetentionDays": {"dev": 7, "prod": 30}, "elasticsearchNodes": {"dev": 1, "prod": 3},
-        "elasticsearchStorageGib": {"dev": 10, "prod": 100}, "prometheusRetentionDays": {"dev": 7, "prod": 15},
-        "prometheusStorageGib": {"dev": 20, "prod": 100}}
+        "logRetentionDays": {"dev": 7, "prod": 30},
+        "elasticsearchNodes": {"dev": 1, "prod": 3},
+        "elasticsearchStorageGib": {"dev": 10, "prod": 100},
+        "prometheusRetentionDays": {"dev": 7, "prod": 15},
+        "prometheusStorageGib": {"dev": 20, "prod": 100},
+    }
 
     # EKS: the shared registry's host (shop_platform.images); kind loads images into its nodes instead.
     image_registry: Annotated[str, AfterValidator(_registry_host)] | None = Field(
-        None, description="dev/prod: the shared registry host `<account>.dkr.ecr.<region>.amazonaws.com` (the "
-                          "`registry` stack's `registry` output), in the stack's region; refused on `local`")
+        None,
+        description="dev/prod: the shared registry host `<account>.dkr.ecr.<region>.amazonaws.com` (the "
+        "`registry` stack's `registry` output), in the stack's region; refused on `local`",
+    )
     # On EKS the deploy job pins the git commit and the digests, and the program refuses to run without them
     # (shop_platform.images.check_deployable).
     image_tag: Annotated[str, AfterValidator(_image_tag)] = Field(
-        DEFAULT_IMAGE_TAG, description="dev/prod: the 40-hex git commit the images were built from (set by the "
-                                       "deploy job; `preview`/`up` refuse without it); local: a fixed tag (never "
-                                       "`latest`)")
+        DEFAULT_IMAGE_TAG,
+        description="dev/prod: the 40-hex git commit the images were built from (set by the "
+        "deploy job; `preview`/`up` refuse without it); local: a fixed tag (never "
+        "`latest`)",
+    )
     image_digests: dict[str, str] = Field(
-        default_factory=dict, description="`{service: sha256:<64 hex>}`; dev/prod: every catalog service (set by "
-                                          "the deploy job; `preview`/`up` refuse without them)")
+        default_factory=dict,
+        description="`{service: sha256:<64 hex>}`; dev/prod: every catalog service (set by "
+        "the deploy job; `preview`/`up` refuse without them)",
+    )
     alert_webhook_url: Annotated[str, AfterValidator(_https)] | None = Field(
-        None, description="`https://` URL Alertmanager posts to; unset: alerts stay in Alertmanager")
+        None, description="`https://` URL Alertmanager posts to; unset: alerts stay in Alertmanager"
+    )
     admin_email: Annotated[str, _email("the first administrator's login, e.g. ops@example.com")] = Field(
-        DEFAULT_ADMIN_EMAIL, description="the first administrator the users service creates (password "
-                                         "generated: `pulumi stack output adminPassword --show-secrets`)")
+        DEFAULT_ADMIN_EMAIL,
+        description="the first administrator the users service creates (password "
+        "generated: `pulumi stack output adminPassword --show-secrets`)",
+    )
     log_retention_days: Int = Field(7, ge=1, le=3650, description="ILM deletes `shop-*` indices after it")
     elasticsearch_nodes: Int = Field(1, ge=1, le=5, description="1, 3 or 5 (an odd quorum); prod ≥ 3")
     elasticsearch_storage_gib: Int = Field(10, ge=5, le=16384)
@@ -506,11 +598,15 @@ class KubernetesConfig(Section):
     @model_validator(mode="after")
     def _rules(self, info: ValidationInfo) -> KubernetesConfig:
         if self.image_registry is not None and _env(info) == LOCAL_ENVIRONMENT:
-            raise Invalid("the local stack loads images into its kind nodes", "unset on the local stack",
-                          at="imageRegistry")
+            raise Invalid(
+                "the local stack loads images into its kind nodes", "unset on the local stack", at="imageRegistry"
+            )
         if self.elasticsearch_nodes not in (1, 3, 5) or (_env(info) == "prod" and self.elasticsearch_nodes < 3):
-            raise Invalid(f"{self.elasticsearch_nodes} is not allowed",
-                          "1 (dev/local) or 3/5 (an odd quorum; prod needs >= 3)", at="elasticsearchNodes")
+            raise Invalid(
+                f"{self.elasticsearch_nodes} is not allowed",
+                "1 (dev/local) or 3/5 (an odd quorum; prod needs >= 3)",
+                at="elasticsearchNodes",
+            )
         return self
 
 
@@ -523,8 +619,10 @@ def _region(region: object) -> str:
 def _domain(domain: str) -> str:
     domain = domain.lower().rstrip(".")
     if not _DOMAIN.match(domain):
-        raise Invalid(f"{domain!r} is not a DNS domain name",
-                      "a registered domain such as shop.example.com (labels of a-z, 0-9, '-')")
+        raise Invalid(
+            f"{domain!r} is not a DNS domain name",
+            "a registered domain such as shop.example.com (labels of a-z, 0-9, '-')",
+        )
     return domain
 
 
@@ -554,7 +652,8 @@ class StackConfig(Stack):
     environment: Environment
     owner: Annotated[str, _label("a tag-safe team name")] = Field(description="tag-safe team name (`[a-z0-9-]`)")
     domain: Annotated[str, AfterValidator(_domain)] = Field(
-        description="a DNS domain (`shop.example.com`); the API is `api.<domain>`")
+        description="a DNS domain (`shop.example.com`); the API is `api.<domain>`"
+    )
     create_zone: Bool = Field(False, description="`true` (create the hosted zone) / `false` (look it up)")
     network: NetworkConfig
     cluster: ClusterConfig
@@ -576,6 +675,7 @@ class StackConfig(Stack):
 
 
 # --- the local (kind) stack ----------------------------------------------------------------------------------------
+
 
 def _kind_version() -> str:
     """The minor of the pinned kind node image (``kindest/node:v1.33.1@sha256:…`` -> ``1.33``)."""
@@ -603,12 +703,16 @@ class KindConfig(Section):
 
     cluster_name: Annotated[str, AfterValidator(_cluster_name)] = Field("shop", description="kind cluster name")
     pod_subnet: Annotated[str, AfterValidator(_pod_subnet)] = Field(
-        "10.244.0.0/16", description="private IPv4 CIDR; must match `charts/kind/cluster.yaml`")
+        "10.244.0.0/16", description="private IPv4 CIDR; must match `charts/kind/cluster.yaml`"
+    )
     kube_version: Annotated[str, BeforeValidator(str), _one_of(versions.SUPPORTED_EKS_VERSIONS)] = Field(
-        default_factory=_kind_version, json_schema_extra=_choices(versions.SUPPORTED_EKS_VERSIONS),
-        description="the same minors as EKS (manifests are validated for it); default: `versions.KIND_NODE_IMAGE`'s")
-    profile: KindProfile = Field("full", description="`full` (everything) or `light` (no log pipeline: fits an 8 GB "
-                                                     "laptop)")
+        default_factory=_kind_version,
+        json_schema_extra=_choices(versions.SUPPORTED_EKS_VERSIONS),
+        description="the same minors as EKS (manifests are validated for it); default: `versions.KIND_NODE_IMAGE`'s",
+    )
+    profile: KindProfile = Field(
+        "full", description="`full` (everything) or `light` (no log pipeline: fits an 8 GB laptop)"
+    )
 
 
 class LocalStackConfig(Stack):
@@ -622,21 +726,32 @@ class LocalStackConfig(Stack):
 
 # --- the registry stack ------------------------------------------------------------------------------------------
 
+
 class RegistryConfig(Section):
     """``registry``: who may pull (the dev and prod accounts) and how many images to keep."""
 
     pull_account_ids: tuple[str, ...] = Field(
-        description="the 12-digit ids (quoted strings) of the accounts whose nodes pull: dev and prod")
-    keep_images: Int = Field(30, ge=10, le=1000, description="older images expire; every image a stack runs or "
-                                                             "may roll back to must be among the newest")
+        description="the 12-digit ids (quoted strings) of the accounts whose nodes pull: dev and prod"
+    )
+    keep_images: Int = Field(
+        30,
+        ge=10,
+        le=1000,
+        description="older images expire; every image a stack runs or may roll back to must be among the newest",
+    )
 
     @field_validator("pull_account_ids", mode="before")
     @classmethod
     def _accounts(cls, accounts: object) -> tuple[str, ...]:
-        if not isinstance(accounts, list | tuple) or not accounts or not all(
-                isinstance(a, str) and _ACCOUNT.match(a) for a in accounts):
-            raise Invalid(f"{accounts!r} is not a list of account ids",
-                          "the 12-digit ids (quoted strings) of the accounts whose nodes pull: dev and prod")
+        if (
+            not isinstance(accounts, list | tuple)
+            or not accounts
+            or not all(isinstance(a, str) and _ACCOUNT.match(a) for a in accounts)
+        ):
+            raise Invalid(
+                f"{accounts!r} is not a list of account ids",
+                "the 12-digit ids (quoted strings) of the accounts whose nodes pull: dev and prod",
+            )
         return tuple(sorted(set(accounts)))
 
 
@@ -670,8 +785,11 @@ def config_error(model: type[BaseModel], error: ErrorDetails) -> ConfigError:
         return ConfigError(_key([*loc, *([cause.at] if cause.at else [])]), cause.problem, cause.allowed)
     if error["type"] == "extra_forbidden":
         parent = schema_at(model, error["loc"][:-1])
-        return ConfigError(_key(loc), "is not a known key (a typo would silently fall back to a default)",
-                           ", ".join((parent or {}).get("properties", {})))
+        return ConfigError(
+            _key(loc),
+            "is not a known key (a typo would silently fall back to a default)",
+            ", ".join((parent or {}).get("properties", {})),
+        )
     node = schema_at(model, error["loc"]) or {}
     problem = "is missing" if error["type"] == "missing" else f"{error['input']!r} is not allowed"
     if node.get("type") == "integer" and error["type"] != "missing":
@@ -742,6 +860,7 @@ def allowed(node: Mapping[str, Any]) -> str:
 
 # --- entry points ----------------------------------------------------------------------------------------------
 
+
 def parse_stack_config(stack: str, raw: Mapping[str, Any], region: str | None) -> StackConfig:
     """Validate the raw ``retail-platform:*`` values (keys without the project prefix) of one AWS stack."""
     env = raw.get("environment", stack)
@@ -756,12 +875,12 @@ def parse_local_config(stack: str, raw: Mapping[str, Any]) -> LocalStackConfig:
 
 def parse_registry_stack_config(stack: str, raw: Mapping[str, Any], region: str | None) -> RegistryStackConfig:
     """``Pulumi.registry.yaml``: who may pull (the dev and prod accounts) and how many images to keep."""
-    return validate(RegistryStackConfig, {**raw, "aws:region": region}, stack=stack,
-                    environment=REGISTRY_ENVIRONMENT)
+    return validate(RegistryStackConfig, {**raw, "aws:region": region}, stack=stack, environment=REGISTRY_ENVIRONMENT)
 
 
-def parse_any_stack_config(stack: str, raw: Mapping[str, Any],
-                           region: str | None) -> StackConfig | LocalStackConfig | RegistryStackConfig:
+def parse_any_stack_config(
+    stack: str, raw: Mapping[str, Any], region: str | None
+) -> StackConfig | LocalStackConfig | RegistryStackConfig:
     """A ``local`` (kind) stack has no AWS keys, the ``registry`` stack holds only the shared image registry;
     every other stack is an AWS stack."""
     environment = raw.get("environment", stack)
@@ -780,6 +899,7 @@ def load_stack_config() -> StackConfig | LocalStackConfig | RegistryStackConfig:
     # Every key of this project, so a misspelt one is reported instead of ignored. The engine hands config to
     # the program in the runtime's config map (or PULUMI_CONFIG); pulumi.Config offers no way to list keys.
     prefix = f"{PROJECT}:"
-    raw: dict[str, Any] = {k.removeprefix(prefix): v for k, v in {**get_config_env(), **CONFIG.get()}.items()
-                           if k.startswith(prefix)}
+    raw: dict[str, Any] = {
+        k.removeprefix(prefix): v for k, v in {**get_config_env(), **CONFIG.get()}.items() if k.startswith(prefix)
+    }
     return parse_any_stack_config(pulumi.get_stack(), raw, pulumi.Config("aws").get("region"))

@@ -39,10 +39,18 @@ UID = 10001  # the image's user (services/Dockerfile)
 def job_spec(svc: Service, *, image: str, host: str, master_secret_arn: str, region: str) -> dict[str, Any]:
     """The Job's spec: a restricted pod running the bootstrap once, retried a few times, bounded in time."""
     extensions = migration_extensions(SERVICES_DIR / svc.name / "migrations")
-    env = {"DB_HOST": host, "DB_PORT": str(POSTGRES_PORT), "DB_NAME": svc.database_name, "DB_SCHEMA": svc.name,
-           "DB_APP_ROLE": app_role(svc.name), "DB_EXTENSIONS": ",".join(extensions),
-           "DB_MASTER_SECRET_ARN": master_secret_arn, "AWS_REGION": region, "AWS_STS_REGIONAL_ENDPOINTS": "regional",
-           "DB_SSL_ROOT_CERT": k.RDS_CA_BUNDLE}
+    env = {
+        "DB_HOST": host,
+        "DB_PORT": str(POSTGRES_PORT),
+        "DB_NAME": svc.database_name,
+        "DB_SCHEMA": svc.name,
+        "DB_APP_ROLE": app_role(svc.name),
+        "DB_EXTENSIONS": ",".join(extensions),
+        "DB_MASTER_SECRET_ARN": master_secret_arn,
+        "AWS_REGION": region,
+        "AWS_STS_REGIONAL_ENDPOINTS": "regional",
+        "DB_SSL_ROOT_CERT": k.RDS_CA_BUNDLE,
+    }
     return {
         "backoffLimit": 3,
         "activeDeadlineSeconds": DEADLINE_SECONDS,
@@ -52,18 +60,32 @@ def job_spec(svc: Service, *, image: str, host: str, master_secret_arn: str, reg
                 "serviceAccountName": bootstrap_service_account(svc),
                 "automountServiceAccountToken": False,  # IRSA's webhook mounts its own projected token
                 "restartPolicy": "Never",
-                "securityContext": {"runAsNonRoot": True, "runAsUser": UID, "runAsGroup": UID,
-                                    "seccompProfile": {"type": "RuntimeDefault"}},
-                "containers": [{
-                    "name": "bootstrap", "image": image, "imagePullPolicy": "IfNotPresent",
-                    "command": ["python", "-m", "services.kit.dbroles"],
-                    "env": [{"name": n, "value": v} for n, v in env.items()],
-                    "resources": {"requests": {"cpu": "50m", "memory": "96Mi"},
-                                  "limits": {"cpu": "500m", "memory": "256Mi"}},
-                    "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                                        "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]},
-                                        "seccompProfile": {"type": "RuntimeDefault"}},
-                }],
+                "securityContext": {
+                    "runAsNonRoot": True,
+                    "runAsUser": UID,
+                    "runAsGroup": UID,
+                    "seccompProfile": {"type": "RuntimeDefault"},
+                },
+                "containers": [
+                    {
+                        "name": "bootstrap",
+                        "image": image,
+                        "imagePullPolicy": "IfNotPresent",
+                        "command": ["python", "-m", "services.kit.dbroles"],
+                        "env": [{"name": n, "value": v} for n, v in env.items()],
+                        "resources": {
+                            "requests": {"cpu": "50m", "memory": "96Mi"},
+                            "limits": {"cpu": "500m", "memory": "256Mi"},
+                        },
+                        "securityContext": {
+                            "allowPrivilegeEscalation": False,
+                            "readOnlyRootFilesystem": True,
+                            "runAsNonRoot": True,
+                            "capabilities": {"drop": ["ALL"]},
+                            "seccompProfile": {"type": "RuntimeDefault"},
+                        },
+                    }
+                ],
             },
         },
     }
@@ -79,21 +101,33 @@ def network_policy(database_cidrs: Sequence[str], vpc_cidr: str) -> dict[str, An
         "podSelector": {},
         "policyTypes": ["Ingress", "Egress"],
         "egress": [
-            {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
-                     "podSelector": {"matchLabels": dict(k.DNS_POD_LABELS)}}],
-             "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},
-            {"to": [{"ipBlock": {"cidr": c}} for c in database_cidrs],
-             "ports": [{"protocol": "TCP", "port": POSTGRES_PORT}]},
-            {"to": [{"ipBlock": {"cidr": c}} for c in endpoint_cidrs(vpc_cidr)],
-             "ports": [{"protocol": "TCP", "port": 443}]},
+            {
+                "to": [
+                    {
+                        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                        "podSelector": {"matchLabels": dict(k.DNS_POD_LABELS)},
+                    }
+                ],
+                "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+            },
+            {
+                "to": [{"ipBlock": {"cidr": c}} for c in database_cidrs],
+                "ports": [{"protocol": "TCP", "port": POSTGRES_PORT}],
+            },
+            {
+                "to": [{"ipBlock": {"cidr": c}} for c in endpoint_cidrs(vpc_cidr)],
+                "ports": [{"protocol": "TCP", "port": 443}],
+            },
         ],
     }
 
 
 # Outside the service mesh (shop_platform.k8s.objects.MESH_ENROLMENT), and why: ztunnel would pass this traffic
 # through untouched, there being no mesh workload at either destination.
-MESH_EXEMPT_REASON = ("its Jobs reach only RDS (TLS with the server verified, forced by the parameter group) and the "
-                      "STS endpoint, both outside the mesh: enrolment would change nothing on the wire")
+MESH_EXEMPT_REASON = (
+    "its Jobs reach only RDS (TLS with the server verified, forced by the parameter group) and the "
+    "STS endpoint, both outside the mesh: enrolment would change nothing on the wire"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,9 +143,12 @@ class DatabaseBootstrapArgs:
 
     def __post_init__(self) -> None:
         names = {s.name for s in self.services}
-        for label, mapping in (("images", self.images), ("hosts", self.hosts),
-                               ("master_secret_arns", self.master_secret_arns),
-                               ("bootstrap_role_arns", self.bootstrap_role_arns)):
+        for label, mapping in (
+            ("images", self.images),
+            ("hosts", self.hosts),
+            ("master_secret_arns", self.master_secret_arns),
+            ("bootstrap_role_arns", self.bootstrap_role_arns),
+        ):
             if set(mapping) != names:
                 raise ValueError(f"DatabaseBootstrapArgs: {label} must name exactly the database services")
 
@@ -125,26 +162,48 @@ class DatabaseBootstrap(pulumi.ComponentResource):
     def __init__(self, name: str, args: DatabaseBootstrapArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("shop:databases:DatabaseBootstrap", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)  # the cluster's provider comes with opts.providers
-        ns = k8s.core.v1.Namespace(f"{name}-ns", metadata={"name": NAMESPACE, "labels": {
-            "pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/warn": "restricted",
-            "pod-security.kubernetes.io/audit": "restricted"},
-            "annotations": {"shop/mesh-exempt-reason": MESH_EXEMPT_REASON}}, opts=child)
+        ns = k8s.core.v1.Namespace(
+            f"{name}-ns",
+            metadata={
+                "name": NAMESPACE,
+                "labels": {
+                    "pod-security.kubernetes.io/enforce": "restricted",
+                    "pod-security.kubernetes.io/warn": "restricted",
+                    "pod-security.kubernetes.io/audit": "restricted",
+                },
+                "annotations": {"shop/mesh-exempt-reason": MESH_EXEMPT_REASON},
+            },
+            opts=child,
+        )
         in_ns = pulumi.ResourceOptions(parent=self, depends_on=[ns])
         policy = k8s.networking.v1.NetworkPolicy(
-            f"{name}-policy", metadata={"name": "db-bootstrap", "namespace": NAMESPACE},
+            f"{name}-policy",
+            metadata={"name": "db-bootstrap", "namespace": NAMESPACE},
             # Plain dicts: the same shape as the rendered manifests; the typed Args would only restate them.
-            spec=cast(Any, network_policy(args.database_cidrs, args.vpc_cidr)), opts=in_ns)
+            spec=cast(Any, network_policy(args.database_cidrs, args.vpc_cidr)),
+            opts=in_ns,
+        )
         self.jobs = []
         for svc in args.services:
             account = k8s.core.v1.ServiceAccount(
-                f"{name}-{svc.name}-sa", metadata={
-                    "name": bootstrap_service_account(svc), "namespace": NAMESPACE,
-                    "annotations": {"eks.amazonaws.com/role-arn": args.bootstrap_role_arns[svc.name]}},
-                automount_service_account_token=False, opts=in_ns)
-            spec = pulumi.Output.all(args.images[svc.name], args.hosts[svc.name],
-                                     args.master_secret_arns[svc.name]).apply(functools.partial(_job_spec, svc,
-                                                                                                args.region))
-            self.jobs.append(k8s.batch.v1.Job(
-                f"{name}-{svc.name}", metadata={"namespace": NAMESPACE, "labels": {"shop/service": svc.name}},
-                spec=cast(Any, spec), opts=pulumi.ResourceOptions(parent=self, depends_on=[ns, policy, account])))
+                f"{name}-{svc.name}-sa",
+                metadata={
+                    "name": bootstrap_service_account(svc),
+                    "namespace": NAMESPACE,
+                    "annotations": {"eks.amazonaws.com/role-arn": args.bootstrap_role_arns[svc.name]},
+                },
+                automount_service_account_token=False,
+                opts=in_ns,
+            )
+            spec = pulumi.Output.all(
+                args.images[svc.name], args.hosts[svc.name], args.master_secret_arns[svc.name]
+            ).apply(functools.partial(_job_spec, svc, args.region))
+            self.jobs.append(
+                k8s.batch.v1.Job(
+                    f"{name}-{svc.name}",
+                    metadata={"namespace": NAMESPACE, "labels": {"shop/service": svc.name}},
+                    spec=cast(Any, spec),
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[ns, policy, account]),
+                )
+            )
         self.register_outputs({"namespace": NAMESPACE})

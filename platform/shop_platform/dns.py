@@ -44,9 +44,14 @@ class Zone(pulumi.ComponentResource):
         super().__init__("shop:dns:Zone", name, None, opts)
         if args.create:
             # force_destroy stays off: destroying a zone with records in it must be a deliberate act.
-            zone = aws.route53.Zone(f"{name}-zone", name=args.domain, comment=f"shop {args.ctx.tags.stack}",
-                                    force_destroy=False, tags=args.ctx.tags(),
-                                    opts=pulumi.ResourceOptions(parent=self, protect=args.ctx.prod))
+            zone = aws.route53.Zone(
+                f"{name}-zone",
+                name=args.domain,
+                comment=f"shop {args.ctx.tags.stack}",
+                force_destroy=False,
+                tags=args.ctx.tags(),
+                opts=pulumi.ResourceOptions(parent=self, protect=args.ctx.prod),
+            )
             self.zone_id = zone.zone_id
             self.zone_arn = zone.arn
             self._query_logging(name, args, zone)
@@ -59,18 +64,37 @@ class Zone(pulumi.ComponentResource):
     def _query_logging(self, name: str, args: ZoneArgs, zone: aws.route53.Zone) -> None:
         ctx = args.ctx
         child = pulumi.ResourceOptions(parent=self)
-        key = encryption_key(f"{name}-query-logs-key", ctx, f"{args.domain} DNS query logs", parent=self,
-                             region=CLOUDFRONT_REGION,
-                             service_grant=iam.logs_key_grant(ctx.account_id, CLOUDFRONT_REGION, ctx.partition))
-        group = aws.cloudwatch.LogGroup(f"{name}-query-logs", name=f"/aws/route53/{args.domain}",
-                                        retention_in_days=args.query_log_retention_days, kms_key_id=key.arn,
-                                        region=CLOUDFRONT_REGION, tags=ctx.tags(), opts=child)
+        key = encryption_key(
+            f"{name}-query-logs-key",
+            ctx,
+            f"{args.domain} DNS query logs",
+            parent=self,
+            region=CLOUDFRONT_REGION,
+            service_grant=iam.logs_key_grant(ctx.account_id, CLOUDFRONT_REGION, ctx.partition),
+        )
+        group = aws.cloudwatch.LogGroup(
+            f"{name}-query-logs",
+            name=f"/aws/route53/{args.domain}",
+            retention_in_days=args.query_log_retention_days,
+            kms_key_id=key.arn,
+            region=CLOUDFRONT_REGION,
+            tags=ctx.tags(),
+            opts=child,
+        )
         prefix = f"arn:{ctx.partition}:logs:{CLOUDFRONT_REGION}:{ctx.account_id}:log-group:/aws/route53/"
         policy = aws.cloudwatch.LogResourcePolicy(
-            f"{name}-query-logs-policy", policy_name=f"route53-query-logs-{ctx.tags.stack}",
-            policy_document=json.dumps(iam.route53_query_logging(prefix)), region=CLOUDFRONT_REGION, opts=child)
-        aws.route53.QueryLog(f"{name}-query-log", zone_id=zone.zone_id, cloudwatch_log_group_arn=group.arn,
-                             opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]))
+            f"{name}-query-logs-policy",
+            policy_name=f"route53-query-logs-{ctx.tags.stack}",
+            policy_document=json.dumps(iam.route53_query_logging(prefix)),
+            region=CLOUDFRONT_REGION,
+            opts=child,
+        )
+        aws.route53.QueryLog(
+            f"{name}-query-log",
+            zone_id=zone.zone_id,
+            cloudwatch_log_group_arn=group.arn,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,46 +133,103 @@ class ApiDns(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
 
         check = aws.route53.HealthCheck(
-            f"{name}-health", type="HTTPS", fqdn=args.alb_dns_name, port=443, resource_path=args.health_check_path,
-            enable_sni=True, failure_threshold=args.failure_threshold, request_interval=args.request_interval,
-            reference_name=f"shop-{ctx.tags.stack}-api"[:64], tags=tags(Name=f"{args.api_domain} ALB /healthz"),
-            opts=child)
+            f"{name}-health",
+            type="HTTPS",
+            fqdn=args.alb_dns_name,
+            port=443,
+            resource_path=args.health_check_path,
+            enable_sni=True,
+            failure_threshold=args.failure_threshold,
+            request_interval=args.request_interval,
+            reference_name=f"shop-{ctx.tags.stack}-api"[:64],
+            tags=tags(Name=f"{args.api_domain} ALB /healthz"),
+            opts=child,
+        )
 
-        key = encryption_key(f"{name}-alerts-key", ctx, "API health alerts topic", parent=self,
-                             region=CLOUDFRONT_REGION, service_grant=iam.alarm_topic_key_grant(ctx.account_id))
-        topic = aws.sns.Topic(f"{name}-alerts", kms_master_key_id=key.arn, region=CLOUDFRONT_REGION, tags=tags(),
-                              opts=child)
-        aws.sns.TopicPolicy(f"{name}-alerts-policy", arn=topic.arn, region=CLOUDFRONT_REGION,
-                            policy=topic.arn.apply(lambda arn: json.dumps(
-                                iam.alarm_topic_policy(arn, ctx.account_id, CLOUDFRONT_REGION, ctx.partition))),
-                            opts=child)
+        key = encryption_key(
+            f"{name}-alerts-key",
+            ctx,
+            "API health alerts topic",
+            parent=self,
+            region=CLOUDFRONT_REGION,
+            service_grant=iam.alarm_topic_key_grant(ctx.account_id),
+        )
+        topic = aws.sns.Topic(
+            f"{name}-alerts", kms_master_key_id=key.arn, region=CLOUDFRONT_REGION, tags=tags(), opts=child
+        )
+        aws.sns.TopicPolicy(
+            f"{name}-alerts-policy",
+            arn=topic.arn,
+            region=CLOUDFRONT_REGION,
+            policy=topic.arn.apply(
+                lambda arn: json.dumps(iam.alarm_topic_policy(arn, ctx.account_id, CLOUDFRONT_REGION, ctx.partition))
+            ),
+            opts=child,
+        )
         if args.config.alert_email:
-            aws.sns.TopicSubscription(f"{name}-alerts-email", topic=topic.arn, protocol="email",
-                                      endpoint=args.config.alert_email, region=CLOUDFRONT_REGION, opts=child)
+            aws.sns.TopicSubscription(
+                f"{name}-alerts-email",
+                topic=topic.arn,
+                protocol="email",
+                endpoint=args.config.alert_email,
+                region=CLOUDFRONT_REGION,
+                opts=child,
+            )
         aws.cloudwatch.MetricAlarm(
-            f"{name}-health-alarm", alarm_description=f"{args.api_domain}: the ALB health check is failing; "
+            f"{name}-health-alarm",
+            alarm_description=f"{args.api_domain}: the ALB health check is failing; "
             "traffic has failed over to the maintenance page",
-            namespace="AWS/Route53", metric_name="HealthCheckStatus", dimensions={"HealthCheckId": check.id},
-            statistic="Minimum", period=60, evaluation_periods=2, threshold=1, comparison_operator="LessThanThreshold",
+            namespace="AWS/Route53",
+            metric_name="HealthCheckStatus",
+            dimensions={"HealthCheckId": check.id},
+            statistic="Minimum",
+            period=60,
+            evaluation_periods=2,
+            threshold=1,
+            comparison_operator="LessThanThreshold",
             # No data means Route 53 is not reporting the check at all: treat it as down, not as fine (this
             # also alarms for the first minutes after creation, before the first data point).
-            treat_missing_data="breaching", alarm_actions=[topic.arn], ok_actions=[topic.arn],
-            region=CLOUDFRONT_REGION, tags=tags(), opts=child)
+            treat_missing_data="breaching",
+            alarm_actions=[topic.arn],
+            ok_actions=[topic.arn],
+            region=CLOUDFRONT_REGION,
+            tags=tags(),
+            opts=child,
+        )
 
-        site = MaintenanceSite(f"{name}-maintenance", MaintenanceSiteArgs(
-            ctx=ctx, api_domain=args.api_domain, zone_id=args.zone_id,
-            rate_limit_per_5min=args.config.rate_limit_per_5min, log_retention_days=args.config.log_retention_days,
-            access_log_bucket=args.access_log_bucket), opts=child)
+        site = MaintenanceSite(
+            f"{name}-maintenance",
+            MaintenanceSiteArgs(
+                ctx=ctx,
+                api_domain=args.api_domain,
+                zone_id=args.zone_id,
+                rate_limit_per_5min=args.config.rate_limit_per_5min,
+                log_retention_days=args.config.log_retention_days,
+                access_log_bucket=args.access_log_bucket,
+            ),
+            opts=child,
+        )
         aws.route53.Record(
-            f"{name}-api-primary", zone_id=args.zone_id, name=args.api_domain, type="A", set_identifier="primary",
-            failover_routing_policies=[{"type": "PRIMARY"}], health_check_id=check.id,
+            f"{name}-api-primary",
+            zone_id=args.zone_id,
+            name=args.api_domain,
+            type="A",
+            set_identifier="primary",
+            failover_routing_policies=[{"type": "PRIMARY"}],
+            health_check_id=check.id,
             aliases=[{"name": args.alb_dns_name, "zone_id": args.alb_zone_id, "evaluate_target_health": True}],
-            opts=child)
+            opts=child,
+        )
         aws.route53.Record(
-            f"{name}-api-secondary", zone_id=args.zone_id, name=args.api_domain, type="A",
-            set_identifier="secondary", failover_routing_policies=[{"type": "SECONDARY"}],
+            f"{name}-api-secondary",
+            zone_id=args.zone_id,
+            name=args.api_domain,
+            type="A",
+            set_identifier="secondary",
+            failover_routing_policies=[{"type": "SECONDARY"}],
             aliases=[{"name": site.domain_name, "zone_id": site.hosted_zone_id, "evaluate_target_health": False}],
-            opts=child)
+            opts=child,
+        )
 
         self.health_check_id = check.id
         self.health_check_arn = check.arn

@@ -45,9 +45,18 @@ HSTS = "max-age=63072000; includeSubDomains"
 
 def alb_log_grants(elb_account_arn: str, account_id: str, prefix: str) -> Any:
     """Bucket-policy statements letting the regional ELB log-delivery account write this ALB's logs."""
+
     def grants(bucket_arn: str, _context: str) -> list[dict[str, Any]]:
-        return [{"Sid": "AlbAccessLogs", "Effect": "Allow", "Principal": {"AWS": elb_account_arn},
-                 "Action": "s3:PutObject", "Resource": f"{bucket_arn}/{prefix}/AWSLogs/{account_id}/*"}]
+        return [
+            {
+                "Sid": "AlbAccessLogs",
+                "Effect": "Allow",
+                "Principal": {"AWS": elb_account_arn},
+                "Action": "s3:PutObject",
+                "Resource": f"{bucket_arn}/{prefix}/AWSLogs/{account_id}/*",
+            }
+        ]
+
     return grants
 
 
@@ -91,70 +100,154 @@ class Edge(pulumi.ComponentResource):
         ctx, tags = args.ctx, args.ctx.tags
         child = pulumi.ResourceOptions(parent=self)
 
-        cert = DnsValidatedCertificate(f"{name}-cert", DnsValidatedCertificateArgs(
-            domain=args.api_domain, zone_id=args.zone_id, tags=tags()), child)
+        cert = DnsValidatedCertificate(
+            f"{name}-cert",
+            DnsValidatedCertificateArgs(domain=args.api_domain, zone_id=args.zone_id, tags=tags()),
+            child,
+        )
 
-        alb_sg = aws.ec2.SecurityGroup(f"{name}-alb-sg", vpc_id=args.vpc_id,
-                                       description="ALB: 80/443 from the internet, out to the gateway only",
-                                       tags=tags(), opts=child)
-        firewall.declare(name, firewall.edge_flows(args.gateway_port),
-                         {"alb": alb_sg.id, "cluster": args.cluster_security_group_id}, tags(), parent=self)
+        alb_sg = aws.ec2.SecurityGroup(
+            f"{name}-alb-sg",
+            vpc_id=args.vpc_id,
+            description="ALB: 80/443 from the internet, out to the gateway only",
+            tags=tags(),
+            opts=child,
+        )
+        firewall.declare(
+            name,
+            firewall.edge_flows(args.gateway_port),
+            {"alb": alb_sg.id, "cluster": args.cluster_security_group_id},
+            tags(),
+            parent=self,
+        )
 
         elb_account = aws.elb.get_service_account()
-        logs = SecureBucket(f"{name}-alb-logs", SecureBucketArgs(
-            ctx=ctx, sse_algorithm="AES256",  # ALB log delivery supports SSE-S3 only
-            expire_days=args.config.log_retention_days, grants=alb_log_grants(elb_account.arn, ctx.account_id, "alb"),
-            access_log_bucket=args.access_log_bucket),
-            opts=child)
+        logs = SecureBucket(
+            f"{name}-alb-logs",
+            SecureBucketArgs(
+                ctx=ctx,
+                sse_algorithm="AES256",  # ALB log delivery supports SSE-S3 only
+                expire_days=args.config.log_retention_days,
+                grants=alb_log_grants(elb_account.arn, ctx.account_id, "alb"),
+                access_log_bucket=args.access_log_bucket,
+            ),
+            opts=child,
+        )
 
         alb = aws.lb.LoadBalancer(
-            f"{name}-alb", load_balancer_type="application", internal=False, subnets=args.public_subnet_ids,
-            security_groups=[alb_sg.id], drop_invalid_header_fields=True, desync_mitigation_mode="strictest",
-            enable_deletion_protection=ctx.prod, enable_http2=True, idle_timeout=60,
-            access_logs={"bucket": logs.bucket_name, "prefix": "alb", "enabled": True}, tags=tags(),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[logs]))
+            f"{name}-alb",
+            load_balancer_type="application",
+            internal=False,
+            subnets=args.public_subnet_ids,
+            security_groups=[alb_sg.id],
+            drop_invalid_header_fields=True,
+            desync_mitigation_mode="strictest",
+            enable_deletion_protection=ctx.prod,
+            enable_http2=True,
+            idle_timeout=60,
+            access_logs={"bucket": logs.bucket_name, "prefix": "alb", "enabled": True},
+            tags=tags(),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[logs]),
+        )
         target_group = aws.lb.TargetGroup(
-            f"{name}-gateway-tg", target_type="ip", port=args.gateway_port, protocol="HTTP", vpc_id=args.vpc_id,
+            f"{name}-gateway-tg",
+            target_type="ip",
+            port=args.gateway_port,
+            protocol="HTTP",
+            vpc_id=args.vpc_id,
             deregistration_delay=30,
-            health_check={"path": args.health_check_path, "protocol": "HTTP", "matcher": "200",
-                          "interval": 15, "healthy_threshold": 2, "unhealthy_threshold": 3},
-            tags=tags(), opts=child)
-        aws.lb.Listener(f"{name}-http", load_balancer_arn=alb.arn, port=80, protocol="HTTP",
-                        default_actions=[{"type": "redirect", "redirect": {
-                            "protocol": "HTTPS", "port": "443", "status_code": "HTTP_301"}}], tags=tags(), opts=child)
-        aws.lb.Listener(f"{name}-https", load_balancer_arn=alb.arn, port=443, protocol="HTTPS",
-                        certificate_arn=cert.certificate_arn, ssl_policy=versions.ALB_SSL_POLICY,
-                        default_actions=[{"type": "forward", "target_group_arn": target_group.arn}],
-                        routing_http_response_strict_transport_security_header_value=HSTS,
-                        tags=tags(), opts=child)
+            health_check={
+                "path": args.health_check_path,
+                "protocol": "HTTP",
+                "matcher": "200",
+                "interval": 15,
+                "healthy_threshold": 2,
+                "unhealthy_threshold": 3,
+            },
+            tags=tags(),
+            opts=child,
+        )
+        aws.lb.Listener(
+            f"{name}-http",
+            load_balancer_arn=alb.arn,
+            port=80,
+            protocol="HTTP",
+            default_actions=[
+                {"type": "redirect", "redirect": {"protocol": "HTTPS", "port": "443", "status_code": "HTTP_301"}}
+            ],
+            tags=tags(),
+            opts=child,
+        )
+        aws.lb.Listener(
+            f"{name}-https",
+            load_balancer_arn=alb.arn,
+            port=443,
+            protocol="HTTPS",
+            certificate_arn=cert.certificate_arn,
+            ssl_policy=versions.ALB_SSL_POLICY,
+            default_actions=[{"type": "forward", "target_group_arn": target_group.arn}],
+            routing_http_response_strict_transport_security_header_value=HSTS,
+            tags=tags(),
+            opts=child,
+        )
 
         lbc_role = service_account_role(
-            f"{name}-lb-controller-role", ctx, oidc_provider_arn=args.oidc_provider_arn, oidc_issuer=args.oidc_issuer,
-            namespace="kube-system", service_account="aws-load-balancer-controller", parent=self,
-            inline_policy=target_group.arn.apply(lambda arn: json.dumps(iam.target_group_binder(arn))))
+            f"{name}-lb-controller-role",
+            ctx,
+            oidc_provider_arn=args.oidc_provider_arn,
+            oidc_issuer=args.oidc_issuer,
+            namespace="kube-system",
+            service_account="aws-load-balancer-controller",
+            parent=self,
+            inline_policy=target_group.arn.apply(lambda arn: json.dumps(iam.target_group_binder(arn))),
+        )
 
-        waf_key = encryption_key(f"{name}-waf-logs-key", ctx, "WAF logs", parent=self,
-                                 service_grant=iam.logs_key_grant(ctx.account_id, ctx.region, ctx.partition))
+        waf_key = encryption_key(
+            f"{name}-waf-logs-key",
+            ctx,
+            "WAF logs",
+            parent=self,
+            service_grant=iam.logs_key_grant(ctx.account_id, ctx.region, ctx.partition),
+        )
         # WAF only logs to groups whose name starts with aws-waf-logs-.
-        waf_logs = aws.cloudwatch.LogGroup(f"{name}-waf-logs", name=f"aws-waf-logs-shop-{ctx.tags.stack}",
-                                           retention_in_days=args.config.log_retention_days, kms_key_id=waf_key.arn,
-                                           tags=tags(), opts=child)
+        waf_logs = aws.cloudwatch.LogGroup(
+            f"{name}-waf-logs",
+            name=f"aws-waf-logs-shop-{ctx.tags.stack}",
+            retention_in_days=args.config.log_retention_days,
+            kms_key_id=waf_key.arn,
+            tags=tags(),
+            opts=child,
+        )
         delivery = aws.cloudwatch.LogResourcePolicy(
-            f"{name}-waf-logs-delivery", policy_name=f"waf-logs-delivery-{ctx.tags.stack}",
+            f"{name}-waf-logs-delivery",
+            policy_name=f"waf-logs-delivery-{ctx.tags.stack}",
             policy_document=waf_logs.arn.apply(
-                lambda arn: json.dumps(iam.log_delivery_policy(arn, ctx.account_id, ctx.region, ctx.partition))),
-            opts=child)
+                lambda arn: json.dumps(iam.log_delivery_policy(arn, ctx.account_id, ctx.region, ctx.partition))
+            ),
+            opts=child,
+        )
         rules = waf.build_web_acl_rules(args.config)
         acl = aws.wafv2.WebAcl(
-            f"{name}-web-acl", scope="REGIONAL", description=f"API of stack {ctx.tags.stack}",
-            default_action={"allow": {}}, rules=waf.web_acl_rule_args(rules),
-            visibility_config={"cloudwatch_metrics_enabled": True, "metric_name": f"shop-{ctx.tags.stack}-api",
-                               "sampled_requests_enabled": True},
-            tags=tags(), opts=child)
+            f"{name}-web-acl",
+            scope="REGIONAL",
+            description=f"API of stack {ctx.tags.stack}",
+            default_action={"allow": {}},
+            rules=waf.web_acl_rule_args(rules),
+            visibility_config={
+                "cloudwatch_metrics_enabled": True,
+                "metric_name": f"shop-{ctx.tags.stack}-api",
+                "sampled_requests_enabled": True,
+            },
+            tags=tags(),
+            opts=child,
+        )
         aws.wafv2.WebAclLoggingConfiguration(
-            f"{name}-web-acl-logging", resource_arn=acl.arn, log_destination_configs=[waf_logs.arn],
+            f"{name}-web-acl-logging",
+            resource_arn=acl.arn,
+            log_destination_configs=[waf_logs.arn],
             redacted_fields=[{"single_header": {"name": h}} for h in waf.REDACTED_HEADERS],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[delivery]))
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[delivery]),
+        )
         aws.wafv2.WebAclAssociation(f"{name}-web-acl-alb", resource_arn=alb.arn, web_acl_arn=acl.arn, opts=child)
 
         self.alb_arn = alb.arn
@@ -163,5 +256,11 @@ class Edge(pulumi.ComponentResource):
         self.target_group_arn = target_group.arn
         self.web_acl_arn = acl.arn
         self.lb_controller_role_arn = lbc_role.arn
-        self.register_outputs({"alb_arn": self.alb_arn, "alb_dns_name": self.alb_dns_name,
-                               "target_group_arn": self.target_group_arn, "web_acl_arn": self.web_acl_arn})
+        self.register_outputs(
+            {
+                "alb_arn": self.alb_arn,
+                "alb_dns_name": self.alb_dns_name,
+                "target_group_arn": self.target_group_arn,
+                "web_acl_arn": self.web_acl_arn,
+            }
+        )

@@ -61,21 +61,44 @@ def database_flows() -> tuple[Flow, ...]:
     return (Flow("cluster", "database", POSTGRES_PORT, "PostgreSQL from EKS nodes and pods"),)
 
 
-def declare(name: str, flows: tuple[Flow, ...], groups: Mapping[Peer, pulumi.Input[str]],
-            tags: Mapping[str, str], parent: pulumi.Resource) -> list[pulumi.Resource]:
+def declare(
+    name: str,
+    flows: tuple[Flow, ...],
+    groups: Mapping[Peer, pulumi.Input[str]],
+    tags: Mapping[str, str],
+    parent: pulumi.Resource,
+) -> list[pulumi.Resource]:
     """Declare the rules for ``flows``; ``groups`` maps each non-internet peer to its security-group id."""
     opts = pulumi.ResourceOptions(parent=parent)
     created: list[pulumi.Resource] = []
     for flow in flows:
         source = None if flow.source == "internet" else groups[flow.source]
-        created.append(aws.vpc.SecurityGroupIngressRule(
-            f"{name}-{flow.suffix}", security_group_id=groups[flow.target], ip_protocol="tcp",
-            from_port=flow.port, to_port=flow.port, description=flow.description,
-            cidr_ipv4=INTERNET_CIDR if source is None else None, referenced_security_group_id=source,
-            tags=dict(tags), opts=opts))
+        created.append(
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-{flow.suffix}",
+                security_group_id=groups[flow.target],
+                ip_protocol="tcp",
+                from_port=flow.port,
+                to_port=flow.port,
+                description=flow.description,
+                cidr_ipv4=INTERNET_CIDR if source is None else None,
+                referenced_security_group_id=source,
+                tags=dict(tags),
+                opts=opts,
+            )
+        )
         if source is not None and flow.source in RESTRICTED_EGRESS:
-            created.append(aws.vpc.SecurityGroupEgressRule(
-                f"{name}-{flow.source}-to-{flow.target}-{flow.port}", security_group_id=source, ip_protocol="tcp",
-                from_port=flow.port, to_port=flow.port, description=flow.description,
-                referenced_security_group_id=groups[flow.target], tags=dict(tags), opts=opts))
+            created.append(
+                aws.vpc.SecurityGroupEgressRule(
+                    f"{name}-{flow.source}-to-{flow.target}-{flow.port}",
+                    security_group_id=source,
+                    ip_protocol="tcp",
+                    from_port=flow.port,
+                    to_port=flow.port,
+                    description=flow.description,
+                    referenced_security_group_id=groups[flow.target],
+                    tags=dict(tags),
+                    opts=opts,
+                )
+            )
     return created

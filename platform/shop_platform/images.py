@@ -61,21 +61,32 @@ def check_deployable(cfg: StackConfig) -> None:
     registry = registry_host(k.image_registry)
     region = ECR_HOST.match(registry).group("region")  # type: ignore[union-attr]  # checked just above
     if region != cfg.region:
-        raise ConfigError("kubernetes.imageRegistry", f"the registry is in {region}, the stack in {cfg.region}",
-                          f"a registry in {cfg.region} (the nodes pull through the region's ECR endpoints)")
+        raise ConfigError(
+            "kubernetes.imageRegistry",
+            f"the registry is in {region}, the stack in {cfg.region}",
+            f"a registry in {cfg.region} (the nodes pull through the region's ECR endpoints)",
+        )
     require_pins(k)
 
 
 def require_pins(k: KubernetesConfig) -> None:
-    how = ("set by the deploy job for each deploy; to re-apply what runs now: `pulumi stack output imagePins "
-           "--json > pins.json` and `python -m shop_platform.images pins pins.json` (platform/README.md)")
+    how = (
+        "set by the deploy job for each deploy; to re-apply what runs now: `pulumi stack output imagePins "
+        "--json > pins.json` and `python -m shop_platform.images pins pins.json` (platform/README.md)"
+    )
     if not GIT_COMMIT.match(k.image_tag):
-        raise ConfigError("kubernetes.imageTag", f"{k.image_tag!r} is not the git commit the images were built from",
-                          f"40 lowercase hex digits; {how}")
+        raise ConfigError(
+            "kubernetes.imageTag",
+            f"{k.image_tag!r} is not the git commit the images were built from",
+            f"40 lowercase hex digits; {how}",
+        )
     missing = [s.name for s in catalog.SERVICES if s.name not in k.image_digests]
     if missing:
-        raise ConfigError(f"kubernetes.imageDigests.{missing[0]}",
-                          f"no digest pinned for {', '.join(missing)}", f"sha256:<64 hex> per catalog service; {how}")
+        raise ConfigError(
+            f"kubernetes.imageDigests.{missing[0]}",
+            f"no digest pinned for {', '.join(missing)}",
+            f"sha256:<64 hex> per catalog service; {how}",
+        )
 
 
 def pins_of(k: KubernetesConfig) -> dict[str, Any]:
@@ -87,8 +98,11 @@ def parse_pins(data: object) -> list[tuple[str, str]]:
     """Validate ``{"tag": <git sha>, "digests": {service: sha256:...}}`` (every catalog service, nothing else)
     and return the ``pulumi config set --path`` key/value pairs that record it in a stack's config."""
     if not isinstance(data, Mapping) or set(data) - {"tag", "digests"}:
-        raise ConfigError("kubernetes.imageDigests", "the pins file is not {\"tag\": ..., \"digests\": {...}}",
-                          "the deploy job's pins.json or `pulumi stack output imagePins --json`")
+        raise ConfigError(
+            "kubernetes.imageDigests",
+            'the pins file is not {"tag": ..., "digests": {...}}',
+            "the deploy job's pins.json or `pulumi stack output imagePins --json`",
+        )
     tag, digests = data.get("tag"), data.get("digests")
     if not isinstance(tag, str) or not GIT_COMMIT.match(tag):
         raise ConfigError("kubernetes.imageTag", f"{tag!r} is not a git commit", "40 lowercase hex digits")
@@ -99,16 +113,20 @@ def parse_pins(data: object) -> list[tuple[str, str]]:
         raise ConfigError("kubernetes.imageDigests", f"names {sorted(digests)}", f"exactly {sorted(names)}")
     for name in names:
         if not isinstance(digests[name], str) or not DIGEST.match(digests[name]):
-            raise ConfigError(f"kubernetes.imageDigests.{name}", f"{digests[name]!r} is not a digest",
-                              "sha256:<64 hex>")
+            raise ConfigError(
+                f"kubernetes.imageDigests.{name}", f"{digests[name]!r} is not a digest", "sha256:<64 hex>"
+            )
     return [("kubernetes.imageTag", tag), *((f"kubernetes.imageDigests.{n}", digests[n]) for n in names)]
 
 
 def offline_pins() -> dict[str, Any]:
     """Stand-in pins for the offline plan only (a stack file carries none): recognisable and never pushed."""
-    return {"imageTag": hashlib.sha1(b"offline-plan").hexdigest(),  # noqa: S324 - a placeholder, not security
-            "imageDigests": {s.name: "sha256:" + hashlib.sha256(f"offline-plan:{s.name}".encode()).hexdigest()
-                             for s in catalog.SERVICES}}
+    return {
+        "imageTag": hashlib.sha1(b"offline-plan").hexdigest(),  # noqa: S324 - a placeholder, not security
+        "imageDigests": {
+            s.name: "sha256:" + hashlib.sha256(f"offline-plan:{s.name}".encode()).hexdigest() for s in catalog.SERVICES
+        },
+    }
 
 
 def pull_policy(account_ids: Sequence[str], partition: str = "aws") -> dict[str, Any]:
@@ -120,16 +138,25 @@ def pull_policy(account_ids: Sequence[str], partition: str = "aws") -> dict[str,
     pull: the EKS node role (AmazonEC2ContainerRegistryPullOnly)."""
     if not account_ids:
         raise ValueError("pull_policy: no account may pull")
-    return {"Version": "2012-10-17", "Statement": [{
-        "Sid": "PullFromStackAccounts", "Effect": "Allow",
-        "Principal": {"AWS": [f"arn:{partition}:iam::{a}:root" for a in account_ids]},
-        "Action": list(PULL_ACTIONS)}]}
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "PullFromStackAccounts",
+                "Effect": "Allow",
+                "Principal": {"AWS": [f"arn:{partition}:iam::{a}:root" for a in account_ids]},
+                "Action": list(PULL_ACTIONS),
+            }
+        ],
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m shop_platform.images",
-                                     description="Print the `pulumi config set --path` pairs that pin a stack's "
-                                                 "images, after validating the pins file.")
+    parser = argparse.ArgumentParser(
+        prog="python -m shop_platform.images",
+        description="Print the `pulumi config set --path` pairs that pin a stack's "
+        "images, after validating the pins file.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     pins = sub.add_parser("pins", help="one 'key value' line per config key, from a JSON pins file ('-': stdin)")
     pins.add_argument("file")

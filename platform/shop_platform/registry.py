@@ -23,14 +23,27 @@ from shop_platform.images import pull_policy, repository_name
 
 def lifecycle_policy(keep_tagged: int = 30, untagged_days: int = 7) -> dict[str, Any]:
     """Expire untagged images after ``untagged_days``; keep the newest ``keep_tagged`` tagged images."""
-    return {"rules": [
-        {"rulePriority": 1, "description": f"drop untagged images after {untagged_days} days",
-         "selection": {"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days",
-                       "countNumber": untagged_days}, "action": {"type": "expire"}},
-        {"rulePriority": 2, "description": f"keep the newest {keep_tagged} images",
-         "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": keep_tagged},
-         "action": {"type": "expire"}},
-    ]}
+    return {
+        "rules": [
+            {
+                "rulePriority": 1,
+                "description": f"drop untagged images after {untagged_days} days",
+                "selection": {
+                    "tagStatus": "untagged",
+                    "countType": "sinceImagePushed",
+                    "countUnit": "days",
+                    "countNumber": untagged_days,
+                },
+                "action": {"type": "expire"},
+            },
+            {
+                "rulePriority": 2,
+                "description": f"keep the newest {keep_tagged} images",
+                "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": keep_tagged},
+                "action": {"type": "expire"},
+            },
+        ]
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,15 +70,27 @@ class Registry(pulumi.ComponentResource):
         self.repository_urls = {}
         for svc in args.services:
             repo = aws.ecr.Repository(
-                f"{name}-{svc.name}", name=repository_name(svc.name), image_tag_mutability="IMMUTABLE",
+                f"{name}-{svc.name}",
+                name=repository_name(svc.name),
+                image_tag_mutability="IMMUTABLE",
                 image_scanning_configuration={"scan_on_push": True},
                 encryption_configurations=[{"encryption_type": "KMS"}],
                 # Deleting a repository with images must be a deliberate act, not a side effect of destroy.
-                force_delete=False, tags=args.ctx.tags(svc.name), opts=child)
-            aws.ecr.LifecyclePolicy(f"{name}-{svc.name}-lifecycle", repository=repo.name,
-                                    policy=json.dumps(lifecycle_policy(args.config.keep_images)), opts=child)
-            aws.ecr.RepositoryPolicy(f"{name}-{svc.name}-pull", repository=repo.name,
-                                     policy=json.dumps(pull_policy(args.config.pull_account_ids, args.ctx.partition)),
-                                     opts=child)
+                force_delete=False,
+                tags=args.ctx.tags(svc.name),
+                opts=child,
+            )
+            aws.ecr.LifecyclePolicy(
+                f"{name}-{svc.name}-lifecycle",
+                repository=repo.name,
+                policy=json.dumps(lifecycle_policy(args.config.keep_images)),
+                opts=child,
+            )
+            aws.ecr.RepositoryPolicy(
+                f"{name}-{svc.name}-pull",
+                repository=repo.name,
+                policy=json.dumps(pull_policy(args.config.pull_account_ids, args.ctx.partition)),
+                opts=child,
+            )
             self.repository_urls[svc.name] = repo.repository_url
         self.register_outputs({"repository_urls": self.repository_urls})

@@ -30,12 +30,20 @@ class ShieldProtections(pulumi.ComponentResource):
         super().__init__("shop:shield:ShieldProtections", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         tags = args.ctx.tags
-        alb = aws.shield.Protection(f"{name}-alb", name=f"shop-{args.ctx.tags.stack}-alb", resource_arn=args.alb_arn,
-                                    tags=tags(), opts=child)
-        aws.shield.Protection(f"{name}-zone", name=f"shop-{args.ctx.tags.stack}-zone", resource_arn=args.zone_arn,
-                              tags=tags(), opts=child)
-        aws.shield.Protection(f"{name}-maintenance", name=f"shop-{args.ctx.tags.stack}-maintenance",
-                              resource_arn=args.distribution_arn, tags=tags(), opts=child)
-        aws.shield.ProtectionHealthCheckAssociation(f"{name}-alb-health", shield_protection_id=alb.id,
-                                                    health_check_arn=args.health_check_arn, opts=child)
+        alb = aws.shield.Protection(
+            f"{name}-alb", name=f"shop-{args.ctx.tags.stack}-alb", resource_arn=args.alb_arn, tags=tags(), opts=child
+        )
+        aws.shield.Protection(
+            f"{name}-zone", name=f"shop-{args.ctx.tags.stack}-zone", resource_arn=args.zone_arn, tags=tags(), opts=child
+        )
+        aws.shield.Protection(
+            f"{name}-maintenance",
+            name=f"shop-{args.ctx.tags.stack}-maintenance",
+            resource_arn=args.distribution_arn,
+            tags=tags(),
+            opts=child,
+        )
+        aws.shield.ProtectionHealthCheckAssociation(
+            f"{name}-alb-health", shield_protection_id=alb.id, health_check_arn=args.health_check_arn, opts=child
+        )
         self.register_outputs({})

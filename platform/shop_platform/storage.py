@@ -22,18 +22,32 @@ from shop_platform import iam
 from shop_platform.context import StackContext
 
 
-def encryption_key(name: str, ctx: StackContext, description: str, *, parent: pulumi.Resource,
-                   service_grant: dict[str, Any] | None = None, region: str | None = None,
-                   service: str | None = None, retain_on_delete: bool = False) -> aws.kms.Key:
+def encryption_key(
+    name: str,
+    ctx: StackContext,
+    description: str,
+    *,
+    parent: pulumi.Resource,
+    service_grant: dict[str, Any] | None = None,
+    region: str | None = None,
+    service: str | None = None,
+    retain_on_delete: bool = False,
+) -> aws.kms.Key:
     """A rotating customer-managed key used through IAM, plus one optional service grant (iam.*_grant).
 
     ``retain_on_delete``: ``pulumi destroy`` leaves the key in the account (for data that outlives the stack,
     e.g. final snapshots encrypted with it; a deleted key makes them unrestorable)."""
     tags = ctx.tags(service) if service else ctx.tags()
     return aws.kms.Key(
-        name, description=description, enable_key_rotation=True, deletion_window_in_days=30,
+        name,
+        description=description,
+        enable_key_rotation=True,
+        deletion_window_in_days=30,
         policy=json.dumps(iam.kms_key_policy(ctx.account_id, partition=ctx.partition, service_grant=service_grant)),
-        region=region, tags=tags, opts=pulumi.ResourceOptions(parent=parent, retain_on_delete=retain_on_delete))
+        region=region,
+        tags=tags,
+        opts=pulumi.ResourceOptions(parent=parent, retain_on_delete=retain_on_delete),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,32 +91,64 @@ class SecureBucket(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         tags = args.ctx.tags()
         prod = args.ctx.prod
-        bucket = aws.s3.Bucket(f"{name}-bucket", force_destroy=not prod, tags=tags,
-                               opts=pulumi.ResourceOptions(parent=self, retain_on_delete=prod))
+        bucket = aws.s3.Bucket(
+            f"{name}-bucket",
+            force_destroy=not prod,
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=prod),
+        )
         block = aws.s3.BucketPublicAccessBlock(
-            f"{name}-public-access", bucket=bucket.id, block_public_acls=True, block_public_policy=True,
-            ignore_public_acls=True, restrict_public_buckets=True, opts=child)
+            f"{name}-public-access",
+            bucket=bucket.id,
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+            opts=child,
+        )
         aws.s3.BucketOwnershipControls(
-            f"{name}-ownership", bucket=bucket.id, rule={"object_ownership": "BucketOwnerEnforced"}, opts=child)
+            f"{name}-ownership", bucket=bucket.id, rule={"object_ownership": "BucketOwnerEnforced"}, opts=child
+        )
         kms = args.sse_algorithm == "aws:kms"
         aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{name}-sse", bucket=bucket.id,
-            rules=[aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
-                apply_server_side_encryption_by_default=aws.s3.
-                BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
-                    sse_algorithm=args.sse_algorithm, kms_master_key_id=args.kms_key_arn if kms else None),
-                bucket_key_enabled=kms)], opts=child)
-        self.versioning = aws.s3.BucketVersioning(f"{name}-versioning", bucket=bucket.id,
-                                                  versioning_configuration={"status": "Enabled"}, opts=child)
+            f"{name}-sse",
+            bucket=bucket.id,
+            rules=[
+                aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
+                    apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
+                        sse_algorithm=args.sse_algorithm, kms_master_key_id=args.kms_key_arn if kms else None
+                    ),
+                    bucket_key_enabled=kms,
+                )
+            ],
+            opts=child,
+        )
+        self.versioning = aws.s3.BucketVersioning(
+            f"{name}-versioning", bucket=bucket.id, versioning_configuration={"status": "Enabled"}, opts=child
+        )
         if args.access_log_bucket is not None:
-            aws.s3.BucketLogging(f"{name}-access-logging", bucket=bucket.id, target_bucket=args.access_log_bucket,
-                                 target_prefix=f"{name}/", opts=child)
+            aws.s3.BucketLogging(
+                f"{name}-access-logging",
+                bucket=bucket.id,
+                target_bucket=args.access_log_bucket,
+                target_prefix=f"{name}/",
+                opts=child,
+            )
         aws.s3.BucketLifecycleConfiguration(
-            f"{name}-lifecycle", bucket=bucket.id,
-            rules=[{"id": "expire", "status": "Enabled", "filter": {},
+            f"{name}-lifecycle",
+            bucket=bucket.id,
+            rules=[
+                {
+                    "id": "expire",
+                    "status": "Enabled",
+                    "filter": {},
                     "expiration": {"days": args.expire_days},
                     "noncurrent_version_expiration": {"noncurrent_days": 30},
-                    "abort_incomplete_multipart_upload": {"days_after_initiation": 7}}], opts=child)
+                    "abort_incomplete_multipart_upload": {"days_after_initiation": 7},
+                }
+            ],
+            opts=child,
+        )
         grants, account, partition = args.grants, args.ctx.account_id, args.ctx.partition
         logs_in = args.receives_access_logs
 
@@ -112,10 +158,13 @@ class SecureBucket(pulumi.ComponentResource):
             delivery = [iam.s3_access_log_delivery(arn, account, partition)] if logs_in else []
             return json.dumps(iam.bucket_policy(iam.s3_tls_only(arn), *delivery, *extra))
 
-        aws.s3.BucketPolicy(f"{name}-policy", bucket=bucket.id,
-                            policy=pulumi.Output.all(bucket.arn, args.grant_context).apply(policy),
-                            # A policy put before the public-access block could be judged "public".
-                            opts=pulumi.ResourceOptions(parent=self, depends_on=[block]))
+        aws.s3.BucketPolicy(
+            f"{name}-policy",
+            bucket=bucket.id,
+            policy=pulumi.Output.all(bucket.arn, args.grant_context).apply(policy),
+            # A policy put before the public-access block could be judged "public".
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[block]),
+        )
         self.bucket_name = bucket.bucket
         self.arn = bucket.arn
         self.regional_domain_name = bucket.bucket_regional_domain_name

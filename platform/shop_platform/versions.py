@@ -109,8 +109,9 @@ NODE_AMI_TYPE: Final = "AL2023_ARM_64_STANDARD"
 POSTGRES_ENGINE_VERSION: Final = "17"
 POSTGRES_PARAMETER_FAMILY: Final = "postgres17"
 POSTGRES_SUPPORT: Final[dict[str, SupportWindow]] = {
-    "17": SupportWindow("RDS for PostgreSQL 17", date(2030, 2, 28),
-                        "RDS for PostgreSQL release calendar (major versions)"),
+    "17": SupportWindow(
+        "RDS for PostgreSQL 17", date(2030, 2, 28), "RDS for PostgreSQL release calendar (major versions)"
+    ),
 }
 
 
@@ -129,11 +130,15 @@ def support_warnings(eks_version: str, today: date) -> list[str]:
     for window in (support_window("eks", eks_version), support_window("postgres", POSTGRES_ENGINE_VERSION)):
         days = (window.end_of_standard_support - today).days
         if days < 0:
-            out.append(f"{window.what} left standard support on {window.end_of_standard_support} "
-                       f"({-days} days ago; {window.source}): upgrade now, extended support is billed")
+            out.append(
+                f"{window.what} left standard support on {window.end_of_standard_support} "
+                f"({-days} days ago; {window.source}): upgrade now, extended support is billed"
+            )
         elif days <= SUPPORT_WARNING_DAYS:
-            out.append(f"{window.what} leaves standard support on {window.end_of_standard_support} "
-                       f"(in {days} days; {window.source}): plan the upgrade (dev first)")
+            out.append(
+                f"{window.what} leaves standard support on {window.end_of_standard_support} "
+                f"(in {days} days; {window.source}): plan the upgrade (dev first)"
+            )
     return out
 
 
@@ -222,7 +227,6 @@ LOCAL_POSTGRES_IMAGE: Final = "postgres:17.6-bookworm"
 # The kind node image matching the cluster version the local stack validates manifests for, by digest as kind's
 # release notes ask: v1.33.4 is one of the images pre-built for kind v0.30.0, the oldest kind it is made for.
 # renovate: datasource=docker depName=kindest/node
-KIND_NODE_IMAGE: Final = (
-    "kindest/node:v1.33.4@sha256:25a6018e48dfcaee478f4a59af81157a437f15e6e140bf103f85a2e7cd0cbbf2")
+KIND_NODE_IMAGE: Final = "kindest/node:v1.33.4@sha256:25a6018e48dfcaee478f4a59af81157a437f15e6e140bf103f85a2e7cd0cbbf2"
 KIND_MIN_VERSION: Final = "0.30.0"
 # ===== end Kubernetes layer ===============================================================================

@@ -39,32 +39,60 @@ def _too_many_requests() -> dict[str, Any]:
 
 
 def managed_group_rule(group: str, priority: int) -> dict[str, Any]:
-    return {"Name": group, "Priority": priority, "OverrideAction": {"None": {}},
-            "Statement": {"ManagedRuleGroupStatement": {"VendorName": "AWS", "Name": group}},
-            "VisibilityConfig": _visibility(group)}
+    return {
+        "Name": group,
+        "Priority": priority,
+        "OverrideAction": {"None": {}},
+        "Statement": {"ManagedRuleGroupStatement": {"VendorName": "AWS", "Name": group}},
+        "VisibilityConfig": _visibility(group),
+    }
 
 
 def rate_limit_rule(limit: int, priority: int) -> dict[str, Any]:
     """Every client IP: at most ``limit`` requests per 5-minute window."""
-    return {"Name": "rate-per-ip", "Priority": priority, "Action": _too_many_requests(),
-            "Statement": {"RateBasedStatement": {"Limit": limit, "AggregateKeyType": "IP",
-                                                 "EvaluationWindowSec": RATE_WINDOW_SECONDS}},
-            "VisibilityConfig": _visibility("rate-per-ip")}
+    return {
+        "Name": "rate-per-ip",
+        "Priority": priority,
+        "Action": _too_many_requests(),
+        "Statement": {
+            "RateBasedStatement": {"Limit": limit, "AggregateKeyType": "IP", "EvaluationWindowSec": RATE_WINDOW_SECONDS}
+        },
+        "VisibilityConfig": _visibility("rate-per-ip"),
+    }
 
 
 def login_rate_limit_rule(limit: int, login_path: str, priority: int) -> dict[str, Any]:
     """Credential stuffing guard: a much lower per-IP limit on ``POST <login_path>``."""
-    path_match = {"ByteMatchStatement": {
-        "SearchString": login_path, "PositionalConstraint": "STARTS_WITH", "FieldToMatch": {"UriPath": {}},
-        "TextTransformations": [{"Priority": 0, "Type": "LOWERCASE"}]}}
-    post_match = {"ByteMatchStatement": {
-        "SearchString": "POST", "PositionalConstraint": "EXACTLY", "FieldToMatch": {"Method": {}},
-        "TextTransformations": [{"Priority": 0, "Type": "NONE"}]}}
-    return {"Name": "rate-login", "Priority": priority, "Action": _too_many_requests(),
-            "Statement": {"RateBasedStatement": {
-                "Limit": limit, "AggregateKeyType": "IP", "EvaluationWindowSec": RATE_WINDOW_SECONDS,
-                "ScopeDownStatement": {"AndStatement": {"Statements": [path_match, post_match]}}}},
-            "VisibilityConfig": _visibility("rate-login")}
+    path_match = {
+        "ByteMatchStatement": {
+            "SearchString": login_path,
+            "PositionalConstraint": "STARTS_WITH",
+            "FieldToMatch": {"UriPath": {}},
+            "TextTransformations": [{"Priority": 0, "Type": "LOWERCASE"}],
+        }
+    }
+    post_match = {
+        "ByteMatchStatement": {
+            "SearchString": "POST",
+            "PositionalConstraint": "EXACTLY",
+            "FieldToMatch": {"Method": {}},
+            "TextTransformations": [{"Priority": 0, "Type": "NONE"}],
+        }
+    }
+    return {
+        "Name": "rate-login",
+        "Priority": priority,
+        "Action": _too_many_requests(),
+        "Statement": {
+            "RateBasedStatement": {
+                "Limit": limit,
+                "AggregateKeyType": "IP",
+                "EvaluationWindowSec": RATE_WINDOW_SECONDS,
+                "ScopeDownStatement": {"AndStatement": {"Statements": [path_match, post_match]}},
+            }
+        },
+        "VisibilityConfig": _visibility("rate-login"),
+    }
 
 
 def build_web_acl_rules(edge: EdgeConfig) -> list[dict[str, Any]]:

@@ -15,8 +15,14 @@ from retail_policies._support import Rule
 PACK_NAME: Final = "retail-platform-policies"
 
 POLICIES: Final[list[Rule]] = [
-    *rds.POLICIES, *eks.POLICIES, *alb.POLICIES, *waf.POLICIES, *edge.POLICIES, *storage.POLICIES,
-    *network.POLICIES, *governance.POLICIES,
+    *rds.POLICIES,
+    *eks.POLICIES,
+    *alb.POLICIES,
+    *waf.POLICIES,
+    *edge.POLICIES,
+    *storage.POLICIES,
+    *network.POLICIES,
+    *governance.POLICIES,
 ]
 
 

@@ -143,8 +143,13 @@ class Context:
         configured = config.get("environment") if isinstance(config, Mapping) else None
         env = configured if isinstance(configured, str) and configured else environment_of(stack)
         prod = env == "prod" or environment_of(stack) == "prod" or tag_environment == "prod"
-        return Context(stack=stack, environment="prod" if prod else env, prod=prod, config=config or {},
-                       resource_type=resource_type)
+        return Context(
+            stack=stack,
+            environment="prod" if prod else env,
+            prod=prod,
+            config=config or {},
+            resource_type=resource_type,
+        )
 
 
 Rule = ResourceValidationPolicy | StackValidationPolicy
@@ -169,10 +174,18 @@ def _tag_env(props: Any) -> Any:
     return env if isinstance(env, str) else None
 
 
-def resource_policy(name: str, description: str, types: Iterable[str], check: ResourceCheck, *,
-                    remediation: str, enforcement: EnforcementLevel = MANDATORY,
-                    config_schema: Mapping[str, Any] | None = None, url: str | None = None,
-                    tags: Sequence[str] = ()) -> ResourceValidationPolicy:
+def resource_policy(
+    name: str,
+    description: str,
+    types: Iterable[str],
+    check: ResourceCheck,
+    *,
+    remediation: str,
+    enforcement: EnforcementLevel = MANDATORY,
+    config_schema: Mapping[str, Any] | None = None,
+    url: str | None = None,
+    tags: Sequence[str] = (),
+) -> ResourceValidationPolicy:
     """A resource rule: ``check(props, ctx)`` yields one message per finding for a resource of ``types``
     (every resource when ``types`` is empty: the check filters on ``ctx.resource_type`` itself)."""
     wanted = frozenset(types)
@@ -185,14 +198,29 @@ def resource_policy(name: str, description: str, types: Iterable[str], check: Re
             report(f"{short_type(args.resource_type)} '{args.name}': {message}", None)
 
     schema = PolicyConfigSchema(properties={**ENVIRONMENT_SCHEMA, **(config_schema or {})})
-    return ResourceValidationPolicy(name=name, description=description, validate=validate,
-                                    enforcement_level=enforcement, config_schema=schema,
-                                    remediation_steps=remediation, url=url, tags=list(tags) or None)
+    return ResourceValidationPolicy(
+        name=name,
+        description=description,
+        validate=validate,
+        enforcement_level=enforcement,
+        config_schema=schema,
+        remediation_steps=remediation,
+        url=url,
+        tags=list(tags) or None,
+    )
 
 
-def stack_policy(name: str, description: str, check: StackCheck, *, remediation: str,
-                 enforcement: EnforcementLevel = MANDATORY, config_schema: Mapping[str, Any] | None = None,
-                 url: str | None = None, tags: Sequence[str] = ()) -> StackValidationPolicy:
+def stack_policy(
+    name: str,
+    description: str,
+    check: StackCheck,
+    *,
+    remediation: str,
+    enforcement: EnforcementLevel = MANDATORY,
+    config_schema: Mapping[str, Any] | None = None,
+    url: str | None = None,
+    tags: Sequence[str] = (),
+) -> StackValidationPolicy:
     """A stack rule: ``check(resources, ctx)`` yields ``(message, urn or None)`` per finding."""
 
     def validate(args: StackValidationArgs, report: ReportViolation) -> None:
@@ -204,9 +232,16 @@ def stack_policy(name: str, description: str, check: StackCheck, *, remediation:
             report(message, at)
 
     schema = PolicyConfigSchema(properties={**ENVIRONMENT_SCHEMA, **(config_schema or {})})
-    return StackValidationPolicy(name=name, description=description, validate=validate,
-                                 enforcement_level=enforcement, config_schema=schema,
-                                 remediation_steps=remediation, url=url, tags=list(tags) or None)
+    return StackValidationPolicy(
+        name=name,
+        description=description,
+        validate=validate,
+        enforcement_level=enforcement,
+        config_schema=schema,
+        remediation_steps=remediation,
+        url=url,
+        tags=list(tags) or None,
+    )
 
 
 # --- following references between resources (stack rules) ---------------------------------------------------

@@ -42,19 +42,26 @@ def _failover(props: Any) -> str | None:
 
 def check_primary_health_checked(props: Any, ctx: Context) -> Iterable[str]:
     if _failover(props) == "PRIMARY" and not get(props, "healthCheckId"):
-        yield ("a PRIMARY failover record without healthCheckId never fails over: Route 53 keeps answering with "
-               "the primary while it is down; set health_check_id=<aws.route53.HealthCheck>.id")
+        yield (
+            "a PRIMARY failover record without healthCheckId never fails over: Route 53 keeps answering with "
+            "the primary while it is down; set health_check_id=<aws.route53.HealthCheck>.id"
+        )
     if _failover(props) == "PRIMARY":
         for alias in items(get(props, "aliases")):
             if not truthy(get(alias, "evaluateTargetHealth")):
-                yield ("the PRIMARY alias has evaluateTargetHealth false; set it true so an ALB without healthy "
-                       "targets also fails over")
+                yield (
+                    "the PRIMARY alias has evaluateTargetHealth false; set it true so an ALB without healthy "
+                    "targets also fails over"
+                )
 
 
 def _public_edge(resources: list[PolicyResource]) -> list[PolicyResource]:
-    albs = [lb for lb in of_type(resources, *LOAD_BALANCERS)
-            if known(lb.props, "loadBalancerType", default="application") == "application"
-            and not truthy(known(lb.props, "internal"))]
+    albs = [
+        lb
+        for lb in of_type(resources, *LOAD_BALANCERS)
+        if known(lb.props, "loadBalancerType", default="application") == "application"
+        and not truthy(known(lb.props, "internal"))
+    ]
     zones = [z for z in of_type(resources, ZONE) if not items(known(z.props, "vpcs"))]  # private zones: not edge
     return [*albs, *zones, *of_type(resources, DISTRIBUTION)]
 
@@ -68,14 +75,21 @@ def check_shield(resources: list[PolicyResource], ctx: Context) -> Iterable[tupl
     for target in edge:
         covering = [p for p in protections if target in links(p, "resourceArn", edge)]
         if not covering:
-            yield (f"{label(target)} has no Shield Advanced protection in prod stack '{ctx.stack}': add "
-                   "aws.shield.Protection(resource_arn=...) (set edge.shieldAdvanced: true; the account needs "
-                   "the Shield Advanced subscription)", target.urn)
+            yield (
+                f"{label(target)} has no Shield Advanced protection in prod stack '{ctx.stack}': add "
+                "aws.shield.Protection(resource_arn=...) (set edge.shieldAdvanced: true; the account needs "
+                "the Shield Advanced subscription)",
+                target.urn,
+            )
         elif target.resource_type in LOAD_BALANCERS and not any(
-                links(h, "shieldProtectionId", covering) for h in health):
-            yield (f"{label(target)}'s Shield protection has no health check: add "
-                   "aws.shield.ProtectionHealthCheckAssociation (health-based detection reacts faster and "
-                   "with fewer false positives)", target.urn)
+            links(h, "shieldProtectionId", covering) for h in health
+        ):
+            yield (
+                f"{label(target)}'s Shield protection has no health check: add "
+                "aws.shield.ProtectionHealthCheckAssociation (health-based detection reacts faster and "
+                "with fewer false positives)",
+                target.urn,
+            )
 
 
 def check_failover_pairs(resources: list[PolicyResource], ctx: Context) -> Iterable[tuple[str, str | None]]:
@@ -90,11 +104,17 @@ def check_failover_pairs(resources: list[PolicyResource], ctx: Context) -> Itera
         if _failover(r.props) != "PRIMARY":
             continue
         if "SECONDARY" not in by_name.get((known(r.props, "name"), known(r.props, "type")), []):
-            yield (f"{label(r)} is a PRIMARY failover record with no SECONDARY for the same name and type: "
-                   "failover has nowhere to go; add the SECONDARY record (e.g. the maintenance site)", r.urn)
+            yield (
+                f"{label(r)} is a PRIMARY failover record with no SECONDARY for the same name and type: "
+                "failover has nowhere to go; add the SECONDARY record (e.g. the maintenance site)",
+                r.urn,
+            )
         if known(r.props, "healthCheckId") and not links(r, "healthCheckId", checks):
-            yield (f"{label(r)} names a health check this stack does not declare: declare the "
-                   "aws.route53.HealthCheck in the program so its path, port and thresholds are reviewed", r.urn)
+            yield (
+                f"{label(r)} names a health check this stack does not declare: declare the "
+                "aws.route53.HealthCheck in the program so its path, port and thresholds are reviewed",
+                r.urn,
+            )
 
 
 def check_query_logging(resources: list[PolicyResource], ctx: Context) -> Iterable[tuple[str, str | None]]:
@@ -103,23 +123,41 @@ def check_query_logging(resources: list[PolicyResource], ctx: Context) -> Iterab
         if items(known(zone.props, "vpcs")):
             continue
         if not any(zone in links(q, "zoneId", [zone]) for q in logs):
-            yield (f"{label(zone)} is a public zone without DNS query logging: add aws.route53.QueryLog to a "
-                   "us-east-1 log group [Route53.2]", zone.urn)
+            yield (
+                f"{label(zone)} is a public zone without DNS query logging: add aws.route53.QueryLog to a "
+                "us-east-1 log group [Route53.2]",
+                zone.urn,
+            )
 
 
 POLICIES: Final[list[Rule]] = [
-    stack_policy("shield-prod-edge", "In prod, every public ALB, zone and distribution has Shield Advanced",
-                 check_shield, remediation="edge.shieldAdvanced: true (aws.shield.Protection per edge resource)",
-                 url="https://docs.aws.amazon.com/waf/latest/developerguide/ddos-advanced-summary.html"),
-    resource_policy("route53-failover-primary-health-checked",
-                    "PRIMARY failover records carry a health check and evaluate target health", (RECORD,),
-                    check_primary_health_checked, remediation="health_check_id on the PRIMARY record",
-                    url="https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/dns-failover.html"),
-    stack_policy("route53-failover-complete",
-                 "Failover records come in PRIMARY/SECONDARY pairs checked by a declared health check",
-                 check_failover_pairs, remediation="a SECONDARY record and an aws.route53.HealthCheck",
-                 url="https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/dns-failover-configuring.html"),
-    stack_policy("route53-query-logging", "Created public hosted zones log DNS queries [Route53.2]",
-                 check_query_logging, remediation="aws.route53.QueryLog(zone_id=zone.zone_id, ...)",
-                 url="https://docs.aws.amazon.com/securityhub/latest/userguide/route53-controls.html"),
+    stack_policy(
+        "shield-prod-edge",
+        "In prod, every public ALB, zone and distribution has Shield Advanced",
+        check_shield,
+        remediation="edge.shieldAdvanced: true (aws.shield.Protection per edge resource)",
+        url="https://docs.aws.amazon.com/waf/latest/developerguide/ddos-advanced-summary.html",
+    ),
+    resource_policy(
+        "route53-failover-primary-health-checked",
+        "PRIMARY failover records carry a health check and evaluate target health",
+        (RECORD,),
+        check_primary_health_checked,
+        remediation="health_check_id on the PRIMARY record",
+        url="https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/dns-failover.html",
+    ),
+    stack_policy(
+        "route53-failover-complete",
+        "Failover records come in PRIMARY/SECONDARY pairs checked by a declared health check",
+        check_failover_pairs,
+        remediation="a SECONDARY record and an aws.route53.HealthCheck",
+        url="https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/dns-failover-configuring.html",
+    ),
+    stack_policy(
+        "route53-query-logging",
+        "Created public hosted zones log DNS queries [Route53.2]",
+        check_query_logging,
+        remediation="aws.route53.QueryLog(zone_id=zone.zone_id, ...)",
+        url="https://docs.aws.amazon.com/securityhub/latest/userguide/route53-controls.html",
+    ),
 ]

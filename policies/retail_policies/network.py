@@ -52,8 +52,12 @@ def _public_web_only(props: Any) -> bool:
 
 
 def _world_sources(props: Any) -> list[str]:
-    sources = [known(props, "cidrIpv4"), known(props, "cidrIpv6"),
-               *items(known(props, "cidrBlocks")), *items(known(props, "ipv6CidrBlocks"))]
+    sources = [
+        known(props, "cidrIpv4"),
+        known(props, "cidrIpv6"),
+        *items(known(props, "cidrBlocks")),
+        *items(known(props, "ipv6CidrBlocks")),
+    ]
     return [str(s) for s in sources if isinstance(s, str) and s in WORLD]
 
 
@@ -79,11 +83,16 @@ def check_world_ingress(resources: list[PolicyResource], ctx: Context) -> Iterab
         on_alb = bool(owner) and all(g in alb_groups for g in owner)
         if on_alb and _public_web_only(rule_props):
             return None
-        where = "an internet-facing ALB's security group" if on_alb else \
-            (label(owner[0]) if owner else "a security group this stack does not declare")
-        return (f"opens {_describe(rule_props)} to {', '.join(world)} on {where}. Only the internet-facing ALB may "
-                "take traffic from the internet, and only on tcp 80/443: reference a security group "
-                "(referenced_security_group_id) or a private CIDR instead")
+        where = (
+            "an internet-facing ALB's security group"
+            if on_alb
+            else (label(owner[0]) if owner else "a security group this stack does not declare")
+        )
+        return (
+            f"opens {_describe(rule_props)} to {', '.join(world)} on {where}. Only the internet-facing ALB may "
+            "take traffic from the internet, and only on tcp 80/443: reference a security group "
+            "(referenced_security_group_id) or a private CIDR instead"
+        )
 
     for rule in of_type(resources, INGRESS_RULE):
         msg = verdict(rule.props, links(rule, "securityGroupId", groups))
@@ -104,28 +113,44 @@ def check_world_ingress(resources: list[PolicyResource], ctx: Context) -> Iterab
 
 def check_default_sg_closed(props: Any, ctx: Context) -> Iterable[str]:
     if items(get(props, "ingress")) or items(get(props, "egress")):
-        yield ("the VPC's default security group has rules: anything launched without a group gets them. Declare "
-               "it with ingress=[] and egress=[] [EC2.2]")
+        yield (
+            "the VPC's default security group has rules: anything launched without a group gets them. Declare "
+            "it with ingress=[] and egress=[] [EC2.2]"
+        )
 
 
 def check_launch_template_volumes(props: Any, ctx: Context) -> Iterable[str]:
     for mapping in items(get(props, "blockDeviceMappings")):
         ebs = get(mapping, "ebs")
         if ebs is not None and not truthy(get(ebs, "encrypted")):
-            yield (f"block device {get(mapping, 'deviceName', default='?')} is not encrypted; set "
-                   "ebs.encrypted='true' (node disks hold images, logs and emptyDir data) [EC2.7]")
+            yield (
+                f"block device {get(mapping, 'deviceName', default='?')} is not encrypted; set "
+                "ebs.encrypted='true' (node disks hold images, logs and emptyDir data) [EC2.7]"
+            )
 
 
 POLICIES: Final[list[Rule]] = [
-    stack_policy("sg-no-world-ingress",
-                 "Only the internet-facing ALB's security group takes 0.0.0.0/0 or ::/0, and only on tcp 80/443",
-                 check_world_ingress, remediation="referenced_security_group_id or a private CIDR",
-                 url="https://docs.aws.amazon.com/securityhub/latest/userguide/ec2-controls.html"),
-    resource_policy("vpc-default-sg-closed", "The default security group has no rules [EC2.2]",
-                    (DEFAULT_SECURITY_GROUP,), check_default_sg_closed,
-                    remediation="aws.ec2.DefaultSecurityGroup(vpc_id, ingress=[], egress=[])",
-                    url="https://docs.aws.amazon.com/securityhub/latest/userguide/ec2-controls.html"),
-    resource_policy("ec2-launch-template-encrypted-volumes", "Launch template EBS volumes are encrypted [EC2.7]",
-                    (LAUNCH_TEMPLATE,), check_launch_template_volumes, remediation="ebs.encrypted='true'",
-                    url="https://docs.aws.amazon.com/securityhub/latest/userguide/ec2-controls.html"),
+    stack_policy(
+        "sg-no-world-ingress",
+        "Only the internet-facing ALB's security group takes 0.0.0.0/0 or ::/0, and only on tcp 80/443",
+        check_world_ingress,
+        remediation="referenced_security_group_id or a private CIDR",
+        url="https://docs.aws.amazon.com/securityhub/latest/userguide/ec2-controls.html",
+    ),
+    resource_policy(
+        "vpc-default-sg-closed",
+        "The default security group has no rules [EC2.2]",
+        (DEFAULT_SECURITY_GROUP,),
+        check_default_sg_closed,
+        remediation="aws.ec2.DefaultSecurityGroup(vpc_id, ingress=[], egress=[])",
+        url="https://docs.aws.amazon.com/securityhub/latest/userguide/ec2-controls.html",
+    ),
+    resource_policy(
+        "ec2-launch-template-encrypted-volumes",
+        "Launch template EBS volumes are encrypted [EC2.7]",
+        (LAUNCH_TEMPLATE,),
+        check_launch_template_volumes,
+        remediation="ebs.encrypted='true'",
+        url="https://docs.aws.amazon.com/securityhub/latest/userguide/ec2-controls.html",
+    ),
 ]

@@ -72,15 +72,25 @@ class PolicyReport:
         return not self.mandatory and not any(v.level == "mandatory" for v in self.not_run)
 
     def as_json(self) -> dict[str, Any]:
-        return {"pack": self.pack, "stack": self.stack, "resources": self.resources, "policies": self.policies,
-                "passed": self.passed, "mandatory": len(self.mandatory), "advisory": len(self.advisory),
-                "by_policy": dict(sorted(Counter(v.policy for v in self.violations).items())),
-                "violations": [asdict(v) for v in self.violations], "not_run": [asdict(v) for v in self.not_run]}
+        return {
+            "pack": self.pack,
+            "stack": self.stack,
+            "resources": self.resources,
+            "policies": self.policies,
+            "passed": self.passed,
+            "mandatory": len(self.mandatory),
+            "advisory": len(self.advisory),
+            "by_policy": dict(sorted(Counter(v.policy for v in self.violations).items())),
+            "violations": [asdict(v) for v in self.violations],
+            "not_run": [asdict(v) for v in self.not_run],
+        }
 
     def render(self) -> str:
-        head = (f"policy pack {self.pack}: stack {self.stack or '?'}: {self.policies} policies over "
-                f"{self.resources} resources: {len(self.mandatory)} mandatory, {len(self.advisory)} advisory "
-                f"violation(s){'' if self.passed else ' - FAILED'}")
+        head = (
+            f"policy pack {self.pack}: stack {self.stack or '?'}: {self.policies} policies over "
+            f"{self.resources} resources: {len(self.mandatory)} mandatory, {len(self.advisory)} advisory "
+            f"violation(s){'' if self.passed else ' - FAILED'}"
+        )
         lines = [head]
         for v in sorted(self.violations + self.not_run, key=lambda v: (v.level != "mandatory", v.policy, v.message)):
             lines.append(f"  [{v.level}] {v.policy}: {v.message}")
@@ -103,8 +113,14 @@ class RecordedPolicyResource(PolicyResource):
 
 
 def _options() -> PolicyResourceOptions:
-    return PolicyResourceOptions(protect=False, ignore_changes=[], delete_before_replace=None, aliases=[],
-                                 custom_timeouts=PolicyCustomTimeouts(0, 0, 0), additional_secret_outputs=[])
+    return PolicyResourceOptions(
+        protect=False,
+        ignore_changes=[],
+        delete_before_replace=None,
+        aliases=[],
+        custom_timeouts=PolicyCustomTimeouts(0, 0, 0),
+        additional_secret_outputs=[],
+    )
 
 
 def _level(policy: Rule) -> str:
@@ -112,8 +128,9 @@ def _level(policy: Rule) -> str:
     return "advisory" if level == EnforcementLevel.ADVISORY else "mandatory"
 
 
-def run_policies(resources: Iterable[Any], config: PolicyConfig | None = None,
-                 policies: Sequence[Rule] | None = None) -> PolicyReport:
+def run_policies(
+    resources: Iterable[Any], config: PolicyConfig | None = None, policies: Sequence[Rule] | None = None
+) -> PolicyReport:
     """Evaluate ``policies`` (default: the whole pack) over recorded resources.
 
     ``resources``: objects or dicts with ``type``, ``name``, ``urn``, ``inputs`` and optionally ``parent``,
@@ -131,8 +148,17 @@ def run_policies(resources: Iterable[Any], config: PolicyConfig | None = None,
         def report_violation(message: str, urn: str | None = None) -> None:
             at = urn or default_urn
             r = by_urn.get(at) if at else None
-            report.violations.append(Violation(policy.name, _level(policy), message, at,
-                                               _field(r, "type") if r else None, _field(r, "name") if r else None))
+            report.violations.append(
+                Violation(
+                    policy.name,
+                    _level(policy),
+                    message,
+                    at,
+                    _field(r, "type") if r else None,
+                    _field(r, "name") if r else None,
+                )
+            )
+
         return report_violation
 
     resource_rules = [p for p in rules if isinstance(p, ResourceValidationPolicy)]
@@ -141,18 +167,37 @@ def run_policies(resources: Iterable[Any], config: PolicyConfig | None = None,
     for r in recorded:
         type_, urn, name = str(_field(r, "type")), str(_field(r, "urn")), str(_field(r, "name"))
         for rule in resource_rules:
-            args = ResourceValidationArgs(type_, unknown_checking_proxy(dict(_field(r, "inputs") or {})), urn, name,
-                                          _options(), None, cfg.get(rule.name, {}))
+            args = ResourceValidationArgs(
+                type_,
+                unknown_checking_proxy(dict(_field(r, "inputs") or {})),
+                urn,
+                name,
+                _options(),
+                None,
+                cfg.get(rule.name, {}),
+            )
             _guard(report, rule, urn, lambda p=rule, a=args: p.validate(a, sink(p, a.urn)))
 
     policy_resources: dict[str, RecordedPolicyResource] = {}
     for r in recorded:
-        pr = RecordedPolicyResource(str(_field(r, "type")), unknown_checking_proxy(dict(_field(r, "inputs") or {})),
-                            str(_field(r, "urn")), str(_field(r, "name")), _options(), None, None, [], {})
+        pr = RecordedPolicyResource(
+            str(_field(r, "type")),
+            unknown_checking_proxy(dict(_field(r, "inputs") or {})),
+            str(_field(r, "urn")),
+            str(_field(r, "name")),
+            _options(),
+            None,
+            None,
+            [],
+            {},
+        )
         # What the mocks answered (id, ARN, name): lets stack rules match references by value offline.
         outputs = _field(r, "outputs") or {}
-        pr.identities = {str(v) for v in (_field(r, "id"), *(outputs.get(k) for k in ("arn", "name", "id", "bucket")))
-                         if isinstance(v, str) and v}
+        pr.identities = {
+            str(v)
+            for v in (_field(r, "id"), *(outputs.get(k) for k in ("arn", "name", "id", "bucket")))
+            if isinstance(v, str) and v
+        }
         policy_resources[pr.urn] = pr
     for r in recorded:
         pr = policy_resources[str(_field(r, "urn"))]
@@ -166,8 +211,7 @@ def run_policies(resources: Iterable[Any], config: PolicyConfig | None = None,
     return report
 
 
-def _guard(report: PolicyReport, policy: Rule, urn: str | None,
-           call: Any) -> None:
+def _guard(report: PolicyReport, policy: Rule, urn: str | None, call: Any) -> None:
     """Run one policy call; an unknown value is what the CLI reports as "can't run during preview"
     (advisory), any other exception is a broken rule and fails the run (mandatory)."""
     try:
@@ -188,11 +232,14 @@ def write_report(report: PolicyReport, out: Path) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m retail_policies.offline",
-                                     description="Run the policy pack over an offline plan's resources.json.")
+    parser = argparse.ArgumentParser(
+        prog="python -m retail_policies.offline",
+        description="Run the policy pack over an offline plan's resources.json.",
+    )
     parser.add_argument("resources", type=Path, help="resources.json written by python -m tools.plan")
-    parser.add_argument("--config", type=Path,
-                        help="policy config JSON ({policy-name: {...}}), as --policy-pack-config")
+    parser.add_argument(
+        "--config", type=Path, help="policy config JSON ({policy-name: {...}}), as --policy-pack-config"
+    )
     parser.add_argument("--out", type=Path, help="where to write the report (default: next to resources.json)")
     args = parser.parse_args(argv)
     try:
@@ -202,8 +249,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"policies: cannot read input: {exc}", file=sys.stderr)
         return 2
     if not isinstance(data, Mapping) or not isinstance(data.get("resources"), list):
-        print(f"policies: {args.resources} has no 'resources' list (is it an offline plan's resources.json?)",
-              file=sys.stderr)
+        print(
+            f"policies: {args.resources} has no 'resources' list (is it an offline plan's resources.json?)",
+            file=sys.stderr,
+        )
         return 2
     report = run_policies(data["resources"], config)
     path = write_report(report, args.out or args.resources.parent)

@@ -70,11 +70,15 @@ def check_managed_groups(props: Any, ctx: Context) -> Iterable[str]:
             groups[str(stmt.get("name"))] = rule
     for name in required:
         if name not in groups:
-            yield (f"AWS managed rule group {name} is missing; add a rule with managedRuleGroupStatement "
-                   f"{{vendorName: AWS, name: {name}}} and overrideAction none")
+            yield (
+                f"AWS managed rule group {name} is missing; add a rule with managedRuleGroupStatement "
+                f"{{vendorName: AWS, name: {name}}} and overrideAction none"
+            )
         elif not _blocks(groups[name]):
-            yield (f"AWS managed rule group {name} runs in count mode (overrideAction count): it logs attacks "
-                   "but blocks none; use overrideAction {none: {}}")
+            yield (
+                f"AWS managed rule group {name} runs in count mode (overrideAction count): it logs attacks "
+                "but blocks none; use overrideAction {none: {}}"
+            )
 
 
 def check_rate_rule(props: Any, ctx: Context) -> Iterable[str]:
@@ -82,16 +86,21 @@ def check_rate_rule(props: Any, ctx: Context) -> Iterable[str]:
         stmt = (rule.get("statement") or {}).get("rateBasedStatement")
         if isinstance(stmt, dict) and stmt.get("limit") and _blocks(rule):
             return
-    yield ("no rate-based rule that blocks: one client can flood the API; add a rule with rateBasedStatement "
-           "{limit: <requests per window>, aggregateKeyType: IP} and action block (e.g. 429)")
+    yield (
+        "no rate-based rule that blocks: one client can flood the API; add a rule with rateBasedStatement "
+        "{limit: <requests per window>, aggregateKeyType: IP} and action block (e.g. 429)"
+    )
 
 
 def check_metrics(props: Any, ctx: Context) -> Iterable[str]:
     if not truthy(get(props, "visibilityConfig", "cloudwatchMetricsEnabled")):
         yield "visibilityConfig.cloudwatchMetricsEnabled is not true: blocked traffic is invisible [WAF.12]"
     for rule in web_acl_rules(props):
-        if not truthy((rule.get("visibilityConfig") or {}).get("cloudWatchMetricsEnabled",
-                      (rule.get("visibilityConfig") or {}).get("cloudwatchMetricsEnabled"))):
+        if not truthy(
+            (rule.get("visibilityConfig") or {}).get(
+                "cloudWatchMetricsEnabled", (rule.get("visibilityConfig") or {}).get("cloudwatchMetricsEnabled")
+            )
+        ):
             yield f"rule {rule.get('name')!r} has CloudWatch metrics off; enable them [WAF.12]"
 
 
@@ -99,8 +108,10 @@ def check_logging_redaction(props: Any, ctx: Context) -> Iterable[str]:
     redacted = {str(get(f, "singleHeader", "name", default="")).lower() for f in items(get(props, "redactedFields"))}
     missing = [h for h in REDACTED_HEADERS if h not in redacted]
     if missing:
-        yield (f"WAF logs would carry the {missing} header(s) (bearer tokens, session cookies); add "
-               "redacted_fields=[{single_header: {name: <header>}}] for each")
+        yield (
+            f"WAF logs would carry the {missing} header(s) (bearer tokens, session cookies); add "
+            "redacted_fields=[{single_header: {name: <header>}}] for each"
+        )
 
 
 def check_logging(resources: list[PolicyResource], ctx: Context) -> Iterable[tuple[str, str | None]]:
@@ -108,23 +119,52 @@ def check_logging(resources: list[PolicyResource], ctx: Context) -> Iterable[tup
     configs = of_type(resources, LOGGING)
     for acl in acls:
         if not any(acl in links(c, "resourceArn", acls) for c in configs):
-            yield (f"{label(acl)} has no logging: add aws.wafv2.WebAclLoggingConfiguration(resource_arn=acl.arn, "
-                   "log_destination_configs=[<aws-waf-logs-* log group>]) [WAF.11]", acl.urn)
+            yield (
+                f"{label(acl)} has no logging: add aws.wafv2.WebAclLoggingConfiguration(resource_arn=acl.arn, "
+                "log_destination_configs=[<aws-waf-logs-* log group>]) [WAF.11]",
+                acl.urn,
+            )
 
 
 POLICIES: Final[list[Rule]] = [
-    resource_policy("waf-managed-rule-groups", "Web ACLs run the AWS managed rule groups in block mode [WAF.10]",
-                    (WEB_ACL,), check_managed_groups,
-                    remediation="rules: AWSManagedRulesCommonRuleSet, AWSManagedRulesKnownBadInputsRuleSet",
-                    config_schema={"requiredManagedGroups": {"type": "array", "items": {"type": "string"}}},
-                    url=DOCS),
-    resource_policy("waf-rate-based-rule", "Web ACLs have a blocking per-IP rate-based rule", (WEB_ACL,),
-                    check_rate_rule, remediation="a rateBasedStatement rule with a block action", url=DOCS),
-    resource_policy("waf-metrics", "Web ACLs and their rules publish CloudWatch metrics [WAF.12]", (WEB_ACL,),
-                    check_metrics, remediation="visibility_config.cloudwatch_metrics_enabled=True", url=DOCS),
-    resource_policy("waf-logging-redacts-credentials", "WAF logs redact the authorization and cookie headers",
-                    (LOGGING,), check_logging_redaction, remediation="redacted_fields for authorization and cookie",
-                    url=DOCS),
-    stack_policy("waf-logging", "Every web ACL has logging configured [WAF.11]", check_logging,
-                 remediation="aws.wafv2.WebAclLoggingConfiguration per web ACL", url=DOCS),
+    resource_policy(
+        "waf-managed-rule-groups",
+        "Web ACLs run the AWS managed rule groups in block mode [WAF.10]",
+        (WEB_ACL,),
+        check_managed_groups,
+        remediation="rules: AWSManagedRulesCommonRuleSet, AWSManagedRulesKnownBadInputsRuleSet",
+        config_schema={"requiredManagedGroups": {"type": "array", "items": {"type": "string"}}},
+        url=DOCS,
+    ),
+    resource_policy(
+        "waf-rate-based-rule",
+        "Web ACLs have a blocking per-IP rate-based rule",
+        (WEB_ACL,),
+        check_rate_rule,
+        remediation="a rateBasedStatement rule with a block action",
+        url=DOCS,
+    ),
+    resource_policy(
+        "waf-metrics",
+        "Web ACLs and their rules publish CloudWatch metrics [WAF.12]",
+        (WEB_ACL,),
+        check_metrics,
+        remediation="visibility_config.cloudwatch_metrics_enabled=True",
+        url=DOCS,
+    ),
+    resource_policy(
+        "waf-logging-redacts-credentials",
+        "WAF logs redact the authorization and cookie headers",
+        (LOGGING,),
+        check_logging_redaction,
+        remediation="redacted_fields for authorization and cookie",
+        url=DOCS,
+    ),
+    stack_policy(
+        "waf-logging",
+        "Every web ACL has logging configured [WAF.11]",
+        check_logging,
+        remediation="aws.wafv2.WebAclLoggingConfiguration per web ACL",
+        url=DOCS,
+    ),
 ]

@@ -24,10 +24,18 @@ from services.catalog import Service
 from services.deploy.keyring import KeyRing
 from services.kit import keys
 
-SECRET_SETTINGS = frozenset({
-    "SERVICE_PRIVATE_KEY", "SERVICE_PUBLIC_KEYS", "JWT_SIGNING_KEYS", "JWT_ACTIVE_KID", "DATABASE_URL",
-    "ADMIN_EMAIL", "ADMIN_PASSWORD", *(name.upper() for name in catalog.SECRETS),
-})
+SECRET_SETTINGS = frozenset(
+    {
+        "SERVICE_PRIVATE_KEY",
+        "SERVICE_PUBLIC_KEYS",
+        "JWT_SIGNING_KEYS",
+        "JWT_ACTIVE_KID",
+        "DATABASE_URL",
+        "ADMIN_EMAIL",
+        "ADMIN_PASSWORD",
+        *(name.upper() for name in catalog.SECRETS),
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +105,11 @@ def _url_of(svc: Service, target: DeployTarget) -> str | None:
 def _keys(svc: Service, ring: KeyRing) -> dict[str, str]:
     """Only what the service needs: its callers' public keys (the catalog's allow-list), its own private key
     if it calls ``/internal`` routes, the user-token signing keys if it issues them, the secrets it names."""
-    env = {"SERVICE_PUBLIC_KEYS": json.dumps(
-        {caller: keys.public_pem(ring.service_keys[caller]) for caller in catalog.callers_of(svc.name)})}
+    env = {
+        "SERVICE_PUBLIC_KEYS": json.dumps(
+            {caller: keys.public_pem(ring.service_keys[caller]) for caller in catalog.callers_of(svc.name)}
+        )
+    }
     if svc.name in catalog.service_key_holders():
         env["SERVICE_PRIVATE_KEY"] = ring.service_keys[svc.name]
     if svc.issues_user_tokens:

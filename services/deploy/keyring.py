@@ -67,8 +67,15 @@ class KeyRing:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
-            json.dump({"jwt_keys": self.jwt_keys, "active_kid": self.active_kid,
-                       "service_keys": self.service_keys, "secrets": self.secrets}, f)
+            json.dump(
+                {
+                    "jwt_keys": self.jwt_keys,
+                    "active_kid": self.active_kid,
+                    "service_keys": self.service_keys,
+                    "secrets": self.secrets,
+                },
+                f,
+            )
 
     @classmethod
     def load(cls, path: Path) -> KeyRing:

@@ -27,8 +27,19 @@ GRACEFUL_SHUTDOWN_S = 20
 def command(svc: Service) -> list[str]:
     """uvicorn's arguments for one service in a container: every interface, its catalog port, no access log
     (the kit logs each request)."""
-    return [sys.executable, "-m", "uvicorn", f"services.{svc.name}.main:app", "--host", "0.0.0.0",
-            "--port", str(svc.port), "--no-access-log", "--timeout-graceful-shutdown", str(GRACEFUL_SHUTDOWN_S)]
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        f"services.{svc.name}.main:app",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        str(svc.port),
+        "--no-access-log",
+        "--timeout-graceful-shutdown",
+        str(GRACEFUL_SHUTDOWN_S),
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -37,8 +37,16 @@ class Permit(IntEnum):
 
 
 class CircuitBreaker:
-    def __init__(self, upstream: str, *, consecutive_failures: int, failure_ratio: float, window_s: float,
-                 min_requests: int, cooldown_s: float) -> None:
+    def __init__(
+        self,
+        upstream: str,
+        *,
+        consecutive_failures: int,
+        failure_ratio: float,
+        window_s: float,
+        min_requests: int,
+        cooldown_s: float,
+    ) -> None:
         self.upstream = upstream
         self.consecutive_failures = consecutive_failures
         self.failure_ratio = failure_ratio

@@ -29,8 +29,9 @@ class EdgeApp:
         self.app = app
         self.state = app.state
         self._routes = PrefixRoutes(settings.upstreams)
-        self._forward = ObservabilityMiddleware(self._dispatch, service=settings.service_name,
-                                                base_uri=settings.problem_base_uri)
+        self._forward = ObservabilityMiddleware(
+            self._dispatch, service=settings.service_name, base_uri=settings.problem_base_uri
+        )
         self._base_uri = settings.problem_base_uri
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -47,8 +48,14 @@ class EdgeApp:
         try:
             await gateway.forward(gateway.upstreams[scope["upstream"]], scope, receive, send)
         except Problem as problem:
-            body = problem_body(self._base_uri, problem.status, problem.detail, scope["path"], kind=problem.kind,
-                                title=problem.title, **problem.extensions)
-            response = JSONResponse(body, status_code=problem.status, headers=problem.headers,
-                                    media_type=PROBLEM_JSON)
+            body = problem_body(
+                self._base_uri,
+                problem.status,
+                problem.detail,
+                scope["path"],
+                kind=problem.kind,
+                title=problem.title,
+                **problem.extensions,
+            )
+            response = JSONResponse(body, status_code=problem.status, headers=problem.headers, media_type=PROBLEM_JSON)
             await response(scope, receive, send)

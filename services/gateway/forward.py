@@ -31,15 +31,43 @@ log = logging.getLogger("gateway")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _SMALL_BODY = 64 * 1024
 # Hop-by-hop headers (RFC 9110 §7.6.1) and the ones the gateway sets itself.
-_REQUEST_DROP = frozenset({
-    b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding", b"upgrade",
-    b"proxy-authorization", b"proxy-authenticate", b"host", b"content-length", b"x-forwarded-for",
-    b"x-forwarded-proto", b"x-forwarded-host", b"forwarded", b"x-real-ip", b"x-request-id", b"traceparent",
-})
-_RESPONSE_DROP = frozenset({
-    b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding", b"upgrade",
-    b"proxy-authenticate", b"x-request-id", b"date", b"server",
-})
+_REQUEST_DROP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"proxy-authorization",
+        b"proxy-authenticate",
+        b"host",
+        b"content-length",
+        b"x-forwarded-for",
+        b"x-forwarded-proto",
+        b"x-forwarded-host",
+        b"forwarded",
+        b"x-real-ip",
+        b"x-request-id",
+        b"traceparent",
+    }
+)
+_RESPONSE_DROP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"proxy-authenticate",
+        b"x-request-id",
+        b"date",
+        b"server",
+    }
+)
 
 
 class _BodyTooLarge(Exception):
@@ -147,8 +175,9 @@ class Gateway:
         target = yarl.URL(url, encoded=True)  # already checked and quoted: no re-encoding, no normalising
         str_headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in headers]
         try:
-            response = await upstream.exchange(method, target, str_headers, data,
-                                               retryable=method in SAFE_METHODS and not streamed)
+            response = await upstream.exchange(
+                method, target, str_headers, data, retryable=method in SAFE_METHODS and not streamed
+            )
         except _BodyTooLarge:
             raise Problem(413, f"The request body is larger than {max_body} bytes.") from None
         except _ClientGone:
@@ -158,11 +187,15 @@ class Gateway:
     async def _verify(self, authorization: bytes) -> Principal:
         scheme, _, token = authorization.decode("latin-1").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise Problem(401, "The Authorization header must be 'Bearer <access token>'.",
-                          headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+            raise Problem(
+                401,
+                "The Authorization header must be 'Bearer <access token>'.",
+                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            )
         if self.verifier is None:
-            raise Problem(503, "Access tokens cannot be verified: no users service is configured.",
-                          kind="upstream-unavailable")
+            raise Problem(
+                503, "Access tokens cannot be verified: no users service is configured.", kind="upstream-unavailable"
+            )
         return await self.verifier.verify(token.strip())
 
 
@@ -179,7 +212,7 @@ async def _respond(upstream: Upstream, send: Send, response: aiohttp.ClientRespo
         if name in drop:
             continue
         if name == b"location" and value.startswith(base):
-            value = value[len(base):] or b"/"
+            value = value[len(base) :] or b"/"
         elif name == b"content-length":
             small = value.isdigit() and int(value) <= _SMALL_BODY
         out.append((name, value))
@@ -220,8 +253,11 @@ def _new_traceparent(incoming: str | None) -> bytes:
 def _warn_server_rewrote_client() -> None:
     # uvicorn's own proxy-header handling (on by default for 127.0.0.1) replaced the peer with an address
     # from X-Forwarded-For before the gateway saw it; TRUSTED_PROXIES can only be honoured with it off.
-    log.warning("the server rewrote the client address from X-Forwarded-For; run uvicorn with "
-                "--no-proxy-headers so TRUSTED_PROXIES decides", extra={"event": "proxy_headers_misconfigured"})
+    log.warning(
+        "the server rewrote the client address from X-Forwarded-For; run uvicorn with "
+        "--no-proxy-headers so TRUSTED_PROXIES decides",
+        extra={"event": "proxy_headers_misconfigured"},
+    )
 
 
 async def _read_body(receive: Receive, max_body: int) -> bytes:

@@ -20,11 +20,18 @@ async def _start(app: FastAPI) -> None:
     """After the kit's start-up (which made the token verifier when a JWKS is configured): open the
     upstream sessions and the bucket table, and put the complete :class:`Gateway` where the edge finds it."""
     settings: Settings = app.state.settings
-    limits = (RateLimits(SharedTokenBuckets(settings.rate_limit_state_path, settings.rate_limit_table_slots),
-                         settings) if settings.rate_limit_enabled else None)
-    app.state.gateway = Gateway(settings=settings, upstreams=open_upstreams(settings), limits=limits,
-                                verifier=getattr(app.state, "token_verifier", None),
-                                client_address=ClientAddress(settings.trusted_proxies))
+    limits = (
+        RateLimits(SharedTokenBuckets(settings.rate_limit_state_path, settings.rate_limit_table_slots), settings)
+        if settings.rate_limit_enabled
+        else None
+    )
+    app.state.gateway = Gateway(
+        settings=settings,
+        upstreams=open_upstreams(settings),
+        limits=limits,
+        verifier=getattr(app.state, "token_verifier", None),
+        client_address=ClientAddress(settings.trusted_proxies),
+    )
     app.state.ops_client = httpx.AsyncClient(trust_env=False, timeout=settings.readiness_timeout_s)
 
 
@@ -40,7 +47,7 @@ def build_app(settings: Settings | None = None) -> EdgeApp:
         settings,
         title="API gateway",
         description="Routes the public API to the services; verifies tokens, rate-limits, retries safely and "
-                    "trips circuit breakers.",
+        "trips circuit breakers.",
         routers=[],
         openapi_url=None,  # its /openapi.json is the merged public document
         on_startup=[_start],

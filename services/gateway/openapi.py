@@ -103,8 +103,10 @@ def _add_gateway_answers(operation: dict[str, Any], path: str, has_global_securi
         wanted["401"] = "Authentication required (the token is missing, malformed, expired or not valid)"
     for status, description in wanted.items():
         if status not in responses:
-            responses[status] = {"description": description,
-                                 "content": {"application/problem+json": {"schema": dict(_PROBLEM_REF)}}}
+            responses[status] = {
+                "description": description,
+                "content": {"application/problem+json": {"schema": dict(_PROBLEM_REF)}},
+            }
 
 
 def merge(own: dict[str, Any], upstream_docs: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
@@ -112,14 +114,18 @@ def merge(own: dict[str, Any], upstream_docs: Mapping[str, dict[str, Any]]) -> d
     service name to that service's ``/openapi.json``. Services merge in catalog order."""
     merged: dict[str, Any] = {
         "openapi": own.get("openapi", "3.1.0"),
-        "info": {"title": "Retail platform API", "version": own.get("info", {}).get("version", "1.0.0"),
-                 "description": "The public API, as served through the API gateway."},
+        "info": {
+            "title": "Retail platform API",
+            "version": own.get("info", {}).get("version", "1.0.0"),
+            "description": "The public API, as served through the API gateway.",
+        },
         "paths": {p: v for p, v in own.get("paths", {}).items() if p in ("/healthz", "/readyz")},
         "components": copy.deepcopy(own.get("components", {})),
     }
     components: dict[str, dict[str, Any]] = merged["components"]
-    operation_ids = {op.get("operationId") for item in merged["paths"].values() for op in item.values()
-                     if isinstance(op, dict)}
+    operation_ids = {
+        op.get("operationId") for item in merged["paths"].values() for op in item.values() if isinstance(op, dict)
+    }
     for service in catalog.SERVICES:
         doc = upstream_docs.get(service.name)
         if doc is None or not service.public_prefixes:
@@ -175,10 +181,12 @@ class OpenAPICache:
             gateway: Gateway = app.state.gateway
             client: httpx.AsyncClient = app.state.ops_client
             names = list(gateway.upstreams)
-            fetched = await asyncio.gather(*(
-                self._fetch(client, gateway.upstreams[n].base_url, gateway.settings.readiness_timeout_s * 3)
-                for n in names
-            ))
+            fetched = await asyncio.gather(
+                *(
+                    self._fetch(client, gateway.upstreams[n].base_url, gateway.settings.readiness_timeout_s * 3)
+                    for n in names
+                )
+            )
             complete = True
             for name, doc in zip(names, fetched, strict=True):
                 if doc is not None:
@@ -198,8 +206,9 @@ class OpenAPICache:
                 doc = response.json()
                 return doc if isinstance(doc, dict) else None
         except (httpx.HTTPError, ValueError) as exc:
-            log.warning("openapi fetch failed", extra={"event": "openapi_fetch_failed",
-                                                       "error_type": type(exc).__name__})
+            log.warning(
+                "openapi fetch failed", extra={"event": "openapi_fetch_failed", "error_type": type(exc).__name__}
+            )
         return None
 
 
@@ -230,8 +239,10 @@ _ASSETS = {  # URL name -> (file in the package's static/, media type)
     "favicon.png": ("favicon.png", "image/png"),
 }
 # Only this origin. data: images are the icons Swagger UI's stylesheet embeds (inline, never fetched).
-CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
-                           "frame-ancestors 'none'; form-action 'self'")
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'; form-action 'self'"
+)
 _PAGE_HEADERS = {"Content-Security-Policy": CONTENT_SECURITY_POLICY, "X-Content-Type-Options": "nosniff"}
 _START_SCRIPT = f"""window.ui = SwaggerUIBundle({{
   url: "{PUBLIC_DOCUMENT}",

@@ -60,9 +60,15 @@ class PrefixRoutes:
 
     def __init__(self, upstreams: Collection[str]) -> None:
         self._table = tuple(
-            _Prefix(prefix, prefix.endswith(".json"), RouteTemplate(prefix), RouteTemplate(prefix + "/{rest:path}"),
-                    service.name)
-            for prefix, service in catalog.route_table() if service.name in upstreams
+            _Prefix(
+                prefix,
+                prefix.endswith(".json"),
+                RouteTemplate(prefix),
+                RouteTemplate(prefix + "/{rest:path}"),
+                service.name,
+            )
+            for prefix, service in catalog.route_table()
+            if service.name in upstreams
         )
 
     def match(self, path: str) -> tuple[RouteTemplate, str] | None:

@@ -195,8 +195,13 @@ class RateLimits:
         decision = self.buckets.acquire(f"{scope}:{key}", limit)
         if not decision.allowed:
             RATE_LIMITED.labels(scope).inc()
-            raise Problem(429, f"Too many requests ({scope} limit); retry after {decision.retry_after_s} s.",
-                          kind="rate-limited", scope=scope, headers={"Retry-After": str(decision.retry_after_s)})
+            raise Problem(
+                429,
+                f"Too many requests ({scope} limit); retry after {decision.retry_after_s} s.",
+                kind="rate-limited",
+                scope=scope,
+                headers={"Retry-After": str(decision.retry_after_s)},
+            )
 
     def close(self) -> None:
         self.buckets.close()

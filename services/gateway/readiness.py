@@ -39,12 +39,17 @@ async def upstreams_status(request: Request) -> JSONResponse:
     client: httpx.AsyncClient = app.state.ops_client
     timeout = gateway.settings.readiness_timeout_s
     names = list(gateway.upstreams)
-    reasons = await asyncio.gather(*(
-        _upstream_ready(client, gateway.upstreams[name].base_url, timeout) for name in names
-    ))
+    reasons = await asyncio.gather(
+        *(_upstream_ready(client, gateway.upstreams[name].base_url, timeout) for name in names)
+    )
     upstreams = {name: reason or "ready" for name, reason in zip(names, reasons, strict=True)}
     failing = sorted(name for name, state in upstreams.items() if state != "ready")
     if failing:
-        raise Problem(503, "Not ready: " + ", ".join(f"{n} ({upstreams[n]})" for n in failing),
-                      kind="not-ready", failing=failing, upstreams=upstreams)
+        raise Problem(
+            503,
+            "Not ready: " + ", ".join(f"{n} ({upstreams[n]})" for n in failing),
+            kind="not-ready",
+            failing=failing,
+            upstreams=upstreams,
+        )
     return JSONResponse({"status": "ready", "upstreams": upstreams})

@@ -53,17 +53,26 @@ class Upstream:
         self.retry_attempts = settings.retry_attempts
         self.retry_backoff_s = settings.retry_backoff_s
         self.breaker = CircuitBreaker(
-            name, consecutive_failures=settings.breaker_consecutive_failures,
-            failure_ratio=settings.breaker_failure_ratio, window_s=settings.breaker_window_s,
-            min_requests=settings.breaker_min_requests, cooldown_s=settings.breaker_cooldown_s,
+            name,
+            consecutive_failures=settings.breaker_consecutive_failures,
+            failure_ratio=settings.breaker_failure_ratio,
+            window_s=settings.breaker_window_s,
+            min_requests=settings.breaker_min_requests,
+            cooldown_s=settings.breaker_cooldown_s,
         )
         keepalive_s = settings.upstream_keepalive_s
         connector = aiohttp.TCPConnector(
-            limit=settings.upstream_max_connections, limit_per_host=0, ttl_dns_cache=10,
-            keepalive_timeout=keepalive_s if keepalive_s > 0 else None, force_close=keepalive_s <= 0,
+            limit=settings.upstream_max_connections,
+            limit_per_host=0,
+            ttl_dns_cache=10,
+            keepalive_timeout=keepalive_s if keepalive_s > 0 else None,
+            force_close=keepalive_s <= 0,
         )
         self.session = aiohttp.ClientSession(
-            connector=connector, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False, trust_env=False,
+            connector=connector,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            auto_decompress=False,
+            trust_env=False,
             skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
         )
         self._status_counters: dict[str, Counter] = {}
@@ -78,19 +87,25 @@ class Upstream:
         counter.inc()
 
     def timed_out(self) -> Problem:
-        return Problem(504, f"The {self.name} service did not answer in time.", kind="upstream-timeout",
-                       upstream=self.name)
+        return Problem(
+            504, f"The {self.name} service did not answer in time.", kind="upstream-timeout", upstream=self.name
+        )
 
     def bad_answer(self) -> Problem:
-        return Problem(502, f"The {self.name} service gave no valid answer.", kind="bad-gateway",
-                       upstream=self.name)
+        return Problem(502, f"The {self.name} service gave no valid answer.", kind="bad-gateway", upstream=self.name)
 
     def unavailable(self) -> Problem:
-        return Problem(503, f"The {self.name} service is unavailable; retry shortly.", kind="upstream-unavailable",
-                       upstream=self.name, headers={"Retry-After": "1"})
+        return Problem(
+            503,
+            f"The {self.name} service is unavailable; retry shortly.",
+            kind="upstream-unavailable",
+            upstream=self.name,
+            headers={"Retry-After": "1"},
+        )
 
-    async def exchange(self, method: str, target: yarl.URL, headers: list[tuple[str, str]], data: Body, *,
-                       retryable: bool) -> aiohttp.ClientResponse:
+    async def exchange(
+        self, method: str, target: yarl.URL, headers: list[tuple[str, str]], data: Body, *, retryable: bool
+    ) -> aiohttp.ClientResponse:
         """The upstream's response (status and headers in, body unread), or a problem: 503 while the circuit
         is open or when the service cannot be reached, 504 past the deadline, 502 for a broken answer.
         ``retryable`` requests (safe methods with a body in hand) are tried again after a connection or
@@ -101,9 +116,13 @@ class Upstream:
             permit = self.breaker.allow()
             if permit is Permit.DENY:
                 self.count("circuit-open")
-                raise Problem(503, f"The {self.name} service is unavailable (circuit open); retry shortly.",
-                              kind="upstream-unavailable", upstream=self.name,
-                              headers={"Retry-After": str(self.breaker.retry_after_s())})
+                raise Problem(
+                    503,
+                    f"The {self.name} service is unavailable (circuit open); retry shortly.",
+                    kind="upstream-unavailable",
+                    upstream=self.name,
+                    headers={"Retry-After": str(self.breaker.retry_after_s())},
+                )
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 self.count("timeout")
@@ -112,8 +131,9 @@ class Upstream:
             last = attempt == attempts - 1
             error: aiohttp.ClientError
             try:
-                response = await self.session.request(method, target, headers=headers, data=data,
-                                                      allow_redirects=False, timeout=timeout)
+                response = await self.session.request(
+                    method, target, headers=headers, data=data, allow_redirects=False, timeout=timeout
+                )
             except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
                 # Never reached the service: safe to try again for any method, but only safe ones are.
                 failure, error = self.unavailable(), exc
@@ -135,8 +155,15 @@ class Upstream:
                 continue
             self.breaker.record(False, permit)
             self.count("error")
-            log.warning("upstream error", extra={"event": "upstream_error", "upstream": self.name,
-                                                 "error_type": type(error).__name__, "attempt": attempt + 1})
+            log.warning(
+                "upstream error",
+                extra={
+                    "event": "upstream_error",
+                    "upstream": self.name,
+                    "error_type": type(error).__name__,
+                    "attempt": attempt + 1,
+                },
+            )
             if last:
                 raise failure
             await _backoff(self.retry_backoff_s, attempt, deadline)

@@ -106,8 +106,12 @@ class ObservabilityMiddleware:
             # request ID and the failure is counted; the details go to the log, never to the client.
             log.exception("unhandled error", extra={"event": "unhandled_error", "error_type": type(exc).__name__})
             if not started:
-                body = problem_body(self.base_uri, 500, "An unexpected error occurred; it was logged "
-                                    "under this request_id.", scope["path"])
+                body = problem_body(
+                    self.base_uri,
+                    500,
+                    "An unexpected error occurred; it was logged under this request_id.",
+                    scope["path"],
+                )
                 await JSONResponse(body, status_code=500, media_type=PROBLEM_JSON)(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - start
@@ -117,8 +121,16 @@ class ObservabilityMiddleware:
             metrics.HTTP_REQUESTS.labels(self.service, method, template, str(status)).inc()
             metrics.HTTP_DURATION.labels(self.service, method, template).observe(elapsed)
             if scope["path"] not in _QUIET_PATHS:
-                log.info("request", extra={"event": "request", "method": method, "route": template,
-                                           "status": status, "duration_ms": round(elapsed * 1000, 2)})
+                log.info(
+                    "request",
+                    extra={
+                        "event": "request",
+                        "method": method,
+                        "route": template,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 2),
+                    },
+                )
             request_id_var.reset(rid_token)
             traceparent_var.reset(tp_token)
             user_id_var.reset(user_token)
@@ -148,8 +160,9 @@ class RequestGuardMiddleware:
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, status: int, detail: str) -> None:
         body = problem_body(self.base_uri, status, detail, scope["path"])
-        await JSONResponse(body, status_code=status, media_type=PROBLEM_JSON,
-                           headers={"Cache-Control": "no-store"})(scope, receive, send)
+        await JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers={"Cache-Control": "no-store"})(
+            scope, receive, send
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -254,10 +267,12 @@ def create_app(
                 await apply_migrations(app.state.pool, migrations)
         jwks: JWKSClient | None = None
         if settings.jwks_url:
-            jwks = JWKSClient(settings.jwks_url, ttl=settings.jwks_cache_ttl_s,
-                              min_refresh_interval=settings.jwks_min_refresh_interval_s)
-            app.state.token_verifier = TokenVerifier(jwks, issuer=settings.jwt_issuer,
-                                                     audience=settings.jwt_audience)
+            jwks = JWKSClient(
+                settings.jwks_url,
+                ttl=settings.jwks_cache_ttl_s,
+                min_refresh_interval=settings.jwks_min_refresh_interval_s,
+            )
+            app.state.token_verifier = TokenVerifier(jwks, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
         for hook in on_startup:
             await hook(app)
         _tune_gc()
@@ -292,16 +307,17 @@ def create_app(
     app.state.service_verifier = ServiceTokenVerifier(settings.service_name, settings.service_public_keys)
     app.state.service_issuer = (
         ServiceTokenIssuer(settings.service_name, settings.service_private_key.get_secret_value())
-        if settings.service_private_key else None
+        if settings.service_private_key
+        else None
     )
     install_problem_handlers(app, settings.problem_base_uri)
     if settings.has_database:
         install_database_handlers(app)
     # Added first so it runs inside the observability middleware: its refusals get a request ID and a metric.
-    app.add_middleware(RequestGuardMiddleware, max_body_bytes=settings.max_body_bytes,
-                       base_uri=settings.problem_base_uri)
-    app.add_middleware(ObservabilityMiddleware, service=settings.service_name,
-                       base_uri=settings.problem_base_uri)
+    app.add_middleware(
+        RequestGuardMiddleware, max_body_bytes=settings.max_body_bytes, base_uri=settings.problem_base_uri
+    )
+    app.add_middleware(ObservabilityMiddleware, service=settings.service_name, base_uri=settings.problem_base_uri)
     all_routers = [_ops_router(readiness), *routers]
     for router in all_routers:
         app.include_router(router)
@@ -329,8 +345,7 @@ def _ops_router(readiness: Sequence[Hook]) -> APIRouter:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @router.get("/readyz", summary="Readiness: the database and dependencies answer",
-                responses=problem_responses(503))
+    @router.get("/readyz", summary="Readiness: the database and dependencies answer", responses=problem_responses(503))
     async def readyz(request: Request) -> dict[str, Any]:
         app: FastAPI = request.app
         checks: list[Hook] = [check_database] if app.state.settings.has_database else []

@@ -77,8 +77,14 @@ class JWKSClient:
     """Fetches and caches a JWKS; refreshes on expiry and on an unknown ``kid`` (a rotation), but at
     most once per ``min_refresh_interval`` so a flood of made-up kids cannot hammer the users service."""
 
-    def __init__(self, url: str, *, ttl: float = 300.0, min_refresh_interval: float = 10.0,
-                 client: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        ttl: float = 300.0,
+        min_refresh_interval: float = 10.0,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
         self.url = url
         self.ttl = ttl
         self.min_refresh_interval = min_refresh_interval
@@ -113,11 +119,13 @@ class JWKSClient:
                     await self._refresh()
                 except (httpx.HTTPError, ValueError) as exc:
                     # Keep serving the keys we have: a users-service blip must not log everyone out.
-                    log.warning("JWKS refresh failed", extra={"event": "jwks_refresh_failed",
-                                                              "error_type": type(exc).__name__})
+                    log.warning(
+                        "JWKS refresh failed", extra={"event": "jwks_refresh_failed", "error_type": type(exc).__name__}
+                    )
                     if not self._keys:
-                        raise Problem(503, "Token keys are not available yet; retry shortly.",
-                                      kind="upstream-unavailable") from exc
+                        raise Problem(
+                            503, "Token keys are not available yet; retry shortly.", kind="upstream-unavailable"
+                        ) from exc
         return self._keys.get(kid)
 
     async def aclose(self) -> None:
@@ -136,8 +144,15 @@ class TokenVerifier:
     ``cache_max_entries`` tokens, so its memory is bounded.
     """
 
-    def __init__(self, source: KeySource, *, issuer: str, audience: str, cache_ttl_s: float = 30.0,
-                 cache_max_entries: int = 10_000) -> None:
+    def __init__(
+        self,
+        source: KeySource,
+        *,
+        issuer: str,
+        audience: str,
+        cache_ttl_s: float = 30.0,
+        cache_max_entries: int = 10_000,
+    ) -> None:
         self.source = source
         self.issuer = issuer
         self.audience = audience
@@ -171,8 +186,14 @@ class TokenVerifier:
         if key is None:
             raise _unauthorized("The access token was signed with an unknown key.")
         try:
-            claims = jwt.decode(token, key, algorithms=ALGORITHMS, audience=self.audience, issuer=self.issuer,
-                                options={"require": _REQUIRED_USER_CLAIMS})
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=ALGORITHMS,
+                audience=self.audience,
+                issuer=self.issuer,
+                options={"require": _REQUIRED_USER_CLAIMS},
+            )
             principal = Principal(
                 user_id=uuid.UUID(str(claims["sub"])),
                 session_id=uuid.UUID(str(claims["sid"])),
@@ -225,9 +246,16 @@ class ServiceTokenIssuer:
             return cached[0]
         exp = now + SERVICE_TOKEN_TTL_S
         token = jwt.encode(
-            {"iss": f"svc:{self.service}", "sub": self.service, "aud": f"svc:{callee}",
-             "iat": int(now), "exp": int(exp)},
-            self._key, algorithm="EdDSA", headers={"kid": f"svc:{self.service}"},
+            {
+                "iss": f"svc:{self.service}",
+                "sub": self.service,
+                "aud": f"svc:{callee}",
+                "iat": int(now),
+                "exp": int(exp),
+            },
+            self._key,
+            algorithm="EdDSA",
+            headers={"kid": f"svc:{self.service}"},
         )
         self._cache[callee] = (token, exp)
         return token
@@ -251,13 +279,22 @@ class ServiceTokenVerifier:
             key = self._keys.get(caller)
             if header.get("alg") not in ALGORITHMS or key is None:
                 raise jwt.InvalidTokenError("caller not allowed")
-            claims = jwt.decode(token, key, algorithms=ALGORITHMS, audience=f"svc:{self.service}",
-                                issuer=f"svc:{caller}", options={"require": ["exp", "iat", "sub"]})
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=ALGORITHMS,
+                audience=f"svc:{self.service}",
+                issuer=f"svc:{caller}",
+                options={"require": ["exp", "iat", "sub"]},
+            )
             if claims["sub"] != caller:
                 raise jwt.InvalidTokenError("subject mismatch")
         except jwt.InvalidTokenError:
-            raise Problem(401, "A valid service credential is required for internal routes.",
-                          headers={"WWW-Authenticate": "Bearer"}) from None
+            raise Problem(
+                401,
+                "A valid service credential is required for internal routes.",
+                headers={"WWW-Authenticate": "Bearer"},
+            ) from None
         if caller not in catalog.api_callers(self.service, api):
             raise Problem(403, f"Service {caller!r} may not use this route.")
         return caller
@@ -270,11 +307,13 @@ class InternalApiCaller:
     def __init__(self, api: str) -> None:
         self.api = api
 
-    async def __call__(self, request: Request,
-                       credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> str:
+    async def __call__(
+        self, request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
+    ) -> str:
         if credentials is None:
-            raise Problem(401, "A service credential is required for internal routes.",
-                          headers={"WWW-Authenticate": "Bearer"})
+            raise Problem(
+                401, "A service credential is required for internal routes.", headers={"WWW-Authenticate": "Bearer"}
+            )
         verifier: ServiceTokenVerifier = request.app.state.service_verifier
         return verifier.verify(credentials.credentials, self.api)
 
@@ -299,7 +338,9 @@ def check_internal_routes(service: str, routes: Iterable[BaseRoute]) -> None:
             continue
         apis = _internal_apis(route.dependant)
         if not apis:
-            raise RuntimeError(f"{service}: internal route {route.path} has no caller allow-list "
-                               "(add `caller: Annotated[str, internal_api(<catalog API>)]`)")
+            raise RuntimeError(
+                f"{service}: internal route {route.path} has no caller allow-list "
+                "(add `caller: Annotated[str, internal_api(<catalog API>)]`)"
+            )
         for api in apis:
             catalog.api_callers(service, api)

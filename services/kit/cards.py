@@ -59,8 +59,9 @@ class Card(BaseModel):
 
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
-    number: Annotated[str, Field(min_length=12, max_length=30, repr=False,
-                                 description="12-19 digits; spaces are ignored")]
+    number: Annotated[
+        str, Field(min_length=12, max_length=30, repr=False, description="12-19 digits; spaces are ignored")
+    ]
     exp_month: Annotated[int, Field(strict=True, ge=1, le=12)]
     exp_year: Annotated[int, Field(strict=True, ge=1000, le=9999, description="four digits")]
     cvc: Annotated[str, Field(pattern=r"^[0-9]{3,4}$", repr=False, description="3 or 4 digits")]

@@ -45,7 +45,7 @@ def parse_address(text: str) -> IPAddress | None:
     None when it is not an address."""
     text = text.strip()
     if text.startswith("[") and "]" in text:  # [v6] or [v6]:port
-        text = text[1:text.index("]")]
+        text = text[1 : text.index("]")]
     elif text.count(":") == 1:  # v4:port
         text = text.split(":", 1)[0]
     try:

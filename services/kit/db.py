@@ -21,8 +21,13 @@ from services.kit.settings import KitSettings
 log = logging.getLogger(__name__)
 
 # Errors that mean "not up yet" (or "just restarted"): worth retrying at start-up.
-_TRANSIENT = (OSError, asyncio.TimeoutError, asyncpg.CannotConnectNowError,
-              asyncpg.TooManyConnectionsError, asyncpg.InvalidPasswordError)
+_TRANSIENT = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.InvalidPasswordError,
+)
 
 
 class SecretCredentials:
@@ -79,8 +84,11 @@ class IamTokenCredentials:
     async def get(self) -> tuple[str, str]:
         token = self._token
         if token is None or time.monotonic() - self._made_at > self.ttl:
-            token = str(await asyncio.to_thread(self._client.generate_db_auth_token, DBHostname=self.host,
-                                                Port=self.port, DBUsername=self.user))
+            token = str(
+                await asyncio.to_thread(
+                    self._client.generate_db_auth_token, DBHostname=self.host, Port=self.port, DBUsername=self.user
+                )
+            )
             self._token, self._made_at = token, time.monotonic()
         return self.user, token
 
@@ -117,12 +125,14 @@ class Database:
         self._secret: SecretCredentials | IamTokenCredentials | None = None
         self._kwargs: dict[str, Any] = {"ssl": _ssl_context(settings), "timeout": settings.db_connect_timeout_s}
         if settings.db_secret_arn:
-            self._secret = SecretCredentials(settings.db_secret_arn, settings.aws_region,
-                                             settings.aws_endpoint_url, settings.db_secret_ttl_s)
+            self._secret = SecretCredentials(
+                settings.db_secret_arn, settings.aws_region, settings.aws_endpoint_url, settings.db_secret_ttl_s
+            )
             self._kwargs.update(host=settings.db_host, port=settings.db_port, database=settings.db_name)
         elif settings.db_iam_user and settings.db_host:
-            self._secret = IamTokenCredentials(settings.db_iam_user, settings.db_host, settings.db_port,
-                                               settings.aws_region)
+            self._secret = IamTokenCredentials(
+                settings.db_iam_user, settings.db_host, settings.db_port, settings.aws_region
+            )
             self._kwargs.update(host=settings.db_host, port=settings.db_port, database=settings.db_name)
         elif settings.database_url:
             self._kwargs.update(_parse_url(settings.database_url.get_secret_value()))
@@ -153,9 +163,10 @@ class Database:
         ):
             with attempt:
                 if attempt.retry_state.attempt_number > 1:
-                    log.warning("database not reachable yet; retrying",
-                                extra={"event": "db_connect_retry",
-                                       "attempt": attempt.retry_state.attempt_number})
+                    log.warning(
+                        "database not reachable yet; retrying",
+                        extra={"event": "db_connect_retry", "attempt": attempt.retry_state.attempt_number},
+                    )
                 self.pool = await asyncpg.create_pool(
                     connect=self._connect,
                     min_size=self.settings.db_pool_min,
@@ -178,8 +189,11 @@ def _parse_url(url: str) -> dict[str, Any]:
     parts = urlsplit(url)
     if parts.scheme not in ("postgres", "postgresql") or not parts.path.strip("/"):
         raise ValueError("DATABASE_URL must look like postgresql://user:password@host:port/database")
-    kwargs: dict[str, Any] = {"host": parts.hostname or "localhost", "port": parts.port or 5432,
-                              "database": unquote(parts.path.lstrip("/"))}
+    kwargs: dict[str, Any] = {
+        "host": parts.hostname or "localhost",
+        "port": parts.port or 5432,
+        "database": unquote(parts.path.lstrip("/")),
+    }
     if parts.username:
         kwargs["user"] = unquote(parts.username)
     if parts.password:

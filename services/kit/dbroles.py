@@ -43,8 +43,9 @@ def app_role(service: str) -> str:
 
 def migration_extensions(migrations_dir: Path) -> tuple[str, ...]:
     """The extensions a service's migrations create (each must be created by the database owner first)."""
-    found = {m.group(1).lower() for f in sorted(migrations_dir.glob("*.sql"))
-             for m in _EXTENSION.finditer(f.read_text())}
+    found = {
+        m.group(1).lower() for f in sorted(migrations_dir.glob("*.sql")) for m in _EXTENSION.finditer(f.read_text())
+    }
     return tuple(sorted(found))
 
 
@@ -58,8 +59,12 @@ class RolePlan:
     extensions: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        for label, value in (("database", self.database), ("schema", self.schema), ("role", self.role),
-                             *(("extension", e) for e in self.extensions)):
+        for label, value in (
+            ("database", self.database),
+            ("schema", self.schema),
+            ("role", self.role),
+            *(("extension", e) for e in self.extensions),
+        ):
             if not _IDENT.match(value):
                 raise ValueError(f"{label} {value!r} is not a plain lowercase identifier")
 
@@ -104,25 +109,46 @@ def _env(name: str) -> str:
 def _master_credentials(secret_arn: str, region: str) -> tuple[str, str]:
     import boto3
 
-    doc = json.loads(boto3.client("secretsmanager", region_name=region).get_secret_value(
-        SecretId=secret_arn)["SecretString"])
+    doc = json.loads(
+        boto3.client("secretsmanager", region_name=region).get_secret_value(SecretId=secret_arn)["SecretString"]
+    )
     return str(doc["username"]), str(doc["password"])
 
 
 async def _run(argv: Iterable[str]) -> None:
     del argv
-    plan = RolePlan(database=_env("DB_NAME"), schema=_env("DB_SCHEMA"), role=_env("DB_APP_ROLE"),
-                    extensions=tuple(e for e in os.environ.get("DB_EXTENSIONS", "").split(",") if e))
+    plan = RolePlan(
+        database=_env("DB_NAME"),
+        schema=_env("DB_SCHEMA"),
+        role=_env("DB_APP_ROLE"),
+        extensions=tuple(e for e in os.environ.get("DB_EXTENSIONS", "").split(",") if e),
+    )
     user, password = _master_credentials(_env("DB_MASTER_SECRET_ARN"), _env("AWS_REGION"))
     context = ssl.create_default_context(cafile=_env("DB_SSL_ROOT_CERT"))
-    conn = await asyncpg.connect(host=_env("DB_HOST"), port=int(os.environ.get("DB_PORT", "5432")),
-                                 database=plan.database, user=user, password=password, ssl=context, timeout=10)
+    conn = await asyncpg.connect(
+        host=_env("DB_HOST"),
+        port=int(os.environ.get("DB_PORT", "5432")),
+        database=plan.database,
+        user=user,
+        password=password,
+        ssl=context,
+        timeout=10,
+    )
     try:
         await apply(conn, plan)
     finally:
         await conn.close()
-    print(json.dumps({"event": "db_roles_applied", "database": plan.database, "role": plan.role,
-                      "schema": plan.schema, "extensions": list(plan.extensions)}))
+    print(
+        json.dumps(
+            {
+                "event": "db_roles_applied",
+                "database": plan.database,
+                "role": plan.role,
+                "schema": plan.schema,
+                "extensions": list(plan.extensions),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -30,8 +30,9 @@ def state_of(app: FastAPI, name: str, kind: type[T]) -> T:
     """``app.state.<name>`` as the ``kind`` start-up made it (for background loops and hooks)."""
     value = getattr(app.state, name, None)
     if not isinstance(value, kind):
-        raise RuntimeError(f"app.state.{name} is a {type(value).__name__}, not a {kind.__name__}: "
-                           "start-up has not made it")
+        raise RuntimeError(
+            f"app.state.{name} is a {type(value).__name__}, not a {kind.__name__}: start-up has not made it"
+        )
     return value
 
 

@@ -60,8 +60,9 @@ class Problem(Exception):
 
     def body(self, base_uri: str, instance: str) -> dict[str, Any]:
         """The problem body, for a response built outside the handlers (a stored idempotent outcome)."""
-        return problem_body(base_uri, self.status, self.detail, instance, kind=self.kind, title=self.title,
-                            **self.extensions)
+        return problem_body(
+            base_uri, self.status, self.detail, instance, kind=self.kind, title=self.title, **self.extensions
+        )
 
 
 class NamedProblem(Problem):
@@ -137,10 +138,25 @@ class UpstreamTimeout(NamedProblem):
     status, kind, title = 504, "upstream-timeout", "Upstream timeout"
 
 
-_BY_STATUS: dict[int, type[NamedProblem]] = {c.status: c for c in (
-    BadRequest, Unauthorized, Forbidden, NotFound, MethodNotAllowed, Conflict, PayloadTooLarge,
-    UnsupportedMediaType, ValidationFailed, TooManyRequests, InternalError, BadGateway, ServiceUnavailable,
-    UpstreamTimeout)}
+_BY_STATUS: dict[int, type[NamedProblem]] = {
+    c.status: c
+    for c in (
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        MethodNotAllowed,
+        Conflict,
+        PayloadTooLarge,
+        UnsupportedMediaType,
+        ValidationFailed,
+        TooManyRequests,
+        InternalError,
+        BadGateway,
+        ServiceUnavailable,
+        UpstreamTimeout,
+    )
+}
 
 
 def _generic_title(status: int) -> str:
@@ -184,8 +200,11 @@ def problem_responses(*problems: int | type[Problem]) -> dict[int | str, dict[st
     status, or a named error class standing for its status."""
     statuses = sorted({p if isinstance(p, int) else p.status for p in problems})
     return {
-        s: {"model": ProblemBody, "description": _generic_title(s),
-            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemBody"}}}}
+        s: {
+            "model": ProblemBody,
+            "description": _generic_title(s),
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemBody"}}},
+        }
         for s in statuses
     }
 
@@ -205,8 +224,16 @@ def problem_response(
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
 
 
-def problem_body(base_uri: str, status: int, detail: str, instance: str, *, kind: str | None = None,
-                 title: str | None = None, **extensions: Any) -> dict[str, Any]:
+def problem_body(
+    base_uri: str,
+    status: int,
+    detail: str,
+    instance: str,
+    *,
+    kind: str | None = None,
+    title: str | None = None,
+    **extensions: Any,
+) -> dict[str, Any]:
     generic = _BY_STATUS.get(status)
     body: dict[str, Any] = {
         "type": f"{base_uri}{kind or (generic.kind if generic else 'error')}",
@@ -226,8 +253,9 @@ def _loc(loc: tuple[Any, ...]) -> list[str | int]:
 
 async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, Problem)
-    return problem_response(request, exc.status, exc.detail, kind=exc.kind, title=exc.title,
-                            headers=exc.headers, **exc.extensions)
+    return problem_response(
+        request, exc.status, exc.detail, kind=exc.kind, title=exc.title, headers=exc.headers, **exc.extensions
+    )
 
 
 async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
@@ -260,8 +288,12 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _on_invalid_cursor(request: Request, exc: Exception) -> JSONResponse:
-    return problem_response(request, 422, "The cursor is not valid: use next_cursor from a previous page.",
-                            errors=[{"loc": ["query", "cursor"], "msg": "malformed cursor"}])
+    return problem_response(
+        request,
+        422,
+        "The cursor is not valid: use next_cursor from a previous page.",
+        errors=[{"loc": ["query", "cursor"], "msg": "malformed cursor"}],
+    )
 
 
 def install_problem_handlers(app: FastAPI, base_uri: str) -> None:
@@ -275,14 +307,23 @@ def install_problem_handlers(app: FastAPI, base_uri: str) -> None:
 # What a request sees while its database is away (a restart, a failover): the socket is gone or the
 # server refuses new work. These become a 503 with Retry-After, not a 500: the pool reconnects by itself
 # once the server is back, so neither the client nor an operator has anything to fix.
-DATABASE_UNAVAILABLE = (OSError, asyncpg.PostgresConnectionError, asyncpg.exceptions.OperatorInterventionError,
-                        asyncpg.InterfaceError)
+DATABASE_UNAVAILABLE = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.InterfaceError,
+)
 
 
 async def _on_database_unavailable(request: Request, exc: Exception) -> JSONResponse:
     log.warning("database unavailable", extra={"event": "db_unavailable", "error_type": type(exc).__name__})
-    return problem_response(request, 503, "The service's database is unavailable; retry shortly.",
-                            kind="service-unavailable", headers={"Retry-After": "1"})
+    return problem_response(
+        request,
+        503,
+        "The service's database is unavailable; retry shortly.",
+        kind="service-unavailable",
+        headers={"Retry-After": "1"},
+    )
 
 
 async def _on_data_error(request: Request, exc: Exception) -> JSONResponse:

@@ -60,8 +60,15 @@ class ServiceResponse:
 class ServiceClient:
     """One pooled aiohttp session per callee; the catalog decides who may call whom."""
 
-    def __init__(self, settings: KitSettings, callee: str, issuer: ServiceTokenIssuer | None, *,
-                 timeout: float, max_connections: int) -> None:
+    def __init__(
+        self,
+        settings: KitSettings,
+        callee: str,
+        issuer: ServiceTokenIssuer | None,
+        *,
+        timeout: float,
+        max_connections: int,
+    ) -> None:
         if callee not in catalog.callees_of(settings.service_name):
             raise ValueError(f"the catalog does not allow {settings.service_name} to call {callee}")
         if issuer is None:
@@ -72,30 +79,52 @@ class ServiceClient:
         self._timeout = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 2.0))
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=max_connections, keepalive_timeout=30),
-            timeout=self._timeout, raise_for_status=False, auto_decompress=True)
+            timeout=self._timeout,
+            raise_for_status=False,
+            auto_decompress=True,
+        )
 
     def _headers(self, extra: dict[str, str] | None) -> dict[str, str]:
-        headers = {**(extra or {}), "authorization": f"Bearer {self._issuer.token_for(self.callee)}",
-                   "x-request-id": request_id_var.get()}
+        headers = {
+            **(extra or {}),
+            "authorization": f"Bearer {self._issuer.token_for(self.callee)}",
+            "x-request-id": request_id_var.get(),
+        }
         traceparent = traceparent_var.get()
         if traceparent:
             headers["traceparent"] = traceparent
         return headers
 
-    async def request(self, method: str, path: str, *, json: Any = None, params: dict[str, str] | None = None,
-                      headers: dict[str, str] | None = None) -> ServiceResponse:
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> ServiceResponse:
         try:
-            async with self._session.request(method, self._base + path, json=json, params=params,
-                                             headers=self._headers(headers)) as response:
+            async with self._session.request(
+                method, self._base + path, json=json, params=params, headers=self._headers(headers)
+            ) as response:
                 return ServiceResponse(response.status, await response.read())
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             raise ServiceCallError(self.callee, False, type(exc).__name__) from exc
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise ServiceCallError(self.callee, True, type(exc).__name__) from exc
 
-    async def call(self, method: str, path: str, answer: type[M], *, errors: Iterable[type[NamedProblem]] = (),
-                   json: Any = None, params: dict[str, str] | None = None,
-                   headers: dict[str, str] | None = None) -> M:
+    async def call(
+        self,
+        method: str,
+        path: str,
+        answer: type[M],
+        *,
+        errors: Iterable[type[NamedProblem]] = (),
+        json: Any = None,
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> M:
         """A call under a contract: a 2xx body as ``answer``, a problem body as the named error of ``errors``
         with its status and kind, anything else :class:`UnexpectedAnswer` (a 5xx :class:`ServiceCallError`)."""
         response = await self.request(method, path, json=json, params=params, headers=headers)

@@ -143,7 +143,10 @@ class KeyTable:
         done = await conn.fetchval(
             f"UPDATE {self.table} SET status_code = ${n + 1}, response_body = ${n + 2}::json, "  # noqa: S608
             f"completed_at = now() WHERE {self._unfinished()} RETURNING true",
-            *handle, status_code, json.dumps(body))
+            *handle,
+            status_code,
+            json.dumps(body),
+        )
         return bool(done)
 
     async def release(self, conn: Conn, handle: Sequence[object]) -> None:
@@ -155,12 +158,14 @@ class KeyTable:
         finished = "status_code IS NOT NULL AND " if finished_only else ""
         result = await conn.execute(
             f"DELETE FROM {self.table} WHERE {finished}created_at < now() - make_interval(secs => $1)",  # noqa: S608
-            retention_s)
+            retention_s,
+        )
         return int(result.split()[-1])
 
 
 def respond(status: int, body: dict[str, Any], *, replayed: bool = False) -> JSONResponse:
     """The response as first sent; a replay says so in ``Idempotent-Replayed``."""
     headers = {"Idempotent-Replayed": "true"} if replayed else None
-    return JSONResponse(body, status_code=status, headers=headers,
-                        media_type=PROBLEM_JSON if status >= 400 else "application/json")
+    return JSONResponse(
+        body, status_code=status, headers=headers, media_type=PROBLEM_JSON if status >= 400 else "application/json"
+    )

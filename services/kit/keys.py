@@ -44,9 +44,12 @@ def load_public(pem: str) -> Ed25519PublicKey:
 
 
 def public_pem(private_pem: str) -> str:
-    return load_private(private_pem).public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    return (
+        load_private(private_pem)
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
 
 
 def jwk(public: Ed25519PublicKey, kid: str) -> dict[str, Any]:
@@ -57,8 +60,8 @@ def jwk(public: Ed25519PublicKey, kid: str) -> dict[str, Any]:
 
 def thumbprint_kid(private_pem: str) -> str:
     """A stable key id derived from the public key (so the same key always has the same ``kid``)."""
-    raw = load_private(private_pem).public_key().public_bytes(
-        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    raw = (
+        load_private(private_pem).public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     )
     return hashlib.sha256(raw).hexdigest()[:16]
 

@@ -26,13 +26,53 @@ from services.kit.settings import KitSettings
 # The JSON type of every field the services' records carry. The Elasticsearch index template maps exactly
 # these (shop_platform.k8s.objects.index_template); a field not listed here is written as a string.
 RECORD_FIELDS: Final[Mapping[str, type]] = {
-    **dict.fromkeys((
-        "ts", "level", "service", "event", "message", "request_id", "user_id", "route", "method", "exc_info",
-        "order_id", "order_status", "payment_id", "product_id", "session_id", "client_ip", "upstream",
-        "error_type", "error", "why", "decline_reason", "currency", "migration", "versions"), str),
-    **dict.fromkeys((
-        "status", "attempt", "count", "total_cents", "amount_cents", "changes", "upserts", "deletes",
-        "consecutive_failures", "from_seq", "to_seq", "after", "cursor"), int),
+    **dict.fromkeys(
+        (
+            "ts",
+            "level",
+            "service",
+            "event",
+            "message",
+            "request_id",
+            "user_id",
+            "route",
+            "method",
+            "exc_info",
+            "order_id",
+            "order_status",
+            "payment_id",
+            "product_id",
+            "session_id",
+            "client_ip",
+            "upstream",
+            "error_type",
+            "error",
+            "why",
+            "decline_reason",
+            "currency",
+            "migration",
+            "versions",
+        ),
+        str,
+    ),
+    **dict.fromkeys(
+        (
+            "status",
+            "attempt",
+            "count",
+            "total_cents",
+            "amount_cents",
+            "changes",
+            "upserts",
+            "deletes",
+            "consecutive_failures",
+            "from_seq",
+            "to_seq",
+            "after",
+            "cursor",
+        ),
+        int,
+    ),
     **dict.fromkeys(("duration_ms", "lag_ms"), float),
 }
 # What every LogRecord has before extras are added; everything else on a record is an extra to type.
@@ -97,8 +137,7 @@ def _typed(key: str, value: Any) -> Any:
 
 
 class _Formatter(JsonFormatter):
-    def add_fields(self, log_record: dict[str, Any], record: logging.LogRecord,
-                   message_dict: dict[str, Any]) -> None:
+    def add_fields(self, log_record: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]) -> None:
         super().add_fields(log_record, record, message_dict)
         log_record["ts"] = self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z"
         log_record["level"] = record.levelname.lower()
@@ -110,8 +149,9 @@ class _Formatter(JsonFormatter):
 
 def configure_logging(settings: KitSettings) -> None:
     """Route every logger (ours, uvicorn's) to one JSON stream. Idempotent."""
-    formatter = _Formatter("%(service)s %(event)s %(request_id)s %(message)s",
-                           json_ensure_ascii=False, reserved_attrs=_RESERVED)
+    formatter = _Formatter(
+        "%(service)s %(event)s %(request_id)s %(message)s", json_ensure_ascii=False, reserved_attrs=_RESERVED
+    )
     formatter.converter = time.gmtime
     context = ContextFilter(settings.service_name)
 
@@ -124,8 +164,9 @@ def configure_logging(settings: KitSettings) -> None:
         from pygelf import GelfTcpHandler, GelfUdpHandler
 
         cls = GelfUdpHandler if settings.gelf_protocol == "udp" else GelfTcpHandler
-        gelf = cls(host=settings.gelf_host, port=settings.gelf_port, include_extra_fields=True,
-                   _service=settings.service_name)
+        gelf = cls(
+            host=settings.gelf_host, port=settings.gelf_port, include_extra_fields=True, _service=settings.service_name
+        )
         gelf.addFilter(context)
         handlers.append(gelf)
 
@@ -144,7 +185,26 @@ def configure_logging(settings: KitSettings) -> None:
 # LogRecord attributes that are not interesting in the JSON object. exc_info is written once, as the formatted
 # traceback text (JsonFormatter.format), never as the raw (type, value, traceback) tuple.
 _RESERVED = [
-    "args", "asctime", "created", "exc_info", "exc_text", "filename", "funcName", "levelname", "levelno", "lineno",
-    "module", "msecs", "msg", "name", "pathname", "process", "processName", "relativeCreated",
-    "stack_info", "thread", "threadName", "taskName",
+    "args",
+    "asctime",
+    "created",
+    "exc_info",
+    "exc_text",
+    "filename",
+    "funcName",
+    "levelname",
+    "levelno",
+    "lineno",
+    "module",
+    "msecs",
+    "msg",
+    "name",
+    "pathname",
+    "process",
+    "processName",
+    "relativeCreated",
+    "stack_info",
+    "thread",
+    "threadName",
+    "taskName",
 ]

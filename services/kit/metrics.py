@@ -12,9 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram,
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-HTTP_REQUESTS = Counter(
-    "http_requests_total", "HTTP requests served", ["service", "method", "route", "status"]
-)
+HTTP_REQUESTS = Counter("http_requests_total", "HTTP requests served", ["service", "method", "route", "status"])
 HTTP_DURATION = Histogram(
     "http_request_duration_seconds",
     "HTTP request duration",

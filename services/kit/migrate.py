@@ -81,7 +81,9 @@ async def apply(pool: asyncpg.Pool, directory: Path) -> list[str]:
                     await conn.execute(m.sql)
                     await conn.execute(
                         "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
-                        m.version, m.name, m.checksum,
+                        m.version,
+                        m.name,
+                        m.checksum,
                     )
                 applied_now.append(m.name)
                 log.info("migration applied", extra={"event": "migration_applied", "migration": m.name})
@@ -89,8 +91,10 @@ async def apply(pool: asyncpg.Pool, directory: Path) -> list[str]:
             if unknown:
                 # The database is newer than this build (an image rollback mid-rollout). Migrations are
                 # written expand-then-contract, so older code still works: say so, do not block start-up.
-                log.warning("database has migrations this build does not know",
-                            extra={"event": "migration_ahead", "versions": sorted(unknown)})
+                log.warning(
+                    "database has migrations this build does not know",
+                    extra={"event": "migration_ahead", "versions": sorted(unknown)},
+                )
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
     return applied_now

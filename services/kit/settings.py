@@ -29,104 +29,158 @@ class KitSettings(BaseSettings):
     """What every service reads. Services subclass this and add their own fields."""
 
     # hide_input_in_errors: a rejected DATABASE_URL or PEM must not be printed into the start-up log.
-    model_config = SettingsConfigDict(extra="ignore", env_ignore_empty=True, secrets_dir=_secrets_dir(),
-                                      hide_input_in_errors=True)
+    model_config = SettingsConfigDict(
+        extra="ignore", env_ignore_empty=True, secrets_dir=_secrets_dir(), hide_input_in_errors=True
+    )
 
-    service_name: str = Field(description="The service's name in logs, metrics and service tokens; each service's "
-                                          "settings default it to its own catalog name.")
+    service_name: str = Field(
+        description="The service's name in logs, metrics and service tokens; each service's "
+        "settings default it to its own catalog name."
+    )
     environment: Literal["dev", "test", "prod"] = Field(
-        default="dev", description="Kind of deployment. `prod` refuses a managed database (DB_SECRET_ARN, DB_IAM_USER) "
-                                   "reached without verifying the server (DB_SSLMODE=verify-full).")
+        default="dev",
+        description="Kind of deployment. `prod` refuses a managed database (DB_SECRET_ARN, DB_IAM_USER) "
+        "reached without verifying the server (DB_SSLMODE=verify-full).",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        default="INFO", description="Lowest level logged. Logs are JSON lines on stdout; INFO includes one access line "
-                                    "per request.")
+        default="INFO",
+        description="Lowest level logged. Logs are JSON lines on stdout; INFO includes one access line per request.",
+    )
     gelf_host: str | None = Field(
-        default=None, description="Logstash's GELF input, to ship logs to as well as stdout; unset: stdout only.")
-    gelf_port: int = Field(default=12201, ge=1, le=65535,
-                           description="Port of the GELF input (12201 is GELF's customary port).")
+        default=None, description="Logstash's GELF input, to ship logs to as well as stdout; unset: stdout only."
+    )
+    gelf_port: int = Field(
+        default=12201, ge=1, le=65535, description="Port of the GELF input (12201 is GELF's customary port)."
+    )
     gelf_protocol: Literal["udp", "tcp"] = Field(
-        default="udp", description="Transport to the GELF input; UDP is GELF's usual one and never makes the "
-                                   "service wait for Logstash.")
+        default="udp",
+        description="Transport to the GELF input; UDP is GELF's usual one and never makes the "
+        "service wait for Logstash.",
+    )
     problem_base_uri: str = Field(
         default="https://api.retail.example/problems/",
         description="Prefix of the `type` URI of every problem+json error body (RFC 9457); the problem kind is "
-                    "appended.")
+        "appended.",
+    )
     max_body_bytes: int = Field(
-        default=1_048_576, ge=1024,
+        default=1_048_576,
+        ge=1024,
         description="The largest request body accepted, in bytes (default 1 MiB); a larger one gets 413. Counted as "
-                    "it arrives, since chunked bodies declare no length.")
+        "it arrives, since chunked bodies declare no length.",
+    )
 
     database_url: SecretStr | None = Field(
-        default=None, description="PostgreSQL URL with its credentials, used when neither DB_SECRET_ARN nor "
-                                  "DB_IAM_USER is set.")
+        default=None,
+        description="PostgreSQL URL with its credentials, used when neither DB_SECRET_ARN nor DB_IAM_USER is set.",
+    )
     db_secret_arn: str | None = Field(
-        default=None, description="Secrets Manager secret `{username, password}` (the RDS-managed one) to connect "
-                                  "with, re-read on rotation; needs DB_HOST and DB_NAME.")
+        default=None,
+        description="Secrets Manager secret `{username, password}` (the RDS-managed one) to connect "
+        "with, re-read on rotation; needs DB_HOST and DB_NAME.",
+    )
     db_iam_user: str | None = Field(
-        default=None, description="RDS IAM database authentication: the service's own role, with a 15-minute token "
-                                  "as its password (no stored password); needs DB_HOST, DB_NAME and "
-                                  "DB_SSLMODE=verify-full.")
+        default=None,
+        description="RDS IAM database authentication: the service's own role, with a 15-minute token "
+        "as its password (no stored password); needs DB_HOST, DB_NAME and "
+        "DB_SSLMODE=verify-full.",
+    )
     db_host: str | None = Field(default=None, description="Database host name, with DB_SECRET_ARN or DB_IAM_USER.")
-    db_port: int = Field(default=5432, ge=1, le=65535,
-                         description="Database port, with DB_SECRET_ARN or DB_IAM_USER (PostgreSQL's default).")
+    db_port: int = Field(
+        default=5432,
+        ge=1,
+        le=65535,
+        description="Database port, with DB_SECRET_ARN or DB_IAM_USER (PostgreSQL's default).",
+    )
     db_name: str | None = Field(default=None, description="Database name, with DB_SECRET_ARN or DB_IAM_USER.")
     aws_region: str | None = Field(
-        default=None, description="AWS region of DB_SECRET_ARN and of IAM tokens; unset: boto3's own lookup "
-                                  "(its environment variables, its config file).")
+        default=None,
+        description="AWS region of DB_SECRET_ARN and of IAM tokens; unset: boto3's own lookup "
+        "(its environment variables, its config file).",
+    )
     aws_endpoint_url: str | None = Field(
-        default=None, description="Secrets Manager endpoint override, only for tests against a local moto server.")
+        default=None, description="Secrets Manager endpoint override, only for tests against a local moto server."
+    )
     db_sslmode: Literal["disable", "verify-full"] = Field(
         default="disable",
         description="`verify-full` checks the database server's certificate and host name against DB_SSL_ROOT_CERT "
-                    "(required with DB_IAM_USER, and in prod with a managed database); `disable` is for a local "
-                    "server.")
+        "(required with DB_IAM_USER, and in prod with a managed database); `disable` is for a local "
+        "server.",
+    )
     db_ssl_root_cert: Path | None = Field(
-        default=None, description="CA bundle (PEM file) that verifies the database server with "
-                                  "DB_SSLMODE=verify-full: the RDS bundle on AWS.")
-    db_pool_min: int = Field(default=2, ge=0, le=100,
-                             description="Connections the pool keeps open (at most DB_POOL_MAX).")
-    db_pool_max: int = Field(default=10, ge=1, le=200,
-                             description="Most connections one process holds; the database's max_connections must "
-                                         "cover every replica's pool.")
-    db_connect_timeout_s: float = Field(default=5.0, gt=0, le=60,
-                                        description="Seconds one connection attempt may take.")
+        default=None,
+        description="CA bundle (PEM file) that verifies the database server with "
+        "DB_SSLMODE=verify-full: the RDS bundle on AWS.",
+    )
+    db_pool_min: int = Field(
+        default=2, ge=0, le=100, description="Connections the pool keeps open (at most DB_POOL_MAX)."
+    )
+    db_pool_max: int = Field(
+        default=10,
+        ge=1,
+        le=200,
+        description="Most connections one process holds; the database's max_connections must "
+        "cover every replica's pool.",
+    )
+    db_connect_timeout_s: float = Field(
+        default=5.0, gt=0, le=60, description="Seconds one connection attempt may take."
+    )
     db_startup_timeout_s: float = Field(
-        default=30.0, gt=0, le=600,
+        default=30.0,
+        gt=0,
+        le=600,
         description="Seconds a starting process retries reaching the database (not up yet, restarting) before it "
-                    "gives up and exits.")
+        "gives up and exits.",
+    )
     db_secret_ttl_s: float = Field(
-        default=300.0, ge=0,
+        default=300.0,
+        ge=0,
         description="Seconds the credentials read from DB_SECRET_ARN are reused before the next connection reads "
-                    "them again; a rejected password drops them at once, so a rotation needs no restart.")
+        "them again; a rejected password drops them at once, so a rotation needs no restart.",
+    )
 
     jwks_url: str | None = Field(
-        default=None, description="Where the users service publishes the keys of user tokens (JWKS). Every service "
-                                  "whose routes take user tokens verifies them itself against it.")
-    jwt_issuer: str = Field(default="retail-platform",
-                            description="`iss` of user tokens; the users service and every verifier must agree.")
-    jwt_audience: str = Field(default="retail-api",
-                              description="`aud` of user tokens; the users service and every verifier must agree.")
-    jwks_cache_ttl_s: float = Field(default=300.0, gt=0,
-                                    description="Seconds the fetched JWKS is reused; a token with an unknown `kid` "
-                                                "refreshes it sooner.")
+        default=None,
+        description="Where the users service publishes the keys of user tokens (JWKS). Every service "
+        "whose routes take user tokens verifies them itself against it.",
+    )
+    jwt_issuer: str = Field(
+        default="retail-platform", description="`iss` of user tokens; the users service and every verifier must agree."
+    )
+    jwt_audience: str = Field(
+        default="retail-api", description="`aud` of user tokens; the users service and every verifier must agree."
+    )
+    jwks_cache_ttl_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="Seconds the fetched JWKS is reused; a token with an unknown `kid` refreshes it sooner.",
+    )
     jwks_min_refresh_interval_s: float = Field(
-        default=10.0, ge=0, description="Seconds between JWKS fetches caused by unknown `kid`s, so forged tokens "
-                                        "cannot make every request fetch it.")
+        default=10.0,
+        ge=0,
+        description="Seconds between JWKS fetches caused by unknown `kid`s, so forged tokens "
+        "cannot make every request fetch it.",
+    )
 
     service_private_key: SecretStr | None = Field(
-        default=None, description="This service's Ed25519 private key (PEM): it signs short-lived tokens for its "
-                                  "calls to other services' /internal APIs. Only services the catalog lets call "
-                                  "others get one.")
+        default=None,
+        description="This service's Ed25519 private key (PEM): it signs short-lived tokens for its "
+        "calls to other services' /internal APIs. Only services the catalog lets call "
+        "others get one.",
+    )
     service_public_keys: dict[str, str] = Field(
-        default_factory=dict, description="JSON `{service: Ed25519 public key PEM}` of the services allowed to call "
-                                          "this one's /internal API; a caller not listed gets 401.")
+        default_factory=dict,
+        description="JSON `{service: Ed25519 public key PEM}` of the services allowed to call "
+        "this one's /internal API; a caller not listed gets 401.",
+    )
     service_url_template: str = Field(
         default="http://127.0.0.1:{port}",
         description="Where the other services are, `{name}` and `{port}` filled in from the catalog: the "
-                    "one-machine stack uses loopback ports, a cluster `http://{name}:{port}`.")
+        "one-machine stack uses loopback ports, a cluster `http://{name}:{port}`.",
+    )
     service_urls: dict[str, str] = Field(
-        default_factory=dict, description="Explicit URLs of other services, JSON `{name: url}`; they win over "
-                                          "SERVICE_URL_TEMPLATE.")
+        default_factory=dict,
+        description="Explicit URLs of other services, JSON `{name: url}`; they win over SERVICE_URL_TEMPLATE.",
+    )
 
     @field_validator("service_public_keys", "service_urls", mode="before")
     @classmethod
@@ -135,7 +189,7 @@ class KitSettings(BaseSettings):
             try:
                 return json.loads(value)
             except json.JSONDecodeError as exc:
-                raise ValueError("must be a JSON object, e.g. {\"products\": \"...\"}") from exc
+                raise ValueError('must be a JSON object, e.g. {"products": "..."}') from exc
         return value
 
     @model_validator(mode="after")

@@ -43,11 +43,21 @@ async def _visible(pool: asyncpg.Pool, order_id: uuid.UUID, user: Principal) -> 
     return found[0]
 
 
-@router.post("", status_code=201, response_model=Order,
-             summary="Place an order: reserve, charge, commit, confirm (201 only once confirmed)",
-             responses=problem_responses(400, 401, 402, 409, 422, 503))
-async def place_order(body: OrderRequest, user: CurrentUser, pool: PoolDep, settings: SettingsDep, saga: SagaDep,
-                      idempotency_key: IdempotencyKey = None) -> JSONResponse:
+@router.post(
+    "",
+    status_code=201,
+    response_model=Order,
+    summary="Place an order: reserve, charge, commit, confirm (201 only once confirmed)",
+    responses=problem_responses(400, 401, 402, 409, 422, 503),
+)
+async def place_order(
+    body: OrderRequest,
+    user: CurrentUser,
+    pool: PoolDep,
+    settings: SettingsDep,
+    saga: SagaDep,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
     key = require_key(idempotency_key, " (a fresh UUID per order you mean to place)")
     claimed = await store.claim(pool, user.user_id, key, _request_hash(settings, body), body.items)
     if isinstance(claimed, Stored):
@@ -56,24 +66,33 @@ async def place_order(body: OrderRequest, user: CurrentUser, pool: PoolDep, sett
     return respond(outcome.status_code, outcome.body)
 
 
-@router.get("", response_model=OrderPage, summary="Your orders, newest first",
-            responses=problem_responses(401, 422))
-async def list_orders(user: CurrentUser, pool: PoolDep,
-                      limit: Annotated[int, Query(ge=1, le=100)] = 20,
-                      cursor: Annotated[str | None, Query(max_length=500)] = None) -> OrderPage:
+@router.get("", response_model=OrderPage, summary="Your orders, newest first", responses=problem_responses(401, 422))
+async def list_orders(
+    user: CurrentUser,
+    pool: PoolDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> OrderPage:
     orders, next_cursor = await store.list_for_user(pool, user.user_id, limit, cursor)
     return OrderPage(items=orders, next_cursor=next_cursor)
 
 
-@router.get("/{order_id}", response_model=Order, summary="One order (owner or admin; anyone else 404)",
-            responses=problem_responses(401, 404, 422))
+@router.get(
+    "/{order_id}",
+    response_model=Order,
+    summary="One order (owner or admin; anyone else 404)",
+    responses=problem_responses(401, 404, 422),
+)
 async def get_order(order_id: uuid.UUID, user: CurrentUser, pool: PoolDep) -> Order:
     return await _visible(pool, order_id, user)
 
 
-@router.post("/{order_id}/cancel", response_model=Order,
-             summary="Cancel a confirmed order: full refund and the stock returned (409 once shipped)",
-             responses=problem_responses(401, 404, 409, 422, 503))
+@router.post(
+    "/{order_id}/cancel",
+    response_model=Order,
+    summary="Cancel a confirmed order: full refund and the stock returned (409 once shipped)",
+    responses=problem_responses(401, 404, 409, 422, 503),
+)
 async def cancel_order(order_id: uuid.UUID, user: CurrentUser, pool: PoolDep, saga: SagaDep) -> Order:
     order = await _visible(pool, order_id, user)
     if order.status == "confirmed":
@@ -84,8 +103,9 @@ async def cancel_order(order_id: uuid.UUID, user: CurrentUser, pool: PoolDep, sa
         try:
             await shielded(saga.finish_cancel(order_id, order.payment_id))
         except ServiceCallError as exc:
-            log.warning("cancel deferred", extra={"event": "cancel_deferred", "order_id": str(order_id),
-                                                  "why": str(exc)})
+            log.warning(
+                "cancel deferred", extra={"event": "cancel_deferred", "order_id": str(order_id), "why": str(exc)}
+            )
             raise CancelDeferred(order_id) from None
         order = await _visible(pool, order_id, user)
     if order.status == "cancelled":
@@ -95,8 +115,12 @@ async def cancel_order(order_id: uuid.UUID, user: CurrentUser, pool: PoolDep, sa
     raise WrongOrderState("cancelled", order.status)
 
 
-@router.post("/{order_id}/ship", response_model=Order, summary="Mark a confirmed order shipped (admin)",
-             responses=problem_responses(401, 403, 404, 409, 422))
+@router.post(
+    "/{order_id}/ship",
+    response_model=Order,
+    summary="Mark a confirmed order shipped (admin)",
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
 async def ship_order(order_id: uuid.UUID, admin: AdminUser, pool: PoolDep) -> Order:
     order = await _visible(pool, order_id, admin)
     if order.status == "confirmed":

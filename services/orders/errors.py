@@ -38,5 +38,8 @@ class CancelDeferred(ServiceUnavailable):
     the generic ``upstream-unavailable`` kind)."""
 
     def __init__(self, order_id: uuid.UUID) -> None:
-        super().__init__("The refund or the stock return could not be done now; the cancellation will "
-                         "complete by itself.", order_id=str(order_id), order_status="cancelling")
+        super().__init__(
+            "The refund or the stock return could not be done now; the cancellation will complete by itself.",
+            order_id=str(order_id),
+            order_status="cancelling",
+        )

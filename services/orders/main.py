@@ -22,12 +22,24 @@ KEY_PRUNE_INTERVAL_S = 3600.0
 
 async def start_saga(app: FastAPI) -> None:
     settings, issuer = settings_of(app, Settings), issuer_of(app)
-    app.state.products = products = ProductsClient(ServiceClient(
-        settings, "products", issuer, timeout=settings.products_timeout_s,
-        max_connections=settings.peer_max_connections))
-    app.state.payments = payments = PaymentsClient(ServiceClient(
-        settings, "payments", issuer, timeout=settings.payments_timeout_s,
-        max_connections=settings.peer_max_connections))
+    app.state.products = products = ProductsClient(
+        ServiceClient(
+            settings,
+            "products",
+            issuer,
+            timeout=settings.products_timeout_s,
+            max_connections=settings.peer_max_connections,
+        )
+    )
+    app.state.payments = payments = PaymentsClient(
+        ServiceClient(
+            settings,
+            "payments",
+            issuer,
+            timeout=settings.payments_timeout_s,
+            max_connections=settings.peer_max_connections,
+        )
+    )
     app.state.saga = Saga(pool_of(app), settings, products, payments)
 
 
@@ -50,7 +62,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         settings,
         title="orders",
         description="Orders and the checkout saga: reserve stock, charge, commit, confirm; cancel and ship. "
-                    "A recovery loop finishes or compensates orders a crash left half-way.",
+        "A recovery loop finishes or compensates orders a crash left half-way.",
         routers=[router],
         migrations=Path(__file__).parent / "migrations",
         on_startup=[start_saga],

@@ -10,8 +10,18 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.kit.cards import Card
 
-OrderStatus = Literal["pending", "reserved", "paid", "confirmed", "shipped", "cancelling", "cancelled",
-                      "rejected", "payment_failed", "failed"]
+OrderStatus = Literal[
+    "pending",
+    "reserved",
+    "paid",
+    "confirmed",
+    "shipped",
+    "cancelling",
+    "cancelled",
+    "rejected",
+    "payment_failed",
+    "failed",
+]
 
 
 class OrderLine(BaseModel):

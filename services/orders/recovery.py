@@ -59,8 +59,15 @@ async def recover_order(saga: Saga, row: store.OrderRow) -> None:
     elif declined and row.status == "reserved":
         await saga.release(row.id)
         decline = Declined.of(declined[0])
-        await saga.end(row.id, "reserved", "payment_failed", 402, saga.declined(row.id, decline),
-                       payment_id=decline.payment_id, failure_reason="payment declined")
+        await saga.end(
+            row.id,
+            "reserved",
+            "payment_failed",
+            402,
+            saga.declined(row.id, decline),
+            payment_id=decline.payment_id,
+            failure_reason="payment declined",
+        )
     else:
         await saga.fail(row.id, row.status, "recovered: interrupted before any capture")
 
@@ -75,8 +82,9 @@ async def _adopt_reservation(saga: Saga, order_id: uuid.UUID) -> bool:
     if reservation.status != "reserved" or len({i.currency for i in items}) != 1:
         return False
     total = sum(i.unit_price_cents * i.quantity for i in items)
-    return await store.record_reservation(saga.pool, order_id, total, items[0].currency,
-                                          [i.model_dump() for i in items])
+    return await store.record_reservation(
+        saga.pool, order_id, total, items[0].currency, [i.model_dump() for i in items]
+    )
 
 
 async def settle(saga: Saga, order_id: uuid.UUID) -> None:
@@ -101,23 +109,31 @@ async def recover_once(saga: Saga, settings: Settings) -> int:
         """SELECT id, user_id, status, payment_id, total_cents, currency FROM orders
             WHERE status IN ('pending', 'reserved', 'paid', 'cancelling')
               AND updated_at < now() - make_interval(secs => $1)
-            ORDER BY updated_at LIMIT $2""", settings.recovery_stuck_after_s, settings.recovery_batch)
+            ORDER BY updated_at LIMIT $2""",
+        settings.recovery_stuck_after_s,
+        settings.recovery_batch,
+    )
     for r in rows:
         try:
             await recover_order(saga, store.OrderRow(**dict(r)))
         except ServiceCallError as exc:
-            log.warning("recovery step deferred", extra={"event": "recovery_deferred", "order_id": str(r["id"]),
-                                                         "why": str(exc)})
+            log.warning(
+                "recovery step deferred",
+                extra={"event": "recovery_deferred", "order_id": str(r["id"]), "why": str(exc)},
+            )
     failed = await saga.pool.fetch(
         """SELECT id FROM orders WHERE status = 'failed' AND needs_settle
               AND updated_at < now() - make_interval(secs => $1) ORDER BY updated_at LIMIT $2""",
-        settings.recovery_settle_after_s, settings.recovery_batch)
+        settings.recovery_settle_after_s,
+        settings.recovery_batch,
+    )
     for r in failed:
         try:
             await settle(saga, r["id"])
         except ServiceCallError as exc:
-            log.warning("settle deferred", extra={"event": "settle_deferred", "order_id": str(r["id"]),
-                                                  "why": str(exc)})
+            log.warning(
+                "settle deferred", extra={"event": "settle_deferred", "order_id": str(r["id"]), "why": str(exc)}
+            )
     return len(rows) + len(failed)
 
 
@@ -136,5 +152,4 @@ async def run(app: FastAPI) -> None:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the database or a peer may be restarting: next round
-            log.warning("recovery round failed", extra={"event": "recovery_failed",
-                                                        "error_type": type(exc).__name__})
+            log.warning("recovery round failed", extra={"event": "recovery_failed", "error_type": type(exc).__name__})

@@ -79,8 +79,9 @@ class Outcome:
 
 
 class Saga:
-    def __init__(self, pool: asyncpg.Pool, settings: Settings, products: ProductsClient,
-                 payments: PaymentsClient) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, settings: Settings, products: ProductsClient, payments: PaymentsClient
+    ) -> None:
         self.pool = pool
         self.settings = settings
         self.products = products
@@ -93,9 +94,15 @@ class Saga:
 
     def declined(self, order_id: uuid.UUID, decline: Declined) -> dict[str, Any]:
         """The order's answer to a declined charge, whether the saga saw the 402 or recovery read the payment."""
-        return self.body(PaymentDeclined("The card was declined; the order was not placed.", order_id=str(order_id),
-                                         order_status="payment_failed", reason=decline.reason,
-                                         payment_id=str(decline.payment_id)))
+        return self.body(
+            PaymentDeclined(
+                "The card was declined; the order was not placed.",
+                order_id=str(order_id),
+                order_status="payment_failed",
+                reason=decline.reason,
+                payment_id=str(decline.payment_id),
+            )
+        )
 
     async def unavailable(self, order_id: uuid.UUID, why: str) -> Outcome:
         status = None
@@ -104,14 +111,24 @@ class Saga:
             status = current.status if current else None
         except (OSError, asyncpg.PostgresError):
             pass
-        log.warning("saga could not finish", extra={"event": "saga_unavailable", "order_id": str(order_id),
-                                                    "why": why, "order_status": status})
-        return Outcome(503, self.body(ServiceUnavailable(
-            "A service this order depends on is unavailable; the order was not completed.",
-            order_id=str(order_id), order_status=status)))
+        log.warning(
+            "saga could not finish",
+            extra={"event": "saga_unavailable", "order_id": str(order_id), "why": why, "order_status": status},
+        )
+        return Outcome(
+            503,
+            self.body(
+                ServiceUnavailable(
+                    "A service this order depends on is unavailable; the order was not completed.",
+                    order_id=str(order_id),
+                    order_status=status,
+                )
+            ),
+        )
 
-    async def end(self, order_id: uuid.UUID, expected: str, new: str, status_code: int, body: dict[str, Any],
-                  **fields: Any) -> Outcome:
+    async def end(
+        self, order_id: uuid.UUID, expected: str, new: str, status_code: int, body: dict[str, Any], **fields: Any
+    ) -> Outcome:
         """A final state and the stored response, in one transaction."""
         async with self.pool.acquire() as conn, conn.transaction():
             moved = await store.transition(conn, order_id, expected, new, **fields)
@@ -156,13 +173,19 @@ class Saga:
                 continue
             except NamedProblem as exc:  # not found, not captured: the listing above says otherwise
                 raise UnexpectedAnswer("payments", exc.status, f"refund: {exc.kind}") from None
-            log.info("payment refunded", extra={"event": "refund_done", "order_id": str(order_id),
-                                                "payment_id": str(payment_id), "amount_cents": rest})
+            log.info(
+                "payment refunded",
+                extra={
+                    "event": "refund_done",
+                    "order_id": str(order_id),
+                    "payment_id": str(payment_id),
+                    "amount_cents": rest,
+                },
+            )
             return
         raise ServiceCallError("payments", True, "refund kept exceeding the capture")
 
-    async def fail(self, order_id: uuid.UUID, expected: str, reason: str,
-                   capture: uuid.UUID | None = None) -> Outcome:
+    async def fail(self, order_id: uuid.UUID, expected: str, reason: str, capture: uuid.UUID | None = None) -> Outcome:
         """Compensate (refund a capture, release the stock), then ``expected -> failed``; the client may retry.
         If a compensation cannot run now, the order stays put for the recovery loop."""
         try:
@@ -176,8 +199,9 @@ class Saga:
     async def mark_failed(self, order_id: uuid.UUID, expected: str, reason: str) -> Outcome:
         """``expected -> failed`` once nothing stands any more; the key is dropped so the client may retry."""
         async with self.pool.acquire() as conn, conn.transaction():
-            moved = await store.transition(conn, order_id, expected, "failed",
-                                           failure_reason=reason[:200], needs_settle=True)
+            moved = await store.transition(
+                conn, order_id, expected, "failed", failure_reason=reason[:200], needs_settle=True
+            )
             if moved:
                 await store.forget_key(conn, order_id)
         log.warning("order failed", extra={"event": "order_failed", "order_id": str(order_id), "why": reason})
@@ -192,18 +216,30 @@ class Saga:
         try:
             reservation = await self.products.reserve(order_id, items)
         except OutOfStock as exc:
-            body = self.body(OrderOutOfStock(
-                "Not enough stock for some items; the order was rejected.", order_id=oid, order_status="rejected",
-                shortages=[s.model_dump(mode="json") for s in exc.shortages]))
+            body = self.body(
+                OrderOutOfStock(
+                    "Not enough stock for some items; the order was rejected.",
+                    order_id=oid,
+                    order_status="rejected",
+                    shortages=[s.model_dump(mode="json") for s in exc.shortages],
+                )
+            )
             return await self.end(order_id, "pending", "rejected", 409, body, failure_reason="out of stock")
         except ProductNotFound as exc:
-            body = self.body(UnknownProduct(
-                "Some products do not exist; the order was rejected.", order_id=oid, order_status="rejected",
-                product_ids=[str(p) for p in exc.product_ids]))
+            body = self.body(
+                UnknownProduct(
+                    "Some products do not exist; the order was rejected.",
+                    order_id=oid,
+                    order_status="rejected",
+                    product_ids=[str(p) for p in exc.product_ids],
+                )
+            )
             return await self.end(order_id, "pending", "rejected", 422, body, failure_reason="unknown product")
         except (UnexpectedAnswer, ReservationConflict) as exc:
-            log.error("unexpected reservation answer", extra={"event": "saga_unexpected", "order_id": oid,
-                                                               "status": exc.status})
+            log.error(
+                "unexpected reservation answer",
+                extra={"event": "saga_unexpected", "order_id": oid, "status": exc.status},
+            )
             return await self.fail(order_id, "pending", f"reservation answered {exc.status}")
         except ServiceCallError as exc:
             if not exc.sent:  # the reservation never left: nothing to release
@@ -221,16 +257,21 @@ class Saga:
             refused: NamedProblem
             if len(currencies) != 1:
                 reason = "mixed currencies"
-                refused = MixedCurrencies("The products are priced in different currencies; order them separately.",
-                                          order_id=oid, order_status="rejected")
+                refused = MixedCurrencies(
+                    "The products are priced in different currencies; order them separately.",
+                    order_id=oid,
+                    order_status="rejected",
+                )
             else:
                 reason = "order too large"
-                refused = OrderTooLarge("The order total is above what one payment can take.", order_id=oid,
-                                        order_status="rejected")
+                refused = OrderTooLarge(
+                    "The order total is above what one payment can take.", order_id=oid, order_status="rejected"
+                )
             return await self.end(order_id, "pending", "rejected", 422, self.body(refused), failure_reason=reason)
         currency = currencies.pop()
-        if not await store.record_reservation(self.pool, order_id, total, currency,
-                                              [line.model_dump() for line in reserved]):
+        if not await store.record_reservation(
+            self.pool, order_id, total, currency, [line.model_dump() for line in reserved]
+        ):
             return await self.unavailable(order_id, "order left pending meanwhile")
         log.info("stock reserved", extra={"event": "order_reserved", "order_id": oid, "total_cents": total})
 
@@ -242,8 +283,15 @@ class Saga:
                 await self.release(order_id)
             except ServiceCallError as exc:
                 return await self.unavailable(order_id, f"release after a decline: {exc}")
-            return await self.end(order_id, "reserved", "payment_failed", 402, self.declined(order_id, declined),
-                                  payment_id=declined.payment_id, failure_reason="payment declined")
+            return await self.end(
+                order_id,
+                "reserved",
+                "payment_failed",
+                402,
+                self.declined(order_id, declined),
+                payment_id=declined.payment_id,
+                failure_reason="payment declined",
+            )
         except ServiceCallError as exc:
             if not exc.sent:  # the charge never left: nothing can have been captured
                 return await self.fail(order_id, "reserved", f"payments unavailable: {exc}")

@@ -31,8 +31,9 @@ class OrderRow:
     currency: str | None
 
 
-async def claim(pool: asyncpg.Pool, user_id: uuid.UUID, key: str, req_hash: str,
-                lines: list[OrderLine]) -> uuid.UUID | Stored:
+async def claim(
+    pool: asyncpg.Pool, user_id: uuid.UUID, key: str, req_hash: str, lines: list[OrderLine]
+) -> uuid.UUID | Stored:
     """Create the pending order together with its idempotency key, or find the key's first request.
 
     Returns the new order's id (this request owns the key), or the stored final response (a replay).
@@ -52,7 +53,13 @@ async def claim(pool: asyncpg.Pool, user_id: uuid.UUID, key: str, req_hash: str,
                           SELECT o.id, t.n - 1, t.product_id, t.quantity
                             FROM o, unnest($5::uuid[], $6::int[]) WITH ORDINALITY AS t (product_id, quantity, n))
                SELECT count(*) FROM k""",
-            user_id, key, req_hash, order_id, [line.product_id for line in lines], [line.quantity for line in lines])
+            user_id,
+            key,
+            req_hash,
+            order_id,
+            [line.product_id for line in lines],
+            [line.quantity for line in lines],
+        )
         if not inserted:
             return None
         ORDERS_TOTAL.labels("pending").inc()
@@ -61,7 +68,9 @@ async def claim(pool: asyncpg.Pool, user_id: uuid.UUID, key: str, req_hash: str,
     async def find() -> asyncpg.Record | None:
         return await pool.fetchrow(
             "SELECT request_hash, status_code, response_body FROM idempotency_keys WHERE user_id = $1 AND key = $2",
-            user_id, key)
+            user_id,
+            key,
+        )
 
     return await idempotency.claim(insert, find, req_hash, what="An order")
 
@@ -71,14 +80,19 @@ async def transition(conn: Conn, order_id: uuid.UUID, expected: str, new: str, *
     sets = ["status = $3"] + [f"{name} = ${i}" for i, name in enumerate(fields, start=4)]
     done = await conn.fetchval(
         f"UPDATE orders SET {', '.join(sets)} WHERE id = $1 AND status = $2 RETURNING true",  # noqa: S608
-        order_id, expected, new, *fields.values())
+        order_id,
+        expected,
+        new,
+        *fields.values(),
+    )
     if done:
         ORDERS_TOTAL.labels(new).inc()
     return bool(done)
 
 
-async def record_reservation(conn: Conn, order_id: uuid.UUID, total_cents: int, currency: str,
-                             items: list[dict[str, Any]]) -> bool:
+async def record_reservation(
+    conn: Conn, order_id: uuid.UUID, total_cents: int, currency: str, items: list[dict[str, Any]]
+) -> bool:
     """pending -> reserved with the price snapshot of the reservation, in one statement."""
     moved = await conn.fetchval(
         """WITH o AS (UPDATE orders SET status = 'reserved', total_cents = $2, currency = $3
@@ -87,8 +101,13 @@ async def record_reservation(conn: Conn, order_id: uuid.UUID, total_cents: int, 
                         FROM o, unnest($4::uuid[], $5::text[], $6::bigint[]) AS t (product_id, name, price)
                        WHERE it.order_id = o.id AND it.product_id = t.product_id)
            SELECT count(*) FROM o""",
-        order_id, total_cents, currency, [uuid.UUID(str(i["product_id"])) for i in items],
-        [str(i["name"]) for i in items], [int(i["unit_price_cents"]) for i in items])
+        order_id,
+        total_cents,
+        currency,
+        [uuid.UUID(str(i["product_id"])) for i in items],
+        [str(i["name"]) for i in items],
+        [int(i["unit_price_cents"]) for i in items],
+    )
     if moved:
         ORDERS_TOTAL.labels("reserved").inc()
     return bool(moved)
@@ -106,16 +125,29 @@ async def forget_key(conn: Conn, order_id: uuid.UUID) -> None:
 
 async def row(conn: Conn, order_id: uuid.UUID) -> OrderRow | None:
     r = await conn.fetchrow(
-        "SELECT id, user_id, status, payment_id, total_cents, currency FROM orders WHERE id = $1", order_id)
+        "SELECT id, user_id, status, payment_id, total_cents, currency FROM orders WHERE id = $1", order_id
+    )
     return OrderRow(**dict(r)) if r else None
 
 
 def _order(r: asyncpg.Record, items: list[asyncpg.Record]) -> Order:
     return Order(
-        id=r["id"], status=r["status"], total_cents=r["total_cents"], currency=r["currency"],
-        payment_id=r["payment_id"], created_at=r["created_at"], updated_at=r["updated_at"],
-        items=[OrderItem(product_id=i["product_id"], name=i["name"], quantity=i["quantity"],
-                         unit_price_cents=i["unit_price_cents"]) for i in items],
+        id=r["id"],
+        status=r["status"],
+        total_cents=r["total_cents"],
+        currency=r["currency"],
+        payment_id=r["payment_id"],
+        created_at=r["created_at"],
+        updated_at=r["updated_at"],
+        items=[
+            OrderItem(
+                product_id=i["product_id"],
+                name=i["name"],
+                quantity=i["quantity"],
+                unit_price_cents=i["unit_price_cents"],
+            )
+            for i in items
+        ],
     )
 
 
@@ -128,20 +160,28 @@ async def load(conn: Conn, order_id: uuid.UUID) -> tuple[Order, uuid.UUID] | Non
     return _order(r, items), r["user_id"]
 
 
-async def list_for_user(pool: asyncpg.Pool, user_id: uuid.UUID, limit: int,
-                        cursor: str | None) -> tuple[list[Order], str | None]:
+async def list_for_user(
+    pool: asyncpg.Pool, user_id: uuid.UUID, limit: int, cursor: str | None
+) -> tuple[list[Order], str | None]:
     """The user's orders, newest first (keyset pagination on created_at, id)."""
     if cursor:
         t, last = decode_cursor(cursor)
         rows = await pool.fetch(
             """SELECT * FROM orders WHERE user_id = $1 AND (created_at, id) < ($2, $3)
-               ORDER BY created_at DESC, id DESC LIMIT $4""", user_id, t, last, limit + 1)
+               ORDER BY created_at DESC, id DESC LIMIT $4""",
+            user_id,
+            t,
+            last,
+            limit + 1,
+        )
     else:
         rows = await pool.fetch(
-            "SELECT * FROM orders WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2", user_id, limit + 1)
+            "SELECT * FROM orders WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2", user_id, limit + 1
+        )
     page = rows[:limit]
-    items = await pool.fetch("SELECT * FROM order_items WHERE order_id = ANY($1::uuid[]) ORDER BY order_id, line",
-                             [r["id"] for r in page])
+    items = await pool.fetch(
+        "SELECT * FROM order_items WHERE order_id = ANY($1::uuid[]) ORDER BY order_id, line", [r["id"] for r in page]
+    )
     by_order: dict[uuid.UUID, list[asyncpg.Record]] = {}
     for i in items:
         by_order.setdefault(i["order_id"], []).append(i)

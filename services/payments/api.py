@@ -16,7 +16,9 @@ router = APIRouter()
 
 
 @router.get(
-    "/api/v1/payments/{payment_id}", response_model=PublicPayment, tags=["payments"],
+    "/api/v1/payments/{payment_id}",
+    response_model=PublicPayment,
+    tags=["payments"],
     summary="A payment, for its owner or an admin (anyone else: 404)",
     responses=problem_responses(401, 404, 422),
 )

@@ -123,8 +123,9 @@ class RefundExceedsCapture(Conflict):
 
     kind, title = "refund-exceeds-capture", "Refund exceeds capture"
 
-    def __init__(self, refundable_cents: int,
-                 detail: str = "The refund would exceed what was captured and not yet refunded.") -> None:
+    def __init__(
+        self, refundable_cents: int, detail: str = "The refund would exceed what was captured and not yet refunded."
+    ) -> None:
         super().__init__(detail, refundable_cents=refundable_cents)
         self.refundable_cents = refundable_cents
 
@@ -146,21 +147,29 @@ class PaymentsClient:
 
     async def charge(self, charge: ChargeRequest, idempotency_key: str) -> Payment:
         """A captured payment. Raises Declined."""
-        return await self._client.call("POST", "/internal/v1/charges", Payment, json=charge.model_dump(mode="json"),
-                                       headers={"Idempotency-Key": idempotency_key}, errors=(Declined,))
+        return await self._client.call(
+            "POST",
+            "/internal/v1/charges",
+            Payment,
+            json=charge.model_dump(mode="json"),
+            headers={"Idempotency-Key": idempotency_key},
+            errors=(Declined,),
+        )
 
     async def refund(self, payment_id: uuid.UUID, amount_cents: int, idempotency_key: str) -> Refund:
         """Raises PaymentNotFound, PaymentNotCaptured, RefundExceedsCapture."""
         return await self._client.call(
-            "POST", f"/internal/v1/payments/{payment_id}/refunds", Refund,
+            "POST",
+            f"/internal/v1/payments/{payment_id}/refunds",
+            Refund,
             json=RefundRequest(amount_cents=amount_cents).model_dump(mode="json"),
             headers={"Idempotency-Key": idempotency_key},
-            errors=(PaymentNotFound, PaymentNotCaptured, RefundExceedsCapture))
+            errors=(PaymentNotFound, PaymentNotCaptured, RefundExceedsCapture),
+        )
 
     async def of_order(self, order_id: uuid.UUID) -> list[Payment]:
         """The order's payments, oldest first."""
-        found = await self._client.call("GET", "/internal/v1/payments", PaymentList,
-                                        params={"order_id": str(order_id)})
+        found = await self._client.call("GET", "/internal/v1/payments", PaymentList, params={"order_id": str(order_id)})
         return found.items
 
     async def aclose(self) -> None:

@@ -47,7 +47,10 @@ async def claim(pool: asyncpg.Pool, caller: str, key: str, req_hash: str, stale_
         inserted = await pool.fetchval(
             """INSERT INTO idempotency_keys (caller, key, request_hash, claim) VALUES ($1, $2, $3, $4)
                ON CONFLICT DO NOTHING RETURNING true""",
-            caller, key, req_hash, token,
+            caller,
+            key,
+            req_hash,
+            token,
         )
         return Claim(caller, key, token) if inserted else None
 
@@ -56,7 +59,9 @@ async def claim(pool: asyncpg.Pool, caller: str, key: str, req_hash: str, stale_
             """SELECT request_hash, status_code, response_body, claim,
                       created_at < now() - make_interval(secs => $3) AS stale
                  FROM idempotency_keys WHERE caller = $1 AND key = $2""",
-            caller, key, stale_s,
+            caller,
+            key,
+            stale_s,
         )
 
     async def take_over(row: asyncpg.Record) -> Claim | None:
@@ -65,15 +70,19 @@ async def claim(pool: asyncpg.Pool, caller: str, key: str, req_hash: str, stale_
         taken = await pool.fetchval(
             """UPDATE idempotency_keys SET claim = $4, created_at = now()
                 WHERE caller = $1 AND key = $2 AND claim = $3 AND status_code IS NULL RETURNING true""",
-            caller, key, row["claim"], token,
+            caller,
+            key,
+            row["claim"],
+            token,
         )
         return Claim(caller, key, token) if taken else None
 
     return await idempotency.claim(insert, find, req_hash, take_over=take_over)
 
 
-async def complete(conn: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy, c: Claim, status_code: int,
-                   body: dict[str, Any]) -> None:
+async def complete(
+    conn: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy, c: Claim, status_code: int, body: dict[str, Any]
+) -> None:
     """Store the final response; call inside the effect's transaction."""
     if not await KEYS.complete(conn, c.handle, status_code, body):
         raise RuntimeError("idempotency claim lost (taken over as stale); rolling the effect back")

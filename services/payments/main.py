@@ -28,7 +28,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         settings,
         title="payments",
         description="Simulated card processor: idempotent charges and refunds, a double-entry ledger. "
-                    "Stores only brand, last4, expiry and a keyed fingerprint of a card.",
+        "Stores only brand, last4, expiry and a keyed fingerprint of a card.",
         routers=[api.router, internal.router],
         migrations=Path(__file__).parent / "migrations",
         background=[periodic(settings.prune_interval_s, _prune_keys, name="idempotency_prune")],

@@ -42,8 +42,9 @@ def _dumps(value: object) -> bytes:
 _MAX_PRICE = 100_000_000_000
 
 
-@router.get("/{product_id}", response_model=Product, responses=problem_responses(404, 422),
-            summary="One product with its stock")
+@router.get(
+    "/{product_id}", response_model=Product, responses=problem_responses(404, 422), summary="One product with its stock"
+)
 async def get_product(product_id: uuid.UUID, pool: PoolDep) -> Response:
     # Documents the route (OpenAPI); requests are served by `read_product_fast` below, mounted ahead of it.
     return await _product_response(pool, product_id)
@@ -67,8 +68,12 @@ async def read_product_fast(request: Request) -> Response:
     try:
         product_id = uuid.UUID(raw)
     except ValueError:
-        raise Problem(422, "The request is not valid: see `errors`.", kind="validation",
-                      errors=[{"loc": ["path", "product_id"], "msg": "Input should be a valid UUID"}]) from None
+        raise Problem(
+            422,
+            "The request is not valid: see `errors`.",
+            kind="validation",
+            errors=[{"loc": ["path", "product_id"], "msg": "Input should be a valid UUID"}],
+        ) from None
     return await _product_response(pool_of(request.app), product_id)
 
 
@@ -84,12 +89,17 @@ class _TemplatedRoute(Route):
 
 
 # Mounted by main.py in front of every other route (same path and method as `get_product`).
-FAST_ROUTES = [_TemplatedRoute("/api/v1/products/{product_id}", read_product_fast, methods=["GET"],
-                               include_in_schema=False)]
+FAST_ROUTES = [
+    _TemplatedRoute("/api/v1/products/{product_id}", read_product_fast, methods=["GET"], include_in_schema=False)
+]
 
 
-@router.get("", response_model=ProductPage, responses=problem_responses(422),
-            summary="List products in a stable order (keyset pagination)")
+@router.get(
+    "",
+    response_model=ProductPage,
+    responses=problem_responses(422),
+    summary="List products in a stable order (keyset pagination)",
+)
 async def list_products(
     pool: PoolDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
@@ -99,38 +109,61 @@ async def list_products(
     max_price_cents: Annotated[int | None, Query(ge=0, le=_MAX_PRICE)] = None,
 ) -> Response:
     items, next_cursor = await store.list_products(
-        pool, limit=limit, cursor=cursor, category=category,
-        min_price_cents=min_price_cents, max_price_cents=max_price_cents)
+        pool,
+        limit=limit,
+        cursor=cursor,
+        category=category,
+        min_price_cents=min_price_cents,
+        max_price_cents=max_price_cents,
+    )
     return Response(_dumps({"items": items, "next_cursor": next_cursor}), media_type=_JSON)
 
 
-@router.post("", status_code=201, response_model=Product, responses=problem_responses(400, 401, 403, 409, 422),
-             summary="Create a product (admin)")
+@router.post(
+    "",
+    status_code=201,
+    response_model=Product,
+    responses=problem_responses(400, 401, 403, 409, 422),
+    summary="Create a product (admin)",
+)
 async def create_product(body: ProductCreate, _admin: AdminUser, pool: PoolDep, settings: SettingsDep) -> Response:
     product = await store.create_product(pool, body, settings.change_feed_lock_key)
-    return Response(_dumps(product), status_code=201, media_type=_JSON,
-                    headers={"Location": f"/api/v1/products/{product['id']}"})
+    return Response(
+        _dumps(product), status_code=201, media_type=_JSON, headers={"Location": f"/api/v1/products/{product['id']}"}
+    )
 
 
-@router.patch("/{product_id}", response_model=Product,
-              responses=problem_responses(400, 401, 403, 404, 409, 422),
-              summary="Change some fields of a product (admin)")
-async def update_product(product_id: uuid.UUID, body: ProductPatch, _admin: AdminUser, pool: PoolDep,
-                         settings: SettingsDep) -> Response:
+@router.patch(
+    "/{product_id}",
+    response_model=Product,
+    responses=problem_responses(400, 401, 403, 404, 409, 422),
+    summary="Change some fields of a product (admin)",
+)
+async def update_product(
+    product_id: uuid.UUID, body: ProductPatch, _admin: AdminUser, pool: PoolDep, settings: SettingsDep
+) -> Response:
     product = await store.update_product(pool, product_id, body.changes(), settings.change_feed_lock_key)
     return Response(_dumps(product), media_type=_JSON)
 
 
-@router.delete("/{product_id}", status_code=204, response_class=Response,
-               responses=problem_responses(401, 403, 404, 422), summary="Delete a product (admin; soft delete)")
+@router.delete(
+    "/{product_id}",
+    status_code=204,
+    response_class=Response,
+    responses=problem_responses(401, 403, 404, 422),
+    summary="Delete a product (admin; soft delete)",
+)
 async def delete_product(product_id: uuid.UUID, _admin: AdminUser, pool: PoolDep, settings: SettingsDep) -> Response:
     await store.delete_product(pool, product_id, settings.change_feed_lock_key)
     return Response(status_code=204)
 
 
-@router.put("/{product_id}/stock", response_model=Product,
-            responses=problem_responses(400, 401, 403, 404, 409, 422),
-            summary="Set stock on hand (admin); never below what is reserved")
+@router.put(
+    "/{product_id}/stock",
+    response_model=Product,
+    responses=problem_responses(400, 401, 403, 404, 409, 422),
+    summary="Set stock on hand (admin); never below what is reserved",
+)
 async def set_product_stock(product_id: uuid.UUID, body: StockUpdate, _admin: AdminUser, pool: PoolDep) -> Response:
     product = await store.set_stock(pool, product_id, body.quantity)
     return Response(_dumps(product), media_type=_JSON)

@@ -177,13 +177,19 @@ class ProductsClient:
     async def reserve(self, order_id: uuid.UUID, items: list[ReservationLine]) -> Reservation:
         """All lines or none, idempotent per order id. Raises OutOfStock, ProductNotFound, ReservationConflict."""
         body = ReservationRequest(order_id=order_id, items=items).model_dump(mode="json")
-        return await self._client.call("POST", "/internal/v1/reservations", Reservation, json=body,
-                                       errors=(OutOfStock, ProductNotFound, ReservationConflict))
+        return await self._client.call(
+            "POST",
+            "/internal/v1/reservations",
+            Reservation,
+            json=body,
+            errors=(OutOfStock, ProductNotFound, ReservationConflict),
+        )
 
     async def reservation(self, order_id: uuid.UUID) -> Reservation:
         """Raises ReservationNotFound."""
-        return await self._client.call("GET", f"/internal/v1/reservations/{order_id}", Reservation,
-                                       errors=(ReservationNotFound,))
+        return await self._client.call(
+            "GET", f"/internal/v1/reservations/{order_id}", Reservation, errors=(ReservationNotFound,)
+        )
 
     async def commit(self, order_id: uuid.UUID) -> Reservation:
         """reserved -> committed (idempotent). Raises ReservationNotFound, WrongReservationState."""
@@ -198,13 +204,18 @@ class ProductsClient:
         return await self._transition(order_id, "return")
 
     async def _transition(self, order_id: uuid.UUID, action: str) -> Reservation:
-        return await self._client.call("POST", f"/internal/v1/reservations/{order_id}/{action}", Reservation,
-                                       errors=(ReservationNotFound, WrongReservationState))
+        return await self._client.call(
+            "POST",
+            f"/internal/v1/reservations/{order_id}/{action}",
+            Reservation,
+            errors=(ReservationNotFound, WrongReservationState),
+        )
 
     async def changes(self, after: int, limit: int) -> ChangePage:
         """The change feed after ``after``, at most ``limit`` entries."""
-        return await self._client.call("GET", "/internal/v1/changes", ChangePage,
-                                       params={"after": str(after), "limit": str(limit)})
+        return await self._client.call(
+            "GET", "/internal/v1/changes", ChangePage, params={"after": str(after), "limit": str(limit)}
+        )
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -27,13 +27,10 @@ def _not_blank(value: str) -> str:
     return value
 
 
-Sku = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
-                           examples=["SKU-1001"])]
-Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(storable_text),
-                 AfterValidator(_not_blank)]
+Sku = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", examples=["SKU-1001"])]
+Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(storable_text), AfterValidator(_not_blank)]
 Description = Annotated[str, Field(max_length=5000), AfterValidator(storable_text)]
-Category = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(storable_text),
-                     AfterValidator(_not_blank)]
+Category = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(storable_text), AfterValidator(_not_blank)]
 # Integers in bodies are strict: "12" or 12.0 for a price is a client bug to report, not to guess at.
 PriceCents = Annotated[int, Field(strict=True, ge=1, le=100_000_000_000, description="Unit price in minor units")]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code", examples=["EUR"])]

@@ -10,6 +10,9 @@ from services.kit.settings import KitSettings
 class Settings(KitSettings):
     service_name: str = "products"
     change_feed_lock_key: int = Field(
-        default=0x50_52_4F_44, ge=1, le=2**62,
+        default=0x50_52_4F_44,
+        ge=1,
+        le=2**62,
         description="Advisory-lock key that serialises change-feed writers so feed order is commit order; any fixed "
-                    "value works, as long as every replica uses the same (the default, 0x50524F44, spells PROD).")
+        "value works, as long as every replica uses the same (the default, 0x50524F44, spells PROD).",
+    )

@@ -70,8 +70,10 @@ def _not_found(product_id: uuid.UUID) -> ProductNotFound:
 
 # The category index holds only live rows in category order: PostgreSQL counts from it (an index-only scan
 # once the visibility map is set) without sorting.
-CATEGORIES_SQL = ("SELECT category AS name, count(*)::int AS products FROM products WHERE deleted_at IS NULL "
-                  "GROUP BY category ORDER BY category LIMIT 500")
+CATEGORIES_SQL = (
+    "SELECT category AS name, count(*)::int AS products FROM products WHERE deleted_at IS NULL "
+    "GROUP BY category ORDER BY category LIMIT 500"
+)
 
 
 async def list_categories(pool: asyncpg.Pool) -> list[dict[str, Any]]:
@@ -79,8 +81,13 @@ async def list_categories(pool: asyncpg.Pool) -> list[dict[str, Any]]:
 
 
 async def list_products(
-    pool: asyncpg.Pool, *, limit: int, cursor: str | None, category: str | None,
-    min_price_cents: int | None, max_price_cents: int | None,
+    pool: asyncpg.Pool,
+    *,
+    limit: int,
+    cursor: str | None,
+    category: str | None,
+    min_price_cents: int | None,
+    max_price_cents: int | None,
 ) -> tuple[list[dict[str, Any]], str | None]:
     where = ["deleted_at IS NULL"]
     args: list[Any] = []
@@ -98,8 +105,10 @@ async def list_products(
         where.append(f"price_cents >= {arg(min_price_cents)}")
     if max_price_cents is not None:
         where.append(f"price_cents <= {arg(max_price_cents)}")
-    sql = (f"SELECT {PRODUCT_COLUMNS} FROM products WHERE {' AND '.join(where)} "  # noqa: S608
-           f"ORDER BY created_at, id LIMIT {arg(limit + 1)}")
+    sql = (
+        f"SELECT {PRODUCT_COLUMNS} FROM products WHERE {' AND '.join(where)} "  # noqa: S608
+        f"ORDER BY created_at, id LIMIT {arg(limit + 1)}"
+    )
     rows = await pool.fetch(sql, *args)
     return [product_dict(r) for r in rows[:limit]], next_cursor(rows, limit)
 
@@ -122,8 +131,9 @@ async def create_product(pool: asyncpg.Pool, body: ProductCreate, lock_key: int)
     async with pool.acquire() as conn, conn.transaction():
         await _feed_lock(conn, lock_key)
         try:
-            row = await conn.fetchrow(sql, uuid.uuid4(), body.sku, body.name, body.description, body.category,
-                                      body.price_cents, body.currency)
+            row = await conn.fetchrow(
+                sql, uuid.uuid4(), body.sku, body.name, body.description, body.category, body.price_cents, body.currency
+            )
         except asyncpg.UniqueViolationError:
             raise DuplicateSku(body.sku) from None
     assert row is not None
@@ -137,8 +147,9 @@ async def get_product(pool: asyncpg.Pool, product_id: uuid.UUID) -> dict[str, An
     return product_dict(row)
 
 
-async def update_product(pool: asyncpg.Pool, product_id: uuid.UUID, changes: dict[str, Any],
-                         lock_key: int) -> dict[str, Any]:
+async def update_product(
+    pool: asyncpg.Pool, product_id: uuid.UUID, changes: dict[str, Any], lock_key: int
+) -> dict[str, Any]:
     if not changes:
         return await get_product(pool, product_id)
     assert set(changes) <= set(PATCHABLE)
@@ -187,12 +198,14 @@ async def set_stock(pool: asyncpg.Pool, product_id: uuid.UUID, quantity: int) ->
     row = await pool.fetchrow(
         f"UPDATE products SET stock_on_hand = $2 WHERE id = $1 AND deleted_at IS NULL "  # noqa: S608
         f"AND stock_reserved <= $2 RETURNING {PRODUCT_COLUMNS}",
-        product_id, quantity,
+        product_id,
+        quantity,
     )
     if row is not None:
         return product_dict(row)
     reserved = await pool.fetchval(
-        "SELECT stock_reserved FROM products WHERE id = $1 AND deleted_at IS NULL", product_id)
+        "SELECT stock_reserved FROM products WHERE id = $1 AND deleted_at IS NULL", product_id
+    )
     if reserved is None:
         raise _not_found(product_id)
     raise StockBelowReserved(reserved)
@@ -200,14 +213,16 @@ async def set_stock(pool: asyncpg.Pool, product_id: uuid.UUID, quantity: int) ->
 
 # --- reservations -------------------------------------------------------------------------------------
 
-async def _load_reservation(conn: Conn | asyncpg.Pool, order_id: uuid.UUID
-                            ) -> dict[str, Any] | None:
+
+async def _load_reservation(conn: Conn | asyncpg.Pool, order_id: uuid.UUID) -> dict[str, Any] | None:
     status = await conn.fetchval("SELECT status FROM reservations WHERE order_id = $1", order_id)
     if status is None:
         return None
     items = await conn.fetch(
         "SELECT product_id, quantity, name, unit_price_cents, currency FROM reservation_items "
-        "WHERE order_id = $1 ORDER BY line_no", order_id)
+        "WHERE order_id = $1 ORDER BY line_no",
+        order_id,
+    )
     return {"order_id": order_id, "status": status, "items": [dict(r.items()) for r in items]}
 
 
@@ -222,14 +237,15 @@ def _reservation_not_found(order_id: uuid.UUID) -> ReservationNotFound:
     return ReservationNotFound(f"No reservation for order {order_id}.")
 
 
-async def _lock_products(conn: Conn, ids: Sequence[uuid.UUID], *, live_only: bool
-                         ) -> list[asyncpg.Record]:
+async def _lock_products(conn: Conn, ids: Sequence[uuid.UUID], *, live_only: bool) -> list[asyncpg.Record]:
     live = " AND deleted_at IS NULL" if live_only else ""
-    return list(await conn.fetch(
-        "SELECT id, name, price_cents, currency, stock_on_hand - stock_reserved AS available "  # noqa: S608
-        f"FROM products WHERE id = ANY($1::uuid[]){live} ORDER BY id FOR UPDATE",
-        list(ids),
-    ))
+    return list(
+        await conn.fetch(
+            "SELECT id, name, price_cents, currency, stock_on_hand - stock_reserved AS available "  # noqa: S608
+            f"FROM products WHERE id = ANY($1::uuid[]){live} ORDER BY id FOR UPDATE",
+            list(ids),
+        )
+    )
 
 
 async def reserve(pool: asyncpg.Pool, request: ReservationRequest, caller: str) -> tuple[dict[str, Any], bool]:
@@ -239,7 +255,10 @@ async def reserve(pool: asyncpg.Pool, request: ReservationRequest, caller: str) 
         # A concurrent insert of the same order id makes this wait for that transaction, then do nothing.
         inserted = await conn.fetchval(
             "INSERT INTO reservations (order_id, status, caller) VALUES ($1, 'reserved', $2) "
-            "ON CONFLICT (order_id) DO NOTHING RETURNING true", request.order_id, caller)
+            "ON CONFLICT (order_id) DO NOTHING RETURNING true",
+            request.order_id,
+            caller,
+        )
         if not inserted:
             existing = await _load_reservation(conn, request.order_id)
             assert existing is not None
@@ -254,7 +273,8 @@ async def reserve(pool: asyncpg.Pool, request: ReservationRequest, caller: str) 
             raise ProductNotFound("Some products do not exist.", missing)
         shortages = [
             Shortage(product_id=pid, requested=qty, available=by_id[pid]["available"])
-            for pid, qty in wanted.items() if by_id[pid]["available"] < qty
+            for pid, qty in wanted.items()
+            if by_id[pid]["available"] < qty
         ]
         if shortages:
             metrics.count("out_of_stock")
@@ -263,26 +283,42 @@ async def reserve(pool: asyncpg.Pool, request: ReservationRequest, caller: str) 
         qtys = [wanted[pid] for pid in ids]
         await conn.execute(
             "UPDATE products p SET stock_reserved = p.stock_reserved + v.q "
-            "FROM unnest($1::uuid[], $2::int[]) AS v(id, q) WHERE p.id = v.id", ids, qtys)
+            "FROM unnest($1::uuid[], $2::int[]) AS v(id, q) WHERE p.id = v.id",
+            ids,
+            qtys,
+        )
         items = [
-            {"product_id": pid, "quantity": wanted[pid], "name": by_id[pid]["name"],
-             "unit_price_cents": by_id[pid]["price_cents"], "currency": by_id[pid]["currency"]}
+            {
+                "product_id": pid,
+                "quantity": wanted[pid],
+                "name": by_id[pid]["name"],
+                "unit_price_cents": by_id[pid]["price_cents"],
+                "currency": by_id[pid]["currency"],
+            }
             for pid in ids
         ]
         await conn.execute(
             "INSERT INTO reservation_items (order_id, line_no, product_id, quantity, name, unit_price_cents, "
             "currency) SELECT $1, v.n - 1, v.id, v.q, v.name, v.price, v.cur FROM unnest($2::uuid[], $3::int[], "
             "$4::text[], $5::bigint[], $6::text[]) WITH ORDINALITY AS v(id, q, name, price, cur, n)",
-            request.order_id, ids, qtys, [i["name"] for i in items], [i["unit_price_cents"] for i in items],
-            [i["currency"] for i in items])
+            request.order_id,
+            ids,
+            qtys,
+            [i["name"] for i in items],
+            [i["unit_price_cents"] for i in items],
+            [i["currency"] for i in items],
+        )
     metrics.count("reserved")
     return {"order_id": request.order_id, "status": "reserved", "items": items}, True
 
 
 # transition -> (from, to, stock change SQL using v.q)
 _TRANSITIONS: dict[str, tuple[str, str, str]] = {
-    "commit": ("reserved", "committed",
-               "stock_on_hand = p.stock_on_hand - v.q, stock_reserved = p.stock_reserved - v.q"),
+    "commit": (
+        "reserved",
+        "committed",
+        "stock_on_hand = p.stock_on_hand - v.q, stock_reserved = p.stock_reserved - v.q",
+    ),
     "release": ("reserved", "released", "stock_reserved = p.stock_reserved - v.q"),
     "return": ("committed", "returned", "stock_on_hand = p.stock_on_hand + v.q"),
 }
@@ -292,22 +328,24 @@ async def transition(pool: asyncpg.Pool, order_id: uuid.UUID, action: str) -> di
     """commit / release / return: idempotent when already in the target state, 409 from any other."""
     source, target, stock_sql = _TRANSITIONS[action]
     async with pool.acquire() as conn, conn.transaction():
-        status = await conn.fetchval(
-            "SELECT status FROM reservations WHERE order_id = $1 FOR UPDATE", order_id)
+        status = await conn.fetchval("SELECT status FROM reservations WHERE order_id = $1 FOR UPDATE", order_id)
         if status is None:
             raise _reservation_not_found(order_id)
         if status != target:
             if status != source:
                 raise WrongReservationState(f"Cannot {action} a reservation that is {status}.", status)
-            lines = await conn.fetch(
-                "SELECT product_id, quantity FROM reservation_items WHERE order_id = $1", order_id)
+            lines = await conn.fetch("SELECT product_id, quantity FROM reservation_items WHERE order_id = $1", order_id)
             ids = [r["product_id"] for r in lines]
             await _lock_products(conn, ids, live_only=False)
             await conn.execute(
                 f"UPDATE products p SET {stock_sql} FROM unnest($1::uuid[], $2::int[]) AS v(id, q) "  # noqa: S608
-                "WHERE p.id = v.id", ids, [r["quantity"] for r in lines])
+                "WHERE p.id = v.id",
+                ids,
+                [r["quantity"] for r in lines],
+            )
             await conn.execute(
-                "UPDATE reservations SET status = $2, updated_at = now() WHERE order_id = $1", order_id, target)
+                "UPDATE reservations SET status = $2, updated_at = now() WHERE order_id = $1", order_id, target
+            )
             metrics.count(target)  # type: ignore[arg-type]
         found = await _load_reservation(conn, order_id)
     assert found is not None
@@ -316,10 +354,21 @@ async def transition(pool: asyncpg.Pool, order_id: uuid.UUID, action: str) -> di
 
 # --- change feed --------------------------------------------------------------------------------------
 
+
 async def changes(pool: asyncpg.Pool, after: int, limit: int) -> dict[str, Any]:
     rows = await pool.fetch(
         "SELECT seq, product_id, op, product::text AS product FROM product_changes "
-        "WHERE seq > $1 ORDER BY seq LIMIT $2", after, limit)
-    items = [{"seq": r["seq"], "product_id": r["product_id"], "op": r["op"],
-              "product": orjson.loads(r["product"]) if r["product"] is not None else None} for r in rows]
+        "WHERE seq > $1 ORDER BY seq LIMIT $2",
+        after,
+        limit,
+    )
+    items = [
+        {
+            "seq": r["seq"],
+            "product_id": r["product_id"],
+            "op": r["op"],
+            "product": orjson.loads(r["product"]) if r["product"] is not None else None,
+        }
+        for r in rows
+    ]
     return {"items": items, "next_after": items[-1]["seq"] if items else after}

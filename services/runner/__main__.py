@@ -42,8 +42,11 @@ def cmd_up(args: argparse.Namespace) -> int:
     began = time.monotonic()
     layout = _layout(args)
     if state := _running(layout):
-        print(f"error: the stack in {layout.run_dir} is already running (supervisor pid {state['supervisor_pid']});"
-              " run `make down` (or `python -m services.runner down`) first.", file=sys.stderr)
+        print(
+            f"error: the stack in {layout.run_dir} is already running (supervisor pid {state['supervisor_pid']});"
+            " run `make down` (or `python -m services.runner down`) first.",
+            file=sys.stderr,
+        )
         return 1
     layout.run_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -57,8 +60,11 @@ def cmd_up(args: argparse.Namespace) -> int:
         plan = stack.plan(layout, db, env, gateway_replicas=args.gateway_replicas)
         busy = stack.busy_ports(layout, plan, db, args.gateway_replicas)
         if busy:
-            raise stack.StackError("ports already in use: " + ", ".join(busy) +
-                                   ". Stop what uses them, or run a second stack with --port-offset N.")
+            raise stack.StackError(
+                "ports already in use: "
+                + ", ".join(busy)
+                + ". Stop what uses them, or run a second stack with --port-offset N."
+            )
         if db.embedded is not None:
             _prepare_embedded(db.embedded)
         stack.write_secrets(layout, keyring, db, admin)
@@ -71,10 +77,22 @@ def cmd_up(args: argparse.Namespace) -> int:
     layout.state_file.unlink(missing_ok=True)
     with (layout.logs / "supervisor.out").open("ab") as out:
         supervisor = subprocess.Popen(
-            [sys.executable, "-m", "services.runner", "--run-dir", str(layout.run_dir),
-             "--port-offset", str(layout.port_offset), "supervise"],
-            cwd=stack.ROOT, env={**env, "PYTHONPATH": str(stack.ROOT)}, start_new_session=True,
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "services.runner",
+                "--run-dir",
+                str(layout.run_dir),
+                "--port-offset",
+                str(layout.port_offset),
+                "supervise",
+            ],
+            cwd=stack.ROOT,
+            env={**env, "PYTHONPATH": str(stack.ROOT)},
+            start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     while True:
         state = read_state(layout) or {}
@@ -103,8 +121,10 @@ def cmd_up(args: argparse.Namespace) -> int:
     print(f"  database    {info['database']}")
     print(f"  logs        {info['logs']}/<service>.log")
     if info.get("ca_file"):
-        print(f"  TLS CA      {info['ca_file']}  (curl --cacert {info['ca_file']} https://localhost:"
-              f"{layout.edge_https}/healthz)")
+        print(
+            f"  TLS CA      {info['ca_file']}  (curl --cacert {info['ca_file']} https://localhost:"
+            f"{layout.edge_https}/healthz)"
+        )
     print(f"  admin       {admin.email}  (credentials in {layout.admin_file}, mode 0600)")
     if admin.generated:
         print(f"  admin password (shown once): {admin.password}")
@@ -128,8 +148,14 @@ def _write_plan(layout: Layout, children: list[Child], db: stack.Database) -> No
     doc = {
         "children": [c.to_doc() for c in children],
         "database": {"given_url": db.given_url, "source": db.source},
-        "embedded_pg": {"port": pg.port, "datadir": str(pg.datadir), "bindir": str(pg.bindir),
-                        "passfile": str(pg.passfile)} if pg else None,
+        "embedded_pg": {
+            "port": pg.port,
+            "datadir": str(pg.datadir),
+            "bindir": str(pg.bindir),
+            "passfile": str(pg.passfile),
+        }
+        if pg
+        else None,
     }
     path = layout.run_dir / "plan.json"
     # DATABASE_URL, when given, carries a password: readable by the user only.
@@ -142,8 +168,9 @@ def _embedded_pg(doc: dict[str, Any]) -> PostgresServer | None:
     pg = doc.get("embedded_pg")
     if not pg:
         return None
-    return PostgresServer(port=pg["port"], datadir=Path(pg["datadir"]), bindir=Path(pg["bindir"]),
-                          passfile_path=Path(pg["passfile"]))
+    return PostgresServer(
+        port=pg["port"], datadir=Path(pg["datadir"]), bindir=Path(pg["bindir"]), passfile_path=Path(pg["passfile"])
+    )
 
 
 def cmd_supervise(args: argparse.Namespace) -> int:
@@ -152,12 +179,17 @@ def cmd_supervise(args: argparse.Namespace) -> int:
     doc = json.loads((layout.run_dir / "plan.json").read_text())
     children = [Child.from_doc(c) for c in doc["children"]]
     embedded = _embedded_pg(doc)
-    db = stack.Database(doc["database"]["given_url"], doc["database"]["source"], embedded,
-                        stack.database_roles(layout) if embedded else {})
+    db = stack.Database(
+        doc["database"]["given_url"],
+        doc["database"]["source"],
+        embedded,
+        stack.database_roles(layout) if embedded else {},
+    )
     extra = {"run_dir": str(layout.run_dir), "port_offset": layout.port_offset}
     # The services' databases must exist before they start, and the database must run for that.
-    return Supervisor(layout, children, cwd=stack.ROOT, extra_state=extra,
-                      prepare=lambda: stack.ensure_databases(db)).run()
+    return Supervisor(
+        layout, children, cwd=stack.ROOT, extra_state=extra, prepare=lambda: stack.ensure_databases(db)
+    ).run()
 
 
 def cmd_down(args: argparse.Namespace) -> int:
@@ -207,8 +239,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         ready = alive and child.probe()
         all_ready &= ready
         checked = child.ready_url or (f"`{Path(child.ready_command[0]).name}`" if child.ready_command else "")
-        print(f"  {name:<11} pid {info.get('pid')!s:<8} {'ready' if ready else 'NOT READY':<10} "
-              f"restarts {info.get('restarts', 0):<3} {checked}")
+        print(
+            f"  {name:<11} pid {info.get('pid')!s:<8} {'ready' if ready else 'NOT READY':<10} "
+            f"restarts {info.get('restarts', 0):<3} {checked}"
+        )
     return 0 if all_ready else 1
 
 
@@ -217,10 +251,11 @@ def cmd_logs(args: argparse.Namespace) -> int:
     path = layout.logs / f"{args.service}.log"
     if not path.exists():
         known = sorted(p.stem for p in layout.logs.glob("*.log")) if layout.logs.exists() else []
-        print(f"error: no log for {args.service!r}; logs exist for: {', '.join(known) or 'nothing yet'}",
-              file=sys.stderr)
+        print(
+            f"error: no log for {args.service!r}; logs exist for: {', '.join(known) or 'nothing yet'}", file=sys.stderr
+        )
         return 1
-    lines = path.read_text(errors="replace").splitlines()[-args.lines:]
+    lines = path.read_text(errors="replace").splitlines()[-args.lines :]
     print("\n".join(lines))
     return 0
 
@@ -228,14 +263,23 @@ def cmd_logs(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m services.runner", description=__doc__)
     parser.add_argument("--run-dir", default=str(stack.ROOT / ".run"), help="where state, logs and data live")
-    parser.add_argument("--port-offset", type=int, default=0,
-                        help="shift every port (e.g. 20000) to run a second stack beside the first")
+    parser.add_argument(
+        "--port-offset",
+        type=int,
+        default=0,
+        help="shift every port (e.g. 20000) to run a second stack beside the first",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start everything and wait until all is ready")
     up.add_argument("--no-seed", action="store_true", help="do not load demo customers and products")
-    up.add_argument("--gateway-replicas", type=int, default=2, choices=range(1, catalog.MAX_FORWARDER_REPLICAS + 1),
-                    metavar=f"1..{catalog.MAX_FORWARDER_REPLICAS}",
-                    help="gateway processes behind nginx, each on its own port (8000, 8010, ...)")
+    up.add_argument(
+        "--gateway-replicas",
+        type=int,
+        default=2,
+        choices=range(1, catalog.MAX_FORWARDER_REPLICAS + 1),
+        metavar=f"1..{catalog.MAX_FORWARDER_REPLICAS}",
+        help="gateway processes behind nginx, each on its own port (8000, 8010, ...)",
+    )
     sub.add_parser("down", help="stop everything")
     sub.add_parser("status", help="what runs and whether it is ready (exit 0 all ready, 1 degraded, 3 stopped)")
     logs = sub.add_parser("logs", help="the last lines of one process's log")

@@ -47,7 +47,7 @@ def keep_import_paths_reachable() -> None:
     def move(path: str) -> str:
         for old, new in moved.items():
             if path == old or path.startswith(old + os.sep):
-                return new + path[len(old):]
+                return new + path[len(old) :]
         return path
 
     sys.path[:] = [move(p) for p in sys.path]

@@ -43,11 +43,16 @@ EDGE_HOST = "localhost"
 # Mozilla's "intermediate" TLS 1.2 suites (Server Side TLS guideline 5.7): ECDHE key exchange with AEAD only,
 # no CBC. Its DHE-RSA suites are left out: without `ssl_dhparam` nginx never offers them. TLS 1.3 suites are
 # OpenSSL's defaults, all AEAD.
-TLS12_CIPHERS = ":".join([
-    "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256",
-    "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-RSA-AES256-GCM-SHA384",
-    "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305",
-])
+TLS12_CIPHERS = ":".join(
+    [
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "ECDHE-RSA-AES128-GCM-SHA256",
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-RSA-AES256-GCM-SHA384",
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+        "ECDHE-RSA-CHACHA20-POLY1305",
+    ]
+)
 
 # nginx's idle keep-alive connections to the gateway must close before the gateway closes them: uvicorn
 # drops an idle connection after `--timeout-keep-alive` (5 s by default, uvicorn 0.54 config.py), and a
@@ -80,13 +85,15 @@ OWN_ERRORS: dict[int, OwnError] = {
     494: OwnError(400, "The request headers are too large."),
     497: OwnError(400, "Plain HTTP was sent to the HTTPS port; use https://."),
     500: OwnError(500, "The edge could not handle the request."),
-    501: OwnError(501, "The request uses a transfer encoding the edge does not implement.", "not-implemented",
-                  "Not implemented"),
+    501: OwnError(
+        501, "The request uses a transfer encoding the edge does not implement.", "not-implemented", "Not implemented"
+    ),
     502: OwnError(503, GATEWAY_DOWN, "upstream-unavailable"),
     503: OwnError(503, GATEWAY_DOWN, "upstream-unavailable"),
     504: OwnError(503, GATEWAY_DOWN, "upstream-unavailable"),
-    505: OwnError(505, "This HTTP version is not supported.", "http-version-not-supported",
-                  "HTTP version not supported"),
+    505: OwnError(
+        505, "This HTTP version is not supported.", "http-version-not-supported", "HTTP version not supported"
+    ),
 }
 ERROR_PATH = "/.edge-errors/"
 ALLOWED_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
@@ -109,8 +116,11 @@ def _error_pages(security_headers: str) -> str:
     lines = [f"        error_page {code} = {ERROR_PATH}{code};" for code in OWN_ERRORS]
     for code, error in OWN_ERRORS.items():
         # add_header in a location replaces the server's: a 405 repeats them along with Allow.
-        extra = (f"\n            add_header Allow \"{ALLOWED_METHODS}\" always;\n{security_headers}"
-                 if error.status == 405 else "")
+        extra = (
+            f'\n            add_header Allow "{ALLOWED_METHODS}" always;\n{security_headers}'
+            if error.status == 405
+            else ""
+        )
         body = _problem(error.status, error.detail, kind=error.kind, title=error.title)
         lines.append(f"""        location = {ERROR_PATH}{code} {{
             internal;
@@ -121,9 +131,11 @@ def _error_pages(security_headers: str) -> str:
 
 
 # The page a browser gets when the storefront itself does not answer (its own errors are its own pages).
-SHOP_DOWN = ("<!doctype html><html lang='en'><meta charset='utf-8'><title>The shop is not answering</title>"
-             "<h1>The shop is not answering</h1><p role='alert'>The shop is not answering right now. Please try "
-             "again in a moment.</p></html>")
+SHOP_DOWN = (
+    "<!doctype html><html lang='en'><meta charset='utf-8'><title>The shop is not answering</title>"
+    "<h1>The shop is not answering</h1><p role='alert'>The shop is not answering right now. Please try "
+    "again in a moment.</p></html>"
+)
 
 
 def _pages_location(pages: Sequence[str]) -> str:
@@ -135,8 +147,9 @@ def _pages_location(pages: Sequence[str]) -> str:
     if not pages:
         return ""
     words = "|".join(re.escape(p.strip("/")) for p in pages if p != "/")
-    own = "\n".join(f"            error_page {code} = {ERROR_PATH}{code};" for code in OWN_ERRORS
-                    if code not in (502, 503, 504))
+    own = "\n".join(
+        f"            error_page {code} = {ERROR_PATH}{code};" for code in OWN_ERRORS if code not in (502, 503, 504)
+    )
     return f"""        location ~ "^(/|/({words})(/.*)?)$" {{
             proxy_pass http://storefront;
 {own}
@@ -150,8 +163,16 @@ def _pages_location(pages: Sequence[str]) -> str:
 """
 
 
-def render(layout: Layout, cert: Path, key: Path, gateway_ports: list[int], *, storefront_port: int | None = None,
-           pages: Sequence[str] = (), workers: int = 2) -> str:
+def render(
+    layout: Layout,
+    cert: Path,
+    key: Path,
+    gateway_ports: list[int],
+    *,
+    storefront_port: int | None = None,
+    pages: Sequence[str] = (),
+    workers: int = 2,
+) -> str:
     base = layout.shared / "nginx"  # its workers may run as a user of their own
     # max_fails=0: no passive failure accounting. nginx 1.22 keeps a replica's failure count until a request
     # succeeds on it after fail_timeout, and while it is "checked" lets only that one request through
@@ -160,18 +181,24 @@ def render(layout: Layout, cert: Path, key: Path, gateway_ports: list[int], *, s
     # next burst, which then got "no live upstreams". A refused or failed connect still moves the request to
     # the next replica (proxy_next_upstream error timeout, the default), at the cost of one local connect.
     servers = "\n".join(f"        server 127.0.0.1:{port} max_fails=0;" for port in gateway_ports)
-    security_headers = "\n".join([
-        '            add_header Strict-Transport-Security "max-age=31536000" always;',
-        "            add_header X-Content-Type-Options nosniff always;",
-        "            add_header X-Request-ID $req_id always;",
-    ])
+    security_headers = "\n".join(
+        [
+            '            add_header Strict-Transport-Security "max-age=31536000" always;',
+            "            add_header X-Content-Type-Options nosniff always;",
+            "            add_header X-Request-ID $req_id always;",
+        ]
+    )
     not_found = _problem(404, OWN_ERRORS[404].detail)
-    storefront_upstream = "" if storefront_port is None else f"""    upstream storefront {{
+    storefront_upstream = (
+        ""
+        if storefront_port is None
+        else f"""    upstream storefront {{
         server 127.0.0.1:{storefront_port} max_fails=0;
         keepalive 16;
         keepalive_timeout {UPSTREAM_IDLE_S}s;
     }}
 """
+    )
     return f"""# Generated by services.runner.nginx from the service catalog; do not edit.
 daemon off;
 worker_processes {workers};
@@ -274,8 +301,15 @@ http {{
 """
 
 
-def write(layout: Layout, cert: Path, key: Path, gateway_ports: list[int], *,
-          storefront_port: int | None = None, pages: Sequence[str] = ()) -> Path:
+def write(
+    layout: Layout,
+    cert: Path,
+    key: Path,
+    gateway_ports: list[int],
+    *,
+    storefront_port: int | None = None,
+    pages: Sequence[str] = (),
+) -> Path:
     base = layout.shared / "nginx"  # its workers may run as a user of their own
     for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (base / sub).mkdir(parents=True, exist_ok=True)
@@ -287,8 +321,9 @@ def write(layout: Layout, cert: Path, key: Path, gateway_ports: list[int], *,
 
 def check(nginx: str, conf: Path) -> None:
     """``nginx -t``: refuse to start an edge whose config nginx itself rejects."""
-    result = subprocess.run([nginx, "-t", "-q", "-p", str(conf.parent), "-c", str(conf)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [nginx, "-t", "-q", "-p", str(conf.parent), "-c", str(conf)], capture_output=True, text=True
+    )
     if result.returncode != 0:
         raise RuntimeError(f"nginx -t rejected {conf}:\n{result.stderr.strip()}")
 

@@ -33,8 +33,10 @@ def find_bindir() -> Path:
     """The newest PostgreSQL server binaries: ``PG_BINDIR``, Debian's layout, or ``PATH``."""
     if env := os.environ.get("PG_BINDIR"):
         return Path(env)
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-                        key=lambda p: int(Path(p).parent.parent.name) if Path(p).parent.parent.name.isdigit() else 0)
+    candidates = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+        key=lambda p: int(Path(p).parent.parent.name) if Path(p).parent.parent.name.isdigit() else 0,
+    )
     if candidates:
         return Path(candidates[-1]).parent
     found = shutil.which("initdb")
@@ -109,10 +111,20 @@ class PostgresServer:
         self._chown(self.datadir)
         # initdb's own rules are replaced by HBA before the server ever starts (see secure()).
         result = subprocess.run(
-            self._as_owner([str(self.bindir / "initdb"), "-D", str(self.pgdata), "--auth=trust",
-                            *(["--no-sync"] if self.crash_unsafe_for_tests else []),
-                            f"--username={self.user}", "--encoding=UTF8", "--locale=C.UTF-8"]),
-            capture_output=True, text=True,
+            self._as_owner(
+                [
+                    str(self.bindir / "initdb"),
+                    "-D",
+                    str(self.pgdata),
+                    "--auth=trust",
+                    *(["--no-sync"] if self.crash_unsafe_for_tests else []),
+                    f"--username={self.user}",
+                    "--encoding=UTF8",
+                    "--locale=C.UTF-8",
+                ]
+            ),
+            capture_output=True,
+            text=True,
         )
         if result.returncode != 0:
             # As root the server runs as `postgres`, which must be able to reach the data directory.
@@ -128,13 +140,26 @@ class PostgresServer:
             # Single-user mode needs no connection, so no rule has to trust anyone even for a moment; the
             # password travels on stdin, never on a command line other users can read.
             result = subprocess.run(
-                self._as_owner([str(self.bindir / "postgres"), "--single", "-D", str(self.pgdata),
-                                "-c", "log_statement=none", "postgres"]),
-                input=f"ALTER ROLE \"{self.user}\" PASSWORD '{password}'\n", capture_output=True, text=True,
+                self._as_owner(
+                    [
+                        str(self.bindir / "postgres"),
+                        "--single",
+                        "-D",
+                        str(self.pgdata),
+                        "-c",
+                        "log_statement=none",
+                        "postgres",
+                    ]
+                ),
+                input=f"ALTER ROLE \"{self.user}\" PASSWORD '{password}'\n",
+                capture_output=True,
+                text=True,
             )
             if result.returncode != 0 or "ERROR" in result.stdout + result.stderr:
-                raise RuntimeError(f"could not set the PostgreSQL password in {self.pgdata}: "
-                                   f"{result.stderr.strip() or result.stdout.strip()}")
+                raise RuntimeError(
+                    f"could not set the PostgreSQL password in {self.pgdata}: "
+                    f"{result.stderr.strip() or result.stdout.strip()}"
+                )
             self.passfile.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             fd = os.open(self.passfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as f:
@@ -147,9 +172,14 @@ class PostgresServer:
         self._chown(self.socket_dir)
 
     def settings(self) -> dict[str, str]:
-        return {"listen_addresses": "127.0.0.1", "port": str(self.port), "max_connections": "300",
-                "unix_socket_directories": str(self.socket_dir),
-                **(CRASH_UNSAFE if self.crash_unsafe_for_tests else {}), **self.extra_settings}
+        return {
+            "listen_addresses": "127.0.0.1",
+            "port": str(self.port),
+            "max_connections": "300",
+            "unix_socket_directories": str(self.socket_dir),
+            **(CRASH_UNSAFE if self.crash_unsafe_for_tests else {}),
+            **self.extra_settings,
+        }
 
     def command(self) -> list[str]:
         """The server in the foreground, for a supervisor (which runs it as ``os_user``)."""
@@ -167,13 +197,29 @@ class PostgresServer:
         self.logfile.touch()
         self._chown(self.logfile)
         result = subprocess.run(
-            self._as_owner([str(self.bindir / "pg_ctl"), "-D", str(self.pgdata), "-o", options,
-                            "-l", str(self.logfile), "-w", "-t", "30", "start"]),
-            capture_output=True, text=True,
+            self._as_owner(
+                [
+                    str(self.bindir / "pg_ctl"),
+                    "-D",
+                    str(self.pgdata),
+                    "-o",
+                    options,
+                    "-l",
+                    str(self.logfile),
+                    "-w",
+                    "-t",
+                    "30",
+                    "start",
+                ]
+            ),
+            capture_output=True,
+            text=True,
         )
         if result.returncode != 0:
-            raise RuntimeError(f"PostgreSQL did not start on port {self.port}: {result.stderr.strip()}\n"
-                               f"{self.logfile.read_text()[-2000:]}")
+            raise RuntimeError(
+                f"PostgreSQL did not start on port {self.port}: {result.stderr.strip()}\n"
+                f"{self.logfile.read_text()[-2000:]}"
+            )
 
     def stop(self, mode: str = "fast") -> None:
         subprocess.run(
@@ -186,9 +232,30 @@ class PostgresServer:
 
     def psql(self, sql: str, database: str = "postgres") -> str:
         result = subprocess.run(
-            [str(self.bindir / "psql"), "-X", "-q", "-t", "-A", "-w", "-v", "ON_ERROR_STOP=1",
-             "-h", str(self.socket_dir), "-p", str(self.port), "-U", self.user, "-d", database, "-c", sql],
-            capture_output=True, text=True, check=False, env={**os.environ, "PGPASSFILE": str(self.passfile)},
+            [
+                str(self.bindir / "psql"),
+                "-X",
+                "-q",
+                "-t",
+                "-A",
+                "-w",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                str(self.socket_dir),
+                "-p",
+                str(self.port),
+                "-U",
+                self.user,
+                "-d",
+                database,
+                "-c",
+                sql,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "PGPASSFILE": str(self.passfile)},
         )
         if result.returncode != 0:
             raise RuntimeError(f"psql failed: {result.stderr.strip()}")

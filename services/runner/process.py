@@ -25,8 +25,20 @@ class ProcessFailedError(RuntimeError):
 def uvicorn_argv(app: str, port: int, *server_args: str) -> list[str]:
     """How a service (an ASGI app, ``module:attribute``) is served on a loopback port: uvicorn in this
     interpreter, its access log off (the service writes its own, with the route and request ID)."""
-    return [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
-            "--no-access-log", "--log-level", "warning", *server_args]
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        app,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+        *server_args,
+    ]
 
 
 @dataclass
@@ -52,8 +64,9 @@ class Process:
         """Spawn it, its stdout and stderr appended to ``logfile``; returns at once (see ``wait_ready``)."""
         self.logfile.parent.mkdir(parents=True, exist_ok=True)
         with self.logfile.open("ab") as out:  # the child keeps its own copy of the descriptor
-            self.proc = subprocess.Popen(self.command(), cwd=cwd, env=self.env, stdout=out,
-                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            self.proc = subprocess.Popen(
+                self.command(), cwd=cwd, env=self.env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
         self.started_at = time.monotonic()
 
     @property

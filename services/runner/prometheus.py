@@ -70,6 +70,11 @@ def check(promtool: str, conf: Path) -> None:
 
 
 def command(prometheus: str, conf: Path, layout: Layout) -> list[str]:
-    return [prometheus, f"--config.file={conf}", f"--storage.tsdb.path={conf.parent / 'data'}",
-            f"--web.listen-address=127.0.0.1:{layout.prometheus}", "--storage.tsdb.retention.time=2d",
-            "--log.format=json"]
+    return [
+        prometheus,
+        f"--config.file={conf}",
+        f"--storage.tsdb.path={conf.parent / 'data'}",
+        f"--web.listen-address=127.0.0.1:{layout.prometheus}",
+        "--storage.tsdb.retention.time=2d",
+        "--log.format=json",
+    ]

@@ -29,11 +29,26 @@ CATEGORIES: dict[str, list[str]] = {
     "outdoor": ["Tent", "Backpack", "Sleeping Bag", "Headlamp"],
     "books": ["Cookbook", "Novel", "Field Guide", "Atlas"],
 }
-ADJECTIVES = ["Compact", "Pro", "Wireless", "Quiet", "Rugged", "Classic", "Smart", "Ultra", "Mini", "Studio",
-              "Travel", "Ergonomic"]
+ADJECTIVES = [
+    "Compact",
+    "Pro",
+    "Wireless",
+    "Quiet",
+    "Rugged",
+    "Classic",
+    "Smart",
+    "Ultra",
+    "Mini",
+    "Studio",
+    "Travel",
+    "Ergonomic",
+]
 BRANDS = ["Nordlicht", "Kestrel", "Orbit", "Juniper", "Vanta", "Halcyon", "Brightwater", "Tamarack"]
-CUSTOMERS = [("alice@shop.local", "Alice Example"), ("bob@shop.local", "Bob Example"),
-             ("carol@shop.local", "Carol Example")]
+CUSTOMERS = [
+    ("alice@shop.local", "Alice Example"),
+    ("bob@shop.local", "Bob Example"),
+    ("carol@shop.local", "Carol Example"),
+]
 
 
 def products(count: int = 300, seed: int = 7) -> list[dict[str, Any]]:
@@ -44,15 +59,17 @@ def products(count: int = 300, seed: int = 7) -> list[dict[str, Any]]:
         noun = rng.choice(CATEGORIES[category])
         brand, adjective = rng.choice(BRANDS), rng.choice(ADJECTIVES)
         name = f"{brand} {adjective} {noun} {rng.randint(2, 9)}{rng.choice('0ZXS')}"
-        items.append({
-            "sku": f"SEED-{i:05d}",
-            "name": name,
-            "description": f"The {adjective.lower()} {noun.lower()} from {brand}, for everyday use.",
-            "category": category,
-            "price_cents": rng.randint(5, 2500) * 100 - 1,
-            "currency": "EUR",
-            "stock": rng.randint(20, 200),
-        })
+        items.append(
+            {
+                "sku": f"SEED-{i:05d}",
+                "name": name,
+                "description": f"The {adjective.lower()} {noun.lower()} from {brand}, for everyday use.",
+                "category": category,
+                "price_cents": rng.randint(5, 2500) * 100 - 1,
+                "currency": "EUR",
+                "stock": rng.randint(20, 200),
+            }
+        )
     return items
 
 
@@ -81,14 +98,17 @@ async def _seed(layout: Layout, admin: Admin) -> str:
                 r = await client.post(f"{catalogue}/api/v1/products", json=body, headers=auth)
                 r.raise_for_status()
                 product_id = r.json()["id"]
-                s = await client.put(f"{catalogue}/api/v1/products/{product_id}/stock",
-                                     json={"quantity": item["stock"]}, headers=auth)
+                s = await client.put(
+                    f"{catalogue}/api/v1/products/{product_id}/stock", json={"quantity": item["stock"]}, headers=auth
+                )
                 s.raise_for_status()
 
         catalogue_items = products()
         await asyncio.gather(*(create(item) for item in catalogue_items))
-    return (f"{len(catalogue_items)} products in {len(CATEGORIES)} categories, {len(customers)} customers "
-            f"(credentials in {layout.secrets / 'customers.json'})")
+    return (
+        f"{len(catalogue_items)} products in {len(CATEGORIES)} categories, {len(customers)} customers "
+        f"(credentials in {layout.secrets / 'customers.json'})"
+    )
 
 
 def _customer_credentials(layout: Layout) -> list[tuple[str, str, str]]:

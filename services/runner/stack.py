@@ -70,11 +70,25 @@ def ensure_users(kinds: list[str]) -> None:
         except KeyError:
             pass
         if shutil.which("useradd") is None:
-            raise StackError(f"started as root, the stack runs each process as a user of its own, but {name} "
-                             "does not exist and `useradd` is not installed to create it")
-        result = subprocess.run(["useradd", "--system", "--user-group", "--no-create-home",
-                                 "--home-dir", "/nonexistent", "--shell", NOLOGIN, name],
-                                capture_output=True, text=True)
+            raise StackError(
+                f"started as root, the stack runs each process as a user of its own, but {name} "
+                "does not exist and `useradd` is not installed to create it"
+            )
+        result = subprocess.run(
+            [
+                "useradd",
+                "--system",
+                "--user-group",
+                "--no-create-home",
+                "--home-dir",
+                "/nonexistent",
+                "--shell",
+                NOLOGIN,
+                name,
+            ],
+            capture_output=True,
+            text=True,
+        )
         if result.returncode != 0:
             raise StackError(f"could not create the system user {name}: {result.stderr.strip()}")
 
@@ -195,8 +209,9 @@ def resolve_database(layout: Layout, env: dict[str, str]) -> Database:
     # files the unprivileged processes share.
     pointer = layout.run_dir / "pg-location"
     datadir = Path(pointer.read_text().strip()) if pointer.exists() else layout.shared / "pg"
-    server = PostgresServer(port=layout.postgres_embedded, datadir=datadir, bindir=bindir,
-                            passfile_path=layout.postgres_passfile)
+    server = PostgresServer(
+        port=layout.postgres_embedded, datadir=datadir, bindir=bindir, passfile_path=layout.postgres_passfile
+    )
     return Database(None, f"embedded :{layout.postgres_embedded} ({datadir})", server, database_roles(layout))
 
 
@@ -207,8 +222,7 @@ def _can_connect(port: int) -> bool:
 
     async def probe() -> bool:
         try:
-            conn = await asyncpg.connect(host="127.0.0.1", port=port, user="postgres", database="postgres",
-                                         timeout=2)
+            conn = await asyncpg.connect(host="127.0.0.1", port=port, user="postgres", database="postgres", timeout=2)
         except (TimeoutError, OSError, asyncpg.PostgresError):
             return False
         await conn.close()
@@ -304,8 +318,11 @@ class Plan:
 def service_secrets(service: str, keyring: KeyRing, db: Database, admin: Admin) -> dict[str, str]:
     """A service's secret settings, by setting name: each becomes a file in its SECRETS_DIR, never an
     environment variable (``/proc/<pid>/environ`` is readable wherever the process is)."""
-    target = DeployTarget(keyring=keyring, admin=(admin.email, admin.password),
-                          database=lambda svc: {"DATABASE_URL": db.url_for(svc.database_name)})
+    target = DeployTarget(
+        keyring=keyring,
+        admin=(admin.email, admin.password),
+        database=lambda svc: {"DATABASE_URL": db.url_for(svc.database_name)},
+    )
     _, secret = split_secrets(deployment_environment(service, target))
     return {name.lower(): value for name, value in secret.items()}
 
@@ -345,10 +362,13 @@ def service_env(layout: Layout, service: str, base_env: dict[str, str]) -> dict[
         state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         give(state_dir, process_user(service))
         state_path = base_env.get("RATE_LIMIT_STATE_PATH", str(state_dir / "ratelimit.bin"))
-    target = DeployTarget(environment="dev", log_level=base_env.get("LOG_LEVEL", "INFO"),
-                          service_urls={s.name: layout.url(s.name) for s in catalog.SERVICES},
-                          forwarder_addresses=base_env.get("TRUSTED_PROXIES", "127.0.0.1/32"),
-                          rate_limit_state_path=state_path)
+    target = DeployTarget(
+        environment="dev",
+        log_level=base_env.get("LOG_LEVEL", "INFO"),
+        service_urls={s.name: layout.url(s.name) for s in catalog.SERVICES},
+        forwarder_addresses=base_env.get("TRUSTED_PROXIES", "127.0.0.1/32"),
+        rate_limit_state_path=state_path,
+    )
     plain, _ = split_secrets(deployment_environment(service, target))
     return {**base_env, **plain, "PYTHONPATH": str(ROOT), "SECRETS_DIR": str(layout.service_secrets(service))}
 
@@ -373,50 +393,87 @@ def plan(layout: Layout, db: Database, base_env: dict[str, str], *, gateway_repl
     if db.embedded is not None:
         # Supervised like the rest: restarted if it dies, named by `status`; started (and ready) first.
         pg = db.embedded
-        children.append(Child("postgres", pg.command(), dict(base_env), layout.logs / "postgres.log",
-                              ready_command=pg.ready_command(), user=pg.os_user, before_others=True,
-                              # SIGINT is PostgreSQL's "fast" shutdown; SIGTERM would wait for every client.
-                              stop_signal=signal.SIGINT))
+        children.append(
+            Child(
+                "postgres",
+                pg.command(),
+                dict(base_env),
+                layout.logs / "postgres.log",
+                ready_command=pg.ready_command(),
+                user=pg.os_user,
+                before_others=True,
+                # SIGINT is PostgreSQL's "fast" shutdown; SIGTERM would wait for every client.
+                stop_signal=signal.SIGINT,
+            )
+        )
     processes = instances(layout, gateway_replicas)
     for name, service, port in processes:
         # The services decide whom to believe about the client address (TRUSTED_PROXIES), not uvicorn.
         argv = uvicorn_argv(f"services.{service}.main:app", port, "--no-proxy-headers")
-        children.append(Child(name, argv, service_env(layout, service, base_env), layout.logs / f"{name}.log",
-                              ready_url=f"http://127.0.0.1:{port}/readyz", user=process_user(service)))
+        children.append(
+            Child(
+                name,
+                argv,
+                service_env(layout, service, base_env),
+                layout.logs / f"{name}.log",
+                ready_url=f"http://127.0.0.1:{port}/readyz",
+                user=process_user(service),
+            )
+        )
     result = Plan(children)
 
     nginx_bin = nginx.find_nginx()
     if nginx_bin:
         _ca, cert, key = tls.ensure_certificates(layout.tls)
-        conf = nginx.write(layout, cert, key, layout.gateway_ports(gateway_replicas),
-                           storefront_port=layout.port(shop.name) if (shop := catalog.page_server()) else None,
-                           pages=shop.edge_pages if shop else ())
+        conf = nginx.write(
+            layout,
+            cert,
+            key,
+            layout.gateway_ports(gateway_replicas),
+            storefront_port=layout.port(shop.name) if (shop := catalog.page_server()) else None,
+            pages=shop.edge_pages if shop else (),
+        )
         nginx.check(nginx_bin, conf)
         argv = nginx.command(nginx_bin, conf)
         if (edge_user := process_user("edge")) is not None:
             # The master (root) hands its workers to this user, and its temporary directories with them
             # (nginx src/core/ngx_file.c, ngx_create_paths).
             argv += ["-g", f"user {edge_user};"]
-        children.append(Child("nginx", argv, dict(base_env), layout.logs / "nginx.log",
-                              ready_url=f"https://127.0.0.1:{layout.edge_https}/healthz"))
+        children.append(
+            Child(
+                "nginx",
+                argv,
+                dict(base_env),
+                layout.logs / "nginx.log",
+                ready_url=f"https://127.0.0.1:{layout.edge_https}/healthz",
+            )
+        )
         result.edge = True
     else:
-        result.skipped.append(f"nginx edge (https://localhost:{layout.edge_https}): nginx not found; "
-                              f"{nginx.INSTALL_HINT}")
+        result.skipped.append(
+            f"nginx edge (https://localhost:{layout.edge_https}): nginx not found; {nginx.INSTALL_HINT}"
+        )
 
     prom = prometheus.find_prometheus()
     if prom:
         conf = prometheus.write(layout, [(service, f"127.0.0.1:{port}") for _, service, port in processes])
         prometheus.check(prom[1], conf)
         give(conf.parent / "data", process_user("prometheus"))
-        children.append(Child("prometheus", prometheus.command(prom[0], conf, layout), dict(base_env),
-                              layout.logs / "prometheus.log",
-                              ready_url=f"http://127.0.0.1:{layout.prometheus}/-/ready",
-                              user=process_user("prometheus")))
+        children.append(
+            Child(
+                "prometheus",
+                prometheus.command(prom[0], conf, layout),
+                dict(base_env),
+                layout.logs / "prometheus.log",
+                ready_url=f"http://127.0.0.1:{layout.prometheus}/-/ready",
+                user=process_user("prometheus"),
+            )
+        )
         result.prometheus = True
     else:
-        result.skipped.append(f"Prometheus (http://localhost:{layout.prometheus}): not found; "
-                              f"{prometheus.INSTALL_HINT}")
+        result.skipped.append(
+            f"Prometheus (http://localhost:{layout.prometheus}): not found; {prometheus.INSTALL_HINT}"
+        )
     return result
 
 
@@ -437,6 +494,12 @@ def describe(layout: Layout, p: Plan, db: Database, gateway_replicas: int) -> di
         urls["edge"] = f"https://localhost:{layout.edge_https}"
     if p.prometheus:
         urls["prometheus"] = f"http://localhost:{layout.prometheus}"
-    return {"urls": urls, "database": db.source, "skipped": p.skipped, "logs": str(layout.logs),
-            "admin_file": str(layout.admin_file), "ca_file": str(layout.tls / "ca.pem") if p.edge else None,
-            "port_offset": layout.port_offset}
+    return {
+        "urls": urls,
+        "database": db.source,
+        "skipped": p.skipped,
+        "logs": str(layout.logs),
+        "admin_file": str(layout.admin_file),
+        "ca_file": str(layout.tls / "ca.pem") if p.edge else None,
+        "port_offset": layout.port_offset,
+    }

@@ -36,14 +36,31 @@ class Child(Process):
     next_restart: float = 0.0
 
     def to_doc(self) -> dict[str, Any]:
-        return {"name": self.name, "argv": self.argv, "env": self.env, "logfile": str(self.logfile),
-                "ready_url": self.ready_url, "ready_command": self.ready_command, "user": self.user,
-                "before_others": self.before_others, "stop_signal": self.stop_signal}
+        return {
+            "name": self.name,
+            "argv": self.argv,
+            "env": self.env,
+            "logfile": str(self.logfile),
+            "ready_url": self.ready_url,
+            "ready_command": self.ready_command,
+            "user": self.user,
+            "before_others": self.before_others,
+            "stop_signal": self.stop_signal,
+        }
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> Child:
-        return cls(doc["name"], doc["argv"], doc["env"], Path(doc["logfile"]), doc["ready_url"],
-                   doc["ready_command"], doc["stop_signal"], user=doc["user"], before_others=doc["before_others"])
+        return cls(
+            doc["name"],
+            doc["argv"],
+            doc["env"],
+            Path(doc["logfile"]),
+            doc["ready_url"],
+            doc["ready_command"],
+            doc["stop_signal"],
+            user=doc["user"],
+            before_others=doc["before_others"],
+        )
 
     def command(self) -> list[str]:
         if self.user is None:
@@ -76,8 +93,16 @@ def pid_alive(pid: int) -> bool:
 
 
 class Supervisor:
-    def __init__(self, layout: Layout, children: list[Child], *, cwd: Path, extra_state: dict[str, Any],
-                 startup_timeout: float = 60.0, prepare: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        layout: Layout,
+        children: list[Child],
+        *,
+        cwd: Path,
+        extra_state: dict[str, Any],
+        startup_timeout: float = 60.0,
+        prepare: Callable[[], None] | None = None,
+    ) -> None:
         self.layout = layout
         # Those that start first (the database) stop last.
         self.children = sorted(children, key=lambda c: not c.before_others)
@@ -88,12 +113,24 @@ class Supervisor:
         self._stopping = False
 
     def _state(self, phase: str, **extra: Any) -> None:
-        write_state(self.layout, phase=phase, supervisor_pid=os.getpid(),
-                    # What `status` needs; not the environment (state.json is readable by others).
-                    children={c.name: {"pid": c.proc.pid if c.proc else None, "restarts": c.restarts,
-                                       "ready_url": c.ready_url, "ready_command": c.ready_command,
-                                       "log": str(c.logfile)} for c in self.children},
-                    **self.extra_state, **extra)
+        write_state(
+            self.layout,
+            phase=phase,
+            supervisor_pid=os.getpid(),
+            # What `status` needs; not the environment (state.json is readable by others).
+            children={
+                c.name: {
+                    "pid": c.proc.pid if c.proc else None,
+                    "restarts": c.restarts,
+                    "ready_url": c.ready_url,
+                    "ready_command": c.ready_command,
+                    "log": str(c.logfile),
+                }
+                for c in self.children
+            },
+            **self.extra_state,
+            **extra,
+        )
 
     def _signal(self, signum: int, frame: object) -> None:
         self._stopping = True
@@ -158,8 +195,12 @@ class Supervisor:
                 # Back-off grows with restarts in quick succession: 1, 2, 4 ... 30 s.
                 delay = min(30.0, 2.0 ** min(child.restarts, 5))
                 child.next_restart = now + delay
-                log.warning("%s exited (code %s); restarting in %.0fs", child.name,
-                            child.proc.returncode if child.proc else None, delay)
+                log.warning(
+                    "%s exited (code %s); restarting in %.0fs",
+                    child.name,
+                    child.proc.returncode if child.proc else None,
+                    delay,
+                )
             elif now >= child.next_restart:
                 child.restarts += 1
                 child.next_restart = 0.0
@@ -179,8 +220,12 @@ def configure_logging(logfile: Path) -> None:
     from pythonjsonlogger.json import JsonFormatter
 
     handler = logging.FileHandler(logfile)
-    handler.setFormatter(JsonFormatter("%(asctime)s %(levelname)s %(message)s",
-                                       rename_fields={"asctime": "ts", "levelname": "level", "message": "event"}))
+    handler.setFormatter(
+        JsonFormatter(
+            "%(asctime)s %(levelname)s %(message)s",
+            rename_fields={"asctime": "ts", "levelname": "level", "message": "event"},
+        )
+    )
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(logging.INFO)

@@ -43,8 +43,10 @@ log = logging.getLogger(__name__)
 LAST_SEQ = Gauge("search_indexer_last_seq", "Products change-feed position the search index has applied")
 ERRORS = Counter("search_indexer_errors_total", "Indexer polls that failed (feed unreachable, bad batch, DB)")
 APPLIED = Counter("search_indexer_changes_applied_total", "Change-feed entries applied", ["op"])
-LAG = Gauge("search_indexer_lag_seconds",
-            "In the last applied batch: seconds from the newest product change to it being indexed")
+LAG = Gauge(
+    "search_indexer_lag_seconds",
+    "In the last applied batch: seconds from the newest product change to it being indexed",
+)
 LAST_SUCCESS = Gauge("search_indexer_last_success_timestamp_seconds", "Unix time of the last successful poll")
 
 _UPSERT_SQL = """
@@ -82,8 +84,15 @@ async def read_cursor(pool: asyncpg.Pool) -> int:
 
 
 class Indexer:
-    def __init__(self, pool: asyncpg.Pool, feed: ChangeFeed, *, batch_size: int = 500,
-                 poll_interval: float = 0.2, backoff_max: float = 2.0) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        feed: ChangeFeed,
+        *,
+        batch_size: int = 500,
+        poll_interval: float = 0.2,
+        backoff_max: float = 2.0,
+    ) -> None:
         self.pool = pool
         self.feed = feed
         self.batch_size = batch_size
@@ -103,15 +112,30 @@ class Indexer:
             current = await conn.fetchval("SELECT last_seq FROM indexer_cursor FOR UPDATE")
             if current != after:
                 # Another replica applied this batch meanwhile: drop ours, fetch again from its cursor.
-                log.info("batch already applied elsewhere", extra={"event": "indexer_batch_skipped",
-                                                                   "after": after, "cursor": current})
+                log.info(
+                    "batch already applied elsewhere",
+                    extra={"event": "indexer_batch_skipped", "after": after, "cursor": current},
+                )
                 return PollResult(len(batch.items), False, int(current))
             if upserts:
-                await conn.executemany(_UPSERT_SQL, [
-                    (c.product_id, p.sku, p.name, p.description or "", p.category, p.price_cents, p.currency,
-                     p.updated_at, c.seq)
-                    for c in upserts if (p := c.product) is not None
-                ])
+                await conn.executemany(
+                    _UPSERT_SQL,
+                    [
+                        (
+                            c.product_id,
+                            p.sku,
+                            p.name,
+                            p.description or "",
+                            p.category,
+                            p.price_cents,
+                            p.currency,
+                            p.updated_at,
+                            c.seq,
+                        )
+                        for c in upserts
+                        if (p := c.product) is not None
+                    ],
+                )
             if deletes:
                 await conn.execute("DELETE FROM search_documents WHERE product_id = ANY($1::uuid[])", deletes)
             await conn.execute("UPDATE indexer_cursor SET last_seq = $1, updated_at = now()", batch.next_after)
@@ -122,11 +146,18 @@ class Indexer:
         lag = (datetime.now(UTC) - newest).total_seconds() if newest is not None else None
         if lag is not None:
             LAG.set(max(lag, 0.0))
-        log.info("change batch applied", extra={
-            "event": "indexer_batch_applied", "from_seq": after, "to_seq": batch.next_after,
-            "changes": len(batch.items), "upserts": len(upserts), "deletes": len(deletes),
-            "lag_ms": round(lag * 1000, 1) if lag is not None else None,
-        })
+        log.info(
+            "change batch applied",
+            extra={
+                "event": "indexer_batch_applied",
+                "from_seq": after,
+                "to_seq": batch.next_after,
+                "changes": len(batch.items),
+                "upserts": len(upserts),
+                "deletes": len(deletes),
+                "lag_ms": round(lag * 1000, 1) if lag is not None else None,
+            },
+        )
         return PollResult(len(batch.items), True, batch.next_after)
 
     async def run(self) -> None:
@@ -150,19 +181,29 @@ class Indexer:
             ERRORS.inc()
             # First failure, then every 30th: products being down for a minute is one story, not 30.
             if self.failures == 1 or self.failures % 30 == 0:
-                log.warning("indexer poll failed; backing off", extra={
-                    "event": "indexer_error", "error_type": type(exc).__name__, "error": str(exc)[:300],
-                    "consecutive_failures": self.failures})
+                log.warning(
+                    "indexer poll failed; backing off",
+                    extra={
+                        "event": "indexer_error",
+                        "error_type": type(exc).__name__,
+                        "error": str(exc)[:300],
+                        "consecutive_failures": self.failures,
+                    },
+                )
             delay = min(self.backoff_max, self.poll_interval * 2 ** min(self.failures, 16))
         else:
             if self.failures:
-                log.info("indexer recovered", extra={"event": "indexer_recovered",
-                                                     "consecutive_failures": self.failures})
+                log.info(
+                    "indexer recovered", extra={"event": "indexer_recovered", "consecutive_failures": self.failures}
+                )
             self.failures = 0
             LAST_SUCCESS.set(time.time())
             # A full batch (or a lost compare-and-set) means more is waiting: go again at once.
-            delay = 0.0 if result.fetched >= self.batch_size or (result.fetched and not result.applied) \
+            delay = (
+                0.0
+                if result.fetched >= self.batch_size or (result.fetched and not result.applied)
                 else self.poll_interval
+            )
         finally:
             request_id_var.reset(rid)
         await asyncio.sleep(delay)

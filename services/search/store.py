@@ -26,14 +26,14 @@ import asyncpg
 # Whitespace as every engine that sees the pattern agrees on it (JSON Schema/ECMA for clients and
 # schemathesis, Rust regex in pydantic, Python's str.strip here): \s differs between them (U+0085,
 # U+FEFF, U+001C..U+001F), so it is spelled out.
-WHITESPACE = "\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a" \
-             "\u2028\u2029\u202f\u205f\u3000"
+WHITESPACE = (
+    "\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+    "\u2028\u2029\u202f\u205f\u3000"
+)
 _WS_CLASS = r"\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 MAX_QUERY_CHARS = 200
 # 1..200 characters once surrounding whitespace is trimmed; at least one non-blank character.
-QUERY_PATTERN = (
-    rf"^[{_WS_CLASS}]*[^{_WS_CLASS}]([\s\S]{{0,{MAX_QUERY_CHARS - 2}}}[^{_WS_CLASS}])?[{_WS_CLASS}]*$"
-)
+QUERY_PATTERN = rf"^[{_WS_CLASS}]*[^{_WS_CLASS}]([\s\S]{{0,{MAX_QUERY_CHARS - 2}}}[^{_WS_CLASS}])?[{_WS_CLASS}]*$"
 # Printable text, no control characters (NUL cannot even be stored in PostgreSQL text).
 CATEGORY_PATTERN = r"^[^\u0000-\u001f\u007f]+$"
 
@@ -100,18 +100,20 @@ LIMIT $4
 """
 
 
-async def search(pool: asyncpg.Pool, q: str, *, limit: int, category: str | None,
-                 typo_threshold: float) -> tuple[list[Hit], int]:
+async def search(
+    pool: asyncpg.Pool, q: str, *, limit: int, category: str | None, typo_threshold: float
+) -> tuple[list[Hit], int]:
     """Ranked hits (best first) and the total number of matches."""
     terms = tokens(q)
     if not terms:
         return [], 0
     async with pool.acquire() as conn, conn.transaction(readonly=True):
         # Scoped to this transaction (is_local): the `<%` operator reads its threshold from the GUC.
-        await conn.execute("SELECT set_config('pg_trgm.word_similarity_threshold', $1, true)",
-                           str(typo_threshold))
+        await conn.execute("SELECT set_config('pg_trgm.word_similarity_threshold', $1, true)", str(typo_threshold))
         rows = await conn.fetch(_SEARCH_SQL, tsquery_text(terms), " ".join(terms), category, limit)
-    hits = [Hit(r["product_id"], r["name"], r["price_cents"], r["currency"], r["category"],
-                round(float(r["score"]), 6)) for r in rows]
+    hits = [
+        Hit(r["product_id"], r["name"], r["price_cents"], r["currency"], r["category"], round(float(r["score"]), 6))
+        for r in rows
+    ]
     total = int(rows[0]["total"]) if rows else 0
     return hits, total

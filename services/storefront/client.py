@@ -55,17 +55,29 @@ class ShopClient:
     def _session(self) -> aiohttp.ClientSession:
         if self._http is None:
             self._http = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=64, keepalive_timeout=4), timeout=self._timeout,
-                cookie_jar=aiohttp.DummyCookieJar(), trust_env=False)
+                connector=aiohttp.TCPConnector(limit=64, keepalive_timeout=4),
+                timeout=self._timeout,
+                cookie_jar=aiohttp.DummyCookieJar(),
+                trust_env=False,
+            )
         return self._http
 
     async def aclose(self) -> None:
         if self._http is not None:
             await self._http.close()
 
-    async def _call(self, method: str, path: str, model: type[M] | None, *, caller: Caller,
-                    token: str | None = None, json_body: Any = None, params: dict[str, Any] | None = None,
-                    headers: dict[str, str] | None = None) -> M | None:
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        model: type[M] | None,
+        *,
+        caller: Caller,
+        token: str | None = None,
+        json_body: Any = None,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> M | None:
         sent = dict(caller.headers())
         if token:
             sent["Authorization"] = f"Bearer {token}"
@@ -73,8 +85,9 @@ class ShopClient:
             sent.update(headers)
         clean = {k: str(v) for k, v in (params or {}).items() if v not in (None, "")}
         try:
-            async with self._session().request(method, self._base + path, json=json_body, params=clean,
-                                               headers=sent) as response:
+            async with self._session().request(
+                method, self._base + path, json=json_body, params=clean, headers=sent
+            ) as response:
                 status, content = response.status, await response.read()
                 retry_after = response.headers.get("retry-after")
         except (TimeoutError, aiohttp.ClientError) as exc:
@@ -100,10 +113,10 @@ class ShopClient:
         assert result is not None
         return result
 
-    async def products(self, caller: Caller, *, category: str | None, cursor: str | None,
-                       limit: int) -> ProductPage:
-        return await self._get("/api/v1/products", ProductPage, caller,
-                               params={"category": category, "cursor": cursor, "limit": limit})
+    async def products(self, caller: Caller, *, category: str | None, cursor: str | None, limit: int) -> ProductPage:
+        return await self._get(
+            "/api/v1/products", ProductPage, caller, params={"category": category, "cursor": cursor, "limit": limit}
+        )
 
     async def categories(self, caller: Caller) -> CategoryList:
         return await self._get("/api/v1/categories", CategoryList, caller)
@@ -112,24 +125,32 @@ class ShopClient:
         return await self._get(f"/api/v1/products/{product_id}", Product, caller)
 
     async def search(self, caller: Caller, q: str, *, category: str | None, limit: int) -> SearchResults:
-        return await self._get("/api/v1/search", SearchResults, caller,
-                               params={"q": q, "category": category, "limit": limit})
+        return await self._get(
+            "/api/v1/search", SearchResults, caller, params={"q": q, "category": category, "limit": limit}
+        )
 
     async def sign_up(self, caller: Caller, *, email: str, password: str, name: str) -> UserOut:
-        user = await self._call("POST", "/api/v1/users", UserOut, caller=caller,
-                                json_body={"email": email, "password": password, "name": name})
+        user = await self._call(
+            "POST",
+            "/api/v1/users",
+            UserOut,
+            caller=caller,
+            json_body={"email": email, "password": password, "name": name},
+        )
         assert user is not None
         return user
 
     async def log_in(self, caller: Caller, *, email: str, password: str) -> TokenPair:
-        pair = await self._call("POST", "/api/v1/sessions", TokenPair, caller=caller,
-                                json_body={"email": email, "password": password})
+        pair = await self._call(
+            "POST", "/api/v1/sessions", TokenPair, caller=caller, json_body={"email": email, "password": password}
+        )
         assert pair is not None
         return pair
 
     async def refresh(self, caller: Caller, refresh_token: str) -> TokenPair:
-        pair = await self._call("POST", "/api/v1/sessions/refresh", TokenPair, caller=caller,
-                                json_body={"refresh_token": refresh_token})
+        pair = await self._call(
+            "POST", "/api/v1/sessions/refresh", TokenPair, caller=caller, json_body={"refresh_token": refresh_token}
+        )
         assert pair is not None
         return pair
 
@@ -139,18 +160,29 @@ class ShopClient:
     async def me(self, caller: Caller, token: str) -> UserOut:
         return await self._get("/api/v1/users/me", UserOut, caller, token=token)
 
-    async def place_order(self, caller: Caller, token: str, *, lines: dict[uuid.UUID, int],
-                          card: dict[str, Any], idempotency_key: str) -> Order:
-        body = {"items": [{"product_id": str(pid), "quantity": qty} for pid, qty in lines.items()],
-                "payment": {"card": card}}
-        order = await self._call("POST", "/api/v1/orders", Order, caller=caller, token=token, json_body=body,
-                                 headers={"Idempotency-Key": idempotency_key})
+    async def place_order(
+        self, caller: Caller, token: str, *, lines: dict[uuid.UUID, int], card: dict[str, Any], idempotency_key: str
+    ) -> Order:
+        body = {
+            "items": [{"product_id": str(pid), "quantity": qty} for pid, qty in lines.items()],
+            "payment": {"card": card},
+        }
+        order = await self._call(
+            "POST",
+            "/api/v1/orders",
+            Order,
+            caller=caller,
+            token=token,
+            json_body=body,
+            headers={"Idempotency-Key": idempotency_key},
+        )
         assert order is not None
         return order
 
     async def orders(self, caller: Caller, token: str, *, cursor: str | None, limit: int) -> OrderPage:
-        return await self._get("/api/v1/orders", OrderPage, caller, token=token,
-                               params={"cursor": cursor, "limit": limit})
+        return await self._get(
+            "/api/v1/orders", OrderPage, caller, token=token, params={"cursor": cursor, "limit": limit}
+        )
 
     async def order(self, caller: Caller, token: str, order_id: uuid.UUID) -> Order:
         return await self._get(f"/api/v1/orders/{order_id}", Order, caller, token=token)

@@ -22,8 +22,9 @@ from services.storefront.settings import Settings
 log = logging.getLogger(__name__)
 
 # No script at all, styles and images from this origin only, forms post only here, never framed.
-CONTENT_SECURITY_POLICY = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-                           "frame-ancestors 'none'; base-uri 'none'")
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
 SECURITY_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
@@ -52,8 +53,9 @@ class SessionMiddleware:
         session = codec.decode(raw)
         request.state.session = session
         peer = request.client.host if request.client else None
-        request.state.caller = Caller(request.headers.get("x-request-id", ""),
-                                      request.headers.get("x-forwarded-for"), peer)
+        request.state.caller = Caller(
+            request.headers.get("x-request-id", ""), request.headers.get("x-forwarded-for"), peer
+        )
         before = None if raw is None else session.model_dump_json()
 
         async def send_with_cookie(message: Message) -> None:
@@ -61,8 +63,15 @@ class SessionMiddleware:
                 headers = MutableHeaders(scope=message)
                 if before is None or session.model_dump_json() != before:
                     cookie = Response()
-                    cookie.set_cookie(self.cookie, codec.encode(session), max_age=self.settings.session_max_age_s,
-                                      path="/", secure=self.settings.cookie_secure, httponly=True, samesite="lax")
+                    cookie.set_cookie(
+                        self.cookie,
+                        codec.encode(session),
+                        max_age=self.settings.session_max_age_s,
+                        path="/",
+                        secure=self.settings.cookie_secure,
+                        httponly=True,
+                        samesite="lax",
+                    )
                     headers.append("set-cookie", cookie.headers["set-cookie"])
                 for header, value in SECURITY_HEADERS.items():
                     if header not in headers:
@@ -104,9 +113,19 @@ def build_app(settings: Settings | None = None) -> FastAPI:
 
     def page(request: Request, status: int, title: str, message: str) -> Response:
         session: Session = getattr(request.state, "session", None) or Session()
-        return templates.TemplateResponse(request, "error.html", status_code=status, context={
-            "session": session, "csrf": csrf_token(session), "flash": None, "title": title, "message": message,
-            "cart_count": sum(session.cart.values())})
+        return templates.TemplateResponse(
+            request,
+            "error.html",
+            status_code=status,
+            context={
+                "session": session,
+                "csrf": csrf_token(session),
+                "flash": None,
+                "title": title,
+                "message": message,
+                "cart_count": sum(session.cart.values()),
+            },
+        )
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> Response:
@@ -120,9 +139,12 @@ def build_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(CsrfRefused)
     async def csrf_refused(request: Request, exc: CsrfRefused) -> Response:
-        return page(request, 403, "Form expired",
-                    "This form is out of date or came from another site; nothing was done. Reload the page "
-                    "and try again.")
+        return page(
+            request,
+            403,
+            "Form expired",
+            "This form is out of date or came from another site; nothing was done. Reload the page and try again.",
+        )
 
     @app.exception_handler(LoginRequired)
     async def login_required(request: Request, exc: LoginRequired) -> Response:

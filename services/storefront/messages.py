@@ -11,11 +11,11 @@ _DECLINES = {
 
 _KINDS = {
     "out-of-stock": "Sorry, we do not have enough of an item in your cart any more. Your cart is unchanged: "
-                    "lower the quantity and try again.",
+    "lower the quantity and try again.",
     "invalid-credentials": "The e-mail or password is not correct.",
     "email-taken": "An account with this e-mail already exists. Log in instead?",
     "upstream-unavailable": "Part of the shop is not answering right now. Nothing was charged; please try "
-                            "again in a moment.",
+    "again in a moment.",
     "upstream-timeout": "The shop took too long to answer. Please try again in a moment.",
     "service-unavailable": "The shop is busy right now. Please try again in a moment.",
     "idempotency-in-flight": "Your order is still being placed. Look at your orders in a moment.",
@@ -27,8 +27,10 @@ _KINDS = {
 def explain(error: ApiError) -> str:
     if error.kind == "payment-declined":
         reason = str(error.body.get("reason", ""))
-        return _DECLINES.get(reason, f"Your card was declined ({reason or 'no reason given'}).") + \
-            " Your cart is unchanged; try another card."
+        return (
+            _DECLINES.get(reason, f"Your card was declined ({reason or 'no reason given'}).")
+            + " Your cart is unchanged; try another card."
+        )
     if error.kind == "rate-limited":
         wait = error.retry_after or "a few"
         return f"Too many attempts. Please wait {wait} seconds and try again."

@@ -49,9 +49,18 @@ class Shop:
 
     def render(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         flash, self.session.flash = self.session.flash, None
-        return templates.TemplateResponse(self.request, template, status_code=status, context={
-            "session": self.session, "csrf": csrf_token(self.session), "flash": flash,
-            "cart_count": sum(self.session.cart.values()), **context})
+        return templates.TemplateResponse(
+            self.request,
+            template,
+            status_code=status,
+            context={
+                "session": self.session,
+                "csrf": csrf_token(self.session),
+                "flash": flash,
+                "cart_count": sum(self.session.cart.values()),
+                **context,
+            },
+        )
 
     def redirect(self, path: str, flash: str | None = None) -> RedirectResponse:
         if flash:
@@ -83,8 +92,13 @@ class Shop:
 async def shop(request: Request) -> Shop:
     # async: a plain ``def`` dependency would run in the thread pool, a thread hop per page.
     state = request.app.state
-    return Shop(request=request, session=request.state.session, client=state.shop_client,
-                settings=state.settings, caller=request.state.caller)
+    return Shop(
+        request=request,
+        session=request.state.session,
+        client=state.shop_client,
+        settings=state.settings,
+        caller=request.state.caller,
+    )
 
 
 ShopDep = Annotated[Shop, Depends(shop)]
@@ -110,11 +124,15 @@ def _safe_next(path: str | None) -> str:
 
 
 @router.get("/", response_class=HTMLResponse)
-async def catalogue(s: ShopDep, category: Annotated[str | None, Query(max_length=64)] = None,
-                    cursor: Annotated[str | None, Query(max_length=512)] = None) -> HTMLResponse:
+async def catalogue(
+    s: ShopDep,
+    category: Annotated[str | None, Query(max_length=64)] = None,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> HTMLResponse:
     page, categories = await asyncio.gather(
         s.client.products(s.caller, category=category, cursor=cursor, limit=s.settings.page_size),
-        s.client.categories(s.caller))
+        s.client.categories(s.caller),
+    )
     return s.render("catalogue.html", page=page, categories=categories.items, category=category)
 
 
@@ -129,8 +147,12 @@ async def search(s: ShopDep, q: Annotated[str, Query(max_length=200)] = "") -> H
 @router.get("/products/{product_id}", response_class=HTMLResponse)
 async def product(s: ShopDep, product_id: uuid.UUID) -> HTMLResponse:
     item = await s.client.product(s.caller, product_id)
-    return s.render("product.html", product=item, in_cart=s.session.cart.get(product_id, 0),
-                    max_quantity=min(MAX_QUANTITY, max(item.stock_available, 1)))
+    return s.render(
+        "product.html",
+        product=item,
+        in_cart=s.session.cart.get(product_id, 0),
+        max_quantity=min(MAX_QUANTITY, max(item.stock_available, 1)),
+    )
 
 
 @router.get("/cart", response_class=HTMLResponse)
@@ -152,17 +174,26 @@ async def _priced_cart(s: Shop) -> tuple[list[dict[str, Any]], int, str | None]:
         if isinstance(item, BaseException):
             raise item
         quantity = s.session.cart[pid]
-        lines.append({"product": item, "quantity": quantity, "subtotal": quantity * item.price_cents,
-                      "short": quantity > item.stock_available})
+        lines.append(
+            {
+                "product": item,
+                "quantity": quantity,
+                "subtotal": quantity * item.price_cents,
+                "short": quantity > item.stock_available,
+            }
+        )
     currencies = {line["product"].currency for line in lines}
     currency = currencies.pop() if len(currencies) == 1 else None
     return lines, sum(line["subtotal"] for line in lines), currency
 
 
 @router.post("/cart/items", dependencies=CSRF)
-async def cart_set(s: ShopDep, product_id: Annotated[uuid.UUID, Form()],
-                   quantity: Annotated[int, Form(ge=0, le=MAX_QUANTITY)],
-                   add: Annotated[bool, Form()] = False) -> Response:
+async def cart_set(
+    s: ShopDep,
+    product_id: Annotated[uuid.UUID, Form()],
+    quantity: Annotated[int, Form(ge=0, le=MAX_QUANTITY)],
+    add: Annotated[bool, Form()] = False,
+) -> Response:
     """Add to (``add``) or set the quantity of one cart line; 0 removes it."""
     current = s.session.cart.get(product_id, 0)
     wanted = min(current + quantity, MAX_QUANTITY) if add else quantity
@@ -182,16 +213,20 @@ async def signup_form(s: ShopDep, next: Annotated[str | None, Query(max_length=5
 
 
 @router.post("/signup", response_class=HTMLResponse, dependencies=CSRF)
-async def signup(s: ShopDep, email: Annotated[str, Form(max_length=320)],
-                 name: Annotated[str, Form(max_length=200)],
-                 password: Annotated[str, Form(max_length=1024)],
-                 next: Annotated[str | None, Form(max_length=512)] = None) -> Response:
+async def signup(
+    s: ShopDep,
+    email: Annotated[str, Form(max_length=320)],
+    name: Annotated[str, Form(max_length=200)],
+    password: Annotated[str, Form(max_length=1024)],
+    next: Annotated[str | None, Form(max_length=512)] = None,
+) -> Response:
     try:
         await s.client.sign_up(s.caller, email=email, password=password, name=name)
         return await _log_in(s, email, password, _safe_next(next), "Welcome! Your account is ready.")
     except ApiError as exc:
-        return s.render("signup.html", status=exc.status, error=messages.explain(exc), email=email, name=name,
-                        next=_safe_next(next))
+        return s.render(
+            "signup.html", status=exc.status, error=messages.explain(exc), email=email, name=name, next=_safe_next(next)
+        )
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -200,14 +235,18 @@ async def login_form(s: ShopDep, next: Annotated[str | None, Query(max_length=51
 
 
 @router.post("/login", response_class=HTMLResponse, dependencies=CSRF)
-async def login(s: ShopDep, email: Annotated[str, Form(max_length=320)],
-                password: Annotated[str, Form(max_length=1024)],
-                next: Annotated[str | None, Form(max_length=512)] = None) -> Response:
+async def login(
+    s: ShopDep,
+    email: Annotated[str, Form(max_length=320)],
+    password: Annotated[str, Form(max_length=1024)],
+    next: Annotated[str | None, Form(max_length=512)] = None,
+) -> Response:
     try:
         return await _log_in(s, email, password, _safe_next(next), None)
     except ApiError as exc:
-        return s.render("login.html", status=exc.status, error=messages.explain(exc), email=email,
-                        next=_safe_next(next))
+        return s.render(
+            "login.html", status=exc.status, error=messages.explain(exc), email=email, next=_safe_next(next)
+        )
 
 
 async def _log_in(s: Shop, email: str, password: str, next_path: str, flash: str | None) -> Response:
@@ -215,7 +254,7 @@ async def _log_in(s: Shop, email: str, password: str, next_path: str, flash: str
     me = await s.client.me(s.caller, pair.access_token)
     cart = dict(s.session.cart)
     s.session.forget_user()  # a new CSRF secret for the new identity
-    s.session.cart = cart    # the cart a shopper filled before logging in stays theirs
+    s.session.cart = cart  # the cart a shopper filled before logging in stays theirs
     s.session.user = User(id=me.id, email=me.email, name=me.name)
     s.session.access_token = pair.access_token
     s.session.refresh_token = pair.refresh_token
@@ -240,28 +279,45 @@ async def checkout_form(s: ShopDep) -> Response:
     if not s.session.cart:
         return s.redirect("/cart", "Your cart is empty.")
     lines, total, currency = await _priced_cart(s)
-    return s.render("checkout.html", lines=lines, total=total, currency=currency, error=None,
-                    idempotency_key=secrets.token_urlsafe(24))
+    return s.render(
+        "checkout.html",
+        lines=lines,
+        total=total,
+        currency=currency,
+        error=None,
+        idempotency_key=secrets.token_urlsafe(24),
+    )
 
 
 @router.post("/checkout", response_class=HTMLResponse, dependencies=CSRF)
-async def checkout(s: ShopDep, idempotency_key: Annotated[str, Form(min_length=16, max_length=64)],
-                   number: Annotated[str, Form(max_length=32)], exp_month: Annotated[str, Form(max_length=2)],
-                   exp_year: Annotated[str, Form(max_length=4)], cvc: Annotated[str, Form(max_length=4)]) -> Response:
+async def checkout(
+    s: ShopDep,
+    idempotency_key: Annotated[str, Form(min_length=16, max_length=64)],
+    number: Annotated[str, Form(max_length=32)],
+    exp_month: Annotated[str, Form(max_length=2)],
+    exp_year: Annotated[str, Form(max_length=4)],
+    cvc: Annotated[str, Form(max_length=4)],
+) -> Response:
     """Place the order. The key comes from the form, so a double click or a resent form places one order."""
     token = await s.token()
     if not s.session.cart:
         return s.redirect("/cart", "Your cart is empty.")
     error: str | None = None
     try:
-        card = Card.model_validate({"number": number, "exp_month": int(exp_month), "exp_year": int(exp_year),
-                                    "cvc": cvc})
+        card = Card.model_validate(
+            {"number": number, "exp_month": int(exp_month), "exp_year": int(exp_year), "cvc": cvc}
+        )
     except (ValueError, ValidationError):
         error = "Please check the card number, expiry and security code."
     else:
         try:
-            order = await s.client.place_order(s.caller, token, lines=dict(s.session.cart),
-                                               card=card.model_dump(mode="json"), idempotency_key=idempotency_key)
+            order = await s.client.place_order(
+                s.caller,
+                token,
+                lines=dict(s.session.cart),
+                card=card.model_dump(mode="json"),
+                idempotency_key=idempotency_key,
+            )
         except ApiError as exc:
             error = messages.explain(exc)
         else:
@@ -269,8 +325,15 @@ async def checkout(s: ShopDep, idempotency_key: Annotated[str, Form(min_length=1
             return s.redirect(f"/orders/{order.id}", "Thank you! Your order is confirmed.")
     lines, total, currency = await _priced_cart(s)
     # A failed attempt gets a new key: the API kept the old one's answer, and a retry is a new attempt.
-    return s.render("checkout.html", status=400 if error else 200, lines=lines, total=total, currency=currency,
-                    error=error, idempotency_key=secrets.token_urlsafe(24))
+    return s.render(
+        "checkout.html",
+        status=400 if error else 200,
+        lines=lines,
+        total=total,
+        currency=currency,
+        error=error,
+        idempotency_key=secrets.token_urlsafe(24),
+    )
 
 
 @router.get("/orders", response_class=HTMLResponse)

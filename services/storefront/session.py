@@ -67,8 +67,9 @@ class Session(BaseModel):
 
 class SessionCodec:
     def __init__(self, secret: str) -> None:
-        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
-                   info=b"storefront session cookie").derive(secret.encode())
+        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"storefront session cookie").derive(
+            secret.encode()
+        )
         self._aead = AESGCM(key)
 
     def encode(self, session: Session) -> str:

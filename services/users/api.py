@@ -34,10 +34,12 @@ def _responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     responses = problem_responses(*statuses)
     if 429 in responses:
         responses[429]["headers"] = {
-            "Retry-After": {"description": "Seconds until an attempt may succeed", "schema": {"type": "integer"}}}
+            "Retry-After": {"description": "Seconds until an attempt may succeed", "schema": {"type": "integer"}}
+        }
     if 401 in responses:
         responses[401]["headers"] = {
-            "WWW-Authenticate": {"description": "Bearer challenge (token problems)", "schema": {"type": "string"}}}
+            "WWW-Authenticate": {"description": "Bearer challenge (token problems)", "schema": {"type": "string"}}
+        }
     return responses
 
 
@@ -50,8 +52,9 @@ async def _active_user(pool: PoolDep, principal: CurrentUser) -> Principal:
 
 
 def _session_ended() -> Problem:
-    return Problem(401, "The session has ended; log in again.",
-                   headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    return Problem(
+        401, "The session has ended; log in again.", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
+    )
 
 
 ActiveUser = Annotated[Principal, Depends(_active_user)]
@@ -74,18 +77,32 @@ async def _new_hash(passwords: Passwords, password: str) -> str:
     try:
         return await passwords.hash(password)
     except Busy:
-        raise Problem(429, "Too many accounts and passwords are being set up right now; retry in a moment.",
-                      kind="rate-limited", headers={"Retry-After": "1"}, retry_after_s=1) from None
+        raise Problem(
+            429,
+            "Too many accounts and passwords are being set up right now; retry in a moment.",
+            kind="rate-limited",
+            headers={"Retry-After": "1"},
+            retry_after_s=1,
+        ) from None
 
 
 def _token_pair(signer: Signer, user: store.User, session_id: uuid.UUID, refresh_token: str) -> JSONResponse:
-    body = TokenPair(access_token=signer.access_token(user.id, session_id, user.roles), expires_in=signer.ttl,
-                     refresh_token=refresh_token)
+    body = TokenPair(
+        access_token=signer.access_token(user.id, session_id, user.roles),
+        expires_in=signer.ttl,
+        refresh_token=refresh_token,
+    )
     return JSONResponse(body.model_dump(), status_code=201, headers=_NO_STORE)
 
 
-@router.post("/api/v1/users", status_code=201, response_model=UserOut, tags=["users"],
-             summary="Sign up (the account gets the customer role)", responses=_responses(400, 409, 422, 429))
+@router.post(
+    "/api/v1/users",
+    status_code=201,
+    response_model=UserOut,
+    tags=["users"],
+    summary="Sign up (the account gets the customer role)",
+    responses=_responses(400, 409, 422, 429),
+)
 async def create_user(body: SignUp, response: Response, pool: PoolDep, passwords: PasswordsDep) -> dict[str, Any]:
     password_hash = await _new_hash(passwords, body.password)
     user = await store.create_user(pool, body.email, body.name, password_hash)
@@ -94,10 +111,23 @@ async def create_user(body: SignUp, response: Response, pool: PoolDep, passwords
     return user.public()
 
 
-@router.post("/api/v1/sessions", status_code=201, response_model=TokenPair, tags=["sessions"],
-             summary="Log in: an access token and a refresh token", responses=_responses(400, 401, 422, 429))
-async def create_session(body: Login, request: Request, pool: PoolDep, settings: SettingsDep,
-                         throttle: ThrottleDep, passwords: PasswordsDep, signer: SignerDep) -> JSONResponse:
+@router.post(
+    "/api/v1/sessions",
+    status_code=201,
+    response_model=TokenPair,
+    tags=["sessions"],
+    summary="Log in: an access token and a refresh token",
+    responses=_responses(400, 401, 422, 429),
+)
+async def create_session(
+    body: Login,
+    request: Request,
+    pool: PoolDep,
+    settings: SettingsDep,
+    throttle: ThrottleDep,
+    passwords: PasswordsDep,
+    signer: SignerDep,
+) -> JSONResponse:
     account = account_key(body.email)
     client = client_address(request, settings.trusted_proxies)
     async with throttle.attempt(pool, account, client) as attempt:
@@ -121,33 +151,48 @@ async def create_session(body: Login, request: Request, pool: PoolDep, settings:
     return _token_pair(signer, user, session_id, refresh_token)
 
 
-@router.post("/api/v1/sessions/refresh", status_code=201, response_model=TokenPair, tags=["sessions"],
-             summary="Exchange a refresh token for a new pair (the old refresh token stops working)",
-             responses=_responses(400, 401, 422))
-async def refresh_session(body: RefreshRequest, pool: PoolDep, settings: SettingsDep,
-                          signer: SignerDep) -> JSONResponse:
+@router.post(
+    "/api/v1/sessions/refresh",
+    status_code=201,
+    response_model=TokenPair,
+    tags=["sessions"],
+    summary="Exchange a refresh token for a new pair (the old refresh token stops working)",
+    responses=_responses(400, 401, 422),
+)
+async def refresh_session(
+    body: RefreshRequest, pool: PoolDep, settings: SettingsDep, signer: SignerDep
+) -> JSONResponse:
     new_token, new_digest = new_refresh_token()
-    result = await store.rotate_refresh_token(pool, refresh_digest(body.refresh_token), new_digest,
-                                              settings.refresh_token_ttl_s)
+    result = await store.rotate_refresh_token(
+        pool, refresh_digest(body.refresh_token), new_digest, settings.refresh_token_ttl_s
+    )
     if result.outcome == "reused":
-        log.warning("refresh token reused; session revoked",
-                    extra={"event": "refresh_token_reuse", "session_id": str(result.session_id)})
+        log.warning(
+            "refresh token reused; session revoked",
+            extra={"event": "refresh_token_reuse", "session_id": str(result.session_id)},
+        )
     if result.outcome != "rotated" or result.user is None or result.session_id is None:
         raise Problem(401, "The refresh token is not valid; log in again.", kind="invalid-refresh-token")
     return _token_pair(signer, result.user, result.session_id, new_token)
 
 
-@router.delete("/api/v1/sessions/current", status_code=204, response_class=Response, tags=["sessions"],
-               summary="Log out: revoke this session (its refresh tokens stop working)",
-               responses=_responses(401))
+@router.delete(
+    "/api/v1/sessions/current",
+    status_code=204,
+    response_class=Response,
+    tags=["sessions"],
+    summary="Log out: revoke this session (its refresh tokens stop working)",
+    responses=_responses(401),
+)
 async def delete_current_session(principal: ActiveUser, pool: PoolDep) -> Response:
     await store.revoke_session(pool, principal.session_id, principal.user_id)
     log.info("logout", extra={"event": "logout", "session_id": str(principal.session_id)})
     return Response(status_code=204)
 
 
-@router.get("/api/v1/users/me", response_model=UserOut, tags=["users"], summary="Own profile",
-            responses=_responses(401))
+@router.get(
+    "/api/v1/users/me", response_model=UserOut, tags=["users"], summary="Own profile", responses=_responses(401)
+)
 async def get_me(principal: CurrentUser, pool: PoolDep) -> dict[str, Any]:
     user = await _read_as(pool, principal, principal.user_id)
     if user is None:
@@ -155,15 +200,26 @@ async def get_me(principal: CurrentUser, pool: PoolDep) -> dict[str, Any]:
     return user.public()
 
 
-@router.patch("/api/v1/users/me", response_model=UserOut, tags=["users"],
-              summary="Change the name, or the password (with current_password)",
-              description="A wrong `current_password` is a 403 (kind `invalid-current-password`): the caller is "
-                          "authenticated, so a 401 would wrongly tell clients to drop their token. Wrong "
-                          "current passwords count as failed logins of the account (429 when too many). "
-                          "A password change revokes every other session of the account.",
-              responses=_responses(400, 401, 403, 422, 429))
-async def update_me(body: ProfilePatch, principal: ActiveUser, request: Request, pool: PoolDep,
-                    settings: SettingsDep, throttle: ThrottleDep, passwords: PasswordsDep) -> dict[str, Any]:
+@router.patch(
+    "/api/v1/users/me",
+    response_model=UserOut,
+    tags=["users"],
+    summary="Change the name, or the password (with current_password)",
+    description="A wrong `current_password` is a 403 (kind `invalid-current-password`): the caller is "
+    "authenticated, so a 401 would wrongly tell clients to drop their token. Wrong "
+    "current passwords count as failed logins of the account (429 when too many). "
+    "A password change revokes every other session of the account.",
+    responses=_responses(400, 401, 403, 422, 429),
+)
+async def update_me(
+    body: ProfilePatch,
+    principal: ActiveUser,
+    request: Request,
+    pool: PoolDep,
+    settings: SettingsDep,
+    throttle: ThrottleDep,
+    passwords: PasswordsDep,
+) -> dict[str, Any]:
     user = await store.user_by_id(pool, principal.user_id)
     if user is None:
         raise Problem(401, "The account no longer exists.")
@@ -177,18 +233,25 @@ async def update_me(body: ProfilePatch, principal: ActiveUser, request: Request,
                 raise Problem(403, "The current password is not correct.", kind="invalid-current-password")
             await attempt.succeeded()
         new_hash = await _new_hash(passwords, body.password)
-    updated = await store.update_profile(pool, user.id, name=body.name, password_hash=new_hash,
-                                         keep_session=principal.session_id)
+    updated = await store.update_profile(
+        pool, user.id, name=body.name, password_hash=new_hash, keep_session=principal.session_id
+    )
     if updated is None:
         raise Problem(401, "The account no longer exists.")
     if new_hash is not None:
-        log.info("password changed; other sessions revoked",
-                 extra={"event": "password_changed", "user_id": str(user.id)})
+        log.info(
+            "password changed; other sessions revoked", extra={"event": "password_changed", "user_id": str(user.id)}
+        )
     return updated.public()
 
 
-@router.get("/api/v1/users/{user_id}", response_model=UserOut, tags=["users"],
-            summary="A user's profile (admin, or the user)", responses=_responses(401, 404, 422))
+@router.get(
+    "/api/v1/users/{user_id}",
+    response_model=UserOut,
+    tags=["users"],
+    summary="A user's profile (admin, or the user)",
+    responses=_responses(401, 404, 422),
+)
 async def get_user(user_id: uuid.UUID, principal: CurrentUser, pool: PoolDep) -> dict[str, Any]:
     if not principal.is_admin and principal.user_id != user_id:
         await _active_user(pool, principal)  # a revoked session gets its 401 here too
@@ -199,8 +262,12 @@ async def get_user(user_id: uuid.UUID, principal: CurrentUser, pool: PoolDep) ->
     return user.public()
 
 
-@router.get("/.well-known/jwks.json", response_model=Jwks, tags=["keys"],
-            summary="Public keys that verify access tokens (the active key and those still verifying)")
+@router.get(
+    "/.well-known/jwks.json",
+    response_model=Jwks,
+    tags=["keys"],
+    summary="Public keys that verify access tokens (the active key and those still verifying)",
+)
 async def get_jwks(response: Response, signer: SignerDep) -> dict[str, Any]:
     response.headers["Cache-Control"] = "public, max-age=300"
     return signer.jwks()

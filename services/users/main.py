@@ -30,8 +30,9 @@ async def _start(app: FastAPI) -> None:
     signer = Signer(settings)
     app.state.signer = signer
     # The service verifies its own tokens with the keys it signs with: no HTTP round trip to itself.
-    app.state.token_verifier = TokenVerifier(StaticKeys(signer.public_keys), issuer=settings.jwt_issuer,
-                                             audience=settings.jwt_audience)
+    app.state.token_verifier = TokenVerifier(
+        StaticKeys(signer.public_keys), issuer=settings.jwt_issuer, audience=settings.jwt_audience
+    )
     passwords = Passwords(settings)
     app.state.passwords = passwords
     app.state.throttle = Throttle(settings)
@@ -60,11 +61,15 @@ async def _bootstrap_admin(app: FastAPI) -> None:
     if existing is None:  # pragma: no cover - deleted between the two statements
         return
     if "admin" not in existing.roles:
-        log.error("ADMIN_EMAIL belongs to an account without the admin role; it was not promoted",
-                  extra={"event": "admin_bootstrap_conflict", "user_id": str(existing.id)})
+        log.error(
+            "ADMIN_EMAIL belongs to an account without the admin role; it was not promoted",
+            extra={"event": "admin_bootstrap_conflict", "user_id": str(existing.id)},
+        )
     elif not await passwords.verify(existing.password_hash, password):
-        log.warning("the admin exists and its password differs from ADMIN_PASSWORD; it was not reset",
-                    extra={"event": "admin_password_not_reset", "user_id": str(existing.id)})
+        log.warning(
+            "the admin exists and its password differs from ADMIN_PASSWORD; it was not reset",
+            extra={"event": "admin_password_not_reset", "user_id": str(existing.id)},
+        )
 
 
 async def _purge(app: FastAPI) -> None:
@@ -80,7 +85,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         settings,
         title="users",
         description="Accounts, argon2id passwords, sessions with refresh-token rotation, EdDSA access tokens "
-                    "and their JWKS.",
+        "and their JWKS.",
         routers=[router],
         migrations=MIGRATIONS,
         on_startup=[_start],

@@ -23,8 +23,10 @@ Role = Literal["customer", "admin"]
 
 Email = Annotated[str, Field(max_length=EMAIL_MAX, pattern=EMAIL_PATTERN, examples=["ada@example.com"])]
 Name = Annotated[str, Field(min_length=1, max_length=100, pattern=NAME_PATTERN, examples=["Ada Lovelace"])]
-NewPassword = Annotated[str, Field(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX,
-                                   description=f"{PASSWORD_MIN} to {PASSWORD_MAX} characters")]
+NewPassword = Annotated[
+    str,
+    Field(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX, description=f"{PASSWORD_MIN} to {PASSWORD_MAX} characters"),
+]
 # A password offered for checking: any length up to the maximum (a short one simply does not match).
 GivenPassword = Annotated[str, Field(min_length=1, max_length=PASSWORD_MAX)]
 

@@ -27,65 +27,99 @@ class Settings(KitSettings):
     jwt_signing_keys: SecretStr | None = Field(
         default=None,
         description="Required. JSON `{kid: Ed25519 private key PEM}`: every key is published in the JWKS, the "
-                    "active one signs. Rotation: add a key and make it active; drop the old one after the "
-                    "access-token lifetime.")
+        "active one signs. Rotation: add a key and make it active; drop the old one after the "
+        "access-token lifetime.",
+    )
     jwt_active_kid: str | None = Field(
-        default=None, description="Required. The kid (one of JWT_SIGNING_KEYS) that signs new tokens.")
+        default=None, description="Required. The kid (one of JWT_SIGNING_KEYS) that signs new tokens."
+    )
     access_token_ttl_s: int = Field(
-        default=15 * 60, ge=60, le=24 * 3600,
+        default=15 * 60,
+        ge=60,
+        le=24 * 3600,
         description="Seconds an access token is valid (15 min): how long a key must stay published after it "
-                    "stopped signing.")
-    refresh_token_ttl_s: int = Field(default=30 * 24 * 3600, ge=300, le=365 * 24 * 3600,
-                                     description="Seconds a refresh token is valid (30 days).")
+        "stopped signing.",
+    )
+    refresh_token_ttl_s: int = Field(
+        default=30 * 24 * 3600, ge=300, le=365 * 24 * 3600, description="Seconds a refresh token is valid (30 days)."
+    )
 
     admin_email: str | None = Field(
-        default=None, description="E-mail of the first admin, created at start-up when ADMIN_PASSWORD is set too; "
-                                  "never reset afterwards.")
+        default=None,
+        description="E-mail of the first admin, created at start-up when ADMIN_PASSWORD is set too; "
+        "never reset afterwards.",
+    )
     admin_password: SecretStr | None = Field(
-        default=None, description=f"Password of the first admin ({PASSWORD_MIN} to {PASSWORD_MAX} characters), "
-                                  "with ADMIN_EMAIL.")
+        default=None,
+        description=f"Password of the first admin ({PASSWORD_MIN} to {PASSWORD_MAX} characters), with ADMIN_EMAIL.",
+    )
 
     # Login throttling.
     login_failure_window_s: int = Field(
-        default=15 * 60, ge=1, le=24 * 3600,
+        default=15 * 60,
+        ge=1,
+        le=24 * 3600,
         description="Seconds a failed login counts against the limits below. Failures are stored in PostgreSQL, so "
-                    "the limits hold across replicas.")
+        "the limits hold across replicas.",
+    )
     login_max_failures_per_account: int = Field(
-        default=5, ge=1, le=1000, description="Failed logins per account within the window; then 429.")
+        default=5, ge=1, le=1000, description="Failed logins per account within the window; then 429."
+    )
     login_max_failures_per_client: int = Field(
-        default=20, ge=1, le=100_000, description="Failed logins per client address within the window; then 429.")
+        default=20, ge=1, le=100_000, description="Failed logins per client address within the window; then 429."
+    )
     login_attempt_timeout_s: int = Field(
-        default=60, ge=5, le=3600,
+        default=60,
+        ge=5,
+        le=3600,
         description="Seconds a login in flight reserves room under those limits until its password is checked; an "
-                    "older one was left by a process that died and stops counting.")
+        "older one was left by a process that died and stops counting.",
+    )
     login_max_wait_s: float = Field(
-        default=10.0, gt=0, le=60,
-        description="Seconds a login finding no room under the limits waits for some before it gets 429.")
+        default=10.0,
+        gt=0,
+        le=60,
+        description="Seconds a login finding no room under the limits waits for some before it gets 429.",
+    )
     trusted_proxies: TrustedProxies = Field(
         default_factory=list,
         description="Peers whose X-Forwarded-For is believed (the gateway, the edge): CIDRs, comma-separated or a "
-                    "JSON list. Empty: the client address is the peer's.")
+        "JSON list. Empty: the client address is the peer's.",
+    )
 
     # argon2id.
     argon2_time_cost: int = Field(
-        default=2, ge=1, le=10,
+        default=2,
+        ge=1,
+        le=10,
         description="argon2id passes (t). The defaults are the OWASP Password Storage Cheat Sheet's (m=19 MiB, t=2, "
-                    "p=1), about 40 ms on one core here. A hash made with other parameters is upgraded at the "
-                    "account's next successful login.")
-    argon2_memory_kib: int = Field(default=19 * 1024, ge=8 * 1024, le=1024 * 1024,
-                                   description="argon2id memory per hash (m), in KiB (19 MiB).")
+        "p=1), about 40 ms on one core here. A hash made with other parameters is upgraded at the "
+        "account's next successful login.",
+    )
+    argon2_memory_kib: int = Field(
+        default=19 * 1024, ge=8 * 1024, le=1024 * 1024, description="argon2id memory per hash (m), in KiB (19 MiB)."
+    )
     argon2_parallelism: int = Field(default=1, ge=1, le=8, description="argon2id lanes (p).")
     hash_concurrency: int = Field(
-        default=4, ge=1, le=64,
-        description="Hashes at once per replica; each takes ARGON2_MEMORY_KIB of RAM and a core.")
+        default=4,
+        ge=1,
+        le=64,
+        description="Hashes at once per replica; each takes ARGON2_MEMORY_KIB of RAM and a core.",
+    )
     new_password_hash_concurrency: int = Field(
-        default=1, ge=1, le=64,
+        default=1,
+        ge=1,
+        le=64,
         description="Of those, how many new passwords (sign-up, password change, hash upgrade) may use, so logins "
-                    "always find a slot; at most HASH_CONCURRENCY.")
+        "always find a slot; at most HASH_CONCURRENCY.",
+    )
     new_password_queue_max: int = Field(
-        default=16, ge=0, le=10_000,
+        default=16,
+        ge=0,
+        le=10_000,
         description="New-password hashes that may wait for a slot; beyond that the answer is 429 at once rather "
-                    "than a queue that keeps the cores hashing.")
+        "than a queue that keeps the cores hashing.",
+    )
 
     _signing_keys: dict[str, Ed25519PrivateKey] = PrivateAttr(default_factory=dict)
 
@@ -121,8 +155,10 @@ class Settings(KitSettings):
 
 def _load_signing_keys(raw: SecretStr | None, active: str | None) -> dict[str, Ed25519PrivateKey]:
     if raw is None:
-        raise ValueError("JWT_SIGNING_KEYS is required: JSON {kid: Ed25519 private key PEM} "
-                         "(services.deploy.keyring on one machine, or the deployment's secret)")
+        raise ValueError(
+            "JWT_SIGNING_KEYS is required: JSON {kid: Ed25519 private key PEM} "
+            "(services.deploy.keyring on one machine, or the deployment's secret)"
+        )
     try:
         doc = json.loads(raw.get_secret_value())
     except json.JSONDecodeError:

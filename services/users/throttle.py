@@ -83,8 +83,9 @@ class Attempt:
     """One login in flight: settle it with ``failed()`` or ``succeeded()``; left unsettled (an error, a
     cancelled request) it is dropped, since its caller never learnt the verdict."""
 
-    def __init__(self, throttle: Throttle, pool: asyncpg.Pool, attempt_id: int, account: bytes,
-                 client: IPAddress) -> None:
+    def __init__(
+        self, throttle: Throttle, pool: asyncpg.Pool, attempt_id: int, account: bytes, client: IPAddress
+    ) -> None:
         self._throttle, self._pool, self._id = throttle, pool, attempt_id
         self.account, self.client = account, client
         self.settled = False
@@ -92,8 +93,9 @@ class Attempt:
     async def failed(self) -> None:
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute("DELETE FROM login_attempts WHERE id = $1", self._id)
-            await conn.execute("INSERT INTO login_failures (account_key, client_ip) VALUES ($1, $2)",
-                               self.account, self.client)
+            await conn.execute(
+                "INSERT INTO login_failures (account_key, client_ip) VALUES ($1, $2)", self.account, self.client
+            )
         self._settle()
 
     async def succeeded(self) -> None:
@@ -149,8 +151,11 @@ class Throttle:
                 return waits
             if account_full or client_full:
                 return None
-            return int(await conn.fetchval(
-                "INSERT INTO login_attempts (account_key, client_ip) VALUES ($1, $2) RETURNING id", account, client))
+            return int(
+                await conn.fetchval(
+                    "INSERT INTO login_attempts (account_key, client_ip) VALUES ($1, $2) RETURNING id", account, client
+                )
+            )
 
     @contextlib.asynccontextmanager
     async def attempt(self, pool: asyncpg.Pool, account: bytes, client: IPAddress) -> AsyncIterator[Attempt]:
@@ -165,8 +170,13 @@ class Throttle:
             if isinstance(started, list) or time.monotonic() >= deadline:
                 retry = max(started) if started else 1
                 LOGINS.labels("throttled").inc()
-                raise Problem(429, "Too many failed logins; try again later.", kind="rate-limited",
-                              headers={"Retry-After": str(retry)}, retry_after_s=retry)
+                raise Problem(
+                    429,
+                    "Too many failed logins; try again later.",
+                    kind="rate-limited",
+                    headers={"Retry-After": str(retry)},
+                    retry_after_s=retry,
+                )
             # Another replica's attempts settle unseen here, hence the timeout.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._settled.wait(), _POLL_S)
@@ -178,8 +188,10 @@ class Throttle:
 
     async def purge(self, pool: asyncpg.Pool) -> int:
         """Drop failures older than the window (they no longer count) and attempts long dead."""
-        await pool.execute("DELETE FROM login_attempts WHERE started_at < now() - make_interval(secs => $1)",
-                           self.attempt_timeout)
+        await pool.execute(
+            "DELETE FROM login_attempts WHERE started_at < now() - make_interval(secs => $1)", self.attempt_timeout
+        )
         status = await pool.execute(
-            "DELETE FROM login_failures WHERE failed_at < now() - make_interval(secs => $1)", self.window)
+            "DELETE FROM login_failures WHERE failed_at < now() - make_interval(secs => $1)", self.window
+        )
         return int(status.split()[-1])

@@ -60,19 +60,29 @@ def _requests(layout: Layout, tokens: list[str], clients: int, views: int) -> di
     with _gateway(layout) as c:
         products = c.get("/api/v1/products", params={"limit": 100}).json()["items"]
     stocked = [p for p in products if p["stock_available"] >= 10] or products
-    orders = [Request("POST", "/api/v1/orders",
-                      {"Authorization": f"Bearer {tokens[i % len(tokens)]}", "Idempotency-Key": uuid.uuid4().hex},
-                      json.dumps({"items": [{"product_id": stocked[i % len(stocked)]["id"], "quantity": 1}],
-                                  "payment": {"card": CARD}}).encode())
-              for i in range(clients)]
+    orders = [
+        Request(
+            "POST",
+            "/api/v1/orders",
+            {"Authorization": f"Bearer {tokens[i % len(tokens)]}", "Idempotency-Key": uuid.uuid4().hex},
+            json.dumps(
+                {"items": [{"product_id": stocked[i % len(stocked)]["id"], "quantity": 1}], "payment": {"card": CARD}}
+            ).encode(),
+        )
+        for i in range(clients)
+    ]
     pages = [Request("GET", f"/api/v1/products/{products[i % len(products)]['id']}") for i in range(views)]
     return {ORDERS: orders, VIEWS: pages}
 
 
 def _figures(result: BurstResult) -> dict[str, Any]:
-    return {"clients": len(result.outcomes), "server_errors": result.server_errors,
-            "statuses": {str(k): v for k, v in sorted(result.statuses.items())},
-            "p50_ms": result.percentile_ms(0.5), "p99_ms": result.percentile_ms(0.99)}
+    return {
+        "clients": len(result.outcomes),
+        "server_errors": result.server_errors,
+        "statuses": {str(k): v for k, v in sorted(result.statuses.items())},
+        "p50_ms": result.percentile_ms(0.5),
+        "p99_ms": result.percentile_ms(0.99),
+    }
 
 
 def main() -> int:
@@ -100,27 +110,43 @@ def main() -> int:
                 time.sleep(args.pause)  # let the per-user token buckets refill, the stack settle
             for name, requests in _requests(layout, tokens, args.clients, args.views).items():
                 figures = _figures(asyncio.run(burst(layout.edge_https, str(layout.tls / "ca.pem"), requests)))
-                print(f"round {i + 1}, {figures['clients']} {name}: {figures['server_errors']} 5xx/no answer, "
-                      f"p99 {figures['p99_ms']:.0f} ms, statuses {figures['statuses']}", flush=True)
+                print(
+                    f"round {i + 1}, {figures['clients']} {name}: {figures['server_errors']} 5xx/no answer, "
+                    f"p99 {figures['p99_ms']:.0f} ms, statuses {figures['statuses']}",
+                    flush=True,
+                )
                 rounds[name].append(figures)
     finally:
         runner(layout, "down")
 
-    summary = {name: {"clients": rs[0]["clients"], "server_errors": sum(r["server_errors"] for r in rs),
-                      "answers": sum(r["clients"] for r in rs),
-                      "p50_ms": statistics.median(r["p50_ms"] for r in rs),
-                      "p99_ms": statistics.median(r["p99_ms"] for r in rs)} for name, rs in rounds.items()}
-    save_report("burst", [
-        f"# Burst through the edge ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)",
-        "",
-        f"Every client on a new TLS connection from its own address, all released at once; the first round right "
-        f"after `up`; {args.rounds} rounds, {args.pause:.0f} s apart. Two gateway replicas, default limits.",
-        "",
-        "| burst | concurrent clients | 5xx or no answer | p50 ms | p99 ms (median of rounds) |",
-        "|---|---:|---:|---:|---:|",
-        *(f"| {name} | {s['clients']} | {s['server_errors']} of {s['answers']} | {s['p50_ms']:.0f} | "
-          f"{s['p99_ms']:.0f} |" for name, s in summary.items()),
-    ], {"summary": summary, "rounds": rounds})
+    summary = {
+        name: {
+            "clients": rs[0]["clients"],
+            "server_errors": sum(r["server_errors"] for r in rs),
+            "answers": sum(r["clients"] for r in rs),
+            "p50_ms": statistics.median(r["p50_ms"] for r in rs),
+            "p99_ms": statistics.median(r["p99_ms"] for r in rs),
+        }
+        for name, rs in rounds.items()
+    }
+    save_report(
+        "burst",
+        [
+            f"# Burst through the edge ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)",
+            "",
+            f"Every client on a new TLS connection from its own address, all released at once; the first round right "
+            f"after `up`; {args.rounds} rounds, {args.pause:.0f} s apart. Two gateway replicas, default limits.",
+            "",
+            "| burst | concurrent clients | 5xx or no answer | p50 ms | p99 ms (median of rounds) |",
+            "|---|---:|---:|---:|---:|",
+            *(
+                f"| {name} | {s['clients']} | {s['server_errors']} of {s['answers']} | {s['p50_ms']:.0f} | "
+                f"{s['p99_ms']:.0f} |"
+                for name, s in summary.items()
+            ),
+        ],
+        {"summary": summary, "rounds": rounds},
+    )
     return 0
 
 

@@ -51,9 +51,11 @@ def main() -> int:
     if generator == "auto":
         generator = "wrk" if shutil.which("wrk") else "httpx"
     load = run_wrk if generator == "wrk" else run_httpx
-    print(f"load generator: {generator} ({args.connections} connections, {args.duration:.0f} s x "
-          f"{args.rounds} rounds per target after {args.warmup:.0f} s warm-up); "
-          f"gateway workers: {args.gateway_workers}")
+    print(
+        f"load generator: {generator} ({args.connections} connections, {args.duration:.0f} s x "
+        f"{args.rounds} rounds per target after {args.warmup:.0f} s warm-up); "
+        f"gateway workers: {args.gateway_workers}"
+    )
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
     workdir.chmod(0o700)
@@ -65,22 +67,40 @@ def main() -> int:
         database = f"products_bench_{uuid.uuid4().hex[:8]}"
         pg.psql(f'CREATE DATABASE "{database}"')
         keys_only = DeployTarget(keyring=KeyRing.generate())
-        products = ServiceProcess("products", {
-            **deployment_environment("products", keys_only), "DATABASE_URL": pg.url(database),
-            "DB_POOL_MIN": str(args.pool), "DB_POOL_MAX": str(args.pool), "ENVIRONMENT": "prod",
-            "LOG_LEVEL": args.log_level}, workdir)
+        products = ServiceProcess(
+            "products",
+            {
+                **deployment_environment("products", keys_only),
+                "DATABASE_URL": pg.url(database),
+                "DB_POOL_MIN": str(args.pool),
+                "DB_POOL_MAX": str(args.pool),
+                "ENVIRONMENT": "prod",
+                "LOG_LEVEL": args.log_level,
+            },
+            workdir,
+        )
         servers.append(products)
         products.start()
         ids = seed(pg, database, args.products)
         raised = "1000000"
         # As deployed: --workers N, and TRUSTED_PROXIES (not uvicorn) decides about X-Forwarded-For.
-        gateway = ServiceProcess("gateway", {
-            **deployment_environment("gateway", keys_only), "ENVIRONMENT": "prod", "LOG_LEVEL": args.log_level,
-            "SERVICE_URLS": json.dumps({"products": products.url}), "UPSTREAMS": "products",
-            "RATE_LIMIT_STATE_PATH": str(workdir / "ratelimit" / "buckets.bin"),
-            "RATE_LIMIT_CLIENT_BURST": raised, "RATE_LIMIT_CLIENT_PER_S": raised,
-            "RATE_LIMIT_USER_BURST": raised, "RATE_LIMIT_USER_PER_S": raised,
-        }, workdir, server_args=("--workers", str(args.gateway_workers), "--no-proxy-headers"))
+        gateway = ServiceProcess(
+            "gateway",
+            {
+                **deployment_environment("gateway", keys_only),
+                "ENVIRONMENT": "prod",
+                "LOG_LEVEL": args.log_level,
+                "SERVICE_URLS": json.dumps({"products": products.url}),
+                "UPSTREAMS": "products",
+                "RATE_LIMIT_STATE_PATH": str(workdir / "ratelimit" / "buckets.bin"),
+                "RATE_LIMIT_CLIENT_BURST": raised,
+                "RATE_LIMIT_CLIENT_PER_S": raised,
+                "RATE_LIMIT_USER_BURST": raised,
+                "RATE_LIMIT_USER_PER_S": raised,
+            },
+            workdir,
+            server_args=("--workers", str(args.gateway_workers), "--no-proxy-headers"),
+        )
         servers.append(gateway)
         gateway.start()
         direct = httpx.get(f"{products.url}/api/v1/products/{ids[0]}")
@@ -96,8 +116,10 @@ def main() -> int:
             for name, base in targets:
                 result = load(name, base, "/api/v1/products/", ids, args.duration, args.connections, workdir)
                 runs[name].append(result)
-                print(f"  {name:<22} {result.requests_per_s:9.0f} req/s  p50 {result.p50_ms:6.2f} ms  "
-                      f"p99 {result.p99_ms:6.2f} ms  errors {result.errors}")
+                print(
+                    f"  {name:<22} {result.requests_per_s:9.0f} req/s  p50 {result.p50_ms:6.2f} ms  "
+                    f"p99 {result.p99_ms:6.2f} ms  errors {result.errors}"
+                )
     finally:
         for server in servers:
             server.stop()
@@ -105,21 +127,33 @@ def main() -> int:
 
     summary = summarize(runs)
     ratio = summary["through the gateway"]["requests_per_s"] / summary["direct to products"]["requests_per_s"]
-    save_report("gateway", [
-        f"# GET /api/v1/products/{{id}}: direct vs through the gateway ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)",
-        "",
-        f"Load generator: {generator}, {args.connections} connections, {args.rounds} x {args.duration:.0f} s per "
-        f"target (interleaved, after {args.warmup:.0f} s warm-up); {len(ids)} products, random id per request; "
-        f"products: one uvicorn worker, asyncpg pool {args.pool}; gateway: {args.gateway_workers} worker(s), "
-        f"rate limits on but raised; LOG_LEVEL {args.log_level}; {os.cpu_count()} CPUs shared by everything "
-        "(load generator, PostgreSQL, both services).",
-        "",
-        *table(summary),
-        "",
-        f"Ratio (gateway / direct, req/s, medians of {args.rounds} rounds): **{ratio:.2f}** (target >= 0.60)",
-    ], {"generator": generator, "connections": args.connections, "duration_s": args.duration,
-        "rounds": args.rounds, "products": len(ids), "gateway_workers": args.gateway_workers, "ratio": ratio,
-        "summary": summary, "runs": {name: [asdict(r) for r in rs] for name, rs in runs.items()}})
+    save_report(
+        "gateway",
+        [
+            f"# GET /api/v1/products/{{id}}: direct vs through the gateway ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)",
+            "",
+            f"Load generator: {generator}, {args.connections} connections, {args.rounds} x {args.duration:.0f} s per "
+            f"target (interleaved, after {args.warmup:.0f} s warm-up); {len(ids)} products, random id per request; "
+            f"products: one uvicorn worker, asyncpg pool {args.pool}; gateway: {args.gateway_workers} worker(s), "
+            f"rate limits on but raised; LOG_LEVEL {args.log_level}; {os.cpu_count()} CPUs shared by everything "
+            "(load generator, PostgreSQL, both services).",
+            "",
+            *table(summary),
+            "",
+            f"Ratio (gateway / direct, req/s, medians of {args.rounds} rounds): **{ratio:.2f}** (target >= 0.60)",
+        ],
+        {
+            "generator": generator,
+            "connections": args.connections,
+            "duration_s": args.duration,
+            "rounds": args.rounds,
+            "products": len(ids),
+            "gateway_workers": args.gateway_workers,
+            "ratio": ratio,
+            "summary": summary,
+            "runs": {name: [asdict(r) for r in rs] for name, rs in runs.items()},
+        },
+    )
     return 0 if not any(s["errors"] for s in summary.values()) else 1
 
 

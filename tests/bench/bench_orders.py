@@ -52,8 +52,9 @@ class BuyerStats:
     errors: Counter[str] = field(default_factory=Counter)
 
 
-async def run_buyers(base_url: str, tokens: list[str], product_ids: list[str], *, buyers: int,
-                     duration: float, seed: int = 7) -> BuyerStats:
+async def run_buyers(
+    base_url: str, tokens: list[str], product_ids: list[str], *, buyers: int, duration: float, seed: int = 7
+) -> BuyerStats:
     """``buyers`` concurrent loops, each placing one-line orders (1-2 units of a random product) with a
     fresh Idempotency-Key until ``duration`` is over."""
     stats = BuyerStats()
@@ -62,6 +63,7 @@ async def run_buyers(base_url: str, tokens: list[str], product_ids: list[str], *
     limits = httpx.Limits(max_connections=buyers, max_keepalive_connections=buyers)
 
     async with httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits) as client:
+
         async def buyer(n: int) -> None:
             headers = {"authorization": f"Bearer {tokens[n % len(tokens)]}"}
             while time.monotonic() < deadline:
@@ -69,8 +71,9 @@ async def run_buyers(base_url: str, tokens: list[str], product_ids: list[str], *
                 body = {"items": [{"product_id": pid, "quantity": qty}], "payment": {"card": CARD}}
                 started = time.perf_counter()
                 try:
-                    r = await client.post("/api/v1/orders", json=body,
-                                          headers={**headers, "Idempotency-Key": str(uuid.uuid4())})
+                    r = await client.post(
+                        "/api/v1/orders", json=body, headers={**headers, "Idempotency-Key": str(uuid.uuid4())}
+                    )
                 except httpx.HTTPError as exc:
                     stats.errors[type(exc).__name__] += 1
                     continue
@@ -121,16 +124,22 @@ end
 """
 
 
-def run_wrk(base_url: str, tokens: list[str], product_ids: list[str], *, buyers: int, duration: float,
-            workdir: Path) -> dict[str, Any]:
+def run_wrk(
+    base_url: str, tokens: list[str], product_ids: list[str], *, buyers: int, duration: float, workdir: Path
+) -> dict[str, Any]:
     """The same load from wrk (C, two threads): the load generator then takes far less of the two cores."""
     script = workdir / f"orders-{uuid.uuid4().hex[:6]}.lua"
-    script.write_text(_WRK_LUA % (",".join(f'"{t}"' for t in tokens), ",".join(f'"{p}"' for p in product_ids),
-                                  uuid.uuid4().hex[:8]))
+    script.write_text(
+        _WRK_LUA % (",".join(f'"{t}"' for t in tokens), ",".join(f'"{p}"' for p in product_ids), uuid.uuid4().hex[:8])
+    )
     wrk = shutil.which("wrk")
     assert wrk is not None
-    done = subprocess.run([wrk, "-t2", f"-c{buyers}", f"-d{max(1, round(duration))}s", "--timeout", "30s",
-                           "-s", str(script), base_url], capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [wrk, "-t2", f"-c{buyers}", f"-d{max(1, round(duration))}s", "--timeout", "30s", "-s", str(script), base_url],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode != 0 or "JSON " not in done.stdout:
         raise RuntimeError(f"wrk failed ({done.returncode}): {done.stdout[-2000:]} {done.stderr[-2000:]}")
     out = done.stdout
@@ -140,8 +149,9 @@ def run_wrk(base_url: str, tokens: list[str], product_ids: list[str], *, buyers:
 
 def _serve_jwks(keyring: KeyRing) -> tuple[ThreadingHTTPServer, str]:
     """The keyring's user-token keys as a JWKS (what the users service would serve)."""
-    doc = json.dumps({"keys": [keys.jwk(keys.load_private(pem).public_key(), kid)
-                               for kid, pem in keyring.jwt_keys.items()]}).encode()
+    doc = json.dumps(
+        {"keys": [keys.jwk(keys.load_private(pem).public_key(), kid) for kid, pem in keyring.jwt_keys.items()]}
+    ).encode()
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -166,8 +176,9 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def measure(generator: str, url: str, tokens: list[str], product_ids: list[str], args: argparse.Namespace,
-            workdir: Path) -> dict[str, Any]:
+def measure(
+    generator: str, url: str, tokens: list[str], product_ids: list[str], args: argparse.Namespace, workdir: Path
+) -> dict[str, Any]:
     """Warm up, then one measured run against ``url`` (orders itself, or the gateway in front of it)."""
     if generator == "wrk":
         run_wrk(url, tokens, product_ids, buyers=args.buyers, duration=args.warmup, workdir=workdir)
@@ -180,17 +191,22 @@ def measure(generator: str, url: str, tokens: list[str], product_ids: list[str],
     else:
         asyncio.run(run_buyers(url, tokens, product_ids, buyers=args.buyers, duration=args.warmup))
         started = time.monotonic()
-        stats = asyncio.run(run_buyers(url, tokens, product_ids, buyers=args.buyers, duration=args.duration,
-                                       seed=11))
+        stats = asyncio.run(run_buyers(url, tokens, product_ids, buyers=args.buyers, duration=args.duration, seed=11))
         elapsed = time.monotonic() - started
         statuses = {str(k): v for k, v in stats.statuses.items()}
         errors = dict(stats.errors)
         confirmed = stats.statuses[201]
         p50 = statistics.median(stats.latencies) * 1000 if stats.latencies else 0.0
         p99 = _percentile(stats.latencies, 0.99) * 1000
-    return {"duration_s": round(elapsed, 2), "confirmed_orders": confirmed,
-            "confirmed_orders_per_s": round(confirmed / elapsed, 1), "statuses": statuses, "client_errors": errors,
-            "latency_p50_ms": round(p50, 1), "latency_p99_ms": round(p99, 1)}
+    return {
+        "duration_s": round(elapsed, 2),
+        "confirmed_orders": confirmed,
+        "confirmed_orders_per_s": round(confirmed / elapsed, 1),
+        "statuses": statuses,
+        "client_errors": errors,
+        "latency_p50_ms": round(p50, 1),
+        "latency_p99_ms": round(p99, 1),
+    }
 
 
 def main() -> int:
@@ -202,8 +218,12 @@ def main() -> int:
     parser.add_argument("--stock", type=int, default=1_000_000)
     parser.add_argument("--pool", type=int, default=20, help="asyncpg pool size of each service")
     parser.add_argument("--log-level", default="INFO")
-    parser.add_argument("--generator", choices=["auto", "wrk", "httpx"], default="auto",
-                        help="wrk when installed (auto): an httpx load generator eats a core by itself")
+    parser.add_argument(
+        "--generator",
+        choices=["auto", "wrk", "httpx"],
+        default="auto",
+        help="wrk when installed (auto): an httpx load generator eats a core by itself",
+    )
     args = parser.parse_args()
 
     keyring = KeyRing.generate()
@@ -217,16 +237,23 @@ def main() -> int:
         common = {"JWKS_URL": jwks, "DB_POOL_MAX": str(args.pool), "LOG_LEVEL": args.log_level}
         products = stack.start("products", **common)
         payments = stack.start("payments", **common)
-        orders = stack.start("orders", **common, PRODUCTS_TIMEOUT_S="10", PAYMENTS_TIMEOUT_S="10",
-                             RECOVERY_STUCK_AFTER_S="90")
+        orders = stack.start(
+            "orders", **common, PRODUCTS_TIMEOUT_S="10", PAYMENTS_TIMEOUT_S="10", RECOVERY_STUCK_AFTER_S="90"
+        )
         admin = {"authorization": f"Bearer {mint_token(keyring, uuid.uuid4(), roles=('admin',))}"}
         product_ids = []
         for i in range(args.products):
-            body = {"sku": f"B-{i}-{uuid.uuid4().hex[:8]}", "name": f"Bench product {i}", "category": "bench",
-                    "price_cents": 1000 + i, "currency": "EUR"}
+            body = {
+                "sku": f"B-{i}-{uuid.uuid4().hex[:8]}",
+                "name": f"Bench product {i}",
+                "category": "bench",
+                "price_cents": 1000 + i,
+                "currency": "EUR",
+            }
             product = httpx.post(f"{products.url}/api/v1/products", json=body, headers=admin).json()
-            httpx.put(f"{products.url}/api/v1/products/{product['id']}/stock", json={"quantity": args.stock},
-                      headers=admin).raise_for_status()
+            httpx.put(
+                f"{products.url}/api/v1/products/{product['id']}/stock", json={"quantity": args.stock}, headers=admin
+            ).raise_for_status()
             product_ids.append(product["id"])
         tokens = [mint_token(keyring, uuid.uuid4(), lifetime=3600) for _ in range(args.buyers)]
 
@@ -236,11 +263,15 @@ def main() -> int:
         gateway = stack.start("gateway", JWKS_URL=jwks, UPSTREAMS="products,orders,payments", **UNLIMITED)
         measured: dict[str, dict[str, Any]] = {}
         for target, url in (("orders (direct)", orders.url), ("through the gateway", gateway.url)):
-            print(f"{target}: warm-up {args.warmup:.0f} s, then {args.duration:.0f} s with {args.buyers} concurrent "
-                  f"buyers over {args.products} products (load generator: {generator})")
+            print(
+                f"{target}: warm-up {args.warmup:.0f} s, then {args.duration:.0f} s with {args.buyers} concurrent "
+                f"buyers over {args.products} products (load generator: {generator})"
+            )
             measured[target] = measure(generator, url, tokens, product_ids, args, logdir)
-            print(f"  {measured[target]['confirmed_orders_per_s']} confirmed orders/s, "
-                  f"p50 {measured[target]['latency_p50_ms']} ms, p99 {measured[target]['latency_p99_ms']} ms")
+            print(
+                f"  {measured[target]['confirmed_orders_per_s']} confirmed orders/s, "
+                f"p50 {measured[target]['latency_p50_ms']} ms, p99 {measured[target]['latency_p99_ms']} ms"
+            )
 
         # Consistency after the run, from the databases: per product, on hand == initial - confirmed quantity
         # and nothing left reserved; confirmed orders == captures; a balanced ledger.
@@ -248,47 +279,74 @@ def main() -> int:
         payments_db = database_of(payments.env["DATABASE_URL"])
         # wrk stops on the clock with requests in flight; their sagas run to the end (shielded). Wait for them.
         quiet_by = time.monotonic() + 60
-        while time.monotonic() < quiet_by and pg.psql(
-                "SELECT count(*) FROM orders WHERE status IN ('pending', 'reserved', 'paid')", orders_db) != "0":
+        while (
+            time.monotonic() < quiet_by
+            and pg.psql("SELECT count(*) FROM orders WHERE status IN ('pending', 'reserved', 'paid')", orders_db) != "0"
+        ):
             time.sleep(0.2)
-        sold = dict(line.split("|") for line in pg.psql(
-            "SELECT i.product_id, sum(i.quantity) FROM orders o JOIN order_items i ON i.order_id = o.id "
-            "WHERE o.status = 'confirmed' GROUP BY i.product_id", orders_db).splitlines())
+        sold = dict(
+            line.split("|")
+            for line in pg.psql(
+                "SELECT i.product_id, sum(i.quantity) FROM orders o JOIN order_items i ON i.order_id = o.id "
+                "WHERE o.status = 'confirmed' GROUP BY i.product_id",
+                orders_db,
+            ).splitlines()
+        )
         oversell = []
         for pid in product_ids:
             p = httpx.get(f"{products.url}/api/v1/products/{pid}").json()
             expected = args.stock - int(sold.get(pid, 0))
             if p["stock_on_hand"] != expected or p["stock_available"] != expected:
-                oversell.append({"product_id": pid, "on_hand": p["stock_on_hand"],
-                                 "available": p["stock_available"], "expected": expected})
+                oversell.append(
+                    {
+                        "product_id": pid,
+                        "on_hand": p["stock_on_hand"],
+                        "available": p["stock_available"],
+                        "expected": expected,
+                    }
+                )
         ledger = ledger_problems(pg, payments_db)
         confirmed_db = int(pg.psql("SELECT count(*) FROM orders WHERE status = 'confirmed'", orders_db))
-        captured = int(pg.psql("SELECT count(*) FROM payments WHERE status = 'captured' AND refunded_cents = 0",
-                               payments_db))
+        captured = int(
+            pg.psql("SELECT count(*) FROM payments WHERE status = 'captured' AND refunded_cents = 0", payments_db)
+        )
         unfinished = int(pg.psql("SELECT count(*) FROM orders WHERE status <> 'confirmed'", orders_db))
 
         result: dict[str, Any] = {
             "when": datetime.now(UTC).isoformat(timespec="seconds"),
-            "target": "orders (direct)", "generator": generator,
-            "buyers": args.buyers, "products": args.products,
+            "target": "orders (direct)",
+            "generator": generator,
+            "buyers": args.buyers,
+            "products": args.products,
             **measured["orders (direct)"],
             "via_gateway": measured["through the gateway"],
-            "oversold_products": oversell, "ledger_problems": ledger,
-            "orders_confirmed_in_db": confirmed_db, "payments_captured": captured,
+            "oversold_products": oversell,
+            "ledger_problems": ledger,
+            "orders_confirmed_in_db": confirmed_db,
+            "payments_captured": captured,
             "orders_not_confirmed": unfinished,
-            "log_level": args.log_level, "pool": args.pool,
+            "log_level": args.log_level,
+            "pool": args.pool,
         }
         OUT.mkdir(parents=True, exist_ok=True)
         path = OUT / f"orders-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
         path.write_text(json.dumps(result, indent=2))
         print(json.dumps(result, indent=2))
         for target, m in measured.items():
-            print(f"\nconfirmed orders/s ({target}, {args.buyers} buyers): {m['confirmed_orders_per_s']}  "
-                  f"p50 {m['latency_p50_ms']} ms  p99 {m['latency_p99_ms']} ms")
-        print(f"zero oversell: {not oversell}; ledger balanced: {not ledger}; "
-              f"confirmed in DB == captured: {confirmed_db == captured}   -> {path.relative_to(ROOT)}")
-        ok = (not oversell and not ledger and confirmed_db == captured
-              and not any(m["client_errors"] for m in measured.values()))
+            print(
+                f"\nconfirmed orders/s ({target}, {args.buyers} buyers): {m['confirmed_orders_per_s']}  "
+                f"p50 {m['latency_p50_ms']} ms  p99 {m['latency_p99_ms']} ms"
+            )
+        print(
+            f"zero oversell: {not oversell}; ledger balanced: {not ledger}; "
+            f"confirmed in DB == captured: {confirmed_db == captured}   -> {path.relative_to(ROOT)}"
+        )
+        ok = (
+            not oversell
+            and not ledger
+            and confirmed_db == captured
+            and not any(m["client_errors"] for m in measured.values())
+        )
         return 0 if ok else 1
     finally:
         stack.stop_all()

@@ -58,22 +58,35 @@ class Result:
 def summarize(runs: dict[str, list[Result]]) -> dict[str, dict[str, float]]:
     """Medians over the rounds: the machine is shared, and one disturbed round should not decide the result.
     Server CPU per request only where it was measured."""
-    return {name: {"requests_per_s": statistics.median(r.requests_per_s for r in rs),
-                   "p50_ms": statistics.median(r.p50_ms for r in rs),
-                   "p99_ms": statistics.median(r.p99_ms for r in rs),
-                   **({"cpu_us_per_request": statistics.median(r.cpu_us_per_request for r in rs)}
-                      if any(r.cpu_us_per_request for r in rs) else {}),
-                   "errors": sum(r.errors for r in rs)} for name, rs in runs.items()}
+    return {
+        name: {
+            "requests_per_s": statistics.median(r.requests_per_s for r in rs),
+            "p50_ms": statistics.median(r.p50_ms for r in rs),
+            "p99_ms": statistics.median(r.p99_ms for r in rs),
+            **(
+                {"cpu_us_per_request": statistics.median(r.cpu_us_per_request for r in rs)}
+                if any(r.cpu_us_per_request for r in rs)
+                else {}
+            ),
+            "errors": sum(r.errors for r in rs),
+        }
+        for name, rs in runs.items()
+    }
 
 
 def table(summary: dict[str, dict[str, float]]) -> list[str]:
     """The summary as a Markdown table (with a server-CPU column when every row measured it)."""
     cpu = all("cpu_us_per_request" in s for s in summary.values())
-    return ["| target | req/s | p50 ms | p99 ms |" + (" server CPU µs/request |" if cpu else "") + " errors |",
-            "|---|---:|---:|---:|" + ("---:|" if cpu else "") + "---:|",
-            *(f"| {name} | {s['requests_per_s']:.0f} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | "
-              + (f"{s['cpu_us_per_request']:.0f} | " if cpu else "") + f"{s['errors']:.0f} |"
-              for name, s in summary.items())]
+    return [
+        "| target | req/s | p50 ms | p99 ms |" + (" server CPU µs/request |" if cpu else "") + " errors |",
+        "|---|---:|---:|---:|" + ("---:|" if cpu else "") + "---:|",
+        *(
+            f"| {name} | {s['requests_per_s']:.0f} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | "
+            + (f"{s['cpu_us_per_request']:.0f} | " if cpu else "")
+            + f"{s['errors']:.0f} |"
+            for name, s in summary.items()
+        ),
+    ]
 
 
 def save_report(kind: str, lines: list[str], data: dict[str, Any]) -> None:
@@ -98,25 +111,31 @@ done = function(summary, latency, requests)
     latency:percentile(50), latency:percentile(99)))
 end
 """
-_WRK_LUA = """
+_WRK_LUA = (
+    """
 local ids = {%s}
 local prefix = "%s"
 math.randomseed(%d)
 request = function()
   return wrk.format("GET", prefix .. ids[math.random(#ids)])
 end
-""" + WRK_DONE
+"""
+    + WRK_DONE
+)
 
 
-def run_wrk(name: str, base: str, prefix: str, ids: list[str], duration: float, connections: int,
-            workdir: Path) -> Result:
+def run_wrk(
+    name: str, base: str, prefix: str, ids: list[str], duration: float, connections: int, workdir: Path
+) -> Result:
     script = workdir / "random_ids.lua"
     script.write_text(_WRK_LUA % (",".join(f'"{i}"' for i in ids), prefix, random.randrange(1 << 30)))
     wrk = shutil.which("wrk")
     assert wrk is not None
     out = subprocess.run(
         [wrk, "-t2", f"-c{connections}", f"-d{int(duration)}s", "-s", str(script), base],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     return wrk_result(name, out)
 
@@ -130,8 +149,9 @@ def wrk_result(name: str, out: str) -> Result:
     return Result(name, "wrk", rps, stats["p50_us"] / 1000, stats["p99_us"] / 1000, stats["requests"], errors)
 
 
-def run_httpx(name: str, base: str, prefix: str, ids: list[str], duration: float, connections: int,
-              workdir: Path) -> Result:
+def run_httpx(
+    name: str, base: str, prefix: str, ids: list[str], duration: float, connections: int, workdir: Path
+) -> Result:
     async def main() -> Result:
         latencies: list[float] = []
         errors = 0
@@ -159,6 +179,7 @@ def run_httpx(name: str, base: str, prefix: str, ids: list[str], duration: float
 
 # --- setup --------------------------------------------------------------------------------------------
 
+
 def seed(pg: PostgresServer, database: str, count: int) -> list[str]:
     pg.psql(
         "INSERT INTO products (id, sku, name, description, category, price_cents, currency, stock_on_hand) "  # noqa: S608
@@ -185,8 +206,10 @@ def main() -> int:
     if generator == "auto":
         generator = "wrk" if shutil.which("wrk") else "httpx"
     load = run_wrk if generator == "wrk" else run_httpx
-    print(f"load generator: {generator} ({args.connections} connections, {args.duration:.0f} s x "
-          f"{args.rounds} rounds per server after {args.warmup:.0f} s warm-up)")
+    print(
+        f"load generator: {generator} ({args.connections} connections, {args.duration:.0f} s x "
+        f"{args.rounds} rounds per server after {args.warmup:.0f} s warm-up)"
+    )
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-products-"))
     pg = PostgresServer(port=free_port())
@@ -198,13 +221,22 @@ def main() -> int:
         pg.psql(f'CREATE DATABASE "{database}"')
         pool_env = {"DB_POOL_MIN": str(args.pool), "DB_POOL_MAX": str(args.pool), "DATABASE_URL": pg.url(database)}
         keys_only = DeployTarget(keyring=KeyRing.generate())
-        service = ServiceProcess("products", {**deployment_environment("products", keys_only), **pool_env,
-                                              "ENVIRONMENT": "prod", "LOG_LEVEL": args.log_level}, workdir)
+        service = ServiceProcess(
+            "products",
+            {
+                **deployment_environment("products", keys_only),
+                **pool_env,
+                "ENVIRONMENT": "prod",
+                "LOG_LEVEL": args.log_level,
+            },
+            workdir,
+        )
         servers.append(service)
         service.start()  # ready: migrations applied
         ids = seed(pg, database, args.products)
-        minimal = ServiceProcess("minimal", pool_env, workdir, app="tests.bench.minimal_app:app",
-                                 ready_path=f"/products/{ids[0]}")
+        minimal = ServiceProcess(
+            "minimal", pool_env, workdir, app="tests.bench.minimal_app:app", ready_path=f"/products/{ids[0]}"
+        )
         servers.append(minimal)
         minimal.start()
         # Same answer from both (the ceiling does the same work).
@@ -215,8 +247,10 @@ def main() -> int:
                 doc[key] = datetime.fromisoformat(doc[key])
         assert a == b, (a, b)
 
-        targets = [("products service", service, "/api/v1/products/"),
-                   ("minimal FastAPI+asyncpg", minimal, "/products/")]
+        targets = [
+            ("products service", service, "/api/v1/products/"),
+            ("minimal FastAPI+asyncpg", minimal, "/products/"),
+        ]
         for name, server, prefix in targets:
             load(name, server.url, prefix, ids, args.warmup, args.connections, workdir)
         runs: dict[str, list[Result]] = {name: [] for name, _, _ in targets}
@@ -226,9 +260,11 @@ def main() -> int:
                 result = load(name, server.url, prefix, ids, args.duration, args.connections, workdir)
                 result.cpu_us_per_request = (server.cpu_seconds() - cpu_before) / max(result.requests, 1) * 1e6
                 runs[name].append(result)
-                print(f"  {name:<26} {result.requests_per_s:9.0f} req/s  p50 {result.p50_ms:6.2f} ms  "
-                      f"p99 {result.p99_ms:6.2f} ms  CPU {result.cpu_us_per_request:5.0f} us/req  "
-                      f"errors {result.errors}")
+                print(
+                    f"  {name:<26} {result.requests_per_s:9.0f} req/s  p50 {result.p50_ms:6.2f} ms  "
+                    f"p99 {result.p99_ms:6.2f} ms  CPU {result.cpu_us_per_request:5.0f} us/req  "
+                    f"errors {result.errors}"
+                )
     finally:
         for server in servers:
             server.stop()
@@ -238,21 +274,34 @@ def main() -> int:
     svc, ceiling = summary["products service"], summary["minimal FastAPI+asyncpg"]
     ratio = svc["requests_per_s"] / ceiling["requests_per_s"]
     cpu_ratio = ceiling["cpu_us_per_request"] / svc["cpu_us_per_request"]
-    save_report("products", [
-        f"# GET /api/v1/products/{{id}} benchmark ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)",
-        "",
-        f"Load generator: {generator}, {args.connections} connections, {args.rounds} x {args.duration:.0f} s per "
-        f"server (interleaved, after {args.warmup:.0f} s warm-up); {len(ids)} products, random id per request; "
-        f"one uvicorn worker each, asyncpg pool {args.pool}; {os.cpu_count()} CPUs shared with the load generator "
-        "and PostgreSQL.",
-        "",
-        *table(summary),
-        "",
-        f"Ratio (service / minimal, req/s, medians of {args.rounds} rounds): **{ratio:.2f}** (target >= 0.80)",
-        f"CPU-cost ratio (minimal / service CPU time per request, insensitive to other load): {cpu_ratio:.2f}",
-    ], {"generator": generator, "connections": args.connections, "duration_s": args.duration,
-        "rounds": args.rounds, "products": len(ids), "pool": args.pool, "ratio": ratio, "cpu_ratio": cpu_ratio,
-        "summary": summary, "runs": {name: [asdict(r) for r in rs] for name, rs in runs.items()}})
+    save_report(
+        "products",
+        [
+            f"# GET /api/v1/products/{{id}} benchmark ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)",
+            "",
+            f"Load generator: {generator}, {args.connections} connections, {args.rounds} x {args.duration:.0f} s per "
+            f"server (interleaved, after {args.warmup:.0f} s warm-up); {len(ids)} products, random id per request; "
+            f"one uvicorn worker each, asyncpg pool {args.pool}; {os.cpu_count()} CPUs shared with the load generator "
+            "and PostgreSQL.",
+            "",
+            *table(summary),
+            "",
+            f"Ratio (service / minimal, req/s, medians of {args.rounds} rounds): **{ratio:.2f}** (target >= 0.80)",
+            f"CPU-cost ratio (minimal / service CPU time per request, insensitive to other load): {cpu_ratio:.2f}",
+        ],
+        {
+            "generator": generator,
+            "connections": args.connections,
+            "duration_s": args.duration,
+            "rounds": args.rounds,
+            "products": len(ids),
+            "pool": args.pool,
+            "ratio": ratio,
+            "cpu_ratio": cpu_ratio,
+            "summary": summary,
+            "runs": {name: [asdict(r) for r in rs] for name, rs in runs.items()},
+        },
+    )
     return 0 if not any(s["errors"] for s in summary.values()) else 1
 
 

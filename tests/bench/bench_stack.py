@@ -46,29 +46,41 @@ from tests.bench.bench_products import WRK_DONE, Result, run_wrk, save_report, s
 from tests.support.procs import ROOT, process_table, stat
 
 # Benchmarks measure throughput, not the limiter: raise every limit far above what 2 cores can send.
-UNLIMITED = {"RATE_LIMIT_CLIENT_PER_S": "1000000", "RATE_LIMIT_CLIENT_BURST": "1000000",
-             "RATE_LIMIT_USER_PER_S": "1000000", "RATE_LIMIT_USER_BURST": "1000000",
-             "RATE_LIMIT_LOGIN_PER_S": "1000000", "RATE_LIMIT_LOGIN_BURST": "1000000",
-             "RATE_LIMIT_PASSWORD_PER_S": "1000000", "RATE_LIMIT_PASSWORD_BURST": "1000000",
-             # Sign-ups of the shop mix's users arrive at once; the hashing queue is not what is measured.
-             "NEW_PASSWORD_QUEUE_MAX": "10000",
-             "LOG_LEVEL": "INFO"}
-GATEWAY, EDGE, RELAY = ("gateway → products", "nginx TLS → gateway → products",
-                        "bare TCP relay (socat) → gateway → products")
+UNLIMITED = {
+    "RATE_LIMIT_CLIENT_PER_S": "1000000",
+    "RATE_LIMIT_CLIENT_BURST": "1000000",
+    "RATE_LIMIT_USER_PER_S": "1000000",
+    "RATE_LIMIT_USER_BURST": "1000000",
+    "RATE_LIMIT_LOGIN_PER_S": "1000000",
+    "RATE_LIMIT_LOGIN_BURST": "1000000",
+    "RATE_LIMIT_PASSWORD_PER_S": "1000000",
+    "RATE_LIMIT_PASSWORD_BURST": "1000000",
+    # Sign-ups of the shop mix's users arrive at once; the hashing queue is not what is measured.
+    "NEW_PASSWORD_QUEUE_MAX": "10000",
+    "LOG_LEVEL": "INFO",
+}
+GATEWAY, EDGE, RELAY = (
+    "gateway → products",
+    "nginx TLS → gateway → products",
+    "bare TCP relay (socat) → gateway → products",
+)
 # The storefront's product page (HTML, one API read behind it) through the same edge as the API read it wraps.
 STOREFRONT = "nginx TLS → storefront page → gateway → products"
 API_PREFIX, PAGE_PREFIX = "/api/v1/products/", "/products/"
 
 
 ANON = "GET /api/v1/products/{id} (anonymous)"
-AUTH_ROWS = {ANON: "/api/v1/products/%(product)s",
-             "GET /api/v1/users/{id} (own)": "/api/v1/users/%(user)s",
-             "GET /api/v1/users/me": "/api/v1/users/me",
-             "GET /api/v1/orders": "/api/v1/orders?limit=20"}
+AUTH_ROWS = {
+    ANON: "/api/v1/products/%(product)s",
+    "GET /api/v1/users/{id} (own)": "/api/v1/users/%(user)s",
+    "GET /api/v1/users/me": "/api/v1/users/me",
+    "GET /api/v1/orders": "/api/v1/orders?limit=20",
+}
 AUTH_USERS = 32
 ORDERS_PER_USER = 2
 
-_AUTH_LUA = """
+_AUTH_LUA = (
+    """
 local callers = {%s}
 local paths = {%s}
 local anonymous = %s
@@ -79,13 +91,29 @@ request = function()
   if anonymous then return wrk.format("GET", paths[i]) end
   return wrk.format("GET", paths[i], {["Authorization"] = "Bearer " .. callers[i]})
 end
-""" + WRK_DONE
+"""
+    + WRK_DONE
+)
 
 
 def runner(layout: Layout, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "services.runner", "--run-dir", str(layout.run_dir),
-                           "--port-offset", str(layout.port_offset), *args],
-                          cwd=ROOT, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=300)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "services.runner",
+            "--run-dir",
+            str(layout.run_dir),
+            "--port-offset",
+            str(layout.port_offset),
+            *args,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+    )
 
 
 def start(layout: Layout) -> float:
@@ -149,34 +177,55 @@ def _callers(layout: Layout, product_ids: list[str]) -> list[tuple[str, str]]:
             session.raise_for_status()
             token = session.json()["access_token"]
             for k in range(ORDERS_PER_USER):
-                order = client.post("/api/v1/orders", headers={"authorization": f"Bearer {token}",
-                                                               "idempotency-key": uuid.uuid4().hex},
-                                    json={"items": [{"product_id": product_ids[(n + k) % len(product_ids)],
-                                                     "quantity": 1}],
-                                          "payment": {"card": {"number": "4242424242424242", "exp_month": 12,
-                                                               "exp_year": 2031, "cvc": "123"}}})
+                order = client.post(
+                    "/api/v1/orders",
+                    headers={"authorization": f"Bearer {token}", "idempotency-key": uuid.uuid4().hex},
+                    json={
+                        "items": [{"product_id": product_ids[(n + k) % len(product_ids)], "quantity": 1}],
+                        "payment": {
+                            "card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2031, "cvc": "123"}
+                        },
+                    },
+                )
                 order.raise_for_status()
             callers.append((token, user.json()["id"]))
     return callers
 
 
-def _run_wrk_auth(name: str, base: str, callers: list[tuple[str, str]], product_ids: list[str],
-                  duration: float, connections: int, workdir: Path) -> Result:
+def _run_wrk_auth(
+    name: str,
+    base: str,
+    callers: list[tuple[str, str]],
+    product_ids: list[str],
+    duration: float,
+    connections: int,
+    workdir: Path,
+) -> Result:
     template = AUTH_ROWS[name]
-    paths = [template % {"user": uid, "product": product_ids[i % len(product_ids)]}
-             for i, (_, uid) in enumerate(callers)]
+    paths = [
+        template % {"user": uid, "product": product_ids[i % len(product_ids)]} for i, (_, uid) in enumerate(callers)
+    ]
     script = workdir / "auth.lua"
-    script.write_text(_AUTH_LUA % (",".join(f'"{t}"' for t, _ in callers), ",".join(f'"{p}"' for p in paths),
-                                   "true" if name == ANON else "false"))
+    script.write_text(
+        _AUTH_LUA
+        % (
+            ",".join(f'"{t}"' for t, _ in callers),
+            ",".join(f'"{p}"' for p in paths),
+            "true" if name == ANON else "false",
+        )
+    )
     wrk = shutil.which("wrk")
     assert wrk is not None
-    out = subprocess.run([wrk, "-t1", f"-c{connections}", f"-d{int(duration)}s", "-s", str(script), base],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [wrk, "-t1", f"-c{connections}", f"-d{int(duration)}s", "-s", str(script), base],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return wrk_result(name, out)
 
 
-def measure_authenticated(layout: Layout, args: argparse.Namespace,
-                          workdir: Path) -> dict[str, dict[str, Any]]:
+def measure_authenticated(layout: Layout, args: argparse.Namespace, workdir: Path) -> dict[str, dict[str, Any]]:
     """The authenticated rows and the anonymous product read, through the gateway, interleaved rounds
     (wrk, 1 thread): medians of req/s, p50, p99, and of server CPU per request, in total and per process."""
     ids = product_ids(layout)
@@ -193,30 +242,43 @@ def measure_authenticated(layout: Layout, args: argparse.Namespace,
             per_process = {p: (after.get(p, 0.0) - cpu) / max(result.requests, 1) * 1e6 for p, cpu in before.items()}
             result.cpu_us_per_request = sum(per_process.values())
             runs[name].append((result, per_process))
-            print(f"  {name:<34} {result.requests_per_s:7.0f} req/s  p50 {result.p50_ms:6.2f} ms  "
-                  f"p99 {result.p99_ms:6.2f} ms  server CPU {result.cpu_us_per_request:4.0f} us/req  "
-                  f"({', '.join(f'{p} {us:.0f}' for p, us in per_process.items() if us >= 5)})  "
-                  f"errors {result.errors}")
+            print(
+                f"  {name:<34} {result.requests_per_s:7.0f} req/s  p50 {result.p50_ms:6.2f} ms  "
+                f"p99 {result.p99_ms:6.2f} ms  server CPU {result.cpu_us_per_request:4.0f} us/req  "
+                f"({', '.join(f'{p} {us:.0f}' for p, us in per_process.items() if us >= 5)})  "
+                f"errors {result.errors}"
+            )
     summary: dict[str, dict[str, Any]] = dict(summarize({name: [r for r, _ in rs] for name, rs in runs.items()}))
     for name, rs in runs.items():
         processes = sorted({p for _, per in rs for p in per})
         summary[name]["cpu_us_per_process"] = {
-            p: statistics.median(per.get(p, 0.0) for _, per in rs) for p in processes}
-        summary[name]["cpu_ratio_to_anonymous"] = summary[name]["cpu_us_per_request"] / \
-            summary[ANON]["cpu_us_per_request"]
+            p: statistics.median(per.get(p, 0.0) for _, per in rs) for p in processes
+        }
+        summary[name]["cpu_ratio_to_anonymous"] = (
+            summary[name]["cpu_us_per_request"] / summary[ANON]["cpu_us_per_request"]
+        )
     return summary
 
 
 def auth_table(summary: dict[str, dict[str, Any]]) -> list[str]:
-    processes = [p for p in ("gateway", "users", "orders", "products", "postgres")
-                 if any(s["cpu_us_per_process"].get(p, 0) >= 1 for s in summary.values())]
-    return ["| request | req/s | p50 ms | p99 ms | server CPU µs/request | " + " | ".join(processes)
-            + " | ratio to anonymous | errors |",
-            "|---|---:|---:|---:|---:|" + "---:|" * len(processes) + "---:|---:|",
-            *(f"| {name} | {s['requests_per_s']:.0f} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | "
-              f"{s['cpu_us_per_request']:.0f} | "
-              + " | ".join(f"{s['cpu_us_per_process'].get(p, 0.0):.0f}" for p in processes)
-              + f" | {s['cpu_ratio_to_anonymous']:.2f} x | {s['errors']:.0f} |" for name, s in summary.items())]
+    processes = [
+        p
+        for p in ("gateway", "users", "orders", "products", "postgres")
+        if any(s["cpu_us_per_process"].get(p, 0) >= 1 for s in summary.values())
+    ]
+    return [
+        "| request | req/s | p50 ms | p99 ms | server CPU µs/request | "
+        + " | ".join(processes)
+        + " | ratio to anonymous | errors |",
+        "|---|---:|---:|---:|---:|" + "---:|" * len(processes) + "---:|---:|",
+        *(
+            f"| {name} | {s['requests_per_s']:.0f} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | "
+            f"{s['cpu_us_per_request']:.0f} | "
+            + " | ".join(f"{s['cpu_us_per_process'].get(p, 0.0):.0f}" for p in processes)
+            + f" | {s['cpu_ratio_to_anonymous']:.2f} x | {s['errors']:.0f} |"
+            for name, s in summary.items()
+        ),
+    ]
 
 
 @contextmanager
@@ -229,8 +291,9 @@ def tcp_relay(layout: Layout) -> Iterator[subprocess.Popen[bytes] | None]:
         yield None
         return
     port = layout.edge_https + 1
-    proc = subprocess.Popen([socat, f"TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr",
-                             f"TCP:127.0.0.1:{layout.port('gateway')}"])
+    proc = subprocess.Popen(
+        [socat, f"TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr", f"TCP:127.0.0.1:{layout.port('gateway')}"]
+    )
     try:
         for _ in range(50):
             try:
@@ -273,29 +336,62 @@ def run_mix(layout: Layout, host: str, seconds: int, users: int, workdir: Path) 
     prefix = workdir / "mix"
     env = {"BENCH_CA_FILE": str(layout.tls / "ca.pem"), "PYTHONPATH": str(ROOT)}
     cpu_before = _stack_cpu_seconds(layout)
-    subprocess.run([locust, "-f", str(ROOT / "tests/bench/locustfile.py"), "--headless", "-u", str(users),
-                    "-r", str(users), "-t", f"{seconds}s", "--host", host,
-                    "--csv", str(prefix), "--only-summary", "--loglevel", "WARNING"],
-                   cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, check=False,
-                   timeout=seconds + 120)
+    subprocess.run(
+        [
+            locust,
+            "-f",
+            str(ROOT / "tests/bench/locustfile.py"),
+            "--headless",
+            "-u",
+            str(users),
+            "-r",
+            str(users),
+            "-t",
+            f"{seconds}s",
+            "--host",
+            host,
+            "--csv",
+            str(prefix),
+            "--only-summary",
+            "--loglevel",
+            "WARNING",
+        ],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=seconds + 120,
+    )
     cpu = _stack_cpu_seconds(layout) - cpu_before
     with open(f"{prefix}_stats.csv") as f:
         rows = list(csv.DictReader(f))
     total = next(r for r in rows if r["Name"] == "Aggregated")
     per_route = {r["Name"]: float(r["Requests/s"]) for r in rows if r["Name"] != "Aggregated"}
     requests = float(total["Request Count"])
-    return {"requests_per_s": float(total["Requests/s"]), "p50_ms": float(total["50%"]),
-            "p99_ms": float(total["99%"]), "requests": requests, "cpu_us_per_request": cpu / max(requests, 1) * 1e6,
-            "failures": float(total["Failure Count"]), "users": users, "seconds": seconds,
-            "per_route_rps": per_route}  # type: ignore[dict-item]
+    return {
+        "requests_per_s": float(total["Requests/s"]),
+        "p50_ms": float(total["50%"]),
+        "p99_ms": float(total["99%"]),
+        "requests": requests,
+        "cpu_us_per_request": cpu / max(requests, 1) * 1e6,
+        "failures": float(total["Failure Count"]),
+        "users": users,
+        "seconds": seconds,
+        "per_route_rps": per_route,  # type: ignore[dict-item]
+    }
 
 
-def measure_paths(layout: Layout, args: argparse.Namespace, workdir: Path,
-                  relay: subprocess.Popen[bytes] | None) -> dict[str, list[Result]]:
+def measure_paths(
+    layout: Layout, args: argparse.Namespace, workdir: Path, relay: subprocess.Popen[bytes] | None
+) -> dict[str, list[Result]]:
     ids = product_ids(layout)
     edge = f"https://127.0.0.1:{layout.edge_https}"
-    targets = [("products direct", layout.url("products"), API_PREFIX),
-               (GATEWAY, layout.url("gateway"), API_PREFIX), (EDGE, edge, API_PREFIX)]
+    targets = [
+        ("products direct", layout.url("products"), API_PREFIX),
+        (GATEWAY, layout.url("gateway"), API_PREFIX),
+        (EDGE, edge, API_PREFIX),
+    ]
     if relay is not None:
         targets.append((RELAY, f"http://127.0.0.1:{layout.edge_https + 1}", API_PREFIX))
     targets.append((STOREFRONT, edge, PAGE_PREFIX))
@@ -312,33 +408,43 @@ def measure_paths(layout: Layout, args: argparse.Namespace, workdir: Path,
             result = run_wrk(name, base, prefix, ids, args.duration, args.connections, workdir)
             result.cpu_us_per_request = (cpu_seconds(name) - cpu_before) / max(result.requests, 1) * 1e6
             runs[name].append(result)
-            print(f"  {name:<44} {result.requests_per_s:8.0f} req/s  p50 {result.p50_ms:6.2f} ms  "
-                  f"p99 {result.p99_ms:6.2f} ms  server CPU {result.cpu_us_per_request:4.0f} us/req  "
-                  f"errors {result.errors}")
+            print(
+                f"  {name:<44} {result.requests_per_s:8.0f} req/s  p50 {result.p50_ms:6.2f} ms  "
+                f"p99 {result.p99_ms:6.2f} ms  server CPU {result.cpu_us_per_request:4.0f} us/req  "
+                f"errors {result.errors}"
+            )
     return runs
 
 
 def measure_mix(layout: Layout, args: argparse.Namespace, workdir: Path) -> dict[str, dict[str, float]]:
     """The shop mix direct to the gateway and through the edge, alternated (orders change the data as the
     rounds go); of each, the run with the median req/s (the upper one of an even count)."""
-    hosts = {"direct to the gateway": layout.url("gateway"),
-             "through the edge": f"https://localhost:{layout.edge_https}"}
+    hosts = {
+        "direct to the gateway": layout.url("gateway"),
+        "through the edge": f"https://localhost:{layout.edge_https}",
+    }
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in hosts}
     for _ in range(args.mix_rounds):
         for name, host in hosts.items():
             mix = run_mix(layout, host, args.mix_seconds, args.mix_users, workdir)
             runs[name].append(mix)
-            print(f"  shop mix {name}: {mix['requests_per_s']:.0f} req/s, p50 {mix['p50_ms']:.0f} ms, "
-                  f"p99 {mix['p99_ms']:.0f} ms, server CPU {mix['cpu_us_per_request']:.0f} us/req, "
-                  f"failures {mix['failures']:.0f} of {mix['requests']:.0f}")
+            print(
+                f"  shop mix {name}: {mix['requests_per_s']:.0f} req/s, p50 {mix['p50_ms']:.0f} ms, "
+                f"p99 {mix['p99_ms']:.0f} ms, server CPU {mix['cpu_us_per_request']:.0f} us/req, "
+                f"failures {mix['failures']:.0f} of {mix['requests']:.0f}"
+            )
     return {name: sorted(rs, key=lambda m: m["requests_per_s"])[len(rs) // 2] for name, rs in runs.items()}
 
 
 def _auth_report(auth: dict[str, dict[str, Any]], args: argparse.Namespace) -> list[str]:
-    return [f"Authenticated reads through the gateway (wrk, 1 thread, {args.connections} connections, "
-            f"{AUTH_USERS} callers, median of {args.rounds} x {args.duration:.0f} s, interleaved), server CPU "
-            "per request per process and its ratio to the anonymous product read of the same run "
-            "(target ≤ 800 µs and about 2 x):", "", *auth_table(auth)]
+    return [
+        f"Authenticated reads through the gateway (wrk, 1 thread, {args.connections} connections, "
+        f"{AUTH_USERS} callers, median of {args.rounds} x {args.duration:.0f} s, interleaved), server CPU "
+        "per request per process and its ratio to the anonymous product read of the same run "
+        "(target ≤ 800 µs and about 2 x):",
+        "",
+        *auth_table(auth),
+    ]
 
 
 def main() -> int:
@@ -351,8 +457,11 @@ def main() -> int:
     parser.add_argument("--mix-rounds", type=int, default=2)
     parser.add_argument("--mix-users", type=int, default=32)
     parser.add_argument("--port-offset", type=int, default=22000, help="keep ports below 32768 (ephemeral)")
-    parser.add_argument("--auth-only", action="store_true",
-                        help="only the authenticated rows and their anonymous baseline (profiling that path)")
+    parser.add_argument(
+        "--auth-only",
+        action="store_true",
+        help="only the authenticated rows and their anonymous baseline (profiling that path)",
+    )
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed for this benchmark: apt-get install wrk (make deps does it)")
@@ -367,8 +476,11 @@ def main() -> int:
             auth = measure_authenticated(layout, args, workdir)
         finally:
             runner(layout, "down")
-        save_report("stack-auth", [f"# Authenticated path ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)", "",
-                                   *_auth_report(auth, args)], {"authenticated": auth})
+        save_report(
+            "stack-auth",
+            [f"# Authenticated path ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)", "", *_auth_report(auth, args)],
+            {"authenticated": auth},
+        )
         return 0
     cold = start(layout)
     runner(layout, "down")
@@ -386,51 +498,75 @@ def main() -> int:
 
     def cost(path: dict[str, float], base: dict[str, float]) -> tuple[float, float]:
         """(share of throughput lost, share of server CPU per request added) against ``base``."""
-        return (1 - path["requests_per_s"] / base["requests_per_s"],
-                path["cpu_us_per_request"] / base["cpu_us_per_request"] - 1)
+        return (
+            1 - path["requests_per_s"] / base["requests_per_s"],
+            path["cpu_us_per_request"] / base["cpu_us_per_request"] - 1,
+        )
 
     edge_cost, edge_cpu_cost = cost(summary[EDGE], summary[GATEWAY])
     page, api_read = summary[STOREFRONT], summary[EDGE]
     relay_cost = cost(summary[RELAY], summary[GATEWAY]) if RELAY in summary else None
     mix_direct, mix_edge = mix["direct to the gateway"], mix["through the edge"]
     mix_cost, mix_cpu_cost = cost(mix_edge, mix_direct)
-    save_report("stack", [
-        f"# One-machine stack benchmark ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)",
-        "",
-        f"Start-to-ready: cold {cold:.1f} s (initdb, migrations), warm {warm:.1f} s (target < 15 s).",
-        "",
-        f"`GET /api/v1/products/{{id}}`, wrk, {args.connections} connections, median of {args.rounds} x "
-        f"{args.duration:.0f} s (interleaved):",
-        "",
-        *table(summary),
-        "",
-        f"nginx edge cost on the gateway path, cheapest request (target ≤ 10 %): {edge_cost:.1%} of throughput, "
-        f"{edge_cpu_cost:+.1%} server CPU per request.",
-        *([f"For scale, a bare TCP relay in place of nginx (socat: no TLS, no HTTP): {relay_cost[0]:.1%} of "
-           f"throughput, {relay_cost[1]:+.1%} server CPU per request."] if relay_cost else []),
-        "Throughput figures also pay for the load generator, which runs on the same cores; the CPU figures count "
-        "only the servers' processes.",
-        f"The storefront's product page (server-rendered HTML around the same read, through the same edge): "
-        f"{page['requests_per_s']:.0f} req/s, {page['requests_per_s'] / api_read['requests_per_s']:.2f} x the API "
-        f"read's; {page['cpu_us_per_request']:.0f} µs server CPU per page, "
-        f"{page['cpu_us_per_request'] / api_read['cpu_us_per_request']:.2f} x.",
-        "",
-        f"Shop mix (Locust, {args.mix_users} users, median of {args.mix_rounds} x {args.mix_seconds} s, "
-        "interleaved):",
-        "",
-        "| path | req/s | p50 ms | p99 ms | server CPU µs/request | failures |",
-        "|---|---:|---:|---:|---:|---:|",
-        *(f"| {n} | {m['requests_per_s']:.0f} | {m['p50_ms']:.0f} | {m['p99_ms']:.0f} | "
-          f"{m['cpu_us_per_request']:.0f} | {m['failures']:.0f} of {m['requests']:.0f} |" for n, m in mix.items()),
-        "",
-        f"nginx edge cost on the shop mix (target ≤ 10 %): {mix_cost:.1%} of throughput, {mix_cpu_cost:+.1%} "
-        "server CPU per request.",
-        "",
-        *_auth_report(auth, args),
-    ], {"authenticated": auth, "startup_cold_s": cold, "startup_warm_s": warm, "paths": summary, "edge_cost": edge_cost,
-        "edge_cpu_cost": edge_cpu_cost, "relay_cost": relay_cost, "mix": mix, "mix_edge_cost": mix_cost,
-        "mix_edge_cpu_cost": mix_cpu_cost,
-        "storefront_page_vs_api_read": page["requests_per_s"] / api_read["requests_per_s"]})
+    save_report(
+        "stack",
+        [
+            f"# One-machine stack benchmark ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)",
+            "",
+            f"Start-to-ready: cold {cold:.1f} s (initdb, migrations), warm {warm:.1f} s (target < 15 s).",
+            "",
+            f"`GET /api/v1/products/{{id}}`, wrk, {args.connections} connections, median of {args.rounds} x "
+            f"{args.duration:.0f} s (interleaved):",
+            "",
+            *table(summary),
+            "",
+            f"nginx edge cost on the gateway path, cheapest request (target ≤ 10 %): {edge_cost:.1%} of throughput, "
+            f"{edge_cpu_cost:+.1%} server CPU per request.",
+            *(
+                [
+                    f"For scale, a bare TCP relay in place of nginx (socat: no TLS, no HTTP): {relay_cost[0]:.1%} of "
+                    f"throughput, {relay_cost[1]:+.1%} server CPU per request."
+                ]
+                if relay_cost
+                else []
+            ),
+            "Throughput figures also pay for the load generator, which runs on the same cores; the CPU figures count "
+            "only the servers' processes.",
+            f"The storefront's product page (server-rendered HTML around the same read, through the same edge): "
+            f"{page['requests_per_s']:.0f} req/s, {page['requests_per_s'] / api_read['requests_per_s']:.2f} x the API "
+            f"read's; {page['cpu_us_per_request']:.0f} µs server CPU per page, "
+            f"{page['cpu_us_per_request'] / api_read['cpu_us_per_request']:.2f} x.",
+            "",
+            f"Shop mix (Locust, {args.mix_users} users, median of {args.mix_rounds} x {args.mix_seconds} s, "
+            "interleaved):",
+            "",
+            "| path | req/s | p50 ms | p99 ms | server CPU µs/request | failures |",
+            "|---|---:|---:|---:|---:|---:|",
+            *(
+                f"| {n} | {m['requests_per_s']:.0f} | {m['p50_ms']:.0f} | {m['p99_ms']:.0f} | "
+                f"{m['cpu_us_per_request']:.0f} | {m['failures']:.0f} of {m['requests']:.0f} |"
+                for n, m in mix.items()
+            ),
+            "",
+            f"nginx edge cost on the shop mix (target ≤ 10 %): {mix_cost:.1%} of throughput, {mix_cpu_cost:+.1%} "
+            "server CPU per request.",
+            "",
+            *_auth_report(auth, args),
+        ],
+        {
+            "authenticated": auth,
+            "startup_cold_s": cold,
+            "startup_warm_s": warm,
+            "paths": summary,
+            "edge_cost": edge_cost,
+            "edge_cpu_cost": edge_cpu_cost,
+            "relay_cost": relay_cost,
+            "mix": mix,
+            "mix_edge_cost": mix_cost,
+            "mix_edge_cpu_cost": mix_cpu_cost,
+            "storefront_page_vs_api_read": page["requests_per_s"] / api_read["requests_per_s"],
+        },
+    )
     return 0
 
 

@@ -15,8 +15,23 @@ from typing import Any
 
 from locust import FastHttpUser, between, task
 
-SEARCH_TERMS = ["laptop", "headphones", "kettle", "tent", "monitor", "keyboard", "pro", "wireless", "compact",
-                "speaker", "lapt", "keybord", "espresso", "backpack", "atlas"]
+SEARCH_TERMS = [
+    "laptop",
+    "headphones",
+    "kettle",
+    "tent",
+    "monitor",
+    "keyboard",
+    "pro",
+    "wireless",
+    "compact",
+    "speaker",
+    "lapt",
+    "keybord",
+    "espresso",
+    "backpack",
+    "atlas",
+]
 CARD = {"number": "4242 4242 4242 4242", "exp_month": 12, "exp_year": 2031, "cvc": "123"}
 CA_FILE = os.environ.get("BENCH_CA_FILE")
 
@@ -44,8 +59,9 @@ class Shopper(FastHttpUser):
     def _auth(self) -> dict[str, str]:
         if self.token is None:
             email = f"load-{uuid.uuid4().hex[:12]}@example.com"
-            self.client.post("/api/v1/users", json={"email": email, "password": "load test password",
-                                                     "name": "Load Test"})
+            self.client.post(
+                "/api/v1/users", json={"email": email, "password": "load test password", "name": "Load Test"}
+            )
             r = self.client.post("/api/v1/sessions", json={"email": email, "password": "load test password"})
             self.token = r.json()["access_token"]
         return {"authorization": f"Bearer {self.token}"}
@@ -64,11 +80,17 @@ class Shopper(FastHttpUser):
 
     @task(8)
     def order(self) -> None:
-        body: dict[str, Any] = {"items": [{"product_id": random.choice(self.product_ids), "quantity": 1}],
-                                "payment": {"card": CARD}}
-        with self.client.post("/api/v1/orders", json=body, name="/api/v1/orders",
-                              headers={**self._auth(), "Idempotency-Key": uuid.uuid4().hex},
-                              catch_response=True) as r:
+        body: dict[str, Any] = {
+            "items": [{"product_id": random.choice(self.product_ids), "quantity": 1}],
+            "payment": {"card": CARD},
+        }
+        with self.client.post(
+            "/api/v1/orders",
+            json=body,
+            name="/api/v1/orders",
+            headers={**self._auth(), "Idempotency-Key": uuid.uuid4().hex},
+            catch_response=True,
+        ) as r:
             if r.status_code == 201:
                 self.orders.append(r.json()["id"])
                 r.success()
@@ -78,6 +100,6 @@ class Shopper(FastHttpUser):
     @task(2)
     def cancel(self) -> None:
         if self.orders:
-            self.client.post(f"/api/v1/orders/{self.orders.pop()}/cancel", headers=self._auth(),
-                             name="/api/v1/orders/{id}/cancel")
-
+            self.client.post(
+                f"/api/v1/orders/{self.orders.pop()}/cancel", headers=self._auth(), name="/api/v1/orders/{id}/cancel"
+            )

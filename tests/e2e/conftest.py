@@ -36,13 +36,25 @@ class RunningStack:
         the per-client limits can tell: any 127.x.y.z reaches the edge on Linux)."""
         ctx = ssl.create_default_context(cafile=str(self.ca))
         transport = httpx.HTTPTransport(verify=ctx, local_address=source) if source else None
-        return httpx.Client(base_url=self.edge, verify=ctx, transport=transport,
-                            timeout=15.0, **kwargs)  # type: ignore[arg-type]
+        return httpx.Client(base_url=self.edge, verify=ctx, transport=transport, timeout=15.0, **kwargs)  # type: ignore[arg-type]
 
     def runner(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "services.runner", "--run-dir", str(self.layout.run_dir),
-                               "--port-offset", str(self.layout.port_offset), *args],
-                              cwd=ROOT, capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "services.runner",
+                "--run-dir",
+                str(self.layout.run_dir),
+                "--port-offset",
+                str(self.layout.port_offset),
+                *args,
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
 
 def _free(port: int) -> bool:
@@ -63,16 +75,30 @@ def _pick_offset() -> int:
 @pytest.fixture(scope="session")
 def platform_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     layout = Layout(tmp_path_factory.mktemp("e2e-run"), port_offset=_pick_offset())
-    cmd = [sys.executable, "-m", "services.runner", "--run-dir", str(layout.run_dir),
-           "--port-offset", str(layout.port_offset)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "services.runner",
+        "--run-dir",
+        str(layout.run_dir),
+        "--port-offset",
+        str(layout.port_offset),
+    ]
     up = subprocess.run([*cmd, "up"], cwd=ROOT, capture_output=True, text=True, timeout=180)
     if up.returncode != 0:
-        logs = "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-1500:]}"
-                         for p in sorted(layout.logs.glob("*.log")))
+        logs = "\n".join(
+            f"--- {p.name}\n{p.read_text(errors='replace')[-1500:]}" for p in sorted(layout.logs.glob("*.log"))
+        )
         pytest.fail(f"`up` failed ({up.returncode}):\n{up.stdout}\n{up.stderr}\n{logs}")
     admin = json.loads(layout.admin_file.read_text())
-    stack = RunningStack(layout, f"https://localhost:{layout.edge_https}", admin["email"], admin["password"],
-                         layout.tls / "ca.pem", up.stdout)
+    stack = RunningStack(
+        layout,
+        f"https://localhost:{layout.edge_https}",
+        admin["email"],
+        admin["password"],
+        layout.tls / "ca.pem",
+        up.stdout,
+    )
     try:
         yield stack
     finally:

@@ -46,8 +46,7 @@ def _customer_auth(stack: RunningStack) -> dict[str, str]:
         return {"authorization": f"Bearer {r.json()['access_token']}"}
 
 
-def test_a_burst_of_shoppers_right_after_the_gateway_replicas_restart_gets_no_5xx(
-        platform_stack: RunningStack) -> None:
+def test_a_burst_of_shoppers_right_after_the_gateway_replicas_restart_gets_no_5xx(platform_stack: RunningStack) -> None:
     """A launch or a sale: SHOPPERS people open the shop at the same moment, each on a new TLS connection
     from an address of its own, just after the gateway replicas came back (a deploy, a crash; `up` itself
     starts the edge before the gateway). Every one gets the product page, none a 5xx: a replica that
@@ -69,17 +68,25 @@ def test_a_burst_of_shoppers_right_after_the_gateway_replicas_restart_gets_no_5x
         with stack.client() as c:
             c.get("/api/v1/products", params={"limit": 1})
     gateway_ports = stack.layout.gateway_ports(len(replicas))
-    _wait_until("both gateway replicas restarted and ready",
-                lambda: all(_answers(f"http://127.0.0.1:{port}/readyz") for port in gateway_ports))
+    _wait_until(
+        "both gateway replicas restarted and ready",
+        lambda: all(_answers(f"http://127.0.0.1:{port}/readyz") for port in gateway_ports),
+    )
 
     requests = [Request("GET", f"/api/v1/products/{products[i % len(products)]['id']}") for i in range(SHOPPERS)]
     result = asyncio.run(burst(stack.layout.edge_https, str(stack.ca), requests))
-    print(f"burst: {SHOPPERS} shoppers, statuses {dict(result.statuses)}, p50 {result.percentile_ms(0.5):.0f} ms, "
-          f"p99 {result.percentile_ms(0.99):.0f} ms")
-    no_live = [line for line in (stack.layout.logs / "nginx-error.log").read_text().splitlines()
-               if "no live upstreams" in line]
-    assert result.server_errors == 0, (dict(result.statuses), no_live[-3:],
-                                       {o.error for o in result.outcomes if o.error})
+    print(
+        f"burst: {SHOPPERS} shoppers, statuses {dict(result.statuses)}, p50 {result.percentile_ms(0.5):.0f} ms, "
+        f"p99 {result.percentile_ms(0.99):.0f} ms"
+    )
+    no_live = [
+        line for line in (stack.layout.logs / "nginx-error.log").read_text().splitlines() if "no live upstreams" in line
+    ]
+    assert result.server_errors == 0, (
+        dict(result.statuses),
+        no_live[-3:],
+        {o.error for o in result.outcomes if o.error},
+    )
     assert dict(result.statuses) == {200: SHOPPERS}
 
 
@@ -111,6 +118,5 @@ def test_one_hung_service_leaves_the_rest_of_the_api_serving_through_the_edge(pl
             assert report.status_code == 503, report.text
             assert report.json()["failing"] == ["search"]
             assert report.json()["upstreams"]["products"] == "ready"
-        _wait_until("search answering again",
-                    lambda: c.get("/api/v1/search", params={"q": "lamp"}).status_code == 200)
+        _wait_until("search answering again", lambda: c.get("/api/v1/search", params={"q": "lamp"}).status_code == 200)
         assert httpx.get(f"{gateways[0]}/readyz/upstreams", timeout=10).status_code == 200

@@ -52,8 +52,11 @@ def test_customer_signs_up_searches_orders_cancels_and_is_refunded(platform_stac
         product_id = hits.json()["items"][0]["product_id"]
         stock_before = c.get(f"/api/v1/products/{product_id}").json()["stock_available"]
 
-        order = c.post("/api/v1/orders", headers={**auth, "Idempotency-Key": uuid.uuid4().hex},
-                       json={"items": [{"product_id": product_id, "quantity": 2}], "payment": {"card": CARD}})
+        order = c.post(
+            "/api/v1/orders",
+            headers={**auth, "Idempotency-Key": uuid.uuid4().hex},
+            json={"items": [{"product_id": product_id, "quantity": 2}], "payment": {"card": CARD}},
+        )
         assert order.status_code == 201, order.text
         body = order.json()
         assert body["status"] == "confirmed"
@@ -78,9 +81,18 @@ def test_admin_adds_a_product_that_search_finds_within_two_seconds(platform_stac
     with platform_stack.client() as c:
         auth = _login(c, platform_stack.admin_email, platform_stack.admin_password)
         word = f"zyxel{uuid.uuid4().hex[:6]}"
-        created = c.post("/api/v1/products", headers=auth, json={
-            "sku": f"E2E-{word}", "name": f"Quantum {word} Teapot", "description": "Brews in superposition.",
-            "category": "kitchen", "price_cents": 4999, "currency": "EUR"})
+        created = c.post(
+            "/api/v1/products",
+            headers=auth,
+            json={
+                "sku": f"E2E-{word}",
+                "name": f"Quantum {word} Teapot",
+                "description": "Brews in superposition.",
+                "category": "kitchen",
+                "price_cents": 4999,
+                "currency": "EUR",
+            },
+        )
         assert created.status_code == 201, created.text
         t0 = time.monotonic()
         while time.monotonic() - t0 < 2.0:
@@ -127,16 +139,22 @@ def test_one_request_id_follows_an_order_through_every_service_log(platform_stac
         c.post("/api/v1/users", json={"email": email, "password": "trace password 1", "name": "Trace"})
         auth = _login(c, email, "trace password 1")
         product_id = c.get("/api/v1/products", params={"limit": 1}).json()["items"][0]["id"]
-        r = c.post("/api/v1/orders", headers={**auth, "Idempotency-Key": rid, "X-Request-ID": rid},
-                   json={"items": [{"product_id": product_id, "quantity": 1}], "payment": {"card": CARD}})
+        r = c.post(
+            "/api/v1/orders",
+            headers={**auth, "Idempotency-Key": rid, "X-Request-ID": rid},
+            json={"items": [{"product_id": product_id, "quantity": 1}], "payment": {"card": CARD}},
+        )
         assert r.status_code == 201, r.text
         assert r.headers["x-request-id"] == rid
     deadline = time.monotonic() + 5
     seen: set[str] = set()
     while time.monotonic() < deadline and seen != {"gateway", "orders", "products", "payments"}:
         # The gateway runs as replicas (gateway.log, gateway-2.log): nginx may pick either.
-        logs = [p for name in ("gateway", "orders", "products", "payments")
-                for p in platform_stack.layout.logs.glob(f"{name}*.log")]
+        logs = [
+            p
+            for name in ("gateway", "orders", "products", "payments")
+            for p in platform_stack.layout.logs.glob(f"{name}*.log")
+        ]
         for log in logs:
             for line in log.read_text(errors="replace").splitlines():
                 if rid in line:
@@ -189,10 +207,23 @@ def test_missing_nginx_and_prometheus_are_skipped_with_a_hint(tmp_path_factory: 
     """Without nginx or Prometheus the platform still runs; `up` says what it skipped and how to install it."""
     layout = Layout(tmp_path_factory.mktemp("bare-run"), port_offset=21000)
     env = {**os.environ, "NGINX": "/nonexistent/nginx", "PROMETHEUS": "/nonexistent/prometheus"}
-    cmd = [sys.executable, "-m", "services.runner", "--run-dir", str(layout.run_dir),
-           "--port-offset", str(layout.port_offset)]
-    up = subprocess.run([*cmd, "up", "--no-seed", "--gateway-replicas", "1"], cwd=ROOT, env=env,
-                        capture_output=True, text=True, timeout=180)
+    cmd = [
+        sys.executable,
+        "-m",
+        "services.runner",
+        "--run-dir",
+        str(layout.run_dir),
+        "--port-offset",
+        str(layout.port_offset),
+    ]
+    up = subprocess.run(
+        [*cmd, "up", "--no-seed", "--gateway-replicas", "1"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     try:
         assert up.returncode == 0, up.stderr
         assert "skipped     nginx edge" in up.stdout

@@ -27,8 +27,15 @@ SHOTS = ROOT / "out" / "storefront"
 GOOD_CARD = "4242 4242 4242 4242"
 DECLINED_CARD = "4000 0000 0000 0002"
 # Flags for a closed network (no Google services) and a root user (no sandbox): the machine notes' set.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="module")
@@ -66,9 +73,18 @@ def _admin(stack: RunningStack) -> dict[str, str]:
 def _new_product(stack: RunningStack, stock: int, name: str) -> str:
     auth = _admin(stack)
     with stack.client(source="127.0.2.1") as c:
-        r = c.post("/api/v1/products", headers=auth, json={
-            "sku": f"SF-{uuid.uuid4().hex[:10]}", "name": name, "category": "storefront-tests",
-            "price_cents": 1999, "currency": "EUR", "description": "Made for the browser tests."})
+        r = c.post(
+            "/api/v1/products",
+            headers=auth,
+            json={
+                "sku": f"SF-{uuid.uuid4().hex[:10]}",
+                "name": name,
+                "category": "storefront-tests",
+                "price_cents": 1999,
+                "currency": "EUR",
+                "description": "Made for the browser tests.",
+            },
+        )
         assert r.status_code == 201, r.text
         product_id = str(r.json()["id"])
         r = c.put(f"/api/v1/products/{product_id}/stock", headers=auth, json={"quantity": stock})
@@ -104,7 +120,8 @@ def _add_to_cart(page: Page, product_id: str, quantity: int) -> None:
 
 
 def test_a_shopper_searches_fills_a_cart_signs_up_pays_sees_the_order_and_cancels_it(
-        page: Page, platform_stack: RunningStack) -> None:
+    page: Page, platform_stack: RunningStack
+) -> None:
     name = f"Aurora Lamp {uuid.uuid4().hex[:6]}"
     product_id = _new_product(platform_stack, stock=4, name=name)
 
@@ -164,8 +181,7 @@ def test_a_declined_card_shows_the_reason_and_keeps_the_cart(page: Page, platfor
     _add_to_cart(page, product_id, 1)
     page.goto("/checkout")
     _pay(page, DECLINED_CARD)
-    expect(page.get_by_role("alert")).to_have_text(
-        "Your card was declined. Your cart is unchanged; try another card.")
+    expect(page.get_by_role("alert")).to_have_text("Your card was declined. Your cart is unchanged; try another card.")
     _shot(page, "declined")
     page.goto("/cart")
     expect(page.locator("table.lines")).to_contain_text("Declined Kettle")
@@ -175,22 +191,31 @@ def test_a_declined_card_shows_the_reason_and_keeps_the_cart(page: Page, platfor
 
 
 def test_an_item_out_of_stock_is_shown_and_refused_at_checkout_with_the_cart_kept(
-        page: Page, platform_stack: RunningStack) -> None:
+    page: Page, platform_stack: RunningStack
+) -> None:
     product_id = _new_product(platform_stack, stock=2, name=f"Last Tent {uuid.uuid4().hex[:6]}")
     page.goto("/")
     _sign_up(page, f"stock-{uuid.uuid4().hex[:8]}@shop.test")
     _add_to_cart(page, product_id, 2)
     # Meanwhile someone else buys one: only 1 is left when this shopper pays for 2.
     with platform_stack.client(source="127.0.2.1") as c:
-        assert c.put(f"/api/v1/products/{product_id}/stock", headers=_admin(platform_stack),
-                     json={"quantity": 1}).status_code == 200
+        assert (
+            c.put(
+                f"/api/v1/products/{product_id}/stock", headers=_admin(platform_stack), json={"quantity": 1}
+            ).status_code
+            == 200
+        )
     page.goto("/checkout")
     _pay(page, GOOD_CARD)
     expect(page.get_by_role("alert")).to_contain_text("we do not have enough of an item in your cart")
     expect(page.locator("table.lines")).to_contain_text("Only 1 available")
     with platform_stack.client(source="127.0.2.1") as c:
-        assert c.put(f"/api/v1/products/{product_id}/stock", headers=_admin(platform_stack),
-                     json={"quantity": 0}).status_code == 200
+        assert (
+            c.put(
+                f"/api/v1/products/{product_id}/stock", headers=_admin(platform_stack), json={"quantity": 0}
+            ).status_code
+            == 200
+        )
     page.goto(f"/products/{product_id}")
     expect(page.locator(".stock")).to_have_text("Out of stock")
     expect(page.get_by_role("button", name="Add to cart")).to_have_count(0)
@@ -211,7 +236,8 @@ def test_logging_out_ends_the_session_and_empties_the_cart(page: Page, platform_
 
 
 def test_too_many_wrong_passwords_are_told_to_wait_not_shown_an_error_page(
-        page: Page, platform_stack: RunningStack) -> None:
+    page: Page, platform_stack: RunningStack
+) -> None:
     email = f"throttled-{uuid.uuid4().hex[:8]}@shop.test"
     page.goto("/")
     _sign_up(page, email)
@@ -235,7 +261,8 @@ def _pid(stack: RunningStack, name: str) -> int:
 
 
 def test_a_page_while_search_is_down_says_so_and_the_rest_of_the_shop_works(
-        page: Page, platform_stack: RunningStack) -> None:
+    page: Page, platform_stack: RunningStack
+) -> None:
     pid = _pid(platform_stack, "search")
     os.kill(pid, signal.SIGSTOP)  # hung, not dead: nothing restarts it
     try:
@@ -252,7 +279,8 @@ def test_a_page_while_search_is_down_says_so_and_the_rest_of_the_shop_works(
 
 
 def test_the_session_cookie_is_secure_httponly_and_holds_no_readable_token(
-        page: Page, platform_stack: RunningStack) -> None:
+    page: Page, platform_stack: RunningStack
+) -> None:
     page.goto("/")
     _sign_up(page, f"cookie-{uuid.uuid4().hex[:8]}@shop.test")
     cookies = {c["name"]: c for c in page.context.cookies()}

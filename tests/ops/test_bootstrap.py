@@ -36,7 +36,8 @@ def run(session: Any, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[
 
 
 def test_first_run_creates_a_private_versioned_kms_encrypted_tls_only_backend(
-        session: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    session: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, out = run(session, capsys)
     assert code == 0, out
     s3, kms = session.client("s3"), session.client("kms")
@@ -78,10 +79,16 @@ def test_drift_is_repaired_one_property_at_a_time(session: Any, capsys: pytest.C
 
 def test_existing_bucket_policy_statements_are_kept(session: Any) -> None:
     session.client("s3").create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
-    other = {"Sid": "AuditRead", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
-             "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{BUCKET}/*"}
-    session.client("s3").put_bucket_policy(Bucket=BUCKET, Policy=json.dumps({"Version": "2012-10-17",
-                                                                            "Statement": [other]}))
+    other = {
+        "Sid": "AuditRead",
+        "Effect": "Allow",
+        "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+        "Action": "s3:GetObject",
+        "Resource": f"arn:aws:s3:::{BUCKET}/*",
+    }
+    session.client("s3").put_bucket_policy(
+        Bucket=BUCKET, Policy=json.dumps({"Version": "2012-10-17", "Statement": [other]})
+    )
     bs.bootstrap(session, account_id=ACCOUNT, region=REGION)
     sids = [s["Sid"] for s in json.loads(session.client("s3").get_bucket_policy(Bucket=BUCKET)["Policy"])["Statement"]]
     assert sids == ["AuditRead", "DenyInsecureTransport"]
@@ -115,13 +122,16 @@ def test_refuses_a_bucket_name_owned_by_someone_else(session: Any) -> None:
         bs.ensure_bucket(Forbidden(), "taken-name", REGION, "arn:aws:kms:eu-west-1:1:key/k", [], [])
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["--region", REGION], "the following arguments are required: --account-id"),
-    (["--account-id", "12345", "--region", REGION], "'12345' is not a 12-digit AWS account id"),
-    (["--account-id", ACCOUNT, "--region", "Ireland"], "'Ireland' is not an AWS region"),
-    (["--account-id", ACCOUNT, "--region", REGION, "--bucket", "Bad_Name"], "is not a valid S3 bucket name"),
-    (["--account-id", ACCOUNT, "--region", REGION, "--key-alias", "pulumi"], "is not a KMS alias"),
-])
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--region", REGION], "the following arguments are required: --account-id"),
+        (["--account-id", "12345", "--region", REGION], "'12345' is not a 12-digit AWS account id"),
+        (["--account-id", ACCOUNT, "--region", "Ireland"], "'Ireland' is not an AWS region"),
+        (["--account-id", ACCOUNT, "--region", REGION, "--bucket", "Bad_Name"], "is not a valid S3 bucket name"),
+        (["--account-id", ACCOUNT, "--region", REGION, "--key-alias", "pulumi"], "is not a KMS alias"),
+    ],
+)
 def test_bad_flags_are_clear_argparse_errors(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         bs.main(argv, session=object())

@@ -70,8 +70,14 @@ def session(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         yield boto3.Session(region_name=REGION)
 
 
-def run(session: Any, outputs: dict[str, Any], http_get: Callable[[str], int], tmp_path: Path,
-        capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, dict[str, tuple[bool, str]], str]:
+def run(
+    session: Any,
+    outputs: dict[str, Any],
+    http_get: Callable[[str], int],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    *extra: str,
+) -> tuple[int, dict[str, tuple[bool, str]], str]:
     path = tmp_path / "outputs.json"
     path.write_text(json.dumps(outputs))
     code = verify.main(["--stack", "prod", "--outputs", str(path), *extra], session=session, http_get=http_get)
@@ -88,14 +94,23 @@ def failed(checks: dict[str, tuple[bool, str]]) -> dict[str, str]:
     return {name: detail for name, (ok, detail) in checks.items() if not ok}
 
 
-def test_the_declared_shape_passes_every_check(session: Any, http_get: Callable[[str], int], tmp_path: Path,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_declared_shape_passes_every_check(
+    session: Any, http_get: Callable[[str], int], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     outputs = build_account(session)
     code, checks, out = run(session, outputs, http_get, tmp_path, capsys)
     assert code == 0, out
     assert failed(checks) == {}
-    assert {"health check", "failover records", "web ACL on ALB", "web ACL logging", "Shield", "EKS cluster",
-            "ALB listeners", "API /healthz"} <= set(checks)
+    assert {
+        "health check",
+        "failover records",
+        "web ACL on ALB",
+        "web ACL logging",
+        "Shield",
+        "EKS cluster",
+        "ALB listeners",
+        "API /healthz",
+    } <= set(checks)
     assert {n for n in checks if n.startswith("database ")} == {f"database {s}" for s in outputs["databaseEndpoints"]}
     assert out.strip().endswith(f"all {len(checks)} checks passed")
 
@@ -116,15 +131,22 @@ def _records(s: Any, o: dict[str, Any]) -> list[dict[str, Any]]:
 def _primary_without_health_check(s: Any, o: dict[str, Any]) -> None:
     primary = next(r for r in _records(s, o) if r["Failover"] == "PRIMARY")
     r53 = s.client("route53")
-    r53.change_resource_record_sets(HostedZoneId=o["zoneId"], ChangeBatch={"Changes": [
-        {"Action": "DELETE", "ResourceRecordSet": primary},
-        {"Action": "CREATE", "ResourceRecordSet": {k: v for k, v in primary.items() if k != "HealthCheckId"}}]})
+    r53.change_resource_record_sets(
+        HostedZoneId=o["zoneId"],
+        ChangeBatch={
+            "Changes": [
+                {"Action": "DELETE", "ResourceRecordSet": primary},
+                {"Action": "CREATE", "ResourceRecordSet": {k: v for k, v in primary.items() if k != "HealthCheckId"}},
+            ]
+        },
+    )
 
 
 def _no_secondary(s: Any, o: dict[str, Any]) -> None:
     secondary = next(r for r in _records(s, o) if r["Failover"] == "SECONDARY")
-    s.client("route53").change_resource_record_sets(HostedZoneId=o["zoneId"], ChangeBatch={"Changes": [
-        {"Action": "DELETE", "ResourceRecordSet": secondary}]})
+    s.client("route53").change_resource_record_sets(
+        HostedZoneId=o["zoneId"], ChangeBatch={"Changes": [{"Action": "DELETE", "ResourceRecordSet": secondary}]}
+    )
 
 
 def _alb_arn(s: Any, o: dict[str, Any]) -> str:
@@ -143,9 +165,13 @@ def _waf_logging_removed(s: Any, o: dict[str, Any]) -> None:
 
 
 def _waf_logs_carry_tokens(s: Any, o: dict[str, Any]) -> None:
-    s.client("wafv2").put_logging_configuration(LoggingConfiguration={
-        "ResourceArn": o["webAclArn"], "LogDestinationConfigs": ["arn:aws:logs:eu-west-1:1:log-group:aws-waf-logs-x"],
-        "RedactedFields": [{"SingleHeader": {"Name": "cookie"}}]})
+    s.client("wafv2").put_logging_configuration(
+        LoggingConfiguration={
+            "ResourceArn": o["webAclArn"],
+            "LogDestinationConfigs": ["arn:aws:logs:eu-west-1:1:log-group:aws-waf-logs-x"],
+            "RedactedFields": [{"SingleHeader": {"Name": "cookie"}}],
+        }
+    )
 
 
 def _no_shield_on_alb(s: Any, o: dict[str, Any]) -> None:
@@ -159,18 +185,27 @@ def _db_stopped(s: Any, o: dict[str, Any]) -> None:
 
 
 def _db_public(s: Any, o: dict[str, Any]) -> None:
-    s.client("rds").modify_db_instance(DBInstanceIdentifier="prod-orders", PubliclyAccessible=True,
-                                       ApplyImmediately=True)
+    s.client("rds").modify_db_instance(
+        DBInstanceIdentifier="prod-orders", PubliclyAccessible=True, ApplyImmediately=True
+    )
 
 
 def _db_unencrypted(s: Any, o: dict[str, Any]) -> None:
     rds = s.client("rds")
-    rds.create_db_instance(DBInstanceIdentifier="prod-orders-restored", Engine="postgres",
-                           DBInstanceClass="db.m7g.large", AllocatedStorage=50, MasterUsername="shop_admin",
-                           ManageMasterUserPassword=True, StorageEncrypted=False, MultiAZ=True,
-                           DeletionProtection=True)
+    rds.create_db_instance(
+        DBInstanceIdentifier="prod-orders-restored",
+        Engine="postgres",
+        DBInstanceClass="db.m7g.large",
+        AllocatedStorage=50,
+        MasterUsername="shop_admin",
+        ManageMasterUserPassword=True,
+        StorageEncrypted=False,
+        MultiAZ=True,
+        DeletionProtection=True,
+    )
     o["databaseEndpoints"]["orders"] = rds.describe_db_instances(DBInstanceIdentifier="prod-orders-restored")[
-        "DBInstances"][0]["Endpoint"]["Address"]
+        "DBInstances"
+    ][0]["Endpoint"]["Address"]
 
 
 def _db_single_az(s: Any, o: dict[str, Any]) -> None:
@@ -179,10 +214,12 @@ def _db_single_az(s: Any, o: dict[str, Any]) -> None:
 
 def _http_served(s: Any, o: dict[str, Any]) -> None:
     elbv2 = s.client("elbv2")
-    http = next(x for x in elbv2.describe_listeners(LoadBalancerArn=_alb_arn(s, o))["Listeners"]
-                if x["Protocol"] == "HTTP")
-    elbv2.modify_listener(ListenerArn=http["ListenerArn"], DefaultActions=[
-        {"Type": "forward", "TargetGroupArn": o["targetGroupArn"]}])
+    http = next(
+        x for x in elbv2.describe_listeners(LoadBalancerArn=_alb_arn(s, o))["Listeners"] if x["Protocol"] == "HTTP"
+    )
+    elbv2.modify_listener(
+        ListenerArn=http["ListenerArn"], DefaultActions=[{"Type": "forward", "TargetGroupArn": o["targetGroupArn"]}]
+    )
 
 
 BREAKS: dict[str, tuple[Callable[[Any, dict[str, Any]], None], str, str]] = {
@@ -203,8 +240,9 @@ BREAKS: dict[str, tuple[Callable[[Any, dict[str, Any]], None], str, str]] = {
 
 
 @pytest.mark.parametrize("name", sorted(BREAKS))
-def test_each_break_is_reported_and_fails_the_run(name: str, session: Any, http_get: Callable[[str], int],
-                                                   tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_each_break_is_reported_and_fails_the_run(
+    name: str, session: Any, http_get: Callable[[str], int], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     breaker, check, phrase = BREAKS[name]
     outputs = build_account(session)
     breaker(session, outputs)
@@ -215,8 +253,9 @@ def test_each_break_is_reported_and_fails_the_run(name: str, session: Any, http_
     assert "checks FAILED" in out
 
 
-def test_eks_at_another_version_than_the_stack_pins(session: Any, http_get: Callable[[str], int], tmp_path: Path,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_eks_at_another_version_than_the_stack_pins(
+    session: Any, http_get: Callable[[str], int], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     outputs = build_account(session, eks_version="1.32")
     code, checks, _ = run(session, outputs, http_get, tmp_path, capsys)
     assert code == 1
@@ -224,8 +263,13 @@ def test_eks_at_another_version_than_the_stack_pins(session: Any, http_get: Call
     assert failed(checks) == {"EKS cluster": f"shop-prod: version 1.32, the stack pins {pinned}"}
 
 
-def test_api_not_answering_healthz(session: Any, http_get: Callable[[str], int], tmp_path: Path,
-                                   capsys: pytest.CaptureFixture[str], api_server: tuple[str, type[Health]]) -> None:
+def test_api_not_answering_healthz(
+    session: Any,
+    http_get: Callable[[str], int],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    api_server: tuple[str, type[Health]],
+) -> None:
     outputs = build_account(session)
     api_server[1].status = 503
     code, checks, _ = run(session, outputs, http_get, tmp_path, capsys)
@@ -234,7 +278,8 @@ def test_api_not_answering_healthz(session: Any, http_get: Callable[[str], int],
 
 
 def test_shield_not_required_when_the_stack_does_not_want_it(
-        session: Any, http_get: Callable[[str], int], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    session: Any, http_get: Callable[[str], int], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     outputs = build_account(session, shield=False)
     code, checks, _ = run(session, outputs, http_get, tmp_path, capsys)
     assert failed(checks) == {"Shield": "no Shield Advanced protection for the ALB and the hosted zone"}
@@ -243,23 +288,28 @@ def test_shield_not_required_when_the_stack_does_not_want_it(
     assert checks["Shield"] == (True, "not wanted by this stack (edge.shieldAdvanced false)")
 
 
-def test_missing_outputs_fail_clearly(session: Any, http_get: Callable[[str], int], tmp_path: Path,
-                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_outputs_fail_clearly(
+    session: Any, http_get: Callable[[str], int], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, _, out = run(session, {"apiUrl": "https://x"}, http_get, tmp_path, capsys)
     assert code == 1
     assert "missing ['clusterName'" in out
 
 
-@pytest.mark.parametrize(("argv", "content", "message"), [
-    (["--stack", "prod"], None, "the following arguments are required: --outputs"),
-    (["--stack", "prod", "--outputs", "{path}"], "not json", "is not JSON"),
-    (["--stack", "prod", "--outputs", "{path}"], "[1, 2]", "must hold a JSON object"),
-    (["--stack", "prod", "--outputs", "/nonexistent/outputs.json"], None, "cannot read"),
-    (["--stack", "nosuch", "--outputs", "{path}"], "{}", "--stack nosuch: config retail-platform:stack"),
-    (["--stack", "prod", "--outputs", "{path}", "--shield", "--no-shield"], "{}", "not allowed with argument"),
-])
-def test_bad_flags_are_clear_argparse_errors(argv: list[str], content: str | None, message: str, tmp_path: Path,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("argv", "content", "message"),
+    [
+        (["--stack", "prod"], None, "the following arguments are required: --outputs"),
+        (["--stack", "prod", "--outputs", "{path}"], "not json", "is not JSON"),
+        (["--stack", "prod", "--outputs", "{path}"], "[1, 2]", "must hold a JSON object"),
+        (["--stack", "prod", "--outputs", "/nonexistent/outputs.json"], None, "cannot read"),
+        (["--stack", "nosuch", "--outputs", "{path}"], "{}", "--stack nosuch: config retail-platform:stack"),
+        (["--stack", "prod", "--outputs", "{path}", "--shield", "--no-shield"], "{}", "not allowed with argument"),
+    ],
+)
+def test_bad_flags_are_clear_argparse_errors(
+    argv: list[str], content: str | None, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "outputs.json"
     if content is not None:
         path.write_text(content)

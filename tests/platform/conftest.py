@@ -25,8 +25,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def make_ctx(prod: bool = False) -> StackContext:
     env = "prod" if prod else "dev"
-    return StackContext(account_id=ACCOUNT_ID, region=REGION, tags=Tagger(stack=env, owner="platform-team",
-                                                                        environment=env), prod=prod)
+    return StackContext(
+        account_id=ACCOUNT_ID, region=REGION, tags=Tagger(stack=env, owner="platform-team", environment=env), prod=prod
+    )
 
 
 S = TypeVar("S", bound=Section)
@@ -70,8 +71,9 @@ def _is_aws_stack(path: Path) -> bool:
     return config.get("retail-platform:environment") not in ("local", "registry")
 
 
-STACKS = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in REPO_ROOT.glob("Pulumi.*.yaml")
-                if _is_aws_stack(p))
+STACKS = sorted(
+    p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in REPO_ROOT.glob("Pulumi.*.yaml") if _is_aws_stack(p)
+)
 _PLANS: dict[str, PlanResult] = {}
 
 

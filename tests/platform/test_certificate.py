@@ -18,14 +18,19 @@ RECORD = "aws:route53/record:Record"
 
 @pytest.mark.parametrize("region", [None, "us-east-1"])
 def test_the_certificate_and_its_validation_are_in_the_region_asked_and_the_wait_is_bounded(
-        run: Callable[..., Recording], region: str | None) -> None:
+    run: Callable[..., Recording], region: str | None
+) -> None:
     """ACM issues a certificate in one region and CertificateValidation must wait in that same region; the
     record goes to the zone that proves the name, and the wait gives up before the provider's 75 minutes."""
     arns: list[str] = []
 
     def program() -> None:
-        cert = DnsValidatedCertificate("api-cert", DnsValidatedCertificateArgs(
-            domain="api.shop.example.com", zone_id="ZONE123", region=region, tags={"stack": "dev"}))
+        cert = DnsValidatedCertificate(
+            "api-cert",
+            DnsValidatedCertificateArgs(
+                domain="api.shop.example.com", zone_id="ZONE123", region=region, tags={"stack": "dev"}
+            ),
+        )
         cert.certificate_arn.apply(arns.append)
 
     rec = run(program)
@@ -47,15 +52,16 @@ def test_a_name_that_is_not_fully_qualified_is_refused(domain: str) -> None:
         DnsValidatedCertificateArgs(domain=domain, zone_id="Z")
 
 
-def test_the_edge_and_maintenance_certificates_keep_their_urns_as_children_of_their_component(
-        plan: PlanResult) -> None:
+def test_the_edge_and_maintenance_certificates_keep_their_urns_as_children_of_their_component(plan: PlanResult) -> None:
     """Each child aliases the component that declares the certificate (Edge, MaintenanceSite): a stack that holds
     these resources directly under that component keeps its certificates instead of replacing them."""
     rec = plan.recording
     by_urn = rec.by_urn()
     components = rec.of_type("shop:acm:DnsValidatedCertificate")
-    assert sorted(by_urn[c.parent or ""].type for c in components) == ["shop:edge:Edge",
-                                                                      "shop:maintenance:MaintenanceSite"]
+    assert sorted(by_urn[c.parent or ""].type for c in components) == [
+        "shop:edge:Edge",
+        "shop:maintenance:MaintenanceSite",
+    ]
     for component in components:
         children = [r for r in rec.resources if r.parent == component.urn]
         assert sorted(r.type for r in children) == [CERT, VALIDATION, RECORD]

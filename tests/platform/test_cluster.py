@@ -22,18 +22,26 @@ def _args(ctx: StackContext, **config: object) -> ClusterArgs:
     three nodes)."""
     base: dict[str, object] = {
         "adminRoleArns": [ADMIN],
-        "nodeGroups": [{"name": "general", "instanceTypes": ["m7g.large"], "minSize": 3 if ctx.prod else 2,
-                        "maxSize": 5}]}
-    return ClusterArgs(ctx=ctx, cluster_name="shop-test", config=section(ClusterConfig, ctx, **{**base, **config}),
-                       vpc_id="vpc-1", private_subnet_ids=["subnet-a", "subnet-b"])
+        "nodeGroups": [
+            {"name": "general", "instanceTypes": ["m7g.large"], "minSize": 3 if ctx.prod else 2, "maxSize": 5}
+        ],
+    }
+    return ClusterArgs(
+        ctx=ctx,
+        cluster_name="shop-test",
+        config=section(ClusterConfig, ctx, **{**base, **config}),
+        vpc_id="vpc-1",
+        private_subnet_ids=["subnet-a", "subnet-b"],
+    )
 
 
 def _run(run: Callable[..., Recording], ctx: StackContext, **over: object) -> Recording:
     return run(lambda: Cluster("cluster", _args(ctx, **over)))
 
 
-def test_secrets_are_envelope_encrypted_with_a_rotating_customer_key(run: Callable[..., Recording],
-                                                                     dev_ctx: StackContext) -> None:
+def test_secrets_are_envelope_encrypted_with_a_rotating_customer_key(
+    run: Callable[..., Recording], dev_ctx: StackContext
+) -> None:
     """FSBP EKS.3: Kubernetes secrets (service tokens, DB credentials synced in) must not rest in plain etcd."""
     rec = _run(run, dev_ctx)
     enc = rec.one("aws:eks/cluster:Cluster").inputs["encryptionConfig"]
@@ -42,15 +50,17 @@ def test_secrets_are_envelope_encrypted_with_a_rotating_customer_key(run: Callab
     assert key.inputs["enableKeyRotation"] is True
 
 
-def test_public_endpoint_is_closed_without_cidrs_and_limited_with_them(run: Callable[..., Recording],
-                                                                        dev_ctx: StackContext) -> None:
+def test_public_endpoint_is_closed_without_cidrs_and_limited_with_them(
+    run: Callable[..., Recording], dev_ctx: StackContext
+) -> None:
     """FSBP EKS.1: the API server is reachable from the internet only from configured operator/CI ranges."""
     closed = _run(run, dev_ctx).one("aws:eks/cluster:Cluster").inputs["vpcConfig"]
     assert closed["endpointPublicAccess"] is False
     assert closed["endpointPrivateAccess"] is True
     assert "publicAccessCidrs" not in closed
-    limited = _run(run, dev_ctx, publicAccessCidrs=["203.0.113.0/24"]).one(
-        "aws:eks/cluster:Cluster").inputs["vpcConfig"]
+    limited = (
+        _run(run, dev_ctx, publicAccessCidrs=["203.0.113.0/24"]).one("aws:eks/cluster:Cluster").inputs["vpcConfig"]
+    )
     assert limited["endpointPublicAccess"] is True
     assert limited["publicAccessCidrs"] == ["203.0.113.0/24"]
 
@@ -71,12 +81,18 @@ def test_unsupported_version_and_no_admin_are_refused(dev_ctx: StackContext) -> 
         _args(dev_ctx, adminRoleArns=[])
 
 
-def test_all_control_plane_logs_go_to_an_encrypted_group_with_retention(run: Callable[..., Recording],
-                                                                         dev_ctx: StackContext) -> None:
+def test_all_control_plane_logs_go_to_an_encrypted_group_with_retention(
+    run: Callable[..., Recording], dev_ctx: StackContext
+) -> None:
     """FSBP EKS.8 (audit logs); without a pre-created group EKS makes one that never expires, unencrypted."""
     rec = _run(run, dev_ctx, logRetentionDays=30)
     assert set(rec.one("aws:eks/cluster:Cluster").inputs["enabledClusterLogTypes"]) == {
-        "api", "audit", "authenticator", "controllerManager", "scheduler"}
+        "api",
+        "audit",
+        "authenticator",
+        "controllerManager",
+        "scheduler",
+    }
     group = rec.one("aws:cloudwatch/logGroup:LogGroup")
     assert group.inputs["name"] == "/aws/eks/shop-test/cluster"
     assert group.inputs["retentionInDays"] == 30
@@ -95,8 +111,9 @@ def test_access_is_by_access_entries_only(run: Callable[..., Recording], dev_ctx
     assert all(p.inputs["accessScope"] == {"type": "cluster"} for p in policies)
 
 
-def test_nodes_are_private_require_imdsv2_and_encrypt_their_disks(run: Callable[..., Recording],
-                                                                   dev_ctx: StackContext) -> None:
+def test_nodes_are_private_require_imdsv2_and_encrypt_their_disks(
+    run: Callable[..., Recording], dev_ctx: StackContext
+) -> None:
     """IMDSv1 (or hop limit 2) lets any pod steal the node role's credentials; nodes never get public subnets."""
     rec = _run(run, dev_ctx)
     group = rec.one("aws:eks/nodeGroup:NodeGroup")
@@ -113,33 +130,44 @@ def test_nodes_are_private_require_imdsv2_and_encrypt_their_disks(run: Callable[
 
 def test_one_node_group_per_configured_group(run: Callable[..., Recording], dev_ctx: StackContext) -> None:
     """Config changes the node groups: each spec becomes its own group and launch template."""
-    rec = _run(run, dev_ctx, nodeGroups=[{"name": "general", "instanceTypes": ["m7g.large"]},
-                                         {"name": "memory", "instanceTypes": ["r7g.large"], "minSize": 1,
-                                          "maxSize": 3}])
+    rec = _run(
+        run,
+        dev_ctx,
+        nodeGroups=[
+            {"name": "general", "instanceTypes": ["m7g.large"]},
+            {"name": "memory", "instanceTypes": ["r7g.large"], "minSize": 1, "maxSize": 3},
+        ],
+    )
     assert {g.inputs["nodeGroupName"] for g in rec.of_type("aws:eks/nodeGroup:NodeGroup")} == {"general", "memory"}
     assert len(rec.of_type("aws:ec2/launchTemplate:LaunchTemplate")) == 2
 
 
-def test_addons_are_pinned_and_cni_and_ebs_run_on_their_own_roles(run: Callable[..., Recording],
-                                                                   dev_ctx: StackContext) -> None:
+def test_addons_are_pinned_and_cni_and_ebs_run_on_their_own_roles(
+    run: Callable[..., Recording], dev_ctx: StackContext
+) -> None:
     """Unpinned add-ons upgrade node daemons behind our back; the CNI policy on the node role would hand
     ENI management to every pod on the node."""
     rec = _run(run, dev_ctx)
     addons = {a.inputs["addonName"]: a for a in rec.of_type("aws:eks/addon:Addon")}
     assert {n: a.inputs["addonVersion"] for n, a in addons.items()} == versions.EKS_ADDON_VERSIONS[
-        versions.DEFAULT_EKS_VERSION]
+        versions.DEFAULT_EKS_VERSION
+    ]
     roles = {r.outputs["arn"]: r for r in rec.of_type("aws:iam/role:Role")}
     for name, sa in (("vpc-cni", "aws-node"), ("aws-ebs-csi-driver", "ebs-csi-controller-sa")):
         trust = json.loads(roles[addons[name].inputs["serviceAccountRoleArn"]].inputs["assumeRolePolicy"])
         subs = [v for k, v in trust["Statement"][0]["Condition"]["StringEquals"].items() if k.endswith(":sub")]
         assert subs == [f"system:serviceaccount:kube-system:{sa}"]
-    node_policies = {p.inputs["policyArn"].rsplit("/", 1)[1] for p in rec.of_type(
-        "aws:iam/rolePolicyAttachment:RolePolicyAttachment") if p.name.startswith("cluster-node-")}
+    node_policies = {
+        p.inputs["policyArn"].rsplit("/", 1)[1]
+        for p in rec.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+        if p.name.startswith("cluster-node-")
+    }
     assert "AmazonEKS_CNI_Policy" not in node_policies
 
 
-def test_autoscaler_role_is_bound_to_its_service_account_and_this_cluster(run: Callable[..., Recording],
-                                                                          dev_ctx: StackContext) -> None:
+def test_autoscaler_role_is_bound_to_its_service_account_and_this_cluster(
+    run: Callable[..., Recording], dev_ctx: StackContext
+) -> None:
     """Node autoscaling acts on the node groups' min/max; its role must not reach other clusters' groups."""
     rec = _run(run, dev_ctx)
     policy = json.loads(rec.named("cluster-cluster-autoscaler-role-policy").inputs["policy"])
@@ -149,15 +177,15 @@ def test_autoscaler_role_is_bound_to_its_service_account_and_this_cluster(run: C
     assert oidc.inputs["clientIdLists"] == ["sts.amazonaws.com"]
 
 
-def test_prod_cluster_is_deletion_protected(run: Callable[..., Recording], dev_ctx: StackContext,
-                                            prod_ctx: StackContext) -> None:
+def test_prod_cluster_is_deletion_protected(
+    run: Callable[..., Recording], dev_ctx: StackContext, prod_ctx: StackContext
+) -> None:
     """Deleting the prod control plane by a mistaken destroy takes every workload down."""
     assert _run(run, dev_ctx).one("aws:eks/cluster:Cluster").inputs["deletionProtection"] is False
     assert _run(run, prod_ctx).one("aws:eks/cluster:Cluster").inputs["deletionProtection"] is True
 
 
-def test_kubeconfig_uses_short_lived_tokens_and_is_secret(run: Callable[..., Recording],
-                                                         dev_ctx: StackContext) -> None:
+def test_kubeconfig_uses_short_lived_tokens_and_is_secret(run: Callable[..., Recording], dev_ctx: StackContext) -> None:
     """A static token in a kubeconfig output would be a long-lived cluster credential in state."""
     from shop_platform.cluster import build_kubeconfig
 
@@ -180,8 +208,9 @@ def test_every_supported_eks_version_pins_every_addon_and_a_matching_kube_proxy(
     assert versions.DEFAULT_EKS_VERSION in versions.SUPPORTED_EKS_VERSIONS
 
 
-def test_changing_the_cluster_version_changes_the_addon_pins(run: Callable[..., Recording],
-                                                             dev_ctx: StackContext) -> None:
+def test_changing_the_cluster_version_changes_the_addon_pins(
+    run: Callable[..., Recording], dev_ctx: StackContext
+) -> None:
     """Config drives the upgrade: a new cluster.version brings its own add-on set with it."""
     rec = _run(run, dev_ctx, version="1.34")
     assert rec.one("aws:eks/cluster:Cluster").inputs["version"] == "1.34"
@@ -189,8 +218,7 @@ def test_changing_the_cluster_version_changes_the_addon_pins(run: Callable[..., 
     assert proxy.inputs["addonVersion"] == versions.EKS_ADDON_VERSIONS["1.34"]["kube-proxy"]
 
 
-def test_pulumi_leaves_the_autoscalers_desired_size_alone(run: Callable[..., Recording],
-                                                          dev_ctx: StackContext) -> None:
+def test_pulumi_leaves_the_autoscalers_desired_size_alone(run: Callable[..., Recording], dev_ctx: StackContext) -> None:
     """The autoscaler moves desiredSize within min/max; if Pulumi reset it on every `up`, each deploy would
     undo scaling (and could drain busy nodes)."""
     group = _run(run, dev_ctx).one("aws:eks/nodeGroup:NodeGroup")

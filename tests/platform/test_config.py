@@ -15,8 +15,11 @@ from tools.plan import stack_config
 
 def _raw(stack: str) -> tuple[dict[str, Any], str]:
     cfg = stack_config(stack)
-    raw = {k.removeprefix("retail-platform:"): json.loads(v) if v[:1] in "[{" else v
-           for k, v in cfg.items() if k.startswith("retail-platform:")}
+    raw = {
+        k.removeprefix("retail-platform:"): json.loads(v) if v[:1] in "[{" else v
+        for k, v in cfg.items()
+        if k.startswith("retail-platform:")
+    }
     return raw, cfg["aws:region"]
 
 
@@ -32,8 +35,13 @@ def test_committed_stack_files_are_valid(stack: str) -> None:
 def test_prod_defaults_are_the_safe_ones() -> None:
     """Leaving a prod setting out must give the resilient choice (multi-AZ, protection, Shield, NAT per AZ)."""
     raw, region = _raw("prod")
-    for section, key in [("databases", "multiAz"), ("databases", "deletionProtection"),
-                         ("edge", "shieldAdvanced"), ("network", "natGateways"), ("network", "azCount")]:
+    for section, key in [
+        ("databases", "multiAz"),
+        ("databases", "deletionProtection"),
+        ("edge", "shieldAdvanced"),
+        ("network", "natGateways"),
+        ("network", "azCount"),
+    ]:
         del raw[section][key]
     cfg = parse_stack_config("prod", raw, region)
     assert cfg.databases.multi_az
@@ -54,32 +62,76 @@ BAD_VALUES: list[tuple[str, str, list[Any], Any, str]] = [
     ("prod-two-azs", "prod", ["network", "azCount"], 2, "network.azCount"),
     ("unknown-db-instance-class", "dev", ["databases", "instanceClass"], "db.x9.huge", "databases.instanceClass"),
     ("prod-without-multi-az", "prod", ["databases", "multiAz"], False, "databases.multiAz"),
-    ("prod-without-deletion-protection", "prod", ["databases", "deletionProtection"], False,
-     "databases.deletionProtection"),
+    (
+        "prod-without-deletion-protection",
+        "prod",
+        ["databases", "deletionProtection"],
+        False,
+        "databases.deletionProtection",
+    ),
     ("backups-under-7-days", "dev", ["databases", "backupRetentionDays"], 3, "databases.backupRetentionDays"),
     ("storage-ceiling-below-size", "dev", ["databases", "maxAllocatedGib"], 10, "databases.maxAllocatedGib"),
     ("domain-not-a-domain", "dev", ["domain"], "shop_example", "domain"),
     ("domain-with-scheme", "dev", ["domain"], "https://shop.example.com", "domain"),
     ("unsupported-eks-version", "dev", ["cluster", "version"], "1.21", "cluster.version"),
-    ("api-endpoint-open-to-world", "dev", ["cluster", "publicAccessCidrs"], ["0.0.0.0/0"],
-     "cluster.publicAccessCidrs"),
-    ("api-endpoint-cidr-malformed", "dev", ["cluster", "publicAccessCidrs"], ["203.0.113.0/99"],
-     "cluster.publicAccessCidrs"),
+    ("api-endpoint-open-to-world", "dev", ["cluster", "publicAccessCidrs"], ["0.0.0.0/0"], "cluster.publicAccessCidrs"),
+    (
+        "api-endpoint-cidr-malformed",
+        "dev",
+        ["cluster", "publicAccessCidrs"],
+        ["203.0.113.0/99"],
+        "cluster.publicAccessCidrs",
+    ),
     ("no-admin-roles", "dev", ["cluster", "adminRoleArns"], [], "cluster.adminRoleArns"),
-    ("admin-not-a-role-arn", "dev", ["cluster", "adminRoleArns"], ["arn:aws:iam::123:user/bob"],
-     "cluster.adminRoleArns"),
-    ("x86-node-type-on-arm-ami", "dev", ["cluster", "nodeGroups", 0, "instanceTypes"], ["m7i.large"],
-     "cluster.nodeGroups[0].instanceTypes"),
-    ("desired-outside-bounds", "dev", ["cluster", "nodeGroups", 0, "desiredSize"], 9,
-     "cluster.nodeGroups[0].desiredSize"),
-    ("node-group-mixes-sizes", "prod", ["cluster", "nodeGroups", 0, "instanceTypes"], ["m7g.xlarge", "m7g.large"],
-     "cluster.nodeGroups[0].instanceTypes"),
-    ("prod-public-api-endpoint", "prod", ["cluster", "publicAccessCidrs"], ["198.51.100.10/32"],
-     "cluster.publicAccessCidrs"),
-    ("private-access-from-public-range", "prod", ["cluster", "privateAccessCidrs"], ["52.94.0.0/24"],
-     "cluster.privateAccessCidrs"),
-    ("viewer-also-admin", "dev", ["cluster", "viewRoleArns"], ["arn:aws:iam::111122223333:role/shop-ci-deployer"],
-     "cluster.viewRoleArns"),
+    (
+        "admin-not-a-role-arn",
+        "dev",
+        ["cluster", "adminRoleArns"],
+        ["arn:aws:iam::123:user/bob"],
+        "cluster.adminRoleArns",
+    ),
+    (
+        "x86-node-type-on-arm-ami",
+        "dev",
+        ["cluster", "nodeGroups", 0, "instanceTypes"],
+        ["m7i.large"],
+        "cluster.nodeGroups[0].instanceTypes",
+    ),
+    (
+        "desired-outside-bounds",
+        "dev",
+        ["cluster", "nodeGroups", 0, "desiredSize"],
+        9,
+        "cluster.nodeGroups[0].desiredSize",
+    ),
+    (
+        "node-group-mixes-sizes",
+        "prod",
+        ["cluster", "nodeGroups", 0, "instanceTypes"],
+        ["m7g.xlarge", "m7g.large"],
+        "cluster.nodeGroups[0].instanceTypes",
+    ),
+    (
+        "prod-public-api-endpoint",
+        "prod",
+        ["cluster", "publicAccessCidrs"],
+        ["198.51.100.10/32"],
+        "cluster.publicAccessCidrs",
+    ),
+    (
+        "private-access-from-public-range",
+        "prod",
+        ["cluster", "privateAccessCidrs"],
+        ["52.94.0.0/24"],
+        "cluster.privateAccessCidrs",
+    ),
+    (
+        "viewer-also-admin",
+        "dev",
+        ["cluster", "viewRoleArns"],
+        ["arn:aws:iam::111122223333:role/shop-ci-deployer"],
+        "cluster.viewRoleArns",
+    ),
     ("prod-too-few-nodes", "prod", ["cluster", "nodeGroups", 0, "minSize"], 1, "cluster.nodeGroups"),
     ("login-limit-not-stricter", "dev", ["edge", "loginRateLimitPer5Min"], 5000, "edge.loginRateLimitPer5Min"),
     ("prod-without-shield", "prod", ["edge", "shieldAdvanced"], False, "edge.shieldAdvanced"),
@@ -93,10 +145,8 @@ BAD_VALUES: list[tuple[str, str, list[Any], Any, str]] = [
 ]
 
 
-@pytest.mark.parametrize(("stack", "path", "value", "key"), [b[1:] for b in BAD_VALUES],
-                         ids=[b[0] for b in BAD_VALUES])
-def test_bad_value_fails_naming_the_key_and_what_is_allowed(stack: str, path: list[Any], value: Any,
-                                                             key: str) -> None:
+@pytest.mark.parametrize(("stack", "path", "value", "key"), [b[1:] for b in BAD_VALUES], ids=[b[0] for b in BAD_VALUES])
+def test_bad_value_fails_naming_the_key_and_what_is_allowed(stack: str, path: list[Any], value: Any, key: str) -> None:
     """A bad value must stop the program before any resource exists, and say which key and what is allowed,
     so the fix is obvious from the first line of output (not an AWS API error 20 minutes into an apply)."""
     raw, region = _raw(stack)
@@ -135,8 +185,13 @@ def test_the_config_models_import_nothing_they_configure() -> None:
 
     tree = ast.parse(Path(config.__file__).read_text())
     imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module} | {
-        alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+        alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
+    }
     library = {m for m in imported if m.startswith("shop_platform")}
     assert library <= {"shop_platform"}, library  # `from shop_platform import versions`: pins only
-    assert "versions" in {a.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
-                          and node.module == "shop_platform" for a in node.names}
+    assert "versions" in {
+        a.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module == "shop_platform"
+        for a in node.names
+    }

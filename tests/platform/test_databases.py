@@ -21,9 +21,15 @@ RDS = "aws:rds/instance:Instance"
 def _args(ctx: StackContext, config: dict[str, object] | None = None, **over: object) -> DatabasesArgs:
     """The component's args; ``config`` overrides keys of the ``databases`` section (the environment's defaults)."""
     base: dict[str, object] = dict(
-        ctx=ctx, services=catalog.database_services(), vpc_id="vpc-1", isolated_subnet_ids=["iso-a", "iso-b"],
-        cluster_security_group_id="sg-cluster", oidc_provider_arn="arn:aws:iam::111122223333:oidc-provider/x",
-        oidc_issuer="https://oidc.example/id/X", config=section(DatabasesConfig, ctx, **(config or {})))
+        ctx=ctx,
+        services=catalog.database_services(),
+        vpc_id="vpc-1",
+        isolated_subnet_ids=["iso-a", "iso-b"],
+        cluster_security_group_id="sg-cluster",
+        oidc_provider_arn="arn:aws:iam::111122223333:oidc-provider/x",
+        oidc_issuer="https://oidc.example/id/X",
+        config=section(DatabasesConfig, ctx, **(config or {})),
+    )
     base.update(over)
     return DatabasesArgs(**base)  # type: ignore[arg-type]
 
@@ -36,7 +42,8 @@ def test_one_instance_per_service_that_owns_data(run: Callable[..., Recording], 
     """Database-per-service: a shared instance would couple services' schemas, load and blast radius."""
     rec = _run(run, dev_ctx)
     assert sorted(r.inputs["dbName"] for r in rec.of_type(RDS)) == sorted(
-        s.database_name for s in catalog.database_services())
+        s.database_name for s in catalog.database_services()
+    )
 
 
 def test_secure_defaults_on_every_instance(run: Callable[..., Recording], dev_ctx: StackContext) -> None:
@@ -73,8 +80,9 @@ def test_parameter_group_forces_tls(run: Callable[..., Recording], dev_ctx: Stac
     assert all(db.inputs["parameterGroupName"] == group.outputs["name"] for db in rec.of_type(RDS))
 
 
-def test_prod_is_multi_az_protected_and_keeps_a_final_snapshot(run: Callable[..., Recording],
-                                                               prod_ctx: StackContext) -> None:
+def test_prod_is_multi_az_protected_and_keeps_a_final_snapshot(
+    run: Callable[..., Recording], prod_ctx: StackContext
+) -> None:
     """FSBP RDS.5/RDS.8: an AZ loss or a mistaken destroy must not lose orders or payments."""
     for db in _run(run, prod_ctx).of_type(RDS):
         assert db.inputs["multiAz"] is True

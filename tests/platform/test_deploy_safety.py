@@ -45,8 +45,11 @@ def test_prod_api_endpoint_is_private_only(prod_plan: PlanResult) -> None:
 
 def test_private_access_networks_reach_only_the_api_port(prod_plan: PlanResult) -> None:
     rec = prod_plan.recording
-    rules = [r for r in rec.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
-             if "api-from-private" in r.name]
+    rules = [
+        r
+        for r in rec.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+        if "api-from-private" in r.name
+    ]
     assert rules, "prod names CI networks in cluster.privateAccessCidrs"
     for rule in rules:
         assert (rule.inputs["fromPort"], rule.inputs["toPort"]) == (443, 443)
@@ -122,8 +125,9 @@ def test_services_start_after_their_database_role_exists(plan: PlanResult) -> No
             assert job_urns <= set(release.deps) | set(component.deps), release.name
 
 
-def test_prod_keeps_what_final_snapshots_need_and_dev_destroys_cleanly(dev_plan: PlanResult,
-                                                                        prod_plan: PlanResult) -> None:
+def test_prod_keeps_what_final_snapshots_need_and_dev_destroys_cleanly(
+    dev_plan: PlanResult, prod_plan: PlanResult
+) -> None:
     for plan, prod in ((dev_plan, False), (prod_plan, True)):
         rec = plan.recording
         for db in rec.of_type(RDS):
@@ -163,17 +167,21 @@ def test_maintenance_cloudfront_has_waf_logging_and_a_root_object(plan: PlanResu
     assert dist.urn in source.deps
     assert rec.one("aws:cloudwatch/logDelivery:LogDelivery").inputs["region"] == "us-east-1"
     logging = rec.of_type("aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration")
-    assert {a.outputs["arn"] for a in rec.of_type("aws:wafv2/webAcl:WebAcl")} <= {c.inputs["resourceArn"]
-                                                                                   for c in logging}
+    assert {a.outputs["arn"] for a in rec.of_type("aws:wafv2/webAcl:WebAcl")} <= {
+        c.inputs["resourceArn"] for c in logging
+    }
 
 
 def test_only_this_distribution_may_read_the_maintenance_bucket(plan: PlanResult) -> None:
     """A condition on distribution/* lets any distribution in the account use the bucket as its origin."""
     rec = plan.recording
     dist = rec.one("aws:cloudfront/distribution:Distribution")
-    grants = [st for p in rec.of_type("aws:s3/bucketPolicy:BucketPolicy")
-              for st in json.loads(p.inputs["policy"])["Statement"]
-              if st.get("Principal") == {"Service": "cloudfront.amazonaws.com"}]
+    grants = [
+        st
+        for p in rec.of_type("aws:s3/bucketPolicy:BucketPolicy")
+        for st in json.loads(p.inputs["policy"])["Statement"]
+        if st.get("Principal") == {"Service": "cloudfront.amazonaws.com"}
+    ]
     assert len(grants) == 1
     assert grants[0]["Condition"] == {"StringEquals": {"AWS:SourceArn": dist.outputs["arn"]}}
 
@@ -186,8 +194,12 @@ def test_every_bucket_writes_server_access_logs_except_the_log_bucket(plan: Plan
     targets = {lg.inputs["targetBucket"] for lg in logging}
     assert len(targets) == 1
     assert {lg.inputs["bucket"] for lg in logging} == buckets - targets
-    delivery = [st for p in rec.of_type("aws:s3/bucketPolicy:BucketPolicy")
-                for st in json.loads(p.inputs["policy"])["Statement"] if st.get("Sid") == "S3ServerAccessLogs"]
+    delivery = [
+        st
+        for p in rec.of_type("aws:s3/bucketPolicy:BucketPolicy")
+        for st in json.loads(p.inputs["policy"])["Statement"]
+        if st.get("Sid") == "S3ServerAccessLogs"
+    ]
     assert len(delivery) == 1
     assert delivery[0]["Condition"]["StringEquals"] == {"aws:SourceAccount": "111122223333"}
 
@@ -228,8 +240,10 @@ def test_service_roles_are_bound_to_this_account(plan: PlanResult) -> None:
 def test_aws_apis_are_reached_through_vpc_endpoints(plan: PlanResult) -> None:
     """S3 (gateway) and the interface endpoints the workloads call, with private DNS in the node subnets."""
     rec = plan.recording
-    endpoints = {e.inputs["serviceName"].removeprefix("com.amazonaws.eu-west-1."): e
-                 for e in rec.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")}
+    endpoints = {
+        e.inputs["serviceName"].removeprefix("com.amazonaws.eu-west-1."): e
+        for e in rec.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")
+    }
     assert set(endpoints) == {"s3", "ecr.api", "ecr.dkr", "secretsmanager", "sts", "logs"}
     assert endpoints["s3"].inputs["vpcEndpointType"] == "Gateway"
     private = {s.id for s in rec.of_type("aws:ec2/subnet:Subnet") if s.inputs["tags"]["tier"] == "private"}
@@ -249,11 +263,21 @@ def test_database_pods_https_egress_stays_inside_the_vpc(plan: PlanResult, tmp_p
     vpc = plan.recording.one("aws:ec2/vpc:Vpc").inputs["cidrBlock"]
     allowed = set(endpoint_cidrs(vpc))
     write(plan, tmp_path)
-    policies = [d for f in (tmp_path / "manifests").rglob("*.yaml") for d in yaml.safe_load_all(f.read_text())
-                if d and d.get("kind") == "NetworkPolicy"
-                and d["metadata"].get("namespace") in (SERVICES_NS, BOOTSTRAP_NAMESPACE)]
-    https = [peer for pol in policies for rule in pol["spec"].get("egress", [])
-             if any(p.get("port") == 443 for p in rule.get("ports", [])) for peer in rule.get("to", [])]
+    policies = [
+        d
+        for f in (tmp_path / "manifests").rglob("*.yaml")
+        for d in yaml.safe_load_all(f.read_text())
+        if d
+        and d.get("kind") == "NetworkPolicy"
+        and d["metadata"].get("namespace") in (SERVICES_NS, BOOTSTRAP_NAMESPACE)
+    ]
+    https = [
+        peer
+        for pol in policies
+        for rule in pol["spec"].get("egress", [])
+        if any(p.get("port") == 443 for p in rule.get("ports", []))
+        for peer in rule.get("to", [])
+    ]
     assert https
     for peer in https:
         if "ipBlock" in peer:

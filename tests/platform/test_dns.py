@@ -20,8 +20,14 @@ ALB = "edge-alb-123.eu-west-1.elb.amazonaws.com"
 
 def _api(ctx: StackContext, config: dict[str, object] | None = None, **over: object) -> Callable[[], object]:
     """The component's args; ``config`` overrides keys of the ``edge`` section (the environment's defaults)."""
-    base: dict[str, object] = dict(ctx=ctx, api_domain="api.shop.example.com", zone_id="Z1", alb_dns_name=ALB,
-                                   alb_zone_id="ZALB", config=section(EdgeConfig, ctx, **(config or {})))
+    base: dict[str, object] = dict(
+        ctx=ctx,
+        api_domain="api.shop.example.com",
+        zone_id="Z1",
+        alb_dns_name=ALB,
+        alb_zone_id="ZALB",
+        config=section(EdgeConfig, ctx, **(config or {})),
+    )
     base.update(over)
     return lambda: ApiDns("dns", ApiDnsArgs(**base))  # type: ignore[arg-type]
 
@@ -50,8 +56,9 @@ def test_zone_lookup_declares_nothing(run: Callable[..., Recording], dev_ctx: St
 def test_a_created_zone_logs_dns_queries_in_us_east_1(run: Callable[..., Recording], dev_ctx: StackContext) -> None:
     """FSBP Route53.2: query logs show who resolves what (reconnaissance, DNS abuse); Route 53 only delivers
     them to a log group in us-east-1, whose resource policy must let route53.amazonaws.com write."""
-    rec = run(lambda: Zone("zone", ZoneArgs(ctx=dev_ctx, domain="shop.example.com", create=True,
-                                            query_log_retention_days=30)))
+    rec = run(
+        lambda: Zone("zone", ZoneArgs(ctx=dev_ctx, domain="shop.example.com", create=True, query_log_retention_days=30))
+    )
     group = rec.one("aws:cloudwatch/logGroup:LogGroup")
     assert group.inputs["name"] == "/aws/route53/shop.example.com"
     assert group.inputs["region"] == "us-east-1"
@@ -63,8 +70,7 @@ def test_a_created_zone_logs_dns_queries_in_us_east_1(run: Callable[..., Recordi
     assert group.outputs["arn"].startswith(policy["Statement"][0]["Resource"].rstrip("*"))
 
 
-def test_health_check_probes_the_alb_healthz_over_https(run: Callable[..., Recording],
-                                                        dev_ctx: StackContext) -> None:
+def test_health_check_probes_the_alb_healthz_over_https(run: Callable[..., Recording], dev_ctx: StackContext) -> None:
     """The check must follow the real entry path (TLS on the ALB) and target the ALB, not the failover name."""
     check = run(_api(dev_ctx)).one("aws:route53/healthCheck:HealthCheck").inputs
     assert (check["type"], check["fqdn"], check["port"], check["resourcePath"]) == ("HTTPS", ALB, 443, "/healthz")
@@ -72,7 +78,8 @@ def test_health_check_probes_the_alb_healthz_over_https(run: Callable[..., Recor
 
 
 def test_alarm_watches_the_health_check_in_us_east_1_and_notifies_an_encrypted_topic(
-        run: Callable[..., Recording], dev_ctx: StackContext) -> None:
+    run: Callable[..., Recording], dev_ctx: StackContext
+) -> None:
     """Route 53 publishes health-check metrics only in us-east-1; an alarm elsewhere would never fire."""
     rec = run(_api(dev_ctx, config={"alertEmail": "oncall@example.com"}))
     alarm = rec.one("aws:cloudwatch/metricAlarm:MetricAlarm").inputs
@@ -92,7 +99,8 @@ def test_alarm_watches_the_health_check_in_us_east_1_and_notifies_an_encrypted_t
 
 
 def test_maintenance_site_answers_503_problem_json_with_its_own_us_east_1_certificate(
-        run: Callable[..., Recording], dev_ctx: StackContext) -> None:
+    run: Callable[..., Recording], dev_ctx: StackContext
+) -> None:
     """While the primary is down clients get a clear RFC 9457 answer and Retry-After, not a timeout;
     CloudFront only accepts us-east-1 certificates."""
     rec = run(_api(dev_ctx))
@@ -116,8 +124,9 @@ def test_maintenance_site_answers_503_problem_json_with_its_own_us_east_1_certif
     assert headers["customHeadersConfig"]["items"][0]["header"] == "Retry-After"
 
 
-def test_maintenance_bucket_is_readable_only_by_cloudfront(run: Callable[..., Recording],
-                                                           dev_ctx: StackContext) -> None:
+def test_maintenance_bucket_is_readable_only_by_cloudfront(
+    run: Callable[..., Recording], dev_ctx: StackContext
+) -> None:
     """Origin Access Control: the bucket stays private; only this site's distribution may read it."""
     rec = run(_api(dev_ctx))
     policy = json.loads(rec.one("aws:s3/bucketPolicy:BucketPolicy").inputs["policy"])
@@ -128,20 +137,30 @@ def test_maintenance_bucket_is_readable_only_by_cloudfront(run: Callable[..., Re
     assert rec.one("aws:cloudfront/originAccessControl:OriginAccessControl").inputs["signingBehavior"] == "always"
 
 
-def test_failover_pair_primary_alb_with_check_secondary_maintenance(run: Callable[..., Recording],
-                                                                    dev_ctx: StackContext) -> None:
+def test_failover_pair_primary_alb_with_check_secondary_maintenance(
+    run: Callable[..., Recording], dev_ctx: StackContext
+) -> None:
     """The pair is what turns an outage into a 503 answer: PRIMARY health-checked ALB, SECONDARY CDN."""
     rec = run(_api(dev_ctx))
     records = {r.inputs.get("setIdentifier"): r.inputs for r in rec.of_type("aws:route53/record:Record")}
     assert records["primary"]["healthCheckId"] == rec.one("aws:route53/healthCheck:HealthCheck").id
     assert records["primary"]["aliases"][0]["name"] == ALB
-    assert records["secondary"]["aliases"][0]["name"] == rec.one(
-        "aws:cloudfront/distribution:Distribution").outputs["domainName"]
+    assert (
+        records["secondary"]["aliases"][0]["name"]
+        == rec.one("aws:cloudfront/distribution:Distribution").outputs["domainName"]
+    )
     assert "healthCheckId" not in records["secondary"]
 
 
 def test_health_check_interval_must_be_one_route53_supports(dev_ctx: StackContext) -> None:
     """Route 53 accepts 10 or 30 seconds; anything else fails at apply time."""
     with pytest.raises(ValueError, match="10 or 30"):
-        ApiDnsArgs(ctx=dev_ctx, api_domain="api.x.com", zone_id="Z", alb_dns_name="a", alb_zone_id="b",
-                   config=section(EdgeConfig, dev_ctx), request_interval=15)
+        ApiDnsArgs(
+            ctx=dev_ctx,
+            api_domain="api.x.com",
+            zone_id="Z",
+            alb_dns_name="a",
+            alb_zone_id="b",
+            config=section(EdgeConfig, dev_ctx),
+            request_interval=15,
+        )

@@ -15,7 +15,8 @@ from tools import docgen
 def test_committed_generated_documents_match_the_models(path: Path) -> None:
     """Fails when a model changed without `python -m tools.docgen write` (or the copy was hand-edited)."""
     assert path.read_text() == docgen.generated()[path], (
-        f"{path.relative_to(docgen.REPO_ROOT)} is stale: run `.venv/bin/python -m tools.docgen write`")
+        f"{path.relative_to(docgen.REPO_ROOT)} is stale: run `.venv/bin/python -m tools.docgen write`"
+    )
 
 
 def test_the_check_command_notices_a_stale_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -34,12 +35,24 @@ def test_the_check_command_notices_a_stale_table(tmp_path: Path, monkeypatch: py
 def test_every_key_of_every_stack_model_has_a_row() -> None:
     """The tables list every key a stack file may hold (the models forbid any other)."""
     text = docgen.README.read_text()
-    for model in (config.NetworkConfig, config.ClusterConfig, config.DatabasesConfig, config.EdgeConfig,
-                  config.KubernetesConfig, config.KindConfig, config.RegistryConfig):
-        section = {config.NetworkConfig: "network", config.ClusterConfig: "cluster",
-                   config.DatabasesConfig: "databases", config.EdgeConfig: "edge",
-                   config.KubernetesConfig: "kubernetes", config.KindConfig: "kind",
-                   config.RegistryConfig: "registry"}[model]
+    for model in (
+        config.NetworkConfig,
+        config.ClusterConfig,
+        config.DatabasesConfig,
+        config.EdgeConfig,
+        config.KubernetesConfig,
+        config.KindConfig,
+        config.RegistryConfig,
+    ):
+        section = {
+            config.NetworkConfig: "network",
+            config.ClusterConfig: "cluster",
+            config.DatabasesConfig: "databases",
+            config.EdgeConfig: "edge",
+            config.KubernetesConfig: "kubernetes",
+            config.KindConfig: "kind",
+            config.RegistryConfig: "registry",
+        }[model]
         for name, info in model.model_fields.items():
             assert f"| `{section}.{info.alias or name}` |" in text, f"{section}.{info.alias or name}"
 

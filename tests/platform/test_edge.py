@@ -18,21 +18,29 @@ from tools.offline import Recording
 def _args(ctx: StackContext, config: dict[str, object] | None = None, **over: object) -> EdgeArgs:
     """The component's args; ``config`` overrides keys of the ``edge`` section (the environment's defaults)."""
     base: dict[str, object] = dict(
-        ctx=ctx, api_domain="api.shop.example.com", zone_id="Z1", vpc_id="vpc-1",
-        public_subnet_ids=["pub-a", "pub-b"], cluster_security_group_id="sg-cluster",
-        oidc_provider_arn="arn:aws:iam::111122223333:oidc-provider/x", oidc_issuer="https://oidc.example/id/X",
-        config=section(EdgeConfig, ctx, **(config or {})))
+        ctx=ctx,
+        api_domain="api.shop.example.com",
+        zone_id="Z1",
+        vpc_id="vpc-1",
+        public_subnet_ids=["pub-a", "pub-b"],
+        cluster_security_group_id="sg-cluster",
+        oidc_provider_arn="arn:aws:iam::111122223333:oidc-provider/x",
+        oidc_issuer="https://oidc.example/id/X",
+        config=section(EdgeConfig, ctx, **(config or {})),
+    )
     base.update(over)
     return EdgeArgs(**base)  # type: ignore[arg-type]
 
 
-def _run(run: Callable[..., Recording], ctx: StackContext, config: dict[str, object] | None = None,
-         **over: object) -> Recording:
+def _run(
+    run: Callable[..., Recording], ctx: StackContext, config: dict[str, object] | None = None, **over: object
+) -> Recording:
     return run(lambda: Edge("edge", _args(ctx, config, **over)))
 
 
-def test_http_only_redirects_and_https_uses_the_modern_policy(run: Callable[..., Recording],
-                                                              dev_ctx: StackContext) -> None:
+def test_http_only_redirects_and_https_uses_the_modern_policy(
+    run: Callable[..., Recording], dev_ctx: StackContext
+) -> None:
     """FSBP ELB.1/ELB.17: no plaintext API traffic and no TLS 1.0/1.1."""
     rec = _run(run, dev_ctx)
     listeners = {li.inputs["port"]: li for li in rec.of_type("aws:lb/listener:Listener")}
@@ -58,9 +66,9 @@ def test_certificate_is_validated_through_route53(run: Callable[..., Recording],
     assert record.inputs["name"] == cert.outputs["domainValidationOptions"][0]["resourceRecordName"]
 
 
-def test_alb_drops_invalid_headers_logs_and_is_protected_in_prod(run: Callable[..., Recording],
-                                                                 dev_ctx: StackContext,
-                                                                 prod_ctx: StackContext) -> None:
+def test_alb_drops_invalid_headers_logs_and_is_protected_in_prod(
+    run: Callable[..., Recording], dev_ctx: StackContext, prod_ctx: StackContext
+) -> None:
     """FSBP ELB.4/5/6/12: request smuggling defences, an audit trail, no accidental deletion in prod."""
     alb = _run(run, dev_ctx).one("aws:lb/loadBalancer:LoadBalancer").inputs
     assert alb["dropInvalidHeaderFields"] is True
@@ -73,8 +81,9 @@ def test_alb_drops_invalid_headers_logs_and_is_protected_in_prod(run: Callable[.
     assert prod["enableDeletionProtection"] is True
 
 
-def test_access_log_bucket_is_private_encrypted_and_writable_only_by_elb(run: Callable[..., Recording],
-                                                                         dev_ctx: StackContext) -> None:
+def test_access_log_bucket_is_private_encrypted_and_writable_only_by_elb(
+    run: Callable[..., Recording], dev_ctx: StackContext
+) -> None:
     """Access logs hold client IPs and paths; ALB delivery supports SSE-S3 only, so that is what is used."""
     rec = _run(run, dev_ctx)
     sse = rec.one("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration")
@@ -89,8 +98,9 @@ def test_access_log_bucket_is_private_encrypted_and_writable_only_by_elb(run: Ca
     assert rec.one("aws:lb/loadBalancer:LoadBalancer").inputs["accessLogs"]["bucket"] == bucket.outputs["bucket"]
 
 
-def test_traffic_reaches_gateway_pods_through_an_ip_target_group(run: Callable[..., Recording],
-                                                                 dev_ctx: StackContext) -> None:
+def test_traffic_reaches_gateway_pods_through_an_ip_target_group(
+    run: Callable[..., Recording], dev_ctx: StackContext
+) -> None:
     """TargetGroupBinding registers gateway pods directly; health checks follow the API's liveness route."""
     rec = _run(run, dev_ctx, gateway_port=8080)
     tg = rec.one("aws:lb/targetGroup:TargetGroup").inputs
@@ -106,8 +116,9 @@ def test_traffic_reaches_gateway_pods_through_an_ip_target_group(run: Callable[.
     assert egress["referencedSecurityGroupId"] == "sg-cluster"
 
 
-def test_web_acl_has_managed_groups_rate_rules_and_redacted_logging(run: Callable[..., Recording],
-                                                                    dev_ctx: StackContext) -> None:
+def test_web_acl_has_managed_groups_rate_rules_and_redacted_logging(
+    run: Callable[..., Recording], dev_ctx: StackContext
+) -> None:
     """FSBP WAF.10/11/12 with the stricter login limit from config; tokens never reach the WAF logs."""
     rec = _run(run, dev_ctx, config={"rateLimitPer5Min": 3000, "loginRateLimitPer5Min": 50})
     acl = rec.one("aws:wafv2/webAcl:WebAcl")
@@ -130,8 +141,9 @@ def test_web_acl_has_managed_groups_rate_rules_and_redacted_logging(run: Callabl
     assert assoc["resourceArn"] == rec.one("aws:lb/loadBalancer:LoadBalancer").outputs["arn"]
 
 
-def test_load_balancer_controller_role_is_scoped_to_the_target_group(run: Callable[..., Recording],
-                                                                     dev_ctx: StackContext) -> None:
+def test_load_balancer_controller_role_is_scoped_to_the_target_group(
+    run: Callable[..., Recording], dev_ctx: StackContext
+) -> None:
     """The controller can only (de)register targets on our target group, never build load balancers."""
     rec = _run(run, dev_ctx)
     doc = json.loads(rec.named("edge-lb-controller-role-policy").inputs["policy"])

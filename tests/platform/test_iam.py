@@ -29,8 +29,9 @@ def test_secret_reader_names_one_secret_and_decrypts_only_via_secrets_manager() 
     doc = iam.secret_reader("arn:secret:orders", "arn:key:orders", "eu-west-1")
     resources = [s["Resource"] for s in doc["Statement"]]
     assert resources == ["arn:secret:orders", "arn:key:orders"]
-    assert doc["Statement"][1]["Condition"]["StringEquals"]["kms:ViaService"] == \
-        "secretsmanager.eu-west-1.amazonaws.com"
+    assert (
+        doc["Statement"][1]["Condition"]["StringEquals"]["kms:ViaService"] == "secretsmanager.eu-west-1.amazonaws.com"
+    )
 
 
 def test_cluster_autoscaler_may_only_resize_this_clusters_groups() -> None:
@@ -44,8 +45,14 @@ def test_load_balancer_controller_only_registers_targets_on_one_target_group() -
     """With TargetGroupBinding the controller never needs to create load balancers or edit security groups."""
     doc = iam.target_group_binder("arn:tg")
     writes = [s for s in doc["Statement"] if s["Resource"] != "*"]
-    assert writes == [{"Sid": "RegisterTargets", "Effect": "Allow", "Resource": "arn:tg", "Action": [
-        "elasticloadbalancing:RegisterTargets", "elasticloadbalancing:DeregisterTargets"]}]
+    assert writes == [
+        {
+            "Sid": "RegisterTargets",
+            "Effect": "Allow",
+            "Resource": "arn:tg",
+            "Action": ["elasticloadbalancing:RegisterTargets", "elasticloadbalancing:DeregisterTargets"],
+        }
+    ]
     read_only = next(s for s in doc["Statement"] if s["Resource"] == "*")
     assert all(":Describe" in a for a in read_only["Action"])
 
@@ -57,7 +64,8 @@ def test_logs_may_use_a_key_only_for_this_accounts_log_groups() -> None:
     grant = doc["Statement"][1]
     assert grant["Principal"] == {"Service": "logs.eu-west-1.amazonaws.com"}
     assert grant["Condition"]["ArnLike"] == {
-        "kms:EncryptionContext:aws:logs:arn": "arn:aws:logs:eu-west-1:111122223333:log-group:*"}
+        "kms:EncryptionContext:aws:logs:arn": "arn:aws:logs:eu-west-1:111122223333:log-group:*"
+    }
     assert "kms:*" not in grant["Action"]
 
 
@@ -71,8 +79,9 @@ def test_only_this_accounts_alarms_may_publish_to_the_alert_topic() -> None:
 
 def test_waf_log_delivery_is_limited_to_our_account() -> None:
     """Vended-log delivery writes on behalf of any account; SourceAccount keeps it to ours."""
-    doc = iam.log_delivery_policy("arn:aws:logs:eu-west-1:111122223333:log-group:aws-waf-logs-x", "111122223333",
-                                  "eu-west-1")
+    doc = iam.log_delivery_policy(
+        "arn:aws:logs:eu-west-1:111122223333:log-group:aws-waf-logs-x", "111122223333", "eu-west-1"
+    )
     stmt = doc["Statement"][0]
     assert stmt["Resource"].endswith("aws-waf-logs-x:*")
     assert stmt["Condition"]["StringEquals"] == {"aws:SourceAccount": "111122223333"}

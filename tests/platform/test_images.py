@@ -37,13 +37,18 @@ def test_a_fully_pinned_stack_is_deployable() -> None:
     check_deployable(dev(imageTag=SHA, imageDigests=DIGESTS))
 
 
-@pytest.mark.parametrize(("kubernetes", "key"), [
-    ({}, "kubernetes.imageTag"),  # the committed stack file: no pins at all
-    ({"imageTag": "0.1.0", "imageDigests": DIGESTS}, "kubernetes.imageTag"),  # a tag nobody pushed
-    ({"imageTag": SHA}, "kubernetes.imageDigests.gateway"),
-    ({"imageTag": SHA, "imageDigests": {k: v for k, v in DIGESTS.items() if k != "payments"}},
-     "kubernetes.imageDigests.payments"),
-])
+@pytest.mark.parametrize(
+    ("kubernetes", "key"),
+    [
+        ({}, "kubernetes.imageTag"),  # the committed stack file: no pins at all
+        ({"imageTag": "0.1.0", "imageDigests": DIGESTS}, "kubernetes.imageTag"),  # a tag nobody pushed
+        ({"imageTag": SHA}, "kubernetes.imageDigests.gateway"),
+        (
+            {"imageTag": SHA, "imageDigests": {k: v for k, v in DIGESTS.items() if k != "payments"}},
+            "kubernetes.imageDigests.payments",
+        ),
+    ],
+)
 def test_an_unpinned_stack_is_refused_with_the_key_named(kubernetes: dict[str, object], key: str) -> None:
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         check_deployable(dev(**kubernetes))
@@ -51,13 +56,19 @@ def test_an_unpinned_stack_is_refused_with_the_key_named(kubernetes: dict[str, o
 
 def test_a_registry_in_another_region_or_missing_is_refused() -> None:
     cfg = dev(imageTag=SHA, imageDigests=DIGESTS)
-    other = cfg.model_copy(update={"kubernetes": cfg.kubernetes.model_copy(
-        update={"image_registry": REGISTRY.replace("eu-west-1", "us-east-1")})})
+    other = cfg.model_copy(
+        update={
+            "kubernetes": cfg.kubernetes.model_copy(
+                update={"image_registry": REGISTRY.replace("eu-west-1", "us-east-1")}
+            )
+        }
+    )
     with pytest.raises(ConfigError, match="the registry is in us-east-1, the stack in eu-west-1"):
         check_deployable(other)
     with pytest.raises(ConfigError, match=r"kubernetes\.imageRegistry"):
-        check_deployable(cfg.model_copy(update={"kubernetes": cfg.kubernetes.model_copy(
-            update={"image_registry": None})}))
+        check_deployable(
+            cfg.model_copy(update={"kubernetes": cfg.kubernetes.model_copy(update={"image_registry": None})})
+        )
 
 
 def test_a_malformed_registry_or_digest_is_refused_at_parse_time() -> None:
@@ -87,14 +98,18 @@ def test_every_service_runs_the_pinned_digest_from_the_shared_registry(plan: Pla
 
     pins = offline_pins()
     assert plan.recording.outputs["imagePins"] == {"tag": pins["imageTag"], "digests": pins["imageDigests"]}
-    images = {c["image"] for obj in render_recording(plan.recording).objects
-              if obj.get("kind") == "Deployment" and obj["metadata"].get("namespace") == "shop"
-              for c in obj["spec"]["template"]["spec"]["containers"]}
+    images = {
+        c["image"]
+        for obj in render_recording(plan.recording).objects
+        if obj.get("kind") == "Deployment" and obj["metadata"].get("namespace") == "shop"
+        for c in obj["spec"]["template"]["spec"]["containers"]
+    }
     assert images == {f"{REGISTRY}/shop/{s}:{pins['imageTag']}@{d}" for s, d in pins["imageDigests"].items()}
 
 
-def test_pins_round_trip_through_the_stack_output_and_the_ci_helper(tmp_path: Path,
-                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_pins_round_trip_through_the_stack_output_and_the_ci_helper(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cfg = dev(imageTag=SHA, imageDigests=DIGESTS)
     path = tmp_path / "pins.json"
     path.write_text(json.dumps(pins_of(cfg.kubernetes)))
@@ -104,15 +119,19 @@ def test_pins_round_trip_through_the_stack_output_and_the_ci_helper(tmp_path: Pa
     assert sorted(lines[1:]) == sorted(f"kubernetes.imageDigests.{k} {v}" for k, v in DIGESTS.items())
 
 
-@pytest.mark.parametrize("pins", [
-    {"tag": SHA, "digests": {k: v for k, v in DIGESTS.items() if k != "users"}},  # a service missing
-    {"tag": SHA, "digests": {**DIGESTS, "reviews": DIGESTS["users"]}},  # not a catalog service
-    {"tag": SHA, "digests": {**DIGESTS, "users": "sha256:abc"}},
-    {"tag": "main", "digests": DIGESTS},
-    {"tag": SHA, "digests": DIGESTS, "registry": REGISTRY},
-])
-def test_the_ci_helper_refuses_incomplete_or_malformed_pins(pins: dict[str, object], tmp_path: Path,
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "pins",
+    [
+        {"tag": SHA, "digests": {k: v for k, v in DIGESTS.items() if k != "users"}},  # a service missing
+        {"tag": SHA, "digests": {**DIGESTS, "reviews": DIGESTS["users"]}},  # not a catalog service
+        {"tag": SHA, "digests": {**DIGESTS, "users": "sha256:abc"}},
+        {"tag": "main", "digests": DIGESTS},
+        {"tag": SHA, "digests": DIGESTS, "registry": REGISTRY},
+    ],
+)
+def test_the_ci_helper_refuses_incomplete_or_malformed_pins(
+    pins: dict[str, object], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(ConfigError):
         parse_pins(pins)
     path = tmp_path / "pins.json"
@@ -123,16 +142,20 @@ def test_the_ci_helper_refuses_incomplete_or_malformed_pins(pins: dict[str, obje
     assert "images: config retail-platform:kubernetes" in captured.err
 
 
-@pytest.mark.parametrize(("registry", "match"), [
-    ({"pullAccountIds": []}, "pullAccountIds"),
-    ({"pullAccountIds": [111122223333]}, "quoted strings"),  # YAML would read unquoted ids as numbers
-    ({"pullAccountIds": ["111122223333"], "keepImages": 3}, "keepImages"),
-    ({"pullAccountIds": ["111122223333"], "pushRoles": []}, "registry"),
-])
+@pytest.mark.parametrize(
+    ("registry", "match"),
+    [
+        ({"pullAccountIds": []}, "pullAccountIds"),
+        ({"pullAccountIds": [111122223333]}, "quoted strings"),  # YAML would read unquoted ids as numbers
+        ({"pullAccountIds": ["111122223333"], "keepImages": 3}, "keepImages"),
+        ({"pullAccountIds": ["111122223333"], "pushRoles": []}, "registry"),
+    ],
+)
 def test_registry_stack_config_errors_name_the_key(registry: dict[str, object], match: str) -> None:
     with pytest.raises(ConfigError, match=match):
-        parse_registry_stack_config("registry", {"environment": "registry", "owner": "platform-team",
-                                                 "registry": registry}, "eu-west-1")
+        parse_registry_stack_config(
+            "registry", {"environment": "registry", "owner": "platform-team", "registry": registry}, "eu-west-1"
+        )
 
 
 def test_the_kind_stack_may_not_name_a_registry() -> None:

@@ -23,7 +23,7 @@ def test_subnets_never_overlap_and_stay_inside_the_vpc(cidr: str) -> None:
     nets = [ipaddress.IPv4Network(c) for c in plan.all()]
     vpc = ipaddress.IPv4Network(cidr)
     assert all(n.subnet_of(vpc) for n in nets)
-    assert not any(a.overlaps(b) for i, a in enumerate(nets) for b in nets[i + 1:])
+    assert not any(a.overlaps(b) for i, a in enumerate(nets) for b in nets[i + 1 :])
 
 
 def test_adding_a_third_az_never_renumbers_the_first_two() -> None:
@@ -37,8 +37,9 @@ def test_adding_a_third_az_never_renumbers_the_first_two() -> None:
 def test_node_tier_gets_the_largest_subnets() -> None:
     """Pods take VPC addresses (VPC CNI): the private tier must be the biggest or pods stop scheduling."""
     plan = plan_subnets("10.20.0.0/16", 3)
-    assert ipaddress.IPv4Network(plan.private[0]).num_addresses > 4 * ipaddress.IPv4Network(
-        plan.public[0]).num_addresses
+    assert (
+        ipaddress.IPv4Network(plan.private[0]).num_addresses > 4 * ipaddress.IPv4Network(plan.public[0]).num_addresses
+    )
 
 
 def _build(ctx: StackContext, nat: str, azs: tuple[str, ...] = AZS3) -> Callable[[], object]:
@@ -46,8 +47,9 @@ def _build(ctx: StackContext, nat: str, azs: tuple[str, ...] = AZS3) -> Callable
     return lambda: Network("net", NetworkArgs(ctx=ctx, config=config, availability_zones=azs, cluster_name="shop-test"))
 
 
-def test_prod_gets_one_nat_per_az_dev_one(run: Callable[..., Recording], dev_ctx: StackContext,
-                                          prod_ctx: StackContext) -> None:
+def test_prod_gets_one_nat_per_az_dev_one(
+    run: Callable[..., Recording], dev_ctx: StackContext, prod_ctx: StackContext
+) -> None:
     """One NAT per AZ in prod so an AZ outage cannot cut the other AZs' egress; one in dev to save cost."""
     prod = run(_build(prod_ctx, "per_az"), stack="prod")
     assert len(prod.of_type("aws:ec2/natGateway:NatGateway")) == 3
@@ -64,7 +66,8 @@ def test_prod_refuses_a_single_nat(prod_ctx: StackContext) -> None:
 
 
 def test_no_subnet_hands_out_public_ips_and_isolated_tier_has_no_route_out(
-        run: Callable[..., Recording], dev_ctx: StackContext) -> None:
+    run: Callable[..., Recording], dev_ctx: StackContext
+) -> None:
     """Only the ALB may be reachable from the internet; databases must not even have a path out."""
     rec = run(_build(dev_ctx, "single"))
     subnets = rec.of_type("aws:ec2/subnet:Subnet")
@@ -72,14 +75,14 @@ def test_no_subnet_hands_out_public_ips_and_isolated_tier_has_no_route_out(
     assert all(s.inputs["mapPublicIpOnLaunch"] is False for s in subnets)
     isolated_rt = rec.named("net-isolated-rt")
     assert not [r for r in rec.of_type("aws:ec2/route:Route") if r.parent and "isolated" in r.name]
-    assocs = [a for a in rec.of_type("aws:ec2/routeTableAssociation:RouteTableAssociation")
-              if "isolated" in a.name]
+    assocs = [a for a in rec.of_type("aws:ec2/routeTableAssociation:RouteTableAssociation") if "isolated" in a.name]
     assert len(assocs) == 3
     assert all(a.inputs["routeTableId"] == f"{isolated_rt.name}-id" for a in assocs)
 
 
 def test_default_security_group_is_emptied_and_flow_logs_are_encrypted(
-        run: Callable[..., Recording], dev_ctx: StackContext) -> None:
+    run: Callable[..., Recording], dev_ctx: StackContext
+) -> None:
     """FSBP EC2.2 (default SG allows nothing) and EC2.6 (flow logs), with logs encrypted by our own key."""
     rec = run(_build(dev_ctx, "single"))
     dsg = rec.one("aws:ec2/defaultSecurityGroup:DefaultSecurityGroup")

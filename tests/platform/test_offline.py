@@ -33,6 +33,7 @@ def test_apply_callbacks_run(run: Callable[..., Recording]) -> None:
 
 def test_secrets_are_redacted_in_the_recording(run: Callable[..., Recording]) -> None:
     """resources.json is an artifact people read and CI stores: secret inputs must never appear in it."""
+
     def program() -> None:
         aws.secretsmanager.SecretVersion("s", secret_id="x", secret_string=pulumi.Output.secret("hunter2"))
         pulumi.export("token", pulumi.Output.secret("t0ken"))
@@ -63,7 +64,12 @@ def test_the_plan_is_byte_for_byte_reproducible(tmp_path: Path) -> None:
     for seed in ("1", "2"):
         out = tmp_path / seed
         env = {**os.environ, "PYTHONHASHSEED": seed}
-        subprocess.run([sys.executable, "-m", "tools.plan", "--stack", "dev", "--out", str(out), "--quiet"],
-                       check=True, env=env, capture_output=True, cwd=REPO_ROOT)
+        subprocess.run(
+            [sys.executable, "-m", "tools.plan", "--stack", "dev", "--out", str(out), "--quiet"],
+            check=True,
+            env=env,
+            capture_output=True,
+            cwd=REPO_ROOT,
+        )
         outputs.append((out / "resources.json").read_bytes())
     assert outputs[0] == outputs[1]

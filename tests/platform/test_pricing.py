@@ -26,28 +26,62 @@ from tools.pricing import (
 
 
 def res(type_: str, name: str, id_: str | None = None, **inputs: Any) -> RecordedResource:
-    return RecordedResource(urn=f"urn:pulumi:t::p::{type_}::{name}", type=type_, name=name, parent=None, custom=True,
-                            provider=None, deps=(), inputs=inputs, id=id_)
+    return RecordedResource(
+        urn=f"urn:pulumi:t::p::{type_}::{name}",
+        type=type_,
+        name=name,
+        parent=None,
+        custom=True,
+        provider=None,
+        deps=(),
+        inputs=inputs,
+        id=id_,
+    )
 
 
 def small_plan() -> Recording:
-    return Recording(resources=[
-        res("aws:eks/cluster:Cluster", "cluster", version="1.35", upgradePolicy={"supportType": "STANDARD"}),
-        res("aws:ec2/launchTemplate:LaunchTemplate", "lt", id_="lt-1",
-            blockDeviceMappings=[{"ebs": {"volumeType": "gp3", "volumeSize": 50.0}}]),
-        res("aws:eks/nodeGroup:NodeGroup", "general", instanceTypes=["m7g.large"],
-            scalingConfig={"minSize": 2.0, "maxSize": 4.0, "desiredSize": 2.0}, launchTemplate={"id": "lt-1"}),
-        res("aws:ec2/natGateway:NatGateway", "nat"),
-        res("aws:ec2/eip:Eip", "nat-eip"),
-        res("aws:rds/instance:Instance", "db", identifier="dev-orders", engine="postgres",
-            instanceClass="db.t4g.medium", multiAz=True, allocatedStorage=20.0, storageType="gp3",
-            manageMasterUserPassword=True),
-        res("aws:kms/key:Key", "k1"), res("aws:kms/key:Key", "k2"),
-        res("aws:lb/loadBalancer:LoadBalancer", "alb", loadBalancerType="application", internal=False,
-            subnets=["a", "b"]),
-        res("aws:iam/role:Role", "role"),  # free
-        res("aws:s3/bucket:Bucket", "logs"),  # usage-priced
-    ])
+    return Recording(
+        resources=[
+            res("aws:eks/cluster:Cluster", "cluster", version="1.35", upgradePolicy={"supportType": "STANDARD"}),
+            res(
+                "aws:ec2/launchTemplate:LaunchTemplate",
+                "lt",
+                id_="lt-1",
+                blockDeviceMappings=[{"ebs": {"volumeType": "gp3", "volumeSize": 50.0}}],
+            ),
+            res(
+                "aws:eks/nodeGroup:NodeGroup",
+                "general",
+                instanceTypes=["m7g.large"],
+                scalingConfig={"minSize": 2.0, "maxSize": 4.0, "desiredSize": 2.0},
+                launchTemplate={"id": "lt-1"},
+            ),
+            res("aws:ec2/natGateway:NatGateway", "nat"),
+            res("aws:ec2/eip:Eip", "nat-eip"),
+            res(
+                "aws:rds/instance:Instance",
+                "db",
+                identifier="dev-orders",
+                engine="postgres",
+                instanceClass="db.t4g.medium",
+                multiAz=True,
+                allocatedStorage=20.0,
+                storageType="gp3",
+                manageMasterUserPassword=True,
+            ),
+            res("aws:kms/key:Key", "k1"),
+            res("aws:kms/key:Key", "k2"),
+            res(
+                "aws:lb/loadBalancer:LoadBalancer",
+                "alb",
+                loadBalancerType="application",
+                internal=False,
+                subnets=["a", "b"],
+            ),
+            res("aws:iam/role:Role", "role"),  # free
+            res("aws:s3/bucket:Bucket", "logs"),  # usage-priced
+        ]
+    )
 
 
 def test_the_estimate_of_a_small_plan_is_exactly_its_line_items_at_the_table_prices() -> None:
@@ -78,16 +112,27 @@ def test_the_estimate_of_a_small_plan_is_exactly_its_line_items_at_the_table_pri
 
 def test_an_instance_type_without_a_price_is_an_error_not_a_zero() -> None:
     plan = small_plan()
-    plan.resources[2] = res("aws:eks/nodeGroup:NodeGroup", "general", instanceTypes=["m8g.large"],
-                            scalingConfig={"desiredSize": 2.0}, launchTemplate={"id": "lt-1"})
+    plan.resources[2] = res(
+        "aws:eks/nodeGroup:NodeGroup",
+        "general",
+        instanceTypes=["m8g.large"],
+        scalingConfig={"desiredSize": 2.0},
+        launchTemplate={"id": "lt-1"},
+    )
     with pytest.raises(PricingError, match=r"ec2:m8g\.large"):
         estimate("t", plan, "eu-west-1")
 
 
 def test_a_database_class_without_a_price_is_an_error_not_a_zero() -> None:
     plan = small_plan()
-    plan.resources[5] = res("aws:rds/instance:Instance", "db", engine="postgres", instanceClass="db.x2g.large",
-                            allocatedStorage=20.0, storageType="gp3")
+    plan.resources[5] = res(
+        "aws:rds/instance:Instance",
+        "db",
+        engine="postgres",
+        instanceClass="db.x2g.large",
+        allocatedStorage=20.0,
+        storageType="gp3",
+    )
     with pytest.raises(PricingError, match=r"rds-postgres:db\.x2g\.large"):
         estimate("t", plan, "eu-west-1")
 
@@ -133,8 +178,9 @@ def test_prod_warns_about_the_shield_advanced_one_year_commitment(prod_plan: Pla
     assert len(cost.top_drivers()) == 5
 
 
-def test_dev_has_no_commitment_and_every_resource_of_both_stacks_is_priced(dev_plan: PlanResult,
-                                                                          prod_plan: PlanResult) -> None:
+def test_dev_has_no_commitment_and_every_resource_of_both_stacks_is_priced(
+    dev_plan: PlanResult, prod_plan: PlanResult
+) -> None:
     dev, prod = dev_plan.cost(), prod_plan.cost()
     assert dev is not None
     assert prod is not None
@@ -150,8 +196,9 @@ def test_persistent_volume_claims_are_priced_from_the_kubernetes_inputs(prod_pla
     assert sorted(i.what.split(" GiB")[0] for i in pvc) == ["1 x 100", "3 x 100"]
 
 
-def test_the_plan_names_shield_and_zone_delegation_as_prerequisites(prod_plan: PlanResult,
-                                                                   dev_plan: PlanResult) -> None:
+def test_the_plan_names_shield_and_zone_delegation_as_prerequisites(
+    prod_plan: PlanResult, dev_plan: PlanResult
+) -> None:
     prod = prerequisites(prod_plan.recording)
     assert any("Shield Advanced subscription" in p for p in prod)
     assert any("NS delegation of the new zone shop.example.com" in p and "--target" in p for p in prod)
@@ -169,8 +216,9 @@ def test_certificate_validation_fails_fast_instead_of_waiting_75_minutes(plan: P
     assert CERTIFICATE_VALIDATION_TIMEOUT == "30m"
 
 
-def test_make_plan_prints_prerequisites_and_cost_and_writes_cost_json(tmp_path: Path,
-                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_make_plan_prints_prerequisites_and_cost_and_writes_cost_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["--stack", "prod", "--quiet", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert out.index("account prerequisites") < out.index("monthly cost estimate, stack prod: USD 5,")
@@ -180,10 +228,14 @@ def test_make_plan_prints_prerequisites_and_cost_and_writes_cost_json(tmp_path: 
     assert saved["total_usd_per_month"] == pytest.approx(sum(i["usd_per_month"] for i in saved["items"]), abs=0.05)
 
 
-def test_make_plan_exits_4_naming_what_it_cannot_price(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                       capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(pricing, "EU_WEST_1", replace(EU_WEST_1, hourly={
-        k: v for k, v in EU_WEST_1.hourly.items() if k != "vpc:nat-gateway"}))
+def test_make_plan_exits_4_naming_what_it_cannot_price(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(
+        pricing,
+        "EU_WEST_1",
+        replace(EU_WEST_1, hourly={k: v for k, v in EU_WEST_1.hourly.items() if k != "vpc:nat-gateway"}),
+    )
     monkeypatch.setitem(pricing.PRICE_TABLES, "eu-west-1", pricing.EU_WEST_1)
     assert main(["--stack", "dev", "--quiet", "--out", str(tmp_path)]) == 4
     assert "no hourly price for vpc:nat-gateway" in capsys.readouterr().err

@@ -17,8 +17,9 @@ from tools.offline import Recording
 from tools.plan import run_plan
 
 
-def test_every_service_gets_an_immutable_scanned_encrypted_repository(run: Callable[..., Recording],
-                                                                      dev_ctx: StackContext) -> None:
+def test_every_service_gets_an_immutable_scanned_encrypted_repository(
+    run: Callable[..., Recording], dev_ctx: StackContext
+) -> None:
     """FSBP ECR.1/ECR.2: a tag must always mean the same image, and every push is scanned."""
     config = validate(RegistryConfig, {"pullAccountIds": ["111122223333"]})
     rec = run(lambda: Registry("registry", RegistryArgs(ctx=dev_ctx, services=catalog.SERVICES, config=config)))
@@ -92,8 +93,10 @@ def test_pull_policy_passes_ecr_validation_and_grants_only_pulls() -> None:
     from moto import mock_aws
 
     doc = pull_policy(("111122223333", "444455556666"))
-    assert not any(a.startswith(("ecr:Put", "ecr:Delete", "ecr:Set", "ecr:Upload", "ecr:Initiate",
-                                 "ecr:Complete")) for a in doc["Statement"][0]["Action"])
+    assert not any(
+        a.startswith(("ecr:Put", "ecr:Delete", "ecr:Set", "ecr:Upload", "ecr:Initiate", "ecr:Complete"))
+        for a in doc["Statement"][0]["Action"]
+    )
     with mock_aws():
         ecr = boto3.client("ecr", region_name="eu-west-1")
         ecr.create_repository(repositoryName="shop/x", imageTagMutability="IMMUTABLE")

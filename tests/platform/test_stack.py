@@ -72,8 +72,13 @@ def test_nothing_is_publicly_reachable_except_the_alb_on_80_and_443(plan: PlanRe
     assert all(ipaddress.ip_network(c).prefixlen >= 8 for c in cluster.get("publicAccessCidrs") or [])
     blocks = rec.of_type("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
     assert len(blocks) == len(rec.of_type("aws:s3/bucket:Bucket"))
-    assert all(all(b.inputs[k] is True for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls",
-                                                  "restrictPublicBuckets")) for b in blocks)
+    assert all(
+        all(
+            b.inputs[k] is True
+            for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
+        )
+        for b in blocks
+    )
 
 
 def test_web_acl_is_associated_with_the_alb(plan: PlanResult) -> None:
@@ -117,10 +122,11 @@ def _taggable(type_token: str) -> bool:
 def test_every_taggable_resource_carries_stack_service_and_owner(plan: PlanResult) -> None:
     """Untagged resources cannot be attributed (cost, ownership, incident routing); the mocks run no
     transforms or provider default tags, so this proves the tags are set explicitly."""
-    untagged = [f"{r.type} {r.name}: missing {sorted(missing_required_tags(r.inputs.get('tags')))}"
-                for r in plan.recording.resources
-                if r.custom and r.type.startswith("aws:") and _taggable(r.type)
-                and missing_required_tags(r.inputs.get("tags"))]
+    untagged = [
+        f"{r.type} {r.name}: missing {sorted(missing_required_tags(r.inputs.get('tags')))}"
+        for r in plan.recording.resources
+        if r.custom and r.type.startswith("aws:") and _taggable(r.type) and missing_required_tags(r.inputs.get("tags"))
+    ]
     assert untagged == []
     checked = [r for r in plan.recording.resources if r.custom and r.type.startswith("aws:") and _taggable(r.type)]
     assert len(checked) > 80
@@ -131,7 +137,8 @@ def test_per_service_resources_come_from_the_catalog(plan: PlanResult) -> None:
     rec = plan.recording
     stack = plan.stack
     assert {r.inputs["identifier"] for r in rec.of_type(RDS)} == {
-        f"{stack}-{s.name}" for s in catalog.database_services()}
+        f"{stack}-{s.name}" for s in catalog.database_services()
+    }
     # Images come from the shared registry (the registry stack), never from a repository of the app stack.
     assert rec.of_type("aws:ecr/repository:Repository") == []
     registry = "777788889999.dkr.ecr.eu-west-1.amazonaws.com"
@@ -146,8 +153,9 @@ def test_each_service_role_connects_only_as_its_own_database_user(plan: PlanResu
     for db in rec.of_type(RDS):
         svc = db.inputs["tags"]["service"]
         doc = json.loads(rec.named(f"databases-{svc}-role-policy").inputs["policy"])
-        assert [(st["Action"], st["Resource"]) for st in doc["Statement"]] == [(
-            "rds-db:connect", f"arn:aws:rds-db:eu-west-1:111122223333:dbuser:{db.outputs['resourceId']}/{svc}_app")]
+        assert [(st["Action"], st["Resource"]) for st in doc["Statement"]] == [
+            ("rds-db:connect", f"arn:aws:rds-db:eu-west-1:111122223333:dbuser:{db.outputs['resourceId']}/{svc}_app")
+        ]
         trust = json.loads(rec.named(f"databases-{svc}-role").inputs["assumeRolePolicy"])
         sub = next(v for k, v in trust["Statement"][0]["Condition"]["StringEquals"].items() if k.endswith(":sub"))
         assert sub == f"system:serviceaccount:shop:{svc}"
@@ -257,8 +265,13 @@ def test_program_reports_a_misspelt_top_level_key() -> None:
 
     cfg = {**stack_config("dev"), "retail-platform:shieldAdvanced": "true"}
     with pytest.raises(ConfigError, match="shieldAdvanced"):
-        run_program(lambda: runpy.run_path(str(REPO_ROOT / "stacks"), run_name="__main__"),
-                    project="retail-platform", stack="dev", config=cfg, region="eu-west-1")
+        run_program(
+            lambda: runpy.run_path(str(REPO_ROOT / "stacks"), run_name="__main__"),
+            project="retail-platform",
+            stack="dev",
+            config=cfg,
+            region="eu-west-1",
+        )
 
 
 def _resource_counts(rec: Recording) -> dict[str, int]:
@@ -277,8 +290,10 @@ def test_everything_that_stores_data_is_encrypted_and_expires(plan: PlanResult) 
     """Encryption at rest (FSBP KMS.4, S3, RDS.3, logs, SNS.1) and bounded retention hold for the whole
     stack, not just the resources a component test happened to look at."""
     rec = plan.recording
-    assert all(k.inputs["enableKeyRotation"] is True and k.inputs["deletionWindowInDays"] == 30
-               for k in rec.of_type("aws:kms/key:Key"))
+    assert all(
+        k.inputs["enableKeyRotation"] is True and k.inputs["deletionWindowInDays"] == 30
+        for k in rec.of_type("aws:kms/key:Key")
+    )
     for group in rec.of_type("aws:cloudwatch/logGroup:LogGroup"):
         assert group.inputs["kmsKeyId"].startswith("arn:aws:kms:"), group.name
         assert group.inputs["retentionInDays"] > 0, group.name
@@ -289,8 +304,10 @@ def test_everything_that_stores_data_is_encrypted_and_expires(plan: PlanResult) 
     assert {v.inputs["bucket"] for v in rec.of_type("aws:s3/bucketVersioning:BucketVersioning")} == buckets
     assert all(db.inputs["storageEncrypted"] is True for db in rec.of_type(RDS))
     assert all(t.inputs.get("kmsMasterKeyId") for t in rec.of_type("aws:sns/topic:Topic"))
-    assert all(r.inputs["encryptionConfigurations"] == [{"encryptionType": "KMS"}]
-               for r in rec.of_type("aws:ecr/repository:Repository"))
+    assert all(
+        r.inputs["encryptionConfigurations"] == [{"encryptionType": "KMS"}]
+        for r in rec.of_type("aws:ecr/repository:Repository")
+    )
 
 
 def test_adding_a_service_is_one_catalog_entry(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,18 +12,22 @@ from shop_platform.storage import SecureBucket, SecureBucketArgs, encryption_key
 from tools.offline import Recording
 
 
-def test_bucket_is_private_versioned_expiring_and_tls_only(run: Callable[..., Recording],
-                                                           dev_ctx: StackContext) -> None:
+def test_bucket_is_private_versioned_expiring_and_tls_only(
+    run: Callable[..., Recording], dev_ctx: StackContext
+) -> None:
     """FSBP S3.1/S3.5/S3.8 plus versioning and a lifecycle: a bucket is never public, never plain HTTP, and
     never grows forever."""
     rec = run(lambda: SecureBucket("logs", SecureBucketArgs(ctx=dev_ctx, sse_algorithm="AES256", expire_days=90)))
     block = rec.one("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock").inputs
-    assert all(block[k] is True for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls",
-                                          "restrictPublicBuckets"))
+    assert all(
+        block[k] is True for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
+    )
     assert rec.one("aws:s3/bucketOwnershipControls:BucketOwnershipControls").inputs["rule"] == {
-        "objectOwnership": "BucketOwnerEnforced"}
+        "objectOwnership": "BucketOwnerEnforced"
+    }
     assert rec.one("aws:s3/bucketVersioning:BucketVersioning").inputs["versioningConfiguration"] == {
-        "status": "Enabled"}
+        "status": "Enabled"
+    }
     rule = rec.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration").inputs["rules"][0]
     assert rule["expiration"]["days"] == 90
     policy = rec.one("aws:s3/bucketPolicy:BucketPolicy")
@@ -32,12 +36,14 @@ def test_bucket_is_private_versioned_expiring_and_tls_only(run: Callable[..., Re
     assert rec.one("aws:s3/bucket:Bucket").inputs["forceDestroy"] is True  # dev: destroy empties it
 
 
-def test_kms_encryption_uses_the_given_key_with_bucket_keys(run: Callable[..., Recording],
-                                                             dev_ctx: StackContext) -> None:
+def test_kms_encryption_uses_the_given_key_with_bucket_keys(
+    run: Callable[..., Recording], dev_ctx: StackContext
+) -> None:
     """SSE-KMS with a customer key (and S3 bucket keys to cut KMS calls) unless a consumer needs SSE-S3."""
     rec = run(lambda: SecureBucket("data", SecureBucketArgs(ctx=dev_ctx, kms_key_arn="arn:aws:kms:k")))
-    rule = rec.one("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
-                   ).inputs["rules"][0]
+    rule = rec.one("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration").inputs[
+        "rules"
+    ][0]
     assert rule["applyServerSideEncryptionByDefault"] == {"sseAlgorithm": "aws:kms", "kmsMasterKeyId": "arn:aws:kms:k"}
     assert rule["bucketKeyEnabled"] is True
 

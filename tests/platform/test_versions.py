@@ -49,9 +49,14 @@ def test_no_warning_far_from_the_end_of_support() -> None:
     assert versions.support_warnings(versions.DEFAULT_EKS_VERSION, far) == []
 
 
-@pytest.mark.parametrize(("days_before", "phrase"), [(versions.SUPPORT_WARNING_DAYS, "leaves standard support"),
-                                                      (0, "leaves standard support"),
-                                                      (-1, "left standard support")])
+@pytest.mark.parametrize(
+    ("days_before", "phrase"),
+    [
+        (versions.SUPPORT_WARNING_DAYS, "leaves standard support"),
+        (0, "leaves standard support"),
+        (-1, "left standard support"),
+    ],
+)
 def test_warning_within_the_window_and_after_it(days_before: int, phrase: str) -> None:
     today = EKS_END - timedelta(days=days_before)
     warnings = versions.support_warnings(versions.DEFAULT_EKS_VERSION, today)
@@ -71,11 +76,15 @@ def test_the_plan_prints_the_warning_for_the_stacks_cluster_version(caplog: pyte
     raw = {k.removeprefix("retail-platform:"): v for k, v in cfg.items() if k.startswith("retail-platform:")}
     parsed = parse_stack_config("dev", raw, cfg["aws:region"])
     soon = EKS_END - timedelta(days=30)
-    run_program(lambda: build(parsed, today=soon), project="retail-platform", stack="dev", config=cfg,
-                region=cfg["aws:region"])
+    run_program(
+        lambda: build(parsed, today=soon), project="retail-platform", stack="dev", config=cfg, region=cfg["aws:region"]
+    )
     # Under the offline mocks pulumi.log.warn goes to Python logging (the engine shows it as a warning).
-    assert any(r.levelname == "WARNING" and f"EKS {parsed.cluster.version} leaves standard support on {EKS_END} "
-               "(in 30 days" in r.getMessage() for r in caplog.records)
+    assert any(
+        r.levelname == "WARNING"
+        and f"EKS {parsed.cluster.version} leaves standard support on {EKS_END} (in 30 days" in r.getMessage()
+        for r in caplog.records
+    )
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
@@ -88,7 +97,8 @@ def test_pinned_versions_are_in_standard_support_today(stack: str) -> None:
         window = versions.support_window(kind, version)  # type: ignore[arg-type]
         assert today <= window.end_of_standard_support, (
             f"{window.what} (stack {stack}) left standard support on {window.end_of_standard_support} "
-            f"({window.source}); bump the pin in shop_platform/versions.py")
+            f"({window.source}); bump the pin in shop_platform/versions.py"
+        )
 
 
 def test_the_default_and_the_stack_files_name_the_newest_pinned_minor() -> None:

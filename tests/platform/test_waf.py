@@ -15,10 +15,17 @@ def _rules() -> list[dict[str, Any]]:
 
 def test_all_required_aws_managed_groups_are_present() -> None:
     """Common, known-bad-inputs, SQLi and IP reputation are the baseline FSBP WAF.10 and the design require."""
-    names = {r["Statement"]["ManagedRuleGroupStatement"]["Name"] for r in _rules()
-             if "ManagedRuleGroupStatement" in r["Statement"]}
-    assert names == {"AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet",
-                     "AWSManagedRulesSQLiRuleSet", "AWSManagedRulesAmazonIpReputationList"}
+    names = {
+        r["Statement"]["ManagedRuleGroupStatement"]["Name"]
+        for r in _rules()
+        if "ManagedRuleGroupStatement" in r["Statement"]
+    }
+    assert names == {
+        "AWSManagedRulesCommonRuleSet",
+        "AWSManagedRulesKnownBadInputsRuleSet",
+        "AWSManagedRulesSQLiRuleSet",
+        "AWSManagedRulesAmazonIpReputationList",
+    }
 
 
 def test_priorities_are_unique_and_rate_limits_run_before_content_inspection() -> None:
@@ -79,8 +86,12 @@ def test_rules_are_accepted_by_the_wafv2_api_model() -> None:
     with mock_aws():
         client = boto3.client("wafv2", region_name="eu-west-1")
         acl = client.create_web_acl(
-            Name="api", Scope="REGIONAL", DefaultAction={"Allow": {}}, Rules=_rules(),
-            VisibilityConfig={"SampledRequestsEnabled": True, "CloudWatchMetricsEnabled": True, "MetricName": "api"})
+            Name="api",
+            Scope="REGIONAL",
+            DefaultAction={"Allow": {}},
+            Rules=_rules(),
+            VisibilityConfig={"SampledRequestsEnabled": True, "CloudWatchMetricsEnabled": True, "MetricName": "api"},
+        )
         rules = client.get_web_acl(Name="api", Scope="REGIONAL", Id=acl["Summary"]["Id"])["WebACL"]["Rules"]
     assert [r["Name"] for r in rules] == [r["Name"] for r in _rules()]
 
@@ -94,9 +105,13 @@ def test_an_invalid_rule_member_is_refused_by_the_model_check() -> None:
     bad[1]["Statement"]["RateBasedStatement"]["EvaluationWindowSecs"] = 300
     client = boto3.client("wafv2", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
     with pytest.raises(ParamValidationError):
-        client.create_web_acl(Name="api", Scope="REGIONAL", DefaultAction={"Allow": {}}, Rules=bad,
-                              VisibilityConfig={"SampledRequestsEnabled": True, "CloudWatchMetricsEnabled": True,
-                                                "MetricName": "api"})
+        client.create_web_acl(
+            Name="api",
+            Scope="REGIONAL",
+            DefaultAction={"Allow": {}},
+            Rules=bad,
+            VisibilityConfig={"SampledRequestsEnabled": True, "CloudWatchMetricsEnabled": True, "MetricName": "api"},
+        )
 
 
 def test_rules_translate_to_the_providers_typed_schema() -> None:

@@ -26,5 +26,6 @@ def planned(stack: str) -> PlanResult:
 
 def graph(stack: str) -> list[dict[str, Any]]:
     """The stack's recorded resources as plain dicts (inputs, deps, and what the mocks answered)."""
-    return [copy.deepcopy({**r.as_json(), "id": r.id, "outputs": r.outputs})
-            for r in planned(stack).recording.resources]
+    return [
+        copy.deepcopy({**r.as_json(), "id": r.id, "outputs": r.outputs}) for r in planned(stack).recording.resources
+    ]

@@ -25,17 +25,32 @@ def urn(type_: str, name: str, stack: str = "dev") -> str:
 
 
 def options() -> PolicyResourceOptions:
-    return PolicyResourceOptions(protect=False, ignore_changes=[], delete_before_replace=None, aliases=[],
-                                 custom_timeouts=PolicyCustomTimeouts(0, 0, 0), additional_secret_outputs=[])
+    return PolicyResourceOptions(
+        protect=False,
+        ignore_changes=[],
+        delete_before_replace=None,
+        aliases=[],
+        custom_timeouts=PolicyCustomTimeouts(0, 0, 0),
+        additional_secret_outputs=[],
+    )
 
 
-def check_resource(policy_name: str, type_: str, props: Mapping[str, Any], *, stack: str = "dev",
-                   config: Mapping[str, Any] | None = None, name: str = "r") -> list[str]:
+def check_resource(
+    policy_name: str,
+    type_: str,
+    props: Mapping[str, Any],
+    *,
+    stack: str = "dev",
+    config: Mapping[str, Any] | None = None,
+    name: str = "r",
+) -> list[str]:
     policy = by_name()[policy_name]
     assert isinstance(policy, ResourceValidationPolicy)
     found: list[str] = []
-    args = ResourceValidationArgs(type_, unknown_checking_proxy(dict(props)), urn(type_, name, stack), name,
-                                  options(), None, dict(config or {}))
+    args = ResourceValidationArgs(
+        type_, unknown_checking_proxy(dict(props)), urn(type_, name, stack), name, options(), None, dict(config or {})
+    )
+
     def report(message: str, at: str | None = None) -> None:
         found.append(message)
 
@@ -43,18 +58,35 @@ def check_resource(policy_name: str, type_: str, props: Mapping[str, Any], *, st
     return found
 
 
-def resource(type_: str, name: str, props: Mapping[str, Any], *, stack: str = "dev",
-             deps: Sequence[PolicyResource] = (),
-             property_deps: Mapping[str, Sequence[PolicyResource]] | None = None) -> PolicyResource:
-    return PolicyResource(type_, unknown_checking_proxy(dict(props)), urn(type_, name, stack), name, options(), None,
-                          None, list(deps), {k: list(v) for k, v in (property_deps or {}).items()})
+def resource(
+    type_: str,
+    name: str,
+    props: Mapping[str, Any],
+    *,
+    stack: str = "dev",
+    deps: Sequence[PolicyResource] = (),
+    property_deps: Mapping[str, Sequence[PolicyResource]] | None = None,
+) -> PolicyResource:
+    return PolicyResource(
+        type_,
+        unknown_checking_proxy(dict(props)),
+        urn(type_, name, stack),
+        name,
+        options(),
+        None,
+        None,
+        list(deps),
+        {k: list(v) for k, v in (property_deps or {}).items()},
+    )
 
 
-def check_stack(policy_name: str, resources: Sequence[PolicyResource],
-                config: Mapping[str, Any] | None = None) -> list[tuple[str, str | None]]:
+def check_stack(
+    policy_name: str, resources: Sequence[PolicyResource], config: Mapping[str, Any] | None = None
+) -> list[tuple[str, str | None]]:
     policy = by_name()[policy_name]
     assert isinstance(policy, StackValidationPolicy)
     found: list[tuple[str, str | None]] = []
+
     def report(message: str, at: str | None = None) -> None:
         found.append((message, at))
 

@@ -53,8 +53,11 @@ def test_policy_pack_is_constructed_only_in_main() -> None:
         if "venv" in path.parts:
             continue
         tree = ast.parse(path.read_text())
-        n = sum(1 for node in ast.walk(tree) if isinstance(node, ast.Call)
-                and getattr(node.func, "id", getattr(node.func, "attr", None)) == "PolicyPack")
+        n = sum(
+            1
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) == "PolicyPack"
+        )
         if n:
             calls[str(path.relative_to(PACK))] = n
     assert calls == {"__main__.py": 1}
@@ -71,8 +74,9 @@ def test_pack_files_and_pins_match_the_repository() -> None:
 def test_rules_agree_with_what_the_program_considers_valid() -> None:
     """Where the program and the pack both name a value, they agree (a drift here means one of them is stale)."""
     # The pack admits the minors that were in EKS standard support when the pins were last checked.
-    assert set(eks.SUPPORTED_VERSIONS) == {v for v, w in versions.EKS_SUPPORT.items()
-                                           if w.end_of_standard_support >= versions.PINS_CHECKED_ON}
+    assert set(eks.SUPPORTED_VERSIONS) == {
+        v for v, w in versions.EKS_SUPPORT.items() if w.end_of_standard_support >= versions.PINS_CHECKED_ON
+    }
     assert set(governance.REQUIRED_TAGS) == set(tags.REQUIRED_TAG_KEYS)
     assert alb.MODERN_TLS.match(versions.ALB_SSL_POLICY)
     assert set(waf.REQUIRED_MANAGED_GROUPS) <= set(platform_waf.MANAGED_GROUPS)
@@ -96,8 +100,9 @@ def test_every_taggable_type_in_the_plans_is_listed() -> None:
     assert taggable - governance.TAGGABLE_TYPES == set()
 
 
-@pytest.mark.parametrize(("stack", "env"), [("prod", "prod"), ("prod-eu", "prod"), ("dev", "dev"),
-                                            ("local", "local"), ("feature-x", "dev")])
+@pytest.mark.parametrize(
+    ("stack", "env"), [("prod", "prod"), ("prod-eu", "prod"), ("dev", "dev"), ("local", "local"), ("feature-x", "dev")]
+)
 def test_environment_from_stack_name(stack: str, env: str) -> None:
     assert stack_of(f"urn:pulumi:{stack}::retail-platform::aws:kms/key:Key::k") == stack
     assert environment_of(stack) == env
@@ -106,20 +111,45 @@ def test_environment_from_stack_name(stack: str, env: str) -> None:
 def test_prod_rules_follow_config_and_tags_when_the_name_does_not_say_prod() -> None:
     props = {"multiAz": False, "tags": {"environment": "dev"}}
     assert check_resource("rds-prod-multi-az", "aws:rds/instance:Instance", props, stack="eu-main") == []
-    assert check_resource("rds-prod-multi-az", "aws:rds/instance:Instance", props, stack="eu-main",
-                          config={"environment": "prod"})
-    assert check_resource("rds-prod-multi-az", "aws:rds/instance:Instance",
-                          {"multiAz": False, "tags": {"environment": "prod"}}, stack="eu-main")
+    assert check_resource(
+        "rds-prod-multi-az", "aws:rds/instance:Instance", props, stack="eu-main", config={"environment": "prod"}
+    )
+    assert check_resource(
+        "rds-prod-multi-az",
+        "aws:rds/instance:Instance",
+        {"multiAz": False, "tags": {"environment": "prod"}},
+        stack="eu-main",
+    )
 
 
 def test_config_overrides_allowlists() -> None:
     node = "aws:eks/nodeGroup:NodeGroup"
-    assert check_resource("instance-type-allowlist", node, {"instanceTypes": ["m7g.large"]}, stack="prod",
-                          config={"allowedInstanceTypes": ["c7g.large"]})
-    assert check_resource("instance-type-allowlist", node, {"instanceTypes": ["x2gd.large"]}, stack="dev",
-                          config={"allowedInstanceTypes": ["x2gd.large"]}) == []
-    assert check_resource("eks-supported-version", "aws:eks/cluster:Cluster", {"version": "1.36"},
-                          config={"supportedVersions": ["1.36"]}) == []
+    assert check_resource(
+        "instance-type-allowlist",
+        node,
+        {"instanceTypes": ["m7g.large"]},
+        stack="prod",
+        config={"allowedInstanceTypes": ["c7g.large"]},
+    )
+    assert (
+        check_resource(
+            "instance-type-allowlist",
+            node,
+            {"instanceTypes": ["x2gd.large"]},
+            stack="dev",
+            config={"allowedInstanceTypes": ["x2gd.large"]},
+        )
+        == []
+    )
+    assert (
+        check_resource(
+            "eks-supported-version",
+            "aws:eks/cluster:Cluster",
+            {"version": "1.36"},
+            config={"supportedVersions": ["1.36"]},
+        )
+        == []
+    )
 
 
 def test_an_unknown_value_is_reported_as_not_run_like_the_cli_does() -> None:

@@ -26,8 +26,9 @@ ADVISORY = analyzer_pb2.EnforcementLevel.Value("ADVISORY")
 @pytest.fixture(scope="module")
 def analyzer() -> Iterator[Any]:
     # The CLI's policy host runs the pack directory with Python and reads the port from its first line.
-    proc = subprocess.Popen([sys.executable, "-u", str(PACK)], cwd=PACK, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-u", str(PACK)], cwd=PACK, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         assert proc.stdout is not None
         port = int(proc.stdout.readline().strip())
@@ -64,25 +65,55 @@ def test_analyze_reports_a_prod_database_without_multi_az(analyzer: Any) -> None
     rds = "aws:rds/instance:Instance"
     tags = {"stack": "prod", "service": "orders", "owner": "x", "environment": "prod", "managed-by": "pulumi"}
     props: dict[str, Any] = {
-        "engine": "postgres", "storageEncrypted": True, "multiAz": False, "deletionProtection": True,
-        "backupRetentionPeriod": 14, "manageMasterUserPassword": True, "instanceClass": "db.m7g.large", "tags": tags}
-    response = analyzer.Analyze(analyzer_pb2.AnalyzeRequest(type=rds, properties=_struct(props), name="orders-db",
-                                                            urn=_urn(rds, "orders-db", "prod")))
+        "engine": "postgres",
+        "storageEncrypted": True,
+        "multiAz": False,
+        "deletionProtection": True,
+        "backupRetentionPeriod": 14,
+        "manageMasterUserPassword": True,
+        "instanceClass": "db.m7g.large",
+        "tags": tags,
+    }
+    response = analyzer.Analyze(
+        analyzer_pb2.AnalyzeRequest(
+            type=rds, properties=_struct(props), name="orders-db", urn=_urn(rds, "orders-db", "prod")
+        )
+    )
     found = {(d.policyName, d.enforcementLevel) for d in response.diagnostics}
     assert found == {("rds-prod-multi-az", MANDATORY)}
     assert "databases.multiAz: true" in response.diagnostics[0].message
-    dev = analyzer.Analyze(analyzer_pb2.AnalyzeRequest(
-        type=rds, properties=_struct({**props, "tags": {**tags, "environment": "dev", "stack": "dev"}}),
-        name="orders-db", urn=_urn(rds, "orders-db", "dev")))
+    dev = analyzer.Analyze(
+        analyzer_pb2.AnalyzeRequest(
+            type=rds,
+            properties=_struct({**props, "tags": {**tags, "environment": "dev", "stack": "dev"}}),
+            name="orders-db",
+            urn=_urn(rds, "orders-db", "dev"),
+        )
+    )
     assert list(dev.diagnostics) == []
 
 
 def test_an_unknown_value_during_preview_is_advisory_not_a_pass(analyzer: Any) -> None:
     key = "aws:kms/key:Key"
-    response = analyzer.Analyze(analyzer_pb2.AnalyzeRequest(
-        type=key, properties=_struct({"enableKeyRotation": UNKNOWN_STRING_VALUE, "tags": {
-            "stack": "dev", "service": "x", "owner": "x", "environment": "dev", "managed-by": "pulumi"}}),
-        name="k", urn=_urn(key, "k", "dev")))
+    response = analyzer.Analyze(
+        analyzer_pb2.AnalyzeRequest(
+            type=key,
+            properties=_struct(
+                {
+                    "enableKeyRotation": UNKNOWN_STRING_VALUE,
+                    "tags": {
+                        "stack": "dev",
+                        "service": "x",
+                        "owner": "x",
+                        "environment": "dev",
+                        "managed-by": "pulumi",
+                    },
+                }
+            ),
+            name="k",
+            urn=_urn(key, "k", "dev"),
+        )
+    )
     assert [(d.policyName, d.enforcementLevel) for d in response.diagnostics] == [("kms-key-rotation", ADVISORY)]
     assert "during preview" in response.diagnostics[0].message
 
@@ -90,12 +121,16 @@ def test_an_unknown_value_during_preview_is_advisory_not_a_pass(analyzer: Any) -
 def test_analyze_stack_follows_property_dependencies(analyzer: Any) -> None:
     lb_type, assoc_type = "aws:lb/loadBalancer:LoadBalancer", "aws:wafv2/webAclAssociation:WebAclAssociation"
     lb_urn = _urn(lb_type, "alb", "dev")
-    lb = analyzer_pb2.AnalyzerResource(type=lb_type, urn=lb_urn, name="alb", properties=_struct(
-        {"loadBalancerType": "application", "internal": False}))
+    lb = analyzer_pb2.AnalyzerResource(
+        type=lb_type, urn=lb_urn, name="alb", properties=_struct({"loadBalancerType": "application", "internal": False})
+    )
     assoc = analyzer_pb2.AnalyzerResource(
-        type=assoc_type, urn=_urn(assoc_type, "assoc", "dev"), name="assoc",
+        type=assoc_type,
+        urn=_urn(assoc_type, "assoc", "dev"),
+        name="assoc",
         properties=_struct({"resourceArn": UNKNOWN_STRING_VALUE, "webAclArn": "arn:aws:wafv2:acl"}),
-        propertyDependencies={"resourceArn": analyzer_pb2.AnalyzerPropertyDependencies(urns=[lb_urn])})
+        propertyDependencies={"resourceArn": analyzer_pb2.AnalyzerPropertyDependencies(urns=[lb_urn])},
+    )
     covered = analyzer.AnalyzeStack(analyzer_pb2.AnalyzeStackRequest(resources=[lb, assoc]))
     assert [d.policyName for d in covered.diagnostics if d.policyName == "alb-waf-association"] == []
     bare = analyzer.AnalyzeStack(analyzer_pb2.AnalyzeStackRequest(resources=[lb]))

@@ -40,12 +40,22 @@ def test_the_rules_actually_see_the_program() -> None:
     """Guard against vacuous passes: the resources the rules target exist in the prod graph (the ECR
     repositories in the shared registry stack's)."""
     types = {r["type"] for stack in ("prod", "registry") for r in graph(stack)}
-    for t in ("aws:rds/instance:Instance", "aws:eks/cluster:Cluster", "aws:lb/loadBalancer:LoadBalancer",
-              "aws:lb/listener:Listener", "aws:wafv2/webAcl:WebAcl", "aws:wafv2/webAclAssociation:WebAclAssociation",
-              "aws:shield/protection:Protection", "aws:route53/record:Record", "aws:s3/bucket:Bucket",
-              "aws:kms/key:Key", "aws:ecr/repository:Repository",
-              "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
-              "aws:rds/parameterGroup:ParameterGroup", "aws:eks/nodeGroup:NodeGroup"):
+    for t in (
+        "aws:rds/instance:Instance",
+        "aws:eks/cluster:Cluster",
+        "aws:lb/loadBalancer:LoadBalancer",
+        "aws:lb/listener:Listener",
+        "aws:wafv2/webAcl:WebAcl",
+        "aws:wafv2/webAclAssociation:WebAclAssociation",
+        "aws:shield/protection:Protection",
+        "aws:route53/record:Record",
+        "aws:s3/bucket:Bucket",
+        "aws:kms/key:Key",
+        "aws:ecr/repository:Repository",
+        "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+        "aws:rds/parameterGroup:ParameterGroup",
+        "aws:eks/nodeGroup:NodeGroup",
+    ):
         assert t in types, t
 
 
@@ -59,8 +69,11 @@ def _no_waf_association(g: Graph) -> None:
 
 
 def _database_open_to_world(g: Graph) -> None:
-    rule = next(r for r in _of(g, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
-                if r["inputs"].get("fromPort") == 5432 and r["inputs"].get("referencedSecurityGroupId"))
+    rule = next(
+        r
+        for r in _of(g, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+        if r["inputs"].get("fromPort") == 5432 and r["inputs"].get("referencedSecurityGroupId")
+    )
     rule["inputs"].pop("referencedSecurityGroupId")
     rule["inputs"]["cidrIpv4"] = "0.0.0.0/0"
 
@@ -70,8 +83,11 @@ def _no_shield(g: Graph) -> None:
 
 
 def _primary_without_health_check(g: Graph) -> None:
-    primary = next(r for r in _of(g, "aws:route53/record:Record")
-                   if r["inputs"].get("failoverRoutingPolicies", [{}])[0].get("type") == "PRIMARY")
+    primary = next(
+        r
+        for r in _of(g, "aws:route53/record:Record")
+        if r["inputs"].get("failoverRoutingPolicies", [{}])[0].get("type") == "PRIMARY"
+    )
     primary["inputs"].pop("healthCheckId")
     health_urns = {r["urn"] for r in _of(g, "aws:route53/healthCheck:HealthCheck")}
     primary["deps"] = [d for d in primary["deps"] if d not in health_urns]
@@ -138,20 +154,29 @@ BREAKAGES: dict[str, tuple[Callable[[Graph], None], set[str], str]] = {
     "no-waf-on-alb": (_no_waf_association, {"alb-waf-association"}, "WebAclAssociation"),
     "db-open-to-world": (_database_open_to_world, {"sg-no-world-ingress"}, "tcp 5432 to 0.0.0.0/0"),
     "no-shield": (_no_shield, {"shield-prod-edge"}, "edge.shieldAdvanced: true"),
-    "primary-unchecked": (_primary_without_health_check,
-                          {"route53-failover-primary-health-checked"}, "health_check_id"),
+    "primary-unchecked": (
+        _primary_without_health_check,
+        {"route53-failover-primary-health-checked"},
+        "health_check_id",
+    ),
     "eks-world-endpoint": (_eks_open_endpoint, {"eks-endpoint-not-public"}, "endpoint_public_access=False"),
     "http-served": (_http_listener_forwards, {"alb-http-redirects-to-https"}, "redirect"),
     "key-not-rotating": (_key_without_rotation, {"kms-key-rotation"}, "enable_key_rotation=True"),
     "mutable-tags": (_mutable_registry, {"ecr-immutable-tags"}, "IMMUTABLE"),
-    "tls-optional": (_tls_not_forced, {"rds-parameter-group-force-ssl", "rds-instance-uses-ssl-parameter-group"},
-                     "rds.force_ssl"),
+    "tls-optional": (
+        _tls_not_forced,
+        {"rds-parameter-group-force-ssl", "rds-instance-uses-ssl-parameter-group"},
+        "rds.force_ssl",
+    ),
     "untagged": (_untagged_bucket, {"required-tags"}, "tags"),
     "waf-count-mode": (_common_rules_in_count_mode, {"waf-managed-rule-groups"}, "count mode"),
     "waf-rate-count-only": (_rate_rules_only_count, {"waf-rate-based-rule"}, "rateBasedStatement"),
     "waf-no-logging": (_no_waf_logging, {"waf-logging"}, "WebAclLoggingConfiguration"),
-    "bucket-public-access-open": (_bucket_without_public_access_block, {"s3-bucket-public-access-blocked"},
-                                  "BucketPublicAccessBlock"),
+    "bucket-public-access-open": (
+        _bucket_without_public_access_block,
+        {"s3-bucket-public-access-blocked"},
+        "BucketPublicAccessBlock",
+    ),
     "eks-secrets-plaintext": (_eks_secrets_plaintext, {"eks-secrets-encryption"}, "encryption_config"),
 }
 
@@ -230,7 +255,8 @@ def test_report_round_trips_as_json(tmp_path: Path) -> None:
 
 
 def test_the_offline_plan_writes_the_policy_report_and_fails_on_a_mandatory_violation(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """`python -m tools.plan` writes policy-report.{json,txt} beside resources.json, prints it, and
     exits 3 when the pack finds a mandatory violation (0 on the committed stacks)."""
     from dataclasses import replace
@@ -243,8 +269,10 @@ def test_the_offline_plan_writes_the_policy_report_and_fails_on_a_mandatory_viol
     assert json.loads((tmp_path / "dev" / "policy-report.json").read_text())["passed"] is True
 
     result = planned("prod")
-    broken = [replace(r, inputs={**r.inputs, "multiAz": False}) if r.type == "aws:rds/instance:Instance" else r
-              for r in result.recording.resources]
+    broken = [
+        replace(r, inputs={**r.inputs, "multiAz": False}) if r.type == "aws:rds/instance:Instance" else r
+        for r in result.recording.resources
+    ]
     write_plan(PlanResult("prod", Recording(broken, result.recording.outputs), result.seconds), tmp_path / "prod")
     assert not policy_passed(tmp_path / "prod")
     text = (tmp_path / "prod" / "policy-report.txt").read_text()

@@ -48,8 +48,12 @@ def test_waf_association_compliant_via_property_dependencies_with_unknown_values
     """During a real preview the ARNs are unknown: the rule must still link through property dependencies
     (and not stop at the first unknown value)."""
     lb, acl = alb(), resource(ACL, "acl", {"scope": "REGIONAL"})
-    assoc = resource(ASSOC, "assoc", {"resourceArn": UNKNOWN_STRING_VALUE, "webAclArn": UNKNOWN_STRING_VALUE},
-                     property_deps={"resourceArn": [lb], "webAclArn": [acl]})
+    assoc = resource(
+        ASSOC,
+        "assoc",
+        {"resourceArn": UNKNOWN_STRING_VALUE, "webAclArn": UNKNOWN_STRING_VALUE},
+        property_deps={"resourceArn": [lb], "webAclArn": [acl]},
+    )
     assert check_stack("alb-waf-association", [lb, acl, assoc]) == []
 
 
@@ -84,8 +88,12 @@ def test_waf_logging() -> None:
 
 # --- sg-no-world-ingress -------------------------------------------------------------------------------------
 def _world(name: str, sg: PolicyResource, port: float, cidr: str = "0.0.0.0/0") -> PolicyResource:
-    return resource(INGRESS, name, {"securityGroupId": f"{sg.name}-id", "ipProtocol": "tcp", "fromPort": port,
-                                    "toPort": port, "cidrIpv4": cidr}, deps=[sg])
+    return resource(
+        INGRESS,
+        name,
+        {"securityGroupId": f"{sg.name}-id", "ipProtocol": "tcp", "fromPort": port, "toPort": port, "cidrIpv4": cidr},
+        deps=[sg],
+    )
 
 
 def test_world_ingress_allowed_only_on_the_alb_for_80_and_443() -> None:
@@ -117,18 +125,31 @@ def test_world_ingress_without_ports_or_group_is_reported() -> None:
     """A rule with ports missing means every port; a group that is not in the stack cannot be the ALB's."""
     alb_sg = resource(SG, "alb-sg", {})
     lb = resource(LB, "alb", {"securityGroups": ["alb-sg-id"]}, deps=[alb_sg])
-    all_ports = resource(INGRESS, "all", {"ipProtocol": "-1", "cidrIpv4": "0.0.0.0/0", "securityGroupId": "x"},
-                         deps=[alb_sg])
-    elsewhere = resource(INGRESS, "elsewhere", {"ipProtocol": "tcp", "fromPort": 443.0, "toPort": 443.0,
-                                                "cidrIpv4": "0.0.0.0/0", "securityGroupId": "sg-external"})
+    all_ports = resource(
+        INGRESS, "all", {"ipProtocol": "-1", "cidrIpv4": "0.0.0.0/0", "securityGroupId": "x"}, deps=[alb_sg]
+    )
+    elsewhere = resource(
+        INGRESS,
+        "elsewhere",
+        {
+            "ipProtocol": "tcp",
+            "fromPort": 443.0,
+            "toPort": 443.0,
+            "cidrIpv4": "0.0.0.0/0",
+            "securityGroupId": "sg-external",
+        },
+    )
     found = check_stack("sg-no-world-ingress", [alb_sg, lb, all_ports, elsewhere])
     assert {at for _, at in found} == {all_ports.urn, elsewhere.urn}
     assert any("does not declare" in m for m, _ in found)
 
 
 def test_inline_world_ingress_on_a_group_is_reported() -> None:
-    sg = resource(SG, "legacy", {"ingress": [{"protocol": "tcp", "fromPort": 22.0, "toPort": 22.0,
-                                              "cidrBlocks": ["10.0.0.0/8", "0.0.0.0/0"]}]})
+    sg = resource(
+        SG,
+        "legacy",
+        {"ingress": [{"protocol": "tcp", "fromPort": 22.0, "toPort": 22.0, "cidrBlocks": ["10.0.0.0/8", "0.0.0.0/0"]}]},
+    )
     assert len(check_stack("sg-no-world-ingress", [sg])) == 1
 
 
@@ -164,15 +185,29 @@ def _bucket_graph(*, sse: str | None = "aws:kms", block: bool = True, tls: bool 
     bucket = resource(BUCKET, "logs", {"forceDestroy": False})
     out = [bucket]
     if sse is not None:
-        out.append(resource(SSE, "logs-sse", {"bucket": "logs", "rules": [
-            {"applyServerSideEncryptionByDefault": {"sseAlgorithm": sse}}]}, deps=[bucket]))
+        out.append(
+            resource(
+                SSE,
+                "logs-sse",
+                {"bucket": "logs", "rules": [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": sse}}]},
+                deps=[bucket],
+            )
+        )
     if block:
         out.append(resource(PAB, "logs-pab", {"bucket": "logs", "blockPublicAcls": True}, deps=[bucket]))
-    statement = {"Effect": "Deny", "Principal": "*", "Action": "s3:*",
-                 "Condition": {"Bool": {"aws:SecureTransport": "false"}}} if tls else \
-        {"Effect": "Allow", "Principal": {"Service": "logging.s3.amazonaws.com"}, "Action": "s3:PutObject"}
-    out.append(resource(POLICY, "logs-policy", {"bucket": "logs", "policy": (
-        '{"Version": "2012-10-17", "Statement": [' + json.dumps(statement) + "]}")}, deps=[bucket]))
+    statement = (
+        {"Effect": "Deny", "Principal": "*", "Action": "s3:*", "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
+        if tls
+        else {"Effect": "Allow", "Principal": {"Service": "logging.s3.amazonaws.com"}, "Action": "s3:PutObject"}
+    )
+    out.append(
+        resource(
+            POLICY,
+            "logs-policy",
+            {"bucket": "logs", "policy": ('{"Version": "2012-10-17", "Statement": [' + json.dumps(statement) + "]}")},
+            deps=[bucket],
+        )
+    )
     return out
 
 
@@ -201,12 +236,24 @@ def test_bucket_accepting_plain_http_is_reported() -> None:
 # --- route53 -------------------------------------------------------------------------------------------------
 def _failover(primary_hc: bool = True, secondary: bool = True) -> list[PolicyResource]:
     hc = resource(HC, "health", {"type": "HTTPS", "resourcePath": "/healthz"})
-    primary = resource(RECORD, "primary", {"name": "api.x", "type": "A", "failoverRoutingPolicies": [
-        {"type": "PRIMARY"}], **({"healthCheckId": "hc-1"} if primary_hc else {})}, deps=[hc] if primary_hc else [])
+    primary = resource(
+        RECORD,
+        "primary",
+        {
+            "name": "api.x",
+            "type": "A",
+            "failoverRoutingPolicies": [{"type": "PRIMARY"}],
+            **({"healthCheckId": "hc-1"} if primary_hc else {}),
+        },
+        deps=[hc] if primary_hc else [],
+    )
     out = [hc, primary]
     if secondary:
-        out.append(resource(RECORD, "secondary", {"name": "api.x", "type": "A",
-                                                  "failoverRoutingPolicies": [{"type": "SECONDARY"}]}))
+        out.append(
+            resource(
+                RECORD, "secondary", {"name": "api.x", "type": "A", "failoverRoutingPolicies": [{"type": "SECONDARY"}]}
+            )
+        )
     return out
 
 
@@ -234,12 +281,21 @@ def _edge(stack: str, protect: bool = True, health: bool = True) -> list[PolicyR
     dist = resource(DIST, "cdn", {"enabled": True}, stack=stack)
     out = [lb, zone, dist]
     if protect:
-        prots = [resource(PROTECTION, f"p-{t.name}", {"resourceArn": f"arn:{t.name}"}, deps=[t], stack=stack)
-                 for t in (lb, zone, dist)]
+        prots = [
+            resource(PROTECTION, f"p-{t.name}", {"resourceArn": f"arn:{t.name}"}, deps=[t], stack=stack)
+            for t in (lb, zone, dist)
+        ]
         out += prots
         if health:
-            out.append(resource(PROTECTION_HC, "p-alb-hc", {"shieldProtectionId": "p-alb-id",
-                                                            "healthCheckArn": "arn:hc"}, deps=[prots[0]], stack=stack))
+            out.append(
+                resource(
+                    PROTECTION_HC,
+                    "p-alb-hc",
+                    {"shieldProtectionId": "p-alb-id", "healthCheckArn": "arn:hc"},
+                    deps=[prots[0]],
+                    stack=stack,
+                )
+            )
     return out
 
 

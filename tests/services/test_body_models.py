@@ -24,8 +24,15 @@ from services.products import internal as products_internal
 from services.search import api as search_api
 from services.users import api as users_api
 
-ROUTERS: tuple[APIRouter, ...] = (users_api.router, products_api.router, products_internal.router, search_api.router,
-                                  orders_api.router, payments_api.router, payments_internal.router)
+ROUTERS: tuple[APIRouter, ...] = (
+    users_api.router,
+    products_api.router,
+    products_internal.router,
+    search_api.router,
+    orders_api.router,
+    payments_api.router,
+    payments_internal.router,
+)
 
 
 def _models(annotation: object) -> Iterator[type[BaseModel]]:
@@ -62,9 +69,12 @@ def test_the_sweep_sees_the_nested_money_and_quantity_models() -> None:
 
 
 def test_every_integer_field_of_every_request_body_is_strict() -> None:
-    loose = [f"{model.__module__}.{model.__name__}.{name}"
-             for model in _body_models() for name, field in model.model_fields.items()
-             if _is_int(field.annotation) and not any(isinstance(m, Strict) and m.strict for m in field.metadata)]
+    loose = [
+        f"{model.__module__}.{model.__name__}.{name}"
+        for model in _body_models()
+        for name, field in model.model_fields.items()
+        if _is_int(field.annotation) and not any(isinstance(m, Strict) and m.strict for m in field.metadata)
+    ]
     assert loose == []
 
 

@@ -18,8 +18,9 @@ def test_every_data_owning_service_has_its_own_database() -> None:
 def test_internal_routes_are_never_public() -> None:
     """A public prefix under /internal would let the edge route service-only endpoints to the internet."""
     with pytest.raises(ValueError, match="never expose /internal"):
-        catalog.Service(name="leaky", port=9999, owns_database=False, description="x",
-                        public_prefixes=("/internal/v1",))
+        catalog.Service(
+            name="leaky", port=9999, owns_database=False, description="x", public_prefixes=("/internal/v1",)
+        )
 
 
 def test_route_table_matches_longest_prefix_first() -> None:
@@ -49,14 +50,20 @@ def test_the_gateway_can_call_no_internal_route_and_holds_no_service_key() -> No
     internal callers are handed a signing key."""
     assert all(catalog.GATEWAY not in api.callers for s in catalog.SERVICES for api in s.internal_apis)
     assert catalog.GATEWAY not in catalog.service_key_holders()
-    assert set(catalog.service_key_holders()) == {c for s in catalog.SERVICES for api in s.internal_apis
-                                                  for c in api.callers}
+    assert set(catalog.service_key_holders()) == {
+        c for s in catalog.SERVICES for api in s.internal_apis for c in api.callers
+    }
 
 
 def test_a_forwarder_listed_as_an_internal_caller_is_refused() -> None:
     """The rule is checked on the data, so a future catalog edit cannot give the gateway /internal access."""
-    leaky = catalog.Service(name="ledger", port=9101, owns_database=False, description="x",
-                            internal_apis=(catalog.InternalApi("entries", callers=(catalog.GATEWAY,)),))
+    leaky = catalog.Service(
+        name="ledger",
+        port=9101,
+        owns_database=False,
+        description="x",
+        internal_apis=(catalog.InternalApi("entries", callers=(catalog.GATEWAY,)),),
+    )
     with pytest.raises(ValueError, match="forwards public routes"):
         catalog._validate((*catalog.SERVICES, leaky))
 
@@ -67,8 +74,15 @@ def test_a_forwarder_listed_as_an_internal_caller_is_refused() -> None:
         ({"name": "Bad_Name"}, "DNS label"),
         ({"port": 80}, "1024..65535"),
         ({"internal_apis": (catalog.InternalApi("api", callers=("thing",)),)}, "lists itself"),
-        ({"internal_apis": (catalog.InternalApi("api", callers=("aa",)), catalog.InternalApi("api", callers=("bb",)))},
-         "repeat"),
+        (
+            {
+                "internal_apis": (
+                    catalog.InternalApi("api", callers=("aa",)),
+                    catalog.InternalApi("api", callers=("bb",)),
+                )
+            },
+            "repeat",
+        ),
         ({"issues_user_tokens": True, "public_prefixes": ("/api/v1/things",)}, "route /.well-known/jwks.json"),
         ({"secrets": ("database_master_password",)}, "distinct names from"),
         ({"secrets": ("card_fingerprint_key", "card_fingerprint_key")}, "distinct names from"),
@@ -95,8 +109,12 @@ def test_no_service_takes_a_port_of_the_forwarders_replicas() -> None:
         squatter = catalog.Service(name="squatter", port=replica_port, owns_database=False, description="x")
         with pytest.raises(ValueError, match="replicas"):
             catalog._validate((*catalog.SERVICES, squatter))
-    taken = {p for s in catalog.SERVICES if s.forwards_public_routes
-             for p in catalog.replica_ports(s, catalog.MAX_FORWARDER_REPLICAS)}
+    taken = {
+        p
+        for s in catalog.SERVICES
+        if s.forwards_public_routes
+        for p in catalog.replica_ports(s, catalog.MAX_FORWARDER_REPLICAS)
+    }
     assert not {s.port for s in catalog.SERVICES if not s.forwards_public_routes} & taken
 
 
@@ -105,8 +123,14 @@ def test_exactly_one_service_issues_user_tokens() -> None:
     assert catalog.token_issuer().issues_user_tokens
     assert catalog.JWKS_PATH in catalog.token_issuer().public_prefixes
     issuer = catalog.token_issuer()
-    rival = catalog.Service(name="rival", port=9103, owns_database=False, description="x",
-                            public_prefixes=(catalog.JWKS_PATH,), issues_user_tokens=True)
+    rival = catalog.Service(
+        name="rival",
+        port=9103,
+        owns_database=False,
+        description="x",
+        public_prefixes=(catalog.JWKS_PATH,),
+        issues_user_tokens=True,
+    )
     with pytest.raises(ValueError, match="exactly one service issues user tokens"):
         catalog._validate((*(s for s in catalog.SERVICES if s is not issuer), rival, issuer))
     with pytest.raises(ValueError, match="exactly one service issues user tokens"):

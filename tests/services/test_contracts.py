@@ -52,12 +52,18 @@ T = TypeVar("T")
 
 
 def problem(status: int, kind: str, **members: Any) -> tuple[int, dict[str, Any]]:
-    return status, {"type": f"{BASE}{kind}", "title": "Some title", "status": status, "detail": "Some detail.",
-                    "instance": "/internal/v1/x", "request_id": "r-1", **members}
+    return status, {
+        "type": f"{BASE}{kind}",
+        "title": "Some title",
+        "status": status,
+        "detail": "Some detail.",
+        "instance": "/internal/v1/x",
+        "request_id": "r-1",
+        **members,
+    }
 
 
-def call(answer: tuple[int, Any] | None,
-         use: Callable[[ProductsClient, PaymentsClient], Awaitable[T]]) -> T:
+def call(answer: tuple[int, Any] | None, use: Callable[[ProductsClient, PaymentsClient], Awaitable[T]]) -> T:
     """Run ``use`` against a callee answering every request with ``answer`` (``None``: nothing listens)."""
 
     async def run() -> T:
@@ -68,8 +74,9 @@ def call(answer: tuple[int, Any] | None,
 
             async def handle(request: web.Request) -> web.Response:
                 text = body if isinstance(body, str) else json.dumps(body)
-                return web.Response(status=status, text=text,
-                                    content_type=PROBLEM_JSON if status >= 400 else "application/json")
+                return web.Response(
+                    status=status, text=text, content_type=PROBLEM_JSON if status >= 400 else "application/json"
+                )
 
             app = web.Application()
             app.router.add_route("*", "/{tail:.*}", handle)
@@ -95,13 +102,15 @@ def call(answer: tuple[int, Any] | None,
 
 
 def charge(_: ProductsClient, payments: PaymentsClient) -> Awaitable[Payment]:
-    request = ChargeRequest.model_validate({"order_id": str(ORDER), "user_id": str(uuid.uuid4()),
-                                           "amount_cents": 1250, "currency": "EUR", "card": CARD})
+    request = ChargeRequest.model_validate(
+        {"order_id": str(ORDER), "user_id": str(uuid.uuid4()), "amount_cents": 1250, "currency": "EUR", "card": CARD}
+    )
     return payments.charge(request, idempotency_key=str(ORDER))
 
 
-def raised(answer: tuple[int, Any] | None, use: Callable[[ProductsClient, PaymentsClient], Awaitable[Any]]
-           ) -> BaseException:
+def raised(
+    answer: tuple[int, Any] | None, use: Callable[[ProductsClient, PaymentsClient], Awaitable[Any]]
+) -> BaseException:
     with pytest.raises(Exception) as info:  # noqa: PT011 - the type is what the tests below check
         call(answer, use)
     return info.value
@@ -116,11 +125,20 @@ def test_a_declined_charge_is_declined_with_its_reason_and_payment() -> None:
 def test_a_stored_declined_payment_gives_the_same_decline_as_the_charge_answered() -> None:
     """Recovery reads a decline from the payment (``decline_reason``), the saga from the 402 (``reason``):
     one error class, so both build the same answer."""
-    payment = Payment.model_validate({
-        "id": str(PAYMENT), "order_id": str(ORDER), "user_id": str(uuid.uuid4()), "status": "declined",
-        "decline_reason": "card_declined", "amount_cents": 1250, "refunded_cents": 0, "currency": "EUR",
-        "card": {"brand": "visa", "last4": "0002", "exp_month": 12, "exp_year": 2030},
-        "created_at": "2026-12-01T00:00:00Z"})
+    payment = Payment.model_validate(
+        {
+            "id": str(PAYMENT),
+            "order_id": str(ORDER),
+            "user_id": str(uuid.uuid4()),
+            "status": "declined",
+            "decline_reason": "card_declined",
+            "amount_cents": 1250,
+            "refunded_cents": 0,
+            "currency": "EUR",
+            "card": {"brand": "visa", "last4": "0002", "exp_month": 12, "exp_year": 2030},
+            "created_at": "2026-12-01T00:00:00Z",
+        }
+    )
     from_payment = Declined.of(payment)
     received = raised(problem(402, "payment-declined", payment_id=str(PAYMENT), reason="card_declined"), charge)
     assert isinstance(received, Declined)
@@ -177,16 +195,20 @@ def test_a_callee_that_is_not_listening_is_a_call_error_that_never_left() -> Non
 
 def test_out_of_stock_carries_typed_shortages() -> None:
     shortage = {"product_id": str(PRODUCT), "requested": 3, "available": 1}
-    error = raised(problem(409, "out-of-stock", shortages=[shortage]),
-                   lambda products, _: products.reserve(ORDER, [ReservationLine(product_id=PRODUCT, quantity=3)]))
+    error = raised(
+        problem(409, "out-of-stock", shortages=[shortage]),
+        lambda products, _: products.reserve(ORDER, [ReservationLine(product_id=PRODUCT, quantity=3)]),
+    )
     assert isinstance(error, OutOfStock)
     assert error.shortages == [Shortage(product_id=PRODUCT, requested=3, available=1)]
 
 
 def test_a_reservation_answer_is_the_typed_reservation() -> None:
     line = {"product_id": str(PRODUCT), "quantity": 2, "name": "Lamp", "unit_price_cents": 700, "currency": "EUR"}
-    reservation: Reservation = call((201, {"order_id": str(ORDER), "status": "reserved", "items": [line]}),
-                       lambda products, _: products.reserve(ORDER, [ReservationLine(product_id=PRODUCT, quantity=2)]))
+    reservation: Reservation = call(
+        (201, {"order_id": str(ORDER), "status": "reserved", "items": [line]}),
+        lambda products, _: products.reserve(ORDER, [ReservationLine(product_id=PRODUCT, quantity=2)]),
+    )
     assert reservation.order_id == ORDER
     assert reservation.items[0].unit_price_cents * reservation.items[0].quantity == 1400
 
@@ -213,10 +235,10 @@ def test_each_named_error_crosses_the_wire_as_itself(sent: NamedProblem) -> None
         PaymentNotCaptured: lambda _, payments: payments.refund(PAYMENT, 100, "k"),
         RefundExceedsCapture: lambda _, payments: payments.refund(PAYMENT, 100, "k"),
         OutOfStock: lambda products, _: products.reserve(ORDER, [ReservationLine(product_id=PRODUCT, quantity=5)]),
-        ProductNotFound: lambda products, _: products.reserve(ORDER, [ReservationLine(product_id=PRODUCT,
-                                                                                      quantity=5)]),
-        ReservationConflict: lambda products, _: products.reserve(ORDER, [ReservationLine(product_id=PRODUCT,
-                                                                                          quantity=5)]),
+        ProductNotFound: lambda products, _: products.reserve(ORDER, [ReservationLine(product_id=PRODUCT, quantity=5)]),
+        ReservationConflict: lambda products, _: products.reserve(
+            ORDER, [ReservationLine(product_id=PRODUCT, quantity=5)]
+        ),
         ReservationNotFound: lambda products, _: products.commit(ORDER),
         WrongReservationState: lambda products, _: products.commit(ORDER),
     }

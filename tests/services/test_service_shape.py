@@ -21,7 +21,8 @@ def app_state_reads(source: str) -> list[int]:
         if isinstance(node, ast.Attribute) and node.attr == "state":
             owner = node.value
             if (isinstance(owner, ast.Name) and owner.id == "app") or (
-                    isinstance(owner, ast.Attribute) and owner.attr == "app"):
+                isinstance(owner, ast.Attribute) and owner.attr == "app"
+            ):
                 lines.append(node.lineno)
     return lines
 

@@ -28,23 +28,32 @@ def test_committed_settings_tables_are_what_the_models_produce() -> None:
 
 
 def test_every_settings_module_has_a_table() -> None:
-    modules = {path.relative_to(settings_docs.ROOT).as_posix()
-               for path in (settings_docs.ROOT / "services").glob("*/settings.py")}
+    modules = {
+        path.relative_to(settings_docs.ROOT).as_posix()
+        for path in (settings_docs.ROOT / "services").glob("*/settings.py")
+    }
     assert modules == {t.source for t in settings_docs.tables()}
 
 
 def test_every_setting_is_described_in_the_model_that_declares_it() -> None:
-    undescribed = [f"{t.source}: {name}" for t in settings_docs.tables()
-                   for name, field in t.model.model_fields.items()
-                   if not (t.base and name in t.base.model_fields) and len((field.description or "").strip()) < 10]
+    undescribed = [
+        f"{t.source}: {name}"
+        for t in settings_docs.tables()
+        for name, field in t.model.model_fields.items()
+        if not (t.base and name in t.base.model_fields) and len((field.description or "").strip()) < 10
+    ]
     assert undescribed == []
 
 
 def test_a_hand_edited_table_is_reported_then_rewritten(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     table = _orders_copy(tmp_path)
     text = table.readme.read_text(encoding="utf-8")
-    table.readme.write_text(text.replace("| `RECOVERY_BATCH` | integer, ≥ 1, ≤ 1000 | `100` |",
-                                         "| `RECOVERY_BATCH` | integer, ≥ 1, ≤ 1000 | `50` |"), encoding="utf-8")
+    table.readme.write_text(
+        text.replace(
+            "| `RECOVERY_BATCH` | integer, ≥ 1, ≤ 1000 | `100` |", "| `RECOVERY_BATCH` | integer, ≥ 1, ≤ 1000 | `50` |"
+        ),
+        encoding="utf-8",
+    )
     assert settings_docs.stale([table]) == [table.readme]
     assert settings_docs.write([table]) == [table.readme]
     assert table.readme.read_text(encoding="utf-8") == text
@@ -68,8 +77,9 @@ def test_a_readme_without_the_markers_is_an_error_naming_it(tmp_path: Path) -> N
 def test_a_secret_default_is_never_printed(tmp_path: Path) -> None:
     class WithSecret(KitSettings):
         service_name: str = Field(default="toy", description="The toy service's name.")
-        api_token: SecretStr = Field(default=SecretStr("hunter2-do-not-print"),
-                                     description="A token with a default value.")
+        api_token: SecretStr = Field(
+            default=SecretStr("hunter2-do-not-print"), description="A token with a default value."
+        )
 
     rendered = settings_docs.render(settings_docs.Table(tmp_path / "README.md", WithSecret, "toy.py", KitSettings))
     assert "hunter2" not in rendered

@@ -68,14 +68,16 @@ def _raw(request: Request, host: str) -> bytes:
     return head.encode("latin-1") + b"\r\n" + request.body
 
 
-async def _one(port: int, ctx: ssl.SSLContext, source: str, request: Request, start: asyncio.Event,
-               limit_s: float) -> Outcome:
+async def _one(
+    port: int, ctx: ssl.SSLContext, source: str, request: Request, start: asyncio.Event, limit_s: float
+) -> Outcome:
     await start.wait()
     began = time.perf_counter()
     try:
         async with asyncio.timeout(limit_s):
-            reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ctx, server_hostname="localhost",
-                                                           local_addr=(source, 0))
+            reader, writer = await asyncio.open_connection(
+                "127.0.0.1", port, ssl=ctx, server_hostname="localhost", local_addr=(source, 0)
+            )
             try:
                 writer.write(_raw(request, f"localhost:{port}"))
                 await writer.drain()
@@ -101,8 +103,7 @@ async def burst(port: int, cafile: str, requests: list[Request], *, limit_s: flo
     ctx = ssl.create_default_context(cafile=cafile)
     ctx.set_alpn_protocols(["http/1.1"])
     start = asyncio.Event()
-    tasks = [asyncio.create_task(_one(port, ctx, client_address(i), r, start, limit_s))
-             for i, r in enumerate(requests)]
+    tasks = [asyncio.create_task(_one(port, ctx, client_address(i), r, start, limit_s)) for i, r in enumerate(requests)]
     await asyncio.sleep(0)  # every task is waiting on the event: release them together
     start.set()
     return BurstResult(list(await asyncio.gather(*tasks)))

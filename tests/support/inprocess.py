@@ -105,8 +105,10 @@ def serve_in_process(name: str, env: dict[str, str], logdir: Path) -> Iterator[I
     _log_to(logfile)
     # The lifespan given to FastAPI(lifespan=...) is the router's lifespan_context (fastapi 0.163.2
     # fastapi/routing.py, _merge_lifespan_context): entering it is what uvicorn does at start-up.
-    with start_blocking_portal(backend="asyncio") as portal, \
-            portal.wrap_async_context_manager(app.router.lifespan_context(app)):
+    with (
+        start_blocking_portal(backend="asyncio") as portal,
+        portal.wrap_async_context_manager(app.router.lifespan_context(app)),
+    ):
         # raise_app_exceptions=False: an exception that escapes the app is a bare 500, as from a server
         # (httpx 0.28.1 httpx/_transports/asgi.py); the client address is 127.0.0.1 there.
         transport = _PortalTransport(portal, httpx.ASGITransport(app=app, raise_app_exceptions=False))

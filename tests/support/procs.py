@@ -73,9 +73,12 @@ class ServiceProcess:
 
     def start(self, wait: bool = True, timeout: float = 30.0) -> ServiceProcess:
         self.process = Process(
-            self.name, uvicorn_argv(self.app or f"services.{self.name}.main:app", self.port, *self.server_args),
-            {**os.environ, "PYTHONPATH": str(ROOT), **self.env}, self.logfile,
-            ready_url=f"{self.url}{self.ready_path}")
+            self.name,
+            uvicorn_argv(self.app or f"services.{self.name}.main:app", self.port, *self.server_args),
+            {**os.environ, "PYTHONPATH": str(ROOT), **self.env},
+            self.logfile,
+            ready_url=f"{self.url}{self.ready_path}",
+        )
         self.process.start(ROOT)
         if wait:
             self.wait_ready(timeout)

@@ -25,13 +25,21 @@ def _checked_calls(operation: Any, token: str) -> Any:
     import hypothesis
     from schemathesis import checks
 
-    @hypothesis.settings(max_examples=25, deadline=None, database=None,
-                         suppress_health_check=list(hypothesis.HealthCheck))
+    @hypothesis.settings(
+        max_examples=25, deadline=None, database=None, suppress_health_check=list(hypothesis.HealthCheck)
+    )
     @hypothesis.given(case=operation.as_strategy())
     def call(case: Any) -> None:
-        case.call_and_validate(headers={"authorization": "Bearer " + token}, timeout=30,
-                               checks=[checks.not_a_server_error, checks.status_code_conformance,
-                                       checks.content_type_conformance, checks.response_schema_conformance])
+        case.call_and_validate(
+            headers={"authorization": "Bearer " + token},
+            timeout=30,
+            checks=[
+                checks.not_a_server_error,
+                checks.status_code_conformance,
+                checks.content_type_conformance,
+                checks.response_schema_conformance,
+            ],
+        )
 
     return call
 

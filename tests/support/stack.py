@@ -20,8 +20,11 @@ def start_order() -> list[str]:
     """The services behind the gateway, each after the token issuer and the services it calls: started one by
     one, each learns its peers' addresses from those already running."""
     issuer = catalog.token_issuer().name
-    graph = {s.name: {*catalog.callees_of(s.name), *({issuer} - {s.name})}
-             for s in catalog.SERVICES if not s.forwards_public_routes}
+    graph = {
+        s.name: {*catalog.callees_of(s.name), *({issuer} - {s.name})}
+        for s in catalog.SERVICES
+        if not s.forwards_public_routes
+    }
     return list(TopologicalSorter(graph).static_order())
 
 
@@ -45,9 +48,13 @@ class TestStack:
         """The service's settings with its peers at the running processes (a peer not started yet is
         unknown), a fresh database unless one is given, and every secret in the environment."""
         target = DeployTarget(
-            environment="test", log_level="INFO", keyring=self.keyring, admin=(ADMIN_EMAIL, ADMIN_PASSWORD),
+            environment="test",
+            log_level="INFO",
+            keyring=self.keyring,
+            admin=(ADMIN_EMAIL, ADMIN_PASSWORD),
             service_urls={name: p.url for name, p in self.running.items()},
-            database=lambda svc: {"DATABASE_URL": database_url or self.create_database(svc.name)})
+            database=lambda svc: {"DATABASE_URL": database_url or self.create_database(svc.name)},
+        )
         # One connection per pool to start with: many services share the test server.
         return {"DB_POOL_MIN": "1", **deployment_environment(service, target)}
 

@@ -55,15 +55,22 @@ class BootstrapResult:
 
     def render(self) -> str:
         lines = [f"  changed: {c}" for c in self.changes] + [f"  ok:      {u}" for u in self.unchanged]
-        verdict = (f"{len(self.changes)} change(s) made" if self.changes
-                   else "nothing to change: the backend was already bootstrapped")
-        return "\n".join([
-            f"state bucket s3://{self.bucket} and KMS key {self.key_alias} in {self.region}: {verdict}", *lines, "",
-            "Use them:",
-            f"  {self.login_command}",
-            f"  pulumi stack init <stack> --secrets-provider '{self.secrets_provider}'",
-            f"  (existing stack: pulumi stack change-secrets-provider '{self.secrets_provider}')",
-        ])
+        verdict = (
+            f"{len(self.changes)} change(s) made"
+            if self.changes
+            else "nothing to change: the backend was already bootstrapped"
+        )
+        return "\n".join(
+            [
+                f"state bucket s3://{self.bucket} and KMS key {self.key_alias} in {self.region}: {verdict}",
+                *lines,
+                "",
+                "Use them:",
+                f"  {self.login_command}",
+                f"  pulumi stack init <stack> --secrets-provider '{self.secrets_provider}'",
+                f"  (existing stack: pulumi stack change-secrets-provider '{self.secrets_provider}')",
+            ]
+        )
 
 
 def default_bucket(account_id: str, region: str) -> str:
@@ -72,9 +79,19 @@ def default_bucket(account_id: str, region: str) -> str:
 
 def tls_only_policy(bucket: str) -> dict[str, Any]:
     arn = f"arn:aws:s3:::{bucket}"
-    return {"Version": "2012-10-17", "Statement": [{
-        "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
-        "Resource": [arn, f"{arn}/*"], "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "DenyInsecureTransport",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": [arn, f"{arn}/*"],
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            }
+        ],
+    }
 
 
 def _code(exc: ClientError) -> str:
@@ -89,9 +106,12 @@ def ensure_key(kms: Any, alias: str, result_changes: list[str], result_ok: list[
     except ClientError as exc:
         if _code(exc) != "NotFoundException":
             raise
-        meta = kms.create_key(Description="Pulumi stack secrets provider (shop platform)",
-                              KeyUsage="ENCRYPT_DECRYPT", KeySpec="SYMMETRIC_DEFAULT",
-                              Tags=[{"TagKey": k, "TagValue": v} for k, v in TAGS.items()])["KeyMetadata"]
+        meta = kms.create_key(
+            Description="Pulumi stack secrets provider (shop platform)",
+            KeyUsage="ENCRYPT_DECRYPT",
+            KeySpec="SYMMETRIC_DEFAULT",
+            Tags=[{"TagKey": k, "TagValue": v} for k, v in TAGS.items()],
+        )["KeyMetadata"]
         kms.create_alias(AliasName=alias, TargetKeyId=meta["KeyId"])
         result_changes.append(f"created KMS key {meta['KeyId']} with alias {alias}")
     if meta.get("KeyState") not in (None, "Enabled"):
@@ -111,8 +131,10 @@ def ensure_bucket(s3: Any, bucket: str, region: str, key_arn: str, changes: list
     except ClientError as exc:
         code = _code(exc)
         if code in ("403", "Forbidden", "AccessDenied"):
-            raise BootstrapError(f"bucket {bucket} exists but this account cannot use it (owned by someone "
-                                 "else?); pass --bucket with another name") from exc
+            raise BootstrapError(
+                f"bucket {bucket} exists but this account cannot use it (owned by someone "
+                "else?); pass --bucket with another name"
+            ) from exc
         if code not in ("404", "NoSuchBucket", "NotFound"):
             raise
         args: dict[str, Any] = {"Bucket": bucket, "ObjectOwnership": "BucketOwnerEnforced"}
@@ -122,8 +144,12 @@ def ensure_bucket(s3: Any, bucket: str, region: str, key_arn: str, changes: list
         s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in TAGS.items()]})
         changes.append(f"created bucket {bucket} in {region}")
 
-    block = {"BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True,
-             "RestrictPublicBuckets": True}
+    block = {
+        "BlockPublicAcls": True,
+        "IgnorePublicAcls": True,
+        "BlockPublicPolicy": True,
+        "RestrictPublicBuckets": True,
+    }
     try:
         current = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
     except ClientError as exc:
@@ -145,8 +171,9 @@ def ensure_bucket(s3: Any, bucket: str, region: str, key_arn: str, changes: list
     if owner == "BucketOwnerEnforced":
         ok.append("ACLs disabled (bucket owner enforced)")
     else:
-        s3.put_bucket_ownership_controls(Bucket=bucket, OwnershipControls={
-            "Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]})
+        s3.put_bucket_ownership_controls(
+            Bucket=bucket, OwnershipControls={"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+        )
         changes.append("disabled ACLs (bucket owner enforced)")
 
     if s3.get_bucket_versioning(Bucket=bucket).get("Status") == "Enabled":
@@ -155,8 +182,10 @@ def ensure_bucket(s3: Any, bucket: str, region: str, key_arn: str, changes: list
         s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
         changes.append("turned versioning on")
 
-    wanted_rule = {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_arn},
-                   "BucketKeyEnabled": True}
+    wanted_rule = {
+        "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_arn},
+        "BucketKeyEnabled": True,
+    }
     try:
         rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
     except ClientError as exc:
@@ -181,27 +210,33 @@ def ensure_bucket(s3: Any, bucket: str, region: str, key_arn: str, changes: list
     if wanted_policy["Statement"][0] in statements:
         ok.append("bucket policy refuses non-TLS requests")
     else:
-        merged = {"Version": "2012-10-17",
-                  "Statement": [s for s in statements if s.get("Sid") != "DenyInsecureTransport"]
-                  + wanted_policy["Statement"]}
+        merged = {
+            "Version": "2012-10-17",
+            "Statement": [s for s in statements if s.get("Sid") != "DenyInsecureTransport"]
+            + wanted_policy["Statement"],
+        }
         s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(merged))
         changes.append("bucket policy now refuses non-TLS requests")
 
 
-def bootstrap(session: Any, *, account_id: str, region: str, bucket: str | None = None,
-              key_alias: str = DEFAULT_ALIAS) -> BootstrapResult:
+def bootstrap(
+    session: Any, *, account_id: str, region: str, bucket: str | None = None, key_alias: str = DEFAULT_ALIAS
+) -> BootstrapResult:
     """Make the backend exist as described in the module docstring; ``session`` is a boto3 Session."""
     actual = session.client("sts", region_name=region).get_caller_identity()["Account"]
     if actual != account_id:
-        raise BootstrapError(f"credentials are for account {actual}, not {account_id}: refusing to change it "
-                             "(check AWS_PROFILE / the assumed role)")
+        raise BootstrapError(
+            f"credentials are for account {actual}, not {account_id}: refusing to change it "
+            "(check AWS_PROFILE / the assumed role)"
+        )
     name = bucket or default_bucket(account_id, region)
     changes: list[str] = []
     ok: list[str] = []
     key_arn = ensure_key(session.client("kms", region_name=region), key_alias, changes, ok)
     ensure_bucket(session.client("s3", region_name=region), name, region, key_arn, changes, ok)
-    return BootstrapResult(bucket=name, region=region, key_arn=key_arn, key_alias=key_alias, changes=changes,
-                           unchanged=ok)
+    return BootstrapResult(
+        bucket=name, region=region, key_arn=key_arn, key_alias=key_alias, changes=changes, unchanged=ok
+    )
 
 
 def _pattern(regex: re.Pattern[str], what: str) -> Any:
@@ -209,20 +244,33 @@ def _pattern(regex: re.Pattern[str], what: str) -> Any:
         if not regex.match(value):
             raise argparse.ArgumentTypeError(f"{value!r} is not {what}")
         return value
+
     return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m tools.ops.bootstrap",
-                                     description="Create the Pulumi state bucket and KMS secrets key for an account "
-                                                 "(idempotent).")
-    parser.add_argument("--account-id", required=True, type=_pattern(_ACCOUNT, "a 12-digit AWS account id"),
-                        help="the account the credentials must belong to")
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.ops.bootstrap",
+        description="Create the Pulumi state bucket and KMS secrets key for an account (idempotent).",
+    )
+    parser.add_argument(
+        "--account-id",
+        required=True,
+        type=_pattern(_ACCOUNT, "a 12-digit AWS account id"),
+        help="the account the credentials must belong to",
+    )
     parser.add_argument("--region", required=True, type=_pattern(_REGION, "an AWS region such as eu-west-1"))
-    parser.add_argument("--bucket", type=_pattern(_BUCKET, "a valid S3 bucket name"),
-                        help="state bucket name (default: pulumi-state-<account>-<region>)")
-    parser.add_argument("--key-alias", default=DEFAULT_ALIAS, type=_pattern(_ALIAS, "a KMS alias (alias/...)"),
-                        help=f"KMS alias of the secrets key (default: {DEFAULT_ALIAS})")
+    parser.add_argument(
+        "--bucket",
+        type=_pattern(_BUCKET, "a valid S3 bucket name"),
+        help="state bucket name (default: pulumi-state-<account>-<region>)",
+    )
+    parser.add_argument(
+        "--key-alias",
+        default=DEFAULT_ALIAS,
+        type=_pattern(_ALIAS, "a KMS alias (alias/...)"),
+        help=f"KMS alias of the secrets key (default: {DEFAULT_ALIAS})",
+    )
     parser.add_argument("--profile", help="AWS profile to use (default: the environment's credentials)")
     return parser
 
@@ -234,8 +282,9 @@ def main(argv: Sequence[str] | None = None, session: Any = None) -> int:
 
         session = boto3.Session(profile_name=args.profile, region_name=args.region)
     try:
-        result = bootstrap(session, account_id=args.account_id, region=args.region, bucket=args.bucket,
-                           key_alias=args.key_alias)
+        result = bootstrap(
+            session, account_id=args.account_id, region=args.region, bucket=args.bucket, key_alias=args.key_alias
+        )
     except BootstrapError as exc:
         print(f"bootstrap: {exc}", file=sys.stderr)
         return 1

@@ -33,8 +33,15 @@ from typing import Any, Final
 from botocore.exceptions import BotoCoreError, ClientError
 
 HttpGet = Callable[[str], int]
-REQUIRED_OUTPUTS: Final = ("apiUrl", "clusterName", "databaseEndpoints", "webAclArn", "healthCheckId",
-                           "targetGroupArn", "zoneId")
+REQUIRED_OUTPUTS: Final = (
+    "apiUrl",
+    "clusterName",
+    "databaseEndpoints",
+    "webAclArn",
+    "healthCheckId",
+    "targetGroupArn",
+    "zoneId",
+)
 # Headers carrying credentials that WAF logs must redact (as the program configures them).
 REDACTED_HEADERS: Final = ("authorization", "cookie")
 # Route 53 health checks and their status are global; their API lives in us-east-1.
@@ -70,13 +77,17 @@ class VerifyReport:
     def render(self) -> str:
         width = max((len(c.name) for c in self.checks), default=10)
         lines = [f"{'PASS' if c.ok else 'FAIL'}  {c.name.ljust(width)}  {c.detail}" for c in self.checks]
-        verdict = (f"{len(self.failed)} of {len(self.checks)} checks FAILED" if self.failed
-                   else f"all {len(self.checks)} checks passed")
+        verdict = (
+            f"{len(self.failed)} of {len(self.checks)} checks FAILED"
+            if self.failed
+            else f"all {len(self.checks)} checks passed"
+        )
         return "\n".join([*lines, verdict])
 
 
 def default_http_get(url: str) -> int:
     """Status code of a GET (no redirects followed silently: a redirect is not a healthy answer)."""
+
     class NoRedirect(urllib.request.HTTPRedirectHandler):
         def redirect_request(self, *args: Any, **kwargs: Any) -> None:
             return None
@@ -103,8 +114,14 @@ def _host(url: str) -> str:
 class Verifier:
     """Runs every check; each catches its own AWS errors so one missing resource never hides the others."""
 
-    def __init__(self, session: Any, region: str, outputs: Mapping[str, Any], expect: Expectations,
-                 http_get: HttpGet = default_http_get) -> None:
+    def __init__(
+        self,
+        session: Any,
+        region: str,
+        outputs: Mapping[str, Any],
+        expect: Expectations,
+        http_get: HttpGet = default_http_get,
+    ) -> None:
         self.session, self.region, self.outputs, self.expect, self.http_get = session, region, outputs, expect, http_get
         self.report = VerifyReport()
         self._alb_arn: str | None = None
@@ -150,21 +167,26 @@ class Verifier:
         if cfg.get("ResourcePath") != "/healthz":
             problems.append(f"path {cfg.get('ResourcePath')!r} (want /healthz)")
         observations = route53.get_health_check_status(HealthCheckId=hc_id).get("HealthCheckObservations", [])
-        unhealthy = [o.get("Region", "?") for o in observations
-                     if not str(o.get("StatusReport", {}).get("Status", "")).startswith("Success")]
+        unhealthy = [
+            o.get("Region", "?")
+            for o in observations
+            if not str(o.get("StatusReport", {}).get("Status", "")).startswith("Success")
+        ]
         if not observations:
             problems.append("no checker has reported yet")
         if unhealthy:
             problems.append(f"unhealthy from {unhealthy}")
-        return not problems, "; ".join(problems) or f"{hc_id} HTTPS {cfg.get('FullyQualifiedDomainName')}/healthz " \
-            f"healthy from {len(observations)} checker(s)"
+        return not problems, "; ".join(
+            problems
+        ) or f"{hc_id} HTTPS {cfg.get('FullyQualifiedDomainName')}/healthz healthy from {len(observations)} checker(s)"
 
     def failover_records(self) -> tuple[bool, str]:
         route53 = self.client("route53", GLOBAL_REGION)
         name = _host(str(self.outputs["apiUrl"])) + "."
         hc_id = str(self.outputs["healthCheckId"])
-        records = route53.list_resource_record_sets(HostedZoneId=str(self.outputs["zoneId"]), StartRecordName=name,
-                                                    StartRecordType="A")["ResourceRecordSets"]
+        records = route53.list_resource_record_sets(
+            HostedZoneId=str(self.outputs["zoneId"]), StartRecordName=name, StartRecordType="A"
+        )["ResourceRecordSets"]
         mine = [r for r in records if r["Name"].rstrip(".") == name.rstrip(".") and r.get("Failover")]
         primary = [r for r in mine if r["Failover"] == "PRIMARY"]
         secondary = [r for r in mine if r["Failover"] == "SECONDARY"]
@@ -179,8 +201,9 @@ class Verifier:
 
     def alb_arn(self) -> str:
         if self._alb_arn is None:
-            groups = self.client("elbv2").describe_target_groups(
-                TargetGroupArns=[str(self.outputs["targetGroupArn"])])["TargetGroups"]
+            groups = self.client("elbv2").describe_target_groups(TargetGroupArns=[str(self.outputs["targetGroupArn"])])[
+                "TargetGroups"
+            ]
             arns = groups[0].get("LoadBalancerArns", []) if groups else []
             if not arns:
                 raise KeyError(f"target group {self.outputs['targetGroupArn']} is attached to no load balancer")
@@ -197,8 +220,9 @@ class Verifier:
 
     def web_acl_logging(self) -> tuple[bool, str]:
         try:
-            cfg = self.client("wafv2").get_logging_configuration(
-                ResourceArn=str(self.outputs["webAclArn"]))["LoggingConfiguration"]
+            cfg = self.client("wafv2").get_logging_configuration(ResourceArn=str(self.outputs["webAclArn"]))[
+                "LoggingConfiguration"
+            ]
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "WAFNonexistentItemException":
                 return False, "the web ACL has no logging configuration"
@@ -232,8 +256,12 @@ class Verifier:
 
     def database(self, address: str) -> tuple[bool, str]:
         rds = self.client("rds")
-        found = [db for page in rds.get_paginator("describe_db_instances").paginate()
-                 for db in page["DBInstances"] if db.get("Endpoint", {}).get("Address") == address]
+        found = [
+            db
+            for page in rds.get_paginator("describe_db_instances").paginate()
+            for db in page["DBInstances"]
+            if db.get("Endpoint", {}).get("Address") == address
+        ]
         if not found:
             return False, f"no RDS instance has endpoint {address}"
         db = found[0]
@@ -269,9 +297,14 @@ class Verifier:
             if proto == "HTTPS":
                 continue
             actions = listener.get("DefaultActions", [])
-            if proto == "HTTP" and actions and all(
+            if (
+                proto == "HTTP"
+                and actions
+                and all(
                     a.get("Type") == "redirect" and a.get("RedirectConfig", {}).get("Protocol") == "HTTPS"
-                    for a in actions):
+                    for a in actions
+                )
+            ):
                 continue
             problems.append(f"{proto}:{port} serves traffic instead of redirecting to HTTPS")
         if not any(listener.get("Protocol") == "HTTPS" for listener in found):
@@ -293,21 +326,28 @@ def expectations_from_stack(stack: str, root: Path | None = None) -> Expectation
     cfg = stack_config(stack, root or REPO_ROOT)
     raw = {k.removeprefix(f"{PROJECT}:"): v for k, v in cfg.items() if k.startswith(f"{PROJECT}:")}
     parsed = parse_stack_config(stack, raw, cfg.get("aws:region"))
-    return Expectations(eks_version=parsed.cluster.version, shield=parsed.edge.shield_advanced,
-                        multi_az=parsed.databases.multi_az, deletion_protection=parsed.databases.deletion_protection)
+    return Expectations(
+        eks_version=parsed.cluster.version,
+        shield=parsed.edge.shield_advanced,
+        multi_az=parsed.databases.multi_az,
+        deletion_protection=parsed.databases.deletion_protection,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m tools.ops.verify",
-                                     description="Check the live AWS account against a stack's outputs.")
-    parser.add_argument("--outputs", required=True, type=Path,
-                        help="JSON from `pulumi stack output --json` (use - for stdin)")
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.ops.verify", description="Check the live AWS account against a stack's outputs."
+    )
+    parser.add_argument(
+        "--outputs", required=True, type=Path, help="JSON from `pulumi stack output --json` (use - for stdin)"
+    )
     parser.add_argument("--stack", required=True, help="stack name: expectations come from Pulumi.<stack>.yaml")
     parser.add_argument("--region", help="AWS region (default: aws:region from the stack file)")
     parser.add_argument("--eks-version", help="override the EKS version the stack file pins")
     shield = parser.add_mutually_exclusive_group()
-    shield.add_argument("--shield", dest="shield", action="store_true", default=None,
-                        help="require Shield Advanced protections")
+    shield.add_argument(
+        "--shield", dest="shield", action="store_true", default=None, help="require Shield Advanced protections"
+    )
     shield.add_argument("--no-shield", dest="shield", action="store_false", help="do not require them")
     parser.add_argument("--profile", help="AWS profile to use")
     return parser
@@ -327,8 +367,12 @@ def load_outputs(parser: argparse.ArgumentParser, path: Path) -> dict[str, Any]:
     return data
 
 
-def main(argv: Sequence[str] | None = None, session: Any = None, http_get: HttpGet = default_http_get,
-         root: Path | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    session: Any = None,
+    http_get: HttpGet = default_http_get,
+    root: Path | None = None,
+) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     outputs = load_outputs(parser, args.outputs)

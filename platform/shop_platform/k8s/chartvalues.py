@@ -62,9 +62,17 @@ def _unique(items: list[str]) -> list[str]:
 
 
 Name = Annotated[StrictStr, Field(pattern=DNS_LABEL)]
-PodLabels = Annotated[dict[str, StrictStr], AfterValidator(_labels), Field(json_schema_extra={
-    "minProperties": 1, "propertyNames": {"pattern": LABEL_KEY},
-    "additionalProperties": {"type": "string", "pattern": LABEL_VALUE}})]
+PodLabels = Annotated[
+    dict[str, StrictStr],
+    AfterValidator(_labels),
+    Field(
+        json_schema_extra={
+            "minProperties": 1,
+            "propertyNames": {"pattern": LABEL_KEY},
+            "additionalProperties": {"type": "string", "pattern": LABEL_VALUE},
+        }
+    ),
+]
 Cidrs = list[Annotated[StrictStr, Field(pattern=IPV4_CIDR)]]
 
 
@@ -78,8 +86,10 @@ class Values(BaseModel):
 class Image(Values):
     repository: StrictStr = Field(min_length=1, pattern=r"^[a-z0-9]([a-z0-9._/:-]*[a-z0-9])?$")
     tag: Annotated[StrictStr, AfterValidator(_not_latest)] = Field(
-        pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$", description="a fixed tag; 'latest' is refused (CKV_K8S_14)",
-        json_schema_extra={"not": {"const": "latest"}})
+        pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$",
+        description="a fixed tag; 'latest' is refused (CKV_K8S_14)",
+        json_schema_extra={"not": {"const": "latest"}},
+    )
     digest: StrictStr = Field("", pattern=r"^(sha256:[a-f0-9]{64})?$")
     pull_policy: Literal["Always", "IfNotPresent"] = "Always"
 
@@ -132,8 +142,10 @@ class Database(Values):
     enabled: StrictBool
     port: StrictInt = Field(5432, ge=1, le=65535)
     cidrs: Annotated[Cidrs, AfterValidator(_no_world)] = Field(
-        default_factory=list, description="the database subnets; never the whole internet",
-        json_schema_extra={"not": {"contains": {"const": "0.0.0.0/0"}}})
+        default_factory=list,
+        description="the database subnets; never the whole internet",
+        json_schema_extra={"not": {"contains": {"const": "0.0.0.0/0"}}},
+    )
     namespace: StrictStr = Field("", pattern=r"^([a-z]([a-z0-9-]{0,61}[a-z0-9])?)?$")
     pod_labels: dict[str, StrictStr] = Field(default_factory=dict)
 
@@ -145,15 +157,21 @@ class AwsApis(Values):
 
 class NetworkPolicy(Values):
     from_services: Annotated[list[Name], AfterValidator(_unique)] = Field(
-        default_factory=list, json_schema_extra={"uniqueItems": True})
+        default_factory=list, json_schema_extra={"uniqueItems": True}
+    )
     from_peers: list[Peer] = Field(default_factory=list)
     prometheus: Peer | None = None
     to_services: list[ServicePort] = Field(default_factory=list)
     dns: Peer | None = None
     database: Database | None = None
     aws_apis: AwsApis | None = None
-    hbone_port: StrictInt = Field(0, ge=0, le=65535, description="The mesh's HBONE port (Istio ambient: 15008), "
-                                  "admitted beside the port of every rule between pods; 0: no mesh.")
+    hbone_port: StrictInt = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="The mesh's HBONE port (Istio ambient: 15008), "
+        "admitted beside the port of every rule between pods; 0: no mesh.",
+    )
 
 
 class ServiceMonitor(Values):
@@ -166,13 +184,20 @@ class ServiceValues(Values):
     tests/platform/k8s/test_chart.py."""
 
     name: StrictStr = Field(pattern=SERVICE_NAME, description="catalog service name (a DNS label)")
-    port: StrictInt = Field(ge=1024, le=65535, description="unprivileged port: the container runs without "
-                                                            "NET_BIND_SERVICE")
+    port: StrictInt = Field(
+        ge=1024, le=65535, description="unprivileged port: the container runs without NET_BIND_SERVICE"
+    )
     image: Image
     env: Annotated[dict[str, StrictStr], AfterValidator(_env_names)] = Field(
-        default_factory=dict, json_schema_extra={"propertyNames": {
-            "pattern": ENV_NAME, "not": {"pattern": SECRET_ENV_NAME},
-            "description": "upper-case names; secret settings are refused here (mount them via secretName)"}})
+        default_factory=dict,
+        json_schema_extra={
+            "propertyNames": {
+                "pattern": ENV_NAME,
+                "not": {"pattern": SECRET_ENV_NAME},
+                "description": "upper-case names; secret settings are refused here (mount them via secretName)",
+            }
+        },
+    )
     secrets_dir: StrictStr = Field("/var/run/secrets/shop", pattern=r"^/[a-z0-9/_-]+$")
     secret_name: StrictStr = Field("", pattern=r"^([a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?)?$")
     service_account: ServiceAccount | None = None
@@ -217,5 +242,9 @@ def values_schema() -> dict[str, Any]:
         return out
 
     body = clean(raw)
-    return {"$schema": "http://json-schema.org/draft-07/schema#", "title": "retail-platform service chart values",
-            "description": " ".join(str(body.pop("description")).split()), **body}
+    return {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "title": "retail-platform service chart values",
+        "description": " ".join(str(body.pop("description")).split()),
+        **body,
+    }

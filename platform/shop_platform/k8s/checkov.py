@@ -8,16 +8,20 @@ from __future__ import annotations
 from typing import Final
 
 CHECKOV_SKIPS: Final[dict[str, tuple[tuple[str, ...], str]]] = {
-    "CKV_K8S_43": (("dev", "prod", "local"),
-                   "Image digests: service images are pinned by an immutable tag (ECR repositories refuse tag "
-                   "overwrites) and by digest when CI sets kubernetes.imageDigests; kind images are side-loaded "
-                   "(`kind load`) and have no registry digest; third-party images are pinned by version - "
-                   "digest pins for them are the documented next step."),
-    "CKV_K8S_15": (("local",),
-                   "imagePullPolicy Always: kind's images are side-loaded into the nodes with `kind load`, no "
-                   "registry serves them, so the services must use IfNotPresent there (EKS uses Always); the "
-                   "in-cluster PostgreSQL (kind only) pulls its versioned image once, not from Docker Hub on "
-                   "every restart."),
+    "CKV_K8S_43": (
+        ("dev", "prod", "local"),
+        "Image digests: service images are pinned by an immutable tag (ECR repositories refuse tag "
+        "overwrites) and by digest when CI sets kubernetes.imageDigests; kind images are side-loaded "
+        "(`kind load`) and have no registry digest; third-party images are pinned by version - "
+        "digest pins for them are the documented next step.",
+    ),
+    "CKV_K8S_15": (
+        ("local",),
+        "imagePullPolicy Always: kind's images are side-loaded into the nodes with `kind load`, no "
+        "registry serves them, so the services must use IfNotPresent there (EKS uses Always); the "
+        "in-cluster PostgreSQL (kind only) pulls its versioned image once, not from Docker Hub on "
+        "every restart.",
+    ),
 }
 
 

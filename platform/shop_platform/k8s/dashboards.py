@@ -24,9 +24,14 @@ MetricType = Literal["counter", "gauge", "histogram"]
 _STR = r'"(?:[^"\\]|\\.)*"'
 _DEFINITION = re.compile(
     r"\b(Counter|Gauge|Histogram|GaugeMetricFamily)\(\s*\"([a-zA-Z_:][a-zA-Z0-9_:]*)\""
-    rf"(?:\s*,\s*{_STR}(?:\s*{_STR})*(?:\s*,\s*\[([^\]]*)\])?)?")
-_TYPES: dict[str, MetricType] = {"Counter": "counter", "Gauge": "gauge", "GaugeMetricFamily": "gauge",
-                                 "Histogram": "histogram"}
+    rf"(?:\s*,\s*{_STR}(?:\s*{_STR})*(?:\s*,\s*\[([^\]]*)\])?)?"
+)
+_TYPES: dict[str, MetricType] = {
+    "Counter": "counter",
+    "Gauge": "gauge",
+    "GaugeMetricFamily": "gauge",
+    "Histogram": "histogram",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,12 +69,15 @@ def exported_series() -> frozenset[str]:
 
 def _panel(pid: int, title: str, exprs: list[tuple[str, str]], unit: str, x: int, y: int) -> dict[str, Any]:
     return {
-        "id": pid, "type": "timeseries", "title": title,
+        "id": pid,
+        "type": "timeseries",
+        "title": title,
         "datasource": {"type": "prometheus", "uid": "prometheus"},
         "gridPos": {"h": 8, "w": 12, "x": x, "y": y},
         "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
-        "targets": [{"refId": chr(ord("A") + i), "expr": expr, "legendFormat": legend}
-                    for i, (expr, legend) in enumerate(exprs)],
+        "targets": [
+            {"refId": chr(ord("A") + i), "expr": expr, "legendFormat": legend} for i, (expr, legend) in enumerate(exprs)
+        ],
     }
 
 
@@ -88,28 +96,72 @@ def service_dashboard(svc: Service) -> dict[str, Any]:
     """RED (rate, errors, duration), DB pool (if the service owns a database), business metrics."""
     sel = f'service="{svc.name}"'
     panels = [
-        _panel(1, "Requests per second by route",
-               [(f"sum by (route) (rate(http_requests_total{{{sel}}}[5m]))", "{{route}}")], "reqps", 0, 0),
-        _panel(2, "Error ratio (5xx)",
-               [(f'sum(rate(http_requests_total{{{sel},status=~"5.."}}[5m])) / '
-                 f"sum(rate(http_requests_total{{{sel}}}[5m]))", "5xx ratio")], "percentunit", 12, 0),
-        _panel(3, "Latency p50 / p99",
-               [(f"histogram_quantile({q}, sum by (le) (rate(http_request_duration_seconds_bucket{{{sel}}}[5m])))",
-                 f"p{int(q * 100)}") for q in (0.5, 0.99)], "s", 0, 8),
+        _panel(
+            1,
+            "Requests per second by route",
+            [(f"sum by (route) (rate(http_requests_total{{{sel}}}[5m]))", "{{route}}")],
+            "reqps",
+            0,
+            0,
+        ),
+        _panel(
+            2,
+            "Error ratio (5xx)",
+            [
+                (
+                    f'sum(rate(http_requests_total{{{sel},status=~"5.."}}[5m])) / '
+                    f"sum(rate(http_requests_total{{{sel}}}[5m]))",
+                    "5xx ratio",
+                )
+            ],
+            "percentunit",
+            12,
+            0,
+        ),
+        _panel(
+            3,
+            "Latency p50 / p99",
+            [
+                (
+                    f"histogram_quantile({q}, sum by (le) (rate(http_request_duration_seconds_bucket{{{sel}}}[5m])))",
+                    f"p{int(q * 100)}",
+                )
+                for q in (0.5, 0.99)
+            ],
+            "s",
+            0,
+            8,
+        ),
     ]
     if svc.owns_database:
-        panels.append(_panel(4, "Database pool",
-                             [(f"max(db_pool_connections{{{sel}}})", "open"),
-                              (f"max(db_pool_idle_connections{{{sel}}})", "idle"),
-                              (f"max(db_pool_max_connections{{{sel}}})", "max")], "short", 12, 8))
+        panels.append(
+            _panel(
+                4,
+                "Database pool",
+                [
+                    (f"max(db_pool_connections{{{sel}}})", "open"),
+                    (f"max(db_pool_idle_connections{{{sel}}})", "idle"),
+                    (f"max(db_pool_max_connections{{{sel}}})", "max"),
+                ],
+                "short",
+                12,
+                8,
+            )
+        )
     own = [m for m in exported_metrics() if m.package == svc.name]
     for i, m in enumerate(own):
         expr, legend, unit = _business_expr(m, svc)
         panels.append(_panel(10 + i, m.name, [(expr, legend)], unit, 12 * (i % 2), 16 + 8 * (i // 2)))
     return {
-        "uid": f"shop-{svc.name}", "title": f"shop / {svc.name}", "tags": ["shop", svc.name],
-        "timezone": "utc", "schemaVersion": 39, "version": 1, "refresh": "30s",
-        "time": {"from": "now-1h", "to": "now"}, "panels": panels,
+        "uid": f"shop-{svc.name}",
+        "title": f"shop / {svc.name}",
+        "tags": ["shop", svc.name],
+        "timezone": "utc",
+        "schemaVersion": 39,
+        "version": 1,
+        "refresh": "30s",
+        "time": {"from": "now-1h", "to": "now"},
+        "panels": panels,
         "description": svc.description,
     }
 

@@ -24,14 +24,19 @@ def pem_from_seed(seed_b64: str) -> str:
     if len(seed) != 32:
         raise ValueError(f"an Ed25519 seed is 32 bytes, got {len(seed)}")
     key = Ed25519PrivateKey.from_private_bytes(seed)
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption()).decode()
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
 
 
-def keyring_from_seeds(jwt_seed_b64: str, service_seeds_b64: Mapping[str, str],
-                       secrets_hex: Mapping[str, str]) -> KeyRing:
+def keyring_from_seeds(
+    jwt_seed_b64: str, service_seeds_b64: Mapping[str, str], secrets_hex: Mapping[str, str]
+) -> KeyRing:
     jwt_pem = pem_from_seed(jwt_seed_b64)
     kid = keys.thumbprint_kid(jwt_pem)
-    return KeyRing(jwt_keys={kid: jwt_pem}, active_kid=kid,
-                   service_keys={name: pem_from_seed(s) for name, s in service_seeds_b64.items()},
-                   secrets=dict(secrets_hex))
+    return KeyRing(
+        jwt_keys={kid: jwt_pem},
+        active_kid=kid,
+        service_keys={name: pem_from_seed(s) for name, s in service_seeds_b64.items()},
+        secrets=dict(secrets_hex),
+    )

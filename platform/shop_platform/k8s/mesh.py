@@ -72,12 +72,24 @@ def istio_releases(layer: LayerSpec) -> list[ReleaseSpec]:
 # Ports where an enrolled workload is called by something outside the mesh, so plaintext stays admitted there
 # (and only there): (namespace, pod labels, port, who calls).
 PLAINTEXT_PORTS: tuple[tuple[str, Mapping[str, str], int, str], ...] = (
-    (k.GATEWAY_NS, k.GATEWAY_POD_LABELS, k.GATEWAY_LISTENER_PORT,
-     "the edge: the ALB (EKS) or kind's NodePort; TLS ends at the ALB, HBONE starts at NGINX's ztunnel"),
-    (k.MONITORING_NS, netpol.PROMETHEUS_OPERATOR_POD_LABELS, netpol.PROMETHEUS_OPERATOR_WEBHOOK_PORT,
-     "the API server calls the Prometheus Operator's admission webhook (HTTPS)"),
-    (k.ECK_NS, netpol.ECK_OPERATOR_POD_LABELS, netpol.ECK_WEBHOOK_PORT,
-     "the API server calls the ECK operator's validating webhook (HTTPS)"),
+    (
+        k.GATEWAY_NS,
+        k.GATEWAY_POD_LABELS,
+        k.GATEWAY_LISTENER_PORT,
+        "the edge: the ALB (EKS) or kind's NodePort; TLS ends at the ALB, HBONE starts at NGINX's ztunnel",
+    ),
+    (
+        k.MONITORING_NS,
+        netpol.PROMETHEUS_OPERATOR_POD_LABELS,
+        netpol.PROMETHEUS_OPERATOR_WEBHOOK_PORT,
+        "the API server calls the Prometheus Operator's admission webhook (HTTPS)",
+    ),
+    (
+        k.ECK_NS,
+        netpol.ECK_OPERATOR_POD_LABELS,
+        netpol.ECK_WEBHOOK_PORT,
+        "the API server calls the ECK operator's validating webhook (HTTPS)",
+    ),
 )
 
 
@@ -93,16 +105,30 @@ def peer_authentications(layer: LayerSpec) -> list[Manifest]:
     STRICT with that one port PERMISSIVE. Ambient honours port-level modes of workload policies only, turning
     them into ztunnel rules (istio/istio@1.30.3 pilot/pkg/serviceregistry/ambient/authorization.go
     convertPeerAuthentication)."""
-    out = [{"apiVersion": "security.istio.io/v1", "kind": "PeerAuthentication",
-            "metadata": _meta("default", k.ISTIO_NS), "spec": {"mtls": {"mode": "STRICT"}}}]
+    out = [
+        {
+            "apiVersion": "security.istio.io/v1",
+            "kind": "PeerAuthentication",
+            "metadata": _meta("default", k.ISTIO_NS),
+            "spec": {"mtls": {"mode": "STRICT"}},
+        }
+    ]
     present = set(objects.namespace_names(layer))
     for namespace, labels, port, why in PLAINTEXT_PORTS:
         if namespace not in present:
             continue
-        out.append({"apiVersion": "security.istio.io/v1", "kind": "PeerAuthentication",
-                    "metadata": _meta(f"plaintext-{port}", namespace, {"shop/plaintext-reason": why}),
-                    "spec": {"selector": {"matchLabels": dict(labels)}, "mtls": {"mode": "STRICT"},
-                             "portLevelMtls": {str(port): {"mode": "PERMISSIVE"}}}})
+        out.append(
+            {
+                "apiVersion": "security.istio.io/v1",
+                "kind": "PeerAuthentication",
+                "metadata": _meta(f"plaintext-{port}", namespace, {"shop/plaintext-reason": why}),
+                "spec": {
+                    "selector": {"matchLabels": dict(labels)},
+                    "mtls": {"mode": "STRICT"},
+                    "portLevelMtls": {str(port): {"mode": "PERMISSIVE"}},
+                },
+            }
+        )
     return out
 
 
@@ -118,10 +144,21 @@ PROMETHEUS_PRINCIPAL = principal(k.MONITORING_NS, "kps-prometheus")
 
 
 def _allow(name: str, namespace: str, labels: Mapping[str, str], port: int, principals: list[str]) -> Manifest:
-    return {"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy", "metadata": _meta(name, namespace),
-            "spec": {"selector": {"matchLabels": dict(labels)}, "action": "ALLOW",
-                     "rules": [{"from": [{"source": {"principals": sorted(principals)}}],
-                                "to": [{"operation": {"ports": [str(port)]}}]}]}}
+    return {
+        "apiVersion": "security.istio.io/v1",
+        "kind": "AuthorizationPolicy",
+        "metadata": _meta(name, namespace),
+        "spec": {
+            "selector": {"matchLabels": dict(labels)},
+            "action": "ALLOW",
+            "rules": [
+                {
+                    "from": [{"source": {"principals": sorted(principals)}}],
+                    "to": [{"operation": {"ports": [str(port)]}}],
+                }
+            ],
+        },
+    }
 
 
 def authorization_policies(layer: LayerSpec) -> list[Manifest]:
@@ -139,8 +176,15 @@ def authorization_policies(layer: LayerSpec) -> list[Manifest]:
             callers.append(EDGE_PRINCIPAL)
         out.append(_allow(svc.name, k.SERVICES_NS, {"app.kubernetes.io/name": svc.name}, svc.port, callers))
     if not layer.eks:
-        out.append(_allow("postgres", k.DATA_NS, k.POSTGRES_POD_LABELS, 5432,
-                          [principal(k.SERVICES_NS, s.name) for s in catalog.database_services()]))
+        out.append(
+            _allow(
+                "postgres",
+                k.DATA_NS,
+                k.POSTGRES_POD_LABELS,
+                5432,
+                [principal(k.SERVICES_NS, s.name) for s in catalog.database_services()],
+            )
+        )
     return out
 
 
@@ -148,8 +192,18 @@ def pod_monitors() -> list[Manifest]:
     """The mesh observed: istiod's control-plane metrics (xDS pushes, certificate signing) and each ztunnel's
     connection and policy counters, by their named container ports (istio/istio@1.30.3 istio-discovery
     templates/deployment.yaml http-monitoring 15014, ztunnel templates/daemonset.yaml ztunnel-stats 15020)."""
-    return [{"apiVersion": "monitoring.coreos.com/v1", "kind": "PodMonitor", "metadata": _meta(name, k.ISTIO_NS),
-             "spec": {"selector": {"matchLabels": dict(labels)},
-                      "podMetricsEndpoints": [{"port": port, "path": "/metrics", "interval": "30s"}]}}
-            for name, labels, port in (("istiod", netpol.ISTIOD_POD_LABELS, "http-monitoring"),
-                                       ("ztunnel", netpol.ZTUNNEL_POD_LABELS, "ztunnel-stats"))]
+    return [
+        {
+            "apiVersion": "monitoring.coreos.com/v1",
+            "kind": "PodMonitor",
+            "metadata": _meta(name, k.ISTIO_NS),
+            "spec": {
+                "selector": {"matchLabels": dict(labels)},
+                "podMetricsEndpoints": [{"port": port, "path": "/metrics", "interval": "30s"}],
+            },
+        }
+        for name, labels, port in (
+            ("istiod", netpol.ISTIOD_POD_LABELS, "http-monitoring"),
+            ("ztunnel", netpol.ZTUNNEL_POD_LABELS, "ztunnel-stats"),
+        )
+    ]

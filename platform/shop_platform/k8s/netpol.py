@@ -36,8 +36,10 @@ PROMETHEUS_OPERATOR_WEBHOOK_PORT = 10250  # values.yaml prometheusOperator.tls.i
 # fluent-bit 0.50.0 templates/_helpers.tpl "fluent-bit.selectorLabels".
 FLUENT_BIT_POD_LABELS: Mapping[str, str] = {"app.kubernetes.io/name": "fluent-bit"}
 # ECK 3.5.0: pkg/controller/elasticsearch/label/label.go, kibana/label/label.go, logstash/labels/labels.go.
-ELASTICSEARCH_POD_LABELS: Mapping[str, str] = {"common.k8s.elastic.co/type": "elasticsearch",
-                                               "elasticsearch.k8s.elastic.co/cluster-name": objects.ES_NAME}
+ELASTICSEARCH_POD_LABELS: Mapping[str, str] = {
+    "common.k8s.elastic.co/type": "elasticsearch",
+    "elasticsearch.k8s.elastic.co/cluster-name": objects.ES_NAME,
+}
 KIBANA_POD_LABELS: Mapping[str, str] = {"common.k8s.elastic.co/type": "kibana"}
 LOGSTASH_POD_LABELS: Mapping[str, str] = {"common.k8s.elastic.co/type": "logstash"}
 ILM_JOB_POD_LABELS = objects.ILM_JOB_POD_LABELS
@@ -81,16 +83,26 @@ def _tcp(*ports: int) -> list[Port]:
     return [{"port": p, "protocol": "TCP"} for p in ports]
 
 
-def _policy(name: str, namespace: str, pods: Mapping[str, Any], *, ingress: Sequence[dict[str, Any]] = (),
-            egress: Sequence[dict[str, Any]] = ()) -> Manifest:
+def _policy(
+    name: str,
+    namespace: str,
+    pods: Mapping[str, Any],
+    *,
+    ingress: Sequence[dict[str, Any]] = (),
+    egress: Sequence[dict[str, Any]] = (),
+) -> Manifest:
     types = [t for t, rules in (("Ingress", ingress), ("Egress", egress)) if rules]
     spec: dict[str, Any] = {"podSelector": dict(pods), "policyTypes": types}
     if ingress:
         spec["ingress"] = list(ingress)
     if egress:
         spec["egress"] = list(egress)
-    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-            "metadata": {"name": name, "namespace": namespace, "labels": dict(objects.PART_OF)}, "spec": spec}
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": name, "namespace": namespace, "labels": dict(objects.PART_OF)},
+        "spec": spec,
+    }
 
 
 def _all_pods() -> dict[str, Any]:
@@ -98,6 +110,7 @@ def _all_pods() -> dict[str, Any]:
 
 
 # --- the cluster's edges: API server, nodes, outside ---------------------------------------------------------
+
 
 def api_server(layer: LayerSpec) -> dict[str, Any]:
     """An egress rule to the Kubernetes API. Policies see the endpoint behind the ``kubernetes`` Service: on EKS
@@ -116,8 +129,10 @@ def _from_api_server(layer: LayerSpec, port: int) -> dict[str, Any]:
 
 
 def _dns() -> dict[str, Any]:
-    return {"to": [_in_ns("kube-system", k.DNS_POD_LABELS)],
-            "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}
+    return {
+        "to": [_in_ns("kube-system", k.DNS_POD_LABELS)],
+        "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}],
+    }
 
 
 def _base(namespace: str, layer: LayerSpec, *, api: Mapping[str, Any] | None = None) -> list[Manifest]:
@@ -129,6 +144,7 @@ def _base(namespace: str, layer: LayerSpec, *, api: Mapping[str, Any] | None = N
 
 
 # --- per namespace -------------------------------------------------------------------------------------------
+
 
 def monitoring(layer: LayerSpec) -> list[Manifest]:
     """Prometheus scrapes everything; only Prometheus reaches Alertmanager (whose API creates silences and takes
@@ -146,18 +162,36 @@ def monitoring(layer: LayerSpec) -> list[Manifest]:
         *_base(ns, layer, api=_all_pods()),
         _policy("prometheus", ns, _labels(k.PROMETHEUS_POD_LABELS), egress=prometheus_egress),
         _policy("from-prometheus", ns, _all_pods(), ingress=[{"from": [_same_ns(k.PROMETHEUS_POD_LABELS)]}]),
-        _policy("grafana", ns, _labels(GRAFANA_POD_LABELS),
-                egress=[{"to": [_same_ns(k.PROMETHEUS_POD_LABELS)], "ports": _tcp(9090)}]),
-        _policy("prometheus-from-grafana", ns, _labels(k.PROMETHEUS_POD_LABELS),
-                ingress=[{"from": [_same_ns(GRAFANA_POD_LABELS)], "ports": _tcp(9090)}]),
-        _policy("operator-webhook", ns, _labels(PROMETHEUS_OPERATOR_POD_LABELS),
-                ingress=[_from_api_server(layer, PROMETHEUS_OPERATOR_WEBHOOK_PORT)]),
+        _policy(
+            "grafana",
+            ns,
+            _labels(GRAFANA_POD_LABELS),
+            egress=[{"to": [_same_ns(k.PROMETHEUS_POD_LABELS)], "ports": _tcp(9090)}],
+        ),
+        _policy(
+            "prometheus-from-grafana",
+            ns,
+            _labels(k.PROMETHEUS_POD_LABELS),
+            ingress=[{"from": [_same_ns(GRAFANA_POD_LABELS)], "ports": _tcp(9090)}],
+        ),
+        _policy(
+            "operator-webhook",
+            ns,
+            _labels(PROMETHEUS_OPERATOR_POD_LABELS),
+            ingress=[_from_api_server(layer, PROMETHEUS_OPERATOR_WEBHOOK_PORT)],
+        ),
     ]
     if layer.kubernetes.alert_webhook_url:
         # The receiver is an https webhook outside the cluster (config.KubernetesConfig refuses anything else).
         inside = [c for c in (layer.vpc_cidr, layer.pod_cidr) if c]
-        out.append(_policy("alertmanager-webhook", ns, _labels(ALERTMANAGER_POD_LABELS), egress=[
-            {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": inside}}], "ports": _tcp(443)}]))
+        out.append(
+            _policy(
+                "alertmanager-webhook",
+                ns,
+                _labels(ALERTMANAGER_POD_LABELS),
+                egress=[{"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": inside}}], "ports": _tcp(443)}],
+            )
+        )
     return out
 
 
@@ -170,35 +204,68 @@ def logging(layer: LayerSpec) -> list[Manifest]:
     gelf = [{"port": k.GELF_PORT, "protocol": "TCP"}, {"port": k.GELF_PORT, "protocol": "UDP"}]
     return [
         *_base(ns, layer),
-        _policy("elasticsearch", ns, es,
-                ingress=[{"from": [_same_ns(KIBANA_POD_LABELS), _same_ns(LOGSTASH_POD_LABELS),
-                                   _same_ns(ILM_JOB_POD_LABELS), _in_ns(k.ECK_NS, ECK_OPERATOR_POD_LABELS)],
-                          "ports": _tcp(http)},
-                         {"from": [_same_ns(ELASTICSEARCH_POD_LABELS)], "ports": _tcp(transport)}],
-                egress=[{"to": [_same_ns(ELASTICSEARCH_POD_LABELS)], "ports": _tcp(transport)}]),
+        _policy(
+            "elasticsearch",
+            ns,
+            es,
+            ingress=[
+                {
+                    "from": [
+                        _same_ns(KIBANA_POD_LABELS),
+                        _same_ns(LOGSTASH_POD_LABELS),
+                        _same_ns(ILM_JOB_POD_LABELS),
+                        _in_ns(k.ECK_NS, ECK_OPERATOR_POD_LABELS),
+                    ],
+                    "ports": _tcp(http),
+                },
+                {"from": [_same_ns(ELASTICSEARCH_POD_LABELS)], "ports": _tcp(transport)},
+            ],
+            egress=[{"to": [_same_ns(ELASTICSEARCH_POD_LABELS)], "ports": _tcp(transport)}],
+        ),
         _policy("kibana", ns, _labels(KIBANA_POD_LABELS), egress=[to_es]),
-        _policy("logstash", ns, _labels(LOGSTASH_POD_LABELS), egress=[to_es],
-                ingress=[{"from": [_in_ns(k.LOGGING_AGENT_NS, FLUENT_BIT_POD_LABELS)], "ports": gelf}]),
+        _policy(
+            "logstash",
+            ns,
+            _labels(LOGSTASH_POD_LABELS),
+            egress=[to_es],
+            ingress=[{"from": [_in_ns(k.LOGGING_AGENT_NS, FLUENT_BIT_POD_LABELS)], "ports": gelf}],
+        ),
     ]
 
 
 def logging_agent(layer: LayerSpec) -> list[Manifest]:
     """Fluent Bit: the API (its kubernetes filter adds pod metadata) and Logstash's GELF input."""
     ns = k.LOGGING_AGENT_NS
-    return [*_base(ns, layer, api=_all_pods()),
-            _policy("fluent-bit", ns, _labels(FLUENT_BIT_POD_LABELS), egress=[
-                {"to": [_in_ns(k.LOGGING_NS, LOGSTASH_POD_LABELS)],
-                 "ports": [{"port": k.GELF_PORT, "protocol": "TCP"}, {"port": k.GELF_PORT, "protocol": "UDP"}]}])]
+    return [
+        *_base(ns, layer, api=_all_pods()),
+        _policy(
+            "fluent-bit",
+            ns,
+            _labels(FLUENT_BIT_POD_LABELS),
+            egress=[
+                {
+                    "to": [_in_ns(k.LOGGING_NS, LOGSTASH_POD_LABELS)],
+                    "ports": [{"port": k.GELF_PORT, "protocol": "TCP"}, {"port": k.GELF_PORT, "protocol": "UDP"}],
+                }
+            ],
+        ),
+    ]
 
 
 def eck_operator(layer: LayerSpec) -> list[Manifest]:
     """The ECK operator: the API, Elasticsearch's HTTP API (it manages users and settings), and the API server
     calling its validating webhook."""
     ns, operator = k.ECK_NS, _labels(ECK_OPERATOR_POD_LABELS)
-    return [*_base(ns, layer, api=operator),
-            _policy("operator", ns, operator,
-                    ingress=[_from_api_server(layer, ECK_WEBHOOK_PORT)],
-                    egress=[{"to": [_in_ns(k.LOGGING_NS, ELASTICSEARCH_POD_LABELS)], "ports": _tcp(9200)}])]
+    return [
+        *_base(ns, layer, api=operator),
+        _policy(
+            "operator",
+            ns,
+            operator,
+            ingress=[_from_api_server(layer, ECK_WEBHOOK_PORT)],
+            egress=[{"to": [_in_ns(k.LOGGING_NS, ELASTICSEARCH_POD_LABELS)], "ports": _tcp(9200)}],
+        ),
+    ]
 
 
 def gateway(layer: LayerSpec) -> list[Manifest]:
@@ -210,18 +277,36 @@ def gateway(layer: LayerSpec) -> list[Manifest]:
     not_data_plane = {"matchExpressions": [{**_DATA_PLANE, "operator": "DoesNotExist"}]}
     # EKS: the ALB (public subnets) sends to pod IPs; kind: kube-proxy forwards the NodePort from a node.
     edge = layer.vpc_cidr if layer.eks else "0.0.0.0/0"
-    backends = [{"to": [_in_ns(k.SERVICES_NS, {"app.kubernetes.io/name": s.name})], "ports": _tcp(s.port)}
-                for s in edge_backends()]
+    backends = [
+        {"to": [_in_ns(k.SERVICES_NS, {"app.kubernetes.io/name": s.name})], "ports": _tcp(s.port)}
+        for s in edge_backends()
+    ]
     return [
         *_base(ns, layer, api=not_data_plane),
-        _policy("from-prometheus", ns, _all_pods(), ingress=[
-            {"from": [_in_ns(k.MONITORING_NS, k.PROMETHEUS_POD_LABELS)], "ports": _tcp(objects.GATEWAY_METRICS_PORT)}]),
-        _policy("data-plane", ns, data_plane,
-                ingress=[{"from": [{"ipBlock": {"cidr": edge}}], "ports": _tcp(k.GATEWAY_LISTENER_PORT)}],
-                egress=[*backends,
-                        {"to": [_same_ns(NGF_CONTROL_PLANE_POD_LABELS)], "ports": _tcp(NGF_AGENT_PORT)}]),
-        _policy("control-plane", ns, _labels(NGF_CONTROL_PLANE_POD_LABELS),
-                ingress=[{"from": [{"podSelector": data_plane}], "ports": _tcp(NGF_AGENT_PORT)}]),
+        _policy(
+            "from-prometheus",
+            ns,
+            _all_pods(),
+            ingress=[
+                {
+                    "from": [_in_ns(k.MONITORING_NS, k.PROMETHEUS_POD_LABELS)],
+                    "ports": _tcp(objects.GATEWAY_METRICS_PORT),
+                }
+            ],
+        ),
+        _policy(
+            "data-plane",
+            ns,
+            data_plane,
+            ingress=[{"from": [{"ipBlock": {"cidr": edge}}], "ports": _tcp(k.GATEWAY_LISTENER_PORT)}],
+            egress=[*backends, {"to": [_same_ns(NGF_CONTROL_PLANE_POD_LABELS)], "ports": _tcp(NGF_AGENT_PORT)}],
+        ),
+        _policy(
+            "control-plane",
+            ns,
+            _labels(NGF_CONTROL_PLANE_POD_LABELS),
+            ingress=[{"from": [{"podSelector": data_plane}], "ports": _tcp(NGF_AGENT_PORT)}],
+        ),
     ]
 
 
@@ -231,29 +316,51 @@ def istio_system(layer: LayerSpec) -> list[Manifest]:
     reads the API."""
     ns = k.ISTIO_NS
     prometheus = [_in_ns(k.MONITORING_NS, k.PROMETHEUS_POD_LABELS)]
-    return [*_base(ns, layer, api=_labels(ISTIOD_POD_LABELS)),
-            _policy("istiod", ns, _labels(ISTIOD_POD_LABELS),
-                    ingress=[{"from": [_same_ns(ZTUNNEL_POD_LABELS)], "ports": _tcp(ISTIOD_XDS_PORT)},
-                             _from_api_server(layer, ISTIOD_WEBHOOK_PORT),
-                             {"from": prometheus, "ports": _tcp(ISTIOD_METRICS_PORT)}]),
-            _policy("ztunnel", ns, _labels(ZTUNNEL_POD_LABELS),
-                    ingress=[{"from": prometheus, "ports": _tcp(ZTUNNEL_METRICS_PORT)}],
-                    egress=[{"to": [_same_ns(ISTIOD_POD_LABELS)], "ports": _tcp(ISTIOD_XDS_PORT)}])]
+    return [
+        *_base(ns, layer, api=_labels(ISTIOD_POD_LABELS)),
+        _policy(
+            "istiod",
+            ns,
+            _labels(ISTIOD_POD_LABELS),
+            ingress=[
+                {"from": [_same_ns(ZTUNNEL_POD_LABELS)], "ports": _tcp(ISTIOD_XDS_PORT)},
+                _from_api_server(layer, ISTIOD_WEBHOOK_PORT),
+                {"from": prometheus, "ports": _tcp(ISTIOD_METRICS_PORT)},
+            ],
+        ),
+        _policy(
+            "ztunnel",
+            ns,
+            _labels(ZTUNNEL_POD_LABELS),
+            ingress=[{"from": prometheus, "ports": _tcp(ZTUNNEL_METRICS_PORT)}],
+            egress=[{"to": [_same_ns(ISTIOD_POD_LABELS)], "ports": _tcp(ISTIOD_XDS_PORT)}],
+        ),
+    ]
 
 
 def kubelet_probes(namespace: str) -> Manifest:
     """Enrolled pods see the kubelet's probes from the mesh's link-local SNAT address, not from the node. Only the
     node's own iptables rule produces that source (it is not routable), so every port is admitted from it."""
-    return _policy("allow-kubelet-probes", namespace, _all_pods(),
-                   ingress=[{"from": [{"ipBlock": {"cidr": k.MESH_PROBE_SOURCE_CIDR}}]}])
+    return _policy(
+        "allow-kubelet-probes",
+        namespace,
+        _all_pods(),
+        ingress=[{"from": [{"ipBlock": {"cidr": k.MESH_PROBE_SOURCE_CIDR}}]}],
+    )
 
 
 def namespace_policies(layer: LayerSpec) -> list[Manifest]:
     """Every namespace the layer creates gets a default-deny; the add-on namespaces their flows as well; an
     enrolled namespace admits the kubelet's probes from the mesh's SNAT address and HBONE beside each pod-to-pod
     port (``objects.admit_hbone``)."""
-    builders = {k.MONITORING_NS: monitoring, k.LOGGING_NS: logging, k.LOGGING_AGENT_NS: logging_agent,
-                k.ECK_NS: eck_operator, k.GATEWAY_NS: gateway, k.ISTIO_NS: istio_system}
+    builders = {
+        k.MONITORING_NS: monitoring,
+        k.LOGGING_NS: logging,
+        k.LOGGING_AGENT_NS: logging_agent,
+        k.ECK_NS: eck_operator,
+        k.GATEWAY_NS: gateway,
+        k.ISTIO_NS: istio_system,
+    }
     out: list[Manifest] = []
     for ns in objects.namespace_names(layer):
         out.extend(builders[ns](layer) if ns in builders else [objects.default_deny(ns)])

@@ -28,19 +28,33 @@ PART_OF = {"app.kubernetes.io/part-of": "retail", "app.kubernetes.io/managed-by"
 POD_SECURITY: Mapping[str, tuple[str, str]] = {
     k.SERVICES_NS: ("restricted", "the services' chart sets every restricted field"),
     k.DATA_NS: ("restricted", "PostgreSQL runs as its image's postgres user with a restricted context"),
-    k.LOGGING_NS: ("restricted", "ECK pod templates below set the restricted context on every container, the "
-                   "operator's init containers included; mmap off, no sysctl init"),
-    k.GATEWAY_NS: ("restricted", "NGINX Gateway Fabric 2.1.0's control plane and certificate Job set restricted "
-                   "contexts; its data-plane init container lacks allowPrivilegeEscalation=false "
-                   "(internal/controller/provisioner/objects.go), which the Gateway's NginxProxy patch adds"),
-    k.ECK_NS: ("restricted", "the eck-operator chart renders the values' restricted pod and container contexts "
-               "(templates/statefulset.yaml), no init container, no host access"),
-    k.MONITORING_NS: ("privileged", "node-exporter (kube-prometheus-stack) needs hostNetwork, hostPID and "
-                      "hostPath to read node metrics"),
+    k.LOGGING_NS: (
+        "restricted",
+        "ECK pod templates below set the restricted context on every container, the "
+        "operator's init containers included; mmap off, no sysctl init",
+    ),
+    k.GATEWAY_NS: (
+        "restricted",
+        "NGINX Gateway Fabric 2.1.0's control plane and certificate Job set restricted "
+        "contexts; its data-plane init container lacks allowPrivilegeEscalation=false "
+        "(internal/controller/provisioner/objects.go), which the Gateway's NginxProxy patch adds",
+    ),
+    k.ECK_NS: (
+        "restricted",
+        "the eck-operator chart renders the values' restricted pod and container contexts "
+        "(templates/statefulset.yaml), no init container, no host access",
+    ),
+    k.MONITORING_NS: (
+        "privileged",
+        "node-exporter (kube-prometheus-stack) needs hostNetwork, hostPID and hostPath to read node metrics",
+    ),
     k.LOGGING_AGENT_NS: ("privileged", "Fluent Bit reads /var/log/containers through hostPath on every node"),
-    k.ISTIO_NS: ("privileged", "istio-cni's node agent runs on the host network with hostPath mounts and ztunnel "
-                 "needs NET_ADMIN and SYS_ADMIN to enter pods' network namespaces (istio/istio@1.30.3 "
-                 "manifests/charts/istio-cni and ztunnel templates/daemonset.yaml)"),
+    k.ISTIO_NS: (
+        "privileged",
+        "istio-cni's node agent runs on the host network with hostPath mounts and ztunnel "
+        "needs NET_ADMIN and SYS_ADMIN to enter pods' network namespaces (istio/istio@1.30.3 "
+        "manifests/charts/istio-cni and ztunnel templates/daemonset.yaml)",
+    ),
 }
 
 # Istio ambient enrolment per namespace (shop_platform.k8s.mesh): True, or why the namespace stays out. Enrolled
@@ -57,7 +71,7 @@ MESH_ENROLMENT: Mapping[str, Literal[True] | str] = {
     k.LOGGING_AGENT_NS: True,
     k.ECK_NS: True,
     k.ISTIO_NS: "the mesh itself: ztunnel and istio-cni build the data plane and cannot be captured by it; istiod "
-                "serves ztunnel over TLS on 15012, ztunnel authenticating with its service-account token",
+    "serves ztunnel over TLS on 15012, ztunnel authenticating with its service-account token",
 }
 
 
@@ -65,8 +79,9 @@ def mesh_enrolled(namespace: str) -> bool:
     return MESH_ENROLMENT[namespace] is True
 
 
-def _meta(name: str, namespace: str | None = None, labels: Mapping[str, str] | None = None,
-          **extra: Any) -> dict[str, Any]:
+def _meta(
+    name: str, namespace: str | None = None, labels: Mapping[str, str] | None = None, **extra: Any
+) -> dict[str, Any]:
     meta: dict[str, Any] = {"name": name, "labels": {**PART_OF, **(labels or {})}}
     if namespace:
         meta["namespace"] = namespace
@@ -99,12 +114,23 @@ def namespaces(layer: LayerSpec) -> list[Manifest]:
             extra[k.MESH_DATAPLANE_LABEL] = "ambient"
         else:
             annotations["shop/mesh-exempt-reason"] = enrolment
-        out.append({"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(
-            name, labels={"pod-security.kubernetes.io/enforce": level,
-                          "pod-security.kubernetes.io/enforce-version": f"v{layer.kube_version}",
-                          "pod-security.kubernetes.io/warn": "restricted",
-                          "pod-security.kubernetes.io/audit": "restricted", **extra},
-            annotations=annotations)})
+        out.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": _meta(
+                    name,
+                    labels={
+                        "pod-security.kubernetes.io/enforce": level,
+                        "pod-security.kubernetes.io/enforce-version": f"v{layer.kube_version}",
+                        "pod-security.kubernetes.io/warn": "restricted",
+                        "pod-security.kubernetes.io/audit": "restricted",
+                        **extra,
+                    },
+                    annotations=annotations,
+                ),
+            }
+        )
     return out
 
 
@@ -112,20 +138,31 @@ def storage_class(kms_key_arn: Any) -> Manifest:
     """EKS: the default StorageClass (EKS >= 1.30 ships none): gp3 through the EBS CSI driver, encrypted with the
     cluster's volume key, bound where the pod lands (EBS volumes are zonal). Parameter names from
     kubernetes-sigs/aws-ebs-csi-driver docs/parameters.md."""
-    return {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
-            "metadata": _meta(k.EKS_STORAGE_CLASS, annotations={
-                "storageclass.kubernetes.io/is-default-class": "true"}),
-            "provisioner": "ebs.csi.aws.com",
-            "parameters": {"type": "gp3", "encrypted": "true", "kmsKeyId": kms_key_arn,
-                           "csi.storage.k8s.io/fstype": "ext4"},
-            "reclaimPolicy": "Delete", "allowVolumeExpansion": True, "volumeBindingMode": "WaitForFirstConsumer"}
+    return {
+        "apiVersion": "storage.k8s.io/v1",
+        "kind": "StorageClass",
+        "metadata": _meta(k.EKS_STORAGE_CLASS, annotations={"storageclass.kubernetes.io/is-default-class": "true"}),
+        "provisioner": "ebs.csi.aws.com",
+        "parameters": {
+            "type": "gp3",
+            "encrypted": "true",
+            "kmsKeyId": kms_key_arn,
+            "csi.storage.k8s.io/fstype": "ext4",
+        },
+        "reclaimPolicy": "Delete",
+        "allowVolumeExpansion": True,
+        "volumeBindingMode": "WaitForFirstConsumer",
+    }
 
 
 def default_deny(namespace: str) -> Manifest:
     """Nothing in or out of the namespace unless a policy allows it (each chart release adds its allow-list)."""
-    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-            "metadata": _meta("default-deny", namespace),
-            "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}}
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _meta("default-deny", namespace),
+        "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
+    }
 
 
 def _rule_namespaces(rule: Mapping[str, Any], peers_key: str, policy_ns: str) -> set[str] | None:
@@ -170,6 +207,7 @@ def admit_hbone(policy: Manifest) -> Manifest:
 
 # --- edge -------------------------------------------------------------------------------------------------
 
+
 def public_path_matches() -> list[dict[str, Any]]:
     """The paths the edge forwards to the gateway service: the first segment of every catalog public prefix
     (``/api/``, ``/.well-known/``) plus exact ``/healthz`` (the ALB and Route 53 health checks). Never
@@ -192,26 +230,48 @@ def gateway_proxy(layer: LayerSpec) -> Manifest:
     for minReadySeconds, so it is a patch on the data-plane Deployment (NginxProxy v1alpha2
     kubernetes.deployment.patches, applied by the provisioner's applyPatches). The same strategic-merge patch
     gives the provisioner's "init" container the one field the namespace's restricted level misses."""
-    patch = {"spec": {"minReadySeconds": GATEWAY_MIN_READY_SECONDS, "template": {"spec": {"initContainers": [
-        {"name": "init", "securityContext": {"allowPrivilegeEscalation": False}}]}}}}
+    patch = {
+        "spec": {
+            "minReadySeconds": GATEWAY_MIN_READY_SECONDS,
+            "template": {
+                "spec": {"initContainers": [{"name": "init", "securityContext": {"allowPrivilegeEscalation": False}}]}
+            },
+        }
+    }
     deployment: dict[str, Any] = {"patches": [{"type": "StrategicMerge", "value": patch}]}
     if layer.eks:
         # Spread the data plane over zones and nodes so one zone or node drain keeps targets in the ALB.
-        deployment["pod"] = {"topologySpreadConstraints": [
-            {"maxSkew": 1, "topologyKey": key, "whenUnsatisfiable": "ScheduleAnyway",
-             "labelSelector": {"matchLabels": dict(k.GATEWAY_POD_LABELS)}}
-            for key in ("topology.kubernetes.io/zone", "kubernetes.io/hostname")]}
-    return {"apiVersion": "gateway.nginx.org/v1alpha2", "kind": "NginxProxy",
-            "metadata": _meta(GATEWAY_PROXY, k.GATEWAY_NS),
-            "spec": {"kubernetes": {"deployment": deployment}}}
+        deployment["pod"] = {
+            "topologySpreadConstraints": [
+                {
+                    "maxSkew": 1,
+                    "topologyKey": key,
+                    "whenUnsatisfiable": "ScheduleAnyway",
+                    "labelSelector": {"matchLabels": dict(k.GATEWAY_POD_LABELS)},
+                }
+                for key in ("topology.kubernetes.io/zone", "kubernetes.io/hostname")
+            ]
+        }
+    return {
+        "apiVersion": "gateway.nginx.org/v1alpha2",
+        "kind": "NginxProxy",
+        "metadata": _meta(GATEWAY_PROXY, k.GATEWAY_NS),
+        "spec": {"kubernetes": {"deployment": deployment}},
+    }
 
 
 def gateway_disruption_budget() -> Manifest:
     """Voluntary disruptions (node drains, Cluster Autoscaler scale-downs) take one NGINX pod at a time."""
-    return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
-            "metadata": _meta(f"{k.GATEWAY_DATA_PLANE_SERVICE}", k.GATEWAY_NS),
-            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": dict(k.GATEWAY_POD_LABELS)},
-                     "unhealthyPodEvictionPolicy": "AlwaysAllow"}}
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _meta(f"{k.GATEWAY_DATA_PLANE_SERVICE}", k.GATEWAY_NS),
+        "spec": {
+            "maxUnavailable": 1,
+            "selector": {"matchLabels": dict(k.GATEWAY_POD_LABELS)},
+            "unhealthyPodEvictionPolicy": "AlwaysAllow",
+        },
+    }
 
 
 # NGINX Gateway Fabric 2.1.0 serves Prometheus metrics on a container port named "metrics" (9113) in its control
@@ -222,79 +282,135 @@ GATEWAY_METRICS_PORT = 9113
 
 def gateway_pod_monitors() -> list[Manifest]:
     """The edge observed: request counts and upstream state of NGINX, reload/config health of its control plane."""
-    return [{"apiVersion": "monitoring.coreos.com/v1", "kind": "PodMonitor",
-             "metadata": _meta(name, k.GATEWAY_NS),
-             "spec": {"selector": selector, "podMetricsEndpoints": [{"port": "metrics", "interval": "30s"}]}}
-            for name, selector in (
-                ("nginx-data-plane", {"matchLabels": dict(k.GATEWAY_POD_LABELS)}),
-                ("nginx-gateway-fabric", {"matchLabels": dict(k.NGF_CONTROL_PLANE_POD_LABELS)}))]
+    return [
+        {
+            "apiVersion": "monitoring.coreos.com/v1",
+            "kind": "PodMonitor",
+            "metadata": _meta(name, k.GATEWAY_NS),
+            "spec": {"selector": selector, "podMetricsEndpoints": [{"port": "metrics", "interval": "30s"}]},
+        }
+        for name, selector in (
+            ("nginx-data-plane", {"matchLabels": dict(k.GATEWAY_POD_LABELS)}),
+            ("nginx-gateway-fabric", {"matchLabels": dict(k.NGF_CONTROL_PLANE_POD_LABELS)}),
+        )
+    ]
 
 
 def gateway(layer: LayerSpec) -> Manifest:
-    return {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
-            "metadata": _meta(k.GATEWAY_NAME, k.GATEWAY_NS),
-            "spec": {"gatewayClassName": "nginx",
-                     "infrastructure": {"parametersRef": {"group": "gateway.nginx.org", "kind": "NginxProxy",
-                                                          "name": GATEWAY_PROXY}},
-                     "listeners": [{
-                "name": "http", "protocol": "HTTP", "port": k.GATEWAY_LISTENER_PORT,
-                # TLS ends at the ALB on EKS (ACM certificate); kind serves plain HTTP on localhost.
-                "allowedRoutes": {"namespaces": {"from": "Selector", "selector": {"matchLabels": {
-                    "kubernetes.io/metadata.name": k.SERVICES_NS}}}}}]}}
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "Gateway",
+        "metadata": _meta(k.GATEWAY_NAME, k.GATEWAY_NS),
+        "spec": {
+            "gatewayClassName": "nginx",
+            "infrastructure": {
+                "parametersRef": {"group": "gateway.nginx.org", "kind": "NginxProxy", "name": GATEWAY_PROXY}
+            },
+            "listeners": [
+                {
+                    "name": "http",
+                    "protocol": "HTTP",
+                    "port": k.GATEWAY_LISTENER_PORT,
+                    # TLS ends at the ALB on EKS (ACM certificate); kind serves plain HTTP on localhost.
+                    "allowedRoutes": {
+                        "namespaces": {
+                            "from": "Selector",
+                            "selector": {"matchLabels": {"kubernetes.io/metadata.name": k.SERVICES_NS}},
+                        }
+                    },
+                }
+            ],
+        },
+    }
 
 
 def page_path_matches(shop: Service) -> list[dict[str, Any]]:
     """The page server's paths (``catalog`` ``edge_pages``): ``/`` exactly, every other page with what is below
     it (a Gateway API PathPrefix matches whole path elements: ``/cart`` covers ``/cart/items``, never
     ``/cartx``). Nothing else reaches it: its operational routes stay inside."""
-    return [{"path": {"type": "Exact", "value": "/"}} if page == "/" else
-            {"path": {"type": "PathPrefix", "value": page}} for page in shop.edge_pages]
+    return [
+        {"path": {"type": "Exact", "value": "/"}} if page == "/" else {"path": {"type": "PathPrefix", "value": page}}
+        for page in shop.edge_pages
+    ]
 
 
 def http_route() -> Manifest:
     gw = catalog.get(catalog.GATEWAY)
-    rules: list[dict[str, Any]] = [{"matches": public_path_matches(),
-                                    "backendRefs": [{"name": gw.name, "port": gw.port}]}]
+    rules: list[dict[str, Any]] = [
+        {"matches": public_path_matches(), "backendRefs": [{"name": gw.name, "port": gw.port}]}
+    ]
     if (shop := catalog.page_server()) is not None:
         rules.append({"matches": page_path_matches(shop), "backendRefs": [{"name": shop.name, "port": shop.port}]})
-    return {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
-            "metadata": _meta("shop-api", k.SERVICES_NS),
-            "spec": {"parentRefs": [{"name": k.GATEWAY_NAME, "namespace": k.GATEWAY_NS, "sectionName": "http"}],
-                     "rules": rules}}
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": _meta("shop-api", k.SERVICES_NS),
+        "spec": {
+            "parentRefs": [{"name": k.GATEWAY_NAME, "namespace": k.GATEWAY_NS, "sectionName": "http"}],
+            "rules": rules,
+        },
+    }
 
 
 def target_group_binding(target_group_arn: Any) -> Manifest:
     """EKS: the AWS Load Balancer Controller registers the NGINX data-plane pods in the ALB's target group.
     No ``spec.networking``: Pulumi owns every security-group rule (platform/README.md)."""
-    return {"apiVersion": "elbv2.k8s.aws/v1beta1", "kind": "TargetGroupBinding",
-            "metadata": _meta(k.GATEWAY_NAME, k.GATEWAY_NS),
-            "spec": {"targetGroupARN": target_group_arn, "targetType": "ip",
-                     "serviceRef": {"name": k.GATEWAY_DATA_PLANE_SERVICE, "port": k.GATEWAY_LISTENER_PORT}}}
+    return {
+        "apiVersion": "elbv2.k8s.aws/v1beta1",
+        "kind": "TargetGroupBinding",
+        "metadata": _meta(k.GATEWAY_NAME, k.GATEWAY_NS),
+        "spec": {
+            "targetGroupARN": target_group_arn,
+            "targetType": "ip",
+            "serviceRef": {"name": k.GATEWAY_DATA_PLANE_SERVICE, "port": k.GATEWAY_LISTENER_PORT},
+        },
+    }
 
 
 # --- observability ----------------------------------------------------------------------------------------
 
+
 def prometheus_rule() -> Manifest:
     """The alert rules of services.deploy.alerts.alert_rules, unchanged (defined once, tested by promtool)."""
-    return {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
-            "metadata": _meta("retail-alerts", k.MONITORING_NS), "spec": alert_rules()}
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": _meta("retail-alerts", k.MONITORING_NS),
+        "spec": alert_rules(),
+    }
 
 
 def dashboard_configmaps() -> list[Manifest]:
     """One ConfigMap per service; Grafana's sidecar loads ConfigMaps labelled grafana_dashboard=1."""
-    return [{"apiVersion": "v1", "kind": "ConfigMap",
-             "metadata": _meta(f"dashboard-{s.name}", k.MONITORING_NS, {"grafana_dashboard": "1"}),
-             "data": {f"shop-{s.name}.json": dashboards.dashboard_json(s)}} for s in catalog.SERVICES]
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": _meta(f"dashboard-{s.name}", k.MONITORING_NS, {"grafana_dashboard": "1"}),
+            "data": {f"shop-{s.name}.json": dashboards.dashboard_json(s)},
+        }
+        for s in catalog.SERVICES
+    ]
 
 
 # --- logging (ECK) ----------------------------------------------------------------------------------------
 
 ES_NAME = "logs"
 RESTRICTED_CONTAINER: Mapping[str, Any] = {
-    "allowPrivilegeEscalation": False, "privileged": False, "readOnlyRootFilesystem": True,
-    "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}
-RESTRICTED_POD: Mapping[str, Any] = {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 1000,
-                                     "seccompProfile": {"type": "RuntimeDefault"}}
+    "allowPrivilegeEscalation": False,
+    "privileged": False,
+    "readOnlyRootFilesystem": True,
+    "runAsNonRoot": True,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+RESTRICTED_POD: Mapping[str, Any] = {
+    "runAsNonRoot": True,
+    "runAsUser": 1000,
+    "runAsGroup": 1000,
+    "fsGroup": 1000,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
 
 # The init containers the pinned operator (versions.ECK_OPERATOR_CHART) adds to each pod, by name. ECK merges an
 # init container of the pod template into its own one of the same name, the template's fields winning
@@ -310,17 +426,31 @@ ECK_INIT_CONTAINERS: Mapping[str, tuple[str, ...]] = {
 }
 
 
-def _pod_template(kind: str, container: str, cpu: str, memory: str, extra: Mapping[str, Any] | None = None,
-                  init: Sequence[Mapping[str, Any]] = (), volumes: Sequence[Mapping[str, Any]] = ()
-                  ) -> dict[str, Any]:
-    operator_init = [{"name": name, "securityContext": dict(RESTRICTED_CONTAINER)}
-                     for name in ECK_INIT_CONTAINERS[kind]]
+def _pod_template(
+    kind: str,
+    container: str,
+    cpu: str,
+    memory: str,
+    extra: Mapping[str, Any] | None = None,
+    init: Sequence[Mapping[str, Any]] = (),
+    volumes: Sequence[Mapping[str, Any]] = (),
+) -> dict[str, Any]:
+    operator_init = [
+        {"name": name, "securityContext": dict(RESTRICTED_CONTAINER)} for name in ECK_INIT_CONTAINERS[kind]
+    ]
     spec: dict[str, Any] = {
-        "securityContext": dict(RESTRICTED_POD), "automountServiceAccountToken": False,
+        "securityContext": dict(RESTRICTED_POD),
+        "automountServiceAccountToken": False,
         "initContainers": [*operator_init, *init],
-        "containers": [{"name": container, "securityContext": dict(RESTRICTED_CONTAINER),
-                        "resources": {"requests": {"cpu": cpu, "memory": memory}, "limits": {"memory": memory}},
-                        **(extra or {})}]}
+        "containers": [
+            {
+                "name": container,
+                "securityContext": dict(RESTRICTED_CONTAINER),
+                "resources": {"requests": {"cpu": cpu, "memory": memory}, "limits": {"memory": memory}},
+                **(extra or {}),
+            }
+        ],
+    }
     if volumes:
         spec["volumes"] = list(volumes)
     return {"spec": spec}
@@ -328,25 +458,42 @@ def _pod_template(kind: str, container: str, cpu: str, memory: str, extra: Mappi
 
 def elasticsearch(layer: LayerSpec) -> Manifest:
     memory = "2Gi" if layer.eks else "1Gi"
-    return {"apiVersion": "elasticsearch.k8s.elastic.co/v1", "kind": "Elasticsearch",
-            "metadata": _meta(ES_NAME, k.LOGGING_NS),
-            "spec": {"version": versions.ELASTIC_STACK_VERSION,
-                     # Security (TLS on HTTP and transport, authentication) is ECK's default and cannot be
-                     # turned off through `config` (esv1.UnsupportedSettings).
-                     "http": {"tls": {"selfSignedCertificate": {"disabled": False}}},
-                     # Roles here override ECK's own of the same name (aggregateRoles: predefined <
-                     # user-provided, pkg/controller/elasticsearch/user/reconcile.go@v3.5.0).
-                     "auth": {"roles": [{"secretName": LOGSTASH_ROLE_SECRET}]},
-                     "nodeSets": [{
-                         "name": "default", "count": layer.kubernetes.elasticsearch_nodes,
-                         # No mmap: no privileged sysctl init container, so the namespace stays restricted.
-                         "config": {"node.store.allow_mmap": False},
-                         "podTemplate": _pod_template("Elasticsearch", "elasticsearch",
-                                                      "500m" if layer.eks else "100m", memory),
-                         "volumeClaimTemplates": [{"metadata": {"name": "elasticsearch-data"}, "spec": {
-                             "accessModes": ["ReadWriteOnce"],
-                             "resources": {"requests": {
-                                 "storage": f"{layer.kubernetes.elasticsearch_storage_gib}Gi"}}}}]}]}}
+    return {
+        "apiVersion": "elasticsearch.k8s.elastic.co/v1",
+        "kind": "Elasticsearch",
+        "metadata": _meta(ES_NAME, k.LOGGING_NS),
+        "spec": {
+            "version": versions.ELASTIC_STACK_VERSION,
+            # Security (TLS on HTTP and transport, authentication) is ECK's default and cannot be
+            # turned off through `config` (esv1.UnsupportedSettings).
+            "http": {"tls": {"selfSignedCertificate": {"disabled": False}}},
+            # Roles here override ECK's own of the same name (aggregateRoles: predefined <
+            # user-provided, pkg/controller/elasticsearch/user/reconcile.go@v3.5.0).
+            "auth": {"roles": [{"secretName": LOGSTASH_ROLE_SECRET}]},
+            "nodeSets": [
+                {
+                    "name": "default",
+                    "count": layer.kubernetes.elasticsearch_nodes,
+                    # No mmap: no privileged sysctl init container, so the namespace stays restricted.
+                    "config": {"node.store.allow_mmap": False},
+                    "podTemplate": _pod_template(
+                        "Elasticsearch", "elasticsearch", "500m" if layer.eks else "100m", memory
+                    ),
+                    "volumeClaimTemplates": [
+                        {
+                            "metadata": {"name": "elasticsearch-data"},
+                            "spec": {
+                                "accessModes": ["ReadWriteOnce"],
+                                "resources": {
+                                    "requests": {"storage": f"{layer.kubernetes.elasticsearch_storage_gib}Gi"}
+                                },
+                            },
+                        }
+                    ],
+                }
+            ],
+        },
+    }
 
 
 # Kibana: ECK's default memory, 2Gi (kibana.DefaultMemoryLimits, pkg/controller/kibana/pod.go@v3.5.0, raised from
@@ -355,9 +502,17 @@ KIBANA_MEMORY = "2Gi"
 
 
 def kibana(layer: LayerSpec) -> Manifest:
-    return {"apiVersion": "kibana.k8s.elastic.co/v1", "kind": "Kibana", "metadata": _meta("kibana", k.LOGGING_NS),
-            "spec": {"version": versions.ELASTIC_STACK_VERSION, "count": 1, "elasticsearchRef": {"name": ES_NAME},
-                     "podTemplate": _pod_template("Kibana", "kibana", "100m", KIBANA_MEMORY)}}
+    return {
+        "apiVersion": "kibana.k8s.elastic.co/v1",
+        "kind": "Kibana",
+        "metadata": _meta("kibana", k.LOGGING_NS),
+        "spec": {
+            "version": versions.ELASTIC_STACK_VERSION,
+            "count": 1,
+            "elasticsearchRef": {"name": ES_NAME},
+            "podTemplate": _pod_template("Kibana", "kibana", "100m", KIBANA_MEMORY),
+        },
+    }
 
 
 # The role ECK gives the Elasticsearch user it creates for a Logstash `elasticsearchRefs` entry
@@ -374,16 +529,24 @@ LOGSTASH_INDEX_PRIVILEGES = ("create_index", "index", "auto_configure")
 
 
 def logstash_role() -> dict[str, Any]:
-    return {LOGSTASH_ROLE: {"cluster": ["monitor"], "indices": [
-        {"names": [LOG_INDEX_PATTERN], "privileges": list(LOGSTASH_INDEX_PRIVILEGES)}]}}
+    return {
+        LOGSTASH_ROLE: {
+            "cluster": ["monitor"],
+            "indices": [{"names": [LOG_INDEX_PATTERN], "privileges": list(LOGSTASH_INDEX_PRIVILEGES)}],
+        }
+    }
 
 
 def logstash_role_secret() -> Manifest:
     import yaml  # type: ignore[import-untyped]
 
-    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-            "metadata": _meta(LOGSTASH_ROLE_SECRET, k.LOGGING_NS),
-            "stringData": {"roles.yml": yaml.safe_dump(logstash_role(), sort_keys=True)}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": _meta(LOGSTASH_ROLE_SECRET, k.LOGGING_NS),
+        "stringData": {"roles.yml": yaml.safe_dump(logstash_role(), sort_keys=True)},
+    }
 
 
 LOGSTASH_PIPELINE = """input {
@@ -426,44 +589,87 @@ LOGSTASH_TMP = "/tmp/logstash"  # noqa: S108 - on an emptyDir
 def logstash(layer: LayerSpec) -> Manifest:
     heap, memory, cpu = LOGSTASH_SIZES[layer.eks]
     tmp_mount = {"name": "tmp", "mountPath": "/tmp"}  # noqa: S108 - an emptyDir
-    extra = {"env": [{"name": "LS_JAVA_OPTS", "value": f"-Xms{heap} -Xmx{heap} -Djava.io.tmpdir={LOGSTASH_TMP}"},
-                     {"name": "TMPDIR", "value": LOGSTASH_TMP}],
-             "volumeMounts": [tmp_mount]}
-    make_tmp = {"name": "logstash-tmp", "command": ["mkdir", "-p", "-m", "0700", LOGSTASH_TMP],
-                "securityContext": dict(RESTRICTED_CONTAINER), "volumeMounts": [tmp_mount],
-                "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "32Mi"}}}
-    return {"apiVersion": "logstash.k8s.elastic.co/v1alpha1", "kind": "Logstash",
-            "metadata": _meta("logstash", k.LOGGING_NS),
-            "spec": {"version": versions.ELASTIC_STACK_VERSION, "count": 1,
-                     "elasticsearchRefs": [{"name": ES_NAME, "clusterName": "logs"}],
-                     "pipelines": [{"pipeline.id": "gelf", "config.string": LOGSTASH_PIPELINE % {"port": k.GELF_PORT}}],
-                     "services": [{"name": "gelf", "service": {"spec": {"type": "ClusterIP", "ports": [
-                         {"name": "gelf-udp", "port": k.GELF_PORT, "protocol": "UDP", "targetPort": k.GELF_PORT},
-                         {"name": "gelf-tcp", "port": k.GELF_PORT, "protocol": "TCP", "targetPort": k.GELF_PORT}]}}}],
-                     "podTemplate": _pod_template("Logstash", "logstash", cpu, memory, extra, init=[make_tmp],
-                                                  volumes=[{"name": "tmp", "emptyDir": {}}])}}
+    extra = {
+        "env": [
+            {"name": "LS_JAVA_OPTS", "value": f"-Xms{heap} -Xmx{heap} -Djava.io.tmpdir={LOGSTASH_TMP}"},
+            {"name": "TMPDIR", "value": LOGSTASH_TMP},
+        ],
+        "volumeMounts": [tmp_mount],
+    }
+    make_tmp = {
+        "name": "logstash-tmp",
+        "command": ["mkdir", "-p", "-m", "0700", LOGSTASH_TMP],
+        "securityContext": dict(RESTRICTED_CONTAINER),
+        "volumeMounts": [tmp_mount],
+        "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "32Mi"}},
+    }
+    return {
+        "apiVersion": "logstash.k8s.elastic.co/v1alpha1",
+        "kind": "Logstash",
+        "metadata": _meta("logstash", k.LOGGING_NS),
+        "spec": {
+            "version": versions.ELASTIC_STACK_VERSION,
+            "count": 1,
+            "elasticsearchRefs": [{"name": ES_NAME, "clusterName": "logs"}],
+            "pipelines": [{"pipeline.id": "gelf", "config.string": LOGSTASH_PIPELINE % {"port": k.GELF_PORT}}],
+            "services": [
+                {
+                    "name": "gelf",
+                    "service": {
+                        "spec": {
+                            "type": "ClusterIP",
+                            "ports": [
+                                {"name": "gelf-udp", "port": k.GELF_PORT, "protocol": "UDP", "targetPort": k.GELF_PORT},
+                                {"name": "gelf-tcp", "port": k.GELF_PORT, "protocol": "TCP", "targetPort": k.GELF_PORT},
+                            ],
+                        }
+                    },
+                }
+            ],
+            "podTemplate": _pod_template(
+                "Logstash", "logstash", cpu, memory, extra, init=[make_tmp], volumes=[{"name": "tmp", "emptyDir": {}}]
+            ),
+        },
+    }
 
 
 def ilm_policy(retention_days: int) -> dict[str, Any]:
-    return {"policy": {"phases": {"hot": {"actions": {}},
-                                  "delete": {"min_age": f"{retention_days}d", "actions": {"delete": {}}}}}}
+    return {
+        "policy": {
+            "phases": {"hot": {"actions": {}}, "delete": {"min_age": f"{retention_days}d", "actions": {"delete": {}}}}
+        }
+    }
 
 
 def index_template(layer: LayerSpec) -> dict[str, Any]:
     """shop-* indices: ILM retention, one replica wherever a second node can hold it (losing a node loses no
     logs), and an explicit mapping (``log_mapping``)."""
-    return {"index_patterns": [LOG_INDEX_PATTERN], "priority": 200,
-            "template": {"settings": {"index.lifecycle.name": "shop-logs",
-                                      "number_of_replicas": min(1, layer.kubernetes.elasticsearch_nodes - 1)},
-                         "mappings": log_mapping()}}
+    return {
+        "index_patterns": [LOG_INDEX_PATTERN],
+        "priority": 200,
+        "template": {
+            "settings": {
+                "index.lifecycle.name": "shop-logs",
+                "number_of_replicas": min(1, layer.kubernetes.elasticsearch_nodes - 1),
+            },
+            "mappings": log_mapping(),
+        },
+    }
 
 
 # Fields the collectors add to every record, as they reach Elasticsearch: Fluent Bit's CRI parser (`stream`,
 # `time`) and kubernetes filter (lifted as kubernetes_*; the node name becomes GELF's `host`), the GELF envelope
 # (`version`, numeric `level`) and Logstash's gelf input (`source_host`) and event (`@timestamp`, `@version`).
 COLLECTOR_FIELDS: Mapping[str, str] = {
-    "@timestamp": "date", "time": "date", "level": "byte", "@version": "keyword", "version": "keyword",
-    "host": "keyword", "source_host": "keyword", "stream": "keyword", "tags": "keyword",
+    "@timestamp": "date",
+    "time": "date",
+    "level": "byte",
+    "@version": "keyword",
+    "version": "keyword",
+    "host": "keyword",
+    "source_host": "keyword",
+    "stream": "keyword",
+    "tags": "keyword",
     **{f"kubernetes_{name}": "keyword" for name in addons.KUBERNETES_FIELDS},
 }
 _TEXT_FIELDS = frozenset({"message", "exc_info"})
@@ -522,45 +728,81 @@ def ilm_setup(layer: LayerSpec) -> list[Manifest]:
     import hashlib
     import json
 
-    data = {"policy.json": json.dumps(ilm_policy(layer.kubernetes.log_retention_days)),
-            "template.json": json.dumps(index_template(layer)), "setup.sh": ILM_SCRIPT}
+    data = {
+        "policy.json": json.dumps(ilm_policy(layer.kubernetes.log_retention_days)),
+        "template.json": json.dumps(index_template(layer)),
+        "setup.sh": ILM_SCRIPT,
+    }
     digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
     cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta("shop-logs-ilm", k.LOGGING_NS), "data": data}
     labels = dict(ILM_JOB_POD_LABELS)
-    job = {"apiVersion": "batch/v1", "kind": "Job",
-           "metadata": _meta(f"shop-logs-ilm-{digest}", k.LOGGING_NS, labels, annotations=job_await_annotations()),
-           "spec": {"backoffLimit": 10, "ttlSecondsAfterFinished": 86400,
-                    "activeDeadlineSeconds": JOB_DEADLINE_SECONDS, "template": {
-               "metadata": {"labels": {**PART_OF, **labels}},
-               "spec": {"restartPolicy": "OnFailure", "automountServiceAccountToken": False,
-                        # Any UID runs sh + curl; a high one never collides with a host user (CKV_K8S_40).
-                        "securityContext": {**RESTRICTED_POD, "runAsUser": 10001, "runAsGroup": 10001,
-                                            "fsGroup": 10001},
-                        "containers": [{
-                            "name": "ilm", "image": f"docker.elastic.co/elasticsearch/elasticsearch:"
-                                                    f"{versions.ELASTIC_STACK_VERSION}",
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": _meta(f"shop-logs-ilm-{digest}", k.LOGGING_NS, labels, annotations=job_await_annotations()),
+        "spec": {
+            "backoffLimit": 10,
+            "ttlSecondsAfterFinished": 86400,
+            "activeDeadlineSeconds": JOB_DEADLINE_SECONDS,
+            "template": {
+                "metadata": {"labels": {**PART_OF, **labels}},
+                "spec": {
+                    "restartPolicy": "OnFailure",
+                    "automountServiceAccountToken": False,
+                    # Any UID runs sh + curl; a high one never collides with a host user (CKV_K8S_40).
+                    "securityContext": {**RESTRICTED_POD, "runAsUser": 10001, "runAsGroup": 10001, "fsGroup": 10001},
+                    "containers": [
+                        {
+                            "name": "ilm",
+                            "image": f"docker.elastic.co/elasticsearch/elasticsearch:{versions.ELASTIC_STACK_VERSION}",
                             "imagePullPolicy": "Always",
                             "command": ["/bin/sh", "/ilm/setup.sh"],
                             "securityContext": {**RESTRICTED_CONTAINER, "runAsUser": 10001},
-                            "resources": {"requests": {"cpu": "10m", "memory": "32Mi"},
-                                          "limits": {"cpu": "100m", "memory": "64Mi"}},
-                            "volumeMounts": [{"name": "ilm", "mountPath": "/ilm", "readOnly": True},
-                                             {"name": "es-user", "mountPath": "/es-user", "readOnly": True},
-                                             {"name": "es-ca", "mountPath": "/es-ca", "readOnly": True}]}],
-                        "volumes": [{"name": "ilm", "configMap": {"name": "shop-logs-ilm"}},
-                                    {"name": "es-user", "secret": {"secretName": f"{ES_NAME}-es-elastic-user"}},
-                                    {"name": "es-ca", "secret": {"secretName": f"{ES_NAME}-es-http-certs-public"}}]}}}}
-    policy = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-              "metadata": _meta("shop-logs-ilm", k.LOGGING_NS),
-              "spec": {"podSelector": {"matchLabels": labels}, "policyTypes": ["Ingress", "Egress"], "ingress": [],
-                       "egress": [
-                           {"to": [{"namespaceSelector": {"matchLabels": {
-                                        "kubernetes.io/metadata.name": "kube-system"}},
-                                    "podSelector": {"matchLabels": dict(k.DNS_POD_LABELS)}}],
-                            "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]},
-                           {"to": [{"podSelector": {"matchLabels": {
-                               "elasticsearch.k8s.elastic.co/cluster-name": ES_NAME}}}],
-                            "ports": [{"port": 9200, "protocol": "TCP"}]}]}}
+                            "resources": {
+                                "requests": {"cpu": "10m", "memory": "32Mi"},
+                                "limits": {"cpu": "100m", "memory": "64Mi"},
+                            },
+                            "volumeMounts": [
+                                {"name": "ilm", "mountPath": "/ilm", "readOnly": True},
+                                {"name": "es-user", "mountPath": "/es-user", "readOnly": True},
+                                {"name": "es-ca", "mountPath": "/es-ca", "readOnly": True},
+                            ],
+                        }
+                    ],
+                    "volumes": [
+                        {"name": "ilm", "configMap": {"name": "shop-logs-ilm"}},
+                        {"name": "es-user", "secret": {"secretName": f"{ES_NAME}-es-elastic-user"}},
+                        {"name": "es-ca", "secret": {"secretName": f"{ES_NAME}-es-http-certs-public"}},
+                    ],
+                },
+            },
+        },
+    }
+    policy = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _meta("shop-logs-ilm", k.LOGGING_NS),
+        "spec": {
+            "podSelector": {"matchLabels": labels},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [],
+            "egress": [
+                {
+                    "to": [
+                        {
+                            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                            "podSelector": {"matchLabels": dict(k.DNS_POD_LABELS)},
+                        }
+                    ],
+                    "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}],
+                },
+                {
+                    "to": [{"podSelector": {"matchLabels": {"elasticsearch.k8s.elastic.co/cluster-name": ES_NAME}}}],
+                    "ports": [{"port": 9200, "protocol": "TCP"}],
+                },
+            ],
+        },
+    }
     return [cm, job, admit_hbone(policy)]
 
 
@@ -578,53 +820,115 @@ def postgres() -> list[Manifest]:
     """StatefulSet, Service, init SQL and network policy; the password Secret (POSTGRES_SECRET) is declared
     as a typed Secret by the component so its value stays a Pulumi secret."""
     labels = dict(k.POSTGRES_POD_LABELS)
-    init = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta("postgres-init", k.DATA_NS),
-            "data": {"01-databases.sql": postgres_init_sql()}}
-    svc = {"apiVersion": "v1", "kind": "Service", "metadata": _meta("postgres", k.DATA_NS, labels),
-           "spec": {"selector": labels, "ports": [{"name": "postgres", "port": 5432, "targetPort": 5432}]}}
-    sts = {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": _meta("postgres", k.DATA_NS, labels),
-           "spec": {"serviceName": "postgres", "replicas": 1, "selector": {"matchLabels": labels},
-                    "template": {"metadata": {"labels": {**PART_OF, **labels}}, "spec": {
-                        "automountServiceAccountToken": False,
-                        # The official image runs as an arbitrary UID when its data directory is writable
-                        # (fsGroup); a high one never collides with a host user (CKV_K8S_40).
-                        "securityContext": {"runAsNonRoot": True, "runAsUser": 10999, "runAsGroup": 10999,
-                                            "fsGroup": 10999, "seccompProfile": {"type": "RuntimeDefault"}},
-                        "containers": [{
-                            "name": "postgres", "image": versions.LOCAL_POSTGRES_IMAGE,
+    init = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _meta("postgres-init", k.DATA_NS),
+        "data": {"01-databases.sql": postgres_init_sql()},
+    }
+    svc = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta("postgres", k.DATA_NS, labels),
+        "spec": {"selector": labels, "ports": [{"name": "postgres", "port": 5432, "targetPort": 5432}]},
+    }
+    sts = {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": _meta("postgres", k.DATA_NS, labels),
+        "spec": {
+            "serviceName": "postgres",
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": {**PART_OF, **labels}},
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    # The official image runs as an arbitrary UID when its data directory is writable
+                    # (fsGroup); a high one never collides with a host user (CKV_K8S_40).
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": 10999,
+                        "runAsGroup": 10999,
+                        "fsGroup": 10999,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [
+                        {
+                            "name": "postgres",
+                            "image": versions.LOCAL_POSTGRES_IMAGE,
                             # kind only: pulled once per node, not from Docker Hub (rate limits) on every restart.
                             "imagePullPolicy": "IfNotPresent",
-                            "env": [{"name": "PGDATA", "value": "/var/lib/postgresql/data/pgdata"},
-                                    {"name": "POSTGRES_PASSWORD_FILE", "value": "/secrets/password"}],
+                            "env": [
+                                {"name": "PGDATA", "value": "/var/lib/postgresql/data/pgdata"},
+                                {"name": "POSTGRES_PASSWORD_FILE", "value": "/secrets/password"},
+                            ],
                             "ports": [{"name": "postgres", "containerPort": 5432}],
                             "securityContext": {**RESTRICTED_CONTAINER, "runAsUser": 10999},
-                            "resources": {"requests": {"cpu": "100m", "memory": "256Mi"},
-                                          "limits": {"cpu": "1", "memory": "512Mi"}},
-                            "readinessProbe": {"exec": {"command": ["pg_isready", "-U", "postgres"]},
-                                               "periodSeconds": 5},
-                            "livenessProbe": {"exec": {"command": ["pg_isready", "-U", "postgres"]},
-                                              "periodSeconds": 10, "failureThreshold": 6},
+                            "resources": {
+                                "requests": {"cpu": "100m", "memory": "256Mi"},
+                                "limits": {"cpu": "1", "memory": "512Mi"},
+                            },
+                            "readinessProbe": {
+                                "exec": {"command": ["pg_isready", "-U", "postgres"]},
+                                "periodSeconds": 5,
+                            },
+                            "livenessProbe": {
+                                "exec": {"command": ["pg_isready", "-U", "postgres"]},
+                                "periodSeconds": 10,
+                                "failureThreshold": 6,
+                            },
                             "volumeMounts": [
                                 {"name": "data", "mountPath": "/var/lib/postgresql/data"},
                                 {"name": "run", "mountPath": "/var/run/postgresql"},
                                 {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - an emptyDir
                                 {"name": "init", "mountPath": "/docker-entrypoint-initdb.d", "readOnly": True},
-                                {"name": "secrets", "mountPath": "/secrets", "readOnly": True}]}],
-                        "volumes": [{"name": "run", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}},
-                                    {"name": "init", "configMap": {"name": "postgres-init"}},
-                                    {"name": "secrets", "secret": {"secretName": POSTGRES_SECRET}}]}},
-                    "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {
-                        "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "5Gi"}}}}]}}
+                                {"name": "secrets", "mountPath": "/secrets", "readOnly": True},
+                            ],
+                        }
+                    ],
+                    "volumes": [
+                        {"name": "run", "emptyDir": {}},
+                        {"name": "tmp", "emptyDir": {}},
+                        {"name": "init", "configMap": {"name": "postgres-init"}},
+                        {"name": "secrets", "secret": {"secretName": POSTGRES_SECRET}},
+                    ],
+                },
+            },
+            "volumeClaimTemplates": [
+                {
+                    "metadata": {"name": "data"},
+                    "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "5Gi"}}},
+                }
+            ],
+        },
+    }
     clients = [s.name for s in catalog.database_services()]
-    policy = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-              "metadata": _meta("postgres", k.DATA_NS),
-              "spec": {"podSelector": {"matchLabels": labels}, "policyTypes": ["Ingress", "Egress"],
-                       "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {
-                           "kubernetes.io/metadata.name": k.SERVICES_NS}},
-                           "podSelector": {"matchExpressions": [{"key": "app.kubernetes.io/name", "operator": "In",
-                                                                 "values": clients}]}}],
-                           "ports": [{"port": 5432, "protocol": "TCP"}]}],
-                       "egress": []}}
+    policy = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _meta("postgres", k.DATA_NS),
+        "spec": {
+            "podSelector": {"matchLabels": labels},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [
+                {
+                    "from": [
+                        {
+                            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": k.SERVICES_NS}},
+                            "podSelector": {
+                                "matchExpressions": [
+                                    {"key": "app.kubernetes.io/name", "operator": "In", "values": clients}
+                                ]
+                            },
+                        }
+                    ],
+                    "ports": [{"port": 5432, "protocol": "TCP"}],
+                }
+            ],
+            "egress": [],
+        },
+    }
     return [init, svc, sts, admit_hbone(policy)]
 
 

@@ -34,25 +34,34 @@ def secret_name(svc: Service) -> str:
 
 def _env(svc: Service, layer: LayerSpec, inputs: ServiceInputs) -> dict[str, str]:
     """The service's plain settings in the cluster (its secret ones are files of its Secret)."""
+
     def database(owner: Service) -> dict[str, str]:
         if not layer.eks:
             return {}  # kind: DATABASE_URL, with the in-cluster password, is in the Secret
         # The service's own role, authenticated by an IAM token the kit signs with its IRSA role (no password,
         # no master secret); the kit verifies the server's certificate.
-        return dict(DB_IAM_USER=inputs.db_user, DB_HOST=inputs.db_host, DB_NAME=owner.database_name,
-                    DB_PORT="5432", AWS_REGION=layer.region or "", DB_SSLMODE="verify-full",
-                    # The regional STS endpoint has a VPC interface endpoint; the global one is on the internet.
-                    AWS_STS_REGIONAL_ENDPOINTS="regional",
-                    DB_SSL_ROOT_CERT=k.RDS_CA_BUNDLE)
+        return dict(
+            DB_IAM_USER=inputs.db_user,
+            DB_HOST=inputs.db_host,
+            DB_NAME=owner.database_name,
+            DB_PORT="5432",
+            AWS_REGION=layer.region or "",
+            DB_SSLMODE="verify-full",
+            # The regional STS endpoint has a VPC interface endpoint; the global one is on the internet.
+            AWS_STS_REGIONAL_ENDPOINTS="regional",
+            DB_SSL_ROOT_CERT=k.RDS_CA_BUNDLE,
+        )
 
     target = DeployTarget(
-        environment=layer.environment, log_level="INFO",
+        environment=layer.environment,
+        log_level="INFO",
         # Same namespace: a Service per catalog entry, named after it, on the catalog port.
         service_url_template="http://{name}:{port}",
         # Pod addresses: the NGINX data plane in front of the gateway, the gateway in front of a service.
         forwarder_addresses=layer.trusted_proxy_cidr,
         rate_limit_state_path="/tmp/gateway/ratelimit.bin",  # noqa: S108 - an emptyDir (read-only root filesystem)
-        database=database)
+        database=database,
+    )
     plain, _ = split_secrets(deployment_environment(svc.name, target))
     return plain
 
@@ -94,8 +103,7 @@ def _network_policy(svc: Service, layer: LayerSpec) -> dict[str, Any]:
         if layer.eks:
             database = {"enabled": True, "port": 5432, "cidrs": list(layer.database_cidrs)}
         else:
-            database = {"enabled": True, "port": 5432, "namespace": k.DATA_NS,
-                        "podLabels": dict(k.POSTGRES_POD_LABELS)}
+            database = {"enabled": True, "port": 5432, "namespace": k.DATA_NS, "podLabels": dict(k.POSTGRES_POD_LABELS)}
     # EKS: STS (IRSA, for the IAM database token) through its interface endpoint in the private subnets
     # (shop_platform.network): HTTPS there only, never to the internet or the rest of the VPC.
     aws_apis: dict[str, Any] = {"enabled": False}
@@ -120,9 +128,12 @@ def service_values(svc: Service, layer: LayerSpec, inputs: ServiceInputs) -> dic
     if size.max_replicas_cap is not None:
         hi = min(hi, size.max_replicas_cap)
         lo = 1
-    image: dict[str, Any] = {"repository": inputs.image_repository, "tag": layer.kubernetes.image_tag,
-                             # kind loads images into the nodes (no registry): never pull.
-                             "pullPolicy": "Always" if layer.eks else "IfNotPresent"}
+    image: dict[str, Any] = {
+        "repository": inputs.image_repository,
+        "tag": layer.kubernetes.image_tag,
+        # kind loads images into the nodes (no registry): never pull.
+        "pullPolicy": "Always" if layer.eks else "IfNotPresent",
+    }
     if svc.name in layer.kubernetes.image_digests:
         image["digest"] = layer.kubernetes.image_digests[svc.name]
     return {
@@ -133,14 +144,20 @@ def service_values(svc: Service, layer: LayerSpec, inputs: ServiceInputs) -> dic
         "secretsDir": k.SECRETS_DIR,
         "secretName": secret_name(svc),
         "serviceAccount": {"roleArn": inputs.role_arn if layer.eks else ""},
-        "resources": {"requests": {"cpu": size.cpu_request, "memory": size.memory_request},
-                      "limits": {"cpu": size.cpu_limit, "memory": size.memory_limit}},
-        "autoscaling": {"minReplicas": lo, "maxReplicas": hi,
-                        "targetCPUUtilizationPercentage": svc.scaling.target_cpu_percent},
+        "resources": {
+            "requests": {"cpu": size.cpu_request, "memory": size.memory_request},
+            "limits": {"cpu": size.cpu_limit, "memory": size.memory_limit},
+        },
+        "autoscaling": {
+            "minReplicas": lo,
+            "maxReplicas": hi,
+            "targetCPUUtilizationPercentage": svc.scaling.target_cpu_percent,
+        },
         "podDisruptionBudget": {"maxUnavailable": 1},
         # prod has nodes in 3 zones (config requires it): refuse to stack replicas in one zone.
-        "topologySpread": {"zoneWhenUnsatisfiable": "DoNotSchedule" if layer.environment == "prod"
-                           else "ScheduleAnyway"},
+        "topologySpread": {
+            "zoneWhenUnsatisfiable": "DoNotSchedule" if layer.environment == "prod" else "ScheduleAnyway"
+        },
         "networkPolicy": _network_policy(svc, layer),
         "serviceMonitor": {"enabled": True, "interval": "30s"},
     }

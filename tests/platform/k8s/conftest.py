@@ -58,16 +58,19 @@ def placeholder_aws(stack: str) -> AwsInputs:
     acct = offline.ACCOUNT_ID
     dbs = [s.name for s in catalog.database_services()]
     return AwsInputs(
-        repository_urls={s.name: f"{acct}.dkr.ecr.eu-west-1.amazonaws.com/shop-{stack}/{s.name}"
-                         for s in catalog.SERVICES},
+        repository_urls={
+            s.name: f"{acct}.dkr.ecr.eu-west-1.amazonaws.com/shop-{stack}/{s.name}" for s in catalog.SERVICES
+        },
         database_hosts={n: f"{stack}-{n}.abcdefghij.eu-west-1.rds.amazonaws.com" for n in dbs},
         database_users={n: f"{n}_app" for n in dbs},
         database_role_arns={n: f"arn:aws:iam::{acct}:role/{stack}-{n}-db" for n in dbs},
         target_group_arn=f"arn:aws:elasticloadbalancing:eu-west-1:{acct}:targetgroup/edge-gateway-tg/0123456789abcdef",
         lb_controller_role_arn=f"arn:aws:iam::{acct}:role/{stack}-lbc",
         autoscaler_role_arn=f"arn:aws:iam::{acct}:role/{stack}-cluster-autoscaler",
-        cluster_name=f"shop-{stack}", vpc_id="vpc-0123456789abcdef0",
-        volumes_kms_key_arn=f"arn:aws:kms:eu-west-1:{acct}:key/0123abcd-0123-4567-89ab-0123456789ab")
+        cluster_name=f"shop-{stack}",
+        vpc_id="vpc-0123456789abcdef0",
+        volumes_kms_key_arn=f"arn:aws:kms:eu-west-1:{acct}:key/0123abcd-0123-4567-89ab-0123456789ab",
+    )
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,16 @@ from .conftest import STACKS, layer_for
 
 
 def _good() -> dict[str, Any]:
-    return service_values(catalog.get("orders"), layer_for("dev"),
-                          ServiceInputs("111122223333.dkr.ecr.eu-west-1.amazonaws.com/shop-dev/orders",
-                                        role_arn="arn:aws:iam::111122223333:role/dev-orders-db",
-                                        db_host="dev-orders.abc.eu-west-1.rds.amazonaws.com",
-                                        db_user="orders_app"))
+    return service_values(
+        catalog.get("orders"),
+        layer_for("dev"),
+        ServiceInputs(
+            "111122223333.dkr.ecr.eu-west-1.amazonaws.com/shop-dev/orders",
+            role_arn="arn:aws:iam::111122223333:role/dev-orders-db",
+            db_host="dev-orders.abc.eu-west-1.rds.amazonaws.com",
+            db_user="orders_app",
+        ),
+    )
 
 
 def _lint_problems(values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -107,17 +112,34 @@ def test_schema_refuses_bad_values_at_render_with_the_field_named(path: str, val
 def test_good_values_render() -> None:
     """The baseline of the cases above renders: each case fails because of its one change."""
     kinds = sorted(o["kind"] for o in render_service_chart(_good(), "orders", "shop"))
-    assert kinds == ["Deployment", "HorizontalPodAutoscaler", "NetworkPolicy", "NetworkPolicy", "PodDisruptionBudget",
-                     "Service", "ServiceAccount", "ServiceMonitor"]
+    assert kinds == [
+        "Deployment",
+        "HorizontalPodAutoscaler",
+        "NetworkPolicy",
+        "NetworkPolicy",
+        "PodDisruptionBudget",
+        "Service",
+        "ServiceAccount",
+        "ServiceMonitor",
+    ]
 
 
-@pytest.mark.parametrize(("path", "value", "message"), [
-    ("autoscaling", {"minReplicas": 5, "maxReplicas": 2, "targetCPUUtilizationPercentage": 70},
-     "autoscaling.minReplicas (5) must not exceed autoscaling.maxReplicas (2)"),
-    ("env", {"SECRETS_DIR": "/elsewhere"}, "env.SECRETS_DIR is set by the chart"),
-    ("networkPolicy.database", {"enabled": True, "port": 5432},
-     "networkPolicy.database.enabled needs database.cidrs"),
-])
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (
+            "autoscaling",
+            {"minReplicas": 5, "maxReplicas": 2, "targetCPUUtilizationPercentage": 70},
+            "autoscaling.minReplicas (5) must not exceed autoscaling.maxReplicas (2)",
+        ),
+        ("env", {"SECRETS_DIR": "/elsewhere"}, "env.SECRETS_DIR is set by the chart"),
+        (
+            "networkPolicy.database",
+            {"enabled": True, "port": 5432},
+            "networkPolicy.database.enabled needs database.cidrs",
+        ),
+    ],
+)
 def test_template_refuses_what_json_schema_cannot_express(path: str, value: Any, message: str) -> None:
     """Cross-field rules live in _helpers.tpl and fail the render with a sentence, not a stack trace."""
     with pytest.raises(helm_python.HelmError) as err:
@@ -127,23 +149,29 @@ def test_template_refuses_what_json_schema_cannot_express(path: str, value: Any,
 
 # --- values computed from the catalog -------------------------------------------------------------------------
 
+
 def test_network_policy_values_follow_the_catalog_for_every_service() -> None:
     """Callers, callees and their ports come from services/catalog.py only, so adding a call is one catalog edit."""
     layer = layer_for("dev")
     for svc in catalog.SERVICES:
         np = service_values(svc, layer, ServiceInputs("r"))["networkPolicy"]
+
         # Forwarded public routes (the gateway), internal calls, the token issuer's JWKS (users) for those who
         # verify tokens, and the public API (the gateway) for its clients (the storefront).
         def calls(src: catalog.Service, dst: catalog.Service) -> bool:
-            return src is not dst and (dst.name in catalog.forwarded_to(src.name)
-                                       or dst.name in catalog.callees_of(src.name)
-                                       or (dst.name == "users" and src.verifies_user_tokens)
-                                       or (dst.name == catalog.GATEWAY and src.calls_public_api))
+            return src is not dst and (
+                dst.name in catalog.forwarded_to(src.name)
+                or dst.name in catalog.callees_of(src.name)
+                or (dst.name == "users" and src.verifies_user_tokens)
+                or (dst.name == catalog.GATEWAY and src.calls_public_api)
+            )
+
         assert np["toServices"] == [{"name": s.name, "port": s.port} for s in catalog.SERVICES if calls(svc, s)]
         assert np["fromServices"] == [s.name for s in catalog.SERVICES if calls(s, svc)]
         assert np["database"]["enabled"] is svc.owns_database
-        assert bool(np["fromPeers"]) is (svc.name == catalog.GATEWAY or bool(svc.edge_pages)), \
+        assert bool(np["fromPeers"]) is (svc.name == catalog.GATEWAY or bool(svc.edge_pages)), (
             "only the gateway and the page server are reachable from the edge"
+        )
 
 
 def test_eks_services_with_a_database_get_irsa_and_verified_tls_and_others_get_neither() -> None:
@@ -151,8 +179,9 @@ def test_eks_services_with_a_database_get_irsa_and_verified_tls_and_others_get_n
     service without a database gets no role and no route to AWS APIs."""
     layer = layer_for("prod")
     for svc in catalog.SERVICES:
-        v = service_values(svc, layer, ServiceInputs("r", role_arn="arn:aws:iam::111122223333:role/x",
-                                                     db_host="h", db_user="u"))
+        v = service_values(
+            svc, layer, ServiceInputs("r", role_arn="arn:aws:iam::111122223333:role/x", db_host="h", db_user="u")
+        )
         if svc.owns_database:
             assert v["serviceAccount"]["roleArn"] == "arn:aws:iam::111122223333:role/x"
             assert v["env"]["DB_SSLMODE"] == "verify-full"
@@ -198,6 +227,12 @@ def test_prod_spreads_replicas_across_zones_strictly_and_scales_as_the_catalog_s
         v = service_values(svc, layer, ServiceInputs("r"))
         assert v["topologySpread"]["zoneWhenUnsatisfiable"] == "DoNotSchedule"
         assert (v["autoscaling"]["minReplicas"], v["autoscaling"]["maxReplicas"]) == (
-            svc.scaling.min_replicas, svc.scaling.max_replicas)
-    assert service_values(catalog.get("orders"), layer_for("dev"),
-                          ServiceInputs("r"))["topologySpread"]["zoneWhenUnsatisfiable"] == "ScheduleAnyway"
+            svc.scaling.min_replicas,
+            svc.scaling.max_replicas,
+        )
+    assert (
+        service_values(catalog.get("orders"), layer_for("dev"), ServiceInputs("r"))["topologySpread"][
+            "zoneWhenUnsatisfiable"
+        ]
+        == "ScheduleAnyway"
+    )

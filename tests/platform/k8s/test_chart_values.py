@@ -34,7 +34,8 @@ PASSED_THROUGH: dict[str, dict[str, str]] = {
     },
     "eck-operator": {
         # templates/statefulset.yaml: `toYaml .Values.podSecurityContext` / `.Values.securityContext`.
-        "podSecurityContext": "PodSecurityContext", "securityContext": "SecurityContext",
+        "podSecurityContext": "PodSecurityContext",
+        "securityContext": "SecurityContext",
     },
     "fluent-bit": {
         # templates/_pod.tpl: `toYaml .Values.securityContext`.
@@ -98,8 +99,9 @@ def test_every_value_passed_to_a_third_party_chart_is_a_key_of_that_chart(stack:
     the chart passes through)."""
     checked = 0
     for release in render_stack(stack).rendered.releases:
-        assert unknown_keys(release["chart"].rsplit("/", 1)[-1], release["version"], release["values"]) == [], \
-            release["name"]
+        assert unknown_keys(release["chart"].rsplit("/", 1)[-1], release["version"], release["values"]) == [], release[
+            "name"
+        ]
         checked += 1
     assert checked >= 5
 
@@ -109,12 +111,15 @@ def test_the_key_check_notices_an_invented_key() -> None:
     spec = addons.metrics_server(render_stack("local").layer)
     assert unknown_keys("metrics-server", spec.version, spec.values) == []
     assert unknown_keys("metrics-server", spec.version, {**spec.values, "containerSecurityContext": {}}) == [
-        "containerSecurityContext"]
+        "containerSecurityContext"
+    ]
     assert unknown_keys("metrics-server", spec.version, {"podDisruptionBudget": {"enabeld": True}}) == [
-        "podDisruptionBudget.enabeld"]
+        "podDisruptionBudget.enabeld"
+    ]
     kps = addons.kube_prometheus_stack(render_stack("local").layer)
     assert unknown_keys("kube-prometheus-stack", kps.version, {"grafana": {"sidecar": {"dashbords": {}}}}) == [
-        "grafana.sidecar.dashbords"]
+        "grafana.sidecar.dashbords"
+    ]
 
 
 def test_every_pinned_chart_has_a_key_list_and_no_list_is_stale() -> None:

@@ -20,17 +20,26 @@ from .conftest import StackRender, render_stack
 
 TOOLS = REPO_ROOT / "charts" / "tools"
 CHECKED_KINDS = {"Gateway", "HTTPRoute", "ServiceMonitor", "PrometheusRule", "PodMonitor"}
-UNCHECKED_KINDS = {"Elasticsearch", "Kibana", "Logstash", "NginxProxy", "TargetGroupBinding", "PeerAuthentication",
-                   "AuthorizationPolicy"}
+UNCHECKED_KINDS = {
+    "Elasticsearch",
+    "Kibana",
+    "Logstash",
+    "NginxProxy",
+    "TargetGroupBinding",
+    "PeerAuthentication",
+    "AuthorizationPolicy",
+}
 
 
 def validate(objs: list[dict[str, Any]], tmp_path: Path) -> dict[str, list[str]]:
-    assert (TOOLS / "node_modules" / "@kubernetes-models" / "gateway-api").is_dir(), \
+    assert (TOOLS / "node_modules" / "@kubernetes-models" / "gateway-api").is_dir(), (
         "CRD validators are installed by `make crd-validators` (make test does)"
+    )
     path = tmp_path / "crs.json"
     path.write_text(json.dumps(objs))
-    proc = subprocess.run(["node", str(TOOLS / "validate-crs.mjs"), str(path)], capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run(
+        ["node", str(TOOLS / "validate-crs.mjs"), str(path)], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     result: dict[str, list[str]] = json.loads(proc.stdout)
     return result
@@ -49,12 +58,15 @@ def test_custom_resources_match_their_crd_schemas(stack_render: StackRender, tmp
     assert {kind for _, kind in CRD_VALIDATED} == CHECKED_KINDS, "the plan and this test agree on what is checked"
 
 
-@pytest.mark.parametrize(("kind", "path", "value"), [
-    ("HTTPRoute", ["spec", "rules", 0, "matches", 0, "path", "type"], "Prefix"),
-    ("Gateway", ["spec", "listeners", 0, "protocol"], 80),
-    ("ServiceMonitor", ["spec", "endpoints", 0, "scheme"], "ftp"),
-    ("PrometheusRule", ["spec", "groups", 0, "rules", 0, "for"], "one minute"),
-])
+@pytest.mark.parametrize(
+    ("kind", "path", "value"),
+    [
+        ("HTTPRoute", ["spec", "rules", 0, "matches", 0, "path", "type"], "Prefix"),
+        ("Gateway", ["spec", "listeners", 0, "protocol"], 80),
+        ("ServiceMonitor", ["spec", "endpoints", 0, "scheme"], "ftp"),
+        ("PrometheusRule", ["spec", "groups", 0, "rules", 0, "for"], "one minute"),
+    ],
+)
 def test_the_crd_validators_reject_a_broken_resource(kind: str, path: list[Any], value: Any, tmp_path: Path) -> None:
     """Guard: one wrong value in a rendered resource is reported, so an empty error list is evidence."""
     obj = copy.deepcopy(next(o for o in render_stack("dev").rendered.objects if o["kind"] == kind))

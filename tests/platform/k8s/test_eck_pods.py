@@ -27,10 +27,12 @@ ECK_TAG = "v3.5.0"
 class OperatorPod:
     """What ECK adds to a pod template: its init containers (as it builds them, before the merge), the security
     context it gives every container still without one, and the pod security context it sets when none is set."""
+
     init_containers: tuple[dict[str, Any], ...]
     default_container_context: dict[str, Any] | None
-    default_pod_context: dict[str, Any] = field(default_factory=lambda: {
-        "fsGroup": 1000, "seccompProfile": {"type": "RuntimeDefault"}})
+    default_pod_context: dict[str, Any] = field(
+        default_factory=lambda: {"fsGroup": 1000, "seccompProfile": {"type": "RuntimeDefault"}}
+    )
 
 
 OPERATOR_PODS: dict[str, OperatorPod] = {
@@ -40,21 +42,33 @@ OPERATOR_PODS: dict[str, OperatorPod] = {
         init_containers=({"name": "elastic-internal-init-filesystem"}, {"name": "elastic-internal-suspend"}),
         # pkg/controller/elasticsearch/nodespec/podspec.go@v3.5.0: WithContainersSecurityContext(securitycontext.For(
         # ver, true)) after WithInitContainers; pkg/controller/elasticsearch/securitycontext/securitycontext.go.
-        default_container_context={"privileged": False, "readOnlyRootFilesystem": True,
-                                   "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
-                                   "runAsNonRoot": True}),
+        default_container_context={
+            "privileged": False,
+            "readOnlyRootFilesystem": True,
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "runAsNonRoot": True,
+        },
+    ),
     "Kibana": OperatorPod(
         # pkg/controller/kibana/initcontainer/prepare_fs.go@v3.5.0: elastic-internal-init, no securityContext.
         init_containers=({"name": "elastic-internal-init"},),
         # pkg/controller/kibana/pod.go@v3.5.0 applies defaultSecurityContext (securitycontext.go) after adding it.
-        default_container_context={"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
-                                   "privileged": False, "readOnlyRootFilesystem": True, "runAsUser": 1000,
-                                   "runAsGroup": 1000}),
+        default_container_context={
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "privileged": False,
+            "readOnlyRootFilesystem": True,
+            "runAsUser": 1000,
+            "runAsGroup": 1000,
+        },
+    ),
     "Logstash": OperatorPod(
         # pkg/controller/logstash/initcontainer.go@v3.5.0: only `privileged: false`; pod.go sets no container
         # default (only the pod's DefaultSecurityContext).
         init_containers=({"name": "logstash-internal-init-config", "securityContext": {"privileged": False}},),
-        default_container_context=None),
+        default_container_context=None,
+    ),
 }
 
 
@@ -82,8 +96,10 @@ def _eck_pod_templates(render: StackRender) -> list[tuple[str, dict[str, Any]]]:
         if obj["kind"] in ("Kibana", "Logstash"):
             out.append((obj["kind"], obj))
         elif obj["kind"] == "Elasticsearch":
-            out.extend(("Elasticsearch", {**obj, "spec": {**obj["spec"], "podTemplate": ns["podTemplate"]}})
-                       for ns in obj["spec"]["nodeSets"])
+            out.extend(
+                ("Elasticsearch", {**obj, "spec": {**obj["spec"], "podTemplate": ns["podTemplate"]}})
+                for ns in obj["spec"]["nodeSets"]
+            )
     return out
 
 
@@ -97,7 +113,8 @@ def test_transcription_is_of_the_pinned_operator() -> None:
 
 @pytest.mark.parametrize("operator_defaults", [True, False], ids=["operator-defaults", "no-operator-defaults"])
 def test_every_pod_eck_makes_in_the_logging_namespace_passes_restricted(
-        stack_render: StackRender, operator_defaults: bool) -> None:
+    stack_render: StackRender, operator_defaults: bool
+) -> None:
     """Every container of every ECK-made pod, the operator's init containers included, meets restricted (and has a
     read-only root), whether or not the operator applies its own default security contexts."""
     restricted = {ns for ns, (level, _) in objects.POD_SECURITY.items() if level == "restricted"}

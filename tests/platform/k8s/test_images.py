@@ -66,13 +66,21 @@ def test_each_catalog_service_starts_its_own_app_on_its_catalog_port(svc: catalo
 def test_the_start_command_refuses_a_name_outside_the_catalog() -> None:
     """A build with a wrong SERVICE fails at its --check step, with the catalog's names in the message."""
     env = {**os.environ, "SERVICE": "cart"}
-    result = subprocess.run([sys.executable, "-m", "services.deploy.serve", "--check"], env=env, cwd=REPO_ROOT,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "services.deploy.serve", "--check"],
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2
     assert "unknown service 'cart'" in result.stderr
     assert "--build-arg SERVICE=<name>" in result.stderr
-    ok = subprocess.run([sys.executable, "-m", "services.deploy.serve", "--check"],
-                        env={**os.environ, "SERVICE": catalog.SERVICES[0].name}, cwd=REPO_ROOT)
+    ok = subprocess.run(
+        [sys.executable, "-m", "services.deploy.serve", "--check"],
+        env={**os.environ, "SERVICE": catalog.SERVICES[0].name},
+        cwd=REPO_ROOT,
+    )
     assert ok.returncode == 0
 
 
@@ -99,13 +107,17 @@ def test_runtime_stage_runs_as_high_uid_without_build_tools() -> None:
     for tool in ("apt-get", "gcc", "build-essential", "pip install", "curl "):
         assert tool not in runtime, f"{tool!r} in the runtime stage"
     assert "COPY --from=build /opt/venv /opt/venv" in runtime
-    assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11\.\d+-slim-\w+$", DOCKERFILE.read_text(), flags=re.MULTILINE), \
+    assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11\.\d+-slim-\w+$", DOCKERFILE.read_text(), flags=re.MULTILINE), (
         "the base image is pinned to an exact Python version"
+    )
 
 
 def test_dockerignore_sends_only_the_services_lock_and_services() -> None:
     """The build context must not carry virtualenvs, git history or local secrets into any layer."""
-    lines = [line.strip() for line in (REPO_ROOT / ".dockerignore").read_text().splitlines()
-             if line.strip() and not line.startswith("#")]
+    lines = [
+        line.strip()
+        for line in (REPO_ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     assert lines[0] == "**"
     assert set(lines[1:4]) == {"!requirements/pip.txt", "!requirements/services.txt", "!services/"}

@@ -46,14 +46,19 @@ def test_the_host_port_reaches_nginx_whatever_node_the_data_plane_runs_on() -> N
     ngf = _ngf_values("local")
     service = ngf["nginx"]["service"]
     assert service["type"] == "NodePort"
-    mapped = [i for i, n in enumerate(cluster["nodes"]) for m in n.get("extraPortMappings", [])
-              if m["containerPort"] == k.KIND_GATEWAY_NODE_PORT]
+    mapped = [
+        i
+        for i, n in enumerate(cluster["nodes"])
+        for m in n.get("extraPortMappings", [])
+        if m["containerPort"] == k.KIND_GATEWAY_NODE_PORT
+    ]
     assert mapped, "some node must publish the gateway's NodePort on the host"
     assert {"port": k.KIND_GATEWAY_NODE_PORT, "listenerPort": k.GATEWAY_LISTENER_PORT} in service["nodePorts"]
     policy = service.get("externalTrafficPolicy", NGF_DEFAULT_TRAFFIC_POLICY)
     if policy == "Local":
-        assert set(mapped) <= _nodes_running_nginx(cluster, ngf), \
+        assert set(mapped) <= _nodes_running_nginx(cluster, ngf), (
             "externalTrafficPolicy Local needs NGINX on the node that publishes the host port"
+        )
     else:
         assert policy == "Cluster"
     host = next(m for n in cluster["nodes"] for m in n.get("extraPortMappings", []))
@@ -91,7 +96,7 @@ def test_up_sh_prints_commands_for_objects_that_exist() -> None:
     assert f"svc/{grafana} " in script
     assert f"secret {grafana} " in script
     assert f"{k.GRAFANA_PORT}:{k.GRAFANA_PORT}" in script, "the Service port the values set"
-    banner = script[script.index("cat <<MSG"):]
+    banner = script[script.index("cat <<MSG") :]
     for line in banner.splitlines():
         if "kubectl " in line:
             assert "--context kind-$CLUSTER" in line, line
@@ -130,8 +135,11 @@ def memory_requests(stack: str) -> dict[str, float]:
     out."""
     rendered = render_stack(stack).rendered
     out: dict[str, float] = {}
-    hpa_min = {o["spec"]["scaleTargetRef"]["name"]: o["spec"]["minReplicas"] for o in rendered.objects
-               if o["kind"] == "HorizontalPodAutoscaler"}
+    hpa_min = {
+        o["spec"]["scaleTargetRef"]["name"]: o["spec"]["minReplicas"]
+        for o in rendered.objects
+        if o["kind"] == "HorizontalPodAutoscaler"
+    }
     for o in rendered.objects:
         name = o["metadata"]["name"]
         if o["kind"] in ("Deployment", "StatefulSet"):
@@ -140,8 +148,9 @@ def memory_requests(stack: str) -> dict[str, float]:
         elif o["kind"] in ("Kibana", "Logstash"):
             out[f"{o['kind']}/{name}"] = o["spec"]["count"] * _pod_memory(o["spec"]["podTemplate"]["spec"])
         elif o["kind"] == "Elasticsearch":
-            out[f"Elasticsearch/{name}"] = sum(n["count"] * _pod_memory(n["podTemplate"]["spec"])
-                                               for n in o["spec"]["nodeSets"])
+            out[f"Elasticsearch/{name}"] = sum(
+                n["count"] * _pod_memory(n["podTemplate"]["spec"]) for n in o["spec"]["nodeSets"]
+            )
     for release in rendered.releases:
         out.update(dict(_release_memory(release["name"], release["values"])))
     return out
@@ -198,8 +207,13 @@ def test_the_light_profile_fits_an_8_gb_laptop() -> None:
     it drops only the log pipeline."""
     light, full = memory_requests(LIGHT), memory_requests("local")
     assert sum(light.values()) <= 2.5 * 1024, light
-    assert set(full) - set(light) == {"Elasticsearch/logs", "Kibana/kibana", "Logstash/logstash", "eck-operator",
-                                      "fluent-bit"}
+    assert set(full) - set(light) == {
+        "Elasticsearch/logs",
+        "Kibana/kibana",
+        "Logstash/logstash",
+        "eck-operator",
+        "fluent-bit",
+    }
     names = {o["metadata"]["name"] for o in render_stack(LIGHT).rendered.objects if o["kind"] == "Namespace"}
     assert names.isdisjoint(objects.LOGGING_NAMESPACES)
 

@@ -34,13 +34,22 @@ def test_components_are_typed_shop_k8s_and_every_resource_has_a_parent(stack_ren
     rec = stack_render.recording
     components = [r for r in rec.resources if not r.custom]
     types = {r.type for r in components if r.type.startswith("shop:")}
-    assert types >= {"shop:k8s:Namespaces", "shop:k8s:ServiceSecrets", "shop:k8s:ServiceDeployment",
-                     "shop:k8s:GatewayEdge", "shop:k8s:Observability", "shop:k8s:Logging"}
+    assert types >= {
+        "shop:k8s:Namespaces",
+        "shop:k8s:ServiceSecrets",
+        "shop:k8s:ServiceDeployment",
+        "shop:k8s:GatewayEdge",
+        "shop:k8s:Observability",
+        "shop:k8s:Logging",
+    }
     assert ("shop:k8s:InClusterPostgres" in types) is (not stack_render.layer.eks)
     assert "shop:k8s:ClusterAddons" in types
     urns = {r.urn for r in rec.resources}
-    orphans = [r.name for r in rec.resources if r.custom and r.parent not in urns
-               and not r.type.startswith("pulumi:providers:")]
+    orphans = [
+        r.name
+        for r in rec.resources
+        if r.custom and r.parent not in urns and not r.type.startswith("pulumi:providers:")
+    ]
     assert orphans == []
 
 
@@ -148,10 +157,13 @@ def test_layer_refuses_mismatched_targets() -> None:
         ServiceSecretsArgs(catalog.SERVICES, extra={"nope": {}})
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"target": "kind", "pod_cidr": None}, "pod_cidr"),
-    ({"database_cidrs": ()}, "EKS needs"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"target": "kind", "pod_cidr": None}, "pod_cidr"),
+        ({"database_cidrs": ()}, "EKS needs"),
+    ],
+)
 def test_layer_spec_refuses_unsafe_combinations(change: dict[str, object], message: str) -> None:
     """Secure defaults are enforced in the args object, not discovered at apply time."""
     from dataclasses import replace
@@ -160,13 +172,17 @@ def test_layer_spec_refuses_unsafe_combinations(change: dict[str, object], messa
         replace(layer_for("prod"), **change)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(("kubernetes", "message"), [
-    ({"imageTag": "latest"}, "never 'latest'"),
-    ({"elasticsearchNodes": 2}, "odd quorum"),
-    ({"elasticsearchNodes": 1}, "prod needs >= 3"),
-])
-def test_the_kubernetes_section_the_layer_takes_refuses_unsafe_values(kubernetes: dict[str, object],
-                                                                      message: str) -> None:
+@pytest.mark.parametrize(
+    ("kubernetes", "message"),
+    [
+        ({"imageTag": "latest"}, "never 'latest'"),
+        ({"elasticsearchNodes": 2}, "odd quorum"),
+        ({"elasticsearchNodes": 1}, "prod needs >= 3"),
+    ],
+)
+def test_the_kubernetes_section_the_layer_takes_refuses_unsafe_values(
+    kubernetes: dict[str, object], message: str
+) -> None:
     """The layer takes the validated ``kubernetes`` section: a floating tag or a broken quorum stops at config."""
     raw, region = stack_raw("prod")
     with pytest.raises(ConfigError, match=message):
@@ -177,9 +193,18 @@ def test_kind_files_are_valid_and_agree_with_the_stack() -> None:
     """The kind config, scripts and YAML lint clean; the pod subnet the gateway trusts is the cluster's."""
     import yaml  # type: ignore[import-untyped]
 
-    lint = subprocess.run([str(Path(sys.executable).parent / "yamllint"), "-c", "charts/.yamllint.yaml", "charts",
-                           *[p.name for p in REPO_ROOT.glob("Pulumi.*.yaml")]], cwd=REPO_ROOT,
-                          capture_output=True, text=True)
+    lint = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "yamllint"),
+            "-c",
+            "charts/.yamllint.yaml",
+            "charts",
+            *[p.name for p in REPO_ROOT.glob("Pulumi.*.yaml")],
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert lint.returncode == 0, lint.stdout
     for script in ("up.sh", "down.sh"):
         assert subprocess.run(["bash", "-n", str(REPO_ROOT / "charts" / "kind" / script)]).returncode == 0
@@ -235,8 +260,9 @@ def test_alertmanager_reaches_only_its_https_webhook_outside_the_cluster() -> No
     from shop_platform.k8s import netpol
 
     layer = layer_for("dev")
-    with_hook = replace(layer, kubernetes=layer.kubernetes.model_copy(
-        update={"alert_webhook_url": "https://hooks.example.com/alerts"}))
+    with_hook = replace(
+        layer, kubernetes=layer.kubernetes.model_copy(update={"alert_webhook_url": "https://hooks.example.com/alerts"})
+    )
     rule = next(p for p in netpol.monitoring(with_hook) if p["metadata"]["name"] == "alertmanager-webhook")
     block = rule["spec"]["egress"][0]["to"][0]["ipBlock"]
     assert block["cidr"] == "0.0.0.0/0"

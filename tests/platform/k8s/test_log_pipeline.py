@@ -42,12 +42,21 @@ from .conftest import render_stack
 Pairs = list[tuple[str, Any]]  # a msgpack map: ordered, duplicate keys possible (Merge_Log can append one)
 SYSLOG_KEYWORDS = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
 CRI_LINE = re.compile(r"^(?P<time>.+?) (?P<stream>stdout|stderr) (?P<_p>F|P) (?P<log>.*)$")
-POD = {"pod_name": "orders-7d9c-x2x", "namespace_name": k.SERVICES_NS, "pod_id": "0b1c", "pod_ip": "10.0.1.7",
-       "host": "node-a", "container_name": "orders", "docker_id": "c0ffee", "container_hash": "sha256:ab",
-       "container_image": "shop/orders:local"}
+POD = {
+    "pod_name": "orders-7d9c-x2x",
+    "namespace_name": k.SERVICES_NS,
+    "pod_id": "0b1c",
+    "pod_ip": "10.0.1.7",
+    "host": "node-a",
+    "container_name": "orders",
+    "docker_id": "c0ffee",
+    "container_hash": "sha256:ab",
+    "container_image": "shop/orders:local",
+}
 
 
 # --- the rendered configuration -----------------------------------------------------------------------------
+
 
 def sections(text: str) -> list[tuple[str, list[tuple[str, str]]]]:
     out: list[tuple[str, list[tuple[str, str]]]] = []
@@ -75,6 +84,7 @@ def _options(options: list[tuple[str, str]], allowed: set[str]) -> dict[str, str
 
 
 # --- Fluent Bit 4.0.3 -----------------------------------------------------------------------------------------
+
 
 def _keys(record: Pairs, key: str) -> list[int]:
     return [i for i, (name, _) in enumerate(record) if name == key]
@@ -158,11 +168,16 @@ FILTERS = {"kubernetes": kubernetes_filter, "nest": nest_filter, "modify": modif
 def gelf_encode(record: Pairs, options: list[tuple[str, str]]) -> dict[str, Any] | None:
     """flb_msgpack_to_gelf: the JSON object out_gelf sends, or None where it logs "missing short_message key" and
     skips the record."""
-    opts = _options(options, {"name", "match", "host", "port", "mode", "gelf_short_message_key", "gelf_level_key",
-                              "gelf_host_key"})
-    special = {opts.get("gelf_host_key", "host"): "host", opts.get("gelf_level_key", "level"): "level",
-               opts.get("gelf_short_message_key", "short_message"): "short_message",
-               "timestamp": "timestamp", "full_message": "full_message"}
+    opts = _options(
+        options, {"name", "match", "host", "port", "mode", "gelf_short_message_key", "gelf_level_key", "gelf_host_key"}
+    )
+    special = {
+        opts.get("gelf_host_key", "host"): "host",
+        opts.get("gelf_level_key", "level"): "level",
+        opts.get("gelf_short_message_key", "short_message"): "short_message",
+        "timestamp": "timestamp",
+        "full_message": "full_message",
+    }
     gelf: dict[str, Any] = {"version": "1.1"}
     seen: set[str] = set()
     for key, value in record:
@@ -212,7 +227,7 @@ def logstash_gelf_input(gelf: dict[str, Any]) -> dict[str, Any]:
 def ship(lines: list[str]) -> Iterator[tuple[str, dict[str, Any] | None]]:
     """Each container log line through the CRI parser, the filters and the GELF output, in the rendered order."""
     config = fluent_bit_config()
-    (_, output), = config["outputs"]
+    ((_, output),) = config["outputs"]
     for line in lines:
         match = CRI_LINE.match(f"2026-12-01T18:00:00.123456789Z stdout F {line}")
         assert match is not None
@@ -271,8 +286,10 @@ def kit_lines() -> list[str]:
     log.info("change batch applied", extra={"event": "indexer_batch_applied", "lag_ms": 12, "changes": 2.0})
     log.info("change batch applied", extra={"event": "indexer_batch_applied", "lag_ms": None, "changes": 0})
     log.warning("upstream error", extra={"event": "upstream_error", "upstream": "users", "attempt": 2})
-    log.warning("database has migrations this build does not know",
-                extra={"event": "migration_ahead", "versions": ["0007", "0008"]})
+    log.warning(
+        "database has migrations this build does not know",
+        extra={"event": "migration_ahead", "versions": ["0007", "0008"]},
+    )
     log.error("order failed", extra={"event": "order_failed", "order_id": 42, "why": ValueError("declined")})
     log.error("unexpected answer", extra={"event": "saga_unexpected", "status": "502", "retry": True})
     log.critical("giving up", extra={"event": "saga_unavailable", "count": "many"})
@@ -287,7 +304,8 @@ def delivered() -> list[tuple[str, dict[str, Any] | None]]:
 
 
 def test_every_line_becomes_a_gelf_record_with_a_short_message_and_a_numeric_level(
-        delivered: list[tuple[str, dict[str, Any] | None]]) -> None:
+    delivered: list[tuple[str, dict[str, Any] | None]],
+) -> None:
     assert len(delivered) >= 20
     for line, gelf in delivered:
         assert gelf is not None, f"dropped by the GELF encoder: {line}"
@@ -298,8 +316,11 @@ def test_every_line_becomes_a_gelf_record_with_a_short_message_and_a_numeric_lev
 
 
 def test_python_levels_map_to_their_syslog_severity(delivered: list[tuple[str, dict[str, Any] | None]]) -> None:
-    by_level = {(json.loads(line).get("level") if line.startswith("{") else None): gelf["level"]
-                for line, gelf in delivered if gelf is not None}
+    by_level = {
+        (json.loads(line).get("level") if line.startswith("{") else None): gelf["level"]
+        for line, gelf in delivered
+        if gelf is not None
+    }
     assert by_level == {"debug": 7, "info": 6, "warning": 4, "error": 3, "critical": 2, None: 6}
 
 
@@ -325,16 +346,30 @@ def _mapping_accepts(es_type: str, value: Any) -> bool:
 
 
 def test_the_index_template_maps_every_field_logstash_indexes(
-        delivered: list[tuple[str, dict[str, Any] | None]]) -> None:
+    delivered: list[tuple[str, dict[str, Any] | None]],
+) -> None:
     """Explicit mapping of every field the services' records and the collectors produce, with a type that takes
     the value as sent; anything else (an extra the kit does not declare) stays unindexed (`dynamic: false`)."""
-    template = json.loads(next(o for o in render_stack("prod").rendered.objects
-                               if o["metadata"]["name"] == "shop-logs-ilm")["data"]["template.json"])
+    template = json.loads(
+        next(o for o in render_stack("prod").rendered.objects if o["metadata"]["name"] == "shop-logs-ilm")["data"][
+            "template.json"
+        ]
+    )
     mapping = template["template"]["mappings"]
     assert mapping["dynamic"] is False
     properties = mapping["properties"]
-    declared = {*RECORD_FIELDS, "@timestamp", "@version", "version", "host", "source_host", "level", "stream",
-                "time", *(f"kubernetes_{f}" for f in addons.KUBERNETES_FIELDS)}
+    declared = {
+        *RECORD_FIELDS,
+        "@timestamp",
+        "@version",
+        "version",
+        "host",
+        "source_host",
+        "level",
+        "stream",
+        "time",
+        *(f"kubernetes_{f}" for f in addons.KUBERNETES_FIELDS),
+    }
     assert declared <= set(properties)
     for line, gelf in delivered:
         assert gelf is not None
@@ -366,16 +401,18 @@ def test_the_kit_types_extras_and_never_leaves_a_record_without_message() -> Non
 def test_only_the_services_namespaces_are_shipped_never_the_logging_pipeline_itself() -> None:
     """Logstash's and Elasticsearch's own lines (namespace logging) and Fluent Bit's (logging-agent) would come
     back through the pipeline they report on; add-ons' JSON has shapes the template does not map."""
-    (_, tail), = fluent_bit_config()["inputs"]
-    opts = _options(tail, {"name", "path", "exclude_path", "multiline.parser", "tag", "mem_buf_limit",
-                           "skip_long_lines", "db"})
+    ((_, tail),) = fluent_bit_config()["inputs"]
+    opts = _options(
+        tail, {"name", "path", "exclude_path", "multiline.parser", "tag", "mem_buf_limit", "skip_long_lines", "db"}
+    )
     patterns = [p.strip() for p in opts["path"].split(",")]
     excluded = [p.strip() for p in opts.get("exclude_path", "").split(",") if p.strip()]
 
     def shipped(namespace: str) -> bool:
         path = f"/var/log/containers/some-pod-0_{namespace}_main-0123abcd.log"
-        return (any(fnmatch.fnmatchcase(path, p) for p in patterns)
-                and not any(fnmatch.fnmatchcase(path, p) for p in excluded))
+        return any(fnmatch.fnmatchcase(path, p) for p in patterns) and not any(
+            fnmatch.fnmatchcase(path, p) for p in excluded
+        )
 
     created = set(objects.POD_SECURITY) | {"kube-system"}
     assert {ns for ns in created if shipped(ns)} == {k.SERVICES_NS, k.DATA_NS}

@@ -21,11 +21,27 @@ from .conftest import STACKS, StackRender, dump, render_stack
 CHECKOV = REPO_ROOT / ".venv-checkov" / "bin" / "checkov"
 # Custom resources: kubernetes-validate has no schema for them; test_custom_resources.py checks the Gateway API
 # and Prometheus Operator ones against CRD-generated schemas, the plan lists the rest as unchecked.
-CUSTOM_KINDS = {"Gateway", "HTTPRoute", "ServiceMonitor", "PodMonitor", "PrometheusRule", "Elasticsearch", "Kibana",
-                "Logstash", "NginxProxy", "TargetGroupBinding", "PeerAuthentication", "AuthorizationPolicy"}
+CUSTOM_KINDS = {
+    "Gateway",
+    "HTTPRoute",
+    "ServiceMonitor",
+    "PodMonitor",
+    "PrometheusRule",
+    "Elasticsearch",
+    "Kibana",
+    "Logstash",
+    "NginxProxy",
+    "TargetGroupBinding",
+    "PeerAuthentication",
+    "AuthorizationPolicy",
+}
 CLUSTER_SCOPED = {"Namespace", "StorageClass"}
-POD_KINDS = {"Deployment": ("spec", "template", "spec"), "StatefulSet": ("spec", "template", "spec"),
-             "Job": ("spec", "template", "spec"), "DaemonSet": ("spec", "template", "spec")}
+POD_KINDS = {
+    "Deployment": ("spec", "template", "spec"),
+    "StatefulSet": ("spec", "template", "spec"),
+    "Job": ("spec", "template", "spec"),
+    "DaemonSet": ("spec", "template", "spec"),
+}
 
 
 def test_every_stack_renders_every_service_and_add_on(stack_render: StackRender) -> None:
@@ -44,7 +60,8 @@ def test_every_stack_renders_every_service_and_add_on(stack_render: StackRender)
 
 
 def test_builtin_objects_pass_strict_schema_validation_for_the_stacks_cluster_version(
-        stack_render: StackRender) -> None:
+    stack_render: StackRender,
+) -> None:
     """kubernetes-validate in strict mode (unknown fields are errors) against the version the stack targets: a
     typo or a field the cluster does not know fails here, not at `pulumi up`."""
     checked, unchecked, errors = 0, Counter[str](), []
@@ -96,8 +113,17 @@ def _pod_spec(obj: dict[str, Any]) -> dict[str, Any]:
 def _restricted_violations(pod: dict[str, Any]) -> list[str]:
     """The Pod Security Standard "restricted" checks (kubernetes/pod-security-admission policy/check_*.go)."""
     problems = []
-    allowed_volumes = {"configMap", "downwardAPI", "emptyDir", "projected", "secret", "csi",
-                       "persistentVolumeClaim", "ephemeral", "image"}
+    allowed_volumes = {
+        "configMap",
+        "downwardAPI",
+        "emptyDir",
+        "projected",
+        "secret",
+        "csi",
+        "persistentVolumeClaim",
+        "ephemeral",
+        "image",
+    }
     for v in pod.get("volumes", []):
         kinds = set(v) - {"name"}
         if not kinds <= allowed_volumes:
@@ -170,23 +196,30 @@ def checkov_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[
     root = tmp_path_factory.mktemp("manifests")
     for stack in STACKS:
         dump(render_stack(stack).rendered, root / stack)
-    proc = subprocess.run([str(CHECKOV), "--framework", "kubernetes", "--skip-download", "-d", str(root),
-                           "-o", "json", "--compact"], capture_output=True, text=True, timeout=240)
+    proc = subprocess.run(
+        [str(CHECKOV), "--framework", "kubernetes", "--skip-download", "-d", str(root), "-o", "json", "--compact"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert proc.returncode in (0, 1), proc.stderr[-2000:]
     report = json.loads(proc.stdout)
     report = report[0] if isinstance(report, list) else report
     assert report["summary"]["parsing_errors"] == 0
     out: dict[str, dict[str, Any]] = {}
     for stack in STACKS:
+
         def mine(checks: list[dict[str, Any]], stack: str = stack) -> list[dict[str, Any]]:
             return [c for c in checks if c["file_path"].startswith(f"/{stack}/")]
 
         failed = mine(report["results"].get("failed_checks", []))
         skips = skips_for(stack)
-        out[stack] = {"passed": len(mine(report["results"].get("passed_checks", []))),
-                      "failed": [c for c in failed if c["check_id"] not in skips],
-                      "skipped": Counter(c["check_id"] for c in failed if c["check_id"] in skips),
-                      "files": len(list((root / stack / "manifests").glob("*.yaml")))}
+        out[stack] = {
+            "passed": len(mine(report["results"].get("passed_checks", []))),
+            "failed": [c for c in failed if c["check_id"] not in skips],
+            "skipped": Counter(c["check_id"] for c in failed if c["check_id"] in skips),
+            "files": len(list((root / stack / "manifests").glob("*.yaml"))),
+        }
     return out
 
 
@@ -197,8 +230,10 @@ def test_checkov_kubernetes_finds_no_failed_check(stack: str, checkov_results: d
     result = checkov_results[stack]
     assert [(c["check_id"], c["resource"]) for c in result["failed"]] == []
     assert result["passed"] > 500
-    print(f"\ncheckov {stack}: {result['files']} manifests, passed {result['passed']}, failed 0, "
-          f"skipped {sum(result['skipped'].values())} {dict(result['skipped'])}")
+    print(
+        f"\ncheckov {stack}: {result['files']} manifests, passed {result['passed']}, failed 0, "
+        f"skipped {sum(result['skipped'].values())} {dict(result['skipped'])}"
+    )
 
 
 def test_every_checkov_skip_has_a_reason_and_is_still_needed(checkov_results: dict[str, dict[str, Any]]) -> None:
@@ -220,9 +255,15 @@ def test_manifests_directory_lists_what_it_could_not_render(tmp_path: Path) -> N
         assert isinstance(r["values"], dict)
     assert index["unrendered_remote_files"][0].endswith("/standard-install.yaml")
     unchecked = {line.split()[1] for line in index["unchecked_custom_resources"]}
-    assert unchecked == {"Elasticsearch", "Kibana", "Logstash", "NginxProxy", "TargetGroupBinding",
-                         "PeerAuthentication", "AuthorizationPolicy"}, \
-        "the kinds with no schema"
+    assert unchecked == {
+        "Elasticsearch",
+        "Kibana",
+        "Logstash",
+        "NginxProxy",
+        "TargetGroupBinding",
+        "PeerAuthentication",
+        "AuthorizationPolicy",
+    }, "the kinds with no schema"
     assert len(list((tmp_path / "manifests").glob("*.yaml"))) == len(rendered.objects)
 
 
@@ -241,19 +282,43 @@ def test_offline_plan_writes_the_manifests_directory(tmp_path: Path) -> None:
 # --- pods the pinned upstreams create: the namespace level must admit them, and be no looser than they need ---
 
 # Pod Security "baseline" (kubernetes/pod-security-admission policy/check_*.go): the sysctls it allows.
-SAFE_SYSCTLS = {"kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range", "net.ipv4.ip_unprivileged_port_start",
-                "net.ipv4.tcp_syncookies", "net.ipv4.ping_group_range", "net.ipv4.ip_local_reserved_ports",
-                "net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_keepalive_intvl",
-                "net.ipv4.tcp_keepalive_probes"}
-BASELINE_CAPABILITIES = {"AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD",
-                         "NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"}
+SAFE_SYSCTLS = {
+    "kernel.shm_rmid_forced",
+    "net.ipv4.ip_local_port_range",
+    "net.ipv4.ip_unprivileged_port_start",
+    "net.ipv4.tcp_syncookies",
+    "net.ipv4.ping_group_range",
+    "net.ipv4.ip_local_reserved_ports",
+    "net.ipv4.tcp_keepalive_time",
+    "net.ipv4.tcp_fin_timeout",
+    "net.ipv4.tcp_keepalive_intvl",
+    "net.ipv4.tcp_keepalive_probes",
+}
+BASELINE_CAPABILITIES = {
+    "AUDIT_WRITE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "MKNOD",
+    "NET_BIND_SERVICE",
+    "SETFCAP",
+    "SETGID",
+    "SETPCAP",
+    "SETUID",
+    "SYS_CHROOT",
+}
 
 
 def _baseline_violations(pod: dict[str, Any]) -> list[str]:
     problems = [key for key in ("hostNetwork", "hostPID", "hostIPC") if pod.get(key)]
     problems += [f"volume {v['name']}: hostPath" for v in pod.get("volumes", []) if "hostPath" in v]
-    problems += [f"sysctl {s['name']}" for s in (pod.get("securityContext") or {}).get("sysctls", [])
-                 if s["name"] not in SAFE_SYSCTLS]
+    problems += [
+        f"sysctl {s['name']}"
+        for s in (pod.get("securityContext") or {}).get("sysctls", [])
+        if s["name"] not in SAFE_SYSCTLS
+    ]
     for c in [*pod.get("initContainers", []), *pod["containers"]]:
         sc = c.get("securityContext") or {}
         if sc.get("privileged"):
@@ -293,46 +358,95 @@ def third_party_pods(stack: str) -> list[tuple[str, str, dict[str, Any]]]:
     from shop_platform.k8s import spec as k
 
     layer = render_stack(stack).layer
-    drop_all = {"capabilities": {"drop": ["ALL"]}, "readOnlyRootFilesystem": True, "runAsUser": 101,
-                "runAsGroup": 1001, "seccompProfile": {"type": "RuntimeDefault"}}
+    drop_all = {
+        "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": True,
+        "runAsUser": 101,
+        "runAsGroup": 1001,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
     # nginx/nginx-gateway-fabric@v2.1.0 internal/controller/provisioner/objects.go buildNginxPodTemplateSpec: the
     # init container has no allowPrivilegeEscalation; the Gateway's NginxProxy patches the Deployment.
     data_plane = {
-        "securityContext": {"fsGroup": 1001, "runAsNonRoot": True,
-                            "sysctls": [{"name": "net.ipv4.ip_unprivileged_port_start", "value": "0"}]},
+        "securityContext": {
+            "fsGroup": 1001,
+            "runAsNonRoot": True,
+            "sysctls": [{"name": "net.ipv4.ip_unprivileged_port_start", "value": "0"}],
+        },
         "initContainers": [{"name": "init", "securityContext": dict(drop_all)}],
         "containers": [{"name": "nginx", "securityContext": {**drop_all, "allowPrivilegeEscalation": False}}],
-        "volumes": [{"name": "token", "projected": {}}, {"name": "nginx-agent", "emptyDir": {}},
-                    {"name": "nginx-agent-config", "configMap": {}}, {"name": "nginx-agent-tls", "secret": {}}]}
+        "volumes": [
+            {"name": "token", "projected": {}},
+            {"name": "nginx-agent", "emptyDir": {}},
+            {"name": "nginx-agent-config", "configMap": {}},
+            {"name": "nginx-agent-tls", "secret": {}},
+        ],
+    }
     patches = objects.gateway_proxy(layer)["spec"]["kubernetes"]["deployment"]["patches"]
     # charts/nginx-gateway-fabric templates/deployment.yaml and certs-job.yaml at v2.1.0: fixed contexts.
-    chart_pod = {"securityContext": {"fsGroup": 1001, "runAsNonRoot": True},
-                 "containers": [{"name": "main", "securityContext": {**drop_all, "allowPrivilegeEscalation": False}}],
-                 "volumes": [{"name": "nginx-agent-tls", "secret": {}}]}
+    chart_pod = {
+        "securityContext": {"fsGroup": 1001, "runAsNonRoot": True},
+        "containers": [{"name": "main", "securityContext": {**drop_all, "allowPrivilegeEscalation": False}}],
+        "volumes": [{"name": "nginx-agent-tls", "secret": {}}],
+    }
     pods: list[tuple[str, str, dict[str, Any]]] = [
         (k.GATEWAY_NS, "NGINX data plane", _patch_init_containers(data_plane, patches)),
         (k.GATEWAY_NS, "NGINX Gateway Fabric control plane and certificate Job", chart_pod),
         # prometheus-community/helm-charts@prometheus-node-exporter-4.47.3 values.yaml hostNetwork, hostPID,
         # hostRootFsMount (templates/daemonset.yaml mounts /proc, /sys and / through hostPath).
-        (k.MONITORING_NS, "node-exporter", {
-            "hostNetwork": True, "hostPID": True, "containers": [{"name": "node-exporter"}],
-            "volumes": [{"name": n, "hostPath": {"path": p}} for n, p in (("proc", "/proc"), ("sys", "/sys"),
-                                                                          ("root", "/"))]}),
+        (
+            k.MONITORING_NS,
+            "node-exporter",
+            {
+                "hostNetwork": True,
+                "hostPID": True,
+                "containers": [{"name": "node-exporter"}],
+                "volumes": [
+                    {"name": n, "hostPath": {"path": p}} for n, p in (("proc", "/proc"), ("sys", "/sys"), ("root", "/"))
+                ],
+            },
+        ),
         # istio/istio@1.30.3 manifests/charts/ztunnel/templates/daemonset.yaml: root with NET_ADMIN, SYS_ADMIN and
         # NET_RAW (it enters pods' network namespaces) and the /var/run/ztunnel hostPath socket directory.
-        (k.ISTIO_NS, "ztunnel", {
-            "containers": [{"name": "istio-proxy", "securityContext": {
-                "allowPrivilegeEscalation": True, "privileged": False, "readOnlyRootFilesystem": True,
-                "runAsNonRoot": False, "runAsUser": 0,
-                "capabilities": {"drop": ["ALL"], "add": ["NET_ADMIN", "SYS_ADMIN", "NET_RAW"]}}}],
-            "volumes": [{"name": "cni-ztunnel-sock-dir", "hostPath": {"path": "/var/run/ztunnel"}}]}),
+        (
+            k.ISTIO_NS,
+            "ztunnel",
+            {
+                "containers": [
+                    {
+                        "name": "istio-proxy",
+                        "securityContext": {
+                            "allowPrivilegeEscalation": True,
+                            "privileged": False,
+                            "readOnlyRootFilesystem": True,
+                            "runAsNonRoot": False,
+                            "runAsUser": 0,
+                            "capabilities": {"drop": ["ALL"], "add": ["NET_ADMIN", "SYS_ADMIN", "NET_RAW"]},
+                        },
+                    }
+                ],
+                "volumes": [{"name": "cni-ztunnel-sock-dir", "hostPath": {"path": "/var/run/ztunnel"}}],
+            },
+        ),
         # manifests/charts/istio-cni/templates/daemonset.yaml: the node agent on the host network, writing the CNI
         # plugin and its configuration into the node's directories.
-        (k.ISTIO_NS, "istio-cni node agent", {
-            "hostNetwork": True, "containers": [{"name": "install-cni"}],
-            "volumes": [{"name": n, "hostPath": {"path": p}} for n, p in (
-                ("cni-bin-dir", "/opt/cni/bin"), ("cni-net-dir", "/etc/cni/net.d"), ("cni-netns-dir", "/var/run/netns"),
-                ("cni-ztunnel-sock-dir", "/var/run/ztunnel"))]}),
+        (
+            k.ISTIO_NS,
+            "istio-cni node agent",
+            {
+                "hostNetwork": True,
+                "containers": [{"name": "install-cni"}],
+                "volumes": [
+                    {"name": n, "hostPath": {"path": p}}
+                    for n, p in (
+                        ("cni-bin-dir", "/opt/cni/bin"),
+                        ("cni-net-dir", "/etc/cni/net.d"),
+                        ("cni-netns-dir", "/var/run/netns"),
+                        ("cni-ztunnel-sock-dir", "/var/run/ztunnel"),
+                    )
+                ],
+            },
+        ),
     ]
     if layer.logging:
         eck = addons.eck_operator(layer).values
@@ -340,14 +454,24 @@ def third_party_pods(stack: str) -> list[tuple[str, str, dict[str, Any]]]:
         pods += [
             # elastic/cloud-on-k8s@v3.5.0 deploy/eck-operator/templates/statefulset.yaml: the values' contexts,
             # no init container, a ConfigMap and Secrets.
-            (k.ECK_NS, "ECK operator", {
-                "securityContext": eck["podSecurityContext"],
-                "containers": [{"name": "manager", "securityContext": eck["securityContext"]}],
-                "volumes": [{"name": "conf", "configMap": {}}, {"name": "cert", "secret": {}}]}),
+            (
+                k.ECK_NS,
+                "ECK operator",
+                {
+                    "securityContext": eck["podSecurityContext"],
+                    "containers": [{"name": "manager", "securityContext": eck["securityContext"]}],
+                    "volumes": [{"name": "conf", "configMap": {}}, {"name": "cert", "secret": {}}],
+                },
+            ),
             # fluent/helm-charts@fluent-bit-0.50.0 values.yaml daemonSetVolumes (hostPath /var/log, ...) plus ours.
-            (k.LOGGING_AGENT_NS, "Fluent Bit", {
-                "containers": [{"name": "fluent-bit", "securityContext": fluent["securityContext"]}],
-                "volumes": [{"name": "varlog", "hostPath": {"path": "/var/log"}}, *fluent["extraVolumes"]]}),
+            (
+                k.LOGGING_AGENT_NS,
+                "Fluent Bit",
+                {
+                    "containers": [{"name": "fluent-bit", "securityContext": fluent["securityContext"]}],
+                    "volumes": [{"name": "varlog", "hostPath": {"path": "/var/log"}}, *fluent["extraVolumes"]],
+                },
+            ),
         ]
     return pods
 

@@ -30,8 +30,7 @@ def _of_kind(render: StackRender, kind: str) -> list[dict[str, Any]]:
     return [o for o in render.rendered.objects if o["kind"] == kind]
 
 
-def test_every_namespace_holding_workloads_is_enrolled_and_every_exemption_says_why(
-        stack_render: StackRender) -> None:
+def test_every_namespace_holding_workloads_is_enrolled_and_every_exemption_says_why(stack_render: StackRender) -> None:
     """A namespace without the ambient label is outside the mesh: its pods talk plaintext and enrolled pods refuse
     them. Only the mesh's own namespace stays out, with its reason on the namespace (`kubectl describe ns`)."""
     namespaces = {o["metadata"]["name"]: o["metadata"] for o in _of_kind(stack_render, "Namespace")}
@@ -44,8 +43,11 @@ def test_every_namespace_holding_workloads_is_enrolled_and_every_exemption_says_
             assert len(meta["annotations"]["shop/mesh-exempt-reason"]) > 40, name
             exempt.add(name)
     assert exempt == {k.ISTIO_NS}
-    workload_namespaces = {o["metadata"]["namespace"] for o in stack_render.rendered.objects
-                           if o["kind"] in ("Deployment", "StatefulSet", "Job", "Elasticsearch", "Kibana", "Logstash")}
+    workload_namespaces = {
+        o["metadata"]["namespace"]
+        for o in stack_render.rendered.objects
+        if o["kind"] in ("Deployment", "StatefulSet", "Job", "Elasticsearch", "Kibana", "Logstash")
+    }
     workload_namespaces |= {r["namespace"] for r in stack_render.rendered.releases}
     workload_namespaces -= {"kube-system", k.ISTIO_NS}  # not the layer's; the mesh itself
     assert workload_namespaces <= set(namespaces) - exempt
@@ -73,8 +75,11 @@ def test_mutual_tls_is_strict_mesh_wide_and_relaxed_only_on_named_ports(stack_re
             assert mode == {"mode": "PERMISSIVE"}
             assert p["metadata"]["annotations"]["shop/plaintext-reason"]
             relaxed.add((p["metadata"]["namespace"], int(port)))
-    expected = {(ns, port) for ns, _, port, _ in mesh.PLAINTEXT_PORTS
-                if ns in {o["metadata"]["name"] for o in _of_kind(stack_render, "Namespace")}}
+    expected = {
+        (ns, port)
+        for ns, _, port, _ in mesh.PLAINTEXT_PORTS
+        if ns in {o["metadata"]["name"] for o in _of_kind(stack_render, "Namespace")}
+    }
     assert relaxed == expected
     assert (k.GATEWAY_NS, k.GATEWAY_LISTENER_PORT) in relaxed, "the edge hop enters the mesh at NGINX"
 
@@ -95,20 +100,28 @@ def _ip_ingress_ports(render: StackRender) -> set[tuple[str, int]]:
 
 
 def test_every_port_the_network_opens_to_outside_the_mesh_takes_plaintext_and_no_other(
-        stack_render: StackRender) -> None:
+    stack_render: StackRender,
+) -> None:
     """Where a NetworkPolicy admits a caller from outside the cluster (the ALB, the API server's webhooks), STRICT
     mTLS would refuse it unless that port is PERMISSIVE; and a PERMISSIVE port nothing outside can reach would be
     plaintext for no caller. The two lists must be the same."""
-    relaxed = {(p["metadata"]["namespace"], int(port)) for p in _of_kind(stack_render, "PeerAuthentication")
-               for port in p["spec"].get("portLevelMtls", {})}
+    relaxed = {
+        (p["metadata"]["namespace"], int(port))
+        for p in _of_kind(stack_render, "PeerAuthentication")
+        for port in p["spec"].get("portLevelMtls", {})
+    }
     assert _ip_ingress_ports(stack_render) == relaxed
 
 
 def test_the_plaintext_check_notices_an_edge_without_its_exception() -> None:
     """Guard: dropping the edge's PeerAuthentication leaves the ALB's port admitted by the network only."""
     render = render_stack("dev")
-    relaxed = {(p["metadata"]["namespace"], int(port)) for p in _of_kind(render, "PeerAuthentication")
-               if p["metadata"]["namespace"] != k.GATEWAY_NS for port in p["spec"].get("portLevelMtls", {})}
+    relaxed = {
+        (p["metadata"]["namespace"], int(port))
+        for p in _of_kind(render, "PeerAuthentication")
+        if p["metadata"]["namespace"] != k.GATEWAY_NS
+        for port in p["spec"].get("portLevelMtls", {})
+    }
     assert _ip_ingress_ports(render) - relaxed == {(k.GATEWAY_NS, k.GATEWAY_LISTENER_PORT)}
 
 
@@ -123,7 +136,8 @@ def test_hbone_is_open_exactly_between_the_services_that_may_talk(stack_render: 
             if src is ep[dst.name]:
                 continue
             assert policies.can_connect(src, ep[dst.name], HBONE) is policies.can_connect(
-                src, ep[dst.name], dst.port), (src.name, dst.name)
+                src, ep[dst.name], dst.port
+            ), (src.name, dst.name)
         assert not policies.can_connect(ep["stranger-other-ns"], ep[dst.name], HBONE)
         assert not policies.can_connect(ep["stranger-same-ns"], ep[dst.name], HBONE)
     if not stack_render.layer.eks:
@@ -148,15 +162,17 @@ def test_every_add_on_flow_between_enrolled_pods_has_hbone(stack_render: StackRe
     for src, dst, _port, proto in ADDON_FLOWS:
         if proto != "TCP" or ({src, dst} & LOGGING_PODS and not stack_render.layer.logging):
             continue
-        if all(w[x].namespace is not None and objects.MESH_ENROLMENT.get(w[x].namespace or "") is True
-               for x in (src, dst)):
+        if all(
+            w[x].namespace is not None and objects.MESH_ENROLMENT.get(w[x].namespace or "") is True for x in (src, dst)
+        ):
             assert policies.can_connect(w[src], w[dst], HBONE), (src, dst)
             checked += 1
     assert checked >= 8
 
 
 def test_the_kubelets_probes_reach_every_enrolled_pod_and_nothing_else_does_from_there(
-        stack_render: StackRender) -> None:
+    stack_render: StackRender,
+) -> None:
     """Ambient SNATs the kubelet's probes to a link-local address; a default-deny without a rule for it would fail
     every HTTP probe and the pods would never be ready."""
     policies = Policies(stack_render.rendered.objects)
@@ -184,8 +200,9 @@ def test_the_mesh_control_plane_is_reachable_only_as_it_needs(stack_render: Stac
     assert policies.can_connect(prometheus, istiod, netpol.ISTIOD_METRICS_PORT)
     assert policies.can_connect(prometheus, ztunnel, netpol.ZTUNNEL_METRICS_PORT)
     assert not policies.can_connect(prometheus, istiod, netpol.ISTIOD_XDS_PORT)
-    monitors = {o["metadata"]["name"] for o in _of_kind(stack_render, "PodMonitor")
-                if o["metadata"]["namespace"] == k.ISTIO_NS}
+    monitors = {
+        o["metadata"]["name"] for o in _of_kind(stack_render, "PodMonitor") if o["metadata"]["namespace"] == k.ISTIO_NS
+    }
     assert monitors == {"istiod", "ztunnel"}
 
 
@@ -194,8 +211,10 @@ def test_each_service_admits_by_identity_only_its_catalog_callers(stack_render: 
     a policy the CNI fails to enforce) still has no certificate for an allowed service account. The NGINX data
     plane's identity is admitted exactly where its NetworkPolicies let it connect."""
     policies, ep = Policies(stack_render.rendered.objects), _world(stack_render)
-    allow = {(p["metadata"]["namespace"], p["metadata"]["name"]): p["spec"]
-             for p in _of_kind(stack_render, "AuthorizationPolicy")}
+    allow = {
+        (p["metadata"]["namespace"], p["metadata"]["name"]): p["spec"]
+        for p in _of_kind(stack_render, "AuthorizationPolicy")
+    }
     for svc in catalog.SERVICES:
         spec = allow[(k.SERVICES_NS, svc.name)]
         assert spec["action"] == "ALLOW"
@@ -214,14 +233,19 @@ def test_each_service_admits_by_identity_only_its_catalog_callers(stack_render: 
     else:
         assert postgres is not None
         assert set(postgres["rules"][0]["from"][0]["source"]["principals"]) == {
-            f"cluster.local/ns/{k.SERVICES_NS}/sa/{s.name}" for s in catalog.database_services()}
+            f"cluster.local/ns/{k.SERVICES_NS}/sa/{s.name}" for s in catalog.database_services()
+        }
 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_istio_is_installed_in_order_at_one_pinned_version_in_ambient_mode(stack: str) -> None:
     releases = [r for r in render_stack(stack).rendered.releases if r["namespace"] == k.ISTIO_NS]
     assert [(r["name"], r["chart"]) for r in releases] == [
-        ("istio-base", "base"), ("istiod", "istiod"), ("istio-cni", "cni"), ("ztunnel", "ztunnel")]
+        ("istio-base", "base"),
+        ("istiod", "istiod"),
+        ("istio-cni", "cni"),
+        ("ztunnel", "ztunnel"),
+    ]
     assert {r["version"] for r in releases} == {versions.ISTIO_CHART}
     assert all(r["values"].get("profile") == "ambient" for r in releases[1:])
 
@@ -229,13 +253,16 @@ def test_istio_is_installed_in_order_at_one_pinned_version_in_ambient_mode(stack
 def test_admit_hbone_touches_only_rules_between_enrolled_pods() -> None:
     """The helper every policy goes through: pod-to-pod TCP gets 15008; address blocks, CoreDNS, UDP-only rules
     and policies of namespaces outside the mesh stay as written."""
+
     def policy(ns: str, rules: list[dict[str, Any]]) -> dict[str, Any]:
         return {"metadata": {"namespace": ns}, "spec": {"podSelector": {}, "egress": rules}}
 
     tcp = [{"port": 9200, "protocol": "TCP"}]
     same_ns = {"to": [{"podSelector": {}}], "ports": tcp}
-    dns = {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}],
-           "ports": [{"port": 53, "protocol": "TCP"}]}
+    dns = {
+        "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}],
+        "ports": [{"port": 53, "protocol": "TCP"}],
+    }
     block = {"to": [{"ipBlock": {"cidr": "10.0.0.0/16"}}], "ports": tcp}
     udp = {"to": [{"podSelector": {}}], "ports": [{"port": 12201, "protocol": "UDP"}]}
     out = objects.admit_hbone(policy(k.LOGGING_NS, [same_ns, dns, block, udp]))["spec"]["egress"]
@@ -259,18 +286,33 @@ def test_the_chart_adds_hbone_only_when_told_and_only_beside_pod_peers() -> None
     naming pods gets it; the EKS database rule (RDS subnets) and the AWS API rule do not."""
     svc = catalog.get("orders")
     for stack in ("dev", "local"):
-        values = service_values(svc, layer_for(stack), ServiceInputs(image_repository="shop/orders", role_arn=(
-            "arn:aws:iam::123456789012:role/x" if stack == "dev" else ""), db_host="db", db_user="orders_app"))
+        values = service_values(
+            svc,
+            layer_for(stack),
+            ServiceInputs(
+                image_repository="shop/orders",
+                role_arn=("arn:aws:iam::123456789012:role/x" if stack == "dev" else ""),
+                db_host="db",
+                db_user="orders_app",
+            ),
+        )
         for hbone in (0, HBONE):
             values["networkPolicy"]["hbonePort"] = hbone
-            rules = [(direction, rule) for o in render_service_chart(values, svc.name, k.SERVICES_NS)
-                     if o["kind"] == "NetworkPolicy" for direction in ("ingress", "egress")
-                     for rule in o["spec"].get(direction, [])]
+            rules = [
+                (direction, rule)
+                for o in render_service_chart(values, svc.name, k.SERVICES_NS)
+                if o["kind"] == "NetworkPolicy"
+                for direction in ("ingress", "egress")
+                for rule in o["spec"].get(direction, [])
+            ]
             for direction, rule in rules:
                 peers = rule.get("from" if direction == "ingress" else "to", [])
                 pods = all("podSelector" in peer for peer in peers)
-                dns = any(peer.get("namespaceSelector", {}).get("matchLabels", {}).get(
-                    "kubernetes.io/metadata.name") == "kube-system" for peer in peers)
+                dns = any(
+                    peer.get("namespaceSelector", {}).get("matchLabels", {}).get("kubernetes.io/metadata.name")
+                    == "kube-system"
+                    for peer in peers
+                )
                 has_hbone = {"port": HBONE, "protocol": "TCP"} in rule["ports"]
                 assert has_hbone is (bool(hbone) and pods and not dns), (stack, hbone, rule)
 
@@ -286,4 +328,8 @@ def test_the_light_profile_keeps_the_mesh_and_drops_only_the_log_pipelines_excep
 
     assert relaxed(full) - relaxed(light) == {k.ECK_NS}
     assert [r["name"] for r in light.rendered.releases if r["namespace"] == k.ISTIO_NS] == [
-        "istio-base", "istiod", "istio-cni", "ztunnel"]
+        "istio-base",
+        "istiod",
+        "istio-cni",
+        "ztunnel",
+    ]

@@ -37,8 +37,12 @@ def _selects(selector: dict[str, Any] | None, labels: dict[str, str]) -> bool:
     for expr in selector.get("matchExpressions") or []:
         key, op, values = expr["key"], expr["operator"], expr.get("values", [])
         present = key in labels
-        if (op == "In" and labels.get(key) not in values) or (op == "NotIn" and labels.get(key) in values) \
-                or (op == "Exists" and not present) or (op == "DoesNotExist" and present):
+        if (
+            (op == "In" and labels.get(key) not in values)
+            or (op == "NotIn" and labels.get(key) in values)
+            or (op == "Exists" and not present)
+            or (op == "DoesNotExist" and present)
+        ):
             return False
     return True
 
@@ -50,7 +54,8 @@ def _peer_matches(peer: dict[str, Any], policy_ns: str, other: Endpoint) -> bool
         ip = ipaddress.ip_address(other.ip)
         block = peer["ipBlock"]
         return ip in ipaddress.ip_network(block["cidr"]) and not any(
-            ip in ipaddress.ip_network(e) for e in block.get("except", []))
+            ip in ipaddress.ip_network(e) for e in block.get("except", [])
+        )
     if other.namespace is None:
         return False
     if "namespaceSelector" in peer:
@@ -76,16 +81,21 @@ class Policies:
         if subject.namespace is None:
             return True  # outside the cluster: no policy applies
         key, peers_key = ("ingress", "from") if direction == "Ingress" else ("egress", "to")
-        selecting = [p for p in self.items if p["metadata"]["namespace"] == subject.namespace
-                     and direction in p["spec"].get("policyTypes", ["Ingress"])
-                     and _selects(p["spec"]["podSelector"], subject.labels)]
+        selecting = [
+            p
+            for p in self.items
+            if p["metadata"]["namespace"] == subject.namespace
+            and direction in p["spec"].get("policyTypes", ["Ingress"])
+            and _selects(p["spec"]["podSelector"], subject.labels)
+        ]
         if not selecting:
             return True
         for policy in selecting:
             for rule in policy["spec"].get(key) or []:
                 peers = rule.get(peers_key)
-                if (peers is None or any(_peer_matches(peer, subject.namespace, other) for peer in peers)) \
-                        and _port_matches(rule.get("ports"), port, protocol):
+                if (
+                    peers is None or any(_peer_matches(peer, subject.namespace, other) for peer in peers)
+                ) and _port_matches(rule.get("ports"), port, protocol):
                     return True
         return False
 
@@ -95,14 +105,15 @@ class Policies:
 
 def _world(render: StackRender) -> dict[str, Endpoint]:
     layer = render.layer
-    pod_net = (plan_subnets(layer.vpc_cidr, 3).private[0] if layer.eks and layer.vpc_cidr else layer.pod_cidr)
+    pod_net = plan_subnets(layer.vpc_cidr, 3).private[0] if layer.eks and layer.vpc_cidr else layer.pod_cidr
     hosts = ipaddress.ip_network(pod_net or "10.244.0.0/16").hosts()
     ep: dict[str, Endpoint] = {}
     for obj in render.rendered.objects:
         if obj["kind"] in ("Deployment", "StatefulSet"):
             labels = obj["spec"]["template"]["metadata"]["labels"]
-            ep[obj["metadata"]["name"]] = Endpoint(obj["metadata"]["name"], obj["metadata"]["namespace"], labels,
-                                                   str(next(hosts)))
+            ep[obj["metadata"]["name"]] = Endpoint(
+                obj["metadata"]["name"], obj["metadata"]["namespace"], labels, str(next(hosts))
+            )
     ep["nginx-data-plane"] = Endpoint("nginx", k.GATEWAY_NS, dict(k.GATEWAY_POD_LABELS), str(next(hosts)))
     ep["prometheus"] = Endpoint("prometheus", k.MONITORING_NS, dict(k.PROMETHEUS_POD_LABELS), str(next(hosts)))
     ep["kube-dns"] = Endpoint("kube-dns", "kube-system", dict(k.DNS_POD_LABELS), str(next(hosts)))
@@ -113,12 +124,14 @@ def _world(render: StackRender) -> dict[str, Endpoint]:
     if layer.eks:
         assert layer.vpc_cidr
         # An interface endpoint's address (STS, Secrets Manager...): in a private subnet.
-        ep["aws-api"] = Endpoint("aws-api", None,
-                                 ip=str(ipaddress.ip_network(plan_subnets(layer.vpc_cidr, 3).private[1])[4000]))
+        ep["aws-api"] = Endpoint(
+            "aws-api", None, ip=str(ipaddress.ip_network(plan_subnets(layer.vpc_cidr, 3).private[1])[4000])
+        )
         db_net = ipaddress.ip_network(layer.database_cidrs[0])
         ep["rds"] = Endpoint("rds", None, ip=str(db_net.network_address + 10))
-        ep["vpc-host"] = Endpoint("vpc-host", None,
-                                  ip=str(ipaddress.ip_network(plan_subnets(layer.vpc_cidr, 3).public[0])[10]))
+        ep["vpc-host"] = Endpoint(
+            "vpc-host", None, ip=str(ipaddress.ip_network(plan_subnets(layer.vpc_cidr, 3).public[0])[10])
+        )
     return ep
 
 
@@ -133,9 +146,12 @@ def test_each_service_reaches_exactly_the_services_the_catalog_allows(stack_rend
         for dst in catalog.SERVICES:
             if src is dst:
                 continue
-            expected = (dst.name in catalog.callees_of(src.name) or dst.name in catalog.forwarded_to(src.name)
-                        or (dst is issuer and src.verifies_user_tokens)
-                        or (src.calls_public_api and dst.forwards_public_routes))
+            expected = (
+                dst.name in catalog.callees_of(src.name)
+                or dst.name in catalog.forwarded_to(src.name)
+                or (dst is issuer and src.verifies_user_tokens)
+                or (src.calls_public_api and dst.forwards_public_routes)
+            )
             assert policies.can_connect(ep[src.name], ep[dst.name], dst.port) is expected, (src.name, dst.name)
             assert not policies.can_connect(ep[src.name], ep[dst.name], dst.port + 1000), "other ports stay closed"
 
@@ -183,14 +199,26 @@ def _without_ingress_isolation(manifests: list[dict[str, Any]]) -> list[dict[str
     """The manifests minus every policy that isolates the services' pods for ingress: the namespace default-deny,
     the per-service allow-lists and the kubelet-probe allowance of the mesh."""
     isolating = ("default-deny", "allow-kubelet-probes")
-    return [m for m in manifests if not (m["kind"] == "NetworkPolicy" and (
-        m["metadata"]["name"] in isolating or m["metadata"]["name"].endswith("-ingress")))]
+    return [
+        m
+        for m in manifests
+        if not (
+            m["kind"] == "NetworkPolicy"
+            and (m["metadata"]["name"] in isolating or m["metadata"]["name"].endswith("-ingress"))
+        )
+    ]
 
 
 def _with_allow_all_to_products(manifests: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    allow_all = {"kind": "NetworkPolicy", "metadata": {"name": "oops", "namespace": k.SERVICES_NS},
-                 "spec": {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "products"}},
-                          "policyTypes": ["Ingress"], "ingress": [{}]}}
+    allow_all = {
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "oops", "namespace": k.SERVICES_NS},
+        "spec": {
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "products"}},
+            "policyTypes": ["Ingress"],
+            "ingress": [{}],
+        },
+    }
     return [*manifests, allow_all]
 
 
@@ -204,11 +232,13 @@ def test_the_evaluator_notices_a_broken_policy(breakage: Any) -> None:
     products = catalog.get("products")
     ep = _world(render)
     assert not Policies(render.rendered.objects).can_connect(ep["stranger-other-ns"], ep["products"], products.port)
-    assert Policies(breakage(render.rendered.objects)).can_connect(ep["stranger-other-ns"], ep["products"],
-                                                                   products.port)
+    assert Policies(breakage(render.rendered.objects)).can_connect(
+        ep["stranger-other-ns"], ep["products"], products.port
+    )
 
 
 # --- the add-on namespaces ----------------------------------------------------------------------------------
+
 
 def _addon_world(render: StackRender) -> dict[str, Endpoint]:
     """The add-ons' pods with the labels their pinned upstreams give them (cited in shop_platform.k8s.netpol),
@@ -243,8 +273,9 @@ def _addon_world(render: StackRender) -> dict[str, Endpoint]:
         world[f"stranger-{ns}"] = pod("stranger", ns, {"app": "debug"})
     if render.layer.eks:
         assert render.layer.vpc_cidr
-        world["alb"] = Endpoint("alb", None, ip=str(ipaddress.ip_network(
-            plan_subnets(render.layer.vpc_cidr, 3).public[0])[10]))
+        world["alb"] = Endpoint(
+            "alb", None, ip=str(ipaddress.ip_network(plan_subnets(render.layer.vpc_cidr, 3).public[0])[10])
+        )
     return world
 
 
@@ -256,9 +287,15 @@ def test_every_namespace_the_layer_creates_has_a_default_deny(stack: str) -> Non
 
     objs = render_stack(stack).rendered.objects
     created = {o["metadata"]["name"] for o in objs if o["kind"] == "Namespace"}
-    denied = {o["metadata"]["namespace"] for o in objs if o["kind"] == "NetworkPolicy"
-              and o["spec"]["podSelector"] == {} and set(o["spec"]["policyTypes"]) == {"Ingress", "Egress"}
-              and not o["spec"].get("ingress") and not o["spec"].get("egress")}
+    denied = {
+        o["metadata"]["namespace"]
+        for o in objs
+        if o["kind"] == "NetworkPolicy"
+        and o["spec"]["podSelector"] == {}
+        and set(o["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+        and not o["spec"].get("ingress")
+        and not o["spec"].get("egress")
+    }
     assert created - denied == set()
 
 
@@ -270,8 +307,7 @@ def test_only_prometheus_reaches_alertmanager(stack_render: StackRender) -> None
     for name, src in w.items():
         if name not in ("prometheus", "alertmanager") and src.namespace is not None:
             assert not policies.can_connect(src, w["alertmanager"], 9093), name
-    sources = [(w["stranger-shop"], "shop")] + [
-        (_world(stack_render)[s.name], s.name) for s in catalog.SERVICES]
+    sources = [(w["stranger-shop"], "shop")] + [(_world(stack_render)[s.name], s.name) for s in catalog.SERVICES]
     for src, name in sources:
         assert not policies.can_connect(src, w["alertmanager"], 9093), name
 

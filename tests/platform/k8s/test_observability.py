@@ -16,9 +16,30 @@ from services.deploy.alerts import alert_rules
 
 from .conftest import StackRender, layer_for, render_stack
 
-_PROMQL_WORDS = {"by", "without", "and", "or", "unless", "on", "ignoring", "group_left", "group_right", "bool",
-                 "offset", "sum", "max", "min", "avg", "count", "rate", "increase", "histogram_quantile", "le",
-                 "inf", "nan"}
+_PROMQL_WORDS = {
+    "by",
+    "without",
+    "and",
+    "or",
+    "unless",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "bool",
+    "offset",
+    "sum",
+    "max",
+    "min",
+    "avg",
+    "count",
+    "rate",
+    "increase",
+    "histogram_quantile",
+    "le",
+    "inf",
+    "nan",
+}
 
 
 def promql_metric_names(expr: str) -> set[str]:
@@ -90,8 +111,9 @@ def test_scraped_series_carry_the_job_and_service_labels_the_alerts_select(stack
     which is the catalog name."""
     objs = stack_render.rendered.objects
     monitors = [o for o in objs if o["kind"] == "ServiceMonitor"]
-    services = {o["metadata"]["name"]: o for o in objs
-                if o["kind"] == "Service" and o["metadata"]["namespace"] == k.SERVICES_NS}
+    services = {
+        o["metadata"]["name"]: o for o in objs if o["kind"] == "Service" and o["metadata"]["namespace"] == k.SERVICES_NS
+    }
     assert {m["metadata"]["name"] for m in monitors} == {s.name for s in catalog.SERVICES}
     assert 'job="retail"' in alert_rules()["groups"][0]["rules"][0]["expr"]
     for m in monitors:
@@ -115,8 +137,9 @@ def test_alertmanager_routes_everything_to_the_configured_receiver(url: str | No
     layer = layer_for("dev")
     from dataclasses import replace
 
-    cfg = addons.alertmanager_config(replace(layer, kubernetes=layer.kubernetes.model_copy(
-        update={"alert_webhook_url": url})))
+    cfg = addons.alertmanager_config(
+        replace(layer, kubernetes=layer.kubernetes.model_copy(update={"alert_webhook_url": url}))
+    )
     assert cfg["route"]["receiver"] == "platform"
     platform = next(r for r in cfg["receivers"] if r["name"] == "platform")
     assert platform.get("webhook_configs", [{}])[0].get("url") == url
@@ -135,7 +158,10 @@ def test_edge_routes_only_public_prefixes_and_never_internal() -> None:
     route = objects.http_route()
     matches = route["spec"]["rules"][0]["matches"]
     assert {(m["path"]["type"], m["path"]["value"]) for m in matches} == {
-        ("PathPrefix", "/api/"), ("PathPrefix", "/.well-known/"), ("Exact", "/healthz")}
+        ("PathPrefix", "/api/"),
+        ("PathPrefix", "/.well-known/"),
+        ("Exact", "/healthz"),
+    }
     assert not any(m["path"]["value"].startswith("/internal") for m in matches)
     gw = catalog.get(catalog.GATEWAY)
     assert route["spec"]["rules"][0]["backendRefs"] == [{"name": gw.name, "port": gw.port}]
@@ -144,7 +170,8 @@ def test_edge_routes_only_public_prefixes_and_never_internal() -> None:
             assert any(prefix.startswith(m["path"]["value"]) for m in matches if m["path"]["type"] == "PathPrefix")
     gateway = objects.gateway(layer_for("local"))
     assert gateway["spec"]["listeners"][0]["allowedRoutes"]["namespaces"]["selector"]["matchLabels"] == {
-        "kubernetes.io/metadata.name": k.SERVICES_NS}
+        "kubernetes.io/metadata.name": k.SERVICES_NS
+    }
 
 
 def test_kind_exposes_the_gateway_on_the_node_port_the_cluster_maps_to_the_host() -> None:
@@ -194,7 +221,8 @@ def test_logs_flow_as_gelf_to_logstash_which_writes_an_index_per_service(stack_r
 
 
 def test_prod_keeps_a_replica_of_every_log_shard_so_losing_a_node_loses_no_logs(
-        all_renders: dict[str, StackRender]) -> None:
+    all_renders: dict[str, StackRender],
+) -> None:
     """One replica wherever a second node can hold it; a single node cannot (a replica would never be assigned and
     the indices would stay yellow)."""
     for render in all_renders.values():
@@ -220,8 +248,9 @@ def test_logstash_user_may_write_exactly_the_indices_its_pipeline_writes(stack_r
     assert not {"all", "manage", "manage_security"} & set(role["cluster"])
     pipeline = objs[("Logstash", "logstash")]["spec"]["pipelines"][0]["config.string"]
     index = pipeline.split('index => "', 1)[1].split('"', 1)[0]
-    assert fnmatch.fnmatchcase(index.replace("%{[service]}", "orders").replace("%{+YYYY.MM.dd}", "2026.12.01"),
-                               role["indices"][0]["names"][0])
+    assert fnmatch.fnmatchcase(
+        index.replace("%{[service]}", "orders").replace("%{+YYYY.MM.dd}", "2026.12.01"), role["indices"][0]["names"][0]
+    )
     # Logstash neither installs templates nor ILM policies with this user: the ILM Job does.
     assert "manage_template => false" in pipeline
     assert "ilm_enabled => false" in pipeline
@@ -235,10 +264,10 @@ def test_prod_keeps_logs_on_a_three_node_cluster_longer_than_dev() -> None:
     assert layer_for("local").kubernetes.log_retention_days <= 7
 
 
-
 def test_the_ilm_job_is_a_new_job_whenever_what_it_puts_changes() -> None:
     """A Job's spec is immutable and does not contain the ConfigMap's content: its name carries a digest of the
     policy and template, so a change is applied by a new Job, and an unchanged stack keeps its Job."""
+
     def job_name(stack: str) -> str:
         return str(next(o["metadata"]["name"] for o in objects.ilm_setup(layer_for(stack)) if o["kind"] == "Job"))
 

@@ -69,21 +69,29 @@ def test_the_storage_class_exists_before_anything_that_claims_a_volume(stack: st
     volumes, or the first claim races it."""
     rec = render_stack(stack).recording
     by_urn = {r.urn: r for r in rec.resources}
-    sc = next(r for r in rec.of_type("kubernetes:yaml/v2:ConfigGroup")
-              if any(o["kind"] == "StorageClass" for o in r.inputs.get("objs") or []))
+    sc = next(
+        r
+        for r in rec.of_type("kubernetes:yaml/v2:ConfigGroup")
+        if any(o["kind"] == "StorageClass" for o in r.inputs.get("objs") or [])
+    )
 
     def depends_on(r: Any, target: str, seen: set[str]) -> bool:
         for dep in [*r.deps, *([r.parent] if r.parent else [])]:
-            if dep == target or (dep not in seen and dep in by_urn
-                                 and depends_on(by_urn[dep], target, seen | {dep})):
+            if dep == target or (dep not in seen and dep in by_urn and depends_on(by_urn[dep], target, seen | {dep})):
                 return True
         return False
 
-    consumers = [r for r in rec.of_type("kubernetes:yaml/v2:ConfigGroup")
-                 if any(o["kind"] in ("Elasticsearch", "Logstash", "StatefulSet", "PersistentVolumeClaim")
-                        for o in r.inputs.get("objs") or [])]
-    consumers += [r for r in rec.of_type("kubernetes:helm.sh/v3:Release")
-                  if r.inputs["name"] == "kube-prometheus-stack"]
+    consumers = [
+        r
+        for r in rec.of_type("kubernetes:yaml/v2:ConfigGroup")
+        if any(
+            o["kind"] in ("Elasticsearch", "Logstash", "StatefulSet", "PersistentVolumeClaim")
+            for o in r.inputs.get("objs") or []
+        )
+    ]
+    consumers += [
+        r for r in rec.of_type("kubernetes:helm.sh/v3:Release") if r.inputs["name"] == "kube-prometheus-stack"
+    ]
     assert len(consumers) >= 2
     for r in consumers:
         assert depends_on(r, sc.urn, set()), r.name

@@ -37,8 +37,11 @@ def _seed(i: int) -> str:
     return base64.b64encode(hashlib.sha256(str(i).encode()).digest()).decode()
 
 
-RING = keyring_from_seeds(_seed(0), {n: _seed(i + 1) for i, n in enumerate(catalog.service_key_holders())},
-                          {"card_fingerprint_key": "ab" * 32, "session_key": "cd" * 32})
+RING = keyring_from_seeds(
+    _seed(0),
+    {n: _seed(i + 1) for i, n in enumerate(catalog.service_key_holders())},
+    {"card_fingerprint_key": "ab" * 32, "session_key": "cd" * 32},
+)
 
 
 def _scrub(env: dict[str, str], tmp: str) -> dict[str, Any]:
@@ -69,27 +72,44 @@ def current(tmp: Path) -> dict[str, Any]:
     layout = Layout(tmp)
     db = runner.Database("postgresql://admin:pw@127.0.0.1:5999/postgres", "given", roles={"users": "upw"})
     admin = runner.Admin("a@b.c", "secretpw", generated=False)
-    overrides = {"TRUSTED_PROXIES": "10.1.0.0/16", "LOG_LEVEL": "DEBUG", "RATE_LIMIT_STATE_PATH": "/var/x",
-                 "HOME": "/home/x"}
+    overrides = {
+        "TRUSTED_PROXIES": "10.1.0.0/16",
+        "LOG_LEVEL": "DEBUG",
+        "RATE_LIMIT_STATE_PATH": "/var/x",
+        "HOME": "/home/x",
+    }
     for label, base in (("one-machine", {}), ("one-machine-overrides", overrides)):
-        result[label] = {s.name: {"env": _scrub(runner.service_env(layout, s.name, dict(base)), where),
-                                  "secret_files": _scrub(runner.service_secrets(s.name, RING, db, admin), where)}
-                         for s in catalog.SERVICES}
+        result[label] = {
+            s.name: {
+                "env": _scrub(runner.service_env(layout, s.name, dict(base)), where),
+                "secret_files": _scrub(runner.service_secrets(s.name, RING, db, admin), where),
+            }
+            for s in catalog.SERVICES
+        }
     result["one-machine-secret-names"] = sorted(name.lower() for name in SECRET_SETTINGS)
     for label, running in (("tests-alone", {}), ("tests-with-users", {"users": 1111, "products": 2222})):
         harness = TestStack(_PG(), RING, tmp)  # type: ignore[arg-type]  # only url() and psql() are used
         # Never started: the harness reads only their URLs.
         harness.running = {name: ServiceProcess(name, {}, tmp, port=port) for name, port in running.items()}
-        result[label] = {s.name: _scrub(harness.env_for(s.name, database_url=f"postgresql://pg/{s.name}"), where)
-                         for s in catalog.SERVICES}
+        result[label] = {
+            s.name: _scrub(harness.env_for(s.name, database_url=f"postgresql://pg/{s.name}"), where)
+            for s in catalog.SERVICES
+        }
     for stack in ("dev", "prod", "local"):
         layer = layer_for(stack)
-        inputs = {s.name: values.ServiceInputs(image_repository="repo", role_arn="arn:role", db_host="db.host",
-                                               db_user=f"{s.name}_app") for s in catalog.SERVICES}
+        inputs = {
+            s.name: values.ServiceInputs(
+                image_repository="repo", role_arn="arn:role", db_host="db.host", db_user=f"{s.name}_app"
+            )
+            for s in catalog.SERVICES
+        }
         result[f"cluster-{stack}"] = {
-            s.name: {"env": _scrub(values.service_values(s, layer, inputs[s.name])["env"], where),
-                     "secret": _scrub(components._secret_data(s.name, [RING, {}]), where)}
-            for s in catalog.SERVICES}
+            s.name: {
+                "env": _scrub(values.service_values(s, layer, inputs[s.name])["env"], where),
+                "secret": _scrub(components._secret_data(s.name, [RING, {}]), where),
+            }
+            for s in catalog.SERVICES
+        }
     return result
 
 
@@ -108,9 +128,16 @@ def test_the_token_issuer_alone_gets_the_first_administrator_in_its_cluster_secr
 def test_secret_settings_are_exactly_the_key_ring_database_and_administrator(svc: catalog.Service) -> None:
     """Whatever the target, a setting is secret by its name alone: the runner writes those as files and strips
     them from the caller's environment, the cluster puts them in the Secret and never in the chart values."""
-    target = DeployTarget(environment="dev", log_level="INFO", service_urls={"users": "http://u"},
-                          forwarder_addresses="10.0.0.0/8", rate_limit_state_path="/x", keyring=KeyRing.generate(),
-                          database=lambda s: {"DATABASE_URL": "postgresql://x"}, admin=("a@b.c", "pw"))
+    target = DeployTarget(
+        environment="dev",
+        log_level="INFO",
+        service_urls={"users": "http://u"},
+        forwarder_addresses="10.0.0.0/8",
+        rate_limit_state_path="/x",
+        keyring=KeyRing.generate(),
+        database=lambda s: {"DATABASE_URL": "postgresql://x"},
+        admin=("a@b.c", "pw"),
+    )
     plain, secret = split_secrets(deployment_environment(svc.name, target))
     assert not {"ENVIRONMENT", "LOG_LEVEL", "SERVICE_URLS"} - set(plain)
     assert set(secret) <= SECRET_SETTINGS
@@ -122,12 +149,18 @@ def test_secret_settings_are_exactly_the_key_ring_database_and_administrator(svc
     assert ("DATABASE_URL" in secret) is svc.owns_database
 
 
-def test_a_new_catalog_entry_is_started_and_configured_on_every_target(monkeypatch: pytest.MonkeyPatch,
-                                                                         tmp_path: Path) -> None:
+def test_a_new_catalog_entry_is_started_and_configured_on_every_target(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     """Adding a service is one catalog entry (plus its package and tests): its image command, its settings on
     one machine, in the tests and in a cluster, and its place among the runner's processes follow."""
-    cart = catalog.Service(name="cart", port=8006, owns_database=True, description="test-only extra service",
-                           public_prefixes=("/api/v1/carts",))
+    cart = catalog.Service(
+        name="cart",
+        port=8006,
+        owns_database=True,
+        description="test-only extra service",
+        public_prefixes=("/api/v1/carts",),
+    )
     monkeypatch.setattr(catalog, "SERVICES", (*catalog.SERVICES, cart))
     catalog.by_name.cache_clear()
     try:

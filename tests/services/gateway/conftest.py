@@ -21,15 +21,23 @@ from tests.support.procs import ServiceProcess
 
 
 def jwks_json(keyring: KeyRing) -> str:
-    return json.dumps({"keys": [keys.jwk(keys.load_private(pem).public_key(), kid)
-                                for kid, pem in keyring.jwt_keys.items()]})
+    return json.dumps(
+        {"keys": [keys.jwk(keys.load_private(pem).public_key(), kid) for kid, pem in keyring.jwt_keys.items()]}
+    )
 
 
 def make_token(keyring: KeyRing, *, sub: str | None = None, ttl: int = 600, **overrides: Any) -> str:
     now = int(time.time())
-    claims: dict[str, Any] = {"iss": "retail-platform", "aud": "retail-api", "sub": sub or str(uuid.uuid4()),
-                              "sid": str(uuid.uuid4()), "roles": ["customer"], "iat": now, "exp": now + ttl,
-                              "jti": uuid.uuid4().hex}
+    claims: dict[str, Any] = {
+        "iss": "retail-platform",
+        "aud": "retail-api",
+        "sub": sub or str(uuid.uuid4()),
+        "sid": str(uuid.uuid4()),
+        "roles": ["customer"],
+        "iat": now,
+        "exp": now + ttl,
+        "jti": uuid.uuid4().hex,
+    }
     claims.update(overrides)
     private = keys.load_private(keyring.jwt_keys[keyring.active_kid])
     return jwt.encode(claims, private, algorithm="EdDSA", headers={"kid": keyring.active_kid})
@@ -43,8 +51,9 @@ def gw_logdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def standin(keyring: KeyRing, gw_logdir: Path) -> Iterator[ServiceProcess]:
     """The stand-in upstream: every service's base URL points at it, under /_svc/<name>."""
-    proc = ServiceProcess("standin", {"STANDIN_JWKS": jwks_json(keyring)}, gw_logdir,
-                          app="tests.services.gateway.upstream_app:app").start()
+    proc = ServiceProcess(
+        "standin", {"STANDIN_JWKS": jwks_json(keyring)}, gw_logdir, app="tests.services.gateway.upstream_app:app"
+    ).start()
     yield proc
     proc.stop()
 
@@ -64,13 +73,20 @@ def start_gateway(gw_logdir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     def start(*, service_urls: dict[str, str], workers: int = 1, **env: str) -> ServiceProcess:
         state = tmp_path_factory.mktemp("ratelimit", numbered=True)
         state.chmod(0o700)
-        full = {"ENVIRONMENT": "test", "LOG_LEVEL": "WARNING", "SERVICE_URLS": json.dumps(service_urls),
-                "UPSTREAMS": ",".join(service_urls), "RATE_LIMIT_STATE_PATH": str(state / "buckets.bin"),
-                "RATE_LIMIT_TABLE_SLOTS": "1024", **env}
+        full = {
+            "ENVIRONMENT": "test",
+            "LOG_LEVEL": "WARNING",
+            "SERVICE_URLS": json.dumps(service_urls),
+            "UPSTREAMS": ",".join(service_urls),
+            "RATE_LIMIT_STATE_PATH": str(state / "buckets.bin"),
+            "RATE_LIMIT_TABLE_SLOTS": "1024",
+            **env,
+        }
         # As deployed: uvicorn must not rewrite the client address itself; TRUSTED_PROXIES decides.
         workers_args = ("--workers", str(workers)) if workers > 1 else ()
-        proc = ServiceProcess("gateway", full, gw_logdir, server_args=(*workers_args, "--no-proxy-headers"),
-                              ready_path="/healthz")
+        proc = ServiceProcess(
+            "gateway", full, gw_logdir, server_args=(*workers_args, "--no-proxy-headers"), ready_path="/healthz"
+        )
         started.append(proc)
         return proc.start()
 
@@ -82,11 +98,17 @@ def start_gateway(gw_logdir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 @pytest.fixture(scope="module")
 def gateway(start_gateway: GatewayFactory, standin: ServiceProcess) -> ServiceProcess:
     """A gateway in front of the stand-in, with limits high enough not to get in the way."""
-    return start_gateway(service_urls=standin_urls(standin), RATE_LIMIT_CLIENT_BURST="100000",
-                         RATE_LIMIT_CLIENT_PER_S="100000", RATE_LIMIT_USER_BURST="100000",
-                         RATE_LIMIT_USER_PER_S="100000", RATE_LIMIT_LOGIN_BURST="100000",
-                         RATE_LIMIT_LOGIN_PER_S="100000", BREAKER_CONSECUTIVE_FAILURES="1000",
-                         BREAKER_MIN_REQUESTS="1000")
+    return start_gateway(
+        service_urls=standin_urls(standin),
+        RATE_LIMIT_CLIENT_BURST="100000",
+        RATE_LIMIT_CLIENT_PER_S="100000",
+        RATE_LIMIT_USER_BURST="100000",
+        RATE_LIMIT_USER_PER_S="100000",
+        RATE_LIMIT_LOGIN_BURST="100000",
+        RATE_LIMIT_LOGIN_PER_S="100000",
+        BREAKER_CONSECUTIVE_FAILURES="1000",
+        BREAKER_MIN_REQUESTS="1000",
+    )
 
 
 def hits(standin: ServiceProcess, request_id: str) -> int:

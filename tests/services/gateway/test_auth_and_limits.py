@@ -19,9 +19,14 @@ from services.kit import keys
 from tests.services.gateway.conftest import GatewayFactory, hits, make_token, rid, standin_urls
 from tests.support.procs import ServiceProcess
 
-_HIGH = {"RATE_LIMIT_CLIENT_BURST": "100000", "RATE_LIMIT_CLIENT_PER_S": "100000",
-         "RATE_LIMIT_USER_BURST": "100000", "RATE_LIMIT_USER_PER_S": "100000",
-         "RATE_LIMIT_LOGIN_BURST": "100000", "RATE_LIMIT_LOGIN_PER_S": "100000"}
+_HIGH = {
+    "RATE_LIMIT_CLIENT_BURST": "100000",
+    "RATE_LIMIT_CLIENT_PER_S": "100000",
+    "RATE_LIMIT_USER_BURST": "100000",
+    "RATE_LIMIT_USER_PER_S": "100000",
+    "RATE_LIMIT_LOGIN_BURST": "100000",
+    "RATE_LIMIT_LOGIN_PER_S": "100000",
+}
 
 
 def _b64(data: dict[str, object]) -> str:
@@ -40,26 +45,37 @@ def _bad_tokens(keyring: KeyRing) -> dict[str, str]:
         "tampered signature": f"{header}.{payload}.{flipped}",
         "expired": make_token(keyring, ttl=-120),
         "alg none": f"{_b64({'alg': 'none', 'typ': 'JWT', 'kid': keyring.active_kid})}.{payload}.",
-        "hs256 with key material": jwt.encode(claims, public_pem[:64], algorithm="HS256",
-                                              headers={"kid": keyring.active_kid}),
+        "hs256 with key material": jwt.encode(
+            claims, public_pem[:64], algorithm="HS256", headers={"kid": keyring.active_kid}
+        ),
         "wrong audience": make_token(keyring, aud="someone-else"),
         "wrong issuer": make_token(keyring, iss="evil"),
-        "unknown key": jwt.encode(claims, keys.load_private(keys.generate_private_pem()), algorithm="EdDSA",
-                                  headers={"kid": "not-a-known-kid"}),
-        "right kid, other key": jwt.encode(claims, keys.load_private(keys.generate_private_pem()),
-                                           algorithm="EdDSA", headers={"kid": keyring.active_kid}),
+        "unknown key": jwt.encode(
+            claims,
+            keys.load_private(keys.generate_private_pem()),
+            algorithm="EdDSA",
+            headers={"kid": "not-a-known-kid"},
+        ),
+        "right kid, other key": jwt.encode(
+            claims,
+            keys.load_private(keys.generate_private_pem()),
+            algorithm="EdDSA",
+            headers={"kid": keyring.active_kid},
+        ),
         "garbage": "not.a.jwt",
     }
 
 
-def test_invalid_tokens_are_refused_at_the_gateway(gateway: ServiceProcess, standin: ServiceProcess,
-                                                    keyring: KeyRing) -> None:
+def test_invalid_tokens_are_refused_at_the_gateway(
+    gateway: ServiceProcess, standin: ServiceProcess, keyring: KeyRing
+) -> None:
     """Defence in depth: a tampered, expired, ``alg: none``, HMAC-confused, foreign or unsigned token is a
     401 problem at the edge and never reaches a service."""
     for label, token in _bad_tokens(keyring).items():
         request_id = rid()
-        r = httpx.get(gateway.url + "/api/v1/products/x",
-                      headers={"authorization": f"Bearer {token}", "x-request-id": request_id})
+        r = httpx.get(
+            gateway.url + "/api/v1/products/x", headers={"authorization": f"Bearer {token}", "x-request-id": request_id}
+        )
         assert r.status_code == 401, label
         assert r.headers["content-type"] == "application/problem+json"
         assert r.json()["status"] == 401
@@ -82,8 +98,10 @@ def test_valid_tokens_and_anonymous_requests_pass_through(gateway: ServiceProces
 def test_client_limit_answers_429_with_retry_after(start_gateway: GatewayFactory, standin: ServiceProcess) -> None:
     """Past the burst a client gets 429 ``rate-limited`` with an integer Retry-After, and the upstream
     never sees the refused requests."""
-    gw = start_gateway(service_urls=standin_urls(standin), **{**_HIGH, "RATE_LIMIT_CLIENT_BURST": "5",
-                                                               "RATE_LIMIT_CLIENT_PER_S": "0.2"})
+    gw = start_gateway(
+        service_urls=standin_urls(standin),
+        **{**_HIGH, "RATE_LIMIT_CLIENT_BURST": "5", "RATE_LIMIT_CLIENT_PER_S": "0.2"},
+    )
     statuses = [httpx.get(gw.url + "/api/v1/products/x").status_code for _ in range(5)]
     assert statuses == [200] * 5
     request_id = rid()
@@ -97,17 +115,22 @@ def test_client_limit_answers_429_with_retry_after(start_gateway: GatewayFactory
     metrics = httpx.get(gw.url + "/metrics").text  # /metrics itself is not rate limited
     assert 'gateway_rate_limited_total{scope="client"} 1.0' in metrics
     assert 'gateway_upstream_requests_total{status="200",upstream="products"} 5.0' in metrics
-    assert 'http_requests_total{method="GET",route="/api/v1/products/{rest:path}",service="gateway",status="429"}' \
+    assert (
+        'http_requests_total{method="GET",route="/api/v1/products/{rest:path}",service="gateway",status="429"}'
         in metrics
+    )
 
 
 def test_login_is_limited_more_strictly(start_gateway: GatewayFactory, standin: ServiceProcess) -> None:
     """Password guessing: POST /api/v1/sessions has its own small bucket per client, while the same client
     can still browse."""
-    gw = start_gateway(service_urls=standin_urls(standin), **{**_HIGH, "RATE_LIMIT_LOGIN_BURST": "3",
-                                                               "RATE_LIMIT_LOGIN_PER_S": "0.01"})
-    logins = [httpx.post(gw.url + "/api/v1/sessions", json={"email": "a@b.c", "password": "x" * 12}).status_code
-              for _ in range(5)]
+    gw = start_gateway(
+        service_urls=standin_urls(standin), **{**_HIGH, "RATE_LIMIT_LOGIN_BURST": "3", "RATE_LIMIT_LOGIN_PER_S": "0.01"}
+    )
+    logins = [
+        httpx.post(gw.url + "/api/v1/sessions", json={"email": "a@b.c", "password": "x" * 12}).status_code
+        for _ in range(5)
+    ]
     assert logins == [200, 200, 200, 429, 429]
     r = httpx.post(gw.url + "/api/v1/sessions", json={})
     assert int(r.headers["retry-after"]) >= 60
@@ -115,14 +138,14 @@ def test_login_is_limited_more_strictly(start_gateway: GatewayFactory, standin: 
     assert httpx.post(gw.url + "/api/v1/sessions/refresh", json={}).status_code == 200
 
 
-def test_forwarded_for_is_honoured_only_from_trusted_proxies(start_gateway: GatewayFactory,
-                                                             standin: ServiceProcess) -> None:
+def test_forwarded_for_is_honoured_only_from_trusted_proxies(
+    start_gateway: GatewayFactory, standin: ServiceProcess
+) -> None:
     """Behind a trusted proxy each client has its own bucket (the right-most untrusted X-Forwarded-For
     address); from anyone else X-Forwarded-For is ignored, so a client cannot dodge its limit by
     inventing addresses."""
     limits = {**_HIGH, "RATE_LIMIT_CLIENT_BURST": "2", "RATE_LIMIT_CLIENT_PER_S": "0.01"}
-    trusting = start_gateway(service_urls=standin_urls(standin), TRUSTED_PROXIES="127.0.0.0/8,10.0.0.0/8",
-                             **limits)
+    trusting = start_gateway(service_urls=standin_urls(standin), TRUSTED_PROXIES="127.0.0.0/8,10.0.0.0/8", **limits)
 
     def get(gw: ServiceProcess, xff: str) -> int:
         return httpx.get(gw.url + "/api/v1/products/x", headers={"x-forwarded-for": xff}).status_code
@@ -143,14 +166,22 @@ def test_forwarded_for_is_honoured_only_from_trusted_proxies(start_gateway: Gate
     assert get(untrusting, "3.3.3.3") == 429  # all the same client: the peer, 127.0.0.1
 
 
-def test_user_limit_follows_the_token_subject(start_gateway: GatewayFactory, standin: ServiceProcess,
-                                              keyring: KeyRing) -> None:
+def test_user_limit_follows_the_token_subject(
+    start_gateway: GatewayFactory, standin: ServiceProcess, keyring: KeyRing
+) -> None:
     """A signed-in user is limited as a user, from whichever address; another user is not affected."""
-    gw = start_gateway(service_urls=standin_urls(standin), TRUSTED_PROXIES="127.0.0.0/8",
-                       **{**_HIGH, "RATE_LIMIT_USER_BURST": "3", "RATE_LIMIT_USER_PER_S": "0.01"})
+    gw = start_gateway(
+        service_urls=standin_urls(standin),
+        TRUSTED_PROXIES="127.0.0.0/8",
+        **{**_HIGH, "RATE_LIMIT_USER_BURST": "3", "RATE_LIMIT_USER_PER_S": "0.01"},
+    )
     alice = make_token(keyring)
-    statuses = [httpx.get(gw.url + "/api/v1/orders", headers={
-        "authorization": f"Bearer {alice}", "x-forwarded-for": f"192.0.2.{i}"}).status_code for i in range(4)]
+    statuses = [
+        httpx.get(
+            gw.url + "/api/v1/orders", headers={"authorization": f"Bearer {alice}", "x-forwarded-for": f"192.0.2.{i}"}
+        ).status_code
+        for i in range(4)
+    ]
     assert statuses == [200, 200, 200, 429]
     r = httpx.get(gw.url + "/api/v1/orders", headers={"authorization": f"Bearer {alice}"})
     assert r.json()["scope"] == "user"
@@ -172,7 +203,7 @@ def _socket_inodes(pid: int) -> set[str]:
         except OSError:
             continue
         if target.startswith("socket:["):
-            inodes.add(target[len("socket:["):-1])
+            inodes.add(target[len("socket:[") : -1])
     return inodes
 
 
@@ -194,8 +225,11 @@ def test_limit_holds_across_two_worker_processes(start_gateway: GatewayFactory, 
     shared by the workers. Both workers are shown to hold client connections that were served, so
     per-process buckets would have let more than the burst through."""
     burst = 40
-    gw = start_gateway(service_urls=standin_urls(standin), workers=2,
-                       **{**_HIGH, "RATE_LIMIT_CLIENT_BURST": str(burst), "RATE_LIMIT_CLIENT_PER_S": "0.01"})
+    gw = start_gateway(
+        service_urls=standin_urls(standin),
+        workers=2,
+        **{**_HIGH, "RATE_LIMIT_CLIENT_BURST": str(burst), "RATE_LIMIT_CLIENT_PER_S": "0.01"},
+    )
     assert gw.proc is not None
     deadline = time.monotonic() + 10
     while len(_worker_pids(gw.proc.pid)) < 2 and time.monotonic() < deadline:
@@ -227,32 +261,43 @@ def test_limit_holds_across_two_worker_processes(start_gateway: GatewayFactory, 
     assert sorted(serving) == sorted(workers), "both workers must have served client connections"
 
 
-def test_limit_holds_across_two_replicas_on_one_host(start_gateway: GatewayFactory, standin: ServiceProcess,
-                                                     tmp_path: Path) -> None:
+def test_limit_holds_across_two_replicas_on_one_host(
+    start_gateway: GatewayFactory, standin: ServiceProcess, tmp_path: Path
+) -> None:
     """The one-machine stack runs the gateway as replicas on their own ports behind nginx, all given one
     ``RATE_LIMIT_STATE_PATH`` (``services/runner/stack.py``): a client whose requests alternate between
     them still gets exactly its burst, not once per replica."""
     burst = 20
     state = tmp_path / "shared"
     state.mkdir(mode=0o700)
-    env = {**_HIGH, "RATE_LIMIT_CLIENT_BURST": str(burst), "RATE_LIMIT_CLIENT_PER_S": "0.01",
-           "RATE_LIMIT_STATE_PATH": str(state / "buckets.bin")}
+    env = {
+        **_HIGH,
+        "RATE_LIMIT_CLIENT_BURST": str(burst),
+        "RATE_LIMIT_CLIENT_PER_S": "0.01",
+        "RATE_LIMIT_STATE_PATH": str(state / "buckets.bin"),
+    }
     replicas = [start_gateway(service_urls=standin_urls(standin), **env) for _ in range(2)]
     statuses = [httpx.get(f"{replicas[i % 2].url}/api/v1/products/x").status_code for i in range(2 * burst)]
     assert statuses.count(200) == burst
     assert statuses.count(429) == burst
 
 
-def test_two_authorization_headers_are_refused_and_never_forwarded(gateway: ServiceProcess, standin: ServiceProcess,
-                                                                   keyring: KeyRing) -> None:
+def test_two_authorization_headers_are_refused_and_never_forwarded(
+    gateway: ServiceProcess, standin: ServiceProcess, keyring: KeyRing
+) -> None:
     """The gateway would verify one header and a service read another (or the first): a valid token in front of
     a stolen or forged one would split who is checked from who acts. 400, and nothing reaches a service."""
     good = make_token(keyring)
     for pair in ((good, "not.a.jwt"), ("not.a.jwt", good), (good, good)):
         request_id = rid()
-        r = httpx.get(gateway.url + "/api/v1/products/x",
-                      headers=[("authorization", f"Bearer {pair[0]}"), ("authorization", f"Bearer {pair[1]}"),
-                               ("x-request-id", request_id)])
+        r = httpx.get(
+            gateway.url + "/api/v1/products/x",
+            headers=[
+                ("authorization", f"Bearer {pair[0]}"),
+                ("authorization", f"Bearer {pair[1]}"),
+                ("x-request-id", request_id),
+            ],
+        )
         assert r.status_code == 400, r.text
         assert r.headers["content-type"] == "application/problem+json"
         assert hits(standin, request_id) == 0

@@ -20,11 +20,22 @@ from services.users.throttle import client_address
 
 
 def _breaker(**overrides: float) -> CircuitBreaker:
-    params: dict[str, float] = {"consecutive_failures": 3, "failure_ratio": 0.5, "window_s": 10.0,
-                                "min_requests": 10, "cooldown_s": 0.2, **overrides}
-    return CircuitBreaker(f"test-{time.monotonic_ns()}", consecutive_failures=int(params["consecutive_failures"]),
-                          failure_ratio=params["failure_ratio"], window_s=params["window_s"],
-                          min_requests=int(params["min_requests"]), cooldown_s=params["cooldown_s"])
+    params: dict[str, float] = {
+        "consecutive_failures": 3,
+        "failure_ratio": 0.5,
+        "window_s": 10.0,
+        "min_requests": 10,
+        "cooldown_s": 0.2,
+        **overrides,
+    }
+    return CircuitBreaker(
+        f"test-{time.monotonic_ns()}",
+        consecutive_failures=int(params["consecutive_failures"]),
+        failure_ratio=params["failure_ratio"],
+        window_s=params["window_s"],
+        min_requests=int(params["min_requests"]),
+        cooldown_s=params["cooldown_s"],
+    )
 
 
 def _state(breaker: CircuitBreaker) -> State:
@@ -117,8 +128,7 @@ def test_table_outlives_no_gateway_process(state_dir: Path) -> None:
     restarted.close()
 
 
-def test_table_file_of_another_layout_is_reset_and_foreign_dirs_are_refused(state_dir: Path,
-                                                                             tmp_path: Path) -> None:
+def test_table_file_of_another_layout_is_reset_and_foreign_dirs_are_refused(state_dir: Path, tmp_path: Path) -> None:
     """A file left by another version (or garbage) starts empty rather than being misread; a directory
     others can write to is refused (the default lives under world-writable /dev/shm)."""
     path = state_dir / "b.bin"
@@ -137,21 +147,25 @@ def test_table_file_of_another_layout_is_reset_and_foreign_dirs_are_refused(stat
         SharedTokenBuckets(link, 64)
 
 
-@pytest.mark.parametrize(("peer", "forwarded_for", "key"), [
-    ("203.0.113.1", "1.1.1.1", "203.0.113.1"),
-    ("127.0.0.1", "1.1.1.1, 2.2.2.2", "2.2.2.2"),
-    ("127.0.0.1", "1.1.1.1, 2.2.2.2, 10.0.0.5", "2.2.2.2"),
-    ("127.0.0.1", "1.1.1.1, not-an-ip, 10.0.0.5", "10.0.0.5"),
-    ("127.0.0.1", "2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
-    ("2001:db8:1:2:bbbb::7", None, "2001:db8:1:2::/64"),
-    # What the users service charges failed logins to, for the same request (the kit's one rule):
-    ("127.0.0.1", "198.51.100.1:4711", "198.51.100.1"),
-    ("127.0.0.1", "[2001:db8:1:2::1]:443", "2001:db8:1:2::/64"),
-    ("::ffff:127.0.0.1", "198.51.100.1", "198.51.100.1"),
-    ("::ffff:198.51.100.7", None, "198.51.100.7"),
-])
-def test_rate_limits_key_the_shared_client_address_and_ipv6_by_its_64(peer: str, forwarded_for: str | None,
-                                                                        key: str) -> None:
+@pytest.mark.parametrize(
+    ("peer", "forwarded_for", "key"),
+    [
+        ("203.0.113.1", "1.1.1.1", "203.0.113.1"),
+        ("127.0.0.1", "1.1.1.1, 2.2.2.2", "2.2.2.2"),
+        ("127.0.0.1", "1.1.1.1, 2.2.2.2, 10.0.0.5", "2.2.2.2"),
+        ("127.0.0.1", "1.1.1.1, not-an-ip, 10.0.0.5", "10.0.0.5"),
+        ("127.0.0.1", "2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:bbbb::7", None, "2001:db8:1:2::/64"),
+        # What the users service charges failed logins to, for the same request (the kit's one rule):
+        ("127.0.0.1", "198.51.100.1:4711", "198.51.100.1"),
+        ("127.0.0.1", "[2001:db8:1:2::1]:443", "2001:db8:1:2::/64"),
+        ("::ffff:127.0.0.1", "198.51.100.1", "198.51.100.1"),
+        ("::ffff:198.51.100.7", None, "198.51.100.7"),
+    ],
+)
+def test_rate_limits_key_the_shared_client_address_and_ipv6_by_its_64(
+    peer: str, forwarded_for: str | None, key: str
+) -> None:
     """The gateway charges the client the users service would name (X-Forwarded-For only from a trusted
     peer, up to the first untrusted hop); IPv6 clients share a bucket per /64 (one host usually owns the
     whole /64)."""
@@ -168,12 +182,27 @@ def _request(peer: str, forwarded_for: str | None) -> Request:
     return Request({"type": "http", "method": "GET", "path": "/", "headers": headers, "client": (peer, 1234)})
 
 
-@pytest.mark.parametrize(("path", "clean"), [
-    ("/api/v1/products", True), ("/api/v1/products/", True), ("/api/v1/products/8f1c-9", True),
-    ("/api/v1/internals", True), ("/api/v1/products/..x", True),
-    ("/internal", False), ("/x/INTERNAL/y", False), ("//x", False), ("/x/./y", False), ("/x/../y", False),
-    ("/x/%2e%2e", False), ("/x\\y", False), ("/x/\u00fc", False), ("/x y", False), ("/x\x00", False), ("", False),
-])
+@pytest.mark.parametrize(
+    ("path", "clean"),
+    [
+        ("/api/v1/products", True),
+        ("/api/v1/products/", True),
+        ("/api/v1/products/8f1c-9", True),
+        ("/api/v1/internals", True),
+        ("/api/v1/products/..x", True),
+        ("/internal", False),
+        ("/x/INTERNAL/y", False),
+        ("//x", False),
+        ("/x/./y", False),
+        ("/x/../y", False),
+        ("/x/%2e%2e", False),
+        ("/x\\y", False),
+        ("/x/\u00fc", False),
+        ("/x y", False),
+        ("/x\x00", False),
+        ("", False),
+    ],
+)
 def test_path_rule(path: str, clean: bool) -> None:
     """Only plain paths pass; anything that could mean something else to a later parser does not."""
     assert is_clean_public_path(path) is clean

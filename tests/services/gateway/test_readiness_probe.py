@@ -14,15 +14,17 @@ from tools.render import render_service_chart
 
 def _readiness_probe(service: str) -> dict[str, Any]:
     values = {"name": service, "port": catalog.get(service).port}
-    [deployment] = [d for d in render_service_chart(values, name=service, namespace="shop")
-                    if d["kind"] == "Deployment"]
+    [deployment] = [
+        d for d in render_service_chart(values, name=service, namespace="shop") if d["kind"] == "Deployment"
+    ]
     [container] = deployment["spec"]["template"]["spec"]["containers"]
     probe: dict[str, Any] = container["readinessProbe"]
     return probe
 
 
 def test_the_charts_readiness_probe_passes_on_a_gateway_whose_upstreams_are_all_down(
-        start_gateway: GatewayFactory) -> None:
+    start_gateway: GatewayFactory,
+) -> None:
     """Kubernetes takes a NotReady gateway pod out of the NGINX Gateway's endpoints; if the probe followed the
     upstreams, one service down (a database failover, a failed rollout) would take every gateway pod out,
     the ALB and Route 53 health checks would fail and the whole API would fail over to maintenance, and a

@@ -29,9 +29,14 @@ from tests.services.gateway.conftest import GatewayFactory, make_token
 from tests.support.procs import ServiceProcess
 from tests.support.stack import ADMIN_EMAIL, ADMIN_PASSWORD, TestStack, start_order
 
-_RAISED = {"RATE_LIMIT_CLIENT_BURST": "100000", "RATE_LIMIT_CLIENT_PER_S": "100000",
-           "RATE_LIMIT_USER_BURST": "100000", "RATE_LIMIT_USER_PER_S": "100000",
-           "RATE_LIMIT_LOGIN_BURST": "100000", "RATE_LIMIT_LOGIN_PER_S": "100000"}
+_RAISED = {
+    "RATE_LIMIT_CLIENT_BURST": "100000",
+    "RATE_LIMIT_CLIENT_PER_S": "100000",
+    "RATE_LIMIT_USER_BURST": "100000",
+    "RATE_LIMIT_USER_PER_S": "100000",
+    "RATE_LIMIT_LOGIN_BURST": "100000",
+    "RATE_LIMIT_LOGIN_PER_S": "100000",
+}
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +67,7 @@ def services(stack: TestStack, logdir: Path) -> Iterator[dict[str, ServiceProces
 
 @pytest.fixture(scope="module")
 def admin_token(services: dict[str, ServiceProcess]) -> str:
-    r = httpx.post(f"{services['users'].url}/api/v1/sessions", json={"email": ADMIN_EMAIL,
-                                                                       "password": ADMIN_PASSWORD})
+    r = httpx.post(f"{services['users'].url}/api/v1/sessions", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
     assert r.status_code == 201, r.text
     return str(r.json()["access_token"])
 
@@ -80,9 +84,9 @@ def real_gateway(start_gateway: GatewayFactory, services: dict[str, ServiceProce
     return gw
 
 
-def test_public_api_works_end_to_end_through_the_gateway(real_gateway: ServiceProcess,
-                                                         services: dict[str, ServiceProcess],
-                                                         admin_token: str) -> None:
+def test_public_api_works_end_to_end_through_the_gateway(
+    real_gateway: ServiceProcess, services: dict[str, ServiceProcess], admin_token: str
+) -> None:
     """Sign up, log in and use the token on every service, all through the gateway: each prefix reaches
     its real service and the answers are the services' own."""
     gw = real_gateway.url
@@ -95,17 +99,26 @@ def test_public_api_works_end_to_end_through_the_gateway(real_gateway: ServicePr
     me = httpx.get(gw + "/api/v1/users/me", headers=auth)
     assert me.status_code == 200
     assert me.json()["email"] == email
-    assert httpx.get(gw + "/.well-known/jwks.json").json() == \
-        httpx.get(services["users"].url + "/.well-known/jwks.json").json()
+    assert (
+        httpx.get(gw + "/.well-known/jwks.json").json()
+        == httpx.get(services["users"].url + "/.well-known/jwks.json").json()
+    )
 
     admin = {"authorization": f"Bearer {admin_token}"}
-    body = {"sku": f"GW-{uuid.uuid4().hex[:10]}", "name": "Gateway kettle", "category": "kitchen",
-            "price_cents": 2599, "currency": "EUR"}
+    body = {
+        "sku": f"GW-{uuid.uuid4().hex[:10]}",
+        "name": "Gateway kettle",
+        "category": "kitchen",
+        "price_cents": 2599,
+        "currency": "EUR",
+    }
     created = httpx.post(gw + "/api/v1/products", json=body, headers=admin)
     assert created.status_code == 201, created.text
     product_id = created.json()["id"]
-    assert httpx.get(f"{gw}/api/v1/products/{product_id}").json() == \
-        httpx.get(f"{services['products'].url}/api/v1/products/{product_id}").json()
+    assert (
+        httpx.get(f"{gw}/api/v1/products/{product_id}").json()
+        == httpx.get(f"{services['products'].url}/api/v1/products/{product_id}").json()
+    )
     assert httpx.get(gw + "/api/v1/products?limit=1").status_code == 200
     assert httpx.get(gw + "/api/v1/search?q=kettle").status_code == 200
     orders = httpx.get(gw + "/api/v1/orders", headers=auth)
@@ -115,30 +128,39 @@ def test_public_api_works_end_to_end_through_the_gateway(real_gateway: ServicePr
     assert httpx.get(gw + "/api/v1/orders").status_code == 401  # the service decides what needs a user
 
 
-def test_bad_tokens_are_refused_at_the_gateway_even_on_anonymous_routes(real_gateway: ServiceProcess,
-                                                                        keyring: KeyRing) -> None:
+def test_bad_tokens_are_refused_at_the_gateway_even_on_anonymous_routes(
+    real_gateway: ServiceProcess, keyring: KeyRing
+) -> None:
     """GET /api/v1/products needs no token, so a 401 there can only come from the gateway: a tampered,
     expired or ``alg: none`` token is refused at the edge on every route."""
     good = make_token(keyring)
     header, payload, signature = good.split(".")
-    bad = {"tampered": f"{header}.{payload[:-4]}AAAA.{signature}", "expired": make_token(keyring, ttl=-60),
-           "alg none": "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0." + payload + "."}
+    bad = {
+        "tampered": f"{header}.{payload[:-4]}AAAA.{signature}",
+        "expired": make_token(keyring, ttl=-60),
+        "alg none": "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0." + payload + ".",
+    }
     for label, token in bad.items():
         for path in ("/api/v1/products", "/api/v1/users/me", "/api/v1/orders"):
             r = httpx.get(real_gateway.url + path, headers={"authorization": f"Bearer {token}"})
             assert r.status_code == 401, (label, path)
             assert r.headers["content-type"] == "application/problem+json"
-    assert httpx.get(real_gateway.url + "/api/v1/products",
-                     headers={"authorization": f"Bearer {good}"}).status_code == 200
+    assert (
+        httpx.get(real_gateway.url + "/api/v1/products", headers={"authorization": f"Bearer {good}"}).status_code == 200
+    )
 
 
 def test_login_brute_force_gets_429(start_gateway: GatewayFactory, services: dict[str, ServiceProcess]) -> None:
     """Guessing passwords through the gateway is cut off with 429 + Retry-After by the login limit."""
-    gw = start_gateway(service_urls=_urls(services), **{**_RAISED, "RATE_LIMIT_LOGIN_BURST": "4",
-                                                        "RATE_LIMIT_LOGIN_PER_S": "0.05"})
-    statuses = [httpx.post(gw.url + "/api/v1/sessions", json={"email": "victim@example.com",
-                                                              "password": f"guess-number-{i}"}).status_code
-                for i in range(6)]
+    gw = start_gateway(
+        service_urls=_urls(services), **{**_RAISED, "RATE_LIMIT_LOGIN_BURST": "4", "RATE_LIMIT_LOGIN_PER_S": "0.05"}
+    )
+    statuses = [
+        httpx.post(
+            gw.url + "/api/v1/sessions", json={"email": "victim@example.com", "password": f"guess-number-{i}"}
+        ).status_code
+        for i in range(6)
+    ]
     assert statuses[:4] == [401] * 4
     assert statuses[4:] == [429, 429]
     r = httpx.post(gw.url + "/api/v1/sessions", json={"email": "victim@example.com", "password": "x" * 12})
@@ -148,20 +170,22 @@ def test_login_brute_force_gets_429(start_gateway: GatewayFactory, services: dic
 
 
 def test_fifty_logins_from_one_address_pass_the_default_limits_and_failures_get_429(
-        start_gateway: GatewayFactory, services: dict[str, ServiceProcess]) -> None:
+    start_gateway: GatewayFactory, services: dict[str, ServiceProcess]
+) -> None:
     """With the default login limits, 50 people behind one address logging in within 10 s all get 201
     (only failures are throttled); one account's repeated failures get the users service's 429 +
     Retry-After."""
     gw = start_gateway(service_urls=_urls(services))
     accounts = [(f"office-{uuid.uuid4().hex[:10]}@example.com", "an office password") for _ in range(50)]
     for email, password in accounts:  # straight to the service: the sign-up limit is not under test here
-        r = httpx.post(f"{services['users'].url}/api/v1/users", json={"email": email, "password": password,
-                                                                       "name": "Office"})
+        r = httpx.post(
+            f"{services['users'].url}/api/v1/users", json={"email": email, "password": password, "name": "Office"}
+        )
         assert r.status_code == 201, r.text
 
     async def log_in_within_nine_seconds() -> list[int]:
-        async with httpx.AsyncClient(base_url=gw.url, timeout=30.0,
-                                     limits=httpx.Limits(max_connections=50)) as client:
+        async with httpx.AsyncClient(base_url=gw.url, timeout=30.0, limits=httpx.Limits(max_connections=50)) as client:
+
             async def one(i: int, email: str, password: str) -> int:
                 await asyncio.sleep(i * 0.18)  # one every 180 ms, without waiting for the others
                 r = await client.post("/api/v1/sessions", json={"email": email, "password": password})
@@ -171,8 +195,10 @@ def test_fifty_logins_from_one_address_pass_the_default_limits_and_failures_get_
 
     assert asyncio.run(log_in_within_nine_seconds()) == [201] * 50
     victim = accounts[0][0]
-    statuses = [httpx.post(gw.url + "/api/v1/sessions", json={"email": victim, "password": f"guess-{i}-xx"}
-                           ).status_code for i in range(6)]
+    statuses = [
+        httpx.post(gw.url + "/api/v1/sessions", json={"email": victim, "password": f"guess-{i}-xx"}).status_code
+        for i in range(6)
+    ]
     assert statuses == [401] * 5 + [429]
     r = httpx.post(gw.url + "/api/v1/sessions", json={"email": victim, "password": accounts[0][1]})
     assert r.status_code == 429
@@ -181,13 +207,16 @@ def test_fifty_logins_from_one_address_pass_the_default_limits_and_failures_get_
     assert int(r.headers["retry-after"]) > 0
 
 
-def test_sign_ups_have_a_limit_of_their_own(start_gateway: GatewayFactory,
-                                            services: dict[str, ServiceProcess]) -> None:
+def test_sign_ups_have_a_limit_of_their_own(start_gateway: GatewayFactory, services: dict[str, ServiceProcess]) -> None:
     """Sign-ups (each an argon2 hash) get their own bucket per client; logins and reads are not affected."""
     gw = start_gateway(service_urls=_urls(services), RATE_LIMIT_PASSWORD_BURST="2", RATE_LIMIT_PASSWORD_PER_S="0.01")
-    statuses = [httpx.post(gw.url + "/api/v1/users", json={"email": f"s-{uuid.uuid4().hex[:10]}@example.com",
-                                                           "password": "a-long-password", "name": "S"}).status_code
-                for _ in range(3)]
+    statuses = [
+        httpx.post(
+            gw.url + "/api/v1/users",
+            json={"email": f"s-{uuid.uuid4().hex[:10]}@example.com", "password": "a-long-password", "name": "S"},
+        ).status_code
+        for _ in range(3)
+    ]
     assert statuses == [201, 201, 429]
     r = httpx.patch(gw.url + "/api/v1/users/me", json={"name": "x"})
     assert r.status_code == 429
@@ -196,17 +225,20 @@ def test_sign_ups_have_a_limit_of_their_own(start_gateway: GatewayFactory,
     assert httpx.get(gw.url + "/api/v1/products").status_code == 200
 
 
-def test_internal_routes_stay_internal_with_a_valid_service_token(real_gateway: ServiceProcess,
-                                                                  services: dict[str, ServiceProcess],
-                                                                  keyring: KeyRing) -> None:
+def test_internal_routes_stay_internal_with_a_valid_service_token(
+    real_gateway: ServiceProcess, services: dict[str, ServiceProcess], keyring: KeyRing
+) -> None:
     """Even holding a genuine service credential, nobody reaches /internal/* through the gateway; the same
     request straight to the service works, so the 404 is the gateway's doing."""
     token = ServiceTokenIssuer("search", keyring.service_keys["search"]).token_for("products")
     headers = {"authorization": f"Bearer {token}"}
     direct = httpx.get(services["products"].url + "/internal/v1/changes?after=0&limit=1", headers=headers)
     assert direct.status_code == 200, direct.text
-    for path in ("/internal/v1/changes?after=0&limit=1", "/api/v1/products/../../internal/v1/changes",
-                 "/%69nternal/v1/changes"):
+    for path in (
+        "/internal/v1/changes?after=0&limit=1",
+        "/api/v1/products/../../internal/v1/changes",
+        "/%69nternal/v1/changes",
+    ):
         r = httpx.get(real_gateway.url + path, headers=headers)
         assert r.status_code in (401, 404), path  # the service token is not a user token: 401 or 404
     r = httpx.get(real_gateway.url + "/internal/v1/changes")
@@ -217,30 +249,49 @@ def test_merged_openapi_covers_every_service_and_no_internal_route(real_gateway:
     """The published document has each service's public operations and not one internal route."""
     doc = httpx.get(real_gateway.url + "/openapi.json").json()
     paths = set(doc["paths"])
-    for expected in ("/api/v1/users", "/api/v1/sessions", "/api/v1/products/{product_id}", "/api/v1/search",
-                     "/api/v1/orders", "/.well-known/jwks.json"):
+    for expected in (
+        "/api/v1/users",
+        "/api/v1/sessions",
+        "/api/v1/products/{product_id}",
+        "/api/v1/search",
+        "/api/v1/orders",
+        "/.well-known/jwks.json",
+    ):
         assert expected in paths, (expected, sorted(paths))
     assert any(p.startswith("/api/v1/payments/") for p in paths)
     assert not [p for p in paths if "internal" in p.lower()]
 
 
 def test_every_service_and_the_gateway_serve_their_committed_openapi_documents(
-        real_gateway: ServiceProcess, services: dict[str, ServiceProcess]) -> None:
+    real_gateway: ServiceProcess, services: dict[str, ServiceProcess]
+) -> None:
     """The committed documents are the public contract: what each process serves at /openapi.json is its
     file byte for byte (in canonical form), and the gateway's merged document is docs/openapi.json."""
-    served = {openapi_documents.service_path(name): httpx.get(proc.url + "/openapi.json").json()
-              for name, proc in services.items()}
+    served = {
+        openapi_documents.service_path(name): httpx.get(proc.url + "/openapi.json").json()
+        for name, proc in services.items()
+    }
     served[openapi_documents.MERGED] = httpx.get(real_gateway.url + "/openapi.json").json()
     public = {openapi_documents.service_path(s.name) for s in catalog.SERVICES if s.name != catalog.GATEWAY}
     assert set(served) == public | {openapi_documents.MERGED}, "a service is missing from this test"
-    differ = [str(path.relative_to(openapi_documents.ROOT)) for path, doc in served.items()
-              if not path.is_file() or path.read_text(encoding="utf-8") != openapi_documents.canonical(doc)]
-    assert differ == [], (f"{differ} differ from what the services serve; regenerate them with "
-                          f"`{openapi_documents.REGENERATE}` and review the diff")
+    differ = [
+        str(path.relative_to(openapi_documents.ROOT))
+        for path, doc in served.items()
+        if not path.is_file() or path.read_text(encoding="utf-8") != openapi_documents.canonical(doc)
+    ]
+    assert differ == [], (
+        f"{differ} differ from what the services serve; regenerate them with "
+        f"`{openapi_documents.REGENERATE}` and review the diff"
+    )
 
 
-COMMON = [checks.not_a_server_error, checks.status_code_conformance, checks.content_type_conformance,
-          checks.response_headers_conformance, checks.response_schema_conformance]
+COMMON = [
+    checks.not_a_server_error,
+    checks.status_code_conformance,
+    checks.content_type_conformance,
+    checks.response_headers_conformance,
+    checks.response_schema_conformance,
+]
 
 
 @pytest.mark.slow
@@ -275,8 +326,9 @@ def test_schemathesis_over_the_merged_openapi(real_gateway: ServiceProcess, admi
 
 
 def _explore(operation: Any, mode: GenerationMode, headers: dict[str, str], seen: Counter[str]) -> None:
-    @hypothesis.settings(max_examples=8, deadline=None, database=None,
-                         suppress_health_check=list(hypothesis.HealthCheck))
+    @hypothesis.settings(
+        max_examples=8, deadline=None, database=None, suppress_health_check=list(hypothesis.HealthCheck)
+    )
     @hypothesis.given(case=operation.as_strategy(generation_mode=mode))
     def run(case: Any) -> None:
         response = case.call_and_validate(headers=headers, checks=COMMON)

@@ -17,8 +17,9 @@ from tests.services.gateway.conftest import GatewayFactory, hits, rid, standin_u
 from tests.support.procs import ServiceProcess, free_port
 
 
-def raw_request(base: str, method: str, target: str, headers: dict[str, str] | None = None,
-                body: bytes | None = None) -> tuple[int, dict[str, str], bytes]:
+def raw_request(
+    base: str, method: str, target: str, headers: dict[str, str] | None = None, body: bytes | None = None
+) -> tuple[int, dict[str, str], bytes]:
     """Send the request target byte for byte (httpx would normalise dot segments away)."""
     host, port = base.removeprefix("http://").split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=10)
@@ -74,27 +75,48 @@ def test_unknown_prefixes_and_near_misses_are_404(gateway: ServiceProcess, stand
 
 
 INTERNAL_TRICKS = [
-    "/internal", "/internal/", "/internal/v1/changes", "/INTERNAL/", "/Internal/v1/changes",
-    "/%69nternal/v1/changes", "/%49NTERNAL/v1/changes", "//internal", "//internal/v1/changes",
-    "/api/v1/../../internal/v1/changes", "/api/v1/products/../../../internal/v1/changes",
-    "/api/v1/products/%2e%2e/%2e%2e/%2e%2e/internal/v1/changes", "/api/v1/products/..%2f..%2f..%2finternal",
-    "/api/v1/products/%2F..%2F..%2F..%2Finternal", "/api/v1/products/internal", "/api/v1/products/internal/v1",
-    "/api/v1/products/INTERNAL", "/api/v1/products//internal", "/api/v1/products/./internal",
-    "/api/v1/products/%252e%252e/%252e%252e/internal", "/api/v1/products/..;/..;/internal",
-    "/api/v1/products\\..\\..\\internal", "/api/v1/products/%00/../internal",
+    "/internal",
+    "/internal/",
+    "/internal/v1/changes",
+    "/INTERNAL/",
+    "/Internal/v1/changes",
+    "/%69nternal/v1/changes",
+    "/%49NTERNAL/v1/changes",
+    "//internal",
+    "//internal/v1/changes",
+    "/api/v1/../../internal/v1/changes",
+    "/api/v1/products/../../../internal/v1/changes",
+    "/api/v1/products/%2e%2e/%2e%2e/%2e%2e/internal/v1/changes",
+    "/api/v1/products/..%2f..%2f..%2finternal",
+    "/api/v1/products/%2F..%2F..%2F..%2Finternal",
+    "/api/v1/products/internal",
+    "/api/v1/products/internal/v1",
+    "/api/v1/products/INTERNAL",
+    "/api/v1/products//internal",
+    "/api/v1/products/./internal",
+    "/api/v1/products/%252e%252e/%252e%252e/internal",
+    "/api/v1/products/..;/..;/internal",
+    "/api/v1/products\\..\\..\\internal",
+    "/api/v1/products/%00/../internal",
     "http://127.0.0.1/internal/v1/changes",
 ]
 
 
 @pytest.mark.parametrize("method", ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"])
-def test_internal_routes_are_unreachable_whatever_the_encoding(gateway: ServiceProcess, standin: ServiceProcess,
-                                                               method: str) -> None:
+def test_internal_routes_are_unreachable_whatever_the_encoding(
+    gateway: ServiceProcess, standin: ServiceProcess, method: str
+) -> None:
     """``/internal/*`` is service-to-service only: no spelling, encoding, dot-segment or method trick gets a
     request there through the gateway, and the answer is a plain 404 problem."""
     for target in INTERNAL_TRICKS:
         request_id = rid()
-        status, headers, body = raw_request(gateway.url, method, target, {"X-Request-ID": request_id},
-                                            b"{}" if method in ("POST", "PUT", "PATCH") else None)
+        status, headers, body = raw_request(
+            gateway.url,
+            method,
+            target,
+            {"X-Request-ID": request_id},
+            b"{}" if method in ("POST", "PUT", "PATCH") else None,
+        )
         assert status in (400, 404), (method, target, status)
         if status == 404 and method != "HEAD":
             assert headers["content-type"] == "application/problem+json", target
@@ -131,10 +153,20 @@ def test_trace_context_and_request_id_are_generated_when_absent(gateway: Service
 def test_hop_by_hop_headers_are_stripped_and_forwarding_headers_set(gateway: ServiceProcess) -> None:
     """Connection-scoped headers (and any the client names in Connection) stop at the gateway; the
     upstream learns the client address and scheme from X-Forwarded-* set by the gateway, not the client."""
-    r = httpx.get(gateway.url + "/api/v1/products/x", headers={
-        "connection": "keep-alive, x-private-hop", "x-private-hop": "secret", "keep-alive": "timeout=5",
-        "te": "trailers", "proxy-authorization": "Basic Zm9vOmJhcg==", "x-forwarded-for": "6.6.6.6",
-        "x-forwarded-proto": "https", "forwarded": "for=6.6.6.6", "x-end-to-end": "kept"})
+    r = httpx.get(
+        gateway.url + "/api/v1/products/x",
+        headers={
+            "connection": "keep-alive, x-private-hop",
+            "x-private-hop": "secret",
+            "keep-alive": "timeout=5",
+            "te": "trailers",
+            "proxy-authorization": "Basic Zm9vOmJhcg==",
+            "x-forwarded-for": "6.6.6.6",
+            "x-forwarded-proto": "https",
+            "forwarded": "for=6.6.6.6",
+            "x-end-to-end": "kept",
+        },
+    )
     seen = upstream_headers(echo(r))
     for name in ("connection", "x-private-hop", "keep-alive", "te", "proxy-authorization", "forwarded"):
         assert name not in seen, name
@@ -165,15 +197,16 @@ def test_upstream_redirects_do_not_leak_the_upstream_address(gateway: ServicePro
 def test_request_bodies_are_forwarded_intact(gateway: ServiceProcess) -> None:
     """POST bodies, small and streamed (chunked, larger than the buffering threshold), arrive unchanged."""
     small = json.dumps({"name": "ü" * 10}).encode()
-    body = echo(httpx.post(gateway.url + "/api/v1/products", content=small,
-                           headers={"content-type": "application/json"}))
+    body = echo(
+        httpx.post(gateway.url + "/api/v1/products", content=small, headers={"content-type": "application/json"})
+    )
     assert body["body"].encode() == small
     assert body["method"] == "POST"
     big = b"x" * 200_000
 
     def chunks() -> Any:
         for i in range(0, len(big), 50_000):
-            yield big[i:i + 50_000]
+            yield big[i : i + 50_000]
 
     body = echo(httpx.put(gateway.url + "/api/v1/products/x/stock", content=chunks()))
     assert len(body["body"]) == len(big)
@@ -203,8 +236,9 @@ def test_oversized_bodies_are_refused_with_413(gateway: ServiceProcess, standin:
     assert hits(standin, request_id) == 0
 
 
-def test_readiness_is_local_while_the_upstreams_route_names_the_failing_ones(start_gateway: GatewayFactory,
-                                                                            standin: ServiceProcess) -> None:
+def test_readiness_is_local_while_the_upstreams_route_names_the_failing_ones(
+    start_gateway: GatewayFactory, standin: ServiceProcess
+) -> None:
     """One unready service must not take the gateway out of rotation (every replica NotReady, the edge and the
     health checks failing over: the whole API down for one service). /readyz stays 200; the routes of the
     services that answer keep working; /readyz/upstreams lists exactly the failing upstreams, quickly

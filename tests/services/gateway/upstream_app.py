@@ -25,30 +25,41 @@ PUBLIC_SCHEMA: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "stand-in", "version": "1"},
     "paths": {
-        "/api/v1/products/{product_id}": {"get": {
-            "operationId": "get_product",
-            "parameters": [{"name": "product_id", "in": "path", "required": True, "schema": {"type": "string"}}],
-            "responses": {"200": {"description": "ok", "content": {"application/json": {
-                "schema": {"$ref": "#/components/schemas/Product"}}}}},
-        }},
-        "/internal/v1/reservations": {"post": {
-            "operationId": "reserve",
-            "requestBody": {"content": {"application/json": {
-                "schema": {"$ref": "#/components/schemas/ReservationRequest"}}}},
-            "responses": {"201": {"description": "reserved"}},
-        }},
+        "/api/v1/products/{product_id}": {
+            "get": {
+                "operationId": "get_product",
+                "parameters": [{"name": "product_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {
+                    "200": {
+                        "description": "ok",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Product"}}},
+                    }
+                },
+            }
+        },
+        "/internal/v1/reservations": {
+            "post": {
+                "operationId": "reserve",
+                "requestBody": {
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ReservationRequest"}}}
+                },
+                "responses": {"201": {"description": "reserved"}},
+            }
+        },
         "/healthz": {"get": {"operationId": "healthz", "responses": {"200": {"description": "ok"}}}},
     },
-    "components": {"schemas": {
-        "Product": {"type": "object", "properties": {"id": {"type": "string"}}},
-        "ReservationRequest": {"type": "object", "properties": {"order_id": {"type": "string"}}},
-    }},
+    "components": {
+        "schemas": {
+            "Product": {"type": "object", "properties": {"id": {"type": "string"}}},
+            "ReservationRequest": {"type": "object", "properties": {"order_id": {"type": "string"}}},
+        }
+    },
 }
 
 
 def _service_and_path(path: str) -> tuple[str | None, str]:
     if path.startswith("/_svc/"):
-        name, _, rest = path[len("/_svc/"):].partition("/")
+        name, _, rest = path[len("/_svc/") :].partition("/")
         return name, "/" + rest
     return None, path
 
@@ -57,7 +68,7 @@ async def handle(request: Request) -> Response:
     service, path = _service_and_path(request.url.path)
     rid = request.headers.get("x-request-id", "")
     if path.startswith("/__hits/"):
-        return JSONResponse({"hits": HITS[path[len("/__hits/"):]]})
+        return JSONResponse({"hits": HITS[path[len("/__hits/") :]]})
     if path == "/readyz":
         return JSONResponse({"status": "ready"})
     if path == "/openapi.json":
@@ -82,23 +93,46 @@ async def handle(request: Request) -> Response:
         return Response(bytes(i % 251 for i in range(int(q["size"]))), media_type="application/octet-stream")
     if "status" in q:
         status = int(q["status"])
-        return JSONResponse({"type": "about:blank", "title": "told to fail", "status": status, "detail": "x",
-                             "instance": path, "request_id": rid}, status_code=status,
-                            media_type="application/problem+json")
+        return JSONResponse(
+            {
+                "type": "about:blank",
+                "title": "told to fail",
+                "status": status,
+                "detail": "x",
+                "instance": path,
+                "request_id": rid,
+            },
+            status_code=status,
+            media_type="application/problem+json",
+        )
     if "redirect" in q:
-        return Response(status_code=307, headers={"location": f"{request.base_url}_svc/{service}{q['redirect']}"
-                                                  if service else f"{request.base_url}{q['redirect'][1:]}"})
+        return Response(
+            status_code=307,
+            headers={
+                "location": f"{request.base_url}_svc/{service}{q['redirect']}"
+                if service
+                else f"{request.base_url}{q['redirect'][1:]}"
+            },
+        )
     body = await request.body()
     headers = [[k.decode("latin-1"), v.decode("latin-1")] for k, v in request.scope["headers"]]
-    response = JSONResponse({
-        "service": service, "method": request.method, "path": path, "query": request.url.query,
-        "headers": headers, "body": body.decode("utf-8", "replace"),
-    })
+    response = JSONResponse(
+        {
+            "service": service,
+            "method": request.method,
+            "path": path,
+            "query": request.url.query,
+            "headers": headers,
+            "body": body.decode("utf-8", "replace"),
+        }
+    )
     if "set_cookie" in q:
         response.set_cookie("upstream_session", q["set_cookie"])
     return response
 
 
-app = Starlette(routes=[
-    Route("/{path:path}", handle, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
-])
+app = Starlette(
+    routes=[
+        Route("/{path:path}", handle, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
+    ]
+)

@@ -42,14 +42,14 @@ async def post_card(card: CardIn) -> dict[str, str]:
 
 def _client() -> httpx.AsyncClient:
     app = create_app(KitSettings(service_name="products"), title="t", description="d", routers=[router])
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
-                             base_url="http://svc")
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://svc")
 
 
 def _get(path: str, **kwargs: object) -> httpx.Response:
     async def run() -> httpx.Response:
         async with _client() as client:
             return await client.request(kwargs.pop("method", "GET"), path, **kwargs)  # type: ignore[arg-type]
+
     return asyncio.run(run())
 
 
@@ -60,9 +60,15 @@ def test_problem_bodies_follow_rfc9457_with_request_id() -> None:
     assert r.headers["content-type"] == "application/problem+json"
     assert r.headers["x-request-id"] == "trace-me-1"
     body = r.json()
-    assert body == {"type": "https://api.retail.example/problems/widget-not-found", "title": "Not found",
-                    "status": 404, "detail": "No such widget.", "instance": "/api/v1/widgets/404",
-                    "request_id": "trace-me-1", "widget_id": 404}
+    assert body == {
+        "type": "https://api.retail.example/problems/widget-not-found",
+        "title": "Not found",
+        "status": 404,
+        "detail": "No such widget.",
+        "instance": "/api/v1/widgets/404",
+        "request_id": "trace-me-1",
+        "widget_id": 404,
+    }
 
 
 def test_unexpected_errors_are_500_problems_without_internals(capsys: pytest.CaptureFixture[str]) -> None:
@@ -98,11 +104,13 @@ def test_insane_request_ids_are_replaced(rid: str) -> None:
 
 def test_metrics_use_route_templates_not_raw_paths() -> None:
     """Labelling by raw path would create one time series per product id and take Prometheus down."""
+
     async def run() -> str:
         async with _client() as client:
             for i in range(1, 6):
                 await client.get(f"/api/v1/widgets/{i}")
             return (await client.get("/metrics")).text
+
     text = asyncio.run(run())
     lines = [ln for ln in text.splitlines() if ln.startswith("http_requests_total{")]
     assert any('route="/api/v1/widgets/{widget_id}"' in ln and 'status="200"' in ln for ln in lines)
@@ -151,8 +159,15 @@ def test_background_loops_run_after_startup_and_are_cancelled_before_shutdown_ho
         finally:
             events.append("loop cancelled")
 
-    app = create_app(KitSettings(service_name="products"), title="t", description="d", routers=[],
-                     on_startup=[build], on_shutdown=[close], background=[loop])
+    app = create_app(
+        KitSettings(service_name="products"),
+        title="t",
+        description="d",
+        routers=[],
+        on_startup=[build],
+        on_shutdown=[close],
+        background=[loop],
+    )
 
     async def run() -> None:
         async with app.router.lifespan_context(app):
@@ -165,11 +180,18 @@ def test_background_loops_run_after_startup_and_are_cancelled_before_shutdown_ho
 def test_front_routes_answer_before_every_other_route_and_the_document_can_be_left_out() -> None:
     """A front route wins over a router's route on the same path (it is tried first); with
     ``openapi_url=None`` FastAPI serves no document and no docs pages, yet the schema can still be built."""
+
     async def fast(request: Request) -> PlainTextResponse:
         return PlainTextResponse("front")
 
-    app = create_app(KitSettings(service_name="products"), title="t", description="d", routers=[router],
-                     front_routes=[Route("/api/v1/widgets/{widget_id}", fast, methods=["GET"])], openapi_url=None)
+    app = create_app(
+        KitSettings(service_name="products"),
+        title="t",
+        description="d",
+        routers=[router],
+        front_routes=[Route("/api/v1/widgets/{widget_id}", fast, methods=["GET"])],
+        openapi_url=None,
+    )
 
     async def run() -> list[httpx.Response]:
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)

@@ -26,8 +26,16 @@ PUBLIC = keys.load_private(PEM).public_key()
 
 def _claims(**overrides: Any) -> dict[str, Any]:
     now = int(time.time())
-    claims = {"iss": ISS, "aud": AUD, "sub": str(uuid.uuid4()), "sid": str(uuid.uuid4()), "roles": ["customer"],
-              "iat": now, "exp": now + 600, "jti": uuid.uuid4().hex}
+    claims = {
+        "iss": ISS,
+        "aud": AUD,
+        "sub": str(uuid.uuid4()),
+        "sid": str(uuid.uuid4()),
+        "roles": ["customer"],
+        "iat": now,
+        "exp": now + 600,
+        "jti": uuid.uuid4().hex,
+    }
     claims.update(overrides)
     return {k: v for k, v in claims.items() if v is not None}
 
@@ -90,8 +98,18 @@ def _tampered() -> str:
         (_tampered(), "not valid"),
         ("not-a-jwt", "malformed"),
     ],
-    ids=["alg-none", "hs256-public-key", "expired", "wrong-aud", "wrong-iss", "no-sid", "unknown-kid",
-         "other-key-same-kid", "tampered", "garbage"],
+    ids=[
+        "alg-none",
+        "hs256-public-key",
+        "expired",
+        "wrong-aud",
+        "wrong-iss",
+        "no-sid",
+        "unknown-kid",
+        "other-key-same-kid",
+        "tampered",
+        "garbage",
+    ],
 )
 def test_attacks_and_bad_tokens_are_refused_with_401(token: str, reason: str) -> None:
     """Every service verifies tokens itself; each of these would be an account takeover if accepted."""
@@ -115,8 +133,12 @@ def test_jwks_client_refreshes_on_unknown_kid_but_not_more_than_allowed() -> Non
         return httpx.Response(200, json={"keys": list(published)})
 
     async def run() -> None:
-        client = JWKSClient("http://users/.well-known/jwks.json", ttl=300, min_refresh_interval=0.2,
-                            client=httpx.AsyncClient(transport=httpx.MockTransport(handler)))
+        client = JWKSClient(
+            "http://users/.well-known/jwks.json",
+            ttl=300,
+            min_refresh_interval=0.2,
+            client=httpx.AsyncClient(transport=httpx.MockTransport(handler)),
+        )
         verifier = TokenVerifier(client, issuer=ISS, audience=AUD)
         await verifier.verify(_sign(_claims()))
         assert fetches == 1
@@ -136,12 +158,15 @@ def test_service_tokens_only_from_callers_the_catalog_allows() -> None:
     """Products accepts internal calls from orders and search only: a token from payments (a real service
     with a real key) must be refused, as must a token meant for another callee."""
     orders_pem, payments_pem = keys.generate_private_pem(), keys.generate_private_pem()
-    verifier = ServiceTokenVerifier("products", {"orders": keys.public_pem(orders_pem),
-                                                 "payments": keys.public_pem(payments_pem)})
+    verifier = ServiceTokenVerifier(
+        "products", {"orders": keys.public_pem(orders_pem), "payments": keys.public_pem(payments_pem)}
+    )
     assert verifier.verify(ServiceTokenIssuer("orders", orders_pem).token_for("products"), "reservations") == "orders"
-    for token in (ServiceTokenIssuer("payments", payments_pem).token_for("products"),
-                  ServiceTokenIssuer("orders", orders_pem).token_for("payments"),
-                  ServiceTokenIssuer("orders", payments_pem).token_for("products")):
+    for token in (
+        ServiceTokenIssuer("payments", payments_pem).token_for("products"),
+        ServiceTokenIssuer("orders", orders_pem).token_for("payments"),
+        ServiceTokenIssuer("orders", payments_pem).token_for("products"),
+    ):
         with pytest.raises(Problem) as info:
             verifier.verify(token, "reservations")
         assert info.value.status == 401

@@ -42,8 +42,9 @@ TRUSTED = [ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("::1/128")]
         ("203.0.113.9", "10.0.0.7", "203.0.113.9"),  # naming a trusted proxy does not make it one
     ],
 )
-def test_the_client_is_the_rightmost_hop_that_is_not_a_trusted_proxy(peer: str, forwarded_for: str | None,
-                                                                     client: str) -> None:
+def test_the_client_is_the_rightmost_hop_that_is_not_a_trusted_proxy(
+    peer: str, forwarded_for: str | None, client: str
+) -> None:
     assert str(ClientAddress(TRUSTED).resolve(peer, forwarded_for)) == client
 
 
@@ -71,8 +72,9 @@ def test_trust_is_by_network_and_version() -> None:
 
 
 @pytest.mark.parametrize("settings", [GatewaySettings, UsersSettings])
-def test_both_services_read_trusted_proxies_alike(settings: type[GatewaySettings | UsersSettings],
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_both_services_read_trusted_proxies_alike(
+    settings: type[GatewaySettings | UsersSettings], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Comma-separated or a JSON list; a network with host bits set is refused, not silently widened."""
     if settings is UsersSettings:  # it starts only with its signing keys
         pem = Ed25519PrivateKey.generate().private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())

@@ -32,12 +32,22 @@ def test_a_cursor_round_trips_as_an_aware_utc_position() -> None:
     assert decode_cursor(encode_cursor(at, key)) == (at, key)
 
 
-@pytest.mark.parametrize("cursor", [
-    "!!!", "", _cursor([]), _cursor("x"), _cursor({"t": 5, "id": ID}), _cursor({"t": "2026-01-01T00:00:00+00:00"}),
-    _cursor({"t": "2026-01-01T00:00:00+00:00", "id": 7}), _cursor({"t": "2026-01-01T00:00:00", "id": ID}),
-    # Valid ISO 8601, but year 0 or 10000 once converted to UTC: the driver cannot encode them (unchecked: a 500).
-    _cursor({"t": "0001-01-01T00:00:00+14:00", "id": ID}), _cursor({"t": "9999-12-31T23:59:59-14:00", "id": ID}),
-])
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "!!!",
+        "",
+        _cursor([]),
+        _cursor("x"),
+        _cursor({"t": 5, "id": ID}),
+        _cursor({"t": "2026-01-01T00:00:00+00:00"}),
+        _cursor({"t": "2026-01-01T00:00:00+00:00", "id": 7}),
+        _cursor({"t": "2026-01-01T00:00:00", "id": ID}),
+        # Valid ISO 8601, but year 0 or 10000 once converted to UTC: the driver cannot encode them (unchecked: a 500).
+        _cursor({"t": "0001-01-01T00:00:00+14:00", "id": ID}),
+        _cursor({"t": "9999-12-31T23:59:59-14:00", "id": ID}),
+    ],
+)
 def test_crafted_cursors_are_refused(cursor: str) -> None:
     with pytest.raises(InvalidCursor):
         decode_cursor(cursor)
@@ -65,13 +75,19 @@ async def numeric_fails() -> None:
 def _get(path: str, **params: str) -> httpx.Response:
     # A database URL makes it a database service (problem handlers for the driver); without the lifespan no
     # connection is ever opened.
-    app = create_app(KitSettings(service_name="products", database_url="postgresql://u@127.0.0.1:1/x"),
-                     title="t", description="d", routers=[router])
+    app = create_app(
+        KitSettings(service_name="products", database_url="postgresql://u@127.0.0.1:1/x"),
+        title="t",
+        description="d",
+        routers=[router],
+    )
 
     async def run() -> httpx.Response:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
-                                     base_url="http://svc") as client:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://svc"
+        ) as client:
             return await client.get(path, params=params)
+
     return asyncio.run(run())
 
 

@@ -41,8 +41,13 @@ def moto_url() -> Iterator[str]:
 
 
 def _secrets(moto_url: str) -> object:
-    return boto3.client("secretsmanager", region_name="eu-west-1", endpoint_url=moto_url,
-                        aws_access_key_id="test", aws_secret_access_key="test")
+    return boto3.client(
+        "secretsmanager",
+        region_name="eu-west-1",
+        endpoint_url=moto_url,
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
 
 
 def test_credentials_come_from_the_rds_secret_and_survive_rotation(
@@ -56,9 +61,18 @@ def test_credentials_come_from_the_rds_secret_and_survive_rotation(
     arn = client.create_secret(  # type: ignore[attr-defined]
         Name="rds!db-test", SecretString=json.dumps({"username": "app", "password": "first-password"})
     )["ARN"]
-    settings = KitSettings(service_name="products", db_secret_arn=arn, db_host="127.0.0.1",
-                           db_port=scram_pg.port, db_name="appdb", aws_region="eu-west-1",
-                           aws_endpoint_url=moto_url, db_pool_min=0, db_pool_max=2, db_startup_timeout_s=5)
+    settings = KitSettings(
+        service_name="products",
+        db_secret_arn=arn,
+        db_host="127.0.0.1",
+        db_port=scram_pg.port,
+        db_name="appdb",
+        aws_region="eu-west-1",
+        aws_endpoint_url=moto_url,
+        db_pool_min=0,
+        db_pool_max=2,
+        db_startup_timeout_s=5,
+    )
 
     async def run() -> None:
         db = Database(settings)
@@ -78,17 +92,25 @@ def test_credentials_come_from_the_rds_secret_and_survive_rotation(
     asyncio.run(run())
 
 
-def test_a_wrong_password_is_not_retried_forever(scram_pg: PostgresServer, moto_url: str,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_wrong_password_is_not_retried_forever(
+    scram_pg: PostgresServer, moto_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Start-up retries have a deadline: a secret that is simply wrong must fail the start, not hang it."""
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
     arn = _secrets(moto_url).create_secret(  # type: ignore[attr-defined]
         Name="rds!db-wrong", SecretString=json.dumps({"username": "app", "password": "nope"})
     )["ARN"]
-    settings = KitSettings(service_name="products", db_secret_arn=arn, db_host="127.0.0.1",
-                           db_port=scram_pg.port, db_name="appdb", aws_region="eu-west-1",
-                           aws_endpoint_url=moto_url, db_startup_timeout_s=1.0)
+    settings = KitSettings(
+        service_name="products",
+        db_secret_arn=arn,
+        db_host="127.0.0.1",
+        db_port=scram_pg.port,
+        db_name="appdb",
+        aws_region="eu-west-1",
+        aws_endpoint_url=moto_url,
+        db_startup_timeout_s=1.0,
+    )
     import asyncpg
 
     with pytest.raises(asyncpg.InvalidPasswordError):
@@ -98,7 +120,12 @@ def test_a_wrong_password_is_not_retried_forever(scram_pg: PostgresServer, moto_
 def test_database_url_is_parsed_and_validated() -> None:
     """A malformed DATABASE_URL fails with a message saying what shape is expected."""
     assert _parse_url("postgresql://u:p%40ss@db.internal:6543/shop") == {
-        "host": "db.internal", "port": 6543, "database": "shop", "user": "u", "password": "p@ss"}
+        "host": "db.internal",
+        "port": 6543,
+        "database": "shop",
+        "user": "u",
+        "password": "p@ss",
+    }
     with pytest.raises(ValueError, match="postgresql://user:password@host:port/database"):
         _parse_url("mysql://u@h/db")
 
@@ -115,14 +142,25 @@ def test_verify_full_builds_a_hostname_checking_tls_context(tmp_path: Path) -> N
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "test-ca")])
     now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(1).not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
     bundle = tmp_path / "rds-ca.pem"
     bundle.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    settings = KitSettings(service_name="products", database_url="postgresql://u@db.example/x",
-                           db_sslmode="verify-full", db_ssl_root_cert=bundle)
+    settings = KitSettings(
+        service_name="products",
+        database_url="postgresql://u@db.example/x",
+        db_sslmode="verify-full",
+        db_ssl_root_cert=bundle,
+    )
     ctx = Database(settings)._kwargs["ssl"]
     import ssl
 
@@ -138,12 +176,21 @@ def test_iam_user_gets_a_presigned_token_renewed_on_rejection(monkeypatch: pytes
 
     from services.kit.db import IamTokenCredentials
 
-    for k, v in {"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret",
-                 "AWS_SESSION_TOKEN": "session"}.items():
+    for k, v in {
+        "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE",
+        "AWS_SECRET_ACCESS_KEY": "secret",
+        "AWS_SESSION_TOKEN": "session",
+    }.items():
         monkeypatch.setenv(k, v)
-    settings = KitSettings(service_name="orders", db_iam_user="orders_app", db_host="orders.db.example.com",
-                           db_name="orders", db_sslmode="verify-full", db_ssl_root_cert=Path(certifi.where()),
-                           aws_region="eu-west-1")
+    settings = KitSettings(
+        service_name="orders",
+        db_iam_user="orders_app",
+        db_host="orders.db.example.com",
+        db_name="orders",
+        db_sslmode="verify-full",
+        db_ssl_root_cert=Path(certifi.where()),
+        aws_region="eu-west-1",
+    )
     db = Database(settings)
     creds = db._secret
     assert isinstance(creds, IamTokenCredentials)
@@ -153,6 +200,7 @@ def test_iam_user_gets_a_presigned_token_renewed_on_rejection(monkeypatch: pytes
     assert "X-Amz-Signature=" in token
     calls: list[dict[str, object]] = []
     sign = creds._client.generate_db_auth_token
+
     def counting(**kw: object) -> str:
         calls.append(kw)
         return str(sign(**kw))
@@ -165,13 +213,22 @@ def test_iam_user_gets_a_presigned_token_renewed_on_rejection(monkeypatch: pytes
     assert calls == [{"DBHostname": "orders.db.example.com", "Port": 5432, "DBUsername": "orders_app"}]
 
 
-@pytest.mark.parametrize(("extra", "message"), [
-    ({"db_secret_arn": "arn:aws:secretsmanager:eu-west-1:1:secret:x"}, "not both"),
-    ({"db_sslmode": "disable"}, "verify-full"),
-])
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"db_secret_arn": "arn:aws:secretsmanager:eu-west-1:1:secret:x"}, "not both"),
+        ({"db_sslmode": "disable"}, "verify-full"),
+    ],
+)
 def test_iam_user_settings_are_checked(extra: dict[str, str], message: str) -> None:
-    base: dict[str, Any] = {"service_name": "orders", "db_iam_user": "orders_app", "db_host": "h.example.com",
-                            "db_name": "orders", "db_sslmode": "verify-full", "db_ssl_root_cert": "/etc/ssl/rds.pem"}
+    base: dict[str, Any] = {
+        "service_name": "orders",
+        "db_iam_user": "orders_app",
+        "db_host": "h.example.com",
+        "db_name": "orders",
+        "db_sslmode": "verify-full",
+        "db_ssl_root_cert": "/etc/ssl/rds.pem",
+    }
     with pytest.raises(ValueError, match=message):
         KitSettings(**{**base, **extra})
 
@@ -181,8 +238,13 @@ def test_release_sends_no_reset_statement_and_still_ends_a_forgotten_transaction
     caller's, not asyncpg's default ``RESET ALL`` batch), while a transaction left open is still rolled
     back before the connection is reused."""
     scram_pg.psql("CREATE ROLE pooled LOGIN PASSWORD 'pooled-password'")
-    settings = KitSettings(service_name="products", database_url="postgresql://pooled:pooled-password@127.0.0.1:"
-                           f"{scram_pg.port}/appdb", db_pool_min=1, db_pool_max=1, db_startup_timeout_s=5)
+    settings = KitSettings(
+        service_name="products",
+        database_url=f"postgresql://pooled:pooled-password@127.0.0.1:{scram_pg.port}/appdb",
+        db_pool_min=1,
+        db_pool_max=1,
+        db_startup_timeout_s=5,
+    )
     import asyncpg
 
     async def run() -> None:
@@ -190,8 +252,9 @@ def test_release_sends_no_reset_statement_and_still_ends_a_forgotten_transaction
         pool = await db.connect()
         try:
             pid = await pool.fetchval("SELECT pg_backend_pid() /* the caller's */")
-            watcher = await asyncpg.connect(user="pooled", password="pooled-password", host="127.0.0.1",
-                                            port=scram_pg.port, database="appdb")
+            watcher = await asyncpg.connect(
+                user="pooled", password="pooled-password", host="127.0.0.1", port=scram_pg.port, database="appdb"
+            )
             try:
                 last = await watcher.fetchval("SELECT query FROM pg_stat_activity WHERE pid = $1", pid)
             finally:

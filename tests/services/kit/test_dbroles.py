@@ -48,8 +48,12 @@ async def _bootstrap(pg: PostgresServer, plan: RolePlan) -> None:
 
 
 def _plan(service: str) -> RolePlan:
-    return RolePlan(database=service, schema=service, role=app_role(service),
-                    extensions=migration_extensions(SERVICES_DIR / service / "migrations"))
+    return RolePlan(
+        database=service,
+        schema=service,
+        role=app_role(service),
+        extensions=migration_extensions(SERVICES_DIR / service / "migrations"),
+    )
 
 
 def test_search_migrations_ask_for_pg_trgm_and_the_others_for_nothing() -> None:
@@ -73,12 +77,18 @@ def test_bootstrap_is_idempotent_and_the_role_owns_only_its_schema(server: Postg
             await app.execute("CREATE INDEX docs_trgm ON docs USING gin (body gin_trgm_ops)")
             assert await app.fetchval("SELECT schemaname FROM pg_tables WHERE tablename = 'docs'") == "search"
             assert await app.fetchval("SELECT similarity('shoe', 'shoes')") > 0
-            for denied in ("CREATE TABLE public.leak (x int)", "CREATE SCHEMA other",
-                           "CREATE ROLE intruder", "CREATE DATABASE other", "CREATE EXTENSION pgcrypto"):
+            for denied in (
+                "CREATE TABLE public.leak (x int)",
+                "CREATE SCHEMA other",
+                "CREATE ROLE intruder",
+                "CREATE DATABASE other",
+                "CREATE EXTENSION pgcrypto",
+            ):
                 with pytest.raises(asyncpg.InsufficientPrivilegeError):
                     await app.execute(denied)
-            attrs = await app.fetchrow("SELECT rolsuper, rolcreaterole, rolcreatedb FROM pg_roles "
-                                       "WHERE rolname = current_user")
+            attrs = await app.fetchrow(
+                "SELECT rolsuper, rolcreaterole, rolcreatedb FROM pg_roles WHERE rolname = current_user"
+            )
             assert attrs is not None
             assert tuple(attrs) == (False, False, False)
         finally:
@@ -93,6 +103,7 @@ def test_bootstrap_is_idempotent_and_the_role_owns_only_its_schema(server: Postg
 def test_every_services_migrations_run_as_its_own_role(server: PostgresServer) -> None:
     """The real migrations (tables, indexes, pg_trgm for search) succeed as <service>_app after the bootstrap,
     and everything they create lands in the service's schema."""
+
     async def scenario() -> None:
         for svc in catalog.database_services():
             plan = _plan(svc.name)
@@ -100,12 +111,21 @@ def test_every_services_migrations_run_as_its_own_role(server: PostgresServer) -
                 server.psql(f"CREATE DATABASE {plan.database} OWNER {MASTER}")
             await _bootstrap(server, plan)
             server.psql(f"ALTER ROLE {plan.role} PASSWORD '{APP_PASSWORD}'")
-            pool = await asyncpg.create_pool(host="127.0.0.1", port=server.port, database=plan.database,
-                                             user=plan.role, password=APP_PASSWORD, min_size=1, max_size=2)
+            pool = await asyncpg.create_pool(
+                host="127.0.0.1",
+                port=server.port,
+                database=plan.database,
+                user=plan.role,
+                password=APP_PASSWORD,
+                min_size=1,
+                max_size=2,
+            )
             try:
                 assert await migrate.apply(pool, SERVICES_DIR / svc.name / "migrations")
-                schemas = {r["schemaname"] for r in await pool.fetch(
-                    "SELECT schemaname FROM pg_tables WHERE tableowner = current_user")}
+                schemas = {
+                    r["schemaname"]
+                    for r in await pool.fetch("SELECT schemaname FROM pg_tables WHERE tableowner = current_user")
+                }
                 assert schemas == {svc.name}
             finally:
                 await pool.close()
@@ -115,6 +135,7 @@ def test_every_services_migrations_run_as_its_own_role(server: PostgresServer) -
 
 def test_bootstrap_takes_back_privileges_granted_by_hand(server: PostgresServer) -> None:
     """The role is exactly what the plan says after every run, whatever someone did in between."""
+
     async def scenario() -> None:
         plan = _plan("payments")
         await _bootstrap(server, plan)

@@ -31,6 +31,7 @@ def _get(app: FastAPI, path: str) -> httpx.Response:
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
             return await client.get(path)
+
     return asyncio.run(run())
 
 

@@ -32,8 +32,9 @@ PEMS = {s.name: keys.generate_private_pem() for s in catalog.SERVICES}
 
 
 def _app(service: str, routers: list[APIRouter]) -> FastAPI:
-    settings = KitSettings(service_name=service,
-                           service_public_keys={name: keys.public_pem(pem) for name, pem in PEMS.items()})
+    settings = KitSettings(
+        service_name=service, service_public_keys={name: keys.public_pem(pem) for name, pem in PEMS.items()}
+    )
     return create_app(settings, title=service, description="test", routers=routers)
 
 
@@ -64,8 +65,13 @@ def test_each_internal_route_refuses_every_caller_not_on_its_list(service: str) 
         allowed = catalog.api_callers(service, api)
         for caller in (s.name for s in catalog.SERVICES if s.name not in allowed and s.name != service):
             token = ServiceTokenIssuer(caller, PEMS[caller]).token_for(service)
-            r = client.request(method, path, json={}, params={"order_id": str(uuid.uuid4())},
-                               headers={"Authorization": f"Bearer {token}", "Idempotency-Key": "k"})
+            r = client.request(
+                method,
+                path,
+                json={},
+                params={"order_id": str(uuid.uuid4())},
+                headers={"Authorization": f"Bearer {token}", "Idempotency-Key": "k"},
+            )
             expected = 403 if caller in catalog.callers_of(service) else 401
             assert r.status_code == expected, (method, path, caller, r.text)
             assert r.headers["content-type"].startswith("application/problem+json")
@@ -76,8 +82,9 @@ def test_the_gateways_token_is_refused_on_payments_charges_refunds_and_reads(api
     """The gateway forwards public routes only: even a token it signed with a key payments was given by
     mistake never verifies, so a gateway compromise cannot charge or refund anyone's card."""
     gateway_pem = keys.generate_private_pem()
-    verifier = ServiceTokenVerifier("payments", {"gateway": keys.public_pem(gateway_pem),
-                                                 "orders": keys.public_pem(PEMS["orders"])})
+    verifier = ServiceTokenVerifier(
+        "payments", {"gateway": keys.public_pem(gateway_pem), "orders": keys.public_pem(PEMS["orders"])}
+    )
     with pytest.raises(Problem) as info:
         verifier.verify(ServiceTokenIssuer("gateway", gateway_pem).token_for("payments"), api)
     assert info.value.status == 401

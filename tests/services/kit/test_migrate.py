@@ -28,10 +28,13 @@ def test_two_replicas_starting_together_apply_each_migration_once(pg: PostgresSe
     """Two replicas racing at start-up must not both run a migration: a second CREATE TABLE or a doubled
     data backfill would crash one replica or corrupt data. The advisory lock serialises them."""
     url = _fresh_db(pg, "kit_migrate_race")
-    folder = _write(tmp_path, {
-        "0001_create.sql": "CREATE TABLE t (id int PRIMARY KEY); SELECT pg_sleep(0.3);",
-        "0002_backfill.sql": "INSERT INTO t VALUES (1);",
-    })
+    folder = _write(
+        tmp_path,
+        {
+            "0001_create.sql": "CREATE TABLE t (id int PRIMARY KEY); SELECT pg_sleep(0.3);",
+            "0002_backfill.sql": "INSERT INTO t VALUES (1);",
+        },
+    )
 
     async def race() -> list[list[str]]:
         pools = [await asyncpg.create_pool(url, min_size=1, max_size=1) for _ in range(4)]

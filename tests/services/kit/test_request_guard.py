@@ -45,8 +45,9 @@ async def read_public(response: Response) -> dict[str, str]:
 
 
 def _app() -> object:
-    return create_app(KitSettings(service_name="products", max_body_bytes=LIMIT), title="t", description="d",
-                      routers=[router])
+    return create_app(
+        KitSettings(service_name="products", max_body_bytes=LIMIT), title="t", description="d", routers=[router]
+    )
 
 
 def _request(method: str, path: str, **kwargs: object) -> httpx.Response:
@@ -54,14 +55,22 @@ def _request(method: str, path: str, **kwargs: object) -> httpx.Response:
         transport = httpx.ASGITransport(app=_app())  # type: ignore[arg-type]
         async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
             return await client.request(method, path, **kwargs)  # type: ignore[arg-type]
+
     return asyncio.run(run())
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
     port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(_app(), host="127.0.0.1", port=port, log_level="warning",  # type: ignore[arg-type]
-                                        lifespan="on"))
+    srv = uvicorn.Server(
+        uvicorn.Config(
+            _app(),  # type: ignore[arg-type]
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="on",
+        )
+    )
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -89,8 +98,9 @@ def test_two_authorization_headers_are_refused_with_400() -> None:
 
 
 def test_a_body_announced_larger_than_the_limit_is_413_before_it_is_read() -> None:
-    r = _request("POST", "/api/v1/notes", content=b"{" + b" " * LIMIT + b"}",
-                 headers={"Content-Type": "application/json"})
+    r = _request(
+        "POST", "/api/v1/notes", content=b"{" + b" " * LIMIT + b"}", headers={"Content-Type": "application/json"}
+    )
     _assert_problem(r, 413)
     assert _request("POST", "/api/v1/notes", json={"text": "x" * (LIMIT // 2)}).json() == {"length": LIMIT // 2}
 
@@ -98,6 +108,7 @@ def test_a_body_announced_larger_than_the_limit_is_413_before_it_is_read() -> No
 def test_a_chunked_body_without_content_length_is_cut_off_at_the_limit(server: str) -> None:
     """Inside the cluster nothing sits in front of a service: a client streaming a body with no length must
     still be stopped at the limit, by counting, over a real connection."""
+
     def chunks() -> Iterator[bytes]:
         yield b'{"text": "'
         for _ in range(64):
@@ -109,8 +120,9 @@ def test_a_chunked_body_without_content_length_is_cut_off_at_the_limit(server: s
         assert "content-length" not in r.request.headers
         assert r.request.headers["transfer-encoding"] == "chunked"
         _assert_problem(r, 413)
-        small = client.post("/api/v1/notes", content=iter([b'{"text": ', b'"abc"}']),
-                            headers={"Content-Type": "application/json"})
+        small = client.post(
+            "/api/v1/notes", content=iter([b'{"text": ', b'"abc"}']), headers={"Content-Type": "application/json"}
+        )
         assert small.status_code == 200, small.text
 
 

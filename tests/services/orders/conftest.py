@@ -18,8 +18,13 @@ from tests.support.stack import TestStack
 
 # Generous timeouts (200 concurrent orders on two busy cores must not time out); the fault tests start
 # their own instance with short ones.
-ORDERS_ENV = {"PRODUCTS_TIMEOUT_S": "20", "PAYMENTS_TIMEOUT_S": "20", "RECOVERY_INTERVAL_S": "1",
-              "RECOVERY_STUCK_AFTER_S": "150", "DB_POOL_MAX": "20"}
+ORDERS_ENV = {
+    "PRODUCTS_TIMEOUT_S": "20",
+    "PAYMENTS_TIMEOUT_S": "20",
+    "RECOVERY_INTERVAL_S": "1",
+    "RECOVERY_STUCK_AFTER_S": "150",
+    "DB_POOL_MAX": "20",
+}
 
 
 @pytest.fixture(scope="session")
@@ -28,8 +33,9 @@ def payments(stack: TestStack, keyring_jwks_url: str) -> ServiceProcess:
 
 
 @pytest.fixture(scope="session")
-def orders(stack: TestStack, products: ServiceProcess, payments: ServiceProcess, keyring_jwks_url: str,
-           logdir: Path) -> Iterator[ServiceProcess]:
+def orders(
+    stack: TestStack, products: ServiceProcess, payments: ServiceProcess, keyring_jwks_url: str, logdir: Path
+) -> Iterator[ServiceProcess]:
     """An orders instance of these tests' own (own database, the settings above), whatever other test
     modules started: the checks below count every row of its database."""
     env = {**stack.env_for("orders"), "JWKS_URL": keyring_jwks_url, **ORDERS_ENV}
@@ -53,13 +59,17 @@ def make_product(products: ServiceProcess, admin: dict[str, str]) -> Callable[..
     """A fresh product with the given stock (unique sku)."""
 
     def make(stock: int = 10, price_cents: int = 1250, currency: str = "EUR") -> dict[str, Any]:
-        body = {"sku": f"T-{uuid.uuid4().hex[:12]}", "name": "Orders test product", "category": "tests",
-                "price_cents": price_cents, "currency": currency}
+        body = {
+            "sku": f"T-{uuid.uuid4().hex[:12]}",
+            "name": "Orders test product",
+            "category": "tests",
+            "price_cents": price_cents,
+            "currency": currency,
+        }
         r = httpx.post(f"{products.url}/api/v1/products", json=body, headers=admin)
         assert r.status_code == 201, r.text
         product: dict[str, Any] = r.json()
-        r = httpx.put(f"{products.url}/api/v1/products/{product['id']}/stock", json={"quantity": stock},
-                      headers=admin)
+        r = httpx.put(f"{products.url}/api/v1/products/{product['id']}/stock", json={"quantity": stock}, headers=admin)
         assert r.status_code == 200, r.text
         return product
 

@@ -34,8 +34,9 @@ def order_body(*lines: tuple[str, int], number: str = "4242 4242 4242 4242") -> 
     return {"items": [{"product_id": pid, "quantity": q} for pid, q in lines], "payment": {"card": card(number)}}
 
 
-def place(orders: ServiceProcess, buyer: Buyer, body: dict[str, Any], key: str | None = None,
-          timeout: float = 30.0) -> httpx.Response:
+def place(
+    orders: ServiceProcess, buyer: Buyer, body: dict[str, Any], key: str | None = None, timeout: float = 30.0
+) -> httpx.Response:
     headers = {**buyer.headers, "Idempotency-Key": key or str(uuid.uuid4())}
     return httpx.post(f"{orders.url}/api/v1/orders", json=body, headers=headers, timeout=timeout)
 
@@ -50,25 +51,31 @@ def db(proc: ServiceProcess) -> str:
     return database_of(proc.env["DATABASE_URL"])
 
 
-def unfinished_problems(pg: PostgresServer, orders: ServiceProcess, products: ServiceProcess,
-                        payments: ServiceProcess) -> list[str]:
+def unfinished_problems(
+    pg: PostgresServer, orders: ServiceProcess, products: ServiceProcess, payments: ServiceProcess
+) -> list[str]:
     """The end-state invariant: no order half-way, no stock held and no capture standing for an order
     that is not confirmed (or shipped)."""
     problems = []
-    stuck = pg.psql("SELECT id || ' ' || status FROM orders WHERE status IN ('pending','reserved','paid','cancelling')",
-                    db(orders))
+    stuck = pg.psql(
+        "SELECT id || ' ' || status FROM orders WHERE status IN ('pending','reserved','paid','cancelling')", db(orders)
+    )
     if stuck:
         problems.append(f"orders half-way: {stuck}")
     good = set(pg.psql("SELECT id FROM orders WHERE status IN ('confirmed', 'shipped')", db(orders)).split())
     mine = _all_orders(pg, orders)
-    held = pg.psql("SELECT order_id || ' ' || status FROM reservations WHERE status IN ('reserved', 'committed')",
-                   db(products)).splitlines()
+    held = pg.psql(
+        "SELECT order_id || ' ' || status FROM reservations WHERE status IN ('reserved', 'committed')", db(products)
+    ).splitlines()
     for line in held:
         order_id, status = line.split()
         if order_id not in good and order_id in mine:
             problems.append(f"stock {status} for order {order_id} that is not confirmed")
-    captures = pg.psql("SELECT order_id || ' ' || (amount_cents - refunded_cents) FROM payments "
-                       "WHERE status = 'captured' AND refunded_cents < amount_cents", db(payments)).splitlines()
+    captures = pg.psql(
+        "SELECT order_id || ' ' || (amount_cents - refunded_cents) FROM payments "
+        "WHERE status = 'captured' AND refunded_cents < amount_cents",
+        db(payments),
+    ).splitlines()
     for line in captures:
         order_id, _ = line.split()
         if order_id not in good and order_id in mine:

@@ -24,8 +24,13 @@ from tests.services.payments.support import database_of, ledger_problems, mint_t
 from tests.support.procs import ServiceProcess, free_port
 from tests.support.stack import TestStack
 
-FAST_ENV = {"PRODUCTS_TIMEOUT_S": "1", "PAYMENTS_TIMEOUT_S": "1", "RECOVERY_INTERVAL_S": "0.5",
-            "RECOVERY_STUCK_AFTER_S": "6.5", "RECOVERY_SETTLE_AFTER_S": "2"}
+FAST_ENV = {
+    "PRODUCTS_TIMEOUT_S": "1",
+    "PAYMENTS_TIMEOUT_S": "1",
+    "RECOVERY_INTERVAL_S": "0.5",
+    "RECOVERY_STUCK_AFTER_S": "6.5",
+    "RECOVERY_SETTLE_AFTER_S": "2",
+}
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +43,7 @@ def own_pg() -> Iterator[PostgresServer]:
 
 
 @pytest.fixture(scope="module")
-def own_stack(own_pg: PostgresServer, keyring: KeyRing, keyring_jwks_url: str,
-              logdir: Path) -> Iterator[TestStack]:
+def own_stack(own_pg: PostgresServer, keyring: KeyRing, keyring_jwks_url: str, logdir: Path) -> Iterator[TestStack]:
     s = TestStack(own_pg, keyring, logdir)  # the session's log folder: the card-data grep reads these too
     try:
         s.start("products", JWKS_URL=keyring_jwks_url)
@@ -52,17 +56,22 @@ def own_stack(own_pg: PostgresServer, keyring: KeyRing, keyring_jwks_url: str,
 
 def _product(products: ServiceProcess, keyring: KeyRing, stock_qty: int) -> dict[str, Any]:
     admin = {"authorization": f"Bearer {mint_token(keyring, uuid.uuid4(), roles=('admin',))}"}
-    body = {"sku": f"R-{uuid.uuid4().hex[:12]}", "name": "Restart product", "category": "tests",
-            "price_cents": 500, "currency": "EUR"}
+    body = {
+        "sku": f"R-{uuid.uuid4().hex[:12]}",
+        "name": "Restart product",
+        "category": "tests",
+        "price_cents": 500,
+        "currency": "EUR",
+    }
     product: dict[str, Any] = httpx.post(f"{products.url}/api/v1/products", json=body, headers=admin).json()
-    r = httpx.put(f"{products.url}/api/v1/products/{product['id']}/stock", json={"quantity": stock_qty},
-                  headers=admin)
+    r = httpx.put(f"{products.url}/api/v1/products/{product['id']}/stock", json={"quantity": stock_qty}, headers=admin)
     assert r.status_code == 200, r.text
     return product
 
 
-def test_services_recover_from_a_database_restart_without_restarting(own_stack: TestStack, own_pg: PostgresServer,
-                                                                      keyring: KeyRing, logdir: Path) -> None:
+def test_services_recover_from_a_database_restart_without_restarting(
+    own_stack: TestStack, own_pg: PostgresServer, keyring: KeyRing, logdir: Path
+) -> None:
     orders, products = own_stack.running["orders"], own_stack.running["products"]
     p = _product(products, keyring, 10)
     me = make_buyer(keyring)
@@ -86,17 +95,22 @@ def test_services_recover_from_a_database_restart_without_restarting(own_stack: 
 
 
 def test_orders_caught_by_a_database_restart_end_confirmed_or_compensated(
-        own_stack: TestStack, own_pg: PostgresServer, keyring: KeyRing) -> None:
+    own_stack: TestStack, own_pg: PostgresServer, keyring: KeyRing
+) -> None:
     orders, products, payments = (own_stack.running[n] for n in ("orders", "products", "payments"))
     p = _product(products, keyring, 100)
     buyers = [make_buyer(keyring) for _ in range(10)]
 
     async def storm() -> list[Any]:
         async with httpx.AsyncClient(base_url=orders.url, timeout=30) as client:
+
             async def one(i: int) -> httpx.Response:
                 await asyncio.sleep(i * 0.01)
-                return await client.post("/api/v1/orders", json=order_body((p["id"], 1)),
-                                         headers={**buyers[i % 10].headers, "Idempotency-Key": str(uuid.uuid4())})
+                return await client.post(
+                    "/api/v1/orders",
+                    json=order_body((p["id"], 1)),
+                    headers={**buyers[i % 10].headers, "Idempotency-Key": str(uuid.uuid4())},
+                )
 
             async def outage() -> None:
                 await asyncio.sleep(0.15)
@@ -113,19 +127,26 @@ def test_orders_caught_by_a_database_restart_end_confirmed_or_compensated(
 
     def settled() -> bool:
         try:
-            return (unfinished_problems(own_pg, orders, products, payments) == []
-                    and own_pg.psql("SELECT count(*) FROM orders WHERE needs_settle",
-                                    database_of(orders.env["DATABASE_URL"])) == "0")
+            return (
+                unfinished_problems(own_pg, orders, products, payments) == []
+                and own_pg.psql(
+                    "SELECT count(*) FROM orders WHERE needs_settle", database_of(orders.env["DATABASE_URL"])
+                )
+                == "0"
+            )
         except RuntimeError:
             return False
 
     started = time.monotonic()
     assert wait_until(settled, timeout=40), unfinished_problems(own_pg, orders, products, payments)
     assert time.monotonic() - started < 40
-    confirmed = int(own_pg.psql(
-        "SELECT count(*) FROM orders o JOIN order_items i ON i.order_id = o.id "  # noqa: S608
-        f"WHERE o.status = 'confirmed' AND i.product_id = '{uuid.UUID(p['id'])}'",
-        database_of(orders.env["DATABASE_URL"])))
+    confirmed = int(
+        own_pg.psql(
+            "SELECT count(*) FROM orders o JOIN order_items i ON i.order_id = o.id "  # noqa: S608
+            f"WHERE o.status = 'confirmed' AND i.product_id = '{uuid.UUID(p['id'])}'",
+            database_of(orders.env["DATABASE_URL"]),
+        )
+    )
     assert confirmed >= statuses.count(201)
     assert stock(products, p["id"]) == (100 - confirmed, 100 - confirmed)
     assert ledger_problems(own_pg, database_of(payments.env["DATABASE_URL"])) == []

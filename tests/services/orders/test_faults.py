@@ -25,13 +25,19 @@ from tests.support.procs import ServiceProcess
 from tests.support.stack import TestStack
 
 TIMEOUT_S = 1.0
-FAST_ENV = {"PRODUCTS_TIMEOUT_S": str(TIMEOUT_S), "PAYMENTS_TIMEOUT_S": str(TIMEOUT_S),
-            "RECOVERY_INTERVAL_S": "0.5", "RECOVERY_STUCK_AFTER_S": "6.5", "RECOVERY_SETTLE_AFTER_S": "2"}
+FAST_ENV = {
+    "PRODUCTS_TIMEOUT_S": str(TIMEOUT_S),
+    "PAYMENTS_TIMEOUT_S": str(TIMEOUT_S),
+    "RECOVERY_INTERVAL_S": "0.5",
+    "RECOVERY_STUCK_AFTER_S": "6.5",
+    "RECOVERY_SETTLE_AFTER_S": "2",
+}
 
 
 @pytest.fixture(scope="module")
-def fast_orders(stack: TestStack, products: ServiceProcess, payments: ServiceProcess, keyring_jwks_url: str,
-                logdir: Path) -> Iterator[ServiceProcess]:
+def fast_orders(
+    stack: TestStack, products: ServiceProcess, payments: ServiceProcess, keyring_jwks_url: str, logdir: Path
+) -> Iterator[ServiceProcess]:
     env = {**stack.env_for("orders"), "JWKS_URL": keyring_jwks_url, **FAST_ENV}
     proc = ServiceProcess("orders", env, logdir).start()
     yield proc
@@ -39,13 +45,20 @@ def fast_orders(stack: TestStack, products: ServiceProcess, payments: ServicePro
 
 
 def settled(pg: PostgresServer, orders: ServiceProcess, products: ServiceProcess, payments: ServiceProcess) -> bool:
-    return (unfinished_problems(pg, orders, products, payments) == []
-            and pg.psql("SELECT count(*) FROM orders WHERE needs_settle", db(orders)) == "0")
+    return (
+        unfinished_problems(pg, orders, products, payments) == []
+        and pg.psql("SELECT count(*) FROM orders WHERE needs_settle", db(orders)) == "0"
+    )
 
 
 def test_payments_down_answers_503_fast_and_releases_the_stock(
-        fast_orders: ServiceProcess, products: ServiceProcess, payments: ServiceProcess, pg: PostgresServer,
-        make_product: Callable[..., dict[str, Any]], buyer: Callable[[], Buyer]) -> None:
+    fast_orders: ServiceProcess,
+    products: ServiceProcess,
+    payments: ServiceProcess,
+    pg: PostgresServer,
+    make_product: Callable[..., dict[str, Any]],
+    buyer: Callable[[], Buyer],
+) -> None:
     """A dead payments service must not hold stock or keep a buyer waiting; the same key can be retried."""
     p = make_product(stock=5)
     me = buyer()
@@ -74,8 +87,13 @@ def test_payments_down_answers_503_fast_and_releases_the_stock(
 
 
 def test_a_hanging_payments_service_ends_consistent_after_recovery(
-        fast_orders: ServiceProcess, products: ServiceProcess, payments: ServiceProcess, pg: PostgresServer,
-        make_product: Callable[..., dict[str, Any]], buyer: Callable[[], Buyer]) -> None:
+    fast_orders: ServiceProcess,
+    products: ServiceProcess,
+    payments: ServiceProcess,
+    pg: PostgresServer,
+    make_product: Callable[..., dict[str, Any]],
+    buyer: Callable[[], Buyer],
+) -> None:
     """Payments frozen (SIGSTOP) mid-charge: the outcome is unknown, so the order waits; once payments
     thaws and captures, recovery confirms the order and the client's key replays the 201."""
     p = make_product(stock=5)
@@ -108,18 +126,27 @@ def test_a_hanging_payments_service_ends_consistent_after_recovery(
 
 
 def test_products_killed_mid_saga_every_order_ends_confirmed_or_compensated(
-        fast_orders: ServiceProcess, products: ServiceProcess, payments: ServiceProcess, pg: PostgresServer,
-        make_product: Callable[..., dict[str, Any]], buyer: Callable[[], Buyer]) -> None:
+    fast_orders: ServiceProcess,
+    products: ServiceProcess,
+    payments: ServiceProcess,
+    pg: PostgresServer,
+    make_product: Callable[..., dict[str, Any]],
+    buyer: Callable[[], Buyer],
+) -> None:
     """SIGKILL products while 40 orders are in flight, start it again: after recovery nothing is held."""
     p = make_product(stock=100, price_cents=700)
     buyers = [buyer() for _ in range(10)]
 
     async def storm() -> list[httpx.Response | BaseException]:
         async with httpx.AsyncClient(base_url=fast_orders.url, timeout=30) as client:
+
             async def one(i: int) -> httpx.Response:
                 await asyncio.sleep(i * 0.01)
-                return await client.post("/api/v1/orders", json=order_body((p["id"], 1)),
-                                         headers={**buyers[i % 10].headers, "Idempotency-Key": str(uuid.uuid4())})
+                return await client.post(
+                    "/api/v1/orders",
+                    json=order_body((p["id"], 1)),
+                    headers={**buyers[i % 10].headers, "Idempotency-Key": str(uuid.uuid4())},
+                )
 
             async def killer() -> None:
                 await asyncio.sleep(0.15)
@@ -133,19 +160,29 @@ def test_products_killed_mid_saga_every_order_ends_confirmed_or_compensated(
     statuses = [r.status_code if isinstance(r, httpx.Response) else type(r).__name__ for r in results]
     assert 503 in statuses, statuses  # the kill did land mid-saga
     assert set(statuses) <= {201, 503}, statuses
-    assert wait_until(lambda: settled(pg, fast_orders, products, payments), timeout=40), \
-        unfinished_problems(pg, fast_orders, products, payments)
-    confirmed = int(pg.psql(f"SELECT count(*) FROM orders o JOIN order_items i ON i.order_id = o.id "  # noqa: S608
-                            f"WHERE o.status = 'confirmed' AND i.product_id = '{uuid.UUID(p['id'])}'",
-                            db(fast_orders)))
+    assert wait_until(lambda: settled(pg, fast_orders, products, payments), timeout=40), unfinished_problems(
+        pg, fast_orders, products, payments
+    )
+    confirmed = int(
+        pg.psql(
+            f"SELECT count(*) FROM orders o JOIN order_items i ON i.order_id = o.id "  # noqa: S608
+            f"WHERE o.status = 'confirmed' AND i.product_id = '{uuid.UUID(p['id'])}'",
+            db(fast_orders),
+        )
+    )
     assert confirmed >= statuses.count(201)
     assert stock(products, p["id"]) == (100 - confirmed, 100 - confirmed)
     assert ledger_problems(pg, db(payments)) == []
 
 
 def test_a_cancel_interrupted_by_payments_being_down_completes_by_itself(
-        fast_orders: ServiceProcess, products: ServiceProcess, payments: ServiceProcess, pg: PostgresServer,
-        make_product: Callable[..., dict[str, Any]], buyer: Callable[[], Buyer]) -> None:
+    fast_orders: ServiceProcess,
+    products: ServiceProcess,
+    payments: ServiceProcess,
+    pg: PostgresServer,
+    make_product: Callable[..., dict[str, Any]],
+    buyer: Callable[[], Buyer],
+) -> None:
     """A cancel that cannot refund now answers 503 and stays 'cancelling' (ship can no longer win);
     recovery refunds, returns the stock and ends it 'cancelled'."""
     p = make_product(stock=5)
@@ -166,15 +203,22 @@ def test_a_cancel_interrupted_by_payments_being_down_completes_by_itself(
 
     assert wait_until(cancelled, timeout=30)
     assert stock(products, p["id"]) == (5, 5)
-    refunded = pg.psql(f"SELECT refunded_cents FROM payments WHERE id = '{uuid.UUID(order['payment_id'])}'",  # noqa: S608
-                       db(payments))
+    refunded = pg.psql(
+        f"SELECT refunded_cents FROM payments WHERE id = '{uuid.UUID(order['payment_id'])}'",  # noqa: S608
+        db(payments),
+    )
     assert int(refunded) == order["total_cents"]
     assert ledger_problems(pg, db(payments)) == []
 
 
 def test_orders_itself_killed_mid_saga_recovers_on_restart_and_keys_resolve(
-        fast_orders: ServiceProcess, products: ServiceProcess, payments: ServiceProcess, pg: PostgresServer,
-        make_product: Callable[..., dict[str, Any]], buyer: Callable[[], Buyer]) -> None:
+    fast_orders: ServiceProcess,
+    products: ServiceProcess,
+    payments: ServiceProcess,
+    pg: PostgresServer,
+    make_product: Callable[..., dict[str, Any]],
+    buyer: Callable[[], Buyer],
+) -> None:
     """SIGKILL the orders process with sagas in flight, start it again: the recovery loop finishes or
     compensates every order, and a client retrying its Idempotency-Key gets a final answer (never a
     second purchase: a confirmed order replays, a failed one's key is free again)."""
@@ -184,10 +228,14 @@ def test_orders_itself_killed_mid_saga_recovers_on_restart_and_keys_resolve(
 
     async def storm() -> list[httpx.Response | BaseException]:
         async with httpx.AsyncClient(base_url=fast_orders.url, timeout=30) as client:
+
             async def one(i: int) -> httpx.Response:
                 await asyncio.sleep(i * 0.01)
-                return await client.post("/api/v1/orders", json=order_body((p["id"], 1)),
-                                         headers={**buyers[i % 10].headers, "Idempotency-Key": keys[i]})
+                return await client.post(
+                    "/api/v1/orders",
+                    json=order_body((p["id"], 1)),
+                    headers={**buyers[i % 10].headers, "Idempotency-Key": keys[i]},
+                )
 
             async def killer() -> None:
                 await asyncio.sleep(0.15)
@@ -201,15 +249,20 @@ def test_orders_itself_killed_mid_saga_recovers_on_restart_and_keys_resolve(
     lost = [i for i, r in enumerate(results) if not isinstance(r, httpx.Response)]
     assert lost, "the kill did not land mid-saga"
     assert all(r.status_code == 201 for r in results if isinstance(r, httpx.Response))
-    assert wait_until(lambda: settled(pg, fast_orders, products, payments), timeout=40), \
-        unfinished_problems(pg, fast_orders, products, payments)
+    assert wait_until(lambda: settled(pg, fast_orders, products, payments), timeout=40), unfinished_problems(
+        pg, fast_orders, products, payments
+    )
     for i in lost:
         retry = place(fast_orders, buyers[i % 10], order_body((p["id"], 1)), keys[i])
         assert retry.status_code == 201, retry.text
     assert wait_until(lambda: settled(pg, fast_orders, products, payments), timeout=20)
-    confirmed = int(pg.psql("SELECT count(*) FROM orders o JOIN order_items i ON i.order_id = o.id "  # noqa: S608
-                            f"WHERE o.status = 'confirmed' AND i.product_id = '{uuid.UUID(p['id'])}'",
-                            db(fast_orders)))
+    confirmed = int(
+        pg.psql(
+            "SELECT count(*) FROM orders o JOIN order_items i ON i.order_id = o.id "  # noqa: S608
+            f"WHERE o.status = 'confirmed' AND i.product_id = '{uuid.UUID(p['id'])}'",
+            db(fast_orders),
+        )
+    )
     assert confirmed == 30
     assert stock(products, p["id"]) == (70, 70)
     assert ledger_problems(pg, db(payments)) == []

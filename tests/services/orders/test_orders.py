@@ -36,8 +36,9 @@ NewBuyer = Callable[[], Buyer]
 
 
 @pytest.fixture(autouse=True)
-def consistent(pg: PostgresServer, orders: ServiceProcess, products: ServiceProcess,
-               payments: ServiceProcess) -> Iterator[None]:
+def consistent(
+    pg: PostgresServer, orders: ServiceProcess, products: ServiceProcess, payments: ServiceProcess
+) -> Iterator[None]:
     yield
     assert unfinished_problems(pg, orders, products, payments) == []
     assert ledger_problems(pg, db(payments)) == []
@@ -45,15 +46,24 @@ def consistent(pg: PostgresServer, orders: ServiceProcess, products: ServiceProc
 
 def payment_of(payments: ServiceProcess, keyring: KeyRing, order_id: str) -> list[dict[str, Any]]:
     token = service_token(keyring, "orders", "payments")
-    r = httpx.get(f"{payments.url}/internal/v1/payments", params={"order_id": order_id},
-                  headers={"authorization": f"Bearer {token}"})
+    r = httpx.get(
+        f"{payments.url}/internal/v1/payments",
+        params={"order_id": order_id},
+        headers={"authorization": f"Bearer {token}"},
+    )
     items: list[dict[str, Any]] = r.json()["items"]
     return items
 
 
 def test_an_order_is_confirmed_with_a_price_snapshot_stock_committed_and_one_capture(
-        orders: ServiceProcess, products: ServiceProcess, payments: ServiceProcess, keyring: KeyRing,
-        make_product: MakeProduct, buyer: NewBuyer, admin: dict[str, str]) -> None:
+    orders: ServiceProcess,
+    products: ServiceProcess,
+    payments: ServiceProcess,
+    keyring: KeyRing,
+    make_product: MakeProduct,
+    buyer: NewBuyer,
+    admin: dict[str, str],
+) -> None:
     """201 only once confirmed: stock has left, the card was charged the snapshot total exactly once."""
     a, b = make_product(stock=10, price_cents=1250), make_product(stock=5, price_cents=399)
     me = buyer()
@@ -64,7 +74,9 @@ def test_an_order_is_confirmed_with_a_price_snapshot_stock_committed_and_one_cap
     assert order["total_cents"] == 2 * 1250 + 3 * 399
     assert order["currency"] == "EUR"
     assert [(i["product_id"], i["quantity"], i["unit_price_cents"], i["name"]) for i in order["items"]] == [
-        (a["id"], 2, 1250, a["name"]), (b["id"], 3, 399, b["name"])]
+        (a["id"], 2, 1250, a["name"]),
+        (b["id"], 3, 399, b["name"]),
+    ]
     assert stock(products, a["id"]) == (8, 8)
     assert stock(products, b["id"]) == (2, 2)
     [payment] = payment_of(payments, keyring, order["id"])
@@ -83,8 +95,13 @@ def test_an_order_is_confirmed_with_a_price_snapshot_stock_committed_and_one_cap
 
 @pytest.mark.parametrize(("number", "reason"), [(DECLINED, "card_declined"), (INSUFFICIENT, "insufficient_funds")])
 def test_a_declined_card_is_402_and_the_stock_is_released(
-        orders: ServiceProcess, products: ServiceProcess, make_product: MakeProduct, buyer: NewBuyer,
-        number: str, reason: str) -> None:
+    orders: ServiceProcess,
+    products: ServiceProcess,
+    make_product: MakeProduct,
+    buyer: NewBuyer,
+    number: str,
+    reason: str,
+) -> None:
     p = make_product(stock=3)
     me = buyer()
     r = place(orders, me, order_body((p["id"], 2), number=number))
@@ -100,7 +117,8 @@ def test_a_declined_card_is_402_and_the_stock_is_released(
 
 
 def test_a_shortage_is_409_and_the_order_rejected_without_touching_stock(
-        orders: ServiceProcess, products: ServiceProcess, make_product: MakeProduct, buyer: NewBuyer) -> None:
+    orders: ServiceProcess, products: ServiceProcess, make_product: MakeProduct, buyer: NewBuyer
+) -> None:
     plenty, scarce = make_product(stock=10), make_product(stock=1)
     me = buyer()
     r = place(orders, me, order_body((plenty["id"], 1), (scarce["id"], 2)))
@@ -123,7 +141,8 @@ def test_an_unknown_product_is_422(orders: ServiceProcess, make_product: MakePro
 
 
 def test_mixed_currencies_are_422_and_the_stock_is_released(
-        orders: ServiceProcess, products: ServiceProcess, make_product: MakeProduct, buyer: NewBuyer) -> None:
+    orders: ServiceProcess, products: ServiceProcess, make_product: MakeProduct, buyer: NewBuyer
+) -> None:
     eur, usd = make_product(stock=5, currency="EUR"), make_product(stock=5, currency="USD")
     r = place(orders, buyer(), order_body((eur["id"], 1), (usd["id"], 1)))
     assert r.status_code == 422, r.text
@@ -132,12 +151,24 @@ def test_mixed_currencies_are_422_and_the_stock_is_released(
     assert stock(products, usd["id"]) == (5, 5)
 
 
-@pytest.mark.parametrize("card_kw", [
-    {"number": "4242424242424241"}, {"exp_year": 2021}, {"exp_month": 13}, {"exp_year": 31}, {"cvc": "12"},
-])
+@pytest.mark.parametrize(
+    "card_kw",
+    [
+        {"number": "4242424242424241"},
+        {"exp_year": 2021},
+        {"exp_month": 13},
+        {"exp_year": 31},
+        {"cvc": "12"},
+    ],
+)
 def test_an_invalid_card_is_422_before_any_stock_is_reserved(
-        orders: ServiceProcess, products: ServiceProcess, pg: PostgresServer, make_product: MakeProduct,
-        buyer: NewBuyer, card_kw: dict[str, Any]) -> None:
+    orders: ServiceProcess,
+    products: ServiceProcess,
+    pg: PostgresServer,
+    make_product: MakeProduct,
+    buyer: NewBuyer,
+    card_kw: dict[str, Any],
+) -> None:
     """The card is validated with the same code payments uses, before reserving: nothing happens."""
     p = make_product(stock=5)
     body = order_body((p["id"], 1))
@@ -151,21 +182,25 @@ def test_an_invalid_card_is_422_before_any_stock_is_reserved(
     assert pg.psql("SELECT count(*) FROM orders", db(orders)) == before
 
 
-@pytest.mark.parametrize("mutate", [
-    lambda b: b.update(items=[]),
-    lambda b: b["items"][0].update(quantity=0),
-    lambda b: b["items"][0].update(quantity=1001),
-    lambda b: b["items"][0].update(quantity=True),  # not 1
-    lambda b: b["items"][0].update(quantity="1"),
-    lambda b: b["items"][0].update(quantity=1.0),
-    lambda b: b["items"].append(dict(b["items"][0])),  # the same product twice
-    lambda b: b["items"][0].update(product_id="nope"),
-    lambda b: b.update(coupon="FREE"),
-    lambda b: b.pop("payment"),
-    lambda b: b["payment"].update(token="x"),
-])
-def test_bad_bodies_are_422(orders: ServiceProcess, make_product: MakeProduct, buyer: NewBuyer,
-                            mutate: Callable[[dict[str, Any]], None]) -> None:
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda b: b.update(items=[]),
+        lambda b: b["items"][0].update(quantity=0),
+        lambda b: b["items"][0].update(quantity=1001),
+        lambda b: b["items"][0].update(quantity=True),  # not 1
+        lambda b: b["items"][0].update(quantity="1"),
+        lambda b: b["items"][0].update(quantity=1.0),
+        lambda b: b["items"].append(dict(b["items"][0])),  # the same product twice
+        lambda b: b["items"][0].update(product_id="nope"),
+        lambda b: b.update(coupon="FREE"),
+        lambda b: b.pop("payment"),
+        lambda b: b["payment"].update(token="x"),
+    ],
+)
+def test_bad_bodies_are_422(
+    orders: ServiceProcess, make_product: MakeProduct, buyer: NewBuyer, mutate: Callable[[dict[str, Any]], None]
+) -> None:
     body = order_body((make_product(stock=1)["id"], 1))
     mutate(body)
     r = place(orders, buyer(), body)
@@ -174,7 +209,8 @@ def test_bad_bodies_are_422(orders: ServiceProcess, make_product: MakeProduct, b
 
 
 def test_the_idempotency_key_is_required_and_at_most_255_chars(
-        orders: ServiceProcess, make_product: MakeProduct, buyer: NewBuyer) -> None:
+    orders: ServiceProcess, make_product: MakeProduct, buyer: NewBuyer
+) -> None:
     me = buyer()
     body = order_body((make_product(stock=1)["id"], 1))
     r = httpx.post(f"{orders.url}/api/v1/orders", json=body, headers=me.headers)
@@ -184,8 +220,13 @@ def test_the_idempotency_key_is_required_and_at_most_255_chars(
 
 
 def test_a_replayed_order_returns_the_first_response_and_has_no_second_effect(
-        orders: ServiceProcess, products: ServiceProcess, payments: ServiceProcess, keyring: KeyRing,
-        make_product: MakeProduct, buyer: NewBuyer) -> None:
+    orders: ServiceProcess,
+    products: ServiceProcess,
+    payments: ServiceProcess,
+    keyring: KeyRing,
+    make_product: MakeProduct,
+    buyer: NewBuyer,
+) -> None:
     """A client retrying after a lost response must not buy twice."""
     p = make_product(stock=5)
     me = buyer()
@@ -206,8 +247,9 @@ def test_a_replayed_order_returns_the_first_response_and_has_no_second_effect(
     assert stock(products, p["id"]) == (1, 1)
 
 
-def test_a_replayed_decline_returns_the_same_402(orders: ServiceProcess, make_product: MakeProduct,
-                                                 buyer: NewBuyer) -> None:
+def test_a_replayed_decline_returns_the_same_402(
+    orders: ServiceProcess, make_product: MakeProduct, buyer: NewBuyer
+) -> None:
     me = buyer()
     body, key = order_body((make_product(stock=5)["id"], 1), number=DECLINED), str(uuid.uuid4())
     first, second = place(orders, me, body, key), place(orders, me, body, key)
@@ -215,17 +257,23 @@ def test_a_replayed_decline_returns_the_same_402(orders: ServiceProcess, make_pr
     assert first.content == second.content
 
 
-def test_concurrent_duplicates_place_one_order(orders: ServiceProcess, products: ServiceProcess,
-                                               payments: ServiceProcess, keyring: KeyRing,
-                                               make_product: MakeProduct, buyer: NewBuyer) -> None:
+def test_concurrent_duplicates_place_one_order(
+    orders: ServiceProcess,
+    products: ServiceProcess,
+    payments: ServiceProcess,
+    keyring: KeyRing,
+    make_product: MakeProduct,
+    buyer: NewBuyer,
+) -> None:
     """Ten copies of one order at once (a double-click, a retrying proxy): one order, one charge."""
     p = make_product(stock=10)
     me = buyer()
     body, key = order_body((p["id"], 1)), str(uuid.uuid4())
 
     async def burst() -> list[httpx.Response]:
-        async with httpx.AsyncClient(base_url=orders.url, timeout=30,
-                                     headers={**me.headers, "Idempotency-Key": key}) as c:
+        async with httpx.AsyncClient(
+            base_url=orders.url, timeout=30, headers={**me.headers, "Idempotency-Key": key}
+        ) as c:
             return await asyncio.gather(*(c.post("/api/v1/orders", json=body) for _ in range(10)))
 
     responses = asyncio.run(burst())
@@ -241,16 +289,18 @@ def test_concurrent_duplicates_place_one_order(orders: ServiceProcess, products:
     assert len(payment_of(payments, keyring, created[0].json()["id"])) == 1
 
 
-def test_orders_list_is_own_newest_first_with_opaque_cursor(orders: ServiceProcess, make_product: MakeProduct,
-                                                            buyer: NewBuyer) -> None:
+def test_orders_list_is_own_newest_first_with_opaque_cursor(
+    orders: ServiceProcess, make_product: MakeProduct, buyer: NewBuyer
+) -> None:
     p = make_product(stock=10)
     me, other = buyer(), buyer()
     mine = [place(orders, me, order_body((p["id"], 1))).json()["id"] for _ in range(3)]
     place(orders, other, order_body((p["id"], 1)))
     page1 = httpx.get(f"{orders.url}/api/v1/orders", params={"limit": 2}, headers=me.headers).json()
     assert [o["id"] for o in page1["items"]] == mine[::-1][:2]
-    page2 = httpx.get(f"{orders.url}/api/v1/orders", params={"limit": 2, "cursor": page1["next_cursor"]},
-                      headers=me.headers).json()
+    page2 = httpx.get(
+        f"{orders.url}/api/v1/orders", params={"limit": 2, "cursor": page1["next_cursor"]}, headers=me.headers
+    ).json()
     assert [o["id"] for o in page2["items"]] == mine[:1]
     assert page2["next_cursor"] is None
     for params in ({"cursor": "!!!"}, {"cursor": "eyJ4IjogMX0"}, {"limit": 0}, {"limit": 101}, *CRAFTED_CURSORS):
@@ -259,8 +309,9 @@ def test_orders_list_is_own_newest_first_with_opaque_cursor(orders: ServiceProce
     assert httpx.get(f"{orders.url}/api/v1/orders").status_code == 401
 
 
-def test_another_users_order_is_404_for_read_and_cancel(orders: ServiceProcess, make_product: MakeProduct,
-                                                        buyer: NewBuyer, admin: dict[str, str]) -> None:
+def test_another_users_order_is_404_for_read_and_cancel(
+    orders: ServiceProcess, make_product: MakeProduct, buyer: NewBuyer, admin: dict[str, str]
+) -> None:
     """User B cannot see or cancel A's order, nor learn that it exists."""
     a, b = buyer(), buyer()
     order = place(orders, a, order_body((make_product(stock=2)["id"], 1))).json()
@@ -275,8 +326,14 @@ def test_another_users_order_is_404_for_read_and_cancel(orders: ServiceProcess, 
 
 
 def test_cancel_refunds_in_full_and_returns_the_stock(
-        orders: ServiceProcess, products: ServiceProcess, payments: ServiceProcess, keyring: KeyRing,
-        make_product: MakeProduct, buyer: NewBuyer, admin: dict[str, str]) -> None:
+    orders: ServiceProcess,
+    products: ServiceProcess,
+    payments: ServiceProcess,
+    keyring: KeyRing,
+    make_product: MakeProduct,
+    buyer: NewBuyer,
+    admin: dict[str, str],
+) -> None:
     p = make_product(stock=4)
     me = buyer()
     order = place(orders, me, order_body((p["id"], 3))).json()
@@ -301,8 +358,14 @@ def test_cancel_refunds_in_full_and_returns_the_stock(
 
 
 def test_cancel_after_a_partial_refund_refunds_the_rest(
-        orders: ServiceProcess, products: ServiceProcess, payments: ServiceProcess, pg: PostgresServer,
-        keyring: KeyRing, make_product: MakeProduct, buyer: NewBuyer) -> None:
+    orders: ServiceProcess,
+    products: ServiceProcess,
+    payments: ServiceProcess,
+    pg: PostgresServer,
+    keyring: KeyRing,
+    make_product: MakeProduct,
+    buyer: NewBuyer,
+) -> None:
     """Cancelling promises the customer their money back: after part of the capture was refunded (a goodwill
     refund, say), the cancel refunds the remainder, once, and the ledger still balances."""
     p = make_product(stock=3, price_cents=1000)
@@ -310,8 +373,11 @@ def test_cancel_after_a_partial_refund_refunds_the_rest(
     order = place(orders, me, order_body((p["id"], 3))).json()
     [payment] = payment_of(payments, keyring, order["id"])
     svc = {"authorization": f"Bearer {service_token(keyring, 'orders', 'payments')}"}
-    partial = httpx.post(f"{payments.url}/internal/v1/payments/{payment['id']}/refunds", json={"amount_cents": 700},
-                         headers={**svc, "Idempotency-Key": f"goodwill-{uuid.uuid4()}"})
+    partial = httpx.post(
+        f"{payments.url}/internal/v1/payments/{payment['id']}/refunds",
+        json={"amount_cents": 700},
+        headers={**svc, "Idempotency-Key": f"goodwill-{uuid.uuid4()}"},
+    )
     assert partial.status_code == 201, partial.text
     r = httpx.post(f"{orders.url}/api/v1/orders/{order['id']}/cancel", headers=me.headers)
     assert r.status_code == 200, r.text
@@ -325,7 +391,8 @@ def test_cancel_after_a_partial_refund_refunds_the_rest(
 
 
 def test_orders_and_payments_are_never_stored_by_caches(
-        orders: ServiceProcess, payments: ServiceProcess, make_product: MakeProduct, buyer: NewBuyer) -> None:
+    orders: ServiceProcess, payments: ServiceProcess, make_product: MakeProduct, buyer: NewBuyer
+) -> None:
     """Orders and payments are personal data: a shared computer's browser cache or a proxy must not keep them
     (``Cache-Control: no-store`` on the order placed, read, listed and cancelled, and on the payment read)."""
     me = buyer()
@@ -346,8 +413,8 @@ def test_orders_and_payments_are_never_stored_by_caches(
 
 
 def test_ship_is_admin_only_and_a_shipped_order_cannot_be_cancelled(
-        orders: ServiceProcess, products: ServiceProcess, make_product: MakeProduct, buyer: NewBuyer,
-        admin: dict[str, str]) -> None:
+    orders: ServiceProcess, products: ServiceProcess, make_product: MakeProduct, buyer: NewBuyer, admin: dict[str, str]
+) -> None:
     p = make_product(stock=4)
     me = buyer()
     order = place(orders, me, order_body((p["id"], 1))).json()
@@ -368,10 +435,15 @@ def test_ship_is_admin_only_and_a_shipped_order_cannot_be_cancelled(
     assert httpx.post(f"{orders.url}/api/v1/orders/{uuid.uuid4()}/ship", headers=admin).status_code == 404
 
 
-def test_concurrent_cancel_and_ship_leave_one_winner(orders: ServiceProcess, products: ServiceProcess,
-                                                     payments: ServiceProcess, keyring: KeyRing,
-                                                     make_product: MakeProduct, buyer: NewBuyer,
-                                                     admin: dict[str, str]) -> None:
+def test_concurrent_cancel_and_ship_leave_one_winner(
+    orders: ServiceProcess,
+    products: ServiceProcess,
+    payments: ServiceProcess,
+    keyring: KeyRing,
+    make_product: MakeProduct,
+    buyer: NewBuyer,
+    admin: dict[str, str],
+) -> None:
     """Ship and cancel race: either shipped (no refund) or cancelled (refunded, stock back), never both."""
     p = make_product(stock=20)
     me = buyer()
@@ -381,7 +453,8 @@ def test_concurrent_cancel_and_ship_leave_one_winner(orders: ServiceProcess, pro
         async with httpx.AsyncClient(base_url=orders.url, timeout=30) as c:
             cancel, ship = await asyncio.gather(
                 c.post(f"/api/v1/orders/{order_id}/cancel", headers=me.headers),
-                c.post(f"/api/v1/orders/{order_id}/ship", headers=admin))
+                c.post(f"/api/v1/orders/{order_id}/ship", headers=admin),
+            )
             return cancel.status_code, ship.status_code
 
     for order in placed:
@@ -396,21 +469,29 @@ def test_concurrent_cancel_and_ship_leave_one_winner(orders: ServiceProcess, pro
             assert refunded == order["total_cents"]
 
 
-def test_the_database_refuses_illegal_transitions(orders: ServiceProcess, pg: PostgresServer,
-                                                  make_product: MakeProduct, buyer: NewBuyer) -> None:
+def test_the_database_refuses_illegal_transitions(
+    orders: ServiceProcess, pg: PostgresServer, make_product: MakeProduct, buyer: NewBuyer
+) -> None:
     """Whatever the code does, the schema only allows the state machine's edges."""
     me = buyer()
     place(orders, me, order_body((make_product(stock=1)["id"], 2)))  # rejected
     name = db(orders)
     with pytest.raises(RuntimeError, match="illegal order transition rejected -> confirmed"):
-        pg.psql("UPDATE orders SET status = 'confirmed' WHERE id = (SELECT id FROM orders WHERE status = 'rejected' "
-                "LIMIT 1)", name)
+        pg.psql(
+            "UPDATE orders SET status = 'confirmed' WHERE id = (SELECT id FROM orders WHERE status = 'rejected' "
+            "LIMIT 1)",
+            name,
+        )
     with pytest.raises(RuntimeError, match="illegal order transition"):
-        pg.psql("UPDATE orders SET status = 'pending' WHERE id = (SELECT id FROM orders WHERE status = 'confirmed' "
-                "LIMIT 1)", name)
+        pg.psql(
+            "UPDATE orders SET status = 'pending' WHERE id = (SELECT id FROM orders WHERE status = 'confirmed' "
+            "LIMIT 1)",
+            name,
+        )
     with pytest.raises(RuntimeError, match="starts as pending"):
-        pg.psql("INSERT INTO orders (id, user_id, status) VALUES (gen_random_uuid(), gen_random_uuid(), 'confirmed')",
-                name)
+        pg.psql(
+            "INSERT INTO orders (id, user_id, status) VALUES (gen_random_uuid(), gen_random_uuid(), 'confirmed')", name
+        )
     with pytest.raises(RuntimeError, match="never deleted"):
         pg.psql("DELETE FROM orders", name)
 

@@ -17,8 +17,13 @@ from tests.support.procs import ServiceProcess
 
 
 def test_200_concurrent_orders_for_50_units_confirm_exactly_50(
-        orders: ServiceProcess, products: ServiceProcess, payments: ServiceProcess, pg: PostgresServer,
-        make_product: Callable[..., dict[str, Any]], buyer: Callable[[], Buyer]) -> None:
+    orders: ServiceProcess,
+    products: ServiceProcess,
+    payments: ServiceProcess,
+    pg: PostgresServer,
+    make_product: Callable[..., dict[str, Any]],
+    buyer: Callable[[], Buyer],
+) -> None:
     """Never oversell, never charge a rejected buyer: the stock ends at 0, captures equal confirmed totals."""
     product = make_product(stock=50, price_cents=1999)
     buyers = [buyer() for _ in range(40)]
@@ -27,10 +32,16 @@ def test_200_concurrent_orders_for_50_units_confirm_exactly_50(
     async def storm() -> list[httpx.Response]:
         limits = httpx.Limits(max_connections=200)
         async with httpx.AsyncClient(base_url=orders.url, timeout=60, limits=limits) as client:
-            return await asyncio.gather(*(
-                client.post("/api/v1/orders", json=body,
-                            headers={**buyers[i % len(buyers)].headers, "Idempotency-Key": str(uuid.uuid4())})
-                for i in range(200)))
+            return await asyncio.gather(
+                *(
+                    client.post(
+                        "/api/v1/orders",
+                        json=body,
+                        headers={**buyers[i % len(buyers)].headers, "Idempotency-Key": str(uuid.uuid4())},
+                    )
+                    for i in range(200)
+                )
+            )
 
     responses = asyncio.run(storm())
     statuses = Counter(r.status_code for r in responses)
@@ -44,8 +55,11 @@ def test_200_concurrent_orders_for_50_units_confirm_exactly_50(
     assert all(o["status"] == "confirmed" for o in confirmed)
     ids = ",".join(f"'{uuid.UUID(o['id'])}'" for o in confirmed)  # UUIDs only: safe to inline
     all_ids = ",".join(f"'{uuid.UUID(r.json().get('id') or r.json()['order_id'])}'" for r in responses)
-    captured = pg.psql(f"SELECT coalesce(sum(amount_cents - refunded_cents), 0) FROM payments "  # noqa: S608
-                       f"WHERE status = 'captured' AND order_id IN ({all_ids})", db(payments))
+    captured = pg.psql(
+        f"SELECT coalesce(sum(amount_cents - refunded_cents), 0) FROM payments "  # noqa: S608
+        f"WHERE status = 'captured' AND order_id IN ({all_ids})",
+        db(payments),
+    )
     assert int(captured) == sum(o["total_cents"] for o in confirmed) == 50 * 1999
     assert pg.psql(f"SELECT count(*) FROM payments WHERE order_id IN ({ids})", db(payments)) == "50"  # noqa: S608
     assert ledger_problems(pg, db(payments)) == []

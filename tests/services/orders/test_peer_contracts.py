@@ -22,8 +22,14 @@ from tests.services.orders.support import Buyer, order_body, place, stock
 from tests.support.procs import ServiceProcess
 from tests.support.stack import TestStack
 
-PROBLEM = {"type": "https://x.test/problems/payment-declined", "title": "Payment declined", "status": 402,
-           "detail": "The card was declined.", "instance": "/internal/v1/charges", "request_id": "r"}
+PROBLEM = {
+    "type": "https://x.test/problems/payment-declined",
+    "title": "Payment declined",
+    "status": 402,
+    "detail": "The card was declined.",
+    "instance": "/internal/v1/charges",
+    "request_id": "r",
+}
 
 
 class StandInPayments:
@@ -63,24 +69,37 @@ def stand_in() -> Iterator[StandInPayments]:
 
 
 @pytest.fixture(scope="module")
-def orders_with_stand_in(stack: TestStack, products: ServiceProcess, stand_in: StandInPayments,
-                         keyring_jwks_url: str, logdir: Path) -> Iterator[ServiceProcess]:
-    env = {**stack.env_for("orders"), "JWKS_URL": keyring_jwks_url,
-           "SERVICE_URLS": json.dumps({"products": products.url, "payments": stand_in.url})}
+def orders_with_stand_in(
+    stack: TestStack, products: ServiceProcess, stand_in: StandInPayments, keyring_jwks_url: str, logdir: Path
+) -> Iterator[ServiceProcess]:
+    env = {
+        **stack.env_for("orders"),
+        "JWKS_URL": keyring_jwks_url,
+        "SERVICE_URLS": json.dumps({"products": products.url, "payments": stand_in.url}),
+    }
     proc = ServiceProcess("orders", env, logdir).start()
     yield proc
     proc.stop()
 
 
-@pytest.mark.parametrize("answer", [
-    pytest.param((402, {**PROBLEM, "reason": "card_declined"}), id="decline-without-payment-id"),
-    pytest.param((409, {**PROBLEM, "type": "https://x.test/problems/brand-new-kind", "status": 409}),
-                 id="undeclared-kind"),
-    pytest.param((201, {"id": str(uuid.uuid4()), "status": "captured"}), id="payment-missing-fields"),
-])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        pytest.param((402, {**PROBLEM, "reason": "card_declined"}), id="decline-without-payment-id"),
+        pytest.param(
+            (409, {**PROBLEM, "type": "https://x.test/problems/brand-new-kind", "status": 409}), id="undeclared-kind"
+        ),
+        pytest.param((201, {"id": str(uuid.uuid4()), "status": "captured"}), id="payment-missing-fields"),
+    ],
+)
 def test_a_charge_answered_outside_the_contract_fails_the_order_cleanly(
-        answer: tuple[int, dict[str, Any]], orders_with_stand_in: ServiceProcess, products: ServiceProcess,
-        stand_in: StandInPayments, make_product: Callable[..., dict[str, Any]], buyer: Callable[[], Buyer]) -> None:
+    answer: tuple[int, dict[str, Any]],
+    orders_with_stand_in: ServiceProcess,
+    products: ServiceProcess,
+    stand_in: StandInPayments,
+    make_product: Callable[..., dict[str, Any]],
+    buyer: Callable[[], Buyer],
+) -> None:
     stand_in.charge_answer = answer
     p = make_product(stock=4)
     me = buyer()

@@ -45,11 +45,25 @@ def card(number: str = VISA_OK, *, exp_month: int = 12, exp_year: int = 2031, cv
     return {"number": number, "exp_month": exp_month, "exp_year": exp_year, "cvc": cvc}
 
 
-def mint_token(keyring: KeyRing, user_id: uuid.UUID, *, roles: tuple[str, ...] = ("customer",),
-               lifetime: int = 900, **overrides: Any) -> str:
+def mint_token(
+    keyring: KeyRing,
+    user_id: uuid.UUID,
+    *,
+    roles: tuple[str, ...] = ("customer",),
+    lifetime: int = 900,
+    **overrides: Any,
+) -> str:
     now = int(time.time())
-    claims: dict[str, Any] = {"iss": ISSUER, "aud": AUDIENCE, "sub": str(user_id), "sid": str(uuid.uuid4()),
-                              "roles": list(roles), "iat": now, "exp": now + lifetime, "jti": str(uuid.uuid4())}
+    claims: dict[str, Any] = {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": str(user_id),
+        "sid": str(uuid.uuid4()),
+        "roles": list(roles),
+        "iat": now,
+        "exp": now + lifetime,
+        "jti": str(uuid.uuid4()),
+    }
     claims.update(overrides)
     key = keys.load_private(keyring.jwt_keys[keyring.active_kid])
     return jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": keyring.active_kid})
@@ -62,15 +76,22 @@ def bad_tokens(keyring: KeyRing, user_id: uuid.UUID) -> dict[str, str]:
     claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
     claims["roles"] = ["admin"]
     forged_body = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
-    none_head = base64.urlsafe_b64encode(
-        json.dumps({"alg": "none", "typ": "JWT", "kid": keyring.active_kid}).encode()).rstrip(b"=").decode()
+    none_head = (
+        base64.urlsafe_b64encode(json.dumps({"alg": "none", "typ": "JWT", "kid": keyring.active_kid}).encode())
+        .rstrip(b"=")
+        .decode()
+    )
     other_key = keys.load_private(keys.generate_private_pem())
     return {
         "tampered": f"{head}.{forged_body}.{sig}",
         "expired": mint_token(keyring, user_id, iat=int(time.time()) - 3600, exp=int(time.time()) - 60),
         "alg-none": f"{none_head}.{body}.",
-        "hs256": jwt.encode({**claims, "roles": ["customer"]}, "secret-for-hmac-confusion-tests-0123456789",
-                            algorithm="HS256", headers={"kid": keyring.active_kid}),
+        "hs256": jwt.encode(
+            {**claims, "roles": ["customer"]},
+            "secret-for-hmac-confusion-tests-0123456789",
+            algorithm="HS256",
+            headers={"kid": keyring.active_kid},
+        ),
         "wrong-key": jwt.encode(claims, other_key, algorithm="EdDSA", headers={"kid": keyring.active_kid}),
         "wrong-audience": mint_token(keyring, user_id, aud="someone-else"),
         "garbage": "not-a-jwt",
@@ -88,15 +109,21 @@ def database_of(url: str) -> str:
 def ledger_problems(pg: PostgresServer, database: str) -> list[str]:
     """Every way the payments ledger can be out of balance; empty when it balances."""
     problems: list[str] = []
-    unbalanced = pg.psql("SELECT transaction_id || ':' || sum(amount_cents) FROM ledger_entries "
-                         "GROUP BY transaction_id HAVING sum(amount_cents) <> 0", database)
+    unbalanced = pg.psql(
+        "SELECT transaction_id || ':' || sum(amount_cents) FROM ledger_entries "
+        "GROUP BY transaction_id HAVING sum(amount_cents) <> 0",
+        database,
+    )
     if unbalanced:
         problems.append(f"unbalanced transactions: {unbalanced}")
     total = pg.psql("SELECT coalesce(sum(amount_cents), 0) FROM ledger_entries", database)
     if total != "0":
         problems.append(f"ledger total is {total}, not 0")
-    thin = pg.psql("SELECT t.id FROM ledger_transactions t LEFT JOIN ledger_entries e ON e.transaction_id = t.id "
-                   "GROUP BY t.id HAVING count(e.id) < 2", database)
+    thin = pg.psql(
+        "SELECT t.id FROM ledger_transactions t LEFT JOIN ledger_entries e ON e.transaction_id = t.id "
+        "GROUP BY t.id HAVING count(e.id) < 2",
+        database,
+    )
     if thin:
         problems.append(f"transactions with fewer than two legs: {thin}")
     # Per payment: what the merchant keeps (revenue + refunds accounts) == captured - refunded.
@@ -107,12 +134,15 @@ def ledger_problems(pg: PostgresServer, database: str) -> list[str]:
             GROUP BY p.id
            HAVING coalesce(sum(e.amount_cents) FILTER (WHERE e.account IN ('merchant_revenue', 'refunds')), 0)
                   <> CASE WHEN p.status = 'captured' THEN p.amount_cents - p.refunded_cents ELSE 0 END""",
-        database)
+        database,
+    )
     if mismatched:
         problems.append(f"payments whose ledger differs from captured - refunded: {mismatched}")
     refunds = pg.psql(
         """SELECT p.id FROM payments p LEFT JOIN refunds r ON r.payment_id = p.id GROUP BY p.id
-           HAVING coalesce(sum(r.amount_cents), 0) <> p.refunded_cents""", database)
+           HAVING coalesce(sum(r.amount_cents), 0) <> p.refunded_cents""",
+        database,
+    )
     if refunds:
         problems.append(f"payments whose refunds do not add up to refunded_cents: {refunds}")
     return problems
@@ -122,7 +152,10 @@ def dump_database(pg: PostgresServer, database: str) -> str:
     """Every row of every table, as pg_dump writes it."""
     result = subprocess.run(
         [str(pg.bindir / "pg_dump"), "--data-only", "-h", "127.0.0.1", "-p", str(pg.port), "-U", pg.user, database],
-        capture_output=True, text=True, check=True, env={**os.environ, "PGPASSFILE": str(pg.passfile)},
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PGPASSFILE": str(pg.passfile)},
     )
     return result.stdout
 
@@ -138,7 +171,7 @@ def card_data_in(text: str, numbers: tuple[str, ...] = ALL_NUMBERS, cvc: str = C
     text = _UUID.sub("<uuid>", text)
     found = []
     for number in numbers:
-        spaced = " ".join(number[i:i + 4] for i in range(0, len(number), 4))
+        spaced = " ".join(number[i : i + 4] for i in range(0, len(number), 4))
         if number in text or spaced in text:
             found.append(f"number ending {number[-4:]}")
     # As a token of its own: not inside a longer number, an id or a decimal such as a duration (85.37, 8537.2).
@@ -165,4 +198,3 @@ def card_data_left(pg: PostgresServer, logdir: Path) -> list[str]:
     for name, text in log_texts(logdir):
         found += [f"log {name}: {what}" for what in card_data_in(text)]
     return found
-

@@ -12,18 +12,33 @@ from services.kit.cards import Card, brand_of, fingerprint, luhn_ok
 NOW = datetime.now(UTC)
 
 
-@pytest.mark.parametrize(("number", "ok"), [
-    ("4242424242424242", True), ("4000000000000002", True), ("4000000000009995", True),
-    ("5555555555554444", True), ("378282246310005", True), ("4242424242424241", False), ("1234567812345678", False),
-])
+@pytest.mark.parametrize(
+    ("number", "ok"),
+    [
+        ("4242424242424242", True),
+        ("4000000000000002", True),
+        ("4000000000009995", True),
+        ("5555555555554444", True),
+        ("378282246310005", True),
+        ("4242424242424241", False),
+        ("1234567812345678", False),
+    ],
+)
 def test_luhn(number: str, ok: bool) -> None:
     assert luhn_ok(number) is ok
 
 
-@pytest.mark.parametrize(("number", "brand"), [
-    ("4242424242424242", "visa"), ("5555555555554444", "mastercard"), ("2223003122003222", "mastercard"),
-    ("378282246310005", "amex"), ("6011111111111117", "discover"), ("3056930009020004", "unknown"),
-])
+@pytest.mark.parametrize(
+    ("number", "brand"),
+    [
+        ("4242424242424242", "visa"),
+        ("5555555555554444", "mastercard"),
+        ("2223003122003222", "mastercard"),
+        ("378282246310005", "amex"),
+        ("6011111111111117", "discover"),
+        ("3056930009020004", "unknown"),
+    ],
+)
 def test_brand(number: str, brand: str) -> None:
     assert brand_of(number) == brand
 

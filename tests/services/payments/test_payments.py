@@ -52,25 +52,34 @@ def svc(keyring: KeyRing) -> dict[str, str]:
 
 
 def charge_body(number: str = VISA_OK, amount: int = 1999, **card_kw: Any) -> dict[str, Any]:
-    return {"order_id": str(uuid.uuid4()), "user_id": str(uuid.uuid4()), "amount_cents": amount,
-            "currency": "EUR", "card": card(number, **card_kw)}
+    return {
+        "order_id": str(uuid.uuid4()),
+        "user_id": str(uuid.uuid4()),
+        "amount_cents": amount,
+        "currency": "EUR",
+        "card": card(number, **card_kw),
+    }
 
 
-def charge(payments: InProcessService, svc: dict[str, str], body: dict[str, Any], key: str | None = None
-           ) -> httpx.Response:
+def charge(
+    payments: InProcessService, svc: dict[str, str], body: dict[str, Any], key: str | None = None
+) -> httpx.Response:
     headers = {**svc, "Idempotency-Key": key or str(uuid.uuid4())}
     return payments.client.post("/internal/v1/charges", json=body, headers=headers)
 
 
-def refund(payments: InProcessService, svc: dict[str, str], payment_id: str, amount: int,
-           key: str | None = None) -> httpx.Response:
+def refund(
+    payments: InProcessService, svc: dict[str, str], payment_id: str, amount: int, key: str | None = None
+) -> httpx.Response:
     headers = {**svc, "Idempotency-Key": key or str(uuid.uuid4())}
-    return payments.client.post(f"/internal/v1/payments/{payment_id}/refunds", json={"amount_cents": amount},
-                                headers=headers)
+    return payments.client.post(
+        f"/internal/v1/payments/{payment_id}/refunds", json={"amount_cents": amount}, headers=headers
+    )
 
 
 def test_successful_charge_returns_captured_payment_with_only_safe_card_fields(
-        payments: InProcessService, svc: dict[str, str]) -> None:
+    payments: InProcessService, svc: dict[str, str]
+) -> None:
     """A capture answers 201 with brand/last4/expiry only: the number and CVC never come back."""
     body = charge_body(amount=2500)
     r = charge(payments, svc, body)
@@ -87,8 +96,9 @@ def test_successful_charge_returns_captured_payment_with_only_safe_card_fields(
 
 
 @pytest.mark.parametrize(("number", "reason"), [(DECLINED, "card_declined"), (INSUFFICIENT, "insufficient_funds")])
-def test_test_numbers_decline_with_their_reason(payments: InProcessService, svc: dict[str, str],
-                                                number: str, reason: str) -> None:
+def test_test_numbers_decline_with_their_reason(
+    payments: InProcessService, svc: dict[str, str], number: str, reason: str
+) -> None:
     """The contract's decline numbers answer 402 payment-declined with the payment id and the reason."""
     body = charge_body(number)
     r = charge(payments, svc, body)
@@ -100,11 +110,13 @@ def test_test_numbers_decline_with_their_reason(payments: InProcessService, svc:
     uuid.UUID(problem["payment_id"])
     listed = payments.client.get("/internal/v1/payments", params={"order_id": body["order_id"]}, headers=svc)
     assert [(p["id"], p["status"], p["decline_reason"]) for p in listed.json()["items"]] == [
-        (problem["payment_id"], "declined", reason)]
+        (problem["payment_id"], "declined", reason)
+    ]
 
 
 def test_other_valid_numbers_are_approved_and_spaces_are_ignored(
-        payments: InProcessService, svc: dict[str, str]) -> None:
+    payments: InProcessService, svc: dict[str, str]
+) -> None:
     """Documented choice: any Luhn-valid number other than the decline numbers is approved."""
     r = charge(payments, svc, charge_body("5555 5555 5555 4444"))
     assert r.status_code == 201, r.text
@@ -112,21 +124,25 @@ def test_other_valid_numbers_are_approved_and_spaces_are_ignored(
     assert r.json()["card"]["last4"] == "4444"
 
 
-@pytest.mark.parametrize(("field", "card_kw"), [
-    ("number", {"number": "4242424242424241"}),  # Luhn fails
-    ("number", {"number": "4242-4242-4242-4242"}),
-    ("number", {"number": "42424242"}),
-    ("card", {"exp_year": 2020}),  # in the past
-    ("card", {"exp_month": 1, "exp_year": 2026}),  # earlier this year
-    ("exp_month", {"exp_month": 13}),
-    ("exp_month", {"exp_month": 0}),
-    ("exp_year", {"exp_year": 31}),  # two digits
-    ("cvc", {"cvc": "12"}),
-    ("cvc", {"cvc": "12345"}),
-    ("cvc", {"cvc": "12a"}),
-])
-def test_invalid_cards_are_422_and_never_echoed(payments: InProcessService, svc: dict[str, str],
-                                                field: str, card_kw: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    ("field", "card_kw"),
+    [
+        ("number", {"number": "4242424242424241"}),  # Luhn fails
+        ("number", {"number": "4242-4242-4242-4242"}),
+        ("number", {"number": "42424242"}),
+        ("card", {"exp_year": 2020}),  # in the past
+        ("card", {"exp_month": 1, "exp_year": 2026}),  # earlier this year
+        ("exp_month", {"exp_month": 13}),
+        ("exp_month", {"exp_month": 0}),
+        ("exp_year", {"exp_year": 31}),  # two digits
+        ("cvc", {"cvc": "12"}),
+        ("cvc", {"cvc": "12345"}),
+        ("cvc", {"cvc": "12a"}),
+    ],
+)
+def test_invalid_cards_are_422_and_never_echoed(
+    payments: InProcessService, svc: dict[str, str], field: str, card_kw: dict[str, Any]
+) -> None:
     """Luhn, expiry and CVC are checked before anything is stored; the error body names the field
     but never repeats the number or CVC."""
     body = charge_body()
@@ -143,19 +159,31 @@ def test_invalid_cards_are_422_and_never_echoed(payments: InProcessService, svc:
     assert listed.json()["items"] == []
 
 
-@pytest.mark.parametrize("mutation", [
-    {"amount_cents": 0}, {"amount_cents": -5}, {"currency": "eur"}, {"currency": "EURO"},
-    {"order_id": "not-a-uuid"}, {"extra": 1}, {"card": {**card(), "pin": "1234"}},
-    # Not JSON integers: lax parsing would read them as 1999, 1 and December.
-    {"amount_cents": "1999"}, {"amount_cents": True}, {"amount_cents": 1999.0}, {"card": {**card(), "exp_month": "12"}},
-])
+@pytest.mark.parametrize(
+    "mutation",
+    [
+        {"amount_cents": 0},
+        {"amount_cents": -5},
+        {"currency": "eur"},
+        {"currency": "EURO"},
+        {"order_id": "not-a-uuid"},
+        {"extra": 1},
+        {"card": {**card(), "pin": "1234"}},
+        # Not JSON integers: lax parsing would read them as 1999, 1 and December.
+        {"amount_cents": "1999"},
+        {"amount_cents": True},
+        {"amount_cents": 1999.0},
+        {"card": {**card(), "exp_month": "12"}},
+    ],
+)
 def test_bad_charge_bodies_are_422(payments: InProcessService, svc: dict[str, str], mutation: dict[str, Any]) -> None:
     r = charge(payments, svc, {**charge_body(), **mutation})
     assert r.status_code == 422, r.text
 
 
 def test_charge_without_idempotency_key_is_400_and_an_overlong_key_is_422(
-        payments: InProcessService, svc: dict[str, str]) -> None:
+    payments: InProcessService, svc: dict[str, str]
+) -> None:
     """A charge must be retryable safely, so the key is mandatory (IETF draft: 400 when missing)."""
     r = payments.client.post("/internal/v1/charges", json=charge_body(), headers=svc)
     assert r.status_code == 400
@@ -165,7 +193,8 @@ def test_charge_without_idempotency_key_is_400_and_an_overlong_key_is_422(
 
 
 def test_charge_replay_returns_identical_response_and_charges_once(
-        payments: InProcessService, svc: dict[str, str]) -> None:
+    payments: InProcessService, svc: dict[str, str]
+) -> None:
     """Retrying a charge (a timeout on the caller's side) must never charge twice."""
     body = charge_body()
     key = str(uuid.uuid4())
@@ -266,9 +295,16 @@ def test_concurrent_refunds_cannot_add_up_past_the_capture(payments: InProcessSe
 
     async def burst() -> list[httpx.Response]:
         async with payments.async_client(headers=svc) as c:
-            return await asyncio.gather(*(
-                c.post(f"/internal/v1/payments/{pid}/refunds", json={"amount_cents": 400},
-                       headers={"Idempotency-Key": str(uuid.uuid4())}) for _ in range(10)))
+            return await asyncio.gather(
+                *(
+                    c.post(
+                        f"/internal/v1/payments/{pid}/refunds",
+                        json={"amount_cents": 400},
+                        headers={"Idempotency-Key": str(uuid.uuid4())},
+                    )
+                    for _ in range(10)
+                )
+            )
 
     statuses = sorted(r.status_code for r in asyncio.run(burst()))
     assert statuses == [201, 201] + [409] * 8
@@ -283,14 +319,14 @@ def test_refunds_of_declined_or_unknown_payments(payments: InProcessService, svc
     assert r.json()["type"].endswith("/payment-not-captured")
     r = refund(payments, svc, str(uuid.uuid4()), 100)
     assert r.status_code == 404
-    r = payments.client.post(f"/internal/v1/payments/{uuid.uuid4()}/refunds", json={"amount_cents": 1},
-                   headers=svc)
+    r = payments.client.post(f"/internal/v1/payments/{uuid.uuid4()}/refunds", json={"amount_cents": 1}, headers=svc)
     assert r.status_code == 400
     assert refund(payments, svc, declined, 0).status_code == 422
 
 
-def test_internal_routes_need_an_allowed_service_caller(payments: InProcessService, svc: dict[str, str],
-                                                        keyring: KeyRing) -> None:
+def test_internal_routes_need_an_allowed_service_caller(
+    payments: InProcessService, svc: dict[str, str], keyring: KeyRing
+) -> None:
     """Only orders may call payments' internal API: no token, a user token, another service, or the gateway
     (which is given no service key; one it made up does not verify) → 401 on charges, refunds and reads."""
     pid = charge(payments, svc, charge_body()).json()["id"]
@@ -299,29 +335,43 @@ def test_internal_routes_need_an_allowed_service_caller(payments: InProcessServi
     gateway_token = ServiceTokenIssuer("gateway", keys.generate_private_pem()).token_for("payments")
     gateway = {"authorization": f"Bearer {gateway_token}"}
     for headers in ({}, user, search, gateway):
-        r = payments.client.post("/internal/v1/charges", json=charge_body(),
-                       headers={**headers, "Idempotency-Key": str(uuid.uuid4())})
+        r = payments.client.post(
+            "/internal/v1/charges", json=charge_body(), headers={**headers, "Idempotency-Key": str(uuid.uuid4())}
+        )
         assert r.status_code == 401, r.text
-        r = payments.client.post(f"/internal/v1/payments/{pid}/refunds", json={"amount_cents": 1},
-                       headers={**headers, "Idempotency-Key": str(uuid.uuid4())})
+        r = payments.client.post(
+            f"/internal/v1/payments/{pid}/refunds",
+            json={"amount_cents": 1},
+            headers={**headers, "Idempotency-Key": str(uuid.uuid4())},
+        )
         assert r.status_code == 401, r.text
         r = payments.client.get("/internal/v1/payments", params={"order_id": str(uuid.uuid4())}, headers=headers)
         assert r.status_code == 401
 
 
 def test_public_payment_is_visible_to_its_owner_and_admins_only(
-        payments: InProcessService, svc: dict[str, str], keyring: KeyRing) -> None:
+    payments: InProcessService, svc: dict[str, str], keyring: KeyRing
+) -> None:
     """Another user's payment is 404, not 403: its existence is not revealed."""
     body = charge_body()
     pid = charge(payments, svc, body).json()["id"]
     owner = mint_token(keyring, uuid.UUID(body["user_id"]))
     r = payments.client.get(f"/api/v1/payments/{pid}", headers={"authorization": f"Bearer {owner}"})
     assert r.status_code == 200, r.text
-    assert set(r.json()) == {"id", "order_id", "status", "amount_cents", "refunded_cents", "currency", "card",
-                             "created_at"}
+    assert set(r.json()) == {
+        "id",
+        "order_id",
+        "status",
+        "amount_cents",
+        "refunded_cents",
+        "currency",
+        "card",
+        "created_at",
+    }
     admin = mint_token(keyring, uuid.uuid4(), roles=("admin",))
-    assert payments.client.get(f"/api/v1/payments/{pid}",
-                     headers={"authorization": f"Bearer {admin}"}).status_code == 200
+    assert (
+        payments.client.get(f"/api/v1/payments/{pid}", headers={"authorization": f"Bearer {admin}"}).status_code == 200
+    )
     stranger = mint_token(keyring, uuid.uuid4())
     r = payments.client.get(f"/api/v1/payments/{pid}", headers={"authorization": f"Bearer {stranger}"})
     assert r.status_code == 404
@@ -329,8 +379,10 @@ def test_public_payment_is_visible_to_its_owner_and_admins_only(
     assert unknown.status_code == 404
     assert unknown.json()["detail"] == r.json()["detail"]
     assert payments.client.get(f"/api/v1/payments/{pid}").status_code == 401
-    assert payments.client.get("/api/v1/payments/not-a-uuid",
-                     headers={"authorization": f"Bearer {owner}"}).status_code == 422
+    assert (
+        payments.client.get("/api/v1/payments/not-a-uuid", headers={"authorization": f"Bearer {owner}"}).status_code
+        == 422
+    )
 
 
 def test_bad_tokens_are_401(payments: InProcessService, svc: dict[str, str], keyring: KeyRing) -> None:
@@ -342,30 +394,38 @@ def test_bad_tokens_are_401(payments: InProcessService, svc: dict[str, str], key
 
 
 def test_the_database_refuses_an_unbalanced_ledger_or_an_over_refund(
-        payments: InProcessService, pg: PostgresServer) -> None:
+    payments: InProcessService, pg: PostgresServer
+) -> None:
     """The invariants hold in the schema itself, whatever code (or person) writes to it."""
     db = database_of(payments.env["DATABASE_URL"])
     with pytest.raises(RuntimeError, match="not balanced"):
-        pg.psql("""BEGIN;
+        pg.psql(
+            """BEGIN;
             WITH t AS (INSERT INTO ledger_transactions (id, payment_id, kind)
                        SELECT gen_random_uuid(), id, 'capture' FROM payments WHERE status = 'declined' LIMIT 1
                        RETURNING id, payment_id)
             INSERT INTO ledger_entries (transaction_id, payment_id, account, amount_cents, currency)
                  SELECT t.id, t.payment_id, leg.account, leg.amount, 'EUR'
                    FROM t, (VALUES ('customer_funds', -5), ('merchant_revenue', 4)) AS leg (account, amount);
-            COMMIT;""", db)
+            COMMIT;""",
+            db,
+        )
     with pytest.raises(RuntimeError, match="append-only"):
         pg.psql("UPDATE ledger_entries SET amount_cents = amount_cents * 2", db)
     with pytest.raises(RuntimeError, match="append-only"):
         pg.psql("DELETE FROM ledger_entries", db)
     with pytest.raises(RuntimeError, match="refunds_within_capture"):
-        pg.psql("UPDATE payments SET refunded_cents = amount_cents + 1 "
-                "WHERE id = (SELECT id FROM payments WHERE status = 'captured' LIMIT 1)", db)
+        pg.psql(
+            "UPDATE payments SET refunded_cents = amount_cents + 1 "
+            "WHERE id = (SELECT id FROM payments WHERE status = 'captured' LIMIT 1)",
+            db,
+        )
 
 
 @pytest.mark.parametrize("key", [None, "too-short"])
-def test_start_up_refuses_a_missing_or_short_fingerprint_key(payments: InProcessService, logdir: Path,
-                                                             key: str | None) -> None:
+def test_start_up_refuses_a_missing_or_short_fingerprint_key(
+    payments: InProcessService, logdir: Path, key: str | None
+) -> None:
     """Without a proper provisioned key the fingerprints would be guessable: refuse to start."""
     env = {k: v for k, v in payments.env.items() if k != "CARD_FINGERPRINT_KEY"}
     if key is not None:
@@ -386,7 +446,10 @@ def test_metrics_count_payments_by_outcome(payments: InProcessService) -> None:
 def test_schemathesis_finds_no_5xx_or_schema_violation(payments_process: ServiceProcess, keyring: KeyRing) -> None:
     """Property-based run over every payments route (internal ones with the orders credential), served by
     uvicorn as in production."""
-    result = schema.run(payments_process.url, mint_token(keyring, uuid.uuid4(), roles=("admin",)),
-                        service_token(keyring, "orders", "payments"))
+    result = schema.run(
+        payments_process.url,
+        mint_token(keyring, uuid.uuid4(), roles=("admin",)),
+        service_token(keyring, "orders", "payments"),
+    )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert "ok: 6 operations" in result.stdout  # the 4 payments routes + /healthz + /readyz

@@ -23,8 +23,17 @@ from tests.support.stack import TestStack
 def mint_user_token(keyring: KeyRing, roles: list[str], **overrides: Any) -> str:
     """A user access token exactly as the users service issues it (same key, kid and claims)."""
     now = int(time.time())
-    claims = {"iss": "retail-platform", "aud": "retail-api", "sub": str(uuid.uuid4()), "sid": str(uuid.uuid4()),
-              "roles": roles, "iat": now, "exp": now + 900, "jti": uuid.uuid4().hex, **overrides}
+    claims = {
+        "iss": "retail-platform",
+        "aud": "retail-api",
+        "sub": str(uuid.uuid4()),
+        "sid": str(uuid.uuid4()),
+        "roles": roles,
+        "iat": now,
+        "exp": now + 900,
+        "jti": uuid.uuid4().hex,
+        **overrides,
+    }
     key = keys.load_private(keyring.jwt_keys[keyring.active_kid])
     return jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": keyring.active_kid})
 
@@ -72,8 +81,14 @@ def make_product(api: httpx.Client, admin_headers: dict[str, str]) -> Callable[.
     """Create a product (unique sku) and optionally set its stock; returns the product body."""
 
     def make(stock: int | None = None, **fields: Any) -> dict[str, Any]:
-        body = {"sku": f"SKU-{uuid.uuid4().hex[:12]}", "name": "Test product", "category": "tests",
-                "price_cents": 1999, "currency": "EUR", **fields}
+        body = {
+            "sku": f"SKU-{uuid.uuid4().hex[:12]}",
+            "name": "Test product",
+            "category": "tests",
+            "price_cents": 1999,
+            "currency": "EUR",
+            **fields,
+        }
         r = api.post("/api/v1/products", json=body, headers=admin_headers)
         assert r.status_code == 201, r.text
         product: dict[str, Any] = r.json()

@@ -15,8 +15,19 @@ import pytest
 from services.deploy.keyring import KeyRing
 from tests.services.products.conftest import mint_user_token
 
-PRODUCT_FIELDS = {"id", "sku", "name", "description", "category", "price_cents", "currency", "stock_on_hand",
-                  "stock_available", "created_at", "updated_at"}
+PRODUCT_FIELDS = {
+    "id",
+    "sku",
+    "name",
+    "description",
+    "category",
+    "price_cents",
+    "currency",
+    "stock_on_hand",
+    "stock_available",
+    "created_at",
+    "updated_at",
+}
 
 
 def _problem(r: httpx.Response, status: int, kind: str | None = None) -> dict[str, Any]:
@@ -31,13 +42,17 @@ def _problem(r: httpx.Response, status: int, kind: str | None = None) -> dict[st
 
 
 def _new_body(**fields: Any) -> dict[str, Any]:
-    return {"sku": f"SKU-{uuid.uuid4().hex[:12]}", "name": "Desk", "category": "furniture", "price_cents": 12900,
-            "currency": "EUR", **fields}
+    return {
+        "sku": f"SKU-{uuid.uuid4().hex[:12]}",
+        "name": "Desk",
+        "category": "furniture",
+        "price_cents": 12900,
+        "currency": "EUR",
+        **fields,
+    }
 
 
-def test_admin_creates_a_product_and_anyone_reads_it(
-    api: httpx.Client, admin_headers: dict[str, str]
-) -> None:
+def test_admin_creates_a_product_and_anyone_reads_it(api: httpx.Client, admin_headers: dict[str, str]) -> None:
     """The full product shape is the contract clients render: every field present, new stock 0."""
     body = _new_body(description="Oak, 120 cm")
     r = api.post("/api/v1/products", json=body, headers=admin_headers)
@@ -60,17 +75,20 @@ def test_description_is_optional(api: httpx.Client, admin_headers: dict[str, str
     assert r.json()["description"] == ""
 
 
-def test_writes_need_an_admin(api: httpx.Client, customer_headers: dict[str, str], keyring: KeyRing,
-                              make_product: Callable[..., dict[str, Any]]) -> None:
+def test_writes_need_an_admin(
+    api: httpx.Client, customer_headers: dict[str, str], keyring: KeyRing, make_product: Callable[..., dict[str, Any]]
+) -> None:
     """Only admins change the catalogue: no token or a bad one is 401 (who are you?), a customer's valid
     token is 403 (you may not), and nothing changes either way."""
     p = make_product()
     expired = mint_user_token(keyring, ["admin"], exp=1, iat=0)
     wrong_aud = mint_user_token(keyring, ["admin"], aud="someone-else")
-    calls = [("POST", "/api/v1/products", _new_body()),
-             ("PATCH", f"/api/v1/products/{p['id']}", {"name": "hacked"}),
-             ("DELETE", f"/api/v1/products/{p['id']}", None),
-             ("PUT", f"/api/v1/products/{p['id']}/stock", {"quantity": 5})]
+    calls = [
+        ("POST", "/api/v1/products", _new_body()),
+        ("PATCH", f"/api/v1/products/{p['id']}", {"name": "hacked"}),
+        ("DELETE", f"/api/v1/products/{p['id']}", None),
+        ("PUT", f"/api/v1/products/{p['id']}/stock", {"quantity": 5}),
+    ]
     for method, path, body in calls:
         _problem(api.request(method, path, json=body), 401)
         for token in (expired, wrong_aud, "not-a-jwt"):
@@ -79,24 +97,44 @@ def test_writes_need_an_admin(api: httpx.Client, customer_headers: dict[str, str
     assert api.get(f"/api/v1/products/{p['id']}").json() == p
 
 
-def test_duplicate_sku_is_409(api: httpx.Client, admin_headers: dict[str, str],
-                              make_product: Callable[..., dict[str, Any]]) -> None:
+def test_duplicate_sku_is_409(
+    api: httpx.Client, admin_headers: dict[str, str], make_product: Callable[..., dict[str, Any]]
+) -> None:
     """A SKU identifies one live product (warehouses and feeds key on it), on create and on rename."""
     p = make_product()
     _problem(api.post("/api/v1/products", json=_new_body(sku=p["sku"]), headers=admin_headers), 409, "duplicate-sku")
     other = make_product()
-    _problem(api.patch(f"/api/v1/products/{other['id']}", json={"sku": p["sku"]}, headers=admin_headers),
-             409, "duplicate-sku")
+    _problem(
+        api.patch(f"/api/v1/products/{other['id']}", json={"sku": p["sku"]}, headers=admin_headers),
+        409,
+        "duplicate-sku",
+    )
 
 
-@pytest.mark.parametrize("change", [
-    {"sku": ""}, {"sku": "has space"}, {"sku": "x" * 65}, {"name": ""}, {"name": "   "}, {"name": "a\x00b"},
-    {"name": "x" * 201}, {"description": "x" * 5001}, {"category": ""}, {"price_cents": 0},
-    {"price_cents": -5}, {"price_cents": "12"}, {"price_cents": 1.5}, {"currency": "eur"}, {"currency": "EURO"},
-    {"unknown": 1},
-])
-def test_invalid_product_bodies_are_422(api: httpx.Client, admin_headers: dict[str, str],
-                                        change: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"sku": ""},
+        {"sku": "has space"},
+        {"sku": "x" * 65},
+        {"name": ""},
+        {"name": "   "},
+        {"name": "a\x00b"},
+        {"name": "x" * 201},
+        {"description": "x" * 5001},
+        {"category": ""},
+        {"price_cents": 0},
+        {"price_cents": -5},
+        {"price_cents": "12"},
+        {"price_cents": 1.5},
+        {"currency": "eur"},
+        {"currency": "EURO"},
+        {"unknown": 1},
+    ],
+)
+def test_invalid_product_bodies_are_422(
+    api: httpx.Client, admin_headers: dict[str, str], change: dict[str, Any]
+) -> None:
     """Bad input is refused before it reaches the database, with the offending field's location."""
     body = _problem(api.post("/api/v1/products", json=_new_body(**change), headers=admin_headers), 422, "validation")
     assert body["errors"]
@@ -107,8 +145,12 @@ def test_missing_fields_and_non_json_are_422(api: httpx.Client, admin_headers: d
     body = _new_body()
     del body["currency"]
     _problem(api.post("/api/v1/products", json=body, headers=admin_headers), 422)
-    _problem(api.post("/api/v1/products", content=b"{not json", headers={**admin_headers,
-                                                                          "content-type": "application/json"}), 422)
+    _problem(
+        api.post(
+            "/api/v1/products", content=b"{not json", headers={**admin_headers, "content-type": "application/json"}
+        ),
+        422,
+    )
 
 
 def test_get_unknown_or_malformed_id(api: httpx.Client) -> None:
@@ -117,8 +159,9 @@ def test_get_unknown_or_malformed_id(api: httpx.Client) -> None:
     _problem(api.get("/api/v1/products/not-a-uuid"), 422)
 
 
-def test_patch_changes_only_the_given_fields(api: httpx.Client, admin_headers: dict[str, str],
-                                             make_product: Callable[..., dict[str, Any]]) -> None:
+def test_patch_changes_only_the_given_fields(
+    api: httpx.Client, admin_headers: dict[str, str], make_product: Callable[..., dict[str, Any]]
+) -> None:
     """PATCH is a partial update: absent fields keep their values, updated_at moves, created_at and
     stock do not; an empty patch changes nothing; null clears a description but is refused elsewhere."""
     p = make_product(stock=4, description="old")
@@ -154,18 +197,26 @@ def test_delete_removes_the_product_from_every_read(
 
 
 def test_stock_is_set_but_never_below_reserved(
-    api: httpx.Client, admin_headers: dict[str, str], orders_headers: dict[str, str],
+    api: httpx.Client,
+    admin_headers: dict[str, str],
+    orders_headers: dict[str, str],
     make_product: Callable[..., dict[str, Any]],
 ) -> None:
     """PUT stock sets on-hand (a stock count), but lowering it below what orders hold would make
     reservations unfulfillable: 409, and the stock stays as it was."""
     p = make_product(stock=10)
     assert p["stock_on_hand"] == p["stock_available"] == 10
-    r = api.post("/internal/v1/reservations", headers=orders_headers, json={
-        "order_id": str(uuid.uuid4()), "items": [{"product_id": p["id"], "quantity": 6}]})
+    r = api.post(
+        "/internal/v1/reservations",
+        headers=orders_headers,
+        json={"order_id": str(uuid.uuid4()), "items": [{"product_id": p["id"], "quantity": 6}]},
+    )
     assert r.status_code == 201
-    body = _problem(api.put(f"/api/v1/products/{p['id']}/stock", json={"quantity": 5}, headers=admin_headers),
-                    409, "stock-below-reserved")
+    body = _problem(
+        api.put(f"/api/v1/products/{p['id']}/stock", json={"quantity": 5}, headers=admin_headers),
+        409,
+        "stock-below-reserved",
+    )
     assert body["reserved"] == 6
     r = api.put(f"/api/v1/products/{p['id']}/stock", json={"quantity": 6}, headers=admin_headers)
     assert r.status_code == 200
@@ -217,13 +268,19 @@ def test_list_defaults_and_limits(api: httpx.Client, make_product: Callable[...,
     assert len(page["items"]) == 20
     assert page["next_cursor"]
     assert len(api.get("/api/v1/products", params={"limit": 100}).json()["items"]) <= 100
-    for params in ({"limit": 0}, {"limit": 101}, {"limit": "x"}, {"cursor": "garbage!"},
-                   {"cursor": "eyJ0IjogMX0"}, {"min_price_cents": -1}, *CRAFTED_CURSORS):
+    for params in (
+        {"limit": 0},
+        {"limit": 101},
+        {"limit": "x"},
+        {"cursor": "garbage!"},
+        {"cursor": "eyJ0IjogMX0"},
+        {"min_price_cents": -1},
+        *CRAFTED_CURSORS,
+    ):
         _problem(api.get("/api/v1/products", params=params), 422)
 
 
-def test_list_filters_by_category_and_price(api: httpx.Client,
-                                            make_product: Callable[..., dict[str, Any]]) -> None:
+def test_list_filters_by_category_and_price(api: httpx.Client, make_product: Callable[..., dict[str, Any]]) -> None:
     """Filters combine (AND) and bounds are inclusive; an empty range finds nothing rather than failing."""
     category = f"filter-{uuid.uuid4().hex[:8]}"
     cheap = make_product(category=category, price_cents=100)["id"]
@@ -244,7 +301,8 @@ def test_list_filters_by_category_and_price(api: httpx.Client,
 
 
 def test_categories_list_every_category_with_its_live_products_and_forget_deleted_ones(
-        api: httpx.Client, admin_headers: dict[str, str], make_product: Callable[..., dict[str, Any]]) -> None:
+    api: httpx.Client, admin_headers: dict[str, str], make_product: Callable[..., dict[str, Any]]
+) -> None:
     tag = uuid.uuid4().hex[:8]
     kept, emptied = f"a-{tag}", f"b-{tag}"
     make_product(category=kept)

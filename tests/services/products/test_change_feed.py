@@ -16,8 +16,7 @@ from tests.support.inprocess import InProcessService
 FEED = "/internal/v1/changes"
 
 
-def _all_changes(api: httpx.Client, headers: dict[str, str], after: int = 0, limit: int = 1000
-                 ) -> list[dict[str, Any]]:
+def _all_changes(api: httpx.Client, headers: dict[str, str], after: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     while True:
         page = api.get(FEED, params={"after": after, "limit": limit}, headers=headers)
@@ -37,7 +36,9 @@ def _head(api: httpx.Client, headers: dict[str, str]) -> int:
 
 
 def test_create_update_delete_each_appear_once_with_search_fields(
-    api: httpx.Client, search_headers: dict[str, str], admin_headers: dict[str, str],
+    api: httpx.Client,
+    search_headers: dict[str, str],
+    admin_headers: dict[str, str],
     make_product: Callable[..., dict[str, Any]],
 ) -> None:
     """Search indexes exactly what the feed says: an upsert carries the product's searchable fields as
@@ -52,9 +53,9 @@ def test_create_update_delete_each_appear_once_with_search_fields(
 
     mine = [c for c in _all_changes(api, search_headers, start) if c["product_id"] == p["id"]]
     assert [c["op"] for c in mine] == ["upsert", "upsert", "delete"]
-    assert mine[0]["product"] == {k: p[k] for k in ("id", "sku", "name", "description", "category",
-                                                    "price_cents", "currency")} | {
-        "updated_at": mine[0]["product"]["updated_at"]}
+    assert mine[0]["product"] == {
+        k: p[k] for k in ("id", "sku", "name", "description", "category", "price_cents", "currency")
+    } | {"updated_at": mine[0]["product"]["updated_at"]}
     assert mine[1]["product"]["name"] == "Feed lamp XL"
     assert datetime.fromisoformat(mine[1]["product"]["updated_at"]) == datetime.fromisoformat(patched["updated_at"])
     assert mine[2]["product"] is None
@@ -62,7 +63,9 @@ def test_create_update_delete_each_appear_once_with_search_fields(
 
 
 def test_failed_writes_leave_no_trace_in_the_feed(
-    api: httpx.Client, search_headers: dict[str, str], admin_headers: dict[str, str],
+    api: httpx.Client,
+    search_headers: dict[str, str],
+    admin_headers: dict[str, str],
     make_product: Callable[..., dict[str, Any]],
 ) -> None:
     """The outbox row is written in the product's transaction: a write that fails (duplicate sku, unknown
@@ -77,8 +80,7 @@ def test_failed_writes_leave_no_trace_in_the_feed(
 
 
 def test_concurrent_writers_produce_a_gapless_feed_in_commit_order(
-    api: httpx.Client, products_app: InProcessService,
-    search_headers: dict[str, str], admin_headers: dict[str, str]
+    api: httpx.Client, products_app: InProcessService, search_headers: dict[str, str], admin_headers: dict[str, str]
 ) -> None:
     """With many admins writing at once and a reader polling meanwhile, the reader must see every change
     exactly once: seq numbers are contiguous, each product's changes come in the order they were made,
@@ -104,14 +106,23 @@ def test_concurrent_writers_produce_a_gapless_feed_in_commit_order(
                     await asyncio.sleep(0.005)
 
             async def writer(i: int) -> str:
-                r = await client.post("/api/v1/products", headers=admin_headers, json={
-                    "sku": f"FEED-{uuid.uuid4().hex[:10]}", "name": f"p{i} v0", "category": "feed",
-                    "price_cents": 100 + i, "currency": "EUR"})
+                r = await client.post(
+                    "/api/v1/products",
+                    headers=admin_headers,
+                    json={
+                        "sku": f"FEED-{uuid.uuid4().hex[:10]}",
+                        "name": f"p{i} v0",
+                        "category": "feed",
+                        "price_cents": 100 + i,
+                        "currency": "EUR",
+                    },
+                )
                 assert r.status_code == 201, r.text
                 pid = str(r.json()["id"])
                 for v in range(1, n_patches + 1):
-                    r = await client.patch(f"/api/v1/products/{pid}", json={"name": f"p{i} v{v}"},
-                                           headers=admin_headers)
+                    r = await client.patch(
+                        f"/api/v1/products/{pid}", json={"name": f"p{i} v{v}"}, headers=admin_headers
+                    )
                     assert r.status_code == 200, r.text
                 if i % 2:
                     assert (await client.delete(f"/api/v1/products/{pid}", headers=admin_headers)).status_code == 204

@@ -27,8 +27,9 @@ def _stock(api: httpx.Client, product_id: str) -> tuple[int, int]:
 
 
 def _reserve(api: httpx.Client, headers: dict[str, str], order_id: str, *lines: tuple[str, int]) -> httpx.Response:
-    return api.post(RES, headers=headers, json={
-        "order_id": order_id, "items": [{"product_id": p, "quantity": q} for p, q in lines]})
+    return api.post(
+        RES, headers=headers, json={"order_id": order_id, "items": [{"product_id": p, "quantity": q} for p, q in lines]}
+    )
 
 
 def test_reservation_takes_all_lines_and_snapshots_prices(
@@ -41,10 +42,14 @@ def test_reservation_takes_all_lines_and_snapshots_prices(
     order_id = str(uuid.uuid4())
     r = _reserve(api, orders_headers, order_id, (b["id"], 2), (a["id"], 5))
     assert r.status_code == 201, r.text
-    assert r.json() == {"order_id": order_id, "status": "reserved", "items": [
-        {"product_id": b["id"], "quantity": 2, "name": "Beta", "unit_price_cents": 1000, "currency": "EUR"},
-        {"product_id": a["id"], "quantity": 5, "name": "Alpha", "unit_price_cents": 250, "currency": "EUR"},
-    ]}
+    assert r.json() == {
+        "order_id": order_id,
+        "status": "reserved",
+        "items": [
+            {"product_id": b["id"], "quantity": 2, "name": "Beta", "unit_price_cents": 1000, "currency": "EUR"},
+            {"product_id": a["id"], "quantity": 5, "name": "Alpha", "unit_price_cents": 250, "currency": "EUR"},
+        ],
+    }
     assert _stock(api, a["id"]) == (5, 0)
     assert _stock(api, b["id"]) == (7, 5)
     got = api.get(f"{RES}/{order_id}", headers=orders_headers)
@@ -92,7 +97,9 @@ def test_short_line_reserves_nothing_and_names_the_shortage(
 
 
 def test_unknown_or_deleted_products_are_404_with_their_ids(
-    api: httpx.Client, orders_headers: dict[str, str], admin_headers: dict[str, str],
+    api: httpx.Client,
+    orders_headers: dict[str, str],
+    admin_headers: dict[str, str],
     make_product: Callable[..., dict[str, Any]],
 ) -> None:
     """A reservation naming a product that does not exist (or was deleted) must fail as a whole and say
@@ -108,19 +115,30 @@ def test_unknown_or_deleted_products_are_404_with_their_ids(
     assert _stock(api, live["id"]) == (3, 3)
 
 
-@pytest.mark.parametrize("body", [
-    {"order_id": "not-a-uuid", "items": [{"product_id": str(uuid.uuid4()), "quantity": 1}]},
-    {"order_id": str(uuid.uuid4()), "items": []},
-    {"order_id": str(uuid.uuid4()), "items": [{"product_id": str(uuid.uuid4()), "quantity": 0}]},
-    {"order_id": str(uuid.uuid4()), "items": [{"product_id": str(uuid.uuid4()), "quantity": 1001}]},
-    {"order_id": str(uuid.uuid4()), "items": [{"product_id": "11111111-1111-1111-1111-111111111111", "quantity": 1},
-                                               {"product_id": "11111111-1111-1111-1111-111111111111", "quantity": 2}]},
-    {"order_id": str(uuid.uuid4()), "items": [{"product_id": str(uuid.uuid4()), "quantity": 1}], "extra": 1},
-    {"order_id": str(uuid.uuid4()),
-     "items": [{"product_id": str(uuid.uuid4()), "quantity": 1} for _ in range(101)]},
-])
-def test_malformed_reservations_are_422(api: httpx.Client, orders_headers: dict[str, str],
-                                        body: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"order_id": "not-a-uuid", "items": [{"product_id": str(uuid.uuid4()), "quantity": 1}]},
+        {"order_id": str(uuid.uuid4()), "items": []},
+        {"order_id": str(uuid.uuid4()), "items": [{"product_id": str(uuid.uuid4()), "quantity": 0}]},
+        {"order_id": str(uuid.uuid4()), "items": [{"product_id": str(uuid.uuid4()), "quantity": 1001}]},
+        {
+            "order_id": str(uuid.uuid4()),
+            "items": [
+                {"product_id": "11111111-1111-1111-1111-111111111111", "quantity": 1},
+                {"product_id": "11111111-1111-1111-1111-111111111111", "quantity": 2},
+            ],
+        },
+        {"order_id": str(uuid.uuid4()), "items": [{"product_id": str(uuid.uuid4()), "quantity": 1}], "extra": 1},
+        {
+            "order_id": str(uuid.uuid4()),
+            "items": [{"product_id": str(uuid.uuid4()), "quantity": 1} for _ in range(101)],
+        },
+    ],
+)
+def test_malformed_reservations_are_422(
+    api: httpx.Client, orders_headers: dict[str, str], body: dict[str, Any]
+) -> None:
     """Bad input is the caller's bug: 422 with the location, never a 5xx and never a partial reservation."""
     r = api.post(RES, headers=orders_headers, json=body)
     assert r.status_code == 422, r.text
@@ -150,9 +168,11 @@ def test_commit_release_return_state_machine(
         assert r.json()["status"] == "released"
         assert _stock(api, p["id"]) == (7, 7)
 
-    for order_id, action, status in [(committed_order, "release", "committed"),
-                                     (released_order, "commit", "released"),
-                                     (released_order, "return", "released")]:
+    for order_id, action, status in [
+        (committed_order, "release", "committed"),
+        (released_order, "commit", "released"),
+        (released_order, "return", "released"),
+    ]:
         r = api.post(f"{RES}/{order_id}/{action}", headers=orders_headers)
         assert r.status_code == 409, (action, r.text)
         assert r.json()["type"].endswith("/reservation-state")
@@ -193,8 +213,9 @@ def test_return_from_reserved_is_409_and_unknown_order_is_404(
 
 # A fixed id: parameters must be the same in every pytest-xdist worker, which collects on its own.
 @pytest.mark.parametrize("path", [f"{RES}/{uuid.UUID(int=1)}", "/internal/v1/changes"])
-def test_internal_routes_need_a_valid_service_token(api: httpx.Client, keyring: KeyRing, path: str,
-                                                    admin_headers: dict[str, str]) -> None:
+def test_internal_routes_need_a_valid_service_token(
+    api: httpx.Client, keyring: KeyRing, path: str, admin_headers: dict[str, str]
+) -> None:
     """Internal routes are reachable only by services the catalog allows: no token, a user's (even an
     admin's) token, a token from a service that may not call products, a token signed with the wrong key,
     or one addressed to another service are all 401."""
@@ -226,8 +247,10 @@ def test_each_internal_route_serves_only_its_callers(
 
 
 def test_hundred_concurrent_reservations_never_oversell(
-    api: httpx.Client, products_app: InProcessService,
-    orders_headers: dict[str, str], make_product: Callable[..., dict[str, Any]]
+    api: httpx.Client,
+    products_app: InProcessService,
+    orders_headers: dict[str, str],
+    make_product: Callable[..., dict[str, Any]],
 ) -> None:
     """The core inventory promise: 100 orders racing for 30 units get exactly 30 reservations, the other
     70 a clean 409, and stock_available ends at 0, never below."""
@@ -235,10 +258,15 @@ def test_hundred_concurrent_reservations_never_oversell(
 
     async def race() -> list[int]:
         async with products_app.async_client(timeout=30.0) as client:
+
             async def one() -> int:
-                r = await client.post(RES, headers=orders_headers, json={
-                    "order_id": str(uuid.uuid4()), "items": [{"product_id": p["id"], "quantity": 1}]})
+                r = await client.post(
+                    RES,
+                    headers=orders_headers,
+                    json={"order_id": str(uuid.uuid4()), "items": [{"product_id": p["id"], "quantity": 1}]},
+                )
                 return r.status_code
+
             return list(await asyncio.gather(*(one() for _ in range(100))))
 
     statuses = asyncio.run(race())
@@ -261,8 +289,10 @@ def test_database_refuses_an_oversell_even_without_the_service(
 
 
 def test_multi_line_reservations_in_opposite_orders_do_not_deadlock(
-    api: httpx.Client, products_app: InProcessService,
-    orders_headers: dict[str, str], make_product: Callable[..., dict[str, Any]]
+    api: httpx.Client,
+    products_app: InProcessService,
+    orders_headers: dict[str, str],
+    make_product: Callable[..., dict[str, Any]],
 ) -> None:
     """Two orders naming the same products in opposite orders are the classic deadlock (each holds one row
     and waits for the other). Locks are taken in product-id order, so all of them complete: every
@@ -275,10 +305,15 @@ def test_multi_line_reservations_in_opposite_orders_do_not_deadlock(
 
     async def race() -> list[int]:
         async with products_app.async_client(timeout=30.0) as client:
+
             async def one(order_id: str, lines: list[tuple[str, int]]) -> int:
-                r = await client.post(RES, headers=orders_headers, json={
-                    "order_id": order_id, "items": [{"product_id": pid, "quantity": q} for pid, q in lines]})
+                r = await client.post(
+                    RES,
+                    headers=orders_headers,
+                    json={"order_id": order_id, "items": [{"product_id": pid, "quantity": q} for pid, q in lines]},
+                )
                 return r.status_code
+
             return list(await asyncio.gather(*(one(o, lines) for o, lines in orders)))
 
     statuses = asyncio.run(race())
@@ -295,8 +330,10 @@ def test_multi_line_reservations_in_opposite_orders_do_not_deadlock(
 
 
 def test_concurrent_replays_of_one_order_reserve_once(
-    api: httpx.Client, products_app: InProcessService,
-    orders_headers: dict[str, str], make_product: Callable[..., dict[str, Any]]
+    api: httpx.Client,
+    products_app: InProcessService,
+    orders_headers: dict[str, str],
+    make_product: Callable[..., dict[str, Any]],
 ) -> None:
     """The saga may retry while its first attempt is still running: twenty simultaneous requests for one
     order id reserve once (one 201, the rest 200 with the same body), never twenty times."""
@@ -305,8 +342,7 @@ def test_concurrent_replays_of_one_order_reserve_once(
 
     async def race() -> list[httpx.Response]:
         async with products_app.async_client(timeout=30.0) as client:
-            return list(await asyncio.gather(*(client.post(RES, json=body, headers=orders_headers)
-                                               for _ in range(20))))
+            return list(await asyncio.gather(*(client.post(RES, json=body, headers=orders_headers) for _ in range(20))))
 
     responses = asyncio.run(race())
     assert sorted(r.status_code for r in responses) == [200] * 19 + [201]
@@ -315,8 +351,12 @@ def test_concurrent_replays_of_one_order_reserve_once(
 
 
 def test_reservations_of_a_deleted_product_still_settle(
-    api: httpx.Client, orders_headers: dict[str, str], admin_headers: dict[str, str],
-    make_product: Callable[..., dict[str, Any]], pg: PostgresServer, products_db: str,
+    api: httpx.Client,
+    orders_headers: dict[str, str],
+    admin_headers: dict[str, str],
+    make_product: Callable[..., dict[str, Any]],
+    pg: PostgresServer,
+    products_db: str,
 ) -> None:
     """Deleting a product must not strand orders already holding it: their reservations still commit and
     release, and the stock rows stay consistent (soft delete keeps the row)."""
@@ -328,5 +368,10 @@ def test_reservations_of_a_deleted_product_still_settle(
     assert api.post(f"{RES}/{committed}/commit", headers=orders_headers).status_code == 200
     assert api.post(f"{RES}/{released}/release", headers=orders_headers).status_code == 200
     pid = uuid.UUID(p["id"])
-    assert pg.psql(f"SELECT stock_on_hand, stock_reserved FROM products WHERE id = '{pid}'",  # noqa: S608
-                   products_db) == "3|0"
+    assert (
+        pg.psql(
+            f"SELECT stock_on_hand, stock_reserved FROM products WHERE id = '{pid}'",  # noqa: S608
+            products_db,
+        )
+        == "3|0"
+    )

@@ -19,8 +19,13 @@ from schemathesis.generation.modes import GenerationMode
 
 from tests.support.procs import ServiceProcess
 
-COMMON = [checks.not_a_server_error, checks.status_code_conformance, checks.content_type_conformance,
-          checks.response_headers_conformance, checks.response_schema_conformance]
+COMMON = [
+    checks.not_a_server_error,
+    checks.status_code_conformance,
+    checks.content_type_conformance,
+    checks.response_headers_conformance,
+    checks.response_schema_conformance,
+]
 # Both valid and invalid data get documented answers and never a 5xx. negative_data_rejection is not
 # used: it counts unknown query parameters (ignored, as HTTP APIs do) and the Authorization header this
 # test always sends as "invalid data accepted"; the contract tests check the real 4xx paths one by one.
@@ -28,8 +33,9 @@ CHECKS = {GenerationMode.POSITIVE: COMMON, GenerationMode.NEGATIVE: COMMON}
 
 
 def _explore(operation: Any, mode: GenerationMode, headers: dict[str, str], seen: Counter[str]) -> None:
-    @hypothesis.settings(max_examples=30, deadline=None, database=None,
-                         suppress_health_check=list(hypothesis.HealthCheck))
+    @hypothesis.settings(
+        max_examples=30, deadline=None, database=None, suppress_health_check=list(hypothesis.HealthCheck)
+    )
     @hypothesis.given(case=operation.as_strategy(generation_mode=mode))
     def run(case: Any) -> None:
         response = case.call_and_validate(headers=headers, checks=CHECKS[mode])
@@ -39,7 +45,9 @@ def _explore(operation: Any, mode: GenerationMode, headers: dict[str, str], seen
 
 
 def test_no_5xx_and_no_schema_violation_on_any_operation(
-    products: ServiceProcess, admin_headers: dict[str, str], orders_headers: dict[str, str],
+    products: ServiceProcess,
+    admin_headers: dict[str, str],
+    orders_headers: dict[str, str],
     search_headers: dict[str, str],
 ) -> None:
     """Each route runs with the credential that reaches its logic (admin for catalogue writes, orders for

@@ -18,9 +18,13 @@ OFFSET = 23000  # below the ephemeral port range, away from the e2e stacks' offs
 
 
 def runner(run_dir: Path, *args: str, offset: int = OFFSET) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "services.runner", "--run-dir", str(run_dir),
-                           "--port-offset", str(offset), *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "services.runner", "--run-dir", str(run_dir), "--port-offset", str(offset), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 @pytest.fixture
@@ -57,8 +61,13 @@ def test_a_port_in_use_is_named_and_nothing_starts(tmp_path: Path, busy_products
 )
 def test_bad_flags_fail_with_a_message(tmp_path: Path, args: list[str], message: str) -> None:
     """A typo in a flag must say what is allowed, not start something half-configured."""
-    result = subprocess.run([sys.executable, "-m", "services.runner", "--run-dir", str(tmp_path), *args],
-                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "services.runner", "--run-dir", str(tmp_path), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode != 0
     assert message in result.stderr
 

@@ -44,8 +44,9 @@ class _Echo(BaseHTTPRequestHandler):
         pass
 
 
-def _start_edge(base: Path, binary: str, *, shop: bool = False,
-                shop_down: bool = False) -> tuple[Layout, Path, subprocess.Popen[bytes], ThreadingHTTPServer]:
+def _start_edge(
+    base: Path, binary: str, *, shop: bool = False, shop_down: bool = False
+) -> tuple[Layout, Path, subprocess.Popen[bytes], ThreadingHTTPServer]:
     # Offset the contract ports so the edge's gateway upstream is our echo server.
     echo_port = free_port()
     layout = Layout(base / str(echo_port), port_offset=echo_port - 8000)
@@ -97,23 +98,40 @@ def shop_edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Layout
     yield from _edge(tmp_path_factory, shop=True)
 
 
-@pytest.mark.parametrize("path", ["/internal/v1/changes", "/INTERNAL/v1/changes", "/api/../internal/v1/x",
-                                  "/%69nternal/v1/changes", "/metrics", "/Metrics/", "/openapi.json", "/readyz",
-                                  "/docs", "/redoc", "/cartx", "/CART", "/unknown", "/.env"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/internal/v1/changes",
+        "/INTERNAL/v1/changes",
+        "/api/../internal/v1/x",
+        "/%69nternal/v1/changes",
+        "/metrics",
+        "/Metrics/",
+        "/openapi.json",
+        "/readyz",
+        "/docs",
+        "/redoc",
+        "/cartx",
+        "/CART",
+        "/unknown",
+        "/.env",
+    ],
+)
 def test_with_a_storefront_only_its_pages_pass_the_edge_and_its_operational_routes_stay_inside(
-        shop_edge: tuple[Layout, Path], path: str) -> None:
+    shop_edge: tuple[Layout, Path], path: str
+) -> None:
     layout, ca = shop_edge
     r = httpx.get(f"https://127.0.0.1:{layout.edge_https}{path}", verify=_ctx(ca))
     assert r.status_code == 404, r.text
     assert r.headers["content-type"] == "application/problem+json"
 
 
-def test_the_storefront_gets_its_pages_with_the_client_address_set_by_the_edge(
-        shop_edge: tuple[Layout, Path]) -> None:
+def test_the_storefront_gets_its_pages_with_the_client_address_set_by_the_edge(shop_edge: tuple[Layout, Path]) -> None:
     layout, ca = shop_edge
     for path in ("/", "/products/abc", "/cart", "/cart/items", "/static/shop.css"):
-        r = httpx.get(f"https://127.0.0.1:{layout.edge_https}{path}", verify=_ctx(ca),
-                      headers={"X-Forwarded-For": "1.2.3.4"})
+        r = httpx.get(
+            f"https://127.0.0.1:{layout.edge_https}{path}", verify=_ctx(ca), headers={"X-Forwarded-For": "1.2.3.4"}
+        )
         assert r.status_code == 200, (path, r.text)
         assert r.json()["path"] == path
         assert r.json()["headers"]["x-forwarded-for"] == "127.0.0.1"
@@ -121,7 +139,8 @@ def test_the_storefront_gets_its_pages_with_the_client_address_set_by_the_edge(
 
 
 def test_a_storefront_that_does_not_answer_gets_a_page_for_people_not_json(
-        tmp_path_factory: pytest.TempPathFactory) -> None:
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
     for layout, ca in _edge(tmp_path_factory, shop=True, shop_down=True):
         r = httpx.get(f"https://127.0.0.1:{layout.edge_https}/cart", verify=_ctx(ca))
         assert r.status_code == 503
@@ -132,8 +151,7 @@ def test_a_storefront_that_does_not_answer_gets_a_page_for_people_not_json(
         assert httpx.get(f"https://127.0.0.1:{layout.edge_https}/healthz", verify=_ctx(ca)).status_code == 200
 
 
-def test_http_redirects_to_https_on_the_edge_own_name_whatever_host_the_client_sends(
-        edge: tuple[Layout, Path]) -> None:
+def test_http_redirects_to_https_on_the_edge_own_name_whatever_host_the_client_sends(edge: tuple[Layout, Path]) -> None:
     """Plain HTTP must never carry API traffic (tokens, card numbers); and the redirect must not send a client
     wherever its Host header says (an open redirect, or a poisoned cache's redirect to an attacker's site)."""
     layout, _ = edge
@@ -153,8 +171,18 @@ def test_tls_certificate_verifies_against_the_local_ca(edge: tuple[Layout, Path]
         httpx.get(f"https://127.0.0.1:{layout.edge_https}/healthz")  # system CAs do not know it
 
 
-@pytest.mark.parametrize("path", ["/internal/v1/changes", "/INTERNAL/v1/changes", "/api/../internal/v1/x",
-                                  "/%69nternal/v1/changes", "/metrics", "/openapi.json", "/"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/internal/v1/changes",
+        "/INTERNAL/v1/changes",
+        "/api/../internal/v1/x",
+        "/%69nternal/v1/changes",
+        "/metrics",
+        "/openapi.json",
+        "/",
+    ],
+)
 def test_only_the_public_surface_passes_the_edge(edge: tuple[Layout, Path], path: str) -> None:
     """Internal routes and operational endpoints must not be reachable from outside, however spelled."""
     layout, ca = edge
@@ -170,8 +198,11 @@ def test_client_address_cannot_be_spoofed_and_request_id_passes_through(edge: tu
     """The gateway rate-limits by X-Forwarded-For from its trusted proxy; the edge must overwrite what a client
     claims, or anyone could dodge the limits. A sane client request ID is kept for end-to-end tracing."""
     layout, ca = edge
-    r = httpx.get(f"https://127.0.0.1:{layout.edge_https}/api/v1/products/abc", verify=_ctx(ca),
-                  headers={"X-Forwarded-For": "1.2.3.4", "X-Request-ID": "edge-test-1"})
+    r = httpx.get(
+        f"https://127.0.0.1:{layout.edge_https}/api/v1/products/abc",
+        verify=_ctx(ca),
+        headers={"X-Forwarded-For": "1.2.3.4", "X-Request-ID": "edge-test-1"},
+    )
     upstream = r.json()
     assert upstream["path"] == "/api/v1/products/abc"
     assert upstream["headers"]["x-forwarded-for"] == "127.0.0.1"
@@ -194,20 +225,40 @@ def _raw(layout: Layout, ca: Path, request: bytes, *, tls: bool = True) -> tuple
     return int(status_line.split()[1]), headers, body
 
 
-@pytest.mark.parametrize(("request_bytes", "status", "tls"), [
-    (b"GET /api/v1/products HTTP/1.1\r\nConnection: close\r\n\r\n", 400, True),  # no Host
-    (b"GET /api/v1/products HTTP/1.1\r\nHost: localhost\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n", 400, True),
-    (b"GET /api/v1/products HTTP/1.1\r\nHost: localhost\r\n\r\n", 400, False),  # plain HTTP on the TLS port
-    (b"TRACE /api/v1/products HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", 405, True),
-    (b"POST /api/v1/products HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2000000\r\n"
-     b"Connection: close\r\n\r\n", 413, True),
-    (b"GET /api/" + b"a" * 9000 + b" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", 414, True),
-    (b"POST /api/v1/products HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: gzip\r\n"
-     b"Connection: close\r\n\r\n", 501, True),
-], ids=["no-host", "header-too-large", "plain-http-on-tls", "trace", "body-too-large", "uri-too-long",
-        "unknown-transfer-encoding"])
-def test_errors_nginx_answers_itself_are_problem_json(edge: tuple[Layout, Path], request_bytes: bytes, status: int,
-                                                       tls: bool) -> None:
+@pytest.mark.parametrize(
+    ("request_bytes", "status", "tls"),
+    [
+        (b"GET /api/v1/products HTTP/1.1\r\nConnection: close\r\n\r\n", 400, True),  # no Host
+        (b"GET /api/v1/products HTTP/1.1\r\nHost: localhost\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n", 400, True),
+        (b"GET /api/v1/products HTTP/1.1\r\nHost: localhost\r\n\r\n", 400, False),  # plain HTTP on the TLS port
+        (b"TRACE /api/v1/products HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", 405, True),
+        (
+            b"POST /api/v1/products HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2000000\r\n"
+            b"Connection: close\r\n\r\n",
+            413,
+            True,
+        ),
+        (b"GET /api/" + b"a" * 9000 + b" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", 414, True),
+        (
+            b"POST /api/v1/products HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: gzip\r\n"
+            b"Connection: close\r\n\r\n",
+            501,
+            True,
+        ),
+    ],
+    ids=[
+        "no-host",
+        "header-too-large",
+        "plain-http-on-tls",
+        "trace",
+        "body-too-large",
+        "uri-too-long",
+        "unknown-transfer-encoding",
+    ],
+)
+def test_errors_nginx_answers_itself_are_problem_json(
+    edge: tuple[Layout, Path], request_bytes: bytes, status: int, tls: bool
+) -> None:
     """Clients parse every error of the API as RFC 9457 problem+json, including the ones the edge answers
     before the gateway sees the request: an HTML page breaks them and names the server software."""
     layout, ca = edge
@@ -244,15 +295,19 @@ def _handshake(layout: Layout, ca: Path, version: ssl.TLSVersion, ciphers: str |
     ctx.minimum_version = ctx.maximum_version = version
     if ciphers:
         ctx.set_ciphers(ciphers)
-    with socket.create_connection(("127.0.0.1", layout.edge_https), timeout=10) as raw, \
-            ctx.wrap_socket(raw, server_hostname="localhost") as sock:
+    with (
+        socket.create_connection(("127.0.0.1", layout.edge_https), timeout=10) as raw,
+        ctx.wrap_socket(raw, server_hostname="localhost") as sock,
+    ):
         cipher = sock.cipher()
         assert cipher is not None
         return cipher[0]
 
 
-@pytest.mark.parametrize("cbc_suite", ["ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-AES256-SHA",
-                                       "ECDHE-ECDSA-AES128-SHA256", "ECDHE-ECDSA-AES256-SHA384"])
+@pytest.mark.parametrize(
+    "cbc_suite",
+    ["ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-AES256-SHA", "ECDHE-ECDSA-AES128-SHA256", "ECDHE-ECDSA-AES256-SHA384"],
+)
 def test_tls12_refuses_cbc_suites(edge: tuple[Layout, Path], cbc_suite: str) -> None:
     """CBC suites in TLS 1.2 are the ones with a history of padding-oracle attacks (Lucky 13, POODLE-style):
     Mozilla's intermediate profile offers only AEAD suites, and so does the edge."""
@@ -265,6 +320,8 @@ def test_tls12_with_aead_and_tls13_are_accepted(edge: tuple[Layout, Path]) -> No
     """Older clients still get TLS 1.2, with an AEAD suite; current ones get TLS 1.3."""
     layout, ca = edge
     assert _handshake(layout, ca, ssl.TLSVersion.TLSv1_2) in nginx.TLS12_CIPHERS.split(":")
-    assert _handshake(layout, ca, ssl.TLSVersion.TLSv1_2, "ECDHE-ECDSA-CHACHA20-POLY1305") == \
-        "ECDHE-ECDSA-CHACHA20-POLY1305"
+    assert (
+        _handshake(layout, ca, ssl.TLSVersion.TLSv1_2, "ECDHE-ECDSA-CHACHA20-POLY1305")
+        == "ECDHE-ECDSA-CHACHA20-POLY1305"
+    )
     assert _handshake(layout, ca, ssl.TLSVersion.TLSv1_3).startswith("TLS_")

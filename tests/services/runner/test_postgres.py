@@ -55,9 +55,27 @@ def test_the_crash_unsafe_mode_is_an_explicit_opt_in() -> None:
 def _psql_without_password(server: PostgresServer, host: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     env["PGPASSFILE"] = "/nonexistent"  # not ~/.pgpass either
-    return subprocess.run([str(server.bindir / "psql"), "-X", "-w", "-h", host, "-p", str(server.port),
-                           "-U", "postgres", "-d", "postgres", "-c", "SELECT 1"],
-                          capture_output=True, text=True, env=env, check=False)
+    return subprocess.run(
+        [
+            str(server.bindir / "psql"),
+            "-X",
+            "-w",
+            "-h",
+            host,
+            "-p",
+            str(server.port),
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-c",
+            "SELECT 1",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
 
 
 @pytest.mark.parametrize("via", ["tcp", "socket"])

@@ -34,17 +34,35 @@ def _free(port: int) -> bool:
 def _pick_offset() -> int:
     # Below the ephemeral port range and between the end-to-end stacks' offsets (12000, 14000, ...).
     for offset in (13000, 15000, 17000):
-        ports = [8000 + offset + i for i in range(6)] + [8010 + offset, 8080 + offset, 8443 + offset,
-                                                          9090 + offset, 5433 + offset]
+        ports = [8000 + offset + i for i in range(6)] + [
+            8010 + offset,
+            8080 + offset,
+            8443 + offset,
+            9090 + offset,
+            5433 + offset,
+        ]
         if all(_free(p) for p in ports):
             return offset
     raise RuntimeError("no free port range for the runner's stack")
 
 
 def runner(layout: Layout, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "services.runner", "--run-dir", str(layout.run_dir),
-                           "--port-offset", str(layout.port_offset), *args],
-                          cwd=ROOT, capture_output=True, text=True, timeout=180)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "services.runner",
+            "--run-dir",
+            str(layout.run_dir),
+            "--port-offset",
+            str(layout.port_offset),
+            *args,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +72,9 @@ def layout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Layout]:
     layout = Layout(tmp_path_factory.mktemp("run"), _pick_offset())
     up = runner(layout, "up", "--no-seed")
     if up.returncode != 0:
-        logs = "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-1500:]}"
-                         for p in sorted(layout.logs.glob("*.log")))
+        logs = "\n".join(
+            f"--- {p.name}\n{p.read_text(errors='replace')[-1500:]}" for p in sorted(layout.logs.glob("*.log"))
+        )
         pytest.fail(f"`up` failed ({up.returncode}):\n{up.stdout}\n{up.stderr}\n{logs}")
     try:
         yield layout
@@ -79,8 +98,9 @@ def child_pid(layout: Layout, name: str) -> int:
 
 
 def database(layout: Layout) -> PostgresServer:
-    return PostgresServer(port=layout.postgres_embedded, datadir=layout.shared / "pg",
-                          passfile_path=layout.postgres_passfile)
+    return PostgresServer(
+        port=layout.postgres_embedded, datadir=layout.shared / "pg", passfile_path=layout.postgres_passfile
+    )
 
 
 def stack_pids(layout: Layout) -> dict[int, str]:
@@ -129,8 +149,13 @@ def test_no_process_of_the_stack_holds_a_secret_in_its_environment(layout: Layou
     """/proc/<pid>/environ is readable by anyone running as that process's user (and root): no private key,
     password or database URL may sit there, in any process of the stack."""
     ring = json.loads(layout.keyring_file.read_text())
-    secrets = [*ring["service_keys"].values(), *ring["jwt_keys"].values(), *ring["secrets"].values(),
-               json.loads(layout.admin_file.read_text())["password"], database(layout).password]
+    secrets = [
+        *ring["service_keys"].values(),
+        *ring["jwt_keys"].values(),
+        *ring["secrets"].values(),
+        json.loads(layout.admin_file.read_text())["password"],
+        database(layout).password,
+    ]
     pids = stack_pids(layout)
     assert len(pids) > len(children(layout))  # the workers and backends are looked at too
     for pid, name in pids.items():
@@ -156,8 +181,10 @@ def test_each_service_is_its_own_database_role_and_not_a_superuser(layout: Layou
             assert await conn.fetchval("SELECT current_user") == service.database_name
             assert await conn.fetchval("SELECT rolsuper FROM pg_roles WHERE rolname = current_user") is False
             # Its migrations ran as that role: it owns every table of its schema.
-            owners = {r["tableowner"] for r in await conn.fetch(
-                "SELECT tableowner FROM pg_tables WHERE schemaname = 'public'")}
+            owners = {
+                r["tableowner"]
+                for r in await conn.fetch("SELECT tableowner FROM pg_tables WHERE schemaname = 'public'")
+            }
             assert owners == {service.database_name}
         finally:
             await conn.close()
@@ -189,9 +216,18 @@ def test_started_as_root_no_process_keeps_root(layout: Layout) -> None:
     services = {name: uid for name, uid in uids.items() if name in {s.name for s in catalog.SERVICES}}
     assert len(set(services.values())) == len(services), services
     # One service's user cannot read another's keys.
-    refused = subprocess.run(["runuser", "-u", "retail-orders", "--", "cat",
-                              str(layout.service_secrets("payments") / "service_private_key")],
-                             capture_output=True, text=True)
+    refused = subprocess.run(
+        [
+            "runuser",
+            "-u",
+            "retail-orders",
+            "--",
+            "cat",
+            str(layout.service_secrets("payments") / "service_private_key"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert refused.returncode != 0
     assert "Permission denied" in refused.stderr
 
@@ -209,11 +245,14 @@ def test_a_killed_database_is_restarted_and_the_services_recover(layout: Layout)
             break
         time.sleep(0.5)
     else:
-        pytest.fail(f"the database did not come back:\n{runner(layout, 'status').stdout}\n"
-                    f"{(layout.logs / 'postgres.log').read_text()[-2000:]}")
+        pytest.fail(
+            f"the database did not come back:\n{runner(layout, 'status').stdout}\n"
+            f"{(layout.logs / 'postgres.log').read_text()[-2000:]}"
+        )
     status = runner(layout, "status").stdout
-    assert any(row.split()[:1] == ["postgres"] and "restarts 1" in " ".join(row.split()) for row in
-               status.splitlines()), status
+    assert any(
+        row.split()[:1] == ["postgres"] and "restarts 1" in " ".join(row.split()) for row in status.splitlines()
+    ), status
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         listing = httpx.get(f"{products}/api/v1/products", params={"limit": 1}, timeout=5)

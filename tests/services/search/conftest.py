@@ -58,11 +58,25 @@ async def open_pool(url: str, size: int = 4) -> AsyncIterator[asyncpg.Pool]:
         await pool.close()
 
 
-def product(name: str, *, description: str = "", category: str = "misc", price_cents: int = 1000,
-            product_id: uuid.UUID | None = None) -> FeedProduct:
+def product(
+    name: str,
+    *,
+    description: str = "",
+    category: str = "misc",
+    price_cents: int = 1000,
+    product_id: uuid.UUID | None = None,
+) -> FeedProduct:
     pid = product_id or uuid.uuid4()
-    return FeedProduct(id=pid, sku=f"SKU-{pid.hex[:8]}", name=name, description=description, category=category,
-                       price_cents=price_cents, currency="EUR", updated_at=datetime.now(UTC))
+    return FeedProduct(
+        id=pid,
+        sku=f"SKU-{pid.hex[:8]}",
+        name=name,
+        description=description,
+        category=category,
+        price_cents=price_cents,
+        currency="EUR",
+        updated_at=datetime.now(UTC),
+    )
 
 
 class FakeFeed:
@@ -116,13 +130,21 @@ class Catalogue:
     """Admin writes through the products public API (what a real catalogue change looks like)."""
 
     def __init__(self, products_url: str, admin_token: str) -> None:
-        self.client = httpx.Client(base_url=products_url, timeout=10.0,
-                                   headers={"authorization": f"Bearer {admin_token}"})
+        self.client = httpx.Client(
+            base_url=products_url, timeout=10.0, headers={"authorization": f"Bearer {admin_token}"}
+        )
 
-    def create(self, name: str, *, description: str = "", category: str = "misc",
-               price_cents: int = 1999) -> dict[str, Any]:
-        body = {"sku": f"SKU-{uuid.uuid4().hex[:12]}", "name": name, "description": description,
-                "category": category, "price_cents": price_cents, "currency": "EUR"}
+    def create(
+        self, name: str, *, description: str = "", category: str = "misc", price_cents: int = 1999
+    ) -> dict[str, Any]:
+        body = {
+            "sku": f"SKU-{uuid.uuid4().hex[:12]}",
+            "name": name,
+            "description": description,
+            "category": category,
+            "price_cents": price_cents,
+            "currency": "EUR",
+        }
         r = self.client.post("/api/v1/products", json=body)
         assert r.status_code == 201, r.text
         return dict(r.json())

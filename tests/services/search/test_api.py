@@ -61,28 +61,36 @@ def test_a_hit_has_exactly_the_documented_fields(search: ServiceProcess, catalog
     [item] = body["items"]
     assert set(item) == {"product_id", "name", "price_cents", "currency", "category", "score"}
     assert (item["product_id"], item["name"], item["price_cents"], item["currency"], item["category"]) == (
-        created["id"], f"Shape {word}", 4200, "EUR", "shapes")
+        created["id"],
+        f"Shape {word}",
+        4200,
+        "EUR",
+        "shapes",
+    )
     assert isinstance(item["score"], float)
     assert item["score"] > 0
 
 
-@pytest.mark.parametrize(("params", "bad_field"), [
-    ({}, "q"),
-    ({"q": ""}, "q"),
-    ({"q": "   "}, "q"),
-    ({"q": "\t\n \u3000"}, "q"),
-    ({"q": "x" * 201}, "q"),
-    ({"q": "  " + "x" * 201 + "  "}, "q"),
-    ({"q": "laptop", "limit": "0"}, "limit"),
-    ({"q": "laptop", "limit": "51"}, "limit"),
-    ({"q": "laptop", "limit": "-1"}, "limit"),
-    ({"q": "laptop", "limit": "ten"}, "limit"),
-    ({"q": "laptop", "limit": "2.5"}, "limit"),
-    ({"q": "laptop", "category": ""}, "category"),
-    ({"q": "laptop", "category": "c" * 65}, "category"),
-    ({"q": "laptop", "category": "bad\x00category"}, "category"),
-    ({"q": "laptop", "category": "tab\tcategory"}, "category"),
-])
+@pytest.mark.parametrize(
+    ("params", "bad_field"),
+    [
+        ({}, "q"),
+        ({"q": ""}, "q"),
+        ({"q": "   "}, "q"),
+        ({"q": "\t\n \u3000"}, "q"),
+        ({"q": "x" * 201}, "q"),
+        ({"q": "  " + "x" * 201 + "  "}, "q"),
+        ({"q": "laptop", "limit": "0"}, "limit"),
+        ({"q": "laptop", "limit": "51"}, "limit"),
+        ({"q": "laptop", "limit": "-1"}, "limit"),
+        ({"q": "laptop", "limit": "ten"}, "limit"),
+        ({"q": "laptop", "limit": "2.5"}, "limit"),
+        ({"q": "laptop", "category": ""}, "category"),
+        ({"q": "laptop", "category": "c" * 65}, "category"),
+        ({"q": "laptop", "category": "bad\x00category"}, "category"),
+        ({"q": "laptop", "category": "tab\tcategory"}, "category"),
+    ],
+)
 def test_bad_input_is_a_422_validation_problem(search: ServiceProcess, params: dict[str, str], bad_field: str) -> None:
     """Empty, blank or over-long queries and out-of-range limits or categories are the client's error:
     a 422 problem naming the parameter, never a 5xx and never an empty 200 that hides the mistake."""
@@ -91,17 +99,20 @@ def test_bad_input_is_a_422_validation_problem(search: ServiceProcess, params: d
     assert any(e["loc"][-1] == bad_field for e in body["errors"]), body
 
 
-@pytest.mark.parametrize("params", [
-    {"q": "x" * 200},
-    {"q": "   " + "y" * 200 + "\n"},  # 200 characters once trimmed
-    {"q": "a"},
-    {"q": "laptop", "limit": "1"},
-    {"q": "laptop", "limit": "50"},
-    {"q": "laptop", "category": "c" * 64},
-    {"q": "'; DROP TABLE search_documents; -- & | ! :* <->"},
-    {"q": "\x00"},
-    {"q": "日本語"},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"q": "x" * 200},
+        {"q": "   " + "y" * 200 + "\n"},  # 200 characters once trimmed
+        {"q": "a"},
+        {"q": "laptop", "limit": "1"},
+        {"q": "laptop", "limit": "50"},
+        {"q": "laptop", "category": "c" * 64},
+        {"q": "'; DROP TABLE search_documents; -- & | ! :* <->"},
+        {"q": "\x00"},
+        {"q": "日本語"},
+    ],
+)
 def test_boundary_and_hostile_input_is_a_200(search: ServiceProcess, params: dict[str, str]) -> None:
     """The edges of the valid range are accepted, and tsquery operators, SQL or a NUL byte in q are just
     text: the query is reduced to word tokens, so nothing a client types is a 5xx."""
@@ -144,8 +155,10 @@ def test_relevance_name_over_description_prefix_and_typos(search: ServiceProcess
 
     wait_for(lambda: ids("keyboard") == [keyboard["id"]], within=FRESHNESS_S + 1)
     assert ids("laptop")[:2] == [laptop["id"], sleeve["id"]]
-    scores = [i["score"] for i in httpx.get(f"{search.url}/api/v1/search",
-                                            params={"q": "laptop", "category": category}).json()["items"]]
+    scores = [
+        i["score"]
+        for i in httpx.get(f"{search.url}/api/v1/search", params={"q": "laptop", "category": category}).json()["items"]
+    ]
     assert scores == sorted(scores, reverse=True)
     assert scores[0] > scores[1]
     assert ids("lapt")[0] == laptop["id"]  # prefix
@@ -174,6 +187,7 @@ def test_created_changed_and_deleted_products_are_reflected_within_two_seconds(
 
         t0 = time.monotonic()
         created = catalogue.create(f"Fresh {old_word}", category="freshness")
+
         def found(w: str = old_word, pid: str = created["id"]) -> bool:
             return search_ids(search.url, w) == [pid]
 
@@ -184,13 +198,15 @@ def test_created_changed_and_deleted_products_are_reflected_within_two_seconds(
 
         def changed(old: str = old_word, new: str = new_word, pid: str = created["id"]) -> bool:
             r = httpx.get(f"{search.url}/api/v1/search", params={"q": new}).json()
-            return [(i["product_id"], i["price_cents"]) for i in r["items"]] == [(pid, 2500)] \
-                and search_ids(search.url, old) == []
+            return [(i["product_id"], i["price_cents"]) for i in r["items"]] == [(pid, 2500)] and search_ids(
+                search.url, old
+            ) == []
 
         delays["change"].append(wait_for(changed, within=FRESHNESS_S, started=t0))
 
         t0 = time.monotonic()
         catalogue.delete(created["id"])
+
         def gone(w: str = new_word) -> bool:
             return search_ids(search.url, w) == []
 
@@ -205,8 +221,11 @@ def _feed_after(products: ServiceProcess, keyring: KeyRing, after: int) -> list[
     token = ServiceTokenIssuer("search", keyring.service_keys["search"]).token_for("products")
     items: list[dict[str, Any]] = []
     while True:
-        r = httpx.get(f"{products.url}/internal/v1/changes", params={"after": after, "limit": 1000},
-                      headers={"authorization": f"Bearer {token}"})
+        r = httpx.get(
+            f"{products.url}/internal/v1/changes",
+            params={"after": after, "limit": 1000},
+            headers={"authorization": f"Bearer {token}"},
+        )
         assert r.status_code == 200, r.text
         page = r.json()
         items += page["items"]
@@ -230,7 +249,11 @@ def _applied_batches(proc: ServiceProcess, offset: int) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("how", ["stop", "kill"])
 def test_the_indexer_resumes_from_its_stored_cursor_after_a_restart(
-    search: ServiceProcess, products: ServiceProcess, catalogue: Catalogue, pg: PostgresServer, keyring: KeyRing,
+    search: ServiceProcess,
+    products: ServiceProcess,
+    catalogue: Catalogue,
+    pg: PostgresServer,
+    keyring: KeyRing,
     how: str,
 ) -> None:
     """Changes made while search is down — stopped, or killed without any shutdown hook — arrive once it
@@ -241,8 +264,13 @@ def test_the_indexer_resumes_from_its_stored_cursor_after_a_restart(
     changed = catalogue.create(f"Before {changed_word}")
     deleted = catalogue.create(f"Doomed {deleted_word}")
     wait_for(lambda: search_ids(search.url, deleted_word) == [deleted["id"]], within=FRESHNESS_S + 1)
-    wait_for(lambda: pg.psql("SELECT last_seq FROM indexer_cursor", db) == str(
-        max(c["seq"] for c in _feed_after(products, keyring, 0))), within=FRESHNESS_S)
+    wait_for(
+        lambda: (
+            pg.psql("SELECT last_seq FROM indexer_cursor", db)
+            == str(max(c["seq"] for c in _feed_after(products, keyring, 0)))
+        ),
+        within=FRESHNESS_S,
+    )
     cursor_before = int(pg.psql("SELECT last_seq FROM indexer_cursor", db))
 
     if how == "stop":
@@ -258,10 +286,12 @@ def test_the_indexer_resumes_from_its_stored_cursor_after_a_restart(
     search.start()  # same environment: same DATABASE_URL, so the same stored cursor
 
     def caught_up() -> bool:
-        return (search_ids(search.url, new_word) == [created["id"]]
-                and search_ids(search.url, kept_word) == [changed["id"]]
-                and search_ids(search.url, changed_word) == []
-                and search_ids(search.url, deleted_word) == [])
+        return (
+            search_ids(search.url, new_word) == [created["id"]]
+            and search_ids(search.url, kept_word) == [changed["id"]]
+            and search_ids(search.url, changed_word) == []
+            and search_ids(search.url, deleted_word) == []
+        )
 
     _report(f"changes made while search was down ({how}), after its restart", wait_for(caught_up, within=10))
     batches = _applied_batches(search, offset)
@@ -287,8 +317,10 @@ def test_search_stays_ready_and_serves_its_index_when_products_is_down(
     created = catalogue.create(f"Survivor {word}")
     wait_for(lambda: search_ids(search.url, word) == [created["id"]], within=FRESHNESS_S + 1)
 
-    env = {**stack.env_for("search", search.env["DATABASE_URL"]),
-           "SERVICE_URLS": json.dumps({"products": f"http://127.0.0.1:{free_port()}"})}
+    env = {
+        **stack.env_for("search", search.env["DATABASE_URL"]),
+        "SERVICE_URLS": json.dumps({"products": f"http://127.0.0.1:{free_port()}"}),
+    }
     replica = ServiceProcess("search", env, stack.logdir).start()
     try:
         assert httpx.get(f"{replica.url}/readyz").status_code == 200
@@ -309,7 +341,11 @@ def test_search_stays_ready_and_serves_its_index_when_products_is_down(
 
 
 def test_two_replicas_on_one_database_apply_each_change_exactly_once(
-    search: ServiceProcess, products: ServiceProcess, catalogue: Catalogue, stack: TestStack, keyring: KeyRing,
+    search: ServiceProcess,
+    products: ServiceProcess,
+    catalogue: Catalogue,
+    stack: TestStack,
+    keyring: KeyRing,
 ) -> None:
     """Replicas share the index and its cursor; both poll the feed, but every feed entry is applied by
     exactly one of them (the per-batch cursor lock with compare-and-set): the applied ranges of the two
@@ -338,13 +374,20 @@ def test_two_replicas_on_one_database_apply_each_change_exactly_once(
             return set(prices) == {sentinel["id"], *ids[1:]} and all(prices[p] == 777 for p in ids[5:10])
 
         wait_for(done, within=FRESHNESS_S * 2)
-        wait_for(lambda: sum(b["changes"] for b in _applied_batches(search, offset)
-                             + _applied_batches(replica, 0)) >= len(expected), within=FRESHNESS_S)
+        wait_for(
+            lambda: (
+                sum(b["changes"] for b in _applied_batches(search, offset) + _applied_batches(replica, 0))
+                >= len(expected)
+            ),
+            within=FRESHNESS_S,
+        )
     finally:
         replica.stop()
     # (A batch that ended at start_seq may log just after `offset` was taken: it is not part of this test.)
-    batches = sorted((b for b in _applied_batches(search, offset) + _applied_batches(replica, 0)
-                      if b["to_seq"] > start_seq), key=lambda b: b["from_seq"])
+    batches = sorted(
+        (b for b in _applied_batches(search, offset) + _applied_batches(replica, 0) if b["to_seq"] > start_seq),
+        key=lambda b: b["from_seq"],
+    )
     ranges = [(b["from_seq"], b["to_seq"]) for b in batches]
     assert ranges[0][0] == start_seq, ranges
     assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges)), ranges  # contiguous, no overlap

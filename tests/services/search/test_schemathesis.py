@@ -11,8 +11,9 @@ from tests.services.search.conftest import Catalogue, search_ids, unique_word, w
 from tests.support.procs import ServiceProcess
 
 
-def test_search_openapi_holds_under_generated_requests(search: ServiceProcess, catalogue: Catalogue,
-                                                       tmp_path: Path) -> None:
+def test_search_openapi_holds_under_generated_requests(
+    search: ServiceProcess, catalogue: Catalogue, tmp_path: Path
+) -> None:
     """Zero 5xx and zero schema violations: generated queries (Unicode, control characters, boundary
     lengths, invalid limits and categories) must get either a 200 matching the response schema or a
     documented 4xx problem. Products are indexed first so 200s carry real hits, not only empty lists."""
@@ -23,10 +24,29 @@ def test_search_openapi_holds_under_generated_requests(search: ServiceProcess, c
     assert search_ids(search.url, "laptop")  # the schema's example query has hits
 
     result = subprocess.run(
-        [sys.executable, "-m", "schemathesis.cli", "run", f"{search.url}/openapi.json",
-         "--checks", "all", "--mode", "all", "--phases", "examples,coverage,fuzzing",
-         "--max-examples", "150", "--workers", "1", "--request-timeout", "10"],
-        capture_output=True, text=True, timeout=240, check=False,
+        [
+            sys.executable,
+            "-m",
+            "schemathesis.cli",
+            "run",
+            f"{search.url}/openapi.json",
+            "--checks",
+            "all",
+            "--mode",
+            "all",
+            "--phases",
+            "examples,coverage,fuzzing",
+            "--max-examples",
+            "150",
+            "--workers",
+            "1",
+            "--request-timeout",
+            "10",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
         cwd=tmp_path,  # schemathesis keeps a cache in ./.schemathesis: not in the repository
     )
     output = result.stdout + result.stderr

@@ -18,8 +18,23 @@ from services.search.indexer import Indexer
 from tests.services.search.conftest import FakeFeed, open_pool, product
 
 HOSTILE = [
-    "a & b | !c", "lapt:*", "x <-> y", "'; DROP TABLE search_documents; --", "((((", "\\", "'", "''",
-    "foo:A*", "!", "a\x00b", "\u202e\u0000", "日本語 ノート", "naïve café", "under_score", "1 & 2", ":*:*",
+    "a & b | !c",
+    "lapt:*",
+    "x <-> y",
+    "'; DROP TABLE search_documents; --",
+    "((((",
+    "\\",
+    "'",
+    "''",
+    "foo:A*",
+    "!",
+    "a\x00b",
+    "\u202e\u0000",
+    "日本語 ノート",
+    "naïve café",
+    "under_score",
+    "1 & 2",
+    ":*:*",
 ]
 
 
@@ -69,8 +84,10 @@ def _search(url: str, *queries: tuple[str, int, str | None]) -> list[tuple[list[
             for p in CATALOGUE.values():
                 feed.upsert(p)
             await Indexer(pool, feed).poll_once()
-            return [await store.search(pool, q, limit=limit, category=category, typo_threshold=0.5)
-                    for q, limit, category in queries]
+            return [
+                await store.search(pool, q, limit=limit, category=category, typo_threshold=0.5)
+                for q, limit, category in queries
+            ]
 
     return asyncio.run(run())
 
@@ -109,7 +126,11 @@ def test_ranking_prefix_typos_filters_and_totals(search_db: str) -> None:
     hit = exact[0][0]
     laptop = CATALOGUE["laptop"]
     assert (hit.product_id, hit.price_cents, hit.currency, hit.category) == (
-        laptop.id, laptop.price_cents, laptop.currency, laptop.category)
+        laptop.id,
+        laptop.price_cents,
+        laptop.currency,
+        laptop.category,
+    )
 
 
 def test_a_selective_search_uses_both_gin_indexes(search_db: str) -> None:
@@ -128,9 +149,20 @@ def test_a_selective_search_uses_both_gin_indexes(search_db: str) -> None:
         conn = await asyncpg.connect(search_db)
         try:
             await conn.copy_records_to_table(
-                "search_documents", records=[row(i) for i in range(50_000)],
-                columns=["product_id", "sku", "name", "description", "category", "price_cents", "currency",
-                         "updated_at", "source_seq"])
+                "search_documents",
+                records=[row(i) for i in range(50_000)],
+                columns=[
+                    "product_id",
+                    "sku",
+                    "name",
+                    "description",
+                    "category",
+                    "price_cents",
+                    "currency",
+                    "updated_at",
+                    "source_seq",
+                ],
+            )
             await conn.execute("ANALYZE search_documents")
             word = vocabulary[0]
             plans = {}
@@ -138,8 +170,9 @@ def test_a_selective_search_uses_both_gin_indexes(search_db: str) -> None:
                 terms = store.tokens(q)
                 async with conn.transaction():
                     await conn.execute("SELECT set_config('pg_trgm.word_similarity_threshold', '0.5', true)")
-                    plan = await conn.fetch("EXPLAIN " + store._SEARCH_SQL, store.tsquery_text(terms),
-                                            " ".join(terms), None, 20)
+                    plan = await conn.fetch(
+                        "EXPLAIN " + store._SEARCH_SQL, store.tsquery_text(terms), " ".join(terms), None, 20
+                    )
                 plans[q] = "\n".join(r[0] for r in plan)
             return plans
         finally:

@@ -23,8 +23,9 @@ from tests.support.procs import free_port
 
 KEY = "k" * 40
 # ``main`` builds its module-level app from the environment on import, like every service's.
-CONTENT_SECURITY_POLICY = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-                           "frame-ancestors 'none'; base-uri 'none'")
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
 
 
 @pytest.fixture
@@ -69,8 +70,9 @@ def test_pages_reference_no_script_and_no_other_origin(client: TestClient) -> No
 
 
 @pytest.mark.parametrize("token", [None, "", "0" * 64])
-def test_a_form_without_the_sessions_csrf_token_is_refused_and_changes_nothing(client: TestClient,
-                                                                             token: str | None) -> None:
+def test_a_form_without_the_sessions_csrf_token_is_refused_and_changes_nothing(
+    client: TestClient, token: str | None
+) -> None:
     client.get("/login")  # a session exists
     form = {"product_id": "8f1c2d3e-0000-4000-8000-000000000001", "quantity": "1", "add": "true"}
     if token is not None:

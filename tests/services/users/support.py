@@ -55,8 +55,7 @@ class Api:
 
     @classmethod
     def at(cls, url: str) -> Api:
-        return cls(httpx.Client(base_url=url, timeout=15.0),
-                   lambda **kwargs: httpx.AsyncClient(base_url=url, **kwargs))
+        return cls(httpx.Client(base_url=url, timeout=15.0), lambda **kwargs: httpx.AsyncClient(base_url=url, **kwargs))
 
     def signup(self, email: str | None = None, password: str = PASSWORD, name: str = "Test User") -> Account:
         email = email or unique_email()
@@ -65,8 +64,9 @@ class Api:
         return Account(r.json()["id"], email, password)
 
     def login(self, email: str, password: str, ip: str | None = None) -> httpx.Response:
-        return self.http.post("/api/v1/sessions", json={"email": email, "password": password},
-                              headers={"X-Forwarded-For": ip or new_ip()})
+        return self.http.post(
+            "/api/v1/sessions", json={"email": email, "password": password}, headers={"X-Forwarded-For": ip or new_ip()}
+        )
 
     def tokens(self, account: Account) -> dict[str, Any]:
         r = self.login(account.email, account.password, account.ip)

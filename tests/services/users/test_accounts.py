@@ -47,9 +47,11 @@ def test_concurrent_sign_ups_with_one_email_create_exactly_one_account(api: Api)
 
     async def burst() -> list[int]:
         async with api.async_client(timeout=30.0) as client:
+
             def one(i: int) -> Any:
                 variant = email.upper() if i % 2 else email
                 return client.post("/api/v1/users", json={"email": variant, "password": PASSWORD, "name": f"n{i}"})
+
             responses = await asyncio.gather(*(one(i) for i in range(12)))
         return [r.status_code for r in responses]
 
@@ -66,16 +68,21 @@ def test_a_sign_up_flood_is_refused_with_429_and_logins_go_first(api: Api) -> No
 
     async def flood() -> tuple[list[httpx.Response], httpx.Response]:
         async with api.async_client(timeout=60.0) as client:
+
             async def sign_up(i: int) -> httpx.Response:
-                r = await client.post("/api/v1/users", json={"email": unique_email(f"flood{i}"),
-                                                             "password": PASSWORD, "name": "Flood"})
+                r = await client.post(
+                    "/api/v1/users", json={"email": unique_email(f"flood{i}"), "password": PASSWORD, "name": "Flood"}
+                )
                 finished[f"sign-up {i}"] = time.monotonic()
                 return r
 
             async def login() -> httpx.Response:
                 await asyncio.sleep(0.2)  # the flood has arrived
-                r = await client.post("/api/v1/sessions", json={"email": account.email, "password": PASSWORD},
-                                      headers={"X-Forwarded-For": account.ip})
+                r = await client.post(
+                    "/api/v1/sessions",
+                    json={"email": account.email, "password": PASSWORD},
+                    headers={"X-Forwarded-For": account.ip},
+                )
                 finished["login"] = time.monotonic()
                 return r
 
@@ -138,11 +145,17 @@ def test_a_lone_surrogate_is_rejected_not_a_server_error(api: Api) -> None:
     raw = b'{"email": "s@example.com", "password": "\\ud800\\ud800\\ud800\\ud800\\ud800x", "name": "\\ud800"}'
     r = api.http.post("/api/v1/users", content=raw, headers={"content-type": "application/json"})
     assert_problem(r, 422)
-    r = api.http.post("/api/v1/sessions", content=b'{"email": "s@example.com", "password": "\\udfff"}',
-                      headers={"content-type": "application/json"})
+    r = api.http.post(
+        "/api/v1/sessions",
+        content=b'{"email": "s@example.com", "password": "\\udfff"}',
+        headers={"content-type": "application/json"},
+    )
     assert r.status_code in (401, 422), r.text
-    r = api.http.post("/api/v1/sessions/refresh", content=b'{"refresh_token": "\\udfff"}',
-                      headers={"content-type": "application/json"})
+    r = api.http.post(
+        "/api/v1/sessions/refresh",
+        content=b'{"refresh_token": "\\udfff"}',
+        headers={"content-type": "application/json"},
+    )
     assert r.status_code in (401, 422), r.text
 
 
@@ -154,8 +167,10 @@ def test_me_returns_the_callers_profile(api: Api) -> None:
     assert r.json()["email"] == account.email
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer"}, {"Authorization": "Basic dXNlcjpwYXNz"},
-                                     {"Authorization": "Bearer not.a.jwt"}])
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer"}, {"Authorization": "Basic dXNlcjpwYXNz"}, {"Authorization": "Bearer not.a.jwt"}],
+)
 def test_me_without_a_valid_token_is_401(api: Api, headers: dict[str, str]) -> None:
     r = api.http.get("/api/v1/users/me", headers=headers)
     assert_problem(r, 401)
@@ -196,8 +211,11 @@ def test_wrong_current_password_is_403_and_changes_nothing(api: Api) -> None:
     """403 (authenticated, but the change is refused); a 401 would tell the client to drop its token."""
     account = api.signup()
     token = api.tokens(account)["access_token"]
-    r = api.http.patch("/api/v1/users/me", json={"password": "brand-new-password", "current_password": "wrong-one!!"},
-                       headers={**bearer(token), "X-Forwarded-For": account.ip})
+    r = api.http.patch(
+        "/api/v1/users/me",
+        json={"password": "brand-new-password", "current_password": "wrong-one!!"},
+        headers={**bearer(token), "X-Forwarded-For": account.ip},
+    )
     assert_problem(r, 403, "invalid-current-password")
     assert api.login(account.email, account.password).status_code == 201
     assert api.login(account.email, "brand-new-password").status_code == 401
@@ -209,11 +227,17 @@ def test_guessing_the_current_password_is_throttled_like_logins(api: Api) -> Non
     account = api.signup()
     token = api.tokens(account)["access_token"]
     for i in range(5):
-        r = api.http.patch("/api/v1/users/me", json={"password": "brand-new-password", "current_password": f"bad{i}"},
-                           headers={**bearer(token), "X-Forwarded-For": account.ip})
+        r = api.http.patch(
+            "/api/v1/users/me",
+            json={"password": "brand-new-password", "current_password": f"bad{i}"},
+            headers={**bearer(token), "X-Forwarded-For": account.ip},
+        )
         assert_problem(r, 403)
-    r = api.http.patch("/api/v1/users/me", json={"password": "brand-new-password", "current_password": PASSWORD},
-                       headers={**bearer(token), "X-Forwarded-For": account.ip})
+    r = api.http.patch(
+        "/api/v1/users/me",
+        json={"password": "brand-new-password", "current_password": PASSWORD},
+        headers={**bearer(token), "X-Forwarded-For": account.ip},
+    )
     assert_problem(r, 429, "rate-limited")
     assert int(r.headers["retry-after"]) > 0
 
@@ -224,8 +248,11 @@ def test_password_change_works_and_revokes_the_other_sessions(api: Api) -> None:
     account = api.signup()
     mine = api.tokens(account)
     other = api.tokens(account)
-    r = api.http.patch("/api/v1/users/me", json={"password": "a-new-password!", "current_password": PASSWORD,
-                                                 "name": "Both"}, headers=bearer(mine["access_token"]))
+    r = api.http.patch(
+        "/api/v1/users/me",
+        json={"password": "a-new-password!", "current_password": PASSWORD, "name": "Both"},
+        headers=bearer(mine["access_token"]),
+    )
     assert r.status_code == 200, r.text
     assert r.json()["name"] == "Both"
     assert api.login(account.email, PASSWORD).status_code == 401

@@ -22,8 +22,7 @@ def _login(proc: ServiceProcess, email: str, password: str) -> httpx.Response:
 
 
 @pytest.mark.slow
-def test_admin_bootstrap_is_idempotent_race_free_and_never_resets_or_promotes(
-        stack: TestStack, logdir: Path) -> None:
+def test_admin_bootstrap_is_idempotent_race_free_and_never_resets_or_promotes(stack: TestStack, logdir: Path) -> None:
     """Two replicas starting at once on an empty database both come up and exactly one admin exists.
     A restart with another ADMIN_PASSWORD does not reset the admin's password (a restart must not undo a
     password change). An existing customer account with the configured ADMIN_EMAIL is not promoted
@@ -39,15 +38,18 @@ def test_admin_bootstrap_is_idempotent_race_free_and_never_resets_or_promotes(
         rows = db_fetch(url, "SELECT roles FROM users WHERE lower(email) = 'boss@example.com'")
         assert len(rows) == 1
         assert sorted(rows[0]["roles"]) == ["admin", "customer"]
-        r = httpx.post(f"{replicas[0].url}/api/v1/users",
-                       json={"email": "squatter@example.com", "password": "squatter-password", "name": "S"})
+        r = httpx.post(
+            f"{replicas[0].url}/api/v1/users",
+            json={"email": "squatter@example.com", "password": "squatter-password", "name": "S"},
+        )
         assert r.status_code == 201, r.text
     finally:
         for proc in replicas:
             proc.stop()
 
-    changed = ServiceProcess("users", {**base, "ADMIN_EMAIL": "BOSS@example.com",
-                                       "ADMIN_PASSWORD": "another-password"}, logdir).start()
+    changed = ServiceProcess(
+        "users", {**base, "ADMIN_EMAIL": "BOSS@example.com", "ADMIN_PASSWORD": "another-password"}, logdir
+    ).start()
     try:
         assert _login(changed, "boss@example.com", "boss-password-1").status_code == 201
         assert _login(changed, "boss@example.com", "another-password").status_code == 401
@@ -55,8 +57,9 @@ def test_admin_bootstrap_is_idempotent_race_free_and_never_resets_or_promotes(
     finally:
         changed.stop()
 
-    squat = ServiceProcess("users", {**base, "ADMIN_EMAIL": "squatter@example.com",
-                                     "ADMIN_PASSWORD": "squatter-admin-pw"}, logdir).start()
+    squat = ServiceProcess(
+        "users", {**base, "ADMIN_EMAIL": "squatter@example.com", "ADMIN_PASSWORD": "squatter-admin-pw"}, logdir
+    ).start()
     try:
         roles = db_fetch(url, "SELECT roles FROM users WHERE email = 'squatter@example.com'")[0]["roles"]
         assert roles == ["customer"]
@@ -89,9 +92,15 @@ SECRET_MARKER = "MC4CAQAwBQYDK2VwBCIEI"  # the start of every Ed25519 PKCS#8 pri
         ({"jwt_signing_keys": None}, "JWT_SIGNING_KEYS is required"),
         ({"jwt_signing_keys": "not json"}, "must be a JSON object"),
         ({"jwt_signing_keys": "{}"}, "non-empty JSON object"),
-        ({"jwt_signing_keys": json.dumps({"k1": "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIgarbage\n"
-                                                "-----END PRIVATE KEY-----\n"}), "jwt_active_kid": "k1"},
-         "JWT_SIGNING_KEYS['k1']: not a PEM-encoded private key"),
+        (
+            {
+                "jwt_signing_keys": json.dumps(
+                    {"k1": "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIgarbage\n-----END PRIVATE KEY-----\n"}
+                ),
+                "jwt_active_kid": "k1",
+            },
+            "JWT_SIGNING_KEYS['k1']: not a PEM-encoded private key",
+        ),
         ({"jwt_active_kid": None}, "JWT_ACTIVE_KID is required"),
         ({"jwt_active_kid": "nope"}, "JWT_ACTIVE_KID 'nope' is not one of the kids"),
         ({"admin_email": "a@example.com"}, "set both ADMIN_EMAIL and ADMIN_PASSWORD"),
@@ -101,7 +110,8 @@ SECRET_MARKER = "MC4CAQAwBQYDK2VwBCIEI"  # the start of every Ed25519 PKCS#8 pri
     ],
 )
 def test_settings_refuse_a_broken_deployment_clearly_and_without_echoing_secrets(
-        env: dict[str, Any], message: str) -> None:
+    env: dict[str, Any], message: str
+) -> None:
     """Missing or invalid signing keys, an active kid outside the set, half an admin: start-up fails with a
     message that says what to fix and never contains key material or passwords."""
     with pytest.raises(ValidationError) as caught:
@@ -116,8 +126,11 @@ def test_settings_refuse_a_non_ed25519_key() -> None:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    pem = (
+        ec.generate_private_key(ec.SECP256R1())
+        .private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        .decode()
+    )
     with pytest.raises(ValidationError, match="must be Ed25519"):
         _settings(jwt_signing_keys=json.dumps({"ec": pem}), jwt_active_kid="ec")
 

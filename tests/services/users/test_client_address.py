@@ -14,8 +14,13 @@ TRUSTED = [ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("::1/128")]
 
 
 def _request(peer: str | None, *xff: str) -> Request:
-    scope = {"type": "http", "method": "POST", "path": "/", "headers": [(b"x-forwarded-for", v.encode()) for v in xff],
-             "client": (peer, 1234) if peer else None}
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/",
+        "headers": [(b"x-forwarded-for", v.encode()) for v in xff],
+        "client": (peer, 1234) if peer else None,
+    }
     return Request(scope)
 
 

@@ -33,14 +33,16 @@ from tests.support.stack import TestStack
 def live(api: Api) -> dict[str, Any]:
     """Claims and header of a real access token of a live session."""
     token = api.tokens(api.signup())["access_token"]
-    return {"claims": jwt.decode(token, options={"verify_signature": False}),
-            "header": jwt.get_unverified_header(token), "token": token}
+    return {
+        "claims": jwt.decode(token, options={"verify_signature": False}),
+        "header": jwt.get_unverified_header(token),
+        "token": token,
+    }
 
 
 def _sign(keyring: KeyRing, claims: dict[str, Any], kid: str | None = None, pem: str | None = None) -> str:
     kid = kid or keyring.active_kid
-    return jwt.encode(claims, keys.load_private(pem or keyring.jwt_keys[kid]), algorithm="EdDSA",
-                      headers={"kid": kid})
+    return jwt.encode(claims, keys.load_private(pem or keyring.jwt_keys[kid]), algorithm="EdDSA", headers={"kid": kid})
 
 
 def _hs256(secret: bytes, claims: dict[str, Any], kid: str) -> str:
@@ -68,8 +70,12 @@ ATTACKS: dict[str, Forge] = {
     "HS256 keyed with the public key PEM": lambda kr, c: _hs256(_public(kr)[0], c, kr.active_kid),
     "HS256 keyed with the JWK x": lambda kr, c: _hs256(_public(kr)[1].encode(), c, kr.active_kid),
     "HS256 keyed with the raw public key": lambda kr, c: _hs256(
-        keys.load_private(kr.jwt_keys[kr.active_kid]).public_key().public_bytes(
-            serialization.Encoding.Raw, serialization.PublicFormat.Raw), c, kr.active_kid),
+        keys.load_private(kr.jwt_keys[kr.active_kid])
+        .public_key()
+        .public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw),
+        c,
+        kr.active_kid,
+    ),
     "expired": lambda kr, c: _sign(kr, _with(c, iat=int(time.time()) - 3600, exp=int(time.time()) - 60)),
     "wrong aud": lambda kr, c: _sign(kr, _with(c, aud="some-other-api")),
     "wrong iss": lambda kr, c: _sign(kr, _with(c, iss="https://evil.example")),
@@ -93,7 +99,8 @@ ATTACKS["tampered payload (roles: admin)"] = _tampered
 
 
 def test_control_a_properly_signed_copy_of_the_live_claims_is_accepted(
-        api: Api, keyring: KeyRing, live: dict[str, Any]) -> None:
+    api: Api, keyring: KeyRing, live: dict[str, Any]
+) -> None:
     """Without this, every 401 below could be an artefact of the forging code rather than the verifier."""
     r = api.me(_sign(keyring, live["claims"]))
     assert r.status_code == 200, r.text
@@ -121,8 +128,14 @@ def test_jwks_publishes_the_signing_keys_only(api: Api, keyring: KeyRing) -> Non
     entries = r.json()["keys"]
     assert [e["kid"] for e in entries] == [keyring.active_kid]
     for entry in entries:
-        assert entry == {"kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig", "kid": entry["kid"],
-                         "x": entry["x"]}
+        assert entry == {
+            "kty": "OKP",
+            "crv": "Ed25519",
+            "alg": "EdDSA",
+            "use": "sig",
+            "kid": entry["kid"],
+            "x": entry["x"],
+        }
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +149,8 @@ def rotated(stack: TestStack, usvc: InProcessService, keyring: KeyRing, logdir: 
 
 
 def test_tokens_signed_with_the_old_key_still_verify_after_rotation(
-        api: Api, rotated: ServiceProcess, keyring: KeyRing) -> None:
+    api: Api, rotated: ServiceProcess, keyring: KeyRing
+) -> None:
     """Rotation logs nobody out: the new replica signs with the new key, publishes both, and accepts
     tokens signed with the old key until they expire; other services verifying through the JWKS too."""
     new_api = Api.at(rotated.url)

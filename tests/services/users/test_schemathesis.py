@@ -38,13 +38,32 @@ def _token(proc: ServiceProcess, email: str, password: str) -> str:
 
 def _schemathesis(proc: ServiceProcess, token: str, *selection: str) -> None:
     result = subprocess.run(
-        [SCHEMATHESIS, "run", f"{proc.url}/openapi.json", "--checks", "all", "--mode", "all",
-         "--phases", "examples,coverage,fuzzing,stateful", "--max-examples", MAX_EXAMPLES,
-         "--request-timeout", "15", "--header", f"Authorization: Bearer {token}", *selection],
-        capture_output=True, text=True, timeout=240, check=False,
+        [
+            SCHEMATHESIS,
+            "run",
+            f"{proc.url}/openapi.json",
+            "--checks",
+            "all",
+            "--mode",
+            "all",
+            "--phases",
+            "examples,coverage,fuzzing,stateful",
+            "--max-examples",
+            MAX_EXAMPLES,
+            "--request-timeout",
+            "15",
+            "--header",
+            f"Authorization: Bearer {token}",
+            *selection,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
     )
-    assert result.returncode == 0, f"{result.stdout[-15000:]}\n{result.stderr[-3000:]}\n--- service log ---\n" \
-                                   f"{proc.tail(3000)}"
+    assert result.returncode == 0, (
+        f"{result.stdout[-15000:]}\n{result.stderr[-3000:]}\n--- service log ---\n{proc.tail(3000)}"
+    )
     assert " passed" in result.stdout
 
 
@@ -63,5 +82,4 @@ def test_logout_conforms_to_its_schema(fuzz_target: ServiceProcess) -> None:
     email, password = "fuzz-logout@example.com", "fuzz-logout-password"
     r = httpx.post(f"{fuzz_target.url}/api/v1/users", json={"email": email, "password": password, "name": "F"})
     assert r.status_code == 201, r.text
-    _schemathesis(fuzz_target, _token(fuzz_target, email, password),
-                  "--include-operation-id", "delete_current_session")
+    _schemathesis(fuzz_target, _token(fuzz_target, email, password), "--include-operation-id", "delete_current_session")

@@ -34,8 +34,9 @@ def test_login_returns_a_bearer_pair_with_the_contract_claims(api: Api, usvc: In
     assert header["alg"] == "EdDSA"
     jwks = api.http.get("/.well-known/jwks.json").json()
     key = jwt.PyJWK(next(k for k in jwks["keys"] if k["kid"] == header["kid"])).key
-    claims = jwt.decode(body["access_token"], key, algorithms=["EdDSA"], audience="retail-api",
-                        issuer="retail-platform")
+    claims = jwt.decode(
+        body["access_token"], key, algorithms=["EdDSA"], audience="retail-api", issuer="retail-platform"
+    )
     assert set(claims) == {"iss", "aud", "sub", "sid", "roles", "exp", "iat", "jti"}
     assert claims["sub"] == account.id
     assert claims["roles"] == ["customer"]
@@ -75,10 +76,17 @@ def test_unknown_email_takes_as_long_as_a_wrong_password(api: Api) -> None:
     assert 0.35 < ratio < 3.0, (known, unknown)
 
 
-@pytest.mark.parametrize("body", [{}, {"email": "a@example.com"}, {"email": "not-an-email", "password": "x"},
-                                  {"email": "a@example.com", "password": ""},
-                                  {"email": "a@example.com", "password": "x" * 257},
-                                  {"email": "a@example.com", "password": "x", "remember": True}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"email": "a@example.com"},
+        {"email": "not-an-email", "password": "x"},
+        {"email": "a@example.com", "password": ""},
+        {"email": "a@example.com", "password": "x" * 257},
+        {"email": "a@example.com", "password": "x", "remember": True},
+    ],
+)
 def test_login_rejects_malformed_bodies_with_422(api: Api, body: dict[str, Any]) -> None:
     assert_problem(api.http.post("/api/v1/sessions", json=body, headers={"X-Forwarded-For": new_ip()}), 422)
 
@@ -115,8 +123,9 @@ def test_concurrent_exchanges_of_one_refresh_token_never_both_succeed(api: Api) 
 
     async def race() -> list[int]:
         async with api.async_client(timeout=30.0) as client:
-            rs = await asyncio.gather(*(client.post("/api/v1/sessions/refresh", json={"refresh_token": token})
-                                        for _ in range(6)))
+            rs = await asyncio.gather(
+                *(client.post("/api/v1/sessions/refresh", json={"refresh_token": token}) for _ in range(6))
+            )
         return [r.status_code for r in rs]
 
     codes = asyncio.run(race())
@@ -129,8 +138,16 @@ def test_unknown_refresh_tokens_are_401(api: Api, token: str) -> None:
     assert_problem(api.refresh(token), 401, "invalid-refresh-token")
 
 
-@pytest.mark.parametrize("body", [{}, {"refresh_token": ""}, {"refresh_token": "x" * 513},
-                                  {"refresh_token": 42}, {"refresh_token": "x", "extra": 1}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"refresh_token": ""},
+        {"refresh_token": "x" * 513},
+        {"refresh_token": 42},
+        {"refresh_token": "x", "extra": 1},
+    ],
+)
 def test_refresh_rejects_malformed_bodies_with_422(api: Api, body: dict[str, Any]) -> None:
     assert_problem(api.http.post("/api/v1/sessions/refresh", json=body), 422)
 
@@ -139,8 +156,12 @@ def test_an_expired_refresh_token_is_401(api: Api, usvc: InProcessService) -> No
     """Refresh tokens live REFRESH_TOKEN_TTL_S (30 days); here the clock is moved by ageing the row."""
     tokens = api.tokens(api.signup())
     digest = hashlib.sha256(tokens["refresh_token"].encode()).digest()
-    db_fetch(usvc.env["DATABASE_URL"], "UPDATE refresh_tokens SET issued_at = now() - interval '31 days', "
-             "expires_at = now() - interval '1 day' WHERE token_hash = $1", digest)
+    db_fetch(
+        usvc.env["DATABASE_URL"],
+        "UPDATE refresh_tokens SET issued_at = now() - interval '31 days', "
+        "expires_at = now() - interval '1 day' WHERE token_hash = $1",
+        digest,
+    )
     assert_problem(api.refresh(tokens["refresh_token"]), 401, "invalid-refresh-token")
 
 
@@ -178,8 +199,12 @@ def test_a_revoked_session_reads_no_profile_at_once(api: Api) -> None:
     assert api.http.get(f"/api/v1/users/{account.id}", headers=bearer(token)).status_code == 200
     assert api.me(token).status_code == 200
     assert api.http.delete("/api/v1/sessions/current", headers=bearer(token)).status_code == 204
-    for path in (f"/api/v1/users/{account.id}", "/api/v1/users/me", f"/api/v1/users/{other.id}",
-                 f"/api/v1/users/{uuid.uuid4()}"):
+    for path in (
+        f"/api/v1/users/{account.id}",
+        "/api/v1/users/me",
+        f"/api/v1/users/{other.id}",
+        f"/api/v1/users/{uuid.uuid4()}",
+    ):
         assert_problem(api.http.get(path, headers=bearer(token)), 401)
 
 
@@ -239,10 +264,16 @@ def test_concurrent_guesses_cannot_slip_under_the_limit(api: Api) -> None:
 
     async def burst() -> list[int]:
         async with api.async_client(timeout=30.0) as client:
-            rs = await asyncio.gather(*(
-                client.post("/api/v1/sessions", json={"email": account.email, "password": f"guess-{i}"},
-                            headers={"X-Forwarded-For": new_ip()})
-                for i in range(15)))
+            rs = await asyncio.gather(
+                *(
+                    client.post(
+                        "/api/v1/sessions",
+                        json={"email": account.email, "password": f"guess-{i}"},
+                        headers={"X-Forwarded-For": new_ip()},
+                    )
+                    for i in range(15)
+                )
+            )
         return [r.status_code for r in rs]
 
     codes = asyncio.run(burst())
@@ -253,10 +284,16 @@ def test_concurrent_guesses_cannot_slip_under_the_limit(api: Api) -> None:
 async def _logins(api: Api, logins: list[tuple[str, str, str]]) -> list[httpx.Response]:
     """Every (email, password, client address) login at once."""
     async with api.async_client(timeout=60.0) as client:
-        return list(await asyncio.gather(*(
-            client.post("/api/v1/sessions", json={"email": email, "password": password},
-                        headers={"X-Forwarded-For": ip})
-            for email, password, ip in logins)))
+        return list(
+            await asyncio.gather(
+                *(
+                    client.post(
+                        "/api/v1/sessions", json={"email": email, "password": password}, headers={"X-Forwarded-For": ip}
+                    )
+                    for email, password, ip in logins
+                )
+            )
+        )
 
 
 def test_fifty_users_logging_in_at_once_from_one_address_all_succeed(api: Api) -> None:
@@ -289,9 +326,12 @@ def test_attempts_left_in_flight_by_a_dead_process_stop_counting(api: Api, usvc:
 
     account = api.signup()
     for _ in range(5):
-        db_fetch(usvc.env["DATABASE_URL"], "INSERT INTO login_attempts (account_key, client_ip, started_at) "
-                                           "VALUES ($1, '192.0.2.1', now() - interval '2 minutes')",
-                 account_key(account.email))
+        db_fetch(
+            usvc.env["DATABASE_URL"],
+            "INSERT INTO login_attempts (account_key, client_ip, started_at) "
+            "VALUES ($1, '192.0.2.1', now() - interval '2 minutes')",
+            account_key(account.email),
+        )
     assert api.login(account.email, PASSWORD).status_code == 201
 
 
@@ -327,11 +367,17 @@ def test_logs_never_contain_passwords_or_tokens(api: Api, usvc: InProcessService
 
 def test_login_outcomes_are_counted(api: Api) -> None:
     """users_logins_total{outcome} lets a dashboard show credential stuffing (bad_credentials, throttled)."""
+
     def counts() -> dict[str, float]:
         text = api.http.get("/metrics").text
-        return {outcome: sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                             if line.startswith(f'users_logins_total{{outcome="{outcome}"}}'))
-                for outcome in ("success", "bad_credentials")}
+        return {
+            outcome: sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines()
+                if line.startswith(f'users_logins_total{{outcome="{outcome}"}}')
+            )
+            for outcome in ("success", "bad_credentials")
+        }
 
     before = counts()
     account = api.signup()
@@ -350,16 +396,28 @@ def test_failures_age_out_of_the_window_and_are_purged(api: Api, usvc: InProcess
     account = api.signup()
     url, key = usvc.env["DATABASE_URL"], account_key(account.email)
     for _ in range(5):
-        db_fetch(url, "INSERT INTO login_failures (account_key, client_ip, failed_at) "
-                      "VALUES ($1, '192.0.2.1', now() - interval '1 day')", key)
+        db_fetch(
+            url,
+            "INSERT INTO login_failures (account_key, client_ip, failed_at) "
+            "VALUES ($1, '192.0.2.1', now() - interval '1 day')",
+            key,
+        )
     assert api.login(account.email, PASSWORD).status_code == 201  # (the success also clears them)
     for _ in range(5):
-        db_fetch(url, "INSERT INTO login_failures (account_key, client_ip, failed_at) "
-                      "VALUES ($1, '192.0.2.1', now() - interval '1 day')", key)
+        db_fetch(
+            url,
+            "INSERT INTO login_failures (account_key, client_ip, failed_at) "
+            "VALUES ($1, '192.0.2.1', now() - interval '1 day')",
+            key,
+        )
     db_fetch(url, "INSERT INTO login_failures (account_key, client_ip) VALUES ($1, '192.0.2.1')", key)
 
-    db_fetch(url, "INSERT INTO login_attempts (account_key, client_ip, started_at) "
-                  "VALUES ($1, '192.0.2.1', now() - interval '1 hour')", key)
+    db_fetch(
+        url,
+        "INSERT INTO login_attempts (account_key, client_ip, started_at) "
+        "VALUES ($1, '192.0.2.1', now() - interval '1 hour')",
+        key,
+    )
 
     class _Window:
         login_failure_window_s = 900
