@@ -23,7 +23,7 @@ def start_order() -> list[str]:
     graph = {
         s.name: {*catalog.callees_of(s.name), *({issuer} - {s.name})}
         for s in catalog.SERVICES
-        if not s.forwards_public_routes
+        if s.name in catalog.forwarded_to(catalog.GATEWAY)
     }
     return list(TopologicalSorter(graph).static_order())
 
