@@ -9,8 +9,9 @@ from fastapi import APIRouter
 from services.kit.auth import CurrentUser
 from services.kit.deps import PoolDep
 from services.kit.errors import problem_responses
-from services.payments.contract import PaymentNotFound, PublicPayment
-from services.payments.internal import payment_of
+from services.payments import store
+from services.payments.contract import PaymentNotFound
+from services.payments.models import PublicPayment
 
 router = APIRouter()
 
@@ -23,7 +24,7 @@ router = APIRouter()
     responses=problem_responses(401, 404, 422),
 )
 async def get_payment(payment_id: uuid.UUID, user: CurrentUser, pool: PoolDep) -> PublicPayment:
-    row = await pool.fetchrow("SELECT * FROM payments WHERE id = $1", payment_id)
-    if row is None or (row["user_id"] != user.user_id and not user.is_admin):
+    payment = await store.get_payment(pool, payment_id)
+    if payment is None or (payment.user_id != user.user_id and not user.is_admin):
         raise PaymentNotFound("No such payment.")
-    return PublicPayment.model_validate(payment_of(row).model_dump(exclude={"user_id", "decline_reason"}))
+    return PublicPayment.model_validate(payment.model_dump(exclude={"user_id", "decline_reason"}))

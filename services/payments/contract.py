@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from services.kit.cards import Card
 from services.kit.errors import Conflict, NamedProblem, NotFound, ProblemBody
 from services.kit.http import ServiceClient
+from services.payments.models import PublicPayment
 
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code")]
 # strict: JSON true or "100" is not an amount (lax mode would read them as 1 and 100).
@@ -39,25 +40,6 @@ class RefundRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     amount_cents: Cents
-
-
-class CardOut(BaseModel):
-    brand: str
-    last4: str
-    exp_month: int
-    exp_year: int
-
-
-# What the payment's owner sees (the public read). No docstring: it would enter the public API document.
-class PublicPayment(BaseModel):
-    id: uuid.UUID
-    order_id: uuid.UUID
-    status: Literal["captured", "declined"]
-    amount_cents: int
-    refunded_cents: int
-    currency: str
-    card: CardOut
-    created_at: datetime
 
 
 class Payment(PublicPayment):

@@ -1,7 +1,7 @@
 """Internal routes (``/internal/v1``, callers: orders): charges, refunds and an order's payments.
 
 Each route's allow-list is its catalog API (services/catalog.py): orders only, never the gateway. The bodies
-and errors are the contract's (``services/payments/contract.py``).
+and errors are the contract's (``services/payments/contract.py``), the SQL the store's (``store.py``).
 """
 
 from __future__ import annotations
@@ -18,11 +18,10 @@ from prometheus_client import Counter
 from services.kit.auth import internal_api
 from services.kit.cards import fingerprint
 from services.kit.deps import PoolDep
-from services.kit.errors import Problem, problem_responses
+from services.kit.errors import problem_responses
 from services.kit.idempotency import IdempotencyKey, Stored, request_hash, require_key, respond
-from services.payments import idempotency
+from services.payments import idempotency, store
 from services.payments.contract import (
-    CardOut,
     ChargeRequest,
     Declined,
     Payment,
@@ -47,26 +46,6 @@ router = APIRouter()
 ChargesCaller = Annotated[str, internal_api("charges")]
 RefundsCaller = Annotated[str, internal_api("refunds")]
 PaymentReadsCaller = Annotated[str, internal_api("payment-reads")]
-
-
-def payment_of(row: asyncpg.Record) -> Payment:
-    return Payment(
-        id=row["id"],
-        order_id=row["order_id"],
-        user_id=row["user_id"],
-        status=row["status"],
-        decline_reason=row["decline_reason"],
-        amount_cents=row["amount_cents"],
-        refunded_cents=row["refunded_cents"],
-        currency=row["currency"],
-        card=CardOut(
-            brand=row["card_brand"],
-            last4=row["card_last4"],
-            exp_month=row["card_exp_month"],
-            exp_year=row["card_exp_year"],
-        ),
-        created_at=row["created_at"],
-    )
 
 
 async def _claim(
@@ -96,47 +75,17 @@ async def create_charge(
     claimed = await _claim(pool, settings, caller, key, "charge", body.model_dump(mode="json"))
     if isinstance(claimed, Stored):
         return respond(claimed.status_code, claimed.body, replayed=True)
-    card = body.card
-    reason = decide(card.number)
+    reason = decide(body.card.number)
     payment_id = uuid.uuid4()
+    out: dict[str, Any]
     try:
+        card_fingerprint = fingerprint(settings.card_fingerprint_key.get_secret_value(), body.card.number)
         async with pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(
-                """INSERT INTO payments (id, order_id, user_id, status, decline_reason, amount_cents, currency,
-                                         card_brand, card_last4, card_exp_month, card_exp_year, card_fingerprint)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING *""",
-                payment_id,
-                body.order_id,
-                body.user_id,
-                "declined" if reason else "captured",
-                reason,
-                body.amount_cents,
-                body.currency,
-                card.brand,
-                card.last4,
-                card.exp_month,
-                card.exp_year,
-                fingerprint(settings.card_fingerprint_key.get_secret_value(), card.number),
-            )
-            assert row is not None
-            if reason is None:
-                txn = uuid.uuid4()
-                await conn.execute(
-                    "INSERT INTO ledger_transactions (id, payment_id, kind) VALUES ($1, $2, 'capture')", txn, payment_id
-                )
-                await conn.execute(
-                    """INSERT INTO ledger_entries (transaction_id, payment_id, account, amount_cents, currency)
-                       VALUES ($1, $2, 'customer_funds', -$3::bigint, $4),
-                              ($1, $2, 'merchant_revenue', $3::bigint, $4)""",
-                    txn,
-                    payment_id,
-                    body.amount_cents,
-                    body.currency,
-                )
-                status, out = 201, payment_of(row).model_dump(mode="json")
-            else:
-                status = 402
-                out = Declined(payment_id, reason).body(settings.problem_base_uri, request.url.path)
+            try:
+                payment = await store.record_charge(conn, payment_id, body, reason, card_fingerprint)
+                status, out = 201, payment.model_dump(mode="json")
+            except Declined as declined:  # the declined payment is stored: its 402 is the stored answer
+                status, out = declined.status, declined.body(settings.problem_base_uri, request.url.path)
             await idempotency.complete(conn, claimed, status, out)
     except BaseException:
         await idempotency.release(pool, claimed)
@@ -178,72 +127,26 @@ async def create_refund(
     if isinstance(claimed, Stored):
         return respond(claimed.status_code, claimed.body, replayed=True)
     refund_id = uuid.uuid4()
+    order_id: uuid.UUID | None = None
+    out: dict[str, Any]
     try:
         async with pool.acquire() as conn, conn.transaction():
-            # Conditional UPDATE: concurrent refunds can never add up past the capture (and the CHECK
-            # refunded_cents <= amount_cents backs it in the schema).
-            payment = await conn.fetchrow(
-                """UPDATE payments SET refunded_cents = refunded_cents + $2
-                    WHERE id = $1 AND status = 'captured' AND refunded_cents + $2 <= amount_cents
-                    RETURNING id, order_id, currency""",
-                payment_id,
-                body.amount_cents,
-            )
-            if payment is None:
-                current = await conn.fetchrow(
-                    "SELECT status, amount_cents, refunded_cents FROM payments WHERE id = $1", payment_id
-                )
-                refused: Problem
-                if current is None:
-                    refused = PaymentNotFound("No such payment.")
-                elif current["status"] != "captured":
-                    refused = PaymentNotCaptured("A declined payment cannot be refunded.")
-                else:
-                    refused = RefundExceedsCapture(int(current["amount_cents"] - current["refunded_cents"]))
+            try:
+                refund, order_id = await store.record_refund(conn, refund_id, payment_id, body.amount_cents)
+                status, out = 201, refund.model_dump(mode="json")
+            except (PaymentNotFound, PaymentNotCaptured, RefundExceedsCapture) as refused:
                 status, out = refused.status, refused.body(settings.problem_base_uri, request.url.path)
-            else:
-                row = await conn.fetchrow(
-                    "INSERT INTO refunds (id, payment_id, amount_cents) VALUES ($1, $2, $3) RETURNING *",
-                    refund_id,
-                    payment_id,
-                    body.amount_cents,
-                )
-                assert row is not None
-                txn = uuid.uuid4()
-                await conn.execute(
-                    """INSERT INTO ledger_transactions (id, payment_id, refund_id, kind)
-                       VALUES ($1, $2, $3, 'refund')""",
-                    txn,
-                    payment_id,
-                    refund_id,
-                )
-                await conn.execute(
-                    """INSERT INTO ledger_entries (transaction_id, payment_id, account, amount_cents, currency)
-                       VALUES ($1, $2, 'refunds', -$3::bigint, $4),
-                              ($1, $2, 'customer_funds', $3::bigint, $4)""",
-                    txn,
-                    payment_id,
-                    body.amount_cents,
-                    payment["currency"],
-                )
-                status = 201
-                out = Refund(
-                    id=row["id"],
-                    payment_id=row["payment_id"],
-                    amount_cents=row["amount_cents"],
-                    created_at=row["created_at"],
-                ).model_dump(mode="json")
             await idempotency.complete(conn, claimed, status, out)
     except BaseException:
         await idempotency.release(pool, claimed)
         raise
-    if status == 201 and payment is not None:
+    if order_id is not None:
         PAYMENTS_TOTAL.labels("refunded").inc()
         log.info(
             "refund made",
             extra={
                 "event": "refund_created",
-                "order_id": str(payment["order_id"]),
+                "order_id": str(order_id),
                 "payment_id": str(payment_id),
                 "amount_cents": body.amount_cents,
             },
@@ -259,5 +162,4 @@ async def create_refund(
     responses=problem_responses(401, 422),
 )
 async def list_order_payments(caller: PaymentReadsCaller, pool: PoolDep, order_id: uuid.UUID = Query()) -> PaymentList:
-    rows = await pool.fetch("SELECT * FROM payments WHERE order_id = $1 ORDER BY created_at, id", order_id)
-    return PaymentList(items=[payment_of(r) for r in rows])
+    return PaymentList(items=await store.payments_of_order(pool, order_id))
