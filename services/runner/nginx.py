@@ -138,6 +138,13 @@ SHOP_DOWN = (
 )
 
 
+class PageServer(NamedTuple):
+    """The storefront as the edge sees it: where it listens, and the paths it serves (``catalog`` ``edge_pages``)."""
+
+    port: int
+    pages: Sequence[str]
+
+
 def _pages_location(pages: Sequence[str]) -> str:
     """The page server's paths (``catalog.edge_pages``): ``/`` itself, each other one with everything below
     it. Nothing else reaches the storefront, so its operational routes (``/metrics``, ``/readyz``, the API
@@ -169,8 +176,7 @@ def render(
     key: Path,
     gateway_ports: list[int],
     *,
-    storefront_port: int | None = None,
-    pages: Sequence[str] = (),
+    shop: PageServer | None = None,
     workers: int = 2,
 ) -> str:
     base = layout.shared / "nginx"  # its workers may run as a user of their own
@@ -191,9 +197,9 @@ def render(
     not_found = _problem(404, OWN_ERRORS[404].detail)
     storefront_upstream = (
         ""
-        if storefront_port is None
+        if shop is None
         else f"""    upstream storefront {{
-        server 127.0.0.1:{storefront_port} max_fails=0;
+        server 127.0.0.1:{shop.port} max_fails=0;
         keepalive 16;
         keepalive_timeout {UPSTREAM_IDLE_S}s;
     }}
@@ -291,7 +297,7 @@ http {{
         location = /healthz {{
             proxy_pass http://gateway;
         }}
-{_pages_location(pages if storefront_port is not None else ())}        location / {{
+{_pages_location(shop.pages if shop else ())}        location / {{
             default_type application/problem+json;
             return 404 "{not_found}";
         }}
@@ -307,15 +313,14 @@ def write(
     key: Path,
     gateway_ports: list[int],
     *,
-    storefront_port: int | None = None,
-    pages: Sequence[str] = (),
+    shop: PageServer | None = None,
 ) -> Path:
     base = layout.shared / "nginx"  # its workers may run as a user of their own
     for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (base / sub).mkdir(parents=True, exist_ok=True)
     layout.logs.mkdir(parents=True, exist_ok=True)
     conf = base / "nginx.conf"
-    conf.write_text(render(layout, cert, key, gateway_ports, storefront_port=storefront_port, pages=pages))
+    conf.write_text(render(layout, cert, key, gateway_ports, shop=shop))
     return conf
 
 

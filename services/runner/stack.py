@@ -430,8 +430,7 @@ def plan(layout: Layout, db: Database, base_env: dict[str, str], *, gateway_repl
             cert,
             key,
             layout.gateway_ports(gateway_replicas),
-            storefront_port=layout.port(shop.name) if (shop := catalog.page_server()) else None,
-            pages=shop.edge_pages if shop else (),
+            shop=nginx.PageServer(layout.port(page.name), page.edge_pages) if (page := catalog.page_server()) else None,
         )
         nginx.check(nginx_bin, conf)
         argv = nginx.command(nginx_bin, conf)

@@ -54,8 +54,8 @@ def _start_edge(
     threading.Thread(target=server.serve_forever, daemon=True).start()
     ca, cert, key = tls.ensure_certificates(layout.tls)
     # ``shop``: the storefront at ``/`` is the echo server too; ``shop_down``: a storefront port nobody serves.
-    storefront = (free_port() if shop_down else echo_port) if shop else None
-    conf = nginx.write(layout, cert, key, [echo_port], storefront_port=storefront, pages=SHOP_PAGES)
+    storefront = nginx.PageServer(free_port() if shop_down else echo_port, SHOP_PAGES) if shop else None
+    conf = nginx.write(layout, cert, key, [echo_port], shop=storefront)
     nginx.check(binary, conf)
     proc = subprocess.Popen(nginx.command(binary, conf), stderr=subprocess.PIPE)
     deadline = time.monotonic() + 10
