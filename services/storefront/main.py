@@ -15,8 +15,8 @@ from services.kit.app import create_app
 from services.kit.http import service_url
 from services.storefront import messages
 from services.storefront.client import ApiError, ApiUnavailable, Caller, ShopClient
-from services.storefront.pages import CsrfRefused, LoginRequired, router, templates
-from services.storefront.session import Session, SessionCodec, csrf_token
+from services.storefront.pages import CsrfRefused, LoginRequired, render_page, router
+from services.storefront.session import Session, SessionCodec
 from services.storefront.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -113,19 +113,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
 
     def page(request: Request, status: int, title: str, message: str) -> Response:
         session: Session = getattr(request.state, "session", None) or Session()
-        return templates.TemplateResponse(
-            request,
-            "error.html",
-            status_code=status,
-            context={
-                "session": session,
-                "csrf": csrf_token(session),
-                "flash": None,
-                "title": title,
-                "message": message,
-                "cart_count": sum(session.cart.values()),
-            },
-        )
+        return render_page(request, session, "error.html", status, None, title=title, message=message)
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> Response:

@@ -37,6 +37,24 @@ class LoginRequired(Exception):
         self.next_path = next_path
 
 
+def render_page(
+    request: Request, session: Session, template: str, status: int, flash: str | None, **context: Any
+) -> HTMLResponse:
+    """A page with what every page shows: the shopper, the form token, the one-time message, the cart's size."""
+    return templates.TemplateResponse(
+        request,
+        template,
+        status_code=status,
+        context={
+            "session": session,
+            "csrf": csrf_token(session),
+            "flash": flash,
+            "cart_count": sum(session.cart.values()),
+            **context,
+        },
+    )
+
+
 @dataclass(frozen=True)
 class Shop:
     """What a page handler needs: the shopper's session, the API client and who is calling."""
@@ -49,18 +67,7 @@ class Shop:
 
     def render(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         flash, self.session.flash = self.session.flash, None
-        return templates.TemplateResponse(
-            self.request,
-            template,
-            status_code=status,
-            context={
-                "session": self.session,
-                "csrf": csrf_token(self.session),
-                "flash": flash,
-                "cart_count": sum(self.session.cart.values()),
-                **context,
-            },
-        )
+        return render_page(self.request, self.session, template, status, flash, **context)
 
     def redirect(self, path: str, flash: str | None = None) -> RedirectResponse:
         if flash:
