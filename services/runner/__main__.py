@@ -77,16 +77,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     layout.state_file.unlink(missing_ok=True)
     with (layout.logs / "supervisor.out").open("ab") as out:
         supervisor = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "services.runner",
-                "--run-dir",
-                str(layout.run_dir),
-                "--port-offset",
-                str(layout.port_offset),
-                "supervise",
-            ],
+            layout.runner_command("supervise"),
             cwd=stack.ROOT,
             env={**env, "PYTHONPATH": str(stack.ROOT)},
             start_new_session=True,

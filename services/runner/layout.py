@@ -9,6 +9,7 @@ stack's unprivileged users cannot enter, what they need lives in a directory nam
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,19 @@ class Layout:
 
     def port(self, service: str) -> int:
         return catalog.get(service).port + self.port_offset
+
+    def runner_command(self, *args: str) -> list[str]:
+        """``python -m services.runner`` for this stack (its run directory and port offset), then ``args``."""
+        return [
+            sys.executable,
+            "-m",
+            "services.runner",
+            "--run-dir",
+            str(self.run_dir),
+            "--port-offset",
+            str(self.port_offset),
+            *args,
+        ]
 
     @property
     def edge_https(self) -> int:

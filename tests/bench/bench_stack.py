@@ -98,16 +98,7 @@ end
 
 def runner(layout: Layout, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "services.runner",
-            "--run-dir",
-            str(layout.run_dir),
-            "--port-offset",
-            str(layout.port_offset),
-            *args,
-        ],
+        layout.runner_command(*args),
         cwd=ROOT,
         capture_output=True,
         text=True,

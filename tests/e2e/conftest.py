@@ -10,7 +10,6 @@ import json
 import socket
 import ssl
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from services import catalog
 from services.runner.layout import Layout
 from tests.support.procs import ROOT
 
@@ -40,16 +40,7 @@ class RunningStack:
 
     def runner(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "services.runner",
-                "--run-dir",
-                str(self.layout.run_dir),
-                "--port-offset",
-                str(self.layout.port_offset),
-                *args,
-            ],
+            self.layout.runner_command(*args),
             cwd=ROOT,
             capture_output=True,
             text=True,
@@ -66,7 +57,9 @@ def _pick_offset() -> int:
     # Below the kernel's ephemeral range (32768+ on Linux): a port there can be taken at any moment by an
     # outgoing connection of another test, between our check and the service's bind.
     for offset in (12000, 14000, 16000, 18000, 20000, 22000):
-        ports = [8000 + offset + i for i in range(6)] + [8080 + offset, 8443 + offset, 9090 + offset, 5433 + offset]
+        # Every catalog service and the gateway's second replica, then the edge, Prometheus and PostgreSQL.
+        services = [s.port for s in catalog.SERVICES] + catalog.replica_ports(catalog.get(catalog.GATEWAY), 2)
+        ports = [p + offset for p in [*services, 8080, 8443, 9090, 5433]]
         if all(_free(p) for p in ports):
             return offset
     raise RuntimeError("no free port range for the end-to-end stack")
@@ -75,15 +68,7 @@ def _pick_offset() -> int:
 @pytest.fixture(scope="session")
 def platform_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     layout = Layout(tmp_path_factory.mktemp("e2e-run"), port_offset=_pick_offset())
-    cmd = [
-        sys.executable,
-        "-m",
-        "services.runner",
-        "--run-dir",
-        str(layout.run_dir),
-        "--port-offset",
-        str(layout.port_offset),
-    ]
+    cmd = layout.runner_command()
     up = subprocess.run([*cmd, "up"], cwd=ROOT, capture_output=True, text=True, timeout=180)
     if up.returncode != 0:
         logs = "\n".join(

@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from typing import Any
@@ -207,15 +206,7 @@ def test_missing_nginx_and_prometheus_are_skipped_with_a_hint(tmp_path_factory: 
     """Without nginx or Prometheus the platform still runs; `up` says what it skipped and how to install it."""
     layout = Layout(tmp_path_factory.mktemp("bare-run"), port_offset=21000)
     env = {**os.environ, "NGINX": "/nonexistent/nginx", "PROMETHEUS": "/nonexistent/prometheus"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "services.runner",
-        "--run-dir",
-        str(layout.run_dir),
-        "--port-offset",
-        str(layout.port_offset),
-    ]
+    cmd = layout.runner_command()
     up = subprocess.run(
         [*cmd, "up", "--no-seed", "--gateway-replicas", "1"],
         cwd=ROOT,

@@ -10,7 +10,6 @@ import signal
 import socket
 import stat
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,16 +47,7 @@ def _pick_offset() -> int:
 
 def runner(layout: Layout, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "services.runner",
-            "--run-dir",
-            str(layout.run_dir),
-            "--port-offset",
-            str(layout.port_offset),
-            *args,
-        ],
+        layout.runner_command(*args),
         cwd=ROOT,
         capture_output=True,
         text=True,
