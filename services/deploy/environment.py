@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from services import catalog
 from services.catalog import Service
@@ -57,6 +58,9 @@ class DeployTarget:
     # A database-owning service's connection settings on this target (a URL, or RDS with IAM authentication).
     database: Callable[[Service], Mapping[str, str]] | None = None
     admin: tuple[str, str] | None = None  # (email, password) of the first administrator: the token issuer's
+    # (identity file, CA certificate) of a process by name, on a target whose services do mutual TLS
+    # themselves (one machine: ``services.runner.tls.LocalCA``); in a cluster the mesh does it.
+    tls_files: Callable[[str], tuple[Path, Path]] | None = None
 
 
 def deployment_environment(service: str, target: DeployTarget) -> dict[str, str]:
@@ -83,6 +87,9 @@ def deployment_environment(service: str, target: DeployTarget) -> dict[str, str]
         env["RATE_LIMIT_STATE_PATH"] = target.rate_limit_state_path
     if target.keyring is not None:
         env.update(_keys(svc, target.keyring))
+    if target.tls_files is not None:
+        identity, ca = target.tls_files(svc.name)
+        env["TLS_IDENTITY_FILE"], env["TLS_CA_FILE"] = str(identity), str(ca)
     if svc.issues_user_tokens and target.admin is not None:
         env["ADMIN_EMAIL"], env["ADMIN_PASSWORD"] = target.admin
     return env

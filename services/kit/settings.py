@@ -111,6 +111,17 @@ class KitSettings(BaseSettings):
         description="CA bundle (PEM file) that verifies the database server with "
         "DB_SSLMODE=verify-full: the RDS bundle on AWS.",
     )
+    tls_identity_file: Path | None = Field(
+        default=None,
+        description="This process's private key and certificate, one PEM file from the one-machine stack's local "
+        "CA. With TLS_CA_FILE the service serves HTTPS only, refuses any client without a certificate from that "
+        "CA, presents this certificate to the services it calls and to the database, and picks up a renewed "
+        "file while running. Unset in a cluster, where the mesh does mutual TLS.",
+    )
+    tls_ca_file: Path | None = Field(
+        default=None,
+        description="The CA certificate that every peer's certificate must chain to (with TLS_IDENTITY_FILE).",
+    )
     db_pool_min: int = Field(
         default=2, ge=0, le=100, description="Connections the pool keeps open (at most DB_POOL_MAX)."
     )
@@ -191,6 +202,12 @@ class KitSettings(BaseSettings):
             except json.JSONDecodeError as exc:
                 raise ValueError('must be a JSON object, e.g. {"products": "..."}') from exc
         return value
+
+    @model_validator(mode="after")
+    def _check_tls(self) -> KitSettings:
+        if (self.tls_identity_file is None) != (self.tls_ca_file is None):
+            raise ValueError("set TLS_IDENTITY_FILE and TLS_CA_FILE together, or neither")
+        return self
 
     @model_validator(mode="after")
     def _check_database(self) -> KitSettings:

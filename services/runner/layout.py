@@ -111,4 +111,10 @@ class Layout:
 
     @property
     def tls(self) -> Path:
+        """The local CA's private side (``ca.key``, mode 0600) and its certificate ``ca.pem``, for clients."""
         return self.run_dir / "tls"
+
+    @property
+    def identities(self) -> Path:
+        """Each process's key and certificate (``<name>.pem``, readable by its user only) and ``ca.pem``."""
+        return self.shared / "tls"

@@ -93,6 +93,14 @@ def ensure_users(kinds: list[str]) -> None:
             raise StackError(f"could not create the system user {name}: {result.stderr.strip()}")
 
 
+def owner_of(kind: str) -> tls.Owner | None:
+    """The owner of a file only ``kind``'s process may read (None when not root: the caller's)."""
+    if (user := process_user(kind)) is None:
+        return None
+    entry = pwd.getpwnam(user)
+    return tls.Owner(entry.pw_uid, entry.pw_gid)
+
+
 def give(path: Path, user: str | None) -> None:
     """Hand a file or a directory tree to ``user`` (nothing to do when we are not root)."""
     if user is None:
@@ -424,11 +432,14 @@ def plan(layout: Layout, db: Database, base_env: dict[str, str], *, gateway_repl
 
     nginx_bin = nginx.find_nginx()
     if nginx_bin:
-        _ca, cert, key = tls.ensure_certificates(layout.tls)
+        ca = tls.LocalCA(layout.tls, layout.identities)
+        ca.renew_due({"edge": owner_of("edge")})
+        # One file holds the key and the certificate: nginx reads both from it (ngx_ssl_certificate).
+        edge_identity = ca.identity_file("edge")
         conf = nginx.write(
             layout,
-            cert,
-            key,
+            edge_identity,
+            edge_identity,
             layout.gateway_ports(gateway_replicas),
             shop=nginx.PageServer(layout.port(page.name), page.edge_pages) if (page := catalog.page_server()) else None,
         )

@@ -22,6 +22,8 @@ from services.kit.settings import KitSettings
         ),
         ({"service_public_keys": "{not json"}, "JSON object"),
         ({"log_level": "LOUD"}, "log_level"),
+        ({"tls_identity_file": "/run/tls/products.pem"}, "TLS_IDENTITY_FILE and TLS_CA_FILE together"),
+        ({"tls_ca_file": "/run/tls/ca.pem"}, "TLS_IDENTITY_FILE and TLS_CA_FILE together"),
     ],
 )
 def test_bad_settings_fail_with_an_actionable_message(kwargs: dict[str, object], message: str) -> None:

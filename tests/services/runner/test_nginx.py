@@ -52,7 +52,9 @@ def _start_edge(
     layout = Layout(base / str(echo_port), port_offset=echo_port - 8000)
     server = ThreadingHTTPServer(("127.0.0.1", echo_port), _Echo)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    ca, cert, key = tls.ensure_certificates(layout.tls)
+    local_ca = tls.LocalCA(layout.tls, layout.identities)
+    cert = key = local_ca.issue("edge")
+    ca = local_ca.ca_file
     # ``shop``: the storefront at ``/`` is the echo server too; ``shop_down``: a storefront port nobody serves.
     storefront = nginx.PageServer(free_port() if shop_down else echo_port, SHOP_PAGES) if shop else None
     conf = nginx.write(layout, cert, key, [echo_port], shop=storefront)
