@@ -442,7 +442,7 @@ class Estimate:
                 }
                 for i in self.items
             ],
-            "usage_priced_not_estimated": dict(self.usage_priced),
+            "usage_priced_not_estimated": dict(sorted(self.usage_priced.items())),
         }
 
     def render(self) -> str:
@@ -500,6 +500,9 @@ def estimate(
             )
         )
     items.extend(_persistent_volumes(recording, table))
+    # Dearest first, then by name: the recording's order varies between runs (resources register
+    # concurrently), and cost.json is diffed in review.
+    items.sort(key=lambda i: (-i.monthly_usd, i.what))
     return Estimate(stack, table, tuple(items), usage)
 
 

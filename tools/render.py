@@ -171,8 +171,9 @@ def write_manifests(rendered: Rendered, out: Path) -> Path:
                     for o in rendered.objects
                     if is_custom_resource(o) and (o["apiVersion"], o["kind"]) not in CRD_VALIDATED
                 ),
-                "unrendered_releases": rendered.releases,
-                "unrendered_remote_files": rendered.remote_files,
+                # Sorted: releases register concurrently, so their recorded order varies between runs.
+                "unrendered_releases": sorted(rendered.releases, key=lambda r: (str(r["namespace"]), str(r["name"]))),
+                "unrendered_remote_files": sorted(rendered.remote_files),
                 "note": "remote charts and files cannot be fetched offline; their objects are not in this directory",
             },
             indent=2,

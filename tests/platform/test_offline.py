@@ -53,7 +53,8 @@ def test_each_run_starts_from_a_clean_graph(run: Callable[..., Recording]) -> No
 
 
 def test_the_plan_is_byte_for_byte_reproducible(tmp_path: Path) -> None:
-    """resources.json is diffed in review and CI; noise (set order, hash seeds) would hide real changes."""
+    """Every file of the plan (resources.json, cost.json, the manifests and releases.json) is diffed in review
+    and CI; noise (set order, hash seeds, the order resources register in) would hide real changes."""
     import os
     import subprocess
     import sys
@@ -71,5 +72,8 @@ def test_the_plan_is_byte_for_byte_reproducible(tmp_path: Path) -> None:
             capture_output=True,
             cwd=REPO_ROOT,
         )
-        outputs.append((out / "resources.json").read_bytes())
-    assert outputs[0] == outputs[1]
+        outputs.append({str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()})
+    assert "cost.json" in outputs[0]
+    assert "manifests/releases.json" in outputs[0]
+    assert sorted(outputs[0]) == sorted(outputs[1])
+    assert [name for name in outputs[0] if outputs[0][name] != outputs[1][name]] == []
