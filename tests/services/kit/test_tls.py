@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import socket
 import ssl
-import threading
 from pathlib import Path
 
 import pytest
@@ -13,38 +11,7 @@ from cryptography import x509
 from services.kit import tls
 from services.kit.settings import KitSettings
 from services.runner.tls import LocalCA
-
-
-def _handshake(server: ssl.SSLContext, client: ssl.SSLContext) -> tuple[dict[str, object], bytes]:
-    """(what the server saw of the client's certificate, the server certificate the client got)."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    seen: dict[str, object] = {}
-    failures: list[Exception] = []
-
-    def serve() -> None:
-        conn, _ = listener.accept()
-        try:
-            with server.wrap_socket(conn, server_side=True) as s:
-                seen.update(s.getpeercert() or {})
-                s.sendall(b"k")
-        except (ssl.SSLError, OSError) as exc:
-            failures.append(exc)
-
-    thread = threading.Thread(target=serve)
-    thread.start()
-    try:
-        with (
-            socket.create_connection(listener.getsockname()) as raw,
-            client.wrap_socket(raw, server_hostname="127.0.0.1") as c,
-        ):
-            c.recv(1)
-            der = c.getpeercert(binary_form=True)
-    finally:
-        thread.join(5)
-        listener.close()
-    assert not failures, failures
-    assert der is not None
-    return seen, der
+from tests.support.handshake import Refused, handshake
 
 
 @pytest.fixture
@@ -67,26 +34,26 @@ def test_one_identity_per_process_is_shared_by_everything_that_asks(ca: LocalCA)
 def test_server_and_client_contexts_authenticate_each_other(ca: LocalCA) -> None:
     server = tls.Identity(ca.issue("products"), ca.ca_file)
     client = tls.Identity(ca.issue("orders"), ca.ca_file)
-    seen, _ = _handshake(server.server_context(), client.client_context())
+    seen, _ = handshake(server.server_context(), client.client_context())
     assert ("URI", "spiffe://retail-platform.local/orders") in seen["subjectAltName"]  # type: ignore[operator]
 
 
 def test_a_server_context_refuses_a_client_without_a_certificate(ca: LocalCA) -> None:
     server = tls.Identity(ca.issue("products"), ca.ca_file)
     anonymous = ssl.create_default_context(cafile=ca.ca_file)
-    with pytest.raises((ssl.SSLError, ConnectionError, AssertionError)):
-        _handshake(server.server_context(), anonymous)
+    with pytest.raises(Refused, match="certificate"):
+        handshake(server.server_context(), anonymous)
 
 
 def test_a_renewed_identity_is_served_on_the_next_handshake_by_the_same_context(ca: LocalCA) -> None:
     server = tls.Identity(ca.issue("gateway"), ca.ca_file)
     client = tls.Identity(ca.issue("edge"), ca.ca_file)
     listening = server.server_context()
-    _, before = _handshake(listening, client.client_context())
+    _, before = handshake(listening, client.client_context())
     assert server.reload_if_changed() is False  # nothing renewed: nothing loaded
     ca.issue("gateway")
     assert server.reload_if_changed() is True
-    _, after = _handshake(listening, client.client_context())
+    _, after = handshake(listening, client.client_context())
     serial = [x509.load_der_x509_certificate(d).serial_number for d in (before, after)]
     assert serial[0] != serial[1]
     assert x509.load_pem_x509_certificate(ca.identity_file("gateway").read_bytes()).serial_number == serial[1]
@@ -100,4 +67,4 @@ def test_an_unloadable_identity_file_keeps_the_loaded_one(ca: LocalCA, tmp_path:
     path.write_text("not a certificate")
     assert identity.reload_if_changed() is False
     server = tls.Identity(ca.issue("products"), ca.ca_file)
-    _handshake(server.server_context(), ctx)  # still presents the old, valid identity
+    handshake(server.server_context(), ctx)  # still presents the old, valid identity

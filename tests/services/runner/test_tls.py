@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import socket
 import ssl
 import stat
-import threading
 from pathlib import Path
 
 import pytest
@@ -16,6 +14,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from services.runner import tls
+from tests.support.handshake import Refused, handshake
 
 NOW = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
 
@@ -56,70 +55,33 @@ def test_an_identity_file_is_readable_by_its_owner_only_and_the_ca_key_stays_pri
     assert stat.S_IMODE((tmp_path / "shared").stat().st_mode) == 0o711  # enter, not list
 
 
+def _server(ca: tls.LocalCA, name: str) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=ca.ca_file)
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.load_cert_chain(ca.identity_file(name))
+    return ctx
+
+
+def _client(ca: tls.LocalCA, identity: Path) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=ca.ca_file)
+    ctx.load_cert_chain(identity)
+    return ctx
+
+
 def test_two_identities_complete_a_mutual_tls_handshake_over_the_ca(tmp_path: Path) -> None:
     """Real OpenSSL, both sides verifying: the certificates are what ``ssl`` accepts for server and client."""
     ca = tls.LocalCA(tmp_path / "private", tmp_path / "shared")  # the real clock: OpenSSL checks the dates
-    products, orders = ca.issue("products"), ca.issue("orders")
-    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=ca.ca_file)
-    server_ctx.verify_mode = ssl.CERT_REQUIRED
-    server_ctx.load_cert_chain(products)
-    client_ctx = ssl.create_default_context(cafile=ca.ca_file)
-    client_ctx.load_cert_chain(orders)
-    peer: dict[str, object] = {}
-
-    listener = socket.create_server(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-
-    def serve() -> None:
-        conn, _ = listener.accept()
-        with server_ctx.wrap_socket(conn, server_side=True) as s:
-            peer.update(s.getpeercert() or {})
-            s.sendall(b"ok")
-
-    thread = threading.Thread(target=serve)
-    thread.start()
-    with (
-        socket.create_connection(("127.0.0.1", port)) as raw,
-        client_ctx.wrap_socket(raw, server_hostname="localhost") as c,
-    ):
-        assert c.recv(2) == b"ok"
-    thread.join(5)
-    listener.close()
+    ca.issue("products")
+    peer, _ = handshake(_server(ca, "products"), _client(ca, ca.issue("orders")))
     assert ("URI", "spiffe://retail-platform.local/orders") in peer["subjectAltName"]  # type: ignore[operator]
 
 
 def test_a_certificate_from_another_ca_is_refused_in_the_handshake(tmp_path: Path) -> None:
     ours = tls.LocalCA(tmp_path / "a", tmp_path / "a-shared")
     foreign = tls.LocalCA(tmp_path / "b", tmp_path / "b-shared")
-    products, intruder = ours.issue("products"), foreign.issue("orders")
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=ours.ca_file)
-    ctx.verify_mode = ssl.CERT_REQUIRED
-    ctx.load_cert_chain(products)
-    client = ssl.create_default_context(cafile=ours.ca_file)
-    client.load_cert_chain(intruder)
-    listener = socket.create_server(("127.0.0.1", 0))
-    errors: list[Exception] = []
-
-    def serve() -> None:
-        conn, _ = listener.accept()
-        try:
-            ctx.wrap_socket(conn, server_side=True).close()
-        except ssl.SSLError as exc:
-            errors.append(exc)
-            conn.close()
-
-    thread = threading.Thread(target=serve)
-    thread.start()
-    with (
-        socket.create_connection(listener.getsockname()) as raw,
-        pytest.raises((ssl.SSLError, ConnectionError)),
-        client.wrap_socket(raw, server_hostname="localhost") as c,
-    ):
-        c.recv(1)  # TLS 1.3: the client learns of the refusal on its first read
-    thread.join(5)
-    listener.close()
-    assert len(errors) == 1
-    assert "certificate" in str(errors[0]).lower()
+    ours.issue("products")
+    with pytest.raises(Refused, match="certificate"):
+        handshake(_server(ours, "products"), _client(ours, foreign.issue("orders")))
 
 
 def test_an_identity_is_renewed_once_a_third_of_its_life_is_left_and_not_before(tmp_path: Path) -> None:
