@@ -67,9 +67,10 @@ host  all all ::1/128 scram-sha-256
 """
 # With TLS: TCP only as `hostssl` (a plaintext connection matches no line and is refused), and only with a
 # client certificate that chains to ssl_ca_file and whose common name is the role asked for. PostgreSQL 15
-# checks that after the password (src/backend/libpq/auth.c, ClientAuthentication: clientCertFull ->
-# CheckCertAuth), and accepts no user-name `map` on a scram-sha-256 line (hba.c, parse_hba_auth_opt:
-# "map" only for ident, peer, gssapi, sspi and cert), so certificates are issued under the role's own name.
+# (15.18 read) checks that after the password (src/backend/libpq/auth.c, ClientAuthentication:
+# clientCertFull -> CheckCertAuth) and accepts no user-name `map` on a scram-sha-256 line (hba.c,
+# parse_hba_auth_opt: "map" is for ident, peer, gssapi, sspi and cert only), so each certificate is issued
+# under its role's own name.
 TLS_HBA = """# Written by services.runner.postgres at every start; edits are replaced.
 local   all all scram-sha-256
 hostssl all all 127.0.0.1/32 scram-sha-256 clientcert=verify-full
@@ -87,10 +88,10 @@ class ServerTLS:
 
     def settings(self) -> dict[str, str]:
         # One file for both: PostgreSQL reads the certificate chain with SSL_CTX_use_certificate_chain_file
-        # and the key with SSL_CTX_use_PrivateKey_file (be-secure-openssl.c, be_tls_init); OpenSSL's PEM
-        # reader skips the blocks of another type (crypto/pem/pem_lib.c, pem_bytes_read_bio_flags). The key
-        # file may be ours with no group or other access, or root's (be-secure-common.c,
-        # check_ssl_key_file_permissions): the identity is mode 0400, owned by the server's OS user.
+        # and the key with SSL_CTX_use_PrivateKey_file (be-secure-openssl.c, be_tls_init), and OpenSSL's PEM
+        # reader skips blocks of another type (OpenSSL 3.0 crypto/pem/pem_lib.c, pem_bytes_read_bio_flags).
+        # The key file may be the server user's with no group or other access, or root's
+        # (be-secure-common.c, check_ssl_key_file_permissions): identities are mode 0400, owned by their user.
         return {
             "ssl": "on",
             "ssl_cert_file": str(self.identity_file),
@@ -289,7 +290,11 @@ class PostgresServer:
         reload`` (SIGHUP to the postmaster) rereads the configuration and the SSL files, and each new
         connection then gets the new certificate; open ones keep theirs. A file that fails to load leaves the
         previous one in use and says so in the server's log ("SSL configuration was not reloaded";
-        postmaster.c, SIGHUP_handler -> secure_initialize(false)). The signal is sent, not waited on."""
+        postmaster.c, SIGHUP_handler -> secure_initialize(false)). The signal is sent, not waited on.
+
+        The reload also logs that max_connections "cannot be changed without restarting": postgresql.conf
+        (initdb's) says 100, our command line 300, and the command line's value stays; nothing else is refused.
+        """
         if self.tls is None:
             raise RuntimeError("this PostgreSQL server has no TLS identity to reload")
         result = subprocess.run(
