@@ -172,15 +172,14 @@ def database_identities(db: Database) -> dict[str, tls.Owner | None]:
     Empty for a server the caller names."""
     if db.embedded is None or db.embedded.tls is None:
         return {}
-    owners = {"postgres": db.embedded.identity_owner()}
-    for svc in catalog.database_services():
+    services = catalog.database_services()
+    for svc in services:
         if svc.database_name != svc.name:
             raise StackError(
                 f"service {svc.name}: its database role {svc.database_name} must be its identity's name, "
                 "which PostgreSQL compares with the client certificate's common name"
             )
-        owners[svc.name] = owner_of(svc.name)
-    return owners
+    return {"postgres": db.embedded.identity_owner(), **{svc.name: owner_of(svc.name) for svc in services}}
 
 
 # Every table, view, sequence (not one a column owns: it follows its table), function and free-standing type

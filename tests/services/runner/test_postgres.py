@@ -173,3 +173,16 @@ def test_a_new_cluster_beside_a_kept_password_file_gets_that_password(tmp_path: 
         assert second.psql("SELECT current_user") == "postgres"
     finally:
         second.destroy()
+
+
+def test_a_service_whose_role_cannot_be_its_certificates_name_is_refused_at_up(
+    runner_pg: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hyphenated service's role is underscored (identity names have no underscore): PostgreSQL would
+    refuse its certificate, and no user-name map exists for scram-sha-256 lines, so `up` says so first."""
+    gift_cards = catalog.Service(
+        name="gift-cards", port=8007, owns_database=True, description="test-only", public_prefixes=("/api/v1/gc",)
+    )
+    monkeypatch.setattr(catalog, "SERVICES", (*catalog.SERVICES, gift_cards))
+    with pytest.raises(stack.StackError, match="gift-cards: its database role gift_cards must be"):
+        stack.database_identities(stack.Database(None, "embedded", runner_pg))
