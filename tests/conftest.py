@@ -19,6 +19,7 @@ from services.deploy.keyring import KeyRing
 from services.kit import keys
 from services.runner.postgres import PostgresServer
 from tests.services.payments.support import card_data_left
+from tests.support.pgtls import TlsPostgres
 from tests.support.procs import ServiceProcess, free_port
 from tests.support.stack import ADMIN_EMAIL, ADMIN_PASSWORD, TestStack
 
@@ -40,6 +41,15 @@ def pg(logdir: Path) -> Iterator[PostgresServer]:
     finally:
         server.destroy()
     assert left == [], f"card data stayed after the session's tests: {left}"
+
+
+@pytest.fixture(scope="session")
+def pg_tls() -> Iterator[TlsPostgres]:
+    """A second server, with the embedded stack's TLS (``tests/support/pgtls.py``), started only for the tests
+    that ask for it: the transport is proven there, while ``pg`` keeps the rest of the suite fast."""
+    server = TlsPostgres().start()
+    yield server
+    server.destroy()
 
 
 @pytest.fixture(scope="session")

@@ -10,12 +10,14 @@ import json
 import logging
 import ssl
 import time
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import asyncpg
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
+from services.kit import tls
 from services.kit.settings import KitSettings
 
 log = logging.getLogger(__name__)
@@ -94,12 +96,25 @@ class IamTokenCredentials:
 
 
 def _ssl_context(settings: KitSettings) -> ssl.SSLContext | bool:
+    """No TLS, or TLS that verifies the server. When the server's CA is the process's own (one machine:
+    DB_SSL_ROOT_CERT is TLS_CA_FILE), the process's identity context: it verifies the server the same way,
+    presents the process's certificate (the embedded PostgreSQL requires one naming the role), and is the
+    context ``Identity.reload_if_changed`` loads a renewed certificate into, so every new connection of the
+    pool presents the current one. A server with another CA (RDS, one the caller names) gets no client
+    certificate: ours means nothing to it."""
     if settings.db_sslmode == "disable":
         return False
+    identity = tls.identity(settings)
+    if identity is not None and _same_file(settings.db_ssl_root_cert, identity.ca_file):
+        return identity.client_context()
     ctx = ssl.create_default_context(cafile=str(settings.db_ssl_root_cert))
     ctx.check_hostname = True
     ctx.verify_mode = ssl.CERT_REQUIRED
     return ctx
+
+
+def _same_file(a: Path | None, b: Path) -> bool:
+    return a is not None and a.resolve() == b.resolve()
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:

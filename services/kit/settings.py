@@ -103,13 +103,14 @@ class KitSettings(BaseSettings):
     db_sslmode: Literal["disable", "verify-full"] = Field(
         default="disable",
         description="`verify-full` checks the database server's certificate and host name against DB_SSL_ROOT_CERT "
-        "(required with DB_IAM_USER, and in prod with a managed database); `disable` is for a local "
-        "server.",
+        "(required with DB_IAM_USER, in prod with a managed database, and by the one-machine stack's own "
+        "PostgreSQL); `disable` is for a plaintext server of your own.",
     )
     db_ssl_root_cert: Path | None = Field(
         default=None,
         description="CA bundle (PEM file) that verifies the database server with "
-        "DB_SSLMODE=verify-full: the RDS bundle on AWS.",
+        "DB_SSLMODE=verify-full: the RDS bundle on AWS. When it is TLS_CA_FILE (the one-machine stack), the "
+        "connections also present TLS_IDENTITY_FILE as client certificate, renewals included.",
     )
     tls_identity_file: Path | None = Field(
         default=None,
@@ -227,7 +228,12 @@ class KitSettings(BaseSettings):
         if self.environment == "prod" and source and self.db_sslmode != "verify-full":
             raise ValueError("in prod the database connection must verify the server: DB_SSLMODE=verify-full")
         if self.db_sslmode == "verify-full" and not self.db_ssl_root_cert:
-            raise ValueError("DB_SSLMODE=verify-full needs DB_SSL_ROOT_CERT (the RDS CA bundle)")
+            raise ValueError(
+                "DB_SSLMODE=verify-full needs DB_SSL_ROOT_CERT (the RDS CA bundle; on one machine, TLS_CA_FILE)"
+            )
+        if self.db_sslmode == "disable" and self.db_ssl_root_cert:
+            # A CA to verify the server with, and no TLS at all: a downgrade nobody meant.
+            raise ValueError("DB_SSL_ROOT_CERT is set but DB_SSLMODE=disable: set DB_SSLMODE=verify-full, or drop it")
         return self
 
     @property

@@ -18,7 +18,7 @@ from typing import Any
 from services import catalog
 from services.runner import seed, stack
 from services.runner.layout import Layout
-from services.runner.postgres import PostgresServer
+from services.runner.postgres import PostgresServer, ServerTLS
 from services.runner.supervisor import Child, Supervisor, configure_logging, pid_alive, read_state
 
 EXIT_NOT_RUNNING = 3
@@ -144,6 +144,7 @@ def _write_plan(layout: Layout, children: list[Child], db: stack.Database) -> No
             "datadir": str(pg.datadir),
             "bindir": str(pg.bindir),
             "passfile": str(pg.passfile),
+            "tls": [str(pg.tls.identity_file), str(pg.tls.ca_file)] if pg.tls else None,
         }
         if pg
         else None,
@@ -160,7 +161,11 @@ def _embedded_pg(doc: dict[str, Any]) -> PostgresServer | None:
     if not pg:
         return None
     return PostgresServer(
-        port=pg["port"], datadir=Path(pg["datadir"]), bindir=Path(pg["bindir"]), passfile_path=Path(pg["passfile"])
+        port=pg["port"],
+        datadir=Path(pg["datadir"]),
+        bindir=Path(pg["bindir"]),
+        passfile_path=Path(pg["passfile"]),
+        tls=ServerTLS(*map(Path, pg["tls"])) if pg.get("tls") else None,
     )
 
 

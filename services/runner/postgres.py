@@ -6,6 +6,14 @@ full-page writes, which makes a test database faster and lets a crash lose commi
 
 ``initdb`` refuses to run as root, so when we are root the cluster is created and run as the ``postgres``
 OS user (the Debian package creates it).
+
+With ``tls`` (``ServerTLS``) the server speaks TLS 1.3 only, with a certificate from the stack's local CA
+(``services.runner.tls``), and admits a TCP client only over TLS, with the role's password *and* a
+certificate from that CA naming the role (``hostssl ... clientcert=verify-full``): plaintext TCP, a client
+without a certificate, one from another CA and one issued to another service are all refused. The unix
+socket keeps the password alone: it is no network hop (the kernel carries the bytes between two processes
+of this machine, nothing can be captured on a wire), and it sits in a directory only the server's OS user
+(and root) can enter, so it is how the runner administers the server.
 """
 
 from __future__ import annotations
@@ -19,6 +27,8 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from services.runner.tls import Owner
 
 # What a throwaway test server trades for speed; PostgreSQL's defaults (all "on") are what make a commit
 # survive a crash.
@@ -55,6 +65,40 @@ local all all scram-sha-256
 host  all all 127.0.0.1/32 scram-sha-256
 host  all all ::1/128 scram-sha-256
 """
+# With TLS: TCP only as `hostssl` (a plaintext connection matches no line and is refused), and only with a
+# client certificate that chains to ssl_ca_file and whose common name is the role asked for. PostgreSQL 15
+# (15.18 read) checks that after the password (src/backend/libpq/auth.c, ClientAuthentication:
+# clientCertFull -> CheckCertAuth) and accepts no user-name `map` on a scram-sha-256 line (hba.c,
+# parse_hba_auth_opt: "map" is for ident, peer, gssapi, sspi and cert only), so each certificate is issued
+# under its role's own name.
+TLS_HBA = """# Written by services.runner.postgres at every start; edits are replaced.
+local   all all scram-sha-256
+hostssl all all 127.0.0.1/32 scram-sha-256 clientcert=verify-full
+hostssl all all ::1/128 scram-sha-256 clientcert=verify-full
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerTLS:
+    """The server's identity file (private key and certificate in one PEM file, as ``LocalCA.issue`` writes
+    it) and the CA certificate every client's certificate must chain to."""
+
+    identity_file: Path
+    ca_file: Path
+
+    def settings(self) -> dict[str, str]:
+        # One file for both: PostgreSQL reads the certificate chain with SSL_CTX_use_certificate_chain_file
+        # and the key with SSL_CTX_use_PrivateKey_file (be-secure-openssl.c, be_tls_init), and OpenSSL's PEM
+        # reader skips blocks of another type (OpenSSL 3.0 crypto/pem/pem_lib.c, pem_bytes_read_bio_flags).
+        # The key file may be the server user's with no group or other access, or root's
+        # (be-secure-common.c, check_ssl_key_file_permissions): identities are mode 0400, owned by their user.
+        return {
+            "ssl": "on",
+            "ssl_cert_file": str(self.identity_file),
+            "ssl_key_file": str(self.identity_file),
+            "ssl_ca_file": str(self.ca_file),
+            "ssl_min_protocol_version": "TLSv1.3",
+        }
 
 
 @dataclass
@@ -69,11 +113,22 @@ class PostgresServer:
     # The superuser's password, generated once, in libpq's password-file format (psql reads it as
     # PGPASSFILE); mode 0600. Beside the data directory unless the caller keeps secrets elsewhere.
     passfile_path: Path | None = None
+    # TLS for TCP clients, with client certificates required (see the module's docstring); None: passwords
+    # alone, over plaintext TCP (the test suite's shared server).
+    tls: ServerTLS | None = None
 
     @property
     def os_user(self) -> str | None:
         """The OS user the server runs as: ``postgres`` when we are root (initdb refuses root), else us."""
         return "postgres" if os.geteuid() == 0 else None
+
+    def identity_owner(self) -> Owner | None:
+        """Who must own the server's identity file: its OS user (PostgreSQL loads a key file only from
+        itself, or from root with group access; None: the caller, who runs the server)."""
+        if self.os_user is None:
+            return None
+        entry = pwd.getpwnam(self.os_user)
+        return Owner(entry.pw_uid, entry.pw_gid)
 
     def _as_owner(self, args: list[str]) -> list[str]:
         if self.os_user is not None:
@@ -165,7 +220,7 @@ class PostgresServer:
             with os.fdopen(fd, "w") as f:
                 f.write(f"*:*:*:{self.user}:{password}\n")
         hba = self.pgdata / "pg_hba.conf"
-        hba.write_text(HBA)
+        hba.write_text(TLS_HBA if self.tls is not None else HBA)
         self._chown(hba)
         self.socket_dir.mkdir(mode=0o700, exist_ok=True)
         self.socket_dir.chmod(0o700)
@@ -177,6 +232,7 @@ class PostgresServer:
             "port": str(self.port),
             "max_connections": "300",
             "unix_socket_directories": str(self.socket_dir),
+            **(self.tls.settings() if self.tls is not None else {}),
             **(CRASH_UNSAFE if self.crash_unsafe_for_tests else {}),
             **self.extra_settings,
         }
@@ -188,7 +244,9 @@ class PostgresServer:
 
     def ready_command(self) -> list[str]:
         # pg_isready needs no password: the server's answer to the start-up packet says whether it accepts.
-        return [str(self.bindir / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port), "-t", "2"]
+        # Through the socket (the postmaster opens it after the TCP listener, before accepting anyone): over
+        # TCP with TLS every probe would be a refused connection in the server's log.
+        return [str(self.bindir / "pg_isready"), "-q", "-h", str(self.socket_dir), "-p", str(self.port), "-t", "2"]
 
     def start(self) -> None:
         self.secure()
@@ -227,8 +285,35 @@ class PostgresServer:
             capture_output=True,
         )
 
-    def url(self, database: str = "postgres") -> str:
-        return f"postgresql://{self.user}:{self.password}@127.0.0.1:{self.port}/{database}"
+    def reload_identity(self) -> None:
+        """Make the running server read its identity file again, after the runner renewed it: ``pg_ctl
+        reload`` (SIGHUP to the postmaster) rereads the configuration and the SSL files, and each new
+        connection then gets the new certificate; open ones keep theirs. A file that fails to load leaves the
+        previous one in use and says so in the server's log ("SSL configuration was not reloaded";
+        postmaster.c, SIGHUP_handler -> secure_initialize(false)). The signal is sent, not waited on.
+
+        The reload also logs that max_connections "cannot be changed without restarting": postgresql.conf
+        (initdb's) says 100, our command line 300, and the command line's value stays; nothing else is refused.
+        """
+        if self.tls is None:
+            raise RuntimeError("this PostgreSQL server has no TLS identity to reload")
+        result = subprocess.run(
+            self._as_owner([str(self.bindir / "pg_ctl"), "-D", str(self.pgdata), "reload"]),
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"could not reload PostgreSQL in {self.pgdata}: {result.stderr.strip()}")
+
+    def url(self, database: str = "postgres", *, role: tuple[str, str] | None = None) -> str:
+        """A TCP URL to ``database`` as the superuser, or as ``role`` (name, password)."""
+        user, password = role or (self.user, self.password)
+        return f"postgresql://{user}:{password}@127.0.0.1:{self.port}/{database}"
+
+    def socket_url(self, database: str = "postgres") -> str:
+        """The superuser's URL through the unix socket: what the runner administers the server with, since
+        with TLS a TCP client must hold a certificate issued to its role."""
+        return f"postgresql://{self.user}:{self.password}@/{database}?host={self.socket_dir}&port={self.port}"
 
     def psql(self, sql: str, database: str = "postgres") -> str:
         result = subprocess.run(

@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from services.deploy.keyring import KeyRing
 from services.runner import nginx, prometheus, tls
 from services.runner.asuser import traversable_by_others
 from services.runner.layout import POSTGRES_EXISTING, Layout
-from services.runner.postgres import PostgresNotFoundError, PostgresServer, find_bindir
+from services.runner.postgres import PostgresNotFoundError, PostgresServer, ServerTLS, find_bindir
 from services.runner.process import uvicorn_argv
 from services.runner.supervisor import Child
 
@@ -136,18 +137,49 @@ class Database:
 
     @property
     def admin_url(self) -> str:
-        # The embedded server's URL carries its password, which exists only once the server is set up.
+        # The embedded server is administered through its socket, the one way in that needs no client
+        # certificate; its URL carries the password, which exists only once the server is set up.
         if self.embedded is not None:
-            return self.embedded.url()
+            return self.embedded.socket_url()
         assert self.given_url is not None
         return self.given_url
 
     def url_for(self, database: str) -> str:
-        parts = urlsplit(self.admin_url)
+        parts = urlsplit(self.embedded.url() if self.embedded is not None else self.admin_url)
         if database in self.roles:
             netloc = f"{database}:{self.roles[database]}@{parts.hostname}:{parts.port}"
             return urlunsplit(parts._replace(netloc=netloc, path=f"/{database}"))
         return urlunsplit(parts._replace(path=f"/{database}"))
+
+    def settings_for(self, svc: catalog.Service) -> dict[str, str]:
+        """A database-owning service's connection settings: its URL (a secret) and ``tls_settings_for``."""
+        return {"DATABASE_URL": self.url_for(svc.database_name), **self.tls_settings_for(svc)}
+
+    def tls_settings_for(self, svc: catalog.Service) -> dict[str, str]:
+        """On the embedded server with TLS, the service verifies the server against the stack's CA and
+        presents its own identity (TLS_IDENTITY_FILE, whose common name is its role: ``database_identities``).
+        A server the caller names (DATABASE_URL, :5432) keeps the caller's settings: DB_SSLMODE and
+        DB_SSL_ROOT_CERT from the caller's environment, if any."""
+        if self.embedded is None or self.embedded.tls is None:
+            return {}
+        return {"DB_SSLMODE": "verify-full", "DB_SSL_ROOT_CERT": str(self.embedded.tls.ca_file)}
+
+
+def database_identities(db: Database) -> dict[str, tls.Owner | None]:
+    """The identities the embedded server with TLS needs, by name, with the OS user that reads each: its own
+    (``postgres``, read by the server) and one per database-owning service, named after the service's role,
+    since PostgreSQL compares the certificate's common name with the role (``clientcert=verify-full``).
+    Empty for a server the caller names."""
+    if db.embedded is None or db.embedded.tls is None:
+        return {}
+    services = catalog.database_services()
+    for svc in services:
+        if svc.database_name != svc.name:
+            raise StackError(
+                f"service {svc.name}: its database role {svc.database_name} must be its identity's name, "
+                "which PostgreSQL compares with the client certificate's common name"
+            )
+    return {"postgres": db.embedded.identity_owner(), **{svc.name: owner_of(svc.name) for svc in services}}
 
 
 # Every table, view, sequence (not one a column owns: it follows its table), function and free-standing type
@@ -217,8 +249,13 @@ def resolve_database(layout: Layout, env: dict[str, str]) -> Database:
     # files the unprivileged processes share.
     pointer = layout.run_dir / "pg-location"
     datadir = Path(pointer.read_text().strip()) if pointer.exists() else layout.shared / "pg"
+    ca = tls.LocalCA(layout.tls, layout.identities)
     server = PostgresServer(
-        port=layout.postgres_embedded, datadir=datadir, bindir=bindir, passfile_path=layout.postgres_passfile
+        port=layout.postgres_embedded,
+        datadir=datadir,
+        bindir=bindir,
+        passfile_path=layout.postgres_passfile,
+        tls=ServerTLS(ca.identity_file("postgres"), ca.ca_file),
     )
     return Database(None, f"embedded :{layout.postgres_embedded} ({datadir})", server, database_roles(layout))
 
@@ -329,7 +366,7 @@ def service_secrets(service: str, keyring: KeyRing, db: Database, admin: Admin) 
     target = DeployTarget(
         keyring=keyring,
         admin=(admin.email, admin.password),
-        database=lambda svc: {"DATABASE_URL": db.url_for(svc.database_name)},
+        database=db.settings_for,
     )
     _, secret = split_secrets(deployment_environment(service, target))
     return {name.lower(): value for name, value in secret.items()}
@@ -359,10 +396,10 @@ def write_secrets(layout: Layout, keyring: KeyRing, db: Database, admin: Admin) 
         give(directory, process_user(service.name))
 
 
-def service_env(layout: Layout, service: str, base_env: dict[str, str]) -> dict[str, str]:
+def service_env(layout: Layout, service: str, base_env: dict[str, str], db: Database) -> dict[str, str]:
     """The caller's environment (``child_env``) with the service's plain settings on this machine: peers on
-    127.0.0.1, and only the local edge (nginx, then the gateway) believed about the client address unless
-    the caller says otherwise."""
+    127.0.0.1, only the local edge (nginx, then the gateway) believed about the client address unless
+    the caller says otherwise, and how to reach its database (``Database.tls_settings_for``)."""
     state_path = None
     if catalog.get(service).forwards_public_routes:
         # The workers share one rate-limit table; one per stack, so two stacks on a host do not mix limits.
@@ -376,9 +413,21 @@ def service_env(layout: Layout, service: str, base_env: dict[str, str]) -> dict[
         service_urls={s.name: layout.url(s.name) for s in catalog.SERVICES},
         forwarder_addresses=base_env.get("TRUSTED_PROXIES", "127.0.0.1/32"),
         rate_limit_state_path=state_path,
+        # Its plain part: the URL, a secret, is written before the services start (``service_secrets``).
+        database=db.tls_settings_for,
+        # The database's client certificate; the services' HTTP hops are not this target's business yet.
+        tls_files=_identity_files(layout, db) if catalog.get(service).owns_database else None,
     )
     plain, _ = split_secrets(deployment_environment(service, target))
     return {**base_env, **plain, "PYTHONPATH": str(ROOT), "SECRETS_DIR": str(layout.service_secrets(service))}
+
+
+def _identity_files(layout: Layout, db: Database) -> Callable[[str], tuple[Path, Path]] | None:
+    """Each service's (identity file, CA certificate), where the stack issues them."""
+    if db.embedded is None or db.embedded.tls is None:
+        return None
+    ca = tls.LocalCA(layout.tls, layout.identities)
+    return lambda name: (ca.identity_file(name), ca.ca_file)
 
 
 def instances(layout: Layout, gateway_replicas: int) -> list[tuple[str, str, int]]:
@@ -401,6 +450,8 @@ def plan(layout: Layout, db: Database, base_env: dict[str, str], *, gateway_repl
     if db.embedded is not None:
         # Supervised like the rest: restarted if it dies, named by `status`; started (and ready) first.
         pg = db.embedded
+        # Its identity and its clients' exist before it starts (it refuses to start without its own).
+        tls.LocalCA(layout.tls, layout.identities).renew_due(database_identities(db))
         children.append(
             Child(
                 "postgres",
@@ -422,7 +473,7 @@ def plan(layout: Layout, db: Database, base_env: dict[str, str], *, gateway_repl
             Child(
                 name,
                 argv,
-                service_env(layout, service, base_env),
+                service_env(layout, service, base_env, db),
                 layout.logs / f"{name}.log",
                 ready_url=f"http://127.0.0.1:{port}/readyz",
                 user=process_user(service),

@@ -81,7 +81,7 @@ def current(tmp: Path) -> dict[str, Any]:
     for label, base in (("one-machine", {}), ("one-machine-overrides", overrides)):
         result[label] = {
             s.name: {
-                "env": _scrub(runner.service_env(layout, s.name, dict(base)), where),
+                "env": _scrub(runner.service_env(layout, s.name, dict(base), db), where),
                 "secret_files": _scrub(runner.service_secrets(s.name, RING, db, admin), where),
             }
             for s in catalog.SERVICES
@@ -167,14 +167,14 @@ def test_a_new_catalog_entry_is_started_and_configured_on_every_target(
         layout = Layout(tmp_path)
         assert ("cart", "cart", 8006) in runner.instances(layout, gateway_replicas=2)
         assert serve.command(cart)[3:6] == ["services.cart.main:app", "--host", "0.0.0.0"]
-        one_machine = runner.service_env(layout, "cart", {})
+        db = runner.Database("postgresql://admin:pw@127.0.0.1:5999/postgres", "given")
+        one_machine = runner.service_env(layout, "cart", {}, db)
         assert json.loads(one_machine["SERVICE_URLS"])["cart"] == "http://127.0.0.1:8006"
         assert one_machine["JWKS_URL"] == "http://127.0.0.1:8001" + catalog.JWKS_PATH
-        db = runner.Database("postgresql://admin:pw@127.0.0.1:5999/postgres", "given")
         secrets = runner.service_secrets("cart", RING, db, runner.Admin("a@b.c", "pw", generated=False))
         assert secrets["database_url"].endswith("/cart")
         assert json.loads(secrets["service_public_keys"]) == {}
-        assert "cart" in json.loads(runner.service_env(layout, "orders", {})["SERVICE_URLS"])
+        assert "cart" in json.loads(runner.service_env(layout, "orders", {}, db)["SERVICE_URLS"])
         cluster = values.service_values(cart, layer_for("dev"), values.ServiceInputs("repo", db_user="cart_app"))
         assert cluster["env"]["DB_IAM_USER"] == "cart_app"
         assert cluster["port"] == 8006

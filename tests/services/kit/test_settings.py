@@ -16,6 +16,7 @@ from services.kit.settings import KitSettings
         ({"db_pool_min": 20, "db_pool_max": 5}, "DB_POOL_MIN must not exceed DB_POOL_MAX"),
         ({"db_secret_arn": "arn:aws:secretsmanager:eu-west-1:1:secret:x"}, "DB_HOST, DB_NAME"),
         ({"db_sslmode": "verify-full"}, "DB_SSL_ROOT_CERT"),
+        ({"db_ssl_root_cert": "/run/tls/ca.pem"}, "DB_SSL_ROOT_CERT is set but DB_SSLMODE=disable"),
         (
             {"environment": "prod", "db_secret_arn": "arn:x", "db_host": "db.internal", "db_name": "p"},
             "DB_SSLMODE=verify-full",

@@ -4,6 +4,7 @@ who hold its password."""
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import stat
 import subprocess
@@ -12,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from services.runner import stack
+from services import catalog
+from services.deploy.keyring import KeyRing
+from services.runner import stack, tls
 from services.runner.layout import Layout
-from services.runner.postgres import PostgresServer
+from services.runner.postgres import PostgresServer, ServerTLS
 from tests.support.procs import free_port
 
 OFFSET = 23500  # 5433 + 23500: below the ephemeral port range, away from the other tests' offsets
@@ -31,6 +34,8 @@ def runner_pg(layout: Layout) -> Iterator[PostgresServer]:
     stack.ensure_shared_dir(layout)
     db = stack.resolve_database(layout, {})
     assert db.embedded is not None
+    # What `up` issues before the server starts (``plan``), the server's own identity being all it reads.
+    tls.LocalCA(layout.tls, layout.identities).issue("postgres", db.embedded.identity_owner())
     db.embedded.init()
     db.embedded.start()
     yield db.embedded
@@ -80,12 +85,68 @@ def _psql_without_password(server: PostgresServer, host: str) -> subprocess.Comp
 
 @pytest.mark.parametrize("via", ["tcp", "socket"])
 def test_a_client_without_the_password_is_refused(runner_pg: PostgresServer, via: str) -> None:
-    """Any local OS user could otherwise connect as the superuser (trust), over TCP or the socket."""
+    """Any local OS user could otherwise connect as the superuser (trust), over TCP or the socket. Over TCP
+    a client without a certificate is turned away even before its password is asked for
+    (``test_postgres_tls.py`` shows a certificate is not enough without the password)."""
     host = "127.0.0.1" if via == "tcp" else str(runner_pg.socket_dir)
     refused = _psql_without_password(runner_pg, host)
     assert refused.returncode != 0
-    assert "no password supplied" in refused.stderr or "password authentication failed" in refused.stderr
+    expected = (
+        ["connection requires a valid client certificate", "no encryption"]
+        if via == "tcp"
+        else ["no password supplied", "password authentication failed"]
+    )
+    assert any(reason in refused.stderr for reason in expected), refused.stderr
     assert runner_pg.psql("SELECT current_user") == "postgres"  # with the password file
+
+
+def test_the_stacks_server_takes_tcp_clients_over_tls_1_3_only(runner_pg: PostgresServer, layout: Layout) -> None:
+    """`up`'s embedded server: its certificate is the `postgres` identity from the stack's CA, readable by
+    the server's OS user alone, and no pg_hba.conf line admits TCP without TLS."""
+    assert runner_pg.tls == ServerTLS(layout.identities / "postgres.pem", layout.identities / "ca.pem")
+    assert runner_pg.psql("SHOW ssl") == "on"
+    assert runner_pg.psql("SHOW ssl_min_protocol_version") == "TLSv1.3"
+    assert (
+        runner_pg.psql("SHOW ssl_cert_file") == runner_pg.psql("SHOW ssl_key_file") == str(runner_pg.tls.identity_file)
+    )
+    identity = runner_pg.tls.identity_file.stat()
+    assert stat.S_IMODE(identity.st_mode) == 0o400
+    assert identity.st_uid == (os.geteuid() if runner_pg.os_user is None else pwd.getpwnam(runner_pg.os_user).pw_uid)
+    rules = runner_pg.psql("SELECT type, auth_method, options FROM pg_hba_file_rules").splitlines()
+    assert rules == [
+        "local|scram-sha-256|",
+        "hostssl|scram-sha-256|{clientcert=verify-full}",
+        "hostssl|scram-sha-256|{clientcert=verify-full}",
+    ]
+
+
+def test_each_service_on_the_embedded_server_is_told_to_present_its_identity(
+    runner_pg: PostgresServer, layout: Layout
+) -> None:
+    """The runner's settings for a service that owns a database: its role's URL over TCP, the server verified
+    against the stack's CA, and its own identity (whose common name is the role) as client certificate."""
+    db = stack.resolve_database(layout, {})
+    for svc in catalog.SERVICES:
+        env = stack.service_env(layout, svc.name, {}, db)
+        secrets = stack.service_secrets(svc.name, KeyRing.generate(), db, stack.Admin("a@b.c", "pw", False))
+        if not svc.owns_database:
+            assert not {"DB_SSLMODE", "DB_SSL_ROOT_CERT", "TLS_IDENTITY_FILE"} & env.keys(), svc.name
+            continue
+        assert secrets["database_url"].startswith(f"postgresql://{svc.database_name}:")
+        assert secrets["database_url"].endswith(f"@127.0.0.1:{layout.postgres_embedded}/{svc.database_name}")
+        assert env["DB_SSLMODE"] == "verify-full"
+        assert env["DB_SSL_ROOT_CERT"] == env["TLS_CA_FILE"] == str(layout.identities / "ca.pem")
+        assert env["TLS_IDENTITY_FILE"] == str(layout.identities / f"{svc.database_name}.pem")
+
+
+def test_a_database_the_caller_names_keeps_the_callers_settings(layout: Layout) -> None:
+    """A DATABASE_URL is the caller's server, with the caller's TLS settings (or none): the runner adds none."""
+    db = stack.resolve_database(layout, {"DATABASE_URL": "postgresql://app:pw@db.example:5432/postgres"})
+    caller = {"DB_SSLMODE": "verify-full", "DB_SSL_ROOT_CERT": "/etc/ssl/their-ca.pem"}
+    env = stack.service_env(layout, "products", dict(caller), db)
+    assert {k: env[k] for k in caller} == caller
+    assert "TLS_IDENTITY_FILE" not in env
+    assert db.settings_for(catalog.get("products")) == {"DATABASE_URL": "postgresql://app:pw@db.example:5432/products"}
 
 
 def test_the_password_is_kept_where_only_its_owner_reads_it(runner_pg: PostgresServer, layout: Layout) -> None:
@@ -112,3 +173,16 @@ def test_a_new_cluster_beside_a_kept_password_file_gets_that_password(tmp_path: 
         assert second.psql("SELECT current_user") == "postgres"
     finally:
         second.destroy()
+
+
+def test_a_service_whose_role_cannot_be_its_certificates_name_is_refused_at_up(
+    runner_pg: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hyphenated service's role is underscored (identity names have no underscore): PostgreSQL would
+    refuse its certificate, and no user-name map exists for scram-sha-256 lines, so `up` says so first."""
+    gift_cards = catalog.Service(
+        name="gift-cards", port=8007, owns_database=True, description="test-only", public_prefixes=("/api/v1/gc",)
+    )
+    monkeypatch.setattr(catalog, "SERVICES", (*catalog.SERVICES, gift_cards))
+    with pytest.raises(stack.StackError, match="gift-cards: its database role gift_cards must be"):
+        stack.database_identities(stack.Database(None, "embedded", runner_pg))

@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import stat
 import subprocess
 import time
@@ -157,6 +158,32 @@ def test_no_process_of_the_stack_holds_a_secret_in_its_environment(layout: Layou
         assert not [s for s in secrets if s in environ], name
 
 
+def _identity_context(layout: Layout, name: str) -> ssl.SSLContext:
+    """What the service `name` connects to the database with: the stack's CA and its own identity."""
+    ctx = ssl.create_default_context(cafile=str(layout.identities / "ca.pem"))
+    ctx.load_cert_chain(layout.identities / f"{name}.pem")
+    return ctx
+
+
+def test_every_service_reaches_the_database_over_tls_with_its_own_certificate(layout: Layout) -> None:
+    """Every TCP client of the embedded server (each service's pool) is on TLS 1.3, with a certificate
+    naming its role; a plaintext TCP connection is refused even with the role's password."""
+    import asyncio
+
+    import asyncpg
+
+    rows = database(layout).psql(
+        "SELECT a.usename, s.ssl, s.version, s.client_dn FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid)"
+        " WHERE a.backend_type = 'client backend' AND a.client_addr IS NOT NULL"
+    )
+    backends = [line.split("|") for line in rows.splitlines()]
+    assert {user for user, *_ in backends} == {s.database_name for s in catalog.database_services()}, backends
+    assert all(row[1:] == ["t", "TLSv1.3", f"/CN={row[0]}"] for row in backends), backends
+    url = (layout.service_secrets("products") / "database_url").read_text()
+    with pytest.raises(asyncpg.InvalidAuthorizationSpecificationError, match="no encryption"):
+        asyncio.run(asyncpg.connect(url, ssl=False, timeout=10))
+
+
 def test_each_service_is_its_own_database_role_and_not_a_superuser(layout: Layout) -> None:
     """With the superuser's password a compromised service could read every service's data (and run
     programs as the server's OS user); each gets a role that owns its database and may enter no other."""
@@ -166,7 +193,8 @@ def test_each_service_is_its_own_database_role_and_not_a_superuser(layout: Layou
 
     async def check(service: catalog.Service, other: str) -> None:
         url = (layout.service_secrets(service.name) / "database_url").read_text()
-        conn = await asyncpg.connect(url, timeout=10)
+        ctx = _identity_context(layout, service.name)
+        conn = await asyncpg.connect(url, ssl=ctx, timeout=10)
         try:
             assert await conn.fetchval("SELECT current_user") == service.database_name
             assert await conn.fetchval("SELECT rolsuper FROM pg_roles WHERE rolname = current_user") is False
@@ -179,7 +207,7 @@ def test_each_service_is_its_own_database_role_and_not_a_superuser(layout: Layou
         finally:
             await conn.close()
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
-            await asyncpg.connect(url.rsplit("/", 1)[0] + f"/{other}", timeout=10)
+            await asyncpg.connect(url.rsplit("/", 1)[0] + f"/{other}", ssl=ctx, timeout=10)
 
     owners = catalog.database_services()
     for service, other in zip(owners, [*owners[1:], owners[0]], strict=True):
