@@ -68,19 +68,6 @@ class Settings(KitSettings):
     login_max_failures_per_client: int = Field(
         default=20, ge=1, le=100_000, description="Failed logins per client address within the window; then 429."
     )
-    login_attempt_timeout_s: int = Field(
-        default=60,
-        ge=5,
-        le=3600,
-        description="Seconds a login in flight reserves room under those limits until its password is checked; an "
-        "older one was left by a process that died and stops counting.",
-    )
-    login_max_wait_s: float = Field(
-        default=10.0,
-        gt=0,
-        le=60,
-        description="Seconds a login finding no room under the limits waits for some before it gets 429.",
-    )
     trusted_proxies: TrustedProxies = Field(
         default_factory=list,
         description="Peers whose X-Forwarded-For is believed (the gateway, the edge): CIDRs, comma-separated or a "
