@@ -95,10 +95,45 @@ def ensure_users(kinds: list[str]) -> None:
 
 def owner_of(kind: str) -> tls.Owner | None:
     """The owner of a file only ``kind``'s process may read (None when not root: the caller's)."""
-    if (user := process_user(kind)) is None:
+    return _owner(process_user(kind))
+
+
+def _owner(user: str | None) -> tls.Owner | None:
+    if user is None:
         return None
     entry = pwd.getpwnam(user)
     return tls.Owner(entry.pw_uid, entry.pw_gid)
+
+
+# The identity the supervisor's own calls present (readiness probes, `status`, the seed): the caller's file.
+RUNNER_IDENTITY = "runner"
+POSTGRES_IDENTITY = "postgres"
+
+
+def process_kinds() -> list[str]:
+    """Each kind of process that runs as a user of its own when started as root: the services, the edge,
+    Prometheus."""
+    return [*(s.name for s in catalog.SERVICES), "edge", "prometheus"]
+
+
+def identities(embedded: PostgresServer | None) -> dict[str, tls.Owner | None]:
+    """Every TLS identity of the stack and who may read its file: one per service (a service's replicas share
+    it), the edge, Prometheus, the runner, and the embedded PostgreSQL."""
+    owners = {kind: owner_of(kind) for kind in process_kinds()}
+    owners[RUNNER_IDENTITY] = None
+    if embedded is not None:
+        owners[POSTGRES_IDENTITY] = _owner(embedded.os_user)
+    return owners
+
+
+def local_ca(layout: Layout) -> tls.LocalCA:
+    return tls.LocalCA(layout.tls, layout.identities)
+
+
+def runner_tls(layout: Layout) -> tuple[Path, Path]:
+    """What the runner's own calls present and verify with: its identity file and the CA certificate."""
+    ca = local_ca(layout)
+    return ca.identity_file(RUNNER_IDENTITY), ca.ca_file
 
 
 def give(path: Path, user: str | None) -> None:
@@ -370,12 +405,14 @@ def service_env(layout: Layout, service: str, base_env: dict[str, str]) -> dict[
         state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         give(state_dir, process_user(service))
         state_path = base_env.get("RATE_LIMIT_STATE_PATH", str(state_dir / "ratelimit.bin"))
+    ca = local_ca(layout)
     target = DeployTarget(
         environment="dev",
         log_level=base_env.get("LOG_LEVEL", "INFO"),
         service_urls={s.name: layout.url(s.name) for s in catalog.SERVICES},
         forwarder_addresses=base_env.get("TRUSTED_PROXIES", "127.0.0.1/32"),
         rate_limit_state_path=state_path,
+        tls_files=(lambda name: (ca.identity_file(name), ca.ca_file)) if layout.service_tls else None,
     )
     plain, _ = split_secrets(deployment_environment(service, target))
     return {**base_env, **plain, "PYTHONPATH": str(ROOT), "SECRETS_DIR": str(layout.service_secrets(service))}
@@ -396,8 +433,15 @@ def instances(layout: Layout, gateway_replicas: int) -> list[tuple[str, str, int
 
 
 def plan(layout: Layout, db: Database, base_env: dict[str, str], *, gateway_replicas: int = 2) -> Plan:
-    """What to run. ``base_env`` is the caller's environment without the secrets (``child_env``)."""
+    """What to run. ``base_env`` is the caller's environment without the secrets (``child_env``).
+
+    Every process gets its TLS identity from the stack's CA first (issued, or renewed when due): the services
+    serve HTTPS only and require a client certificate from that CA, so every hop between them, and from the
+    edge, Prometheus and the runner to them, is mutual TLS."""
     children: list[Child] = []
+    ca = local_ca(layout)
+    ca.renew_due(identities(db.embedded))
+    probe_tls = runner_tls(layout)
     if db.embedded is not None:
         # Supervised like the rest: restarted if it dies, named by `status`; started (and ready) first.
         pg = db.embedded
@@ -412,19 +456,21 @@ def plan(layout: Layout, db: Database, base_env: dict[str, str], *, gateway_repl
                 before_others=True,
                 # SIGINT is PostgreSQL's "fast" shutdown; SIGTERM would wait for every client.
                 stop_signal=signal.SIGINT,
+                # SIGHUP re-reads its configuration and, since PostgreSQL 10, its SSL files (be-secure-openssl.c
+                # be_tls_init runs again at reload): a renewed "postgres" identity is served without a restart.
+                reload_identity="postgres",
             )
         )
     processes = instances(layout, gateway_replicas)
     for name, service, port in processes:
-        # The services decide whom to believe about the client address (TRUSTED_PROXIES), not uvicorn.
-        argv = uvicorn_argv(f"services.{service}.main:app", port, "--no-proxy-headers")
         children.append(
             Child(
                 name,
-                argv,
+                uvicorn_argv(f"services.{service}.main:app", port),
                 service_env(layout, service, base_env),
                 layout.logs / f"{name}.log",
-                ready_url=f"http://127.0.0.1:{port}/readyz",
+                ready_url=f"{layout.service_url(port)}/readyz",
+                tls=probe_tls,
                 user=process_user(service),
             )
         )
@@ -432,14 +478,12 @@ def plan(layout: Layout, db: Database, base_env: dict[str, str], *, gateway_repl
 
     nginx_bin = nginx.find_nginx()
     if nginx_bin:
-        ca = tls.LocalCA(layout.tls, layout.identities)
-        ca.renew_due({"edge": owner_of("edge")})
-        # One file holds the key and the certificate: nginx reads both from it (ngx_ssl_certificate).
-        edge_identity = ca.identity_file("edge")
+        # One file holds the key and the certificate: nginx reads both from it (ngx_ssl_certificate), for its
+        # public side and as its client certificate towards the gateway and the storefront.
         conf = nginx.write(
             layout,
-            edge_identity,
-            edge_identity,
+            ca.identity_file("edge"),
+            ca.ca_file if layout.service_tls else None,
             layout.gateway_ports(gateway_replicas),
             shop=nginx.PageServer(layout.port(page.name), page.edge_pages) if (page := catalog.page_server()) else None,
         )
@@ -456,6 +500,9 @@ def plan(layout: Layout, db: Database, base_env: dict[str, str], *, gateway_repl
                 dict(base_env),
                 layout.logs / "nginx.log",
                 ready_url=f"https://127.0.0.1:{layout.edge_https}/healthz",
+                tls=probe_tls,
+                # The master re-reads its configuration and certificates on SIGHUP and starts new workers.
+                reload_identity="edge",
             )
         )
         result.edge = True
@@ -466,7 +513,11 @@ def plan(layout: Layout, db: Database, base_env: dict[str, str], *, gateway_repl
 
     prom = prometheus.find_prometheus()
     if prom:
-        conf = prometheus.write(layout, [(service, f"127.0.0.1:{port}") for _, service, port in processes])
+        conf = prometheus.write(
+            layout,
+            [(service, f"127.0.0.1:{port}") for _, service, port in processes],
+            (ca.identity_file("prometheus"), ca.ca_file) if layout.service_tls else None,
+        )
         prometheus.check(prom[1], conf)
         give(conf.parent / "data", process_user("prometheus"))
         children.append(
@@ -499,7 +550,7 @@ def busy_ports(layout: Layout, p: Plan, db: Database, gateway_replicas: int) -> 
 
 
 def describe(layout: Layout, p: Plan, db: Database, gateway_replicas: int) -> dict[str, Any]:
-    urls = {name: f"http://127.0.0.1:{port}" for name, _, port in instances(layout, gateway_replicas)}
+    urls = {name: layout.service_url(port) for name, _, port in instances(layout, gateway_replicas)}
     if p.edge:
         urls["edge"] = f"https://localhost:{layout.edge_https}"
     if p.prometheus:
@@ -510,6 +561,7 @@ def describe(layout: Layout, p: Plan, db: Database, gateway_replicas: int) -> di
         "skipped": p.skipped,
         "logs": str(layout.logs),
         "admin_file": str(layout.admin_file),
-        "ca_file": str(layout.tls / "ca.pem") if p.edge else None,
+        "ca_file": str(local_ca(layout).ca_file),
+        "runner_identity": str(runner_tls(layout)[0]),
         "port_offset": layout.port_offset,
     }
