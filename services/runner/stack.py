@@ -456,8 +456,9 @@ def plan(layout: Layout, db: Database, base_env: dict[str, str], *, gateway_repl
                 before_others=True,
                 # SIGINT is PostgreSQL's "fast" shutdown; SIGTERM would wait for every client.
                 stop_signal=signal.SIGINT,
-                # SIGHUP re-reads its configuration and, since PostgreSQL 10, its SSL files (be-secure-openssl.c
-                # be_tls_init runs again at reload): a renewed "postgres" identity is served without a restart.
+                # SIGHUP re-reads its configuration and, with ssl on, its certificate and key (PostgreSQL 15
+                # src/backend/postmaster/postmaster.c, the SIGHUP handler calls secure_initialize(false)): a
+                # renewed "postgres" identity is served to new connections without a restart.
                 reload_identity="postgres",
             )
         )

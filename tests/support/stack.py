@@ -38,9 +38,10 @@ class TestStack:
 
     With ``ca`` (a ``LocalCA``) the services run as on one machine: each with its identity from that CA,
     serving HTTPS only to clients with a certificate from it, and calling its peers the same way; the tests
-    call them with the identity ``TEST_CLIENT`` (``client_tls``). Without, they serve plain HTTP (the
-    process tier's default: its many test clients speak plain HTTP, and the mesh is TLS's business in a
-    cluster), which ``tests/services/test_mtls.py`` and the whole-stack tests (``tests/e2e``) do not use."""
+    call them with the identity ``TEST_CLIENT`` (``client_tls``). Without, they serve plain HTTP: the process
+    tier's default, so its many test clients stay plain and the suite's time unchanged. The transport is
+    tested for real by ``tests/services/test_mtls.py`` (a TLS-mode stack) and by every whole-stack test
+    (``tests/e2e``, ``tests/services/runner/test_stack.py``), which start the stack as ``up`` does, on TLS."""
 
     __test__ = False  # not a test class, whatever pytest thinks of the name
 
