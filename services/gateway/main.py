@@ -11,7 +11,7 @@ from services.gateway.forward import Gateway
 from services.gateway.ratelimit import RateLimits, SharedTokenBuckets
 from services.gateway.readiness import upstreams_status
 from services.gateway.settings import Settings
-from services.gateway.upstream import open_upstreams
+from services.gateway.upstream import open_upstreams, upstream_tls
 from services.kit.app import create_app
 from services.kit.client_address import ClientAddress
 
@@ -32,7 +32,9 @@ async def _start(app: FastAPI) -> None:
         verifier=getattr(app.state, "token_verifier", None),
         client_address=ClientAddress(settings.trusted_proxies),
     )
-    app.state.ops_client = httpx.AsyncClient(trust_env=False, timeout=settings.readiness_timeout_s)
+    app.state.ops_client = httpx.AsyncClient(
+        trust_env=False, timeout=settings.readiness_timeout_s, verify=upstream_tls(settings)
+    )
 
 
 async def _stop(app: FastAPI) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import ssl
 import time
 from collections.abc import AsyncIterator
 
@@ -25,6 +26,7 @@ from prometheus_client import Counter
 from services import catalog
 from services.gateway.breaker import CircuitBreaker, Permit
 from services.gateway.settings import Settings
+from services.kit import tls
 from services.kit.errors import Problem
 from services.kit.http import service_url
 
@@ -39,6 +41,13 @@ UPSTREAM_REQUESTS = Counter(
 RETRY_STATUSES = frozenset({502, 503})
 
 Body = bytes | AsyncIterator[bytes] | None
+
+
+def upstream_tls(settings: Settings) -> ssl.SSLContext | bool:
+    """How the gateway's connections to the services are secured: with the process's identity on one machine
+    (the upstream's certificate verified, ours presented), aiohttp's default elsewhere (the mesh's business)."""
+    identity = tls.identity(settings)
+    return identity.client_context() if identity else True
 
 
 class Upstream:
@@ -67,6 +76,7 @@ class Upstream:
             ttl_dns_cache=10,
             keepalive_timeout=keepalive_s if keepalive_s > 0 else None,
             force_close=keepalive_s <= 0,
+            ssl=upstream_tls(settings),
         )
         self.session = aiohttp.ClientSession(
             connector=connector,

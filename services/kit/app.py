@@ -21,6 +21,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
@@ -28,7 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.kit import metrics
+from services.kit import metrics, tls
 from services.kit.auth import (
     JWKSClient,
     ServiceTokenIssuer,
@@ -255,6 +256,9 @@ def create_app(
     Starlette tries routes in order and each miss costs time, so a hot path can go first. With
     ``openapi_url=None`` FastAPI serves no document (and no docs pages); the service may serve its own."""
     configure_logging(settings)
+    # The process's TLS identity (one machine): uvicorn serves with its server context
+    # (services.deploy.serve), the clients call with its client context, and a loop follows its renewals.
+    identity = tls.identity(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -271,12 +275,15 @@ def create_app(
                 settings.jwks_url,
                 ttl=settings.jwks_cache_ttl_s,
                 min_refresh_interval=settings.jwks_min_refresh_interval_s,
+                # On one machine the users service serves its JWKS over mutual TLS like everything else.
+                client=httpx.AsyncClient(timeout=3.0, verify=identity.client_context()) if identity else None,
             )
             app.state.token_verifier = TokenVerifier(jwks, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
         for hook in on_startup:
             await hook(app)
         _tune_gc()
-        tasks = [asyncio.create_task(loop(app), name=f"{settings.service_name}-{loop.__name__}") for loop in background]
+        loops = [*background, tls.reload_loop(identity, settings.tls_reload_interval_s)] if identity else background
+        tasks = [asyncio.create_task(loop(app), name=f"{settings.service_name}-{loop.__name__}") for loop in loops]
         log.info("service started", extra={"event": "started"})
         try:
             yield

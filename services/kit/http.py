@@ -17,6 +17,7 @@ import aiohttp
 from pydantic import BaseModel, ValidationError
 
 from services import catalog
+from services.kit import tls
 from services.kit.auth import ServiceTokenIssuer
 from services.kit.context import request_id_var, traceparent_var
 from services.kit.errors import NamedProblem, ProblemBody
@@ -77,8 +78,14 @@ class ServiceClient:
         self._issuer = issuer
         self._base = service_url(settings, callee).rstrip("/")
         self._timeout = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 2.0))
+        identity = tls.identity(settings)
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=max_connections, keepalive_timeout=30),
+            connector=aiohttp.TCPConnector(
+                limit=max_connections,
+                keepalive_timeout=30,
+                # One machine: the callee is verified against the local CA and sees our certificate.
+                ssl=identity.client_context() if identity else True,
+            ),
             timeout=self._timeout,
             raise_for_status=False,
             auto_decompress=True,

@@ -25,7 +25,39 @@ def _secrets_dir() -> str | None:
     return path if path and Path(path).is_dir() else None
 
 
-class KitSettings(BaseSettings):
+class TLSSettings(BaseSettings):
+    """Where this process's TLS identity is (the one-machine stack's local CA). Its own class because the
+    server launcher (``services.deploy.serve``) needs these two and nothing else, before the app is loaded."""
+
+    model_config = SettingsConfigDict(extra="ignore", env_ignore_empty=True, hide_input_in_errors=True)
+
+    tls_identity_file: Path | None = Field(
+        default=None,
+        description="This process's private key and certificate, one PEM file from the one-machine stack's local "
+        "CA. With TLS_CA_FILE the service serves HTTPS only, refuses any client without a certificate from that "
+        "CA, presents this certificate to the services it calls and to the database, and picks up a renewed "
+        "file while running. Unset in a cluster, where the mesh does mutual TLS.",
+    )
+    tls_ca_file: Path | None = Field(
+        default=None,
+        description="The CA certificate that every peer's certificate must chain to (with TLS_IDENTITY_FILE).",
+    )
+    tls_reload_interval_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="Seconds between checks for a renewed TLS_IDENTITY_FILE (a `stat` each). The runner renews an "
+        "identity with a third of its day left, so any interval well under hours serves it in time.",
+    )
+
+    @model_validator(mode="after")
+    def _check_tls(self) -> TLSSettings:
+        if (self.tls_identity_file is None) != (self.tls_ca_file is None):
+            raise ValueError("set TLS_IDENTITY_FILE and TLS_CA_FILE together, or neither")
+        return self
+
+
+class KitSettings(TLSSettings):
     """What every service reads. Services subclass this and add their own fields."""
 
     # hide_input_in_errors: a rejected DATABASE_URL or PEM must not be printed into the start-up log.
@@ -112,17 +144,6 @@ class KitSettings(BaseSettings):
         "DB_SSLMODE=verify-full: the RDS bundle on AWS. When it is TLS_CA_FILE (the one-machine stack), the "
         "connections also present TLS_IDENTITY_FILE as client certificate, renewals included.",
     )
-    tls_identity_file: Path | None = Field(
-        default=None,
-        description="This process's private key and certificate, one PEM file from the one-machine stack's local "
-        "CA. With TLS_CA_FILE the service serves HTTPS only, refuses any client without a certificate from that "
-        "CA, presents this certificate to the services it calls and to the database, and picks up a renewed "
-        "file while running. Unset in a cluster, where the mesh does mutual TLS.",
-    )
-    tls_ca_file: Path | None = Field(
-        default=None,
-        description="The CA certificate that every peer's certificate must chain to (with TLS_IDENTITY_FILE).",
-    )
     db_pool_min: int = Field(
         default=2, ge=0, le=100, description="Connections the pool keeps open (at most DB_POOL_MAX)."
     )
@@ -203,12 +224,6 @@ class KitSettings(BaseSettings):
             except json.JSONDecodeError as exc:
                 raise ValueError('must be a JSON object, e.g. {"products": "..."}') from exc
         return value
-
-    @model_validator(mode="after")
-    def _check_tls(self) -> KitSettings:
-        if (self.tls_identity_file is None) != (self.tls_ca_file is None):
-            raise ValueError("set TLS_IDENTITY_FILE and TLS_CA_FILE together, or neither")
-        return self
 
     @model_validator(mode="after")
     def _check_database(self) -> KitSettings:

@@ -21,7 +21,10 @@ import os
 import ssl
 from pathlib import Path
 
-from services.kit.settings import KitSettings
+from fastapi import FastAPI
+
+from services.kit.background import Loop, periodic
+from services.kit.settings import TLSSettings
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +90,7 @@ class Identity:
 _identities: dict[tuple[Path, Path], Identity] = {}
 
 
-def identity(settings: KitSettings) -> Identity | None:
+def identity(settings: TLSSettings) -> Identity | None:
     """The process's identity from its settings (one per file pair, shared by everything in the process),
     or None where TLS is not this process's business (a cluster, the tests' plain tier)."""
     if settings.tls_identity_file is None or settings.tls_ca_file is None:
@@ -96,3 +99,13 @@ def identity(settings: KitSettings) -> Identity | None:
     if key not in _identities:
         _identities[key] = Identity(*key)
     return _identities[key]
+
+
+def reload_loop(ident: Identity, interval_s: float) -> Loop:
+    """The background loop (``create_app`` runs it in every service with an identity) that loads a renewed
+    identity file into the contexts in use: the listener's, the clients' and the database pool's."""
+
+    async def reload(app: FastAPI) -> None:
+        ident.reload_if_changed()
+
+    return periodic(interval_s, reload, name="tls_reload")

@@ -19,7 +19,7 @@ from services import catalog
 from services.runner import seed, stack
 from services.runner.layout import Layout
 from services.runner.postgres import PostgresServer, ServerTLS
-from services.runner.supervisor import Child, Supervisor, configure_logging, pid_alive, read_state
+from services.runner.supervisor import Child, Supervisor, configure_logging, pid_alive, read_state, tls_files
 
 EXIT_NOT_RUNNING = 3
 
@@ -49,8 +49,12 @@ def cmd_up(args: argparse.Namespace) -> int:
         )
         return 1
     layout.run_dir.mkdir(parents=True, exist_ok=True)
+    if args.plaintext_services:
+        layout.plaintext_marker.write_text("the services speak plain HTTP: `up --plaintext-services`\n")
+    else:
+        layout.plaintext_marker.unlink(missing_ok=True)
     try:
-        stack.ensure_users([s.name for s in catalog.SERVICES] + ["edge", "prometheus"])
+        stack.ensure_users(stack.process_kinds())
         stack.ensure_shared_dir(layout)
         db = stack.resolve_database(layout, dict(os.environ))
         keyring = stack.load_keyring(layout)
@@ -111,11 +115,16 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"  {name:<11} {url}")
     print(f"  database    {info['database']}")
     print(f"  logs        {info['logs']}/<service>.log")
-    if info.get("ca_file"):
+    print(
+        f"  TLS CA      {info['ca_file']}  (curl --cacert {info['ca_file']} https://localhost:{layout.edge_https}/healthz)"
+    )
+    if layout.service_tls:
         print(
-            f"  TLS CA      {info['ca_file']}  (curl --cacert {info['ca_file']} https://localhost:"
-            f"{layout.edge_https}/healthz)"
+            f"  TLS client  {info['runner_identity']}  (services require one: curl --cacert {info['ca_file']} "
+            f"--cert {info['runner_identity']} {layout.url(catalog.GATEWAY)}/readyz)"
         )
+    else:
+        print("  WARNING     --plaintext-services: the services speak plain HTTP to each other (for measurements)")
     print(f"  admin       {admin.email}  (credentials in {layout.admin_file}, mode 0600)")
     if admin.generated:
         print(f"  admin password (shown once): {admin.password}")
@@ -182,9 +191,16 @@ def cmd_supervise(args: argparse.Namespace) -> int:
         stack.database_roles(layout) if embedded else {},
     )
     extra = {"run_dir": str(layout.run_dir), "port_offset": layout.port_offset}
+    ca = stack.local_ca(layout)
+    owners = stack.identities(db)
     # The services' databases must exist before they start, and the database must run for that.
     return Supervisor(
-        layout, children, cwd=stack.ROOT, extra_state=extra, prepare=lambda: stack.ensure_databases(db)
+        layout,
+        children,
+        cwd=stack.ROOT,
+        extra_state=extra,
+        prepare=lambda: stack.ensure_databases(db),
+        renew=lambda: ca.renew_due(owners),
     ).run()
 
 
@@ -230,7 +246,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     all_ready = True
     print(f"phase: {state.get('phase')}   supervisor pid {state.get('supervisor_pid')}")
     for name, info in children.items():
-        child = Child(name, [], {}, Path(info["log"]), info["ready_url"], info["ready_command"])
+        child = Child(
+            name, [], {}, Path(info["log"]), info["ready_url"], info["ready_command"], tls=tls_files(info.get("tls"))
+        )
         alive = bool(info.get("pid")) and pid_alive(int(info["pid"]))
         ready = alive and child.probe()
         all_ready &= ready
@@ -256,6 +274,32 @@ def cmd_logs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_identity(args: argparse.Namespace) -> int:
+    """A client identity from the stack's CA, for calling the services by hand (they take mutual TLS only)."""
+    layout = _layout(args)
+    if args.name in {*stack.process_kinds(), stack.RUNNER_IDENTITY, stack.POSTGRES_IDENTITY}:
+        print(
+            f"error: {args.name!r} is a process of the stack; choose another name (e.g. debug-{args.name})",
+            file=sys.stderr,
+        )
+        return 2
+    ca = stack.local_ca(layout)
+    if not ca.ca_file.exists():
+        print(f"error: no CA in {layout.run_dir} yet: run `up` first", file=sys.stderr)
+        return 1
+    try:
+        path = ca.issue(args.name)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(path)
+    print(
+        f"valid {ca.leaf_lifetime}; e.g. curl --cacert {ca.ca_file} --cert {path} {layout.url(catalog.GATEWAY)}/readyz",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m services.runner", description=__doc__)
     parser.add_argument("--run-dir", default=str(stack.ROOT / ".run"), help="where state, logs and data live")
@@ -269,6 +313,12 @@ def main(argv: list[str] | None = None) -> int:
     up = sub.add_parser("up", help="start everything and wait until all is ready")
     up.add_argument("--no-seed", action="store_true", help="do not load demo customers and products")
     up.add_argument(
+        "--plaintext-services",
+        action="store_true",
+        help="services, the edge and Prometheus talk plain HTTP to each other instead of mutual TLS: only to "
+        "measure what TLS costs (make bench) or for load tools that cannot present a client certificate",
+    )
+    up.add_argument(
         "--gateway-replicas",
         type=int,
         default=2,
@@ -281,11 +331,22 @@ def main(argv: list[str] | None = None) -> int:
     logs = sub.add_parser("logs", help="the last lines of one process's log")
     logs.add_argument("service")
     logs.add_argument("-n", "--lines", type=int, default=50)
+    identity = sub.add_parser(
+        "identity", help="issue a client certificate (key and certificate in one PEM file) to call services by hand"
+    )
+    identity.add_argument("name", help="lower-case name, e.g. debug-alice (printed in the certificate)")
     sub.add_parser("supervise", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     # `status | head` should end quietly, not with a BrokenPipeError traceback.
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    handlers = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "logs": cmd_logs, "supervise": cmd_supervise}
+    handlers = {
+        "up": cmd_up,
+        "down": cmd_down,
+        "status": cmd_status,
+        "logs": cmd_logs,
+        "identity": cmd_identity,
+        "supervise": cmd_supervise,
+    }
     return handlers[args.command](args)
 
 

@@ -65,8 +65,23 @@ class Layout:
     def postgres_embedded(self) -> int:
         return POSTGRES_EMBEDDED + self.port_offset
 
+    @property
+    def plaintext_marker(self) -> Path:
+        """Present while the stack runs with ``up --plaintext-services`` (for measuring what TLS costs)."""
+        return self.run_dir / "plaintext-services"
+
+    @property
+    def service_tls(self) -> bool:
+        """Whether the services speak mutual TLS (the default) or, with ``up --plaintext-services``, plain HTTP."""
+        return not self.plaintext_marker.exists()
+
+    def service_url(self, port: int) -> str:
+        """A service process on this machine: HTTPS only, with a client certificate from the stack's CA
+        (``services.runner.tls``), unless the stack was started with ``--plaintext-services``."""
+        return f"{'https' if self.service_tls else 'http'}://127.0.0.1:{port}"
+
     def url(self, service: str) -> str:
-        return f"http://127.0.0.1:{self.port(service)}"
+        return self.service_url(self.port(service))
 
     def gateway_ports(self, replicas: int) -> list[int]:
         """The gateway's replicas: the contract port, then +10, +20 ... (8000, 8010 by default)."""

@@ -145,7 +145,7 @@ class PageServer(NamedTuple):
     pages: Sequence[str]
 
 
-def _pages_location(pages: Sequence[str]) -> str:
+def _pages_location(pages: Sequence[str], scheme: str) -> str:
     """The page server's paths (``catalog.edge_pages``): ``/`` itself, each other one with everything below
     it. Nothing else reaches the storefront, so its operational routes (``/metrics``, ``/readyz``, the API
     document) stay inside however spelled (nginx matches the decoded, normalised path). A location's own
@@ -158,7 +158,7 @@ def _pages_location(pages: Sequence[str]) -> str:
         f"            error_page {code} = {ERROR_PATH}{code};" for code in OWN_ERRORS if code not in (502, 503, 504)
     )
     return f"""        location ~ "^(/|/({words})(/.*)?)$" {{
-            proxy_pass http://storefront;
+            proxy_pass {scheme}://storefront;
 {own}
             error_page 502 503 504 = {ERROR_PATH}shop;
         }}
@@ -172,8 +172,8 @@ def _pages_location(pages: Sequence[str]) -> str:
 
 def render(
     layout: Layout,
-    cert: Path,
-    key: Path,
+    identity: Path,
+    ca: Path | None,
     gateway_ports: list[int],
     *,
     shop: PageServer | None = None,
@@ -195,6 +195,26 @@ def render(
         ]
     )
     not_found = _problem(404, OWN_ERRORS[404].detail)
+    scheme = "https" if ca is not None else "http"
+    upstream_tls = (
+        ""
+        if ca is None
+        else f"""
+        # To the gateway and the storefront: mutual TLS, as every hop of the stack (they refuse a client without
+        # a certificate from the stack's CA). nginx presents the same identity and verifies theirs against the CA
+        # and the name "localhost" in their certificates (an upstream's own name, "gateway", is in none).
+        # Connections stay open (keepalive above) and sessions are resumed, so the handshake is rarely paid.
+        # The master reads these files at start and on SIGHUP, which the runner sends when it renews "edge".
+        proxy_ssl_certificate {identity};
+        proxy_ssl_certificate_key {identity};
+        proxy_ssl_trusted_certificate {ca};
+        proxy_ssl_verify on;
+        proxy_ssl_verify_depth 1;
+        proxy_ssl_name localhost;
+        proxy_ssl_protocols TLSv1.3;
+        proxy_ssl_session_reuse on;
+"""
+    )
     storefront_upstream = (
         ""
         if shop is None
@@ -264,8 +284,9 @@ http {{
         # `listen ... http2` rather than `http2 on` (1.25.1+): Debian 12 ships nginx 1.22.
         listen 127.0.0.1:{layout.edge_https} ssl http2;
         server_name {EDGE_HOST};
-        ssl_certificate {cert};
-        ssl_certificate_key {key};
+        # The edge's identity from the stack's CA: one file holds its key and certificate.
+        ssl_certificate {identity};
+        ssl_certificate_key {identity};
         ssl_protocols TLSv1.2 TLSv1.3;
         ssl_ciphers {TLS12_CIPHERS};
         ssl_ecdh_curve X25519:prime256v1:secp384r1;
@@ -288,16 +309,17 @@ http {{
         proxy_intercept_errors off;
         proxy_hide_header X-Request-ID;
 
+{upstream_tls}
         location /api/ {{
-            proxy_pass http://gateway;
+            proxy_pass {scheme}://gateway;
         }}
         location /.well-known/ {{
-            proxy_pass http://gateway;
+            proxy_pass {scheme}://gateway;
         }}
         location = /healthz {{
-            proxy_pass http://gateway;
+            proxy_pass {scheme}://gateway;
         }}
-{_pages_location(shop.pages if shop else ())}        location / {{
+{_pages_location(shop.pages if shop else (), scheme)}        location / {{
             default_type application/problem+json;
             return 404 "{not_found}";
         }}
@@ -309,8 +331,8 @@ http {{
 
 def write(
     layout: Layout,
-    cert: Path,
-    key: Path,
+    identity: Path,
+    ca: Path | None,
     gateway_ports: list[int],
     *,
     shop: PageServer | None = None,
@@ -320,7 +342,7 @@ def write(
         (base / sub).mkdir(parents=True, exist_ok=True)
     layout.logs.mkdir(parents=True, exist_ok=True)
     conf = base / "nginx.conf"
-    conf.write_text(render(layout, cert, key, gateway_ports, shop=shop))
+    conf.write_text(render(layout, identity, ca, gateway_ports, shop=shop))
     return conf
 
 

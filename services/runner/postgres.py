@@ -125,10 +125,7 @@ class PostgresServer:
     def identity_owner(self) -> Owner | None:
         """Who must own the server's identity file: its OS user (PostgreSQL loads a key file only from
         itself, or from root with group access; None: the caller, who runs the server)."""
-        if self.os_user is None:
-            return None
-        entry = pwd.getpwnam(self.os_user)
-        return Owner(entry.pw_uid, entry.pw_gid)
+        return Owner.of_user(self.os_user)
 
     def _as_owner(self, args: list[str]) -> list[str]:
         if self.os_user is not None:

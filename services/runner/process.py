@@ -9,13 +9,16 @@ is started, watched and stopped the way the stack does it.
 from __future__ import annotations
 
 import signal
+import ssl
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+from services.kit.tls import Identity
 
 
 class ProcessFailedError(RuntimeError):
@@ -23,18 +26,19 @@ class ProcessFailedError(RuntimeError):
 
 
 def uvicorn_argv(app: str, port: int, *server_args: str) -> list[str]:
-    """How a service (an ASGI app, ``module:attribute``) is served on a loopback port: uvicorn in this
-    interpreter, its access log off (the service writes its own, with the route and request ID)."""
+    """How a service (an ASGI app, ``module:attribute``) is served on a loopback port: the one serving entry
+    (``services.deploy.serve``: uvicorn in this interpreter, no access log, no proxy headers, HTTPS with a
+    client certificate required when the environment names a TLS identity)."""
     return [
         sys.executable,
         "-m",
-        "uvicorn",
+        "services.deploy.serve",
+        "--app",
         app,
         "--host",
         "127.0.0.1",
         "--port",
         str(port),
-        "--no-access-log",
         "--log-level",
         "warning",
         *server_args,
@@ -48,13 +52,18 @@ class Process:
     # The whole environment of the process: nothing is inherited that is not in it.
     env: dict[str, str]
     logfile: Path
-    # Ready once this answers 200 (certificates are not checked: loopback only) ...
+    # Ready once this answers 200 ...
     ready_url: str | None = None
     # ... or, for what does not speak HTTP (PostgreSQL: pg_isready), once this command exits with 0.
     ready_command: list[str] | None = None
     stop_signal: int = signal.SIGTERM
+    # (identity file, CA certificate) the probe presents and verifies ``ready_url``'s server with: a service
+    # of the one-machine stack refuses a client without a certificate from the stack's CA. None: the server's
+    # certificate is not checked (a plain-HTTP server, or a test's stand-in).
+    tls: tuple[Path, Path] | None = None
     proc: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
+    _probe_identity: Identity | None = field(default=None, init=False, repr=False, compare=False)
 
     def command(self) -> list[str]:
         """What is executed (a subclass may wrap ``argv``)."""
@@ -83,9 +92,18 @@ class Process:
         if self.ready_url is None:
             return True
         try:
-            return httpx.get(self.ready_url, timeout=1.0, verify=False).status_code == 200  # noqa: S501 - loopback
+            return httpx.get(self.ready_url, timeout=1.0, verify=self._verify()).status_code == 200
         except httpx.HTTPError:
             return False
+
+    def _verify(self) -> ssl.SSLContext | bool:
+        if self.tls is None:
+            return False  # loopback, and nothing to verify against
+        if self._probe_identity is None:
+            self._probe_identity = Identity(*self.tls)
+        else:
+            self._probe_identity.reload_if_changed()  # the runner renews its own identity too
+        return self._probe_identity.client_context()
 
     def poll_ready(self) -> bool:
         """One readiness check: True once ready, False while starting; raises ``ProcessFailedError`` if it ended."""

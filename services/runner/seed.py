@@ -16,8 +16,9 @@ from typing import Any
 
 import httpx
 
+from services.kit.tls import Identity
 from services.runner.layout import Layout
-from services.runner.stack import Admin
+from services.runner.stack import Admin, runner_tls
 
 CATEGORIES: dict[str, list[str]] = {
     "laptops": ["Laptop", "Ultrabook", "Notebook", "Workstation"],
@@ -75,7 +76,9 @@ def products(count: int = 300, seed: int = 7) -> list[dict[str, Any]]:
 
 async def _seed(layout: Layout, admin: Admin) -> str:
     users, catalogue = layout.url("users"), layout.url("products")
-    async with httpx.AsyncClient(timeout=10.0) as client:
+    # The services require a client certificate from the stack's CA: the seed presents the runner's.
+    verify = Identity(*runner_tls(layout)).client_context()
+    async with httpx.AsyncClient(timeout=10.0, verify=verify) as client:
         login = await client.post(f"{users}/api/v1/sessions", json={"email": admin.email, "password": admin.password})
         login.raise_for_status()
         auth = {"authorization": f"Bearer {login.json()['access_token']}"}

@@ -11,7 +11,6 @@ import signal
 import socket
 import subprocess
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,10 +95,47 @@ def ensure_users(kinds: list[str]) -> None:
 
 def owner_of(kind: str) -> tls.Owner | None:
     """The owner of a file only ``kind``'s process may read (None when not root: the caller's)."""
-    if (user := process_user(kind)) is None:
-        return None
-    entry = pwd.getpwnam(user)
-    return tls.Owner(entry.pw_uid, entry.pw_gid)
+    return tls.Owner.of_user(process_user(kind))
+
+
+# The identity the supervisor's own calls present (readiness probes, `status`, the seed): the caller's file.
+RUNNER_IDENTITY = "runner"
+POSTGRES_IDENTITY = "postgres"
+
+
+def process_kinds() -> list[str]:
+    """Each kind of process that runs as a user of its own when started as root: the services, the edge,
+    Prometheus."""
+    return [*(s.name for s in catalog.SERVICES), "edge", "prometheus"]
+
+
+def identities(db: Database) -> dict[str, tls.Owner | None]:
+    """Every TLS identity of the stack and who may read its file: one per service (a service's replicas share
+    it), the edge, Prometheus, the runner, and the embedded PostgreSQL with TLS. A database-owning service's
+    identity is named after its role as well, since PostgreSQL compares the client certificate's common name
+    with the role (``clientcert=verify-full``)."""
+    database_tls = db.embedded is not None and db.embedded.tls is not None
+    for svc in catalog.database_services() if database_tls else ():
+        if svc.database_name != svc.name:
+            raise StackError(
+                f"service {svc.name}: its database role {svc.database_name} must be its identity's name, "
+                "which PostgreSQL compares with the client certificate's common name"
+            )
+    owners = {kind: owner_of(kind) for kind in process_kinds()}
+    owners[RUNNER_IDENTITY] = None
+    if db.embedded is not None and database_tls:
+        owners[POSTGRES_IDENTITY] = db.embedded.identity_owner()
+    return owners
+
+
+def local_ca(layout: Layout) -> tls.LocalCA:
+    return tls.LocalCA(layout.tls, layout.identities)
+
+
+def runner_tls(layout: Layout) -> tuple[Path, Path]:
+    """What the runner's own calls present and verify with: its identity file and the CA certificate."""
+    ca = local_ca(layout)
+    return ca.identity_file(RUNNER_IDENTITY), ca.ca_file
 
 
 def give(path: Path, user: str | None) -> None:
@@ -157,29 +193,12 @@ class Database:
 
     def tls_settings_for(self, svc: catalog.Service) -> dict[str, str]:
         """On the embedded server with TLS, the service verifies the server against the stack's CA and
-        presents its own identity (TLS_IDENTITY_FILE, whose common name is its role: ``database_identities``).
+        presents its own identity (TLS_IDENTITY_FILE, whose common name is its role: ``identities``).
         A server the caller names (DATABASE_URL, :5432) keeps the caller's settings: DB_SSLMODE and
         DB_SSL_ROOT_CERT from the caller's environment, if any."""
         if self.embedded is None or self.embedded.tls is None:
             return {}
         return {"DB_SSLMODE": "verify-full", "DB_SSL_ROOT_CERT": str(self.embedded.tls.ca_file)}
-
-
-def database_identities(db: Database) -> dict[str, tls.Owner | None]:
-    """The identities the embedded server with TLS needs, by name, with the OS user that reads each: its own
-    (``postgres``, read by the server) and one per database-owning service, named after the service's role,
-    since PostgreSQL compares the certificate's common name with the role (``clientcert=verify-full``).
-    Empty for a server the caller names."""
-    if db.embedded is None or db.embedded.tls is None:
-        return {}
-    services = catalog.database_services()
-    for svc in services:
-        if svc.database_name != svc.name:
-            raise StackError(
-                f"service {svc.name}: its database role {svc.database_name} must be its identity's name, "
-                "which PostgreSQL compares with the client certificate's common name"
-            )
-    return {"postgres": db.embedded.identity_owner(), **{svc.name: owner_of(svc.name) for svc in services}}
 
 
 # Every table, view, sequence (not one a column owns: it follows its table), function and free-standing type
@@ -249,13 +268,14 @@ def resolve_database(layout: Layout, env: dict[str, str]) -> Database:
     # files the unprivileged processes share.
     pointer = layout.run_dir / "pg-location"
     datadir = Path(pointer.read_text().strip()) if pointer.exists() else layout.shared / "pg"
-    ca = tls.LocalCA(layout.tls, layout.identities)
+    ca = local_ca(layout)
     server = PostgresServer(
         port=layout.postgres_embedded,
         datadir=datadir,
         bindir=bindir,
         passfile_path=layout.postgres_passfile,
-        tls=ServerTLS(ca.identity_file("postgres"), ca.ca_file),
+        # ``up --plaintext-services`` measures the stack without TLS: the database hop included.
+        tls=ServerTLS(ca.identity_file(POSTGRES_IDENTITY), ca.ca_file) if layout.service_tls else None,
     )
     return Database(None, f"embedded :{layout.postgres_embedded} ({datadir})", server, database_roles(layout))
 
@@ -407,6 +427,7 @@ def service_env(layout: Layout, service: str, base_env: dict[str, str], db: Data
         state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         give(state_dir, process_user(service))
         state_path = base_env.get("RATE_LIMIT_STATE_PATH", str(state_dir / "ratelimit.bin"))
+    ca = local_ca(layout)
     target = DeployTarget(
         environment="dev",
         log_level=base_env.get("LOG_LEVEL", "INFO"),
@@ -415,19 +436,10 @@ def service_env(layout: Layout, service: str, base_env: dict[str, str], db: Data
         rate_limit_state_path=state_path,
         # Its plain part: the URL, a secret, is written before the services start (``service_secrets``).
         database=db.tls_settings_for,
-        # The database's client certificate; the services' HTTP hops are not this target's business yet.
-        tls_files=_identity_files(layout, db) if catalog.get(service).owns_database else None,
+        tls_files=(lambda name: (ca.identity_file(name), ca.ca_file)) if layout.service_tls else None,
     )
     plain, _ = split_secrets(deployment_environment(service, target))
     return {**base_env, **plain, "PYTHONPATH": str(ROOT), "SECRETS_DIR": str(layout.service_secrets(service))}
-
-
-def _identity_files(layout: Layout, db: Database) -> Callable[[str], tuple[Path, Path]] | None:
-    """Each service's (identity file, CA certificate), where the stack issues them."""
-    if db.embedded is None or db.embedded.tls is None:
-        return None
-    ca = tls.LocalCA(layout.tls, layout.identities)
-    return lambda name: (ca.identity_file(name), ca.ca_file)
 
 
 def instances(layout: Layout, gateway_replicas: int) -> list[tuple[str, str, int]]:
@@ -445,13 +457,19 @@ def instances(layout: Layout, gateway_replicas: int) -> list[tuple[str, str, int
 
 
 def plan(layout: Layout, db: Database, base_env: dict[str, str], *, gateway_replicas: int = 2) -> Plan:
-    """What to run. ``base_env`` is the caller's environment without the secrets (``child_env``)."""
+    """What to run. ``base_env`` is the caller's environment without the secrets (``child_env``).
+
+    Every process gets its TLS identity from the stack's CA first (issued, or renewed when due): the services
+    serve HTTPS only and require a client certificate from that CA, so every hop between them, and from the
+    edge, Prometheus and the runner to them, is mutual TLS."""
     children: list[Child] = []
+    ca = local_ca(layout)
+    # The embedded PostgreSQL's identity and its clients' exist before it starts (it refuses to start without).
+    ca.renew_due(identities(db))
+    probe_tls = runner_tls(layout)
     if db.embedded is not None:
         # Supervised like the rest: restarted if it dies, named by `status`; started (and ready) first.
         pg = db.embedded
-        # Its identity and its clients' exist before it starts (it refuses to start without its own).
-        tls.LocalCA(layout.tls, layout.identities).renew_due(database_identities(db))
         children.append(
             Child(
                 "postgres",
@@ -463,19 +481,22 @@ def plan(layout: Layout, db: Database, base_env: dict[str, str], *, gateway_repl
                 before_others=True,
                 # SIGINT is PostgreSQL's "fast" shutdown; SIGTERM would wait for every client.
                 stop_signal=signal.SIGINT,
+                # SIGHUP re-reads its configuration and, with ssl on, its certificate and key (PostgreSQL 15
+                # src/backend/postmaster/postmaster.c, the SIGHUP handler calls secure_initialize(false)): a
+                # renewed "postgres" identity is served to new connections without a restart.
+                reload_identity="postgres",
             )
         )
     processes = instances(layout, gateway_replicas)
     for name, service, port in processes:
-        # The services decide whom to believe about the client address (TRUSTED_PROXIES), not uvicorn.
-        argv = uvicorn_argv(f"services.{service}.main:app", port, "--no-proxy-headers")
         children.append(
             Child(
                 name,
-                argv,
+                uvicorn_argv(f"services.{service}.main:app", port),
                 service_env(layout, service, base_env, db),
                 layout.logs / f"{name}.log",
-                ready_url=f"http://127.0.0.1:{port}/readyz",
+                ready_url=f"{layout.service_url(port)}/readyz",
+                tls=probe_tls,
                 user=process_user(service),
             )
         )
@@ -483,14 +504,12 @@ def plan(layout: Layout, db: Database, base_env: dict[str, str], *, gateway_repl
 
     nginx_bin = nginx.find_nginx()
     if nginx_bin:
-        ca = tls.LocalCA(layout.tls, layout.identities)
-        ca.renew_due({"edge": owner_of("edge")})
-        # One file holds the key and the certificate: nginx reads both from it (ngx_ssl_certificate).
-        edge_identity = ca.identity_file("edge")
+        # One file holds the key and the certificate: nginx reads both from it (ngx_ssl_certificate), for its
+        # public side and as its client certificate towards the gateway and the storefront.
         conf = nginx.write(
             layout,
-            edge_identity,
-            edge_identity,
+            ca.identity_file("edge"),
+            ca.ca_file if layout.service_tls else None,
             layout.gateway_ports(gateway_replicas),
             shop=nginx.PageServer(layout.port(page.name), page.edge_pages) if (page := catalog.page_server()) else None,
         )
@@ -507,6 +526,9 @@ def plan(layout: Layout, db: Database, base_env: dict[str, str], *, gateway_repl
                 dict(base_env),
                 layout.logs / "nginx.log",
                 ready_url=f"https://127.0.0.1:{layout.edge_https}/healthz",
+                tls=probe_tls,
+                # The master re-reads its configuration and certificates on SIGHUP and starts new workers.
+                reload_identity="edge",
             )
         )
         result.edge = True
@@ -517,7 +539,11 @@ def plan(layout: Layout, db: Database, base_env: dict[str, str], *, gateway_repl
 
     prom = prometheus.find_prometheus()
     if prom:
-        conf = prometheus.write(layout, [(service, f"127.0.0.1:{port}") for _, service, port in processes])
+        conf = prometheus.write(
+            layout,
+            [(service, f"127.0.0.1:{port}") for _, service, port in processes],
+            (ca.identity_file("prometheus"), ca.ca_file) if layout.service_tls else None,
+        )
         prometheus.check(prom[1], conf)
         give(conf.parent / "data", process_user("prometheus"))
         children.append(
@@ -550,7 +576,7 @@ def busy_ports(layout: Layout, p: Plan, db: Database, gateway_replicas: int) -> 
 
 
 def describe(layout: Layout, p: Plan, db: Database, gateway_replicas: int) -> dict[str, Any]:
-    urls = {name: f"http://127.0.0.1:{port}" for name, _, port in instances(layout, gateway_replicas)}
+    urls = {name: layout.service_url(port) for name, _, port in instances(layout, gateway_replicas)}
     if p.edge:
         urls["edge"] = f"https://localhost:{layout.edge_https}"
     if p.prometheus:
@@ -561,6 +587,7 @@ def describe(layout: Layout, p: Plan, db: Database, gateway_replicas: int) -> di
         "skipped": p.skipped,
         "logs": str(layout.logs),
         "admin_file": str(layout.admin_file),
-        "ca_file": str(layout.tls / "ca.pem") if p.edge else None,
+        "ca_file": str(local_ca(layout).ca_file),
+        "runner_identity": str(runner_tls(layout)[0]),
         "port_offset": layout.port_offset,
     }

@@ -23,6 +23,9 @@ from services.runner.process import Process, ProcessFailedError
 
 log = logging.getLogger("runner")
 
+# How often the running supervisor checks the identities: a stat and a certificate parse each, so cheap.
+RENEW_INTERVAL_S = 60.0
+
 
 @dataclass
 class Child(Process):
@@ -32,6 +35,10 @@ class Child(Process):
     user: str | None = None
     # Started, and ready, before every child without it; the supervisor's `prepare` runs in between.
     before_others: bool = False
+    # The TLS identity this process reads only when told to (SIGHUP): when the runner renews it, the process
+    # gets the signal (nginx and PostgreSQL both reload their certificates on SIGHUP). The services follow
+    # their files themselves, and Prometheus reads its client certificate at every handshake.
+    reload_identity: str | None = None
     restarts: int = 0
     next_restart: float = 0.0
 
@@ -46,6 +53,8 @@ class Child(Process):
             "user": self.user,
             "before_others": self.before_others,
             "stop_signal": self.stop_signal,
+            "tls": [str(p) for p in self.tls] if self.tls else None,
+            "reload_identity": self.reload_identity,
         }
 
     @classmethod
@@ -58,14 +67,21 @@ class Child(Process):
             doc["ready_url"],
             doc["ready_command"],
             doc["stop_signal"],
+            tls=tls_files(doc["tls"]),
             user=doc["user"],
             before_others=doc["before_others"],
+            reload_identity=doc["reload_identity"],
         )
 
     def command(self) -> list[str]:
         if self.user is None:
             return self.argv
         return [sys.executable, "-m", "services.runner.asuser", self.user, *self.argv]
+
+
+def tls_files(doc: list[str] | None) -> tuple[Path, Path] | None:
+    """A process's (identity file, CA certificate) as ``to_doc`` and the state file record them."""
+    return (Path(doc[0]), Path(doc[1])) if doc else None
 
 
 def write_state(layout: Layout, **state: Any) -> None:
@@ -102,7 +118,11 @@ class Supervisor:
         extra_state: dict[str, Any],
         startup_timeout: float = 60.0,
         prepare: Callable[[], None] | None = None,
+        renew: Callable[[], list[str]] | None = None,
+        renew_interval_s: float = RENEW_INTERVAL_S,
     ) -> None:
+        """``renew`` issues the TLS identities that are due and names them (``LocalCA.renew_due``); it runs
+        every ``renew_interval_s`` while the stack runs."""
         self.layout = layout
         # Those that start first (the database) stop last.
         self.children = sorted(children, key=lambda c: not c.before_others)
@@ -110,6 +130,9 @@ class Supervisor:
         self.extra_state = extra_state
         self.startup_timeout = startup_timeout
         self.prepare = prepare
+        self.renew = renew
+        self.renew_interval_s = renew_interval_s
+        self._next_renewal = 0.0
         self._stopping = False
 
     def _state(self, phase: str, **extra: Any) -> None:
@@ -124,6 +147,7 @@ class Supervisor:
                     "restarts": c.restarts,
                     "ready_url": c.ready_url,
                     "ready_command": c.ready_command,
+                    "tls": [str(p) for p in c.tls] if c.tls else None,
                     "log": str(c.logfile),
                 }
                 for c in self.children
@@ -157,6 +181,7 @@ class Supervisor:
         log.info("all ready in %.1fs", time.monotonic() - began)
         while not self._stopping:
             self._watch()
+            self._renew()
             time.sleep(0.5)
         self.shutdown()
         self.layout.state_file.unlink(missing_ok=True)
@@ -208,6 +233,23 @@ class Supervisor:
                 changed = True
         if changed:
             self._state("ready")
+
+    def _renew(self) -> None:
+        """Renew the identities that are due, and tell the processes that only reload when told. A check
+        missed while the machine slept is simply the next one: an expired identity is due, and renewed."""
+        if self.renew is None or time.monotonic() < self._next_renewal:
+            return
+        self._next_renewal = time.monotonic() + self.renew_interval_s
+        try:
+            renewed = self.renew()
+        except Exception as exc:  # the CA's files unreadable, the disk full: try again at the next check
+            log.error("renewing TLS identities failed: %s", exc)
+            return
+        if renewed:
+            log.info("renewed TLS identities: %s", ", ".join(renewed))
+        for child in self.children:
+            if child.reload_identity in renewed and child.alive and child.proc is not None:
+                child.proc.send_signal(signal.SIGHUP)
 
     def shutdown(self) -> None:
         # Edge first, data last: reverse start order.

@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+import pwd
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -54,6 +55,14 @@ class Owner:
 
     uid: int
     gid: int
+
+    @classmethod
+    def of_user(cls, user: str | None) -> Owner | None:
+        """The OS user ``user``'s ids; None for None (the file stays the writer's)."""
+        if user is None:
+            return None
+        entry = pwd.getpwnam(user)
+        return cls(entry.pw_uid, entry.pw_gid)
 
 
 def _write_atomically(path: Path, data: bytes, mode: int, owner: Owner | None) -> None:

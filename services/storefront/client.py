@@ -9,6 +9,7 @@ stack trace.
 from __future__ import annotations
 
 import json
+import ssl
 import uuid
 from typing import Any, TypeVar
 
@@ -44,18 +45,21 @@ class ApiError(Exception):
 class ShopClient:
     """One instance per process; every call says whose request it makes (``caller``)."""
 
-    def __init__(self, base_url: str, timeout_s: float) -> None:
+    def __init__(self, base_url: str, timeout_s: float, tls: ssl.SSLContext | None = None) -> None:
         # aiohttp rather than httpx, as in the gateway (services/gateway/README.md, "HTTP client"): httpcore's
         # pool bookkeeping was a third of the storefront's CPU per page. Opened lazily: a session belongs to
         # the event loop that serves the pages.
         self._base = base_url.rstrip("/")
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._http: aiohttp.ClientSession | None = None
+        # The gateway's certificate is verified with this context and ours presented (one machine); None:
+        # aiohttp's default verification.
+        self._tls: ssl.SSLContext | bool = tls or True
 
     def _session(self) -> aiohttp.ClientSession:
         if self._http is None:
             self._http = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=64, keepalive_timeout=4),
+                connector=aiohttp.TCPConnector(limit=64, keepalive_timeout=4, ssl=self._tls),
                 timeout=self._timeout,
                 cookie_jar=aiohttp.DummyCookieJar(),
                 trust_env=False,

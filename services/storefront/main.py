@@ -11,6 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.kit import tls
 from services.kit.app import create_app
 from services.kit.http import service_url
 from services.storefront import messages
@@ -89,7 +90,8 @@ def cookie_name(settings: Settings) -> str:
 async def open_client(app: FastAPI) -> None:
     settings: Settings = app.state.settings
     base = settings.api_url or service_url(settings, "gateway")
-    app.state.shop_client = ShopClient(base, settings.api_timeout_s)
+    identity = tls.identity(settings)
+    app.state.shop_client = ShopClient(base, settings.api_timeout_s, identity.client_context() if identity else None)
     app.state.codec = SessionCodec(settings.session_key.get_secret_value())
 
 

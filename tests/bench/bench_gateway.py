@@ -99,7 +99,7 @@ def main() -> int:
                 "RATE_LIMIT_USER_PER_S": raised,
             },
             workdir,
-            server_args=("--workers", str(args.gateway_workers), "--no-proxy-headers"),
+            server_args=("--workers", str(args.gateway_workers)),
         )
         servers.append(gateway)
         gateway.start()

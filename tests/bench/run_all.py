@@ -27,6 +27,7 @@ BENCHES = {
     "orders": ["tests.bench.bench_orders"],
     "stack": ["tests.bench.bench_stack"],
     "burst": ["tests.bench.bench_burst"],
+    "tls": ["tests.bench.bench_tls"],
 }
 
 

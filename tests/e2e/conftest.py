@@ -18,8 +18,16 @@ import httpx
 import pytest
 
 from services import catalog
+from services.kit.tls import Identity
 from services.runner.layout import Layout
+from services.runner.stack import runner_tls
 from tests.support.procs import ROOT
+
+
+def service_client(layout: Layout, timeout: float = 5.0) -> httpx.Client:
+    """A client of the services themselves, not through the edge: they take mutual TLS only, so it presents
+    the runner's identity (what `up` prints as "TLS client")."""
+    return httpx.Client(verify=Identity(*runner_tls(layout)).client_context(), timeout=timeout)
 
 
 @dataclass(frozen=True)
@@ -37,6 +45,9 @@ class RunningStack:
         ctx = ssl.create_default_context(cafile=str(self.ca))
         transport = httpx.HTTPTransport(verify=ctx, local_address=source) if source else None
         return httpx.Client(base_url=self.edge, verify=ctx, transport=transport, timeout=15.0, **kwargs)  # type: ignore[arg-type]
+
+    def direct(self, timeout: float = 5.0) -> httpx.Client:
+        return service_client(self.layout, timeout)
 
     def runner(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

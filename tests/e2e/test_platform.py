@@ -15,7 +15,7 @@ import pytest
 
 from services import catalog
 from services.runner.layout import Layout
-from tests.e2e.conftest import RunningStack
+from tests.e2e.conftest import RunningStack, service_client
 from tests.support.procs import ROOT
 
 CARD = {"number": "4242 4242 4242 4242", "exp_month": 12, "exp_year": 2031, "cvc": "123"}
@@ -185,12 +185,13 @@ def test_a_crashed_service_is_restarted_and_serves_again(platform_stack: Running
     state = json.loads(platform_stack.layout.state_file.read_text())
     pid = state["children"]["search"]["pid"]
     os.kill(pid, signal.SIGKILL)
+    direct = platform_stack.direct(timeout=1)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         info = json.loads(platform_stack.layout.state_file.read_text())["children"]["search"]
         if info["pid"] != pid and info["restarts"] >= 1:
             try:
-                if httpx.get(f"{platform_stack.layout.url('search')}/readyz", timeout=1).status_code == 200:
+                if direct.get(f"{platform_stack.layout.url('search')}/readyz").status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
@@ -220,6 +221,7 @@ def test_missing_nginx_and_prometheus_are_skipped_with_a_hint(tmp_path_factory: 
         assert "skipped     nginx edge" in up.stdout
         assert "apt-get install nginx-light" in up.stdout
         assert "skipped     Prometheus" in up.stdout
-        assert httpx.get(f"{layout.url('gateway')}/readyz", timeout=5).status_code == 200
+        with service_client(layout) as direct:
+            assert direct.get(f"{layout.url('gateway')}/readyz").status_code == 200
     finally:
         subprocess.run([*cmd, "down"], cwd=ROOT, capture_output=True, timeout=120)

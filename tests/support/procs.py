@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from cryptography import x509
 
 from services.runner.process import Process, uvicorn_argv
 
@@ -18,6 +21,17 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def served_serial(port: int, ctx: ssl.SSLContext, server_hostname: str = "localhost") -> int:
+    """The serial number of the certificate a TLS server on a loopback port presents to a new connection."""
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        ctx.wrap_socket(raw, server_hostname=server_hostname) as conn,
+    ):
+        der = conn.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der).serial_number
 
 
 def stat(pid: int, *, reaped_children: bool = False) -> tuple[int, float]:
@@ -48,7 +62,9 @@ class ServiceProcess:
     ``env`` is what the test sets on top of its own environment; ``app`` runs another ASGI app (a test
     stand-in); ``server_args`` adds uvicorn flags (``--workers 2``); ``ready_path`` is what must answer 200
     before the process counts as started. The port stays fixed, so a killed process can be started again at
-    the same address."""
+    the same address. ``tls`` (a client identity file and the CA certificate) is for a process that serves
+    mutual TLS (its ``env`` names its own identity): its URL is https and the readiness probe presents that
+    identity."""
 
     name: str
     env: dict[str, str]
@@ -57,11 +73,12 @@ class ServiceProcess:
     app: str = ""
     server_args: tuple[str, ...] = ()
     ready_path: str = "/readyz"
+    tls: tuple[Path, Path] | None = None
     process: Process | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     @property
     def logfile(self) -> Path:
@@ -78,6 +95,7 @@ class ServiceProcess:
             {**os.environ, "PYTHONPATH": str(ROOT), **self.env},
             self.logfile,
             ready_url=f"{self.url}{self.ready_path}",
+            tls=self.tls,
         )
         self.process.start(ROOT)
         if wait:

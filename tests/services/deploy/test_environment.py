@@ -166,11 +166,11 @@ def test_a_new_catalog_entry_is_started_and_configured_on_every_target(
     try:
         layout = Layout(tmp_path)
         assert ("cart", "cart", 8006) in runner.instances(layout, gateway_replicas=2)
-        assert serve.command(cart)[3:6] == ["services.cart.main:app", "--host", "0.0.0.0"]
+        assert serve.container_target(cart) == ("services.cart.main:app", "0.0.0.0", 8006)
         db = runner.Database("postgresql://admin:pw@127.0.0.1:5999/postgres", "given")
         one_machine = runner.service_env(layout, "cart", {}, db)
-        assert json.loads(one_machine["SERVICE_URLS"])["cart"] == "http://127.0.0.1:8006"
-        assert one_machine["JWKS_URL"] == "http://127.0.0.1:8001" + catalog.JWKS_PATH
+        assert json.loads(one_machine["SERVICE_URLS"])["cart"] == "https://127.0.0.1:8006"
+        assert one_machine["JWKS_URL"] == "https://127.0.0.1:8001" + catalog.JWKS_PATH
         secrets = runner.service_secrets("cart", RING, db, runner.Admin("a@b.c", "pw", generated=False))
         assert secrets["database_url"].endswith("/cart")
         assert json.loads(secrets["service_public_keys"]) == {}

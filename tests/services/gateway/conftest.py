@@ -82,11 +82,9 @@ def start_gateway(gw_logdir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
             "RATE_LIMIT_TABLE_SLOTS": "1024",
             **env,
         }
-        # As deployed: uvicorn must not rewrite the client address itself; TRUSTED_PROXIES decides.
+        # As deployed (services.deploy.serve): uvicorn never rewrites the client address; TRUSTED_PROXIES decides.
         workers_args = ("--workers", str(workers)) if workers > 1 else ()
-        proc = ServiceProcess(
-            "gateway", full, gw_logdir, server_args=(*workers_args, "--no-proxy-headers"), ready_path="/healthz"
-        )
+        proc = ServiceProcess("gateway", full, gw_logdir, server_args=workers_args, ready_path="/healthz")
         started.append(proc)
         return proc.start()
 

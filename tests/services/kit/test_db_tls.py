@@ -14,7 +14,7 @@ from services.kit.db import Database, _ssl_context
 from services.kit.settings import KitSettings
 from tests.support.pgtls import TlsPostgres
 from tests.support.procs import ServiceProcess
-from tests.support.stack import TestStack
+from tests.support.stack import TEST_CLIENT, TestStack
 
 CLIENT_BACKENDS = """
 SELECT a.usename, s.ssl, s.version, s.client_dn
@@ -95,9 +95,16 @@ def test_a_service_process_reads_its_data_over_tls_and_no_backend_is_plaintext(
         "TLS_IDENTITY_FILE": str(pg_tls.ca.identity_file("products")),
         "TLS_CA_FILE": str(pg_tls.ca.ca_file),
     }
-    proc = ServiceProcess("products", env, stack.logdir).start()
+    # It serves mutual TLS too (it has an identity): the test calls it with a client identity of its own.
+    client = (pg_tls.ca.issue(TEST_CLIENT), pg_tls.ca.ca_file)
+    proc = ServiceProcess("products", env, stack.logdir, tls=client).start()
     try:
-        listing = httpx.get(f"{proc.url}/api/v1/products", params={"limit": 1}, timeout=10)
+        listing = httpx.get(
+            f"{proc.url}/api/v1/products",
+            params={"limit": 1},
+            timeout=10,
+            verify=tls.Identity(*client).client_context(),
+        )
         assert listing.status_code == 200, listing.text
         rows = [line.split("|") for line in pg_tls.server.psql(CLIENT_BACKENDS).splitlines()]
         assert [r for r in rows if r[0] == "products"], rows

@@ -10,8 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
 from services.runner.layout import Layout
+from services.runner.tls import LocalCA
 from tests.support.procs import ROOT
 
 OFFSET = 23000  # below the ephemeral port range, away from the e2e stacks' offsets
@@ -81,3 +83,28 @@ def test_down_status_and_logs_when_nothing_runs(tmp_path: Path) -> None:
     logs = runner(tmp_path, "logs", "nope")
     assert logs.returncode == 1
     assert "no log for 'nope'" in logs.stderr
+
+
+def test_a_debugging_identity_is_issued_by_the_stack_s_ca_and_never_replaces_a_process_s(tmp_path: Path) -> None:
+    """`identity NAME` gives a person a client certificate the services accept (issued by the stack's CA, key
+    readable by its owner only); a process's own name is refused, so no process loses its identity file."""
+    layout = Layout(tmp_path, OFFSET)
+    assert runner(tmp_path, "identity", "debug-me").returncode == 1, "no CA before `up`"
+    ca = LocalCA(layout.tls, layout.identities)
+    ca.ensure()
+    issued = runner(tmp_path, "identity", "debug-me")
+    assert issued.returncode == 0, issued.stderr
+    path = Path(issued.stdout.strip())
+    assert path == ca.identity_file("debug-me")
+    assert path.stat().st_mode & 0o777 == 0o400
+    x509.load_pem_x509_certificate(path.read_bytes()).verify_directly_issued_by(
+        x509.load_pem_x509_certificate(ca.ca_file.read_bytes())
+    )
+    for taken in ("orders", "edge", "runner", "postgres"):
+        refused = runner(tmp_path, "identity", taken)
+        assert refused.returncode == 2
+        assert "a process of the stack" in refused.stderr
+    assert not ca.identity_file("orders").exists()
+    bad = runner(tmp_path, "identity", "Not A Name")
+    assert bad.returncode == 2
+    assert "lower-case" in bad.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import ssl
 import subprocess
@@ -14,11 +15,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cryptography import x509
 
 from services import catalog
+from services.kit.tls import Identity
 from services.runner import nginx, tls
 from services.runner.layout import Layout
-from tests.support.procs import free_port
+from tests.support.procs import free_port, served_serial
 
 _SHOP = catalog.page_server()
 assert _SHOP is not None, "the catalog names a page server (the storefront)"
@@ -45,19 +48,29 @@ class _Echo(BaseHTTPRequestHandler):
 
 
 def _start_edge(
-    base: Path, binary: str, *, shop: bool = False, shop_down: bool = False
+    base: Path, binary: str, *, shop: bool = False, shop_down: bool = False, impostor_upstream: bool = False
 ) -> tuple[Layout, Path, subprocess.Popen[bytes], ThreadingHTTPServer]:
     # Offset the contract ports so the edge's gateway upstream is our echo server.
     echo_port = free_port()
     layout = Layout(base / str(echo_port), port_offset=echo_port - 8000)
-    server = ThreadingHTTPServer(("127.0.0.1", echo_port), _Echo)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     local_ca = tls.LocalCA(layout.tls, layout.identities)
-    cert = key = local_ca.issue("edge")
     ca = local_ca.ca_file
+    # The echo server stands in for the gateway as the stack runs it: mutual TLS with its own identity, a
+    # client certificate from the stack's CA required (so every request here also proves nginx presents one).
+    # ``impostor_upstream``: its certificate is from another CA, and it takes any client, so only nginx's check
+    # of the upstream can refuse it.
+    server = ThreadingHTTPServer(("127.0.0.1", echo_port), _Echo)
+    if impostor_upstream:
+        other = tls.LocalCA(base / f"other-{echo_port}", base / f"other-{echo_port}" / "ids")
+        upstream = Identity(other.issue("gateway"), other.ca_file).server_context()
+        upstream.verify_mode = ssl.CERT_NONE
+    else:
+        upstream = Identity(local_ca.issue("gateway"), ca).server_context()
+    server.socket = upstream.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     # ``shop``: the storefront at ``/`` is the echo server too; ``shop_down``: a storefront port nobody serves.
     storefront = nginx.PageServer(free_port() if shop_down else echo_port, SHOP_PAGES) if shop else None
-    conf = nginx.write(layout, cert, key, [echo_port], shop=storefront)
+    conf = nginx.write(layout, local_ca.issue("edge"), ca, [echo_port], shop=storefront)
     nginx.check(binary, conf)
     proc = subprocess.Popen(nginx.command(binary, conf), stderr=subprocess.PIPE)
     deadline = time.monotonic() + 10
@@ -98,6 +111,53 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Layout, Pat
 @pytest.fixture(scope="module")
 def shop_edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Layout, Path]]:
     yield from _edge(tmp_path_factory, shop=True)
+
+
+def test_a_renewed_edge_identity_is_served_after_sighup_and_still_reaches_the_upstream(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """What the supervisor does when it renews "edge": SIGHUP to nginx's master, which re-reads the one identity
+    file (its public certificate and its client certificate towards the upstream) without dropping the edge."""
+    binary = nginx.find_nginx()
+    assert binary, nginx.INSTALL_HINT
+    layout, ca, proc, server = _start_edge(tmp_path_factory.mktemp("renew"), binary)
+    try:
+        before = served_serial(layout.edge_https, _ctx(ca))
+        renewed = x509.load_pem_x509_certificate(
+            tls.LocalCA(layout.tls, layout.identities).issue("edge").read_bytes()
+        ).serial_number
+        proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while (served := served_serial(layout.edge_https, _ctx(ca))) == before and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert served == renewed != before
+        assert proc.poll() is None
+        # The upstream requires a client certificate from the CA: the renewed one is presented.
+        r = httpx.get(f"https://127.0.0.1:{layout.edge_https}/api/v1/products", verify=_ctx(ca))
+        assert r.status_code == 200, r.text
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        server.shutdown()
+
+
+def test_the_edge_refuses_an_upstream_whose_certificate_is_not_from_the_stack_s_ca(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """nginx verifies the gateway it forwards to (proxy_ssl_verify): an impostor on the gateway's port with a
+    certificate from another CA gets no request, and the client gets the edge's 502/503 problem."""
+    binary = nginx.find_nginx()
+    assert binary, nginx.INSTALL_HINT
+    layout, ca, proc, server = _start_edge(tmp_path_factory.mktemp("impostor"), binary, impostor_upstream=True)
+    try:
+        r = httpx.get(f"https://127.0.0.1:{layout.edge_https}/api/v1/products", verify=_ctx(ca))
+        assert r.status_code in (502, 503), r.text
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert "upstream SSL certificate verify error" in (layout.logs / "nginx-error.log").read_text()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        server.shutdown()
 
 
 @pytest.mark.parametrize(

@@ -129,8 +129,10 @@ def test_each_service_on_the_embedded_server_is_told_to_present_its_identity(
     for svc in catalog.SERVICES:
         env = stack.service_env(layout, svc.name, {}, db)
         secrets = stack.service_secrets(svc.name, KeyRing.generate(), db, stack.Admin("a@b.c", "pw", False))
+        # Every service has its identity (its HTTP hops are mutual TLS too); only database owners verify one.
+        assert env["TLS_IDENTITY_FILE"] == str(layout.identities / f"{svc.name}.pem")
         if not svc.owns_database:
-            assert not {"DB_SSLMODE", "DB_SSL_ROOT_CERT", "TLS_IDENTITY_FILE"} & env.keys(), svc.name
+            assert not {"DB_SSLMODE", "DB_SSL_ROOT_CERT"} & env.keys(), svc.name
             continue
         assert secrets["database_url"].startswith(f"postgresql://{svc.database_name}:")
         assert secrets["database_url"].endswith(f"@127.0.0.1:{layout.postgres_embedded}/{svc.database_name}")
@@ -145,7 +147,9 @@ def test_a_database_the_caller_names_keeps_the_callers_settings(layout: Layout) 
     caller = {"DB_SSLMODE": "verify-full", "DB_SSL_ROOT_CERT": "/etc/ssl/their-ca.pem"}
     env = stack.service_env(layout, "products", dict(caller), db)
     assert {k: env[k] for k in caller} == caller
-    assert "TLS_IDENTITY_FILE" not in env
+    # The service still has its identity, for its HTTP hops; the pool presents it only to a server verified
+    # by the stack's own CA (services.kit.db), which theirs is not.
+    assert env["TLS_CA_FILE"] != caller["DB_SSL_ROOT_CERT"]
     assert db.settings_for(catalog.get("products")) == {"DATABASE_URL": "postgresql://app:pw@db.example:5432/products"}
 
 
@@ -185,4 +189,4 @@ def test_a_service_whose_role_cannot_be_its_certificates_name_is_refused_at_up(
     )
     monkeypatch.setattr(catalog, "SERVICES", (*catalog.SERVICES, gift_cards))
     with pytest.raises(stack.StackError, match="gift-cards: its database role gift_cards must be"):
-        stack.database_identities(stack.Database(None, "embedded", runner_pg))
+        stack.identities(stack.Database(None, "embedded", runner_pg))

@@ -12,6 +12,7 @@ from services import catalog
 from services.deploy.alerts import alert_rules
 from services.runner import prometheus
 from services.runner.layout import Layout
+from services.runner.tls import LocalCA
 
 PROMTOOL = shutil.which("promtool")
 
@@ -24,12 +25,18 @@ def _promtool(*args: str) -> subprocess.CompletedProcess[str]:
 def test_generated_config_and_rules_pass_promtool_check(tmp_path: Path) -> None:
     """A config Prometheus rejects would leave the stack without metrics; check it the way Prometheus will."""
     layout = Layout(tmp_path)
-    conf = prometheus.write(layout, [(s.name, f"127.0.0.1:{s.port}") for s in catalog.SERVICES])
+    ca = LocalCA(layout.tls, layout.identities)
+    identity = ca.issue("prometheus")
+    conf = prometheus.write(layout, [(s.name, f"127.0.0.1:{s.port}") for s in catalog.SERVICES], (identity, ca.ca_file))
     result = _promtool("check", "config", str(conf))
     assert result.returncode == 0, result.stdout + result.stderr
     doc = json.loads(conf.read_text())
     scraped = {c["labels"]["service"] for c in doc["scrape_configs"][0]["static_configs"]}
     assert scraped == {s.name for s in catalog.SERVICES}
+    # The services refuse anything but mutual TLS: Prometheus scrapes them over it, with its own identity.
+    retail = doc["scrape_configs"][0]
+    assert retail["scheme"] == "https"
+    assert retail["tls_config"]["cert_file"] == retail["tls_config"]["key_file"] == str(identity)
 
 
 def _run_rule_tests(tmp_path: Path, tests: list[dict[str, Any]]) -> subprocess.CompletedProcess[str]:

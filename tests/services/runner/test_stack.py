@@ -19,8 +19,10 @@ import httpx
 import pytest
 
 from services import catalog
+from services.kit.tls import Identity
 from services.runner.layout import Layout
 from services.runner.postgres import PostgresServer
+from services.runner.stack import runner_tls
 from tests.support.procs import ROOT
 
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="privileges are dropped only when started as root")
@@ -248,12 +250,22 @@ def test_started_as_root_no_process_keeps_root(layout: Layout) -> None:
     )
     assert refused.returncode != 0
     assert "Permission denied" in refused.stderr
+    # Nor another's TLS identity: each file is its own process's user's, mode 0400.
+    identity = layout.identities / "payments.pem"
+    assert identity.stat().st_mode & 0o777 == 0o400
+    refused = subprocess.run(
+        ["runuser", "-u", "retail-orders", "--", "cat", str(identity)], capture_output=True, text=True
+    )
+    assert refused.returncode != 0
+    assert "Permission denied" in refused.stderr
 
 
 def test_a_killed_database_is_restarted_and_the_services_recover(layout: Layout) -> None:
     """SIGKILL the postmaster: the supervisor starts it again (crash recovery included), `status` shows the
     restart, and the services, which answer 503 meanwhile, serve from the database again on their own."""
-    products = f"http://127.0.0.1:{layout.port('products')}"
+    products = layout.url("products")
+    # The services take mutual TLS only: call them as the runner does, with its identity.
+    direct = httpx.Client(verify=Identity(*runner_tls(layout)).client_context(), timeout=5)
     before = child_pid(layout, "postgres")
     os.kill(before, signal.SIGKILL)
     deadline = time.monotonic() + 90
@@ -273,10 +285,10 @@ def test_a_killed_database_is_restarted_and_the_services_recover(layout: Layout)
     ), status
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        listing = httpx.get(f"{products}/api/v1/products", params={"limit": 1}, timeout=5)
+        listing = direct.get(f"{products}/api/v1/products", params={"limit": 1})
         if listing.status_code == 200:
             break
         assert listing.status_code == 503, listing.text
         time.sleep(0.5)
     assert listing.status_code == 200, listing.text
-    assert httpx.get(f"{products}/readyz", timeout=5).status_code == 200
+    assert direct.get(f"{products}/readyz").status_code == 200
