@@ -271,6 +271,17 @@ def _profile(user: store.User) -> Response:
     return Response(UserOut.model_validate(user.public()).model_dump_json(), media_type="application/json")
 
 
+@router.get(
+    "/.well-known/jwks.json",
+    response_model=Jwks,
+    tags=["keys"],
+    summary="Public keys that verify access tokens (the active key and those still verifying)",
+)
+async def get_jwks(response: Response, signer: SignerDep) -> dict[str, Any]:
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return signer.jwks()
+
+
 # The hot authenticated reads, served in front of their documented routes above (create_app's
 # ``front_routes``): the same functions, called with the principal, the pool and the path parameter resolved
 # here instead of by FastAPI's dependency resolution, which cost about a quarter of this service's CPU per
@@ -297,14 +308,3 @@ FRONT_ROUTES = [
     FrontRoute("/api/v1/users/me", _get_me_front, methods=["GET"]),
     FrontRoute("/api/v1/users/{user_id}", _get_user_front, methods=["GET"]),
 ]
-
-
-@router.get(
-    "/.well-known/jwks.json",
-    response_model=Jwks,
-    tags=["keys"],
-    summary="Public keys that verify access tokens (the active key and those still verifying)",
-)
-async def get_jwks(response: Response, signer: SignerDep) -> dict[str, Any]:
-    response.headers["Cache-Control"] = "public, max-age=300"
-    return signer.jwks()

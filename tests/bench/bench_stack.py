@@ -15,7 +15,8 @@ reports, in one run:
 - the authenticated path through the gateway (``GET /api/v1/users/{id}`` of the caller's own account,
   ``/api/v1/users/me``, ``GET /api/v1/orders``) next to the anonymous product read, interleaved rounds with
   wrk: server CPU per request per process (PostgreSQL included) and the ratio to the anonymous read
-  (``--auth-only`` runs just these rows).
+  (``--auth-only`` runs just these rows; with ``--baseline DIR``, a second stack from another checkout runs
+  them too, its rows alternating with this tree's in every round: before/after on a busy host).
 Writes ``.run/bench/stack-<time>.{json,md}``. Not a test: nothing here asserts a speed.
 """
 
