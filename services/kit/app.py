@@ -26,7 +26,7 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.kit import metrics, tls
@@ -219,6 +219,24 @@ class RequestGuardMiddleware:
             if started:
                 raise
             await self._refuse(scope, receive, send, 413, str(exc.detail))
+
+
+class FrontRoute(Route):
+    """A plain Starlette route for ``create_app(front_routes=...)``: a hot path served without FastAPI's
+    per-request dependency resolution and response validation, in front of the documented route it answers
+    for. It serves exactly ``methods`` (Starlette would add HEAD to a GET route; FastAPI's routes do not),
+    and reports itself in the scope as FastAPI's routes do, so metrics and access logs carry its path
+    template (``/api/v1/products/{product_id}``), never ``<unmatched>``."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], *, methods: Sequence[str]) -> None:
+        super().__init__(path, endpoint, methods=list(methods), include_in_schema=False)
+        self.methods = {m.upper() for m in methods}
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child_scope = super().matches(scope)
+        if match is not Match.NONE:
+            child_scope["route"] = self
+        return match, child_scope
 
 
 def _tune_gc() -> None:

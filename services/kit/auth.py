@@ -221,6 +221,12 @@ async def _principal(
     return principal
 
 
+async def authenticate(request: Request) -> Principal:
+    """The principal of ``request``'s bearer token, exactly as ``CurrentUser`` resolves it: for a route
+    served outside FastAPI's dependency resolution (``kit.app.FrontRoute``)."""
+    return await _principal(request, await _bearer(request))
+
+
 async def _admin(principal: Principal = Depends(_principal)) -> Principal:
     if not principal.is_admin:
         raise Problem(403, "This operation needs the admin role.")

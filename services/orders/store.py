@@ -160,33 +160,26 @@ async def load(conn: Conn, order_id: uuid.UUID) -> tuple[Order, uuid.UUID] | Non
     return _order(r, items), r["user_id"]
 
 
+# The page and its lines in one statement (one round trip, not two): each order's lines as an array of
+# order_items rows, which asyncpg decodes into records (asyncpg 0.32 docs/usage.rst, "Type Conversion":
+# composite types and arrays of them, record -> asyncpg.Record).
+_PAGE = """SELECT o.*, ARRAY(SELECT i FROM order_items i WHERE i.order_id = o.id ORDER BY i.line) AS lines
+           FROM orders o WHERE o.user_id = $1{after}
+           ORDER BY o.created_at DESC, o.id DESC LIMIT ${limit}"""
+_FIRST_PAGE = _PAGE.format(after="", limit=2)
+_NEXT_PAGE = _PAGE.format(after=" AND (o.created_at, o.id) < ($2, $3)", limit=4)
+
+
 async def list_for_user(
     pool: asyncpg.Pool, user_id: uuid.UUID, limit: int, cursor: str | None
 ) -> tuple[list[Order], str | None]:
     """The user's orders, newest first (keyset pagination on created_at, id)."""
     if cursor:
         t, last = decode_cursor(cursor)
-        rows = await pool.fetch(
-            """SELECT * FROM orders WHERE user_id = $1 AND (created_at, id) < ($2, $3)
-               ORDER BY created_at DESC, id DESC LIMIT $4""",
-            user_id,
-            t,
-            last,
-            limit + 1,
-        )
+        rows = await pool.fetch(_NEXT_PAGE, user_id, t, last, limit + 1)
     else:
-        rows = await pool.fetch(
-            "SELECT * FROM orders WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2", user_id, limit + 1
-        )
-    page = rows[:limit]
-    items = await pool.fetch(
-        "SELECT * FROM order_items WHERE order_id = ANY($1::uuid[]) ORDER BY order_id, line", [r["id"] for r in page]
-    )
-    by_order: dict[uuid.UUID, list[asyncpg.Record]] = {}
-    for i in items:
-        by_order.setdefault(i["order_id"], []).append(i)
-    orders = [_order(r, by_order.get(r["id"], [])) for r in page]
-    return orders, next_cursor(rows, limit)
+        rows = await pool.fetch(_FIRST_PAGE, user_id, limit + 1)
+    return [_order(r, r["lines"]) for r in rows[:limit]], next_cursor(rows, limit)
 
 
 async def prune_keys(pool: asyncpg.Pool, retention_s: float) -> None:

@@ -9,9 +9,8 @@ import asyncpg
 import orjson
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import AfterValidator
-from starlette.routing import Match, Route
-from starlette.types import Scope
 
+from services.kit.app import FrontRoute
 from services.kit.auth import AdminUser
 from services.kit.deps import PoolDep, pool_of
 from services.kit.errors import Problem, problem_responses
@@ -77,21 +76,8 @@ async def read_product_fast(request: Request) -> Response:
     return await _product_response(pool_of(request.app), product_id)
 
 
-class _TemplatedRoute(Route):
-    """A Starlette route that reports itself in the scope, as FastAPI's routes do, so metrics and access
-    logs carry its path template (``/api/v1/products/{product_id}``), never ``<unmatched>``."""
-
-    def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        match, child_scope = super().matches(scope)
-        if match is not Match.NONE:
-            child_scope["route"] = self
-        return match, child_scope
-
-
 # Mounted by main.py in front of every other route (same path and method as `get_product`).
-FAST_ROUTES = [
-    _TemplatedRoute("/api/v1/products/{product_id}", read_product_fast, methods=["GET"], include_in_schema=False)
-]
+FAST_ROUTES = [FrontRoute("/api/v1/products/{product_id}", read_product_fast, methods=["GET", "HEAD"])]
 
 
 @router.get(

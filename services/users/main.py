@@ -11,8 +11,7 @@ from services.kit.app import create_app
 from services.kit.auth import StaticKeys, TokenVerifier
 from services.kit.background import periodic
 from services.kit.deps import pool_of, settings_of, state_of
-from services.users import store
-from services.users.api import router
+from services.users import api, store
 from services.users.passwords import Passwords
 from services.users.settings import Settings
 from services.users.throttle import Throttle
@@ -86,7 +85,8 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         title="users",
         description="Accounts, argon2id passwords, sessions with refresh-token rotation, EdDSA access tokens "
         "and their JWKS.",
-        routers=[router],
+        routers=[api.router],
+        front_routes=api.FRONT_ROUTES,
         migrations=MIGRATIONS,
         on_startup=[_start],
         background=[periodic(PURGE_INTERVAL_S, _purge, name="purge")],

@@ -15,7 +15,8 @@ reports, in one run:
 - the authenticated path through the gateway (``GET /api/v1/users/{id}`` of the caller's own account,
   ``/api/v1/users/me``, ``GET /api/v1/orders``) next to the anonymous product read, interleaved rounds with
   wrk: server CPU per request per process (PostgreSQL included) and the ratio to the anonymous read
-  (``--auth-only`` runs just these rows).
+  (``--auth-only`` runs just these rows; with ``--baseline DIR``, a second stack from another checkout runs
+  them too, its rows alternating with this tree's in every round: before/after on a busy host).
 Writes ``.run/bench/stack-<time>.{json,md}``. Not a test: nothing here asserts a speed.
 """
 
@@ -96,20 +97,30 @@ end
 )
 
 
-def runner(layout: Layout, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def runner(
+    layout: Layout, *args: str, env: dict[str, str] | None = None, root: Path = ROOT
+) -> subprocess.CompletedProcess[str]:
+    """The runner of the code tree ``root`` (this one, or a baseline's: ``--baseline``) on ``layout``."""
     return subprocess.run(
         layout.runner_command(*args),
-        cwd=ROOT,
+        cwd=root,
         capture_output=True,
         text=True,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, "PYTHONPATH": str(root), **(env or {})},
         timeout=300,
     )
 
 
-def start(layout: Layout) -> float:
+def _plain(root: Path) -> list[str]:
+    """``--plaintext-services`` (wrk and Locust reach the services directly, without a client certificate),
+    for a checkout whose runner has it; one from before the services spoke TLS is plain anyway."""
+    flag = "--plaintext-services"
+    return [flag] if flag in (root / "services" / "runner" / "__main__.py").read_text() else []
+
+
+def start(layout: Layout, root: Path = ROOT) -> float:
     # One gateway replica: the edge's cost is then measured against exactly the path it fronts.
-    up = runner(layout, "up", "--gateway-replicas", "1", "--plaintext-services", env=UNLIMITED)
+    up = runner(layout, "up", "--gateway-replicas", "1", *_plain(root), env=UNLIMITED, root=root)
     if up.returncode != 0:
         raise SystemExit(f"stack did not start:\n{up.stdout}\n{up.stderr}")
     match = re.search(r"up in ([\d.]+)s", up.stdout)
@@ -216,38 +227,57 @@ def _run_wrk_auth(
     return wrk_result(name, out)
 
 
-def measure_authenticated(layout: Layout, args: argparse.Namespace, workdir: Path) -> dict[str, dict[str, Any]]:
+def _row(name: str, label: str) -> str:
+    return f"{name} [{label}]" if label else name
+
+
+def measure_authenticated(
+    stacks: dict[str, Layout], args: argparse.Namespace, workdir: Path
+) -> dict[str, dict[str, Any]]:
     """The authenticated rows and the anonymous product read, through the gateway, interleaved rounds
-    (wrk, 1 thread): medians of req/s, p50, p99, and of server CPU per request, in total and per process."""
-    ids = product_ids(layout)
-    callers = _callers(layout, ids)
-    base = layout.url("gateway")
-    for name in AUTH_ROWS:
-        _run_wrk_auth(name, base, callers, ids, args.warmup, args.connections, workdir)
-    runs: dict[str, list[tuple[Result, dict[str, float]]]] = {name: [] for name in AUTH_ROWS}
+    (wrk, 1 thread): medians of req/s, p50, p99, and of server CPU per request, in total and per process.
+    ``stacks`` maps a label to a running stack: one with the label "" (rows named as in AUTH_ROWS), or
+    several (a baseline's code next to this one's), whose rows alternate within each round and are named
+    ``<row> [<label>]``; each row's ratio is to the anonymous read of its own stack."""
+    setup = {}
+    for label, layout in stacks.items():
+        ids = product_ids(layout)
+        setup[label] = (layout, layout.url("gateway"), ids, _callers(layout, ids))
+    for _, base, ids, callers in setup.values():
+        for name in AUTH_ROWS:
+            _run_wrk_auth(name, base, callers, ids, args.warmup, args.connections, workdir)
+    runs: dict[str, list[tuple[Result, dict[str, float]]]] = {
+        _row(name, label): [] for name in AUTH_ROWS for label in stacks
+    }
     for _ in range(args.rounds):
         for name in AUTH_ROWS:
-            before = _cpu_by_process(layout)
-            result = _run_wrk_auth(name, base, callers, ids, args.duration, args.connections, workdir)
-            after = _cpu_by_process(layout)
-            per_process = {p: (after.get(p, 0.0) - cpu) / max(result.requests, 1) * 1e6 for p, cpu in before.items()}
-            result.cpu_us_per_request = sum(per_process.values())
-            runs[name].append((result, per_process))
-            print(
-                f"  {name:<34} {result.requests_per_s:7.0f} req/s  p50 {result.p50_ms:6.2f} ms  "
-                f"p99 {result.p99_ms:6.2f} ms  server CPU {result.cpu_us_per_request:4.0f} us/req  "
-                f"({', '.join(f'{p} {us:.0f}' for p, us in per_process.items() if us >= 5)})  "
-                f"errors {result.errors}"
-            )
+            for label, (layout, base, ids, callers) in setup.items():
+                row = _row(name, label)
+                before = _cpu_by_process(layout)
+                result = _run_wrk_auth(name, base, callers, ids, args.duration, args.connections, workdir)
+                after = _cpu_by_process(layout)
+                per_process = {
+                    p: (after.get(p, 0.0) - cpu) / max(result.requests, 1) * 1e6 for p, cpu in before.items()
+                }
+                result.cpu_us_per_request = sum(per_process.values())
+                runs[row].append((result, per_process))
+                print(
+                    f"  {row:<44} {result.requests_per_s:7.0f} req/s  p50 {result.p50_ms:6.2f} ms  "
+                    f"p99 {result.p99_ms:6.2f} ms  server CPU {result.cpu_us_per_request:4.0f} us/req  "
+                    f"({', '.join(f'{p} {us:.0f}' for p, us in per_process.items() if us >= 5)})  "
+                    f"errors {result.errors}"
+                )
     summary: dict[str, dict[str, Any]] = dict(summarize({name: [r for r, _ in rs] for name, rs in runs.items()}))
-    for name, rs in runs.items():
-        processes = sorted({p for _, per in rs for p in per})
-        summary[name]["cpu_us_per_process"] = {
-            p: statistics.median(per.get(p, 0.0) for _, per in rs) for p in processes
-        }
-        summary[name]["cpu_ratio_to_anonymous"] = (
-            summary[name]["cpu_us_per_request"] / summary[ANON]["cpu_us_per_request"]
-        )
+    for name in AUTH_ROWS:
+        for label in stacks:
+            row, rs = _row(name, label), runs[_row(name, label)]
+            processes = sorted({p for _, per in rs for p in per})
+            summary[row]["cpu_us_per_process"] = {
+                p: statistics.median(per.get(p, 0.0) for _, per in rs) for p in processes
+            }
+            summary[row]["cpu_ratio_to_anonymous"] = (
+                summary[row]["cpu_us_per_request"] / summary[_row(ANON, label)]["cpu_us_per_request"]
+            )
     return summary
 
 
@@ -453,20 +483,37 @@ def main() -> int:
         action="store_true",
         help="only the authenticated rows and their anonymous baseline (profiling that path)",
     )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="with --auth-only: a checkout of other code (`git archive REV | tar -x -C DIR`), run as a second "
+        "stack with this venv; its rows alternate with this tree's in every round (before/after)",
+    )
+    parser.add_argument("--baseline-port-offset", type=int, default=18000)
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed for this benchmark: apt-get install wrk (make deps does it)")
     if min(args.duration, args.rounds, args.connections, args.mix_seconds, args.mix_rounds, args.mix_users) <= 0:
         raise SystemExit("--duration, --rounds, --connections and the --mix-* values must be positive")
 
+    if args.baseline is not None and not (args.auth_only and (args.baseline / "services/runner").is_dir()):
+        raise SystemExit("--baseline needs --auth-only and a checkout of this repository (services/runner in it)")
+
     workdir = Path(tempfile.mkdtemp(prefix="bench-stack-"))
     layout = Layout(workdir / "run", port_offset=args.port_offset)
     if args.auth_only:
-        start(layout)
+        stacks = {"": layout}
+        baseline = Layout(workdir / "baseline", port_offset=args.baseline_port_offset)
         try:
-            auth = measure_authenticated(layout, args, workdir)
+            start(layout)
+            if args.baseline is not None:
+                start(baseline, args.baseline.resolve())
+                stacks = {"after": layout, "before": baseline}
+            auth = measure_authenticated(stacks, args, workdir)
         finally:
             runner(layout, "down")
+            if args.baseline is not None:
+                runner(baseline, "down", root=args.baseline.resolve())
         save_report(
             "stack-auth",
             [f"# Authenticated path ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)", "", *_auth_report(auth, args)],
@@ -480,7 +527,7 @@ def main() -> int:
     try:
         with tcp_relay(layout) as relay:
             runs = measure_paths(layout, args, workdir, relay)
-        auth = measure_authenticated(layout, args, workdir)
+        auth = measure_authenticated({"": layout}, args, workdir)
         mix = measure_mix(layout, args, workdir)
     finally:
         runner(layout, "down")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from typing import Any
 import httpx
 import hypothesis
 import hypothesis.errors
+import jwt
 import pytest
 import schemathesis
 from schemathesis import checks
@@ -126,6 +128,41 @@ def test_public_api_works_end_to_end_through_the_gateway(
     assert orders.json()["items"] == []
     assert httpx.get(f"{gw}/api/v1/payments/{uuid.uuid4()}", headers=auth).status_code == 404
     assert httpx.get(gw + "/api/v1/orders").status_code == 401  # the service decides what needs a user
+
+
+def test_a_revoked_session_is_refused_by_users_at_once_and_everywhere_once_its_token_expires(
+    real_gateway: ServiceProcess, services: dict[str, ServiceProcess], keyring: KeyRing
+) -> None:
+    """The revocation bounds the users README states, through the gateway: after logout the users service
+    refuses the session's access tokens at once (it checks the session on every request, the hot reads
+    included); every other service verifies tokens without asking users, so it refuses them at the latest
+    when they expire (ACCESS_TOKEN_TTL_S), whatever the token caches of the gateway and the services hold. A
+    token of the same session made to expire 3 s from now stands for one near the end of its lifetime."""
+    gw = real_gateway.url
+    email = f"revoked-{uuid.uuid4().hex[:10]}@example.com"
+    r = httpx.post(gw + "/api/v1/users", json={"email": email, "password": "a-long-password", "name": "Rev"})
+    assert r.status_code == 201, r.text
+    user_id = r.json()["id"]
+    login = httpx.post(gw + "/api/v1/sessions", json={"email": email, "password": "a-long-password"})
+    assert login.status_code == 201, login.text
+    issued = login.json()["access_token"]
+    sid = jwt.decode(issued, options={"verify_signature": False})["sid"]
+    expiring = make_token(keyring, sub=user_id, sid=sid, ttl=3)
+    expires_at = jwt.decode(expiring, options={"verify_signature": False})["exp"]
+    users_reads = ("/api/v1/users/me", f"/api/v1/users/{user_id}")
+    for token in (issued, expiring):  # both verified, and now in every token cache on the way
+        for path in (*users_reads, "/api/v1/orders"):
+            assert httpx.get(gw + path, headers={"authorization": f"Bearer {token}"}).status_code == 200, path
+    logout = httpx.delete(gw + "/api/v1/sessions/current", headers={"authorization": f"Bearer {issued}"})
+    assert logout.status_code == 204, logout.text
+    for token in (issued, expiring):
+        for path in users_reads:
+            assert httpx.get(gw + path, headers={"authorization": f"Bearer {token}"}).status_code == 401, path
+    time.sleep(max(0.0, expires_at + 1.1 - time.time()))
+    for base in (gw, services["orders"].url):  # the gateway, and orders itself (it verifies tokens too)
+        refused = httpx.get(base + "/api/v1/orders", headers={"authorization": f"Bearer {expiring}"})
+        assert refused.status_code == 401, refused.text
+        assert "expired" in refused.json()["detail"]
 
 
 def test_bad_tokens_are_refused_at_the_gateway_even_on_anonymous_routes(

@@ -11,9 +11,9 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
-from starlette.routing import Route
 
-from services.kit.app import create_app
+from services.kit import metrics
+from services.kit.app import FrontRoute, create_app
 from services.kit.errors import Problem
 from services.kit.settings import KitSettings
 
@@ -178,7 +178,8 @@ def test_background_loops_run_after_startup_and_are_cancelled_before_shutdown_ho
 
 
 def test_front_routes_answer_before_every_other_route_and_the_document_can_be_left_out() -> None:
-    """A front route wins over a router's route on the same path (it is tried first); with
+    """A front route wins over a router's route on the same path (it is tried first), serves only its own
+    methods (no HEAD added: the documented route has none) and is counted under its path template; with
     ``openapi_url=None`` FastAPI serves no document and no docs pages, yet the schema can still be built."""
 
     async def fast(request: Request) -> PlainTextResponse:
@@ -189,16 +190,22 @@ def test_front_routes_answer_before_every_other_route_and_the_document_can_be_le
         title="t",
         description="d",
         routers=[router],
-        front_routes=[Route("/api/v1/widgets/{widget_id}", fast, methods=["GET"])],
+        front_routes=[FrontRoute("/api/v1/widgets/{widget_id}", fast, methods=["GET"])],
         openapi_url=None,
     )
+    counted = metrics.HTTP_REQUESTS.labels("products", "GET", "/api/v1/widgets/{widget_id}", "200")
+    before = counted._value.get()
 
     async def run() -> list[httpx.Response]:
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
-            return [await client.get(p) for p in ("/api/v1/widgets/1", "/openapi.json", "/docs", "/redoc")]
+            head = await client.head("/api/v1/widgets/1")
+            return [head, *[await client.get(p) for p in ("/api/v1/widgets/1", "/openapi.json", "/docs", "/redoc")]]
 
-    widget, document, docs, redoc = asyncio.run(run())
+    head, widget, document, docs, redoc = asyncio.run(run())
     assert widget.text == "front"
+    assert counted._value.get() == before + 1
+    assert head.status_code == 405
+    assert head.headers["allow"] == "GET"
     assert [document.status_code, docs.status_code, redoc.status_code] == [404, 404, 404]
     assert "/healthz" in app.openapi()["paths"]
