@@ -9,11 +9,9 @@ from typing import Annotated, Any
 
 import asyncpg
 from fastapi import APIRouter, Depends, Request, Response
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import TypeAdapter, ValidationError
 
-from services.kit.app import FrontRoute
+from services.kit.app import FrontRoute, path_uuid
 from services.kit.auth import CurrentUser, Principal, authenticate
 from services.kit.deps import PoolDep, pool_of
 from services.kit.errors import Problem, problem_responses
@@ -286,22 +284,13 @@ async def get_jwks(response: Response, signer: SignerDep) -> dict[str, Any]:
 # ``front_routes``): the same functions, called with the principal, the pool and the path parameter resolved
 # here instead of by FastAPI's dependency resolution, which cost about a quarter of this service's CPU per
 # read (py-spy). tests/services/users/test_front_routes.py checks both ways in answer alike.
-_USER_ID = TypeAdapter(uuid.UUID)
-
-
 async def _get_me_front(request: Request) -> Response:
     return await get_me(await authenticate(request), pool_of(request.app))
 
 
 async def _get_user_front(request: Request) -> Response:
     principal = await authenticate(request)  # FastAPI, too, resolves the token before the path parameter
-    try:
-        user_id = _USER_ID.validate_python(request.path_params["user_id"])
-    except ValidationError as exc:
-        raise RequestValidationError(
-            [{**e, "loc": ("path", "user_id", *e["loc"])} for e in exc.errors(include_url=False)]
-        ) from None
-    return await get_user(user_id, principal, pool_of(request.app))
+    return await get_user(path_uuid(request, "user_id"), principal, pool_of(request.app))
 
 
 FRONT_ROUTES = [

@@ -114,3 +114,18 @@ def serve_in_process(name: str, env: dict[str, str], logdir: Path) -> Iterator[I
         transport = _PortalTransport(portal, httpx.ASGITransport(app=app, raise_app_exceptions=False))
         with httpx.Client(transport=transport, base_url=f"http://{name}", timeout=30.0) as client:
             yield InProcessService(name, env, app, transport, client, logfile)
+
+
+_COMPARED_HEADERS = ("content-type", "www-authenticate", "cache-control", "allow", "retry-after")
+
+
+def comparable_answer(r: httpx.Response) -> tuple[int, dict[str, str], Any]:
+    """What a client may rely on in an answer (status, the headers that carry meaning, the body without its
+    request ID, which must be the response's own): for comparing two ways of serving the same request."""
+    headers = {name: r.headers[name] for name in _COMPARED_HEADERS if name in r.headers}
+    if r.content and r.headers.get("content-type", "").endswith("json"):
+        body = r.json()
+        assert body.pop("request_id", r.headers["x-request-id"]) == r.headers["x-request-id"]
+    else:
+        body = r.content
+    return r.status_code, headers, body

@@ -9,16 +9,12 @@ import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
 from services.users import api as users_api
 from tests.services.users.support import Api, bearer
-from tests.support.inprocess import InProcessService, serve_in_process
-
-_COMPARED_HEADERS = ("content-type", "www-authenticate", "cache-control", "allow", "retry-after")
+from tests.support.inprocess import InProcessService, comparable_answer, serve_in_process
 
 
 @pytest.fixture(scope="module")
@@ -30,16 +26,6 @@ def documented(usvc: InProcessService, logdir: Path) -> Iterator[InProcessServic
             patch.setattr(users_api, "FRONT_ROUTES", [])
             service = exits.enter_context(serve_in_process("users", usvc.env, logdir))
         yield service
-
-
-def _answer(r: httpx.Response) -> tuple[int, dict[str, str], Any]:
-    headers = {name: r.headers[name] for name in _COMPARED_HEADERS if name in r.headers}
-    if r.content and r.headers.get("content-type", "").endswith("json"):
-        body = r.json()
-        assert body.pop("request_id", r.headers["x-request-id"]) == r.headers["x-request-id"]
-    else:
-        body = r.content
-    return r.status_code, headers, body
 
 
 def test_the_front_routes_answer_exactly_as_the_documented_routes(
@@ -84,7 +70,7 @@ def test_the_front_routes_answer_exactly_as_the_documented_routes(
         content = b"{}" if method == "PATCH" else None
         front = usvc.client.request(method, path, headers=headers, content=content)
         behind = documented.client.request(method, path, headers=headers, content=content)
-        assert _answer(front) == _answer(behind), (method, path, headers)
+        assert comparable_answer(front) == comparable_answer(behind), (method, path, headers)
     # The answers above include each kind: a profile, a 401, a 404, a 405 and a 422.
     assert {usvc.client.request(m, p, headers=h).status_code for m, p, h in requests[5:24]} >= {
         200,
