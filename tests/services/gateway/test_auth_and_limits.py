@@ -238,11 +238,14 @@ def test_limit_holds_across_two_worker_processes(start_gateway: GatewayFactory, 
     assert len(workers) == 2
 
     # Connections opened one at a time, so the kernel hands them to either worker; each is kept open
-    # (keep-alive) and used for several requests, so the connection shows which worker served them.
+    # (keep-alive) and used for several requests, so the connection shows which worker served them. Which
+    # worker accepts is the kernel's choice: on a quiet host one may take many in a row, so connections keep
+    # coming (at least 30, at most 300) until both workers hold some.
     connections: list[http.client.HTTPConnection] = []
     statuses: list[int] = []
+    serving: list[int] = []
     try:
-        for _ in range(30):
+        while len(connections) < 300 and (len(connections) < 30 or len(serving) < 2):
             conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
             connections.append(conn)
             for _ in range(4):
@@ -250,9 +253,9 @@ def test_limit_holds_across_two_worker_processes(start_gateway: GatewayFactory, 
                 response = conn.getresponse()
                 response.read()
                 statuses.append(response.status)
+            held = _established_inodes(gw.port, local=True)
+            serving = [pid for pid in workers if _socket_inodes(pid) & held]
             time.sleep(0.005)
-        held = _established_inodes(gw.port, local=True)
-        serving = [pid for pid in workers if _socket_inodes(pid) & held]
     finally:
         for conn in connections:
             conn.close()
