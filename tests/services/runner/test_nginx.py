@@ -85,18 +85,21 @@ def _start_edge(
     raise RuntimeError(f"nginx did not serve: {proc.stderr.read().decode() if proc.stderr else ''}")
 
 
-def _edge(tmp_path_factory: pytest.TempPathFactory, **shop: bool) -> Iterator[tuple[Layout, Path]]:
+def _started_edge(base: Path, **options: bool) -> tuple[Layout, Path, subprocess.Popen[bytes], ThreadingHTTPServer]:
     binary = nginx.find_nginx()
     assert binary, f"nginx missing: {nginx.INSTALL_HINT} (`make deps` does it)"
-    base = tmp_path_factory.mktemp("edge")
     for attempt in range(3):
         try:
-            layout, ca, proc, server = _start_edge(base, binary, **shop)
-            break
+            return _start_edge(base, binary, **options)
         except (RuntimeError, OSError):
             # The offset edge ports are chosen blindly; another process may hold one. Try other ports.
             if attempt == 2:
                 raise
+    raise AssertionError("unreachable")
+
+
+def _edge(tmp_path_factory: pytest.TempPathFactory, **shop: bool) -> Iterator[tuple[Layout, Path]]:
+    layout, ca, proc, server = _started_edge(tmp_path_factory.mktemp("edge"), **shop)
     yield layout, ca
     proc.terminate()
     proc.wait(10)
@@ -118,9 +121,7 @@ def test_a_renewed_edge_identity_is_served_after_sighup_and_still_reaches_the_up
 ) -> None:
     """What the supervisor does when it renews "edge": SIGHUP to nginx's master, which re-reads the one identity
     file (its public certificate and its client certificate towards the upstream) without dropping the edge."""
-    binary = nginx.find_nginx()
-    assert binary, nginx.INSTALL_HINT
-    layout, ca, proc, server = _start_edge(tmp_path_factory.mktemp("renew"), binary)
+    layout, ca, proc, server = _started_edge(tmp_path_factory.mktemp("renew"))
     try:
         before = served_serial(layout.edge_https, _ctx(ca))
         renewed = x509.load_pem_x509_certificate(
@@ -146,9 +147,7 @@ def test_the_edge_refuses_an_upstream_whose_certificate_is_not_from_the_stack_s_
 ) -> None:
     """nginx verifies the gateway it forwards to (proxy_ssl_verify): an impostor on the gateway's port with a
     certificate from another CA gets no request, and the client gets the edge's 502/503 problem."""
-    binary = nginx.find_nginx()
-    assert binary, nginx.INSTALL_HINT
-    layout, ca, proc, server = _start_edge(tmp_path_factory.mktemp("impostor"), binary, impostor_upstream=True)
+    layout, ca, proc, server = _started_edge(tmp_path_factory.mktemp("impostor"), impostor_upstream=True)
     try:
         r = httpx.get(f"https://127.0.0.1:{layout.edge_https}/api/v1/products", verify=_ctx(ca))
         assert r.status_code in (502, 503), r.text
