@@ -53,7 +53,7 @@ class Child(Process):
             "user": self.user,
             "before_others": self.before_others,
             "stop_signal": self.stop_signal,
-            "tls": [str(p) for p in self.tls] if self.tls else None,
+            "tls": tls_doc(self.tls),
             "reload_identity": self.reload_identity,
         }
 
@@ -79,8 +79,13 @@ class Child(Process):
         return [sys.executable, "-m", "services.runner.asuser", self.user, *self.argv]
 
 
+def tls_doc(files: tuple[Path, Path] | None) -> list[str] | None:
+    """A process's (identity file, CA certificate) as the plan and the state file record them."""
+    return [str(p) for p in files] if files else None
+
+
 def tls_files(doc: list[str] | None) -> tuple[Path, Path] | None:
-    """A process's (identity file, CA certificate) as ``to_doc`` and the state file record them."""
+    """``tls_doc`` read back."""
     return (Path(doc[0]), Path(doc[1])) if doc else None
 
 
@@ -147,7 +152,7 @@ class Supervisor:
                     "restarts": c.restarts,
                     "ready_url": c.ready_url,
                     "ready_command": c.ready_command,
-                    "tls": [str(p) for p in c.tls] if c.tls else None,
+                    "tls": tls_doc(c.tls),
                     "log": str(c.logfile),
                 }
                 for c in self.children
