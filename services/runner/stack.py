@@ -134,8 +134,7 @@ def local_ca(layout: Layout) -> tls.LocalCA:
 
 def runner_tls(layout: Layout) -> tuple[Path, Path]:
     """What the runner's own calls present and verify with: its identity file and the CA certificate."""
-    ca = local_ca(layout)
-    return ca.identity_file(RUNNER_IDENTITY), ca.ca_file
+    return local_ca(layout).files(RUNNER_IDENTITY)
 
 
 def give(path: Path, user: str | None) -> None:
@@ -275,7 +274,7 @@ def resolve_database(layout: Layout, env: dict[str, str]) -> Database:
         bindir=bindir,
         passfile_path=layout.postgres_passfile,
         # ``up --plaintext-services`` measures the stack without TLS: the database hop included.
-        tls=ServerTLS(ca.identity_file(POSTGRES_IDENTITY), ca.ca_file) if layout.service_tls else None,
+        tls=ServerTLS(*ca.files(POSTGRES_IDENTITY)) if layout.service_tls else None,
     )
     return Database(None, f"embedded :{layout.postgres_embedded} ({datadir})", server, database_roles(layout))
 
@@ -436,7 +435,7 @@ def service_env(layout: Layout, service: str, base_env: dict[str, str], db: Data
         rate_limit_state_path=state_path,
         # Its plain part: the URL, a secret, is written before the services start (``service_secrets``).
         database=db.tls_settings_for,
-        tls_files=(lambda name: (ca.identity_file(name), ca.ca_file)) if layout.service_tls else None,
+        tls_files=ca.files if layout.service_tls else None,
     )
     plain, _ = split_secrets(deployment_environment(service, target))
     return {**base_env, **plain, "PYTHONPATH": str(ROOT), "SECRETS_DIR": str(layout.service_secrets(service))}

@@ -122,6 +122,10 @@ class LocalCA:
     def identity_file(self, name: str) -> Path:
         return self.identities_dir / f"{name}.pem"
 
+    def files(self, name: str) -> tuple[Path, Path]:
+        """(identity file, CA certificate) of ``name``: what a process is told to serve and call with."""
+        return self.identity_file(name), self.ca_file
+
     def ensure(self) -> x509.Certificate:
         """Load the CA, or create it when absent or within an identity's lifetime of expiring (then every
         identity is reissued at the next ``renew_due``, since none chains to the new CA)."""

@@ -57,7 +57,7 @@ class TestStack:
     @property
     def client_tls(self) -> tuple[Path, Path] | None:
         """(identity file, CA certificate) of the tests' own client identity, in TLS mode."""
-        return (self.ca.identity_file(TEST_CLIENT), self.ca.ca_file) if self.ca is not None else None
+        return self.ca.files(TEST_CLIENT) if self.ca is not None else None
 
     def client_context(self) -> ssl.SSLContext:
         """What a test calls the services with in TLS mode: their certificates verified, ours presented."""
@@ -79,7 +79,7 @@ class TestStack:
             admin=(ADMIN_EMAIL, ADMIN_PASSWORD),
             service_urls={name: p.url for name, p in self.running.items()},
             database=lambda svc: {"DATABASE_URL": database_url or self.create_database(svc.name)},
-            tls_files=(lambda name: (ca.identity_file(name), ca.ca_file)) if (ca := self.ca) is not None else None,
+            tls_files=self.ca.files if self.ca is not None else None,
         )
         # One connection per pool to start with: many services share the test server.
         return {"DB_POOL_MIN": "1", **deployment_environment(service, target)}
