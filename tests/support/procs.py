@@ -12,7 +12,7 @@ from pathlib import Path
 
 from cryptography import x509
 
-from services.runner.process import Process, uvicorn_argv
+from services.runner.process import Process, ProcessFailedError, uvicorn_argv
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -99,7 +99,13 @@ class ServiceProcess:
         )
         self.process.start(ROOT)
         if wait:
-            self.wait_ready(timeout)
+            try:
+                self.wait_ready(timeout)
+            except ProcessFailedError:
+                # The caller never gets this handle to stop it: a process that never got ready would outlive
+                # the test (and hold its port and database connections).
+                self.stop()
+                raise
         return self
 
     def wait_ready(self, timeout: float = 30.0) -> None:
